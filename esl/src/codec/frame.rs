@@ -1,0 +1,305 @@
+//! Framing: one header block ended by an empty line, then `Content-Length` bytes of body.
+//!
+//! The decoder is resumable: it remembers how far it has scanned for the empty line, so bytes
+//! arriving one at a time cost O(n) in total, not O(n²). Both bounds are checked before any
+//! allocation: a header block may not exceed [`DecoderLimits::max_header_block`] and a body may
+//! not exceed [`DecoderLimits::max_content_length`] (16 MiB, FreeSWITCH's own cap).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::event::parse_decimal;
+use super::headers::Headers;
+use crate::error::EslError;
+
+/// FreeSWITCH refuses bodies above 16 MiB (`MAX_CONTENT_LENGTH` in mod_event_socket.c).
+pub const MAX_CONTENT_LENGTH: usize = 16 * 1024 * 1024;
+
+/// Bounds enforced while decoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecoderLimits {
+    /// Largest header block accepted, terminating empty line included. The outbound `connect`
+    /// reply carries the whole channel data in its header block and passes 64 KiB with many
+    /// variables, hence the generous default of 1 MiB.
+    pub max_header_block: usize,
+    /// Largest `Content-Length` accepted (at most [`MAX_CONTENT_LENGTH`]).
+    pub max_content_length: usize,
+}
+
+impl Default for DecoderLimits {
+    fn default() -> Self {
+        DecoderLimits {
+            max_header_block: 1024 * 1024,
+            max_content_length: MAX_CONTENT_LENGTH,
+        }
+    }
+}
+
+/// A framed message: its header block and its body, not yet interpreted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    pub headers: Headers,
+    pub body: Option<Bytes>,
+}
+
+#[derive(Debug)]
+enum State {
+    /// Looking for the empty line; `scanned` bytes are known not to contain it.
+    Head { scanned: usize },
+    /// Header block parsed; waiting for `len` body bytes.
+    Body {
+        line: Option<Bytes>,
+        headers: Headers,
+        len: usize,
+    },
+}
+
+/// Which side of the conversation is being read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Messages from the switch: every line of the block is a header.
+    Message,
+    /// Commands from a client: the first line is the command; header lines without a colon are
+    /// ignored, as FreeSWITCH ignores them.
+    Command,
+}
+
+/// The sans-IO framer. Feed it a buffer that grows as bytes arrive; it takes whole frames off
+/// the front.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    limits: DecoderLimits,
+    mode: Mode,
+    state: State,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        FrameDecoder::new(DecoderLimits::default())
+    }
+}
+
+impl FrameDecoder {
+    pub fn new(limits: DecoderLimits) -> Self {
+        Self::with_mode(limits, Mode::Message)
+    }
+
+    pub(crate) fn with_mode(limits: DecoderLimits, mode: Mode) -> Self {
+        FrameDecoder {
+            limits: DecoderLimits {
+                max_content_length: limits.max_content_length.min(MAX_CONTENT_LENGTH),
+                ..limits
+            },
+            mode,
+            state: State::Head { scanned: 0 },
+        }
+    }
+
+    pub fn limits(&self) -> DecoderLimits {
+        self.limits
+    }
+
+    /// Whether a frame has been started but not finished (bytes are buffered or a body is
+    /// awaited). A connection that ends now has been cut in the middle of a frame.
+    pub fn in_frame(&self, buf: &BytesMut) -> bool {
+        matches!(self.state, State::Body { .. }) || buf.iter().any(|&b| b != b'\n' && b != b'\r')
+    }
+
+    /// Takes the next whole frame off `buf`, or returns `Ok(None)` when more bytes are needed.
+    /// After an error the stream is out of sync; the caller must drop the connection.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, EslError> {
+        Ok(self.decode_raw(buf)?.map(|(_, frame)| frame))
+    }
+
+    /// Like [`decode`](Self::decode), also returning the command line in command mode.
+    pub(crate) fn decode_raw(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(Option<Bytes>, Frame)>, EslError> {
+        loop {
+            match &mut self.state {
+                State::Head { scanned } => {
+                    // Line ends between messages carry nothing (FreeSWITCH skips them too).
+                    if *scanned == 0 {
+                        let skip = buf
+                            .iter()
+                            .take_while(|&&b| b == b'\n' || b == b'\r')
+                            .count();
+                        buf.advance(skip);
+                    }
+                    let Some((head_len, block_len)) = find_blank_line(buf, scanned) else {
+                        if buf.len() > self.limits.max_header_block {
+                            return Err(EslError::HeaderBlockTooLarge {
+                                limit: self.limits.max_header_block,
+                            });
+                        }
+                        return Ok(None);
+                    };
+                    if block_len > self.limits.max_header_block {
+                        return Err(EslError::HeaderBlockTooLarge {
+                            limit: self.limits.max_header_block,
+                        });
+                    }
+                    let block = buf.split_to(block_len).freeze();
+                    let (line, headers) = match self.mode {
+                        Mode::Message => (None, Headers::parse_block(block.slice(..head_len))?),
+                        Mode::Command => {
+                            let nl = memchr::memchr(b'\n', &block).unwrap_or(head_len);
+                            let rest = block.slice((nl + 1).min(head_len)..head_len);
+                            (Some(block.slice(..nl)), Headers::parse_block_lenient(rest))
+                        }
+                    };
+                    let len = match headers.find(b"Content-Length") {
+                        None => 0,
+                        Some(h) => parse_decimal(h.raw_value())
+                            .filter(|&n| n <= self.limits.max_content_length)
+                            .ok_or_else(|| EslError::BadContentLength {
+                                value: crate::error::excerpt(h.raw_value()),
+                                max: self.limits.max_content_length,
+                            })?,
+                    };
+                    if len == 0 {
+                        self.state = State::Head { scanned: 0 };
+                        let frame = Frame {
+                            headers,
+                            body: None,
+                        };
+                        return Ok(Some((line, frame)));
+                    }
+                    buf.reserve(len.saturating_sub(buf.len()));
+                    self.state = State::Body { line, headers, len };
+                }
+                State::Body { len, .. } => {
+                    if buf.len() < *len {
+                        return Ok(None);
+                    }
+                    let len = *len;
+                    let done = std::mem::replace(&mut self.state, State::Head { scanned: 0 });
+                    if let State::Body { line, headers, .. } = done {
+                        let body = Some(buf.split_to(len).freeze());
+                        return Ok(Some((line, Frame { headers, body })));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Finds the empty line that ends a header block. Returns (length of the header lines, length
+/// of the block including the empty line). `scanned` is advanced so a later call resumes.
+fn find_blank_line(buf: &[u8], scanned: &mut usize) -> Option<(usize, usize)> {
+    let mut from = *scanned;
+    while let Some(i) = memchr::memchr(b'\n', &buf[from..]) {
+        let nl = from + i;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some((nl + 1, nl + 2)),
+            Some(b'\r') => match buf.get(nl + 2) {
+                Some(b'\n') => return Some((nl + 1, nl + 3)),
+                Some(_) => from = nl + 1,
+                None => {
+                    *scanned = nl;
+                    return None;
+                }
+            },
+            Some(_) => from = nl + 1,
+            None => {
+                *scanned = nl;
+                return None;
+            }
+        }
+    }
+    *scanned = buf.len();
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(bytes: &[u8]) -> Vec<Frame> {
+        let mut d = FrameDecoder::default();
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        while let Some(f) = d.decode(&mut buf).unwrap() {
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn frames_header_only_and_bodied_messages() {
+        let f = all(
+            b"Content-Type: auth/request\n\nContent-Type: api/response\nContent-Length: 3\n\n+OK",
+        );
+        assert_eq!(f.len(), 2);
+        assert_eq!(f[0].body, None);
+        assert_eq!(f[1].body.as_deref(), Some(&b"+OK"[..]));
+    }
+
+    #[test]
+    fn resumes_byte_by_byte() {
+        let wire = b"Content-Type: api/response\nContent-Length: 5\n\nhello\nContent-Type: auth/request\n\n";
+        let mut d = FrameDecoder::default();
+        let mut buf = BytesMut::new();
+        let mut n = 0;
+        for &b in wire {
+            buf.extend_from_slice(&[b]);
+            while d.decode(&mut buf).unwrap().is_some() {
+                n += 1;
+            }
+        }
+        assert_eq!(n, 2);
+    }
+
+    #[test]
+    fn header_block_over_the_cap_is_an_error_not_a_hang() {
+        let mut d = FrameDecoder::new(DecoderLimits {
+            max_header_block: 64,
+            ..Default::default()
+        });
+        let mut buf = BytesMut::from(
+            &b"X: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n"[..],
+        );
+        assert!(matches!(
+            d.decode(&mut buf),
+            Err(EslError::HeaderBlockTooLarge { limit: 64 })
+        ));
+    }
+
+    #[test]
+    fn content_length_bounds_and_garbage_are_errors() {
+        for cl in ["16777217", "-1", "12a", "", "5 5", "99999999999999999999"] {
+            let wire = format!("Content-Type: api/response\nContent-Length: {cl}\n\n");
+            let mut d = FrameDecoder::default();
+            let mut buf = BytesMut::from(wire.as_bytes());
+            assert!(
+                matches!(d.decode(&mut buf), Err(EslError::BadContentLength { .. })),
+                "{cl:?}"
+            );
+        }
+        let wire = "Content-Type: api/response\nContent-Length: 16777216\n\n";
+        let mut d = FrameDecoder::default();
+        assert!(
+            d.decode(&mut BytesMut::from(wire.as_bytes()))
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn crlf_blank_line_ends_a_block() {
+        let f = all(b"Content-Type: auth/request\r\n\r\n");
+        assert_eq!(f.len(), 1);
+    }
+
+    #[test]
+    fn tracks_partial_frames() {
+        let mut d = FrameDecoder::default();
+        let mut buf = BytesMut::from(&b"Content-Type: api/response\nContent-Length: 9\n\nabc"[..]);
+        assert!(d.decode(&mut buf).unwrap().is_none());
+        assert!(d.in_frame(&buf));
+        let mut empty = BytesMut::new();
+        assert!(!FrameDecoder::default().in_frame(&empty));
+        empty.extend_from_slice(b"\n");
+        assert!(!FrameDecoder::default().in_frame(&empty));
+    }
+}

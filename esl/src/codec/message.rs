@@ -1,0 +1,356 @@
+//! What FreeSWITCH sends: frames interpreted by their `Content-Type`.
+
+use std::borrow::Cow;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::event::{Event, EventFormat};
+use super::frame::Frame;
+use super::headers::Headers;
+use crate::error::EslError;
+
+/// A message from the switch.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// `auth/request`: the first thing an inbound connection receives.
+    AuthRequest,
+    /// `command/reply`: the answer to every command but `api`.
+    CommandReply(Reply),
+    /// `api/response`: the output of an `api` command.
+    ApiResponse(Bytes),
+    /// `text/event-plain`, `text/event-json` or `text/event-xml`.
+    Event(Event),
+    /// `text/disconnect-notice`: the channel hung up (linger) or the socket is closing.
+    DisconnectNotice(DisconnectNotice),
+    /// `text/rude-rejection`: refused by the event socket ACL; the socket closes next.
+    RudeRejection(Bytes),
+    /// `log/data`, after a `log` command.
+    LogData(LogData),
+    /// A content type this crate does not know; kept whole rather than dropped.
+    Other {
+        content_type: String,
+        headers: Headers,
+        body: Option<Bytes>,
+    },
+}
+
+impl Message {
+    /// Interprets a frame. Event bodies are parsed here; a body that does not parse in its
+    /// declared format is an error.
+    pub fn from_frame(frame: Frame) -> Result<Self, EslError> {
+        let Frame { headers, body } = frame;
+        let ct = headers.find(b"Content-Type").map(|h| h.raw_value());
+        Ok(match ct {
+            Some(b"auth/request") => Message::AuthRequest,
+            Some(b"command/reply") => Message::CommandReply(Reply { headers }),
+            Some(b"api/response") => Message::ApiResponse(body.unwrap_or_default()),
+            Some(b"text/event-plain") => {
+                Message::Event(Event::parse_plain(body.unwrap_or_default())?)
+            }
+            Some(b"text/event-json") => {
+                Message::Event(Event::parse_json(&body.unwrap_or_default())?)
+            }
+            Some(b"text/event-xml") => Message::Event(Event::parse_xml(&body.unwrap_or_default())?),
+            Some(b"text/disconnect-notice") => Message::DisconnectNotice(DisconnectNotice {
+                headers,
+                body: body.unwrap_or_default(),
+            }),
+            Some(b"text/rude-rejection") => Message::RudeRejection(body.unwrap_or_default()),
+            Some(b"log/data") => Message::LogData(LogData {
+                headers,
+                body: body.unwrap_or_default(),
+            }),
+            other => Message::Other {
+                content_type: String::from_utf8_lossy(other.unwrap_or_default()).into_owned(),
+                headers,
+                body,
+            },
+        })
+    }
+
+    /// The `Content-Type` this message travels under.
+    pub fn content_type(&self) -> Cow<'_, str> {
+        match self {
+            Message::AuthRequest => "auth/request".into(),
+            Message::CommandReply(_) => "command/reply".into(),
+            Message::ApiResponse(_) => "api/response".into(),
+            Message::Event(e) => e.format().content_type().into(),
+            Message::DisconnectNotice(_) => "text/disconnect-notice".into(),
+            Message::RudeRejection(_) => "text/rude-rejection".into(),
+            Message::LogData(_) => "log/data".into(),
+            Message::Other { content_type, .. } => content_type.as_str().into(),
+        }
+    }
+
+    /// Writes the message as FreeSWITCH would (the switch side of the protocol: the fake switch
+    /// and test peers use this).
+    pub fn encode(&self, out: &mut BytesMut) {
+        match self {
+            Message::AuthRequest => out.put_slice(b"Content-Type: auth/request\n\n"),
+            Message::CommandReply(r) => {
+                // Replies built by `Reply::new` start with Content-Type; the outbound connect
+                // reply (channel data) carries it near the end, as FreeSWITCH does.
+                let has_ct = r.headers.find(b"Content-Type").is_some();
+                if !has_ct {
+                    out.put_slice(b"Content-Type: command/reply\n");
+                }
+                write_headers(&r.headers, out);
+                out.put_slice(b"\n");
+            }
+            Message::ApiResponse(body) => {
+                out.put_slice(
+                    format!(
+                        "Content-Type: api/response\nContent-Length: {}\n\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                out.put_slice(body);
+            }
+            Message::Event(e) => {
+                let body = e.serialize(e.format());
+                out.put_slice(
+                    format!(
+                        "Content-Length: {}\nContent-Type: {}\n\n",
+                        body.len(),
+                        e.format().content_type()
+                    )
+                    .as_bytes(),
+                );
+                out.put_slice(&body);
+            }
+            Message::DisconnectNotice(n) => {
+                let mut h = HeaderWriter(out);
+                h.line("Content-Type", b"text/disconnect-notice");
+                for hd in n.headers.iter() {
+                    let name = hd.name_bytes();
+                    if !name.eq_ignore_ascii_case(b"Content-Type")
+                        && !name.eq_ignore_ascii_case(b"Content-Length")
+                    {
+                        h.raw(name, hd.raw_value());
+                    }
+                }
+                h.line("Content-Length", n.body.len().to_string().as_bytes());
+                out.put_slice(b"\n");
+                out.put_slice(&n.body);
+            }
+            Message::RudeRejection(body) => {
+                out.put_slice(
+                    format!(
+                        "Content-Type: text/rude-rejection\nContent-Length: {}\n\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                out.put_slice(body);
+            }
+            Message::LogData(l) => {
+                let mut h = HeaderWriter(out);
+                h.line("Content-Type", b"log/data");
+                h.line("Content-Length", l.body.len().to_string().as_bytes());
+                for hd in l.headers.iter() {
+                    let name = hd.name_bytes();
+                    if !name.eq_ignore_ascii_case(b"Content-Type")
+                        && !name.eq_ignore_ascii_case(b"Content-Length")
+                    {
+                        h.raw(name, hd.raw_value());
+                    }
+                }
+                out.put_slice(b"\n");
+                out.put_slice(&l.body);
+            }
+            Message::Other {
+                content_type,
+                headers,
+                body,
+            } => {
+                let mut h = HeaderWriter(out);
+                h.line("Content-Type", content_type.as_bytes());
+                for hd in headers.iter() {
+                    let name = hd.name_bytes();
+                    if !name.eq_ignore_ascii_case(b"Content-Type")
+                        && !name.eq_ignore_ascii_case(b"Content-Length")
+                    {
+                        h.raw(name, hd.raw_value());
+                    }
+                }
+                if let Some(b) = body {
+                    h.line("Content-Length", b.len().to_string().as_bytes());
+                }
+                out.put_slice(b"\n");
+                if let Some(b) = body {
+                    out.put_slice(b);
+                }
+            }
+        }
+    }
+}
+
+fn write_headers(headers: &Headers, out: &mut BytesMut) {
+    let mut w = HeaderWriter(out);
+    for h in headers.iter() {
+        w.raw(h.name_bytes(), h.raw_value());
+    }
+}
+
+struct HeaderWriter<'a>(&'a mut BytesMut);
+
+impl HeaderWriter<'_> {
+    fn line(&mut self, name: &str, value: &[u8]) {
+        self.raw(name.as_bytes(), value);
+    }
+    fn raw(&mut self, name: &[u8], value: &[u8]) {
+        self.0.put_slice(name);
+        self.0.put_slice(b": ");
+        self.0.put_slice(value);
+        self.0.put_slice(b"\n");
+    }
+}
+
+/// A `command/reply`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    headers: Headers,
+}
+
+impl Reply {
+    /// A reply with the given `Reply-Text` (the switch side).
+    pub fn new(reply_text: &str) -> Self {
+        Reply {
+            headers: Headers::from_pairs([
+                ("Content-Type", "command/reply"),
+                ("Reply-Text", reply_text),
+            ]),
+        }
+    }
+
+    /// A reply with extra headers after `Reply-Text` (e.g. `Job-UUID` for bgapi).
+    pub fn with_headers(reply_text: &str, extra: &[(&str, &str)]) -> Self {
+        let mut pairs = vec![
+            ("Content-Type", "command/reply"),
+            ("Reply-Text", reply_text),
+        ];
+        pairs.extend_from_slice(extra);
+        Reply {
+            headers: Headers::from_pairs(pairs),
+        }
+    }
+
+    /// A reply whose header block is given whole (the outbound `connect` reply).
+    pub fn from_headers(headers: Headers) -> Self {
+        Reply { headers }
+    }
+
+    /// All headers. For the outbound `connect` reply these are the channel data.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// `Reply-Text`, decoded (`%2BOK%0A` in a connect reply reads `+OK\n`).
+    pub fn text(&self) -> Cow<'_, str> {
+        self.headers.get_str("Reply-Text").unwrap_or_default()
+    }
+
+    /// Whether `Reply-Text` starts with `+OK`.
+    pub fn is_ok(&self) -> bool {
+        self.text().starts_with("+OK")
+    }
+
+    /// `Job-UUID` of a bgapi reply.
+    pub fn job_uuid(&self) -> Option<Cow<'_, str>> {
+        self.headers.get_str("Job-UUID")
+    }
+
+    /// The channel data of an outbound `connect` reply, as an event.
+    pub fn into_channel_data(self) -> Event {
+        Event::from_parts(EventFormat::Plain, self.headers, None)
+    }
+}
+
+/// Why the switch sent a disconnect notice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The channel hung up; the socket stays open (`linger`) so the last events can be read.
+    Linger,
+    /// The socket is about to close.
+    Disconnect,
+}
+
+/// A `text/disconnect-notice`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DisconnectNotice {
+    headers: Headers,
+    body: Bytes,
+}
+
+impl DisconnectNotice {
+    /// A notice with the given headers, in order (after `Content-Type`), and body. FreeSWITCH
+    /// sends `Controlled-Session-UUID`, `Content-Disposition`, `Channel-Name`, `Linger-Time`
+    /// on outbound sockets and no headers on inbound ones.
+    pub fn new(headers: &[(&str, &str)], body: &[u8]) -> Self {
+        DisconnectNotice {
+            headers: Headers::from_pairs(headers.iter().copied()),
+            body: Bytes::copy_from_slice(body),
+        }
+    }
+
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// `Content-Disposition`, when present.
+    pub fn disposition(&self) -> Option<Disposition> {
+        match self.headers.find(b"Content-Disposition")?.raw_value() {
+            b"linger" => Some(Disposition::Linger),
+            b"disconnect" => Some(Disposition::Disconnect),
+            _ => None,
+        }
+    }
+
+    /// `Linger-Time` in seconds; -1 means "until the client leaves".
+    pub fn linger_time(&self) -> Option<i64> {
+        self.headers.get_str("Linger-Time")?.trim().parse().ok()
+    }
+
+    /// `Controlled-Session-UUID` (outbound sockets).
+    pub fn session_uuid(&self) -> Option<Cow<'_, str>> {
+        self.headers.get_str("Controlled-Session-UUID")
+    }
+
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}
+
+/// A `log/data` message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogData {
+    headers: Headers,
+    body: Bytes,
+}
+
+impl LogData {
+    pub fn new(level: u8, file: &str, func: &str, line: u32, text: &[u8]) -> Self {
+        LogData {
+            headers: Headers::from_pairs([
+                ("Log-Level", level.to_string().as_str()),
+                ("Text-Channel", "3"),
+                ("Log-File", file),
+                ("Log-Func", func),
+                ("Log-Line", line.to_string().as_str()),
+                ("User-Data", ""),
+            ]),
+            body: Bytes::copy_from_slice(text),
+        }
+    }
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+    /// `Log-Level` (0 console .. 7 debug).
+    pub fn level(&self) -> Option<u8> {
+        self.headers.get_str("Log-Level")?.trim().parse().ok()
+    }
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+}

@@ -1,0 +1,1 @@
+//! The outbound Event Socket server (FreeSWITCH's `socket` application connects to us).
