@@ -59,6 +59,11 @@ pub enum EslError {
     #[error("shut down")]
     Shutdown,
 
+    /// The switch answered a command with `-ERR ...` where the client needed `+OK` (a bgapi
+    /// that was not accepted, a refused subscription, an `api` answered by a command reply).
+    #[error("the switch refused `{command}`: {reply}")]
+    Rejected { command: String, reply: String },
+
     /// A bounded queue of pending requests is full.
     #[error("too many requests in flight (limit {limit})")]
     Overloaded { limit: usize },

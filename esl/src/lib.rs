@@ -3,6 +3,8 @@
 //! - [`codec`]: the sans-IO codec. Bytes in, [`Message`]s out; [`Command`]s in, bytes out.
 //!   Bounded (16 MiB bodies, a configurable header-block cap), resumable at any byte, and
 //!   panic-free on any input.
+//! - [`client`]: the inbound client (tokio): auth, api/bgapi, subscriptions, a bounded event
+//!   stream that never stops reading the socket, heartbeat watchdog, reconnect, pooling.
 //!
 //! The run loop of anything built on the codec:
 //! ```
@@ -23,6 +25,8 @@ pub mod client;
 pub mod codec;
 mod error;
 pub mod server;
+#[cfg(feature = "sim")]
+pub mod sim;
 
 pub use codec::{Command, Event, EventFormat, Message};
 pub use error::EslError;

@@ -212,6 +212,17 @@ fn check_word(field: &'static str, v: &str) -> Result<(), EslError> {
     Ok(())
 }
 
+/// A header name: one word with no colon (the colon would end the name early).
+fn check_header_name(field: &'static str, v: &str) -> Result<(), EslError> {
+    check_word(field, v)?;
+    if v.contains(':') {
+        return Err(EslError::InvalidCommand {
+            reason: format!("{field} {v:?} contains a colon"),
+        });
+    }
+    Ok(())
+}
+
 fn check_events(events: &EventSet) -> Result<(), EslError> {
     if events.is_empty() {
         return Err(EslError::InvalidCommand {
@@ -224,10 +235,11 @@ fn check_events(events: &EventSet) -> Result<(), EslError> {
     if events
         .names
         .iter()
+        .chain(&events.subclasses)
         .any(|n| n.eq_ignore_ascii_case("CUSTOM"))
     {
         return Err(EslError::InvalidCommand {
-            reason: "CUSTOM goes in subclasses, not names".into(),
+            reason: "CUSTOM is the subclass marker, not an event or subclass name".into(),
         });
     }
     Ok(())
@@ -276,6 +288,12 @@ impl Command {
             Command::NoEvents => line.push_str("noevents"),
             Command::Filter { header, value } => {
                 check_word("filter header", header)?;
+                // `filter delete ...` is the delete command; FreeSWITCH could not tell them apart.
+                if header.eq_ignore_ascii_case("delete") {
+                    return Err(EslError::InvalidCommand {
+                        reason: "cannot filter on a header called \"delete\"".into(),
+                    });
+                }
                 check_line("filter value", value)?;
                 line = format!("filter {header} {value}");
             }
@@ -317,7 +335,7 @@ impl Command {
                 check_word("event name", name)?;
                 line = format!("sendevent {name}");
                 for (n, v) in h {
-                    check_word("header name", n)?;
+                    check_header_name("header name", n)?;
                     check_line("header value", v)?;
                     headers.push((n.as_str(), v.clone()));
                 }

@@ -166,20 +166,21 @@ impl Event {
 
     /// Parses the body of a `text/event-plain` message.
     pub fn parse_plain(data: Bytes) -> Result<Self, EslError> {
-        let (head, body) = split_plain(&data)?;
-        let headers = Headers::parse_block(data.slice(..head))?;
-        let body = match body {
+        let total = data.len();
+        let (headers, after_blank) = Headers::parse_until_blank(data.clone())?;
+        // A body follows the empty line only when the event has one (BACKGROUND_JOB, API...).
+        let body = match after_blank.filter(|&start| start < total) {
             None => None,
             Some(start) => {
                 let len = content_length(&headers, "plain")?;
                 let end = start
                     .checked_add(len)
-                    .filter(|&e| e <= data.len())
+                    .filter(|&e| e <= total)
                     .ok_or_else(|| EslError::MalformedEvent {
                         format: "plain",
                         reason: format!(
                             "inner Content-Length {len} exceeds the {} bytes left",
-                            data.len() - start
+                            total - start
                         ),
                     })?;
                 Some(data.slice(start..end))
@@ -340,32 +341,6 @@ impl<'a> JsonObjectWriter<'a> {
     fn finish(self) {
         self.out.push(b'}');
     }
-}
-
-/// Splits a plain event at its empty line: (end of header lines, start of body). The body is
-/// present only when bytes other than line ends follow the empty line.
-fn split_plain(data: &[u8]) -> Result<(usize, Option<usize>), EslError> {
-    if data.first() == Some(&b'\n') {
-        return Ok((0, non_empty_from(data, 1)));
-    }
-    let mut from = 0;
-    while let Some(i) = memchr::memchr(b'\n', &data[from..]) {
-        let nl = from + i;
-        match data.get(nl + 1) {
-            Some(b'\n') => return Ok((nl + 1, non_empty_from(data, nl + 2))),
-            Some(b'\r') if data.get(nl + 2) == Some(&b'\n') => {
-                return Ok((nl + 1, non_empty_from(data, nl + 3)));
-            }
-            _ => from = nl + 1,
-        }
-    }
-    // No empty line: the whole body is headers (FreeSWITCH always ends with one, but a missing
-    // terminator loses nothing).
-    Ok((data.len(), None))
-}
-
-fn non_empty_from(data: &[u8], start: usize) -> Option<usize> {
-    (start < data.len()).then_some(start)
 }
 
 fn content_length(headers: &Headers, format: &'static str) -> Result<usize, EslError> {

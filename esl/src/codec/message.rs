@@ -40,9 +40,22 @@ impl Message {
     pub fn from_frame(frame: Frame) -> Result<Self, EslError> {
         let Frame { headers, body } = frame;
         let ct = headers.find(b"Content-Type").map(|h| h.raw_value());
+        // Only serialised events are URL-encoded. The outbound `connect` reply is one (the
+        // channel data, with `Reply-Text: %2BOK%0A`); every other header block is raw.
+        let serialised_event = headers.find(b"Event-Name").is_some();
+        let raw = |h: Headers| {
+            if serialised_event {
+                h
+            } else {
+                h.into_literal()
+            }
+        };
         Ok(match ct {
             Some(b"auth/request") => Message::AuthRequest,
-            Some(b"command/reply") => Message::CommandReply(Reply { headers }),
+            Some(b"command/reply") => Message::CommandReply(Reply {
+                headers: raw(headers),
+                body,
+            }),
             Some(b"api/response") => Message::ApiResponse(body.unwrap_or_default()),
             Some(b"text/event-plain") => {
                 Message::Event(Event::parse_plain(body.unwrap_or_default())?)
@@ -52,17 +65,17 @@ impl Message {
             }
             Some(b"text/event-xml") => Message::Event(Event::parse_xml(&body.unwrap_or_default())?),
             Some(b"text/disconnect-notice") => Message::DisconnectNotice(DisconnectNotice {
-                headers,
+                headers: raw(headers),
                 body: body.unwrap_or_default(),
             }),
             Some(b"text/rude-rejection") => Message::RudeRejection(body.unwrap_or_default()),
             Some(b"log/data") => Message::LogData(LogData {
-                headers,
+                headers: raw(headers),
                 body: body.unwrap_or_default(),
             }),
             other => Message::Other {
                 content_type: String::from_utf8_lossy(other.unwrap_or_default()).into_owned(),
-                headers,
+                headers: raw(headers),
                 body,
             },
         })
@@ -94,8 +107,19 @@ impl Message {
                 if !has_ct {
                     out.put_slice(b"Content-Type: command/reply\n");
                 }
-                write_headers(&r.headers, out);
+                let mut w = HeaderWriter(out);
+                for h in r.headers.iter() {
+                    if !h.name_bytes().eq_ignore_ascii_case(b"Content-Length") {
+                        w.raw(h.name_bytes(), h.raw_value());
+                    }
+                }
+                if let Some(b) = &r.body {
+                    w.line("Content-Length", b.len().to_string().as_bytes());
+                }
                 out.put_slice(b"\n");
+                if let Some(b) = &r.body {
+                    out.put_slice(b);
+                }
             }
             Message::ApiResponse(body) => {
                 out.put_slice(
@@ -186,13 +210,6 @@ impl Message {
     }
 }
 
-fn write_headers(headers: &Headers, out: &mut BytesMut) {
-    let mut w = HeaderWriter(out);
-    for h in headers.iter() {
-        w.raw(h.name_bytes(), h.raw_value());
-    }
-}
-
 struct HeaderWriter<'a>(&'a mut BytesMut);
 
 impl HeaderWriter<'_> {
@@ -211,6 +228,8 @@ impl HeaderWriter<'_> {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     headers: Headers,
+    /// FreeSWITCH's replies carry no body, but a frame that does is kept whole.
+    body: Option<Bytes>,
 }
 
 impl Reply {
@@ -221,6 +240,7 @@ impl Reply {
                 ("Content-Type", "command/reply"),
                 ("Reply-Text", reply_text),
             ]),
+            body: None,
         }
     }
 
@@ -233,17 +253,49 @@ impl Reply {
         pairs.extend_from_slice(extra);
         Reply {
             headers: Headers::from_pairs(pairs),
+            body: None,
         }
     }
 
-    /// A reply whose header block is given whole (the outbound `connect` reply).
+    /// A reply whose header block is given whole.
     pub fn from_headers(headers: Headers) -> Self {
-        Reply { headers }
+        Reply {
+            headers,
+            body: None,
+        }
+    }
+
+    /// The outbound `connect` reply as FreeSWITCH 1.10 writes it: the channel data serialised
+    /// like a plain event (values URL-encoded), then `Content-Type: command/reply`,
+    /// `Reply-Text: %2BOK%0A`, `Socket-Mode` and `Control` at the end.
+    pub fn connect(channel_data: &Event, async_mode: bool, full: bool) -> Self {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+            Vec::with_capacity(channel_data.headers().len() + 4);
+        for h in channel_data.headers().iter() {
+            let mut v = Vec::with_capacity(h.raw_value().len());
+            super::percent::encode_into(&h.value(), &mut v);
+            pairs.push((h.name_bytes().to_vec(), v));
+        }
+        pairs.push((b"Content-Type".to_vec(), b"command/reply".to_vec()));
+        pairs.push((b"Reply-Text".to_vec(), b"%2BOK%0A".to_vec()));
+        let mode: &[u8] = if async_mode { b"async" } else { b"static" };
+        pairs.push((b"Socket-Mode".to_vec(), mode.to_vec()));
+        let control: &[u8] = if full { b"full" } else { b"single-channel" };
+        pairs.push((b"Control".to_vec(), control.to_vec()));
+        Reply {
+            headers: Headers::from_encoded_pairs(pairs),
+            body: None,
+        }
     }
 
     /// All headers. For the outbound `connect` reply these are the channel data.
     pub fn headers(&self) -> &Headers {
         &self.headers
+    }
+
+    /// The body, if the frame had one.
+    pub fn body(&self) -> Option<&Bytes> {
+        self.body.as_ref()
     }
 
     /// `Reply-Text`, decoded (`%2BOK%0A` in a connect reply reads `+OK\n`).

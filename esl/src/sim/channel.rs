@@ -1,0 +1,384 @@
+//! Channels: their data and how FreeSWITCH lays it out in an event.
+//!
+//! Header layout, taken from the captures (see `switch_channel_event_set_basic_data`):
+//! ```text
+//! Event-Name .. Event-Sequence          common part (every event)
+//! <event-specific "pre" headers>        e.g. Original-Channel-Call-State, Bridge-A-Unique-ID
+//! Channel-State .. Answer-State         basic data (+ Hangup-Cause once hung up)
+//! Channel-Read/Write-Codec-*
+//! Caller-*                              caller profile (empty names left out)
+//! Other-Type, Other-Leg-*               once bridged
+//! variable_*                            only for the "extended data" event types
+//! <event-specific "post" headers>       e.g. Application, Record-File-Path, DTMF-Digit
+//! ```
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::core::ConnId;
+
+/// Index of a channel in the switch; never reused, so a stale timer finds nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChanId(pub u64);
+
+/// `Channel-State`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CState {
+    #[allow(dead_code)]
+    New,
+    Init,
+    Routing,
+    Execute,
+    ExchangeMedia,
+    #[allow(dead_code)]
+    Park,
+    #[allow(dead_code)]
+    ConsumeMedia,
+    Hangup,
+    Reporting,
+    Destroy,
+}
+
+impl CState {
+    pub fn name(self) -> &'static str {
+        match self {
+            CState::New => "CS_NEW",
+            CState::Init => "CS_INIT",
+            CState::Routing => "CS_ROUTING",
+            CState::Execute => "CS_EXECUTE",
+            CState::ExchangeMedia => "CS_EXCHANGE_MEDIA",
+            CState::Park => "CS_PARK",
+            CState::ConsumeMedia => "CS_CONSUME_MEDIA",
+            CState::Hangup => "CS_HANGUP",
+            CState::Reporting => "CS_REPORTING",
+            CState::Destroy => "CS_DESTROY",
+        }
+    }
+    pub fn number(self) -> u32 {
+        match self {
+            CState::New => 0,
+            CState::Init => 1,
+            CState::Routing => 2,
+            CState::Execute => 4,
+            CState::ExchangeMedia => 5,
+            CState::Park => 6,
+            CState::ConsumeMedia => 7,
+            CState::Hangup => 10,
+            CState::Reporting => 11,
+            CState::Destroy => 12,
+        }
+    }
+}
+
+/// A caller profile snapshot (also what `Other-Leg-*` shows).
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub direction: &'static str,
+    pub cid_name: String,
+    pub cid_num: String,
+    pub callee_name: String,
+    pub callee_num: String,
+    pub dest: String,
+    pub uuid: String,
+    pub source: &'static str,
+    pub context: String,
+    pub channel_name: String,
+    pub created_us: u64,
+}
+
+/// What the model decided an endpoint will do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Ring {
+    Answer,
+    /// Hang up ringing with this cause.
+    Fail(&'static str),
+}
+
+/// Who waits for an originate.
+#[derive(Clone, Debug)]
+pub enum Waiter {
+    /// `api originate` on this connection (blocked until the answer).
+    Api(ConnId),
+    /// `bgapi originate`: a BACKGROUND_JOB with this Job-UUID.
+    Bg {
+        job: String,
+        command: String,
+        arg: String,
+    },
+    /// The `bridge` application of this channel.
+    Bridge { a: ChanId, app_seq: u64 },
+    /// Nobody (inbound calls, fire and forget).
+    None,
+}
+
+/// An application queued or running on a channel.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub name: String,
+    pub data: String,
+    /// `Application-UUID` (the sendmsg's Event-UUID, or one we made up).
+    pub uuid: String,
+    pub seq: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub path: String,
+    pub started: Instant,
+    pub masked: Vec<(Duration, Option<Duration>)>,
+    pub stereo: bool,
+    pub limit: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub id: ChanId,
+    pub uuid: String,
+    pub name: String,
+    pub outbound: bool,
+    pub state: CState,
+    pub callstate: &'static str,
+    pub answered: bool,
+    pub early: bool,
+    pub hit_dialplan: bool,
+    pub codec: &'static str,
+    pub codec_rate: &'static str,
+    pub codec_bits: &'static str,
+    pub profile: Profile,
+    pub created_at: Instant,
+    pub answered_at: Option<Instant>,
+    pub progress_at: Option<Instant>,
+    pub progress_media_at: Option<Instant>,
+    pub bridged_at: Option<Instant>,
+    pub answered_us: u64,
+    pub progress_us: u64,
+    pub progress_media_us: u64,
+    pub bridged_us: u64,
+    pub hangup_us: u64,
+    pub transfer_us: u64,
+    pub vars: Vec<(String, String)>,
+    pub hangup_cause: Option<String>,
+    pub peer: Option<ChanId>,
+    pub other: Option<(&'static str, Profile)>,
+    pub current: Option<App>,
+    pub queue: VecDeque<App>,
+    pub parked: bool,
+    pub waiter: Waiter,
+    /// Applications to run once answered (`&app(args)` of an originate).
+    pub after_answer: Option<(String, String)>,
+    /// Hang up once the last application finishes (originated calls; not socket-controlled).
+    pub hangup_when_idle: bool,
+    pub socket: Option<ConnId>,
+    pub recordings: Vec<Recording>,
+    pub talk_time: Option<Duration>,
+    pub app_seq: u64,
+    pub last_app: Option<(String, String)>,
+    pub eavesdrop: Option<(ChanId, &'static str)>,
+    pub ring_deadline: Option<Instant>,
+    pub inbound_caller: bool,
+    pub dtmf: Option<String>,
+}
+
+impl Channel {
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
+        let value = value.into();
+        match self.vars.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value,
+            None => self.vars.push((name.to_owned(), value)),
+        }
+    }
+
+    pub fn unset_var(&mut self, name: &str) {
+        self.vars.retain(|(n, _)| n != name);
+    }
+
+    pub fn answer_state(&self) -> &'static str {
+        if self.hangup_cause.is_some() {
+            "hangup"
+        } else if self.answered {
+            "answered"
+        } else if self.early {
+            "early"
+        } else {
+            "ringing"
+        }
+    }
+
+    pub fn direction(&self) -> &'static str {
+        if self.outbound { "outbound" } else { "inbound" }
+    }
+}
+
+/// Header list under construction: static names where possible, values owned.
+pub(crate) type Pairs = Vec<(std::borrow::Cow<'static, str>, String)>;
+
+pub(crate) fn push(h: &mut Pairs, name: &'static str, value: impl Into<String>) {
+    h.push((name.into(), value.into()));
+}
+
+/// Basic data + caller profile + other leg (+ variables when `vars`).
+pub(crate) fn channel_data(h: &mut Pairs, ch: &Channel, created_us: u64, vars: bool) {
+    push(h, "Channel-State", ch.state.name());
+    push(h, "Channel-Call-State", ch.callstate);
+    push(h, "Channel-State-Number", ch.state.number().to_string());
+    push(h, "Channel-Name", ch.name.clone());
+    push(h, "Unique-ID", ch.uuid.clone());
+    push(h, "Call-Direction", ch.direction());
+    push(h, "Presence-Call-Direction", ch.direction());
+    push(
+        h,
+        "Channel-HIT-Dialplan",
+        if ch.hit_dialplan { "true" } else { "false" },
+    );
+    push(
+        h,
+        "Channel-Call-UUID",
+        ch.var("call_uuid").unwrap_or(&ch.uuid).to_owned(),
+    );
+    push(h, "Answer-State", ch.answer_state());
+    if let Some(c) = &ch.hangup_cause {
+        push(h, "Hangup-Cause", c.clone());
+    }
+    push(h, "Channel-Read-Codec-Name", ch.codec);
+    push(h, "Channel-Read-Codec-Rate", ch.codec_rate);
+    push(h, "Channel-Read-Codec-Bit-Rate", ch.codec_bits);
+    push(h, "Channel-Write-Codec-Name", ch.codec);
+    push(h, "Channel-Write-Codec-Rate", ch.codec_rate);
+    push(h, "Channel-Write-Codec-Bit-Rate", ch.codec_bits);
+    profile(h, "Caller-", &ch.profile, Some(ch), created_us);
+    if let Some((kind, other)) = &ch.other {
+        push(h, "Other-Type", *kind);
+        profile(h, "Other-Leg-", other, None, other.created_us);
+    }
+    if vars {
+        variables(h, ch);
+    }
+}
+
+pub(crate) fn variables(h: &mut Pairs, ch: &Channel) {
+    for (n, v) in &ch.vars {
+        h.push((format!("variable_{n}").into(), v.clone()));
+    }
+}
+
+/// `switch_caller_profile_event_set_data`: empty fields are left out.
+pub(crate) fn profile(
+    h: &mut Pairs,
+    prefix: &'static str,
+    p: &Profile,
+    times: Option<&Channel>,
+    created_us: u64,
+) {
+    let mut f = |name: &str, v: String| {
+        h.push((format!("{prefix}{name}").into(), v));
+    };
+    f("Direction", p.direction.into());
+    f("Logical-Direction", p.direction.into());
+    f("Dialplan", "xml".into());
+    if !p.cid_name.is_empty() {
+        f("Caller-ID-Name", p.cid_name.clone());
+    }
+    f("Caller-ID-Number", p.cid_num.clone());
+    f("Orig-Caller-ID-Number", p.cid_num.clone());
+    if !p.callee_name.is_empty() {
+        f("Callee-ID-Name", p.callee_name.clone());
+    }
+    if !p.callee_num.is_empty() {
+        f("Callee-ID-Number", p.callee_num.clone());
+    }
+    f("ANI", p.cid_num.clone());
+    f("Destination-Number", p.dest.clone());
+    f("Unique-ID", p.uuid.clone());
+    f("Source", p.source.into());
+    f("Context", p.context.clone());
+    f("Channel-Name", p.channel_name.clone());
+    f("Profile-Index", "1".into());
+    f("Profile-Created-Time", created_us.to_string());
+    f("Channel-Created-Time", created_us.to_string());
+    let t = |x: u64| x.to_string();
+    match times {
+        Some(ch) => {
+            f("Channel-Answered-Time", t(ch.answered_us));
+            f("Channel-Progress-Time", t(ch.progress_us));
+            f("Channel-Progress-Media-Time", t(ch.progress_media_us));
+            f("Channel-Hangup-Time", t(ch.hangup_us));
+            f("Channel-Transfer-Time", t(ch.transfer_us));
+            f("Channel-Resurrect-Time", "0".into());
+            f("Channel-Bridged-Time", t(ch.bridged_us));
+        }
+        None => {
+            for n in [
+                "Channel-Answered-Time",
+                "Channel-Progress-Time",
+                "Channel-Progress-Media-Time",
+                "Channel-Hangup-Time",
+                "Channel-Transfer-Time",
+                "Channel-Resurrect-Time",
+                "Channel-Bridged-Time",
+            ] {
+                f(n, "0".into());
+            }
+        }
+    }
+    f("Channel-Last-Hold", "0".into());
+    f("Channel-Hold-Accum", "0".into());
+    f("Screen-Bit", "true".into());
+    f("Privacy-Hide-Name", "false".into());
+    f("Privacy-Hide-Number", "false".into());
+}
+
+/// Q.850 code of a cause, as `variable_hangup_cause_q850` shows it.
+pub(crate) fn q850(cause: &str) -> u32 {
+    match cause {
+        "UNALLOCATED_NUMBER" => 1,
+        "NO_ROUTE_DESTINATION" => 3,
+        "NORMAL_CLEARING" => 16,
+        "USER_BUSY" => 17,
+        "NO_USER_RESPONSE" => 18,
+        "NO_ANSWER" => 19,
+        "SUBSCRIBER_ABSENT" => 20,
+        "CALL_REJECTED" => 21,
+        "DESTINATION_OUT_OF_ORDER" => 27,
+        "NORMAL_TEMPORARY_FAILURE" => 41,
+        "RECOVERY_ON_TIMER_EXPIRE" => 102,
+        "ORIGINATOR_CANCEL" => 487,
+        "LOSE_RACE" => 502,
+        "MANAGER_REQUEST" => 503,
+        "USER_NOT_REGISTERED" => 606,
+        _ => 0,
+    }
+}
+
+/// FreeSWITCH's cause names, for `uuid_kill <uuid> <cause>` and hupall.
+pub(crate) fn known_cause(c: &str) -> Option<&'static str> {
+    const CAUSES: &[&str] = &[
+        "UNALLOCATED_NUMBER",
+        "NO_ROUTE_DESTINATION",
+        "NORMAL_CLEARING",
+        "USER_BUSY",
+        "NO_USER_RESPONSE",
+        "NO_ANSWER",
+        "SUBSCRIBER_ABSENT",
+        "CALL_REJECTED",
+        "DESTINATION_OUT_OF_ORDER",
+        "NORMAL_TEMPORARY_FAILURE",
+        "RECOVERY_ON_TIMER_EXPIRE",
+        "ORIGINATOR_CANCEL",
+        "LOSE_RACE",
+        "MANAGER_REQUEST",
+        "USER_NOT_REGISTERED",
+        "ALLOTTED_TIMEOUT",
+        "CHAN_NOT_IMPLEMENTED",
+        "INVALID_NUMBER_FORMAT",
+        "NORMAL_UNSPECIFIED",
+    ];
+    let up = c.trim().to_ascii_uppercase();
+    CAUSES.iter().copied().find(|k| *k == up)
+}

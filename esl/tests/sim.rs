@@ -1,0 +1,1555 @@
+//! The fake switch against the real FreeSWITCH captures, in virtual time (sans-IO) and over
+//! loopback TCP (paused tokio time).
+//!
+//! Run: `cargo nextest run -p switchyard-esl --features sim -E 'binary(sim)'`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use switchyard_esl::codec::{CommandDecoder, Disposition, EslCodec, Event, Message, SwitchCodec};
+use switchyard_esl::sim::{
+    AgentOverride, ConnId, ConnKind, Dist, Fault, InboundCall, Output, SimConfig, Switch,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{Encoder, FramedRead};
+
+// ---- capture helpers ------------------------------------------------------------------------
+
+fn capture(name: &str) -> Vec<Message> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/esl-captures/raw")
+        .join(name);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut codec = EslCodec::default();
+    let mut buf = BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while let Some(m) = codec.decode_message(&mut buf).expect("capture decodes") {
+        out.push(m);
+    }
+    out
+}
+
+/// Header names without `variable_*` (values differ per channel; the names around them do not).
+fn shape(e: &Event) -> Vec<String> {
+    e.headers()
+        .iter()
+        .map(|h| h.name().into_owned())
+        .filter(|n| !n.starts_with("variable_"))
+        .collect()
+}
+
+fn capture_shapes(name: &str) -> BTreeMap<String, BTreeSet<Vec<String>>> {
+    let mut m: BTreeMap<String, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for msg in capture(name) {
+        if let Message::Event(e) = msg {
+            m.entry(e.name().unwrap_or_default().into_owned())
+                .or_default()
+                .insert(shape(&e));
+        }
+    }
+    m
+}
+
+// ---- the sans-IO harness --------------------------------------------------------------------
+
+/// Drives a [`Switch`] in virtual time and plays the shell: every message goes through the
+/// switch-side encoder and our decoder, as on a socket.
+struct Harness {
+    sw: Switch,
+    now: Instant,
+    /// Connections whose client "stopped reading": nothing is flushed for them.
+    stalled: BTreeSet<ConnId>,
+    inbox: BTreeMap<ConnId, Vec<Message>>,
+    closed: BTreeSet<ConnId>,
+    killed: BTreeMap<ConnId, Message>,
+    opened: Vec<(ConnId, String, String)>,
+    recordings: Vec<switchyard_esl::sim::RecordingJob>,
+}
+
+impl Harness {
+    fn new(cfg: SimConfig) -> Self {
+        let now = Instant::now();
+        Harness {
+            sw: Switch::new(cfg, 7, now),
+            now,
+            stalled: BTreeSet::new(),
+            inbox: BTreeMap::new(),
+            closed: BTreeSet::new(),
+            killed: BTreeMap::new(),
+            opened: Vec::new(),
+            recordings: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self) -> ConnId {
+        let c = self.sw.connection_opened(self.now, ConnKind::Inbound);
+        self.pump();
+        c
+    }
+
+    fn authed(&mut self) -> ConnId {
+        let c = self.connect();
+        self.cmd(c, "auth ClueCon");
+        self.take(c);
+        c
+    }
+
+    /// Sends `text` (one or more commands; `\n\n` is appended when missing).
+    fn cmd(&mut self, conn: ConnId, text: &str) {
+        let mut wire = BytesMut::from(text.as_bytes());
+        if !text.ends_with("\n\n") {
+            wire.extend_from_slice(b"\n\n");
+        }
+        let mut dec = CommandDecoder::default();
+        while let Some(frame) = dec.decode(&mut wire).expect("command frames") {
+            self.sw.handle_command(self.now, conn, frame);
+        }
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        while let Some(out) = self.sw.poll_output() {
+            match out {
+                Output::Send(c, msg) => {
+                    let mut b = BytesMut::new();
+                    SwitchCodec::default().encode(&msg, &mut b).unwrap();
+                    let decoded = EslCodec::default()
+                        .decode_message(&mut b)
+                        .expect("our own bytes decode")
+                        .expect("one whole message");
+                    assert!(b.is_empty(), "exactly one message per Send");
+                    if matches!(decoded, Message::Event(_)) && !self.stalled.contains(&c) {
+                        self.sw.handle_flushed(c, 1);
+                    }
+                    self.inbox.entry(c).or_default().push(decoded);
+                }
+                Output::SendRaw(c, _) => self.inbox.entry(c).or_default().push(Message::Other {
+                    content_type: "garbage".into(),
+                    headers: Default::default(),
+                    body: None,
+                }),
+                Output::Close(c) => {
+                    self.closed.insert(c);
+                }
+                Output::Kill(c, notice) => {
+                    self.killed.insert(c, notice);
+                }
+                Output::OpenOutbound { conn, addr, uuid } => self.opened.push((conn, addr, uuid)),
+                Output::WriteRecording(job) => self.recordings.push(job),
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.sw.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.sw.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = end;
+        self.sw.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn take(&mut self, conn: ConnId) -> Vec<Message> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    fn events(&mut self, conn: ConnId) -> Vec<Event> {
+        self.take(conn)
+            .into_iter()
+            .filter_map(|m| match m {
+                Message::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn api_text(msgs: &[Message]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::ApiResponse(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reply_texts(msgs: &[Message]) -> Vec<String> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::CommandReply(r) => Some(r.text().into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn names(evs: &[Event]) -> Vec<String> {
+    evs.iter()
+        .map(|e| e.name().unwrap_or_default().into_owned())
+        .collect()
+}
+
+fn ok_uuid(text: &str) -> String {
+    text.strip_prefix("+OK ")
+        .unwrap_or_else(|| panic!("not +OK: {text:?}"))
+        .trim()
+        .to_owned()
+}
+
+// ---- wire shapes ------------------------------------------------------------------------
+
+#[test]
+fn event_header_names_match_the_plain_capture_type_by_type() {
+    let real = capture_shapes("inbound-events-plain.c1.fs2client.raw");
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain ALL");
+    // 7001: answer + park, killed after 2 s (as in the capture).
+    h.cmd(c, "bgapi originate loopback/7001/default &park()");
+    h.advance(Duration::from_secs(2));
+    let mut ours = h.events(c);
+    let u1 = ours
+        .iter()
+        .find(|e| e.name().as_deref() == Some("BACKGROUND_JOB"))
+        .map(|e| ok_uuid(&e.body_str().unwrap()))
+        .expect("BACKGROUND_JOB");
+    h.cmd(c, &format!("api uuid_kill {u1}"));
+    ours.extend(h.events(c));
+    // 7002: answer, record, playback, killed after 3 s; then a heartbeat.
+    h.cmd(
+        c,
+        "bgapi originate loopback/7002/default &playback(tone_stream://%(500,500,440);loops=40)",
+    );
+    let batch = h.events(c);
+    ours.extend(batch.iter().cloned());
+    let u2 = batch
+        .iter()
+        .find(|e| e.name().as_deref() == Some("BACKGROUND_JOB"))
+        .map(|e| ok_uuid(&e.body_str().unwrap()))
+        .expect("BACKGROUND_JOB");
+    h.cmd(
+        c,
+        &format!("api uuid_record {u2} start /tmp/switchyard-sim-shape.wav"),
+    );
+    h.advance(Duration::from_secs(3));
+    h.cmd(c, &format!("api uuid_kill {u2}"));
+    h.advance(Duration::from_secs(20));
+    ours.extend(h.events(c));
+
+    let mut compared = BTreeSet::new();
+    for e in &ours {
+        let name = e.name().unwrap_or_default().into_owned();
+        let Some(shapes) = real.get(&name) else {
+            continue;
+        };
+        let s = shape(e);
+        assert!(
+            shapes.contains(&s),
+            "{name}: our header names\n{s:#?}\nare none of the capture's\n{shapes:#?}"
+        );
+        compared.insert(name);
+    }
+    for must in [
+        "CHANNEL_CREATE",
+        "CHANNEL_ANSWER",
+        "CHANNEL_EXECUTE",
+        "CHANNEL_EXECUTE_COMPLETE",
+        "CHANNEL_PARK",
+        "CHANNEL_UNPARK",
+        "CHANNEL_HANGUP",
+        "CHANNEL_HANGUP_COMPLETE",
+        "CHANNEL_DESTROY",
+        "CHANNEL_STATE",
+        "CHANNEL_CALLSTATE",
+        "CHANNEL_OUTGOING",
+        "BACKGROUND_JOB",
+        "API",
+        "HEARTBEAT",
+        "RE_SCHEDULE",
+        "PLAYBACK_START",
+        "PLAYBACK_STOP",
+        "RECORD_START",
+        "RECORD_STOP",
+    ] {
+        assert!(
+            compared.contains(must),
+            "no {must} was compared ({compared:?})"
+        );
+    }
+    // Event-Sequence increases strictly; one Core-UUID.
+    let seqs: Vec<u64> = ours.iter().filter_map(Event::sequence).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+    let cores: BTreeSet<String> = ours
+        .iter()
+        .filter_map(|e| e.core_uuid().map(|c| c.into_owned()))
+        .collect();
+    assert_eq!(cores.len(), 1);
+}
+
+#[test]
+fn json_and_xml_subscriptions_carry_the_same_headers() {
+    let mut h = Harness::new(SimConfig::default());
+    let (p, j, x) = (h.authed(), h.authed(), h.authed());
+    h.cmd(p, "event plain CHANNEL_ANSWER");
+    h.cmd(j, "event json CHANNEL_ANSWER");
+    h.cmd(x, "event xml CHANNEL_ANSWER");
+    assert_eq!(reply_texts(&h.take(j)), ["+OK event listener enabled json"]);
+    assert_eq!(reply_texts(&h.take(x)), ["+OK event listener enabled xml"]);
+    h.take(p);
+    h.cmd(p, "bgapi originate user/1000 &park()");
+    h.advance(Duration::from_secs(3));
+    let (ep, ej, ex) = (h.events(p), h.events(j), h.events(x));
+    assert_eq!(names(&ep), ["CHANNEL_ANSWER"]);
+    assert_eq!(ej.len(), 1);
+    assert_eq!(ex.len(), 1);
+    assert_eq!(ej[0].format(), switchyard_esl::EventFormat::Json);
+    assert_eq!(ex[0].format(), switchyard_esl::EventFormat::Xml);
+    assert_eq!(shape(&ep[0]), shape(&ej[0]));
+    assert_eq!(shape(&ep[0]), shape(&ex[0]));
+    assert_eq!(ep[0].unique_id(), ej[0].unique_id());
+}
+
+#[test]
+fn api_replies_match_the_capture_strings() {
+    let real = capture("inbound-auth-and-api.c1.fs2client.raw");
+    let real_api = api_text(&real);
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.connect();
+    assert_eq!(h.take(c), [Message::AuthRequest]);
+    h.cmd(c, "auth ClueCon");
+    assert_eq!(reply_texts(&h.take(c)), ["+OK accepted"]);
+    h.cmd(c, "api status");
+    let status = api_text(&h.take(c)).remove(0);
+    assert!(status.starts_with("UP 0 years, 0 days, 0 hours, 0 minutes, 0 seconds"));
+    // Same lines as the capture, numbers aside.
+    let shape_of = |s: &str| -> Vec<String> {
+        s.lines()
+            .map(|l| l.chars().filter(|c| !c.is_ascii_digit()).collect())
+            .collect()
+    };
+    assert_eq!(shape_of(&status), shape_of(&real_api[0]));
+    h.cmd(c, "api show channels as json");
+    assert_eq!(api_text(&h.take(c)), [real_api[1].clone()]);
+    h.cmd(c, "api sofia status");
+    assert_eq!(api_text(&h.take(c)), [real_api[2].clone()]);
+    h.cmd(c, "foobar");
+    assert_eq!(reply_texts(&h.take(c)), ["-ERR command not found"]);
+    h.cmd(c, "api nosuchcommand");
+    assert_eq!(
+        api_text(&h.take(c)),
+        ["-ERR nosuchcommand Command not found!\n"]
+    );
+    h.cmd(c, "api global_getvar core_uuid");
+    assert_eq!(api_text(&h.take(c)), [h.sw.core_uuid().to_owned()]);
+    // show channels with two channels: the capture's keys in the capture's order.
+    h.cmd(c, "api originate loopback/7001/default &park()");
+    let u = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    h.take(c);
+    h.cmd(c, "api show channels as json");
+    let shown = api_text(&h.take(c));
+    let ours: serde_json::Value =
+        serde_json::from_str(&shown[0]).unwrap_or_else(|e| panic!("{e}: {shown:?}"));
+    let theirs: serde_json::Value = serde_json::from_str(&real_api[5]).unwrap();
+    assert_eq!(ours["row_count"], 2);
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        v["rows"][0].as_object().unwrap().keys().cloned().collect()
+    };
+    assert_eq!(keys(&ours), keys(&theirs));
+    assert_eq!(ours["rows"][0]["uuid"], u.as_str());
+    assert_eq!(ours["rows"][0]["application"], "park");
+    h.cmd(c, &format!("api uuid_kill {u}"));
+    assert_eq!(api_text(&h.take(c)), ["+OK\n"]);
+    h.cmd(c, &format!("api uuid_kill {u}"));
+    assert_eq!(api_text(&h.take(c)), ["-ERR No such channel!\n"]);
+    h.cmd(c, "api uuid_exists nope");
+    assert_eq!(api_text(&h.take(c)), ["false"]);
+    h.cmd(c, "api reloadxml");
+    assert_eq!(api_text(&h.take(c)), ["+OK [Success]\n"]);
+    h.cmd(c, "exit");
+    let out = h.take(c);
+    assert_eq!(reply_texts(&out), ["+OK bye"]);
+    let real_notice = real.last().unwrap();
+    assert_eq!(out.last().unwrap(), real_notice);
+    assert!(h.closed.contains(&c));
+}
+
+#[test]
+fn wrong_password_gets_err_invalid_a_notice_and_a_close() {
+    let real = capture("inbound-auth-and-api.c2.fs2client.raw");
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.connect();
+    h.cmd(c, "api status");
+    assert_eq!(reply_texts(&h.take(c)), ["-ERR command not found"]);
+    h.cmd(c, "auth WrongPassword");
+    assert_eq!(h.take(c), real[1..]);
+    assert!(h.closed.contains(&c));
+}
+
+#[test]
+fn originate_user_answers_a_second_later_with_a_real_event_sequence() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain ALL");
+    h.take(c);
+    h.cmd(c, "api originate user/1000 &park()");
+    // The api blocks until the phone answers; events wait behind its reply.
+    h.advance(Duration::from_millis(900));
+    assert!(h.take(c).is_empty());
+    h.advance(Duration::from_millis(200));
+    let out = h.take(c);
+    let Message::ApiResponse(body) = &out[0] else {
+        panic!("api response first: {out:?}")
+    };
+    let uuid = ok_uuid(std::str::from_utf8(body).unwrap());
+    let evs: Vec<Event> = out
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names(&evs),
+        [
+            "API",
+            "CHANNEL_CREATE",
+            "CHANNEL_OUTGOING",
+            "CHANNEL_STATE",
+            "CHANNEL_STATE",
+            "CHANNEL_PROGRESS",
+            "CHANNEL_CALLSTATE",
+            "CHANNEL_ANSWER",
+            "CHANNEL_CALLSTATE",
+            "CHANNEL_STATE",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_PARK",
+        ]
+    );
+    let answer = &evs[7];
+    assert_eq!(answer.unique_id().unwrap(), uuid);
+    assert_eq!(answer.header("Answer-State").unwrap(), "answered");
+    // As in the capture, CHANNEL_ANSWER still shows the call state it leaves.
+    assert_eq!(answer.header("Channel-Call-State").unwrap(), "RINGING");
+    assert!(
+        answer
+            .header("Channel-Name")
+            .unwrap()
+            .starts_with("sofia/internal/1000@")
+    );
+    let created = evs[1]
+        .header("Event-Date-Timestamp")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    let answered = answer
+        .header("Event-Date-Timestamp")
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    assert_eq!(answered - created, 1_000_000);
+    assert_eq!(h.sw.channel_count(), 1);
+}
+
+#[test]
+fn bgapi_originate_reports_through_background_job_and_honours_origination_uuid() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain BACKGROUND_JOB");
+    h.take(c);
+    h.cmd(
+        c,
+        "bgapi originate {origination_uuid=0b5e3c8e-0000-4000-8000-000000000001,origination_caller_id_number=5551234}user/1001 &park()\nJob-UUID: my-job-1",
+    );
+    let out = h.take(c);
+    let Message::CommandReply(r) = &out[0] else {
+        panic!()
+    };
+    assert_eq!(r.text(), "+OK Job-UUID: my-job-1");
+    assert_eq!(r.job_uuid().unwrap(), "my-job-1");
+    h.advance(Duration::from_secs(2));
+    let evs = h.events(c);
+    assert_eq!(names(&evs), ["BACKGROUND_JOB"]);
+    assert_eq!(evs[0].job_uuid().unwrap(), "my-job-1");
+    assert_eq!(evs[0].header("Job-Command").unwrap(), "originate");
+    assert_eq!(
+        evs[0].body_str().unwrap(),
+        "+OK 0b5e3c8e-0000-4000-8000-000000000001\n"
+    );
+    assert!(h.sw.has_channel("0b5e3c8e-0000-4000-8000-000000000001"));
+    assert_eq!(
+        h.sw.channel_var(
+            "0b5e3c8e-0000-4000-8000-000000000001",
+            "origination_caller_id_number"
+        )
+        .as_deref(),
+        Some("5551234")
+    );
+}
+
+#[test]
+fn busy_no_answer_and_unregistered_agents_fail_with_freeswitch_causes() {
+    let mut cfg = SimConfig::default();
+    cfg.scenario.agents.overrides = vec![
+        AgentOverride {
+            extensions: vec!["1010".into()],
+            behaviour: switchyard_esl::sim::AgentBehaviour {
+                answer: 0.0,
+                busy: 1.0,
+                ..Default::default()
+            },
+        },
+        AgentOverride {
+            extensions: vec!["1011".into()],
+            behaviour: switchyard_esl::sim::AgentBehaviour {
+                answer: 0.0,
+                no_answer: 1.0,
+                ..Default::default()
+            },
+        },
+        AgentOverride {
+            extensions: vec!["1012".into()],
+            behaviour: switchyard_esl::sim::AgentBehaviour {
+                answer: 0.0,
+                reject: 1.0,
+                ..Default::default()
+            },
+        },
+    ];
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(c, "event plain CHANNEL_HANGUP_COMPLETE");
+    h.take(c);
+    h.cmd(c, "api originate user/1010 &park()");
+    h.advance(Duration::from_secs(2));
+    let out = h.take(c);
+    assert_eq!(api_text(&out), ["-ERR USER_BUSY\n"]);
+    let hc: Vec<Event> = out
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(hc[0].hangup_cause().unwrap(), "USER_BUSY");
+    assert_eq!(hc[0].variable("hangup_cause_q850").unwrap(), "17");
+    assert_eq!(hc[0].variable("billsec").unwrap(), "0");
+
+    h.cmd(c, "api originate {originate_timeout=10}user/1011 &park()");
+    h.advance(Duration::from_secs(9));
+    assert!(api_text(&h.take(c)).is_empty());
+    h.advance(Duration::from_secs(2));
+    assert_eq!(api_text(&h.take(c)), ["-ERR NO_ANSWER\n"]);
+
+    h.cmd(c, "api originate user/1012 &park()");
+    h.advance(Duration::from_secs(2));
+    assert_eq!(api_text(&h.take(c)), ["-ERR CALL_REJECTED\n"]);
+
+    h.cmd(c, "api originate user/4242 &park()");
+    assert_eq!(api_text(&h.take(c)), ["-ERR USER_NOT_REGISTERED\n"]);
+    h.cmd(c, "api originate bogus/1 &park()");
+    assert_eq!(api_text(&h.take(c)), ["-ERR CHAN_NOT_IMPLEMENTED\n"]);
+    assert_eq!(h.sw.channel_count(), 0);
+}
+
+#[test]
+fn customers_follow_the_model_and_fixed_numbers() {
+    let mut cfg = SimConfig::default();
+    cfg.scenario
+        .customers
+        .numbers
+        .insert("+15550001".into(), "busy".into());
+    cfg.scenario
+        .customers
+        .numbers
+        .insert("+15550002".into(), "machine".into());
+    cfg.scenario.customers.talk_time = Some(Dist::Fixed(30.0));
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(c, "api originate sofia/gateway/carrier/+15550001 &park()");
+    h.advance(Duration::from_secs(10));
+    assert_eq!(api_text(&h.take(c)), ["-ERR USER_BUSY\n"]);
+    h.cmd(c, "api originate sofia/gateway/carrier/+15550002 &park()");
+    h.advance(Duration::from_secs(10));
+    let u = ok_uuid(&api_text(&h.take(c))[0]);
+    assert_eq!(
+        h.sw.channel_var(&u, "amd_result").as_deref(),
+        Some("MACHINE")
+    );
+    // The machine hangs up after its greeting (8 s by default).
+    h.advance(Duration::from_secs(10));
+    assert!(!h.sw.has_channel(&u));
+    h.cmd(c, "api originate sofia/gateway/carrier/+15559999 &park()");
+    h.advance(Duration::from_secs(10));
+    let u = ok_uuid(&api_text(&h.take(c))[0]);
+    h.advance(Duration::from_secs(20));
+    assert!(h.sw.has_channel(&u));
+    h.advance(Duration::from_secs(15));
+    assert!(!h.sw.has_channel(&u), "human hangs up after talk time");
+}
+
+#[test]
+fn uuid_bridge_and_uuid_kill_produce_bridge_unbridge_and_hangup_causes() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "api originate sofia/gateway/gw/+15551230000 &park()");
+    h.advance(Duration::from_secs(10));
+    let cust = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    let agent = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(
+        c,
+        "event plain CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE",
+    );
+    h.take(c);
+    h.cmd(c, &format!("api uuid_bridge {cust} {agent}"));
+    let out = h.take(c);
+    assert_eq!(api_text(&out), [format!("+OK {agent}\n")]);
+    let evs: Vec<Event> = out
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names(&evs), ["CHANNEL_BRIDGE"]);
+    assert_eq!(evs[0].header("Bridge-A-Unique-ID").unwrap(), cust);
+    assert_eq!(evs[0].header("Bridge-B-Unique-ID").unwrap(), agent);
+    assert_eq!(evs[0].header("Other-Leg-Unique-ID").unwrap(), agent);
+    h.cmd(c, "api show calls as json");
+    let calls: serde_json::Value = serde_json::from_str(&api_text(&h.take(c))[0]).unwrap();
+    assert_eq!(calls["row_count"], 1);
+    assert_eq!(calls["rows"][0]["b_uuid"], agent.as_str());
+    h.advance(Duration::from_secs(5));
+    h.cmd(c, &format!("api uuid_kill {agent} USER_BUSY"));
+    let evs = h.events(c);
+    assert_eq!(
+        names(&evs),
+        [
+            "CHANNEL_HANGUP",
+            "CHANNEL_UNBRIDGE",
+            "CHANNEL_HANGUP",
+            "CHANNEL_HANGUP_COMPLETE",
+            "CHANNEL_HANGUP_COMPLETE",
+        ]
+    );
+    let causes: BTreeMap<String, String> = evs
+        .iter()
+        .filter(|e| e.name().as_deref() == Some("CHANNEL_HANGUP_COMPLETE"))
+        .map(|e| {
+            (
+                e.unique_id().unwrap().into_owned(),
+                e.hangup_cause().unwrap().into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(causes[&agent], "USER_BUSY");
+    assert_eq!(causes[&cust], "NORMAL_CLEARING");
+    let agent_hc = evs
+        .iter()
+        .find(|e| {
+            e.name().as_deref() == Some("CHANNEL_HANGUP_COMPLETE")
+                && e.unique_id().unwrap() == agent
+        })
+        .unwrap();
+    // Answered a second after its originate, bridged a second later, killed 5 s after that.
+    assert_eq!(agent_hc.variable("billsec").unwrap(), "6");
+    assert_eq!(agent_hc.variable("bridge_uuid").unwrap(), cust);
+    assert_eq!(h.sw.channel_count(), 0);
+    h.cmd(c, &format!("api uuid_bridge {cust} {agent}"));
+    assert_eq!(api_text(&h.take(c)), ["-ERR Invalid uuid\n"]);
+}
+
+#[test]
+fn bridge_application_dials_the_agent_and_reports_failures() {
+    let mut cfg = SimConfig::default();
+    cfg.scenario.agents.overrides = vec![AgentOverride {
+        extensions: vec!["1020".into()],
+        behaviour: switchyard_esl::sim::AgentBehaviour {
+            answer: 0.0,
+            busy: 1.0,
+            ..Default::default()
+        },
+    }];
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(c, "event plain CHANNEL_BRIDGE CHANNEL_EXECUTE_COMPLETE");
+    h.take(c);
+    h.cmd(c, "api originate user/1000 &bridge(user/1001)");
+    h.advance(Duration::from_secs(3));
+    let evs = h.events(c);
+    assert!(
+        names(&evs).contains(&"CHANNEL_BRIDGE".to_owned()),
+        "{:?}",
+        names(&evs)
+    );
+    assert_eq!(h.sw.channel_count(), 2);
+    h.cmd(c, "api originate user/1002 &bridge(user/1020)");
+    h.advance(Duration::from_secs(3));
+    let evs = h.events(c);
+    let done = evs
+        .iter()
+        .find(|e| e.application().as_deref() == Some("bridge"))
+        .expect("bridge completes");
+    assert_eq!(done.variable("originate_disposition").unwrap(), "USER_BUSY");
+    // The a-leg has nothing more to run: it hangs up.
+    assert_eq!(h.sw.channel_count(), 2);
+}
+
+// ---- media ---------------------------------------------------------------------------------
+
+#[test]
+fn uuid_broadcast_plays_and_uuid_record_writes_a_readable_stereo_wav() {
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-{}", std::process::id()));
+    let path = dir.join("rec.wav");
+    let path_s = path.to_string_lossy().into_owned();
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "api originate {RECORD_STEREO=true}user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    let u = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, "event plain PLAYBACK_START PLAYBACK_STOP RECORD_START RECORD_STOP CHANNEL_EXECUTE_COMPLETE");
+    h.take(c);
+    h.cmd(
+        c,
+        &format!("api uuid_broadcast {u} silence_stream://1500 aleg"),
+    );
+    assert_eq!(api_text(&h.take(c)), ["+OK Message sent\n"]);
+    h.cmd(c, &format!("api uuid_record {u} start {path_s}"));
+    assert_eq!(api_text(&h.take(c)), ["+OK Success\n"]);
+    h.advance(Duration::from_secs(2));
+    h.cmd(c, &format!("api uuid_record {u} mask {path_s}"));
+    h.advance(Duration::from_secs(1));
+    h.cmd(c, &format!("api uuid_record {u} unmask {path_s}"));
+    h.advance(Duration::from_secs(1));
+    let mut out = h.take(c);
+    assert_eq!(api_text(&out), ["+OK Success\n", "+OK Success\n"]);
+    h.cmd(c, &format!("api uuid_record {u} stop {path_s}"));
+    let stop = h.take(c);
+    assert_eq!(api_text(&stop), ["+OK Success\n"]);
+    out.extend(stop);
+    h.cmd(c, &format!("api uuid_record {u} stop {path_s}"));
+    assert_eq!(api_text(&h.take(c)), ["-ERR Cannot stop record session!\n"]);
+    h.cmd(c, "api uuid_record nope start /tmp/x.wav");
+    assert_eq!(api_text(&h.take(c)), ["-ERR Cannot locate session!\n"]);
+    let mut all: Vec<Message> = Vec::new();
+    all.extend(out);
+    let evs: Vec<Event> = all
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(names(&evs).contains(&"RECORD_STOP".to_owned()));
+    assert_eq!(h.recordings.len(), 1);
+    let job = h.recordings[0].clone();
+    assert!(job.stereo);
+    assert_eq!(job.duration, Duration::from_secs(4));
+    assert_eq!(
+        job.masked,
+        [(Duration::from_secs(2), Duration::from_secs(3))]
+    );
+    switchyard_esl::sim::wav::write_recording(&job).unwrap();
+    let mut r = hound::WavReader::open(&path).unwrap();
+    let spec = r.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    assert_eq!(r.duration(), 4 * 8000);
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let energy = |from: usize, to: usize, ch: usize| -> f64 {
+        samples[from * 2..to * 2]
+            .chunks(2)
+            .map(|f| (f[ch] as f64).powi(2))
+            .sum::<f64>()
+    };
+    // Party A talks first (left), party B next (right); the masked second is silent.
+    assert!(energy(0, 8000, 0) > 0.0 && energy(0, 8000, 1) == 0.0);
+    assert!(energy(16_000, 24_000, 0) == 0.0 && energy(16_000, 24_000, 1) == 0.0);
+    assert!(energy(24_000, 32_000, 1) > 0.0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+// ---- inbound calls over the outbound socket --------------------------------------------------
+
+#[test]
+fn inbound_call_speaks_the_outbound_socket_like_the_capture() {
+    let real = capture("outbound-socket.o1.fs2client.raw");
+    let cfg = SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let uuid =
+        h.sw.place_inbound_call(
+            h.now,
+            InboundCall {
+                caller_number: "+15551234567".into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.pump();
+    let (o, addr, u2) = h.opened.pop().unwrap();
+    assert_eq!(
+        (addr.as_str(), u2.as_str()),
+        ("127.0.0.1:8084", uuid.as_str())
+    );
+    h.sw.outbound_connected(h.now, o);
+    h.cmd(o, "connect");
+    let out = h.take(o);
+    let Message::CommandReply(data) = &out[0] else {
+        panic!("{out:?}")
+    };
+    let Message::CommandReply(real_data) = &real[0] else {
+        panic!()
+    };
+    let tail = |r: &switchyard_esl::codec::Reply| -> Vec<(String, String)> {
+        let hs: Vec<_> = r.headers().iter().collect();
+        hs[hs.len() - 4..]
+            .iter()
+            .map(|h| {
+                (
+                    h.name().into_owned(),
+                    String::from_utf8_lossy(h.raw_value()).into_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(tail(data), tail(real_data));
+    assert_eq!(data.text(), "+OK\n");
+    assert_eq!(
+        data.headers().get_str("Event-Name").unwrap(),
+        "CHANNEL_DATA"
+    );
+    assert_eq!(data.headers().get_str("Unique-ID").unwrap(), uuid);
+    assert_eq!(
+        data.headers().get_str("Caller-Caller-ID-Number").unwrap(),
+        "+15551234567"
+    );
+    h.cmd(o, "myevents");
+    h.cmd(o, "linger");
+    let out = h.take(o);
+    assert_eq!(reply_texts(&out), ["+OK Events Enabled", "+OK will linger"]);
+    h.cmd(
+        o,
+        "sendmsg\ncall-command: execute\nexecute-app-name: answer\nEvent-UUID: our-app-1",
+    );
+    h.cmd(o, "sendmsg\ncall-command: execute\nexecute-app-name: playback\nexecute-app-arg: tone_stream://%(250,250,440);loops=4\nEvent-UUID: our-app-2");
+    h.advance(Duration::from_secs(3));
+    h.cmd(
+        o,
+        "sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING",
+    );
+    let out = h.take(o);
+    let ours: Vec<String> = out
+        .iter()
+        .map(|m| match m {
+            Message::Event(e) => e.name().unwrap().into_owned(),
+            Message::CommandReply(r) => format!("reply {}", r.text()),
+            Message::DisconnectNotice(n) => format!("notice {:?}", n.disposition()),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [
+            "reply +OK",
+            "CHANNEL_PARK",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_ANSWER",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "reply +OK",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "reply +OK",
+            "CHANNEL_HANGUP",
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_STATE",
+            "CHANNEL_STATE",
+            "CHANNEL_HANGUP_COMPLETE",
+            "notice Some(Linger)",
+        ]
+    );
+    let app_uuids: Vec<(String, String)> = out
+        .iter()
+        .filter_map(|m| match m {
+            Message::Event(e) if e.name().as_deref() == Some("CHANNEL_EXECUTE_COMPLETE") => Some((
+                e.application().unwrap().into_owned(),
+                e.application_uuid().unwrap().into_owned(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(app_uuids[0], ("answer".into(), "our-app-1".into()));
+    assert_eq!(app_uuids[1], ("playback".into(), "our-app-2".into()));
+    assert_eq!(app_uuids[2].0, "socket");
+    let Some(Message::DisconnectNotice(n)) = out.last() else {
+        panic!()
+    };
+    let Some(Message::DisconnectNotice(rn)) = real.iter().rev().nth(2) else {
+        panic!()
+    };
+    assert_eq!(n.disposition(), Some(Disposition::Linger));
+    assert_eq!(n.linger_time(), rn.linger_time());
+    assert_eq!(n.session_uuid().unwrap(), uuid);
+    let hn: Vec<String> = n.headers().iter().map(|h| h.name().into_owned()).collect();
+    let rhn: Vec<String> = rn.headers().iter().map(|h| h.name().into_owned()).collect();
+    assert_eq!(hn, rhn);
+    // The socket lingers until the client leaves.
+    assert!(!h.closed.contains(&o));
+    h.cmd(o, "exit");
+    let out = h.take(o);
+    assert_eq!(reply_texts(&out), ["+OK bye"]);
+    let Some(Message::DisconnectNotice(bye)) = out.last() else {
+        panic!()
+    };
+    assert_eq!(bye.disposition(), Some(Disposition::Disconnect));
+    assert_eq!(
+        bye.body(),
+        real.last()
+            .and_then(|m| match m {
+                Message::DisconnectNotice(n) => Some(n.body()),
+                _ => None,
+            })
+            .unwrap()
+    );
+    assert!(h.closed.contains(&o));
+}
+
+#[test]
+fn inbound_callers_arrive_with_patience_and_dtmf() {
+    let mut cfg = SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        ..SimConfig::default()
+    };
+    cfg.scenario.inbound = Some(switchyard_esl::sim::InboundModel {
+        calls_per_minute: 60.0,
+        max_calls: Some(3),
+        patience: Some(Dist::Fixed(10.0)),
+        dtmf: vec!["1".into()],
+        dtmf_delay: Dist::Fixed(1.0),
+        ..Default::default()
+    });
+    let mut h = Harness::new(cfg);
+    h.advance(Duration::from_secs(600));
+    assert_eq!(h.opened.len(), 3, "three callers arrived");
+    // Nobody answered the sockets: each caller gave up after 10 s (or at the connect timeout).
+    assert_eq!(h.sw.channel_count(), 0);
+
+    // One caller served: answer, DTMF arrives on myevents.
+    let uuid =
+        h.sw.place_inbound_call(
+            h.now,
+            InboundCall {
+                dtmf: Some((Duration::from_secs(1), "42".into())),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h.pump();
+    let (o, _, _) = h.opened.pop().unwrap();
+    h.sw.outbound_connected(h.now, o);
+    h.cmd(
+        o,
+        "connect\n\nmyevents\n\nsendmsg\ncall-command: execute\nexecute-app-name: answer\n\n",
+    );
+    h.advance(Duration::from_secs(2));
+    let evs = h.events(o);
+    let digits: String = evs
+        .iter()
+        .filter(|e| e.name().as_deref() == Some("DTMF"))
+        .map(|e| e.header("DTMF-Digit").unwrap().into_owned())
+        .collect();
+    assert_eq!(digits, "42");
+    assert!(h.sw.has_channel(&uuid));
+}
+
+// ---- event delivery --------------------------------------------------------------------------
+
+#[test]
+fn filters_myevents_nixevent_and_noevents_follow_mod_event_socket() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    let u = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(
+        c,
+        "event plain CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE DTMF",
+    );
+    h.cmd(c, &format!("filter Unique-ID {u}"));
+    h.cmd(c, "filter Event-Name -DTMF");
+    let out = h.take(c);
+    assert_eq!(
+        reply_texts(&out),
+        [
+            "+OK event listener enabled plain".to_owned(),
+            format!("+OK filter added. [Unique-ID]=[{u}]"),
+            "+OK filter added. [Event-Name]=[-DTMF]".to_owned(),
+        ]
+    );
+    h.cmd(c, "api originate user/1001 &park()");
+    h.advance(Duration::from_secs(2));
+    h.take(c);
+    h.cmd(c, &format!("api uuid_broadcast {u} silence_stream://100"));
+    h.cmd(c, &format!("api uuid_send_dtmf {u} 5"));
+    h.advance(Duration::from_secs(1));
+    let evs = h.events(c);
+    assert_eq!(names(&evs), ["CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE"]);
+    assert!(evs.iter().all(|e| e.unique_id().unwrap() == u));
+    h.cmd(c, "filter delete all");
+    h.cmd(c, "nixevent CHANNEL_EXECUTE");
+    h.cmd(c, "event plain");
+    let out = h.take(c);
+    assert_eq!(
+        reply_texts(&out),
+        [
+            "+OK filter deleted. [all][(null)]",
+            "+OK events nixed",
+            "-ERR no keywords supplied"
+        ]
+    );
+    h.cmd(c, "noevents");
+    h.cmd(c, "noevents");
+    assert_eq!(
+        reply_texts(&h.take(c)),
+        [
+            "+OK no longer listening for events",
+            "-ERR not listening for events"
+        ]
+    );
+    let m = h.authed();
+    h.cmd(m, &format!("myevents {u} json"));
+    assert_eq!(reply_texts(&h.take(m)), ["+OK Events Enabled"]);
+    h.cmd(c, "api hupall");
+    assert_eq!(
+        api_text(&h.take(c)),
+        ["+OK hangup all channels with cause MANAGER_REQUEST\n"]
+    );
+    let evs = h.events(m);
+    assert!(!evs.is_empty());
+    assert!(evs.iter().all(|e| e.unique_id().unwrap() == u));
+    assert_eq!(evs[0].format(), switchyard_esl::EventFormat::Json);
+}
+
+#[test]
+fn custom_subclasses_are_delivered_only_when_asked() {
+    let mut h = Harness::new(SimConfig::default());
+    let (a, b) = (h.authed(), h.authed());
+    h.cmd(a, "event plain CUSTOM callcenter::info");
+    h.cmd(b, "event plain HEARTBEAT");
+    h.take(a);
+    h.take(b);
+    h.cmd(a, "sendevent CUSTOM\nEvent-Subclass: callcenter::info");
+    h.advance(Duration::from_secs(21));
+    assert_eq!(names(&h.events(b)), ["HEARTBEAT"]);
+    assert!(
+        h.events(a)
+            .iter()
+            .all(|e| e.name().as_deref() != Some("HEARTBEAT"))
+    );
+}
+
+#[test]
+fn heartbeat_every_twenty_seconds_with_increasing_sequence() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event json HEARTBEAT");
+    h.take(c);
+    h.advance(Duration::from_secs(61));
+    let evs = h.events(c);
+    assert_eq!(names(&evs), ["HEARTBEAT"; 3]);
+    let s: Vec<u64> = evs.iter().map(|e| e.sequence().unwrap()).collect();
+    assert!(s[0] < s[1] && s[1] < s[2]);
+    assert_eq!(evs[2].header("Uptime-msec").unwrap(), "60000");
+}
+
+#[test]
+fn a_listener_that_stops_reading_is_killed_at_the_bound() {
+    let cfg = SimConfig {
+        max_event_queue: 50,
+        max_missed: 5,
+        ..SimConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let slow = h.authed();
+    let fast = h.authed();
+    h.cmd(slow, "event plain ALL");
+    h.cmd(fast, "event plain ALL");
+    h.stalled.insert(slow);
+    for _ in 0..20 {
+        h.cmd(fast, "api originate loopback/7001/default &park()");
+    }
+    let notice = h.killed.get(&slow).expect("slow listener killed");
+    let Message::DisconnectNotice(n) = notice else {
+        panic!()
+    };
+    assert_eq!(&n.body()[..], b"killed listener because of lost events\n");
+    assert!(!h.killed.contains_key(&fast));
+    h.take(fast);
+    let before = h.take(slow).len();
+    assert_eq!(before, 1 + 50, "the event reply, then exactly the bound");
+    h.cmd(fast, "api status");
+    assert_eq!(api_text(&h.take(fast)).len(), 1);
+}
+
+// ---- faults ----------------------------------------------------------------------------------
+
+#[test]
+fn faults_restart_stall_slow_and_garble() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    let core1 = h.sw.core_uuid().to_owned();
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    h.take(c);
+    // Slow replies.
+    h.sw.inject(h.now, Fault::SlowReplies(Duration::from_millis(500)));
+    h.cmd(c, "api status");
+    assert!(h.take(c).is_empty());
+    h.advance(Duration::from_millis(500));
+    assert_eq!(api_text(&h.take(c)).len(), 1);
+    h.sw.inject(h.now, Fault::SlowReplies(Duration::ZERO));
+    // Stall.
+    h.sw.inject(h.now, Fault::Stall(Duration::from_secs(3)));
+    h.cmd(c, "api status");
+    h.advance(Duration::from_secs(2));
+    assert!(h.take(c).is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(api_text(&h.take(c)).len(), 1);
+    // Garble.
+    h.sw.inject(h.now, Fault::Garble(Some(c)));
+    h.cmd(c, "api status");
+    assert!(matches!(&h.take(c)[..], [Message::Other { .. }]));
+    // Restart: new Core-UUID, no channels, connections closed, sequence restarts.
+    h.sw.inject(h.now, Fault::Restart);
+    h.pump();
+    assert!(h.closed.contains(&c));
+    assert_eq!(h.sw.channel_count(), 0);
+    assert_ne!(h.sw.core_uuid(), core1);
+    let c2 = h.authed();
+    h.cmd(c2, "event plain HEARTBEAT");
+    h.cmd(c2, "api global_getvar core_uuid");
+    let out = h.take(c2);
+    assert_eq!(api_text(&out), [h.sw.core_uuid().to_owned()]);
+    h.advance(Duration::from_secs(20));
+    let hb = h.events(c2);
+    // Event-Sequence restarted (only the API events of this connection came before).
+    assert!(hb[0].sequence().unwrap() <= 3, "{:?}", hb[0].sequence());
+    assert_eq!(hb[0].core_uuid().unwrap(), h.sw.core_uuid());
+}
+
+#[test]
+fn malformed_commands_get_error_replies_never_a_panic() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    for bad in [
+        "api",
+        "api originate",
+        "api uuid_bridge",
+        "api uuid_record x",
+        "api uuid_transfer",
+        "api uuid_setvar",
+        "api uuid_getvar",
+        "api originate {origination_uuid=x user/1000",
+        "api originate [a=b]user/ &park(",
+        "api show",
+        "bgapi",
+        "event xml NOT_AN_EVENT",
+        "filter",
+        "myevents nope",
+        "linger",
+        "sendmsg nope\ncall-command: execute\nexecute-app-name: answer",
+        "sendmsg\ncall-command: wat",
+        "log banana",
+        "connect",
+    ] {
+        h.cmd(c, bad);
+        let out = h.take(c);
+        assert!(!out.is_empty(), "{bad:?} got no answer");
+        for m in &out {
+            match m {
+                Message::CommandReply(r) => assert!(!r.text().is_empty(), "{bad:?}"),
+                Message::ApiResponse(_) | Message::Event(_) => {}
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_run() {
+    let run = || {
+        let mut cfg = SimConfig::default();
+        cfg.scenario.agents.behaviour.answer_delay = Dist::Uniform([0.5, 3.0]);
+        cfg.scenario.agents.behaviour.talk_time = Some(Dist::Exp(30.0));
+        let mut h = Harness::new(cfg);
+        let c = h.authed();
+        h.cmd(c, "event plain CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE");
+        for i in 0..20 {
+            h.cmd(c, &format!("bgapi originate user/{} &park()", 1000 + i));
+        }
+        h.advance(Duration::from_secs(300));
+        h.take(c)
+            .into_iter()
+            .map(|m| match m {
+                Message::Event(e) => format!(
+                    "{} {} {}",
+                    e.name().unwrap(),
+                    e.unique_id().unwrap_or_default(),
+                    e.header("Event-Date-Timestamp").unwrap()
+                ),
+                other => format!("{other:?}"),
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
+
+#[test]
+fn ten_thousand_channels_stay_cheap() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain CHANNEL_ANSWER");
+    for i in 0..10_000 {
+        h.cmd(c, &format!("bgapi originate loopback/{i}/default &park()"));
+    }
+    assert_eq!(h.sw.channel_count(), 10_000);
+    assert_eq!(h.events(c).len(), 10_000);
+    h.cmd(c, "api hupall NORMAL_CLEARING");
+    assert_eq!(h.sw.channel_count(), 0);
+}
+
+// ---- over TCP --------------------------------------------------------------------------------
+
+struct Peer {
+    rd: FramedRead<tokio::net::tcp::OwnedReadHalf, EslCodec>,
+    wr: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Peer {
+    async fn connect(addr: std::net::SocketAddr) -> Peer {
+        Peer::from(TcpStream::connect(addr).await.unwrap())
+    }
+    fn from(s: TcpStream) -> Peer {
+        let (r, w) = s.into_split();
+        Peer {
+            rd: FramedRead::new(r, EslCodec::default()),
+            wr: w,
+        }
+    }
+    async fn send(&mut self, cmd: &str) {
+        self.wr
+            .write_all(format!("{cmd}\n\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    async fn next(&mut self) -> Option<Message> {
+        tokio::time::timeout(Duration::from_secs(60), self.rd.next())
+            .await
+            .expect("message in time")
+            .map(|r| r.unwrap())
+    }
+    async fn until_event(&mut self, name: &str) -> Event {
+        loop {
+            match self.next().await {
+                Some(Message::Event(e)) if e.name().as_deref() == Some(name) => return e,
+                Some(_) => {}
+                None => panic!("closed before {name}"),
+            }
+        }
+    }
+    async fn api(&mut self, cmd: &str) -> String {
+        self.send(&format!("api {cmd}")).await;
+        loop {
+            match self.next().await {
+                Some(Message::ApiResponse(b)) => return String::from_utf8_lossy(&b).into_owned(),
+                Some(_) => {}
+                None => panic!("closed"),
+            }
+        }
+    }
+}
+
+async fn start(cfg: SimConfig) -> switchyard_esl::sim::SimHandle {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    switchyard_esl::sim::spawn(l, cfg, 11)
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_auth_failure_closes_the_socket() {
+    let sim = start(SimConfig::default()).await;
+    let mut p = Peer::connect(sim.local_addr()).await;
+    assert_eq!(p.next().await, Some(Message::AuthRequest));
+    p.send("auth nope").await;
+    let Some(Message::CommandReply(r)) = p.next().await else {
+        panic!()
+    };
+    assert_eq!(r.text(), "-ERR invalid");
+    assert!(matches!(p.next().await, Some(Message::DisconnectNotice(_))));
+    assert_eq!(p.next().await, None);
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_bgapi_originate_and_restart_changes_core_uuid() {
+    let sim = start(SimConfig::default()).await;
+    let mut p = Peer::connect(sim.local_addr()).await;
+    p.next().await;
+    p.send("auth ClueCon").await;
+    p.next().await;
+    let core = p.api("global_getvar core_uuid").await;
+    assert_eq!(core, sim.core_uuid().await);
+    p.send("event plain BACKGROUND_JOB CHANNEL_ANSWER").await;
+    p.next().await;
+    p.send("bgapi originate user/1000 &park()").await;
+    let Some(Message::CommandReply(r)) = p.next().await else {
+        panic!()
+    };
+    assert!(r.text().starts_with("+OK Job-UUID: "));
+    let ans = p.until_event("CHANNEL_ANSWER").await;
+    let job = p.until_event("BACKGROUND_JOB").await;
+    assert_eq!(
+        job.body_str().unwrap(),
+        format!("+OK {}\n", ans.unique_id().unwrap())
+    );
+    assert_eq!(sim.channel_count().await, 1);
+    sim.inject(Fault::Restart).await;
+    // The connection drops; a new one sees a new Core-UUID and no channels.
+    loop {
+        if p.next().await.is_none() {
+            break;
+        }
+    }
+    let mut p = Peer::connect(sim.local_addr()).await;
+    p.next().await;
+    p.send("auth ClueCon").await;
+    p.next().await;
+    let core2 = p.api("global_getvar core_uuid").await;
+    assert_ne!(core, core2);
+    assert_eq!(p.api("show channels as json").await, "{\"row_count\": 0}\n");
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_inbound_call_reaches_our_listener_and_writes_a_wav() {
+    let target = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let cfg = SimConfig {
+        inbound_target: Some(target.local_addr().unwrap().to_string()),
+        ..SimConfig::default()
+    };
+    let sim = start(cfg).await;
+    let uuid = sim
+        .place_inbound_call(InboundCall {
+            caller_number: "+15550100".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (s, _) = target.accept().await.unwrap();
+    let mut o = Peer::from(s);
+    o.send("connect").await;
+    let Some(Message::CommandReply(data)) = o.next().await else {
+        panic!()
+    };
+    assert_eq!(data.into_channel_data().unique_id().unwrap(), uuid);
+    o.send("myevents").await;
+    o.send("linger").await;
+    o.send("sendmsg\ncall-command: execute\nexecute-app-name: answer\nEvent-UUID: ans-1")
+        .await;
+    let done = o.until_event("CHANNEL_EXECUTE_COMPLETE").await;
+    assert_eq!(done.application_uuid().unwrap(), "ans-1");
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-tcp-{}", std::process::id()));
+    let path = dir.join("call.wav");
+    let mut ctl = Peer::connect(sim.local_addr()).await;
+    ctl.next().await;
+    ctl.send("auth ClueCon").await;
+    ctl.next().await;
+    assert_eq!(
+        ctl.api(&format!("uuid_record {uuid} start {}", path.display()))
+            .await,
+        "+OK Success\n"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    o.send("sendmsg\ncall-command: hangup\nhangup-cause: NORMAL_CLEARING")
+        .await;
+    let hc = o.until_event("CHANNEL_HANGUP_COMPLETE").await;
+    assert_eq!(hc.hangup_cause().unwrap(), "NORMAL_CLEARING");
+    let Some(Message::DisconnectNotice(n)) = o.next().await else {
+        panic!()
+    };
+    assert_eq!(n.disposition(), Some(Disposition::Linger));
+    let r = hound::WavReader::open(&path).unwrap();
+    assert_eq!(r.spec().channels, 1);
+    assert!(r.duration() >= 8000);
+    o.send("exit").await;
+    loop {
+        if o.next().await.is_none() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    sim.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn tcp_listener_that_stops_reading_is_killed() {
+    let cfg = SimConfig {
+        max_event_queue: 200,
+        max_missed: 10,
+        ..SimConfig::default()
+    };
+    let sim = start(cfg).await;
+    // The slow client subscribes and never reads again.
+    let mut slow = TcpStream::connect(sim.local_addr()).await.unwrap();
+    slow.write_all(b"auth ClueCon\n\nevent plain ALL\n\n")
+        .await
+        .unwrap();
+    let mut p = Peer::connect(sim.local_addr()).await;
+    p.next().await;
+    p.send("auth ClueCon").await;
+    p.next().await;
+    // Enough events to overflow the socket buffers and then the bound.
+    let big = "x".repeat(4000);
+    for i in 0..400 {
+        let r = p
+            .api(&format!(
+                "originate {{sim_pad={big}}}loopback/{i}/default &park()"
+            ))
+            .await;
+        assert!(r.starts_with("+OK"), "{r}");
+        if i % 50 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    // Now the slow client reads: what the kernel buffered, then EOF. (The kill notice is
+    // written with a timeout; with nobody reading, paused time lets it lapse, as a real
+    // switch's send would fail. The sans-IO test checks the notice itself.)
+    let mut rd = FramedRead::new(slow, EslCodec::default());
+    let mut events = 0;
+    let mut last = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), rd.next()).await {
+            Ok(Some(Ok(m))) => {
+                if matches!(m, Message::Event(_)) {
+                    events += 1;
+                }
+                last = Some(m);
+            }
+            Ok(Some(Err(_))) | Ok(None) => break,
+            Err(_) => panic!("the killed listener's socket was not closed"),
+        }
+    }
+    assert!(
+        events < 400 * 10,
+        "{events} events: the listener was not cut off"
+    );
+    if let Some(Message::DisconnectNotice(n)) = last {
+        assert_eq!(&n.body()[..], b"killed listener because of lost events\n");
+    }
+    sim.shutdown().await;
+}
+
+#[test]
+fn eavesdrop_follows_whisper_and_barge_controls() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    let target = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, &format!("api originate user/1050 &eavesdrop({target})"));
+    h.advance(Duration::from_secs(2));
+    let sup = ok_uuid(&api_text(&h.take(c))[0]);
+    assert_eq!(
+        h.sw.channel_var(&sup, "eavesdrop_mode").as_deref(),
+        Some("listen")
+    );
+    for (digit, mode) in [
+        ("2", "whisper_b"),
+        ("1", "whisper_a"),
+        ("3", "barge"),
+        ("0", "listen"),
+    ] {
+        h.cmd(c, &format!("api uuid_send_dtmf {sup} {digit}"));
+        assert_eq!(api_text(&h.take(c)), ["+OK Success\n"]);
+        assert_eq!(
+            h.sw.channel_var(&sup, "eavesdrop_mode").as_deref(),
+            Some(mode)
+        );
+    }
+    // The eavesdropped call ends: so does the supervisor's leg.
+    h.cmd(c, &format!("api uuid_kill {target}"));
+    h.take(c);
+    assert!(!h.sw.has_channel(&sup));
+}
+
+#[test]
+fn drop_connections_closes_event_sockets_but_keeps_calls() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    h.take(c);
+    let core = h.sw.core_uuid().to_owned();
+    h.sw.inject(h.now, Fault::DropConnections);
+    h.pump();
+    assert!(h.closed.contains(&c));
+    assert_eq!(h.sw.connection_count(), 0);
+    assert_eq!(h.sw.channel_count(), 1);
+    assert_eq!(h.sw.core_uuid(), core);
+}
+
+#[tokio::test]
+async fn standalone_runner_serves_a_scenario_until_shutdown() {
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-sa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("s.toml");
+    std::fs::write(
+        &scenario,
+        "seed = 5\n[agents]\nextensions = [\"2000-2009\"]\nanswer_delay = { fixed = 0.1 }\n",
+    )
+    .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = switchyard_esl::sim::StandaloneConfig {
+        listen: format!("127.0.0.1:{port}"),
+        scenario: Some(scenario),
+        ..Default::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(switchyard_esl::sim::net::run_standalone_until(cfg, async {
+        let _ = stop_rx.await;
+    }));
+    let mut p = loop {
+        match TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break Peer::from(s),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    assert_eq!(p.next().await, Some(Message::AuthRequest));
+    p.send("auth ClueCon").await;
+    p.next().await;
+    assert!(
+        p.api("originate user/2003 &park()")
+            .await
+            .starts_with("+OK ")
+    );
+    assert_eq!(
+        p.api("originate user/1000 &park()").await,
+        "-ERR USER_NOT_REGISTERED\n"
+    );
+    stop_tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(dir);
+}
