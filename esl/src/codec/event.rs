@@ -193,7 +193,20 @@ impl Event {
         })
     }
 
-    /// Parses the body of a `text/event-json` message.
+    /// Parses the body of a `text/event-json` message held in `data`. FreeSWITCH's usual flat
+    /// objects of plain strings are indexed in place; anything else goes through serde_json.
+    pub fn parse_json_bytes(data: Bytes) -> Result<Self, EslError> {
+        match super::json_fast::parse(&data) {
+            Some((headers, body)) => Ok(Event {
+                format: EventFormat::Json,
+                headers,
+                body,
+            }),
+            None => Self::parse_json(&data),
+        }
+    }
+
+    /// Parses the body of a `text/event-json` message (always through serde_json).
     pub fn parse_json(data: &[u8]) -> Result<Self, EslError> {
         let mut de = serde_json::Deserializer::from_slice(data);
         let (headers, body) = JsonEventSeed
@@ -396,7 +409,10 @@ impl<'de> Visitor<'de> for JsonEventVisitor {
                 body = Some(Bytes::from(value.into_bytes()));
                 continue;
             }
-            b.push(key.0.as_bytes(), &value.into_bytes(), Encoding::Literal);
+            match value {
+                JsonValue::One(v) => b.push(key.0.as_bytes(), v.as_bytes(), Encoding::Literal),
+                many => b.push(key.0.as_bytes(), &many.into_bytes(), Encoding::Literal),
+            }
         }
         Ok((b.finish(), body))
     }

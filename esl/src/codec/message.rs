@@ -61,7 +61,7 @@ impl Message {
                 Message::Event(Event::parse_plain(body.unwrap_or_default())?)
             }
             Some(b"text/event-json") => {
-                Message::Event(Event::parse_json(&body.unwrap_or_default())?)
+                Message::Event(Event::parse_json_bytes(body.unwrap_or_default())?)
             }
             Some(b"text/event-xml") => Message::Event(Event::parse_xml(&body.unwrap_or_default())?),
             Some(b"text/disconnect-notice") => Message::DisconnectNotice(DisconnectNotice {

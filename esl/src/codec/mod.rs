@@ -11,6 +11,7 @@ mod command;
 mod event;
 mod frame;
 mod headers;
+mod json_fast;
 mod message;
 pub mod percent;
 mod xml;
