@@ -63,27 +63,82 @@ impl Headers {
     /// into spans. Per-call search setup (memchr) cost more than the search on ~40-byte lines.
     pub(crate) fn parse_until_blank(block: Bytes) -> Result<(Self, Option<usize>), EslError> {
         let bytes: &[u8] = &block;
-        let mut walk = Walk {
-            bytes,
-            spans: Vec::with_capacity(estimate_lines(bytes.len())),
-            line_start: 0,
-            colon: NO_COLON,
-        };
+        if bytes.len() > MAX_SPAN_BUFFER {
+            return Err(EslError::HeaderBlockTooLarge {
+                limit: MAX_SPAN_BUFFER,
+            });
+        }
+        let mut spans = Vec::with_capacity(estimate_lines(bytes.len()));
+        // The line being read, and its first colon once seen (NO_COLON until then).
+        let mut line_start = 0usize;
+        let mut colon = NO_COLON;
         let (blocks, rest) = bytes.as_chunks::<64>();
-        let mut base = 0usize;
-        for blk in blocks {
-            let (colons, newlines) = masks::block(blk);
-            if let Some(after) = walk.bits(base, colons, newlines)? {
-                return Ok((walk.into_headers(block.clone()), Some(after)));
+        let last = blocks.len();
+        for k in 0..=last {
+            let base = 64 * k;
+            let (colons, mut newlines) = match blocks.get(k) {
+                Some(blk) => masks::block(blk),
+                None => masks::tail(rest),
+            };
+            // Only line ends are walked; each line's colon is the first colon bit at or after
+            // its start, found with two mask operations.
+            while newlines != 0 {
+                let nl = base + newlines.trailing_zeros() as usize;
+                newlines &= newlines - 1;
+                if colon == NO_COLON {
+                    let from = line_start.saturating_sub(base);
+                    let m = colons & bits_from(from) & !bits_from(nl - base);
+                    if m != 0 {
+                        colon = base + m.trailing_zeros() as usize;
+                    }
+                }
+                let end = if nl > line_start && bytes.get(nl - 1) == Some(&b'\r') {
+                    nl - 1
+                } else {
+                    nl
+                };
+                if colon != NO_COLON && colon > line_start {
+                    spans.push(span(bytes, line_start, colon, end));
+                } else if colon == NO_COLON && end == line_start {
+                    return Ok((
+                        Headers {
+                            buf: block.clone(),
+                            spans,
+                        },
+                        Some(nl + 1),
+                    ));
+                } else {
+                    return Err(malformed(bytes, line_start, end));
+                }
+                line_start = nl + 1;
+                colon = NO_COLON;
             }
-            base += 64;
+            // The line runs on into the next block: note its colon if this block has it.
+            if colon == NO_COLON {
+                let m = colons & bits_from(line_start.saturating_sub(base));
+                if m != 0 {
+                    colon = base + m.trailing_zeros() as usize;
+                }
+            }
         }
-        let (colons, newlines) = masks::tail(rest);
-        if let Some(after) = walk.bits(base, colons, newlines)? {
-            return Ok((walk.into_headers(block.clone()), Some(after)));
+        // A last line without its `\n`.
+        let mut end = bytes.len();
+        if end > line_start && bytes[end - 1] == b'\r' {
+            end -= 1;
         }
-        walk.finish()?;
-        Ok((walk.into_headers(block.clone()), None))
+        if line_start < end {
+            if colon == NO_COLON || colon == line_start {
+                return Err(malformed(bytes, line_start, end));
+            }
+            spans.push(span(bytes, line_start, colon, end));
+        }
+        Ok((
+            Headers {
+                buf: block.clone(),
+                spans,
+            },
+            None,
+        ))
     }
 
     /// Like [`parse_block`](Self::parse_block), but lines without a colon are skipped instead
@@ -388,21 +443,29 @@ fn to_u32(n: usize) -> u32 {
 }
 
 /// The span of a `Name: value` line whose colon is at `colon`; spaces after the colon are
-/// skipped (FreeSWITCH writes one; its own reader skips any number).
+/// skipped (FreeSWITCH writes one; its own reader skips any number). Offsets fit in u32:
+/// every caller's buffer is checked against [`MAX_SPAN_BUFFER`] first.
 #[inline(always)]
 fn span(bytes: &[u8], start: usize, colon: usize, end: usize) -> Span {
     let mut v = colon + 1;
-    while v < end && bytes.get(v) == Some(&b' ') {
+    if v < end && bytes[v] == b' ' {
         v += 1;
+        while v < end && bytes[v] == b' ' {
+            v += 1;
+        }
     }
     Span {
-        name_start: to_u32(start),
-        name_len: to_u32(colon - start),
-        value_start: to_u32(v),
-        value_len: to_u32(end - v),
+        name_start: start as u32,
+        name_len: (colon - start) as u32,
+        value_start: v as u32,
+        value_len: (end - v) as u32,
         encoding: Encoding::Percent,
     }
 }
+
+/// Largest buffer whose offsets a [`Span`] can hold. Decoded blocks are far smaller (16 MiB
+/// bodies, a configurable header cap); this only guards the conversions above.
+const MAX_SPAN_BUFFER: usize = u32::MAX as usize;
 
 #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
 const COLONS: u64 = 0x0101_0101_0101_0101 * b':' as u64;
@@ -467,10 +530,21 @@ mod masks {
         ((high_bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) & 0xff
     }
 
-    /// (colons, newlines) of the last, shorter-than-64-byte piece.
+    /// (colons, newlines) of the last, shorter-than-64-byte piece: padded with zero bytes
+    /// (neither `:` nor `\n`) into a whole block, so it takes the fast path too. Every outer
+    /// header block of a message (~50 bytes) comes through here.
     pub(super) fn tail(rest: &[u8]) -> (u64, u64) {
+        let mut padded = [0u8; 64];
+        let n = rest.len().min(64);
+        padded[..n].copy_from_slice(&rest[..n]);
+        block(&padded)
+    }
+
+    /// The obvious byte-by-byte masks, for tests.
+    #[cfg(test)]
+    pub(super) fn scalar(bytes: &[u8]) -> (u64, u64) {
         let (mut c, mut n) = (0u64, 0u64);
-        for (i, &b) in rest.iter().enumerate() {
+        for (i, &b) in bytes.iter().enumerate().take(64) {
             c |= u64::from(b == b':') << i;
             n |= u64::from(b == b'\n') << i;
         }
@@ -478,81 +552,18 @@ mod masks {
     }
 }
 
-/// Turns the positions of `:` and `\n` into spans: in a name until the first colon, then in a
-/// value (colons there are skipped) until the line ends.
-struct Walk<'a> {
-    bytes: &'a [u8],
-    spans: Vec<Span>,
-    line_start: usize,
-    /// The current line's first colon, or [`NO_COLON`].
-    colon: usize,
-}
-
 const NO_COLON: usize = usize::MAX;
 
-impl Walk<'_> {
-    /// Consumes the set bits of one block (`base` is its offset); returns the offset after
-    /// the empty line when the block holds it.
-    #[inline(always)]
-    fn bits(&mut self, base: usize, colons: u64, newlines: u64) -> Result<Option<usize>, EslError> {
-        let mut m = colons | newlines;
-        while m != 0 {
-            let bit = m & m.wrapping_neg();
-            let i = base + bit.trailing_zeros() as usize;
-            m ^= bit;
-            if newlines & bit != 0 {
-                let start = self.line_start;
-                let end = if i > start && self.bytes.get(i - 1) == Some(&b'\r') {
-                    i - 1
-                } else {
-                    i
-                };
-                if self.colon != NO_COLON {
-                    self.spans.push(span(self.bytes, start, self.colon, end));
-                    self.colon = NO_COLON;
-                } else if end == start {
-                    return Ok(Some(i + 1));
-                } else {
-                    return Err(self.malformed(end));
-                }
-                self.line_start = i + 1;
-            } else if self.colon == NO_COLON {
-                if i == self.line_start {
-                    return Err(self.malformed(i));
-                }
-                self.colon = i;
-            }
-        }
-        Ok(None)
-    }
+/// Bits `k..64` set (none when `k >= 64`).
+#[inline(always)]
+fn bits_from(k: usize) -> u64 {
+    if k >= 64 { 0 } else { u64::MAX << k }
+}
 
-    /// The block ended without an empty line: the last line may lack its `\n`.
-    fn finish(&mut self) -> Result<(), EslError> {
-        let (start, mut end) = (self.line_start, self.bytes.len());
-        if end > start && self.bytes[end - 1] == b'\r' {
-            end -= 1;
-        }
-        if start < end {
-            if self.colon == NO_COLON {
-                return Err(self.malformed(end));
-            }
-            self.spans.push(span(self.bytes, start, self.colon, end));
-        }
-        Ok(())
-    }
-
-    #[cold]
-    fn malformed(&self, end: usize) -> EslError {
-        EslError::MalformedHeader {
-            excerpt: excerpt(&self.bytes[self.line_start..end.max(self.line_start)]),
-        }
-    }
-
-    fn into_headers(self, buf: Bytes) -> Headers {
-        Headers {
-            buf,
-            spans: self.spans,
-        }
+#[cold]
+fn malformed(bytes: &[u8], start: usize, end: usize) -> EslError {
+    EslError::MalformedHeader {
+        excerpt: excerpt(&bytes[start..end.max(start)]),
     }
 }
 
@@ -709,9 +720,12 @@ mod tests {
             64,
         )) {
             let block: [u8; 64] = bytes.as_slice().try_into().unwrap();
-            let expected = masks::tail(&bytes);
+            let expected = masks::scalar(&bytes);
             proptest::prop_assert_eq!(masks::block(&block), expected);
             proptest::prop_assert_eq!(masks::block_swar(&block), expected);
+            for cut in [0, 1, 17, 40, 63] {
+                proptest::prop_assert_eq!(masks::tail(&bytes[..cut]), masks::scalar(&bytes[..cut]));
+            }
         }
 
         #[test]
