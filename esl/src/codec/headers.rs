@@ -177,15 +177,24 @@ impl Headers {
     }
 
     /// Builds headers from pairs whose values are already percent-encoded (read back decoded).
-    pub fn from_encoded_pairs<'a, I, N, V>(pairs: I) -> Self
+    pub fn from_encoded_pairs<I, N, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (N, V)>,
-        N: AsRef<[u8]> + 'a,
-        V: AsRef<[u8]> + 'a,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        Self::build(pairs, Encoding::Percent)
+    }
+
+    fn build<I, N, V>(pairs: I, encoding: Encoding) -> Self
+    where
+        I: IntoIterator<Item = (N, V)>,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
     {
         let mut b = HeadersBuilder::default();
         for (n, v) in pairs {
-            b.push(n.as_ref(), v.as_ref(), Encoding::Percent);
+            b.push(n.as_ref(), v.as_ref(), encoding);
         }
         b.finish()
     }
@@ -239,17 +248,13 @@ impl Headers {
     }
 
     /// Builds headers from already-decoded pairs.
-    pub fn from_pairs<'a, I, N, V>(pairs: I) -> Self
+    pub fn from_pairs<I, N, V>(pairs: I) -> Self
     where
         I: IntoIterator<Item = (N, V)>,
-        N: AsRef<[u8]> + 'a,
-        V: AsRef<[u8]> + 'a,
+        N: AsRef<[u8]>,
+        V: AsRef<[u8]>,
     {
-        let mut b = HeadersBuilder::default();
-        for (n, v) in pairs {
-            b.push(n.as_ref(), v.as_ref(), Encoding::Literal);
-        }
-        b.finish()
+        Self::build(pairs, Encoding::Literal)
     }
 }
 
