@@ -1,0 +1,88 @@
+//! Inbound calls, placed the way a dialplan `socket` application does.
+
+use super::*;
+
+impl Switch {
+    // ---- inbound calls -------------------------------------------------------------------
+
+    /// A caller arrives: the channel runs the dialplan's `socket` application, which opens an
+    /// outbound socket to the inbound target. `None` when no target is configured.
+    pub fn place_inbound_call(&mut self, now: Instant, call: InboundCall) -> Option<String> {
+        let addr = self.cfg.inbound_target.clone()?;
+        self.inbound_placed += 1;
+        let uuid = self.rng.uuid();
+        let num = if call.caller_number.is_empty() {
+            "0000000000".to_owned()
+        } else {
+            call.caller_number.clone()
+        };
+        let name = format!("sofia/external/{num}@198.51.100.10");
+        let dest = if call.destination.is_empty() {
+            "5000".to_owned()
+        } else {
+            call.destination.clone()
+        };
+        let ch = self.new_channel(
+            now,
+            uuid.clone(),
+            name,
+            false,
+            &call.caller_name,
+            &num,
+            &dest,
+            "mod_sofia",
+        );
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let mut c = Conn::new(ConnKind::Outbound);
+        c.channel = Some(ch);
+        c.session = Some(uuid.clone());
+        self.conns.insert(conn, c);
+        if let Some(c) = self.chans.get_mut(&ch) {
+            c.inbound_caller = true;
+            c.talk_time = call.talk_time;
+            c.socket = Some(conn);
+            c.hangup_when_idle = false;
+            c.set_var("call_uuid", uuid.clone());
+            if let Some((d, digits)) = &call.dtmf {
+                c.dtmf = Some(digits.clone());
+                c.set_var("sim_dtmf_delay_ms", d.as_millis().to_string());
+            }
+        }
+        self.chan_event(now, ch, "CHANNEL_CREATE", vec![], vec![], true);
+        self.set_state(now, ch, CState::Routing);
+        self.set_callstate(now, ch, "RINGING");
+        self.set_state(now, ch, CState::Execute);
+        let data = format!("{addr} async full");
+        let host = addr
+            .rsplit_once(':')
+            .map_or(addr.as_str(), |(h, _)| h)
+            .to_owned();
+        let app_uuid = self.rng.uuid();
+        if let Some(c) = self.chans.get_mut(&ch) {
+            c.set_var("current_application_data", data.clone());
+            c.set_var("current_application", "socket");
+            c.set_var("socket_host", host);
+            c.app_seq += 1;
+            let app = App {
+                name: "socket".into(),
+                data,
+                uuid: app_uuid,
+                seq: 0,
+            };
+            let post = app_post(&app, None);
+            c.queue.push_front(app);
+            c.parked = true;
+            self.chan_event(now, ch, "CHANNEL_EXECUTE", vec![], post, true);
+        }
+        if let Some(p) = call.patience {
+            self.schedule(now + p, TimerKey::Patience(ch));
+        }
+        self.out.push_back(Output::OpenOutbound {
+            conn,
+            addr,
+            uuid: uuid.clone(),
+        });
+        Some(uuid)
+    }
+}

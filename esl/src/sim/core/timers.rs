@@ -1,0 +1,198 @@
+//! Timers: heartbeats, answer delays, talk times, playback ends, inbound arrivals.
+
+use super::*;
+
+impl Switch {
+    // ---- timers --------------------------------------------------------------------------
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((t, _, _)) = self.timers.first() {
+            if *t > now {
+                break;
+            }
+            let Some((_, _, key)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire_timer(now, key);
+        }
+    }
+
+    pub(super) fn fire_timer(&mut self, now: Instant, key: TimerKey) {
+        match key {
+            TimerKey::Heartbeat => {
+                self.heartbeat(now);
+                let hb = self.cfg.heartbeat_interval;
+                self.schedule(now + hb, TimerKey::Heartbeat);
+            }
+            TimerKey::Pump(conn) => self.pump(now, conn),
+            TimerKey::Ring(ch) => {
+                let Some(c) = self.chans.get(&ch) else { return };
+                if c.answered || c.hangup_cause.is_some() {
+                    return;
+                }
+                match c.var("sim_ring_outcome").unwrap_or("answer") {
+                    "answer" => self.answer_originated(now, ch),
+                    cause => {
+                        let cause = known_cause(cause).unwrap_or("NORMAL_TEMPORARY_FAILURE");
+                        self.hangup(now, ch, cause);
+                    }
+                }
+            }
+            TimerKey::OriginateTimeout(ch) => {
+                if self.chans.get(&ch).is_some_and(|c| !c.answered) {
+                    self.hangup(now, ch, "NO_ANSWER");
+                }
+            }
+            TimerKey::TalkEnd(ch) => {
+                if self.chans.get(&ch).is_some_and(|c| c.answered) {
+                    self.hangup(now, ch, "NORMAL_CLEARING");
+                }
+            }
+            TimerKey::AppDone(ch, seq) => {
+                let Some(c) = self.chans.get(&ch) else { return };
+                let Some(app) = c.current.as_ref().filter(|a| a.seq == seq) else {
+                    return;
+                };
+                if app.name == "playback" {
+                    let post = playback_post(&app.data, "done");
+                    self.chan_event(now, ch, "PLAYBACK_STOP", vec![], post, true);
+                    self.complete_app(now, ch, "FILE PLAYED");
+                } else {
+                    self.complete_app(now, ch, "_none_");
+                }
+            }
+            TimerKey::Patience(ch) => {
+                let Some(c) = self.chans.get(&ch) else { return };
+                if c.peer.is_none() {
+                    let cause = if c.answered {
+                        "NORMAL_CLEARING"
+                    } else {
+                        "ORIGINATOR_CANCEL"
+                    };
+                    self.hangup(now, ch, cause);
+                }
+            }
+            TimerKey::Dtmf(ch) => {
+                let Some(c) = self.chans.get_mut(&ch) else {
+                    return;
+                };
+                if let Some(digits) = c.dtmf.take() {
+                    for d in digits.chars() {
+                        let post = vec![
+                            ("DTMF-Digit".into(), d.to_string()),
+                            ("DTMF-Duration".into(), "2000".into()),
+                            ("DTMF-Source".into(), "RTP".into()),
+                        ];
+                        self.chan_event(now, ch, "DTMF", vec![], post, false);
+                    }
+                }
+            }
+            TimerKey::Arrival => {
+                let Some(model) = self.cfg.scenario.inbound.clone() else {
+                    return;
+                };
+                if self.cfg.inbound_target.is_none() {
+                    return;
+                }
+                if model.max_calls.is_some_and(|m| self.inbound_placed >= m) {
+                    return;
+                }
+                let num = format!("+1555{:07}", self.rng.range(0, 9_999_999));
+                let patience = model.patience.as_ref().map(|d| d.sample(&mut self.rng));
+                let talk = model.talk_time.as_ref().map(|d| d.sample(&mut self.rng));
+                let dtmf = if model.dtmf.is_empty() {
+                    None
+                } else {
+                    let i = self.rng.range(0, model.dtmf.len() as u64 - 1) as usize;
+                    Some((
+                        model.dtmf_delay.sample(&mut self.rng),
+                        model.dtmf[i].clone(),
+                    ))
+                };
+                self.place_inbound_call(
+                    now,
+                    InboundCall {
+                        caller_number: num,
+                        caller_name: String::new(),
+                        destination: model.destination.clone(),
+                        patience,
+                        talk_time: talk,
+                        dtmf,
+                    },
+                );
+                self.schedule_arrival(now);
+            }
+            TimerKey::LingerEnd(conn) => {
+                if self.conns.contains_key(&conn) {
+                    let n = self.goodbye_notice(conn, GOODBYE);
+                    self.send(conn, n);
+                    self.close(conn);
+                }
+            }
+            TimerKey::ConnectTimeout(conn) => {
+                if let Some(c) = self.conns.get(&conn)
+                    && !c.connected
+                {
+                    let ch = c.channel;
+                    self.close(conn);
+                    self.conns.remove(&conn);
+                    if let Some(ch) = ch {
+                        self.hangup(now, ch, "NORMAL_CLEARING");
+                    }
+                }
+            }
+        }
+    }
+
+    pub(super) fn schedule_arrival(&mut self, now: Instant) {
+        if self.cfg.inbound_target.is_none() {
+            return;
+        }
+        let Some(m) = &self.cfg.scenario.inbound else {
+            return;
+        };
+        if m.calls_per_minute <= 0.0 {
+            return;
+        }
+        let gap = Dist::Exp(60.0 / m.calls_per_minute).sample(&mut self.rng);
+        self.schedule(now + gap, TimerKey::Arrival);
+    }
+
+    pub(super) fn heartbeat(&mut self, now: Instant) {
+        let up = now.saturating_duration_since(self.started);
+        let mut p = self.common(now, "HEARTBEAT", ("switch_core.c", "send_heartbeat", 95));
+        push(&mut p, "Event-Info", "System Ready");
+        push(&mut p, "Up-Time", uptime_text(up));
+        push(&mut p, "FreeSWITCH-Version", VERSION);
+        push(&mut p, "Uptime-msec", up.as_millis().to_string());
+        push(&mut p, "Session-Count", self.chans.len().to_string());
+        push(&mut p, "Max-Sessions", "1000");
+        push(&mut p, "Session-Per-Sec", "30");
+        push(&mut p, "Session-Per-Sec-Last", "0");
+        push(&mut p, "Session-Per-Sec-Max", "0");
+        push(&mut p, "Session-Per-Sec-FiveMin", "0");
+        push(
+            &mut p,
+            "Session-Since-Startup",
+            self.sessions_since_start.to_string(),
+        );
+        push(&mut p, "Session-Peak-Max", self.peak.to_string());
+        push(&mut p, "Session-Peak-FiveMin", self.peak.to_string());
+        push(&mut p, "Idle-CPU", "99.000000");
+        self.deliver("HEARTBEAT", None, None, p, None);
+        let mut p = self.common(
+            now,
+            "RE_SCHEDULE",
+            ("switch_scheduler.c", "switch_scheduler_execute", 73),
+        );
+        push(&mut p, "Task-ID", "1");
+        push(&mut p, "Task-Desc", "heartbeat");
+        push(&mut p, "Task-Group", "core");
+        push(
+            &mut p,
+            "Task-Runtime",
+            ((self.us(now) / 1_000_000) + 20).to_string(),
+        );
+        self.deliver("RE_SCHEDULE", None, None, p, None);
+    }
+}
