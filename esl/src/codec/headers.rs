@@ -316,9 +316,17 @@ impl<'a> Header<'a> {
 
     /// The decoded value as text, invalid UTF-8 replaced.
     pub fn value_str(&self) -> Cow<'a, str> {
+        // `str::from_utf8` validates ASCII a word at a time; the lossy conversion walks
+        // chunks, which cost more on the (all-ASCII) values FreeSWITCH sends.
         match self.value() {
-            Cow::Borrowed(b) => String::from_utf8_lossy(b),
-            Cow::Owned(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+            Cow::Borrowed(b) => match std::str::from_utf8(b) {
+                Ok(s) => Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(b),
+            },
+            Cow::Owned(v) => match String::from_utf8(v) {
+                Ok(s) => Cow::Owned(s),
+                Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+            },
         }
     }
 
