@@ -12,7 +12,7 @@ use switchyard_esl::codec::{
     EventFormat, Headers, Message, Reply, SendMsg, SwitchCodec,
 };
 use switchyard_esl::server::{
-    OutboundServer, OutboundSession, ServerConfig, SessionConfig, SessionEvent,
+    ExecuteOptions, OutboundServer, OutboundSession, ServerConfig, SessionConfig, SessionEvent,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -477,6 +477,52 @@ async fn execute_resolves_on_its_application_uuid_not_on_the_application_name() 
     let done = done.unwrap();
     assert_eq!(done.application_uuid().as_deref(), Some(id.as_str()));
     assert_eq!(done.application_response().as_deref(), Some("FILE PLAYED"));
+}
+
+#[tokio::test]
+async fn execute_with_options_sends_event_lock_async_and_loops() {
+    let mut server = server(fast_config()).await;
+    let (session, mut switch) = connected(&mut server, "opts-1").await;
+    let options = ExecuteOptions {
+        event_lock: true,
+        async_: true,
+        loops: Some(3),
+    };
+    let run = tokio::spawn(async move {
+        let done = session
+            .execute_with("playback", Some("hold.wav"), options)
+            .await;
+        (session, done)
+    });
+    let cmd = switch.command().await;
+    let Ok(Command::SendMsg {
+        msg:
+            SendMsg::Execute {
+                app,
+                event_lock,
+                async_,
+                loops,
+                event_uuid: Some(id),
+                ..
+            },
+        ..
+    }) = Command::parse(&cmd)
+    else {
+        panic!("not a sendmsg execute: {cmd:?}");
+    };
+    assert_eq!(
+        (app.as_str(), event_lock, async_, loops),
+        ("playback", true, true, Some(3))
+    );
+    switch.reply("+OK").await;
+    switch
+        .send(execute_complete("playback", &id, "FILE PLAYED"))
+        .await;
+    let (_session, done) = timeout(LIMIT, run).await.unwrap().unwrap();
+    assert_eq!(
+        done.unwrap().application_uuid().as_deref(),
+        Some(id.as_str())
+    );
 }
 
 #[tokio::test]

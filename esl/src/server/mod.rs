@@ -49,4 +49,4 @@ mod session;
 
 pub use config::{ServerConfig, SessionConfig};
 pub use listener::{OutboundServer, ServerStats, ShutdownReport};
-pub use session::{OutboundSession, SessionEvent, SessionEvents, SessionHandle};
+pub use session::{ExecuteOptions, OutboundSession, SessionEvent, SessionEvents, SessionHandle};

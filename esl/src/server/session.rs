@@ -317,6 +317,17 @@ impl SessionHandle {
     /// server shuts down, [`EslError::Timeout`] after `execute_timeout`, and
     /// [`EslError::Overloaded`] when `max_pending_executes` executions are already waiting.
     pub async fn execute(&self, app: &str, arg: Option<&str>) -> Result<Event> {
+        self.execute_with(app, arg, ExecuteOptions::default()).await
+    }
+
+    /// [`execute`](Self::execute) with `sendmsg` options: `event-lock` (run before any later
+    /// message), FreeSWITCH's `async` header, and `loops` (repeat count, e.g. hold music).
+    pub async fn execute_with(
+        &self,
+        app: &str,
+        arg: Option<&str>,
+        options: ExecuteOptions,
+    ) -> Result<Event> {
         let id = uuid::Uuid::new_v4().to_string();
         let done = self.register_execute(&id)?;
         // Removes the waiter however this call ends (error, timeout, or the caller dropping
@@ -325,7 +336,8 @@ impl SessionHandle {
             shared: &self.inner.shared,
             id: &id,
         };
-        self.expect_ok(execute_command(app, arg, &id)).await?;
+        self.expect_ok(execute_command(app, arg, &id, options))
+            .await?;
         let after = self.inner.shared.config.execute_timeout;
         match timeout(after, done).await {
             Ok(Ok(result)) => result,
@@ -342,7 +354,8 @@ impl SessionHandle {
     /// events carry as `Application-UUID`. (This is not FreeSWITCH's `async: true` header.)
     pub async fn execute_async(&self, app: &str, arg: Option<&str>) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        self.expect_ok(execute_command(app, arg, &id)).await?;
+        self.expect_ok(execute_command(app, arg, &id, ExecuteOptions::default()))
+            .await?;
         Ok(id)
     }
 
@@ -458,16 +471,27 @@ impl SessionHandle {
     }
 }
 
-fn execute_command(app: &str, arg: Option<&str>, id: &str) -> Command {
+/// `sendmsg execute` options beyond the application and its argument.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExecuteOptions {
+    /// `event-lock: true`: the application runs to completion before later messages.
+    pub event_lock: bool,
+    /// FreeSWITCH's `async: true` header (queue without waiting for the channel thread).
+    pub async_: bool,
+    /// `loops`: how many times to run the application.
+    pub loops: Option<u32>,
+}
+
+fn execute_command(app: &str, arg: Option<&str>, id: &str, options: ExecuteOptions) -> Command {
     Command::SendMsg {
         uuid: None,
         msg: SendMsg::Execute {
             app: app.to_owned(),
             arg: arg.map(str::to_owned),
             event_uuid: Some(id.to_owned()),
-            event_lock: false,
-            async_: false,
-            loops: None,
+            event_lock: options.event_lock,
+            async_: options.async_,
+            loops: options.loops,
         },
     }
 }
