@@ -146,7 +146,10 @@ impl Event {
     pub fn hangup_cause(&self) -> Option<Cow<'_, str>> {
         self.header("Hangup-Cause")
     }
-    /// A `Caller-*` header: `caller("ID-Number")` reads `Caller-ID-Number`.
+    /// A header of the caller profile: `caller("Caller-ID-Number")` reads
+    /// `Caller-Caller-ID-Number` (FreeSWITCH prefixes the profile's own field names). The
+    /// outbound `connect` reply (CHANNEL_DATA) prefixes them `Channel-` instead, so read it with
+    /// `header("Channel-Caller-ID-Number")`.
     pub fn caller(&self, field: &str) -> Option<Cow<'_, str>> {
         self.headers.get_prefixed("Caller-", field)
     }
@@ -551,12 +554,12 @@ mod tests {
     #[test]
     fn variable_undef_reads_as_none() {
         let e = Event::parse_plain(Bytes::from_static(
-            b"Event-Name: X\nvariable_a: _undef_\nvariable_b: 1\nCaller-ID-Number: 1000\n\n",
+            b"Event-Name: X\nvariable_a: _undef_\nvariable_b: 1\nCaller-Caller-ID-Number: 1000\n\n",
         ))
         .unwrap();
         assert_eq!(e.variable("a"), None);
         assert_eq!(e.variable("b").unwrap(), "1");
-        assert_eq!(e.caller("ID-Number").unwrap(), "1000");
+        assert_eq!(e.caller("Caller-ID-Number").unwrap(), "1000");
     }
 
     #[test]
