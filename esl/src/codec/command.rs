@@ -204,7 +204,8 @@ fn check_line(field: &'static str, v: &str) -> Result<(), EslError> {
 
 fn check_word(field: &'static str, v: &str) -> Result<(), EslError> {
     check_line(field, v)?;
-    if v.is_empty() || v.contains([' ', '\t']) {
+    // Any ASCII whitespace would split the word when the switch reads it back.
+    if v.is_empty() || v.bytes().any(|b| b.is_ascii_whitespace()) {
         return Err(EslError::InvalidCommand {
             reason: format!("{field} must be one non-empty word, got {v:?}"),
         });
@@ -516,9 +517,11 @@ impl Command {
     /// Interprets a command the way mod_event_socket does. An unknown command is
     /// `Err(InvalidCommand)`; the switch answers it with `-ERR command not found`.
     pub fn parse(frame: &CommandFrame) -> Result<Command, EslError> {
-        let line = frame.line.trim();
+        // ASCII whitespace only, the same set `split_ascii_whitespace` uses below: Unicode
+        // trimming would also eat bytes like \x0b that a word may hold.
+        let line = frame.line.trim_ascii();
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let rest = rest.trim_start();
+        let rest = rest.trim_ascii_start();
         let header = |n: &str| frame.headers.get_str(n).map(|v| v.into_owned());
         let bad = |reason: &str| EslError::InvalidCommand {
             reason: reason.to_owned(),
