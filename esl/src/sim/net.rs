@@ -151,36 +151,23 @@ impl SimHandle {
 
     /// Places an inbound call (needs an inbound target); returns its uuid.
     pub async fn place_inbound_call(&self, call: InboundCall) -> Option<String> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Input::Control(Control::PlaceCall(call, tx)))
-            .await
-            .ok()?;
-        rx.await.ok().flatten()
+        self.ask(|tx| Control::PlaceCall(call, tx)).await
     }
 
     pub async fn core_uuid(&self) -> String {
-        let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Input::Control(Control::CoreUuid(tx)))
-            .await
-            .is_err()
-        {
-            return String::new();
-        }
-        rx.await.unwrap_or_default()
+        self.ask(Control::CoreUuid).await
     }
 
     pub async fn channel_count(&self) -> usize {
+        self.ask(Control::ChannelCount).await
+    }
+
+    /// Sends a control request and waits for its answer; a switch that has stopped answers
+    /// the default (no call, no uuid, no channels).
+    async fn ask<T: Default>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Control) -> T {
         let (tx, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Input::Control(Control::ChannelCount(tx)))
-            .await
-            .is_err()
-        {
-            return 0;
+        if self.tx.send(Input::Control(request(tx))).await.is_err() {
+            return T::default();
         }
         rx.await.unwrap_or_default()
     }
