@@ -42,9 +42,9 @@ impl Message {
         let ct = headers.find(b"Content-Type").map(|h| h.raw_value());
         // Only serialised events are URL-encoded. The outbound `connect` reply is one (the
         // channel data, with `Reply-Text: %2BOK%0A`); every other header block is raw.
-        let serialised_event = headers.find(b"Event-Name").is_some();
+        // Asked only for non-event messages, so events (the hot path) skip the lookup.
         let raw = |h: Headers| {
-            if serialised_event {
+            if h.find(b"Event-Name").is_some() {
                 h
             } else {
                 h.into_literal()
