@@ -1,0 +1,125 @@
+//! Calls (members of a queue, in mod_callcenter's words) and their state machine.
+//!
+//! ```text
+//!  CallArrived ─ join refused (join-empty, capacity) ──────────────────► Ended(Dropped)
+//!      │ join
+//!      ▼            offer(s) issued                    agent leg answered
+//!   Waiting(q) ─────────────────────► Offering(q) ───────────────────► Talking(agent) ─► Ended(Answered)
+//!    │  ▲  │                           │  │ every offer rejected /         (either side hangs up)
+//!    │  │  │                           │  │ timed out / failed:
+//!    │  │  │                           │  └─► back to Waiting, same place in line
+//!    │  │  │ caller hangs up ──────────┴──────────────────────────────► Ended(Abandoned)
+//!    │  │  │ max wait / no agents / DTMF exit / leave-when-empty:
+//!    │  │  ├─ Exit::Queue(q2) ─► Waiting(q2), keeps its accumulated wait and priority
+//!    │  │  ├─ Exit::Voicemail / Transfer / Hangup ──────────────────────► Ended(...)
+//!    │  │  └─ Exit::Callback: caller hangs up, the call keeps its place ─┐
+//!    │  └──────────────────────────────────────────────────────────────┘ (Waiting, no caller leg)
+//!    │ callback offer accepted by the agent ─► CallingBack(agent) ─ customer answers ─► Talking
+//!    │                                              └─ customer leg fails ─► Ended(CallbackFailed)
+//! ```
+//!
+//! A call is in exactly one queue's waiting set while `Waiting`, in none otherwise. Its place
+//! in line is `(priority, wait_origin)`: the origin is the arrival time and never moves, so a
+//! caller moved to another queue or bounced by a failed offer keeps its seniority.
+
+use std::time::Instant;
+
+use crate::ids::{AgentId, CallId, OfferId, QueueId};
+use crate::io::{CallerInfo, LegId};
+
+/// Place in a queue's line: highest priority first, then the oldest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaitKey {
+    pub neg_priority: i64,
+    pub origin: Instant,
+    pub call: CallId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Waiting,
+    Offering,
+    /// Callback: the agent answered; the customer is being called.
+    CallingBack {
+        agent: AgentId,
+        agent_leg: LegId,
+        customer_leg: LegId,
+    },
+    Talking {
+        agent: AgentId,
+        agent_leg: LegId,
+        since: Instant,
+    },
+}
+
+/// Timers a call may have armed (remembered so they can be cancelled exactly).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CallTimers {
+    pub announce: Option<Instant>,
+    pub periodic: Option<Instant>,
+    pub max_wait: Option<Instant>,
+    pub no_agent: Option<Instant>,
+    pub escalate: Option<Instant>,
+    pub ring_next: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub id: CallId,
+    /// The caller's leg; for a callback, the customer leg once dialled.
+    pub leg: LegId,
+    /// False once the caller's leg is gone for good (callback requested).
+    pub caller_present: bool,
+    pub caller: CallerInfo,
+    pub arrived: Instant,
+    /// Seniority in line: set at arrival, kept across moves.
+    pub wait_origin: Instant,
+    pub priority: i32,
+    pub queue: QueueId,
+    pub queue_entered: Instant,
+    pub queues: Vec<QueueId>,
+    pub phase: Phase,
+    /// Live offers (several for ring-all and ring-progressively).
+    pub offers: Vec<OfferId>,
+    /// Agents who already failed this call recently (not offered it again while others can).
+    pub tried: Vec<AgentId>,
+    pub offers_made: u32,
+    /// Escalation: next step index, open tier levels, skill relaxation.
+    pub step: usize,
+    pub max_level: u32,
+    pub relax: u8,
+    pub callback: bool,
+    pub timers: CallTimers,
+}
+
+/// Most agents remembered as having failed a call.
+pub const TRIED_MEMORY: usize = 16;
+
+impl Call {
+    pub fn wait_key(&self) -> WaitKey {
+        WaitKey {
+            neg_priority: -i64::from(self.priority),
+            origin: self.wait_origin,
+            call: self.id,
+        }
+    }
+
+    pub fn remember_tried(&mut self, agent: AgentId) {
+        if self.tried.len() >= TRIED_MEMORY {
+            self.tried.remove(0);
+        }
+        self.tried.push(agent);
+    }
+}
+
+/// One offer: a reservation of one agent for one call while the agent's leg rings.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer {
+    pub id: OfferId,
+    pub call: CallId,
+    pub agent: AgentId,
+    pub leg: LegId,
+    pub queue: QueueId,
+    pub started: Instant,
+    pub timeout_at: Instant,
+}

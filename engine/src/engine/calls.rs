@@ -1,0 +1,592 @@
+//! Callers: arrival, joining a queue, what they hear while waiting, and every way out.
+
+use std::time::Duration;
+
+use crate::call::{Call, CallTimers, Phase};
+use crate::config::{EmptyRule, Exit};
+use crate::ids::{CallId, QueueId};
+use crate::io::{
+    CallOutcome, CallRecord, CallerInfo, HangupCause, LegId, LiveEvent, Prompt, Record,
+    SwitchCommand,
+};
+use crate::queueing::ewt;
+use crate::stats::ExitReason;
+use crate::timers::TimerKey;
+
+use super::{Engine, LegRole};
+
+impl Engine {
+    pub(crate) fn on_call_arrived(&mut self, leg: LegId, queue: QueueId, caller: CallerInfo) {
+        if self.legs.contains_key(&leg) {
+            return; // a repeated arrival for a leg we already hold
+        }
+        let id = CallId(self.next_call);
+        self.next_call = self.next_call.wrapping_add(1).max(1);
+        let now = self.now;
+        let call = Call {
+            id,
+            leg,
+            caller_present: true,
+            caller,
+            arrived: now,
+            wait_origin: now,
+            priority: 0,
+            queue,
+            queue_entered: now,
+            queues: Vec::new(),
+            phase: Phase::Waiting,
+            offers: Vec::new(),
+            tried: Vec::new(),
+            offers_made: 0,
+            step: 0,
+            max_level: u32::MAX,
+            relax: 0,
+            callback: false,
+            timers: CallTimers::default(),
+        };
+        if self.calls.len() >= self.cfg.max_calls || self.queue(queue).is_none() {
+            // Refused at the door: still a record, never a silent drop.
+            let cause = if self.queue(queue).is_none() {
+                "UNALLOCATED_NUMBER"
+            } else {
+                "NORMAL_CIRCUIT_CONGESTION"
+            };
+            self.refused += 1;
+            self.switch(SwitchCommand::Hangup { leg, cause });
+            self.calls.insert(id, call);
+            self.end_call(id, CallOutcome::Dropped, false);
+            return;
+        }
+        self.calls.insert(id, call);
+        self.legs.insert(leg, LegRole::Caller(id));
+        self.switch(SwitchCommand::Answer { leg });
+        self.join_queue(id, queue);
+    }
+
+    /// Puts a call in a queue's line (arrival, or a move from another queue).
+    pub(crate) fn join_queue(&mut self, id: CallId, q: QueueId) {
+        let now = self.now;
+        let Some(queue) = self.queue(q) else {
+            self.drop_call(id, "UNALLOCATED_NUMBER");
+            return;
+        };
+        let refuse = match queue.cfg.join_empty {
+            EmptyRule::Never => false,
+            EmptyRule::NoneLoggedIn => queue.logged_in == 0,
+            EmptyRule::NoneAvailable => queue.available == 0,
+        };
+        let boost = queue.cfg.priority_boost;
+        let initial_level = queue.cfg.initial_max_level;
+        let music = queue.cfg.announcements.music.clone();
+        let on_no_agents = queue.cfg.on_no_agents.clone();
+        let moves = self.calls.get(&id).map_or(0, |c| c.queues.len());
+        if moves >= self.cfg.max_queue_moves {
+            self.drop_call(id, "NORMAL_CLEARING");
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.queue = q;
+        call.queue_entered = now;
+        call.queues.push(q);
+        call.priority = call.caller.priority.saturating_add(boost);
+        call.step = 0;
+        call.max_level = initial_level;
+        call.relax = 0;
+        call.tried.clear();
+        call.phase = Phase::Waiting;
+        let leg = call.leg;
+        let present = call.caller_present;
+        self.stats.call_entered(now, q, id);
+        if refuse {
+            self.exit_waiting(id, on_no_agents, ExitReason::NoAgents, false);
+            return;
+        }
+        let key = call.wait_key();
+        let Some(queue) = self.queue_mut(q) else {
+            return;
+        };
+        queue.waiting.insert(key);
+        queue.note_waiting(now);
+        let position = queue.position(&key);
+        let logged_in = queue.logged_in;
+        let cfg = &queue.cfg;
+        let ann = &cfg.announcements;
+        let t_announce = ann
+            .first_after
+            .filter(|_| ann.position || ann.expected_wait)
+            .map(|d| now + d);
+        let t_periodic = ann.periodic.as_ref().map(|(every, _)| now + *every);
+        let t_max = cfg.max_wait.map(|d| now + d);
+        let t_no_agent = cfg
+            .max_wait_no_agent
+            .filter(|_| logged_in == 0)
+            .map(|d| now + d);
+        let t_escalate = cfg.escalation.first().map(|s| now + s.after);
+        if present {
+            self.switch(SwitchCommand::Music { leg, source: music });
+        }
+        self.set_call_timers(
+            id,
+            CallTimers {
+                announce: t_announce.filter(|_| present),
+                periodic: t_periodic.filter(|_| present),
+                max_wait: t_max,
+                no_agent: t_no_agent,
+                escalate: t_escalate,
+                ring_next: None,
+            },
+        );
+        self.notify(LiveEvent::CallQueued {
+            call: id,
+            queue: q,
+            position,
+        });
+        self.dirty_calls.push(id);
+    }
+
+    /// Replaces every armed timer of a call.
+    pub(crate) fn set_call_timers(&mut self, id: CallId, new: CallTimers) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut call.timers, new);
+        let t = &mut self.timers;
+        t.rearm(old.announce, new.announce, TimerKey::Announce(id));
+        t.rearm(old.periodic, new.periodic, TimerKey::Periodic(id));
+        t.rearm(old.max_wait, new.max_wait, TimerKey::MaxWait(id));
+        t.rearm(old.no_agent, new.no_agent, TimerKey::NoAgent(id));
+        t.rearm(old.escalate, new.escalate, TimerKey::Escalate(id));
+        t.rearm(old.ring_next, new.ring_next, TimerKey::RingNext(id));
+    }
+
+    /// Takes a call out of its queue's line (it is being offered, answered, or leaving).
+    pub(crate) fn leave_line(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let key = call.wait_key();
+        let q = call.queue;
+        if let Some(queue) = self.queue_mut(q) {
+            queue.waiting.remove(&key);
+            queue.note_waiting(now);
+        }
+    }
+
+    /// A caller leaves the queue without an agent, by `exit`. The call must be waiting (any
+    /// offers are cancelled first by the caller of this function).
+    pub(crate) fn exit_waiting(
+        &mut self,
+        id: CallId,
+        exit: Exit,
+        reason: ExitReason,
+        was_in_line: bool,
+    ) {
+        let now = self.now;
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let q = call.queue;
+        let leg = call.leg;
+        let present = call.caller_present;
+        if was_in_line {
+            self.leave_line(id);
+            if let Some(queue) = self.queue_mut(q) {
+                queue.departures.record_departure(now);
+            }
+        }
+        self.set_call_timers(id, CallTimers::default());
+        self.stats.call_exited(now, q, id, reason);
+        match exit {
+            Exit::Hangup => self.drop_call(id, "NORMAL_CLEARING"),
+            Exit::Queue(to) if self.queue(to).is_some() => {
+                self.notify(LiveEvent::CallMoved {
+                    call: id,
+                    from: q,
+                    to,
+                });
+                self.join_queue(id, to);
+            }
+            Exit::Queue(_) => self.drop_call(id, "NORMAL_CLEARING"),
+            Exit::Voicemail(destination) => {
+                if present {
+                    self.switch(SwitchCommand::Transfer { leg, destination });
+                }
+                self.forget_caller_leg(id);
+                self.end_call(id, CallOutcome::Voicemail, false);
+            }
+            Exit::Transfer(destination) => {
+                if present {
+                    self.switch(SwitchCommand::Transfer { leg, destination });
+                }
+                self.forget_caller_leg(id);
+                self.end_call(id, CallOutcome::Transferred, false);
+            }
+            Exit::Callback => self.become_callback(id),
+        }
+    }
+
+    /// The caller hangs up and keeps their place: the call stays in line without a leg.
+    fn become_callback(&mut self, id: CallId) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (leg, present, q) = (call.leg, call.caller_present, call.queue);
+        if present {
+            self.switch(SwitchCommand::Hangup {
+                leg,
+                cause: "NORMAL_CLEARING",
+            });
+        }
+        self.forget_caller_leg(id);
+        let now = self.now;
+        let escalate = self.calls.get(&id).and_then(|call| {
+            let queue = self.queue(q)?;
+            queue
+                .cfg
+                .escalation
+                .get(call.step)
+                .map(|s| call.queue_entered + s.after)
+        });
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.callback = true;
+        call.caller_present = false;
+        call.phase = Phase::Waiting;
+        let key = call.wait_key();
+        if let Some(queue) = self.queue_mut(q) {
+            queue.waiting.insert(key);
+            queue.note_waiting(now);
+        }
+        // A callback waits for an agent however long it takes; only escalation still applies.
+        self.set_call_timers(
+            id,
+            CallTimers {
+                escalate,
+                ..CallTimers::default()
+            },
+        );
+        self.dirty_calls.push(id);
+    }
+
+    fn forget_caller_leg(&mut self, id: CallId) {
+        if let Some(call) = self.calls.get(&id)
+            && self.legs.get(&call.leg) == Some(&LegRole::Caller(id))
+        {
+            self.legs.remove(&call.leg);
+        }
+    }
+
+    /// Hangs the caller up and ends the call as dropped.
+    pub(crate) fn drop_call(&mut self, id: CallId, cause: &'static str) {
+        if let Some(call) = self.calls.get(&id)
+            && call.caller_present
+        {
+            let leg = call.leg;
+            self.switch(SwitchCommand::Hangup { leg, cause });
+        }
+        self.forget_caller_leg(id);
+        self.end_call(id, CallOutcome::Dropped, false);
+    }
+
+    /// Writes the final record and forgets the call. Offers and agents must already be
+    /// released by the caller.
+    pub(crate) fn end_call(&mut self, id: CallId, outcome: CallOutcome, synthetic: bool) {
+        self.set_call_timers(id, CallTimers::default());
+        self.forget_caller_leg(id);
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        let now = self.now;
+        let (agent, wait, talk) = match call.phase {
+            Phase::Talking { agent, since, .. } => (
+                Some(agent),
+                since.saturating_duration_since(call.wait_origin),
+                now.saturating_duration_since(since),
+            ),
+            Phase::CallingBack { agent, .. } => (
+                Some(agent),
+                now.saturating_duration_since(call.wait_origin),
+                Duration::ZERO,
+            ),
+            _ => (
+                None,
+                now.saturating_duration_since(call.wait_origin),
+                Duration::ZERO,
+            ),
+        };
+        let record = CallRecord {
+            call: id,
+            leg: call.leg,
+            caller_number: call.caller.number,
+            queues: call.queues,
+            agent,
+            outcome,
+            arrived_unix_ms: self.unix_ms(call.arrived),
+            wait_s: wait.as_secs_f64(),
+            talk_s: talk.as_secs_f64(),
+            offers: call.offers_made,
+            synthetic,
+        };
+        self.persist(Record::Call(record));
+        self.notify(LiveEvent::CallEnded { call: id, outcome });
+    }
+
+    /// The caller's leg hung up.
+    pub(crate) fn on_caller_hangup(&mut self, id: CallId, cause: HangupCause) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let now = self.now;
+        match call.phase {
+            Phase::Waiting | Phase::Offering => {
+                let q = call.queue;
+                let in_line = call.phase == Phase::Waiting;
+                self.stop_offering(id);
+                if in_line {
+                    self.leave_line(id);
+                }
+                if let Some(queue) = self.queue_mut(q) {
+                    queue.departures.record_departure(now);
+                }
+                let lost = cause == HangupCause::Lost;
+                if !lost {
+                    self.stats.call_abandoned(now, q, id);
+                } else {
+                    self.stats.call_exited(now, q, id, ExitReason::Other);
+                }
+                self.forget_caller_leg(id);
+                self.end_call(
+                    id,
+                    if lost {
+                        CallOutcome::Lost
+                    } else {
+                        CallOutcome::Abandoned
+                    },
+                    lost,
+                );
+            }
+            Phase::CallingBack {
+                agent, agent_leg, ..
+            } => {
+                // The callback customer did not come up.
+                self.switch(SwitchCommand::Hangup {
+                    leg: agent_leg,
+                    cause: "NORMAL_CLEARING",
+                });
+                self.legs.remove(&agent_leg);
+                self.finish_agent_call(agent, id, Duration::ZERO, false);
+                let lost = cause == HangupCause::Lost;
+                self.end_call(
+                    id,
+                    if lost {
+                        CallOutcome::Lost
+                    } else {
+                        CallOutcome::CallbackFailed
+                    },
+                    lost,
+                );
+            }
+            Phase::Talking { .. } => self.end_talk(id, true, cause == HangupCause::Lost),
+        }
+    }
+
+    pub(crate) fn on_dtmf(&mut self, leg: LegId, digit: char) {
+        let Some(LegRole::Caller(id)) = self.legs.get(&leg).copied() else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        if !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+            return;
+        }
+        let Some(queue) = self.queue(call.queue) else {
+            return;
+        };
+        let Some((_, exit)) = queue.cfg.dtmf_exits.iter().find(|(d, _)| *d == digit) else {
+            return;
+        };
+        let exit = exit.clone();
+        self.exit_call(id, exit, ExitReason::Dtmf);
+    }
+
+    /// Exit from any pre-answer phase: cancels offers, then leaves by `exit`.
+    pub(crate) fn exit_call(&mut self, id: CallId, exit: Exit, reason: ExitReason) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let in_line = match call.phase {
+            Phase::Waiting => true,
+            Phase::Offering => false,
+            _ => return,
+        };
+        self.stop_offering(id);
+        self.exit_waiting(id, exit, reason, in_line);
+    }
+
+    pub(crate) fn on_announce(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.timers.announce = None;
+        if !call.caller_present || !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+            return;
+        }
+        let key = call.wait_key();
+        let (leg, phase, q) = (call.leg, call.phase, call.queue);
+        let Some(queue) = self.queue(q) else { return };
+        let position = if phase == Phase::Waiting {
+            queue.position(&key)
+        } else {
+            1
+        };
+        let ann = &queue.cfg.announcements;
+        let mut prompts = Vec::new();
+        if ann.position {
+            prompts.push(Prompt::Position { position });
+        }
+        if ann.expected_wait {
+            // Measured departure rate from the head of this line, blended with what the
+            // staffing would give; the wait to reach the head is Gamma(position, rate).
+            let serving = queue.available.max(1);
+            let prior = ewt::prior_rate(serving, queue.mean_handle());
+            let rate = queue.departures.blended_rate(now, prior);
+            if let Some(est) = rate.and_then(|r| ewt::estimate(position, r)) {
+                let minutes = match est.announce_minutes() {
+                    ewt::Announcement::LessThanAMinute => 0,
+                    ewt::Announcement::Minutes(m) => m,
+                };
+                prompts.push(Prompt::ExpectedWait {
+                    minutes,
+                    p50_s: u32::try_from(est.p50.as_secs()).unwrap_or(u32::MAX),
+                    p90_s: u32::try_from(est.p90.as_secs()).unwrap_or(u32::MAX),
+                });
+            }
+        }
+        let next = ann.every.map(|d| now + d);
+        let music = ann.music.clone();
+        if !prompts.is_empty() {
+            self.switch(SwitchCommand::Announce {
+                leg,
+                prompts,
+                then_music: music,
+            });
+        }
+        if let Some(t) = next {
+            self.timers.arm(t, TimerKey::Announce(id));
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.timers.announce = Some(t);
+            }
+        }
+    }
+
+    pub(crate) fn on_periodic(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.timers.periodic = None;
+        if !call.caller_present || !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+            return;
+        }
+        let (leg, q) = (call.leg, call.queue);
+        let Some(queue) = self.queue(q) else { return };
+        let Some((every, path)) = queue.cfg.announcements.periodic.clone() else {
+            return;
+        };
+        let music = queue.cfg.announcements.music.clone();
+        self.switch(SwitchCommand::Announce {
+            leg,
+            prompts: vec![Prompt::File { path }],
+            then_music: music,
+        });
+        let t = now + every;
+        self.timers.arm(t, TimerKey::Periodic(id));
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.timers.periodic = Some(t);
+        }
+    }
+
+    pub(crate) fn on_max_wait(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.timers.max_wait = None;
+        let q = call.queue;
+        let Some(queue) = self.queue(q) else { return };
+        let exit = queue.cfg.on_timeout.clone();
+        self.exit_call(id, exit, ExitReason::Timeout);
+    }
+
+    pub(crate) fn arm_no_agent(&mut self, id: CallId, limit: Duration) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.timers.no_agent.is_some() || call.callback {
+            return;
+        }
+        let at = now + limit;
+        call.timers.no_agent = Some(at);
+        self.timers.arm(at, TimerKey::NoAgent(id));
+    }
+
+    pub(crate) fn cancel_no_agent_timers(&mut self, q: QueueId) {
+        let Some(queue) = self.queue(q) else { return };
+        let calls: Vec<CallId> = queue.waiting.iter().map(|k| k.call).collect();
+        for id in calls {
+            if let Some(call) = self.calls.get_mut(&id)
+                && let Some(t) = call.timers.no_agent.take()
+            {
+                self.timers.cancel(t, TimerKey::NoAgent(id));
+            }
+        }
+    }
+
+    pub(crate) fn on_no_agent(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.timers.no_agent = None;
+        let q = call.queue;
+        let Some(queue) = self.queue(q) else { return };
+        if queue.logged_in > 0 {
+            return;
+        }
+        let exit = queue.cfg.on_no_agents.clone();
+        self.exit_call(id, exit, ExitReason::NoAgents);
+    }
+
+    pub(crate) fn on_escalate(&mut self, id: CallId) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.timers.escalate = None;
+        let Some(queue) = self.queues.get(call.queue.index()).and_then(Option::as_ref) else {
+            return;
+        };
+        let Some(step) = queue.cfg.escalation.get(call.step) else {
+            return;
+        };
+        call.max_level = call.max_level.max(step.max_level);
+        call.relax = call.relax.max(step.relax_by);
+        call.step += 1;
+        // A wider pool may include agents who failed before; give them another chance.
+        call.tried.clear();
+        let next = queue
+            .cfg
+            .escalation
+            .get(call.step)
+            .map(|s| call.queue_entered + s.after);
+        if let Some(t) = next {
+            call.timers.escalate = Some(t);
+            self.timers.arm(t, TimerKey::Escalate(id));
+        }
+        self.dirty_calls.push(id);
+    }
+}

@@ -1,0 +1,540 @@
+//! Offers are reservations: offer -> accept (the agent leg answered) / reject / time out,
+//! then the next candidate. An agent holds at most one offer (its activity is `Reserved`),
+//! and a call answered by one agent cancels every other offer before anything else happens,
+//! so ring-all never lets two agents win.
+
+use std::time::Duration;
+
+use crate::agent::Activity;
+use crate::call::{Offer, Phase};
+use crate::config::Strategy;
+use crate::ids::{AgentId, CallId, OfferId, QueueId};
+use crate::io::{CallOutcome, HangupCause, LegId, LiveEvent, Presence, Record, SwitchCommand};
+use crate::stats::OfferResult;
+use crate::timers::TimerKey;
+use crate::trace::DecisionTrace;
+
+use super::{Engine, LegRole};
+
+impl Engine {
+    /// Reserves `agent` for `call` and rings the agent's phone. The caller has checked that
+    /// the agent is ready.
+    pub(crate) fn make_offer(
+        &mut self,
+        call_id: CallId,
+        agent_id: AgentId,
+        trace: Option<DecisionTrace>,
+    ) -> Option<OfferId> {
+        let now = self.now;
+        let call = self.calls.get(&call_id)?;
+        let q = call.queue;
+        let was_waiting = call.phase == Phase::Waiting;
+        let (number, name) = (call.caller.number.clone(), call.caller.name.clone());
+        let queue = self.queue(q)?;
+        let timeout = queue.cfg.offer_timeout;
+        let queue_name = queue.cfg.name.clone();
+        let strategy = queue.cfg.strategy;
+        let agent = self.agent(agent_id)?;
+        if agent.activity != Activity::Idle {
+            return None;
+        }
+        let dial = agent.cfg.contact.clone();
+        let level_pos = agent
+            .membership(q)
+            .map(|m| (m.level, u64::from(m.position)));
+        let before = agent.state();
+        let id = OfferId(self.next_offer);
+        self.next_offer = self.next_offer.wrapping_add(1).max(1);
+        let leg = self.new_leg();
+        if was_waiting {
+            self.leave_line(call_id);
+            if let Some(queue) = self.queue_mut(q) {
+                queue.offering += 1;
+                queue.note_waiting(now);
+            }
+        }
+        if strategy == Strategy::RoundRobin
+            && let Some(queue) = self.queue_mut(q)
+        {
+            queue.rr_last = level_pos;
+        }
+        self.unindex_agent(agent_id);
+        if let Some(a) = self.agent_mut(agent_id) {
+            a.activity = Activity::Reserved(id);
+        }
+        let timeout_at = now + timeout;
+        self.offers.insert(
+            id,
+            Offer {
+                id,
+                call: call_id,
+                agent: agent_id,
+                leg,
+                queue: q,
+                started: now,
+                timeout_at,
+            },
+        );
+        self.legs.insert(leg, LegRole::Offer(id));
+        self.timers.arm(timeout_at, TimerKey::OfferTimeout(id));
+        if let Some(call) = self.calls.get_mut(&call_id) {
+            call.phase = Phase::Offering;
+            call.offers.push(id);
+            call.offers_made += 1;
+        }
+        self.switch(SwitchCommand::Originate {
+            leg,
+            dial,
+            caller_id_number: number,
+            caller_id_name: name,
+            timeout,
+            vars: vec![
+                ("switchyard_call".into(), call_id.0.to_string()),
+                ("switchyard_queue".into(), queue_name),
+                ("switchyard_offer".into(), id.0.to_string()),
+            ],
+        });
+        self.notify(LiveEvent::CallOffered {
+            call: call_id,
+            agent: agent_id,
+            offer: id,
+        });
+        self.agent_changed(agent_id, before);
+        if let Some(mut t) = trace {
+            t.offer = id;
+            t.at_unix_ms = self.unix_ms(now);
+            if self.cfg.persist_traces {
+                self.persist(Record::Decision(t.clone()));
+            }
+            if self.cfg.trace_memory > 0 {
+                if self.traces.len() >= self.cfg.trace_memory {
+                    self.traces.pop_front();
+                }
+                self.traces.push_back(t);
+            }
+        }
+        Some(id)
+    }
+
+    pub(crate) fn on_leg_answered(&mut self, leg: LegId) {
+        match self.legs.get(&leg).copied() {
+            Some(LegRole::Offer(o)) => self.accept_offer(o),
+            Some(LegRole::Caller(c)) => self.callback_customer_answered(c, leg),
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_leg_hangup(&mut self, leg: LegId, cause: HangupCause) {
+        match self.legs.get(&leg).copied() {
+            Some(LegRole::Offer(o)) => {
+                self.legs.remove(&leg);
+                self.offer_failed(o, cause);
+            }
+            Some(LegRole::Caller(c)) => {
+                self.legs.remove(&leg);
+                self.on_caller_hangup(c, cause);
+            }
+            Some(LegRole::AgentOnCall(c)) => {
+                self.legs.remove(&leg);
+                match self.calls.get(&c).map(|c| c.phase) {
+                    Some(Phase::Talking { .. }) => {
+                        self.end_talk(c, false, cause == HangupCause::Lost)
+                    }
+                    Some(Phase::CallingBack {
+                        agent,
+                        customer_leg,
+                        ..
+                    }) => {
+                        // The agent gave up before the customer answered.
+                        self.switch(SwitchCommand::Hangup {
+                            leg: customer_leg,
+                            cause: "ORIGINATOR_CANCEL",
+                        });
+                        self.legs.remove(&customer_leg);
+                        self.finish_agent_call(agent, c, Duration::ZERO, false);
+                        self.end_call(c, CallOutcome::CallbackFailed, false);
+                    }
+                    _ => {}
+                }
+            }
+            Some(LegRole::Monitor(_)) => {
+                self.legs.remove(&leg);
+                self.monitors.remove(&leg);
+            }
+            None => {}
+        }
+    }
+
+    fn accept_offer(&mut self, o: OfferId) {
+        let now = self.now;
+        let Some(offer) = self.offers.get(&o).copied() else {
+            return;
+        };
+        let live = self
+            .calls
+            .get(&offer.call)
+            .is_some_and(|c| c.phase == Phase::Offering && (c.caller_present || c.callback));
+        if !live {
+            // The call is gone or another agent already won it.
+            self.retire_offer(o, OfferResult::Lost);
+            self.switch(SwitchCommand::Hangup {
+                leg: offer.leg,
+                cause: "LOSE_RACE",
+            });
+            self.legs.remove(&offer.leg);
+            self.release_agent(offer.agent, None);
+            return;
+        }
+        // The winner: every other offer of this call is cancelled first.
+        self.retire_offer(o, OfferResult::Accepted);
+        self.cancel_offers(offer.call);
+        let Some(call) = self.calls.get_mut(&offer.call) else {
+            return;
+        };
+        let q = call.queue;
+        let callback = call.callback;
+        let caller_leg = call.leg;
+        let wait = now.saturating_duration_since(call.queue_entered);
+        if let Some(queue) = self.queue_mut(q) {
+            queue.offering = queue.offering.saturating_sub(1);
+            queue.departures.record_departure(now);
+            queue.note_waiting(now);
+        }
+        self.set_call_timers(offer.call, crate::call::CallTimers::default());
+        let Some(agent) = self.agent_mut(offer.agent) else {
+            return;
+        };
+        let before = agent.state();
+        agent.activity = Activity::OnCall(offer.call, offer.leg);
+        agent.no_answer_streak = 0;
+        agent.calls_answered += 1;
+        self.legs
+            .insert(offer.leg, LegRole::AgentOnCall(offer.call));
+        if callback {
+            let customer_leg = self.new_leg();
+            let Some(call) = self.calls.get_mut(&offer.call) else {
+                return;
+            };
+            call.phase = Phase::CallingBack {
+                agent: offer.agent,
+                agent_leg: offer.leg,
+                customer_leg,
+            };
+            call.leg = customer_leg;
+            call.caller_present = true;
+            let number = call.caller.number.clone();
+            let dial = self.cfg.callback_dial.replace("{number}", &number);
+            self.legs.insert(customer_leg, LegRole::Caller(offer.call));
+            let timeout = self
+                .queue(q)
+                .map_or(Duration::from_secs(30), |q| q.cfg.offer_timeout);
+            self.switch(SwitchCommand::Originate {
+                leg: customer_leg,
+                dial,
+                caller_id_number: String::new(),
+                caller_id_name: String::new(),
+                timeout,
+                vars: vec![("switchyard_call".into(), offer.call.0.to_string())],
+            });
+        } else {
+            if let Some(call) = self.calls.get_mut(&offer.call) {
+                call.phase = Phase::Talking {
+                    agent: offer.agent,
+                    agent_leg: offer.leg,
+                    since: now,
+                };
+            }
+            self.switch(SwitchCommand::Bridge {
+                a: caller_leg,
+                b: offer.leg,
+            });
+            self.stats.call_answered(now, q, offer.call, offer.agent);
+            self.notify(LiveEvent::CallAnswered {
+                call: offer.call,
+                agent: offer.agent,
+                queue: q,
+                wait_s: wait.as_secs_f64(),
+            });
+        }
+        self.agent_changed(offer.agent, before);
+    }
+
+    fn callback_customer_answered(&mut self, c: CallId, leg: LegId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&c) else {
+            return;
+        };
+        let Phase::CallingBack {
+            agent,
+            agent_leg,
+            customer_leg,
+        } = call.phase
+        else {
+            return;
+        };
+        if customer_leg != leg {
+            return;
+        }
+        call.phase = Phase::Talking {
+            agent,
+            agent_leg,
+            since: now,
+        };
+        let q = call.queue;
+        self.switch(SwitchCommand::Bridge {
+            a: leg,
+            b: agent_leg,
+        });
+        self.notify(LiveEvent::CallAnswered {
+            call: c,
+            agent,
+            queue: q,
+            wait_s: 0.0,
+        });
+    }
+
+    /// Removes an offer's bookkeeping (not the agent's state).
+    fn retire_offer(&mut self, o: OfferId, result: OfferResult) -> Option<Offer> {
+        let offer = self.offers.remove(&o)?;
+        self.timers
+            .cancel(offer.timeout_at, TimerKey::OfferTimeout(o));
+        if let Some(call) = self.calls.get_mut(&offer.call) {
+            call.offers.retain(|x| *x != o);
+        }
+        self.stats
+            .offer_result(self.now, offer.queue, offer.agent, result);
+        Some(offer)
+    }
+
+    /// Cancels every live offer of a call (caller left, or another agent won): the agent legs
+    /// are hung up and the agents are free again at once, with no penalty.
+    pub(crate) fn cancel_offers(&mut self, c: CallId) {
+        let Some(call) = self.calls.get(&c) else {
+            return;
+        };
+        let offers = call.offers.clone();
+        for o in offers {
+            if let Some(offer) = self.retire_offer(o, OfferResult::Lost) {
+                self.switch(SwitchCommand::Hangup {
+                    leg: offer.leg,
+                    cause: "LOSE_RACE",
+                });
+                self.legs.remove(&offer.leg);
+                self.release_agent(offer.agent, None);
+            }
+        }
+        if let Some(call) = self.calls.get_mut(&c)
+            && let Some(t) = call.timers.ring_next.take()
+        {
+            self.timers.cancel(t, TimerKey::RingNext(c));
+        }
+    }
+
+    /// A call that was ringing agents stops (its caller left or it exits): offers cancelled,
+    /// the queue's ringing count dropped. The call is then in no line; the caller decides
+    /// what happens to it.
+    pub(crate) fn stop_offering(&mut self, c: CallId) {
+        self.cancel_offers(c);
+        let Some(call) = self.calls.get_mut(&c) else {
+            return;
+        };
+        if call.phase != Phase::Offering {
+            return;
+        }
+        call.phase = Phase::Waiting;
+        let q = call.queue;
+        if let Some(queue) = self.queue_mut(q) {
+            queue.offering = queue.offering.saturating_sub(1);
+        }
+    }
+
+    pub(crate) fn on_offer_timeout(&mut self, o: OfferId) {
+        let Some(offer) = self.offers.get(&o).copied() else {
+            return;
+        };
+        self.switch(SwitchCommand::Hangup {
+            leg: offer.leg,
+            cause: "NO_ANSWER",
+        });
+        self.legs.remove(&offer.leg);
+        self.offer_failed(o, HangupCause::NoAnswer);
+    }
+
+    /// The agent's leg did not come up: apply the agent's delay for this cause, count
+    /// no-answers, and put the call back in line (same place) for the next candidate.
+    fn offer_failed(&mut self, o: OfferId, cause: HangupCause) {
+        let result = match cause {
+            HangupCause::Busy => OfferResult::Busy,
+            HangupCause::Rejected => OfferResult::Rejected,
+            HangupCause::NoAnswer => OfferResult::NoAnswer,
+            HangupCause::Normal | HangupCause::Failed => OfferResult::Failed,
+            HangupCause::Lost => OfferResult::Lost,
+        };
+        let Some(offer) = self.retire_offer(o, result) else {
+            return;
+        };
+        let Some(agent) = self.agent_mut(offer.agent) else {
+            return;
+        };
+        let cfg = &agent.cfg;
+        let (delay, counts) = match cause {
+            HangupCause::Busy => (cfg.busy_delay, false),
+            HangupCause::Rejected => (cfg.reject_delay, false),
+            HangupCause::NoAnswer | HangupCause::Failed | HangupCause::Normal => {
+                (cfg.no_answer_delay, true)
+            }
+            HangupCause::Lost => (Duration::ZERO, false),
+        };
+        let mut to_break = false;
+        if counts {
+            agent.no_answer_streak += 1;
+            to_break = cfg.max_no_answer > 0 && agent.no_answer_streak >= cfg.max_no_answer;
+        }
+        self.release_agent(offer.agent, Some(delay));
+        if to_break {
+            // mod_callcenter's max-no-answer: the agent is clearly not at the phone.
+            let _ = self.set_presence(offer.agent, Presence::OnBreak("max-no-answer".into()));
+        }
+        self.offer_returned(offer.call, offer.agent, offer.queue);
+    }
+
+    /// After an offer ended without a call: if the call has no offers left it goes back in
+    /// line (same place) and is matched again.
+    fn offer_returned(&mut self, c: CallId, agent: AgentId, q: QueueId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&c) else {
+            return;
+        };
+        call.remember_tried(agent);
+        if call.phase != Phase::Offering || !call.offers.is_empty() {
+            return;
+        }
+        call.phase = Phase::Waiting;
+        if let Some(t) = call.timers.ring_next.take() {
+            self.timers.cancel(t, TimerKey::RingNext(c));
+        }
+        let key = call.wait_key();
+        if let Some(queue) = self.queue_mut(q) {
+            queue.offering = queue.offering.saturating_sub(1);
+            queue.waiting.insert(key);
+            queue.note_waiting(now);
+        }
+        self.dirty_calls.push(c);
+    }
+
+    /// Ring-progressively: add the next agent while the earlier ones keep ringing.
+    pub(crate) fn on_ring_next(&mut self, c: CallId) {
+        let Some(call) = self.calls.get_mut(&c) else {
+            return;
+        };
+        call.timers.ring_next = None;
+        if call.phase != Phase::Offering {
+            return;
+        }
+        let q = call.queue;
+        let Some(step) = self.queue(q).map(|q| q.cfg.ring_progressively_step) else {
+            return;
+        };
+        if let Some((agent, trace)) = self.next_candidate(c) {
+            self.make_offer(c, agent, Some(trace));
+        }
+        let t = self.now + step;
+        if let Some(call) = self.calls.get_mut(&c)
+            && call.phase == Phase::Offering
+        {
+            call.timers.ring_next = Some(t);
+            self.timers.arm(t, TimerKey::RingNext(c));
+        }
+    }
+
+    /// A bridged call ended: one side hung up (or the switch lost it).
+    pub(crate) fn end_talk(&mut self, c: CallId, caller_side: bool, lost: bool) {
+        let now = self.now;
+        let Some(call) = self.calls.get(&c) else {
+            return;
+        };
+        let Phase::Talking {
+            agent,
+            agent_leg,
+            since,
+        } = call.phase
+        else {
+            return;
+        };
+        let caller_leg = call.leg;
+        let callback = call.callback;
+        let q = call.queue;
+        // Hang up whichever side is still there; the driver ignores legs already gone.
+        let other = if caller_side { agent_leg } else { caller_leg };
+        if !lost {
+            self.switch(SwitchCommand::Hangup {
+                leg: other,
+                cause: "NORMAL_CLEARING",
+            });
+        }
+        self.legs.remove(&agent_leg);
+        self.legs.remove(&caller_leg);
+        let talk = now.saturating_duration_since(since);
+        self.stats.call_talk_ended(now, q, c, agent, talk);
+        self.finish_agent_call(agent, c, talk, true);
+        let outcome = if lost {
+            CallOutcome::Lost
+        } else if callback {
+            CallOutcome::CallbackAnswered
+        } else {
+            CallOutcome::Answered
+        };
+        self.end_call(c, outcome, lost);
+    }
+
+    /// The agent's part of a call is over: wrap-up (if any) then ready again.
+    pub(crate) fn finish_agent_call(
+        &mut self,
+        id: AgentId,
+        c: CallId,
+        talk: Duration,
+        talked: bool,
+    ) {
+        let now = self.now;
+        let Some(q) = self.calls.get(&c).map(|c| c.queue) else {
+            return;
+        };
+        let queue_wrap = self.queue(q).map_or(Duration::ZERO, |q| q.cfg.wrapup);
+        let Some(agent) = self.agent_mut(id) else {
+            return;
+        };
+        if !matches!(agent.activity, Activity::OnCall(call, _) if call == c) {
+            return;
+        }
+        let before = agent.state();
+        agent.talk_ms += u64::try_from(talk.as_millis()).unwrap_or(u64::MAX);
+        let wrap = if talked {
+            agent.cfg.wrapup.unwrap_or(queue_wrap)
+        } else {
+            Duration::ZERO
+        };
+        if wrap.is_zero() {
+            agent.activity = Activity::Idle;
+            agent.idle_since = now;
+            if talked {
+                self.stats.wrapup_ended(now, q, id, Duration::ZERO);
+            }
+        } else {
+            agent.activity = Activity::WrapUp(now + wrap);
+            agent.wrap_from = Some((q, now));
+            let old = agent.ready_timer;
+            let new = self
+                .timers
+                .rearm(old, Some(now + wrap), TimerKey::AgentReady(id));
+            if let Some(a) = self.agent_mut(id) {
+                a.ready_timer = new;
+            }
+        }
+        if talked && let Some(queue) = self.queue_mut(q) {
+            queue.aht_sum += talk + wrap;
+            queue.aht_n += 1;
+        }
+        self.agent_changed(id, before);
+        self.reindex_agent(id);
+    }
+}

@@ -1,0 +1,30 @@
+//! The engine's one error type. "No agent available" is never an error: it is an outcome the
+//! core reports through its outputs. `Err` means the caller misused the API.
+
+use crate::ids::{AgentId, CallId, QueueId};
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("unknown queue {0}")]
+    UnknownQueue(QueueId),
+    #[error("unknown agent {0}")]
+    UnknownAgent(AgentId),
+    #[error("unknown call {0}")]
+    UnknownCall(CallId),
+    #[error("{field}: {message}")]
+    InvalidConfig {
+        field: &'static str,
+        message: String,
+    },
+    #[error("id {id} is above the configured maximum {max}")]
+    IdTooLarge { id: u32, max: u32 },
+    #[error("call {call} is not waiting in a queue")]
+    CallNotWaiting { call: CallId },
+    #[error("agent {agent} cannot take an offer now: {why}")]
+    AgentNotFree { agent: AgentId, why: &'static str },
+    #[error("agent {agent} is not on a call")]
+    AgentNotOnCall { agent: AgentId },
+    #[error("input time went backwards")]
+    TimeWentBackwards,
+}

@@ -1,0 +1,398 @@
+//! What goes into the core and what comes out of it.
+//!
+//! The core never touches a socket: the driver (or the simulation harness) turns Event Socket
+//! traffic into [`SwitchEvent`]s and carries [`SwitchCommand`]s back to FreeSWITCH. These types
+//! speak in call-center terms (a caller arrived, an agent leg answered), not in ESL headers, so
+//! the same core runs against FreeSWITCH, the fake switch, and the virtual-time simulator.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::agent::AgentStateKind;
+use crate::config::{AgentConfig, Exit, Membership, QueueConfig};
+use crate::ids::{AgentId, CallId, OfferId, QueueId, SkillId};
+use crate::stats::IntervalRecord;
+use crate::trace::DecisionTrace;
+
+/// A FreeSWITCH channel, by its UUID held as 128 bits (FreeSWITCH names every channel with a
+/// UUID; keeping it as a number makes the per-call maps cheap and the ids reproducible).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct LegId(pub u128);
+
+impl LegId {
+    /// Parses the hyphenated (or plain hex) form FreeSWITCH prints.
+    pub fn parse(text: &str) -> Option<LegId> {
+        let mut value: u128 = 0;
+        let mut digits = 0;
+        for b in text.trim().bytes() {
+            if b == b'-' {
+                continue;
+            }
+            let d = (b as char).to_digit(16)?;
+            value = value.checked_mul(16)? | u128::from(d);
+            digits += 1;
+        }
+        (digits == 32).then_some(LegId(value))
+    }
+}
+
+impl fmt::Display for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = format!("{:032x}", self.0);
+        write!(
+            f,
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+    }
+}
+
+impl fmt::Debug for LegId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for LegId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Everything the core reacts to. Each carries the time it happened.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Switch(Instant, SwitchEvent),
+    Api(Instant, Command),
+    /// The time given by the last [`Output::Timeout`] has come (or any later time).
+    Timeout(Instant),
+}
+
+impl Input {
+    pub fn time(&self) -> Instant {
+        match self {
+            Input::Switch(t, _) | Input::Api(t, _) | Input::Timeout(t) => *t,
+        }
+    }
+}
+
+/// What the caller brings with it: who they are and what they need.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallerInfo {
+    pub number: String,
+    pub name: String,
+    /// Higher is served first (VIP). Carried across queue moves.
+    pub priority: i32,
+    /// Skills this call needs on top of the queue's, with minimum proficiency.
+    pub skills: Vec<(SkillId, u8)>,
+}
+
+/// Why a leg went away, reduced to what routing cares about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HangupCause {
+    /// Normal clearing (either side hung up after talking, or the caller gave up).
+    Normal,
+    /// USER_BUSY.
+    Busy,
+    /// CALL_REJECTED / DECLINE.
+    Rejected,
+    /// NO_ANSWER, NO_USER_RESPONSE, ALLOTTED_TIMEOUT, ORIGINATOR_CANCEL on our timeout.
+    NoAnswer,
+    /// Anything else that kept the leg from coming up (unregistered, network, bad gateway).
+    Failed,
+    /// The channel vanished: the switch restarted or lost it (resync found it gone).
+    Lost,
+}
+
+impl HangupCause {
+    /// Maps a FreeSWITCH hangup cause name.
+    pub fn from_freeswitch(cause: &str) -> HangupCause {
+        match cause {
+            "NORMAL_CLEARING" | "ORIGINATOR_CANCEL" | "LOSE_RACE" | "PICKED_OFF"
+            | "MANAGER_REQUEST" | "BLIND_TRANSFER" | "ATTENDED_TRANSFER" => HangupCause::Normal,
+            "USER_BUSY" => HangupCause::Busy,
+            "CALL_REJECTED" | "DECLINE" => HangupCause::Rejected,
+            "NO_ANSWER" | "NO_USER_RESPONSE" | "ALLOTTED_TIMEOUT" | "PROGRESS_TIMEOUT" => {
+                HangupCause::NoAnswer
+            }
+            _ => HangupCause::Failed,
+        }
+    }
+}
+
+/// The switch, in call-center terms.
+#[derive(Clone, Debug)]
+pub enum SwitchEvent {
+    /// A caller reached the engine (the dialplan's `socket` application connected) and wants
+    /// `queue`. The caller's leg is parked on the socket until the engine bridges it.
+    CallArrived {
+        leg: LegId,
+        queue: QueueId,
+        caller: CallerInfo,
+    },
+    /// A leg the engine originated (agent, callback customer, supervisor) answered.
+    LegAnswered { leg: LegId },
+    /// A leg hung up, or its origination failed. Repeats for a leg already gone are ignored.
+    LegHungUp { leg: LegId, cause: HangupCause },
+    /// The caller pressed a key.
+    Dtmf { leg: LegId, digit: char },
+    /// After an Event Socket reconnect: the legs FreeSWITCH still has. Calls whose legs are not
+    /// listed ended while the engine could not see them and are closed with a synthetic record.
+    /// `restarted` is set when the Core-UUID changed (every channel is gone).
+    Resync { live: Vec<LegId>, restarted: bool },
+}
+
+/// Operator, supervisor and configuration commands (the API layer's verbs).
+#[derive(Clone, Debug)]
+pub enum Command {
+    UpsertQueue(Box<QueueConfig>),
+    RemoveQueue(QueueId),
+    UpsertAgent(Box<AgentConfig>),
+    RemoveAgent(AgentId),
+    /// Replaces an agent's queue memberships (tiers).
+    SetMemberships {
+        agent: AgentId,
+        memberships: Vec<Membership>,
+    },
+    /// Agent or supervisor sets presence: logged out, available, or a break with a reason.
+    SetAgentPresence {
+        agent: AgentId,
+        presence: Presence,
+    },
+    PauseQueue(QueueId),
+    ResumeQueue(QueueId),
+    /// Offer this waiting call to this agent now, bypassing the strategy.
+    AssignCall {
+        call: CallId,
+        agent: AgentId,
+    },
+    /// Move a waiting call to another queue; it keeps its accumulated wait and priority.
+    MoveCall {
+        call: CallId,
+        queue: QueueId,
+    },
+    SetCallPriority {
+        call: CallId,
+        priority: i32,
+    },
+    /// Listen to, whisper to, or barge into the call an agent is on. The supervisor is reached
+    /// at `dial` (a FreeSWITCH dial string); `leg` is the supervisor leg's UUID.
+    Monitor {
+        agent: AgentId,
+        dial: String,
+        leg: LegId,
+        mode: MonitorMode,
+    },
+    /// Send a waiting call out of the queue (to voicemail, overflow, callback, or hang up).
+    ExitCall {
+        call: CallId,
+        exit: Exit,
+    },
+}
+
+/// An agent's chosen presence. Reserved, on-call and wrap-up are the engine's to set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "presence", content = "reason", rename_all = "kebab-case")]
+pub enum Presence {
+    LoggedOut,
+    Available,
+    OnBreak(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorMode {
+    /// Hear both sides, nobody hears the supervisor.
+    Listen,
+    /// Only the agent hears the supervisor.
+    Whisper,
+    /// Everybody hears everybody.
+    Barge,
+}
+
+/// What the driver must do on the switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwitchCommand {
+    /// Answer the caller's leg (it arrived unanswered on the socket).
+    Answer { leg: LegId },
+    /// Loop music on hold on the caller's leg until told otherwise.
+    Music { leg: LegId, source: String },
+    /// Interrupt the music, play these prompts in order, then resume the music.
+    Announce {
+        leg: LegId,
+        prompts: Vec<Prompt>,
+        then_music: String,
+    },
+    /// Originate a leg to `dial` with our own UUID `leg`; it parks when answered and reports
+    /// `LegAnswered` or `LegHungUp`. The switch gives up after `timeout`.
+    Originate {
+        leg: LegId,
+        dial: String,
+        caller_id_number: String,
+        caller_id_name: String,
+        timeout: Duration,
+        vars: Vec<(String, String)>,
+    },
+    /// Bridge two answered legs.
+    Bridge { a: LegId, b: LegId },
+    /// Hang a leg up. The driver ignores "no such channel".
+    Hangup { leg: LegId, cause: &'static str },
+    /// Send the caller elsewhere in the dialplan (voicemail, an external overflow number).
+    Transfer { leg: LegId, destination: String },
+    /// Originate the supervisor leg `leg` to `dial` and attach it to `target` in `mode`.
+    Eavesdrop {
+        leg: LegId,
+        dial: String,
+        target: LegId,
+        mode: MonitorMode,
+    },
+}
+
+/// A piece of an announcement. The driver renders prompts into files or `say` phrases.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "prompt", rename_all = "kebab-case")]
+pub enum Prompt {
+    /// "You are caller number n."
+    Position { position: u32 },
+    /// "Your expected wait is about m minutes" (0 = less than a minute), with the p90 for
+    /// display and logs.
+    ExpectedWait {
+        minutes: u32,
+        p50_s: u32,
+        p90_s: u32,
+    },
+    /// A recorded file.
+    File { path: String },
+}
+
+/// Something the store must keep. The core never waits for it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    Call(CallRecord),
+    Decision(DecisionTrace),
+    AgentState(AgentStateRecord),
+    Interval(IntervalRecord),
+}
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallOutcome {
+    /// Talked to an agent.
+    Answered,
+    /// Hung up while waiting.
+    Abandoned,
+    /// Sent to voicemail.
+    Voicemail,
+    /// Sent to an external destination (overflow outside the engine).
+    Transferred,
+    /// Hung up by the engine (max wait with exit `hangup`, join refused...).
+    Dropped,
+    /// Left a callback request that was later connected.
+    CallbackAnswered,
+    /// A callback request whose customer leg failed.
+    CallbackFailed,
+    /// The switch lost the call (restart, or it vanished during a disconnect).
+    Lost,
+}
+
+/// The final record of one call (a CDR from the call-center's point of view). Real switch CDRs
+/// come from CHANNEL_HANGUP_COMPLETE; this one says what the queue did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CallRecord {
+    pub call: CallId,
+    pub leg: LegId,
+    pub caller_number: String,
+    /// Every queue the call waited in, in order.
+    pub queues: Vec<QueueId>,
+    pub agent: Option<AgentId>,
+    pub outcome: CallOutcome,
+    /// Seconds from arrival to queue join (0 for direct arrivals).
+    pub arrived_unix_ms: u64,
+    pub wait_s: f64,
+    pub talk_s: f64,
+    pub offers: u32,
+    /// True when the core wrote this record without seeing the hangup (the switch lost it).
+    pub synthetic: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentStateRecord {
+    pub agent: AgentId,
+    pub at_unix_ms: u64,
+    pub state: AgentStateKind,
+    pub reason: Option<String>,
+}
+
+/// What supervisors and wallboards see as it happens.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LiveEvent {
+    CallQueued {
+        call: CallId,
+        queue: QueueId,
+        position: u32,
+    },
+    CallOffered {
+        call: CallId,
+        agent: AgentId,
+        offer: OfferId,
+    },
+    CallAnswered {
+        call: CallId,
+        agent: AgentId,
+        queue: QueueId,
+        wait_s: f64,
+    },
+    CallEnded {
+        call: CallId,
+        outcome: CallOutcome,
+    },
+    CallMoved {
+        call: CallId,
+        from: QueueId,
+        to: QueueId,
+    },
+    AgentState {
+        agent: AgentId,
+        state: AgentStateKind,
+        reason: Option<String>,
+    },
+    QueuePaused {
+        queue: QueueId,
+        paused: bool,
+    },
+}
+
+/// What the core asks of its driver, drained with `poll_output` after every input.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Switch(SwitchCommand),
+    Persist(Record),
+    Notify(LiveEvent),
+    /// Nothing more to do until this time; feed `Input::Timeout` then (or sooner, with any
+    /// other input).
+    Timeout(Instant),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leg_id_round_trips_the_hyphenated_uuid() {
+        let text = "0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b";
+        let leg = LegId::parse(text).expect("a uuid");
+        assert_eq!(leg.to_string(), text);
+        assert_eq!(LegId::parse("not-a-uuid"), None);
+        assert_eq!(LegId::parse("0b4e4b9c"), None);
+    }
+}
