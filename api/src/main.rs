@@ -3,6 +3,7 @@
 //! ```text
 //! switchyard esl events [--format json] [--events 'CHANNEL_CREATE ...'] [--filter 'H V']... [--once]
 //! switchyard esl api status
+//! switchyard sim inbound --agents 10 --erlangs 8 --aht 180 [--patience 120] [--hours 8] [--config f.toml]
 //! switchyard fakeswitch [--listen 127.0.0.1:8021] [--password ClueCon] [--scenario f.toml] [--inbound-target 127.0.0.1:8084]
 //! ```
 

@@ -81,6 +81,8 @@ pub struct Agent {
     pub no_answer_streak: u32,
     /// Whether the agent currently sits in its queues' ready indexes.
     pub indexed: bool,
+    /// Its key in each membership's ready index while indexed (parallel to `memberships`).
+    pub ready_keys: Vec<Option<crate::routing::index::ReadyKey>>,
     /// Random tag for tie-breaking and the random strategy's order.
     pub serial: u64,
     /// The armed AgentReady timer (end of wrap-up or of a delay).
@@ -102,6 +104,7 @@ impl Agent {
             calls_answered: 0,
             no_answer_streak: 0,
             indexed: false,
+            ready_keys: Vec::new(),
             serial,
             ready_timer: None,
             wrap_from: None,
@@ -139,6 +142,12 @@ impl Agent {
 
     pub fn membership(&self, queue: crate::ids::QueueId) -> Option<&Membership> {
         self.memberships.iter().find(|m| m.queue == queue)
+    }
+
+    /// Its key in a queue's ready index, while indexed.
+    pub fn ready_key(&self, queue: crate::ids::QueueId) -> Option<crate::routing::index::ReadyKey> {
+        let i = self.memberships.iter().position(|m| m.queue == queue)?;
+        self.ready_keys.get(i).copied().flatten()
     }
 
     /// Proficiency in a skill (0 when absent).

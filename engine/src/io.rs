@@ -277,7 +277,8 @@ pub enum Prompt {
 #[serde(tag = "record", rename_all = "snake_case")]
 pub enum Record {
     Call(CallRecord),
-    Decision(DecisionTrace),
+    /// Shared with the engine's in-memory trace ring (no copy per offer).
+    Decision(std::sync::Arc<DecisionTrace>),
     AgentState(AgentStateRecord),
     Interval(IntervalRecord),
 }

@@ -51,6 +51,10 @@ impl Queue {
 
     /// Position in line (1 = next) of a waiting call: calls ahead of it, plus one.
     pub fn position(&self, key: &WaitKey) -> u32 {
+        // Most callers join at the back: no need to count the line.
+        if self.waiting.last() == Some(key) {
+            return u32::try_from(self.waiting.len()).unwrap_or(u32::MAX);
+        }
         let ahead = self.waiting.range(..*key).count();
         u32::try_from(ahead).unwrap_or(u32::MAX).saturating_add(1)
     }

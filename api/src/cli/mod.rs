@@ -3,6 +3,7 @@
 
 mod esl;
 mod fakeswitch;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -25,11 +26,16 @@ pub enum Commands {
     /// Run a FreeSWITCH stand-in that speaks the Event Socket like FreeSWITCH 1.10.
     #[command(name = "fakeswitch")]
     FakeSwitch(fakeswitch::FakeSwitchArgs),
+    /// Run the routing core in virtual time against a seeded call model.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Commands::Esl(cmd) => esl::run(cmd).await,
         Commands::FakeSwitch(args) => fakeswitch::run(args).await,
+        // CPU-bound and seconds long: no point in the runtime's threads.
+        Commands::Sim(cmd) => sim::run(cmd),
     }
 }

@@ -70,12 +70,17 @@ impl Engine {
             });
         }
         let members = q.members.clone();
-        for a in members {
+        for &a in &members {
+            // Keys are parallel to memberships: take the agent out before changing them.
+            self.unindex_agent(a);
             if let Some(agent) = self.agent_mut(a) {
                 agent.memberships.retain(|m| m.queue != id);
             }
         }
         self.queues[id.index()] = None;
+        for a in members {
+            self.refresh_agent(a);
+        }
         Ok(())
     }
 
@@ -161,7 +166,7 @@ impl Engine {
         for q in old {
             self.check_empty(q);
         }
-        self.index_if_ready(id);
+        self.refresh_agent(id);
         Ok(())
     }
 
@@ -244,46 +249,71 @@ impl Engine {
         }));
     }
 
-    /// Puts the agent into (or takes it out of) its queues' ready indexes to match its state.
+    /// The agent's keys may have changed (presence, skills, memberships): take it out of the
+    /// indexes and look at it again.
     pub(crate) fn reindex_agent(&mut self, id: AgentId) {
         self.unindex_agent(id);
-        self.index_if_ready(id);
+        self.refresh_agent(id);
     }
 
-    pub(crate) fn index_if_ready(&mut self, id: AgentId) {
+    /// Looks at an agent whose activity or presence changed.
+    ///
+    /// Index entries are kept while the agent is idle or reserved: an offer leaves them in
+    /// place (scans skip agents that are not ready), so neither making an offer nor a
+    /// cancelled offer touches the trees. They go when the agent takes a call or leaves.
+    /// A ready agent is not indexed here but marked for the matching step, which first looks
+    /// for a waiting call and indexes the agent only if it finds none: an agent freed while
+    /// calls wait goes straight to its next call without a single index operation.
+    pub(crate) fn refresh_agent(&mut self, id: AgentId) {
         let now = self.now;
-        let origin = self.origin;
         let Some(agent) = self.agents.get(id.index()).and_then(Option::as_ref) else {
             return;
         };
-        if !agent.is_ready(now) {
-            // In a delay: come back when it ends.
-            if agent.presence == Presence::Available
-                && agent.activity == Activity::Idle
-                && let Some(t) = agent.not_before
-            {
-                let old = agent.ready_timer;
-                let new = self.timers.rearm(old, Some(t), TimerKey::AgentReady(id));
-                if let Some(a) = self.agent_mut(id) {
-                    a.ready_timer = new;
-                }
-            }
+        let keep = agent.presence == Presence::Available
+            && matches!(agent.activity, Activity::Idle | Activity::Reserved(_));
+        if !keep {
+            self.unindex_agent(id);
             return;
         }
+        if agent.is_ready(now) {
+            self.dirty_agents.push(id);
+        } else if agent.activity == Activity::Idle
+            && let Some(t) = agent.not_before
+        {
+            // In a delay: come back when it ends.
+            let old = agent.ready_timer;
+            let new = self.timers.rearm(old, Some(t), TimerKey::AgentReady(id));
+            if let Some(a) = self.agent_mut(id) {
+                a.ready_timer = new;
+            }
+        }
+    }
+
+    /// Puts a ready agent into its queues' ready indexes (the matching step found no call
+    /// for it).
+    pub(crate) fn index_agent(&mut self, id: AgentId) {
+        let now = self.now;
+        let origin = self.origin;
+        let Some(agent) = self.agents.get_mut(id.index()).and_then(Option::as_mut) else {
+            return;
+        };
+        if agent.indexed || !agent.is_ready(now) {
+            return;
+        }
+        agent.ready_keys.clear();
         for m in &agent.memberships {
-            if let Some(q) = self
+            let key = self
                 .queues
                 .get_mut(m.queue.index())
                 .and_then(Option::as_mut)
-            {
-                let key = key_for(origin, q.cfg.strategy, &q.cfg, agent, m);
-                q.ready.insert(key, q.cfg.strategy, m.weight);
-            }
+                .map(|q| {
+                    let key = key_for(origin, q.cfg.strategy, &q.cfg, agent, m);
+                    q.ready.insert(key, q.cfg.strategy, m.weight);
+                    key
+                });
+            agent.ready_keys.push(key);
         }
-        if let Some(a) = self.agent_mut(id) {
-            a.indexed = true;
-        }
-        self.dirty_agents.push(id);
+        agent.indexed = true;
     }
 
     pub(crate) fn unindex_agent(&mut self, id: AgentId) {
@@ -294,13 +324,14 @@ impl Engine {
             return;
         }
         agent.indexed = false;
-        for m in &agent.memberships {
-            if let Some(q) = self
-                .queues
-                .get_mut(m.queue.index())
-                .and_then(Option::as_mut)
-            {
-                q.ready.remove(id);
+        for (m, key) in agent.memberships.iter().zip(agent.ready_keys.drain(..)) {
+            if let (Some(key), Some(q)) = (
+                key,
+                self.queues
+                    .get_mut(m.queue.index())
+                    .and_then(Option::as_mut),
+            ) {
+                q.ready.remove(&key);
             }
         }
     }
@@ -330,7 +361,7 @@ impl Engine {
             a.not_before = None;
         }
         self.agent_changed(id, before);
-        self.reindex_agent(id);
+        self.refresh_agent(id);
     }
 
     /// Returns an agent to idle after an offer that did not become a call, with an optional
@@ -346,7 +377,7 @@ impl Engine {
             agent.not_before = Some(now + d);
         }
         self.agent_changed(id, before);
-        self.reindex_agent(id);
+        self.refresh_agent(id);
     }
 
     /// Evicts waiting callers when the queue's leave-when-empty rule says so, and arms the

@@ -15,7 +15,7 @@ use crate::call::Phase;
 use crate::config::Strategy;
 use crate::hash::FastMap;
 use crate::ids::{AgentId, CallId, QueueId};
-use crate::routing::{eligible, matching};
+use crate::routing::{Ineligible, eligible, matching};
 use crate::timers::TimerKey;
 use crate::trace::{Candidate, DecisionTrace};
 
@@ -63,6 +63,16 @@ impl Graph {
 
 impl Engine {
     pub(crate) fn dispatch(&mut self) {
+        let mut seen: Vec<AgentId> = Vec::new();
+        self.match_dirty(&mut seen);
+        // Agents that found no call wait in their queues' indexes.
+        seen.append(&mut self.dirty_agents);
+        for a in seen {
+            self.index_agent(a);
+        }
+    }
+
+    fn match_dirty(&mut self, seen: &mut Vec<AgentId>) {
         for _ in 0..MAX_ROUNDS {
             if self.dirty_calls.is_empty() && self.dirty_agents.is_empty() {
                 return;
@@ -73,6 +83,17 @@ impl Engine {
             calls.dedup();
             agents.sort_unstable();
             agents.dedup();
+            seen.extend_from_slice(&agents);
+            // The common cases, one call or one agent changed, need no matching: the call's
+            // first candidate in strategy order, or the agent's most urgent call.
+            if agents.is_empty() && calls.len() == 1 {
+                self.dispatch_one_call(calls[0]);
+                continue;
+            }
+            if calls.is_empty() && agents.len() == 1 {
+                self.dispatch_one_agent(agents[0]);
+                continue;
+            }
             let mut g = Graph::default();
             for &c in &calls {
                 for (a, prof) in self.candidates_for_call(c, FANOUT) {
@@ -115,9 +136,14 @@ impl Engine {
             }
             for &(ci, ai) in &pairs {
                 let (c, a) = (g.calls[ci], g.agents[ai]);
-                let trace = self.build_trace(c, a, &g, &ranked[ci], pairs.len(), ai);
+                let cands: Vec<(AgentId, u32, f64)> = ranked[ci]
+                    .iter()
+                    .map(|&(x, p, w)| (g.agents[x], p, w))
+                    .collect();
+                let trace =
+                    self.build_trace(c, a, &cands, pairs.len(), (g.calls.len(), g.agents.len()));
                 self.make_offer(c, a, Some(trace));
-                self.after_first_offer(c, &g, &matched_agents);
+                self.after_first_offer(c);
             }
             if pairs.is_empty() {
                 return;
@@ -137,8 +163,35 @@ impl Engine {
         }
     }
 
+    fn dispatch_one_call(&mut self, c: CallId) {
+        let cands = self.candidates_for_call(c, FANOUT);
+        let Some(&(chosen, _)) = cands.first() else {
+            return;
+        };
+        let urgency = self.urgency(c);
+        let n = cands.len() as f64;
+        let ranked: Vec<(AgentId, u32, f64)> = cands
+            .iter()
+            .enumerate()
+            .map(|(rank, &(a, prof))| (a, prof, urgency + 1.0 - rank as f64 / n))
+            .collect();
+        let trace = self.build_trace(c, chosen, &ranked, 1, (1, cands.len()));
+        self.make_offer(c, chosen, Some(trace));
+        self.after_first_offer(c);
+    }
+
+    fn dispatch_one_agent(&mut self, a: AgentId) {
+        let Some(&(c, prof)) = self.candidates_for_agent(a, 1).first() else {
+            return;
+        };
+        let ranked = [(a, prof, self.urgency(c) + 1.0)];
+        let trace = self.build_trace(c, a, &ranked, 1, (1, 1));
+        self.make_offer(c, a, Some(trace));
+        self.after_first_offer(c);
+    }
+
     /// Ring-all rings every other eligible agent too; ring-progressively arms the next step.
-    fn after_first_offer(&mut self, c: CallId, _g: &Graph, _matched: &[bool]) {
+    fn after_first_offer(&mut self, c: CallId) {
         let Some(call) = self.calls.get(&c) else {
             return;
         };
@@ -229,6 +282,7 @@ impl Engine {
         want: usize,
         allow_tried: bool,
     ) -> Vec<(AgentId, u32)> {
+        let now = self.now;
         let mut out = Vec::new();
         let Some(call) = self.calls.get(&c) else {
             return out;
@@ -265,7 +319,7 @@ impl Engine {
                         else {
                             continue;
                         };
-                        if let Ok(p) = eligible(agent, call, &queue.cfg, allow_tried) {
+                        if let Ok(p) = eligible_now(agent, call, &queue.cfg, allow_tried, now) {
                             out.push((a, p));
                         }
                     }
@@ -289,7 +343,8 @@ impl Engine {
                             }
                             if let Some(agent) =
                                 self.agents.get(key.agent.index()).and_then(Option::as_ref)
-                                && let Ok(p) = eligible(agent, call, &queue.cfg, allow_tried)
+                                && let Ok(p) =
+                                    eligible_now(agent, call, &queue.cfg, allow_tried, now)
                             {
                                 out.push((key.agent, p));
                             }
@@ -314,7 +369,7 @@ impl Engine {
                 let consider = |key: &crate::routing::index::ReadyKey,
                                 out: &mut Vec<(AgentId, u32)>| {
                     if let Some(agent) = self.agents.get(key.agent.index()).and_then(Option::as_ref)
-                        && let Ok(p) = eligible(agent, call, &queue.cfg, allow_tried)
+                        && let Ok(p) = eligible_now(agent, call, &queue.cfg, allow_tried, now)
                     {
                         out.push((key.agent, p));
                     }
@@ -380,7 +435,7 @@ impl Engine {
         let Some(agent) = self.agent(a) else {
             return Vec::new();
         };
-        if !agent.is_ready(self.now) || !agent.indexed {
+        if !agent.is_ready(self.now) {
             return Vec::new();
         }
         for m in &agent.memberships {
@@ -433,7 +488,9 @@ impl Engine {
             None
         };
         let key = |ai: usize| {
-            let k = queue.ready.key(g.agents[ai]);
+            let k = self
+                .agent(g.agents[ai])
+                .and_then(|a| a.ready_key(call.queue));
             k.map(|k| {
                 let wrapped = rr.is_some_and(|(level, pos)| k.level == level && k.a <= pos);
                 (k.level, wrapped, k.a, k.b, k.agent)
@@ -447,10 +504,9 @@ impl Engine {
         &self,
         c: CallId,
         chosen: AgentId,
-        g: &Graph,
-        ranked: &[(usize, u32, f64)],
+        ranked: &[(AgentId, u32, f64)],
         matched: usize,
-        chosen_ix: usize,
+        step: (usize, usize),
     ) -> DecisionTrace {
         let call = self.calls.get(&c);
         let q = call.map_or(QueueId(0), |c| c.queue);
@@ -460,8 +516,7 @@ impl Engine {
             .iter()
             .enumerate()
             .take(self.cfg.trace_candidates)
-            .map(|(rank, &(ai, prof, score))| {
-                let agent = g.agents[ai];
+            .map(|(rank, &(agent, prof, score))| {
                 let level = self
                     .agent(agent)
                     .and_then(|a| a.membership(q))
@@ -477,7 +532,7 @@ impl Engine {
             .collect();
         let chosen_rank = ranked
             .iter()
-            .position(|&(ai, _, _)| ai == chosen_ix)
+            .position(|&(a, _, _)| a == chosen)
             .unwrap_or(0);
         let reason = if chosen_rank == 0 {
             format!(
@@ -491,7 +546,7 @@ impl Engine {
                 strategy.name(),
                 chosen_rank,
                 matched,
-                g.calls.len()
+                step.0
             )
         };
         let wait = call.map_or(0.0, |c| {
@@ -510,10 +565,25 @@ impl Engine {
             priority: call.map_or(0, |c| c.priority),
             max_level: call.map_or(0, |c| c.max_level),
             relaxed_by: call.map_or(0, |c| c.relax),
-            matching_calls: g.calls.len() as u32,
-            matching_agents: g.agents.len() as u32,
+            matching_calls: step.0 as u32,
+            matching_agents: step.1 as u32,
             candidates,
             reason,
         }
     }
+}
+
+/// Eligibility for an agent found in a ready index, whose entry may belong to an agent that
+/// is ringing for another call or in a delay (entries stay while an agent is reserved).
+fn eligible_now(
+    agent: &crate::agent::Agent,
+    call: &crate::call::Call,
+    queue: &crate::config::QueueConfig,
+    allow_tried: bool,
+    now: std::time::Instant,
+) -> Result<u32, Ineligible> {
+    if !agent.is_ready(now) {
+        return Err(Ineligible::NotReady);
+    }
+    eligible(agent, call, queue, allow_tried)
 }

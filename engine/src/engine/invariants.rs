@@ -105,7 +105,11 @@ impl Engine {
                 return fail(format!("{id} on vanished {c}"));
             }
             let ready = agent.is_ready(self.now);
-            if agent.indexed && agent.activity != Activity::Idle {
+            // Entries stay while an agent rings (reserved) and go when it takes a call.
+            if agent.indexed
+                && (agent.presence != crate::io::Presence::Available
+                    || !matches!(agent.activity, Activity::Idle | Activity::Reserved(_)))
+            {
                 return fail(format!(
                     "{id} is indexed as ready while {:?}",
                     agent.activity
@@ -115,12 +119,13 @@ impl Engine {
                 let Some(q) = self.queue(m.queue) else {
                     continue;
                 };
-                if q.ready.contains(id) != agent.indexed {
+                let present = agent
+                    .ready_key(m.queue)
+                    .is_some_and(|k| q.ready.contains(&k));
+                if present != agent.indexed {
                     return fail(format!(
-                        "{id} indexed={} but {}'s index says {}",
-                        agent.indexed,
-                        m.queue,
-                        q.ready.contains(id)
+                        "{id} indexed={} but {}'s index says {present}",
+                        agent.indexed, m.queue
                     ));
                 }
             }

@@ -62,7 +62,7 @@ pub struct Engine {
     pub(crate) stats: Stats,
     stats_timer: Option<Instant>,
     /// The last decision traces, oldest first (bounded by `trace_memory`).
-    pub(crate) traces: VecDeque<DecisionTrace>,
+    pub(crate) traces: VecDeque<std::sync::Arc<DecisionTrace>>,
     /// Monitor legs currently attached (supervisor leg -> agent).
     pub(crate) monitors: FastSet<LegId>,
     /// Calls refused because `max_calls` was reached.
@@ -315,11 +315,14 @@ impl Engine {
 
     /// The decision traces still in memory for a call.
     pub fn traces_for(&self, call: CallId) -> impl Iterator<Item = &DecisionTrace> {
-        self.traces.iter().filter(move |t| t.call == call)
+        self.traces
+            .iter()
+            .filter(move |t| t.call == call)
+            .map(|t| &**t)
     }
 
     pub fn last_trace(&self) -> Option<&DecisionTrace> {
-        self.traces.back()
+        self.traces.back().map(|t| &**t)
     }
 
     pub fn refused_calls(&self) -> u64 {

@@ -58,7 +58,7 @@ impl Engine {
         {
             queue.rr_last = level_pos;
         }
-        self.unindex_agent(agent_id);
+        // The agent's index entries stay while it rings (see `refresh_agent`).
         if let Some(a) = self.agent_mut(agent_id) {
             a.activity = Activity::Reserved(id);
         }
@@ -103,6 +103,7 @@ impl Engine {
         if let Some(mut t) = trace {
             t.offer = id;
             t.at_unix_ms = self.unix_ms(now);
+            let t = std::sync::Arc::new(t);
             if self.cfg.persist_traces {
                 self.persist(Record::Decision(t.clone()));
             }
@@ -208,6 +209,8 @@ impl Engine {
         agent.activity = Activity::OnCall(offer.call, offer.leg);
         agent.no_answer_streak = 0;
         agent.calls_answered += 1;
+        // On a call now: out of the ready indexes (its keys change by the end of it anyway).
+        self.unindex_agent(offer.agent);
         self.legs
             .insert(offer.leg, LegRole::AgentOnCall(offer.call));
         if callback {
@@ -535,6 +538,6 @@ impl Engine {
             queue.aht_n += 1;
         }
         self.agent_changed(id, before);
-        self.reindex_agent(id);
+        self.refresh_agent(id);
     }
 }

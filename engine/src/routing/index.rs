@@ -14,7 +14,8 @@
 //! | skills-best-match | proficiency over the queue's skills, highest first, then idle since |
 //! | random, weighted-random | sampled (see [`super::sampler`]); the set order is only a fallback |
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
 use std::time::Instant;
 
 use super::sampler::Sampler;
@@ -30,10 +31,11 @@ pub struct ReadyKey {
     pub agent: AgentId,
 }
 
+/// The ready members of one queue. Each agent remembers its own keys (one per membership),
+/// so removal is a single tree operation with no lookup.
 #[derive(Debug, Default)]
 pub struct ReadyIndex {
     pub set: BTreeSet<ReadyKey>,
-    keys: HashMap<AgentId, ReadyKey>,
     /// Random strategies: one sampler per tier level.
     pub samplers: BTreeMap<u32, Sampler>,
 }
@@ -81,14 +83,6 @@ pub fn key_for(
 
 impl ReadyIndex {
     pub fn insert(&mut self, key: ReadyKey, strategy: Strategy, weight: u32) {
-        if let Some(old) = self.keys.insert(key.agent, key) {
-            self.set.remove(&old);
-            if old.level != key.level
-                && let Some(s) = self.samplers.get_mut(&old.level)
-            {
-                s.set(key.agent, 0);
-            }
-        }
         self.set.insert(key);
         if matches!(strategy, Strategy::Random | Strategy::WeightedRandom) {
             let w = if strategy == Strategy::Random {
@@ -103,21 +97,15 @@ impl ReadyIndex {
         }
     }
 
-    pub fn remove(&mut self, agent: AgentId) {
-        if let Some(old) = self.keys.remove(&agent) {
-            self.set.remove(&old);
-            if let Some(s) = self.samplers.get_mut(&old.level) {
-                s.set(agent, 0);
-            }
+    pub fn remove(&mut self, key: &ReadyKey) {
+        self.set.remove(key);
+        if let Some(s) = self.samplers.get_mut(&key.level) {
+            s.set(key.agent, 0);
         }
     }
 
-    pub fn contains(&self, agent: AgentId) -> bool {
-        self.keys.contains_key(&agent)
-    }
-
-    pub fn key(&self, agent: AgentId) -> Option<ReadyKey> {
-        self.keys.get(&agent).copied()
+    pub fn contains(&self, key: &ReadyKey) -> bool {
+        self.set.contains(key)
     }
 
     pub fn len(&self) -> usize {
@@ -128,10 +116,10 @@ impl ReadyIndex {
         self.set.is_empty()
     }
 
-    /// Rebuilds after a strategy change (keys differ per strategy).
+    /// Forgets everything (after a strategy change: keys differ per strategy). Agents still
+    /// hold their old keys; the caller re-indexes every member.
     pub fn clear(&mut self) {
         self.set.clear();
-        self.keys.clear();
         self.samplers.clear();
     }
 }

@@ -13,6 +13,8 @@ use crate::config::QueueConfig;
 /// Why an agent may not take a call (for traces and tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ineligible {
+    /// Ringing for another call, in a delay, or no longer available.
+    NotReady,
     NotMember,
     LevelClosed,
     MissingSkill,

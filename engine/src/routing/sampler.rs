@@ -2,7 +2,7 @@
 //! Fenwick tree over agent slots. An agent keeps its slot while it is a member; leaving the
 //! ready set sets its weight to zero.
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 
 use crate::ids::AgentId;
 
@@ -11,7 +11,7 @@ pub struct Sampler {
     tree: Vec<u64>,
     weights: Vec<u64>,
     slots: Vec<AgentId>,
-    slot_of: HashMap<AgentId, usize>,
+    slot_of: FastMap<AgentId, usize>,
     total: u64,
 }
 

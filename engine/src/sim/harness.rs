@@ -189,7 +189,22 @@ impl Simulation {
         let mut callers: FastMap<LegId, CallerLeg> = FastMap::default();
         let mut agent_legs: FastMap<LegId, u32> = FastMap::default();
         let mut busy_agents: FastSet<u32> = FastSet::default();
-        let mut records: Vec<CallRecord> = Vec::new();
+        // Figures are accumulated as records come (a day is a million records; keeping
+        // them would dominate the simulator's memory).
+        let window = (end.duration_since(warmup)).as_secs_f64();
+        let origin_ms = self.engine_cfg.origin_unix_ms;
+        let warmup_ms = origin_ms + (sc.warmup_hours * 3_600_000.0) as u64;
+        let agents_n: u64 = sc.agents.iter().map(|g| u64::from(g.count)).sum();
+        let thresholds: FastMap<QueueId, f64> = queues
+            .iter()
+            .map(|q| (q.id, q.sl_threshold.as_secs_f64()))
+            .collect();
+        let mut report = Totals::default();
+        let mut per_queue: FastMap<QueueId, Totals> = FastMap::default();
+        let mut busy_s = 0.0;
+        let warm_s = sc.warmup_hours * 3600.0;
+        let end_s = sc.hours * 3600.0;
+        let mut records: u64 = 0;
         let mut seen_calls: FastSet<CallId> = FastSet::default();
         let mut arrivals: u64 = 0;
         let mut offers: u64 = 0;
@@ -369,7 +384,27 @@ impl Simulation {
                         }
                         // An agent on this call is free on the switch once its leg is hung
                         // up (the Hangup above); nothing else to do.
-                        records.push(rec);
+                        records += 1;
+                        let r = &rec;
+                        let wrap = r
+                            .agent
+                            .and_then(|a| wrap_by_agent.get(&a.0))
+                            .copied()
+                            .unwrap_or(0.0);
+                        if r.outcome == CallOutcome::Answered {
+                            // Busy time inside the measured window.
+                            let arrived_s =
+                                (r.arrived_unix_ms.saturating_sub(origin_ms)) as f64 / 1000.0;
+                            let start = arrived_s + r.wait_s;
+                            let stop = start + r.talk_s + wrap;
+                            busy_s += (stop.min(end_s) - start.max(warm_s)).max(0.0);
+                        }
+                        if r.arrived_unix_ms >= warmup_ms {
+                            let q = r.queues.last().copied().unwrap_or(QueueId(0));
+                            let threshold = thresholds.get(&q).copied().unwrap_or(20.0);
+                            report.add(r, threshold, wrap);
+                            per_queue.entry(q).or_default().add(r, threshold, wrap);
+                        }
                     }
                     Output::Persist(_) | Output::Notify(_) => {}
                 }
@@ -385,55 +420,16 @@ impl Simulation {
                 break; // the drain should never take this long; report what we have
             }
         }
-        if records.len() as u64 != arrivals {
+        if records != arrivals {
             return Err(SimError::Invariant {
                 seed,
                 at_s: now.duration_since(t0).as_secs_f64(),
                 what: format!(
                     "{arrivals} callers arrived, {} final records, {} calls still active",
-                    records.len(),
+                    records,
                     engine.active_calls()
                 ),
             });
-        }
-        let window = (end.duration_since(warmup)).as_secs_f64();
-        let origin_ms = self.engine_cfg.origin_unix_ms;
-        let warmup_ms = origin_ms + (sc.warmup_hours * 3_600_000.0) as u64;
-        let agents_n: u64 = sc.agents.iter().map(|g| u64::from(g.count)).sum();
-        let thresholds: FastMap<QueueId, f64> = queues
-            .iter()
-            .map(|q| (q.id, q.sl_threshold.as_secs_f64()))
-            .collect();
-        let mut report = Totals::default();
-        let mut per_queue: FastMap<QueueId, Totals> = FastMap::default();
-        let mut busy_s = 0.0;
-        let warm_s = sc.warmup_hours * 3600.0;
-        let end_s = sc.hours * 3600.0;
-        for r in &records {
-            let arrived_s = (r.arrived_unix_ms.saturating_sub(origin_ms)) as f64 / 1000.0;
-            if r.outcome == CallOutcome::Answered {
-                // Busy time inside the measured window.
-                let wrap = r
-                    .agent
-                    .and_then(|a| wrap_by_agent.get(&a.0))
-                    .copied()
-                    .unwrap_or(0.0);
-                let start = arrived_s + r.wait_s;
-                let stop = start + r.talk_s + wrap;
-                busy_s += (stop.min(end_s) - start.max(warm_s)).max(0.0);
-            }
-            if r.arrived_unix_ms < warmup_ms {
-                continue;
-            }
-            let q = r.queues.last().copied().unwrap_or(QueueId(0));
-            let threshold = thresholds.get(&q).copied().unwrap_or(20.0);
-            let wrap = r
-                .agent
-                .and_then(|a| wrap_by_agent.get(&a.0))
-                .copied()
-                .unwrap_or(0.0);
-            report.add(r, threshold, wrap);
-            per_queue.entry(q).or_default().add(r, threshold, wrap);
         }
         let mut queues_out: Vec<QueueReport> = queues
             .iter()

@@ -81,7 +81,7 @@
 //! Time never runs backwards here: an input earlier than the latest one seen is treated as
 //! happening at the latest one.
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::time::{Duration, Instant};
 
 use crate::agent::AgentStateKind;
@@ -210,7 +210,7 @@ pub struct Stats {
     latest: Instant,
     queues: Vec<Option<QueueState>>,
     agents: Vec<Option<AgentState>>,
-    waiting: HashMap<(QueueId, CallId), Waiting>,
+    waiting: FastMap<(QueueId, CallId), Waiting>,
     /// Every waiting call, for the longest wait over all queues.
     all_waiting: WaitLine<(QueueId, CallId)>,
     next_seq: u64,
@@ -284,7 +284,7 @@ impl Stats {
             latest: cfg.origin,
             queues: Vec::new(),
             agents: Vec::new(),
-            waiting: HashMap::new(),
+            waiting: FastMap::default(),
             all_waiting: WaitLine::new(),
             next_seq: 0,
             total: Periods::default(),

@@ -1,0 +1,132 @@
+//! `switchyard sim inbound` as a user runs it: one JSON object on stdout, typed errors naming
+//! the flag or field on stderr.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn sim(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["sim", "inbound"])
+        .args(args)
+        .output()
+        .expect("run switchyard");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn single_queue_run_prints_one_json_object_with_every_figure() {
+    let (ok, stdout, stderr) = sim(&[
+        "--agents",
+        "12",
+        "--erlangs",
+        "10",
+        "--aht",
+        "180",
+        "--patience",
+        "120",
+        "--hours",
+        "4",
+        "--seed",
+        "3",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    let v: Value = serde_json::from_str(&stdout).expect("JSON");
+    for key in [
+        "offered",
+        "answered",
+        "abandoned",
+        "service_level",
+        "asa_s",
+        "aht_s",
+        "occupancy",
+        "longest_wait_s",
+        "queues",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    let offered = v["offered"].as_u64().unwrap();
+    let answered = v["answered"].as_u64().unwrap();
+    let abandoned = v["abandoned"].as_u64().unwrap();
+    assert!(
+        offered > 700,
+        "about 800 calls in 4 h at 10 erlangs: {offered}"
+    );
+    assert_eq!(offered, answered + abandoned + v["other"].as_u64().unwrap());
+    assert!(abandoned > 0, "patient but not infinitely");
+    let sl = v["service_level"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&sl));
+    assert_eq!(v["queues"].as_array().unwrap().len(), 1);
+    // The same seed prints the same figures.
+    let (_, again, _) = sim(&[
+        "--agents",
+        "12",
+        "--erlangs",
+        "10",
+        "--aht",
+        "180",
+        "--patience",
+        "120",
+        "--hours",
+        "4",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(stdout, again);
+}
+
+#[test]
+fn config_file_runs_several_queues_with_skills() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../engine/scenarios/three-queues.toml"
+    );
+    let (ok, stdout, stderr) = sim(&["--config", path, "--hours", "2", "--strategy", "top-down"]);
+    assert!(ok, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).expect("JSON");
+    let queues = v["queues"].as_array().unwrap();
+    assert_eq!(
+        queues
+            .iter()
+            .map(|q| q["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["sales", "support", "general"]
+    );
+    for q in queues {
+        assert!(q["answered"].as_u64().unwrap() > 0, "{q}");
+    }
+    assert_eq!(v["hours"].as_f64(), Some(2.0), "--hours overrides the file");
+}
+
+#[test]
+fn bad_input_is_refused_with_the_flag_or_field_named() {
+    let (ok, _, stderr) = sim(&["--erlangs", "5", "--strategy", "fastest"]);
+    assert!(!ok);
+    assert!(stderr.contains("--strategy"), "{stderr}");
+    let (ok, _, stderr) = sim(&["--agents", "3"]);
+    assert!(!ok);
+    assert!(stderr.contains("--erlangs"), "{stderr}");
+    let (ok, _, stderr) = sim(&["--erlangs", "5", "--hours=-1"]);
+    assert!(!ok);
+    assert!(stderr.contains("hours"), "{stderr}");
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[queues]]\nid = 1\narrivals_per_hour = 10.0\naht_s = -5.0\n[[agents]]\ncount = 1\nqueues = [1]\n").unwrap();
+    let (ok, _, stderr) = sim(&["--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("aht_s"), "{stderr}");
+    std::fs::write(&bad, "[[queues]]\nid = 1\nbogus = 1\n").unwrap();
+    let (ok, _, stderr) = sim(&["--config", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("bogus") || stderr.contains("unknown field"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
