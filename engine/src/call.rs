@@ -18,6 +18,19 @@
 //!    │                                              └─ customer leg fails ─► Ended(CallbackFailed)
 //! ```
 //!
+//! As a *member* of the queue it is waiting in (mod_callcenter's word), a call goes:
+//!
+//! ```text
+//!   Waiting ──offer──► Trying ──agent answers──► Answered ──► (left the queue)
+//!     ▲   │              │
+//!     │   │              └─ every offer failed ─► Waiting (same place)
+//!     │   └─ hangup / exit ─► Abandoned | Exited(timeout, no agents, overflow, DTMF, ...)
+//!     └── joins the next queue on overflow, as a new member with the old seniority
+//! ```
+//!
+//! (`Waiting` is [`Phase::Waiting`], `Trying` is [`Phase::Offering`], `Answered` is
+//! [`Phase::Talking`]; each member ends with exactly one statistics event in its queue.)
+//!
 //! A call is in exactly one queue's waiting set while `Waiting`, in none otherwise. Its place
 //! in line is `(priority, wait_origin)`: the origin is the arrival time and never moves, so a
 //! caller moved to another queue or bounced by a failed offer keeps its seniority.

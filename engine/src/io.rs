@@ -233,6 +233,8 @@ pub enum SwitchCommand {
     /// Originate a leg to `dial` with our own UUID `leg`; it parks when answered and reports
     /// `LegAnswered` or `LegHungUp`. The switch gives up after `timeout`.
     Originate {
+        /// Whose phone this rings.
+        kind: LegKind,
         leg: LegId,
         dial: String,
         caller_id_number: String,
@@ -253,6 +255,16 @@ pub enum SwitchCommand {
         target: LegId,
         mode: MonitorMode,
     },
+}
+
+/// Who a leg the engine originates belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegKind {
+    /// An agent's phone, for an offer.
+    Agent,
+    /// A customer called back (the caller's side of the call).
+    Customer,
 }
 
 /// A piece of an announcement. The driver renders prompts into files or `say` phrases.

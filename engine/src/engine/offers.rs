@@ -2,6 +2,17 @@
 //! then the next candidate. An agent holds at most one offer (its activity is `Reserved`),
 //! and a call answered by one agent cancels every other offer before anything else happens,
 //! so ring-all never lets two agents win.
+//!
+//! ```text
+//!   make_offer ──► Ringing (agent Reserved, originate sent, timer armed)
+//!                    │ LegAnswered ─────────────► Accepted: other offers of the call
+//!                    │                              cancelled (LOSE_RACE), bridge
+//!                    │ LegHungUp busy/rejected/no-answer/failed, or the timer
+//!                    │                        ──► Failed: agent delay, no-answer streak,
+//!                    │                              call back in line (same place)
+//!                    └ caller gone / another agent won ──► Lost: agent free at once
+//!   A leg that answers after its offer ended is hung up (LOSE_RACE), never bridged.
+//! ```
 
 use std::time::Duration;
 
@@ -9,7 +20,9 @@ use crate::agent::Activity;
 use crate::call::{Offer, Phase};
 use crate::config::Strategy;
 use crate::ids::{AgentId, CallId, OfferId, QueueId};
-use crate::io::{CallOutcome, HangupCause, LegId, LiveEvent, Presence, Record, SwitchCommand};
+use crate::io::{
+    CallOutcome, HangupCause, LegId, LegKind, LiveEvent, Presence, Record, SwitchCommand,
+};
 use crate::stats::OfferResult;
 use crate::timers::TimerKey;
 use crate::trace::DecisionTrace;
@@ -83,6 +96,7 @@ impl Engine {
             call.offers_made += 1;
         }
         self.switch(SwitchCommand::Originate {
+            kind: LegKind::Agent,
             leg,
             dial,
             caller_id_number: number,
@@ -232,6 +246,7 @@ impl Engine {
                 .queue(q)
                 .map_or(Duration::from_secs(30), |q| q.cfg.offer_timeout);
             self.switch(SwitchCommand::Originate {
+                kind: LegKind::Customer,
                 leg: customer_leg,
                 dial,
                 caller_id_number: String::new(),

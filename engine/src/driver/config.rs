@@ -1,0 +1,170 @@
+//! What the driver needs to know: where FreeSWITCH is, how calls find their queue, how prompts
+//! become sound files, and the bound on every queue the driver keeps.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchyard_esl::client::{Auth, ClientConfig};
+use switchyard_esl::server::ServerConfig;
+
+use crate::ids::QueueId;
+use crate::io::{LegId, SwitchCommand};
+
+/// Events the driver needs from the inbound connection. Added to whatever the caller's
+/// [`ClientConfig`] already asks for.
+pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB";
+
+/// Driver settings. [`DriverConfig::new`] gives working defaults for one FreeSWITCH.
+#[derive(Clone)]
+pub struct DriverConfig {
+    /// The inbound Event Socket connection (address, password, reconnect backoff...). Its
+    /// event list gets [`DRIVER_EVENTS`] added; filters, if any, must let those through.
+    pub esl: ClientConfig,
+    /// The outbound-socket server the dialplan's `socket` application connects to.
+    pub server: ServerConfig,
+    /// Queue names and dialled numbers -> queue. A call's queue is the one named by its
+    /// `switchyard_queue` channel variable, else the one its `Caller-Destination-Number` maps
+    /// to, else `default_queue`.
+    pub routes: HashMap<String, QueueId>,
+    /// Also route by the names of queues created through the driver's API
+    /// (`Command::UpsertQueue`); `routes` wins on a clash.
+    pub learn_queue_names: bool,
+    pub default_queue: Option<QueueId>,
+    /// Cause a caller with no queue is hung up with.
+    pub unrouted_cause: String,
+    pub prompts: PromptTemplates,
+    /// `uuid_transfer <leg> <destination> <dialplan> <context>` for voicemail and overflow.
+    pub transfer_dialplan: String,
+    pub transfer_context: String,
+    /// How long a supervisor's phone rings for an eavesdrop before FreeSWITCH gives up.
+    pub monitor_ring_timeout: Duration,
+    /// API requests waiting for the loop. At the bound, callers of [`super::DriverHandle`]
+    /// wait (async backpressure on the HTTP layer, never on the engine).
+    pub api_queue: usize,
+    /// Messages from outbound sessions (arrivals, DTMF, hangups) waiting for the loop. At the
+    /// bound the session tasks wait; their own event queues keep reading the sockets.
+    pub session_queue: usize,
+    /// Switch commands sent and not yet answered. Past it commands wait in the backlog.
+    pub max_commands_in_flight: usize,
+    /// Switch commands waiting for a free in-flight slot. Past it a command is dropped,
+    /// counted and logged; a dropped originate is reported to the core as a failed leg so
+    /// nothing waits for it.
+    pub command_backlog: usize,
+    /// Records handed to the writer task and not yet taken by it.
+    pub record_queue: usize,
+    /// Records kept in the loop while `record_queue` is full (the store is slow). Past it a
+    /// record is dropped, counted ([`super::DriverStats::records_dropped`]) and logged.
+    pub record_overflow: usize,
+    /// Most records handed to the [`super::RecordSink`] in one batch.
+    pub record_batch: usize,
+    /// Live events buffered per subscriber; a slower subscriber sees `Lagged`.
+    pub live_capacity: usize,
+    /// A `uuid_kill` that found no channel while that leg's originate was still pending is
+    /// retried this long after (FreeSWITCH creates the channel in the bgapi thread, so the kill
+    /// can overtake it), up to `kill_retries` times.
+    pub kill_retry: Duration,
+    pub kill_retries: u32,
+    /// After an outbound socket closes without a hangup, wait this long for a reconnect (and
+    /// its resync) before asking the switch whether the leg still exists.
+    pub orphan_grace: Duration,
+    /// How long [`super::Driver::shutdown`] waits for commands in flight and the record writer.
+    pub shutdown_grace: Duration,
+    /// Instrumentation (benchmarks, tests); `None` costs one branch per call and command.
+    pub probe: Option<Arc<dyn Probe>>,
+}
+
+impl DriverConfig {
+    /// Defaults for FreeSWITCH at `addr` (`host:port` of mod_event_socket) with `password`.
+    pub fn new(addr: impl Into<String>, password: impl Into<String>) -> DriverConfig {
+        let mut esl = ClientConfig::new(addr, Auth::Password(password.into()));
+        // A driver must hear about every reconnect; waiting minutes for a dead job helps no one.
+        esl.bgapi_timeout = Duration::from_secs(120);
+        DriverConfig {
+            esl,
+            server: ServerConfig::default(),
+            routes: HashMap::new(),
+            learn_queue_names: true,
+            default_queue: None,
+            unrouted_cause: "NO_ROUTE_DESTINATION".into(),
+            prompts: PromptTemplates::default(),
+            transfer_dialplan: "XML".into(),
+            transfer_context: "default".into(),
+            monitor_ring_timeout: Duration::from_secs(30),
+            api_queue: 1024,
+            session_queue: 4096,
+            max_commands_in_flight: 8192,
+            command_backlog: 65_536,
+            record_queue: 16_384,
+            record_overflow: 262_144,
+            record_batch: 512,
+            live_capacity: 4096,
+            kill_retry: Duration::from_millis(200),
+            kill_retries: 5,
+            orphan_grace: Duration::from_secs(2),
+            shutdown_grace: Duration::from_secs(5),
+            probe: None,
+        }
+    }
+
+    /// Adds a route (queue name or dialled number).
+    pub fn route(mut self, key: impl Into<String>, queue: QueueId) -> Self {
+        self.routes.insert(key.into(), queue);
+        self
+    }
+}
+
+impl fmt::Debug for DriverConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DriverConfig")
+            .field("esl", &self.esl)
+            .field("routes", &self.routes.len())
+            .field("default_queue", &self.default_queue)
+            .field("probe", &self.probe.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How [`crate::io::Prompt`]s become sound files. `{n}` in `number` is replaced by a number
+/// word file's name (`1`..`19`, `20`, `30`... `90`, `hundred`, `thousand`), the way the
+/// standard FreeSWITCH sound set names them; several files are played as one
+/// `file_string://a!b!c`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PromptTemplates {
+    /// Before the position number ("you are caller number").
+    pub position_before: Vec<String>,
+    /// After it (e.g. "in line"); empty by default.
+    pub position_after: Vec<String>,
+    /// Before the minutes ("your estimated wait time is").
+    pub wait_before: Vec<String>,
+    /// After the minutes.
+    pub wait_after: Vec<String>,
+    /// Said instead of a number of minutes when the wait is under a minute.
+    pub wait_under_a_minute: Vec<String>,
+    /// One file per number word.
+    pub number: String,
+}
+
+impl Default for PromptTemplates {
+    fn default() -> Self {
+        PromptTemplates {
+            position_before: vec!["ivr/ivr-you_are_number.wav".into()],
+            position_after: Vec::new(),
+            wait_before: vec!["ivr/ivr-estimated_wait_time.wav".into()],
+            wait_after: vec!["time/minutes.wav".into()],
+            wait_under_a_minute: vec!["ivr/ivr-less_than_one_minute.wav".into()],
+            number: "digits/{n}.wav".into(),
+        }
+    }
+}
+
+/// Cheap instrumentation hooks, called on the driver's loop: keep them to a timestamp and a
+/// push. Used by the loopback benchmark to measure decision latency.
+pub trait Probe: Send + Sync + 'static {
+    /// A `CallArrived` is about to be fed to the core.
+    fn call_arrived(&self, _leg: LegId, _at: Instant) {}
+    /// A switch command's Event Socket requests are in the client's queue, in order (the
+    /// client writes them as soon as the socket takes them).
+    fn command_sent(&self, _cmd: &SwitchCommand, _at: Instant) {}
+}

@@ -1,0 +1,1355 @@
+//! The tokio shell around the sans-IO [`Engine`] (feature `driver`).
+//!
+//! One task owns the engine and `select!`s over everything that can happen; nothing it does
+//! waits on FreeSWITCH or on the store:
+//!
+//! ```text
+//!   dialplan `socket` ──▶ OutboundServer ──▶ session task per caller ──┐ arrivals, DTMF, hangups
+//!   inbound ESL client ── CHANNEL_ANSWER / CHANNEL_HANGUP_COMPLETE / reconnects ─┤
+//!   DriverHandle ── mpsc(api_queue): commands (oneshot reply) and queries ───────┤
+//!   sleep_until(the core's next timeout) ────────────────────────────────────────┤
+//!                                                                                ▼
+//!                                   engine.handle_input(..); drain poll_output():
+//!     Output::Switch  ──▶ Event Socket requests, enqueued on the client in emission order;
+//!                         their answers are awaited in tasks (max_commands_in_flight, then
+//!                         a bounded backlog, then dropped and counted)
+//!     Output::Persist ──▶ RecordPipe ──▶ writer task ──▶ RecordSink (batches)
+//!     Output::Notify  ──▶ broadcast(live_capacity)
+//!     Output::Timeout ──▶ the next sleep_until
+//! ```
+//!
+//! ```no_run
+//! use switchyard_engine::config::EngineConfig;
+//! use switchyard_engine::driver::{Driver, DriverConfig, NullSink};
+//! use switchyard_engine::Engine;
+//!
+//! # async fn run() -> Result<(), switchyard_engine::driver::DriverError> {
+//! let now = tokio::time::Instant::now().into_std();
+//! let engine = Engine::new(EngineConfig::default(), 42, now);
+//! let config = DriverConfig::new("127.0.0.1:8021", "ClueCon");
+//! let driver = Driver::bind(config, engine, "127.0.0.1:8084", NullSink).await?;
+//! let handle = driver.handle().clone(); // for the API: command(), query(), subscribe()
+//! # let _ = handle;
+//! let report = driver.shutdown().await;
+//! # let _ = report;
+//! # Ok(()) }
+//! ```
+//!
+//! **Order of switch commands.** The core's commands for one leg must reach FreeSWITCH in the
+//! order it emitted them (answer before music, break before the announcement, kill after the
+//! originate). All requests go over the one inbound connection, whose client writes them in
+//! the order they enter its queue and FreeSWITCH answers `api` commands on a connection in
+//! order. So the loop enqueues every request itself, in emission order, by polling each
+//! request future once before handing it to a task (tokio's mpsc serves senders first come,
+//! first served, so a request that found the queue full keeps its place); the tasks only wait
+//! for the answers. That gives one global order, which is stronger than per-leg order, and
+//! no request ever waits for another's answer. The waiting tasks are spawned once per loop
+//! turn (one for the turn's `api` answers, one per originate, whose job reports seconds
+//! later), after the turn's requests are all enqueued.
+//!
+//! **Kills that overtake their originate.** FreeSWITCH runs `bgapi originate` in a thread of
+//! its own, so a `uuid_kill` right behind it can find no channel yet. Until the originate's
+//! job reports, such a kill is retried (`kill_retry`), and a leg that answers after we wanted
+//! it gone is killed again.
+//!
+//! **Recovery.** After a reconnect (or when the client had to drop events) the loop asks
+//! `show channels as json` and feeds [`SwitchEvent::Resync`] with the legs listed, plus the
+//! legs it originated or saw arrive after the question was sent; `restarted` is the client's
+//! Core-UUID comparison. A caller socket that closes without a hangup is checked with
+//! `uuid_exists` after `orphan_grace` unless a resync covers it; a vanished leg is reported
+//! as [`HangupCause::Lost`].
+//!
+//! **Records** never block the loop; see [`RecordSink`] and the module `records` for the
+//! bounds (a full pipe parks records, a full parking lot drops and counts them).
+
+mod commands;
+mod config;
+mod error;
+mod records;
+mod resync;
+mod session;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use switchyard_esl::EslError;
+use switchyard_esl::client::{Client, ClientEvent, EventStream, JobResult};
+use switchyard_esl::server::OutboundServer;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::Engine;
+use crate::error::EngineError;
+use crate::ids::QueueId;
+use crate::io::{
+    Command, HangupCause, Input, LegId, LegKind, LiveEvent, Output, SwitchCommand, SwitchEvent,
+};
+
+pub use config::{DRIVER_EVENTS, DriverConfig, Probe, PromptTemplates};
+pub use error::DriverError;
+pub use records::{NullSink, RecordSink};
+
+use commands::{EslRequest, Syntax, Tracking};
+use records::RecordPipe;
+use session::{RouteKeys, SessionMsg};
+
+/// A read of the engine's state, run on the loop between inputs.
+pub type Query = Box<dyn FnOnce(&Engine) + Send>;
+
+enum ApiRequest {
+    Command(Command, oneshot::Sender<Result<(), EngineError>>),
+    Query(Query),
+}
+
+/// The driver's counters (monotonic since start, except `backlog`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DriverStats {
+    /// Caller sockets whose arrival reached the loop.
+    pub calls_arrived: u64,
+    /// ... of which no queue matched (hung up with `unrouted_cause`).
+    pub calls_unrouted: u64,
+    /// Switch commands whose requests were enqueued on the Event Socket client.
+    pub commands_sent: u64,
+    /// Requests that failed (connection lost, refused, malformed) or answered `-ERR`, kills of
+    /// gone channels excepted.
+    pub commands_failed: u64,
+    /// Commands dropped because `max_commands_in_flight` and `command_backlog` were both full.
+    pub commands_dropped: u64,
+    /// Commands waiting for an in-flight slot now.
+    pub backlog: u64,
+    /// Records the core produced.
+    pub records: u64,
+    /// Records the sink accepted.
+    pub records_written: u64,
+    /// Records lost because the store fell too far behind (or the sink could not keep them).
+    pub records_dropped: u64,
+    /// Resyncs fed to the core.
+    pub resyncs: u64,
+    /// Events the Event Socket client dropped because the loop was behind.
+    pub events_lagged: u64,
+    /// Legs reported lost after their socket closed without a hangup.
+    pub legs_lost: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    calls_arrived: AtomicU64,
+    calls_unrouted: AtomicU64,
+    commands_sent: AtomicU64,
+    commands_failed: AtomicU64,
+    commands_dropped: AtomicU64,
+    backlog: AtomicU64,
+    records: AtomicU64,
+    records_written: AtomicU64,
+    records_dropped: AtomicU64,
+    resyncs: AtomicU64,
+    events_lagged: AtomicU64,
+    legs_lost: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> DriverStats {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        DriverStats {
+            calls_arrived: g(&self.calls_arrived),
+            calls_unrouted: g(&self.calls_unrouted),
+            commands_sent: g(&self.commands_sent),
+            commands_failed: g(&self.commands_failed),
+            commands_dropped: g(&self.commands_dropped),
+            backlog: g(&self.backlog),
+            records: g(&self.records),
+            records_written: g(&self.records_written),
+            records_dropped: g(&self.records_dropped),
+            resyncs: g(&self.resyncs),
+            events_lagged: g(&self.events_lagged),
+            legs_lost: g(&self.legs_lost),
+        }
+    }
+}
+
+fn bump(a: &AtomicU64) {
+    a.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The API side of a running driver. Cheap to clone.
+#[derive(Clone)]
+pub struct DriverHandle {
+    api: mpsc::Sender<ApiRequest>,
+    live: broadcast::Sender<LiveEvent>,
+    counters: Arc<Counters>,
+    stop: Arc<watch::Sender<bool>>,
+    outbound_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for DriverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverHandle")
+            .field("outbound_addr", &self.outbound_addr)
+            .field("stopped", &self.api.is_closed())
+            .finish()
+    }
+}
+
+impl DriverHandle {
+    /// Runs a command on the core; the core's verdict comes back.
+    pub async fn command(&self, cmd: Command) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.api
+            .send(ApiRequest::Command(cmd, tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await
+            .map_err(|_| DriverError::Stopped)?
+            .map_err(DriverError::Engine)
+    }
+
+    /// Reads the engine's state (on the loop, between two inputs, so the view is consistent).
+    /// Keep `read` short: the loop waits for it.
+    pub async fn query<R, F>(&self, read: F) -> Result<R, DriverError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Engine) -> R + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let q: Query = Box::new(move |engine: &Engine| {
+            let _ = tx.send(read(engine));
+        });
+        self.api
+            .send(ApiRequest::Query(q))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Live events from now on. A subscriber more than `live_capacity` events behind gets
+    /// `RecvError::Lagged` and continues with the newest.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.live.subscribe()
+    }
+
+    pub fn stats(&self) -> DriverStats {
+        self.counters.snapshot()
+    }
+
+    /// Where the dialplan's `socket` application must connect.
+    pub fn outbound_addr(&self) -> SocketAddr {
+        self.outbound_addr
+    }
+
+    /// Asks the loop to stop (see [`Driver::shutdown`]); returns at once.
+    pub fn request_shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// A running driver: its loop task and a handle on it.
+#[derive(Debug)]
+pub struct Driver {
+    handle: DriverHandle,
+    task: tokio::task::JoinHandle<ShutdownReport>,
+}
+
+/// What [`Driver::shutdown`] did, and the engine as it was left.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    pub engine: Engine,
+    /// Switch commands still unanswered when the grace period ended (their tasks were
+    /// dropped; the requests may have reached FreeSWITCH).
+    pub commands_abandoned: usize,
+    /// Commands never sent (still in the backlog).
+    pub commands_unsent: usize,
+    /// Whether the record writer handed everything to the sink in time.
+    pub records_flushed: bool,
+    pub stats: DriverStats,
+}
+
+impl Driver {
+    /// Binds the outbound-socket listener at `addr` and starts.
+    pub async fn bind<S: RecordSink>(
+        config: DriverConfig,
+        engine: Engine,
+        addr: &str,
+        sink: S,
+    ) -> Result<Driver, DriverError> {
+        let listener = TcpListener::bind(addr).await?;
+        Self::start(config, engine, listener, sink).await
+    }
+
+    /// Connects to FreeSWITCH (the first attempt's error is returned: wrong password,
+    /// unreachable...), starts the outbound-socket server on `listener`, the record writer
+    /// and the loop.
+    pub async fn start<S: RecordSink>(
+        mut config: DriverConfig,
+        engine: Engine,
+        listener: TcpListener,
+        sink: S,
+    ) -> Result<Driver, DriverError> {
+        config
+            .esl
+            .events
+            .add_names(DRIVER_EVENTS.split_ascii_whitespace());
+        let server = OutboundServer::from_listener(listener, config.server.clone())?;
+        let outbound_addr = server.local_addr();
+        let (client, events) = Client::connect(config.esl.clone()).await?;
+
+        let counters = Arc::new(Counters::default());
+        let (api_tx, api_rx) = mpsc::channel(config.api_queue.max(1));
+        let (live, _) = broadcast::channel(config.live_capacity.max(1));
+        let (stop, stop_rx) = watch::channel(false);
+        let (records_tx, records_rx) = mpsc::channel(config.record_queue.max(1));
+        let writer = tokio::spawn(records::writer(
+            records_rx,
+            sink,
+            config.record_batch,
+            Arc::clone(&counters),
+        ));
+        let (sessions_tx, sessions_rx) = mpsc::channel(config.session_queue.max(1));
+        // Replaced by the core's own answer in the drain below.
+        let deadline = now() + Duration::from_secs(3600);
+        let mut core = Loop {
+            engine,
+            client,
+            events,
+            events_open: true,
+            server: Some(server),
+            sessions_tx,
+            sessions_rx,
+            session_tasks: JoinSet::new(),
+            api_rx,
+            stop_rx,
+            live: live.clone(),
+            records: RecordPipe::new(records_tx, config.record_overflow, Arc::clone(&counters)),
+            writer: Some(writer),
+            counters: Arc::clone(&counters),
+            syntax: Syntax {
+                prompts: config.prompts.clone(),
+                transfer_dialplan: config.transfer_dialplan.clone(),
+                transfer_context: config.transfer_context.clone(),
+                monitor_ring_timeout: config.monitor_ring_timeout,
+            },
+            cfg: config,
+            learned: HashMap::new(),
+            inflight: JoinSet::new(),
+            inflight_commands: 0,
+            inflight_sizes: HashMap::new(),
+            unwaited: Vec::new(),
+            chores: JoinSet::new(),
+            backlog: VecDeque::new(),
+            originated: HashMap::new(),
+            callers: HashSet::new(),
+            failed_kills: HashMap::new(),
+            followups: VecDeque::new(),
+            connected: true,
+            seen_connect: false,
+            resync: None,
+            resync_epoch: 0,
+            deadline,
+        };
+        // The core's first timeout (and any outputs it holds already).
+        core.drain();
+        let task = tokio::spawn(core.run());
+        Ok(Driver {
+            handle: DriverHandle {
+                api: api_tx,
+                live,
+                counters,
+                stop: Arc::new(stop),
+                outbound_addr,
+            },
+            task,
+        })
+    }
+
+    pub fn handle(&self) -> &DriverHandle {
+        &self.handle
+    }
+
+    /// Stops accepting callers and API requests, waits up to `shutdown_grace` for commands in
+    /// flight and for the record writer, closes the Event Socket connection, and returns the
+    /// engine. Caller sockets close with the driver (FreeSWITCH then ends those calls); hand
+    /// them elsewhere first if they must survive.
+    pub async fn shutdown(self) -> Result<ShutdownReport, DriverError> {
+        self.handle.request_shutdown();
+        self.task.await.map_err(|e| {
+            error!(error = %e, "driver task failed");
+            DriverError::Stopped
+        })
+    }
+}
+
+/// Time as the loop sees it: tokio's clock (pausable in tests), as `std::time::Instant` for
+/// the core.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+// ---- the loop -----------------------------------------------------------------------------
+
+/// An Event Socket answer the loop looks at.
+#[derive(Debug)]
+enum Answer {
+    /// `api` output (`+OK ...`, `-ERR ...`, JSON).
+    Api(Vec<u8>),
+    /// A bgapi job's BACKGROUND_JOB.
+    Job(JobResult),
+}
+
+type Reply = Result<Answer, EslError>;
+type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// A request that has been polled once: it is in the client's queue (or already answered).
+enum Started {
+    Ready(Reply),
+    Waiting(PendingReply),
+}
+
+impl Started {
+    async fn finish(self) -> Reply {
+        match self {
+            Started::Ready(r) => r,
+            Started::Waiting(f) => f.await,
+        }
+    }
+}
+
+/// One command's requests, enqueued on the client, waiting for their answers.
+struct Waiting {
+    tracking: Tracking,
+    /// For kills: the cause and how many times it was tried.
+    kill: Option<(&'static str, u32)>,
+    started: Vec<Started>,
+}
+
+/// One command's answers.
+#[derive(Debug)]
+struct CommandDone {
+    tracking: Tracking,
+    kill: Option<(&'static str, u32)>,
+    replies: Vec<Reply>,
+}
+
+/// What finished in a task.
+#[derive(Debug)]
+enum Done {
+    /// Commands of one loop turn, answered (in order: FreeSWITCH answers one connection's
+    /// `api`s in order, so waiting for them one by one costs nothing).
+    Commands(Vec<CommandDone>),
+    ResyncQuery {
+        epoch: u64,
+        reply: Reply,
+    },
+    ResyncRetry {
+        epoch: u64,
+    },
+    KillRetry {
+        leg: LegId,
+        cause: &'static str,
+        attempt: u32,
+    },
+    OrphanCheck {
+        leg: LegId,
+        epoch: u64,
+    },
+    OrphanAnswer {
+        leg: LegId,
+        reply: Reply,
+    },
+    Nothing,
+}
+
+/// A leg the driver originated (agent, callback customer, supervisor).
+#[derive(Clone, Copy, Debug)]
+struct Originated {
+    answered: bool,
+    /// The originate's job reported (answered or failed) or can no longer report.
+    job_done: bool,
+    /// The core asked for this leg to be hung up, with this cause.
+    kill: Option<&'static str>,
+    /// A callback customer: the caller's side of a call, for eavesdrop whisper direction.
+    customer: bool,
+}
+
+/// A resync question in flight.
+#[derive(Debug)]
+struct Resync {
+    epoch: u64,
+    restarted: bool,
+    /// Legs originated or arrived after the question was sent: the answer cannot list them.
+    extra: HashSet<LegId>,
+}
+
+/// Kills that failed because the connection was lost, re-sent after the resync if the leg
+/// is still there. Beyond this many the oldest knowledge is simply not kept.
+const MAX_FAILED_KILLS: usize = 65_536;
+/// After a resync answer that could not be read, ask again this much later.
+const RESYNC_RETRY: Duration = Duration::from_secs(1);
+
+struct Loop {
+    engine: Engine,
+    client: Client,
+    events: EventStream,
+    events_open: bool,
+    server: Option<OutboundServer>,
+    sessions_tx: mpsc::Sender<SessionMsg>,
+    sessions_rx: mpsc::Receiver<SessionMsg>,
+    /// Caller socket tasks; dropped (sockets closed) with the loop. Bounded by the server's
+    /// `max_connections`.
+    session_tasks: JoinSet<()>,
+    api_rx: mpsc::Receiver<ApiRequest>,
+    stop_rx: watch::Receiver<bool>,
+    live: broadcast::Sender<LiveEvent>,
+    records: RecordPipe,
+    writer: Option<tokio::task::JoinHandle<()>>,
+    counters: Arc<Counters>,
+    syntax: Syntax,
+    cfg: DriverConfig,
+    /// Queue names learned from `UpsertQueue` commands.
+    learned: HashMap<String, QueueId>,
+    /// Tasks waiting for switch commands' answers: one per loop turn for `api` commands, one
+    /// per originate (its job reports when the leg answers, seconds later).
+    inflight: JoinSet<Done>,
+    /// Commands in `inflight` (bounded by `max_commands_in_flight`), and per task.
+    inflight_commands: usize,
+    inflight_sizes: HashMap<tokio::task::Id, usize>,
+    /// Commands enqueued on the client during this loop turn, whose answers are not waited
+    /// for yet: the wait tasks are spawned at the end of the turn, so that the cost of
+    /// spawning never sits between the core's decision and the request reaching the client.
+    unwaited: Vec<Waiting>,
+    /// The loop's own errands: resync questions, retries, orphan checks, unrouted hangups.
+    chores: JoinSet<Done>,
+    /// Commands waiting for an in-flight slot (bounded by `command_backlog`).
+    backlog: VecDeque<SwitchCommand>,
+    originated: HashMap<LegId, Originated>,
+    /// Caller legs (with a socket) the core knows, until their hangup is reported.
+    callers: HashSet<LegId>,
+    failed_kills: HashMap<LegId, &'static str>,
+    /// Switch events the loop itself produced (failed originates, answers seen in job
+    /// results), fed after the current drain.
+    followups: VecDeque<SwitchEvent>,
+    connected: bool,
+    seen_connect: bool,
+    resync: Option<Resync>,
+    /// Resyncs started so far; an orphan check from an older epoch is covered by a resync.
+    resync_epoch: u64,
+    /// The core's next timeout.
+    deadline: Instant,
+}
+
+impl Loop {
+    async fn run(mut self) -> ShutdownReport {
+        let sleep = tokio::time::sleep_until(self.deadline.into());
+        tokio::pin!(sleep);
+        loop {
+            self.feed_followups();
+            self.spawn_waits();
+            sleep.as_mut().reset(self.deadline.into());
+            let refill = self.records.has_overflow().then(|| self.records.sender());
+            tokio::select! {
+                changed = self.stop_rx.changed() => {
+                    // A dropped sender means every handle is gone: nobody can use us any more.
+                    if changed.is_err() || *self.stop_rx.borrow() {
+                        break;
+                    }
+                }
+                req = self.api_rx.recv() => match req {
+                    Some(req) => self.on_api(req),
+                    None => break,
+                },
+                Some(msg) = self.sessions_rx.recv() => self.on_session(msg),
+                ev = self.events.recv(), if self.events_open => self.on_client_event(ev),
+                Some(session) = accept(&mut self.server) => {
+                    let tx = self.sessions_tx.clone();
+                    self.session_tasks.spawn(session::run(session, tx));
+                }
+                Some(done) = self.inflight.join_next_with_id(), if !self.inflight.is_empty() => {
+                    let done = match done {
+                        Ok((id, d)) => {
+                            self.wait_ended(id);
+                            Ok(d)
+                        }
+                        Err(e) => {
+                            self.wait_ended(e.id());
+                            Err(e)
+                        }
+                    };
+                    self.on_joined(done);
+                    self.pump_backlog();
+                }
+                Some(done) = self.chores.join_next(), if !self.chores.is_empty() => {
+                    self.on_joined(done);
+                }
+                Some(_) = self.session_tasks.join_next(), if !self.session_tasks.is_empty() => {}
+                Ok(permit) = reserve(refill) => self.records.refill(permit),
+                () = &mut sleep => {
+                    if let Err(e) = self.feed(Input::Timeout(now())) {
+                        warn!(error = %e, "the core refused a timeout");
+                    }
+                }
+            }
+        }
+        self.shutdown().await
+    }
+
+    // ---- feeding the core -----------------------------------------------------------------
+
+    fn feed(&mut self, input: Input) -> Result<(), EngineError> {
+        let result = self.engine.handle_input(input);
+        self.drain();
+        result
+    }
+
+    fn feed_switch(&mut self, ev: SwitchEvent) {
+        if let Err(e) = self.feed(Input::Switch(now(), ev)) {
+            warn!(error = %e, "the core refused a switch event");
+        }
+    }
+
+    fn feed_followups(&mut self) {
+        while let Some(ev) = self.followups.pop_front() {
+            self.feed_switch(ev);
+        }
+    }
+
+    fn drain(&mut self) {
+        loop {
+            match self.engine.poll_output() {
+                Output::Switch(cmd) => self.switch(cmd),
+                Output::Persist(r) => self.records.push(r),
+                Output::Notify(ev) => {
+                    // No subscriber is not an error.
+                    let _ = self.live.send(ev);
+                }
+                Output::Timeout(t) => {
+                    self.deadline = t;
+                    break;
+                }
+            }
+        }
+        self.counters
+            .backlog
+            .store(self.backlog.len() as u64, Ordering::Relaxed);
+    }
+
+    // ---- switch commands ------------------------------------------------------------------
+
+    /// A command from the core: sent now, or queued behind earlier ones.
+    fn switch(&mut self, cmd: SwitchCommand) {
+        if self.backlog.is_empty()
+            && self.commands_in_flight() < self.cfg.max_commands_in_flight.max(1)
+        {
+            self.issue(cmd);
+            return;
+        }
+        if self.backlog.len() < self.cfg.command_backlog {
+            self.backlog.push_back(cmd);
+            return;
+        }
+        bump(&self.counters.commands_dropped);
+        error!(command = ?cmd, "switch command dropped: in-flight and backlog bounds both full");
+        if let Some(leg) = originated_leg(&cmd) {
+            self.followups.push_back(SwitchEvent::LegHungUp {
+                leg,
+                cause: HangupCause::Failed,
+            });
+        }
+    }
+
+    fn pump_backlog(&mut self) {
+        let max = self.cfg.max_commands_in_flight.max(1);
+        while self.commands_in_flight() < max {
+            let Some(cmd) = self.backlog.pop_front() else {
+                break;
+            };
+            self.issue(cmd);
+        }
+        self.counters
+            .backlog
+            .store(self.backlog.len() as u64, Ordering::Relaxed);
+    }
+
+    fn issue(&mut self, cmd: SwitchCommand) {
+        let target_is_caller = match &cmd {
+            SwitchCommand::Eavesdrop { target, .. } => self.is_caller_side(*target),
+            _ => false,
+        };
+        let (requests, tracking) = match commands::plan(&cmd, &self.syntax, target_is_caller) {
+            Ok(p) => p,
+            Err(e) => {
+                bump(&self.counters.commands_failed);
+                warn!(error = %e, command = ?cmd, "switch command not sent");
+                if let Some(leg) = originated_leg(&cmd) {
+                    self.followups.push_back(SwitchEvent::LegHungUp {
+                        leg,
+                        cause: HangupCause::Failed,
+                    });
+                }
+                return;
+            }
+        };
+        let mut kill = None;
+        match (tracking, &cmd) {
+            (Tracking::Originate(leg), _) => {
+                let customer = matches!(
+                    &cmd,
+                    SwitchCommand::Originate {
+                        kind: LegKind::Customer,
+                        ..
+                    }
+                );
+                self.originated.insert(
+                    leg,
+                    Originated {
+                        answered: false,
+                        job_done: false,
+                        kill: None,
+                        customer,
+                    },
+                );
+                if let Some(r) = &mut self.resync {
+                    r.extra.insert(leg);
+                }
+            }
+            (Tracking::Kill(leg), SwitchCommand::Hangup { cause, .. }) => {
+                if let Some(o) = self.originated.get_mut(&leg) {
+                    o.kill = Some(*cause);
+                }
+                kill = Some((*cause, 1));
+            }
+            _ => {}
+        }
+        self.send_requests(requests, tracking, kill);
+        bump(&self.counters.commands_sent);
+        if let Some(p) = &self.cfg.probe {
+            p.command_sent(&cmd, now());
+        }
+    }
+
+    fn commands_in_flight(&self) -> usize {
+        self.inflight_commands + self.unwaited.len()
+    }
+
+    /// Enqueues the requests on the client, in order, now; their answers are waited for by a
+    /// task spawned at the end of this loop turn.
+    fn send_requests(
+        &mut self,
+        requests: Vec<EslRequest>,
+        tracking: Tracking,
+        kill: Option<(&'static str, u32)>,
+    ) {
+        let started: Vec<Started> = requests.into_iter().map(|r| self.start(r)).collect();
+        self.unwaited.push(Waiting {
+            tracking,
+            kill,
+            started,
+        });
+    }
+
+    /// Spawns the waits for this turn's commands: the `api` ones together, each originate
+    /// on its own.
+    fn spawn_waits(&mut self) {
+        if self.unwaited.is_empty() {
+            return;
+        }
+        let (jobs, apis): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.unwaited)
+            .into_iter()
+            .partition(|w| matches!(w.tracking, Tracking::Originate(_)));
+        if !apis.is_empty() {
+            self.spawn_wait(apis);
+        }
+        for job in jobs {
+            self.spawn_wait(vec![job]);
+        }
+    }
+
+    fn spawn_wait(&mut self, waiting: Vec<Waiting>) {
+        let n = waiting.len();
+        let id = self.inflight.spawn(wait_all(waiting)).id();
+        self.inflight_commands += n;
+        self.inflight_sizes.insert(id, n);
+    }
+
+    /// A wait task ended (answered, or cancelled at shutdown): its commands are no longer
+    /// in flight.
+    fn wait_ended(&mut self, id: tokio::task::Id) {
+        let n = self.inflight_sizes.remove(&id).unwrap_or(0);
+        self.inflight_commands = self.inflight_commands.saturating_sub(n);
+    }
+
+    /// Creates the request's future and polls it once, so that it takes its place in the
+    /// client's queue now, in the loop's order. `unconstrained` keeps tokio's cooperative
+    /// budget from turning that first poll into a no-op. The no-op waker is replaced by the
+    /// task's own at the task's first poll.
+    fn start(&self, req: EslRequest) -> Started {
+        let client = self.client.clone();
+        let fut: PendingReply = match req {
+            EslRequest::Api(line) => Box::pin(tokio::task::unconstrained(async move {
+                client.api(&line).await.map(|b| Answer::Api(b.to_vec()))
+            })),
+            EslRequest::BgApi(line) => Box::pin(tokio::task::unconstrained(async move {
+                client.bgapi(&line).await.map(Answer::Job)
+            })),
+        };
+        first_poll(fut)
+    }
+
+    fn is_caller_side(&self, leg: LegId) -> bool {
+        self.callers.contains(&leg) || self.originated.get(&leg).is_some_and(|o| o.customer)
+    }
+
+    // ---- answers ----------------------------------------------------------------------------
+
+    fn on_joined(&mut self, joined: Result<Done, tokio::task::JoinError>) {
+        let done = match joined {
+            Ok(d) => d,
+            Err(e) => {
+                // Our tasks do not panic; a cancelled one only happens at shutdown.
+                error!(error = %e, "driver task ended abnormally");
+                return;
+            }
+        };
+        match done {
+            Done::Commands(done) => {
+                for d in done {
+                    self.on_command_done(d.tracking, d.kill, d.replies);
+                }
+            }
+            Done::ResyncQuery { epoch, reply } => self.on_resync_answer(epoch, reply),
+            Done::ResyncRetry { epoch } => {
+                let again = self
+                    .resync
+                    .as_ref()
+                    .filter(|r| r.epoch == epoch)
+                    .map(|r| r.restarted);
+                if let (Some(restarted), true) = (again, self.connected) {
+                    self.start_resync(restarted);
+                }
+            }
+            Done::KillRetry {
+                leg,
+                cause,
+                attempt,
+            } => {
+                let still = self.originated.get(&leg).is_some_and(|o| !o.job_done);
+                if still {
+                    let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
+                    self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, attempt)));
+                }
+            }
+            Done::OrphanCheck { leg, epoch } => self.on_orphan_check(leg, epoch),
+            Done::OrphanAnswer { leg, reply } => match reply {
+                Ok(Answer::Api(body)) if body.trim_ascii() == b"false" => {
+                    if self.callers.remove(&leg) {
+                        bump(&self.counters.legs_lost);
+                        info!(%leg, "caller leg vanished with its socket");
+                        self.followups.push_back(SwitchEvent::LegHungUp {
+                            leg,
+                            cause: HangupCause::Lost,
+                        });
+                    }
+                }
+                Ok(_) => debug!(%leg, "caller leg lives on without its socket"),
+                Err(e) => {
+                    debug!(%leg, error = %e, "uuid_exists failed; the next resync decides");
+                }
+            },
+            Done::Nothing => {}
+        }
+    }
+
+    fn on_command_done(
+        &mut self,
+        tracking: Tracking,
+        kill: Option<(&'static str, u32)>,
+        replies: Vec<Reply>,
+    ) {
+        match tracking {
+            Tracking::Originate(leg) => {
+                for r in replies {
+                    self.on_originate_reply(leg, r);
+                }
+            }
+            Tracking::Kill(leg) => {
+                let (cause, attempt) = kill.unwrap_or(("NORMAL_CLEARING", 1));
+                for r in replies {
+                    match r {
+                        Ok(Answer::Api(body)) if body.starts_with(b"-ERR") => {
+                            // "No such channel": gone already, or not created yet.
+                            let pending = self.originated.get(&leg).is_some_and(|o| !o.job_done);
+                            if pending && attempt <= self.cfg.kill_retries {
+                                let delay = self.cfg.kill_retry;
+                                self.chores.spawn(async move {
+                                    tokio::time::sleep(delay).await;
+                                    Done::KillRetry {
+                                        leg,
+                                        cause,
+                                        attempt: attempt.saturating_add(1),
+                                    }
+                                });
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(EslError::ConnectionClosed) => {
+                            if self.failed_kills.len() < MAX_FAILED_KILLS {
+                                self.failed_kills.insert(leg, cause);
+                            }
+                        }
+                        Err(e) => {
+                            bump(&self.counters.commands_failed);
+                            warn!(%leg, error = %e, "uuid_kill failed");
+                        }
+                    }
+                }
+            }
+            Tracking::Other => {
+                for r in replies {
+                    match r {
+                        Ok(Answer::Api(body)) if body.starts_with(b"-ERR") => {
+                            bump(&self.counters.commands_failed);
+                            // Races with hangups make these routine (a broadcast to a caller
+                            // who just left).
+                            debug!(reply = %String::from_utf8_lossy(&body).trim_end(), "switch refused a command");
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            bump(&self.counters.commands_failed);
+                            debug!(error = %e, "switch command failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_originate_reply(&mut self, leg: LegId, reply: Reply) {
+        match reply {
+            Ok(Answer::Job(job)) if job.is_ok() => {
+                let Some(o) = self.originated.get_mut(&leg) else {
+                    return;
+                };
+                o.job_done = true;
+                if !o.answered {
+                    o.answered = true;
+                    self.followups.push_back(SwitchEvent::LegAnswered { leg });
+                }
+                if let Some(cause) = o.kill {
+                    // It answered after the core let it go.
+                    let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
+                    self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, u32::MAX)));
+                }
+            }
+            Ok(Answer::Job(job)) => {
+                let body = job.body_str();
+                let cause = body
+                    .split_ascii_whitespace()
+                    .nth(1)
+                    .map_or(HangupCause::Failed, HangupCause::from_freeswitch);
+                if self.originated.remove(&leg).is_some() {
+                    self.followups
+                        .push_back(SwitchEvent::LegHungUp { leg, cause });
+                }
+            }
+            Ok(Answer::Api(_)) => {}
+            Err(EslError::ConnectionClosed | EslError::Shutdown) => {
+                // It may have run: only the switch knows. The resync after the reconnect asks.
+                if let Some(o) = self.originated.get_mut(&leg) {
+                    o.job_done = true;
+                }
+            }
+            Err(e) => {
+                bump(&self.counters.commands_failed);
+                warn!(%leg, error = %e, "originate failed");
+                if matches!(e, EslError::Timeout { .. }) {
+                    // The job's answer is lost, the leg may exist: make sure it does not.
+                    let req = EslRequest::Api(format!("uuid_kill {leg} NORMAL_CLEARING"));
+                    self.send_requests(vec![req], Tracking::Other, None);
+                }
+                if self.originated.remove(&leg).is_some() {
+                    self.followups.push_back(SwitchEvent::LegHungUp {
+                        leg,
+                        cause: HangupCause::Failed,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- the inbound connection -------------------------------------------------------------
+
+    fn on_client_event(&mut self, ev: Option<ClientEvent>) {
+        let Some(ev) = ev else {
+            self.events_open = false;
+            self.connected = false;
+            let why = self.events.take_error();
+            error!(error = ?why, "the Event Socket client stopped for good; no more switch events");
+            return;
+        };
+        match ev {
+            ClientEvent::Event(e) => {
+                let Some(leg) = e.unique_id().and_then(|u| LegId::parse(&u)) else {
+                    return;
+                };
+                match e.name().as_deref() {
+                    Some("CHANNEL_ANSWER") => {
+                        if let Some(o) = self.originated.get_mut(&leg)
+                            && !o.answered
+                        {
+                            o.answered = true;
+                            self.feed_switch(SwitchEvent::LegAnswered { leg });
+                        }
+                    }
+                    Some("CHANNEL_HANGUP_COMPLETE") => {
+                        let ours =
+                            self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
+                        if ours {
+                            let cause = e
+                                .hangup_cause()
+                                .map_or(HangupCause::Normal, |c| HangupCause::from_freeswitch(&c));
+                            self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            ClientEvent::Connected {
+                core_uuid,
+                switch_restarted,
+            } => {
+                self.connected = true;
+                if !self.seen_connect {
+                    self.seen_connect = true;
+                    info!(%core_uuid, "connected to FreeSWITCH");
+                    return;
+                }
+                info!(%core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing");
+                self.start_resync(switch_restarted);
+            }
+            ClientEvent::Disconnected { reason } => {
+                self.connected = false;
+                warn!(error = %reason, "lost the Event Socket connection");
+            }
+            ClientEvent::Lagged { dropped } => {
+                self.counters
+                    .events_lagged
+                    .fetch_add(dropped, Ordering::Relaxed);
+                warn!(dropped, "switch events were dropped; resyncing");
+                if self.connected {
+                    self.start_resync(false);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    // ---- recovery -----------------------------------------------------------------------------
+
+    fn start_resync(&mut self, restarted: bool) {
+        self.resync_epoch += 1;
+        let restarted = restarted || self.resync.as_ref().is_some_and(|r| r.restarted);
+        let epoch = self.resync_epoch;
+        self.resync = Some(Resync {
+            epoch,
+            restarted,
+            extra: HashSet::new(),
+        });
+        let started = self.start(EslRequest::Api("show channels as json".into()));
+        self.chores.spawn(async move {
+            Done::ResyncQuery {
+                epoch,
+                reply: started.finish().await,
+            }
+        });
+    }
+
+    fn on_resync_answer(&mut self, epoch: u64, reply: Reply) {
+        if self.resync.as_ref().is_none_or(|r| r.epoch != epoch) {
+            return; // A later question supersedes this one.
+        }
+        let parsed = match reply {
+            Ok(Answer::Api(body)) => resync::live_legs(&body),
+            Ok(Answer::Job(_)) => Err("a job answer to an api".into()),
+            Err(EslError::ConnectionClosed | EslError::Shutdown) => {
+                // The next Connected asks again.
+                return;
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let mut live = match parsed {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "resync answer unusable; asking again");
+                self.chores.spawn(async move {
+                    tokio::time::sleep(RESYNC_RETRY).await;
+                    Done::ResyncRetry { epoch }
+                });
+                return;
+            }
+        };
+        let Some(r) = self.resync.take() else { return };
+        live.extend(r.extra);
+        live.extend(self.backlog.iter().filter_map(originated_leg));
+        live.sort_unstable();
+        live.dedup();
+        let alive = |l: &LegId| live.binary_search(l).is_ok();
+        self.originated.retain(|l, _| alive(l));
+        self.callers.retain(|l| alive(l));
+        let kills: Vec<(LegId, &'static str)> = self.failed_kills.drain().collect();
+        if !r.restarted {
+            for (leg, cause) in kills.into_iter().filter(|(l, _)| alive(l)) {
+                let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
+                self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, u32::MAX)));
+            }
+        }
+        bump(&self.counters.resyncs);
+        info!(
+            live = live.len(),
+            restarted = r.restarted,
+            "resync fed to the core"
+        );
+        self.followups.push_back(SwitchEvent::Resync {
+            live,
+            restarted: r.restarted,
+        });
+    }
+
+    fn on_orphan_check(&mut self, leg: LegId, epoch: u64) {
+        if !self.callers.contains(&leg) || epoch != self.resync_epoch {
+            // Reported meanwhile, or a resync (done or under way) covers it.
+            return;
+        }
+        if !self.connected {
+            let grace = self.cfg.orphan_grace;
+            self.chores.spawn(async move {
+                tokio::time::sleep(grace).await;
+                Done::OrphanCheck { leg, epoch }
+            });
+            return;
+        }
+        let started = self.start(EslRequest::Api(format!("uuid_exists {leg}")));
+        self.chores.spawn(async move {
+            Done::OrphanAnswer {
+                leg,
+                reply: started.finish().await,
+            }
+        });
+    }
+
+    // ---- callers ------------------------------------------------------------------------------
+
+    fn on_session(&mut self, msg: SessionMsg) {
+        match msg {
+            SessionMsg::Arrived {
+                leg,
+                route,
+                caller,
+                handle,
+            } => {
+                bump(&self.counters.calls_arrived);
+                let Some(queue) = self.route(&route) else {
+                    bump(&self.counters.calls_unrouted);
+                    warn!(%leg, ?route, "no queue for this caller; hanging up");
+                    let cause = self.cfg.unrouted_cause.clone();
+                    self.chores.spawn(async move {
+                        let _ = handle.hangup(&cause).await;
+                        Done::Nothing
+                    });
+                    return;
+                };
+                drop(handle);
+                self.callers.insert(leg);
+                if let Some(r) = &mut self.resync {
+                    r.extra.insert(leg);
+                }
+                let at = now();
+                if let Some(p) = &self.cfg.probe {
+                    p.call_arrived(leg, at);
+                }
+                if let Err(e) = self.feed(Input::Switch(
+                    at,
+                    SwitchEvent::CallArrived { leg, queue, caller },
+                )) {
+                    warn!(%leg, error = %e, "the core refused an arrival");
+                }
+            }
+            SessionMsg::Dtmf { leg, digit } => {
+                if self.callers.contains(&leg) {
+                    self.feed_switch(SwitchEvent::Dtmf { leg, digit });
+                }
+            }
+            SessionMsg::HungUp { leg, cause } => {
+                if self.callers.remove(&leg) {
+                    self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
+                }
+            }
+            SessionMsg::Vanished { leg } => {
+                if self.callers.contains(&leg) {
+                    let (grace, epoch) = (self.cfg.orphan_grace, self.resync_epoch);
+                    self.chores.spawn(async move {
+                        tokio::time::sleep(grace).await;
+                        Done::OrphanCheck { leg, epoch }
+                    });
+                }
+            }
+        }
+    }
+
+    /// The queue for a caller: its `switchyard_queue` variable decides when set (an unknown
+    /// name is a configuration error, not a reason to guess), else its dialled number, else
+    /// the default queue.
+    fn route(&self, keys: &RouteKeys) -> Option<QueueId> {
+        let lookup = |k: &str| {
+            self.cfg
+                .routes
+                .get(k)
+                .or_else(|| {
+                    self.cfg
+                        .learn_queue_names
+                        .then(|| self.learned.get(k))
+                        .flatten()
+                })
+                .copied()
+        };
+        if let Some(name) = &keys.queue_var {
+            return lookup(name);
+        }
+        keys.destination
+            .as_deref()
+            .and_then(lookup)
+            .or(self.cfg.default_queue)
+    }
+
+    // ---- the API ------------------------------------------------------------------------------
+
+    fn on_api(&mut self, req: ApiRequest) {
+        match req {
+            ApiRequest::Command(cmd, reply) => {
+                let learn = match &cmd {
+                    Command::UpsertQueue(q) => Some((Some(q.name.clone()), q.id)),
+                    Command::RemoveQueue(id) => Some((None, *id)),
+                    _ => None,
+                };
+                let result = self.feed(Input::Api(now(), cmd));
+                if result.is_ok()
+                    && let Some((name, id)) = learn
+                {
+                    self.learned.retain(|_, q| *q != id);
+                    if let Some(name) = name.filter(|n| !n.is_empty()) {
+                        self.learned.insert(name, id);
+                    }
+                }
+                let _ = reply.send(result);
+            }
+            ApiRequest::Query(read) => read(&self.engine),
+        }
+    }
+
+    // ---- shutdown -------------------------------------------------------------------------------
+
+    async fn shutdown(mut self) -> ShutdownReport {
+        info!("driver shutting down");
+        // Stop accepting callers and requests; queued requests are answered "stopped".
+        self.server = None;
+        self.api_rx.close();
+        while let Ok(req) = self.api_rx.try_recv() {
+            drop(req);
+        }
+        let deadline = tokio::time::Instant::now() + self.cfg.shutdown_grace;
+        // Commands the core already decided are sent and answered if the switch allows.
+        self.feed_followups();
+        let unsent = self.backlog.len();
+        self.backlog.clear();
+        // Their answers no longer matter to a stopped core; only their delivery does.
+        self.spawn_waits();
+        let _ = tokio::time::timeout_at(deadline, async {
+            while let Some(done) = self.inflight.join_next_with_id().await {
+                match done {
+                    Ok((id, _)) => self.wait_ended(id),
+                    Err(e) => self.wait_ended(e.id()),
+                }
+            }
+        })
+        .await;
+        let abandoned = self.inflight_commands;
+        self.inflight.abort_all();
+        self.chores.abort_all();
+        // Records: what is parked goes to the writer, then the writer empties its queue.
+        let _ = tokio::time::timeout_at(deadline, self.records.flush()).await;
+        // The last sender goes: the writer ends once its queue is empty.
+        drop(self.records);
+        let records_flushed = match self.writer.take() {
+            Some(w) => matches!(tokio::time::timeout_at(deadline, w).await, Ok(Ok(()))),
+            None => true,
+        };
+        self.session_tasks.abort_all();
+        let _ = tokio::time::timeout_at(deadline, self.client.shutdown()).await;
+        info!(abandoned, unsent, records_flushed, "driver stopped");
+        ShutdownReport {
+            engine: self.engine,
+            commands_abandoned: abandoned,
+            commands_unsent: unsent,
+            records_flushed,
+            stats: self.counters.snapshot(),
+        }
+    }
+}
+
+/// Waits for the answers of some commands, in order.
+async fn wait_all(waiting: Vec<Waiting>) -> Done {
+    let mut done = Vec::with_capacity(waiting.len());
+    for w in waiting {
+        let mut replies = Vec::with_capacity(w.started.len());
+        for s in w.started {
+            replies.push(s.finish().await);
+        }
+        done.push(CommandDone {
+            tracking: w.tracking,
+            kill: w.kill,
+            replies,
+        });
+    }
+    Done::Commands(done)
+}
+
+/// Polls a request future once with a waker that does nothing (see [`Loop::start`]).
+fn first_poll(mut fut: PendingReply) -> Started {
+    let mut cx = Context::from_waker(Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        Poll::Ready(r) => Started::Ready(r),
+        Poll::Pending => Started::Waiting(fut),
+    }
+}
+
+/// The next caller socket, or never when the server is gone.
+async fn accept(
+    server: &mut Option<OutboundServer>,
+) -> Option<switchyard_esl::server::OutboundSession> {
+    match server {
+        Some(s) => s.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A slot in the record queue, or never when nothing is parked.
+async fn reserve(
+    tx: Option<mpsc::Sender<crate::io::Record>>,
+) -> Result<mpsc::OwnedPermit<crate::io::Record>, mpsc::error::SendError<()>> {
+    match tx {
+        Some(tx) => tx.reserve_owned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The leg a command creates, if it creates one.
+fn originated_leg(cmd: &SwitchCommand) -> Option<LegId> {
+    match cmd {
+        SwitchCommand::Originate { leg, .. } | SwitchCommand::Eavesdrop { leg, .. } => Some(*leg),
+        _ => None,
+    }
+}

@@ -1,0 +1,212 @@
+//! Reading `show channels as json` after a reconnect: the uuid of every row.
+//!
+//! FreeSWITCH answers `{"row_count":N,"rows":[{"uuid":"...",...},...]}`, or
+//! `{"row_count": 0}` when idle. A small scanner (bounded depth, never panics) is all this
+//! needs; anything unexpected is an error and the resync waits for the next reconnect.
+
+use crate::io::LegId;
+
+/// The legs a `show channels as json` body lists. Rows whose uuid is not a uuid are skipped.
+pub(crate) fn live_legs(body: &[u8]) -> Result<Vec<LegId>, String> {
+    let mut p = Scanner { s: body, i: 0 };
+    p.ws();
+    if p.peek() != Some(b'{') {
+        let head = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
+        return Err(format!("not a JSON object: {head:?}"));
+    }
+    let mut legs = Vec::new();
+    p.object(0, &mut |p, key| {
+        if key == b"rows" {
+            p.array(1, &mut |p| {
+                p.object(2, &mut |p, key| {
+                    if key == b"uuid" && p.peek() == Some(b'"') {
+                        let v = p.string()?;
+                        if let Some(leg) = std::str::from_utf8(&v).ok().and_then(LegId::parse) {
+                            legs.push(leg);
+                        }
+                        Ok(())
+                    } else {
+                        p.skip(3)
+                    }
+                })
+            })
+        } else {
+            p.skip(1)
+        }
+    })?;
+    Ok(legs)
+}
+
+const MAX_DEPTH: usize = 32;
+
+struct Scanner<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+type Res = Result<(), String>;
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn expect(&mut self, b: u8) -> Res {
+        self.ws();
+        if self.peek() == Some(b) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at byte {}", b as char, self.i))
+        }
+    }
+
+    /// `{ "key": value, ... }`; `member` must consume the value.
+    fn object(&mut self, depth: usize, member: &mut dyn FnMut(&mut Self, &[u8]) -> Res) -> Res {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.expect(b':')?;
+            self.ws();
+            member(self, &key)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(format!("expected , or }} at byte {}", self.i)),
+            }
+        }
+    }
+
+    /// `[ value, ... ]`; `element` must consume the value.
+    fn array(&mut self, depth: usize, element: &mut dyn FnMut(&mut Self) -> Res) -> Res {
+        if depth > MAX_DEPTH {
+            return Err("nested too deep".into());
+        }
+        self.expect(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            element(self)?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(format!("expected , or ] at byte {}", self.i)),
+            }
+        }
+    }
+
+    /// A string's bytes with the simple escapes undone (`\uXXXX` is kept as is: uuids and
+    /// keys never need it).
+    fn string(&mut self) -> Result<Vec<u8>, String> {
+        self.expect(b'"')?;
+        let mut out = Vec::new();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err("unterminated string".into());
+            };
+            self.i += 1;
+            match b {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let Some(e) = self.peek() else {
+                        return Err("unterminated escape".into());
+                    };
+                    self.i += 1;
+                    out.push(match e {
+                        b'n' => b'\n',
+                        b't' => b'\t',
+                        b'r' => b'\r',
+                        b'b' => 8,
+                        b'f' => 12,
+                        b'u' => {
+                            out.extend_from_slice(b"\\u");
+                            continue;
+                        }
+                        other => other,
+                    });
+                }
+                other => out.push(other),
+            }
+        }
+    }
+
+    fn skip(&mut self, depth: usize) -> Res {
+        self.ws();
+        match self.peek() {
+            Some(b'"') => self.string().map(drop),
+            Some(b'{') => self.object(depth + 1, &mut |p, _| p.skip(depth + 1)),
+            Some(b'[') => self.array(depth + 1, &mut |p| p.skip(depth + 1)),
+            Some(_) => {
+                // Numbers, true, false, null.
+                let start = self.i;
+                while matches!(self.peek(), Some(c) if !matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t'))
+                {
+                    self.i += 1;
+                }
+                if self.i == start {
+                    Err(format!("empty value at byte {start}"))
+                } else {
+                    Ok(())
+                }
+            }
+            None => Err("unexpected end".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_row_uuid_and_nothing_else() {
+        let body = br#"{"row_count":2,"rows":[
+            {"uuid":"0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b","direction":"inbound","name":"a \"uuid\":\"x","call_uuid":"11112222-3333-4444-5555-666677778888","n":[1,{"x":null}]},
+            {"direction":"outbound","uuid":"11112222-3333-4444-5555-666677778888","created_epoch":"1"}]}"#;
+        let legs = live_legs(body).unwrap();
+        assert_eq!(
+            legs,
+            [
+                LegId::parse("0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b").unwrap(),
+                LegId::parse("11112222-3333-4444-5555-666677778888").unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn an_idle_switch_has_no_rows_and_errors_are_errors() {
+        assert_eq!(live_legs(b"{\"row_count\": 0}\n").unwrap(), []);
+        assert!(live_legs(b"-ERR no reply\n").is_err());
+        assert!(live_legs(b"{\"rows\":[{\"uuid\":\"abc").is_err());
+        let deep = "[".repeat(10_000);
+        assert!(live_legs(format!("{{\"rows\":{deep}").as_bytes()).is_err());
+        assert!(live_legs(format!("{{\"other\":{deep}").as_bytes()).is_err());
+    }
+}
