@@ -130,3 +130,28 @@ fn bad_input_is_refused_with_the_flag_or_field_named() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn huge_or_infinite_times_in_a_config_are_refused_not_a_crash() {
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-times-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("times.toml");
+    for (body, field) in [
+        ("patience_s = 1e300", "patience_s"),
+        ("escalation = [[1e300, 2, 0]]", "escalation"),
+        ("max_wait_s = 1e12", "max_wait_s"),
+    ] {
+        std::fs::write(
+            &file,
+            format!("[[queues]]\nid = 1\narrivals_per_hour = 10.0\naht_s = 60.0\n{body}\n[[agents]]\ncount = 1\nqueues = [1]\n"),
+        )
+        .unwrap();
+        let (ok, _, stderr) = sim(&["--config", file.to_str().unwrap()]);
+        assert!(!ok, "{body}");
+        assert!(
+            stderr.contains(field) && !stderr.contains("panicked"),
+            "{body}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -246,3 +246,65 @@ fn an_agent_cannot_be_removed_mid_call_and_bad_skills_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("skills"), "{err}");
 }
+
+#[test]
+fn absurd_or_looping_durations_are_refused_with_the_field_named() {
+    let mut bed = Bed::new();
+    let base = bed.simple_queue(1, Strategy::RingProgressively);
+    let cases: Vec<(&str, switchyard_engine::QueueConfig)> = vec![
+        (
+            "max_wait",
+            switchyard_engine::QueueConfig {
+                max_wait: Some(Duration::from_secs(u64::MAX / 4)),
+                ..base.clone()
+            },
+        ),
+        (
+            "ring_progressively_step",
+            switchyard_engine::QueueConfig {
+                ring_progressively_step: Duration::ZERO,
+                ..base.clone()
+            },
+        ),
+        (
+            "announcements.every",
+            switchyard_engine::QueueConfig {
+                announcements: switchyard_engine::config::Announcements {
+                    every: Some(Duration::ZERO),
+                    ..Default::default()
+                },
+                ..base.clone()
+            },
+        ),
+    ];
+    for (field, cfg) in cases {
+        let err = bed
+            .try_cmd(Command::UpsertQueue(Box::new(cfg)))
+            .unwrap_err();
+        assert!(
+            matches!(err, switchyard_engine::EngineError::InvalidConfig { field: f, .. } if f == field),
+            "{field}: {err}"
+        );
+    }
+    let agent = AgentConfig {
+        busy_delay: Duration::from_secs(400 * 24 * 3600),
+        ..agent_cfg(9)
+    };
+    let err = bed
+        .try_cmd(Command::UpsertAgent(Box::new(agent)))
+        .unwrap_err();
+    assert!(err.to_string().contains("busy_delay"), "{err}");
+    // Nothing accepted before is lost: the queue still routes.
+    bed.agent_with(
+        agent_cfg(1),
+        vec![Membership {
+            queue: QueueId(1),
+            level: 1,
+            position: 1,
+            weight: 1,
+        }],
+        true,
+    );
+    bed.call(1);
+    assert_eq!(bed.originations().len(), 1);
+}

@@ -206,6 +206,13 @@ fn ring_all_rings_everyone_and_only_one_agent_wins() {
     assert_eq!(bed.state(2), AgentStateKind::OnCall);
     assert_eq!(bed.state(1), AgentStateKind::Available);
     assert_eq!(bed.state(3), AgentStateKind::Available);
+    // One decision trace per offer, the extra agents' included.
+    let traced: Vec<AgentId> = bed
+        .engine
+        .traces_for(switchyard_engine::CallId(1))
+        .map(|t| t.agent)
+        .collect();
+    assert_eq!(traced.len(), 3, "{traced:?}");
 }
 
 #[test]

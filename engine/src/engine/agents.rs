@@ -86,6 +86,7 @@ impl Engine {
 
     pub(crate) fn upsert_agent(&mut self, cfg: AgentConfig) -> Result<(), EngineError> {
         self.check_id(cfg.id.0)?;
+        validate_agent(&cfg)?;
         if let Some(&(skill, p)) = cfg.skills.iter().find(|(_, p)| !(1..=10).contains(p)) {
             return Err(EngineError::InvalidConfig {
                 field: "skills",
@@ -218,7 +219,8 @@ impl Engine {
             if was_logged && !logged || was_avail && !avail {
                 self.check_empty(q);
             }
-            if !was_logged && logged {
+            // Only the first member to log in disarms the no-agent timers.
+            if !was_logged && logged && self.queue(q).is_some_and(|queue| queue.logged_in == 1) {
                 self.cancel_no_agent_timers(q);
             }
         }
@@ -389,15 +391,18 @@ impl Engine {
             EmptyRule::NoneLoggedIn => queue.logged_in == 0,
             EmptyRule::NoneAvailable => queue.available == 0,
         };
-        let waiting: Vec<_> = queue.waiting.iter().map(|k| k.call).collect();
+        // The line is walked only when something happens to it (an agent going on break in a
+        // staffed queue costs nothing here).
         if empty {
             let exit = queue.cfg.on_no_agents.clone();
+            let waiting: Vec<_> = queue.waiting.iter().map(|k| k.call).collect();
             for c in waiting {
                 self.exit_call(c, exit.clone(), crate::stats::ExitReason::NoAgents);
             }
         } else if queue.logged_in == 0
             && let Some(limit) = queue.cfg.max_wait_no_agent
         {
+            let waiting: Vec<_> = queue.waiting.iter().map(|k| k.call).collect();
             for c in waiting {
                 self.arm_no_agent(c, limit);
             }
@@ -412,7 +417,59 @@ impl Engine {
     }
 }
 
+/// Longest duration accepted in configuration (a year): deadlines are `now + duration`, and an
+/// absurd duration must be refused rather than overflow the clock.
+const MAX_CONFIG_DURATION: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+fn check_duration(field: &'static str, d: Option<std::time::Duration>) -> Result<(), EngineError> {
+    match d {
+        Some(d) if d > MAX_CONFIG_DURATION => Err(EngineError::InvalidConfig {
+            field,
+            message: format!("{d:?} is longer than a year"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn validate_agent(cfg: &AgentConfig) -> Result<(), EngineError> {
+    check_duration("wrapup", cfg.wrapup)?;
+    check_duration("reject_delay", Some(cfg.reject_delay))?;
+    check_duration("busy_delay", Some(cfg.busy_delay))?;
+    check_duration("no_answer_delay", Some(cfg.no_answer_delay))
+}
+
 fn validate_queue(cfg: &QueueConfig) -> Result<(), EngineError> {
+    let a = &cfg.announcements;
+    check_duration("max_wait", cfg.max_wait)?;
+    check_duration("max_wait_no_agent", cfg.max_wait_no_agent)?;
+    check_duration("offer_timeout", Some(cfg.offer_timeout))?;
+    check_duration("ring_progressively_step", Some(cfg.ring_progressively_step))?;
+    check_duration("wrapup", Some(cfg.wrapup))?;
+    check_duration("sl_threshold", Some(cfg.sl_threshold))?;
+    check_duration("short_abandon", Some(cfg.short_abandon))?;
+    check_duration("announcements.first_after", a.first_after)?;
+    check_duration("announcements.every", a.every)?;
+    check_duration("announcements.periodic", a.periodic.as_ref().map(|p| p.0))?;
+    if a.every.is_some_and(|d| d.is_zero()) || a.periodic.as_ref().is_some_and(|p| p.0.is_zero()) {
+        return Err(EngineError::InvalidConfig {
+            field: "announcements.every",
+            message: "a repeat interval must be positive".into(),
+        });
+    }
+    if let Some(s) = cfg
+        .escalation
+        .iter()
+        .find(|s| s.after > MAX_CONFIG_DURATION)
+    {
+        return check_duration("escalation.after", Some(s.after));
+    }
+    if cfg.ring_progressively_step.is_zero() {
+        // A zero step would add agents forever at the same instant.
+        return Err(EngineError::InvalidConfig {
+            field: "ring_progressively_step",
+            message: "must be positive".into(),
+        });
+    }
     if let Some(r) = cfg.skills.iter().find(|r| !(1..=10).contains(&r.min)) {
         return Err(EngineError::InvalidConfig {
             field: "skills",

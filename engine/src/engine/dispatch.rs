@@ -201,8 +201,17 @@ impl Engine {
         match queue.cfg.strategy {
             Strategy::RingAll => {
                 let others = self.candidates_for_call(c, RING_ALL_MAX);
-                for (a, _) in others {
-                    self.make_offer(c, a, None);
+                let urgency = self.urgency(c);
+                let ranked: Vec<(AgentId, u32, f64)> =
+                    others.iter().map(|&(a, p)| (a, p, urgency + 1.0)).collect();
+                for &(a, _) in &others {
+                    // Every agent rung gets its own trace: one offer, one record.
+                    let mut trace = self.build_trace(c, a, &ranked, 1, (1, others.len()));
+                    trace.reason = format!(
+                        "ring-all: rung together with {} other eligible agent(s)",
+                        others.len()
+                    );
+                    self.make_offer(c, a, Some(trace));
                 }
             }
             Strategy::RingProgressively => {

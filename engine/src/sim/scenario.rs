@@ -106,6 +106,9 @@ pub struct Scenario {
     pub check_invariants: bool,
 }
 
+/// Longest time accepted anywhere in a scenario (about 115 days).
+const MAX_SECONDS: f64 = 1e7;
+
 fn default_hours() -> f64 {
     8.0
 }
@@ -224,6 +227,36 @@ impl Scenario {
                 return bad("agents.wrapup_s", "must be >= 0");
             }
         }
+        // Times become `Duration`s and deadlines: bound them so nothing overflows.
+        let secs_ok = |v: f64| v.is_finite() && (0.0..=MAX_SECONDS).contains(&v);
+        for q in &self.queues {
+            let times = [
+                ("sl_threshold_s", Some(q.sl_threshold_s)),
+                ("aht_s", Some(q.aht_s)),
+                ("patience_s", q.patience_s),
+                ("max_wait_s", q.max_wait_s),
+            ];
+            for (field, v) in times {
+                if v.is_some_and(|v| !secs_ok(v)) {
+                    return bad(field, "must be between 0 and 10,000,000 seconds");
+                }
+            }
+            if q.escalation.iter().any(|&(after, _, _)| !secs_ok(after)) {
+                return bad(
+                    "escalation",
+                    "each step's wait must be between 0 and 10,000,000 seconds",
+                );
+            }
+        }
+        if !secs_ok(self.answer_delay_s) {
+            return bad("answer_delay_s", "must be between 0 and 10,000,000 seconds");
+        }
+        if self.agents.iter().any(|g| !secs_ok(g.wrapup_s)) {
+            return bad(
+                "agents.wrapup_s",
+                "must be between 0 and 10,000,000 seconds",
+            );
+        }
         Ok(())
     }
 
@@ -264,7 +297,7 @@ impl Scenario {
                     .iter()
                     .map(
                         |&(after, max_level, relax_by)| crate::config::EscalationStep {
-                            after: Duration::from_secs_f64(after.max(0.0)),
+                            after: Duration::from_secs_f64(after.clamp(0.0, MAX_SECONDS)),
                             max_level,
                             relax_by,
                         },
