@@ -81,6 +81,9 @@ pub struct Call {
     pub id: CallId,
     /// The caller's leg; for a callback, the customer leg once dialled.
     pub leg: LegId,
+    /// The leg the caller arrived on: the call's identity for records and traces, whatever
+    /// legs come later (a callback dials a new one).
+    pub origin_leg: LegId,
     /// False once the caller's leg is gone for good (callback requested).
     pub caller_present: bool,
     pub caller: CallerInfo,

@@ -322,7 +322,10 @@ pub enum CallOutcome {
 #[derive(Clone, Debug, Serialize)]
 pub struct CallRecord {
     pub call: CallId,
+    /// The leg the caller arrived on (the call's lasting identity).
     pub leg: LegId,
+    /// For a callback that was dialled: the customer leg.
+    pub callback_leg: Option<LegId>,
     pub caller_number: String,
     /// Every queue the call waited in, in order.
     pub queues: Vec<QueueId>,

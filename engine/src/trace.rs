@@ -23,6 +23,8 @@ pub struct Candidate {
 pub struct DecisionTrace {
     pub offer: OfferId,
     pub call: CallId,
+    /// The leg the caller arrived on (the call's lasting identity, as in its record).
+    pub call_leg: crate::io::LegId,
     pub queue: QueueId,
     pub agent: AgentId,
     pub at_unix_ms: u64,

@@ -26,6 +26,7 @@ impl Engine {
         let call = Call {
             id,
             leg,
+            origin_leg: leg,
             caller_present: true,
             caller,
             arrived: now,
@@ -320,7 +321,11 @@ impl Engine {
         };
         let record = CallRecord {
             call: id,
-            leg: call.leg,
+            leg: call.origin_leg,
+            callback_leg: call
+                .callback
+                .then_some(call.leg)
+                .filter(|l| *l != call.origin_leg),
             caller_number: call.caller.number,
             queues: call.queues,
             agent,

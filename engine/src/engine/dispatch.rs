@@ -19,7 +19,7 @@ use crate::routing::{Ineligible, eligible, matching};
 use crate::timers::TimerKey;
 use crate::trace::{Candidate, DecisionTrace};
 
-use super::Engine;
+use super::{Engine, call_leg_of};
 
 /// Candidates gathered per changed call or agent.
 const FANOUT: usize = 4;
@@ -241,6 +241,7 @@ impl Engine {
             DecisionTrace {
                 offer: crate::ids::OfferId(0),
                 call: c,
+                call_leg: call_leg_of(self, c),
                 queue: call.queue,
                 agent: a,
                 at_unix_ms: 0,
@@ -566,6 +567,7 @@ impl Engine {
         DecisionTrace {
             offer: crate::ids::OfferId(0),
             call: c,
+            call_leg: call_leg_of(self, c),
             queue: q,
             agent: chosen,
             at_unix_ms: 0,

@@ -333,3 +333,11 @@ impl Engine {
         self.timers.len()
     }
 }
+
+/// The arrival leg of a call (the identity its records and traces share).
+pub(crate) fn call_leg_of(engine: &Engine, c: CallId) -> LegId {
+    engine
+        .calls
+        .get(&c)
+        .map_or(LegId(0), |call| call.origin_leg)
+}

@@ -9,7 +9,7 @@ use crate::io::{HangupCause, LegId, LiveEvent, MonitorMode, Presence, SwitchComm
 use crate::stats::ExitReason;
 use crate::trace::{Candidate, DecisionTrace};
 
-use super::{Engine, LegRole};
+use super::{Engine, LegRole, call_leg_of};
 
 impl Engine {
     pub(crate) fn pause_queue(&mut self, q: QueueId, paused: bool) -> Result<(), EngineError> {
@@ -50,6 +50,7 @@ impl Engine {
         let trace = DecisionTrace {
             offer: crate::ids::OfferId(0),
             call: c,
+            call_leg: call_leg_of(self, c),
             queue: q,
             agent: a,
             at_unix_ms: 0,
