@@ -429,8 +429,28 @@ async fn a_caller_is_queued_answered_by_an_agent_and_the_agent_wraps_up() {
         })
         .await;
     w.wait_agent_state(1, AgentStateKind::Available).await;
-    // Both legs are gone from the switch.
+    // Both legs are gone from the switch, and each left its CDR (from CHANNEL_HANGUP_COMPLETE),
+    // filed under the call.
     w.no_channels_within(LIMIT).await;
+    let caller_leg = LegId::parse(&caller).unwrap();
+    for what in ["the caller's CDR", "the agent leg's CDR"] {
+        let want_caller = what.contains("caller");
+        let cdr = w
+            .records
+            .wait_for(what, |r| {
+                matches!(r, Record::Cdr(c) if c.call_leg == Some(caller_leg) && (c.leg == caller_leg) == want_caller)
+            })
+            .await;
+        let Record::Cdr(cdr) = cdr else {
+            unreachable!()
+        };
+        assert!(!cdr.hangup_cause.is_empty(), "{cdr:?}");
+        assert!(cdr.ended_unix_ms >= cdr.started_unix_ms, "{cdr:?}");
+        assert!(
+            cdr.answered_unix_ms.is_some(),
+            "both legs were answered: {cdr:?}"
+        );
+    }
     w.stop().await;
 }
 

@@ -198,7 +198,7 @@ pub enum Command {
 }
 
 /// An agent's chosen presence. Reserved, on-call and wrap-up are the engine's to set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "presence", content = "reason", rename_all = "kebab-case")]
 pub enum Presence {
     LoggedOut,
@@ -206,7 +206,7 @@ pub enum Presence {
     OnBreak(String),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MonitorMode {
     /// Hear both sides, nobody hears the supervisor.
@@ -293,6 +293,27 @@ pub enum Record {
     Decision(std::sync::Arc<DecisionTrace>),
     AgentState(AgentStateRecord),
     Interval(IntervalRecord),
+    /// The switch's own record of a leg, from CHANNEL_HANGUP_COMPLETE (the driver writes it;
+    /// the core never does).
+    Cdr(CdrRecord),
+}
+
+/// A leg's CDR as FreeSWITCH reports it at CHANNEL_HANGUP_COMPLETE.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CdrRecord {
+    pub leg: LegId,
+    /// The arrival leg of the call this leg served (the caller's own leg, or the call an
+    /// agent or callback leg was dialled for), when the driver knows it.
+    pub call_leg: Option<LegId>,
+    /// `inbound` or `outbound` (FreeSWITCH's Call-Direction).
+    pub direction: String,
+    pub caller_number: String,
+    pub destination: String,
+    pub hangup_cause: String,
+    pub started_unix_ms: u64,
+    pub answered_unix_ms: Option<u64>,
+    pub ended_unix_ms: u64,
+    pub billsec_ms: u64,
 }
 
 /// How a call ended.

@@ -53,6 +53,6 @@ pub use engine::{Engine, InvariantViolation};
 pub use error::EngineError;
 pub use ids::{AgentId, CallId, OfferId, QueueId, SkillId};
 pub use io::{
-    CallOutcome, CallRecord, CallerInfo, Command, HangupCause, Input, LegId, LegKind, LiveEvent,
-    MonitorMode, Output, Presence, Prompt, Record, SwitchCommand, SwitchEvent,
+    CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause, Input, LegId, LegKind,
+    LiveEvent, MonitorMode, Output, Presence, Prompt, Record, SwitchCommand, SwitchEvent,
 };

@@ -90,7 +90,8 @@ use crate::Engine;
 use crate::error::EngineError;
 use crate::ids::QueueId;
 use crate::io::{
-    Command, HangupCause, Input, LegId, LegKind, LiveEvent, Output, SwitchCommand, SwitchEvent,
+    Command, HangupCause, Input, LegId, LegKind, LiveEvent, Output, Record, SwitchCommand,
+    SwitchEvent,
 };
 
 pub use config::{DRIVER_EVENTS, DriverConfig, Probe, PromptTemplates};
@@ -107,6 +108,8 @@ pub type Query = Box<dyn FnOnce(&Engine) + Send>;
 enum ApiRequest {
     Command(Command, oneshot::Sender<Result<(), EngineError>>),
     Query(Query),
+    /// Replaces the number/name -> queue routes (a queue's numbers changed through the API).
+    Routes(HashMap<String, QueueId>),
 }
 
 /// The driver's counters (monotonic since start, except `backlog`).
@@ -227,6 +230,15 @@ impl DriverHandle {
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Replaces the routing table (queue names and dialled numbers -> queue) at run time;
+    /// callers already in a queue are not affected.
+    pub async fn set_routes(&self, routes: HashMap<String, QueueId>) -> Result<(), DriverError> {
+        self.api
+            .send(ApiRequest::Routes(routes))
+            .await
+            .map_err(|_| DriverError::Stopped)
     }
 
     /// Live events from now on. A subscriber more than `live_capacity` events behind gets
@@ -475,6 +487,8 @@ struct Originated {
     kill: Option<&'static str>,
     /// A callback customer: the caller's side of a call, for eavesdrop whisper direction.
     customer: bool,
+    /// The arrival leg of the call this leg was dialled for (its CDR's call), if any.
+    call_leg: Option<LegId>,
 }
 
 /// A resync question in flight.
@@ -704,6 +718,11 @@ impl Loop {
                         ..
                     }
                 );
+                let call_leg = self
+                    .engine
+                    .call_by_leg(leg)
+                    .and_then(|c| self.engine.call_info(c))
+                    .map(|c| c.origin_leg);
                 self.originated.insert(
                     leg,
                     Originated {
@@ -711,6 +730,7 @@ impl Loop {
                         job_done: false,
                         kill: None,
                         customer,
+                        call_leg,
                     },
                 );
                 if let Some(r) = &mut self.resync {
@@ -983,6 +1003,15 @@ impl Loop {
 
     // ---- the inbound connection -------------------------------------------------------------
 
+    /// The call a leg of ours belongs to: a caller's own leg, or the call an originated leg
+    /// was dialled for.
+    fn call_leg_of(&self, leg: LegId) -> Option<LegId> {
+        if self.callers.contains(&leg) {
+            return Some(leg);
+        }
+        self.originated.get(&leg).and_then(|o| o.call_leg)
+    }
+
     fn on_client_event(&mut self, ev: Option<ClientEvent>) {
         let Some(ev) = ev else {
             self.events_open = false;
@@ -1006,8 +1035,13 @@ impl Loop {
                         }
                     }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
+                        // The leg's CDR, for legs of ours, before the core forgets whose it was.
+                        let call_leg = self.call_leg_of(leg);
                         let ours =
                             self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
+                        if ours || call_leg.is_some() {
+                            self.records.push(Record::Cdr(cdr_from(&e, leg, call_leg)));
+                        }
                         if ours {
                             let cause = e
                                 .hangup_cause()
@@ -1247,6 +1281,7 @@ impl Loop {
                 let _ = reply.send(result);
             }
             ApiRequest::Query(read) => read(&self.engine),
+            ApiRequest::Routes(routes) => self.cfg.routes = routes,
         }
     }
 
@@ -1351,5 +1386,39 @@ fn originated_leg(cmd: &SwitchCommand) -> Option<LegId> {
     match cmd {
         SwitchCommand::Originate { leg, .. } | SwitchCommand::Eavesdrop { leg, .. } => Some(*leg),
         _ => None,
+    }
+}
+
+/// Microseconds since the epoch (FreeSWITCH's `*-Time` headers) to milliseconds; 0 = unset.
+fn usec_header(e: &switchyard_esl::Event, name: &str) -> Option<u64> {
+    e.header(name)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|v| *v > 0)
+        .map(|v| v / 1000)
+}
+
+/// A CDR from CHANNEL_HANGUP_COMPLETE (header names as in the FreeSWITCH 1.10 captures).
+fn cdr_from(
+    e: &switchyard_esl::Event,
+    leg: LegId,
+    call_leg: Option<LegId>,
+) -> crate::io::CdrRecord {
+    let text = |v: Option<std::borrow::Cow<'_, str>>| v.map(|v| v.into_owned()).unwrap_or_default();
+    let started = usec_header(e, "Caller-Channel-Created-Time").unwrap_or(0);
+    let ended = usec_header(e, "Caller-Channel-Hangup-Time").unwrap_or(started);
+    crate::io::CdrRecord {
+        leg,
+        call_leg,
+        direction: text(e.header("Call-Direction")),
+        caller_number: text(e.caller("Caller-ID-Number")),
+        destination: text(e.caller("Destination-Number")),
+        hangup_cause: text(e.hangup_cause()),
+        started_unix_ms: started,
+        answered_unix_ms: usec_header(e, "Caller-Channel-Answered-Time"),
+        ended_unix_ms: ended,
+        billsec_ms: e
+            .variable("billmsec")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
     }
 }
