@@ -305,6 +305,8 @@ pub struct CdrRecord {
     /// The arrival leg of the call this leg served (the caller's own leg, or the call an
     /// agent or callback leg was dialled for), when the driver knows it.
     pub call_leg: Option<LegId>,
+    /// The queue that call was in when this leg was dialled or hung up, when known.
+    pub queue: Option<QueueId>,
     /// `inbound` or `outbound` (FreeSWITCH's Call-Direction).
     pub direction: String,
     pub caller_number: String,

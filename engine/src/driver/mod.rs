@@ -487,8 +487,9 @@ struct Originated {
     kill: Option<&'static str>,
     /// A callback customer: the caller's side of a call, for eavesdrop whisper direction.
     customer: bool,
-    /// The arrival leg of the call this leg was dialled for (its CDR's call), if any.
-    call_leg: Option<LegId>,
+    /// The arrival leg of the call this leg was dialled for (its CDR's call), if any, and
+    /// the queue the call was in.
+    call_leg: Option<(LegId, QueueId)>,
 }
 
 /// A resync question in flight.
@@ -722,7 +723,7 @@ impl Loop {
                     .engine
                     .call_by_leg(leg)
                     .and_then(|c| self.engine.call_info(c))
-                    .map(|c| c.origin_leg);
+                    .map(|c| (c.origin_leg, c.queue));
                 self.originated.insert(
                     leg,
                     Originated {
@@ -1005,9 +1006,14 @@ impl Loop {
 
     /// The call a leg of ours belongs to: a caller's own leg, or the call an originated leg
     /// was dialled for.
-    fn call_leg_of(&self, leg: LegId) -> Option<LegId> {
+    fn call_leg_of(&self, leg: LegId) -> Option<(LegId, QueueId)> {
         if self.callers.contains(&leg) {
-            return Some(leg);
+            let queue = self
+                .engine
+                .call_by_leg(leg)
+                .and_then(|c| self.engine.call_info(c))
+                .map(|c| c.queue);
+            return queue.map(|q| (leg, q));
         }
         self.originated.get(&leg).and_then(|o| o.call_leg)
     }
@@ -1401,14 +1407,15 @@ fn usec_header(e: &switchyard_esl::Event, name: &str) -> Option<u64> {
 fn cdr_from(
     e: &switchyard_esl::Event,
     leg: LegId,
-    call_leg: Option<LegId>,
+    call: Option<(LegId, QueueId)>,
 ) -> crate::io::CdrRecord {
     let text = |v: Option<std::borrow::Cow<'_, str>>| v.map(|v| v.into_owned()).unwrap_or_default();
     let started = usec_header(e, "Caller-Channel-Created-Time").unwrap_or(0);
     let ended = usec_header(e, "Caller-Channel-Hangup-Time").unwrap_or(started);
     crate::io::CdrRecord {
         leg,
-        call_leg,
+        call_leg: call.map(|c| c.0),
+        queue: call.map(|c| c.1),
         direction: text(e.header("Call-Direction")),
         caller_number: text(e.caller("Caller-ID-Number")),
         destination: text(e.caller("Destination-Number")),
