@@ -377,6 +377,8 @@ pub struct AgentStateRecord {
 pub enum LiveEvent {
     CallQueued {
         call: CallId,
+        /// The call's arrival leg (its lasting identity, as in its records).
+        leg: LegId,
         queue: QueueId,
         position: u32,
     },

@@ -3,6 +3,7 @@
 
 mod esl;
 mod fakeswitch;
+mod serve;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,19 @@ pub enum Commands {
     /// Run the routing core in virtual time against a seeded call model.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Run the engine against FreeSWITCH and serve the API.
+    Serve(serve::ServeArgs),
+    /// Apply the database migrations.
+    Migrate(serve::DbArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(serve::TenantCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(serve::ApiKeyCommand),
+    /// Everything at once with no setup: a SQLite file, the fake switch with steady callers, a
+    /// seeded tenant, and the API on 127.0.0.1:8080; prints the base URL and an admin key.
+    Demo(serve::DemoArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,5 +51,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::FakeSwitch(args) => fakeswitch::run(args).await,
         // CPU-bound and seconds long: no point in the runtime's threads.
         Commands::Sim(cmd) => sim::run(cmd),
+        Commands::Serve(args) => serve::serve(args).await,
+        Commands::Migrate(args) => serve::migrate(args).await,
+        Commands::Tenant(cmd) => serve::tenant(cmd).await,
+        Commands::Apikey(cmd) => serve::apikey(cmd).await,
+        Commands::Demo(args) => serve::demo(args).await,
     }
 }

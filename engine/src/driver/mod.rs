@@ -144,6 +144,8 @@ pub struct DriverStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// The inbound Event Socket connection is up (for readiness probes).
+    connected: std::sync::atomic::AtomicBool,
     calls_arrived: AtomicU64,
     calls_unrouted: AtomicU64,
     commands_sent: AtomicU64,
@@ -245,6 +247,11 @@ impl DriverHandle {
     /// `RecvError::Lagged` and continues with the newest.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.live.subscribe()
+    }
+
+    /// Whether the inbound Event Socket connection to FreeSWITCH is up right now.
+    pub fn connected(&self) -> bool {
+        self.counters.connected.load(Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> DriverStats {
@@ -357,6 +364,7 @@ impl Driver {
             backlog: VecDeque::new(),
             originated: HashMap::new(),
             callers: HashSet::new(),
+            caller_queues: HashMap::new(),
             failed_kills: HashMap::new(),
             followups: VecDeque::new(),
             connected: true,
@@ -545,6 +553,9 @@ struct Loop {
     originated: HashMap<LegId, Originated>,
     /// Caller legs (with a socket) the core knows, until their hangup is reported.
     callers: HashSet<LegId>,
+    /// The queue each caller was routed to, kept until its CHANNEL_HANGUP_COMPLETE (the
+    /// session may report the hangup first) so its CDR can be filed under its call.
+    caller_queues: HashMap<LegId, QueueId>,
     failed_kills: HashMap<LegId, &'static str>,
     /// Switch events the loop itself produced (failed originates, answers seen in job
     /// results), fed after the current drain.
@@ -1007,13 +1018,14 @@ impl Loop {
     /// The call a leg of ours belongs to: a caller's own leg, or the call an originated leg
     /// was dialled for.
     fn call_leg_of(&self, leg: LegId) -> Option<(LegId, QueueId)> {
-        if self.callers.contains(&leg) {
+        if let Some(q) = self.caller_queues.get(&leg) {
+            // The queue the caller is in now, if the call still exists; else where it arrived.
             let queue = self
                 .engine
                 .call_by_leg(leg)
                 .and_then(|c| self.engine.call_info(c))
-                .map(|c| c.queue);
-            return queue.map(|q| (leg, q));
+                .map_or(*q, |c| c.queue);
+            return Some((leg, queue));
         }
         self.originated.get(&leg).and_then(|o| o.call_leg)
     }
@@ -1022,6 +1034,7 @@ impl Loop {
         let Some(ev) = ev else {
             self.events_open = false;
             self.connected = false;
+            self.counters.connected.store(false, Ordering::Relaxed);
             let why = self.events.take_error();
             error!(error = ?why, "the Event Socket client stopped for good; no more switch events");
             return;
@@ -1043,6 +1056,7 @@ impl Loop {
                     Some("CHANNEL_HANGUP_COMPLETE") => {
                         // The leg's CDR, for legs of ours, before the core forgets whose it was.
                         let call_leg = self.call_leg_of(leg);
+                        self.caller_queues.remove(&leg);
                         let ours =
                             self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
                         if ours || call_leg.is_some() {
@@ -1063,6 +1077,7 @@ impl Loop {
                 switch_restarted,
             } => {
                 self.connected = true;
+                self.counters.connected.store(true, Ordering::Relaxed);
                 if !self.seen_connect {
                     self.seen_connect = true;
                     info!(%core_uuid, "connected to FreeSWITCH");
@@ -1073,6 +1088,7 @@ impl Loop {
             }
             ClientEvent::Disconnected { reason } => {
                 self.connected = false;
+                self.counters.connected.store(false, Ordering::Relaxed);
                 warn!(error = %reason, "lost the Event Socket connection");
             }
             ClientEvent::Lagged { dropped } => {
@@ -1140,6 +1156,7 @@ impl Loop {
         let alive = |l: &LegId| live.binary_search(l).is_ok();
         self.originated.retain(|l, _| alive(l));
         self.callers.retain(|l| alive(l));
+        self.caller_queues.retain(|l, _| alive(l));
         let kills: Vec<(LegId, &'static str)> = self.failed_kills.drain().collect();
         if !r.restarted {
             for (leg, cause) in kills.into_iter().filter(|(l, _)| alive(l)) {
@@ -1204,6 +1221,10 @@ impl Loop {
                 };
                 drop(handle);
                 self.callers.insert(leg);
+                // Bounded: entries leave at the leg's CDR or at a resync.
+                if self.caller_queues.len() < 1_000_000 {
+                    self.caller_queues.insert(leg, queue);
+                }
                 if let Some(r) = &mut self.resync {
                     r.extra.insert(leg);
                 }

@@ -98,6 +98,7 @@ impl Engine {
         call.tried.clear();
         call.phase = Phase::Waiting;
         let leg = call.leg;
+        let origin = call.origin_leg;
         let present = call.caller_present;
         self.stats.call_entered(now, q, id);
         if refuse {
@@ -141,6 +142,7 @@ impl Engine {
         );
         self.notify(LiveEvent::CallQueued {
             call: id,
+            leg: origin,
             queue: q,
             position,
         });

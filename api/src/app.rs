@@ -1,0 +1,80 @@
+//! The whole HTTP application: resource routes, the live feed, probes and metrics, wrapped in
+//! the middleware stack; plus the store-backed key verifier.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::http::{self, ApiError, BoxFuture, HttpConfig, HttpKit, KeyVerifier, Metrics, Probes};
+use crate::model::Principal;
+use crate::routes::{self, AppState};
+use crate::runtime::Runtime;
+use crate::store::{Store, now_ms};
+
+/// Verifies bearer keys against the store (the kit caches the answers briefly).
+#[derive(Debug, Clone)]
+pub struct StoreKeys {
+    store: Store,
+}
+
+impl StoreKeys {
+    pub fn new(store: Store) -> StoreKeys {
+        StoreKeys { store }
+    }
+}
+
+impl KeyVerifier for StoreKeys {
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        Box::pin(async move {
+            let now = now_ms();
+            let found = self
+                .store
+                .authenticate(key, now)
+                .await
+                .map_err(ApiError::from)?;
+            if let Some(p) = found {
+                // Best effort: a failed touch must not fail the request.
+                let _ = self.store.touch_api_key(p.key_id, now).await;
+            }
+            Ok(found)
+        })
+    }
+}
+
+/// Everything `switchyard serve` answers on its HTTP port.
+pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
+    let metrics = Metrics::new();
+    let kit = HttpKit::new(
+        config,
+        Arc::new(StoreKeys::new(rt.store.clone())),
+        metrics.clone(),
+    );
+    let store = rt.store.clone();
+    let engine = rt.engine.clone();
+    let probes = Probes::new()
+        .check("database", move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .check("freeswitch", move || {
+            let connected = engine.connected();
+            async move {
+                if connected {
+                    Ok(())
+                } else {
+                    Err("the Event Socket is not connected".to_owned())
+                }
+            }
+        });
+    let live = http::live::router(rt.hub.clone(), rt.snapshot_fn());
+    let state = AppState {
+        rt,
+        kit: kit.clone(),
+    };
+    let app = Router::new()
+        .merge(routes::router(state))
+        .merge(live)
+        .merge(metrics.router())
+        .merge(probes.router());
+    (http::layers(app, &kit), kit)
+}

@@ -1,0 +1,464 @@
+//! `switchyard serve`, `migrate`, `tenant create`, `apikey create` and `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde::Deserialize;
+use serde_json::json;
+use switchyard_api::app;
+use switchyard_api::http::HttpConfig;
+use switchyard_api::model::Role;
+use switchyard_api::runtime::{Runtime, SwitchConfig};
+use switchyard_api::spec::{AgentSpec, QueueSpec};
+use switchyard_api::store::{AuditEntry, Store};
+use switchyard_engine::EngineConfig;
+
+/// Where the database is unless told otherwise: a SQLite file in the working directory.
+const DEFAULT_DATABASE: &str = "sqlite://switchyard.db?mode=rwc";
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML file with any of the settings below (flags and environment win over it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// HTTP API address [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHYARD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sqlite://path?mode=rwc or postgres://user@host/db [default: sqlite://switchyard.db].
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    database_url: Option<String>,
+    /// FreeSWITCH's Event Socket [default: 127.0.0.1:8021].
+    #[arg(long, env = "SWITCHYARD_ESL")]
+    esl: Option<String>,
+    /// Event Socket password [default: ClueCon].
+    #[arg(long, env = "SWITCHYARD_ESL_PASSWORD")]
+    esl_password: Option<String>,
+    /// Where the dialplan's `socket` application connects [default: 127.0.0.1:8084].
+    #[arg(long, env = "SWITCHYARD_OUTBOUND_LISTEN")]
+    outbound_listen: Option<String>,
+    /// Browser origins allowed to call the API (repeat; `*` for any).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Requests per second per API key (0: no limit) [default: 50, burst 100].
+    #[arg(long)]
+    rate_per_sec: Option<u32>,
+}
+
+/// The `--config` file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    esl: Option<String>,
+    esl_password: Option<String>,
+    outbound_listen: Option<String>,
+    #[serde(default)]
+    cors_origins: Vec<String>,
+    rate_per_sec: Option<u32>,
+}
+
+struct Settings {
+    listen: SocketAddr,
+    database_url: String,
+    switch: SwitchConfig,
+    http: HttpConfig,
+}
+
+fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
+    let file: FileConfig = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--config: reading {}", p.display()))?;
+            toml::from_str(&text).with_context(|| format!("--config: {}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let mut http = HttpConfig::default();
+    let origins = if a.cors_origins.is_empty() {
+        file.cors_origins
+    } else {
+        a.cors_origins
+    };
+    http.cors_origins = origins;
+    if let Some(r) = a.rate_per_sec.or(file.rate_per_sec) {
+        http.rate_per_sec = r;
+    }
+    Ok(Settings {
+        listen: a
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        database_url: a
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+        switch: SwitchConfig {
+            esl: a
+                .esl
+                .or(file.esl)
+                .unwrap_or_else(|| "127.0.0.1:8021".to_owned()),
+            password: a
+                .esl_password
+                .or(file.esl_password)
+                .unwrap_or_else(|| "ClueCon".to_owned()),
+            outbound_listen: a
+                .outbound_listen
+                .or(file.outbound_listen)
+                .unwrap_or_else(|| "127.0.0.1:8084".to_owned()),
+        },
+        http,
+    })
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let s = settings(args)?;
+    let store = open_store(&s.database_url).await?;
+    run_server(store, s.switch, s.http, s.listen, None).await
+}
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url)
+        .await
+        .with_context(|| format!("opening the database {}", redact(url)))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// Database URLs may carry passwords: never print them.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***@{}", &url[..s], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+/// Runs the engine and the API until Ctrl-C. `banner` is printed once the API listens.
+async fn run_server(
+    store: Store,
+    switch: SwitchConfig,
+    http: HttpConfig,
+    listen: SocketAddr,
+    banner: Option<String>,
+) -> anyhow::Result<()> {
+    let rt = Runtime::start(store, switch.clone(), EngineConfig::default(), seed())
+        .await
+        .context("starting the engine")?;
+    let rt = Arc::new(rt);
+    let (router, _kit) = app::build(rt.clone(), http);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!(
+        "switchyard: API on http://{addr}, FreeSWITCH Event Socket {}, dialplan socket target {}",
+        switch.esl,
+        rt.outbound_addr()
+    );
+    if let Some(b) = banner {
+        println!("{}", b.replace("{addr}", &addr.to_string()));
+    }
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+    .context("serving the API")?;
+    if let Ok(rt) = Arc::try_unwrap(rt) {
+        rt.shutdown().await;
+    }
+    Ok(())
+}
+
+fn seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// sqlite://path?mode=rwc or postgres://user@host/db [default: sqlite://switchyard.db].
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DbArgs {
+    fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned())
+    }
+}
+
+pub async fn migrate(args: DbArgs) -> anyhow::Result<()> {
+    open_store(&args.url()).await?;
+    eprintln!("switchyard: migrations applied to {}", redact(&args.url()));
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Creates a tenant.
+    Create {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn cli_audit<'a>(action: &'a str, kind: &'a str, detail: serde_json::Value) -> AuditEntry<'a> {
+    AuditEntry {
+        tenant: None,
+        key_id: None,
+        action,
+        object_kind: kind,
+        object_id: String::new(),
+        detail,
+    }
+}
+
+pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
+    match cmd {
+        TenantCommand::Create { name, db } => {
+            let store = open_store(&db.url()).await?;
+            if name.contains('/') {
+                bail!("NAME: must not contain '/'");
+            }
+            let t = store
+                .create_tenant(
+                    &name,
+                    &cli_audit(
+                        "tenant.create",
+                        "tenant",
+                        json!({ "name": name, "via": "cli" }),
+                    ),
+                )
+                .await
+                .with_context(|| format!("creating tenant {name}"))?;
+            println!(
+                "{}",
+                serde_json::to_string(&json!({ "id": t.id, "name": t.name }))?
+            );
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Creates an API key and prints it (it is shown once).
+    Create {
+        /// The tenant's name (not for platform-admin keys).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// admin, supervisor, agent, read-only or platform-admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeyCommand::Create {
+            tenant,
+            role,
+            name,
+            db,
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("--role: one of admin, supervisor, agent, read-only, platform-admin");
+            };
+            let store = open_store(&db.url()).await?;
+            let tenant_id = match (&tenant, role) {
+                (Some(_), Role::PlatformAdmin) => {
+                    bail!("--tenant: platform-admin keys belong to no tenant")
+                }
+                (None, Role::PlatformAdmin) => None,
+                (None, _) => bail!("--tenant: required for this role"),
+                (Some(t), _) => Some(
+                    store
+                        .tenant_by_name(t)
+                        .await?
+                        .with_context(|| format!("--tenant: no tenant named {t}"))?
+                        .id,
+                ),
+            };
+            let (_, key) = store
+                .create_api_key(
+                    tenant_id,
+                    role,
+                    &name,
+                    None,
+                    &cli_audit(
+                        "api_key.create",
+                        "api_key",
+                        json!({ "role": role, "via": "cli" }),
+                    ),
+                )
+                .await
+                .context("creating the key")?;
+            println!("API key: {key}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// HTTP API address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The demo's SQLite file (created, or reused with its tenant, on later runs).
+    #[arg(long, default_value = "switchyard-demo.db")]
+    database: PathBuf,
+    /// Inbound callers per minute from the built-in fake switch.
+    #[arg(long, default_value_t = 6.0)]
+    calls_per_minute: f64,
+}
+
+/// The fake switch's behaviour in the demo: 20 agent phones, steady inbound callers to 5000.
+fn demo_scenario(calls_per_minute: f64) -> String {
+    format!(
+        r#"
+seed = 7
+[agents]
+extensions = ["1000-1019"]
+answer_delay = {{ uniform = [1.0, 3.0] }}
+answer = 0.95
+no_answer = 0.05
+[inbound]
+calls_per_minute = {calls_per_minute}
+destination = "5000"
+patience = {{ exp = 120.0 }}
+talk_time = {{ exp = 90.0 }}
+dtmf = []
+"#
+    )
+}
+
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    if !(args.calls_per_minute.is_finite() && (0.0..=600.0).contains(&args.calls_per_minute)) {
+        bail!("--calls-per-minute: between 0 and 600");
+    }
+    let url = format!("sqlite://{}?mode=rwc", args.database.display());
+    let store = open_store(&url).await?;
+    // The switch first: its Event Socket on a free port, inbound callers sent to ours.
+    let outbound = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let esl_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let esl_addr = esl_listener.local_addr()?;
+    let scenario: switchyard_esl::sim::Scenario =
+        toml::from_str(&demo_scenario(args.calls_per_minute)).context("the demo scenario")?;
+    let sim_cfg = switchyard_esl::sim::SimConfig {
+        inbound_target: Some(outbound.to_string()),
+        scenario,
+        ..switchyard_esl::sim::SimConfig::default()
+    };
+    let switch = switchyard_esl::sim::spawn(esl_listener, sim_cfg, 7);
+    let key = seed_demo(&store).await?;
+    let banner = format!(
+        "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}"
+    );
+    let result = run_server(
+        store,
+        SwitchConfig {
+            esl: esl_addr.to_string(),
+            password: "ClueCon".into(),
+            outbound_listen: outbound.to_string(),
+        },
+        HttpConfig::default(),
+        args.listen,
+        Some(banner),
+    )
+    .await;
+    switch.shutdown().await;
+    result
+}
+
+/// The demo tenant with its skills, queues and agents (created once), and a fresh admin key.
+async fn seed_demo(store: &Store) -> anyhow::Result<String> {
+    let audit = |action| cli_audit(action, "demo", json!({ "via": "demo" }));
+    let tenant = match store.tenant_by_name("demo").await? {
+        Some(t) => t,
+        None => {
+            let t = store.create_tenant("demo", &audit("tenant.create")).await?;
+            let sales = store
+                .create_skill(t.id, "sales", &audit("skill.create"))
+                .await?;
+            let support = store
+                .create_skill(t.id, "support", &audit("skill.create"))
+                .await?;
+            // Stored as the API would store them: normalised through the specs.
+            let queue = |skill: i64, numbers: Vec<&str>| -> anyhow::Result<serde_json::Value> {
+                let v = json!({ "strategy": "longest-idle-agent", "numbers": numbers, "skills": [{ "skill": skill, "min": 3 }], "max_wait_s": 300.0, "wrapup_s": 5.0 });
+                Ok(serde_json::to_value(serde_json::from_value::<QueueSpec>(
+                    v,
+                )?)?)
+            };
+            let q_sales = store
+                .create_queue(
+                    t.id,
+                    "sales",
+                    queue(sales.id, vec!["5000"])?,
+                    &audit("queue.create"),
+                )
+                .await?;
+            let q_support = store
+                .create_queue(
+                    t.id,
+                    "support",
+                    queue(support.id, vec!["5001"])?,
+                    &audit("queue.create"),
+                )
+                .await?;
+            for i in 0..20i32 {
+                let ext = 1000 + i;
+                let skills = if i % 2 == 0 {
+                    json!([{ "skill": sales.id, "level": 8 }, { "skill": support.id, "level": 4 }])
+                } else {
+                    json!([{ "skill": support.id, "level": 8 }, { "skill": sales.id, "level": 4 }])
+                };
+                let spec: AgentSpec = serde_json::from_value(
+                    json!({ "contact": format!("user/{ext}"), "skills": skills }),
+                )?;
+                let a = store
+                    .create_agent(
+                        t.id,
+                        &format!("Agent {ext}"),
+                        serde_json::to_value(spec)?,
+                        &audit("agent.create"),
+                    )
+                    .await?;
+                for q in [&q_sales, &q_support] {
+                    store
+                        .set_member(t.id, q.id, a.id, 1, i + 1, 1, &audit("member.set"))
+                        .await?;
+                }
+                store
+                    .set_agent_presence(t.id, a.id, json!({ "presence": "available" }))
+                    .await?;
+            }
+            t
+        }
+    };
+    let (_, key) = store
+        .create_api_key(
+            Some(tenant.id),
+            Role::Admin,
+            "demo",
+            None,
+            &audit("api_key.create"),
+        )
+        .await?;
+    Ok(key)
+}

@@ -1,0 +1,78 @@
+//! Who owns what: queue, agent and call ids -> tenant, so the engine (which knows nothing of
+//! tenants) can have its records and live events filed under the right tenant.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use switchyard_engine::{AgentId, QueueId};
+
+use crate::model::TenantId;
+
+/// Shared by the HTTP handlers (which update it as objects are created and deleted) and the
+/// record writer and live forwarder (which read it).
+#[derive(Debug, Default)]
+pub struct Directory {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    queues: HashMap<QueueId, TenantId>,
+    agents: HashMap<AgentId, TenantId>,
+}
+
+impl Directory {
+    pub fn queue_tenant(&self, q: QueueId) -> Option<TenantId> {
+        self.inner.read().ok()?.queues.get(&q).copied()
+    }
+
+    pub fn agent_tenant(&self, a: AgentId) -> Option<TenantId> {
+        self.inner.read().ok()?.agents.get(&a).copied()
+    }
+
+    pub fn set_queue(&self, q: QueueId, t: TenantId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.queues.insert(q, t);
+        }
+    }
+
+    pub fn remove_queue(&self, q: QueueId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.queues.remove(&q);
+        }
+    }
+
+    pub fn set_agent(&self, a: AgentId, t: TenantId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.agents.insert(a, t);
+        }
+    }
+
+    pub fn remove_agent(&self, a: AgentId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.agents.remove(&a);
+        }
+    }
+
+    /// The tenant's queues and agents (for live snapshots).
+    pub fn tenant_objects(&self, t: TenantId) -> (Vec<QueueId>, Vec<AgentId>) {
+        let Ok(g) = self.inner.read() else {
+            return (Vec::new(), Vec::new());
+        };
+        let mut qs: Vec<QueueId> = g
+            .queues
+            .iter()
+            .filter(|(_, v)| **v == t)
+            .map(|(k, _)| *k)
+            .collect();
+        let mut as_: Vec<AgentId> = g
+            .agents
+            .iter()
+            .filter(|(_, v)| **v == t)
+            .map(|(k, _)| *k)
+            .collect();
+        qs.sort();
+        as_.sort();
+        (qs, as_)
+    }
+}

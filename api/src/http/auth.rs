@@ -1,0 +1,490 @@
+//! Bearer API keys: `Authorization: Bearer <key>`.
+//!
+//! [`middleware::authenticate`](super::middleware::authenticate) resolves the key once per
+//! request through the [`AuthCache`] (so a busy key does not reach the store on every request)
+//! and leaves the outcome in the request; the [`Auth`] extractor reads it. A handler that takes
+//! `Auth` answers 401 to a missing, malformed, unknown, revoked or expired key; the `require_*`
+//! helpers answer 403 for a valid key that may not do what it asks.
+//!
+//! ```text
+//! async fn pause_queue(Auth(who): Auth, ApiPath(id): ApiPath<Uuid>, ..) -> Result<.., ApiError> {
+//!     let tenant = require_tenant(&who)?;                       // platform-admin key: 403
+//!     require_role(&who, &[Role::Admin, Role::Supervisor])?;     // agent key: 403
+//!     ..
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use super::BoxFuture;
+use super::error::ApiError;
+use crate::model::{Principal, Role, TenantId};
+
+/// Looks a presented key up in the store. `Ok(None)`: unknown, revoked or expired (401).
+/// `Err`: the store could not answer (the error is answered as is, typically 500 or 503).
+pub trait KeyVerifier: Send + Sync + 'static {
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>>;
+}
+
+/// A fixed key table, for tests and demos.
+#[derive(Clone, Debug, Default)]
+pub struct StaticKeys {
+    keys: HashMap<String, Principal>,
+}
+
+impl StaticKeys {
+    pub fn new() -> StaticKeys {
+        StaticKeys::default()
+    }
+
+    pub fn with(mut self, key: impl Into<String>, principal: Principal) -> StaticKeys {
+        self.keys.insert(key.into(), principal);
+        self
+    }
+}
+
+impl KeyVerifier for StaticKeys {
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        let found = self.keys.get(key).copied();
+        Box::pin(async move { Ok(found) })
+    }
+}
+
+/// Keys longer than this are refused without asking the store (and never cached).
+const MAX_KEY_LEN: usize = 512;
+const SHARDS: usize = 16;
+
+/// A bounded, short-lived cache in front of a [`KeyVerifier`].
+///
+/// Entries are keyed by the SHA-256 of the key (the cache never holds a key in clear) and live
+/// `ttl`. Unknown keys are cached too, so a client retrying a revoked key does not hammer the
+/// store, but only while their shard is less than half full: a flood of made-up keys cannot
+/// push the valid ones out. At the bound, expired entries go first, then arbitrary ones.
+pub struct AuthCache {
+    verifier: Arc<dyn KeyVerifier>,
+    shards: Box<[Shard]>,
+    per_shard: usize,
+    ttl: Duration,
+    /// Bumped by [`AuthCache::invalidate_all`]; a verification that started before the bump
+    /// is not cached, so a revoked key cannot come back through a lookup already in flight.
+    generation: AtomicU64,
+    hasher: RandomState,
+}
+
+type Shard = Mutex<HashMap<[u8; 32], CacheEntry>>;
+
+#[derive(Clone, Copy, Debug)]
+struct CacheEntry {
+    principal: Option<Principal>,
+    expires: Instant,
+}
+
+impl std::fmt::Debug for AuthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthCache")
+            .field("entries", &self.len())
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthCache {
+    pub fn new(verifier: Arc<dyn KeyVerifier>, capacity: usize, ttl: Duration) -> AuthCache {
+        AuthCache {
+            verifier,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            per_shard: capacity.div_ceil(SHARDS).max(1),
+            ttl,
+            generation: AtomicU64::new(0),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Forget every cached verification; the next request of each key asks the store. Call it
+    /// after revoking, deleting or changing the role of a key.
+    pub fn invalidate_all(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        }
+    }
+
+    /// Cached entries (expired ones included until they are swept).
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Verifies `key`, from the cache when it can.
+    pub async fn resolve(&self, key: &str) -> Result<Option<Principal>, ApiError> {
+        if let Some(hit) = self.cached(key, Instant::now()) {
+            return Ok(hit);
+        }
+        self.verify_and_cache(key).await
+    }
+
+    /// The cached verdict, if fresh: `Some(Some(p))` valid, `Some(None)` known bad.
+    pub fn cached(&self, key: &str, now: Instant) -> Option<Option<Principal>> {
+        if key.len() > MAX_KEY_LEN {
+            return Some(None);
+        }
+        let digest = digest(key);
+        let shard = self
+            .shard(&digest)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard
+            .get(&digest)
+            .filter(|e| e.expires > now)
+            .map(|e| e.principal)
+    }
+
+    /// Asks the verifier (skipping the cache) and caches a definite answer.
+    pub async fn verify_and_cache(&self, key: &str) -> Result<Option<Principal>, ApiError> {
+        if key.len() > MAX_KEY_LEN {
+            return Ok(None);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let verdict = self.verifier.verify(key).await?;
+        self.insert(digest(key), verdict, generation, Instant::now());
+        Ok(verdict)
+    }
+
+    fn shard(&self, digest: &[u8; 32]) -> &Shard {
+        let i = self.hasher.hash_one(digest) as usize % self.shards.len();
+        &self.shards[i]
+    }
+
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        principal: Option<Principal>,
+        generation: u64,
+        now: Instant,
+    ) {
+        let mut shard = self
+            .shard(&digest)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
+        }
+        let limit = if principal.is_some() {
+            self.per_shard
+        } else {
+            self.per_shard / 2
+        };
+        if shard.len() >= limit && !shard.contains_key(&digest) {
+            shard.retain(|_, e| e.expires > now);
+            if shard.len() >= limit {
+                if principal.is_none() {
+                    return;
+                }
+                if let Some(victim) = shard.keys().next().copied() {
+                    shard.remove(&victim);
+                }
+            }
+        }
+        shard.insert(
+            digest,
+            CacheEntry {
+                principal,
+                expires: now + self.ttl,
+            },
+        );
+    }
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// What the `Authorization` header says, before asking anyone.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Presented<'a> {
+    None,
+    Malformed,
+    Key(&'a str),
+}
+
+/// `Bearer <key>`, scheme case-insensitive, one header only, a visible-ASCII key.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Presented<'_> {
+    let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Presented::None;
+    };
+    if values.next().is_some() {
+        return Presented::Malformed;
+    }
+    let Ok(value) = value.to_str() else {
+        return Presented::Malformed;
+    };
+    let Some((scheme, key)) = value.trim().split_once(' ') else {
+        return Presented::Malformed;
+    };
+    let key = key.trim();
+    if !scheme.eq_ignore_ascii_case("bearer")
+        || key.is_empty()
+        || key.len() > MAX_KEY_LEN
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Presented::Malformed;
+    }
+    Presented::Key(key)
+}
+
+/// The authentication outcome the middleware leaves in the request's extensions.
+#[derive(Clone, Debug)]
+pub(crate) enum AuthOutcome {
+    Missing,
+    Invalid,
+    Authenticated(Principal),
+    /// The verifier failed (store down): answered as the verifier said.
+    Failed(ApiError),
+}
+
+impl AuthOutcome {
+    pub(crate) fn principal(&self) -> Option<&Principal> {
+        match self {
+            AuthOutcome::Authenticated(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// The authenticated caller. Extracting it answers 401 when there is no valid key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Auth(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Authenticated(p)) => Ok(Auth(*p)),
+            Some(AuthOutcome::Missing) => Err(ApiError::unauthorized(
+                "an API key is required (Authorization: Bearer <key>)",
+            )),
+            Some(AuthOutcome::Invalid) => Err(ApiError::unauthorized(
+                "the API key is invalid, revoked or expired",
+            )),
+            Some(AuthOutcome::Failed(e)) => Err(e.clone()),
+            // Fail closed, and loudly: a route mounted outside `http::layers`.
+            None => Err(ApiError::internal(
+                "Auth extracted on a route without http::layers",
+            )),
+        }
+    }
+}
+
+/// `Option<Auth>`: `None` without an `Authorization` header; a bad key still answers 401.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ApiError> {
+        match parts.extensions.get::<AuthOutcome>() {
+            Some(AuthOutcome::Missing) => Ok(None),
+            _ => <Auth as FromRequestParts<S>>::from_request_parts(parts, state)
+                .await
+                .map(Some),
+        }
+    }
+}
+
+/// 403 unless the key has one of `roles`. Platform-admin keys pass only if listed.
+pub fn require_role(principal: &Principal, roles: &[Role]) -> Result<(), ApiError> {
+    if roles.contains(&principal.role) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!(
+            "a key with role {} may not do this",
+            principal.role.as_str()
+        )))
+    }
+}
+
+/// The key's tenant; 403 for a platform-admin key on a tenant route.
+pub fn require_tenant(principal: &Principal) -> Result<TenantId, ApiError> {
+    principal
+        .tenant
+        .ok_or_else(|| ApiError::forbidden("a platform-admin key cannot act within a tenant"))
+}
+
+/// 403 unless the key is a platform-admin key.
+pub fn require_platform_admin(principal: &Principal) -> Result<(), ApiError> {
+    if principal.role == Role::PlatformAdmin && principal.tenant.is_none() {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("this needs a platform-admin key"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use uuid::Uuid;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            key_id: Uuid::new_v4(),
+            tenant: Some(TenantId(Uuid::new_v4())),
+            role,
+        }
+    }
+
+    /// Counts calls; answers from a table that tests can change.
+    #[derive(Default)]
+    struct Counting {
+        calls: AtomicUsize,
+        keys: Mutex<HashMap<String, Principal>>,
+    }
+
+    impl KeyVerifier for Counting {
+        fn verify<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let found = self.keys.lock().unwrap().get(key).copied();
+            Box::pin(async move { Ok(found) })
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_serves_a_busy_key_without_asking_again_within_the_ttl() {
+        let verifier = Arc::new(Counting::default());
+        let p = principal(Role::Admin);
+        verifier.keys.lock().unwrap().insert("k1".into(), p);
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
+        for _ in 0..10 {
+            assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        }
+        assert_eq!(verifier.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.resolve("nope").await.unwrap(), None);
+        assert_eq!(cache.resolve("nope").await.unwrap(), None);
+        assert_eq!(
+            verifier.calls.load(Ordering::SeqCst),
+            2,
+            "unknown keys are cached too"
+        );
+    }
+
+    #[tokio::test]
+    async fn cache_entries_expire_after_the_ttl() {
+        let verifier = Arc::new(Counting::default());
+        verifier
+            .keys
+            .lock()
+            .unwrap()
+            .insert("k1".into(), principal(Role::Agent));
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(50));
+        cache.resolve("k1").await.unwrap();
+        let later = Instant::now() + Duration::from_millis(51);
+        assert_eq!(cache.cached("k1", later), None);
+        assert!(cache.cached("k1", Instant::now()).is_some());
+    }
+
+    #[tokio::test]
+    async fn invalidate_all_makes_a_revoked_key_fail_at_once() {
+        let verifier = Arc::new(Counting::default());
+        verifier
+            .keys
+            .lock()
+            .unwrap()
+            .insert("k1".into(), principal(Role::Admin));
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
+        assert!(cache.resolve("k1").await.unwrap().is_some());
+        verifier.keys.lock().unwrap().clear(); // revoked in the store
+        assert!(cache.resolve("k1").await.unwrap().is_some(), "still cached");
+        cache.invalidate_all();
+        assert_eq!(cache.resolve("k1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_verification_in_flight_during_invalidate_all_is_not_cached() {
+        let verifier = Arc::new(Counting::default());
+        let p = principal(Role::Admin);
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
+        let before = cache.generation.load(Ordering::Acquire);
+        cache.invalidate_all();
+        cache.insert(digest("k1"), Some(p), before, Instant::now());
+        assert_eq!(cache.cached("k1", Instant::now()), None);
+    }
+
+    #[tokio::test]
+    async fn cache_stays_within_capacity_and_unknown_keys_cannot_evict_valid_ones() {
+        let verifier = Arc::new(Counting::default());
+        let p = principal(Role::Admin);
+        verifier.keys.lock().unwrap().insert("good".into(), p);
+        let cache = AuthCache::new(verifier.clone(), 64, Duration::from_secs(60));
+        cache.resolve("good").await.unwrap();
+        for i in 0..10_000 {
+            cache.resolve(&format!("made-up-{i}")).await.unwrap();
+        }
+        assert!(cache.len() <= 64, "{}", cache.len());
+        assert_eq!(cache.cached("good", Instant::now()), Some(Some(p)));
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(presented_key(&h), Presented::None);
+        h.insert("authorization", "Bearer abc.DEF-123".parse().unwrap());
+        assert_eq!(presented_key(&h), Presented::Key("abc.DEF-123"));
+        h.insert("authorization", "bearer   abc ".parse().unwrap());
+        assert_eq!(presented_key(&h), Presented::Key("abc"));
+        for bad in [
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "Bearer ",
+            "Bearerabc",
+            "Bearer a b",
+        ] {
+            h.insert("authorization", bad.parse().unwrap());
+            assert_eq!(presented_key(&h), Presented::Malformed, "{bad}");
+        }
+        h.insert("authorization", "Bearer a".parse().unwrap());
+        h.append("authorization", "Bearer b".parse().unwrap());
+        assert_eq!(presented_key(&h), Presented::Malformed, "two headers");
+    }
+
+    #[test]
+    fn role_and_tenant_checks() {
+        let agent = principal(Role::Agent);
+        assert!(require_role(&agent, &[Role::Agent, Role::Admin]).is_ok());
+        let e = require_role(&agent, &[Role::Admin]).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert_eq!(require_tenant(&agent).unwrap(), agent.tenant.unwrap());
+        assert_eq!(
+            require_platform_admin(&agent).unwrap_err().status,
+            axum::http::StatusCode::FORBIDDEN
+        );
+
+        let root = Principal {
+            key_id: Uuid::new_v4(),
+            tenant: None,
+            role: Role::PlatformAdmin,
+        };
+        assert_eq!(
+            require_tenant(&root).unwrap_err().status,
+            axum::http::StatusCode::FORBIDDEN
+        );
+        assert!(require_platform_admin(&root).is_ok());
+    }
+}

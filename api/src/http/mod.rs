@@ -1,0 +1,229 @@
+//! The HTTP kit every route plugs into: JSON errors and extractors, bearer-key authentication
+//! with a small cache, the middleware stack (request id, access log, metrics, security headers,
+//! CORS, body limit, timeout, per-key rate limit), the live feed (SSE) and the probes.
+//!
+//! How the binary puts it together:
+//!
+//! ```text
+//! let metrics = Metrics::new();
+//! let kit = HttpKit::new(config, Arc::new(StoreKeys::new(store)), metrics.clone());
+//! let hub = LiveHub::new(LiveConfig::default());      // runtime: hub.publish(LiveMessage { .. })
+//! let app = Router::new()
+//!     .merge(resource_routes.with_state(app_state))  // handlers take Auth, ApiJson, ApiPath...
+//!     .merge(live::router(hub.clone(), snapshot_fn))  // GET /v1/live
+//!     .merge(metrics.router())                        // GET /metrics
+//!     .merge(probes.router());                        // GET /healthz, /readyz
+//! let app = http::layers(app, &kit);                  // after every route: layers wrap routes
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+//!     .with_graceful_shutdown(async move { shutdown.await; hub.close() })
+//!     .await?;
+//! ```
+//!
+//! A request goes through, outermost first: [`middleware::observe`] (request id, tracing span,
+//! access log, metrics), security headers, JSON error bodies for whatever answered an error in
+//! another shape, CORS (when configured), the request timeout, the body limit, then
+//! [`middleware::authenticate`] (resolves the bearer key through the cache and charges the
+//! rate-limit bucket of the key, or of the client address when there is no valid key), then the
+//! handler. Handlers never see a request that was over its rate.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod live;
+pub mod metrics;
+pub mod middleware;
+pub mod probes;
+pub mod ratelimit;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use auth::{
+    Auth, AuthCache, KeyVerifier, StaticKeys, require_platform_admin, require_role, require_tenant,
+};
+pub use error::ApiError;
+pub use json::{ApiJson, ApiPath, ApiQuery};
+pub use live::{LiveConfig, LiveHub, LiveMessage, SnapshotFn};
+pub use metrics::Metrics;
+pub use middleware::RequestId;
+pub use probes::Probes;
+pub use ratelimit::RateLimiter;
+
+/// A boxed future, for the object-safe callbacks the lead plugs in ([`KeyVerifier`], probes).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Settings of the HTTP layer. `Default` is what a single-machine install wants.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Origins allowed to call the API from a browser. Empty: no CORS headers at all (same-origin
+    /// portals and server-side callers need none). `"*"` allows any origin, only when listed
+    /// explicitly; credentials (cookies) are never allowed, keys travel in `Authorization`.
+    pub cors_origins: Vec<String>,
+    /// Largest request body an extractor reads; more answers 413. A route that takes uploads
+    /// raises it for itself with `.layer(DefaultBodyLimit::max(..))` on that route.
+    pub max_body_bytes: usize,
+    /// Time to produce the response head; past it the client gets a JSON 503 `timeout`. Streams
+    /// (the live feed) are not cut: their head is sent at once.
+    pub request_timeout: Duration,
+    /// Sustained requests per second per API key (or per client address without a valid key).
+    /// 0 turns rate limiting off.
+    pub rate_per_sec: u32,
+    /// Requests a key may make at once above the sustained rate.
+    pub burst: u32,
+    /// Cap on rate-limit buckets kept in memory; idle buckets go first (see [`RateLimiter`]).
+    pub max_rate_buckets: usize,
+    /// Route templates (`MatchedPath`) that are never rate limited: the load balancer's probes.
+    pub rate_limit_exempt: Vec<String>,
+    /// Use the last address of `X-Forwarded-For` as the client address. Only behind a proxy that
+    /// sets it, otherwise anyone picks their own rate-limit bucket.
+    pub trust_forwarded_for: bool,
+    /// How long a key's verification (valid or not) is reused before asking the store again.
+    /// A revoked key keeps working at most this long unless [`AuthCache::invalidate_all`] runs.
+    pub auth_cache_ttl: Duration,
+    /// Cap on cached verifications.
+    pub auth_cache_capacity: usize,
+    /// Path prefixes that get no `Content-Security-Policy` from the stack (Swagger UI needs
+    /// scripts and styles); a route can also set its own CSP header, which is kept.
+    pub csp_exempt_prefixes: Vec<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            cors_origins: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            rate_per_sec: 50,
+            burst: 100,
+            max_rate_buckets: 100_000,
+            rate_limit_exempt: vec!["/healthz".to_owned(), "/readyz".to_owned()],
+            trust_forwarded_for: false,
+            auth_cache_ttl: Duration::from_secs(5),
+            auth_cache_capacity: 10_000,
+            csp_exempt_prefixes: vec!["/docs".to_owned()],
+        }
+    }
+}
+
+/// What the middleware shares: configuration, the key cache, the rate limiter, the metrics.
+/// Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct HttpKit {
+    inner: Arc<KitInner>,
+}
+
+#[derive(Debug)]
+struct KitInner {
+    config: HttpConfig,
+    auth: AuthCache,
+    limiter: RateLimiter,
+    metrics: Metrics,
+}
+
+impl HttpKit {
+    pub fn new(config: HttpConfig, verifier: Arc<dyn KeyVerifier>, metrics: Metrics) -> HttpKit {
+        let auth = AuthCache::new(verifier, config.auth_cache_capacity, config.auth_cache_ttl);
+        let limiter = RateLimiter::new(config.rate_per_sec, config.burst, config.max_rate_buckets);
+        HttpKit {
+            inner: Arc::new(KitInner {
+                config,
+                auth,
+                limiter,
+                metrics,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.inner.config
+    }
+
+    /// The key cache: call [`AuthCache::invalidate_all`] after revoking or changing a key.
+    pub fn auth(&self) -> &AuthCache {
+        &self.inner.auth
+    }
+
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.inner.limiter
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Same as [`layers`].
+    pub fn layers(&self, router: Router) -> Router {
+        layers(router, self)
+    }
+}
+
+/// Wraps every route of `router` (call it after the last `route`/`merge`/`nest`/`fallback`:
+/// axum applies layers to the routes that exist) in the stack described in the module docs.
+pub fn layers(router: Router, kit: &HttpKit) -> Router {
+    use axum::middleware::{from_fn, from_fn_with_state};
+    let config = kit.config();
+    // `Router::layer` wraps what is there, so the first call is the innermost layer.
+    let router = router
+        .layer(from_fn_with_state(kit.clone(), middleware::authenticate))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(from_fn_with_state(kit.clone(), middleware::timeout));
+    let router = match cors_layer(&config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
+        .layer(from_fn(middleware::json_errors))
+        .layer(from_fn_with_state(
+            kit.clone(),
+            middleware::security_headers,
+        ))
+        .layer(from_fn_with_state(kit.clone(), middleware::observe))
+}
+
+/// `None` when no origin is configured (no CORS headers at all). Origins that are not valid
+/// header values are skipped with a warning rather than failing startup.
+pub fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o.trim_end_matches('/')) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(origin = %o, "ignoring a CORS origin that is not a header value");
+                    None
+                }
+            })
+            .collect();
+        AllowOrigin::list(list)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("last-event-id"),
+                middleware::X_REQUEST_ID,
+            ])
+            .expose_headers([middleware::X_REQUEST_ID, header::RETRY_AFTER])
+            .max_age(Duration::from_secs(600)),
+    )
+}

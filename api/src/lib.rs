@@ -1,0 +1,11 @@
+//! switchyard's HTTP API, storage and runtime (the `switchyard` binary is a thin CLI over it).
+
+pub mod app;
+pub mod directory;
+pub mod http;
+pub mod live_state;
+pub mod model;
+pub mod routes;
+pub mod runtime;
+pub mod spec;
+pub mod store;

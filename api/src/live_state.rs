@@ -1,0 +1,274 @@
+//! What a supervisor's screen shows, per tenant, kept current from the engine's live events:
+//! agents and their states, calls waiting, ringing and talking, paused queues. It is the
+//! snapshot a `/v1/live` subscriber starts from; the same events then follow as deltas. Every
+//! delta is a state ("call X is now talking to agent 7"), so applying one twice is harmless.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use serde_json::{Value, json};
+use switchyard_engine::{AgentId, CallId, CallOutcome, LiveEvent, QueueId};
+use uuid::Uuid;
+
+use crate::http::LiveMessage;
+use crate::model::TenantId;
+
+#[derive(Debug, Default)]
+pub struct LiveState {
+    inner: Mutex<HashMap<TenantId, TenantState>>,
+    /// Engine call id -> (tenant, call uuid), for events that name calls by engine id only.
+    calls: Mutex<HashMap<CallId, (TenantId, Uuid)>>,
+}
+
+#[derive(Debug, Default)]
+struct TenantState {
+    agents: BTreeMap<u32, Value>,
+    calls: BTreeMap<Uuid, Value>,
+    paused: BTreeMap<u32, bool>,
+}
+
+/// Calls kept per tenant at most (bounded memory; the oldest entries are not special, the
+/// engine's own bounds keep this far from the cap in practice).
+const MAX_CALLS: usize = 200_000;
+
+impl LiveState {
+    /// Seeds an agent's state (at start, from the engine).
+    pub fn seed_agent(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        state: Value,
+        reason: Option<String>,
+    ) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.entry(tenant).or_default().agents.insert(
+                agent.0,
+                json!({ "id": agent.0, "state": state, "reason": reason }),
+            );
+        }
+    }
+
+    pub fn forget_agent(&self, tenant: TenantId, agent: AgentId) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.entry(tenant).or_default().agents.remove(&agent.0);
+        }
+    }
+
+    /// The tenant's current state, for a new subscriber.
+    pub fn snapshot(&self, tenant: TenantId) -> Value {
+        let Ok(g) = self.inner.lock() else {
+            return Value::Null;
+        };
+        let Some(t) = g.get(&tenant) else {
+            return json!({ "agents": [], "calls": [], "paused_queues": [] });
+        };
+        json!({
+            "agents": t.agents.values().collect::<Vec<_>>(),
+            "calls": t.calls.values().collect::<Vec<_>>(),
+            "paused_queues": t.paused.iter().filter(|(_, p)| **p).map(|(q, _)| q).collect::<Vec<_>>(),
+        })
+    }
+
+    /// Applies an engine event; returns the delta to publish, if it belongs to a tenant.
+    pub fn apply(
+        &self,
+        ev: &LiveEvent,
+        queue_tenant: impl Fn(QueueId) -> Option<TenantId>,
+        agent_tenant: impl Fn(AgentId) -> Option<TenantId>,
+    ) -> Option<LiveMessage> {
+        let mut calls = self.calls.lock().ok()?;
+        let mut g = self.inner.lock().ok()?;
+        let (tenant, kind, data) = match ev {
+            LiveEvent::CallQueued {
+                call,
+                leg,
+                queue,
+                position,
+            } => {
+                let tenant = queue_tenant(*queue)?;
+                let id = Uuid::from_u128(leg.0);
+                if calls.len() < MAX_CALLS * 4 {
+                    calls.insert(*call, (tenant, id));
+                }
+                let v = json!({ "id": id, "queue_id": queue.0, "state": "waiting", "position": position });
+                (tenant, "call.queued", v)
+            }
+            LiveEvent::CallMoved { call, to, .. } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.queued",
+                    json!({ "id": id, "queue_id": to.0, "state": "waiting" }),
+                )
+            }
+            LiveEvent::CallOffered { call, agent, .. } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.offered",
+                    json!({ "id": id, "state": "ringing", "agent_id": agent.0 }),
+                )
+            }
+            LiveEvent::CallAnswered {
+                call,
+                agent,
+                queue,
+                wait_s,
+            } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.answered",
+                    json!({ "id": id, "queue_id": queue.0, "state": "talking", "agent_id": agent.0, "wait_s": wait_s }),
+                )
+            }
+            LiveEvent::CallEnded { call, outcome } => {
+                let (tenant, id) = calls.remove(call)?;
+                let kind = if *outcome == CallOutcome::Abandoned {
+                    "call.abandoned"
+                } else {
+                    "call.completed"
+                };
+                (
+                    tenant,
+                    kind,
+                    json!({ "id": id, "state": "ended", "outcome": outcome }),
+                )
+            }
+            LiveEvent::AgentState {
+                agent,
+                state,
+                reason,
+            } => {
+                let tenant = agent_tenant(*agent)?;
+                (
+                    tenant,
+                    "agent.state_changed",
+                    json!({ "id": agent.0, "state": state, "reason": reason }),
+                )
+            }
+            LiveEvent::QueuePaused { queue, paused } => {
+                let tenant = queue_tenant(*queue)?;
+                (
+                    tenant,
+                    "queue.paused",
+                    json!({ "id": queue.0, "paused": paused }),
+                )
+            }
+        };
+        let t = g.entry(tenant).or_default();
+        match kind {
+            "agent.state_changed" => {
+                if let Some(id) = data["id"].as_u64().and_then(|v| u32::try_from(v).ok()) {
+                    t.agents.insert(id, data.clone());
+                }
+            }
+            "queue.paused" => {
+                if let Some(id) = data["id"].as_u64().and_then(|v| u32::try_from(v).ok()) {
+                    t.paused
+                        .insert(id, data["paused"].as_bool().unwrap_or(false));
+                }
+            }
+            _ => {
+                if let Some(id) = data["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) {
+                    if data["state"] == "ended" {
+                        t.calls.remove(&id);
+                    } else if t.calls.len() < MAX_CALLS || t.calls.contains_key(&id) {
+                        let entry = t.calls.entry(id).or_insert_with(|| json!({}));
+                        // Merge: an offer keeps the queue the call waited in.
+                        if let (Value::Object(e), Value::Object(d)) = (entry, &data) {
+                            for (k, v) in d {
+                                e.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(LiveMessage { tenant, kind, data })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_engine::LegId;
+
+    #[test]
+    fn a_call_goes_from_waiting_to_talking_to_gone_in_the_snapshot() {
+        let s = LiveState::default();
+        let t = TenantId(Uuid::new_v4());
+        let qt = |_q: QueueId| Some(t);
+        let at = |_a: AgentId| Some(t);
+        let leg = LegId(7);
+        s.apply(
+            &LiveEvent::CallQueued {
+                call: CallId(1),
+                leg,
+                queue: QueueId(2),
+                position: 1,
+            },
+            qt,
+            at,
+        )
+        .unwrap();
+        assert_eq!(s.snapshot(t)["calls"][0]["state"], "waiting");
+        let m = s
+            .apply(
+                &LiveEvent::CallAnswered {
+                    call: CallId(1),
+                    agent: AgentId(3),
+                    queue: QueueId(2),
+                    wait_s: 4.0,
+                },
+                qt,
+                at,
+            )
+            .unwrap();
+        assert_eq!(m.kind, "call.answered");
+        assert_eq!(s.snapshot(t)["calls"][0]["agent_id"], 3);
+        let m = s
+            .apply(
+                &LiveEvent::CallEnded {
+                    call: CallId(1),
+                    outcome: CallOutcome::Answered,
+                },
+                qt,
+                at,
+            )
+            .unwrap();
+        assert_eq!(m.kind, "call.completed");
+        assert_eq!(s.snapshot(t)["calls"], json!([]));
+    }
+
+    #[test]
+    fn events_of_unknown_objects_are_not_published() {
+        let s = LiveState::default();
+        let none = |_q: QueueId| None;
+        let none_a = |_a: AgentId| None;
+        assert!(
+            s.apply(
+                &LiveEvent::CallQueued {
+                    call: CallId(1),
+                    leg: LegId(1),
+                    queue: QueueId(9),
+                    position: 1
+                },
+                none,
+                none_a
+            )
+            .is_none()
+        );
+        assert!(
+            s.apply(
+                &LiveEvent::CallEnded {
+                    call: CallId(1),
+                    outcome: CallOutcome::Answered
+                },
+                none,
+                none_a
+            )
+            .is_none()
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The resource routes of DESIGN.md §7: queues, agents, skills, calls, supervisor actions,
+//! API keys and platform-admin tenants. Every handler authenticates ([`Auth`]), checks the
+//! key's role, scopes everything to the key's tenant (another tenant's object is a 404, never
+//! a 403), validates the whole request before writing anything, writes configuration and its
+//! audit entry in one transaction, and then applies the change to the running engine.
+
+mod agents;
+mod calls;
+mod keys;
+mod queues;
+mod skills;
+mod tenants;
+
+use std::sync::Arc;
+
+use axum::Router;
+use serde_json::Value;
+use switchyard_engine::EngineError;
+use switchyard_engine::driver::DriverError;
+
+use crate::http::{ApiError, HttpKit};
+use crate::model::{Principal, Role, TenantId};
+use crate::runtime::Runtime;
+use crate::spec::FieldError;
+use crate::store::{AuditEntry, StoreError};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub rt: Arc<Runtime>,
+    pub kit: HttpKit,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+/// All resource routes (to be wrapped by `http::layers`).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(queues::routes())
+        .merge(agents::routes())
+        .merge(skills::routes())
+        .merge(calls::routes())
+        .merge(keys::routes())
+        .merge(tenants::routes())
+        .with_state(state)
+}
+
+/// Roles allowed to read.
+pub(crate) const READERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent, Role::ReadOnly];
+/// Roles allowed to supervise (pause, assign, eavesdrop, set agent states).
+pub(crate) const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
+/// Roles allowed to change configuration.
+pub(crate) const ADMINS: &[Role] = &[Role::Admin];
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound => ApiError::not_found("no such object"),
+            StoreError::Conflict { what } => ApiError::conflict(format!("{what} already exists")),
+            StoreError::Invalid { field, message } => ApiError::unprocessable(field, message),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> ApiError {
+        ApiError::unprocessable(format!("config.{}", e.field), e.message)
+    }
+}
+
+/// The engine's verdict on a command, as an HTTP answer.
+pub(crate) fn engine_error(e: DriverError) -> ApiError {
+    match e {
+        DriverError::Engine(e) => match e {
+            EngineError::UnknownQueue(_)
+            | EngineError::UnknownAgent(_)
+            | EngineError::UnknownCall(_) => ApiError::not_found(e.to_string()),
+            EngineError::CallNotWaiting { .. }
+            | EngineError::AgentNotFree { .. }
+            | EngineError::AgentNotOnCall { .. } => ApiError::conflict(e.to_string()),
+            EngineError::InvalidConfig { field, message } => {
+                ApiError::unprocessable(format!("config.{field}"), message)
+            }
+            other => ApiError::internal(other),
+        },
+        DriverError::Stopped => ApiError::unavailable("the engine is stopping"),
+        other => ApiError::internal(other),
+    }
+}
+
+pub(crate) fn audit<'a>(
+    p: &Principal,
+    tenant: Option<TenantId>,
+    action: &'a str,
+    kind: &'a str,
+    id: impl ToString,
+    detail: Value,
+) -> AuditEntry<'a> {
+    AuditEntry {
+        tenant,
+        key_id: Some(p.key_id),
+        action,
+        object_kind: kind,
+        object_id: id.to_string(),
+        detail,
+    }
+}
+
+/// RFC 7386 JSON merge patch: `patch`'s members replace `target`'s, `null` removes.
+pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// A positive integer id from a path, in the engine's range.
+pub(crate) fn engine_id(id: i64) -> Option<u32> {
+    u32::try_from(id).ok().filter(|v| *v > 0 && *v < (1 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_replaces_members_and_removes_nulls() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": 5, "b": {"c": null, "e": 4}}));
+        assert_eq!(t, json!({"a": 5, "b": {"d": 3, "e": 4}}));
+    }
+}

@@ -1,0 +1,505 @@
+//! The running engine: boots the routing core from the store, runs it under the driver
+//! against FreeSWITCH, writes its records back to the store in batches, and files its live
+//! events under their tenants.
+//!
+//! ```text
+//!  store ──load──▶ Engine ──▶ Driver ◀──▶ FreeSWITCH (inbound ESL + outbound sockets)
+//!                     │          │
+//!                     │          ├── Persist records ─▶ StoreSink (batched, retried) ─▶ store
+//!                     │          └── Notify events ───▶ forwarder ─▶ live feed (per tenant)
+//!  HTTP handlers ─────┴── DriverHandle::command / query (configuration changes apply live)
+//! ```
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_engine::driver::{Driver, DriverConfig, DriverError, DriverHandle, RecordSink};
+use switchyard_engine::stats::Scope;
+use switchyard_engine::{
+    AgentId, Command, Engine, EngineConfig, LiveEvent, Membership, Presence, QueueId, Record,
+};
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+use uuid::Uuid;
+
+use crate::directory::Directory;
+use crate::http::{LiveConfig, LiveHub, SnapshotFn};
+use crate::live_state::LiveState;
+use crate::model::TenantId;
+use crate::spec::{AgentSpec, QueueSpec};
+use crate::store::{CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError, TraceRow};
+
+/// Where FreeSWITCH is.
+#[derive(Clone, Debug)]
+pub struct SwitchConfig {
+    /// Inbound Event Socket (mod_event_socket), e.g. 127.0.0.1:8021.
+    pub esl: String,
+    pub password: String,
+    /// Where the dialplan's `socket` application connects, e.g. 127.0.0.1:8084.
+    pub outbound_listen: String,
+}
+
+/// Something went wrong starting the runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("driver: {0}")]
+    Driver(#[from] DriverError),
+    #[error("stored {kind} {id} is invalid: {message}")]
+    StoredConfig {
+        kind: &'static str,
+        id: i64,
+        message: String,
+    },
+}
+
+pub struct Runtime {
+    pub store: Store,
+    pub directory: Arc<Directory>,
+    pub engine: DriverHandle,
+    /// The live feed (`/v1/live`) and the per-tenant state its snapshots come from.
+    pub hub: LiveHub,
+    pub live: Arc<LiveState>,
+    driver: Option<Driver>,
+    forwarder: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The routing name of a queue (what `switchyard_queue` names in the dialplan): tenant name
+/// and queue name, since queue names are only unique within a tenant.
+pub fn route_name(tenant_name: &str, queue_name: &str) -> String {
+    format!("{tenant_name}/{queue_name}")
+}
+
+impl Runtime {
+    /// Loads every tenant's configuration into a new engine and starts it under the driver.
+    pub async fn start(
+        store: Store,
+        switch: SwitchConfig,
+        engine_cfg: EngineConfig,
+        seed: u64,
+    ) -> Result<Runtime, RuntimeError> {
+        let directory = Arc::new(Directory::default());
+        let now = tokio::time::Instant::now().into_std();
+        let mut engine_cfg = engine_cfg;
+        if engine_cfg.origin_unix_ms == 0 {
+            // Records and intervals are stamped from this: the wall clock at the engine's start.
+            engine_cfg.origin_unix_ms = crate::store::now_ms().max(0) as u64;
+        }
+        let mut engine = Engine::new(engine_cfg, seed, now);
+        let mut routes = HashMap::new();
+        let mut loaded = (0usize, 0usize);
+        let tenants: HashMap<TenantId, String> = store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        for q in store.all_queues().await? {
+            let spec: QueueSpec = serde_json::from_value(q.config.clone()).map_err(|e| {
+                RuntimeError::StoredConfig {
+                    kind: "queue",
+                    id: q.id,
+                    message: e.to_string(),
+                }
+            })?;
+            let tenant_name = tenants.get(&q.tenant).cloned().unwrap_or_default();
+            let name = route_name(&tenant_name, &q.name);
+            let cfg = spec
+                .to_engine(q.id, &name)
+                .map_err(|e| RuntimeError::StoredConfig {
+                    kind: "queue",
+                    id: q.id,
+                    message: format!("{}: {}", e.field, e.message),
+                })?;
+            for n in &spec.numbers {
+                routes.insert(n.clone(), cfg.id);
+            }
+            routes.insert(name, cfg.id);
+            directory.set_queue(cfg.id, q.tenant);
+            apply(
+                &mut engine,
+                now,
+                Command::UpsertQueue(Box::new(cfg)),
+                "queue",
+                q.id,
+            )?;
+            loaded.0 += 1;
+        }
+        let members = store.all_members().await?;
+        for a in store.all_agents().await? {
+            let spec: AgentSpec = serde_json::from_value(a.config.clone()).map_err(|e| {
+                RuntimeError::StoredConfig {
+                    kind: "agent",
+                    id: a.id,
+                    message: e.to_string(),
+                }
+            })?;
+            let cfg = spec
+                .to_engine(a.id, &a.name)
+                .map_err(|e| RuntimeError::StoredConfig {
+                    kind: "agent",
+                    id: a.id,
+                    message: format!("{}: {}", e.field, e.message),
+                })?;
+            let id = cfg.id;
+            directory.set_agent(id, a.tenant);
+            apply(
+                &mut engine,
+                now,
+                Command::UpsertAgent(Box::new(cfg)),
+                "agent",
+                a.id,
+            )?;
+            loaded.1 += 1;
+            let memberships: Vec<Membership> = members
+                .iter()
+                .filter(|m| m.agent_id == a.id)
+                .filter_map(|m| {
+                    Some(Membership {
+                        queue: QueueId(u32::try_from(m.queue_id).ok()?),
+                        level: u32::try_from(m.level).unwrap_or(1),
+                        position: u32::try_from(m.position).unwrap_or(1),
+                        weight: u32::try_from(m.weight).unwrap_or(1),
+                    })
+                })
+                .collect();
+            apply(
+                &mut engine,
+                now,
+                Command::SetMemberships {
+                    agent: id,
+                    memberships,
+                },
+                "agent",
+                a.id,
+            )?;
+            // An agent logged in before a restart is logged in after it.
+            let presence: Presence =
+                serde_json::from_value(a.presence.clone()).unwrap_or(Presence::LoggedOut);
+            apply(
+                &mut engine,
+                now,
+                Command::SetAgentPresence {
+                    agent: id,
+                    presence,
+                },
+                "agent",
+                a.id,
+            )?;
+        }
+        // Loading produced records (agent states) that need not be written again.
+        while !matches!(engine.poll_output(), switchyard_engine::Output::Timeout(_)) {}
+        let live = Arc::new(LiveState::default());
+        for agent in engine.agent_ids().collect::<Vec<_>>() {
+            if let (Some(t), Some(a)) = (directory.agent_tenant(agent), engine.agent_info(agent)) {
+                live.seed_agent(
+                    t,
+                    agent,
+                    serde_json::to_value(a.state()).unwrap_or(Value::Null),
+                    a.break_reason(),
+                );
+            }
+        }
+        info!(
+            queues = loaded.0,
+            agents = loaded.1,
+            "engine loaded from the store"
+        );
+
+        let mut dcfg = DriverConfig::new(switch.esl.clone(), switch.password.clone());
+        dcfg.routes = routes;
+        dcfg.learn_queue_names = false;
+        let sink = StoreSink {
+            store: store.clone(),
+            directory: directory.clone(),
+        };
+        let driver = Driver::bind(dcfg, engine, &switch.outbound_listen, sink).await?;
+        let handle = driver.handle().clone();
+        let hub = LiveHub::new(LiveConfig::default());
+        let forwarder = tokio::spawn(forward(
+            handle.subscribe(),
+            directory.clone(),
+            live.clone(),
+            hub.clone(),
+        ));
+        Ok(Runtime {
+            store,
+            directory,
+            engine: handle,
+            hub,
+            live,
+            driver: Some(driver),
+            forwarder,
+        })
+    }
+
+    /// What `/v1/live` sends first: the tenant's current state.
+    pub fn snapshot_fn(&self) -> SnapshotFn {
+        let live = self.live.clone();
+        Arc::new(move |t| live.snapshot(t))
+    }
+
+    /// Where the dialplan's `socket` application must connect.
+    pub fn outbound_addr(&self) -> std::net::SocketAddr {
+        self.engine.outbound_addr()
+    }
+
+    /// Recomputes the dialled-number and name routes from the store (after a queue change).
+    pub async fn refresh_routes(&self) -> Result<(), RuntimeError> {
+        let tenants: HashMap<TenantId, String> = self
+            .store
+            .list_tenants()
+            .await?
+            .into_iter()
+            .map(|t| (t.id, t.name))
+            .collect();
+        let mut routes = HashMap::new();
+        for q in self.store.all_queues().await? {
+            let Ok(id) = u32::try_from(q.id) else {
+                continue;
+            };
+            if let Ok(spec) = serde_json::from_value::<QueueSpec>(q.config.clone()) {
+                for n in spec.numbers {
+                    routes.insert(n, QueueId(id));
+                }
+            }
+            routes.insert(
+                route_name(tenants.get(&q.tenant).map_or("", String::as_str), &q.name),
+                QueueId(id),
+            );
+        }
+        self.engine.set_routes(routes).await?;
+        Ok(())
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(driver) = self.driver.take() {
+            match driver.shutdown().await {
+                Ok(report) => info!(?report, "driver stopped"),
+                Err(e) => warn!(error = %e, "driver stopped with an error"),
+            }
+        }
+        self.forwarder.abort();
+        self.hub.close();
+    }
+}
+
+fn apply(
+    engine: &mut Engine,
+    now: std::time::Instant,
+    cmd: Command,
+    kind: &'static str,
+    id: i64,
+) -> Result<(), RuntimeError> {
+    engine
+        .handle_input(switchyard_engine::Input::Api(now, cmd))
+        .map_err(|e| RuntimeError::StoredConfig {
+            kind,
+            id,
+            message: e.to_string(),
+        })
+}
+
+/// Files the engine's live events under their tenants, keeps the live state current and
+/// publishes the deltas.
+async fn forward(
+    mut rx: broadcast::Receiver<LiveEvent>,
+    dir: Arc<Directory>,
+    live: Arc<LiveState>,
+    hub: LiveHub,
+) {
+    loop {
+        let ev = match rx.recv().await {
+            Ok(ev) => ev,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                warn!(missed = n, "live forwarder fell behind the engine");
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if let Some(msg) = live.apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a)) {
+            hub.publish(msg);
+        }
+    }
+}
+
+/// Writes the engine's records to the store: one transaction per kind per batch, retried
+/// with backoff while the database is away (records wait in the driver's bounded pipe
+/// meanwhile; routing never waits).
+struct StoreSink {
+    store: Store,
+    directory: Arc<Directory>,
+}
+
+fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
+    Uuid::from_u128(leg.0)
+}
+
+impl RecordSink for StoreSink {
+    async fn write(&mut self, batch: Vec<Record>) -> u64 {
+        let mut calls = Vec::new();
+        let mut cdrs = Vec::new();
+        let mut traces = Vec::new();
+        let mut intervals = Vec::new();
+        let mut presence: HashMap<AgentId, Value> = HashMap::new();
+        let mut unfiled = 0u64;
+        for r in batch {
+            match r {
+                Record::Call(c) => {
+                    let Some(q) = c.queues.last().copied() else {
+                        // Refused before joining any queue (an unknown queue): nothing to file.
+                        unfiled += 1;
+                        continue;
+                    };
+                    let Some(tenant) = self.directory.queue_tenant(q) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    calls.push(CallRow {
+                        id: uuid_of(c.leg),
+                        tenant,
+                        queue_id: i64::from(q.0),
+                        queues: c.queues.iter().map(|q| i64::from(q.0)).collect(),
+                        agent_id: c.agent.map(|a| i64::from(a.0)),
+                        caller_number: c.caller_number,
+                        outcome: serde_json::to_value(c.outcome)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        arrived_at_ms: i64::try_from(c.arrived_unix_ms).unwrap_or(i64::MAX),
+                        wait_ms: (c.wait_s * 1000.0) as i64,
+                        talk_ms: (c.talk_s * 1000.0) as i64,
+                        offers: i32::try_from(c.offers).unwrap_or(i32::MAX),
+                        synthetic: c.synthetic,
+                        callback_leg: c.callback_leg.map(uuid_of),
+                    });
+                }
+                Record::Decision(t) => {
+                    let Some(tenant) = self.directory.queue_tenant(t.queue) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    traces.push(TraceRow {
+                        id: format!("{}:{}", uuid_of(t.call_leg), t.offer.0),
+                        tenant,
+                        call_id: uuid_of(t.call_leg),
+                        at_ms: i64::try_from(t.at_unix_ms).unwrap_or(i64::MAX),
+                        queue_id: i64::from(t.queue.0),
+                        agent_id: Some(i64::from(t.agent.0)),
+                        trace: serde_json::to_value(&*t).unwrap_or(Value::Null),
+                    });
+                }
+                Record::Interval(i) => {
+                    let (tenant, scope) = match i.scope {
+                        Scope::Queue(q) => (
+                            self.directory.queue_tenant(q),
+                            IntervalScope::Queue(i64::from(q.0)),
+                        ),
+                        Scope::Agent(a) => (
+                            self.directory.agent_tenant(a),
+                            IntervalScope::Agent(i64::from(a.0)),
+                        ),
+                        Scope::Total => (None, IntervalScope::Total),
+                    };
+                    intervals.push(IntervalRow {
+                        tenant,
+                        scope,
+                        start_ms: i64::try_from(i.start_unix_ms).unwrap_or(i64::MAX),
+                        end_ms: i64::try_from(i.end_unix_ms).unwrap_or(i64::MAX),
+                        figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
+                    });
+                }
+                Record::Cdr(c) => {
+                    let tenant = c.queue.and_then(|q| self.directory.queue_tenant(q));
+                    cdrs.push(CdrRow {
+                        leg: uuid_of(c.leg),
+                        tenant,
+                        call_id: c.call_leg.map(uuid_of),
+                        direction: c.direction,
+                        caller_number: c.caller_number,
+                        destination: c.destination,
+                        hangup_cause: c.hangup_cause,
+                        started_at_ms: i64::try_from(c.started_unix_ms).unwrap_or(i64::MAX),
+                        answered_at_ms: c
+                            .answered_unix_ms
+                            .map(|v| i64::try_from(v).unwrap_or(i64::MAX)),
+                        ended_at_ms: i64::try_from(c.ended_unix_ms).unwrap_or(i64::MAX),
+                        billsec_ms: i64::try_from(c.billsec_ms).unwrap_or(i64::MAX),
+                        synthetic: false,
+                    });
+                }
+                Record::AgentState(s) => {
+                    // Presence survives a restart; the engine's own states do not need to.
+                    use switchyard_engine::agent::AgentStateKind as K;
+                    let p = match s.state {
+                        K::LoggedOut => Some(Presence::LoggedOut),
+                        K::Available => Some(Presence::Available),
+                        K::OnBreak => Some(Presence::OnBreak(s.reason.unwrap_or_default())),
+                        _ => None,
+                    };
+                    if let Some(p) = p.and_then(|p| serde_json::to_value(p).ok()) {
+                        presence.insert(s.agent, p);
+                    }
+                }
+            }
+        }
+        let mut lost = unfiled;
+        lost += retry("calls", calls.len(), || self.store.insert_calls(&calls)).await;
+        lost += retry("traces", traces.len(), || self.store.insert_traces(&traces)).await;
+        lost += retry("intervals", intervals.len(), || {
+            self.store.insert_intervals(&intervals)
+        })
+        .await;
+        lost += retry("cdrs", cdrs.len(), || self.store.insert_cdrs(&cdrs)).await;
+
+        for (agent, p) in presence {
+            if let Some(t) = self.directory.agent_tenant(agent)
+                && let Err(e) = self
+                    .store
+                    .set_agent_presence(t, i64::from(agent.0), p)
+                    .await
+            {
+                warn!(error = %e, %agent, "could not save an agent's presence");
+            }
+        }
+        lost
+    }
+}
+
+/// Runs a batch write until it succeeds, backing off up to a minute in all; returns how many
+/// rows were given up on.
+async fn retry<F, Fut>(what: &str, n: usize, mut f: F) -> u64
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), StoreError>>,
+{
+    if n == 0 {
+        return 0;
+    }
+    let mut delay = Duration::from_millis(100);
+    for attempt in 0..10 {
+        match f().await {
+            Ok(()) => return 0,
+            Err(e) => {
+                warn!(error = %e, attempt, rows = n, "writing {what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    warn!(rows = n, "gave up writing {what}");
+    n as u64
+}

@@ -1,0 +1,479 @@
+//! The API's shapes for queues and agents, and their conversion to the engine's configuration.
+//!
+//! The store keeps these specs as JSON (what the portal sent, normalised); the runtime turns
+//! them into `switchyard_engine` configs with the row's id. Times are seconds (numbers) here,
+//! `Duration`s in the engine. Every field has a default, so a minimal body is `{"name": ".."}`.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_engine::config::{Announcements, EmptyRule, EscalationStep, SkillRequirement};
+use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillId, Strategy};
+
+/// A validation failure naming the field (JSON path) at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+fn bad(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Longest time accepted anywhere (a year), so deadlines never overflow.
+const MAX_SECONDS: f64 = 366.0 * 24.0 * 3600.0;
+
+fn secs(field: &str, v: f64) -> Result<Duration, FieldError> {
+    if !v.is_finite() || !(0.0..=MAX_SECONDS).contains(&v) {
+        return Err(bad(
+            field,
+            "must be a number of seconds between 0 and one year",
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn positive_secs(field: &str, v: f64) -> Result<Duration, FieldError> {
+    let d = secs(field, v)?;
+    if d.is_zero() {
+        return Err(bad(field, "must be greater than 0"));
+    }
+    Ok(d)
+}
+
+fn opt_secs(field: &str, v: Option<f64>) -> Result<Option<Duration>, FieldError> {
+    v.map(|v| positive_secs(field, v)).transpose()
+}
+
+/// Where a caller goes when leaving without an agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "to", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ExitSpec {
+    #[default]
+    Hangup,
+    Queue {
+        queue: u32,
+    },
+    Voicemail {
+        destination: String,
+    },
+    Transfer {
+        destination: String,
+    },
+    Callback,
+}
+
+impl ExitSpec {
+    fn to_engine(&self, field: &str) -> Result<Exit, FieldError> {
+        Ok(match self {
+            ExitSpec::Hangup => Exit::Hangup,
+            ExitSpec::Queue { queue } => Exit::Queue(QueueId(*queue)),
+            ExitSpec::Voicemail { destination } => Exit::Voicemail(dest(field, destination)?),
+            ExitSpec::Transfer { destination } => Exit::Transfer(dest(field, destination)?),
+            ExitSpec::Callback => Exit::Callback,
+        })
+    }
+
+    /// The queue this exit sends callers to, if any (checked against the tenant's queues).
+    pub fn target_queue(&self) -> Option<u32> {
+        match self {
+            ExitSpec::Queue { queue } => Some(*queue),
+            _ => None,
+        }
+    }
+}
+
+fn dest(field: &str, d: &str) -> Result<String, FieldError> {
+    // Goes into a `uuid_transfer` command line: one token of safe characters.
+    if d.is_empty()
+        || d.len() > 128
+        || !d
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"*#+_-.@:/".contains(&b))
+    {
+        return Err(bad(
+            field,
+            "a dialplan destination: 1-128 characters of letters, digits and *#+_-.@:/",
+        ));
+    }
+    Ok(d.to_owned())
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkillNeed {
+    pub skill: u32,
+    pub min: u8,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationSpec {
+    pub after_s: f64,
+    #[serde(default = "max_level")]
+    pub max_level: u32,
+    #[serde(default)]
+    pub relax_by: u8,
+}
+
+fn max_level() -> u32 {
+    u32::MAX
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DtmfExit {
+    pub digit: char,
+    pub exit: ExitSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnnouncementsSpec {
+    pub music: String,
+    pub first_after_s: Option<f64>,
+    pub every_s: Option<f64>,
+    pub position: bool,
+    pub expected_wait: bool,
+    pub periodic_every_s: Option<f64>,
+    pub periodic_file: Option<String>,
+}
+
+impl Default for AnnouncementsSpec {
+    fn default() -> Self {
+        AnnouncementsSpec {
+            music: "local_stream://moh".into(),
+            first_after_s: Some(30.0),
+            every_s: Some(60.0),
+            position: true,
+            expected_wait: true,
+            periodic_every_s: None,
+            periodic_file: None,
+        }
+    }
+}
+
+/// A queue as the API reads and writes it (everything but `name` is optional on create).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSpec {
+    pub strategy: Strategy,
+    /// Dialled numbers (DIDs) that reach this queue.
+    pub numbers: Vec<String>,
+    pub skills: Vec<SkillNeed>,
+    pub initial_max_level: Option<u32>,
+    pub escalation: Vec<EscalationSpec>,
+    pub sl_threshold_s: f64,
+    pub short_abandon_s: f64,
+    pub announcements: AnnouncementsSpec,
+    pub max_wait_s: Option<f64>,
+    pub on_timeout: ExitSpec,
+    pub max_wait_no_agent_s: Option<f64>,
+    pub on_no_agents: ExitSpec,
+    pub join_empty: EmptyRule,
+    pub leave_when_empty: EmptyRule,
+    pub dtmf_exits: Vec<DtmfExit>,
+    pub offer_timeout_s: f64,
+    pub ring_progressively_step_s: f64,
+    pub wrapup_s: f64,
+    pub priority_boost: i32,
+    pub paused: bool,
+}
+
+impl Default for QueueSpec {
+    fn default() -> Self {
+        QueueSpec {
+            strategy: Strategy::LongestIdleAgent,
+            numbers: Vec::new(),
+            skills: Vec::new(),
+            initial_max_level: None,
+            escalation: Vec::new(),
+            sl_threshold_s: 20.0,
+            short_abandon_s: 5.0,
+            announcements: AnnouncementsSpec::default(),
+            max_wait_s: None,
+            on_timeout: ExitSpec::Hangup,
+            max_wait_no_agent_s: None,
+            on_no_agents: ExitSpec::Hangup,
+            join_empty: EmptyRule::Never,
+            leave_when_empty: EmptyRule::Never,
+            dtmf_exits: Vec::new(),
+            offer_timeout_s: 20.0,
+            ring_progressively_step_s: 10.0,
+            wrapup_s: 0.0,
+            priority_boost: 0,
+            paused: false,
+        }
+    }
+}
+
+/// Most numbers, skills, steps or keys in one list.
+const MAX_LIST: usize = 64;
+
+impl QueueSpec {
+    /// Checks every field and builds the engine's config for queue `id` named `name`.
+    pub fn to_engine(&self, id: i64, name: &str) -> Result<QueueConfig, FieldError> {
+        let id = engine_id("id", id)?;
+        for (field, len) in [
+            ("numbers", self.numbers.len()),
+            ("skills", self.skills.len()),
+            ("escalation", self.escalation.len()),
+            ("dtmf_exits", self.dtmf_exits.len()),
+        ] {
+            if len > MAX_LIST {
+                return Err(bad(field, format!("at most {MAX_LIST} entries")));
+            }
+        }
+        for (i, n) in self.numbers.iter().enumerate() {
+            if n.is_empty()
+                || n.len() > 32
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b == b'+' || b == b'*' || b == b'#')
+            {
+                return Err(bad(
+                    &format!("numbers[{i}]"),
+                    "a dialled number: 1-32 of 0-9 + * #",
+                ));
+            }
+        }
+        let mut skills = Vec::new();
+        for (i, s) in self.skills.iter().enumerate() {
+            if !(1..=10).contains(&s.min) {
+                return Err(bad(&format!("skills[{i}].min"), "must be 1..=10"));
+            }
+            skills.push(SkillRequirement {
+                skill: SkillId(s.skill),
+                min: s.min,
+            });
+        }
+        let mut escalation = Vec::new();
+        for (i, e) in self.escalation.iter().enumerate() {
+            escalation.push(EscalationStep {
+                after: secs(&format!("escalation[{i}].after_s"), e.after_s)?,
+                max_level: e.max_level,
+                relax_by: e.relax_by.min(9),
+            });
+        }
+        let a = &self.announcements;
+        if a.music.is_empty() || a.music.len() > 512 || a.music.contains(['\n', '\r']) {
+            return Err(bad(
+                "announcements.music",
+                "a file or stream: 1-512 characters on one line",
+            ));
+        }
+        let periodic = match (a.periodic_every_s, &a.periodic_file) {
+            (None, None) => None,
+            (Some(every), Some(file)) => {
+                if file.is_empty() || file.len() > 512 || file.contains(['\n', '\r', ' ']) {
+                    return Err(bad(
+                        "announcements.periodic_file",
+                        "a sound file path without spaces",
+                    ));
+                }
+                Some((
+                    positive_secs("announcements.periodic_every_s", every)?,
+                    file.clone(),
+                ))
+            }
+            _ => {
+                return Err(bad(
+                    "announcements.periodic_file",
+                    "periodic_every_s and periodic_file go together",
+                ));
+            }
+        };
+        let mut dtmf_exits = Vec::new();
+        for (i, d) in self.dtmf_exits.iter().enumerate() {
+            if !matches!(d.digit, '0'..='9' | '*' | '#') {
+                return Err(bad(&format!("dtmf_exits[{i}].digit"), "one of 0-9 * #"));
+            }
+            dtmf_exits.push((d.digit, d.exit.to_engine(&format!("dtmf_exits[{i}].exit"))?));
+        }
+        Ok(QueueConfig {
+            id,
+            name: name.to_owned(),
+            strategy: self.strategy,
+            skills,
+            escalation,
+            initial_max_level: self.initial_max_level.unwrap_or(u32::MAX),
+            sl_threshold: positive_secs("sl_threshold_s", self.sl_threshold_s)?,
+            short_abandon: secs("short_abandon_s", self.short_abandon_s)?,
+            announcements: Announcements {
+                music: a.music.clone(),
+                first_after: a
+                    .first_after_s
+                    .map(|v| secs("announcements.first_after_s", v))
+                    .transpose()?,
+                every: opt_secs("announcements.every_s", a.every_s)?,
+                position: a.position,
+                expected_wait: a.expected_wait,
+                periodic,
+            },
+            max_wait: opt_secs("max_wait_s", self.max_wait_s)?,
+            on_timeout: self.on_timeout.to_engine("on_timeout")?,
+            max_wait_no_agent: opt_secs("max_wait_no_agent_s", self.max_wait_no_agent_s)?,
+            on_no_agents: self.on_no_agents.to_engine("on_no_agents")?,
+            join_empty: self.join_empty,
+            leave_when_empty: self.leave_when_empty,
+            dtmf_exits,
+            offer_timeout: positive_secs("offer_timeout_s", self.offer_timeout_s)?,
+            ring_progressively_step: positive_secs(
+                "ring_progressively_step_s",
+                self.ring_progressively_step_s,
+            )?,
+            wrapup: secs("wrapup_s", self.wrapup_s)?,
+            priority_boost: self.priority_boost.clamp(-1000, 1000),
+            paused: self.paused,
+        })
+    }
+
+    /// Queues this one sends callers to (overflow exits), to check they are the tenant's.
+    pub fn exit_targets(&self) -> Vec<u32> {
+        [&self.on_timeout, &self.on_no_agents]
+            .into_iter()
+            .chain(self.dtmf_exits.iter().map(|d| &d.exit))
+            .filter_map(ExitSpec::target_queue)
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSkill {
+    pub skill: u32,
+    pub level: u8,
+}
+
+/// An agent as the API reads and writes it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSpec {
+    /// FreeSWITCH dial string of the agent's phone (`user/1000`, `sofia/gateway/gw/...`).
+    pub contact: String,
+    pub skills: Vec<AgentSkill>,
+    pub wrapup_s: Option<f64>,
+    pub reject_delay_s: f64,
+    pub busy_delay_s: f64,
+    pub no_answer_delay_s: f64,
+    pub max_no_answer: u32,
+}
+
+impl Default for AgentSpec {
+    fn default() -> Self {
+        AgentSpec {
+            contact: String::new(),
+            skills: Vec::new(),
+            wrapup_s: None,
+            reject_delay_s: 10.0,
+            busy_delay_s: 60.0,
+            no_answer_delay_s: 30.0,
+            max_no_answer: 3,
+        }
+    }
+}
+
+impl AgentSpec {
+    pub fn to_engine(&self, id: i64, name: &str) -> Result<AgentConfig, FieldError> {
+        let id = engine_id("id", id)?;
+        // The contact becomes part of an originate command line: no spaces or braces.
+        let c = &self.contact;
+        if c.is_empty()
+            || c.len() > 256
+            || !c
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && !b"{}[]'\"".contains(&b))
+        {
+            return Err(bad(
+                "contact",
+                "a FreeSWITCH dial string such as user/1000 (no spaces, quotes or braces)",
+            ));
+        }
+        if self.skills.len() > MAX_LIST {
+            return Err(bad("skills", format!("at most {MAX_LIST} entries")));
+        }
+        let mut skills = Vec::new();
+        for (i, s) in self.skills.iter().enumerate() {
+            if !(1..=10).contains(&s.level) {
+                return Err(bad(&format!("skills[{i}].level"), "must be 1..=10"));
+            }
+            skills.push((SkillId(s.skill), s.level));
+        }
+        Ok(AgentConfig {
+            id: AgentId(id.0),
+            name: name.to_owned(),
+            contact: c.clone(),
+            skills,
+            wrapup: self.wrapup_s.map(|v| secs("wrapup_s", v)).transpose()?,
+            reject_delay: secs("reject_delay_s", self.reject_delay_s)?,
+            busy_delay: secs("busy_delay_s", self.busy_delay_s)?,
+            no_answer_delay: secs("no_answer_delay_s", self.no_answer_delay_s)?,
+            max_no_answer: self.max_no_answer.min(1000),
+        })
+    }
+}
+
+fn engine_id(field: &str, id: i64) -> Result<QueueId, FieldError> {
+    u32::try_from(id)
+        .ok()
+        .filter(|v| *v < (1 << 20))
+        .map(QueueId)
+        .ok_or_else(|| bad(field, "id out of the engine's range"))
+}
+
+/// Names of queues, agents, skills and tenants.
+pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
+    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+        return Err(bad(field, "1-100 characters, no control characters"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_valid_engine_queue() {
+        let cfg = QueueSpec::default().to_engine(3, "sales").unwrap();
+        assert_eq!(cfg.id, QueueId(3));
+        assert_eq!(cfg.sl_threshold, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let spec = QueueSpec {
+            sl_threshold_s: -1.0,
+            ..QueueSpec::default()
+        };
+        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "sl_threshold_s");
+        let spec = QueueSpec {
+            skills: vec![SkillNeed { skill: 1, min: 11 }],
+            ..QueueSpec::default()
+        };
+        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "skills[0].min");
+        let spec = QueueSpec {
+            on_timeout: ExitSpec::Voicemail {
+                destination: "a b".into(),
+            },
+            ..QueueSpec::default()
+        };
+        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "on_timeout");
+        let agent = AgentSpec {
+            contact: "user/1 {evil}".into(),
+            ..AgentSpec::default()
+        };
+        assert_eq!(agent.to_engine(1, "a").unwrap_err().field, "contact");
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err =
+            serde_json::from_str::<QueueSpec>(r#"{"strategy":"top-down","bogus":1}"#).unwrap_err();
+        assert!(err.to_string().contains("bogus"));
+    }
+}

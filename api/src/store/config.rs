@@ -1,0 +1,422 @@
+//! Tenant configuration: skills, queues, agents and queue membership.
+//!
+//! Every statement matches the tenant in its WHERE clause (or joins through an object that
+//! does), so another tenant's object reads as absent and cannot be changed. Changes write their
+//! audit row in the same transaction, with the object's tenant.
+
+use serde_json::Value;
+
+use super::rows::{IdRow, agent_cols, queue_cols, skill_cols};
+use super::{
+    AgentRow, AuditEntry, AuditWrite, MemberRow, QueueRow, Skill, Store, StoreError, Use, args,
+    check_name, now_ms,
+};
+use crate::model::TenantId;
+
+fn tenant_audit<'e, 'a>(tenant: TenantId, entry: &'e AuditEntry<'a>) -> AuditWrite<'e, 'a> {
+    AuditWrite {
+        entry,
+        tenant: Some(tenant),
+    }
+}
+
+fn check_tier(field: &'static str, value: i32) -> Result<(), StoreError> {
+    if value < 0 {
+        return Err(StoreError::invalid(field, "must not be negative"));
+    }
+    Ok(())
+}
+
+macro_rules! member_select {
+    () => {
+        "SELECT q.tenant_id, m.queue_id, m.agent_id, m.level, m.position, m.weight \
+         FROM queue_members m JOIN queues q ON q.id = m.queue_id"
+    };
+}
+
+impl Store {
+    // -----------------------------------------------------------------------------------------
+    // Skills
+
+    /// `Conflict { what: "skill name" }` if the tenant has one of that name; `NotFound` if the
+    /// tenant does not exist.
+    pub async fn create_skill(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Skill, StoreError> {
+        check_name("name", name)?;
+        let id = self
+            .change(
+                "skill name",
+                "INSERT INTO skills (tenant_id, name) VALUES ($1, $2) RETURNING id",
+                args![tenant, name],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?
+            .ok_or_else(no_row)?;
+        Ok(Skill {
+            id: id.0,
+            tenant,
+            name: name.to_owned(),
+        })
+    }
+
+    pub async fn list_skills(&self, tenant: TenantId) -> Result<Vec<Skill>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            skill_cols!(),
+            " FROM skills WHERE tenant_id = $1 ORDER BY id"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant]).await
+    }
+
+    /// False if the tenant has no such skill (nothing written then).
+    pub async fn delete_skill(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let deleted: Option<IdRow> = self
+            .change(
+                "skill",
+                "DELETE FROM skills WHERE tenant_id = $1 AND id = $2 RETURNING id",
+                args![tenant, id],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?;
+        Ok(deleted.is_some())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queues
+
+    /// `Conflict { what: "queue name" }` if the tenant has one of that name; `NotFound` if the
+    /// tenant does not exist.
+    pub async fn create_queue(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        config: Value,
+        audit: &AuditEntry<'_>,
+    ) -> Result<QueueRow, StoreError> {
+        check_name("name", name)?;
+        let now = now_ms();
+        let id = self
+            .change(
+                "queue name",
+                "INSERT INTO queues (tenant_id, name, config, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4) RETURNING id",
+                args![tenant, name, &config, now],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?
+            .ok_or_else(no_row)?;
+        Ok(QueueRow {
+            id: id.0,
+            tenant,
+            name: name.to_owned(),
+            config,
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+    }
+
+    pub async fn get_queue(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<Option<QueueRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            queue_cols!(),
+            " FROM queues WHERE tenant_id = $1 AND id = $2"
+        );
+        self.fetch_optional(Use::Read, SQL, args![tenant, id]).await
+    }
+
+    pub async fn list_queues(&self, tenant: TenantId) -> Result<Vec<QueueRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            queue_cols!(),
+            " FROM queues WHERE tenant_id = $1 ORDER BY id"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant]).await
+    }
+
+    /// Every tenant's queues (the engine loads them at start).
+    pub async fn all_queues(&self) -> Result<Vec<QueueRow>, StoreError> {
+        const SQL: &str = concat!("SELECT ", queue_cols!(), " FROM queues ORDER BY id");
+        self.fetch_all(Use::Read, SQL, args![]).await
+    }
+
+    /// Renames and/or replaces the config (None leaves it); `updated_at` moves either way.
+    /// None if the tenant has no such queue (nothing written then); `Conflict { what: "queue
+    /// name" }` on a rename to a taken name.
+    pub async fn update_queue(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        name: Option<&str>,
+        config: Option<Value>,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<QueueRow>, StoreError> {
+        if let Some(name) = name {
+            check_name("name", name)?;
+        }
+        const SQL: &str = concat!(
+            "UPDATE queues SET name = COALESCE($3, name), config = COALESCE($4, config), \
+             updated_at = $5 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            queue_cols!()
+        );
+        self.change(
+            "queue name",
+            SQL,
+            args![tenant, id, name, config.map(|c| c.to_string()), now_ms()],
+            tenant_audit(tenant, audit),
+            |row: &QueueRow| row.id.to_string(),
+        )
+        .await
+    }
+
+    /// Deletes the queue and its memberships. False if the tenant has no such queue.
+    pub async fn delete_queue(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let deleted: Option<IdRow> = self
+            .change(
+                "queue",
+                "DELETE FROM queues WHERE tenant_id = $1 AND id = $2 RETURNING id",
+                args![tenant, id],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?;
+        Ok(deleted.is_some())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Agents
+
+    /// A new agent (presence JSON `null` until the runtime saves one). `Conflict { what:
+    /// "agent name" }` if the tenant has one of that name; `NotFound` if the tenant does not
+    /// exist.
+    pub async fn create_agent(
+        &self,
+        tenant: TenantId,
+        name: &str,
+        config: Value,
+        audit: &AuditEntry<'_>,
+    ) -> Result<AgentRow, StoreError> {
+        check_name("name", name)?;
+        let now = now_ms();
+        let id = self
+            .change(
+                "agent name",
+                "INSERT INTO agents (tenant_id, name, config, presence, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'null', $4, $4) RETURNING id",
+                args![tenant, name, &config, now],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?
+            .ok_or_else(no_row)?;
+        Ok(AgentRow {
+            id: id.0,
+            tenant,
+            name: name.to_owned(),
+            config,
+            presence: Value::Null,
+            created_at_ms: now,
+            updated_at_ms: now,
+        })
+    }
+
+    pub async fn get_agent(
+        &self,
+        tenant: TenantId,
+        id: i64,
+    ) -> Result<Option<AgentRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            agent_cols!(),
+            " FROM agents WHERE tenant_id = $1 AND id = $2"
+        );
+        self.fetch_optional(Use::Read, SQL, args![tenant, id]).await
+    }
+
+    pub async fn list_agents(&self, tenant: TenantId) -> Result<Vec<AgentRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            agent_cols!(),
+            " FROM agents WHERE tenant_id = $1 ORDER BY id"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant]).await
+    }
+
+    /// Every tenant's agents (the engine loads them at start).
+    pub async fn all_agents(&self) -> Result<Vec<AgentRow>, StoreError> {
+        const SQL: &str = concat!("SELECT ", agent_cols!(), " FROM agents ORDER BY id");
+        self.fetch_all(Use::Read, SQL, args![]).await
+    }
+
+    /// As [`Store::update_queue`], for agents (`Conflict { what: "agent name" }`).
+    pub async fn update_agent(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        name: Option<&str>,
+        config: Option<Value>,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<AgentRow>, StoreError> {
+        if let Some(name) = name {
+            check_name("name", name)?;
+        }
+        const SQL: &str = concat!(
+            "UPDATE agents SET name = COALESCE($3, name), config = COALESCE($4, config), \
+             updated_at = $5 WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            agent_cols!()
+        );
+        self.change(
+            "agent name",
+            SQL,
+            args![tenant, id, name, config.map(|c| c.to_string()), now_ms()],
+            tenant_audit(tenant, audit),
+            |row: &AgentRow| row.id.to_string(),
+        )
+        .await
+    }
+
+    /// Deletes the agent and its memberships. False if the tenant has no such agent.
+    pub async fn delete_agent(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let deleted: Option<IdRow> = self
+            .change(
+                "agent",
+                "DELETE FROM agents WHERE tenant_id = $1 AND id = $2 RETURNING id",
+                args![tenant, id],
+                tenant_audit(tenant, audit),
+                |row: &IdRow| row.0.to_string(),
+            )
+            .await?;
+        Ok(deleted.is_some())
+    }
+
+    /// Saves an agent's presence (runtime state, so no audit row; one statement, so atomic).
+    /// False if the tenant has no such agent.
+    pub async fn set_agent_presence(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        presence: Value,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .execute(
+                "UPDATE agents SET presence = $3 WHERE tenant_id = $1 AND id = $2",
+                args![tenant, id, &presence],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Queue membership
+
+    /// Puts the agent in the queue with this tier, or changes its tier if it is there already.
+    /// False (nothing written) unless both the queue and the agent are the tenant's. `level`,
+    /// `position` and `weight` must not be negative.
+    #[allow(clippy::too_many_arguments)] // each is a distinct column; a struct would only wrap them
+    pub async fn set_member(
+        &self,
+        tenant: TenantId,
+        queue_id: i64,
+        agent_id: i64,
+        level: i32,
+        position: i32,
+        weight: i32,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        check_tier("level", level)?;
+        check_tier("position", position)?;
+        check_tier("weight", weight)?;
+        // INSERT ... SELECT inserts nothing unless both ids are the tenant's. (SQLite needs the
+        // WHERE clause there to parse ON CONFLICT as the upsert, not as a join constraint.)
+        let changed: Option<IdRow> = self
+            .change(
+                "member",
+                "INSERT INTO queue_members (queue_id, agent_id, level, position, weight) \
+                 SELECT q.id, a.id, $4, $5, $6 FROM queues q JOIN agents a ON a.tenant_id = q.tenant_id \
+                 WHERE q.tenant_id = $1 AND q.id = $2 AND a.id = $3 \
+                 ON CONFLICT (queue_id, agent_id) DO UPDATE SET \
+                 level = excluded.level, position = excluded.position, weight = excluded.weight \
+                 RETURNING queue_id AS id",
+                args![tenant, queue_id, agent_id, level, position, weight],
+                tenant_audit(tenant, audit),
+                |_: &IdRow| audit.object_id.clone(),
+            )
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    /// Takes the agent out of the queue. False if it was not a member (or either object is not
+    /// the tenant's); nothing is written then.
+    pub async fn remove_member(
+        &self,
+        tenant: TenantId,
+        queue_id: i64,
+        agent_id: i64,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let removed: Option<IdRow> = self
+            .change(
+                "member",
+                "DELETE FROM queue_members WHERE queue_id = $2 AND agent_id = $3 \
+                 AND queue_id IN (SELECT id FROM queues WHERE tenant_id = $1 AND id = $2) \
+                 RETURNING queue_id AS id",
+                args![tenant, queue_id, agent_id],
+                tenant_audit(tenant, audit),
+                |_: &IdRow| audit.object_id.clone(),
+            )
+            .await?;
+        Ok(removed.is_some())
+    }
+
+    /// The queue's members by level, position, agent. Empty if the tenant has no such queue.
+    pub async fn list_members(
+        &self,
+        tenant: TenantId,
+        queue_id: i64,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        const SQL: &str = concat!(
+            member_select!(),
+            " WHERE q.tenant_id = $1 AND m.queue_id = $2 ORDER BY m.level, m.position, m.agent_id"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant, queue_id])
+            .await
+    }
+
+    /// Every tenant's memberships (the engine loads them at start).
+    pub async fn all_members(&self) -> Result<Vec<MemberRow>, StoreError> {
+        const SQL: &str = concat!(
+            member_select!(),
+            " ORDER BY m.queue_id, m.level, m.position, m.agent_id"
+        );
+        self.fetch_all(Use::Read, SQL, args![]).await
+    }
+}
+
+fn no_row() -> StoreError {
+    StoreError::Internal("INSERT ... RETURNING returned no row".into())
+}

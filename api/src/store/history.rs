@@ -1,0 +1,475 @@
+//! History: calls, CDRs, routing traces and interval figures, written in batches by the
+//! runtime and read (tenant-scoped) by the API; and reads of the audit log.
+//!
+//! A batch is one transaction: all of it lands or none. Writing a row that is already there is
+//! a no-op (the runtime retries batches after errors and restarts), except where a later write
+//! is better information: a real CDR replaces a synthetic one, and an interval re-written with
+//! new figures replaces the old ones.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::fmt::Write as _;
+
+use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
+use uuid::Uuid;
+
+use super::rows::{audit_cols, call_cols, cdr_cols, interval_cols, trace_cols};
+use super::{
+    Arg, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError,
+    TraceRow, Use, args,
+};
+use crate::model::TenantId;
+
+/// Rows per INSERT statement in a batch (a batch may have many statements, still one
+/// transaction). 200 rows of 13 columns stay far below both backends' bind-parameter limits.
+pub const INSERT_CHUNK_ROWS: usize = 200;
+
+/// The largest page `list_calls` returns.
+pub const MAX_CALLS_PAGE: u32 = 500;
+
+/// The most rows `traces_for_call` / `cdrs_for_call` return (a call has a handful).
+pub const MAX_PER_CALL: i64 = 1000;
+
+/// The most rows `list_intervals` returns (a year of hours, three months of 15 minutes).
+pub const MAX_INTERVALS: i64 = 10_000;
+
+/// The most rows `list_audit` returns.
+pub const MAX_AUDIT: u32 = 1000;
+
+const CURSOR_VERSION: u8 = 1;
+const CURSOR_BYTES: usize = 1 + 8 + 16;
+
+/// The page cursor: opaque to clients (hex of version, arrived_at, id), checked on the way back.
+fn encode_cursor(arrived_at_ms: i64, id: Uuid) -> String {
+    let mut bytes = Vec::with_capacity(CURSOR_BYTES);
+    bytes.push(CURSOR_VERSION);
+    bytes.extend_from_slice(&arrived_at_ms.to_be_bytes());
+    bytes.extend_from_slice(id.as_bytes());
+    hex::encode(bytes)
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
+    let bad = || StoreError::invalid("cursor", "not a cursor from a previous page");
+    let mut bytes = [0u8; CURSOR_BYTES];
+    hex::decode_to_slice(cursor, &mut bytes).map_err(|_| bad())?;
+    let [version, rest @ ..] = bytes;
+    if version != CURSOR_VERSION {
+        return Err(bad());
+    }
+    let (at, id) = rest.split_at(8);
+    let at = i64::from_be_bytes(at.try_into().map_err(|_| bad())?);
+    let id = Uuid::from_slice(id).map_err(|_| bad())?;
+    Ok((at, id))
+}
+
+/// SQL text with `$N` placeholders numbered as values are bound.
+#[derive(Debug, Default)]
+struct SqlBuilder {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl SqlBuilder {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.sql.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+        self.args.push(value.into());
+        // Writing to a String cannot fail.
+        let _ = write!(self.sql, "${}", self.args.len());
+        self
+    }
+
+    /// `(` `$a, $b, ...` `)` for one row of values.
+    fn row(&mut self, values: Vec<Arg>) -> &mut Self {
+        self.push("(");
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(v);
+        }
+        self.push(")")
+    }
+
+    /// Only static fragments and placeholders are ever pushed; values travel as binds.
+    fn finish(self) -> (SqlStr, Vec<Arg>) {
+        (AssertSqlSafe(self.sql).into_sql_str(), self.args)
+    }
+}
+
+/// One multi-row INSERT per chunk of `rows`: `head` `VALUES (...), (...)` `tail`.
+fn insert_statements<T>(
+    head: &str,
+    tail: &str,
+    rows: &[T],
+    values: impl Fn(&T) -> Vec<Arg>,
+) -> Vec<(SqlStr, Vec<Arg>)> {
+    rows.chunks(INSERT_CHUNK_ROWS)
+        .map(|chunk| {
+            let mut b = SqlBuilder::default();
+            b.push(head).push(" VALUES ");
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.row(values(row));
+            }
+            b.push(" ").push(tail);
+            b.finish()
+        })
+        .collect()
+}
+
+fn call_values(c: &CallRow) -> Vec<Arg> {
+    // A Vec<i64> always serialises.
+    let queues = serde_json::Value::from(c.queues.clone());
+    args![
+        c.id,
+        c.tenant,
+        c.queue_id,
+        &queues,
+        c.agent_id,
+        c.caller_number.as_str(),
+        c.outcome.as_str(),
+        c.arrived_at_ms,
+        c.wait_ms,
+        c.talk_ms,
+        c.offers,
+        c.synthetic,
+        c.callback_leg,
+    ]
+}
+
+fn cdr_values(c: &CdrRow) -> Vec<Arg> {
+    args![
+        c.leg,
+        c.tenant,
+        c.call_id,
+        c.direction.as_str(),
+        c.caller_number.as_str(),
+        c.destination.as_str(),
+        c.hangup_cause.as_str(),
+        c.started_at_ms,
+        c.answered_at_ms,
+        c.ended_at_ms,
+        c.billsec_ms,
+        c.synthetic,
+    ]
+}
+
+fn trace_values(t: &TraceRow) -> Vec<Arg> {
+    args![
+        t.id.as_str(),
+        t.tenant,
+        t.call_id,
+        t.at_ms,
+        t.queue_id,
+        t.agent_id,
+        &t.trace
+    ]
+}
+
+/// `''` for platform-wide rows: see the interval_stats DDL.
+fn interval_tenant(tenant: Option<TenantId>) -> String {
+    tenant
+        .map(|t| t.0.hyphenated().to_string())
+        .unwrap_or_default()
+}
+
+fn interval_values(r: &IntervalRow) -> Vec<Arg> {
+    args![
+        interval_tenant(r.tenant),
+        r.scope.kind(),
+        r.scope.id(),
+        r.start_ms,
+        r.end_ms,
+        &r.figures,
+    ]
+}
+
+/// One row per key, in first-seen order, the kept row chosen by `prefer(kept, new)`:
+/// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that would touch one row twice.
+fn dedup_by<T, K: std::hash::Hash + Eq>(
+    rows: &[T],
+    key: impl Fn(&T) -> K,
+    prefer_new: impl Fn(&T, &T) -> bool,
+) -> Vec<&T> {
+    let mut index: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut kept: Vec<&T> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match index.entry(key(row)) {
+            Entry::Occupied(slot) => {
+                let i = *slot.get();
+                if prefer_new(kept[i], row) {
+                    kept[i] = row;
+                }
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(kept.len());
+                kept.push(row);
+            }
+        }
+    }
+    kept
+}
+
+impl Store {
+    /// Saves finished calls; a call already saved is left as it is.
+    pub async fn insert_calls(&self, rows: &[CallRow]) -> Result<(), StoreError> {
+        const HEAD: &str = concat!("INSERT INTO calls (", call_cols!(), ")");
+        let statements = insert_statements(HEAD, "ON CONFLICT (id) DO NOTHING", rows, call_values);
+        self.batch(statements).await
+    }
+
+    /// Saves CDRs; a leg already saved is left as it is, unless the saved one is synthetic and
+    /// the new one is not (a real hangup record beats recovery's guess).
+    pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        const HEAD: &str = concat!("INSERT INTO cdrs (", cdr_cols!(), ")");
+        const TAIL: &str = "ON CONFLICT (leg) DO UPDATE SET tenant_id = excluded.tenant_id, \
+             call_id = excluded.call_id, direction = excluded.direction, \
+             caller_number = excluded.caller_number, destination = excluded.destination, \
+             hangup_cause = excluded.hangup_cause, started_at = excluded.started_at, \
+             answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
+             billsec_ms = excluded.billsec_ms, synthetic = excluded.synthetic \
+             WHERE cdrs.synthetic AND NOT excluded.synthetic";
+        // Same rule inside the batch: the first real record of a leg, else its first synthetic.
+        let rows = dedup_by(
+            rows,
+            |c| c.leg,
+            |kept, new| kept.synthetic && !new.synthetic,
+        );
+        let statements = insert_statements(HEAD, TAIL, &rows, |c| cdr_values(c));
+        self.batch(statements).await
+    }
+
+    /// Saves routing decision traces; a trace id already saved is left as it is.
+    pub async fn insert_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        const HEAD: &str = concat!("INSERT INTO decision_traces (", trace_cols!(), ")");
+        let statements = insert_statements(HEAD, "ON CONFLICT (id) DO NOTHING", rows, trace_values);
+        self.batch(statements).await
+    }
+
+    /// Saves interval figures; an interval written again (same tenant, scope and start) gets
+    /// the new `end_ms` and `figures` (the last one of a batch wins).
+    pub async fn insert_intervals(&self, rows: &[IntervalRow]) -> Result<(), StoreError> {
+        const HEAD: &str = concat!("INSERT INTO interval_stats (", interval_cols!(), ")");
+        const TAIL: &str = "ON CONFLICT (tenant_id, scope_kind, scope_id, start_ms) \
+             DO UPDATE SET end_ms = excluded.end_ms, figures = excluded.figures";
+        let rows = dedup_by(rows, |r| (r.tenant, r.scope, r.start_ms), |_, _| true);
+        let statements = insert_statements(HEAD, TAIL, &rows, |r| interval_values(r));
+        self.batch(statements).await
+    }
+
+    /// A page of the tenant's calls, newest first (by arrival, then id), and the cursor of
+    /// the next page (None on the last). Pages do not overlap or skip rows, whatever is
+    /// inserted meanwhile. A cursor that is not one of ours is `Invalid { field: "cursor" }`.
+    pub async fn list_calls(
+        &self,
+        tenant: TenantId,
+        filter: &CallFilter,
+    ) -> Result<(Vec<CallRow>, Option<String>), StoreError> {
+        let limit = filter.limit.clamp(1, MAX_CALLS_PAGE);
+        let after = filter.cursor.as_deref().map(decode_cursor).transpose()?;
+
+        let mut b = SqlBuilder::default();
+        b.push(concat!(
+            "SELECT ",
+            call_cols!(),
+            " FROM calls WHERE tenant_id = "
+        ))
+        .bind(tenant);
+        if let Some(from) = filter.from_ms {
+            b.push(" AND arrived_at >= ").bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            b.push(" AND arrived_at < ").bind(to);
+        }
+        if let Some(queue) = filter.queue_id {
+            b.push(" AND queue_id = ").bind(queue);
+        }
+        if let Some(agent) = filter.agent_id {
+            b.push(" AND agent_id = ").bind(agent);
+        }
+        if let Some(caller) = &filter.caller_number {
+            b.push(" AND caller_number = ").bind(caller.as_str());
+        }
+        if let Some(outcome) = &filter.outcome {
+            b.push(" AND outcome = ").bind(outcome.as_str());
+        }
+        if let Some((at, id)) = after {
+            // Row-value comparison (both backends): an index range scan on (arrived_at, id).
+            b.push(" AND (arrived_at, id) < (")
+                .bind(at)
+                .push(", ")
+                .bind(id)
+                .push(")");
+        }
+        // One row more than asked tells whether there is a next page.
+        b.push(" ORDER BY arrived_at DESC, id DESC LIMIT ")
+            .bind(i64::from(limit) + 1);
+        let (sql, args) = b.finish();
+
+        let mut rows: Vec<CallRow> = self.fetch_all(Use::Read, sql, args).await?;
+        let next = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last()
+                .map(|last| encode_cursor(last.arrived_at_ms, last.id))
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+
+    pub async fn get_call(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<Option<CallRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            call_cols!(),
+            " FROM calls WHERE tenant_id = $1 AND id = $2"
+        );
+        self.fetch_optional(Use::Read, SQL, args![tenant, id]).await
+    }
+
+    /// The call's routing decisions in order (at most [`MAX_PER_CALL`]).
+    pub async fn traces_for_call(
+        &self,
+        tenant: TenantId,
+        call_id: Uuid,
+    ) -> Result<Vec<TraceRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            trace_cols!(),
+            " FROM decision_traces WHERE tenant_id = $1 AND call_id = $2 ORDER BY at, id LIMIT $3"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant, call_id, MAX_PER_CALL])
+            .await
+    }
+
+    /// The CDRs whose `call_id` is this call (the runtime sets it on every leg of the call,
+    /// the arrival leg included), by start (at most [`MAX_PER_CALL`]).
+    pub async fn cdrs_for_call(
+        &self,
+        tenant: TenantId,
+        call_id: Uuid,
+    ) -> Result<Vec<CdrRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            cdr_cols!(),
+            " FROM cdrs WHERE tenant_id = $1 AND call_id = $2 ORDER BY started_at, leg LIMIT $3"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant, call_id, MAX_PER_CALL])
+            .await
+    }
+
+    /// The intervals of one scope starting in `from_ms..to_ms`, oldest first (at most
+    /// [`MAX_INTERVALS`]: ask for shorter ranges). `tenant` None: platform-wide figures.
+    pub async fn list_intervals(
+        &self,
+        tenant: Option<TenantId>,
+        scope: IntervalScope,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<IntervalRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            interval_cols!(),
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id = $3 \
+             AND start_ms >= $4 AND start_ms < $5 ORDER BY start_ms LIMIT $6"
+        );
+        let args = args![
+            interval_tenant(tenant),
+            scope.kind(),
+            scope.id(),
+            from_ms,
+            to_ms,
+            MAX_INTERVALS,
+        ];
+        self.fetch_all(Use::Read, SQL, args).await
+    }
+
+    /// The newest audit entries of a tenant (None: the platform's own, those written with no
+    /// tenant), newest first; `limit` is clamped to `1..=`[`MAX_AUDIT`].
+    pub async fn list_audit(
+        &self,
+        tenant: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let limit = i64::from(limit.clamp(1, MAX_AUDIT));
+        match tenant {
+            Some(tenant) => {
+                const SQL: &str = concat!(
+                    "SELECT ",
+                    audit_cols!(),
+                    " FROM audit_log WHERE tenant_id = $1 ORDER BY id DESC LIMIT $2"
+                );
+                self.fetch_all(Use::Read, SQL, args![tenant, limit]).await
+            }
+            None => {
+                const SQL: &str = concat!(
+                    "SELECT ",
+                    audit_cols!(),
+                    " FROM audit_log WHERE tenant_id IS NULL ORDER BY id DESC LIMIT $1"
+                );
+                self.fetch_all(Use::Read, SQL, args![limit]).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let id = Uuid::now_v7();
+        let c = encode_cursor(-5, id);
+        assert_eq!(decode_cursor(&c).expect("own cursor"), (-5, id));
+        let mut wrong_version = c.clone();
+        wrong_version.replace_range(0..2, "02");
+        for bad in [
+            "",
+            "zz",
+            &c[..c.len() - 2],
+            &format!("{c}00"),
+            &wrong_version,
+        ] {
+            assert!(
+                matches!(
+                    decode_cursor(bad),
+                    Err(StoreError::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn builder_numbers_placeholders_in_bind_order() {
+        let mut b = SqlBuilder::default();
+        b.push("a = ")
+            .bind(1i64)
+            .push(" AND b = ")
+            .bind("x")
+            .row(args![2i64, 3i64]);
+        let (sql, args) = b.finish();
+        assert_eq!(sql.as_str(), "a = $1 AND b = $2($3, $4)");
+        assert_eq!(args.len(), 4);
+    }
+
+    #[test]
+    fn dedup_keeps_first_position_and_preferred_row() {
+        let rows = [(1, 'a'), (2, 'b'), (1, 'c')];
+        let kept = dedup_by(&rows, |r| r.0, |_, new| new.1 == 'c');
+        assert_eq!(kept, vec![&(1, 'c'), &(2, 'b')]);
+    }
+}

@@ -1,0 +1,528 @@
+//! Storage: configuration, credentials, history and the audit log, on SQLite (embedded
+//! default) or PostgreSQL (production), behind one [`Store`].
+//!
+//! ```text
+//! let store = Store::connect("sqlite://switchyard.db?mode=rwc").await?;   // or postgres://...
+//! store.migrate().await?;                       // embedded migrations, idempotent
+//! let queues = store.all_queues().await?;       // the engine loads configuration at start
+//! // HTTP handlers: store.authenticate(key, now_ms), store.create_queue(tenant, .., &audit) ...
+//! // the runtime, in batches: store.insert_calls(&rows), insert_cdrs, insert_traces, ...
+//! ```
+//!
+//! How it is built:
+//! - Runtime queries only (no compile-time checks, no `sqlx::Any`). One SQL string serves both
+//!   backends wherever the types allow: `$N` placeholders, uuids as TEXT, times as BIGINT unix
+//!   milliseconds, JSON as TEXT, `RETURNING` and `ON CONFLICT` (both speak them). Only the DDL
+//!   differs (`migrations/sqlite` vs `migrations/postgres`).
+//! - Statements go through a few private helpers ([`Store::fetch_all`], [`Store::change`],
+//!   [`Store::batch`]...) that take the SQL and an argument list ([`Arg`]); the helpers expand
+//!   once per backend (`with_pool!`), so the rest of the store is backend-agnostic.
+//! - Every configuration change and its audit row commit in one transaction: the change runs
+//!   with `RETURNING`; no row back (not found, not the tenant's) rolls back and writes nothing.
+//! - Tenant scoping is in the SQL: tenant-owned statements match `tenant_id` in their WHERE
+//!   clause, so another tenant's object is simply absent.
+//! - SQLite has exactly one writer connection (a pool of one; SQLite allows one writer at a
+//!   time anyway, and queueing in the pool beats `SQLITE_BUSY` retries). For a file database
+//!   reads use a second pool of up to [`SQLITE_READERS`] connections, which WAL lets run
+//!   beside the writer; an in-memory database has only the one connection.
+
+mod config;
+mod error;
+mod history;
+mod keys;
+mod rows;
+mod tenants;
+
+use std::str::FromStr;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::{SqlSafeStr, SqlStr};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use rows::{
+    AgentRow, ApiKey, AuditEntry, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
+    IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
+};
+
+use crate::model::TenantId;
+use rows::FromStoreRow;
+
+/// How long a SQLite statement waits for a lock held by another process (the sqlx CLI, a
+/// backup) before failing with `SQLITE_BUSY`. Within this process the single writer never waits
+/// on itself.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read connections of a SQLite file database (WAL readers run beside the one writer).
+pub const SQLITE_READERS: u32 = 4;
+
+/// Connections of a PostgreSQL pool.
+pub const PG_MAX_CONNECTIONS: u32 = 10;
+
+/// Longest name (tenant, key, queue, agent, skill) the store accepts, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The storage handle: cheap to clone (pools are shared), safe to use from many tasks.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Inner,
+}
+
+#[derive(Clone, Debug)]
+enum Inner {
+    /// `reader` is `writer` itself for an in-memory database.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// The pools behind a store, for backend-specific work the store does not cover (advisory
+/// locks, LISTEN/NOTIFY) and for tests. On SQLite, write only through `writer`.
+#[derive(Clone, Copy, Debug)]
+pub enum Pools<'a> {
+    Sqlite {
+        writer: &'a SqlitePool,
+        reader: &'a SqlitePool,
+    },
+    Postgres(&'a PgPool),
+}
+
+/// Which SQLite pool a statement needs (PostgreSQL has one pool for both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    Read,
+    Write,
+}
+
+/// Runs `$body` with `$pool` bound to the right pool of the right backend. The body is
+/// expanded once per backend, so the same source code is type-checked against `Sqlite` and
+/// `Postgres` (this is what keeps the helpers below single-source without a web of trait
+/// bounds).
+macro_rules! with_pool {
+    ($store:expr, $use:expr, |$pool:ident| $body:expr) => {
+        match &$store.inner {
+            Inner::Sqlite { writer, reader } => {
+                let $pool = if $use == Use::Write { writer } else { reader };
+                $body
+            }
+            Inner::Postgres(pg) => {
+                let $pool = pg;
+                $body
+            }
+        }
+    };
+}
+
+/// Binds every [`Arg`] of `$args` (a slice) to the query `$q`, in order.
+macro_rules! bind_args {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for arg in $args {
+            q = match arg {
+                Arg::I64(v) => q.bind(*v),
+                Arg::OptI64(v) => q.bind(*v),
+                Arg::I32(v) => q.bind(*v),
+                Arg::Bool(v) => q.bind(*v),
+                Arg::Text(v) => q.bind(v.as_str()),
+                Arg::OptText(v) => q.bind(v.as_deref()),
+            };
+        }
+        q
+    }};
+}
+
+/// One bound value, in a form both backends encode the same way.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Arg {
+    I64(i64),
+    OptI64(Option<i64>),
+    I32(i32),
+    Bool(bool),
+    Text(String),
+    OptText(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::I64(v)
+    }
+}
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::OptI64(v)
+    }
+}
+impl From<i32> for Arg {
+    fn from(v: i32) -> Arg {
+        Arg::I32(v)
+    }
+}
+impl From<bool> for Arg {
+    fn from(v: bool) -> Arg {
+        Arg::Bool(v)
+    }
+}
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(v.to_owned())
+    }
+}
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(v)
+    }
+}
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::OptText(v.map(str::to_owned))
+    }
+}
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::OptText(v)
+    }
+}
+impl From<Uuid> for Arg {
+    fn from(v: Uuid) -> Arg {
+        Arg::Text(uuid_text(v))
+    }
+}
+impl From<Option<Uuid>> for Arg {
+    fn from(v: Option<Uuid>) -> Arg {
+        Arg::OptText(v.map(uuid_text))
+    }
+}
+impl From<TenantId> for Arg {
+    fn from(v: TenantId) -> Arg {
+        Arg::from(v.0)
+    }
+}
+impl From<Option<TenantId>> for Arg {
+    fn from(v: Option<TenantId>) -> Arg {
+        Arg::from(v.map(|t| t.0))
+    }
+}
+impl From<&serde_json::Value> for Arg {
+    fn from(v: &serde_json::Value) -> Arg {
+        Arg::Text(v.to_string())
+    }
+}
+
+/// `args![a, b, c]`: a `Vec<Arg>` of values that convert into [`Arg`].
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$(crate::store::Arg::from($v)),*] };
+}
+pub(crate) use args;
+
+/// The one textual form of uuids in the database: lowercase, hyphenated.
+fn uuid_text(id: Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+/// Wall-clock time as unix milliseconds (0 if the clock reads before 1970).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Names are free text, but not empty, not control characters, not unbounded.
+fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
+    if name.trim().is_empty() {
+        return Err(StoreError::invalid(field, "must not be empty"));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be at most {MAX_NAME_CHARS} characters"),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(StoreError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// The audit row a change writes: the caller's entry, with the tenant the method decided on
+/// and, for creations, the new object's id.
+struct AuditWrite<'e, 'a> {
+    entry: &'e AuditEntry<'a>,
+    tenant: Option<TenantId>,
+}
+
+const INSERT_AUDIT: &str = "INSERT INTO audit_log \
+     (tenant_id, key_id, action, object_kind, object_id, at, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+fn audit_args(audit: &AuditWrite<'_, '_>, object_id: String) -> Vec<Arg> {
+    args![
+        audit.tenant,
+        audit.entry.key_id,
+        audit.entry.action,
+        audit.entry.object_kind,
+        object_id,
+        now_ms(),
+        &audit.entry.detail,
+    ]
+}
+
+static SQLITE_MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| embedded(include_str!("../../../migrations/sqlite/0001_init.sql")));
+static PG_MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| embedded(include_str!("../../../migrations/postgres/0001_init.sql")));
+
+/// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
+/// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
+fn embedded(init: &'static str) -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        SqlStr::from_static(init),
+        false,
+    )])
+}
+
+impl Store {
+    /// Opens `sqlite:...` (e.g. `sqlite://switchyard.db?mode=rwc`, `sqlite::memory:`) or
+    /// `postgres://...`. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::invalid("database_url", e.to_string()))?;
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            Store::open_sqlite(options, in_memory).await
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // The parse error is not echoed: it may quote the URL, password included.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| StoreError::invalid("database_url", "not a valid postgres URL"))?;
+            Store::from_pg_options(options).await
+        } else {
+            Err(StoreError::invalid(
+                "database_url",
+                "expected sqlite:... or postgres://...",
+            ))
+        }
+    }
+
+    /// A fresh, private in-memory SQLite database (gone when the store is dropped).
+    pub async fn sqlite_memory() -> Result<Store, StoreError> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        Store::open_sqlite(options, true).await
+    }
+
+    /// PostgreSQL with options built by the caller (pool of [`PG_MAX_CONNECTIONS`]); e.g. a
+    /// `search_path` set with `PgConnectOptions::options`.
+    pub async fn from_pg_options(options: PgConnectOptions) -> Result<Store, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(PG_MAX_CONNECTIONS)
+            .connect_with(options)
+            .await?;
+        Ok(Store {
+            inner: Inner::Postgres(pool),
+        })
+    }
+
+    async fn open_sqlite(
+        options: SqliteConnectOptions,
+        in_memory: bool,
+    ) -> Result<Store, StoreError> {
+        // WAL: readers never block the writer nor it them. `synchronous` stays at SQLite's
+        // FULL: an acknowledged configuration change survives a power cut.
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(SQLITE_BUSY_TIMEOUT)
+            .foreign_keys(true);
+        // The writer lives as long as the store: an in-memory database dies with its last
+        // connection, and for a file it keeps the WAL index open for the readers.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(SQLITE_READERS)
+                .connect_with(options.create_if_missing(false))
+                .await?
+        };
+        Ok(Store {
+            inner: Inner::Sqlite { writer, reader },
+        })
+    }
+
+    /// Applies the embedded migrations that have not run yet (a no-op when up to date).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match &self.inner {
+            Inner::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
+            Inner::Postgres(pg) => PG_MIGRATOR.run(pg).await?,
+        }
+        Ok(())
+    }
+
+    /// One round trip (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        with_pool!(self, Use::Read, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite { .. } => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The pools themselves (see [`Pools`]).
+    pub fn pools(&self) -> Pools<'_> {
+        match &self.inner {
+            Inner::Sqlite { writer, reader } => Pools::Sqlite { writer, reader },
+            Inner::Postgres(pg) => Pools::Postgres(pg),
+        }
+    }
+
+    /// Closes every connection, waiting for those in use to come back. Clones of this store
+    /// fail from then on.
+    pub async fn close(&self) {
+        match &self.inner {
+            Inner::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Inner::Postgres(pg) => pg.close().await,
+        }
+    }
+
+    /// An audit row on its own, for actions that change no stored configuration (supervision:
+    /// who listened to whom, who assigned a call). Written as given: tenant `entry.tenant`,
+    /// object id `entry.object_id`. Configuration changes never need this: their methods
+    /// write their own row, in their transaction.
+    pub async fn insert_audit(&self, entry: &AuditEntry<'_>) -> Result<(), StoreError> {
+        let audit = AuditWrite {
+            entry,
+            tenant: entry.tenant,
+        };
+        self.execute(INSERT_AUDIT, audit_args(&audit, entry.object_id.clone()))
+            .await?;
+        Ok(())
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The helpers every method goes through (the only code that names a backend).
+
+    /// Every row of a query.
+    async fn fetch_all<T: FromStoreRow + Send>(
+        &self,
+        on: Use,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Vec<T>, StoreError> {
+        let sql = sql.into_sql_str();
+        with_pool!(self, on, |pool| {
+            let rows = bind_args!(sqlx::query(sql), &args).fetch_all(pool).await?;
+            rows.iter().map(T::from_row).collect()
+        })
+    }
+
+    /// The first row of a query, if any.
+    async fn fetch_optional<T: FromStoreRow + Send>(
+        &self,
+        on: Use,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+    ) -> Result<Option<T>, StoreError> {
+        let sql = sql.into_sql_str();
+        with_pool!(self, on, |pool| {
+            let row = bind_args!(sqlx::query(sql), &args)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(T::from_row).transpose()
+        })
+    }
+
+    /// One statement on its own (atomic by itself), no audit; returns the rows it affected.
+    async fn execute(&self, sql: impl SqlSafeStr, args: Vec<Arg>) -> Result<u64, StoreError> {
+        let sql = sql.into_sql_str();
+        with_pool!(self, Use::Write, |pool| {
+            let done = bind_args!(sqlx::query(sql), &args).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    /// A configuration change: runs `sql` (which must `RETURNING` something decoding as `T`);
+    /// if it returned a row, writes the audit row (with `object_id(&row)`) and commits both;
+    /// if not, rolls back and returns None. A unique violation is `Conflict { what }`.
+    async fn change<T, F>(
+        &self,
+        what: &'static str,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+        audit: AuditWrite<'_, '_>,
+        object_id: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: FromStoreRow + Send,
+        F: FnOnce(&T) -> String + Send,
+    {
+        let sql = sql.into_sql_str();
+        let map = |e| StoreError::from_sqlx(e, what);
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            let row = bind_args!(sqlx::query(sql), &args)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map)?;
+            let Some(row) = row else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let value = T::from_row(&row)?;
+            let audit_args = audit_args(&audit, object_id(&value));
+            bind_args!(sqlx::query(INSERT_AUDIT), &audit_args)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(value))
+        })
+    }
+
+    /// Several statements in one transaction (history batches): all or nothing.
+    async fn batch(&self, statements: Vec<(SqlStr, Vec<Arg>)>) -> Result<(), StoreError> {
+        if statements.is_empty() {
+            return Ok(());
+        }
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            for (sql, args) in statements {
+                bind_args!(sqlx::query(sql), &args)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}

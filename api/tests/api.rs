@@ -1,0 +1,733 @@
+//! The API over real HTTP on loopback, on both storage backends (SQLite always, PostgreSQL
+//! when DATABASE_URL is set), with the engine running against the in-process fake switch.
+
+#[path = "store_common/mod.rs"]
+mod store_common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use switchyard_api::app;
+use switchyard_api::http::HttpConfig;
+use switchyard_api::model::Role;
+use switchyard_api::runtime::{Runtime, SwitchConfig};
+use switchyard_api::store::{AuditEntry, Store};
+use switchyard_engine::EngineConfig;
+use tokio::task::JoinHandle;
+
+/// A running switchyard: fake switch, engine, API.
+struct Server {
+    base: String,
+    http: reqwest::Client,
+    store: Store,
+    rt: Arc<Runtime>,
+    api: JoinHandle<()>,
+    switch: Option<switchyard_esl::sim::SimHandle>,
+}
+
+fn audit<'a>() -> AuditEntry<'a> {
+    AuditEntry {
+        tenant: None,
+        key_id: None,
+        action: "test",
+        object_kind: "test",
+        object_id: String::new(),
+        detail: Value::Null,
+    }
+}
+
+impl Server {
+    async fn start(store: Store) -> Server {
+        Server::start_with(
+            store,
+            HttpConfig {
+                rate_per_sec: 0,
+                ..HttpConfig::default()
+            },
+        )
+        .await
+    }
+
+    async fn start_with(store: Store, http: HttpConfig) -> Server {
+        let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let esl_addr = esl.local_addr().unwrap();
+        let switch = switchyard_esl::sim::spawn(esl, switchyard_esl::sim::SimConfig::default(), 1);
+        let rt = Runtime::start(
+            store.clone(),
+            SwitchConfig {
+                esl: esl_addr.to_string(),
+                password: "ClueCon".into(),
+                outbound_listen: "127.0.0.1:0".into(),
+            },
+            EngineConfig::default(),
+            1,
+        )
+        .await
+        .expect("runtime starts");
+        let rt = Arc::new(rt);
+        let (router, _kit) = app::build(rt.clone(), http);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let api = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Server {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            store,
+            rt,
+            api,
+            switch: Some(switch),
+        }
+    }
+
+    async fn stop(mut self) {
+        self.api.abort();
+        if let Ok(rt) = Arc::try_unwrap(self.rt) {
+            rt.shutdown().await;
+        }
+        if let Some(s) = self.switch.take() {
+            s.shutdown().await;
+        }
+    }
+
+    async fn tenant(&self, name: &str) -> (switchyard_api::model::TenantId, String) {
+        let t = self.store.create_tenant(name, &audit()).await.unwrap();
+        let (_, key) = self
+            .store
+            .create_api_key(Some(t.id), Role::Admin, "admin", None, &audit())
+            .await
+            .unwrap();
+        (t.id, key)
+    }
+
+    async fn key(&self, tenant: Option<switchyard_api::model::TenantId>, role: Role) -> String {
+        self.store
+            .create_api_key(tenant, role, "k", None, &audit())
+            .await
+            .unwrap()
+            .1
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_agents_skills_and_members_round_trip_and_apply_live() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let (st, skill) = s.call("POST", "/v1/skills", k, Some(json!({"name": "spanish"}))).await;
+        assert_eq!(st, 201, "{skill}");
+        let skill_id = skill["id"].as_i64().unwrap();
+        let (st, q) = s
+            .call("POST", "/v1/queues", k, Some(json!({"name": "sales", "config": {"strategy": "top-down", "numbers": ["5000"], "skills": [{"skill": skill_id, "min": 3}]}})))
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        assert_eq!(q["config"]["strategy"], "top-down");
+        let (st, a) = s
+            .call("POST", "/v1/agents", k, Some(json!({"name": "Ana", "config": {"contact": "user/1000", "skills": [{"skill": skill_id, "level": 7}]}})))
+            .await;
+        assert_eq!(st, 201, "{a}");
+        let aid = a["id"].as_i64().unwrap();
+        let (st, m) = s.call("POST", &format!("/v1/queues/{qid}/members"), k, Some(json!({"agent_id": aid, "level": 1, "position": 2}))).await;
+        assert_eq!(st, 201, "{m}");
+        let (_, members) = s.call("GET", &format!("/v1/queues/{qid}/members"), k, None).await;
+        assert_eq!(members["members"][0]["agent_id"], aid);
+        // Live: the engine knows the agent and its state changes through the API.
+        let (st, state) = s.call("PUT", &format!("/v1/agents/{aid}/state"), k, Some(json!({"state": "available"}))).await;
+        assert_eq!(st, 200, "{state}");
+        assert_eq!(state["state"], "available");
+        let (st, stats) = s.call("GET", &format!("/v1/queues/{qid}/stats"), k, None).await;
+        assert_eq!(st, 200, "{stats}");
+        assert_eq!(stats["agents"]["available"], 1, "{stats}");
+        // PATCH merges into the config; GET shows it.
+        let (st, q2) = s.call("PATCH", &format!("/v1/queues/{qid}"), k, Some(json!({"config": {"sl_threshold_s": 30.0}}))).await;
+        assert_eq!(st, 200, "{q2}");
+        assert_eq!(q2["config"]["sl_threshold_s"], 30.0);
+        assert_eq!(q2["config"]["strategy"], "top-down", "untouched fields stay");
+        let (_, list) = s.call("GET", "/v1/queues", k, None).await;
+        assert_eq!(list["queues"].as_array().unwrap().len(), 1);
+        // Pause and resume (kept in the config).
+        let (st, _) = s.call("POST", &format!("/v1/queues/{qid}/pause"), k, None).await;
+        assert_eq!(st, 200);
+        let (_, q3) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(q3["config"]["paused"], true);
+        // Removing: member, agent (logged out first), queue.
+        let (st, _) = s.call("DELETE", &format!("/v1/queues/{qid}/members?agent_id={aid}"), k, None).await;
+        assert_eq!(st, 204);
+        let (st, _) = s.call("DELETE", &format!("/v1/agents/{aid}"), k, None).await;
+        assert_eq!(st, 204);
+        let (st, _) = s.call("DELETE", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 204);
+        let (st, e) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!((st, error_code(&e)), (404, "not_found"));
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_objects_answer_404_everywhere() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, a) = s.tenant("a").await;
+        let (_, b) = s.tenant("b").await;
+        let (_, q) = s
+            .call("POST", "/v1/queues", Some(&a), Some(json!({"name": "q"})))
+            .await;
+        let qid = q["id"].as_i64().unwrap();
+        let (_, ag) = s
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(&a),
+                Some(json!({"name": "x", "config": {"contact": "user/1000"}})),
+            )
+            .await;
+        let aid = ag["id"].as_i64().unwrap();
+        let (_, sk) = s
+            .call("POST", "/v1/skills", Some(&a), Some(json!({"name": "s"})))
+            .await;
+        let sid = sk["id"].as_i64().unwrap();
+        let attempts: Vec<(&str, String, Option<Value>)> = vec![
+            ("GET", format!("/v1/queues/{qid}"), None),
+            (
+                "PATCH",
+                format!("/v1/queues/{qid}"),
+                Some(json!({"name": "mine"})),
+            ),
+            ("DELETE", format!("/v1/queues/{qid}"), None),
+            ("GET", format!("/v1/queues/{qid}/members"), None),
+            (
+                "POST",
+                format!("/v1/queues/{qid}/members"),
+                Some(json!({"agent_id": aid})),
+            ),
+            ("GET", format!("/v1/queues/{qid}/stats"), None),
+            ("GET", format!("/v1/queues/{qid}/calls"), None),
+            ("POST", format!("/v1/queues/{qid}/pause"), None),
+            ("GET", format!("/v1/agents/{aid}"), None),
+            (
+                "PATCH",
+                format!("/v1/agents/{aid}"),
+                Some(json!({"name": "mine"})),
+            ),
+            ("DELETE", format!("/v1/agents/{aid}"), None),
+            ("GET", format!("/v1/agents/{aid}/state"), None),
+            (
+                "PUT",
+                format!("/v1/agents/{aid}/state"),
+                Some(json!({"state": "available"})),
+            ),
+            ("DELETE", format!("/v1/skills/{sid}"), None),
+        ];
+        for (m, path, body) in attempts {
+            let (st, e) = s.call(m, &path, Some(&b), body).await;
+            assert_eq!(st, 404, "{m} {path}: {e}");
+            assert_eq!(error_code(&e), "not_found", "{m} {path}");
+        }
+        let (_, list) = s.call("GET", "/v1/queues", Some(&b), None).await;
+        assert_eq!(list["queues"], json!([]));
+        let (_, list) = s.call("GET", "/v1/agents", Some(&b), None).await;
+        assert_eq!(list["agents"], json!([]));
+        // And A still has everything, untouched.
+        let (st, q) = s
+            .call("GET", &format!("/v1/queues/{qid}"), Some(&a), None)
+            .await;
+        assert_eq!((st, q["name"].as_str()), (200, Some("q")));
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_enforced() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let agent = s.key(Some(tenant), Role::Agent).await;
+        let reader = s.key(Some(tenant), Role::ReadOnly).await;
+        let platform = s.key(None, Role::PlatformAdmin).await;
+        let (_, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&admin),
+                Some(json!({"name": "q"})),
+            )
+            .await;
+        let qid = q["id"].as_i64().unwrap();
+        let (_, a) = s
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(&admin),
+                Some(json!({"name": "x", "config": {"contact": "user/1000"}})),
+            )
+            .await;
+        let aid = a["id"].as_i64().unwrap();
+        // (method, path, body, [admin, supervisor, agent, read-only, platform-admin] allowed?)
+        let matrix: Vec<(&str, String, Option<Value>, [bool; 5])> = vec![
+            (
+                "GET",
+                "/v1/queues".into(),
+                None,
+                [true, true, true, true, false],
+            ),
+            (
+                "POST",
+                "/v1/queues".into(),
+                Some(json!({"name": "new"})),
+                [true, false, false, false, false],
+            ),
+            (
+                "POST",
+                format!("/v1/queues/{qid}/pause"),
+                None,
+                [true, true, false, false, false],
+            ),
+            (
+                "PUT",
+                format!("/v1/agents/{aid}/state"),
+                Some(json!({"state": "logged-out"})),
+                [true, true, true, false, false],
+            ),
+            (
+                "GET",
+                "/v1/api-keys".into(),
+                None,
+                [true, false, false, false, false],
+            ),
+            (
+                "GET",
+                "/v1/platform-admin/tenants".into(),
+                None,
+                [false, false, false, false, true],
+            ),
+        ];
+        let keys = [&admin, &supervisor, &agent, &reader, &platform];
+        for (m, path, body, allowed) in matrix {
+            for (i, k) in keys.iter().enumerate() {
+                let (st, e) = s.call(m, &path, Some(k), body.clone()).await;
+                if allowed[i] {
+                    assert!(st < 400, "{m} {path} with key #{i}: {st} {e}");
+                } else {
+                    assert_eq!(st, 403, "{m} {path} with key #{i}: {e}");
+                    assert_eq!(error_code(&e), "forbidden");
+                }
+            }
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        // Malformed JSON.
+        let (st, e) = s
+            .raw(
+                "POST",
+                "/v1/queues",
+                k,
+                "application/json",
+                b"{\"name\": ".to_vec(),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (400, "malformed_json"), "{e}");
+        // Unknown field, wrong type, bad value: 422 naming the field.
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(k),
+                Some(json!({"name": "q", "bogus": 1})),
+            )
+            .await;
+        assert_eq!(st, 422, "{e}");
+        assert!(
+            e["error"]["field"].as_str().unwrap_or("").contains("bogus")
+                || e["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("bogus"),
+            "{e}"
+        );
+        let (st, e) = s
+            .call("POST", "/v1/queues", Some(k), Some(json!({"name": 5})))
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("name")),
+            "{e}"
+        );
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(k),
+                Some(json!({"name": "q", "config": {"sl_threshold_s": -3}})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("config.sl_threshold_s")),
+            "{e}"
+        );
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(k),
+                Some(json!({"name": "a", "config": {"contact": "user/1 &park()"}})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("config.contact")),
+            "{e}"
+        );
+        // Oversized body.
+        let big = format!("{{\"name\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
+        let (st, e) = s
+            .raw(
+                "POST",
+                "/v1/queues",
+                k,
+                "application/json",
+                big.into_bytes(),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (413, "payload_too_large"), "{e}");
+        // Bad id in the path.
+        let (st, e) = s
+            .call("GET", "/v1/queues/not-a-number", Some(k), None)
+            .await;
+        assert_eq!(st, 400, "{e}");
+        // Duplicate name: 409, and the first one is intact.
+        let (st, _) = s
+            .call("POST", "/v1/queues", Some(k), Some(json!({"name": "dup"})))
+            .await;
+        assert_eq!(st, 201);
+        let (st, e) = s
+            .call("POST", "/v1/queues", Some(k), Some(json!({"name": "dup"})))
+            .await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        // Nothing half-written: exactly the one queue exists.
+        let (_, list) = s.call("GET", "/v1/queues", Some(k), None).await;
+        assert_eq!(list["queues"].as_array().unwrap().len(), 1, "{list}");
+        // Keys: missing, unknown, revoked.
+        let (st, e) = s.call("GET", "/v1/queues", None, None).await;
+        assert_eq!((st, error_code(&e)), (401, "unauthorized"));
+        let (st, _) = s
+            .call(
+                "GET",
+                "/v1/queues",
+                Some("sy_0000000000000000000000000000000000000000000000000000000000000000"),
+                None,
+            )
+            .await;
+        assert_eq!(st, 401);
+        let (st, created) = s
+            .call(
+                "POST",
+                "/v1/api-keys",
+                Some(k),
+                Some(json!({"name": "temp", "role": "read-only"})),
+            )
+            .await;
+        assert_eq!(st, 201, "{created}");
+        let temp = created["key"].as_str().unwrap().to_owned();
+        let (st, _) = s.call("GET", "/v1/queues", Some(&temp), None).await;
+        assert_eq!(st, 200);
+        let (st, _) = s
+            .call(
+                "DELETE",
+                &format!("/v1/api-keys/{}", created["id"].as_str().unwrap()),
+                Some(k),
+                None,
+            )
+            .await;
+        assert_eq!(st, 204);
+        let (st, _) = s.call("GET", "/v1/queues", Some(&temp), None).await;
+        assert_eq!(st, 401, "a revoked key stops at once");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_and_presence_survive_a_restart() {
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-restart-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("db.sqlite").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let s = Server::start(store.clone()).await;
+    let (_, key) = s.tenant("acme").await;
+    let (_, q) = s
+        .call(
+            "POST",
+            "/v1/queues",
+            Some(&key),
+            Some(json!({"name": "sales", "config": {"numbers": ["5000"]}})),
+        )
+        .await;
+    let qid = q["id"].as_i64().unwrap();
+    let (_, a) = s
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(&key),
+            Some(json!({"name": "Ana", "config": {"contact": "user/1000"}})),
+        )
+        .await;
+    let aid = a["id"].as_i64().unwrap();
+    s.call(
+        "POST",
+        &format!("/v1/queues/{qid}/members"),
+        Some(&key),
+        Some(json!({"agent_id": aid})),
+    )
+    .await;
+    let (st, _) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{aid}/state"),
+            Some(&key),
+            Some(json!({"state": "on-break", "reason": "lunch"})),
+        )
+        .await;
+    assert_eq!(st, 200);
+    s.stop().await;
+    store.close().await;
+
+    let store = Store::connect(&url).await.unwrap();
+    let s = Server::start(store).await;
+    let (st, q2) = s
+        .call("GET", &format!("/v1/queues/{qid}"), Some(&key), None)
+        .await;
+    assert_eq!((st, q2["name"].as_str()), (200, Some("sales")));
+    let (st, state) = s
+        .call("GET", &format!("/v1/agents/{aid}/state"), Some(&key), None)
+        .await;
+    assert_eq!(st, 200, "{state}");
+    assert_eq!(
+        (state["state"].as_str(), state["reason"].as_str()),
+        (Some("on-break"), Some("lunch")),
+        "{state}"
+    );
+    let (st, stats) = s
+        .call("GET", &format!("/v1/queues/{qid}/stats"), Some(&key), None)
+        .await;
+    assert_eq!(st, 200, "the engine loaded the queue: {stats}");
+    s.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// One server-sent event.
+#[derive(Debug, Default, Clone)]
+struct Sse {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+/// A `/v1/live` subscription read event by event.
+struct LiveStream {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl LiveStream {
+    async fn open(s: &Server, key: &str, last_id: Option<&str>) -> LiveStream {
+        let mut req = s.http.get(format!("{}/v1/live", s.base)).bearer_auth(key);
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id);
+        }
+        let resp = req.send().await.expect("live");
+        assert_eq!(resp.status().as_u16(), 200);
+        LiveStream {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comments and keep-alives skipped), or None within `wait`.
+    async fn next(&mut self, wait: std::time::Duration) -> Option<Sse> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut ev = Sse::default();
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        ev.id = Some(v.trim().to_owned());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        ev.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if ev.event.is_empty() && data.is_empty() {
+                    continue; // a comment or retry line
+                }
+                ev.data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                return Some(ev);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_sends_a_snapshot_then_deltas_and_resumes_from_last_event_id() {
+    use std::time::Duration;
+    let store = Store::sqlite_memory().await.unwrap();
+    store.migrate().await.unwrap();
+    let s = Server::start(store).await;
+    let (_, a) = s.tenant("a").await;
+    let (_, b) = s.tenant("b").await;
+    let (_, ag) = s
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(&a),
+            Some(json!({"name": "Ana", "config": {"contact": "user/1000"}})),
+        )
+        .await;
+    let aid = ag["id"].as_i64().unwrap();
+
+    let mut live = LiveStream::open(&s, &a, None).await;
+    let snap = live.next(Duration::from_secs(5)).await.expect("snapshot");
+    assert_eq!(snap.event, "snapshot");
+    let agents = &snap.data["state"]["agents"];
+    assert_eq!(agents[0]["id"], aid, "{}", snap.data);
+    assert_eq!(agents[0]["state"], "logged-out");
+    let mut other = LiveStream::open(&s, &b, None).await;
+    assert_eq!(
+        other
+            .next(Duration::from_secs(5))
+            .await
+            .expect("b's snapshot")
+            .event,
+        "snapshot"
+    );
+
+    s.call(
+        "PUT",
+        &format!("/v1/agents/{aid}/state"),
+        Some(&a),
+        Some(json!({"state": "available"})),
+    )
+    .await;
+    let ev = live.next(Duration::from_secs(5)).await.expect("a delta");
+    assert_eq!(
+        (ev.event.as_str(), ev.data["state"].as_str()),
+        ("agent.state_changed", Some("available")),
+        "{ev:?}"
+    );
+    let seen = ev.id.clone().expect("deltas carry ids");
+    assert!(
+        other.next(Duration::from_millis(500)).await.is_none(),
+        "tenant b sees nothing of a's"
+    );
+
+    // Gone for a while; two changes happen; back with Last-Event-ID: exactly those two.
+    drop(live);
+    s.call(
+        "PUT",
+        &format!("/v1/agents/{aid}/state"),
+        Some(&a),
+        Some(json!({"state": "on-break", "reason": "coffee"})),
+    )
+    .await;
+    s.call(
+        "PUT",
+        &format!("/v1/agents/{aid}/state"),
+        Some(&a),
+        Some(json!({"state": "available"})),
+    )
+    .await;
+    let mut back = LiveStream::open(&s, &a, Some(&seen)).await;
+    let first = back.next(Duration::from_secs(5)).await.expect("replayed");
+    assert_eq!(
+        (first.event.as_str(), first.data["state"].as_str()),
+        ("agent.state_changed", Some("on-break")),
+        "{first:?}"
+    );
+    let second = back.next(Duration::from_secs(5)).await.expect("replayed");
+    assert_eq!(second.data["state"], "available");
+    assert!(second.id.unwrap().parse::<u64>().unwrap() > first.id.unwrap().parse::<u64>().unwrap());
+    s.stop().await;
+}
