@@ -1,5 +1,5 @@
-//! The whole HTTP application: resource routes, the live feed, probes and metrics, wrapped in
-//! the middleware stack; plus the store-backed key verifier.
+//! The whole HTTP application: resource routes, the live feed, probes and metrics, the OpenAPI
+//! document and Swagger UI, wrapped in the middleware stack; plus the store-backed key verifier.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use axum::Router;
 
 use crate::http::{self, ApiError, BoxFuture, HttpConfig, HttpKit, KeyVerifier, Metrics, Probes};
 use crate::model::Principal;
+use crate::openapi;
 use crate::routes::{self, AppState};
 use crate::runtime::Runtime;
 use crate::store::{Store, now_ms};
@@ -44,6 +45,8 @@ impl KeyVerifier for StoreKeys {
 /// Everything `switchyard serve` answers on its HTTP port.
 pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
     let metrics = Metrics::new();
+    // The engine's gauges; the task ends when the engine stops.
+    let _gauges = rt.spawn_gauges(metrics.clone(), std::time::Duration::from_secs(5));
     let kit = HttpKit::new(
         config,
         Arc::new(StoreKeys::new(rt.store.clone())),
@@ -75,6 +78,8 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
         .merge(routes::router(state))
         .merge(live)
         .merge(metrics.router())
-        .merge(probes.router());
+        .merge(probes.router())
+        // GET /openapi.json (no key) and Swagger UI under /docs.
+        .merge(openapi::router(openapi::document()));
     (http::layers(app, &kit), kit)
 }

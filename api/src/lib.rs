@@ -5,6 +5,7 @@ pub mod directory;
 pub mod http;
 pub mod live_state;
 pub mod model;
+pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod spec;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 pub struct TenantId(pub Uuid);
 
 /// What an API key may do. Platform-admin keys have no tenant and manage tenants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Everything within the tenant: configuration, keys, supervision.

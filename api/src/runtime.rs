@@ -26,7 +26,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::directory::Directory;
-use crate::http::{LiveConfig, LiveHub, SnapshotFn};
+use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::spec::{AgentSpec, QueueSpec};
@@ -283,6 +283,50 @@ impl Runtime {
         }
         self.engine.set_routes(routes).await?;
         Ok(())
+    }
+
+    /// Keeps the engine's gauges in `/metrics` current (every `every`): calls in progress
+    /// and waiting, agents by state, the switch connection, and the driver's loss counters.
+    pub fn spawn_gauges(&self, metrics: Metrics, every: Duration) -> JoinHandle<()> {
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            use switchyard_engine::agent::AgentStateKind;
+            let g = |name: &'static str| metrics.gauge(name, &[]);
+            let calls = g("switchyard_calls_active");
+            let waiting = g("switchyard_calls_waiting");
+            let connected = g("switchyard_freeswitch_connected");
+            let dropped = g("switchyard_records_dropped");
+            let failed = g("switchyard_switch_commands_failed");
+            let by_state: Vec<_> = AgentStateKind::ALL
+                .iter()
+                .map(|k| {
+                    let label = serde_json::to_value(k)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    (*k, metrics.gauge("switchyard_agents", &[("state", label)]))
+                })
+                .collect();
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Ok((active, snap)) = engine
+                    .query(|e| (e.active_calls(), e.stats().totals(e.now())))
+                    .await
+                else {
+                    return; // the engine stopped
+                };
+                calls.set(active as f64);
+                waiting.set(snap.waiting as f64);
+                for (k, gauge) in &by_state {
+                    gauge.set(f64::from(*snap.agents.get(*k)));
+                }
+                connected.set(if engine.connected() { 1.0 } else { 0.0 });
+                let st = engine.stats();
+                dropped.set(st.records_dropped as f64);
+                failed.set(st.commands_failed as f64);
+            }
+        })
     }
 
     pub async fn shutdown(mut self) {

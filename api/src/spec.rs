@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use switchyard_engine::config::{Announcements, EmptyRule, EscalationStep, SkillRequirement};
 use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillId, Strategy};
+use utoipa::ToSchema;
 
 /// A validation failure naming the field (JSON path) at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +51,7 @@ fn opt_secs(field: &str, v: Option<f64>) -> Result<Option<Duration>, FieldError>
 }
 
 /// Where a caller goes when leaving without an agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(tag = "to", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ExitSpec {
     #[default]
@@ -59,9 +60,12 @@ pub enum ExitSpec {
         queue: u32,
     },
     Voicemail {
+        /// A dialplan destination: 1-128 of letters, digits and `*#+_-.@:/`.
+        #[schema(pattern = "^[A-Za-z0-9*#+_.@:/-]{1,128}$")]
         destination: String,
     },
     Transfer {
+        #[schema(pattern = "^[A-Za-z0-9*#+_.@:/-]{1,128}$")]
         destination: String,
     },
     Callback,
@@ -103,20 +107,28 @@ fn dest(field: &str, d: &str) -> Result<String, FieldError> {
     Ok(d.to_owned())
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A skill a caller needs, at a minimum proficiency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillNeed {
+    /// A skill id of the tenant's (`/v1/skills`).
     pub skill: u32,
+    #[schema(minimum = 1, maximum = 10)]
     pub min: u8,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A step of escalation: after `after_s` in queue, open tiers up to `max_level` and accept
+/// skills `relax_by` levels below the need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EscalationSpec {
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub after_s: f64,
     #[serde(default = "max_level")]
     pub max_level: u32,
+    /// Capped at 9.
     #[serde(default)]
+    #[schema(maximum = 255)]
     pub relax_by: u8,
 }
 
@@ -124,22 +136,35 @@ fn max_level() -> u32 {
     u32::MAX
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A key the caller may press to leave the queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DtmfExit {
+    #[schema(pattern = "^[0-9*#]$")]
     pub digit: char,
     pub exit: ExitSpec,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Music on hold and announcements while waiting.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnouncementsSpec {
+    /// Music on hold: a file or stream (at most 512 bytes, no control characters).
+    #[schema(min_length = 1, pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$")]
     pub music: String,
+    /// First position / expected-wait announcement after this long in queue.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub first_after_s: Option<f64>,
+    /// Then every this long.
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub every_s: Option<f64>,
     pub position: bool,
     pub expected_wait: bool,
+    /// A periodic message every this long (with `periodic_file`).
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub periodic_every_s: Option<f64>,
+    /// The periodic message's file (at most 512 bytes, no spaces or control characters).
+    #[schema(min_length = 1, pattern = r"^[^\u0000-\u0020\u007f-\u009f]+$")]
     pub periodic_file: Option<String>,
 }
 
@@ -158,28 +183,52 @@ impl Default for AnnouncementsSpec {
 }
 
 /// A queue as the API reads and writes it (everything but `name` is optional on create).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueSpec {
+    #[schema(value_type = crate::openapi::Strategy)]
     pub strategy: Strategy,
     /// Dialled numbers (DIDs) that reach this queue.
+    #[schema(schema_with = crate::openapi::dialled_numbers)]
     pub numbers: Vec<String>,
+    /// Skills a caller needs (each agent offered must have them all).
+    #[schema(max_items = 64)]
     pub skills: Vec<SkillNeed>,
+    /// Tier levels open at first (none: all).
     pub initial_max_level: Option<u32>,
+    #[schema(max_items = 64)]
     pub escalation: Vec<EscalationSpec>,
+    /// Answered within this counts towards the service level.
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub sl_threshold_s: f64,
+    /// Abandoned within this is a short abandon.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub short_abandon_s: f64,
     pub announcements: AnnouncementsSpec,
+    /// Longest wait before `on_timeout` (none: no limit).
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub max_wait_s: Option<f64>,
     pub on_timeout: ExitSpec,
+    /// Longest wait with no agent logged in before `on_no_agents`.
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub max_wait_no_agent_s: Option<f64>,
     pub on_no_agents: ExitSpec,
+    #[schema(value_type = crate::openapi::EmptyRule)]
     pub join_empty: EmptyRule,
+    #[schema(value_type = crate::openapi::EmptyRule)]
     pub leave_when_empty: EmptyRule,
+    #[schema(max_items = 64)]
     pub dtmf_exits: Vec<DtmfExit>,
+    /// How long an agent's phone rings.
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub offer_timeout_s: f64,
+    /// Ring-progressively: another agent joins the ringing every this long.
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
     pub ring_progressively_step_s: f64,
+    /// Wrap-up after each call (an agent's own `wrapup_s` wins).
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub wrapup_s: f64,
+    /// Added to every caller's priority here (clamped to -1000..=1000).
     pub priority_boost: i32,
     pub paused: bool,
 }
@@ -260,16 +309,20 @@ impl QueueSpec {
             });
         }
         let a = &self.announcements;
-        if a.music.is_empty() || a.music.len() > 512 || a.music.contains(['\n', '\r']) {
+        // Both go into command lines to FreeSWITCH: no control characters (NUL included).
+        if a.music.is_empty() || a.music.len() > 512 || a.music.chars().any(char::is_control) {
             return Err(bad(
                 "announcements.music",
-                "a file or stream: 1-512 characters on one line",
+                "a file or stream: 1-512 characters, no control characters",
             ));
         }
         let periodic = match (a.periodic_every_s, &a.periodic_file) {
             (None, None) => None,
             (Some(every), Some(file)) => {
-                if file.is_empty() || file.len() > 512 || file.contains(['\n', '\r', ' ']) {
+                if file.is_empty()
+                    || file.len() > 512
+                    || file.chars().any(|c| c.is_control() || c == ' ')
+                {
                     return Err(bad(
                         "announcements.periodic_file",
                         "a sound file path without spaces",
@@ -342,24 +395,39 @@ impl QueueSpec {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A skill an agent has, at a proficiency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSkill {
+    /// A skill id of the tenant's (`/v1/skills`).
     pub skill: u32,
+    #[schema(minimum = 1, maximum = 10)]
     pub level: u8,
 }
 
 /// An agent as the API reads and writes it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentSpec {
-    /// FreeSWITCH dial string of the agent's phone (`user/1000`, `sofia/gateway/gw/...`).
+    /// FreeSWITCH dial string of the agent's phone (`user/1000`, `sofia/gateway/gw/...`):
+    /// 1-256 visible ASCII characters, no quotes, brackets or braces.
+    #[schema(pattern = r#"^[!#-&(-Z\\^-z|~]{1,256}$"#)]
     pub contact: String,
+    #[schema(max_items = 64)]
     pub skills: Vec<AgentSkill>,
+    /// Overrides the queue's `wrapup_s`.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub wrapup_s: Option<f64>,
+    /// Not offered calls for this long after rejecting one.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub reject_delay_s: f64,
+    /// ... after the phone was busy.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub busy_delay_s: f64,
+    /// ... after not answering.
+    #[schema(minimum = 0, maximum = 31_622_400)]
     pub no_answer_delay_s: f64,
+    /// Logged out after this many unanswered offers in a row (capped at 1000).
     pub max_no_answer: u32,
 }
 
@@ -463,6 +531,17 @@ mod tests {
             ..QueueSpec::default()
         };
         assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "on_timeout");
+        let spec = QueueSpec {
+            announcements: AnnouncementsSpec {
+                music: "moh\u{0}.wav".into(),
+                ..AnnouncementsSpec::default()
+            },
+            ..QueueSpec::default()
+        };
+        assert_eq!(
+            spec.to_engine(1, "q").unwrap_err().field,
+            "announcements.music"
+        );
         let agent = AgentSpec {
             contact: "user/1 {evil}".into(),
             ..AgentSpec::default()

@@ -52,13 +52,27 @@ impl Server {
     async fn start_with(store: Store, http: HttpConfig) -> Server {
         let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl_addr = esl.local_addr().unwrap();
-        let switch = switchyard_esl::sim::spawn(esl, switchyard_esl::sim::SimConfig::default(), 1);
+        // The fake switch sends inbound callers to the runtime's outbound listener, whose address
+        // it needs before the runtime exists: a free port, picked here.
+        let outbound = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let switch = switchyard_esl::sim::spawn(
+            esl,
+            switchyard_esl::sim::SimConfig {
+                inbound_target: Some(outbound.clone()),
+                ..switchyard_esl::sim::SimConfig::default()
+            },
+            1,
+        );
         let rt = Runtime::start(
             store.clone(),
             SwitchConfig {
                 esl: esl_addr.to_string(),
                 password: "ClueCon".into(),
-                outbound_listen: "127.0.0.1:0".into(),
+                outbound_listen: outbound,
             },
             EngineConfig::default(),
             1,
@@ -590,6 +604,89 @@ async fn configuration_and_presence_survive_a_restart() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_with_waiting_callers_cannot_be_deleted() {
+    // Found by the schemathesis check: the engine's refusal answered 422 `config.queue`.
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                k,
+                Some(json!({"name": "sales", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        // No agent: the caller waits.
+        let leg = s
+            .switch
+            .as_ref()
+            .unwrap()
+            .place_inbound_call(switchyard_esl::sim::InboundCall {
+                caller_number: "5551234".into(),
+                caller_name: "Caller".into(),
+                destination: "5000".into(),
+                patience: None,
+                talk_time: None,
+                dtmf: None,
+            })
+            .await
+            .expect("the fake switch places the call");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let (_, waiting) = s
+                .call("GET", &format!("/v1/queues/{qid}/calls"), k, None)
+                .await;
+            if waiting["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+                assert_eq!(waiting["calls"][0]["id"], leg, "{waiting}");
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the caller never queued: {waiting}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (st, e) = s
+            .call("DELETE", &format!("/v1/queues/{qid}"), k, None)
+            .await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        let (st, _) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 200, "the queue is still there");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_filters_with_control_characters_are_refused() {
+    // Found by the schemathesis check: PostgreSQL refuses text with NUL, which answered 500.
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        for query in [
+            "caller_number=%00",
+            "outcome=answered%00",
+            "caller_number=5%0A5",
+        ] {
+            let (st, e) = s
+                .call("GET", &format!("/v1/calls?{query}"), Some(&key), None)
+                .await;
+            assert_eq!((st, error_code(&e)), (422, "invalid_field"), "{query}: {e}");
+        }
+        let (st, page) = s
+            .call("GET", "/v1/calls?caller_number=5551234", Some(&key), None)
+            .await;
+        assert_eq!((st, &page["calls"]), (200, &json!([])), "{page}");
+        s.stop().await;
+    })
+    .await;
+}
+
 /// One server-sent event.
 #[derive(Debug, Default, Clone)]
 struct Sse {
@@ -729,5 +826,91 @@ async fn the_live_feed_sends_a_snapshot_then_deltas_and_resumes_from_last_event_
     let second = back.next(Duration::from_secs(5)).await.expect("replayed");
     assert_eq!(second.data["state"], "available");
     assert!(second.id.unwrap().parse::<u64>().unwrap() > first.id.unwrap().parse::<u64>().unwrap());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialled_number_belongs_to_one_queue_across_tenants() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, a) = s.tenant("a").await;
+        let (_, b) = s.tenant("b").await;
+        let (st, _) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&a),
+                Some(json!({"name": "q", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&b),
+                Some(json!({"name": "mine", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (409, Some("config.numbers")),
+            "{e}"
+        );
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&b),
+                Some(json!({"name": "mine"})),
+            )
+            .await;
+        assert_eq!(st, 201);
+        let (st, e) = s
+            .call(
+                "PATCH",
+                &format!("/v1/queues/{}", q["id"]),
+                Some(&b),
+                Some(json!({"config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 409, "{e}");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn array_bodies_and_past_expiry_are_refused_with_the_api_field_names() {
+    let store = Store::sqlite_memory().await.unwrap();
+    store.migrate().await.unwrap();
+    let s = Server::start(store).await;
+    let (_, key) = s.tenant("acme").await;
+    let (_, q) = s
+        .call("POST", "/v1/queues", Some(&key), Some(json!({"name": "q"})))
+        .await;
+    let (st, e) = s
+        .raw(
+            "PATCH",
+            &format!("/v1/queues/{}", q["id"]),
+            &key,
+            "application/json",
+            b"[null, null]".to_vec(),
+        )
+        .await;
+    assert_eq!((st, error_code(&e)), (422, "invalid_field"), "{e}");
+    let (st, e) = s
+        .call(
+            "POST",
+            "/v1/api-keys",
+            Some(&key),
+            Some(json!({"name": "old", "role": "read-only", "expires_at_ms": 1})),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["field"].as_str()),
+        (422, Some("expires_at_ms")),
+        "{e}"
+    );
     s.stop().await;
 }

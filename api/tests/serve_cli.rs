@@ -18,7 +18,10 @@ impl Drop for Kill {
 }
 
 fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("switchyard-{tag}-{}", uuid::Uuid::new_v4().simple()));
+    let d = std::env::temp_dir().join(format!(
+        "switchyard-{tag}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
@@ -27,7 +30,14 @@ fn temp_dir(tag: &str) -> std::path::PathBuf {
 async fn demo_runs_with_no_setup_and_serves_live_traffic() {
     let dir = temp_dir("demo");
     let mut child = switchyard()
-        .args(["demo", "--listen", "127.0.0.1:0", "--calls-per-minute", "120", "--database"])
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--calls-per-minute",
+            "120",
+            "--database",
+        ])
         .arg(dir.join("demo.db"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -36,26 +46,56 @@ async fn demo_runs_with_no_setup_and_serves_live_traffic() {
     let stdout = child.stdout.take().unwrap();
     let _guard = Kill(child);
     // The banner: the base URL, then "API key: <key>".
-    let lines: Vec<String> = tokio::task::spawn_blocking(move || BufReader::new(stdout).lines().take(2).map(|l| l.unwrap()).collect())
-        .await
-        .unwrap();
-    let base = lines[0].split_whitespace().find(|w| w.starts_with("http://")).expect("a base URL").to_owned();
-    let key = lines[1].strip_prefix("API key: ").expect("the key line").trim().to_owned();
+    let lines: Vec<String> = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .take(2)
+            .map(|l| l.unwrap())
+            .collect()
+    })
+    .await
+    .unwrap();
+    let base = lines[0]
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("a base URL")
+        .to_owned();
+    let key = lines[1]
+        .strip_prefix("API key: ")
+        .expect("the key line")
+        .trim()
+        .to_owned();
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).bearer_auth(&key).send();
     let queues: serde_json::Value = get("/v1/queues").await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = queues["queues"].as_array().unwrap().iter().filter_map(|q| q["name"].as_str()).collect();
+    let names: Vec<&str> = queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|q| q["name"].as_str())
+        .collect();
     assert_eq!(names, vec!["sales", "support"]);
     let agents: serde_json::Value = get("/v1/agents").await.unwrap().json().await.unwrap();
     assert_eq!(agents["agents"].as_array().unwrap().len(), 20);
     // Callers arrive, are answered by the fake switch's agents, and end as records.
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        let calls: serde_json::Value = get("/v1/calls?limit=5").await.unwrap().json().await.unwrap();
-        if calls["calls"].as_array().is_some_and(|c| c.iter().any(|c| c["outcome"] == "answered")) {
+        let calls: serde_json::Value = get("/v1/calls?limit=5")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if calls["calls"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["outcome"] == "answered"))
+        {
             break;
         }
-        assert!(Instant::now() < deadline, "no answered call recorded: {calls}");
+        assert!(
+            Instant::now() < deadline,
+            "no answered call recorded: {calls}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
@@ -68,8 +108,16 @@ fn admin_commands_create_a_tenant_and_print_a_key_once() {
     let dir = temp_dir("admin");
     let db = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
     let run = |args: &[&str]| {
-        let out = switchyard().args(args).args(["--database-url", &db]).output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        let out = switchyard()
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (ok, _, err) = run(&["migrate"]);
     assert!(ok, "{err}");
@@ -77,7 +125,10 @@ fn admin_commands_create_a_tenant_and_print_a_key_once() {
     assert!(ok, "{err}");
     assert!(out.contains("\"name\":\"acme\""), "{out}");
     let (ok, _, err) = run(&["tenant", "create", "acme"]);
-    assert!(!ok && err.contains("already exists"), "a duplicate is refused: {err}");
+    assert!(
+        !ok && err.contains("already exists"),
+        "a duplicate is refused: {err}"
+    );
     let (ok, out, err) = run(&["apikey", "create", "--tenant", "acme", "--role", "admin"]);
     assert!(ok, "{err}");
     let key = out.trim().strip_prefix("API key: ").expect("the key line");

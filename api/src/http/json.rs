@@ -83,6 +83,15 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 
 /// Decodes a JSON document into `T` with the answers of the table above (400 or 422).
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body the API takes is an object; serde would otherwise read a struct from an
+    // array of its fields in order (`[null, null]` as a PATCH).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+            "the body must be a JSON object",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = render_path(e.path());

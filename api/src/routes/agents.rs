@@ -1,54 +1,88 @@
 //! `/v1/agents`: CRUD, state (presence), skills, and supervisor monitoring of an agent's call.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchyard_engine::agent::AgentStateKind;
 use switchyard_engine::{AgentId, Command, LegId, MonitorMode, Presence};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
 use crate::model::{Role, TenantId};
+use crate::openapi::ErrorBody;
 use crate::spec::{AgentSkill, AgentSpec, check_name};
 use crate::store::AgentRow;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/agents", get(list).post(create))
-        .route("/v1/agents/{id}", get(read).patch(update).delete(remove))
-        .route("/v1/agents/{id}/state", get(state).put(set_state))
-        .route("/v1/agents/{id}/skills", get(skills).put(set_skills))
-        .route("/v1/agents/{id}/monitor", post(monitor))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(state, set_state))
+        .routes(routes!(skills, set_skills))
+        .routes(routes!(monitor))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateAgent {
+    /// 1-100 characters, no control characters; unique within the tenant.
+    #[schema(min_length = 1)]
     name: String,
+    /// `contact` is required in practice: the agent's phone.
     #[serde(default)]
     config: AgentSpec,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchAgent {
     name: Option<String>,
+    /// A JSON merge patch (RFC 7386) over the agent's config.
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
 }
 
-fn view(row: &AgentRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "config": row.config,
-        "presence": row.presence,
-        "created_at_ms": row.created_at_ms,
-        "updated_at_ms": row.updated_at_ms,
-    })
+/// An agent.
+#[derive(Debug, Serialize, ToSchema)]
+struct AgentView {
+    id: i64,
+    name: String,
+    /// Every setting, defaults filled in.
+    #[schema(value_type = AgentSpec)]
+    config: Value,
+    /// The presence last saved; `null` until the agent's state first changes.
+    #[schema(value_type = Option<crate::openapi::Presence>)]
+    presence: Value,
+    created_at_ms: i64,
+    updated_at_ms: i64,
 }
+
+fn view(row: &AgentRow) -> AgentView {
+    AgentView {
+        id: row.id,
+        name: row.name.clone(),
+        config: row.config.clone(),
+        presence: row.presence.clone(),
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct AgentList {
+    agents: Vec<AgentView>,
+}
+
+/// The agent's id in a path.
+#[derive(Debug, IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)] // Describes the path parameter; `ApiPath<i64>` reads it.
+struct AgentPath(i64);
 
 async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<AgentRow, ApiError> {
     st.rt
@@ -78,20 +112,40 @@ async fn apply(st: &AppState, tenant: TenantId, row: &AgentRow) -> Result<(), Ap
     Ok(())
 }
 
-async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+/// The tenant's agents.
+#[utoipa::path(
+    get,
+    path = "/v1/agents",
+    tag = "agents",
+    operation_id = "list_agents",
+    responses((status = 200, description = "The tenant's agents", body = AgentList)),
+)]
+async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<AgentList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let rows = st.rt.store.list_agents(tenant).await?;
-    Ok(Json(
-        json!({ "agents": rows.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(AgentList {
+        agents: rows.iter().map(view).collect(),
+    }))
 }
 
+/// Creates an agent (admin), logged out.
+#[utoipa::path(
+    post,
+    path = "/v1/agents",
+    tag = "agents",
+    operation_id = "create_agent",
+    request_body = CreateAgent,
+    responses(
+        (status = 201, description = "Created", body = AgentView),
+        (status = 409, description = "An agent of that name exists", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateAgent>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<AgentView>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
@@ -131,22 +185,44 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
+/// One agent.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    operation_id = "get_agent",
+    params(AgentPath),
+    responses((status = 200, description = "The agent", body = AgentView)),
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     Ok(Json(view(&owned(&st, tenant, id).await?)))
 }
 
+/// Renames an agent and/or merges a patch into its config (admin); applied live.
+#[utoipa::path(
+    patch,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    operation_id = "update_agent",
+    params(AgentPath),
+    request_body = PatchAgent,
+    responses(
+        (status = 200, description = "The agent as it is now", body = AgentView),
+        (status = 409, description = "An agent of that name exists", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<PatchAgent>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
@@ -184,6 +260,18 @@ async fn update(
     Ok(Json(view(&row)))
 }
 
+/// Removes an agent (admin); refused while the agent has a call.
+#[utoipa::path(
+    delete,
+    path = "/v1/agents/{id}",
+    tag = "agents",
+    operation_id = "delete_agent",
+    params(AgentPath),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 409, description = "The agent has a call", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -206,11 +294,32 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An agent's state as the engine sees it, with its figures.
+#[derive(Debug, Serialize, ToSchema)]
+struct AgentStateView {
+    id: i64,
+    #[schema(value_type = crate::openapi::AgentState)]
+    state: AgentStateKind,
+    /// The break's reason while on break.
+    reason: Option<String>,
+    #[schema(value_type = Option<crate::openapi::AgentSnapshot>)]
+    snapshot: Option<Value>,
+}
+
+/// The agent's live state and figures.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/state",
+    tag = "agents",
+    operation_id = "get_agent_state",
+    params(AgentPath),
+    responses((status = 200, description = "The agent's state", body = AgentStateView)),
+)]
 async fn state(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentStateView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let agent = live_agent(&st, tenant, id)?;
@@ -219,12 +328,12 @@ async fn state(
         .engine
         .query(move |e| {
             let a = e.agent_info(agent)?;
-            Some(json!({
-                "id": id,
-                "state": a.state(),
-                "reason": a.break_reason(),
-                "snapshot": serde_json::to_value(e.stats().agent_snapshot(e.now(), agent)).ok(),
-            }))
+            Some(AgentStateView {
+                id,
+                state: a.state(),
+                reason: a.break_reason(),
+                snapshot: serde_json::to_value(e.stats().agent_snapshot(e.now(), agent)).ok(),
+            })
         })
         .await
         .map_err(engine_error)?
@@ -232,23 +341,47 @@ async fn state(
     Ok(Json(view))
 }
 
-#[derive(Debug, Deserialize)]
+/// The presence to set: `{"state": "available"}`, `{"state": "on-break", "reason": "lunch"}`,
+/// `{"state": "logged-out"}`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", tag = "state")]
 enum SetState {
     LoggedOut,
     Available,
     OnBreak {
+        /// At most 100 characters, no control characters.
         #[serde(default)]
         reason: String,
     },
 }
 
+/// The presence just set and the state the engine put the agent in.
+#[derive(Debug, Serialize, ToSchema)]
+struct StateSet {
+    id: i64,
+    #[schema(value_type = crate::openapi::Presence)]
+    presence: Value,
+    /// `null` if the engine no longer knows the agent.
+    #[schema(value_type = Option<crate::openapi::AgentState>)]
+    state: Option<AgentStateKind>,
+}
+
+/// Sets the agent's presence: agents their own, supervisors and admins anyone's.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}/state",
+    tag = "agents",
+    operation_id = "set_agent_state",
+    params(AgentPath),
+    request_body = SetState,
+    responses((status = 200, description = "Set", body = StateSet)),
+)]
 async fn set_state(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SetState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StateSet>, ApiError> {
     // Agents set their own state from their desktops; supervisors anyone's.
     require_role(&p, &[Role::Admin, Role::Supervisor, Role::Agent])?;
     let tenant = require_tenant(&p)?;
@@ -286,34 +419,69 @@ async fn set_state(
         .query(move |e| e.agent_state(agent))
         .await
         .map_err(engine_error)?;
-    Ok(Json(json!({ "id": id, "presence": value, "state": kind })))
+    Ok(Json(StateSet {
+        id,
+        presence: value,
+        state: kind,
+    }))
 }
 
+/// An agent's skills.
+#[derive(Debug, Serialize, ToSchema)]
+struct AgentSkills {
+    #[schema(value_type = Vec<AgentSkill>)]
+    skills: Value,
+}
+
+fn skills_of(row: &AgentRow) -> AgentSkills {
+    AgentSkills {
+        skills: row.config.get("skills").cloned().unwrap_or(json!([])),
+    }
+}
+
+/// The agent's skills.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/{id}/skills",
+    tag = "agents",
+    operation_id = "get_agent_skills",
+    params(AgentPath),
+    responses((status = 200, description = "The agent's skills", body = AgentSkills)),
+)]
 async fn skills(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentSkills>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
-    Ok(Json(
-        json!({ "skills": row.config.get("skills").cloned().unwrap_or(json!([])) }),
-    ))
+    Ok(Json(skills_of(&row)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetSkills {
+    /// The whole list (replaces the old one); skills must be the tenant's.
     skills: Vec<AgentSkill>,
 }
 
+/// Replaces the agent's skills (admin); applied live.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/{id}/skills",
+    tag = "agents",
+    operation_id = "set_agent_skills",
+    params(AgentPath),
+    request_body = SetSkills,
+    responses((status = 200, description = "The agent's skills now", body = AgentSkills)),
+)]
 async fn set_skills(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<SetSkills>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgentSkills>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
@@ -357,26 +525,48 @@ async fn set_skills(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
     apply(&st, tenant, &row).await?;
-    Ok(Json(
-        json!({ "skills": row.config.get("skills").cloned().unwrap_or(json!([])) }),
-    ))
+    Ok(Json(skills_of(&row)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Monitor {
     /// listen (eavesdrop), whisper (only the agent hears the supervisor), barge.
+    #[schema(value_type = crate::openapi::MonitorMode)]
     mode: MonitorMode,
-    /// The supervisor's phone, a FreeSWITCH dial string.
+    /// The supervisor's phone, a FreeSWITCH dial string (as an agent's `contact`).
+    #[schema(pattern = r#"^[!#-&(-Z\\^-z|~]{1,256}$"#)]
     dial: String,
 }
 
+/// The supervisor's leg being dialled into the agent's call.
+#[derive(Debug, Serialize, ToSchema)]
+struct MonitorStarted {
+    /// The supervisor's new leg.
+    leg: uuid::Uuid,
+    #[schema(value_type = crate::openapi::MonitorMode)]
+    mode: MonitorMode,
+}
+
+/// Dials a supervisor into the agent's current call (supervisor).
+#[utoipa::path(
+    post,
+    path = "/v1/agents/{id}/monitor",
+    tag = "agents",
+    operation_id = "monitor_agent",
+    params(AgentPath),
+    request_body = Monitor,
+    responses(
+        (status = 202, description = "The supervisor's phone is being dialled", body = MonitorStarted),
+        (status = 409, description = "The agent is not on a call", body = ErrorBody),
+    ),
+)]
 async fn monitor(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<Monitor>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<MonitorStarted>), ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
     let agent = live_agent(&st, tenant, id)?;
@@ -410,6 +600,9 @@ async fn monitor(
     let _ = st.rt.store.insert_audit(&a).await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "leg": uuid::Uuid::from_u128(leg.0), "mode": body.mode })),
+        Json(MonitorStarted {
+            leg: uuid::Uuid::from_u128(leg.0),
+            mode: body.mode,
+        }),
     ))
 }

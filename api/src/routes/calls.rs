@@ -2,64 +2,127 @@
 //! of a call in progress, and assigning a waiting call to an agent.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_engine::{AgentId, Command, LegId};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
-use crate::store::{CallFilter, CallRow};
+use crate::openapi::ErrorBody;
+use crate::store::{CallFilter, CallRow, CdrRow};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/calls", get(list))
-        .route("/v1/calls/{id}", get(read))
-        .route("/v1/calls/{id}/assign", post(assign))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(read))
+        .routes(routes!(assign))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Arrived at or after (Unix milliseconds).
     from_ms: Option<i64>,
+    /// Arrived before (Unix milliseconds).
     to_ms: Option<i64>,
+    /// Last queue the call was in.
     queue_id: Option<i64>,
     agent_id: Option<i64>,
     caller_number: Option<String>,
+    /// `answered`, `abandoned`, ...
     outcome: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Page size (default 50, at most 500).
     limit: Option<u32>,
 }
 
-fn view(c: &CallRow) -> Value {
-    json!({
-        "id": c.id,
-        "queue_id": c.queue_id,
-        "queues": c.queues,
-        "agent_id": c.agent_id,
-        "caller_number": c.caller_number,
-        "outcome": c.outcome,
-        "arrived_at_ms": c.arrived_at_ms,
-        "wait_ms": c.wait_ms,
-        "talk_ms": c.talk_ms,
-        "offers": c.offers,
-        "synthetic": c.synthetic,
-        "callback_leg": c.callback_leg,
-    })
+/// A finished call as the ACD saw it.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallView {
+    /// The caller's arrival leg.
+    id: Uuid,
+    /// The last queue the call was in.
+    queue_id: i64,
+    /// Every queue it passed through, in order.
+    queues: Vec<i64>,
+    agent_id: Option<i64>,
+    caller_number: String,
+    /// `answered`, `abandoned`, ...
+    outcome: String,
+    arrived_at_ms: i64,
+    wait_ms: i64,
+    talk_ms: i64,
+    offers: i32,
+    /// Closed by recovery (the call vanished while switchyard was away).
+    synthetic: bool,
+    callback_leg: Option<Uuid>,
 }
 
+fn view(c: &CallRow) -> CallView {
+    CallView {
+        id: c.id,
+        queue_id: c.queue_id,
+        queues: c.queues.clone(),
+        agent_id: c.agent_id,
+        caller_number: c.caller_number.clone(),
+        outcome: c.outcome.clone(),
+        arrived_at_ms: c.arrived_at_ms,
+        wait_ms: c.wait_ms,
+        talk_ms: c.talk_ms,
+        offers: c.offers,
+        synthetic: c.synthetic,
+        callback_leg: c.callback_leg,
+    }
+}
+
+/// A page of calls, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallPage {
+    calls: Vec<CallView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// Call history, newest first, filtered and paged.
+#[utoipa::path(
+    get,
+    path = "/v1/calls",
+    tag = "calls",
+    operation_id = "list_calls",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of calls", body = CallPage),
+        (status = 422, description = "`to_ms` before `from_ms`, a `cursor` not from a previous page, or control characters in a filter", body = ErrorBody),
+    ),
+)]
 async fn list(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallPage>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    // PostgreSQL refuses text with NUL in it (a 500); nothing stored has control characters.
+    for (field, value) in [("caller_number", &q.caller_number), ("outcome", &q.outcome)] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.chars().any(char::is_control))
+        {
+            return Err(ApiError::unprocessable(
+                field,
+                "must not contain control characters",
+            ));
+        }
+    }
     if let (Some(f), Some(t)) = (q.from_ms, q.to_ms)
         && f > t
     {
@@ -79,35 +142,93 @@ async fn list(
         limit: q.limit.unwrap_or(50),
     };
     let (rows, next) = st.rt.store.list_calls(tenant, &filter).await?;
-    Ok(Json(
-        json!({ "calls": rows.iter().map(view).collect::<Vec<_>>(), "next_cursor": next }),
-    ))
+    Ok(Json(CallPage {
+        calls: rows.iter().map(view).collect(),
+        next_cursor: next,
+    }))
 }
 
+/// A finished call with why it went where it went.
+#[derive(Debug, Serialize, ToSchema)]
+struct CallRecord {
+    #[serde(flatten)]
+    call: CallView,
+    /// Always `false` here.
+    live: bool,
+    /// The router's decision traces, in order.
+    #[schema(value_type = Vec<Object>)]
+    decisions: Vec<Value>,
+    /// The call detail records of its legs.
+    #[schema(value_type = Vec<crate::openapi::Cdr>)]
+    cdrs: Vec<CdrRow>,
+}
+
+/// A call in progress, as the engine sees it.
+#[derive(Debug, Serialize, ToSchema)]
+struct LiveCall {
+    id: Uuid,
+    /// Always `true` here.
+    live: bool,
+    queue_id: u32,
+    queues: Vec<u32>,
+    caller_number: String,
+    priority: i32,
+    /// `waiting`, `offering`, `callingback` or `talking`.
+    phase: String,
+    waited_s: f64,
+    /// Offers made so far.
+    offers: u32,
+    /// The router's decision traces so far.
+    #[schema(value_type = Vec<Object>)]
+    decisions: Vec<Value>,
+}
+
+/// A call: the finished record, or the live view while in progress.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+enum CallDetail {
+    Record(CallRecord),
+    Live(LiveCall),
+}
+
+/// One call: the record with its decision traces and CDRs, or the live view while in progress.
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}",
+    tag = "calls",
+    operation_id = "get_call",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    responses((status = 200, description = "The call", body = CallDetail)),
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CallDetail>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     if let Some(row) = st.rt.store.get_call(tenant, id).await? {
         let traces = st.rt.store.traces_for_call(tenant, id).await?;
         let cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
-        let mut v = view(&row);
-        v["live"] = json!(false);
-        v["decisions"] = json!(traces.iter().map(|t| t.trace.clone()).collect::<Vec<_>>());
-        v["cdrs"] = serde_json::to_value(&cdrs).map_err(ApiError::internal)?;
-        return Ok(Json(v));
+        return Ok(Json(CallDetail::Record(CallRecord {
+            call: view(&row),
+            live: false,
+            decisions: traces.iter().map(|t| t.trace.clone()).collect(),
+            cdrs,
+        })));
     }
     // Not finished yet: the engine's view of it, if it is this tenant's.
     live_call(&st, tenant, id)
         .await?
-        .map(Json)
+        .map(|c| Json(CallDetail::Live(c)))
         .ok_or_else(|| ApiError::not_found(format!("no call {id}")))
 }
 
-async fn live_call(st: &AppState, tenant: TenantId, id: Uuid) -> Result<Option<Value>, ApiError> {
+async fn live_call(
+    st: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<Option<LiveCall>, ApiError> {
     let leg = LegId(id.as_u128());
     let dir = st.rt.directory.clone();
     st.rt
@@ -118,35 +239,64 @@ async fn live_call(st: &AppState, tenant: TenantId, id: Uuid) -> Result<Option<V
                 return None;
             }
             let now = e.now();
-            Some(json!({
-                "id": id,
-                "live": true,
-                "queue_id": c.queue.0,
-                "queues": c.queues.iter().map(|q| q.0).collect::<Vec<_>>(),
-                "caller_number": c.caller.number,
-                "priority": c.priority,
-                "phase": format!("{:?}", c.phase).split_whitespace().next().unwrap_or("").trim_end_matches('{').to_lowercase(),
-                "waited_s": now.saturating_duration_since(c.wait_origin).as_secs_f64(),
-                "offers": c.offers_made,
-                "decisions": e.traces_for(c.id).filter_map(|t| serde_json::to_value(t).ok()).collect::<Vec<_>>(),
-            }))
+            Some(LiveCall {
+                id,
+                live: true,
+                queue_id: c.queue.0,
+                queues: c.queues.iter().map(|q| q.0).collect(),
+                caller_number: c.caller.number.clone(),
+                priority: c.priority,
+                phase: format!("{:?}", c.phase)
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('{')
+                    .to_lowercase(),
+                waited_s: now.saturating_duration_since(c.wait_origin).as_secs_f64(),
+                offers: c.offers_made,
+                decisions: e
+                    .traces_for(c.id)
+                    .filter_map(|t| serde_json::to_value(t).ok())
+                    .collect(),
+            })
         })
         .await
         .map_err(engine_error)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Assign {
+    /// One of the tenant's agents, free to take the call.
     agent_id: i64,
 }
 
+/// The assignment made.
+#[derive(Debug, Serialize, ToSchema)]
+struct Assigned {
+    id: Uuid,
+    agent_id: i64,
+}
+
+/// Offers a waiting call to a chosen agent now (supervisor).
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/assign",
+    tag = "calls",
+    operation_id = "assign_call",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    request_body = Assign,
+    responses(
+        (status = 202, description = "The agent is being offered the call", body = Assigned),
+        (status = 409, description = "The call is not waiting, or the agent cannot take it now", body = ErrorBody),
+    ),
+)]
 async fn assign(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<Assign>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Assigned>), ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
     let agent = engine_id(body.agent_id)
@@ -187,6 +337,9 @@ async fn assign(
     let _ = st.rt.store.insert_audit(&a).await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "id": id, "agent_id": body.agent_id })),
+        Json(Assigned {
+            id,
+            agent_id: body.agent_id,
+        }),
     ))
 }

@@ -1,12 +1,13 @@
 //! `/v1/api-keys`: a tenant admin's keys (created keys are shown once).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{ADMINS, AppState, audit};
@@ -14,47 +15,99 @@ use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant
 use crate::model::Role;
 use crate::store::ApiKey;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", get(list).post(create))
-        .route("/v1/api-keys/{id}", delete(revoke))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateKey {
+    /// 1-100 characters, no control characters.
+    #[schema(min_length = 1)]
     pub name: String,
+    /// Any role but `platform-admin` (which answers 422).
+    #[schema(value_type = crate::openapi::TenantRole)]
     pub role: Role,
+    /// When the key stops working (Unix milliseconds, in the future); none: never.
     pub expires_at_ms: Option<i64>,
 }
 
-pub(super) fn view(k: &ApiKey) -> Value {
-    json!({
-        "id": k.id,
-        "name": k.name,
-        "role": k.role,
-        "prefix": k.prefix,
-        "created_at_ms": k.created_at_ms,
-        "expires_at_ms": k.expires_at_ms,
-        "revoked_at_ms": k.revoked_at_ms,
-        "last_used_at_ms": k.last_used_at_ms,
-    })
+/// An API key as listed: never the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct KeyView {
+    id: Uuid,
+    name: String,
+    role: Role,
+    /// The 12 hex characters after `sy_`, to recognise a key.
+    prefix: String,
+    created_at_ms: i64,
+    expires_at_ms: Option<i64>,
+    revoked_at_ms: Option<i64>,
+    last_used_at_ms: Option<i64>,
 }
 
-async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+impl From<&ApiKey> for KeyView {
+    fn from(k: &ApiKey) -> KeyView {
+        KeyView {
+            id: k.id,
+            name: k.name.clone(),
+            role: k.role,
+            prefix: k.prefix.clone(),
+            created_at_ms: k.created_at_ms,
+            expires_at_ms: k.expires_at_ms,
+            revoked_at_ms: k.revoked_at_ms,
+            last_used_at_ms: k.last_used_at_ms,
+        }
+    }
+}
+
+/// A key just created, with the key itself: the only time it is ever shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CreatedKey {
+    #[serde(flatten)]
+    pub view: KeyView,
+    /// `sy_` and 64 hex characters; send it as `Authorization: Bearer <key>`.
+    pub key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct KeyList {
+    api_keys: Vec<KeyView>,
+}
+
+/// The tenant's keys, revoked ones included (admin).
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "list_api_keys",
+    responses((status = 200, description = "The tenant's keys", body = KeyList)),
+)]
+async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<KeyList>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let keys = st.rt.store.list_api_keys(Some(tenant)).await?;
-    Ok(Json(
-        json!({ "api_keys": keys.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(KeyList {
+        api_keys: keys.iter().map(KeyView::from).collect(),
+    }))
 }
 
+/// Creates a key for the tenant (admin); the answer is the only time the key is shown.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "create_api_key",
+    request_body = CreateKey,
+    responses((status = 201, description = "Created", body = CreatedKey)),
+)]
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     if body.role == Role::PlatformAdmin {
@@ -75,13 +128,26 @@ async fn create(
         .rt
         .store
         .create_api_key(Some(tenant), body.role, &body.name, body.expires_at_ms, &a)
-        .await?;
-    let mut v = view(&key);
-    // The only time the key is ever shown.
-    v["key"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(v)))
+        .await
+        .map_err(super::key_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            view: KeyView::from(&key),
+            key: secret,
+        }),
+    ))
 }
 
+/// Revokes a key at once (admin).
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revoke_api_key",
+    params(("id" = Uuid, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked")),
+)]
 async fn revoke(
     State(st): State<AppState>,
     Auth(p): Auth,

@@ -17,6 +17,7 @@ use axum::Router;
 use serde_json::Value;
 use switchyard_engine::EngineError;
 use switchyard_engine::driver::DriverError;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::{ApiError, HttpKit};
 use crate::model::{Principal, Role, TenantId};
@@ -39,14 +40,21 @@ impl std::fmt::Debug for AppState {
 
 /// All resource routes (to be wrapped by `http::layers`).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let (router, _doc) = openapi_router().split_for_parts();
+    router.with_state(state)
+}
+
+/// The resource routes with their OpenAPI description: every handler is mounted through
+/// `utoipa_axum::routes!`, which takes its method and path from the handler's
+/// `#[utoipa::path]`, so what is served and what is documented cannot drift apart.
+pub fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(queues::routes())
         .merge(agents::routes())
         .merge(skills::routes())
         .merge(calls::routes())
         .merge(keys::routes())
         .merge(tenants::routes())
-        .with_state(state)
 }
 
 /// Roles allowed to read.
@@ -70,6 +78,17 @@ impl From<StoreError> for ApiError {
 impl From<FieldError> for ApiError {
     fn from(e: FieldError) -> ApiError {
         ApiError::unprocessable(format!("config.{}", e.field), e.message)
+    }
+}
+
+/// A key-creation failure, with the store's field named as the API names it.
+pub(crate) fn key_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Invalid {
+            field: "expires_at",
+            message,
+        } => ApiError::unprocessable("expires_at_ms", message),
+        other => other.into(),
     }
 }
 

@@ -1,60 +1,87 @@
 //! `/v1/queues`: CRUD, members (tiers), live statistics, waiting calls, pause/resume.
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_engine::{AgentId, Command, Membership, QueueId};
+use switchyard_engine::driver::DriverError;
+use switchyard_engine::{AgentId, Command, EngineError, Membership, QueueId};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
+use crate::openapi::ErrorBody;
 use crate::runtime::route_name;
 use crate::spec::{QueueSpec, check_name};
-use crate::store::QueueRow;
+use crate::store::{MemberRow, QueueRow};
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/queues", get(list).post(create))
-        .route("/v1/queues/{id}", get(read).patch(update).delete(remove))
-        .route(
-            "/v1/queues/{id}/members",
-            get(members).post(add_member).delete(remove_member),
-        )
-        .route("/v1/queues/{id}/stats", get(stats))
-        .route("/v1/queues/{id}/calls", get(waiting))
-        .route("/v1/queues/{id}/pause", post(pause))
-        .route("/v1/queues/{id}/resume", post(resume))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update, remove))
+        .routes(routes!(members, add_member, remove_member))
+        .routes(routes!(stats))
+        .routes(routes!(waiting))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateQueue {
+    /// 1-100 characters, no control characters; unique within the tenant.
+    #[schema(min_length = 1)]
     name: String,
     #[serde(default)]
     config: QueueSpec,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchQueue {
     name: Option<String>,
-    /// A JSON merge patch over the queue's config.
+    /// A JSON merge patch (RFC 7386) over the queue's config: members replace, `null` removes
+    /// (back to the default).
+    #[schema(value_type = Option<Object>)]
     config: Option<Value>,
 }
 
-fn view(row: &QueueRow) -> Value {
-    json!({
-        "id": row.id,
-        "name": row.name,
-        "config": row.config,
-        "created_at_ms": row.created_at_ms,
-        "updated_at_ms": row.updated_at_ms,
-    })
+/// A queue.
+#[derive(Debug, Serialize, ToSchema)]
+struct QueueView {
+    id: i64,
+    name: String,
+    /// Every setting, defaults filled in.
+    #[schema(value_type = QueueSpec)]
+    config: Value,
+    created_at_ms: i64,
+    updated_at_ms: i64,
 }
+
+fn view(row: &QueueRow) -> QueueView {
+    QueueView {
+        id: row.id,
+        name: row.name.clone(),
+        config: row.config.clone(),
+        created_at_ms: row.created_at_ms,
+        updated_at_ms: row.updated_at_ms,
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct QueueList {
+    queues: Vec<QueueView>,
+}
+
+/// The queue's id in a path.
+#[derive(Debug, IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)] // Describes the path parameter; `ApiPath<i64>` reads it.
+struct QueuePath(i64);
 
 /// Validates a spec for the tenant: every field, and overflow targets that are its queues.
 async fn check_spec(
@@ -62,7 +89,28 @@ async fn check_spec(
     tenant: TenantId,
     spec: &QueueSpec,
     name: &str,
+    this_queue: Option<i64>,
 ) -> Result<(), ApiError> {
+    // A dialled number reaches exactly one queue on the whole platform: one tenant must not
+    // take over another's number.
+    if !spec.numbers.is_empty() {
+        for q in st.rt.store.all_queues().await? {
+            if Some(q.id) == this_queue {
+                continue;
+            }
+            let taken: Vec<String> = q
+                .config
+                .get("numbers")
+                .and_then(|n| serde_json::from_value(n.clone()).ok())
+                .unwrap_or_default();
+            if let Some(n) = spec.numbers.iter().find(|n| taken.contains(n)) {
+                return Err(ApiError::conflict(format!(
+                    "the number {n} already reaches another queue"
+                ))
+                .with_field("config.numbers"));
+            }
+        }
+    }
     check_name("name", name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     spec.to_engine(1, name)?;
     for target in spec.exit_targets() {
@@ -112,23 +160,43 @@ async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<QueueRow, Api
         .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))
 }
 
-async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+/// The tenant's queues.
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    tag = "queues",
+    operation_id = "list_queues",
+    responses((status = 200, description = "The tenant's queues", body = QueueList)),
+)]
+async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<QueueList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let rows = st.rt.store.list_queues(tenant).await?;
-    Ok(Json(
-        json!({ "queues": rows.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(QueueList {
+        queues: rows.iter().map(view).collect(),
+    }))
 }
 
+/// Creates a queue (admin) and starts routing to it at once.
+#[utoipa::path(
+    post,
+    path = "/v1/queues",
+    tag = "queues",
+    operation_id = "create_queue",
+    request_body = CreateQueue,
+    responses(
+        (status = 201, description = "Created and running", body = QueueView),
+        (status = 409, description = "A queue of that name exists", body = ErrorBody),
+    ),
+)]
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateQueue>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<QueueView>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    check_spec(&st, tenant, &body.config, &body.name).await?;
+    check_spec(&st, tenant, &body.config, &body.name, None).await?;
     let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
     let a = audit(
         &p,
@@ -159,22 +227,44 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
+/// One queue.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{id}",
+    tag = "queues",
+    operation_id = "get_queue",
+    params(QueuePath),
+    responses((status = 200, description = "The queue", body = QueueView)),
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     Ok(Json(view(&owned(&st, tenant, id).await?)))
 }
 
+/// Renames a queue and/or merges a patch into its config (admin); applied live.
+#[utoipa::path(
+    patch,
+    path = "/v1/queues/{id}",
+    tag = "queues",
+    operation_id = "update_queue",
+    params(QueuePath),
+    request_body = PatchQueue,
+    responses(
+        (status = 200, description = "The queue as it is now", body = QueueView),
+        (status = 409, description = "A queue of that name exists", body = ErrorBody),
+    ),
+)]
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<PatchQueue>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<QueueView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
@@ -191,7 +281,7 @@ async fn update(
     let spec: QueueSpec = serde_json::from_value(config.clone())
         .map_err(|e| ApiError::unprocessable("config", e.to_string()))?;
     let name = body.name.clone().unwrap_or_else(|| row.name.clone());
-    check_spec(&st, tenant, &spec, &name).await?;
+    check_spec(&st, tenant, &spec, &name, Some(id)).await?;
     if spec
         .exit_targets()
         .contains(&u32::try_from(id).unwrap_or(0))
@@ -220,6 +310,18 @@ async fn update(
     Ok(Json(view(&row)))
 }
 
+/// Removes a queue (admin); refused while callers wait in it.
+#[utoipa::path(
+    delete,
+    path = "/v1/queues/{id}",
+    tag = "queues",
+    operation_id = "delete_queue",
+    params(QueuePath),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 409, description = "Callers are still in the queue", body = ErrorBody),
+    ),
+)]
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -229,12 +331,18 @@ async fn remove(
     let tenant = require_tenant(&p)?;
     owned(&st, tenant, id).await?;
     let q = QueueId(engine_id(id).ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?);
-    // The engine may refuse (callers still waiting): ask it first, then forget the row.
+    // The engine may refuse (callers still waiting): ask it first, then forget the row. Its
+    // refusal is about the queue's state, not the request: 409, as documented.
     st.rt
         .engine
         .command(Command::RemoveQueue(q))
         .await
-        .map_err(engine_error)?;
+        .map_err(|e| match e {
+            DriverError::Engine(EngineError::InvalidConfig { message, .. }) => {
+                ApiError::conflict(message)
+            }
+            other => engine_error(other),
+        })?;
     let a = audit(&p, Some(tenant), "queue.delete", "queue", id, Value::Null);
     st.rt.store.delete_queue(tenant, id, &a).await?;
     st.rt.directory.remove_queue(q);
@@ -242,31 +350,70 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// An agent's membership of a queue: its tier.
+#[derive(Debug, Serialize, ToSchema)]
+struct Member {
+    agent_id: i64,
+    /// Tier level: lower levels are offered calls first.
+    level: i32,
+    /// Order within the level (top-down, round-robin, ring-progressively).
+    position: i32,
+    /// Share for weighted-random.
+    weight: i32,
+}
+
+impl From<&MemberRow> for Member {
+    fn from(m: &MemberRow) -> Member {
+        Member {
+            agent_id: m.agent_id,
+            level: m.level,
+            position: m.position,
+            weight: m.weight,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct MemberList {
+    members: Vec<Member>,
+}
+
+/// The queue's members.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{id}/members",
+    tag = "queues",
+    operation_id = "list_queue_members",
+    params(QueuePath),
+    responses((status = 200, description = "The queue's members", body = MemberList)),
+)]
 async fn members(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     owned(&st, tenant, id).await?;
     let rows = st.rt.store.list_members(tenant, id).await?;
-    let members: Vec<Value> = rows
-        .iter()
-        .map(|m| json!({ "agent_id": m.agent_id, "level": m.level, "position": m.position, "weight": m.weight }))
-        .collect();
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(MemberList {
+        members: rows.iter().map(Member::from).collect(),
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
+    /// One of the tenant's agents.
     agent_id: i64,
     #[serde(default = "one")]
+    #[schema(default = 1)]
     level: i32,
     #[serde(default = "one")]
+    #[schema(default = 1)]
     position: i32,
     #[serde(default = "one")]
+    #[schema(default = 1)]
     weight: i32,
 }
 
@@ -305,12 +452,22 @@ pub(super) async fn sync_memberships(st: &AppState, agent_id: i64) -> Result<(),
         .map_err(engine_error)
 }
 
+/// Adds an agent to the queue, or changes its tier (admin); applied live.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{id}/members",
+    tag = "queues",
+    operation_id = "set_queue_member",
+    params(QueuePath),
+    request_body = AddMember,
+    responses((status = 201, description = "The membership", body = Member)),
+)]
 async fn add_member(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiJson(body): ApiJson<AddMember>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Member>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     owned(&st, tenant, id).await?;
@@ -344,18 +501,32 @@ async fn add_member(
     sync_memberships(&st, body.agent_id).await?;
     Ok((
         StatusCode::CREATED,
-        Json(
-            json!({ "agent_id": body.agent_id, "level": body.level, "position": body.position, "weight": body.weight }),
-        ),
+        Json(Member {
+            agent_id: body.agent_id,
+            level: body.level,
+            position: body.position,
+            weight: body.weight,
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct MemberQuery {
+    /// The member to remove.
     agent_id: i64,
 }
 
+/// Removes an agent from the queue (admin); applied live.
+#[utoipa::path(
+    delete,
+    path = "/v1/queues/{id}/members",
+    tag = "queues",
+    operation_id = "delete_queue_member",
+    params(QueuePath, MemberQuery),
+    responses((status = 204, description = "Removed")),
+)]
 async fn remove_member(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -388,6 +559,16 @@ async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Live figures of the queue: waiting callers, agents by state, figures since start and for
+/// the open 15-minute interval.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{id}/stats",
+    tag = "queues",
+    operation_id = "get_queue_stats",
+    params(QueuePath),
+    responses((status = 200, description = "The queue's figures as of now", body = crate::openapi::QueueSnapshot)),
+)]
 async fn stats(
     State(st): State<AppState>,
     Auth(p): Auth,
@@ -415,11 +596,42 @@ fn live_queue(st: &AppState, tenant: TenantId, id: i64) -> Result<QueueId, ApiEr
         .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))
 }
 
+/// A caller waiting in a queue.
+#[derive(Debug, Serialize, ToSchema)]
+struct WaitingCall {
+    /// The call's id (its arrival leg), as in `/v1/calls/{id}`.
+    id: uuid::Uuid,
+    /// 1 is next.
+    position: usize,
+    caller_number: String,
+    priority: i32,
+    /// Since the caller arrived (kept across overflows).
+    waited_s: f64,
+    /// Since the caller entered this queue.
+    in_queue_s: f64,
+    /// Waiting for a callback rather than on the line.
+    callback: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct WaitingList {
+    calls: Vec<WaitingCall>,
+}
+
+/// The callers waiting in the queue, in the order they will be served.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{id}/calls",
+    tag = "queues",
+    operation_id = "list_queue_calls",
+    params(QueuePath),
+    responses((status = 200, description = "Waiting callers, next first", body = WaitingList)),
+)]
 async fn waiting(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WaitingList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let q = live_queue(&st, tenant, id)?;
@@ -433,21 +645,32 @@ async fn waiting(
                 .enumerate()
                 .filter_map(|(i, c)| {
                     let call = e.call_info(c)?;
-                    Some(json!({
-                        "id": uuid::Uuid::from_u128(call.origin_leg.0),
-                        "position": i + 1,
-                        "caller_number": call.caller.number,
-                        "priority": call.priority,
-                        "waited_s": now.saturating_duration_since(call.wait_origin).as_secs_f64(),
-                        "in_queue_s": now.saturating_duration_since(call.queue_entered).as_secs_f64(),
-                        "callback": call.callback,
-                    }))
+                    Some(WaitingCall {
+                        id: uuid::Uuid::from_u128(call.origin_leg.0),
+                        position: i + 1,
+                        caller_number: call.caller.number.clone(),
+                        priority: call.priority,
+                        waited_s: now
+                            .saturating_duration_since(call.wait_origin)
+                            .as_secs_f64(),
+                        in_queue_s: now
+                            .saturating_duration_since(call.queue_entered)
+                            .as_secs_f64(),
+                        callback: call.callback,
+                    })
                 })
                 .collect::<Vec<_>>()
         })
         .await
         .map_err(engine_error)?;
-    Ok(Json(json!({ "calls": calls })))
+    Ok(Json(WaitingList { calls }))
+}
+
+/// Whether a queue is paused (a paused queue keeps its callers and offers nobody).
+#[derive(Debug, Serialize, ToSchema)]
+struct Paused {
+    id: i64,
+    paused: bool,
 }
 
 async fn set_paused(
@@ -455,7 +678,7 @@ async fn set_paused(
     p: crate::model::Principal,
     id: i64,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paused>, ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
@@ -479,21 +702,39 @@ async fn set_paused(
         .store
         .update_queue(tenant, id, None, Some(config), &a)
         .await?;
-    Ok(Json(json!({ "id": id, "paused": paused })))
+    Ok(Json(Paused { id, paused }))
 }
 
+/// Pauses the queue (supervisor): callers keep waiting, no offers are made. Survives a restart.
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{id}/pause",
+    tag = "queues",
+    operation_id = "pause_queue",
+    params(QueuePath),
+    responses((status = 200, description = "Paused", body = Paused)),
+)]
 async fn pause(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paused>, ApiError> {
     set_paused(st, p, id, true).await
 }
 
+/// Resumes the queue (supervisor).
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{id}/resume",
+    tag = "queues",
+    operation_id = "resume_queue",
+    params(QueuePath),
+    responses((status = 200, description = "Resumed", body = Paused)),
+)]
 async fn resume(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Paused>, ApiError> {
     set_paused(st, p, id, false).await
 }

@@ -1,57 +1,102 @@
 //! `/v1/platform-admin/tenants`: tenants and their first keys (platform-admin keys only).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::keys::{CreateKey, view as key_view};
+use super::keys::{CreateKey, CreatedKey, KeyView};
 use super::{AppState, audit};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_platform_admin};
 use crate::model::{Role, TenantId};
 use crate::spec::check_name;
 use crate::store::Tenant;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/platform-admin/tenants", get(list).post(create))
-        .route("/v1/platform-admin/tenants/{id}", get(read).patch(update))
-        .route("/v1/platform-admin/tenants/{id}/api-keys", post(create_key))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(read, update))
+        .routes(routes!(create_key))
 }
 
-fn view(t: &Tenant) -> Value {
-    json!({ "id": t.id, "name": t.name, "disabled": t.disabled, "created_at_ms": t.created_at_ms })
+/// A tenant.
+#[derive(Debug, Serialize, ToSchema)]
+struct TenantView {
+    id: Uuid,
+    name: String,
+    /// A disabled tenant's keys are refused.
+    disabled: bool,
+    created_at_ms: i64,
 }
 
-#[derive(Debug, Deserialize)]
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> TenantView {
+        TenantView {
+            id: t.id.0,
+            name: t.name.clone(),
+            disabled: t.disabled,
+            created_at_ms: t.created_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct TenantList {
+    tenants: Vec<TenantView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTenant {
+    /// 1-100 characters, no control characters, no `/`; unique.
+    #[schema(min_length = 1)]
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchTenant {
     disabled: bool,
 }
 
-async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+/// Every tenant (platform-admin).
+#[utoipa::path(
+    get,
+    path = "/v1/platform-admin/tenants",
+    tag = "platform-admin",
+    operation_id = "list_tenants",
+    responses((status = 200, description = "Every tenant", body = TenantList)),
+)]
+async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<TenantList>, ApiError> {
     require_platform_admin(&p)?;
     let tenants = st.rt.store.list_tenants().await?;
-    Ok(Json(
-        json!({ "tenants": tenants.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(TenantList {
+        tenants: tenants.iter().map(TenantView::from).collect(),
+    }))
 }
 
+/// Creates a tenant (platform-admin).
+#[utoipa::path(
+    post,
+    path = "/v1/platform-admin/tenants",
+    tag = "platform-admin",
+    operation_id = "create_tenant",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "Created", body = TenantView),
+        (status = 409, description = "A tenant of that name exists", body = crate::openapi::ErrorBody),
+    ),
+)]
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<CreateTenant>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     require_platform_admin(&p)?;
     check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     if body.name.contains('/') {
@@ -67,14 +112,23 @@ async fn create(
         json!({ "name": body.name }),
     );
     let t = st.rt.store.create_tenant(&body.name, &a).await?;
-    Ok((StatusCode::CREATED, Json(view(&t))))
+    Ok((StatusCode::CREATED, Json(TenantView::from(&t))))
 }
 
+/// One tenant (platform-admin).
+#[utoipa::path(
+    get,
+    path = "/v1/platform-admin/tenants/{id}",
+    tag = "platform-admin",
+    operation_id = "get_tenant",
+    params(("id" = Uuid, Path, description = "The tenant's id")),
+    responses((status = 200, description = "The tenant", body = TenantView)),
+)]
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     require_platform_admin(&p)?;
     let t = st
         .rt
@@ -82,15 +136,25 @@ async fn read(
         .get_tenant(TenantId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
-    Ok(Json(view(&t)))
+    Ok(Json(TenantView::from(&t)))
 }
 
+/// Disables or re-enables a tenant (platform-admin); a disabled tenant's keys stop at once.
+#[utoipa::path(
+    patch,
+    path = "/v1/platform-admin/tenants/{id}",
+    tag = "platform-admin",
+    operation_id = "update_tenant",
+    params(("id" = Uuid, Path, description = "The tenant's id")),
+    request_body = PatchTenant,
+    responses((status = 200, description = "The tenant as it is now", body = TenantView)),
+)]
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<PatchTenant>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TenantView>, ApiError> {
     require_platform_admin(&p)?;
     let a = audit(
         &p,
@@ -116,15 +180,25 @@ async fn update(
         .get_tenant(TenantId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
-    Ok(Json(view(&t)))
+    Ok(Json(TenantView::from(&t)))
 }
 
+/// Creates a key for a tenant (platform-admin): how a new tenant gets its first admin key.
+#[utoipa::path(
+    post,
+    path = "/v1/platform-admin/tenants/{id}/api-keys",
+    tag = "platform-admin",
+    operation_id = "create_tenant_api_key",
+    params(("id" = Uuid, Path, description = "The tenant's id")),
+    request_body = CreateKey,
+    responses((status = 201, description = "Created; the only time the key is shown", body = CreatedKey)),
+)]
 async fn create_key(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(body): ApiJson<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     require_platform_admin(&p)?;
     if body.role == Role::PlatformAdmin {
         return Err(ApiError::unprocessable(
@@ -150,8 +224,13 @@ async fn create_key(
         .rt
         .store
         .create_api_key(Some(tenant), body.role, &body.name, body.expires_at_ms, &a)
-        .await?;
-    let mut v = key_view(&key);
-    v["key"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(v)))
+        .await
+        .map_err(super::key_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            view: KeyView::from(&key),
+            key: secret,
+        }),
+    ))
 }
