@@ -533,7 +533,7 @@ async fn bad_input_gets_a_clear_json_error_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn configuration_and_presence_survive_a_restart() {
+async fn configuration_presence_and_history_survive_a_restart() {
     let dir = std::env::temp_dir().join(format!(
         "switchyard-restart-{}",
         uuid::Uuid::new_v4().simple()
@@ -578,6 +578,35 @@ async fn configuration_and_presence_survive_a_restart() {
         )
         .await;
     assert_eq!(st, 200);
+    // History too: a caller who gives up leaves a record.
+    let leg = s
+        .switch
+        .as_ref()
+        .unwrap()
+        .place_inbound_call(switchyard_esl::sim::InboundCall {
+            caller_number: "5550000".into(),
+            caller_name: "Caller".into(),
+            destination: "5000".into(),
+            patience: Some(std::time::Duration::from_millis(300)),
+            talk_time: None,
+            dtmf: None,
+        })
+        .await
+        .expect("the fake switch places the call");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, calls) = s.call("GET", "/v1/calls", Some(&key), None).await;
+        if calls["calls"].as_array().is_some_and(|c| !c.is_empty()) {
+            assert_eq!(calls["calls"][0]["id"], leg, "{calls}");
+            assert_eq!(calls["calls"][0]["outcome"], "abandoned", "{calls}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no call record: {calls}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     s.stop().await;
     store.close().await;
 
@@ -600,6 +629,14 @@ async fn configuration_and_presence_survive_a_restart() {
         .call("GET", &format!("/v1/queues/{qid}/stats"), Some(&key), None)
         .await;
     assert_eq!(st, 200, "the engine loaded the queue: {stats}");
+    let (st, call) = s
+        .call("GET", &format!("/v1/calls/{leg}"), Some(&key), None)
+        .await;
+    assert_eq!(
+        (st, call["outcome"].as_str()),
+        (200, Some("abandoned")),
+        "{call}"
+    );
     s.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 }

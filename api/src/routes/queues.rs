@@ -422,17 +422,20 @@ fn one() -> i32 {
 }
 
 /// Re-sends an agent's whole membership list to the engine after a change.
-pub(super) async fn sync_memberships(st: &AppState, agent_id: i64) -> Result<(), ApiError> {
+pub(super) async fn sync_memberships(
+    st: &AppState,
+    tenant: TenantId,
+    agent_id: i64,
+) -> Result<(), ApiError> {
     let Some(a) = engine_id(agent_id) else {
         return Ok(());
     };
     let memberships: Vec<Membership> = st
         .rt
         .store
-        .all_members()
+        .members_of_agent(tenant, agent_id)
         .await?
         .into_iter()
-        .filter(|m| m.agent_id == agent_id)
         .filter_map(|m| {
             Some(Membership {
                 queue: QueueId(engine_id(m.queue_id)?),
@@ -498,7 +501,7 @@ async fn add_member(
             format!("agent {} is not one of yours", body.agent_id),
         ));
     }
-    sync_memberships(&st, body.agent_id).await?;
+    sync_memberships(&st, tenant, body.agent_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(Member {
@@ -555,7 +558,7 @@ async fn remove_member(
             q.agent_id
         )));
     }
-    sync_memberships(&st, q.agent_id).await?;
+    sync_memberships(&st, tenant, q.agent_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -407,6 +407,20 @@ impl Store {
             .await
     }
 
+    /// One agent's memberships (after a change the engine is given the whole list again).
+    pub async fn members_of_agent(
+        &self,
+        tenant: TenantId,
+        agent_id: i64,
+    ) -> Result<Vec<MemberRow>, StoreError> {
+        const SQL: &str = concat!(
+            member_select!(),
+            " WHERE q.tenant_id = $1 AND m.agent_id = $2 ORDER BY m.queue_id"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant, agent_id])
+            .await
+    }
+
     /// Every tenant's memberships (the engine loads them at start).
     pub async fn all_members(&self) -> Result<Vec<MemberRow>, StoreError> {
         const SQL: &str = concat!(
