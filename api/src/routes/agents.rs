@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch};
+use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, patched};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
@@ -226,18 +226,7 @@ async fn update(
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
-    let mut config = row.config.clone();
-    if let Some(patch) = &body.config {
-        if !patch.is_object() {
-            return Err(ApiError::unprocessable(
-                "config",
-                "a JSON object (merge patch)",
-            ));
-        }
-        merge_patch(&mut config, patch);
-    }
-    let spec: AgentSpec = serde_json::from_value(config)
-        .map_err(|e| ApiError::unprocessable("config", e.to_string()))?;
+    let spec: AgentSpec = patched(&row.config, body.config.as_ref())?;
     let name = body.name.clone().unwrap_or_else(|| row.name.clone());
     check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     spec.to_engine(id, &name)?;

@@ -130,6 +130,25 @@ pub(crate) fn audit<'a>(
     }
 }
 
+/// A stored config with an optional merge patch applied, read back as its spec: the shared
+/// first half of every PATCH.
+pub(crate) fn patched<T: serde::de::DeserializeOwned>(
+    stored: &Value,
+    patch: Option<&Value>,
+) -> Result<T, ApiError> {
+    let mut config = stored.clone();
+    if let Some(patch) = patch {
+        if !patch.is_object() {
+            return Err(ApiError::unprocessable(
+                "config",
+                "a JSON object (merge patch)",
+            ));
+        }
+        merge_patch(&mut config, patch);
+    }
+    serde_json::from_value(config).map_err(|e| ApiError::unprocessable("config", e.to_string()))
+}
+
 /// RFC 7386 JSON merge patch: `patch`'s members replace `target`'s, `null` removes.
 pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     match (target, patch) {

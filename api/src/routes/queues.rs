@@ -11,7 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch};
+use super::{
+    ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch, patched,
+};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
@@ -268,18 +270,7 @@ async fn update(
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
-    let mut config = row.config.clone();
-    if let Some(patch) = &body.config {
-        if !patch.is_object() {
-            return Err(ApiError::unprocessable(
-                "config",
-                "a JSON object (merge patch)",
-            ));
-        }
-        merge_patch(&mut config, patch);
-    }
-    let spec: QueueSpec = serde_json::from_value(config.clone())
-        .map_err(|e| ApiError::unprocessable("config", e.to_string()))?;
+    let spec: QueueSpec = patched(&row.config, body.config.as_ref())?;
     let name = body.name.clone().unwrap_or_else(|| row.name.clone());
     check_spec(&st, tenant, &spec, &name, Some(id)).await?;
     if spec
