@@ -147,6 +147,8 @@ impl LiveState {
                     json!({ "id": agent.0, "state": state, "reason": reason }),
                 )
             }
+            // Campaign deltas reach the feed once campaigns have tenants in the directory.
+            LiveEvent::Campaign(_) => return None,
             LiveEvent::QueuePaused { queue, paused } => {
                 let tenant = queue_tenant(*queue)?;
                 (

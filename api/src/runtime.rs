@@ -466,6 +466,8 @@ impl RecordSink for StoreSink {
                         figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
                     });
                 }
+                // Campaign history is written by the campaign store (being wired).
+                Record::Attempt(_) | Record::Disposition(_) | Record::CampaignState { .. } => {}
                 Record::Cdr(c) => {
                     let tenant = c.queue.and_then(|q| self.directory.queue_tenant(q));
                     cdrs.push(CdrRow {

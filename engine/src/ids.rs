@@ -49,3 +49,21 @@ id!(
     SkillId,
     "skill-"
 );
+id!(
+    /// An outbound campaign.
+    CampaignId,
+    "campaign-"
+);
+
+/// A campaign contact, by the store's id (64 bits: a campaign may hold millions).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct ContactId(pub u64);
+
+impl fmt::Display for ContactId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "contact-{}", self.0)
+    }
+}

@@ -12,7 +12,11 @@ use serde::Serialize;
 
 use crate::agent::AgentStateKind;
 use crate::config::{AgentConfig, Exit, Membership, QueueConfig};
-use crate::ids::{AgentId, CallId, OfferId, QueueId, SkillId};
+use crate::dialer::{
+    AttemptRecord, CampaignConfig, CampaignControl, CampaignState, CampaignStats, ContactSpec,
+    DispositionRecord, LedgerDay,
+};
+use crate::ids::{AgentId, CallId, CampaignId, OfferId, QueueId, SkillId};
 use crate::stats::IntervalRecord;
 use crate::trace::DecisionTrace;
 
@@ -143,10 +147,35 @@ pub enum SwitchEvent {
     LegHungUp { leg: LegId, cause: HangupCause },
     /// The caller pressed a key.
     Dtmf { leg: LegId, digit: char },
+    /// Answering-machine detection finished on an answered leg the engine dialled (mod_amd's
+    /// `amd_result`, or an avmd beep).
+    MachineDetection { leg: LegId, result: AmdResult },
     /// After an Event Socket reconnect: the legs FreeSWITCH still has. Calls whose legs are not
     /// listed ended while the engine could not see them and are closed with a synthetic record.
     /// `restarted` is set when the Core-UUID changed (every channel is gone).
     Resync { live: Vec<LegId>, restarted: bool },
+}
+
+/// What answered an outbound leg, as answering-machine detection reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AmdResult {
+    Human,
+    Machine,
+    /// The detector could not tell (mod_amd's NOTSURE); campaigns treat it as a person, the
+    /// safe side of the abandon rule.
+    Unsure,
+}
+
+impl AmdResult {
+    /// Maps mod_amd's `amd_result` values (HUMAN, MACHINE, NOTSURE).
+    pub fn from_freeswitch(value: &str) -> AmdResult {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "HUMAN" | "PERSON" => AmdResult::Human,
+            "MACHINE" => AmdResult::Machine,
+            _ => AmdResult::Unsure,
+        }
+    }
 }
 
 /// Operator, supervisor and configuration commands (the API layer's verbs).
@@ -194,6 +223,37 @@ pub enum Command {
     ExitCall {
         call: CallId,
         exit: Exit,
+    },
+    /// Creates or changes a campaign (its state is kept; a new one starts as a draft).
+    UpsertCampaign(Box<CampaignConfig>),
+    /// Forgets a campaign: lines in flight are hung up, calls with agents finish.
+    RemoveCampaign(CampaignId),
+    ControlCampaign {
+        campaign: CampaignId,
+        control: CampaignControl,
+    },
+    /// Adds (or replaces, by id) contacts to dial. Bounded by the caller: the API sends
+    /// batches as the store accepts them.
+    AddContacts {
+        campaign: CampaignId,
+        contacts: Vec<ContactSpec>,
+    },
+    /// Never dial these E.164 numbers in this campaign again (DNC). Contacts holding them
+    /// are closed; a line already ringing one is left to finish.
+    BlockNumbers {
+        campaign: CampaignId,
+        numbers: Vec<String>,
+    },
+    /// The ledger days the store remembers (after a restart), so the 30-day rate is honest.
+    SeedLedger {
+        campaign: CampaignId,
+        days: Vec<LedgerDay>,
+    },
+    /// An agent's disposition of a campaign call, with an optional time to call again.
+    Disposition {
+        call: CallId,
+        code: String,
+        retry_at_unix_ms: Option<u64>,
     },
 }
 
@@ -248,6 +308,9 @@ pub enum SwitchCommand {
     Hangup { leg: LegId, cause: &'static str },
     /// Send the caller elsewhere in the dialplan (voicemail, an external overflow number).
     Transfer { leg: LegId, destination: String },
+    /// Stop whatever the leg hears, play one recording to it, then hang it up (a campaign's
+    /// abandon message, or a message left on an answering machine).
+    PlayThenHangup { leg: LegId, path: String },
     /// Originate the supervisor leg `leg` to `dial` and attach it to `target` in `mode`.
     Eavesdrop {
         leg: LegId,
@@ -265,6 +328,8 @@ pub enum LegKind {
     Agent,
     /// A customer called back (the caller's side of the call).
     Customer,
+    /// A campaign's dial to a contact.
+    Campaign,
 }
 
 /// A piece of an announcement. The driver renders prompts into files or `say` phrases.
@@ -296,6 +361,13 @@ pub enum Record {
     /// The switch's own record of a leg, from CHANNEL_HANGUP_COMPLETE (the driver writes it;
     /// the core never does).
     Cdr(CdrRecord),
+    /// A campaign dial and what it did to its contact.
+    Attempt(AttemptRecord),
+    Disposition(DispositionRecord),
+    CampaignState {
+        campaign: CampaignId,
+        state: CampaignState,
+    },
 }
 
 /// A leg's CDR as FreeSWITCH reports it at CHANNEL_HANGUP_COMPLETE.
@@ -411,6 +483,8 @@ pub enum LiveEvent {
         queue: QueueId,
         paused: bool,
     },
+    /// A campaign's counters after a dial ended or its state changed.
+    Campaign(CampaignStats),
 }
 
 /// What the core asks of its driver, drained with `poll_output` after every input.

@@ -32,6 +32,7 @@
 pub mod agent;
 pub mod call;
 pub mod config;
+pub mod dialer;
 mod engine;
 pub mod error;
 mod hash;
@@ -51,8 +52,8 @@ pub mod driver;
 pub use config::{AgentConfig, EngineConfig, Exit, Membership, QueueConfig, Strategy};
 pub use engine::{Engine, InvariantViolation};
 pub use error::EngineError;
-pub use ids::{AgentId, CallId, OfferId, QueueId, SkillId};
+pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
-    CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause, Input, LegId, LegKind,
+    AmdResult, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause, Input, LegId, LegKind,
     LiveEvent, MonitorMode, Output, Presence, Prompt, Record, SwitchCommand, SwitchEvent,
 };

@@ -10,6 +10,7 @@
 //! | Bridge       | `api uuid_bridge <a> <b>` (FreeSWITCH stops both legs' broadcasts itself) |
 //! | Hangup       | `api uuid_kill <leg> <CAUSE>` (`-ERR No such channel!` is not an error)   |
 //! | Transfer     | `api uuid_transfer <leg> <destination> XML <context>`                     |
+//! | PlayThenHangup | `api uuid_transfer <leg> playback:<path>,hangup:NORMAL_CLEARING inline` |
 //! | Eavesdrop    | `bgapi originate {origination_uuid=..,eavesdrop_*}<dial> &eavesdrop(<target>)` |
 //!
 //! Eavesdrop modes (mod_dptools `eavesdrop`, flags from `switch_ivr_async.c`): the supervisor
@@ -129,6 +130,20 @@ pub(crate) fn plan(
             (
                 vec![Api(format!(
                     "uuid_transfer {leg} {dest} {dialplan} {context}"
+                ))],
+                Tracking::Other,
+            )
+        }
+        SwitchCommand::PlayThenHangup { leg, path } => {
+            let path = word("recording path", path)?;
+            if path.contains([',', '\'']) {
+                return Err(unsafe_arg("recording path", path));
+            }
+            // An inline dialplan replaces whatever the leg was doing (park, music) with the
+            // two applications, so the message is heard from its start.
+            (
+                vec![Api(format!(
+                    "uuid_transfer {leg} playback:{path},hangup:NORMAL_CLEARING inline"
                 ))],
                 Tracking::Other,
             )
@@ -361,6 +376,29 @@ mod tests {
 
     fn lines(cmd: SwitchCommand) -> Vec<EslRequest> {
         plan(&cmd, &syntax(), false).unwrap().0
+    }
+
+    #[test]
+    fn play_then_hangup_transfers_to_an_inline_playback() {
+        let reqs = lines(SwitchCommand::PlayThenHangup {
+            leg: leg(A),
+            path: "/sounds/sorry.wav".into(),
+        });
+        assert_eq!(
+            reqs,
+            [EslRequest::Api(format!(
+                "uuid_transfer {A} playback:/sounds/sorry.wav,hangup:NORMAL_CLEARING inline"
+            ))]
+        );
+        let bad = plan(
+            &SwitchCommand::PlayThenHangup {
+                leg: leg(A),
+                path: "a,b".into(),
+            },
+            &syntax(),
+            false,
+        );
+        assert!(bad.is_err());
     }
 
     #[test]

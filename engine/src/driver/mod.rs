@@ -726,7 +726,7 @@ impl Loop {
                 let customer = matches!(
                     &cmd,
                     SwitchCommand::Originate {
-                        kind: LegKind::Customer,
+                        kind: LegKind::Customer | LegKind::Campaign,
                         ..
                     }
                 );

@@ -168,6 +168,8 @@ impl Engine {
         }
     }
 
+    fn on_machine_detection(&mut self, _leg: LegId, _result: crate::io::AmdResult) {}
+
     fn arm_stats_timer(&mut self) {
         // None only if the next boundary is beyond what `Instant` can hold: then never.
         if let Some(at) = self.stats.next_boundary() {
@@ -184,6 +186,9 @@ impl Engine {
             SwitchEvent::LegAnswered { leg } => self.on_leg_answered(leg),
             SwitchEvent::LegHungUp { leg, cause } => self.on_leg_hangup(leg, cause),
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
+            SwitchEvent::MachineDetection { leg, result } => {
+                self.on_machine_detection(leg, result)
+            }
             SwitchEvent::Resync { live, restarted } => self.on_resync(&live, restarted),
         }
     }
@@ -210,6 +215,10 @@ impl Engine {
                 mode,
             } => self.monitor(agent, dial, leg, mode),
             Command::ExitCall { call, exit } => self.exit_call_cmd(call, exit),
+            _ => Err(EngineError::InvalidConfig {
+                field: "campaign",
+                message: "campaigns are not wired into the engine yet".into(),
+            }),
         }
     }
 

@@ -366,7 +366,8 @@ impl Simulation {
                             }
                             callers.remove(&leg);
                         }
-                        SwitchCommand::Transfer { leg, .. } => {
+                        SwitchCommand::Transfer { leg, .. }
+                        | SwitchCommand::PlayThenHangup { leg, .. } => {
                             callers.remove(&leg);
                         }
                         SwitchCommand::Answer { .. }
