@@ -37,7 +37,7 @@
 
 use std::time::Instant;
 
-use crate::ids::{AgentId, CallId, OfferId, QueueId};
+use crate::ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId};
 use crate::io::{CallerInfo, LegId};
 
 /// Place in a queue's line: highest priority first, then the oldest.
@@ -106,6 +106,30 @@ pub struct Call {
     pub relax: u8,
     pub callback: bool,
     pub timers: CallTimers,
+    /// Set for a campaign's call: which dial of which contact it is.
+    pub campaign: Option<Box<CampaignCall>>,
+}
+
+/// What a campaign call carries for its attempt record.
+#[derive(Clone, Debug)]
+pub struct CampaignCall {
+    pub campaign: CampaignId,
+    pub contact: ContactId,
+    pub attempt: u32,
+    pub number: String,
+    pub zone: String,
+    pub dialed: Instant,
+    pub answered: Option<Instant>,
+    /// Preview: the agent is rung first, then the customer.
+    pub preview: bool,
+    /// An answering machine routed to an agent (not a person: outside the ledger).
+    pub machine: bool,
+    pub connected: bool,
+    /// The `connect_within` deadline passed: abandoned.
+    pub abandoned: bool,
+    pub deadline: Option<Instant>,
+    /// Why the customer leg went away, for a preview dial that failed.
+    pub cause: Option<crate::io::HangupCause>,
 }
 
 /// Most agents remembered as having failed a call.

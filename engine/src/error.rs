@@ -1,7 +1,7 @@
 //! The engine's one error type. "No agent available" is never an error: it is an outcome the
 //! core reports through its outputs. `Err` means the caller misused the API.
 
-use crate::ids::{AgentId, CallId, QueueId};
+use crate::ids::{AgentId, CallId, CampaignId, QueueId};
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -12,6 +12,14 @@ pub enum EngineError {
     UnknownAgent(AgentId),
     #[error("unknown call {0}")]
     UnknownCall(CallId),
+    #[error("unknown campaign {0}")]
+    UnknownCampaign(CampaignId),
+    #[error("campaign {campaign} cannot {control} while {state}")]
+    CampaignState {
+        campaign: CampaignId,
+        control: &'static str,
+        state: &'static str,
+    },
     #[error("{field}: {message}")]
     InvalidConfig {
         field: &'static str,

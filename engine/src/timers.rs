@@ -4,7 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use crate::ids::{AgentId, CallId, OfferId};
+use crate::ids::{AgentId, CallId, CampaignId, OfferId};
+use crate::io::LegId;
 
 /// Every kind of timer the core arms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -25,6 +26,12 @@ pub enum TimerKey {
     AgentReady(AgentId),
     /// A 15-minute statistics interval closes.
     StatsBoundary,
+    /// A running campaign looks at its pacing again.
+    DialerTick(CampaignId),
+    /// A person answered a campaign dial this long ago and still has no agent: abandon.
+    ConnectDeadline(CallId),
+    /// Answering-machine detection gave no verdict in time (the dialled leg).
+    AmdTimeout(LegId),
 }
 
 #[derive(Debug, Default)]

@@ -21,7 +21,11 @@
 //! [`contacts`] (the pool of dialable contacts with retry times), [`ledger`] (the legal
 //! abandon count, per day and rolling 30 days), [`pacing`] (how many lines to dial now).
 
+pub mod campaign;
 pub mod config;
+pub mod contacts;
+pub mod ledger;
+pub mod pacing;
 pub mod window;
 
 use serde::{Deserialize, Serialize};

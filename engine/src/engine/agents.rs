@@ -249,6 +249,9 @@ impl Engine {
             state: after,
             reason,
         }));
+        if !self.campaigns.is_empty() {
+            self.touch_campaigns_of(id);
+        }
     }
 
     /// The agent's keys may have changed (presence, skills, memberships): take it out of the

@@ -44,6 +44,7 @@ impl Engine {
             relax: 0,
             callback: false,
             timers: CallTimers::default(),
+            campaign: None,
         };
         if self.calls.len() >= self.cfg.max_calls || self.queue(queue).is_none() {
             // Refused at the door: still a record, never a silent drop.
@@ -275,7 +276,7 @@ impl Engine {
         self.dirty_calls.push(id);
     }
 
-    fn forget_caller_leg(&mut self, id: CallId) {
+    pub(crate) fn forget_caller_leg(&mut self, id: CallId) {
         if let Some(call) = self.calls.get(&id)
             && self.legs.get(&call.leg) == Some(&LegRole::Caller(id))
         {
@@ -340,13 +341,19 @@ impl Engine {
         };
         self.persist(Record::Call(record));
         self.notify(LiveEvent::CallEnded { call: id, outcome });
+        if let Some(info) = call.campaign {
+            self.campaign_call_ended(id, call.origin_leg, *info, outcome, agent, talk);
+        }
     }
 
     /// The caller's leg hung up.
     pub(crate) fn on_caller_hangup(&mut self, id: CallId, cause: HangupCause) {
-        let Some(call) = self.calls.get(&id) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if let Some(info) = &mut call.campaign {
+            info.cause = Some(cause);
+        }
         let now = self.now;
         match call.phase {
             Phase::Waiting | Phase::Offering => {

@@ -2,6 +2,7 @@
 
 mod agents;
 mod calls;
+mod campaigns;
 mod dispatch;
 mod invariants;
 mod offers;
@@ -13,9 +14,10 @@ use std::time::{Duration, Instant};
 use crate::agent::{Agent, AgentStateKind};
 use crate::call::{Call, Offer};
 use crate::config::EngineConfig;
+use crate::dialer::campaign::Campaign;
 use crate::error::EngineError;
 use crate::hash::{FastMap, FastSet};
-use crate::ids::{AgentId, CallId, OfferId, QueueId};
+use crate::ids::{AgentId, CallId, CampaignId, OfferId, QueueId};
 use crate::io::{Command, Input, LegId, LiveEvent, Output, Record, SwitchCommand, SwitchEvent};
 use crate::queue::Queue;
 use crate::stats::{Stats, StatsConfig};
@@ -35,6 +37,8 @@ pub(crate) enum LegRole {
     AgentOnCall(CallId),
     /// A supervisor's eavesdrop leg.
     Monitor(AgentId),
+    /// A campaign's dial, until a person on it becomes a call.
+    Dial(CampaignId),
 }
 
 /// Time handed out when no timer is armed: the driver sleeps this long at most.
@@ -67,6 +71,9 @@ pub struct Engine {
     pub(crate) monitors: FastSet<LegId>,
     /// Calls refused because `max_calls` was reached.
     pub(crate) refused: u64,
+    pub(crate) campaigns: FastMap<CampaignId, Campaign>,
+    /// Recent campaign calls that ended, for dispositions that come after (bounded).
+    pub(crate) recent_campaign_calls: crate::dialer::campaign::RecentCalls,
 }
 
 impl Engine {
@@ -97,6 +104,8 @@ impl Engine {
             traces: VecDeque::new(),
             monitors: FastSet::default(),
             refused: 0,
+            campaigns: FastMap::default(),
+            recent_campaign_calls: Default::default(),
         };
         engine.arm_stats_timer();
         engine
@@ -117,7 +126,7 @@ impl Engine {
             Input::Api(_, cmd) => self.on_command(cmd),
             Input::Timeout(_) => Ok(()),
         };
-        self.dispatch();
+        self.settle();
         result
     }
 
@@ -141,7 +150,7 @@ impl Engine {
             while let Some((_, key)) = self.timers.pop_due(self.now) {
                 self.fire(key);
             }
-            self.dispatch();
+            self.settle();
         }
         self.now = now;
         self.stats.advance(now);
@@ -165,10 +174,11 @@ impl Engine {
                 self.stats_timer = None;
                 self.arm_stats_timer();
             }
+            TimerKey::DialerTick(c) => self.on_dialer_tick(c),
+            TimerKey::ConnectDeadline(c) => self.on_connect_deadline(c),
+            TimerKey::AmdTimeout(leg) => self.on_amd_timeout(leg),
         }
     }
-
-    fn on_machine_detection(&mut self, _leg: LegId, _result: crate::io::AmdResult) {}
 
     fn arm_stats_timer(&mut self) {
         // None only if the next boundary is beyond what `Instant` can hold: then never.
@@ -186,9 +196,7 @@ impl Engine {
             SwitchEvent::LegAnswered { leg } => self.on_leg_answered(leg),
             SwitchEvent::LegHungUp { leg, cause } => self.on_leg_hangup(leg, cause),
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
-            SwitchEvent::MachineDetection { leg, result } => {
-                self.on_machine_detection(leg, result)
-            }
+            SwitchEvent::MachineDetection { leg, result } => self.on_machine_detection(leg, result),
             SwitchEvent::Resync { live, restarted } => self.on_resync(&live, restarted),
         }
     }
@@ -215,10 +223,19 @@ impl Engine {
                 mode,
             } => self.monitor(agent, dial, leg, mode),
             Command::ExitCall { call, exit } => self.exit_call_cmd(call, exit),
-            _ => Err(EngineError::InvalidConfig {
-                field: "campaign",
-                message: "campaigns are not wired into the engine yet".into(),
-            }),
+            Command::UpsertCampaign(c) => self.upsert_campaign(*c),
+            Command::RemoveCampaign(c) => self.remove_campaign(c),
+            Command::ControlCampaign { campaign, control } => {
+                self.control_campaign(campaign, control)
+            }
+            Command::AddContacts { campaign, contacts } => self.add_contacts(campaign, contacts),
+            Command::BlockNumbers { campaign, numbers } => self.block_numbers(campaign, numbers),
+            Command::SeedLedger { campaign, days } => self.seed_ledger(campaign, &days),
+            Command::Disposition {
+                call,
+                code,
+                retry_at_unix_ms,
+            } => self.disposition(call, code, retry_at_unix_ms),
         }
     }
 
@@ -295,7 +312,7 @@ impl Engine {
         match self.legs.get(&leg)? {
             LegRole::Caller(c) | LegRole::AgentOnCall(c) => Some(*c),
             LegRole::Offer(o) => self.offers.get(o).map(|o| o.call),
-            LegRole::Monitor(_) => None,
+            LegRole::Monitor(_) | LegRole::Dial(_) => None,
         }
     }
 

@@ -135,6 +135,7 @@ impl Engine {
         match self.legs.get(&leg).copied() {
             Some(LegRole::Offer(o)) => self.accept_offer(o),
             Some(LegRole::Caller(c)) => self.callback_customer_answered(c, leg),
+            Some(LegRole::Dial(c)) => self.on_dial_answered(c, leg),
             _ => {}
         }
     }
@@ -175,6 +176,10 @@ impl Engine {
             Some(LegRole::Monitor(_)) => {
                 self.legs.remove(&leg);
                 self.monitors.remove(&leg);
+            }
+            Some(LegRole::Dial(c)) => {
+                self.legs.remove(&leg);
+                self.on_dial_hangup(c, leg, cause);
             }
             None => {}
         }
@@ -240,20 +245,23 @@ impl Engine {
             call.leg = customer_leg;
             call.caller_present = true;
             let number = call.caller.number.clone();
-            let dial = self.cfg.callback_dial.replace("{number}", &number);
             self.legs.insert(customer_leg, LegRole::Caller(offer.call));
-            let timeout = self
-                .queue(q)
-                .map_or(Duration::from_secs(30), |q| q.cfg.offer_timeout);
-            self.switch(SwitchCommand::Originate {
-                kind: LegKind::Customer,
-                leg: customer_leg,
-                dial,
-                caller_id_number: String::new(),
-                caller_id_name: String::new(),
-                timeout,
-                vars: vec![("switchyard_call".into(), offer.call.0.to_string())],
-            });
+            // A preview campaign's customer is dialled the campaign's way.
+            let cmd = match self.preview_originate(offer.call, customer_leg) {
+                Some(cmd) => cmd,
+                None => SwitchCommand::Originate {
+                    kind: LegKind::Customer,
+                    leg: customer_leg,
+                    dial: self.cfg.callback_dial.replace("{number}", &number),
+                    caller_id_number: String::new(),
+                    caller_id_name: String::new(),
+                    timeout: self
+                        .queue(q)
+                        .map_or(Duration::from_secs(30), |q| q.cfg.offer_timeout),
+                    vars: vec![("switchyard_call".into(), offer.call.0.to_string())],
+                },
+            };
+            self.switch(cmd);
         } else {
             if let Some(call) = self.calls.get_mut(&offer.call) {
                 call.phase = Phase::Talking {
@@ -266,6 +274,7 @@ impl Engine {
                 a: caller_leg,
                 b: offer.leg,
             });
+            self.campaign_connected(offer.call);
             self.stats.call_answered(now, q, offer.call, offer.agent);
             self.notify(LiveEvent::CallAnswered {
                 call: offer.call,
@@ -303,6 +312,7 @@ impl Engine {
             a: leg,
             b: agent_leg,
         });
+        self.campaign_connected(c);
         self.notify(LiveEvent::CallAnswered {
             call: c,
             agent,

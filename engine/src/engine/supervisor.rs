@@ -174,6 +174,12 @@ impl Engine {
             {
                 continue;
             }
+            if !restarted
+                && let LegRole::Dial(c) = role
+                && self.dial_age(c, leg).is_some_and(|age| age < grace)
+            {
+                continue;
+            }
             gone.push((leg, role));
         }
         // Callers first (their calls end as lost), then agent legs.

@@ -8,8 +8,10 @@
 //! Used by the routing tests (long seeded runs with invariants checked at every step), the
 //! Erlang C / Erlang A validation, the `switchyard sim inbound` command and the benchmarks.
 
+mod campaign;
 mod harness;
 mod scenario;
 
+pub use campaign::{CampaignSimConfig, CampaignSimReport, run_campaign};
 pub use harness::{QueueReport, SimError, SimReport, Simulation};
 pub use scenario::{AgentGroup, QueueScenario, Scenario};

@@ -1,0 +1,509 @@
+//! Predictive pacing: for each further line it could dial now, the chance that a person
+//! answers it and finds no agent within `connect_within` (2 s). Lines are dialled while that
+//! risk stays under a threshold, and the threshold is steered by the abandons the ledger
+//! actually records, so the model's biases cost occupancy, never legality.
+//!
+//! The model, for a dial placed now whose person would be ready at time `t`:
+//!
+//! ```text
+//!   supply(t) = agents free by t + connect_within
+//!             = Σ over the queue's agents of P(free by then)
+//!                 free now: 1; wrap-up/delay ending at w: [w <= t]; talking for e:
+//!                 P(talk ends within t - wrap | lasted e), from the learned talk times
+//!   demand(t) = persons from lines already out, ready by t
+//!                 ringing for r: p_person * (F(r + t) - F(r)) / P(unresolved at r)
+//!                 in detection: P(person | answered) once the verdict is due; waiting: 1
+//!             + persons from the other new dials of this round: p_person * F(t)
+//!   risk      = Σ_t P(ready at t | person) * P(demand(t) >= supply(t))
+//! ```
+//!
+//! Supply and demand are sums of independent Bernoulli variables, taken as normal (mean and
+//! variance; half a call of continuity correction). Ring, answer and talk times are learned
+//! from this campaign's own dials in fixed-width histograms that halve their counts when full,
+//! so they follow a list whose answer rate drifts through the day.
+
+use std::time::Duration;
+
+/// A duration histogram with fixed-width bins and a cumulative table rebuilt lazily.
+#[derive(Clone, Debug)]
+pub struct Histogram {
+    width_s: f64,
+    counts: Vec<f64>,
+    total: f64,
+    /// Halve every count once the total reaches this (forgetting old samples).
+    cap: f64,
+    cum: Vec<f64>,
+    stale: u32,
+}
+
+/// Samples added before the cumulative table is rebuilt (it costs a pass over the bins).
+const REBUILD_EVERY: u32 = 16;
+
+impl Histogram {
+    pub fn new(width: Duration, bins: usize, cap: f64) -> Histogram {
+        Histogram {
+            width_s: width.as_secs_f64().max(1e-3),
+            counts: vec![0.0; bins.max(1)],
+            total: 0.0,
+            cap,
+            cum: vec![0.0; bins.max(1) + 1],
+            stale: u32::MAX,
+        }
+    }
+
+    pub fn add(&mut self, x: Duration, weight: f64) {
+        let i = ((x.as_secs_f64() / self.width_s) as usize).min(self.counts.len() - 1);
+        self.counts[i] += weight;
+        self.total += weight;
+        if self.total >= self.cap {
+            for c in &mut self.counts {
+                *c *= 0.5;
+            }
+            self.total *= 0.5;
+        }
+        self.stale = self.stale.saturating_add(1);
+    }
+
+    pub fn total(&self) -> f64 {
+        self.total
+    }
+
+    /// Rebuilds the cumulative table if enough has changed.
+    pub fn refresh(&mut self) {
+        if self.stale < REBUILD_EVERY {
+            return;
+        }
+        self.stale = 0;
+        let mut acc = 0.0;
+        self.cum[0] = 0.0;
+        for (i, c) in self.counts.iter().enumerate() {
+            acc += c;
+            self.cum[i + 1] = acc;
+        }
+    }
+
+    /// P(X <= x), linear inside a bin. Call [`Histogram::refresh`] first.
+    pub fn cdf(&self, x_s: f64) -> f64 {
+        let total = self.cum[self.cum.len() - 1];
+        if total <= 0.0 || x_s <= 0.0 {
+            return 0.0;
+        }
+        let pos = x_s / self.width_s;
+        let i = pos as usize;
+        if i >= self.counts.len() {
+            return 1.0;
+        }
+        let frac = pos - i as f64;
+        (self.cum[i] + frac * (self.cum[i + 1] - self.cum[i])) / total
+    }
+}
+
+/// What an agent of the campaign's queue will be doing, as pacing sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AgentView {
+    /// Ready for a call now.
+    Free,
+    /// Ready after this (wrap-up or a delay ending).
+    FreeIn(Duration),
+    /// On a call for `elapsed`, then `wrap` of wrap-up.
+    Talking { elapsed: Duration, wrap: Duration },
+    /// On break, logged out, or kept in reserve for inbound calls.
+    Away,
+}
+
+/// A line already out, as pacing sees it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LineView {
+    /// Not answered yet, dialled `elapsed` ago.
+    Ringing { elapsed: Duration },
+    /// Answered, detection running: a person with probability `person`, known `within`.
+    Detecting { person: f64, within: Duration },
+    /// A person waiting for an agent now.
+    Waiting,
+}
+
+#[derive(Clone, Debug)]
+pub struct Pacer {
+    /// Dial -> person ready (answered, and detection done), for dials that reached a person.
+    person: Histogram,
+    /// Dial -> first resolution of any kind (answer, busy, no answer, failure).
+    resolve: Histogram,
+    talk: Histogram,
+    dials: f64,
+    persons: f64,
+    /// Detection verdicts: answered legs, and those that were persons.
+    answered: f64,
+    answered_persons: f64,
+    /// The risk a dial may carry (steered by the ledger).
+    theta: f64,
+    /// Step of the threshold controller (log scale, per person answered).
+    gain: f64,
+}
+
+/// The horizon's bins are one second wide.
+const STEP_S: f64 = 1.0;
+/// Forget old samples beyond about this many (per histogram).
+const MEMORY: f64 = 4000.0;
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new(0.03)
+    }
+}
+
+impl Pacer {
+    /// A pacer with a weak prior (a person answers one dial in four, within 3-20 s; talk
+    /// about three minutes), which its own campaign's dials soon outweigh.
+    pub fn new(theta: f64) -> Pacer {
+        let mut p = Pacer {
+            person: Histogram::new(Duration::from_millis(500), 240, MEMORY),
+            resolve: Histogram::new(Duration::from_millis(500), 240, MEMORY),
+            talk: Histogram::new(Duration::from_secs(4), 1800, MEMORY),
+            dials: 0.0,
+            persons: 0.0,
+            answered: 4.0,
+            answered_persons: 3.0,
+            theta,
+            gain: 0.05,
+        };
+        for i in 0..20u32 {
+            let t = Duration::from_secs_f64(3.0 + 17.0 * (f64::from(i) + 0.5) / 20.0);
+            p.person.add(t, 0.5);
+            p.resolve.add(t, 0.5);
+            p.resolve.add(t + Duration::from_secs(10), 1.0);
+            // Exponential quantiles, mean 180 s.
+            let q = (f64::from(i) + 0.5) / 20.0;
+            p.talk
+                .add(Duration::from_secs_f64(-180.0 * (1.0 - q).ln()), 0.5);
+        }
+        p.dials = 20.0;
+        p.persons = 5.0;
+        p.person.stale = u32::MAX;
+        p.resolve.stale = u32::MAX;
+        p.talk.stale = u32::MAX;
+        p.refresh();
+        p
+    }
+
+    pub fn theta(&self) -> f64 {
+        self.theta
+    }
+
+    /// Share of dials that reach a person (learned).
+    pub fn person_rate(&self) -> f64 {
+        if self.dials <= 0.0 {
+            0.0
+        } else {
+            (self.persons / self.dials).clamp(0.0, 1.0)
+        }
+    }
+
+    /// A dial resolved after `elapsed`: a person became ready (`person`), or it ended otherwise
+    /// (machine, busy, no answer, failure). Detection time counts as ringing for a person.
+    pub fn learn_dial(&mut self, elapsed: Duration, person: bool) {
+        self.dials += 1.0;
+        if person {
+            self.persons += 1.0;
+            self.person.add(elapsed, 1.0);
+        }
+        self.resolve.add(elapsed, 1.0);
+        if self.dials >= MEMORY {
+            self.dials *= 0.5;
+            self.persons *= 0.5;
+        }
+    }
+
+    /// A detection verdict on an answered leg (a time-out counts as a person).
+    pub fn learn_answered(&mut self, person: bool) {
+        self.answered += 1.0;
+        if person {
+            self.answered_persons += 1.0;
+        }
+        if self.answered >= MEMORY {
+            self.answered *= 0.5;
+            self.answered_persons *= 0.5;
+        }
+    }
+
+    /// P(person | answered), from detection verdicts.
+    pub fn person_given_answer(&self) -> f64 {
+        (self.answered_persons / self.answered.max(1.0)).clamp(0.0, 1.0)
+    }
+
+    pub fn learn_talk(&mut self, talk: Duration) {
+        self.talk.add(talk, 1.0);
+    }
+
+    /// A person answered one of our dials; steer the threshold so that the share abandoned
+    /// tends to `goal` (a Robbins-Monro step on the log of the threshold).
+    pub fn learn_outcome(&mut self, abandoned: bool, goal: f64) {
+        let hit = if abandoned { 1.0 } else { 0.0 };
+        let next = self.theta.ln() + self.gain * (goal - hit);
+        self.theta = next.exp().clamp(1e-4, 0.5);
+    }
+
+    fn refresh(&mut self) {
+        self.person.refresh();
+        self.resolve.refresh();
+        self.talk.refresh();
+    }
+
+    /// How many more lines to dial now (at most `max_new`), and the risk the last one
+    /// carries. `horizon` bounds how far ahead a dial can still reach a person (ring timeout
+    /// plus detection).
+    pub fn plan(
+        &mut self,
+        agents: &[AgentView],
+        lines: &[LineView],
+        connect_within: Duration,
+        horizon: Duration,
+        max_new: u32,
+    ) -> (u32, f64) {
+        if max_new == 0 {
+            return (0, 0.0);
+        }
+        self.refresh();
+        let p_person = self.person_rate();
+        if p_person <= 0.0 {
+            // Nobody ever answers: risk-free, but also pointless beyond the line cap.
+            return (max_new, 0.0);
+        }
+        let bins = ((horizon.as_secs_f64() / STEP_S).ceil() as usize).clamp(1, 240);
+        let c = connect_within.as_secs_f64();
+        // Bin i holds person-ready times in [i, i+1) s; evaluated at its middle.
+        let t_of = |i: usize| (i as f64 + 0.5) * STEP_S;
+        let mut weight = Vec::with_capacity(bins);
+        let mut a_new = Vec::with_capacity(bins);
+        let mut mass = 0.0;
+        for i in 0..bins {
+            let lo = self.person.cdf(i as f64 * STEP_S);
+            let hi = self.person.cdf((i + 1) as f64 * STEP_S);
+            weight.push(hi - lo);
+            mass += hi - lo;
+            a_new.push(p_person * self.person.cdf(t_of(i)));
+        }
+        if mass <= 0.0 {
+            return (max_new, 0.0);
+        }
+        let mut s_mean = vec![0.0; bins];
+        let mut s_var = vec![0.0; bins];
+        let mut free_now = 0.0;
+        for a in agents {
+            match *a {
+                AgentView::Free => free_now += 1.0,
+                AgentView::Away => {}
+                AgentView::FreeIn(d) => {
+                    let d = d.as_secs_f64();
+                    for (i, s) in s_mean.iter_mut().enumerate() {
+                        if d <= t_of(i) + c {
+                            *s += 1.0;
+                        }
+                    }
+                }
+                AgentView::Talking { elapsed, wrap } => {
+                    let e = elapsed.as_secs_f64();
+                    let w = wrap.as_secs_f64();
+                    let alive = (1.0 - self.talk.cdf(e)).max(1e-6);
+                    for i in 0..bins {
+                        let x = t_of(i) + c - w;
+                        if x <= 0.0 {
+                            continue;
+                        }
+                        let ended =
+                            ((self.talk.cdf(e + x) - self.talk.cdf(e)) / alive).clamp(0.0, 1.0);
+                        s_mean[i] += ended;
+                        s_var[i] += ended * (1.0 - ended);
+                    }
+                }
+            }
+        }
+        let mut d_mean = vec![0.0; bins];
+        let mut d_var = vec![0.0; bins];
+        for l in lines {
+            match *l {
+                LineView::Waiting => {
+                    for m in &mut d_mean {
+                        *m += 1.0;
+                    }
+                }
+                LineView::Detecting { person, within } => {
+                    let w = within.as_secs_f64();
+                    for i in 0..bins {
+                        if t_of(i) >= w {
+                            d_mean[i] += person;
+                            d_var[i] += person * (1.0 - person);
+                        }
+                    }
+                }
+                LineView::Ringing { elapsed } => {
+                    let r = elapsed.as_secs_f64();
+                    let unresolved = (1.0 - self.resolve.cdf(r)).max(0.02);
+                    let base = self.person.cdf(r);
+                    for i in 0..bins {
+                        let q = (p_person * (self.person.cdf(r + t_of(i)) - base) / unresolved)
+                            .clamp(0.0, 1.0);
+                        d_mean[i] += q;
+                        d_var[i] += q * (1.0 - q);
+                    }
+                }
+            }
+        }
+        let mut k = 0u32;
+        let mut last = 0.0;
+        while k < max_new {
+            let kf = f64::from(k);
+            let mut risk = 0.0;
+            for i in 0..bins {
+                if weight[i] <= 0.0 {
+                    continue;
+                }
+                let a = a_new[i];
+                let gap = d_mean[i] + kf * a - (s_mean[i] + free_now) + 0.5;
+                let var = s_var[i] + d_var[i] + kf * a * (1.0 - a);
+                let p = if var < 1e-9 {
+                    if gap > 0.0 { 1.0 } else { 0.0 }
+                } else {
+                    normal_cdf(gap / var.sqrt())
+                };
+                risk += weight[i] * p;
+            }
+            risk /= mass;
+            if risk > self.theta {
+                break;
+            }
+            last = risk;
+            k += 1;
+        }
+        (k, last)
+    }
+}
+
+/// Φ(z), the standard normal distribution function (Abramowitz & Stegun 7.1.26 for erf;
+/// absolute error under 1e-7, plenty for a dial decision).
+pub fn normal_cdf(z: f64) -> f64 {
+    let x = z / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * x.abs());
+    let y = 1.0
+        - (((((1.061_405_429 * t - 1.453_152_027) * t) + 1.421_413_741) * t - 0.284_496_736) * t
+            + 0.254_829_592)
+            * t
+            * (-x * x).exp();
+    let erf = if x >= 0.0 { y } else { -y };
+    0.5 * (1.0 + erf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    const C: Duration = Duration::from_secs(2);
+    const H: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn normal_cdf_matches_known_values() {
+        assert!((normal_cdf(0.0) - 0.5).abs() < 1e-7);
+        assert!((normal_cdf(1.96) - 0.975).abs() < 1e-4);
+        assert!((normal_cdf(-1.0) - 0.158_655).abs() < 1e-5);
+    }
+
+    #[test]
+    fn histogram_cdf_is_monotone_and_forgets_when_full() {
+        let mut h = Histogram::new(secs(1), 10, 100.0);
+        for i in 0..60 {
+            h.add(Duration::from_millis(100 * i), 1.0);
+        }
+        h.stale = u32::MAX;
+        h.refresh();
+        let mut last = 0.0;
+        for x in 0..12 {
+            let v = h.cdf(f64::from(x));
+            assert!(v >= last);
+            last = v;
+        }
+        assert_eq!(h.cdf(20.0), 1.0);
+        for _ in 0..60 {
+            h.add(secs(9), 1.0);
+        }
+        assert!(h.total() < 100.0, "halved when the cap was reached");
+    }
+
+    #[test]
+    fn no_free_agents_and_long_talks_means_no_dials() {
+        let mut p = Pacer::new(0.03);
+        let agents = vec![
+            AgentView::Talking {
+                elapsed: secs(1),
+                wrap: secs(10)
+            };
+            5
+        ];
+        let (n, _) = p.plan(&agents, &[], C, H, 50);
+        assert_eq!(n, 0);
+    }
+
+    #[test]
+    fn free_agents_get_several_lines_each_when_few_answer() {
+        let mut p = Pacer::new(0.03);
+        let agents = vec![AgentView::Free; 10];
+        let (n, risk) = p.plan(&agents, &[], C, H, 200);
+        // About one dial in four reaches a person: well over one line per free agent.
+        assert!(n > 20, "dialled {n}");
+        assert!(risk <= 0.03);
+    }
+
+    #[test]
+    fn lines_already_ringing_leave_less_room() {
+        let mut p = Pacer::new(0.03);
+        let agents = vec![AgentView::Free; 10];
+        let (alone, _) = p.plan(&agents, &[], C, H, 200);
+        let lines = vec![LineView::Ringing { elapsed: secs(2) }; 20];
+        let (with_lines, _) = p.plan(&agents, &lines, C, H, 200);
+        assert!(with_lines < alone, "{with_lines} vs {alone}");
+        let waiting = vec![LineView::Waiting; 10];
+        let (none, _) = p.plan(&agents, &waiting, C, H, 200);
+        assert_eq!(none, 0, "ten persons already waiting for ten agents");
+    }
+
+    #[test]
+    fn agents_in_wrap_up_count_once_their_wrap_up_ends() {
+        let mut p = Pacer::new(0.03);
+        let soon = vec![AgentView::FreeIn(secs(3)); 10];
+        let late = vec![AgentView::FreeIn(secs(60)); 10];
+        let (a, _) = p.plan(&soon, &[], C, H, 200);
+        let (b, _) = p.plan(&late, &[], C, H, 200);
+        assert!(a > 10 && b == 0, "soon {a}, late {b}");
+    }
+
+    #[test]
+    fn a_higher_threshold_dials_more() {
+        let agents = vec![AgentView::Free; 10];
+        let (low, _) = Pacer::new(0.01).plan(&agents, &[], C, H, 500);
+        let (high, _) = Pacer::new(0.10).plan(&agents, &[], C, H, 500);
+        assert!(high > low, "{high} vs {low}");
+    }
+
+    #[test]
+    fn abandons_lower_the_threshold_and_connections_raise_it() {
+        let mut p = Pacer::new(0.03);
+        p.learn_outcome(true, 0.03);
+        assert!(p.theta() < 0.03);
+        let mut q = Pacer::new(0.03);
+        for _ in 0..100 {
+            q.learn_outcome(false, 0.03);
+        }
+        assert!(q.theta() > 0.03);
+    }
+
+    #[test]
+    fn the_learned_answer_rate_follows_the_dials() {
+        let mut p = Pacer::new(0.03);
+        for i in 0..2000 {
+            p.learn_dial(secs(10), i % 10 == 0);
+        }
+        assert!((p.person_rate() - 0.1).abs() < 0.02, "{}", p.person_rate());
+    }
+}
