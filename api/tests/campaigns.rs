@@ -191,7 +191,12 @@ impl Server {
     /// A queue and a campaign on it; returns (queue id, campaign id).
     async fn campaign(&self, key: &str, name: &str) -> (i64, i64) {
         let (st, q) = self
-            .call("POST", "/v1/queues", Some(key), Some(json!({"name": format!("q-{name}")})))
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(key),
+                Some(json!({"name": format!("q-{name}")})),
+            )
             .await;
         assert_eq!(st, 201, "{q}");
         let qid = q["id"].as_i64().unwrap();
@@ -209,7 +214,12 @@ impl Server {
 
     async fn contacts(&self, key: &str, cid: i64, query: &str) -> Vec<Value> {
         let (st, page) = self
-            .call("GET", &format!("/v1/campaigns/{cid}/contacts?limit=1000{query}"), Some(key), None)
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/contacts?limit=1000{query}"),
+                Some(key),
+                None,
+            )
             .await;
         assert_eq!(st, 200, "{page}");
         page["contacts"].as_array().unwrap().clone()
@@ -229,43 +239,108 @@ async fn campaign_crud_round_trips_and_validation_errors_name_their_fields() {
         let (_, key) = s.tenant("acme").await;
         let k = Some(key.as_str());
         let (qid, cid) = s.campaign(&key, "renewals").await;
-        let (st, c) = s.call("GET", &format!("/v1/campaigns/{cid}"), k, None).await;
+        let (st, c) = s
+            .call("GET", &format!("/v1/campaigns/{cid}"), k, None)
+            .await;
         assert_eq!(st, 200, "{c}");
         assert_eq!(c["state"], "draft");
         assert_eq!(c["config"]["queue"], qid);
         assert_eq!(c["config"]["abandon_target"], 0.03);
-        assert_eq!(c["config"]["window"], json!({"start": "08:00", "end": "21:00"}));
+        assert_eq!(
+            c["config"]["window"],
+            json!({"start": "08:00", "end": "21:00"})
+        );
         // Validation: each bad field is named.
         for (config, field) in [
-            (json!({"queue": qid, "ring_timeout_s": 5}), "config.ring_timeout_s"),
-            (json!({"queue": qid, "window": {"start": "22:00", "end": "08:00"}}), "config.window.end"),
+            (
+                json!({"queue": qid, "ring_timeout_s": 5}),
+                "config.ring_timeout_s",
+            ),
+            (
+                json!({"queue": qid, "window": {"start": "22:00", "end": "08:00"}}),
+                "config.window.end",
+            ),
             (json!({"queue": qid, "start": "not a time"}), "config.start"),
-            (json!({"queue": qid, "amd": {"enabled": true, "on_machine": "leave-message"}}), "config.amd.message"),
-            (json!({"queue": qid, "retry": {"busy": {"interval_s": 60, "max_attempts": 0}}}), "config.retry.busy.max_attempts"),
+            (
+                json!({"queue": qid, "amd": {"enabled": true, "on_machine": "leave-message"}}),
+                "config.amd.message",
+            ),
+            (
+                json!({"queue": qid, "retry": {"busy": {"interval_s": 60, "max_attempts": 0}}}),
+                "config.retry.busy.max_attempts",
+            ),
             (json!({"queue": 999_999}), "config.queue"),
         ] {
-            let (st, e) = s.call("POST", "/v1/campaigns", k, Some(json!({"name": "bad", "config": config}))).await;
-            assert_eq!((st, e["error"]["field"].as_str()), (422, Some(field)), "{config}: {e}");
+            let (st, e) = s
+                .call(
+                    "POST",
+                    "/v1/campaigns",
+                    k,
+                    Some(json!({"name": "bad", "config": config})),
+                )
+                .await;
+            assert_eq!(
+                (st, e["error"]["field"].as_str()),
+                (422, Some(field)),
+                "{config}: {e}"
+            );
         }
-        let (st, e) = s.call("POST", "/v1/campaigns", k, Some(json!({"name": "x", "config": {"queue": qid, "bogus": 1}}))).await;
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/campaigns",
+                k,
+                Some(json!({"name": "x", "config": {"queue": qid, "bogus": 1}})),
+            )
+            .await;
         assert_eq!(st, 422, "{e}");
-        let (st, e) = s.call("POST", "/v1/campaigns", k, Some(json!({"name": "renewals", "config": {"queue": qid}}))).await;
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/campaigns",
+                k,
+                Some(json!({"name": "renewals", "config": {"queue": qid}})),
+            )
+            .await;
         assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
         // PATCH merges.
         let (st, c2) = s
-            .call("PATCH", &format!("/v1/campaigns/{cid}"), k, Some(json!({"config": {"mode": "progressive", "window": {"start": "09:00"}}})))
+            .call(
+                "PATCH",
+                &format!("/v1/campaigns/{cid}"),
+                k,
+                Some(json!({"config": {"mode": "progressive", "window": {"start": "09:00"}}})),
+            )
             .await;
         assert_eq!(st, 200, "{c2}");
         assert_eq!(c2["config"]["mode"], "progressive");
-        assert_eq!(c2["config"]["window"], json!({"start": "09:00", "end": "21:00"}));
+        assert_eq!(
+            c2["config"]["window"],
+            json!({"start": "09:00", "end": "21:00"})
+        );
         assert_eq!(c2["config"]["caller_id"], "+12015550100");
-        let (st, e) = s.call("PATCH", &format!("/v1/campaigns/{cid}"), k, Some(json!({"config": {"max_lines": 0}}))).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("config.max_lines")), "{e}");
+        let (st, e) = s
+            .call(
+                "PATCH",
+                &format!("/v1/campaigns/{cid}"),
+                k,
+                Some(json!({"config": {"max_lines": 0}})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("config.max_lines")),
+            "{e}"
+        );
         let (_, list) = s.call("GET", "/v1/campaigns", k, None).await;
         assert_eq!(list["campaigns"].as_array().unwrap().len(), 1);
-        let (st, _) = s.call("DELETE", &format!("/v1/campaigns/{cid}"), k, None).await;
+        let (st, _) = s
+            .call("DELETE", &format!("/v1/campaigns/{cid}"), k, None)
+            .await;
         assert_eq!(st, 204);
-        let (st, _) = s.call("GET", &format!("/v1/campaigns/{cid}"), k, None).await;
+        let (st, _) = s
+            .call("GET", &format!("/v1/campaigns/{cid}"), k, None)
+            .await;
         assert_eq!(st, 404);
         s.stop().await;
     })
@@ -285,7 +360,11 @@ async fn state_changes_follow_the_state_machine_and_refuse_with_409() {
             async move { s.call("POST", &path, k, None).await }
         };
         let (st, e) = go("pause").await;
-        assert_eq!((st, error_code(&e)), (409, "conflict"), "a draft cannot pause: {e}");
+        assert_eq!(
+            (st, error_code(&e)),
+            (409, "conflict"),
+            "a draft cannot pause: {e}"
+        );
         let (st, e) = go("resume").await;
         assert_eq!(st, 409, "{e}");
         let (st, c) = go("start").await;
@@ -300,7 +379,9 @@ async fn state_changes_follow_the_state_machine_and_refuse_with_409() {
             let (st, e) = go(verb).await;
             assert_eq!(st, 409, "completed cannot {verb}: {e}");
         }
-        let (_, stats) = s.call("GET", &format!("/v1/campaigns/{cid}/stats"), k, None).await;
+        let (_, stats) = s
+            .call("GET", &format!("/v1/campaigns/{cid}/stats"), k, None)
+            .await;
         assert_eq!(stats["state"], "completed", "{stats}");
         s.stop().await;
     })
@@ -322,7 +403,11 @@ async fn csv_import_keeps_good_rows_and_reports_each_bad_row_with_its_line() {
                    Flo,+44 20 7946 0018,,\n\
                    Gus,+1 800 555 0199,,\n";
         let (st, r) = s
-            .csv(&format!("/v1/campaigns/{cid}/contacts?default_region=US"), &key, csv)
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts?default_region=US"),
+                &key,
+                csv,
+            )
             .await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r["accepted"], 3, "{r}");
@@ -330,14 +415,23 @@ async fn csv_import_keeps_good_rows_and_reports_each_bad_row_with_its_line() {
         let errors = r["errors"].as_array().unwrap();
         let lines: Vec<(u64, &str)> = errors
             .iter()
-            .map(|e| (e["line"].as_u64().unwrap(), e["field"].as_str().unwrap_or("")))
+            .map(|e| {
+                (
+                    e["line"].as_u64().unwrap(),
+                    e["field"].as_str().unwrap_or(""),
+                )
+            })
             .collect();
         assert_eq!(
             lines,
             vec![(3, "phone"), (5, "timezone"), (6, "phone"), (8, "timezone")],
             "{r}"
         );
-        assert!(errors.iter().all(|e| !e["reason"].as_str().unwrap().is_empty()));
+        assert!(
+            errors
+                .iter()
+                .all(|e| !e["reason"].as_str().unwrap().is_empty())
+        );
         let list = s.contacts(&key, cid, "").await;
         assert_eq!(list.len(), 3);
         // E.164 with the default region, the zone derived from the area code, extra columns kept.
@@ -349,12 +443,42 @@ async fn csv_import_keeps_good_rows_and_reports_each_bad_row_with_its_line() {
         assert_eq!(by_number(&list, "+13125550142")["zone"], "America/Denver");
         assert_eq!(by_number(&list, "+442079460018")["zone"], "Europe/London");
         // Without a default region, national numbers are refused; no phone column refuses the file.
-        let (st, r) = s.csv(&format!("/v1/campaigns/{cid}/contacts"), &key, "phone\n(201) 555-0124\n").await;
-        assert_eq!((st, r["accepted"].as_u64(), r["rejected"].as_u64()), (200, Some(0), Some(1)), "{r}");
-        let (st, e) = s.csv(&format!("/v1/campaigns/{cid}/contacts"), &key, "name,email\nAnn,a@b\n").await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("phone")), "{e}");
-        let (st, e) = s.csv(&format!("/v1/campaigns/{cid}/contacts?default_region=Narnia"), &key, "phone\n").await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("default_region")), "{e}");
+        let (st, r) = s
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts"),
+                &key,
+                "phone\n(201) 555-0124\n",
+            )
+            .await;
+        assert_eq!(
+            (st, r["accepted"].as_u64(), r["rejected"].as_u64()),
+            (200, Some(0), Some(1)),
+            "{r}"
+        );
+        let (st, e) = s
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts"),
+                &key,
+                "name,email\nAnn,a@b\n",
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("phone")),
+            "{e}"
+        );
+        let (st, e) = s
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts?default_region=Narnia"),
+                &key,
+                "phone\n",
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("default_region")),
+            "{e}"
+        );
         s.stop().await;
     })
     .await;
@@ -369,13 +493,22 @@ async fn duplicates_merge_with_later_non_empty_fields_winning() {
         let path = format!("/v1/campaigns/{cid}/contacts?default_region=US");
         let csv = "phone,name,plan\n2015550123,Ann,gold\n+1 (201) 555-0123,,platinum\n";
         let (st, r) = s.csv(&path, &key, csv).await;
-        assert_eq!((st, r["accepted"].as_u64(), r["merged"].as_u64()), (200, Some(2), Some(1)), "{r}");
+        assert_eq!(
+            (st, r["accepted"].as_u64(), r["merged"].as_u64()),
+            (200, Some(2), Some(1)),
+            "{r}"
+        );
         // A second file merges into the stored contact.
-        let (st, r) = s.csv(&path, &key, "phone,name,city\n201-555-0123,Annie,Newark\n").await;
+        let (st, r) = s
+            .csv(&path, &key, "phone,name,city\n201-555-0123,Annie,Newark\n")
+            .await;
         assert_eq!((st, r["merged"].as_u64()), (200, Some(1)), "{r}");
         let list = s.contacts(&key, cid, "").await;
         assert_eq!(list.len(), 1);
-        assert_eq!(list[0]["fields"], json!({"name": "Annie", "plan": "platinum", "city": "Newark"}));
+        assert_eq!(
+            list[0]["fields"],
+            json!({"name": "Annie", "plan": "platinum", "city": "Newark"})
+        );
         s.stop().await;
     })
     .await;
@@ -391,37 +524,91 @@ async fn dnc_numbers_are_stored_as_dnc_per_tenant_and_per_campaign() {
         let (_, c1) = s.campaign(&key, "c1").await;
         let (_, c2) = s.campaign(&key, "c2").await;
         let (_, c3) = s.campaign(&other, "c3").await;
-        let (st, r) = s.call("POST", "/v1/dnc", k, Some(json!({"numbers": ["(201) 555-0123"], "default_region": "US"}))).await;
+        let (st, r) = s
+            .call(
+                "POST",
+                "/v1/dnc",
+                k,
+                Some(json!({"numbers": ["(201) 555-0123"], "default_region": "US"})),
+            )
+            .await;
         assert_eq!((st, r["added"].as_u64()), (200, Some(1)), "{r}");
         assert_eq!(r["numbers"], json!(["+12015550123"]));
-        let (st, r) = s.call("POST", &format!("/v1/campaigns/{c1}/dnc"), k, Some(json!({"numbers": ["+13125550142"]}))).await;
+        let (st, r) = s
+            .call(
+                "POST",
+                &format!("/v1/campaigns/{c1}/dnc"),
+                k,
+                Some(json!({"numbers": ["+13125550142"]})),
+            )
+            .await;
         assert_eq!(st, 200, "{r}");
-        let (st, e) = s.call("POST", "/v1/dnc", k, Some(json!({"numbers": ["+1", "nope"]}))).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("numbers[0]")), "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/dnc",
+                k,
+                Some(json!({"numbers": ["+1", "nope"]})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("numbers[0]")),
+            "{e}"
+        );
         let csv = "phone\n+12015550123\n+13125550142\n+14155550142\n";
-        let (_, r1) = s.csv(&format!("/v1/campaigns/{c1}/contacts"), &key, csv).await;
-        assert_eq!((r1["accepted"].as_u64(), r1["dnc"].as_u64()), (Some(3), Some(2)), "{r1}");
-        let (_, r2) = s.csv(&format!("/v1/campaigns/{c2}/contacts"), &key, csv).await;
-        assert_eq!(r2["dnc"], 1, "campaign 1's list does not reach campaign 2: {r2}");
-        let (_, r3) = s.csv(&format!("/v1/campaigns/{c3}/contacts"), &other, csv).await;
-        assert_eq!(r3["dnc"], 0, "another tenant's list does not reach it: {r3}");
+        let (_, r1) = s
+            .csv(&format!("/v1/campaigns/{c1}/contacts"), &key, csv)
+            .await;
+        assert_eq!(
+            (r1["accepted"].as_u64(), r1["dnc"].as_u64()),
+            (Some(3), Some(2)),
+            "{r1}"
+        );
+        let (_, r2) = s
+            .csv(&format!("/v1/campaigns/{c2}/contacts"), &key, csv)
+            .await;
+        assert_eq!(
+            r2["dnc"], 1,
+            "campaign 1's list does not reach campaign 2: {r2}"
+        );
+        let (_, r3) = s
+            .csv(&format!("/v1/campaigns/{c3}/contacts"), &other, csv)
+            .await;
+        assert_eq!(
+            r3["dnc"], 0,
+            "another tenant's list does not reach it: {r3}"
+        );
         let dnc = s.contacts(&key, c1, "&status=dnc").await;
         assert_eq!(dnc.len(), 2);
         let pending = s.contacts(&key, c1, "&status=pending").await;
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0]["number"], "+14155550142");
         // Adding a number later closes the pending contact that holds it.
-        let (st, _) = s.call("POST", &format!("/v1/campaigns/{c1}/dnc"), k, Some(json!({"numbers": ["+14155550142"]}))).await;
+        let (st, _) = s
+            .call(
+                "POST",
+                &format!("/v1/campaigns/{c1}/dnc"),
+                k,
+                Some(json!({"numbers": ["+14155550142"]})),
+            )
+            .await;
         assert_eq!(st, 200);
         assert!(s.contacts(&key, c1, "&status=pending").await.is_empty());
         // Lists, and removal.
         let (_, list) = s.call("GET", "/v1/dnc", k, None).await;
         assert_eq!(list["numbers"].as_array().unwrap().len(), 1, "{list}");
-        let (_, list) = s.call("GET", &format!("/v1/campaigns/{c1}/dnc"), k, None).await;
+        let (_, list) = s
+            .call("GET", &format!("/v1/campaigns/{c1}/dnc"), k, None)
+            .await;
         assert_eq!(list["numbers"].as_array().unwrap().len(), 2, "{list}");
-        let (st, _) = s.call("DELETE", "/v1/dnc?number=%2B12015550123", k, None).await;
+        let (st, _) = s
+            .call("DELETE", "/v1/dnc?number=%2B12015550123", k, None)
+            .await;
         assert_eq!(st, 204);
-        let (st, _) = s.call("DELETE", "/v1/dnc?number=%2B12015550123", k, None).await;
+        let (st, _) = s
+            .call("DELETE", "/v1/dnc?number=%2B12015550123", k, None)
+            .await;
         assert_eq!(st, 404);
         s.stop().await;
     })
@@ -438,13 +625,22 @@ async fn contacts_page_with_a_cursor_and_filter_by_status() {
         for i in 0..25 {
             csv.push_str(&format!("+1201555{:04},{i}\n", 100 + i));
         }
-        let (st, r) = s.csv(&format!("/v1/campaigns/{cid}/contacts"), &key, &csv).await;
+        let (st, r) = s
+            .csv(&format!("/v1/campaigns/{cid}/contacts"), &key, &csv)
+            .await;
         assert_eq!((st, r["accepted"].as_u64()), (200, Some(25)), "{r}");
         let mut seen = Vec::new();
         let mut cursor = String::new();
         loop {
             let (st, page) = s
-                .call("GET", &format!("/v1/campaigns/{cid}/contacts?limit=10&status=pending&cursor={cursor}"), Some(&key), None)
+                .call(
+                    "GET",
+                    &format!(
+                        "/v1/campaigns/{cid}/contacts?limit=10&status=pending&cursor={cursor}"
+                    ),
+                    Some(&key),
+                    None,
+                )
                 .await;
             assert_eq!(st, 200, "{page}");
             for c in page["contacts"].as_array().unwrap() {
@@ -456,13 +652,49 @@ async fn contacts_page_with_a_cursor_and_filter_by_status() {
             }
         }
         assert_eq!(seen, (0..25).collect::<Vec<_>>());
-        let (st, e) = s.call("GET", &format!("/v1/campaigns/{cid}/contacts?status=maybe"), Some(&key), None).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("status")), "{e}");
-        let (st, e) = s.call("GET", &format!("/v1/campaigns/{cid}/contacts?cursor=zz"), Some(&key), None).await;
+        let (st, e) = s
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/contacts?status=maybe"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("status")),
+            "{e}"
+        );
+        let (st, e) = s
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/contacts?cursor=zz"),
+                Some(&key),
+                None,
+            )
+            .await;
         assert_eq!(st, 422, "{e}");
-        let (st, a) = s.call("GET", &format!("/v1/campaigns/{cid}/attempts"), Some(&key), None).await;
-        assert_eq!((st, a["attempts"].as_array().map(Vec::len)), (200, Some(0)), "{a}");
-        let (st, stats) = s.call("GET", &format!("/v1/campaigns/{cid}/stats"), Some(&key), None).await;
+        let (st, a) = s
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/attempts"),
+                Some(&key),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st, a["attempts"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{a}"
+        );
+        let (st, stats) = s
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/stats"),
+                Some(&key),
+                None,
+            )
+            .await;
         assert_eq!(st, 200, "{stats}");
         assert_eq!(stats["contacts_remaining"], 25, "{stats}");
         s.stop().await;
@@ -483,15 +715,37 @@ async fn roles_and_tenants_gate_the_campaign_routes() {
         let create = json!({"name": "new", "config": {"queue": qid}});
         // Supervisors manage campaigns; agents and readers do not.
         for (key, expect) in [(&supervisor, 201), (&agent, 403), (&reader, 403)] {
-            let (st, e) = s.call("POST", "/v1/campaigns", Some(key), Some(create.clone())).await;
+            let (st, e) = s
+                .call("POST", "/v1/campaigns", Some(key), Some(create.clone()))
+                .await;
             assert_eq!(st, expect, "{e}");
         }
         for (key, expect) in [(&agent, 403), (&reader, 403), (&supervisor, 200)] {
-            let (st, e) = s.call("POST", &format!("/v1/campaigns/{cid}/start"), Some(key), None).await;
+            let (st, e) = s
+                .call(
+                    "POST",
+                    &format!("/v1/campaigns/{cid}/start"),
+                    Some(key),
+                    None,
+                )
+                .await;
             assert_eq!(st, expect, "{e}");
-            let (st, e) = s.call("POST", "/v1/dnc", Some(key), Some(json!({"numbers": ["+12015550123"]}))).await;
+            let (st, e) = s
+                .call(
+                    "POST",
+                    "/v1/dnc",
+                    Some(key),
+                    Some(json!({"numbers": ["+12015550123"]})),
+                )
+                .await;
             assert_eq!(st, expect, "{e}");
-            let (st, e) = s.csv(&format!("/v1/campaigns/{cid}/contacts"), key, "phone\n+12015550124\n").await;
+            let (st, e) = s
+                .csv(
+                    &format!("/v1/campaigns/{cid}/contacts"),
+                    key,
+                    "phone\n+12015550124\n",
+                )
+                .await;
             assert_eq!(st, expect, "{e}");
         }
         // Everyone of the tenant reads.
@@ -521,13 +775,34 @@ async fn roles_and_tenants_gate_the_campaign_routes() {
         ] {
             let body = (method == "PATCH").then(|| json!({"name": "mine"}));
             let (st, e) = s.call(method, &path, Some(&stranger), body).await;
-            assert_eq!((st, error_code(&e)), (404, "not_found"), "{method} {path}: {e}");
+            assert_eq!(
+                (st, error_code(&e)),
+                (404, "not_found"),
+                "{method} {path}: {e}"
+            );
         }
-        let (st, e) = s.csv(&format!("/v1/campaigns/{cid}/contacts"), &stranger, "phone\n+12015550125\n").await;
+        let (st, e) = s
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts"),
+                &stranger,
+                "phone\n+12015550125\n",
+            )
+            .await;
         assert_eq!(st, 404, "{e}");
         // A campaign may not use another tenant's queue.
-        let (st, e) = s.call("POST", "/v1/campaigns", Some(&stranger), Some(json!({"name": "x", "config": {"queue": qid}}))).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("config.queue")), "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/campaigns",
+                Some(&stranger),
+                Some(json!({"name": "x", "config": {"queue": qid}})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("config.queue")),
+            "{e}"
+        );
         let (st, _) = s.call("GET", "/v1/campaigns", None, None).await;
         assert_eq!(st, 401);
         s.stop().await;
@@ -545,14 +820,39 @@ async fn dispositions_are_for_agents_and_for_calls_in_progress() {
         let call = uuid::Uuid::new_v4();
         let path = format!("/v1/calls/{call}/disposition");
         let body = json!({"code": "sale", "retry_at": "2030-01-01T10:00:00Z"});
-        let (st, e) = s.call("POST", &path, Some(&reader), Some(body.clone())).await;
+        let (st, e) = s
+            .call("POST", &path, Some(&reader), Some(body.clone()))
+            .await;
         assert_eq!(st, 403, "{e}");
-        let (st, e) = s.call("POST", &path, Some(&agent), Some(body.clone())).await;
-        assert_eq!((st, error_code(&e)), (404, "not_found"), "no such call: {e}");
-        let (st, e) = s.call("POST", &path, Some(&agent), Some(json!({"code": ""}))).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("code")), "{e}");
-        let (st, e) = s.call("POST", &path, Some(&admin), Some(json!({"code": "x", "retry_at": "soon"}))).await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("retry_at")), "{e}");
+        let (st, e) = s
+            .call("POST", &path, Some(&agent), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (st, error_code(&e)),
+            (404, "not_found"),
+            "no such call: {e}"
+        );
+        let (st, e) = s
+            .call("POST", &path, Some(&agent), Some(json!({"code": ""})))
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("code")),
+            "{e}"
+        );
+        let (st, e) = s
+            .call(
+                "POST",
+                &path,
+                Some(&admin),
+                Some(json!({"code": "x", "retry_at": "soon"})),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("retry_at")),
+            "{e}"
+        );
         s.stop().await;
     })
     .await;
@@ -564,7 +864,10 @@ async fn contacts_import_cli_streams_a_file_and_prints_the_report() {
         let s = Server::start(store).await;
         let (_, key) = s.tenant("acme").await;
         let (_, cid) = s.campaign(&key, "c").await;
-        let dir = std::env::temp_dir().join(format!("switchyard-import-{}", uuid::Uuid::new_v4().simple()));
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-import-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("contacts.csv");
         std::fs::write(&file, "phone,name\n(201) 555-0123,Ann\nbad,Bob\n").unwrap();
@@ -572,17 +875,36 @@ async fn contacts_import_cli_streams_a_file_and_prints_the_report() {
         let run = |file: std::path::PathBuf, key: String, base: String| {
             tokio::task::spawn_blocking(move || {
                 std::process::Command::new(bin)
-                    .args(["contacts", "import", "--campaign", &cid.to_string(), "--default-region", "US", "--url", &base])
+                    .args([
+                        "contacts",
+                        "import",
+                        "--campaign",
+                        &cid.to_string(),
+                        "--default-region",
+                        "US",
+                        "--url",
+                        &base,
+                    ])
                     .arg(file)
                     .env("SWITCHYARD_API_KEY", key)
                     .output()
                     .unwrap()
             })
         };
-        let out = run(file.clone(), key.clone(), s.base.clone()).await.unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(file.clone(), key.clone(), s.base.clone())
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!((report["accepted"].as_u64(), report["rejected"].as_u64()), (Some(1), Some(1)), "{report}");
+        assert_eq!(
+            (report["accepted"].as_u64(), report["rejected"].as_u64()),
+            (Some(1), Some(1)),
+            "{report}"
+        );
         assert_eq!(report["errors"][0]["line"], 3);
         // Nothing accepted: a failing exit code (the report is still printed).
         std::fs::write(&file, "phone\nbad\n").unwrap();
@@ -625,14 +947,116 @@ async fn import_of_a_million_rows_measured() {
     let bytes = csv.into_bytes();
     let size = bytes.len();
     let t = std::time::Instant::now();
-    let (st, r) = s.raw("POST", &format!("/v1/campaigns/{cid}/contacts"), &key, "text/csv", bytes).await;
+    let (st, r) = s
+        .raw(
+            "POST",
+            &format!("/v1/campaigns/{cid}/contacts"),
+            &key,
+            "text/csv",
+            bytes,
+        )
+        .await;
     let secs = t.elapsed().as_secs_f64();
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let hwm = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: ?").to_owned();
+    let hwm = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .unwrap_or("VmHWM: ?")
+        .to_owned();
     println!(
         "1M-row import: status {st}, {} accepted, {} merged, {} rejected, {size} bytes in {secs:.1} s = {:.0} rows/s; {hwm} (whole test process, the CSV text itself included)",
-        r["accepted"], r["merged"], r["rejected"], 1_000_000.0 / secs
+        r["accepted"],
+        r["merged"],
+        r["rejected"],
+        1_000_000.0 / secs
     );
     assert_eq!(st, 200, "{r}");
     s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_update_their_contacts_and_dispositions_are_kept() {
+    use switchyard_api::store::{AttemptRow, ContactInput, DispositionRow};
+    store_common::each_backend(|store| async move {
+        let t = store.create_tenant("acme", &audit()).await.unwrap();
+        let q = store
+            .create_queue(t.id, "q", json!({}), &audit())
+            .await
+            .unwrap();
+        let c = store
+            .create_campaign(t.id, "c", json!({"queue": q.id}), &audit())
+            .await
+            .unwrap();
+        let input = |n: &str| ContactInput {
+            number: n.into(),
+            zone: "America/New_York".into(),
+            fields: serde_json::Map::new(),
+        };
+        let batch = store
+            .import_contacts(
+                t.id,
+                c.id,
+                vec![input("+12015550123"), input("+12015550124")],
+            )
+            .await
+            .unwrap();
+        assert_eq!((batch.inserted, batch.pending.len()), (2, 2));
+        let (a, b) = (batch.pending[0].id, batch.pending[1].id);
+        let attempt = |contact: i64, outcome: &str, status: &str, next: i64| AttemptRow {
+            tenant: t.id,
+            campaign_id: c.id,
+            contact_id: contact,
+            leg: uuid::Uuid::new_v4().to_string(),
+            attempt: 1,
+            outcome: outcome.into(),
+            call_id: None,
+            agent_id: None,
+            dialed_at_ms: 1_000,
+            answered_at_ms: None,
+            ended_at_ms: 2_000,
+            contact_status: status.into(),
+            contact_next_attempt_at_ms: next,
+        };
+        store
+            .insert_attempts(&[
+                attempt(a, "busy", "pending", 900_000),
+                attempt(b, "connected", "done", 0),
+            ])
+            .await
+            .unwrap();
+        let list = store.list_contacts(t.id, c.id, None, 0, 10).await.unwrap();
+        assert_eq!(list[0].attempts, 1);
+        assert_eq!(list[0].status, "pending");
+        assert_eq!(list[0].next_attempt_at_ms, 900_000);
+        assert_eq!(list[0].last_outcome.as_deref(), Some("busy"));
+        assert_eq!(list[1].status, "done");
+        assert_eq!(store.count_pending(t.id, c.id).await.unwrap(), 1);
+        let page = store.list_attempts(t.id, c.id, 0, 10).await.unwrap();
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].1.outcome, "connected", "newest first");
+        let ledger = store.ledger_attempts(0).await.unwrap();
+        assert_eq!(ledger.len(), 2);
+        store
+            .insert_dispositions(&[DispositionRow {
+                tenant: t.id,
+                campaign_id: c.id,
+                contact_id: b,
+                call_id: 7,
+                agent_id: Some(3),
+                code: "sale".into(),
+                at_ms: 3_000,
+                retry_at_ms: None,
+            }])
+            .await
+            .unwrap();
+        store
+            .record_campaign_state(c.id, "completed")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_campaign(t.id, c.id).await.unwrap().unwrap().state,
+            "completed"
+        );
+    })
+    .await;
 }

@@ -214,7 +214,11 @@ fn parse_blocking<R: Read>(
             return summary;
         }
     };
-    let names: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
+    // Spreadsheets write a byte-order mark before the first header.
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect();
     let find = |wanted: &[&str]| {
         names
             .iter()
