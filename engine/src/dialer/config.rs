@@ -33,13 +33,9 @@ impl DialMode {
     }
 
     pub fn from_name(name: &str) -> Option<DialMode> {
-        [
-            DialMode::Preview,
-            DialMode::Progressive,
-            DialMode::Predictive,
-        ]
-        .into_iter()
-        .find(|m| m.name() == name)
+        [DialMode::Preview, DialMode::Progressive, DialMode::Predictive]
+            .into_iter()
+            .find(|m| m.name() == name)
     }
 }
 

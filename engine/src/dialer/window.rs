@@ -24,12 +24,7 @@ fn ms(t: Timestamp) -> u64 {
 fn civil(minute: u16) -> Time {
     let m = minute.min(24 * 60 - 1);
     // In range by construction (hour < 24, minute < 60).
-    Time::constant(
-        i8::try_from(m / 60).unwrap_or(0),
-        i8::try_from(m % 60).unwrap_or(0),
-        0,
-        0,
-    )
+    Time::constant(i8::try_from(m / 60).unwrap_or(0), i8::try_from(m % 60).unwrap_or(0), 0, 0)
 }
 
 /// The first instant at or after `now` when a callee in `tz` is inside `window` (Unix ms).
@@ -70,7 +65,10 @@ pub fn day_number(tz: &TimeZone, now_unix_ms: u64) -> i32 {
     };
     let date = now.to_zoned(tz.clone()).date();
     let epoch = jiff::civil::date(1970, 1, 1);
-    epoch.until(date).map(|span| span.get_days()).unwrap_or(0)
+    epoch
+        .until(date)
+        .map(|span| span.get_days())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -99,10 +97,7 @@ mod tests {
     #[test]
     fn inside_the_window_dials_now() {
         let now = at("America/Chicago", 2026, 3, 2, 12, 0);
-        assert_eq!(
-            next_open(TCPA, &zone("America/Chicago").unwrap(), now),
-            Some(now)
-        );
+        assert_eq!(next_open(TCPA, &zone("America/Chicago").unwrap(), now), Some(now));
     }
 
     #[test]

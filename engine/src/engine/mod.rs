@@ -186,7 +186,9 @@ impl Engine {
             SwitchEvent::LegAnswered { leg } => self.on_leg_answered(leg),
             SwitchEvent::LegHungUp { leg, cause } => self.on_leg_hangup(leg, cause),
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
-            SwitchEvent::MachineDetection { leg, result } => self.on_machine_detection(leg, result),
+            SwitchEvent::MachineDetection { leg, result } => {
+                self.on_machine_detection(leg, result)
+            }
             SwitchEvent::Resync { live, restarted } => self.on_resync(&live, restarted),
         }
     }
