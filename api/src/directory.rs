@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use switchyard_engine::{AgentId, QueueId};
+use switchyard_engine::{AgentId, CampaignId, QueueId};
 
 use crate::model::TenantId;
 
@@ -19,6 +19,7 @@ pub struct Directory {
 struct Inner {
     queues: HashMap<QueueId, TenantId>,
     agents: HashMap<AgentId, TenantId>,
+    campaigns: HashMap<CampaignId, TenantId>,
 }
 
 impl Directory {
@@ -52,6 +53,37 @@ impl Directory {
         if let Ok(mut g) = self.inner.write() {
             g.agents.remove(&a);
         }
+    }
+
+    pub fn campaign_tenant(&self, c: CampaignId) -> Option<TenantId> {
+        self.inner.read().ok()?.campaigns.get(&c).copied()
+    }
+
+    pub fn set_campaign(&self, c: CampaignId, t: TenantId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.campaigns.insert(c, t);
+        }
+    }
+
+    pub fn remove_campaign(&self, c: CampaignId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.campaigns.remove(&c);
+        }
+    }
+
+    /// The tenant's campaigns (a tenant-wide DNC entry reaches each of them).
+    pub fn tenant_campaigns(&self, t: TenantId) -> Vec<CampaignId> {
+        let Ok(g) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut cs: Vec<CampaignId> = g
+            .campaigns
+            .iter()
+            .filter(|(_, v)| **v == t)
+            .map(|(k, _)| *k)
+            .collect();
+        cs.sort();
+        cs
     }
 
     /// The tenant's queues and agents (for live snapshots).

@@ -1,6 +1,8 @@
 //! switchyard's HTTP API, storage and runtime (the `switchyard` binary is a thin CLI over it).
 
 pub mod app;
+pub mod campaign_runtime;
+pub mod contacts;
 pub mod directory;
 pub mod http;
 pub mod live_state;
@@ -9,4 +11,5 @@ pub mod openapi;
 pub mod routes;
 pub mod runtime;
 pub mod spec;
+pub mod spec_campaign;
 pub mod store;

@@ -147,7 +147,8 @@ impl LiveState {
                     json!({ "id": agent.0, "state": state, "reason": reason }),
                 )
             }
-            // Campaign deltas reach the feed once campaigns have tenants in the directory.
+            // Filed by the runtime (`campaign_runtime::live_message`): campaigns are not
+            // part of the snapshot, each delta is the campaign's whole figures.
             LiveEvent::Campaign(_) => return None,
             LiveEvent::QueuePaused { queue, paused } => {
                 let tenant = queue_tenant(*queue)?;

@@ -125,6 +125,8 @@ pub fn router(doc: Document) -> Router {
         (name = "agents", description = "Agents, their state, skills, and supervisor monitoring"),
         (name = "skills", description = "The tenant's skill catalogue"),
         (name = "calls", description = "Call history with decision traces and CDRs; live calls"),
+        (name = "campaigns", description = "Outbound campaigns: settings, state, contacts (CSV import), attempts, figures"),
+        (name = "dnc", description = "The tenant's do-not-call list"),
         (name = "api-keys", description = "The tenant's API keys"),
         (name = "platform-admin", description = "Tenants (platform-admin keys only)"),
         (name = "live", description = "The live feed (server-sent events)"),

@@ -200,6 +200,7 @@ impl Runtime {
                 a.id,
             )?;
         }
+        crate::campaign_runtime::load(&store, &mut engine, now, &directory).await?;
         // Loading produced records (agent states) that need not be written again.
         while !matches!(engine.poll_output(), switchyard_engine::Output::Timeout(_)) {}
         let live = Arc::new(LiveState::default());
@@ -374,7 +375,10 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if let Some(msg) = live.apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a)) {
+        if let Some(msg) = live
+            .apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a))
+            .or_else(|| crate::campaign_runtime::live_message(&ev, &dir))
+        {
             hub.publish(msg);
         }
     }
@@ -400,7 +404,11 @@ impl RecordSink for StoreSink {
         let mut intervals = Vec::new();
         let mut presence: HashMap<AgentId, Value> = HashMap::new();
         let mut unfiled = 0u64;
+        let mut campaign = crate::campaign_runtime::CampaignRecords::default();
         for r in batch {
+            let Some(r) = campaign.take(r, &self.directory) else {
+                continue;
+            };
             match r {
                 Record::Call(c) => {
                     let Some(q) = c.queues.last().copied() else {
@@ -466,7 +474,7 @@ impl RecordSink for StoreSink {
                         figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
                     });
                 }
-                // Campaign history is written by the campaign store (being wired).
+                // Taken by `campaign` above.
                 Record::Attempt(_) | Record::Disposition(_) | Record::CampaignState { .. } => {}
                 Record::Cdr(c) => {
                     let tenant = c.queue.and_then(|q| self.directory.queue_tenant(q));
@@ -510,6 +518,7 @@ impl RecordSink for StoreSink {
         })
         .await;
         lost += retry("cdrs", cdrs.len(), || self.store.insert_cdrs(&cdrs)).await;
+        lost += campaign.write(&self.store).await;
 
         for (agent, p) in presence {
             if let Some(t) = self.directory.agent_tenant(agent)
@@ -527,7 +536,7 @@ impl RecordSink for StoreSink {
 
 /// Runs a batch write until it succeeds, backing off up to a minute in all; returns how many
 /// rows were given up on.
-async fn retry<F, Fut>(what: &str, n: usize, mut f: F) -> u64
+pub(crate) async fn retry<F, Fut>(what: &str, n: usize, mut f: F) -> u64
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), StoreError>>,

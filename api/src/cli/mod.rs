@@ -1,6 +1,7 @@
 //! Command-line interface. Each top-level subcommand lives in its own module; `serve`, `demo`,
 //! `fakeswitch` and `sim` slot into [`Commands`] the same way `esl` does.
 
+mod contacts;
 mod esl;
 mod fakeswitch;
 mod serve;
@@ -30,6 +31,9 @@ pub enum Commands {
     /// Run the routing core in virtual time against a seeded call model.
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// Campaign contacts through the API (`contacts import --campaign ID FILE.csv`).
+    #[command(subcommand)]
+    Contacts(contacts::ContactsCommand),
     /// Run the engine against FreeSWITCH and serve the API.
     Serve(serve::ServeArgs),
     /// Apply the database migrations.
@@ -51,6 +55,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::FakeSwitch(args) => fakeswitch::run(args).await,
         // CPU-bound and seconds long: no point in the runtime's threads.
         Commands::Sim(cmd) => sim::run(cmd),
+        Commands::Contacts(cmd) => contacts::run(cmd).await,
         Commands::Serve(args) => serve::serve(args).await,
         Commands::Migrate(args) => serve::migrate(args).await,
         Commands::Tenant(cmd) => serve::tenant(cmd).await,

@@ -204,7 +204,22 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// The response head must come within `request_timeout`, else 503 `timeout`. The handler's
 /// future is dropped (cancelled). A stream's body is not timed: only its head.
 pub async fn timeout(State(kit): State<HttpKit>, req: Request, next: Next) -> Response {
-    let limit = kit.config().request_timeout;
+    // Uploads read their body before they answer: a million-row import takes longer than any
+    // request should, and is bounded by its own row and byte limits instead.
+    let long = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|p| {
+            kit.config()
+                .long_request_paths
+                .iter()
+                .any(|l| l == p.as_str())
+        });
+    let limit = if long {
+        kit.config().long_request_timeout
+    } else {
+        kit.config().request_timeout
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(resp) => resp,
         Err(_) => {

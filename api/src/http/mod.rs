@@ -70,6 +70,9 @@ pub struct HttpConfig {
     /// Time to produce the response head; past it the client gets a JSON 503 `timeout`. Streams
     /// (the live feed) are not cut: their head is sent at once.
     pub request_timeout: Duration,
+    /// Route templates (`MatchedPath`) that get `long_request_timeout` instead: uploads.
+    pub long_request_paths: Vec<String>,
+    pub long_request_timeout: Duration,
     /// Sustained requests per second per API key (or per client address without a valid key).
     /// 0 turns rate limiting off.
     pub rate_per_sec: u32,
@@ -98,6 +101,8 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            long_request_paths: vec!["/v1/campaigns/{id}/contacts".to_owned()],
+            long_request_timeout: Duration::from_secs(3600),
             rate_per_sec: 50,
             burst: 100,
             max_rate_buckets: 100_000,

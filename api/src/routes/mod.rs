@@ -6,6 +6,7 @@
 
 mod agents;
 mod calls;
+mod campaigns;
 mod keys;
 mod queues;
 mod skills;
@@ -53,6 +54,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(agents::routes())
         .merge(skills::routes())
         .merge(calls::routes())
+        .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(tenants::routes())
 }
