@@ -14,7 +14,7 @@ use switchyard_engine::dialer::{
 };
 use switchyard_engine::driver::{DriverError, DriverHandle};
 use switchyard_engine::{
-    CampaignId, Command, ContactId, Engine, EngineError, Input, LiveEvent, Record,
+    CampaignId, Command, ContactId, Engine, Input, LiveEvent, Record,
 };
 use tracing::{info, warn};
 use uuid::Uuid;
@@ -29,32 +29,15 @@ pub const ENGINE_BATCH: usize = 5_000;
 /// Days of attempts the ledger is seeded from (30 rolling days and today).
 const LEDGER_DAYS: i64 = 31;
 
-/// Whether the engine said it does not run campaigns yet (the engine half is landing
-/// separately). TEMPORARY: remove once the engine handles the campaign commands; until then
-/// the API keeps campaigns in the store and the engine ignores them.
-fn not_wired(e: &EngineError) -> bool {
-    matches!(
-        e,
-        EngineError::InvalidConfig {
-            field: "campaign",
-            ..
-        }
-    )
-}
-
-/// Sends a campaign command; see [`not_wired`].
+/// Sends a campaign command to the engine.
 pub async fn send_campaign(engine: &DriverHandle, cmd: Command) -> Result<(), DriverError> {
-    match engine.command(cmd).await {
-        Err(DriverError::Engine(e)) if not_wired(&e) => Ok(()),
-        other => other,
-    }
+    engine.command(cmd).await
 }
 
-/// The engine's figures of a campaign it runs. TEMPORARY: `e.campaign_stats(c)` once the
-/// engine has it; None means "not loaded", and the API falls back on the store's counts.
+/// The engine's figures of a campaign it runs; `None` when it is not loaded (the API falls
+/// back on the store's counts).
 pub fn engine_stats(e: &Engine, c: CampaignId) -> Option<CampaignStats> {
-    let _ = (e, c);
-    None
+    e.campaign_stats(c)
 }
 
 fn spec_of(row: &ContactRow) -> Option<ContactSpec> {
@@ -84,9 +67,7 @@ pub async fn add_contacts(engine: &DriverHandle, campaign: CampaignId, rows: Vec
 }
 
 fn apply(engine: &mut Engine, now: Instant, cmd: Command, id: i64) {
-    if let Err(e) = engine.handle_input(Input::Api(now, cmd))
-        && !not_wired(&e)
-    {
+    if let Err(e) = engine.handle_input(Input::Api(now, cmd)) {
         warn!(error = %e, campaign = id, "the engine refused a stored campaign command");
     }
 }

@@ -1,6 +1,10 @@
 //! `switchyard sim inbound`: the real routing core in virtual time against a seeded call
 //! model. Prints one JSON object (offered, answered, abandoned, service level, ASA, AHT,
 //! occupancy, longest wait, per queue).
+//!
+//! `switchyard sim campaign`: the real engine and its pacing dialling a seeded customer
+//! model over working days. Prints one JSON object (dialed, connected, abandoned, abandon
+//! rates, talk and busy occupancy).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -8,12 +12,126 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use switchyard_engine::Strategy;
-use switchyard_engine::sim::{Scenario, Simulation};
+use switchyard_engine::dialer::DialMode;
+use switchyard_engine::sim::{CampaignSimConfig, Scenario, Simulation, run_campaign};
 
 #[derive(Debug, Subcommand)]
 pub enum SimCommand {
     /// Inbound queues: Poisson arrivals, exponential talk time and patience.
     Inbound(InboundArgs),
+    /// An outbound campaign: seeded customers, agents on auto-answer, working days.
+    Campaign(CampaignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignArgs {
+    #[arg(long, default_value_t = 10)]
+    agents: u32,
+    /// Dials answered by a person.
+    #[arg(long, default_value_t = 0.25)]
+    answer_rate: f64,
+    /// Dials answered by a machine (detection is on when above 0; machines are dropped).
+    #[arg(long, default_value_t = 0.0)]
+    machine_rate: f64,
+    /// Dials that are busy.
+    #[arg(long, default_value_t = 0.0)]
+    busy_rate: f64,
+    /// Mean talk time in seconds (exponential).
+    #[arg(long, default_value_t = 120.0)]
+    aht: f64,
+    /// Wrap-up after each call, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    wrap: f64,
+    /// MIN,MAX seconds a person or machine takes to answer (uniform).
+    #[arg(long, default_value = "5,20")]
+    answer_delay: String,
+    /// MIN,MAX seconds before an unanswered dial gives up (uniform; the ring timeout caps it).
+    #[arg(long, default_value = "15,30")]
+    no_answer_time: String,
+    /// MIN,MAX seconds of answering-machine detection after answer.
+    #[arg(long, default_value = "1,3")]
+    amd_delay: String,
+    /// Seconds an agent's phone takes to auto-answer.
+    #[arg(long, default_value_t = 0.3)]
+    agent_answer: f64,
+    /// Seconds a dial rings before it counts as no answer (15 at least).
+    #[arg(long, default_value_t = 25.0)]
+    ring_timeout: f64,
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    #[arg(long, default_value_t = 8.0)]
+    hours_per_day: f64,
+    /// Abandoned / answered by a person, per day and over 30 days.
+    #[arg(long, default_value_t = 0.03)]
+    abandon_target: f64,
+    /// predictive, progressive or preview.
+    #[arg(long, default_value = "predictive")]
+    mode: String,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Pretty-print the JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !(v.is_finite() && v >= 0.0 && v < 1e7) {
+        bail!("--{flag}: must be a number of seconds, 0 or more");
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn range(flag: &str, text: &str) -> anyhow::Result<(Duration, Duration)> {
+    let Some((lo, hi)) = text.split_once(',') else {
+        bail!("--{flag}: expected MIN,MAX in seconds, got {text:?}");
+    };
+    let parse = |s: &str| -> anyhow::Result<Duration> {
+        let v: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--{flag}: {s:?} is not a number of seconds"))?;
+        seconds(flag, v)
+    };
+    let (lo, hi) = (parse(lo)?, parse(hi)?);
+    if lo > hi {
+        bail!("--{flag}: MIN must not exceed MAX");
+    }
+    Ok((lo, hi))
+}
+
+fn campaign(a: CampaignArgs) -> anyhow::Result<()> {
+    let Some(mode) = DialMode::from_name(&a.mode) else {
+        bail!(
+            "--mode: unknown mode {:?}; one of predictive, progressive, preview",
+            a.mode
+        );
+    };
+    let cfg = CampaignSimConfig {
+        agents: a.agents,
+        mode,
+        answer_rate: a.answer_rate,
+        machine_rate: a.machine_rate,
+        busy_rate: a.busy_rate,
+        aht: seconds("aht", a.aht)?,
+        wrap: seconds("wrap", a.wrap)?,
+        answer_delay: range("answer-delay", &a.answer_delay)?,
+        no_answer_time: range("no-answer-time", &a.no_answer_time)?,
+        amd_delay: range("amd-delay", &a.amd_delay)?,
+        agent_answer: seconds("agent-answer", a.agent_answer)?,
+        ring_timeout: seconds("ring-timeout", a.ring_timeout)?,
+        days: a.days,
+        hours_per_day: a.hours_per_day,
+        abandon_target: a.abandon_target,
+        seed: a.seed,
+    };
+    let report = run_campaign(&cfg).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let json = if a.pretty {
+        serde_json::to_string_pretty(&report)?
+    } else {
+        serde_json::to_string(&report)?
+    };
+    println!("{json}");
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +180,7 @@ pub struct InboundArgs {
 pub fn run(cmd: SimCommand) -> anyhow::Result<()> {
     match cmd {
         SimCommand::Inbound(args) => inbound(args),
+        SimCommand::Campaign(args) => campaign(args),
     }
 }
 

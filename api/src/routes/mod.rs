@@ -100,8 +100,10 @@ pub(crate) fn engine_error(e: DriverError) -> ApiError {
         DriverError::Engine(e) => match e {
             EngineError::UnknownQueue(_)
             | EngineError::UnknownAgent(_)
-            | EngineError::UnknownCall(_) => ApiError::not_found(e.to_string()),
+            | EngineError::UnknownCall(_)
+            | EngineError::UnknownCampaign(_) => ApiError::not_found(e.to_string()),
             EngineError::CallNotWaiting { .. }
+            | EngineError::CampaignState { .. }
             | EngineError::AgentNotFree { .. }
             | EngineError::AgentNotOnCall { .. } => ApiError::conflict(e.to_string()),
             EngineError::InvalidConfig { field, message } => {

@@ -1,0 +1,583 @@
+//! Campaigns in the core: dial modes, a dial's outcomes, retries, DNC, windows, pause and
+//! resume, detection, preview, and the abandon deadline. Virtual time, exact outputs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Bed;
+use switchyard_engine::dialer::{
+    AmdPolicy, AttemptOutcome, AttemptRecord, CallingWindow, CampaignConfig, CampaignControl,
+    CampaignState, ContactNext, ContactSpec, DialMode, MachineAction, RetryRule, RetryRules,
+};
+use switchyard_engine::{
+    AgentId, AmdResult, CampaignId, Command, ContactId, EngineConfig, EngineError, HangupCause,
+    LegId, LegKind, Presence, Record, Strategy, SwitchCommand, SwitchEvent,
+};
+
+const C: CampaignId = CampaignId(7);
+
+fn campaign(mode: DialMode) -> CampaignConfig {
+    CampaignConfig {
+        id: C,
+        name: "spring".into(),
+        mode,
+        queue: switchyard_engine::QueueId(1),
+        caller_id_number: "+15550100".into(),
+        dial: "sofia/gateway/carrier/{number}".into(),
+        abandon_message: "/sounds/abandon.wav".into(),
+        window: CallingWindow {
+            start_minute: 0,
+            end_minute: 24 * 60,
+        },
+        ..CampaignConfig::default()
+    }
+}
+
+fn contacts(n: u64) -> Vec<ContactSpec> {
+    (1..=n)
+        .map(|i| ContactSpec {
+            id: ContactId(i),
+            number: format!("+1212555{i:04}"),
+            zone: "America/New_York".into(),
+            attempts: 0,
+            not_before_unix_ms: 0,
+        })
+        .collect()
+}
+
+/// A bed with queue 1, `agents` available agents in it, and the campaign loaded with
+/// `n` contacts (not started).
+fn bed_with(cfg: CampaignConfig, agents: u32, n: u64) -> Bed {
+    let mut bed = Bed::new();
+    bed.simple_queue(1, Strategy::LongestIdleAgent);
+    for a in 1..=agents {
+        bed.agent(a, &[1]);
+    }
+    bed.cmd(Command::UpsertCampaign(Box::new(cfg)));
+    bed.cmd(Command::AddContacts {
+        campaign: C,
+        contacts: contacts(n),
+    });
+    bed
+}
+
+fn start(bed: &mut Bed) {
+    control(bed, CampaignControl::Start);
+}
+
+fn control(bed: &mut Bed, control: CampaignControl) {
+    bed.cmd(Command::ControlCampaign {
+        campaign: C,
+        control,
+    });
+}
+
+/// Campaign dials issued since `from`: (leg, dial string).
+fn dials_since(bed: &Bed, from: usize) -> Vec<(LegId, String)> {
+    bed.switch[from..]
+        .iter()
+        .filter_map(|c| match c {
+            SwitchCommand::Originate {
+                kind: LegKind::Campaign,
+                leg,
+                dial,
+                ..
+            } => Some((*leg, dial.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn attempts(bed: &Bed) -> Vec<&AttemptRecord> {
+    bed.records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Attempt(a) => Some(a),
+            _ => None,
+        })
+        .collect()
+}
+
+fn agent_leg_since(bed: &Bed, from: usize) -> Option<LegId> {
+    bed.originations_since(from).first().map(|(leg, _)| *leg)
+}
+
+#[test]
+fn progressive_dials_one_line_per_free_agent() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 2, 10);
+    assert!(dials_since(&bed, 0).is_empty(), "a draft dials nothing");
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 2);
+    assert_eq!(dials[0].1, "sofia/gateway/carrier/+12125550001");
+    bed.advance(Duration::from_secs(5));
+    assert_eq!(dials_since(&bed, 0).len(), 2, "still two lines for two agents");
+}
+
+#[test]
+fn a_person_is_bridged_to_a_free_agent_and_the_contact_is_done() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    let mark = bed.switch.len();
+    bed.advance(Duration::from_secs(6));
+    bed.event(SwitchEvent::LegAnswered { leg });
+    let agent_leg = agent_leg_since(&bed, mark).expect("the agent is rung at once");
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    assert!(bed.switch.contains(&SwitchCommand::Bridge {
+        a: leg,
+        b: agent_leg
+    }));
+    bed.advance(Duration::from_secs(60));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    let a = attempts(&bed);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].outcome, AttemptOutcome::Connected);
+    assert_eq!(a[0].next, ContactNext::Done);
+    assert_eq!(a[0].agent, Some(AgentId(1)));
+    let stats = bed.engine.campaign_stats(C).unwrap();
+    assert_eq!((stats.dialed, stats.connected, stats.contacts_remaining), (1, 1, 0));
+}
+
+#[test]
+fn a_person_with_no_agent_within_two_seconds_hears_the_abandon_message() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    // The only agent goes on break while the line rings.
+    bed.cmd(Command::SetAgentPresence {
+        agent: AgentId(1),
+        presence: Presence::OnBreak("lunch".into()),
+    });
+    bed.event(SwitchEvent::LegAnswered { leg });
+    bed.advance(Duration::from_millis(1900));
+    assert!(attempts(&bed).is_empty(), "still inside the two seconds");
+    bed.advance(Duration::from_millis(200));
+    assert!(bed.switch.contains(&SwitchCommand::PlayThenHangup {
+        leg,
+        path: "/sounds/abandon.wav".into()
+    }));
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::Abandoned);
+    let stats = bed.engine.campaign_stats(C).unwrap();
+    assert_eq!(stats.abandoned, 1);
+    assert_eq!(stats.abandon_rate_day, 1.0);
+    assert_eq!(stats.abandon_rate_30d, 1.0);
+    // The leg's own hangup afterwards changes nothing.
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    assert_eq!(attempts(&bed).len(), 1);
+}
+
+#[test]
+fn busy_is_retried_after_its_interval_until_the_attempts_run_out() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.retry = RetryRules {
+        busy: RetryRule::new(60, 2),
+        ..RetryRules::default()
+    };
+    let mut bed = bed_with(cfg, 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Busy,
+    });
+    let first = attempts(&bed)[0].clone();
+    assert_eq!(first.outcome, AttemptOutcome::Busy);
+    let ContactNext::Retry { at_unix_ms } = first.next else {
+        panic!("busy is retried: {:?}", first.next);
+    };
+    assert_eq!(at_unix_ms - first.ended_unix_ms, 60_000);
+    let mark = bed.switch.len();
+    bed.advance(Duration::from_secs(59));
+    assert!(dials_since(&bed, mark).is_empty(), "not before the interval");
+    bed.advance(Duration::from_secs(2));
+    let again = dials_since(&bed, mark);
+    assert_eq!(again.len(), 1);
+    bed.event(SwitchEvent::LegHungUp {
+        leg: again[0].0,
+        cause: HangupCause::Busy,
+    });
+    let second = attempts(&bed)[1].clone();
+    assert_eq!((second.attempt, second.next), (2, ContactNext::Done));
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 0);
+}
+
+#[test]
+fn no_answer_and_failures_follow_their_own_rules() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.retry = RetryRules {
+        no_answer: RetryRule::new(3600, 3),
+        failed: RetryRule::new(60, 1),
+        ..RetryRules::default()
+    };
+    let mut bed = bed_with(cfg, 2, 2);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let dials = dials_since(&bed, 0);
+    bed.event(SwitchEvent::LegHungUp {
+        leg: dials[0].0,
+        cause: HangupCause::NoAnswer,
+    });
+    bed.event(SwitchEvent::LegHungUp {
+        leg: dials[1].0,
+        cause: HangupCause::Failed,
+    });
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::NoAnswer);
+    assert!(matches!(a[0].next, ContactNext::Retry { .. }));
+    assert_eq!(a[1].outcome, AttemptOutcome::Failed);
+    assert_eq!(a[1].next, ContactNext::Done, "one attempt allowed for failures");
+}
+
+#[test]
+fn numbers_on_the_dnc_list_are_never_dialled() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 3, 3);
+    bed.cmd(Command::BlockNumbers {
+        campaign: C,
+        numbers: vec!["+12125550002".into()],
+    });
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let dialled: Vec<String> = dials_since(&bed, 0).into_iter().map(|d| d.1).collect();
+    assert_eq!(dialled.len(), 2);
+    assert!(dialled.iter().all(|d| !d.ends_with("+12125550002")));
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 2);
+}
+
+#[test]
+fn pause_and_resume_lose_no_contact() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.retry.no_answer = RetryRule::new(0, 1);
+    let mut bed = bed_with(cfg, 2, 6);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let first = dials_since(&bed, 0);
+    assert_eq!(first.len(), 2);
+    control(&mut bed, CampaignControl::Pause);
+    assert_eq!(bed.engine.campaign_state(C), Some(CampaignState::Paused));
+    // Lines in flight finish while paused; nothing new is dialled.
+    for (leg, _) in &first {
+        bed.event(SwitchEvent::LegHungUp {
+            leg: *leg,
+            cause: HangupCause::NoAnswer,
+        });
+    }
+    bed.advance(Duration::from_secs(30));
+    assert_eq!(dials_since(&bed, 0).len(), 2);
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 4);
+    control(&mut bed, CampaignControl::Resume);
+    let mut numbers: Vec<String> = first.iter().map(|d| d.1.clone()).collect();
+    for _ in 0..3 {
+        bed.advance(Duration::from_secs(1));
+        let mark = numbers.len();
+        let now: Vec<(LegId, String)> = dials_since(&bed, 0).into_iter().skip(mark).collect();
+        for (leg, n) in now {
+            numbers.push(n);
+            bed.event(SwitchEvent::LegHungUp {
+                leg,
+                cause: HangupCause::NoAnswer,
+            });
+        }
+    }
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 6, "every contact dialled once: {numbers:?}");
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 0);
+}
+
+#[test]
+fn controls_follow_the_state_machine() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    let err = bed.try_cmd(Command::ControlCampaign {
+        campaign: C,
+        control: CampaignControl::Resume,
+    });
+    assert!(matches!(err, Err(EngineError::CampaignState { .. })));
+    control(&mut bed, CampaignControl::Stop);
+    assert_eq!(bed.engine.campaign_state(C), Some(CampaignState::Completed));
+    assert!(bed
+        .try_cmd(Command::ControlCampaign {
+            campaign: C,
+            control: CampaignControl::Start,
+        })
+        .is_err());
+    bed.advance(Duration::from_secs(5));
+    assert!(dials_since(&bed, 0).is_empty());
+    assert!(bed.records.iter().any(|r| matches!(
+        r,
+        Record::CampaignState {
+            state: CampaignState::Completed,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn answering_machines_get_the_message_and_are_retried_later() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.amd = AmdPolicy {
+        enabled: true,
+        on_machine: MachineAction::LeaveMessage("/sounds/vm.wav".into()),
+        timeout: Duration::from_secs(4),
+    };
+    let mut bed = bed_with(cfg, 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let SwitchCommand::Originate { leg, vars, .. } = bed
+        .switch
+        .iter()
+        .find(|c| matches!(c, SwitchCommand::Originate { kind: LegKind::Campaign, .. }))
+        .cloned()
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert!(vars.contains(&("execute_on_answer".into(), "amd".into())));
+    let mark = bed.switch.len();
+    bed.event(SwitchEvent::LegAnswered { leg });
+    assert!(bed.originations_since(mark).is_empty(), "no agent before the verdict");
+    bed.advance(Duration::from_secs(2));
+    bed.event(SwitchEvent::MachineDetection {
+        leg,
+        result: AmdResult::Machine,
+    });
+    assert!(bed.switch.contains(&SwitchCommand::PlayThenHangup {
+        leg,
+        path: "/sounds/vm.wav".into()
+    }));
+    assert!(bed.originations_since(mark).is_empty(), "never reaches an agent");
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::Machine);
+    assert!(matches!(a[0].next, ContactNext::Retry { .. }));
+}
+
+#[test]
+fn a_detection_that_never_comes_is_treated_as_a_person() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.amd.enabled = true;
+    let mut bed = bed_with(cfg, 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    let mark = bed.switch.len();
+    bed.event(SwitchEvent::LegAnswered { leg });
+    bed.advance(Duration::from_secs(5));
+    assert!(agent_leg_since(&bed, mark).is_some(), "offered after the detection timeout");
+}
+
+#[test]
+fn preview_rings_the_agent_first_then_dials_the_customer() {
+    let mut bed = bed_with(campaign(DialMode::Preview), 1, 2);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    assert!(dials_since(&bed, 0).is_empty(), "the customer waits for the agent");
+    let agent_leg = agent_leg_since(&bed, 0).expect("the agent is offered the contact");
+    let offered_with = bed.switch.iter().find_map(|c| match c {
+        SwitchCommand::Originate {
+            kind: LegKind::Agent,
+            caller_id_number,
+            ..
+        } => Some(caller_id_number.clone()),
+        _ => None,
+    });
+    assert_eq!(offered_with.as_deref(), Some("+12125550001"), "the agent sees who");
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 1);
+    let customer = dials[0].0;
+    bed.event(SwitchEvent::LegHungUp {
+        leg: customer,
+        cause: HangupCause::Busy,
+    });
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::Busy);
+    assert_eq!(a[0].agent, Some(AgentId(1)));
+}
+
+#[test]
+fn a_blended_reserve_keeps_agents_for_inbound() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.agent_reserve = 1;
+    let mut bed = bed_with(cfg, 2, 5);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    assert_eq!(dials_since(&bed, 0).len(), 1, "one of two agents held back");
+}
+
+#[test]
+fn contacts_outside_their_calling_window_wait_for_it() {
+    // 2026-03-02T12:00Z: 07:00 in New York, 13:00 in London.
+    let origin = 1_772_452_800_000;
+    let mut bed = Bed::with_config(EngineConfig {
+        origin_unix_ms: origin,
+        ..EngineConfig::default()
+    });
+    bed.simple_queue(1, Strategy::LongestIdleAgent);
+    bed.agent(1, &[1]);
+    bed.agent(2, &[1]);
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.window = CallingWindow::default();
+    cfg.retry.busy = RetryRule::new(60, 1);
+    bed.cmd(Command::UpsertCampaign(Box::new(cfg)));
+    let mut list = contacts(2);
+    list[1].zone = "Europe/London".into();
+    bed.cmd(Command::AddContacts {
+        campaign: C,
+        contacts: list,
+    });
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 1, "only London is awake");
+    assert!(dials[0].1.ends_with("+12125550002"));
+    bed.event(SwitchEvent::LegHungUp {
+        leg: dials[0].0,
+        cause: HangupCause::Busy,
+    });
+    bed.advance(Duration::from_secs(3600) - Duration::from_secs(2));
+    assert_eq!(dials_since(&bed, 0).len(), 1, "New York opens at 08:00 local");
+    bed.advance(Duration::from_secs(2));
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 2);
+    assert!(dials[1].1.ends_with("+12125550001"));
+}
+
+#[test]
+fn predictive_dials_ahead_of_free_agents_and_stays_within_max_lines() {
+    let mut cfg = campaign(DialMode::Predictive);
+    cfg.max_lines = 12;
+    let mut bed = bed_with(cfg, 4, 100);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let n = dials_since(&bed, 0).len();
+    assert!(n > 4, "more lines than free agents: {n}");
+    assert!(n <= 12, "never above max_lines: {n}");
+    assert_eq!(bed.engine.campaign_lines(C), n);
+}
+
+#[test]
+fn a_disposition_with_a_callback_time_puts_the_contact_back() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    let mark = bed.switch.len();
+    bed.event(SwitchEvent::LegAnswered { leg });
+    let agent_leg = agent_leg_since(&bed, mark).unwrap();
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    let call = bed.engine.call_by_leg(leg).unwrap();
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 0);
+    let retry_at = attempts(&bed)[0].ended_unix_ms + 600_000;
+    bed.cmd(Command::Disposition {
+        call,
+        code: "call-back".into(),
+        retry_at_unix_ms: Some(retry_at),
+    });
+    assert!(bed
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::Disposition(d) if d.code == "call-back")));
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 1);
+    let unknown = bed.try_cmd(Command::Disposition {
+        call: switchyard_engine::CallId(9999),
+        code: "x".into(),
+        retry_at_unix_ms: None,
+    });
+    assert!(matches!(unknown, Err(EngineError::UnknownCall(_))));
+}
+
+#[test]
+fn bad_campaign_settings_are_refused_with_the_field() {
+    let mut bed = Bed::new();
+    let mut cfg = campaign(DialMode::Predictive);
+    cfg.ring_timeout = Duration::from_secs(10);
+    let err = bed.try_cmd(Command::UpsertCampaign(Box::new(cfg)));
+    assert!(matches!(
+        err,
+        Err(EngineError::InvalidConfig {
+            field: "ring_timeout",
+            ..
+        })
+    ));
+    let mut cfg = campaign(DialMode::Predictive);
+    cfg.ledger_zone = "Atlantis/Capital".into();
+    assert!(bed.try_cmd(Command::UpsertCampaign(Box::new(cfg))).is_err());
+    let missing = bed.try_cmd(Command::ControlCampaign {
+        campaign: CampaignId(99),
+        control: CampaignControl::Start,
+    });
+    assert!(matches!(missing, Err(EngineError::UnknownCampaign(_))));
+}
+
+mod simulated {
+    use switchyard_engine::dialer::DialMode;
+    use switchyard_engine::sim::{CampaignSimConfig, run_campaign};
+
+    #[test]
+    fn predictive_keeps_the_abandon_rule_and_beats_progressive() {
+        let base = CampaignSimConfig {
+            agents: 10,
+            days: 2,
+            ..CampaignSimConfig::default()
+        };
+        let predictive = run_campaign(&base).unwrap();
+        let progressive = run_campaign(&CampaignSimConfig {
+            mode: DialMode::Progressive,
+            ..base.clone()
+        })
+        .unwrap();
+        assert!(predictive.abandon_rate < 0.04, "{predictive:?}");
+        assert!(predictive.abandon_rate_max_day < 0.05, "{predictive:?}");
+        assert_eq!(progressive.abandoned, 0, "one line per free agent never abandons");
+        assert!(
+            predictive.talk_occupancy > progressive.talk_occupancy + 0.1,
+            "{} vs {}",
+            predictive.talk_occupancy,
+            progressive.talk_occupancy
+        );
+        assert!(predictive.busy_occupancy > predictive.talk_occupancy);
+        assert_eq!(run_campaign(&base).unwrap(), predictive, "a seed replays exactly");
+    }
+
+    #[test]
+    fn machines_are_detected_and_never_reach_agents() {
+        let report = run_campaign(&CampaignSimConfig {
+            agents: 5,
+            days: 1,
+            hours_per_day: 2.0,
+            machine_rate: 0.2,
+            ..CampaignSimConfig::default()
+        })
+        .unwrap();
+        assert!(report.machine > 0);
+        let share = report.machine as f64 / report.dialed as f64;
+        assert!((share - 0.2).abs() < 0.03, "machine share {share}");
+    }
+
+    #[test]
+    fn bad_simulation_settings_name_the_flag() {
+        let err = run_campaign(&CampaignSimConfig {
+            answer_rate: 0.9,
+            machine_rate: 0.3,
+            ..CampaignSimConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("answer_rate"), "{err}");
+    }
+}
