@@ -220,4 +220,6 @@ pub trait Probe: Send + Sync + 'static {
     /// A switch command's Event Socket requests are in the client's queue, in order (the
     /// client writes them as soon as the socket takes them).
     fn command_sent(&self, _cmd: &SwitchCommand, _at: Instant) {}
+    /// An answering-machine verdict is about to be fed to the core.
+    fn machine_detection(&self, _leg: LegId, _result: crate::io::AmdResult, _at: Instant) {}
 }

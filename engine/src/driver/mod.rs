@@ -147,6 +147,8 @@ enum ApiRequest {
     Query(Query),
     /// Replaces the number/name -> queue routes (a queue's numbers changed through the API).
     Routes(HashMap<String, QueueId>),
+    /// A switch command sent as if the core had emitted it (tests, operator tooling).
+    Inject(SwitchCommand),
 }
 
 /// The driver's counters (monotonic since start, except `backlog`).
@@ -284,6 +286,18 @@ impl DriverHandle {
     pub async fn set_routes(&self, routes: HashMap<String, QueueId>) -> Result<(), DriverError> {
         self.api
             .send(ApiRequest::Routes(routes))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Sends a switch command as if the core had emitted it: it goes to its leg's node (an
+    /// originate is placed like the core's own) and its outcome is reported to the core.
+    /// For wire-level tests and operator tooling; the core does not expect what it did not
+    /// ask for, so use it on legs the core does not own.
+    #[doc(hidden)]
+    pub async fn inject_switch_command(&self, cmd: SwitchCommand) -> Result<(), DriverError> {
+        self.api
+            .send(ApiRequest::Inject(cmd))
             .await
             .map_err(|_| DriverError::Stopped)
     }
@@ -1008,12 +1022,8 @@ impl Loop {
         let home = |l: &LegId| self.homes.get(*l);
         match cmd {
             SwitchCommand::Originate { kind, leg, .. } => {
-                let caller_home = self
-                    .engine
-                    .call_by_leg(*leg)
-                    .and_then(|c| self.engine.call_info(c))
-                    .and_then(|c| self.homes.get(c.origin_leg));
-                match (kind, caller_home) {
+                let call_home = self.call_node(*leg);
+                match (kind, call_home) {
                     // uuid_bridge needs both legs on one switch: the caller's, even when it
                     // is down (then the originate fails and the core offers again).
                     (LegKind::Agent, Some(n)) => Some(n),
@@ -1040,6 +1050,25 @@ impl Loop {
                 home(leg).or_else(|| Some(self.fallback_node()))
             }
         }
+    }
+
+    /// The node the call `leg` is dialled for lives on: its caller leg's, its first leg's, or
+    /// that of another leg dialled for it (a callback rings the agent, then the customer).
+    fn call_node(&self, leg: LegId) -> Option<usize> {
+        let call = self
+            .engine
+            .call_by_leg(leg)
+            .and_then(|c| self.engine.call_info(c))?;
+        let origin = call.origin_leg;
+        self.homes
+            .get(call.leg)
+            .or_else(|| self.homes.get(origin))
+            .or_else(|| {
+                self.originated
+                    .iter()
+                    .filter(|(l, o)| **l != leg && o.call_leg.is_some_and(|c| c.0 == origin))
+                    .find_map(|(l, _)| self.homes.get(*l))
+            })
     }
 
     fn least_loaded(&mut self) -> Option<usize> {
@@ -1482,6 +1511,9 @@ impl Loop {
         o.amd_reported = true;
         bump(&self.counters.machine_detections);
         debug!(%leg, ?result, "answering-machine detection");
+        if let Some(p) = &self.cfg.probe {
+            p.machine_detection(leg, result, now());
+        }
         self.feed_switch(SwitchEvent::MachineDetection { leg, result });
     }
 
@@ -1781,6 +1813,12 @@ impl Loop {
             }
             ApiRequest::Query(read) => read(&self.engine),
             ApiRequest::Routes(routes) => self.cfg.routes = routes,
+            ApiRequest::Inject(cmd) => {
+                self.switch(cmd);
+                self.counters
+                    .backlog
+                    .store(self.backlog.len() as u64, Ordering::Relaxed);
+            }
         }
     }
 

@@ -174,13 +174,18 @@ impl Switch {
             .is_some_and(|c| c.hangup_cause.is_none())
         {
             self.set_state(now, ch, CState::Execute);
-            // `execute_on_answer` runs first; the originate's own application waits for it.
-            if let Some((app, data)) = on_answer {
-                self.queue_app(now, ch, &app, &data, None);
-            }
-            match after {
-                Some((app, data)) => self.queue_app(now, ch, &app, &data, None),
-                None => self.queue_app(now, ch, "park", "", None),
+            match (on_answer, after) {
+                // `execute_on_answer` runs first and the originate's own application after it.
+                // Both are queued before either runs: one that returns at once (avmd_start)
+                // must not leave the leg idle, and so hung up, before the second is queued.
+                (Some((app, data)), after) => {
+                    let (then, then_data) = after.unwrap_or_else(|| ("park".into(), String::new()));
+                    self.enqueue_app(ch, &app, &data);
+                    self.enqueue_app(ch, &then, &then_data);
+                    self.start_next(now, ch);
+                }
+                (None, Some((app, data))) => self.queue_app(now, ch, &app, &data, None),
+                (None, None) => self.park(now, ch, None),
             }
         }
     }
@@ -332,6 +337,22 @@ impl Switch {
         if c.current.is_none() {
             self.start_next(now, ch);
         }
+    }
+
+    /// Adds an application to the queue without starting anything.
+    fn enqueue_app(&mut self, ch: ChanId, name: &str, data: &str) {
+        let uuid = self.rng.uuid();
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        c.app_seq += 1;
+        let seq = c.app_seq;
+        c.queue.push_back(App {
+            name: name.to_owned(),
+            data: data.to_owned(),
+            uuid,
+            seq,
+        });
     }
 
     pub(super) fn start_next(&mut self, now: Instant, ch: ChanId) {

@@ -485,3 +485,6 @@ impl Switch {
         self.out.push_back(Output::Close(conn));
     }
 }
+
+#[cfg(test)]
+mod tests;
