@@ -640,3 +640,129 @@ async fn play_then_hangup_plays_the_message_then_clears_the_leg() {
     assert!(hangup.at >= stop.at && hangup.at.duration_since(sent) < Duration::from_secs(5));
     w.stop().await;
 }
+
+// ---- the runtime behind `switchyard serve` ---------------------------------------------------
+
+#[tokio::test]
+async fn serve_runtime_drives_two_nodes_and_is_ready_while_one_is_up() {
+    use switchyard_api::runtime::{Runtime, SwitchNode, switch_readiness};
+    use switchyard_api::store::Store;
+
+    let store = Store::connect("sqlite::memory:").await.unwrap();
+    store.migrate().await.unwrap();
+    let outbound = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let mut a = Node::start(outbound.clone(), 31).await;
+    let mut b = Node::start(outbound.clone(), 32).await;
+    let nodes = vec![
+        SwitchNode {
+            name: "east".into(),
+            esl: a.sim().local_addr().to_string(),
+            password: "ClueCon".into(),
+        },
+        SwitchNode {
+            name: "west".into(),
+            esl: b.sim().local_addr().to_string(),
+            password: "ClueCon".into(),
+        },
+    ];
+    let rt = Runtime::start_with_nodes(store, nodes, &outbound, EngineConfig::default(), 1)
+        .await
+        .expect("the runtime starts against both nodes");
+    let view = || rt.engine.nodes();
+    eventually("both nodes connected", || {
+        view()
+            .iter()
+            .all(|n| n.connected && n.core_uuid.is_some())
+            .then_some(())
+    })
+    .await;
+    let names: Vec<String> = view().into_iter().map(|n| n.name).collect();
+    assert_eq!(names, ["east", "west"]);
+    assert_ne!(view()[0].core_uuid, view()[1].core_uuid);
+    assert!(switch_readiness(&rt.engine).is_ok());
+
+    if let Some(s) = a.sim.take() {
+        s.shutdown().await;
+    }
+    eventually("east down", || (!view()[0].connected).then_some(())).await;
+    assert!(switch_readiness(&rt.engine).is_ok(), "west still serves");
+    if let Some(s) = b.sim.take() {
+        s.shutdown().await;
+    }
+    eventually("west down", || (!view()[1].connected).then_some(())).await;
+    let err = switch_readiness(&rt.engine).unwrap_err();
+    assert!(err.contains("east") && err.contains("west"), "{err}");
+    rt.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_node_unreachable_at_start_joins_when_it_comes_up() {
+    let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = outbound.local_addr().unwrap().to_string();
+    let a = Node::start(target.clone(), 41).await;
+    // A free port nobody listens on yet.
+    let later = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut cfg = DriverConfig::new(a.sim().local_addr().to_string(), "ClueCon");
+    cfg.esl.backoff = BackoffConfig {
+        initial: Duration::from_millis(50),
+        max: Duration::from_millis(200),
+        seed: Some(3),
+    };
+    cfg = cfg.add_node("late", later.to_string(), "ClueCon");
+    let engine = Engine::new(
+        EngineConfig::default(),
+        7,
+        tokio::time::Instant::now().into_std(),
+    );
+    let driver = Driver::start(cfg, engine, outbound, switchyard_engine::driver::NullSink)
+        .await
+        .expect("one node up is enough to start");
+    let api = driver.handle().clone();
+    assert!(api.connected());
+    assert!(!api.nodes()[1].connected);
+    // Campaign dials meanwhile all go to the node that is up.
+    for i in 0..2u128 {
+        api.inject_switch_command(campaign_dial(LegId(0x2000 + i), "+15550002", &[]))
+            .await
+            .unwrap();
+    }
+    eventually("two legs on fs1", || {
+        (api.nodes()[0].legs == 2 && api.nodes()[1].legs == 0).then_some(())
+    })
+    .await;
+    // The node comes up: the driver connects in the background.
+    let listener = TcpListener::bind(later).await.unwrap();
+    let late = switchyard_esl::sim::spawn(
+        listener,
+        SimConfig {
+            inbound_target: Some(target),
+            ..SimConfig::default()
+        },
+        42,
+    );
+    eventually("the late node connected", || {
+        let n = &api.nodes()[1];
+        (n.connected && n.core_uuid.is_some()).then_some(())
+    })
+    .await;
+    // Now the emptier node gets the next dial.
+    api.inject_switch_command(campaign_dial(LegId(0x2002), "+15550002", &[]))
+        .await
+        .unwrap();
+    eventually("a leg on the late node", || {
+        (api.nodes()[1].legs == 1).then_some(())
+    })
+    .await;
+    let _ = driver.shutdown().await;
+    late.shutdown().await;
+    if let Some(s) = { a }.sim.take() {
+        s.shutdown().await;
+    }
+}
