@@ -60,14 +60,8 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
             async move { store.ping().await.map_err(|e| e.to_string()) }
         })
         .check("freeswitch", move || {
-            let connected = engine.connected();
-            async move {
-                if connected {
-                    Ok(())
-                } else {
-                    Err("the Event Socket is not connected".to_owned())
-                }
-            }
+            let ready = crate::runtime::switch_readiness(&engine);
+            async move { ready }
         });
     let live = http::live::router(rt.hub.clone(), rt.snapshot_fn());
     let state = AppState {

@@ -32,7 +32,8 @@ use crate::model::TenantId;
 use crate::spec::{AgentSpec, QueueSpec};
 use crate::store::{CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError, TraceRow};
 
-/// Where FreeSWITCH is.
+/// Where FreeSWITCH is (one node; see [`SwitchNode`] and [`Runtime::start_with_nodes`] for
+/// several).
 #[derive(Clone, Debug)]
 pub struct SwitchConfig {
     /// Inbound Event Socket (mod_event_socket), e.g. 127.0.0.1:8021.
@@ -40,6 +41,42 @@ pub struct SwitchConfig {
     pub password: String,
     /// Where the dialplan's `socket` application connects, e.g. 127.0.0.1:8084.
     pub outbound_listen: String,
+}
+
+/// One FreeSWITCH node of several: a name (logs, metrics, the `switchyard_node` channel
+/// variable) and its Event Socket.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SwitchNode {
+    pub name: String,
+    /// Inbound Event Socket, `host:port`.
+    pub esl: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SwitchNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password stays out of logs.
+        f.debug_struct("SwitchNode")
+            .field("name", &self.name)
+            .field("esl", &self.esl)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name a single switch gets when none is given.
+pub const DEFAULT_NODE_NAME: &str = "fs1";
+
+/// Readiness of the switch side: ready while at least one node's Event Socket is up (calls
+/// can be taken and placed); the error names the nodes that are down.
+pub fn switch_readiness(engine: &DriverHandle) -> Result<(), String> {
+    if engine.connected() {
+        return Ok(());
+    }
+    let down: Vec<String> = engine.nodes().into_iter().map(|n| n.name).collect();
+    Err(format!(
+        "no FreeSWITCH node is connected (down: {})",
+        down.join(", ")
+    ))
 }
 
 /// Something went wrong starting the runtime.
@@ -84,10 +121,28 @@ pub fn route_name(tenant_name: &str, queue_name: &str) -> String {
 }
 
 impl Runtime {
-    /// Loads every tenant's configuration into a new engine and starts it under the driver.
+    /// Loads every tenant's configuration into a new engine and starts it under the driver,
+    /// against one FreeSWITCH.
     pub async fn start(
         store: Store,
         switch: SwitchConfig,
+        engine_cfg: EngineConfig,
+        seed: u64,
+    ) -> Result<Runtime, RuntimeError> {
+        let node = SwitchNode {
+            name: DEFAULT_NODE_NAME.to_owned(),
+            esl: switch.esl,
+            password: switch.password,
+        };
+        Self::start_with_nodes(store, vec![node], &switch.outbound_listen, engine_cfg, seed).await
+    }
+
+    /// [`Runtime::start`] against several FreeSWITCH nodes (at least one; the first is the
+    /// driver's first node). Every node's dialplan sends callers to `outbound_listen`.
+    pub async fn start_with_nodes(
+        store: Store,
+        nodes: Vec<SwitchNode>,
+        outbound_listen: &str,
         engine_cfg: EngineConfig,
         seed: u64,
     ) -> Result<Runtime, RuntimeError> {
@@ -220,14 +275,24 @@ impl Runtime {
             "engine loaded from the store"
         );
 
-        let mut dcfg = DriverConfig::new(switch.esl.clone(), switch.password.clone());
+        let mut nodes = nodes.into_iter();
+        let first = nodes
+            .next()
+            .ok_or(RuntimeError::Driver(DriverError::Config(
+                "at least one FreeSWITCH node".into(),
+            )))?;
+        let mut dcfg = DriverConfig::new(first.esl, first.password);
+        dcfg.node_name = first.name;
+        for n in nodes {
+            dcfg = dcfg.add_node(n.name, n.esl, n.password);
+        }
         dcfg.routes = routes;
         dcfg.learn_queue_names = false;
         let sink = StoreSink {
             store: store.clone(),
             directory: directory.clone(),
         };
-        let driver = Driver::bind(dcfg, engine, &switch.outbound_listen, sink).await?;
+        let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
         let hub = LiveHub::new(LiveConfig::default());
         let forwarder = tokio::spawn(forward(
@@ -296,6 +361,18 @@ impl Runtime {
             let calls = g("switchyard_calls_active");
             let waiting = g("switchyard_calls_waiting");
             let connected = g("switchyard_freeswitch_connected");
+            // Per node: connection and legs in flight.
+            let per_node: Vec<_> = engine
+                .nodes()
+                .into_iter()
+                .map(|n| {
+                    let label = [("node", n.name)];
+                    (
+                        metrics.gauge("switchyard_freeswitch_node_connected", &label),
+                        metrics.gauge("switchyard_freeswitch_node_legs", &label),
+                    )
+                })
+                .collect();
             let dropped = g("switchyard_records_dropped");
             let failed = g("switchyard_switch_commands_failed");
             let by_state: Vec<_> = AgentStateKind::ALL
@@ -323,6 +400,10 @@ impl Runtime {
                     gauge.set(f64::from(*snap.agents.get(*k)));
                 }
                 connected.set(if engine.connected() { 1.0 } else { 0.0 });
+                for ((up, legs), n) in per_node.iter().zip(engine.nodes()) {
+                    up.set(if n.connected { 1.0 } else { 0.0 });
+                    legs.set(n.legs as f64);
+                }
                 let st = engine.stats();
                 dropped.set(st.records_dropped as f64);
                 failed.set(st.commands_failed as f64);

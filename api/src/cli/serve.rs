@@ -11,7 +11,7 @@ use serde_json::json;
 use switchyard_api::app;
 use switchyard_api::http::HttpConfig;
 use switchyard_api::model::Role;
-use switchyard_api::runtime::{Runtime, SwitchConfig};
+use switchyard_api::runtime::{DEFAULT_NODE_NAME, Runtime, SwitchConfig, SwitchNode};
 use switchyard_api::spec::{AgentSpec, QueueSpec};
 use switchyard_api::store::{AuditEntry, Store};
 use switchyard_engine::EngineConfig;
@@ -33,9 +33,14 @@ pub struct ServeArgs {
     /// FreeSWITCH's Event Socket [default: 127.0.0.1:8021].
     #[arg(long, env = "SWITCHYARD_ESL")]
     esl: Option<String>,
-    /// Event Socket password [default: ClueCon].
+    /// Event Socket password [default: ClueCon]; also the password of `--switch` nodes.
     #[arg(long, env = "SWITCHYARD_ESL_PASSWORD")]
     esl_password: Option<String>,
+    /// A FreeSWITCH node, `NAME=HOST:PORT` (repeat, or comma-separate in the environment,
+    /// for several). With `--esl` too, that one is the first node (named fs1) and these are
+    /// added; per-node passwords go in the config file's `[[switch]]` tables.
+    #[arg(long = "switch", env = "SWITCHYARD_SWITCHES", value_delimiter = ',')]
+    switches: Vec<String>,
     /// Where the dialplan's `socket` application connects [default: 127.0.0.1:8084].
     #[arg(long, env = "SWITCHYARD_OUTBOUND_LISTEN")]
     outbound_listen: Option<String>,
@@ -59,13 +64,79 @@ struct FileConfig {
     #[serde(default)]
     cors_origins: Vec<String>,
     rate_per_sec: Option<u32>,
+    /// `[[switch]]` tables: several FreeSWITCH nodes.
+    #[serde(default)]
+    switch: Vec<FileSwitch>,
+}
+
+/// One `[[switch]]` table: `name = "fs2"`, `esl = "10.0.0.2:8021"`, `password = "..."`
+/// (default: `esl_password`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSwitch {
+    name: String,
+    esl: String,
+    password: Option<String>,
 }
 
 struct Settings {
     listen: SocketAddr,
     database_url: String,
     switch: SwitchConfig,
+    /// Every node, the first one first (`switch` describes the first only).
+    nodes: Vec<SwitchNode>,
     http: HttpConfig,
+}
+
+/// The nodes: `--esl` (or the file's `esl`) first if given, then `--switch` entries (they
+/// replace the file's `[[switch]]` tables when any is given); with none of them, one node at
+/// 127.0.0.1:8021. Names must be unique.
+fn switch_nodes(
+    esl: Option<String>,
+    password: &str,
+    flags: Vec<String>,
+    file: Vec<FileSwitch>,
+) -> anyhow::Result<Vec<SwitchNode>> {
+    let mut nodes = Vec::new();
+    let listed = !flags.is_empty() || !file.is_empty();
+    if let Some(addr) = esl.or_else(|| (!listed).then(|| "127.0.0.1:8021".to_owned())) {
+        nodes.push(SwitchNode {
+            name: DEFAULT_NODE_NAME.to_owned(),
+            esl: addr,
+            password: password.to_owned(),
+        });
+    }
+    if flags.is_empty() {
+        for s in file {
+            nodes.push(SwitchNode {
+                name: s.name,
+                esl: s.esl,
+                password: s.password.unwrap_or_else(|| password.to_owned()),
+            });
+        }
+    } else {
+        for f in flags {
+            let Some((name, addr)) = f.split_once('=') else {
+                bail!("--switch: NAME=HOST:PORT, not {f:?}");
+            };
+            let (name, addr) = (name.trim(), addr.trim());
+            if name.is_empty() || addr.is_empty() {
+                bail!("--switch: NAME=HOST:PORT, not {f:?}");
+            }
+            nodes.push(SwitchNode {
+                name: name.to_owned(),
+                esl: addr.to_owned(),
+                password: password.to_owned(),
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for n in &nodes {
+        if !seen.insert(n.name.as_str()) {
+            bail!("FreeSWITCH node {:?} is listed twice", n.name);
+        }
+    }
+    Ok(nodes)
 }
 
 fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
@@ -87,6 +158,17 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(r) = a.rate_per_sec.or(file.rate_per_sec) {
         http.rate_per_sec = r;
     }
+    let password = a
+        .esl_password
+        .clone()
+        .or(file.esl_password.clone())
+        .unwrap_or_else(|| "ClueCon".to_owned());
+    let nodes = switch_nodes(
+        a.esl.clone().or(file.esl.clone()),
+        &password,
+        a.switches,
+        file.switch,
+    )?;
     Ok(Settings {
         listen: a
             .listen
@@ -97,19 +179,18 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
             .or(file.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
         switch: SwitchConfig {
-            esl: a
-                .esl
-                .or(file.esl)
-                .unwrap_or_else(|| "127.0.0.1:8021".to_owned()),
-            password: a
-                .esl_password
-                .or(file.esl_password)
-                .unwrap_or_else(|| "ClueCon".to_owned()),
+            // Always present: `switch_nodes` gives at least one node.
+            esl: nodes.first().map(|n| n.esl.clone()).unwrap_or_default(),
+            password: nodes
+                .first()
+                .map(|n| n.password.clone())
+                .unwrap_or_default(),
             outbound_listen: a
                 .outbound_listen
                 .or(file.outbound_listen)
                 .unwrap_or_else(|| "127.0.0.1:8084".to_owned()),
         },
+        nodes,
         http,
     })
 }
@@ -117,7 +198,7 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let s = settings(args)?;
     let store = open_store(&s.database_url).await?;
-    run_server(store, s.switch, s.http, s.listen, None).await
+    run_server(store, s.switch, s.nodes, s.http, s.listen, None).await
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -140,22 +221,33 @@ fn redact(url: &str) -> String {
 async fn run_server(
     store: Store,
     switch: SwitchConfig,
+    nodes: Vec<SwitchNode>,
     http: HttpConfig,
     listen: SocketAddr,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
-    let rt = Runtime::start(store, switch.clone(), EngineConfig::default(), seed())
-        .await
-        .context("starting the engine")?;
+    let rt = Runtime::start_with_nodes(
+        store,
+        nodes.clone(),
+        &switch.outbound_listen,
+        EngineConfig::default(),
+        seed(),
+    )
+    .await
+    .context("starting the engine")?;
     let rt = Arc::new(rt);
     let (router, _kit) = app::build(rt.clone(), http);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let addr = listener.local_addr()?;
+    let esl: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{} {}", n.name, n.esl))
+        .collect();
     eprintln!(
         "switchyard: API on http://{addr}, FreeSWITCH Event Socket {}, dialplan socket target {}",
-        switch.esl,
+        esl.join(", "),
         rt.outbound_addr()
     );
     if let Some(b) = banner {
@@ -376,6 +468,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             password: "ClueCon".into(),
             outbound_listen: outbound.to_string(),
         },
+        vec![SwitchNode {
+            name: DEFAULT_NODE_NAME.to_owned(),
+            esl: esl_addr.to_string(),
+            password: "ClueCon".into(),
+        }],
         HttpConfig::default(),
         args.listen,
         Some(banner),
@@ -461,4 +558,79 @@ async fn seed_demo(store: &Store) -> anyhow::Result<String> {
         )
         .await?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(nodes: &[SwitchNode]) -> Vec<(&str, &str, &str)> {
+        nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.esl.as_str(), n.password.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn one_switch_by_default_and_the_single_switch_flag_still_works() {
+        let n = switch_nodes(None, "ClueCon", vec![], vec![]).unwrap();
+        assert_eq!(names(&n), [("fs1", "127.0.0.1:8021", "ClueCon")]);
+        let n = switch_nodes(Some("10.0.0.1:8021".into()), "pw", vec![], vec![]).unwrap();
+        assert_eq!(names(&n), [("fs1", "10.0.0.1:8021", "pw")]);
+    }
+
+    #[test]
+    fn repeated_switch_flags_and_switch_tables_list_several_nodes() {
+        let flags = vec!["a=10.0.0.1:8021".to_owned(), "b=10.0.0.2:8021".to_owned()];
+        let n = switch_nodes(None, "pw", flags.clone(), vec![]).unwrap();
+        assert_eq!(
+            names(&n),
+            [("a", "10.0.0.1:8021", "pw"), ("b", "10.0.0.2:8021", "pw")]
+        );
+        // --esl comes first as fs1.
+        let n = switch_nodes(Some("10.0.0.9:8021".into()), "pw", flags, vec![]).unwrap();
+        assert_eq!(n[0].name, "fs1");
+        assert_eq!(n.len(), 3);
+        let file: FileConfig = toml::from_str(
+            r#"
+esl_password = "x"
+[[switch]]
+name = "east"
+esl = "10.1.0.1:8021"
+[[switch]]
+name = "west"
+esl = "10.2.0.1:8021"
+password = "secret"
+"#,
+        )
+        .unwrap();
+        let n = switch_nodes(None, "x", vec![], file.switch).unwrap();
+        assert_eq!(
+            names(&n),
+            [
+                ("east", "10.1.0.1:8021", "x"),
+                ("west", "10.2.0.1:8021", "secret")
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_or_duplicate_nodes_are_refused() {
+        assert!(switch_nodes(None, "pw", vec!["10.0.0.1:8021".into()], vec![]).is_err());
+        assert!(switch_nodes(None, "pw", vec!["=10.0.0.1:8021".into()], vec![]).is_err());
+        let dup = vec!["a=h:1".to_owned(), "a=h:2".to_owned()];
+        assert!(switch_nodes(None, "pw", dup, vec![]).is_err());
+        let fs1 = vec!["fs1=h:1".to_owned()];
+        assert!(switch_nodes(Some("h:2".into()), "pw", fs1, vec![]).is_err());
+    }
+
+    #[test]
+    fn a_switch_nodes_password_never_shows_in_debug_output() {
+        let n = SwitchNode {
+            name: "a".into(),
+            esl: "h:1".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{n:?}").contains("hunter2"));
+    }
 }

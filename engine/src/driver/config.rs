@@ -12,16 +12,37 @@ use switchyard_esl::server::ServerConfig;
 use crate::ids::QueueId;
 use crate::io::{LegId, SwitchCommand};
 
-/// Events the driver needs from the inbound connection. Added to whatever the caller's
-/// [`ClientConfig`] already asks for.
-pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB";
+/// Events the driver needs from every inbound connection. Added to whatever the caller's
+/// [`ClientConfig`] already asks for. `CHANNEL_EXECUTE_COMPLETE` carries mod_amd's verdict
+/// (`Application: amd`, `variable_amd_result`) and `CUSTOM avmd::beep` mod_avmd's; CUSTOM
+/// comes last because FreeSWITCH reads every word after it as a subclass (DESIGN §9).
+pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE CUSTOM avmd::beep";
 
-/// Driver settings. [`DriverConfig::new`] gives working defaults for one FreeSWITCH.
+/// The channel variable a dialplan may set to name the node a caller arrives from
+/// (`<action application="set" data="switchyard_node=fs2"/>`). Only consulted when the
+/// caller's `Core-UUID` does not identify a connected node; see [`super`]'s doc.
+pub const NODE_VARIABLE: &str = "switchyard_node";
+
+/// One FreeSWITCH node beyond the first: a name (logs, stats, `switchyard_node`) and its
+/// inbound Event Socket connection.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub name: String,
+    pub esl: ClientConfig,
+}
+
+/// Driver settings. [`DriverConfig::new`] gives working defaults for one FreeSWITCH;
+/// [`DriverConfig::add_node`] adds more.
 #[derive(Clone)]
 pub struct DriverConfig {
-    /// The inbound Event Socket connection (address, password, reconnect backoff...). Its
-    /// event list gets [`DRIVER_EVENTS`] added; filters, if any, must let those through.
+    /// The first node's inbound Event Socket connection (address, password, reconnect
+    /// backoff...), and the template [`DriverConfig::add_node`] copies. Every node's event list
+    /// gets [`DRIVER_EVENTS`] added; filters, if any, must let those through.
     pub esl: ClientConfig,
+    /// The first node's name [default: `fs1`].
+    pub node_name: String,
+    /// Further nodes, each with its own connection. Names must be unique.
+    pub more_nodes: Vec<NodeConfig>,
     /// The outbound-socket server the dialplan's `socket` application connects to.
     pub server: ServerConfig,
     /// Queue names and dialled numbers -> queue. A call's queue is the one named by its
@@ -83,6 +104,8 @@ impl DriverConfig {
         esl.bgapi_timeout = Duration::from_secs(120);
         DriverConfig {
             esl,
+            node_name: "fs1".into(),
+            more_nodes: Vec::new(),
             server: ServerConfig::default(),
             routes: HashMap::new(),
             learn_queue_names: true,
@@ -108,6 +131,34 @@ impl DriverConfig {
         }
     }
 
+    /// Adds a node at `addr` with `password`; its other connection settings (timeouts,
+    /// backoff, event list) are copied from the first node's as they are now.
+    pub fn add_node(
+        mut self,
+        name: impl Into<String>,
+        addr: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        let mut esl = self.esl.clone();
+        esl.addr = addr.into();
+        esl.auth = Auth::Password(password.into());
+        self.more_nodes.push(NodeConfig {
+            name: name.into(),
+            esl,
+        });
+        self
+    }
+
+    /// Every node, the first one first.
+    pub(crate) fn nodes(&self) -> Vec<NodeConfig> {
+        let mut all = vec![NodeConfig {
+            name: self.node_name.clone(),
+            esl: self.esl.clone(),
+        }];
+        all.extend(self.more_nodes.iter().cloned());
+        all
+    }
+
     /// Adds a route (queue name or dialled number).
     pub fn route(mut self, key: impl Into<String>, queue: QueueId) -> Self {
         self.routes.insert(key.into(), queue);
@@ -119,6 +170,8 @@ impl fmt::Debug for DriverConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DriverConfig")
             .field("esl", &self.esl)
+            .field("node_name", &self.node_name)
+            .field("more_nodes", &self.more_nodes.len())
             .field("routes", &self.routes.len())
             .field("default_queue", &self.default_queue)
             .field("probe", &self.probe.is_some())
@@ -167,4 +220,6 @@ pub trait Probe: Send + Sync + 'static {
     /// A switch command's Event Socket requests are in the client's queue, in order (the
     /// client writes them as soon as the socket takes them).
     fn command_sent(&self, _cmd: &SwitchCommand, _at: Instant) {}
+    /// An answering-machine verdict is about to be fed to the core.
+    fn machine_detection(&self, _leg: LegId, _result: crate::io::AmdResult, _at: Instant) {}
 }

@@ -22,4 +22,7 @@ pub enum DriverError {
     /// inside a uuid or dial string, a newline anywhere). Nothing was sent.
     #[error("unsafe {field} for an event socket command: {value:?}")]
     UnsafeArgument { field: &'static str, value: String },
+    /// The configuration cannot work (two nodes with one name...). Nothing was started.
+    #[error("driver configuration: {0}")]
+    Config(String),
 }

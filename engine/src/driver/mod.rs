@@ -61,17 +61,51 @@
 //!
 //! **Records** never block the loop; see [`RecordSink`] and the module `records` for the
 //! bounds (a full pipe parks records, a full parking lot drops and counts them).
+//!
+//! **Several FreeSWITCH nodes.** The driver holds one inbound connection per node
+//! ([`DriverConfig::add_node`]) and one outbound-socket listener that every node's dialplan
+//! points at. Each leg has a home node, and every command for a leg goes over its home's
+//! connection (so the order argument above holds per node, which is per leg):
+//! - a caller's home is the node its socket came from: the CHANNEL_DATA's `Core-UUID`
+//!   matched against each node's current one, then the `switchyard_node` channel variable,
+//!   then the peer address (see `nodes::place_caller` for the full order and why);
+//! - an agent leg (and a callback customer while the caller's leg lives) is originated on the
+//!   caller's node, so that `uuid_bridge` finds both legs on one switch; a supervisor's leg on
+//!   the node of the leg it eavesdrops on (`eavesdrop` only sees local channels);
+//! - a campaign dial (and a callback whose caller is gone) goes to the connected node with
+//!   the fewest legs, round-robin on ties; a node that is down gets nothing new, and with no
+//!   node up the originate fails at once (the core hears `LegHungUp { Failed }`).
+//!
+//! Each node reconnects and resyncs on its own (its own Core-UUID comparison, its own `show
+//! channels`). The core's [`SwitchEvent::Resync`] means "every leg not listed is gone", so a
+//! resync of node A lists A's live legs *plus every leg the driver believes alive on the other
+//! nodes*: A's restart closes A's calls and nobody else's, without the core knowing about
+//! nodes. [`DriverHandle::connected`] is true while at least one node is connected (the engine
+//! can still take calls); [`DriverHandle::nodes`] shows each node.
+//!
+//! **Answering-machine detection.** For legs originated as [`LegKind::Campaign`] only, the
+//! driver reports [`SwitchEvent::MachineDetection`] once per leg, from either
+//! - mod_amd: `CHANNEL_EXECUTE_COMPLETE` with `Application: amd`; the verdict is
+//!   `variable_amd_result` (HUMAN / MACHINE / NOTSURE, see [`crate::io::AmdResult`]); or
+//! - mod_avmd: `CUSTOM avmd::beep` (a beep means a machine; avmd never says "human", so the
+//!   core's AMD timeout decides those).
+//!
+//! The engine asks for detection with the originate's channel variables:
+//! `execute_on_answer=amd` (mod_amd) or `execute_on_answer=avmd_start` (mod_avmd). The
+//! driver subscribes to both events on every node ([`DRIVER_EVENTS`]) and drops the ones of
+//! other legs.
 
 mod commands;
 mod config;
 mod error;
+mod nodes;
 mod records;
 mod resync;
 mod session;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,7 +113,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use switchyard_esl::EslError;
-use switchyard_esl::client::{Client, ClientEvent, EventStream, JobResult};
+use switchyard_esl::client::{Client, ClientConfig, ClientEvent, EventStream, JobResult};
 use switchyard_esl::server::OutboundServer;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -90,13 +124,16 @@ use crate::Engine;
 use crate::error::EngineError;
 use crate::ids::QueueId;
 use crate::io::{
-    Command, HangupCause, Input, LegId, LegKind, LiveEvent, Output, Record, SwitchCommand,
-    SwitchEvent,
+    AmdResult, Command, HangupCause, Input, LegId, LegKind, LiveEvent, Output, Record,
+    SwitchCommand, SwitchEvent,
 };
 
-pub use config::{DRIVER_EVENTS, DriverConfig, Probe, PromptTemplates};
+pub use config::{DRIVER_EVENTS, DriverConfig, NODE_VARIABLE, NodeConfig, Probe, PromptTemplates};
 pub use error::DriverError;
+pub use nodes::NodeStatus;
 pub use records::{NullSink, RecordSink};
+
+use nodes::{Homes, NodeCounters, NodeView};
 
 use commands::{EslRequest, Syntax, Tracking};
 use records::RecordPipe;
@@ -110,6 +147,8 @@ enum ApiRequest {
     Query(Query),
     /// Replaces the number/name -> queue routes (a queue's numbers changed through the API).
     Routes(HashMap<String, QueueId>),
+    /// A switch command sent as if the core had emitted it (tests, operator tooling).
+    Inject(SwitchCommand),
 }
 
 /// The driver's counters (monotonic since start, except `backlog`).
@@ -140,12 +179,16 @@ pub struct DriverStats {
     pub events_lagged: u64,
     /// Legs reported lost after their socket closed without a hangup.
     pub legs_lost: u64,
+    /// Callers hung up because no node could be told as theirs (see the module doc).
+    pub calls_without_node: u64,
+    /// Answering-machine verdicts fed to the core.
+    pub machine_detections: u64,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// The inbound Event Socket connection is up (for readiness probes).
-    connected: std::sync::atomic::AtomicBool,
+    /// One per node, in configuration order.
+    nodes: Vec<NodeCounters>,
     calls_arrived: AtomicU64,
     calls_unrouted: AtomicU64,
     commands_sent: AtomicU64,
@@ -158,6 +201,8 @@ pub(crate) struct Counters {
     resyncs: AtomicU64,
     events_lagged: AtomicU64,
     legs_lost: AtomicU64,
+    calls_without_node: AtomicU64,
+    machine_detections: AtomicU64,
 }
 
 impl Counters {
@@ -176,6 +221,8 @@ impl Counters {
             resyncs: g(&self.resyncs),
             events_lagged: g(&self.events_lagged),
             legs_lost: g(&self.legs_lost),
+            calls_without_node: g(&self.calls_without_node),
+            machine_detections: g(&self.machine_detections),
         }
     }
 }
@@ -243,15 +290,41 @@ impl DriverHandle {
             .map_err(|_| DriverError::Stopped)
     }
 
+    /// Sends a switch command as if the core had emitted it: it goes to its leg's node (an
+    /// originate is placed like the core's own) and its outcome is reported to the core.
+    /// For wire-level tests and operator tooling; the core does not expect what it did not
+    /// ask for, so use it on legs the core does not own.
+    #[doc(hidden)]
+    pub async fn inject_switch_command(&self, cmd: SwitchCommand) -> Result<(), DriverError> {
+        self.api
+            .send(ApiRequest::Inject(cmd))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
     /// Live events from now on. A subscriber more than `live_capacity` events behind gets
     /// `RecvError::Lagged` and continues with the newest.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.live.subscribe()
     }
 
-    /// Whether the inbound Event Socket connection to FreeSWITCH is up right now.
+    /// Whether at least one node's inbound Event Socket connection is up right now: the
+    /// engine can take and place calls. With several nodes, [`DriverHandle::nodes`] tells
+    /// which are up (a readiness probe that needs every node should look there).
     pub fn connected(&self) -> bool {
-        self.counters.connected.load(Ordering::Relaxed)
+        self.counters
+            .nodes
+            .iter()
+            .any(|n| n.connected.load(Ordering::Relaxed))
+    }
+
+    /// Each node: name, address, connection, legs, Core-UUID, resyncs (configuration order).
+    pub fn nodes(&self) -> Vec<NodeStatus> {
+        self.counters
+            .nodes
+            .iter()
+            .map(NodeCounters::status)
+            .collect()
     }
 
     pub fn stats(&self) -> DriverStats {
@@ -302,24 +375,69 @@ impl Driver {
         Self::start(config, engine, listener, sink).await
     }
 
-    /// Connects to FreeSWITCH (the first attempt's error is returned: wrong password,
-    /// unreachable...), starts the outbound-socket server on `listener`, the record writer
-    /// and the loop.
+    /// Connects to every FreeSWITCH node, starts the outbound-socket server on `listener`, the
+    /// record writer and the loop. The first attempts run at once; an error is returned when a
+    /// node refuses the password (a configuration mistake) or when no node could be reached.
+    /// A node that is merely unreachable starts disconnected and is retried in the background
+    /// with its own backoff; it gets no legs until it is up.
     pub async fn start<S: RecordSink>(
-        mut config: DriverConfig,
+        config: DriverConfig,
         engine: Engine,
         listener: TcpListener,
         sink: S,
     ) -> Result<Driver, DriverError> {
-        config
-            .esl
-            .events
-            .add_names(DRIVER_EVENTS.split_ascii_whitespace());
+        let specs = node_specs(&config)?;
         let server = OutboundServer::from_listener(listener, config.server.clone())?;
         let outbound_addr = server.local_addr();
-        let (client, events) = Client::connect(config.esl.clone()).await?;
+        let mut attempts = JoinSet::new();
+        for (i, spec) in specs.iter().enumerate() {
+            let esl = spec.esl.clone();
+            attempts.spawn(async move { (i, Client::connect(esl).await) });
+        }
+        let mut first: Vec<Option<Result<(Client, EventStream), EslError>>> =
+            specs.iter().map(|_| None).collect();
+        while let Some(joined) = attempts.join_next().await {
+            if let Ok((i, r)) = joined {
+                first[i] = Some(r);
+            }
+        }
+        let mut nodes = Vec::with_capacity(specs.len());
+        let mut first_error = None;
+        let mut any_up = false;
+        for (spec, attempt) in specs.into_iter().zip(first) {
+            let attempt = attempt.unwrap_or(Err(EslError::ConnectionClosed));
+            let (client, events) = match attempt {
+                Ok((c, e)) => {
+                    any_up = true;
+                    (Some(c), Some(e))
+                }
+                Err(e @ (EslError::AuthFailed { .. } | EslError::AccessDenied { .. })) => {
+                    return Err(DriverError::Esl(e));
+                }
+                Err(e) => {
+                    warn!(node = %spec.name, addr = %spec.esl.addr, error = %e, "FreeSWITCH node unreachable; retrying in the background");
+                    first_error.get_or_insert(e);
+                    (None, None)
+                }
+            };
+            nodes.push(Node::new(spec, client, events));
+        }
+        if !any_up {
+            return Err(DriverError::Esl(
+                first_error.unwrap_or(EslError::ConnectionClosed),
+            ));
+        }
 
-        let counters = Arc::new(Counters::default());
+        let counters = Arc::new(Counters {
+            nodes: nodes
+                .iter()
+                .map(|n| NodeCounters::new(n.name.clone(), n.cfg.addr.clone()))
+                .collect(),
+            ..Counters::default()
+        });
+        for (n, c) in nodes.iter().zip(&counters.nodes) {
+            c.connected.store(n.connected, Ordering::Relaxed);
+        }
         let (api_tx, api_rx) = mpsc::channel(config.api_queue.max(1));
         let (live, _) = broadcast::channel(config.live_capacity.max(1));
         let (stop, stop_rx) = watch::channel(false);
@@ -333,11 +451,13 @@ impl Driver {
         let (sessions_tx, sessions_rx) = mpsc::channel(config.session_queue.max(1));
         // Replaced by the core's own answer in the drain below.
         let deadline = now() + Duration::from_secs(3600);
+        let homes = Homes::new(nodes.len());
         let mut core = Loop {
             engine,
-            client,
-            events,
-            events_open: true,
+            nodes,
+            homes,
+            next_node: 0,
+            event_turn: 0,
             server: Some(server),
             sessions_tx,
             sessions_rx,
@@ -365,14 +485,14 @@ impl Driver {
             originated: HashMap::new(),
             callers: HashSet::new(),
             caller_queues: HashMap::new(),
-            failed_kills: HashMap::new(),
             followups: VecDeque::new(),
-            connected: true,
-            seen_connect: false,
-            resync: None,
-            resync_epoch: 0,
             deadline,
         };
+        for i in 0..core.nodes.len() {
+            if core.nodes[i].client.is_none() {
+                core.reconnect_later(i);
+            }
+        }
         // The core's first timeout (and any outputs it holds already).
         core.drain();
         let task = tokio::spawn(core.run());
@@ -442,6 +562,8 @@ impl Started {
 
 /// One command's requests, enqueued on the client, waiting for their answers.
 struct Waiting {
+    /// The node the requests went to.
+    node: usize,
     tracking: Tracking,
     /// For kills: the cause and how many times it was tried.
     kill: Option<(&'static str, u32)>,
@@ -451,6 +573,7 @@ struct Waiting {
 /// One command's answers.
 #[derive(Debug)]
 struct CommandDone {
+    node: usize,
     tracking: Tracking,
     kill: Option<(&'static str, u32)>,
     replies: Vec<Reply>,
@@ -463,10 +586,12 @@ enum Done {
     /// `api`s in order, so waiting for them one by one costs nothing).
     Commands(Vec<CommandDone>),
     ResyncQuery {
+        node: usize,
         epoch: u64,
         reply: Reply,
     },
     ResyncRetry {
+        node: usize,
         epoch: u64,
     },
     KillRetry {
@@ -476,11 +601,17 @@ enum Done {
     },
     OrphanCheck {
         leg: LegId,
+        node: usize,
         epoch: u64,
     },
     OrphanAnswer {
         leg: LegId,
         reply: Reply,
+    },
+    /// A node that was down at start answered (or not) a background connection attempt.
+    NodeUp {
+        node: usize,
+        result: Result<Fresh, EslError>,
     },
     Nothing,
 }
@@ -498,6 +629,10 @@ struct Originated {
     /// The arrival leg of the call this leg was dialled for (its CDR's call), if any, and
     /// the queue the call was in.
     call_leg: Option<(LegId, QueueId)>,
+    /// A campaign dial: answering-machine verdicts are reported for it.
+    campaign: bool,
+    /// A verdict was reported already (mod_amd and mod_avmd may both run).
+    amd_reported: bool,
 }
 
 /// A resync question in flight.
@@ -515,11 +650,116 @@ const MAX_FAILED_KILLS: usize = 65_536;
 /// After a resync answer that could not be read, ask again this much later.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
 
+/// The nodes (in configuration order) with their driver events added; names must be unique.
+fn node_specs(config: &DriverConfig) -> Result<Vec<NodeConfig>, DriverError> {
+    let driver_events = switchyard_esl::codec::EventSet::parse(DRIVER_EVENTS);
+    let mut specs = config.nodes();
+    let mut names = HashSet::new();
+    for spec in &mut specs {
+        if spec.name.trim().is_empty() || !names.insert(spec.name.clone()) {
+            return Err(DriverError::Config(format!(
+                "node names must be unique and not empty: {:?}",
+                spec.name
+            )));
+        }
+        let events = &mut spec.esl.events;
+        events.add_names(driver_events.names.iter().cloned());
+        for sub in &driver_events.subclasses {
+            if !events.subclasses.iter().any(|s| s == sub) {
+                events.subclasses.push(sub.clone());
+            }
+        }
+    }
+    Ok(specs)
+}
+
+/// A connection made in the background (a node that was down at start).
+struct Fresh(Client, EventStream);
+
+impl std::fmt::Debug for Fresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fresh")
+    }
+}
+
+/// One FreeSWITCH node: its inbound connection and what the loop knows about it.
+struct Node {
+    name: String,
+    cfg: ClientConfig,
+    /// `None` until the first connection succeeds (a node down at start).
+    client: Option<Client>,
+    events: Option<EventStream>,
+    connected: bool,
+    seen_connect: bool,
+    core_uuid: Option<String>,
+    /// The Event Socket host, when it is an IP literal (to place callers by peer address).
+    ip: Option<IpAddr>,
+    /// The next background connection attempt waits this long (node down at start).
+    retry: Duration,
+    resync: Option<Resync>,
+    /// Resyncs started so far; an orphan check from an older epoch is covered by a resync.
+    resync_epoch: u64,
+    failed_kills: HashMap<LegId, &'static str>,
+}
+
+impl Node {
+    fn new(spec: NodeConfig, client: Option<Client>, events: Option<EventStream>) -> Node {
+        let ip = spec
+            .esl
+            .addr
+            .parse::<SocketAddr>()
+            .ok()
+            .map(|a| a.ip())
+            .filter(|ip| !ip.is_unspecified());
+        Node {
+            name: spec.name,
+            retry: spec.esl.backoff.initial,
+            cfg: spec.esl,
+            connected: client.is_some(),
+            client,
+            events,
+            seen_connect: false,
+            core_uuid: None,
+            ip,
+            resync: None,
+            resync_epoch: 0,
+            failed_kills: HashMap::new(),
+        }
+    }
+}
+
+/// The next event of any node (nodes taken in turn from `turn`, so one busy node cannot
+/// starve the others). A stream that ended answers `None` once; its node is then marked.
+async fn next_event(nodes: &mut [Node], turn: usize) -> (usize, Option<ClientEvent>) {
+    std::future::poll_fn(|cx| {
+        let n = nodes.len();
+        for k in 0..n {
+            let i = (turn + k) % n;
+            let Some(events) = nodes[i].events.as_mut() else {
+                continue;
+            };
+            // `recv` only polls the channel: dropping it unfinished loses nothing, and the
+            // channel keeps the waker registered by this poll.
+            let fut = events.recv();
+            let mut fut = std::pin::pin!(fut);
+            if let Poll::Ready(ev) = fut.as_mut().poll(cx) {
+                return Poll::Ready((i, ev));
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 struct Loop {
     engine: Engine,
-    client: Client,
-    events: EventStream,
-    events_open: bool,
+    nodes: Vec<Node>,
+    /// Which node each leg lives on.
+    homes: Homes,
+    /// Round-robin cursor of [`nodes::least_loaded`].
+    next_node: usize,
+    /// Which node's events are looked at first next time.
+    event_turn: usize,
     server: Option<OutboundServer>,
     sessions_tx: mpsc::Sender<SessionMsg>,
     sessions_rx: mpsc::Receiver<SessionMsg>,
@@ -536,17 +776,18 @@ struct Loop {
     cfg: DriverConfig,
     /// Queue names learned from `UpsertQueue` commands.
     learned: HashMap<String, QueueId>,
-    /// Tasks waiting for switch commands' answers: one per loop turn for `api` commands, one
-    /// per originate (its job reports when the leg answers, seconds later).
+    /// Tasks waiting for switch commands' answers: one per loop turn and node for `api`
+    /// commands, one per originate (its job reports when the leg answers, seconds later).
     inflight: JoinSet<Done>,
     /// Commands in `inflight` (bounded by `max_commands_in_flight`), and per task.
     inflight_commands: usize,
     inflight_sizes: HashMap<tokio::task::Id, usize>,
-    /// Commands enqueued on the client during this loop turn, whose answers are not waited
+    /// Commands enqueued on a client during this loop turn, whose answers are not waited
     /// for yet: the wait tasks are spawned at the end of the turn, so that the cost of
     /// spawning never sits between the core's decision and the request reaching the client.
     unwaited: Vec<Waiting>,
-    /// The loop's own errands: resync questions, retries, orphan checks, unrouted hangups.
+    /// The loop's own errands: resync questions, retries, orphan checks, unrouted hangups,
+    /// connection attempts for nodes that were down at start.
     chores: JoinSet<Done>,
     /// Commands waiting for an in-flight slot (bounded by `command_backlog`).
     backlog: VecDeque<SwitchCommand>,
@@ -556,15 +797,9 @@ struct Loop {
     /// The queue each caller was routed to, kept until its CHANNEL_HANGUP_COMPLETE (the
     /// session may report the hangup first) so its CDR can be filed under its call.
     caller_queues: HashMap<LegId, QueueId>,
-    failed_kills: HashMap<LegId, &'static str>,
     /// Switch events the loop itself produced (failed originates, answers seen in job
     /// results), fed after the current drain.
     followups: VecDeque<SwitchEvent>,
-    connected: bool,
-    seen_connect: bool,
-    resync: Option<Resync>,
-    /// Resyncs started so far; an orphan check from an older epoch is covered by a resync.
-    resync_epoch: u64,
     /// The core's next timeout.
     deadline: Instant,
 }
@@ -578,6 +813,9 @@ impl Loop {
             self.spawn_waits();
             sleep.as_mut().reset(self.deadline.into());
             let refill = self.records.has_overflow().then(|| self.records.sender());
+            let any_events = self.nodes.iter().any(|n| n.events.is_some());
+            self.event_turn = self.event_turn.wrapping_add(1);
+            let turn = self.event_turn;
             tokio::select! {
                 changed = self.stop_rx.changed() => {
                     // A dropped sender means every handle is gone: nobody can use us any more.
@@ -590,7 +828,9 @@ impl Loop {
                     None => break,
                 },
                 Some(msg) = self.sessions_rx.recv() => self.on_session(msg),
-                ev = self.events.recv(), if self.events_open => self.on_client_event(ev),
+                (node, ev) = next_event(&mut self.nodes, turn), if any_events => {
+                    self.on_client_event(node, ev);
+                }
                 Some(session) = accept(&mut self.server) => {
                     let tx = self.sessions_tx.clone();
                     self.session_tasks.spawn(session::run(session, tx));
@@ -702,6 +942,18 @@ impl Loop {
     }
 
     fn issue(&mut self, cmd: SwitchCommand) {
+        let Some(node) = self.node_for(&cmd) else {
+            // Only originates with no connected node to go to end up here.
+            bump(&self.counters.commands_failed);
+            warn!(command = ?cmd, "no FreeSWITCH node is connected; originate not sent");
+            if let Some(leg) = originated_leg(&cmd) {
+                self.followups.push_back(SwitchEvent::LegHungUp {
+                    leg,
+                    cause: HangupCause::Failed,
+                });
+            }
+            return;
+        };
         let target_is_caller = match &cmd {
             SwitchCommand::Eavesdrop { target, .. } => self.is_caller_side(*target),
             _ => false,
@@ -723,13 +975,10 @@ impl Loop {
         let mut kill = None;
         match (tracking, &cmd) {
             (Tracking::Originate(leg), _) => {
-                let customer = matches!(
-                    &cmd,
-                    SwitchCommand::Originate {
-                        kind: LegKind::Customer | LegKind::Campaign,
-                        ..
-                    }
-                );
+                let kind = match &cmd {
+                    SwitchCommand::Originate { kind, .. } => Some(*kind),
+                    _ => None,
+                };
                 let call_leg = self
                     .engine
                     .call_by_leg(leg)
@@ -741,11 +990,14 @@ impl Loop {
                         answered: false,
                         job_done: false,
                         kill: None,
-                        customer,
+                        customer: matches!(kind, Some(LegKind::Customer | LegKind::Campaign)),
                         call_leg,
+                        campaign: kind == Some(LegKind::Campaign),
+                        amd_reported: false,
                     },
                 );
-                if let Some(r) = &mut self.resync {
+                self.set_home(leg, node);
+                if let Some(r) = &mut self.nodes[node].resync {
                     r.extra.insert(leg);
                 }
             }
@@ -757,10 +1009,97 @@ impl Loop {
             }
             _ => {}
         }
-        self.send_requests(requests, tracking, kill);
+        self.send_requests(node, requests, tracking, kill);
         bump(&self.counters.commands_sent);
         if let Some(p) = &self.cfg.probe {
             p.command_sent(&cmd, now());
+        }
+    }
+
+    /// The node a command goes to (see the module doc). `None` only for an originate when no
+    /// node is connected.
+    fn node_for(&mut self, cmd: &SwitchCommand) -> Option<usize> {
+        let home = |l: &LegId| self.homes.get(*l);
+        match cmd {
+            SwitchCommand::Originate { kind, leg, .. } => {
+                let call_home = self.call_node(*leg);
+                match (kind, call_home) {
+                    // uuid_bridge needs both legs on one switch: the caller's, even when it
+                    // is down (then the originate fails and the core offers again).
+                    (LegKind::Agent, Some(n)) => Some(n),
+                    (LegKind::Customer, Some(n)) if self.nodes[n].connected => Some(n),
+                    _ => self.least_loaded(),
+                }
+            }
+            SwitchCommand::Eavesdrop { target, .. } => home(target).or_else(|| self.least_loaded()),
+            SwitchCommand::Bridge { a, b } => {
+                let (ha, hb) = (home(a), home(b));
+                if let (Some(x), Some(y)) = (ha, hb)
+                    && x != y
+                {
+                    warn!(%a, %b, "bridging legs of two different nodes; this will fail");
+                }
+                ha.or(hb).or_else(|| Some(self.fallback_node()))
+            }
+            SwitchCommand::Answer { leg }
+            | SwitchCommand::Music { leg, .. }
+            | SwitchCommand::Announce { leg, .. }
+            | SwitchCommand::Hangup { leg, .. }
+            | SwitchCommand::Transfer { leg, .. }
+            | SwitchCommand::PlayThenHangup { leg, .. } => {
+                home(leg).or_else(|| Some(self.fallback_node()))
+            }
+        }
+    }
+
+    /// The node the call `leg` is dialled for lives on: its caller leg's, its first leg's, or
+    /// that of another leg dialled for it (a callback rings the agent, then the customer).
+    fn call_node(&self, leg: LegId) -> Option<usize> {
+        let call = self
+            .engine
+            .call_by_leg(leg)
+            .and_then(|c| self.engine.call_info(c))?;
+        let origin = call.origin_leg;
+        self.homes
+            .get(call.leg)
+            .or_else(|| self.homes.get(origin))
+            .or_else(|| {
+                self.originated
+                    .iter()
+                    .filter(|(l, o)| **l != leg && o.call_leg.is_some_and(|c| c.0 == origin))
+                    .find_map(|(l, _)| self.homes.get(*l))
+            })
+    }
+
+    fn least_loaded(&mut self) -> Option<usize> {
+        let up: Vec<bool> = self.nodes.iter().map(|n| n.connected).collect();
+        nodes::least_loaded(&up, self.homes.counts(), &mut self.next_node)
+    }
+
+    /// Where a command for a leg of unknown home goes (a kill of a leg already forgotten):
+    /// the first connected node, else the first node.
+    fn fallback_node(&self) -> usize {
+        self.nodes.iter().position(|n| n.connected).unwrap_or(0)
+    }
+
+    fn set_home(&mut self, leg: LegId, node: usize) {
+        if self.homes.insert(leg, node) {
+            self.publish_legs(node);
+        } else {
+            debug!(%leg, "leg map full; its commands go to the first connected node");
+        }
+    }
+
+    fn forget_home(&mut self, leg: LegId) {
+        if let Some(n) = self.homes.remove(leg) {
+            self.publish_legs(n);
+        }
+    }
+
+    fn publish_legs(&self, node: usize) {
+        if let Some(c) = self.counters.nodes.get(node) {
+            c.legs
+                .store(self.homes.count(node) as u64, Ordering::Relaxed);
         }
     }
 
@@ -768,24 +1107,26 @@ impl Loop {
         self.inflight_commands + self.unwaited.len()
     }
 
-    /// Enqueues the requests on the client, in order, now; their answers are waited for by a
-    /// task spawned at the end of this loop turn.
+    /// Enqueues the requests on `node`'s client, in order, now; their answers are waited for
+    /// by a task spawned at the end of this loop turn.
     fn send_requests(
         &mut self,
+        node: usize,
         requests: Vec<EslRequest>,
         tracking: Tracking,
         kill: Option<(&'static str, u32)>,
     ) {
-        let started: Vec<Started> = requests.into_iter().map(|r| self.start(r)).collect();
+        let started: Vec<Started> = requests.into_iter().map(|r| self.start(node, r)).collect();
         self.unwaited.push(Waiting {
+            node,
             tracking,
             kill,
             started,
         });
     }
 
-    /// Spawns the waits for this turn's commands: the `api` ones together, each originate
-    /// on its own.
+    /// Spawns the waits for this turn's commands: the `api` ones together per node (a node
+    /// answers its connection's `api`s in order), each originate on its own.
     fn spawn_waits(&mut self) {
         if self.unwaited.is_empty() {
             return;
@@ -794,7 +1135,16 @@ impl Loop {
             .into_iter()
             .partition(|w| matches!(w.tracking, Tracking::Originate(_)));
         if !apis.is_empty() {
-            self.spawn_wait(apis);
+            let mut per_node: Vec<Vec<Waiting>> = Vec::new();
+            for w in apis {
+                match per_node.iter_mut().find(|g| g[0].node == w.node) {
+                    Some(g) => g.push(w),
+                    None => per_node.push(vec![w]),
+                }
+            }
+            for group in per_node {
+                self.spawn_wait(group);
+            }
         }
         for job in jobs {
             self.spawn_wait(vec![job]);
@@ -816,11 +1166,13 @@ impl Loop {
     }
 
     /// Creates the request's future and polls it once, so that it takes its place in the
-    /// client's queue now, in the loop's order. `unconstrained` keeps tokio's cooperative
+    /// node's client queue now, in the loop's order. `unconstrained` keeps tokio's cooperative
     /// budget from turning that first poll into a no-op. The no-op waker is replaced by the
-    /// task's own at the task's first poll.
-    fn start(&self, req: EslRequest) -> Started {
-        let client = self.client.clone();
+    /// task's own at the task's first poll. A node never connected fails the request at once.
+    fn start(&self, node: usize, req: EslRequest) -> Started {
+        let Some(client) = self.nodes.get(node).and_then(|n| n.client.clone()) else {
+            return Started::Ready(Err(EslError::ConnectionClosed));
+        };
         let fut: PendingReply = match req {
             EslRequest::Api(line) => Box::pin(tokio::task::unconstrained(async move {
                 client.api(&line).await.map(|b| Answer::Api(b.to_vec()))
@@ -850,18 +1202,18 @@ impl Loop {
         match done {
             Done::Commands(done) => {
                 for d in done {
-                    self.on_command_done(d.tracking, d.kill, d.replies);
+                    self.on_command_done(d.node, d.tracking, d.kill, d.replies);
                 }
             }
-            Done::ResyncQuery { epoch, reply } => self.on_resync_answer(epoch, reply),
-            Done::ResyncRetry { epoch } => {
-                let again = self
+            Done::ResyncQuery { node, epoch, reply } => self.on_resync_answer(node, epoch, reply),
+            Done::ResyncRetry { node, epoch } => {
+                let again = self.nodes[node]
                     .resync
                     .as_ref()
                     .filter(|r| r.epoch == epoch)
                     .map(|r| r.restarted);
-                if let (Some(restarted), true) = (again, self.connected) {
-                    self.start_resync(restarted);
+                if let (Some(restarted), true) = (again, self.nodes[node].connected) {
+                    self.start_resync(node, restarted);
                 }
             }
             Done::KillRetry {
@@ -871,14 +1223,22 @@ impl Loop {
             } => {
                 let still = self.originated.get(&leg).is_some_and(|o| !o.job_done);
                 if still {
+                    let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
                     let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
-                    self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, attempt)));
+                    self.send_requests(
+                        node,
+                        vec![req],
+                        Tracking::Kill(leg),
+                        Some((cause, attempt)),
+                    );
                 }
             }
-            Done::OrphanCheck { leg, epoch } => self.on_orphan_check(leg, epoch),
+            Done::OrphanCheck { leg, node, epoch } => self.on_orphan_check(leg, node, epoch),
+            Done::NodeUp { node, result } => self.on_node_up(node, result),
             Done::OrphanAnswer { leg, reply } => match reply {
                 Ok(Answer::Api(body)) if body.trim_ascii() == b"false" => {
                     if self.callers.remove(&leg) {
+                        self.forget_home(leg);
                         bump(&self.counters.legs_lost);
                         info!(%leg, "caller leg vanished with its socket");
                         self.followups.push_back(SwitchEvent::LegHungUp {
@@ -898,6 +1258,7 @@ impl Loop {
 
     fn on_command_done(
         &mut self,
+        node: usize,
         tracking: Tracking,
         kill: Option<(&'static str, u32)>,
         replies: Vec<Reply>,
@@ -929,8 +1290,10 @@ impl Loop {
                         }
                         Ok(_) => {}
                         Err(EslError::ConnectionClosed) => {
-                            if self.failed_kills.len() < MAX_FAILED_KILLS {
-                                self.failed_kills.insert(leg, cause);
+                            let node = self.homes.get(leg).unwrap_or(node);
+                            let kills = &mut self.nodes[node].failed_kills;
+                            if kills.len() < MAX_FAILED_KILLS {
+                                kills.insert(leg, cause);
                             }
                         }
                         Err(e) => {
@@ -973,8 +1336,14 @@ impl Loop {
                 }
                 if let Some(cause) = o.kill {
                     // It answered after the core let it go.
+                    let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
                     let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
-                    self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, u32::MAX)));
+                    self.send_requests(
+                        node,
+                        vec![req],
+                        Tracking::Kill(leg),
+                        Some((cause, u32::MAX)),
+                    );
                 }
             }
             Ok(Answer::Job(job)) => {
@@ -984,6 +1353,7 @@ impl Loop {
                     .nth(1)
                     .map_or(HangupCause::Failed, HangupCause::from_freeswitch);
                 if self.originated.remove(&leg).is_some() {
+                    self.forget_home(leg);
                     self.followups
                         .push_back(SwitchEvent::LegHungUp { leg, cause });
                 }
@@ -1000,10 +1370,12 @@ impl Loop {
                 warn!(%leg, error = %e, "originate failed");
                 if matches!(e, EslError::Timeout { .. }) {
                     // The job's answer is lost, the leg may exist: make sure it does not.
+                    let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
                     let req = EslRequest::Api(format!("uuid_kill {leg} NORMAL_CLEARING"));
-                    self.send_requests(vec![req], Tracking::Other, None);
+                    self.send_requests(node, vec![req], Tracking::Other, None);
                 }
                 if self.originated.remove(&leg).is_some() {
+                    self.forget_home(leg);
                     self.followups.push_back(SwitchEvent::LegHungUp {
                         leg,
                         cause: HangupCause::Failed,
@@ -1030,13 +1402,16 @@ impl Loop {
         self.originated.get(&leg).and_then(|o| o.call_leg)
     }
 
-    fn on_client_event(&mut self, ev: Option<ClientEvent>) {
+    fn on_client_event(&mut self, node: usize, ev: Option<ClientEvent>) {
         let Some(ev) = ev else {
-            self.events_open = false;
-            self.connected = false;
-            self.counters.connected.store(false, Ordering::Relaxed);
-            let why = self.events.take_error();
-            error!(error = ?why, "the Event Socket client stopped for good; no more switch events");
+            let n = &mut self.nodes[node];
+            let why = n.events.as_mut().and_then(EventStream::take_error);
+            n.events = None;
+            n.connected = false;
+            self.counters.nodes[node]
+                .connected
+                .store(false, Ordering::Relaxed);
+            error!(node = %self.nodes[node].name, error = ?why, "the Event Socket client stopped for good; no more events from this node");
             return;
         };
         match ev {
@@ -1053,10 +1428,24 @@ impl Loop {
                             self.feed_switch(SwitchEvent::LegAnswered { leg });
                         }
                     }
+                    Some("CHANNEL_EXECUTE_COMPLETE")
+                        if e.header("Application").as_deref() == Some("amd") =>
+                    {
+                        let verdict = e
+                            .variable("amd_result")
+                            .map_or(AmdResult::Unsure, |v| AmdResult::from_freeswitch(&v));
+                        self.machine_detection(leg, verdict);
+                    }
+                    Some("CUSTOM")
+                        if e.header("Event-Subclass").as_deref() == Some("avmd::beep") =>
+                    {
+                        self.machine_detection(leg, AmdResult::Machine);
+                    }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
                         // The leg's CDR, for legs of ours, before the core forgets whose it was.
                         let call_leg = self.call_leg_of(leg);
                         self.caller_queues.remove(&leg);
+                        self.forget_home(leg);
                         let ours =
                             self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
                         if ours || call_leg.is_some() {
@@ -1076,56 +1465,137 @@ impl Loop {
                 core_uuid,
                 switch_restarted,
             } => {
-                self.connected = true;
-                self.counters.connected.store(true, Ordering::Relaxed);
-                if !self.seen_connect {
-                    self.seen_connect = true;
-                    info!(%core_uuid, "connected to FreeSWITCH");
+                let n = &mut self.nodes[node];
+                n.connected = true;
+                n.core_uuid = Some(core_uuid.clone());
+                let c = &self.counters.nodes[node];
+                c.connected.store(true, Ordering::Relaxed);
+                c.set_core_uuid(&core_uuid);
+                let name = n.name.clone();
+                if !n.seen_connect {
+                    n.seen_connect = true;
+                    info!(node = %name, %core_uuid, "connected to FreeSWITCH");
                     return;
                 }
-                info!(%core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing");
-                self.start_resync(switch_restarted);
+                info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
+                self.start_resync(node, switch_restarted);
             }
             ClientEvent::Disconnected { reason } => {
-                self.connected = false;
-                self.counters.connected.store(false, Ordering::Relaxed);
-                warn!(error = %reason, "lost the Event Socket connection");
+                self.nodes[node].connected = false;
+                self.counters.nodes[node]
+                    .connected
+                    .store(false, Ordering::Relaxed);
+                warn!(node = %self.nodes[node].name, error = %reason, "lost the Event Socket connection");
             }
             ClientEvent::Lagged { dropped } => {
                 self.counters
                     .events_lagged
                     .fetch_add(dropped, Ordering::Relaxed);
-                warn!(dropped, "switch events were dropped; resyncing");
-                if self.connected {
-                    self.start_resync(false);
+                warn!(node = %self.nodes[node].name, dropped, "switch events were dropped; resyncing this node");
+                if self.nodes[node].connected {
+                    self.start_resync(node, false);
                 }
             }
             _ => {}
         }
     }
 
+    /// An answering-machine verdict: reported once, and only for campaign dials.
+    fn machine_detection(&mut self, leg: LegId, result: AmdResult) {
+        let Some(o) = self.originated.get_mut(&leg) else {
+            return;
+        };
+        if !o.campaign || o.amd_reported {
+            return;
+        }
+        o.amd_reported = true;
+        bump(&self.counters.machine_detections);
+        debug!(%leg, ?result, "answering-machine detection");
+        if let Some(p) = &self.cfg.probe {
+            p.machine_detection(leg, result, now());
+        }
+        self.feed_switch(SwitchEvent::MachineDetection { leg, result });
+    }
+
+    // ---- nodes ----------------------------------------------------------------------------------
+
+    /// Tries a node that was down at start again after its current delay (doubling up to its
+    /// backoff maximum). Once connected, its client reconnects by itself.
+    fn reconnect_later(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        let delay = n.retry;
+        n.retry = (n.retry * 2).min(n.cfg.backoff.max.max(n.cfg.backoff.initial));
+        let cfg = n.cfg.clone();
+        self.chores.spawn(async move {
+            tokio::time::sleep(delay).await;
+            Done::NodeUp {
+                node,
+                result: Client::connect(cfg).await.map(|(c, e)| Fresh(c, e)),
+            }
+        });
+    }
+
+    fn on_node_up(&mut self, node: usize, result: Result<Fresh, EslError>) {
+        match result {
+            Ok(Fresh(client, events)) => {
+                let n = &mut self.nodes[node];
+                n.client = Some(client);
+                n.events = Some(events);
+                // The stream's own Connected (first in it) marks the node up and learns its
+                // Core-UUID; it has no legs to resync.
+                info!(node = %n.name, "FreeSWITCH node reachable");
+            }
+            Err(e) => {
+                debug!(node = %self.nodes[node].name, error = %e, "FreeSWITCH node still unreachable");
+                self.reconnect_later(node);
+            }
+        }
+    }
+
+    /// What `nodes::place_caller` needs of every node.
+    fn node_views(&self) -> Vec<NodeView<'_>> {
+        self.nodes
+            .iter()
+            .map(|n| NodeView {
+                name: &n.name,
+                core_uuid: n.core_uuid.as_deref(),
+                connected: n.connected,
+                ip: n.ip,
+            })
+            .collect()
+    }
+
     // ---- recovery -----------------------------------------------------------------------------
 
-    fn start_resync(&mut self, restarted: bool) {
-        self.resync_epoch += 1;
-        let restarted = restarted || self.resync.as_ref().is_some_and(|r| r.restarted);
-        let epoch = self.resync_epoch;
-        self.resync = Some(Resync {
+    fn start_resync(&mut self, node: usize, restarted: bool) {
+        let n = &mut self.nodes[node];
+        n.resync_epoch += 1;
+        let restarted = restarted || n.resync.as_ref().is_some_and(|r| r.restarted);
+        let epoch = n.resync_epoch;
+        n.resync = Some(Resync {
             epoch,
             restarted,
             extra: HashSet::new(),
         });
-        let started = self.start(EslRequest::Api("show channels as json".into()));
+        let started = self.start(node, EslRequest::Api("show channels as json".into()));
         self.chores.spawn(async move {
             Done::ResyncQuery {
+                node,
                 epoch,
                 reply: started.finish().await,
             }
         });
     }
 
-    fn on_resync_answer(&mut self, epoch: u64, reply: Reply) {
-        if self.resync.as_ref().is_none_or(|r| r.epoch != epoch) {
+    /// Reconciles one node: its legs not listed (nor originated or arrived since the question)
+    /// are gone. The core is told with a Resync that also lists every leg the driver believes
+    /// alive on the other nodes, so that their calls are left alone (see the module doc).
+    fn on_resync_answer(&mut self, node: usize, epoch: u64, reply: Reply) {
+        if self.nodes[node]
+            .resync
+            .as_ref()
+            .is_none_or(|r| r.epoch != epoch)
+        {
             return; // A later question supersedes this one.
         }
         let parsed = match reply {
@@ -1140,33 +1610,53 @@ impl Loop {
         let mut live = match parsed {
             Ok(l) => l,
             Err(e) => {
-                warn!(error = %e, "resync answer unusable; asking again");
+                warn!(node = %self.nodes[node].name, error = %e, "resync answer unusable; asking again");
                 self.chores.spawn(async move {
                     tokio::time::sleep(RESYNC_RETRY).await;
-                    Done::ResyncRetry { epoch }
+                    Done::ResyncRetry { node, epoch }
                 });
                 return;
             }
         };
-        let Some(r) = self.resync.take() else { return };
+        let Some(r) = self.nodes[node].resync.take() else {
+            return;
+        };
         live.extend(r.extra);
+        // Originates not sent yet have no node: alive in intent wherever they will go.
         live.extend(self.backlog.iter().filter_map(originated_leg));
         live.sort_unstable();
         live.dedup();
         let alive = |l: &LegId| live.binary_search(l).is_ok();
-        self.originated.retain(|l, _| alive(l));
-        self.callers.retain(|l| alive(l));
-        self.caller_queues.retain(|l, _| alive(l));
-        let kills: Vec<(LegId, &'static str)> = self.failed_kills.drain().collect();
+        // This resync judges the legs of this node (and legs of no known node).
+        let homes = &self.homes;
+        let judged = |l: &LegId| homes.get(*l).is_none_or(|n| n == node);
+        self.originated.retain(|l, _| !judged(l) || alive(l));
+        self.callers.retain(|l| !judged(l) || alive(l));
+        self.caller_queues.retain(|l, _| !judged(l) || alive(l));
+        self.homes.prune(node, |l| alive(&l));
+        self.publish_legs(node);
+        let kills: Vec<(LegId, &'static str)> = self.nodes[node].failed_kills.drain().collect();
         if !r.restarted {
             for (leg, cause) in kills.into_iter().filter(|(l, _)| alive(l)) {
                 let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
-                self.send_requests(vec![req], Tracking::Kill(leg), Some((cause, u32::MAX)));
+                self.send_requests(
+                    node,
+                    vec![req],
+                    Tracking::Kill(leg),
+                    Some((cause, u32::MAX)),
+                );
             }
         }
+        let own = live.len();
+        live.extend(self.homes.elsewhere(node));
+        live.sort_unstable();
+        live.dedup();
         bump(&self.counters.resyncs);
+        bump(&self.counters.nodes[node].resyncs);
         info!(
-            live = live.len(),
+            node = %self.nodes[node].name,
+            live = own,
+            elsewhere = live.len() - own,
             restarted = r.restarted,
             "resync fed to the core"
         );
@@ -1176,20 +1666,21 @@ impl Loop {
         });
     }
 
-    fn on_orphan_check(&mut self, leg: LegId, epoch: u64) {
-        if !self.callers.contains(&leg) || epoch != self.resync_epoch {
+    fn on_orphan_check(&mut self, leg: LegId, node: usize, epoch: u64) {
+        let n = &self.nodes[node];
+        if !self.callers.contains(&leg) || epoch != n.resync_epoch {
             // Reported meanwhile, or a resync (done or under way) covers it.
             return;
         }
-        if !self.connected {
+        if !n.connected {
             let grace = self.cfg.orphan_grace;
             self.chores.spawn(async move {
                 tokio::time::sleep(grace).await;
-                Done::OrphanCheck { leg, epoch }
+                Done::OrphanCheck { leg, node, epoch }
             });
             return;
         }
-        let started = self.start(EslRequest::Api(format!("uuid_exists {leg}")));
+        let started = self.start(node, EslRequest::Api(format!("uuid_exists {leg}")));
         self.chores.spawn(async move {
             Done::OrphanAnswer {
                 leg,
@@ -1206,9 +1697,19 @@ impl Loop {
                 leg,
                 route,
                 caller,
+                origin,
                 handle,
             } => {
                 bump(&self.counters.calls_arrived);
+                let Some(node) = nodes::place_caller(&origin, &self.node_views()) else {
+                    bump(&self.counters.calls_without_node);
+                    warn!(%leg, ?origin, "no configured FreeSWITCH node matches this caller; hanging up");
+                    self.chores.spawn(async move {
+                        let _ = handle.hangup("NORMAL_TEMPORARY_FAILURE").await;
+                        Done::Nothing
+                    });
+                    return;
+                };
                 let Some(queue) = self.route(&route) else {
                     bump(&self.counters.calls_unrouted);
                     warn!(%leg, ?route, "no queue for this caller; hanging up");
@@ -1221,11 +1722,12 @@ impl Loop {
                 };
                 drop(handle);
                 self.callers.insert(leg);
+                self.set_home(leg, node);
                 // Bounded: entries leave at the leg's CDR or at a resync.
                 if self.caller_queues.len() < 1_000_000 {
                     self.caller_queues.insert(leg, queue);
                 }
-                if let Some(r) = &mut self.resync {
+                if let Some(r) = &mut self.nodes[node].resync {
                     r.extra.insert(leg);
                 }
                 let at = now();
@@ -1246,15 +1748,17 @@ impl Loop {
             }
             SessionMsg::HungUp { leg, cause } => {
                 if self.callers.remove(&leg) {
+                    self.forget_home(leg);
                     self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
                 }
             }
             SessionMsg::Vanished { leg } => {
                 if self.callers.contains(&leg) {
-                    let (grace, epoch) = (self.cfg.orphan_grace, self.resync_epoch);
+                    let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
+                    let (grace, epoch) = (self.cfg.orphan_grace, self.nodes[node].resync_epoch);
                     self.chores.spawn(async move {
                         tokio::time::sleep(grace).await;
-                        Done::OrphanCheck { leg, epoch }
+                        Done::OrphanCheck { leg, node, epoch }
                     });
                 }
             }
@@ -1309,6 +1813,12 @@ impl Loop {
             }
             ApiRequest::Query(read) => read(&self.engine),
             ApiRequest::Routes(routes) => self.cfg.routes = routes,
+            ApiRequest::Inject(cmd) => {
+                self.switch(cmd);
+                self.counters
+                    .backlog
+                    .store(self.backlog.len() as u64, Ordering::Relaxed);
+            }
         }
     }
 
@@ -1350,7 +1860,11 @@ impl Loop {
             None => true,
         };
         self.session_tasks.abort_all();
-        let _ = tokio::time::timeout_at(deadline, self.client.shutdown()).await;
+        for n in &self.nodes {
+            if let Some(c) = &n.client {
+                let _ = tokio::time::timeout_at(deadline, c.shutdown()).await;
+            }
+        }
         info!(abandoned, unsent, records_flushed, "driver stopped");
         ShutdownReport {
             engine: self.engine,
@@ -1371,6 +1885,7 @@ async fn wait_all(waiting: Vec<Waiting>) -> Done {
             replies.push(s.finish().await);
         }
         done.push(CommandDone {
+            node: w.node,
             tracking: w.tracking,
             kill: w.kill,
             replies,

@@ -22,6 +22,8 @@ pub(crate) enum SessionMsg {
         leg: LegId,
         route: RouteKeys,
         caller: CallerInfo,
+        /// What tells which FreeSWITCH node the caller is on.
+        origin: Origin,
         handle: SessionHandle,
     },
     Dtmf {
@@ -47,12 +49,24 @@ pub(crate) struct RouteKeys {
     pub destination: Option<String>,
 }
 
+/// Where a caller comes from, as its socket shows it (see the driver's doc on nodes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// `Core-UUID` of the CHANNEL_DATA: the instance of FreeSWITCH that runs the channel.
+    pub core_uuid: Option<String>,
+    /// `variable_switchyard_node`: a node name the dialplan set.
+    pub node_var: Option<String>,
+    /// The address the socket came from.
+    pub peer: Option<std::net::IpAddr>,
+}
+
 /// The session's channel data, read once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Arrival {
     pub leg: LegId,
     pub route: RouteKeys,
     pub caller: CallerInfo,
+    pub origin: Origin,
 }
 
 /// Reads what the engine needs from CHANNEL_DATA. `None` when the uuid is not a uuid.
@@ -91,6 +105,17 @@ pub(crate) fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
             priority,
             skills,
         },
+        origin: Origin {
+            core_uuid: data
+                .header("Core-UUID")
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            node_var: data
+                .variable(super::config::NODE_VARIABLE)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+            peer: None,
+        },
     })
 }
 
@@ -113,12 +138,13 @@ fn parse_skills(text: &str) -> Vec<(SkillId, u8)> {
 /// Runs one caller's socket until the channel is gone or the loop stops listening.
 pub(crate) async fn run(session: OutboundSession, to_loop: mpsc::Sender<SessionMsg>) {
     let uuid = session.uuid().to_owned();
-    let Some(arrival) = read_channel_data(session.channel_data(), &uuid) else {
+    let Some(mut arrival) = read_channel_data(session.channel_data(), &uuid) else {
         warn!(%uuid, "outbound socket for a channel whose uuid is not a uuid; hanging up");
         let _ = session.hangup("NORMAL_TEMPORARY_FAILURE").await;
         let _ = session.exit().await;
         return;
     };
+    arrival.origin.peer = session.handle().peer_addr().map(|a| a.ip());
     let (handle, mut events) = session.into_parts();
     // Our own channel's events (DTMF, hangup), and the socket kept after hangup so the last of
     // them are not lost. A channel that hung up already fails these: nothing to report.
@@ -135,6 +161,7 @@ pub(crate) async fn run(session: OutboundSession, to_loop: mpsc::Sender<SessionM
         leg,
         route: arrival.route,
         caller: arrival.caller,
+        origin: arrival.origin,
         handle: handle.clone(),
     };
     if to_loop.send(arrived).await.is_err() {
@@ -222,6 +249,8 @@ mod tests {
             ("variable_switchyard_queue", "sales"),
             ("variable_switchyard_priority", "5"),
             ("variable_switchyard_skills", "3:5, 7,x:1,9:99"),
+            ("Core-UUID", "6b3bea01-13d9-44e6-9ba3-d808481ca295"),
+            ("variable_switchyard_node", "fs2"),
         ]);
         let a = read_channel_data(&ev, U).unwrap();
         assert_eq!(a.leg, LegId::parse(U).unwrap());
@@ -234,6 +263,11 @@ mod tests {
             a.caller.skills,
             vec![(SkillId(3), 5), (SkillId(7), 1), (SkillId(9), 10)]
         );
+        assert_eq!(
+            a.origin.core_uuid.as_deref(),
+            Some("6b3bea01-13d9-44e6-9ba3-d808481ca295")
+        );
+        assert_eq!(a.origin.node_var.as_deref(), Some("fs2"));
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! failed = 0.05
 //! answer_delay = { uniform = [2.0, 8.0] }
 //! talk_time = { lognormal = { median = 120.0, sigma = 0.5 } }
+//! amd_delay = { fixed = 2.5 }  # answer -> AMD verdict (execute_on_answer=amd|avmd_start)
 //! [inbound]                      # callers arriving over the outbound socket
 //! calls_per_minute = 6.0
 //! destination = "5000"
@@ -178,6 +179,9 @@ pub struct CustomerModel {
     pub talk_time: Option<Dist>,
     /// How long an answering machine talks before it hangs up.
     pub machine_greeting: Dist,
+    /// How long answering-machine detection takes on an answered leg (mod_amd's `amd` run by
+    /// `execute_on_answer=amd`, or mod_avmd's beep after `execute_on_answer=avmd_start`).
+    pub amd_delay: Dist,
     /// Numbers with a fixed outcome: `{ "+15550001" = "busy" }`.
     pub numbers: std::collections::BTreeMap<String, String>,
 }
@@ -195,6 +199,7 @@ impl Default for CustomerModel {
             no_answer_after: Dist::Fixed(30.0),
             talk_time: None,
             machine_greeting: Dist::Fixed(8.0),
+            amd_delay: Dist::Fixed(2.5),
             numbers: Default::default(),
         }
     }

@@ -288,14 +288,16 @@ impl Switch {
         let Some(mut ch) = self.by_uuid.get(args[0]).copied() else {
             return "-ERR No such channel!\n".into();
         };
-        let (flag, dest) = if args[1].starts_with('-') {
+        let (flag, dest, dialplan) = if args[1].starts_with('-') {
             match args.get(2) {
-                Some(d) => (Some(args[1]), *d),
+                Some(d) => (Some(args[1]), *d, args.get(3).copied()),
                 None => return USAGE.into(),
             }
         } else {
-            (None, args[1])
+            (None, args[1], args.get(2).copied())
         };
+        // `inline`: the destination is the applications themselves, `app:arg,app:arg`.
+        let inline = dialplan.is_some_and(|d| d.eq_ignore_ascii_case("inline"));
         let peer = self.chans.get(&ch).and_then(|c| c.peer);
         let mut targets = vec![ch];
         match (flag, peer) {
@@ -317,6 +319,10 @@ impl Switch {
             if let Some(p) = self.chans.get(&t).and_then(|c| c.peer) {
                 self.unbridge(now, t, p);
             }
+            if inline {
+                // A transfer ends whatever the leg was doing (music, detection...).
+                self.abort_current(now, t);
+            }
             if let Some(c) = self.chans.get_mut(&t) {
                 c.profile.dest = dest.to_owned();
                 c.transfer_us = us;
@@ -329,8 +335,15 @@ impl Switch {
             self.unpark(now, t);
             self.chan_event(now, t, "CHANNEL_STATE", vec![], vec![], false);
             self.set_state(now, t, CState::Execute);
-            // The simulated dialplan parks every extension.
-            self.park(now, t, None);
+            if inline {
+                for item in dest.split(',').filter(|i| !i.trim().is_empty()) {
+                    let (app, data) = item.split_once(':').unwrap_or((item, ""));
+                    self.queue_app(now, t, app.trim(), data.trim(), None);
+                }
+            } else {
+                // The simulated dialplan parks every extension.
+                self.park(now, t, None);
+            }
         }
         "+OK\n".into()
     }
@@ -466,10 +479,14 @@ impl Switch {
                         None,
                     ),
                 };
+                // `sim_amd_result` is the truth AMD will find; `amd_result` is preset too for
+                // tests that read it without running detection (the real variable only exists
+                // once `amd` ran, and the `amd` application sets it again).
                 if kind == "machine" {
                     vars.push(("sim_amd_result".into(), "MACHINE".into()));
                     vars.push(("amd_result".into(), "MACHINE".into()));
                 } else if kind == "human" {
+                    vars.push(("sim_amd_result".into(), "HUMAN".into()));
                     vars.push(("amd_result".into(), "HUMAN".into()));
                 }
                 let delay = if kind == "no_answer" {

@@ -166,6 +166,7 @@ impl Switch {
         let waiter = std::mem::replace(&mut c.waiter, Waiter::None);
         let uuid = c.uuid.clone();
         let after = c.after_answer.take();
+        let on_answer = c.var("execute_on_answer").and_then(on_answer_app);
         self.resolve(now, waiter, ch, Ok(&uuid));
         if self
             .chans
@@ -173,9 +174,18 @@ impl Switch {
             .is_some_and(|c| c.hangup_cause.is_none())
         {
             self.set_state(now, ch, CState::Execute);
-            match after {
-                Some((app, data)) => self.queue_app(now, ch, &app, &data, None),
-                None => self.park(now, ch, None),
+            match (on_answer, after) {
+                // `execute_on_answer` runs first and the originate's own application after it.
+                // Both are queued before either runs: one that returns at once (avmd_start)
+                // must not leave the leg idle, and so hung up, before the second is queued.
+                (Some((app, data)), after) => {
+                    let (then, then_data) = after.unwrap_or_else(|| ("park".into(), String::new()));
+                    self.enqueue_app(ch, &app, &data);
+                    self.enqueue_app(ch, &then, &then_data);
+                    self.start_next(now, ch);
+                }
+                (None, Some((app, data))) => self.queue_app(now, ch, &app, &data, None),
+                (None, None) => self.park(now, ch, None),
             }
         }
     }
@@ -311,7 +321,8 @@ impl Switch {
         if c.hangup_cause.is_some() {
             return;
         }
-        if name == "park" {
+        // Park now, unless an application runs: then it parks when its turn comes.
+        if name == "park" && c.current.is_none() {
             self.park(now, ch, Some(uuid));
             return;
         }
@@ -326,6 +337,22 @@ impl Switch {
         if c.current.is_none() {
             self.start_next(now, ch);
         }
+    }
+
+    /// Adds an application to the queue without starting anything.
+    fn enqueue_app(&mut self, ch: ChanId, name: &str, data: &str) {
+        let uuid = self.rng.uuid();
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        c.app_seq += 1;
+        let seq = c.app_seq;
+        c.queue.push_back(App {
+            name: name.to_owned(),
+            data: data.to_owned(),
+            uuid,
+            seq,
+        });
     }
 
     pub(super) fn start_next(&mut self, now: Instant, ch: ChanId) {
@@ -343,6 +370,10 @@ impl Switch {
             }
             return;
         };
+        if app.name == "park" {
+            self.park(now, ch, Some(app.uuid));
+            return;
+        }
         c.set_var("current_application", app.name.clone());
         if app.data.is_empty() {
             c.unset_var("current_application_data");
@@ -388,8 +419,30 @@ impl Switch {
                     TimerKey::AppDone(ch, app.seq),
                 );
             }
+            "amd" => {
+                // mod_amd listens until it decides, then sets amd_result / amd_cause.
+                let d = self.cfg.scenario.customers.amd_delay.sample(&mut self.rng);
+                self.schedule(now + d, TimerKey::AppDone(ch, app.seq));
+            }
+            "avmd_start" => {
+                // mod_avmd starts a media bug and returns; a machine's beep fires later.
+                let machine = self
+                    .chans
+                    .get(&ch)
+                    .is_some_and(|c| c.var("sim_amd_result") == Some("MACHINE"));
+                if machine {
+                    let d = self.cfg.scenario.customers.amd_delay.sample(&mut self.rng);
+                    self.schedule(now + d, TimerKey::AvmdBeep(ch));
+                }
+                self.complete_app(now, ch, "_none_");
+            }
             "playback" | "endless_playback" => {
-                let (kind, len) = playback_length(&app.data, self.cfg.default_playback);
+                let (kind, mut len) = playback_length(&app.data, self.cfg.default_playback);
+                if kind == "file"
+                    && let Some(known) = self.known_lengths.get(app.data.trim())
+                {
+                    len = Some(*known);
+                }
                 let post = vec![
                     ("Playback-File-Type".into(), kind.to_owned()),
                     ("Playback-File-Path".into(), app.data.clone()),
@@ -444,6 +497,70 @@ impl Switch {
             }
             _ => self.complete_app(now, ch, "_none_"),
         }
+    }
+
+    /// mod_amd's result variables, from what the model decided the callee is (a leg that is
+    /// neither a modelled human nor a machine is NOTSURE).
+    pub(super) fn amd_verdict(&mut self, ch: ChanId) {
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        let (result, cause) = match c.var("sim_amd_result") {
+            Some("HUMAN") => ("HUMAN", "HUMAN"),
+            Some("MACHINE") => ("MACHINE", "LONGGREETING"),
+            _ => ("NOTSURE", "TOOLONG"),
+        };
+        c.set_var("amd_result", result);
+        c.set_var("amd_cause", cause);
+    }
+
+    /// `CUSTOM avmd::beep`, as mod_avmd's `avmd_fire_event` lays it out: the subclass first,
+    /// the channel's data, then the beep's figures.
+    pub(super) fn avmd_beep(&mut self, now: Instant, ch: ChanId) {
+        let Some(uuid) = self.chans.get(&ch).map(|c| c.uuid.clone()) else {
+            return;
+        };
+        let detected_ms = self
+            .chans
+            .get(&ch)
+            .and_then(|c| c.answered_at)
+            .map_or(0, |t| now.saturating_duration_since(t).as_millis());
+        let mut p: Pairs = vec![("Event-Subclass".into(), "avmd::beep".into())];
+        p.extend(self.common(now, "CUSTOM", ("mod_avmd.c", "avmd_fire_event", 1011)));
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        c.set_var("avmd_detect", "TRUE");
+        let created = c.profile.created_us;
+        channel_data(&mut p, c, created, true);
+        push(&mut p, "Beep-Status", "DETECTED");
+        push(&mut p, "Frequency", "1000.000000");
+        push(&mut p, "Frequency-variance", "0.000000");
+        push(&mut p, "Amplitude", "0.250000");
+        push(&mut p, "Amplitude-variance", "0.000000");
+        push(&mut p, "Detection-time", detected_ms.to_string());
+        self.deliver("CUSTOM", Some("avmd::beep"), Some(&uuid), p, None);
+    }
+
+    /// Ends the running application at once (a transfer): a playback stops with
+    /// PLAYBACK_STOP, and the application completes without starting the next one.
+    pub(super) fn abort_current(&mut self, now: Instant, ch: ChanId) {
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        // Park's placeholder (seq 0) goes with `unpark`; everything else queued is dropped.
+        c.queue.retain(|a| a.seq == 0);
+        let Some(app) = c.current.take() else { return };
+        c.last_app = Some((app.name.clone(), app.data.clone()));
+        let response = if app.name.ends_with("playback") {
+            let post = playback_post(&app.data, "break");
+            self.chan_event(now, ch, "PLAYBACK_STOP", vec![], post, true);
+            "FILE PLAYED"
+        } else {
+            "_none_"
+        };
+        let post = app_post(&app, Some(response));
+        self.chan_event(now, ch, "CHANNEL_EXECUTE_COMPLETE", vec![], post, true);
     }
 
     pub(super) fn complete_app(&mut self, now: Instant, ch: ChanId, response: &str) {
@@ -768,6 +885,9 @@ impl Switch {
             .map(|(s, e)| (*s, e.unwrap_or(duration)))
             .collect();
         self.recordings_written += 1;
+        if self.known_lengths.len() < MAX_KNOWN_LENGTHS {
+            self.known_lengths.insert(rec.path.clone(), duration);
+        }
         let seed = self.rng.next_u64();
         self.out.push_back(Output::WriteRecording(RecordingJob {
             path: rec.path.clone(),

@@ -131,6 +131,8 @@ enum TimerKey {
     OriginateTimeout(ChanId),
     TalkEnd(ChanId),
     AppDone(ChanId, u64),
+    /// mod_avmd hears a machine's beep.
+    AvmdBeep(ChanId),
     Patience(ChanId),
     Dtmf(ChanId),
     Arrival,
@@ -143,6 +145,9 @@ const VERSION: &str = "1.10.12-release+git~20240802T210227Z~a88d069d6f~64bit";
 /// Commands a blocked or stalled connection may have waiting; past this the client is
 /// flooding us and is disconnected.
 const MAX_PENDING_COMMANDS: usize = 10_000;
+/// Recordings whose length `playback` remembers (the files this switch wrote); past it, newer
+/// ones play for `default_playback`.
+const MAX_KNOWN_LENGTHS: usize = 10_000;
 
 #[derive(Debug)]
 struct Conn {
@@ -291,6 +296,8 @@ pub struct Switch {
     reply_delay: Duration,
     inbound_placed: u64,
     recordings_written: u64,
+    /// Length of each recording written, so that playing it back takes that long.
+    known_lengths: HashMap<String, Duration>,
 }
 
 impl Switch {
@@ -320,6 +327,7 @@ impl Switch {
             reply_delay: Duration::ZERO,
             inbound_placed: 0,
             recordings_written: 0,
+            known_lengths: HashMap::new(),
         };
         sw.start_timers(now);
         sw
@@ -477,3 +485,6 @@ impl Switch {
         self.out.push_back(Output::Close(conn));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -57,8 +57,20 @@ impl Switch {
                     let post = playback_post(&app.data, "done");
                     self.chan_event(now, ch, "PLAYBACK_STOP", vec![], post, true);
                     self.complete_app(now, ch, "FILE PLAYED");
+                } else if app.name == "amd" {
+                    self.amd_verdict(ch);
+                    self.complete_app(now, ch, "_none_");
                 } else {
                     self.complete_app(now, ch, "_none_");
+                }
+            }
+            TimerKey::AvmdBeep(ch) => {
+                if self
+                    .chans
+                    .get(&ch)
+                    .is_some_and(|c| c.answered && c.hangup_cause.is_none())
+                {
+                    self.avmd_beep(now, ch);
                 }
             }
             TimerKey::Patience(ch) => {

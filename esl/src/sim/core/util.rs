@@ -100,6 +100,20 @@ pub(super) fn app_post(app: &App, response: Option<&str>) -> Pairs {
     p
 }
 
+/// `execute_on_answer`'s value as an application and its argument: `amd`, `'amd a=1'`,
+/// `avmd_start`, or `app::arg`. `None` when empty.
+pub(super) fn on_answer_app(value: &str) -> Option<(String, String)> {
+    let v = value.trim().trim_matches('\'').trim();
+    if v.is_empty() {
+        return None;
+    }
+    let (app, arg) = v
+        .split_once("::")
+        .or_else(|| v.split_once(' '))
+        .unwrap_or((v, ""));
+    Some((app.trim().to_owned(), arg.trim().to_owned()))
+}
+
 pub(super) fn playback_post(path: &str, status: &str) -> Pairs {
     let (kind, _) = playback_length(path, Duration::ZERO);
     vec![

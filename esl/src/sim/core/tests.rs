@@ -1,0 +1,154 @@
+//! The fake's answering-machine detection and inline transfers, driven in virtual time.
+
+use super::*;
+use crate::codec::CommandDecoder;
+use bytes::BytesMut;
+
+struct H {
+    sw: Switch,
+    now: Instant,
+    conn: ConnId,
+    seen: Vec<(Instant, Event)>,
+}
+
+impl H {
+    fn new() -> H {
+        let now = Instant::now();
+        let mut cfg = SimConfig::default();
+        let m = &mut cfg.scenario.customers;
+        m.answer_delay = Dist::Fixed(1.0);
+        m.amd_delay = Dist::Fixed(2.5);
+        m.talk_time = Some(Dist::Fixed(60.0));
+        m.numbers.insert("+1555M".into(), "machine".into());
+        m.numbers.insert("+1555H".into(), "human".into());
+        let mut sw = Switch::new(cfg, 3, now);
+        let conn = sw.connection_opened(now, ConnKind::Inbound);
+        let mut h = H {
+            sw,
+            now,
+            conn,
+            seen: Vec::new(),
+        };
+        h.cmd("auth ClueCon");
+        h.cmd("event plain CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE PLAYBACK_START PLAYBACK_STOP CHANNEL_HANGUP_COMPLETE CUSTOM avmd::beep");
+        h
+    }
+
+    fn cmd(&mut self, text: &str) {
+        let mut wire = BytesMut::from(format!("{text}\n\n").as_bytes());
+        let mut dec = CommandDecoder::default();
+        while let Ok(Some(frame)) = dec.decode(&mut wire) {
+            self.sw.handle_command(self.now, self.conn, frame);
+        }
+        self.pump();
+    }
+
+    fn pump(&mut self) {
+        while let Some(out) = self.sw.poll_output() {
+            if let Output::Send(c, Message::Event(e)) = out {
+                self.sw.handle_flushed(c, 1);
+                self.seen.push((self.now, e));
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.sw.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.sw.handle_timeout(self.now);
+            self.pump();
+        }
+        self.now = end;
+    }
+
+    /// When the first event named `name` (and, for EXECUTE_COMPLETE, of `app`) came for `uuid`.
+    fn when(&self, uuid: &str, name: &str, app: Option<&str>) -> Option<(Instant, &Event)> {
+        self.seen
+            .iter()
+            .find(|(_, e)| {
+                e.unique_id().as_deref() == Some(uuid)
+                    && e.name().as_deref() == Some(name)
+                    && app.is_none_or(|a| e.header("Application").as_deref() == Some(a))
+            })
+            .map(|(t, e)| (*t, e))
+    }
+}
+
+const M: &str = "aaaaaaaa-0000-4000-8000-000000000001";
+const HU: &str = "aaaaaaaa-0000-4000-8000-000000000002";
+const B: &str = "aaaaaaaa-0000-4000-8000-000000000003";
+
+#[test]
+fn amd_on_answer_reports_the_callee_kind_then_the_originate_app_runs() {
+    let mut h = H::new();
+    let t0 = h.now;
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={M},execute_on_answer=amd}}sofia/gateway/gw/+1555M &park()"
+    ));
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU},execute_on_answer=amd}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(5));
+    for (uuid, want) in [(M, "MACHINE"), (HU, "HUMAN")] {
+        let (answered, _) = h.when(uuid, "CHANNEL_ANSWER", None).unwrap();
+        let (done, e) = h
+            .when(uuid, "CHANNEL_EXECUTE_COMPLETE", Some("amd"))
+            .unwrap();
+        assert_eq!(answered - t0, Duration::from_secs(1));
+        assert_eq!(done - answered, Duration::from_millis(2500));
+        assert_eq!(e.variable("amd_result").as_deref(), Some(want));
+        assert!(e.variable("amd_cause").is_some());
+        assert_eq!(e.header("Application-Response").as_deref(), Some("_none_"));
+        // Parked after detection, not before.
+        assert_eq!(
+            h.sw.channel_var(uuid, "current_application").as_deref(),
+            Some("park")
+        );
+    }
+}
+
+#[test]
+fn avmd_beeps_for_machines_only() {
+    let mut h = H::new();
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={B},execute_on_answer=avmd_start}}sofia/gateway/gw/+1555M &park()"
+    ));
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU},execute_on_answer=avmd_start}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(5));
+    let (_, beep) = h.when(B, "CUSTOM", None).expect("a beep");
+    assert_eq!(beep.header("Event-Subclass").as_deref(), Some("avmd::beep"));
+    assert_eq!(beep.header("Beep-Status").as_deref(), Some("DETECTED"));
+    assert!(h.when(HU, "CUSTOM", None).is_none());
+    // Both legs are parked after avmd_start, not hung up.
+    assert!(h.sw.has_channel(B) && h.sw.has_channel(HU));
+}
+
+#[test]
+fn an_inline_transfer_plays_then_hangs_up() {
+    let mut h = H::new();
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU}}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(2));
+    // A recording the switch wrote plays for its own length; others for the default (2 s).
+    h.cmd(&format!("api uuid_record {HU} start /tmp/sim-known.wav"));
+    h.advance(Duration::from_secs(3));
+    h.cmd(&format!("api uuid_record {HU} stop /tmp/sim-known.wav"));
+    h.pump();
+    while h.sw.poll_output().is_some() {}
+    let sent = h.now;
+    h.cmd(&format!(
+        "api uuid_transfer {HU} playback:/tmp/sim-known.wav,hangup:NORMAL_CLEARING inline"
+    ));
+    h.advance(Duration::from_secs(10));
+    let (start, _) = h.when(HU, "PLAYBACK_START", None).unwrap();
+    let (stop, _) = h.when(HU, "PLAYBACK_STOP", None).unwrap();
+    let (end, e) = h.when(HU, "CHANNEL_HANGUP_COMPLETE", None).unwrap();
+    assert_eq!(start, sent);
+    assert_eq!(stop - start, Duration::from_secs(3));
+    assert_eq!(end, stop);
+    assert_eq!(e.header("Hangup-Cause").as_deref(), Some("NORMAL_CLEARING"));
+}
