@@ -1027,7 +1027,10 @@ impl Loop {
                     // uuid_bridge needs both legs on one switch: the caller's, even when it
                     // is down (then the originate fails and the core offers again).
                     (LegKind::Agent, Some(n)) => Some(n),
-                    (LegKind::Customer, Some(n)) if self.nodes[n].connected => Some(n),
+                    // A callback's or a preview's customer joins the agent already up.
+                    (LegKind::Customer | LegKind::Campaign, Some(n)) if self.nodes[n].connected => {
+                        Some(n)
+                    }
                     _ => self.least_loaded(),
                 }
             }
