@@ -13,9 +13,7 @@ use switchyard_engine::dialer::{
     LedgerDay,
 };
 use switchyard_engine::driver::{DriverError, DriverHandle};
-use switchyard_engine::{
-    CampaignId, Command, ContactId, Engine, Input, LiveEvent, Record,
-};
+use switchyard_engine::{CampaignId, Command, ContactId, Engine, Input, LiveEvent, Record};
 use tracing::{info, warn};
 use uuid::Uuid;
 

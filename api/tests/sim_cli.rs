@@ -155,3 +155,67 @@ fn huge_or_infinite_times_in_a_config_are_refused_not_a_crash() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn campaign(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["sim", "campaign"])
+        .args(args)
+        .output()
+        .expect("run switchyard");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn campaign_run_prints_the_issue_figures() {
+    let (ok, stdout, stderr) = campaign(&[
+        "--agents",
+        "5",
+        "--days",
+        "1",
+        "--hours-per-day",
+        "2",
+        "--answer-delay",
+        "5,20",
+        "--no-answer-time",
+        "15,30",
+        "--mode",
+        "predictive",
+        "--seed",
+        "4",
+    ]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+    let v: Value = serde_json::from_str(&stdout).expect("JSON");
+    for key in [
+        "dialed",
+        "connected",
+        "abandoned",
+        "abandon_rate",
+        "abandon_rate_max_day",
+        "talk_occupancy",
+        "busy_occupancy",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert!(v["connected"].as_u64().unwrap() > 50, "{v}");
+    let talk = v["talk_occupancy"].as_f64().unwrap();
+    let busy = v["busy_occupancy"].as_f64().unwrap();
+    assert!(talk > 0.3 && talk < busy && busy <= 1.0, "{v}");
+}
+
+#[test]
+fn campaign_flags_are_checked_by_name() {
+    let (ok, _, stderr) = campaign(&["--answer-delay", "20,5"]);
+    assert!(!ok);
+    assert!(stderr.contains("--answer-delay"), "{stderr}");
+    let (ok, _, stderr) = campaign(&["--mode", "turbo"]);
+    assert!(!ok);
+    assert!(stderr.contains("--mode"), "{stderr}");
+    let (ok, _, stderr) = campaign(&["--ring-timeout", "5", "--days", "1"]);
+    assert!(!ok);
+    assert!(stderr.contains("ring_timeout"), "{stderr}");
+}

@@ -113,7 +113,11 @@ fn progressive_dials_one_line_per_free_agent() {
     assert_eq!(dials.len(), 2);
     assert_eq!(dials[0].1, "sofia/gateway/carrier/+12125550001");
     bed.advance(Duration::from_secs(5));
-    assert_eq!(dials_since(&bed, 0).len(), 2, "still two lines for two agents");
+    assert_eq!(
+        dials_since(&bed, 0).len(),
+        2,
+        "still two lines for two agents"
+    );
 }
 
 #[test]
@@ -142,7 +146,10 @@ fn a_person_is_bridged_to_a_free_agent_and_the_contact_is_done() {
     assert_eq!(a[0].next, ContactNext::Done);
     assert_eq!(a[0].agent, Some(AgentId(1)));
     let stats = bed.engine.campaign_stats(C).unwrap();
-    assert_eq!((stats.dialed, stats.connected, stats.contacts_remaining), (1, 1, 0));
+    assert_eq!(
+        (stats.dialed, stats.connected, stats.contacts_remaining),
+        (1, 1, 0)
+    );
 }
 
 #[test]
@@ -201,7 +208,10 @@ fn busy_is_retried_after_its_interval_until_the_attempts_run_out() {
     assert_eq!(at_unix_ms - first.ended_unix_ms, 60_000);
     let mark = bed.switch.len();
     bed.advance(Duration::from_secs(59));
-    assert!(dials_since(&bed, mark).is_empty(), "not before the interval");
+    assert!(
+        dials_since(&bed, mark).is_empty(),
+        "not before the interval"
+    );
     bed.advance(Duration::from_secs(2));
     let again = dials_since(&bed, mark);
     assert_eq!(again.len(), 1);
@@ -238,7 +248,11 @@ fn no_answer_and_failures_follow_their_own_rules() {
     assert_eq!(a[0].outcome, AttemptOutcome::NoAnswer);
     assert!(matches!(a[0].next, ContactNext::Retry { .. }));
     assert_eq!(a[1].outcome, AttemptOutcome::Failed);
-    assert_eq!(a[1].next, ContactNext::Done, "one attempt allowed for failures");
+    assert_eq!(
+        a[1].next,
+        ContactNext::Done,
+        "one attempt allowed for failures"
+    );
 }
 
 #[test]
@@ -307,12 +321,13 @@ fn controls_follow_the_state_machine() {
     assert!(matches!(err, Err(EngineError::CampaignState { .. })));
     control(&mut bed, CampaignControl::Stop);
     assert_eq!(bed.engine.campaign_state(C), Some(CampaignState::Completed));
-    assert!(bed
-        .try_cmd(Command::ControlCampaign {
+    assert!(
+        bed.try_cmd(Command::ControlCampaign {
             campaign: C,
             control: CampaignControl::Start,
         })
-        .is_err());
+        .is_err()
+    );
     bed.advance(Duration::from_secs(5));
     assert!(dials_since(&bed, 0).is_empty());
     assert!(bed.records.iter().any(|r| matches!(
@@ -338,7 +353,15 @@ fn answering_machines_get_the_message_and_are_retried_later() {
     let SwitchCommand::Originate { leg, vars, .. } = bed
         .switch
         .iter()
-        .find(|c| matches!(c, SwitchCommand::Originate { kind: LegKind::Campaign, .. }))
+        .find(|c| {
+            matches!(
+                c,
+                SwitchCommand::Originate {
+                    kind: LegKind::Campaign,
+                    ..
+                }
+            )
+        })
         .cloned()
         .unwrap()
     else {
@@ -347,7 +370,10 @@ fn answering_machines_get_the_message_and_are_retried_later() {
     assert!(vars.contains(&("execute_on_answer".into(), "amd".into())));
     let mark = bed.switch.len();
     bed.event(SwitchEvent::LegAnswered { leg });
-    assert!(bed.originations_since(mark).is_empty(), "no agent before the verdict");
+    assert!(
+        bed.originations_since(mark).is_empty(),
+        "no agent before the verdict"
+    );
     bed.advance(Duration::from_secs(2));
     bed.event(SwitchEvent::MachineDetection {
         leg,
@@ -357,7 +383,10 @@ fn answering_machines_get_the_message_and_are_retried_later() {
         leg,
         path: "/sounds/vm.wav".into()
     }));
-    assert!(bed.originations_since(mark).is_empty(), "never reaches an agent");
+    assert!(
+        bed.originations_since(mark).is_empty(),
+        "never reaches an agent"
+    );
     let a = attempts(&bed);
     assert_eq!(a[0].outcome, AttemptOutcome::Machine);
     assert!(matches!(a[0].next, ContactNext::Retry { .. }));
@@ -374,7 +403,10 @@ fn a_detection_that_never_comes_is_treated_as_a_person() {
     let mark = bed.switch.len();
     bed.event(SwitchEvent::LegAnswered { leg });
     bed.advance(Duration::from_secs(5));
-    assert!(agent_leg_since(&bed, mark).is_some(), "offered after the detection timeout");
+    assert!(
+        agent_leg_since(&bed, mark).is_some(),
+        "offered after the detection timeout"
+    );
 }
 
 #[test]
@@ -382,7 +414,10 @@ fn preview_rings_the_agent_first_then_dials_the_customer() {
     let mut bed = bed_with(campaign(DialMode::Preview), 1, 2);
     start(&mut bed);
     bed.advance(Duration::from_secs(1));
-    assert!(dials_since(&bed, 0).is_empty(), "the customer waits for the agent");
+    assert!(
+        dials_since(&bed, 0).is_empty(),
+        "the customer waits for the agent"
+    );
     let agent_leg = agent_leg_since(&bed, 0).expect("the agent is offered the contact");
     let offered_with = bed.switch.iter().find_map(|c| match c {
         SwitchCommand::Originate {
@@ -392,7 +427,11 @@ fn preview_rings_the_agent_first_then_dials_the_customer() {
         } => Some(caller_id_number.clone()),
         _ => None,
     });
-    assert_eq!(offered_with.as_deref(), Some("+12125550001"), "the agent sees who");
+    assert_eq!(
+        offered_with.as_deref(),
+        Some("+12125550001"),
+        "the agent sees who"
+    );
     bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
     let dials = dials_since(&bed, 0);
     assert_eq!(dials.len(), 1);
@@ -447,7 +486,11 @@ fn contacts_outside_their_calling_window_wait_for_it() {
         cause: HangupCause::Busy,
     });
     bed.advance(Duration::from_secs(3600) - Duration::from_secs(2));
-    assert_eq!(dials_since(&bed, 0).len(), 1, "New York opens at 08:00 local");
+    assert_eq!(
+        dials_since(&bed, 0).len(),
+        1,
+        "New York opens at 08:00 local"
+    );
     bed.advance(Duration::from_secs(2));
     let dials = dials_since(&bed, 0);
     assert_eq!(dials.len(), 2);
@@ -489,10 +532,11 @@ fn a_disposition_with_a_callback_time_puts_the_contact_back() {
         code: "call-back".into(),
         retry_at_unix_ms: Some(retry_at),
     });
-    assert!(bed
-        .records
-        .iter()
-        .any(|r| matches!(r, Record::Disposition(d) if d.code == "call-back")));
+    assert!(
+        bed.records
+            .iter()
+            .any(|r| matches!(r, Record::Disposition(d) if d.code == "call-back"))
+    );
     assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 1);
     let unknown = bed.try_cmd(Command::Disposition {
         call: switchyard_engine::CallId(9999),
@@ -544,7 +588,10 @@ mod simulated {
         .unwrap();
         assert!(predictive.abandon_rate < 0.04, "{predictive:?}");
         assert!(predictive.abandon_rate_max_day < 0.05, "{predictive:?}");
-        assert_eq!(progressive.abandoned, 0, "one line per free agent never abandons");
+        assert_eq!(
+            progressive.abandoned, 0,
+            "one line per free agent never abandons"
+        );
         assert!(
             predictive.talk_occupancy > progressive.talk_occupancy + 0.1,
             "{} vs {}",
@@ -552,7 +599,11 @@ mod simulated {
             progressive.talk_occupancy
         );
         assert!(predictive.busy_occupancy > predictive.talk_occupancy);
-        assert_eq!(run_campaign(&base).unwrap(), predictive, "a seed replays exactly");
+        assert_eq!(
+            run_campaign(&base).unwrap(),
+            predictive,
+            "a seed replays exactly"
+        );
     }
 
     #[test]

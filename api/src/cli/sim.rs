@@ -75,7 +75,7 @@ pub struct CampaignArgs {
 }
 
 fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
-    if !(v.is_finite() && v >= 0.0 && v < 1e7) {
+    if !(v.is_finite() && (0.0..1e7).contains(&v)) {
         bail!("--{flag}: must be a number of seconds, 0 or more");
     }
     Ok(Duration::from_secs_f64(v))

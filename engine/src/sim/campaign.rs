@@ -597,7 +597,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
             }
         }
         checks += 1;
-        if checks % 1024 == 0
+        if checks.is_multiple_of(1024)
             && let Err(v) = engine.check_invariants()
         {
             return Err(SimError::Invariant {
