@@ -632,3 +632,48 @@ mod simulated {
         assert!(err.to_string().contains("answer_rate"), "{err}");
     }
 }
+
+#[test]
+fn preview_offers_a_contact_to_an_agent_who_logs_in_while_another_rings() {
+    let mut bed = bed_with(campaign(DialMode::Preview), 1, 10);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    assert_eq!(bed.originations_since(0).len(), 1);
+    bed.agent(2, &[1]);
+    bed.advance(Duration::from_secs(1));
+    let rung: Vec<u32> = bed
+        .originations_since(0)
+        .into_iter()
+        .map(|(_, a)| a)
+        .collect();
+    assert_eq!(rung, vec![1, 2], "the newcomer gets a contact too");
+    bed.advance(Duration::from_secs(2));
+    assert_eq!(
+        bed.originations_since(0).len(),
+        2,
+        "and no more while they ring"
+    );
+}
+
+#[test]
+fn progressive_does_not_count_a_ringing_agent_twice() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 2, 10);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 2);
+    let mark = bed.switch.len();
+    // One person answers: their agent rings; the other agent is still free for the other line.
+    bed.event(SwitchEvent::LegAnswered { leg: dials[0].0 });
+    assert_eq!(bed.originations_since(mark).len(), 1);
+    bed.event(SwitchEvent::LegHungUp {
+        leg: dials[1].0,
+        cause: HangupCause::NoAnswer,
+    });
+    bed.advance(Duration::from_secs(1));
+    assert_eq!(
+        dials_since(&bed, 0).len(),
+        3,
+        "the line that rang out is replaced for the agent still free"
+    );
+}

@@ -401,17 +401,32 @@ impl Engine {
             return false;
         }
         let (views, free) = self.agent_views(c);
-        let (waiting_here, offering_here) = self
-            .queue(c.cfg.queue)
-            .map_or((0, 0), |q| (q.waiting.len(), q.offering as usize));
-        // Inbound callers of a blended queue take free agents first (minus our own persons).
-        let others =
-            (waiting_here + offering_here).saturating_sub(c.waiting() + c.previews as usize);
+        // Who is in the queue's line (not yet offered: calls being offered already hold an
+        // agent, who is not counted as free): this campaign's persons and previews, and
+        // everybody else (inbound callers of a blended queue, who take free agents first).
+        let (mut ours_in_line, mut others) = (0usize, 0usize);
+        if let Some(q) = self.queue(c.cfg.queue) {
+            for k in &q.waiting {
+                match self
+                    .calls
+                    .get(&k.call)
+                    .and_then(|call| call.campaign.as_ref())
+                {
+                    Some(info) if info.campaign == id => ours_in_line += 1,
+                    _ => others += 1,
+                }
+            }
+        }
+        let ringing = c
+            .lines
+            .values()
+            .filter(|l| !matches!(l.phase, LinePhase::Waiting(_)))
+            .count();
         let in_flight = c.lines.len() + c.previews as usize;
         let capacity = (c.cfg.max_lines as usize).saturating_sub(in_flight);
         let wanted = match c.cfg.mode {
-            DialMode::Preview => free.saturating_sub(c.previews as usize + others),
-            DialMode::Progressive => free.saturating_sub(c.lines.len() + others),
+            DialMode::Preview => free.saturating_sub(ours_in_line + others),
+            DialMode::Progressive => free.saturating_sub(ringing + ours_in_line + others),
             DialMode::Predictive => {
                 let mut lines: Vec<LineView> = c
                     .lines
