@@ -1003,7 +1003,10 @@ async fn add_numbers(
     tag = "dnc",
     operation_id = "list_dnc",
     params(PageQuery),
-    responses((status = 200, description = "A page of numbers", body = DncPage)),
+    responses(
+        (status = 200, description = "A page of numbers", body = DncPage),
+        (status = 422, description = "A limit out of range, or a cursor not from a previous page", body = ErrorBody),
+    ),
 )]
 async fn list_dnc(
     State(st): State<AppState>,
@@ -1048,7 +1051,11 @@ async fn add_dnc(
     tag = "dnc",
     operation_id = "delete_dnc",
     params(NumberQuery),
-    responses((status = 204, description = "Removed")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "The number is not on the list", body = ErrorBody),
+        (status = 422, description = "Not a phone number", body = ErrorBody),
+    ),
 )]
 async fn remove_dnc(
     State(st): State<AppState>,
@@ -1096,7 +1103,10 @@ async fn remove_number(
     tag = "campaigns",
     operation_id = "list_campaign_dnc",
     params(CampaignPath, PageQuery),
-    responses((status = 200, description = "A page of numbers", body = DncPage)),
+    responses(
+        (status = 200, description = "A page of numbers", body = DncPage),
+        (status = 422, description = "A limit out of range, or a cursor not from a previous page", body = ErrorBody),
+    ),
 )]
 async fn list_campaign_dnc(
     State(st): State<AppState>,
@@ -1145,7 +1155,11 @@ async fn add_campaign_dnc(
     tag = "campaigns",
     operation_id = "delete_campaign_dnc",
     params(CampaignPath, NumberQuery),
-    responses((status = 204, description = "Removed")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "The number is not on the list", body = ErrorBody),
+        (status = 422, description = "Not a phone number", body = ErrorBody),
+    ),
 )]
 async fn remove_campaign_dnc(
     State(st): State<AppState>,
