@@ -264,6 +264,11 @@ impl CampaignRecords {
                     ended_at_ms: ms(a.ended_unix_ms),
                     contact_status: status.to_owned(),
                     contact_next_attempt_at_ms: next_at,
+                    contact_attempts: i32::try_from(match a.outcome {
+                        AttemptOutcome::Cancelled => a.attempt.saturating_sub(1),
+                        _ => a.attempt,
+                    })
+                    .unwrap_or(i32::MAX),
                 });
                 None
             }

@@ -1016,6 +1016,7 @@ async fn attempts_update_their_contacts_and_dispositions_are_kept() {
             ended_at_ms: 2_000,
             contact_status: status.into(),
             contact_next_attempt_at_ms: next,
+            contact_attempts: 1,
         };
         store
             .insert_attempts(&[

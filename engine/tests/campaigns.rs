@@ -677,3 +677,39 @@ fn progressive_does_not_count_a_ringing_agent_twice() {
         "the line that rang out is replaced for the agent still free"
     );
 }
+
+#[test]
+fn pausing_takes_back_previews_no_agent_accepted_yet() {
+    let mut bed = bed_with(campaign(DialMode::Preview), 1, 3);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (agent_leg, _) = bed.originations_since(0)[0];
+    control(&mut bed, CampaignControl::Pause);
+    assert!(
+        bed.switch
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::Hangup { leg, .. } if *leg == agent_leg)),
+        "the agent stops ringing"
+    );
+    let a = attempts(&bed);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].outcome, AttemptOutcome::Cancelled);
+    assert!(matches!(a[0].next, ContactNext::Retry { .. }));
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().contacts_remaining, 3);
+    let mark = bed.switch.len();
+    control(&mut bed, CampaignControl::Resume);
+    bed.advance(Duration::from_secs(1));
+    let again = bed.switch[mark..].iter().find_map(|c| match c {
+        SwitchCommand::Originate {
+            kind: LegKind::Agent,
+            caller_id_number,
+            ..
+        } => Some(caller_id_number.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        again.as_deref(),
+        Some("+12125550001"),
+        "the same contact first"
+    );
+}

@@ -93,6 +93,10 @@ pub struct AttemptRow {
     pub contact_status: String,
     #[serde(skip)]
     pub contact_next_attempt_at_ms: i64,
+    /// The contact's attempts after this one (one less than `attempt` for a dial the engine
+    /// cancelled itself: it costs the contact nothing).
+    #[serde(skip)]
+    pub contact_attempts: i32,
 }
 
 /// An agent's disposition of a campaign call.
@@ -197,6 +201,7 @@ impl FromStoreRow for AttemptRow {
             ended_at_ms: row.i64("ended_at")?,
             contact_status: String::new(),
             contact_next_attempt_at_ms: 0,
+            contact_attempts: 0,
         })
     }
 }
@@ -788,7 +793,7 @@ impl Store {
                 ),
                 args![
                     r.contact_id,
-                    r.attempt,
+                    r.contact_attempts,
                     r.outcome.as_str(),
                     r.contact_status.as_str(),
                     r.contact_next_attempt_at_ms,

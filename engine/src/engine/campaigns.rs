@@ -67,6 +67,10 @@ impl Engine {
     }
 
     pub(crate) fn remove_campaign(&mut self, id: CampaignId) -> Result<(), EngineError> {
+        if !self.campaigns.contains_key(&id) {
+            return Err(EngineError::UnknownCampaign(id));
+        }
+        self.withdraw_previews(id);
         let Some(mut c) = self.campaigns.remove(&id) else {
             return Err(EngineError::UnknownCampaign(id));
         };
@@ -137,12 +141,39 @@ impl Engine {
         } else if !running && let Some(at) = c.tick.take() {
             self.timers.cancel(at, TimerKey::DialerTick(id));
         }
+        if !running {
+            self.withdraw_previews(id);
+        }
         self.persist(Record::CampaignState {
             campaign: id,
             state: next,
         });
         self.notify_campaign(id);
         Ok(())
+    }
+
+    /// Previews not yet accepted by an agent are taken back (pause, stop, removal): their
+    /// contacts are due again at once, so a resumed campaign offers them first.
+    fn withdraw_previews(&mut self, id: CampaignId) {
+        let mut pending: Vec<(CallId, bool)> = self
+            .calls
+            .values()
+            .filter(|call| {
+                call.campaign
+                    .as_ref()
+                    .is_some_and(|i| i.campaign == id && i.preview)
+                    && matches!(call.phase, Phase::Waiting | Phase::Offering)
+            })
+            .map(|call| (call.id, call.phase == Phase::Waiting))
+            .collect();
+        pending.sort_unstable();
+        for (call, in_line) in pending {
+            self.stop_offering(call);
+            if in_line {
+                self.leave_line(call);
+            }
+            self.end_call(call, CallOutcome::Dropped, false);
+        }
     }
 
     pub(crate) fn add_contacts(
@@ -1009,12 +1040,16 @@ impl Engine {
         let answered_unix_ms = line.answered.map(|t| self.unix_ms(t));
         let next = match self.campaigns.get_mut(&id) {
             Some(c) => {
-                let due = if c.contacts.is_blocked(&line.number) {
-                    None
+                // A dial we cancelled ourselves costs the contact nothing: same attempt count,
+                // same place in line.
+                let (attempts, due) = if c.contacts.is_blocked(&line.number) {
+                    (line.attempt, None)
+                } else if outcome == AttemptOutcome::Cancelled {
+                    (line.attempt.saturating_sub(1), Some(dialed_unix_ms))
                 } else {
-                    c.next_due(outcome, line.attempt, now_ms)
+                    (line.attempt, c.next_due(outcome, line.attempt, now_ms))
                 };
-                c.contacts.attempt_done(line.contact, line.attempt, due);
+                c.contacts.attempt_done(line.contact, attempts, due);
                 c.counters.count(outcome);
                 c.notify_owed = true;
                 c.dirty = true;
