@@ -1,0 +1,180 @@
+//! The running switchyard the HTTP tests talk to (fake switch, engine, API on loopback) and
+//! the request helpers they share.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::Value;
+use switchyard_api::app;
+use switchyard_api::http::HttpConfig;
+use switchyard_api::model::Role;
+use switchyard_api::runtime::{Runtime, SwitchConfig};
+use switchyard_api::store::{AuditEntry, Store};
+use switchyard_engine::EngineConfig;
+use tokio::task::JoinHandle;
+
+/// A running switchyard: fake switch, engine, API.
+pub struct Server {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub store: Store,
+    pub rt: Arc<Runtime>,
+    pub api: JoinHandle<()>,
+    pub switch: Option<switchyard_esl::sim::SimHandle>,
+}
+
+pub fn audit<'a>() -> AuditEntry<'a> {
+    AuditEntry {
+        tenant: None,
+        key_id: None,
+        action: "test",
+        object_kind: "test",
+        object_id: String::new(),
+        detail: Value::Null,
+    }
+}
+
+impl Server {
+    pub async fn start(store: Store) -> Server {
+        Server::start_with(
+            store,
+            HttpConfig {
+                rate_per_sec: 0,
+                ..HttpConfig::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn start_with(store: Store, http: HttpConfig) -> Server {
+        let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let esl_addr = esl.local_addr().unwrap();
+        // The fake switch sends inbound callers to the runtime's outbound listener, whose address
+        // it needs before the runtime exists: a free port, picked here.
+        let outbound = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string();
+        let switch = switchyard_esl::sim::spawn(
+            esl,
+            switchyard_esl::sim::SimConfig {
+                inbound_target: Some(outbound.clone()),
+                ..switchyard_esl::sim::SimConfig::default()
+            },
+            1,
+        );
+        let rt = Runtime::start(
+            store.clone(),
+            SwitchConfig {
+                esl: esl_addr.to_string(),
+                password: "ClueCon".into(),
+                outbound_listen: outbound,
+            },
+            EngineConfig::default(),
+            1,
+        )
+        .await
+        .expect("runtime starts");
+        let rt = Arc::new(rt);
+        let (router, _kit) = app::build(rt.clone(), http);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let api = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Server {
+            base: format!("http://{addr}"),
+            http: reqwest::Client::new(),
+            store,
+            rt,
+            api,
+            switch: Some(switch),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.api.abort();
+        if let Ok(rt) = Arc::try_unwrap(self.rt) {
+            rt.shutdown().await;
+        }
+        if let Some(s) = self.switch.take() {
+            s.shutdown().await;
+        }
+    }
+
+    pub async fn tenant(&self, name: &str) -> (switchyard_api::model::TenantId, String) {
+        let t = self.store.create_tenant(name, &audit()).await.unwrap();
+        let (_, key) = self
+            .store
+            .create_api_key(Some(t.id), Role::Admin, "admin", None, &audit())
+            .await
+            .unwrap();
+        (t.id, key)
+    }
+
+    pub async fn key(&self, tenant: Option<switchyard_api::model::TenantId>, role: Role) -> String {
+        self.store
+            .create_api_key(tenant, role, "k", None, &audit())
+            .await
+            .unwrap()
+            .1
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (
+            status,
+            serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or(Value::Null),
+        )
+    }
+}
+
+pub fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
