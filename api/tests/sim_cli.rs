@@ -1,13 +1,22 @@
-//! `switchyard sim inbound` as a user runs it: one JSON object on stdout, typed errors naming
-//! the flag or field on stderr.
+//! `switchyard sim inbound` and `sim campaign` as a user runs them: one JSON object on stdout,
+//! typed errors naming the flag or field on stderr.
 
 use std::process::Command;
 
 use serde_json::Value;
 
 fn sim(args: &[&str]) -> (bool, String, String) {
+    run("inbound", args)
+}
+
+fn campaign(args: &[&str]) -> (bool, String, String) {
+    run("campaign", args)
+}
+
+/// `switchyard sim <kind> <args>`: (success, stdout, stderr).
+fn run(kind: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["sim", "inbound"])
+        .args(["sim", kind])
         .args(args)
         .output()
         .expect("run switchyard");
@@ -154,19 +163,6 @@ fn huge_or_infinite_times_in_a_config_are_refused_not_a_crash() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
-}
-
-fn campaign(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["sim", "campaign"])
-        .args(args)
-        .output()
-        .expect("run switchyard");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]
