@@ -6,8 +6,10 @@
 //! Short real time (loopback sockets do not mix with a paused clock): customers answer after
 //! 0.3 s, detection takes 0.3 s, agents answer after 0.2 s, a person talks for 3 s.
 
+#[path = "wire_support/mod.rs"]
+mod wire_support;
+
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchyard_engine::config::{Announcements, EngineConfig};
@@ -24,6 +26,7 @@ use switchyard_esl::client::BackoffConfig;
 use switchyard_esl::sim::{AgentBehaviour, AgentModel, CustomerModel, Dist, Scenario, SimConfig};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wire_support::{Log, eventually_within};
 
 /// The no-answer contact rings out the whole (shortest allowed) ring timeout, 15 s.
 const LIMIT: Duration = Duration::from_secs(30);
@@ -91,12 +94,12 @@ async fn a_progressive_campaign_dials_detects_bridges_and_schedules_retries_on_t
     let (rec_tx, mut rec_rx) = mpsc::channel(10_000);
     let driver = Driver::start(cfg, engine, outbound, rec_tx).await.unwrap();
     let api = driver.handle().clone();
-    let attempts: Arc<Mutex<Vec<AttemptRecord>>> = Arc::default();
+    let attempts: Log<AttemptRecord> = Log::new();
     let log = attempts.clone();
     tokio::spawn(async move {
         while let Some(rec) = rec_rx.recv().await {
             if let Record::Attempt(a) = rec {
-                log.lock().unwrap().push(a);
+                log.push(a);
             }
         }
     });
@@ -185,18 +188,11 @@ async fn a_progressive_campaign_dials_detects_bridges_and_schedules_retries_on_t
     .await
     .unwrap();
 
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    let done = loop {
-        let seen = attempts.lock().unwrap().clone();
-        if seen.len() >= 4 {
-            break seen;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out; attempts so far: {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let done = eventually_within(LIMIT, "an attempt record per contact", || {
+        let seen = attempts.snapshot();
+        (seen.len() >= 4).then_some(seen)
+    })
+    .await;
     let outcome = |c: u64| {
         done.iter()
             .find(|a| a.contact == ContactId(c))

@@ -6,6 +6,9 @@
 //! Short real time, as in `engine_wire.rs` (loopback I/O does not mix with a paused clock):
 //! phones answer after 0.2 s, detection takes 0.3 s, a message plays for 0.4 s.
 
+#[path = "wire_support/mod.rs"]
+mod wire_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,42 +25,10 @@ use switchyard_esl::sim::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wire_support::{Log, eventually};
 
-const LIMIT: Duration = Duration::from_secs(15);
 const QUEUE: QueueId = QueueId(1);
 const NUMBER: &str = "5000";
-
-#[derive(Clone)]
-struct Log<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T: Clone> Log<T> {
-    fn new() -> Self {
-        Log(Arc::new(Mutex::new(Vec::new())))
-    }
-    fn push(&self, v: T) {
-        self.0.lock().unwrap().push(v);
-    }
-    fn snapshot(&self) -> Vec<T> {
-        self.0.lock().unwrap().clone()
-    }
-    async fn wait_for(&self, what: &str, f: impl Fn(&T) -> bool) -> T {
-        eventually(what, || self.snapshot().into_iter().find(|v| f(v))).await
-    }
-}
-
-async fn eventually<R>(what: &str, mut f: impl FnMut() -> Option<R>) -> R {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        if let Some(r) = f() {
-            return r;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A switch event as a node's observer saw it.
 #[derive(Clone, Debug)]

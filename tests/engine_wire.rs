@@ -7,7 +7,9 @@
 //! but loopback I/O does not mix with a paused clock): agents answer after 0.2 s, offers time
 //! out after 1-2 s.
 
-use std::sync::{Arc, Mutex};
+#[path = "wire_support/mod.rs"]
+mod wire_support;
+
 use std::time::Duration;
 
 use switchyard_engine::agent::AgentStateKind;
@@ -24,46 +26,12 @@ use switchyard_esl::sim::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use wire_support::{LIMIT, Log, eventually};
 
-/// Longest any single expectation may take.
-const LIMIT: Duration = Duration::from_secs(15);
 const QUEUE: QueueId = QueueId(1);
 const NUMBER: &str = "5000";
 
 // ---- the world ------------------------------------------------------------------------------
-
-/// An append-only log filled by a background task; assertions read snapshots.
-#[derive(Clone)]
-struct Log<T>(Arc<Mutex<Vec<T>>>);
-
-impl<T: Clone> Log<T> {
-    fn new() -> Self {
-        Log(Arc::new(Mutex::new(Vec::new())))
-    }
-    fn push(&self, v: T) {
-        self.0.lock().unwrap().push(v);
-    }
-    fn snapshot(&self) -> Vec<T> {
-        self.0.lock().unwrap().clone()
-    }
-    /// The first entry matching `f`, waiting for it.
-    async fn wait_for(&self, what: &str, f: impl Fn(&T) -> bool) -> T {
-        eventually(what, || self.snapshot().into_iter().find(|v| f(v))).await
-    }
-}
-
-async fn eventually<R>(what: &str, mut f: impl FnMut() -> Option<R>) -> R {
-    let deadline = tokio::time::Instant::now() + LIMIT;
-    loop {
-        if let Some(r) = f() {
-            return r;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A switch event as the observer saw it.
 #[derive(Clone, Debug)]
