@@ -512,45 +512,59 @@ impl Engine {
         created
     }
 
-    fn record_this_call(&mut self, policy: RecordingPolicy) -> bool {
-        match policy {
+    /// The originate of a campaign dial to `number`: a predictive or progressive line
+    /// (`call` None: detection runs when the campaign wants it), or a preview's customer once
+    /// the agent accepted (`call` Some). `None` when the campaign is gone.
+    fn campaign_originate(
+        &mut self,
+        id: CampaignId,
+        leg: LegId,
+        contact: ContactId,
+        attempt: u32,
+        number: &str,
+        call: Option<CallId>,
+    ) -> Option<SwitchCommand> {
+        let cfg = &self.campaigns.get(&id)?.cfg;
+        let record = match cfg.recording {
             RecordingPolicy::Always => true,
             RecordingPolicy::Sampled(p) => self.rng.f64() * 100.0 < p,
             RecordingPolicy::Never | RecordingPolicy::OnDemand => false,
-        }
-    }
-
-    fn campaign_vars(
-        &mut self,
-        c: &CampaignConfig,
-        contact: ContactId,
-        attempt: u32,
-    ) -> Vec<(String, String)> {
+        };
         let mut vars = vec![
-            ("switchyard_campaign".to_owned(), c.id.0.to_string()),
+            ("switchyard_campaign".to_owned(), id.0.to_string()),
             ("switchyard_contact".to_owned(), contact.0.to_string()),
             ("switchyard_attempt".to_owned(), attempt.to_string()),
         ];
-        if self.record_this_call(c.recording) {
+        if record {
             vars.push(("switchyard_record".into(), "true".into()));
         }
-        vars
+        match call {
+            Some(call) => vars.push(("switchyard_call".into(), call.0.to_string())),
+            // mod_amd runs once the far end answers and sets `amd_result`.
+            None if cfg.amd.enabled => vars.push(("execute_on_answer".into(), "amd".into())),
+            None => {}
+        }
+        Some(SwitchCommand::Originate {
+            kind: LegKind::Campaign,
+            leg,
+            dial: cfg.dial.replace("{number}", number),
+            caller_id_number: cfg.caller_id_number.clone(),
+            caller_id_name: cfg.caller_id_name.clone(),
+            timeout: cfg.ring_timeout,
+            vars,
+        })
     }
 
     /// Places one predictive or progressive dial.
     fn dial(&mut self, id: CampaignId, contact: Contact) {
         let now = self.now;
         let leg = self.new_leg();
-        let Some(cfg) = self.campaigns.get(&id).map(|c| c.cfg.clone()) else {
+        let attempt = contact.attempts.saturating_add(1);
+        let Some(originate) =
+            self.campaign_originate(id, leg, contact.id, attempt, &contact.number, None)
+        else {
             return;
         };
-        let attempt = contact.attempts.saturating_add(1);
-        let mut vars = self.campaign_vars(&cfg, contact.id, attempt);
-        if cfg.amd.enabled {
-            // mod_amd runs once the far end answers and sets `amd_result`.
-            vars.push(("execute_on_answer".into(), "amd".into()));
-        }
-        let dial = cfg.dial.replace("{number}", &contact.number);
         let Some(c) = self.campaigns.get_mut(&id) else {
             return;
         };
@@ -569,15 +583,7 @@ impl Engine {
         c.counters.dialed += 1;
         c.notify_owed = true;
         self.legs.insert(leg, LegRole::Dial(id));
-        self.switch(SwitchCommand::Originate {
-            kind: LegKind::Campaign,
-            leg,
-            dial,
-            caller_id_number: cfg.caller_id_number,
-            caller_id_name: cfg.caller_id_name,
-            timeout: cfg.ring_timeout,
-            vars,
-        });
+        self.switch(originate);
     }
 
     /// A preview: a call without a customer leg, offered to an agent with the contact; the
@@ -652,24 +658,9 @@ impl Engine {
     /// The originate for a preview's customer, the campaign's way (`None` for other calls).
     pub(crate) fn preview_originate(&mut self, call: CallId, leg: LegId) -> Option<SwitchCommand> {
         let info = self.calls.get(&call)?.campaign.as_ref()?;
-        let (campaign, contact, attempt, number) = (
-            info.campaign,
-            info.contact,
-            info.attempt,
-            info.number.clone(),
-        );
-        let cfg = self.campaigns.get(&campaign)?.cfg.clone();
-        let mut vars = self.campaign_vars(&cfg, contact, attempt);
-        vars.push(("switchyard_call".into(), call.0.to_string()));
-        Some(SwitchCommand::Originate {
-            kind: LegKind::Campaign,
-            leg,
-            dial: cfg.dial.replace("{number}", &number),
-            caller_id_number: cfg.caller_id_number,
-            caller_id_name: cfg.caller_id_name,
-            timeout: cfg.ring_timeout,
-            vars,
-        })
+        let (campaign, contact, attempt) = (info.campaign, info.contact, info.attempt);
+        let number = info.number.clone();
+        self.campaign_originate(campaign, leg, contact, attempt, &number, Some(call))
     }
 
     // ----- a dial's life -----
