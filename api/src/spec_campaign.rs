@@ -221,6 +221,11 @@ pub struct CampaignSpec {
     /// A line rings this long before it counts as no answer (15-120 s).
     #[schema(minimum = 15, maximum = 120)]
     pub ring_timeout_s: f64,
+    /// Predictive: a line still ringing after this many seconds (15-120) is released early
+    /// when the person who might yet answer it would find no agent (recorded as no answer and
+    /// retried by that rule). `null` lets every line ring for `ring_timeout_s`.
+    #[schema(minimum = 15, maximum = 120)]
+    pub release_after_s: Option<f64>,
     /// Abandoned / answered by a person, per day and 30 days (0-0.5, exclusive of 0).
     #[schema(exclusive_minimum = 0, maximum = 0.5)]
     pub abandon_target: f64,
@@ -249,6 +254,7 @@ impl Default for CampaignSpec {
             dial: d.dial,
             max_lines: d.max_lines,
             ring_timeout_s: d.ring_timeout.as_secs_f64(),
+            release_after_s: d.release_after.map(|r| r.as_secs_f64()),
             abandon_target: d.abandon_target,
             abandon_message: d.abandon_message,
             recording: RecordingSpec::default(),
@@ -336,6 +342,11 @@ impl CampaignSpec {
         if !self.ring_timeout_s.is_finite() || !(15.0..=120.0).contains(&self.ring_timeout_s) {
             return Err(bad("ring_timeout_s", "must be 15-120 seconds"));
         }
+        if let Some(r) = self.release_after_s
+            && !(r.is_finite() && (15.0..=120.0).contains(&r))
+        {
+            return Err(bad("release_after_s", "must be 15-120 seconds or null"));
+        }
         if !(self.abandon_target > 0.0 && self.abandon_target <= 0.5) {
             return Err(bad("abandon_target", "must be in (0, 0.5]"));
         }
@@ -415,6 +426,7 @@ impl CampaignSpec {
             dial: self.dial.clone(),
             max_lines: self.max_lines,
             ring_timeout: Duration::from_secs_f64(self.ring_timeout_s),
+            release_after: self.release_after_s.map(Duration::from_secs_f64),
             abandon_target: self.abandon_target,
             abandon_message,
             amd: AmdPolicy {
@@ -436,6 +448,7 @@ impl CampaignSpec {
         cfg.validate().map_err(|(field, message)| {
             let field = match field {
                 "ring_timeout" => "ring_timeout_s",
+                "release_after" => "release_after_s",
                 "window" => "window.end",
                 "recording" => "recording.percent",
                 other => other,
@@ -475,6 +488,13 @@ mod tests {
                     ..spec()
                 },
                 "ring_timeout_s",
+            ),
+            (
+                CampaignSpec {
+                    release_after_s: Some(5.0),
+                    ..spec()
+                },
+                "release_after_s",
             ),
             (
                 CampaignSpec {

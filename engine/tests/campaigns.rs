@@ -713,3 +713,63 @@ fn pausing_takes_back_previews_no_agent_accepted_yet() {
         "the same contact first"
     );
 }
+
+/// Predictive lines whose person would find no agent are released once they have rung the
+/// legal minimum (15 s), never before; with `release_after: None` they ring to the timeout.
+#[test]
+fn unneeded_lines_are_released_after_the_minimum_ring_and_not_before() {
+    for release_after in [Some(Duration::from_secs(15)), None] {
+        let mut cfg = campaign(DialMode::Predictive);
+        cfg.max_lines = 20;
+        cfg.release_after = release_after;
+        let mut bed = bed_with(cfg, 2, 100);
+        start(&mut bed);
+        bed.advance(Duration::from_secs(1));
+        let lines = dials_since(&bed, 0);
+        assert!(!lines.is_empty());
+        // Both agents leave: nobody could take a person any more.
+        for a in 1..=2 {
+            bed.cmd(Command::SetAgentPresence {
+                agent: AgentId(a),
+                presence: Presence::OnBreak("meeting".into()),
+            });
+        }
+        let released = |bed: &Bed| {
+            bed.switch
+                .iter()
+                .filter(|c| {
+                    matches!(c, SwitchCommand::Hangup { leg, cause: "ORIGINATOR_CANCEL" }
+                        if lines.iter().any(|(l, _)| l == leg))
+                })
+                .count()
+        };
+        bed.advance(Duration::from_secs(13));
+        assert_eq!(released(&bed), 0, "nothing is cut before 15 s of ringing");
+        assert!(attempts(&bed).is_empty());
+        bed.advance(Duration::from_secs(2));
+        if release_after.is_some() {
+            assert_eq!(released(&bed), lines.len(), "every line is released");
+            let a = attempts(&bed);
+            assert_eq!(a.len(), lines.len());
+            for rec in a {
+                assert_eq!(rec.outcome, AttemptOutcome::NoAnswer);
+                assert!(rec.ended_unix_ms - rec.dialed_unix_ms >= 15_000);
+                assert!(matches!(rec.next, ContactNext::Retry { .. }));
+            }
+            assert_eq!(bed.engine.campaign_lines(C), 0);
+            assert_eq!(
+                bed.engine.campaign_stats(C).unwrap().no_answer,
+                lines.len() as u64
+            );
+            // The switch's own hangup of a released leg changes nothing.
+            bed.event(SwitchEvent::LegHungUp {
+                leg: lines[0].0,
+                cause: HangupCause::Normal,
+            });
+            assert_eq!(attempts(&bed).len(), lines.len());
+        } else {
+            assert_eq!(released(&bed), 0, "release switched off: lines ring on");
+            assert_eq!(bed.engine.campaign_lines(C), lines.len());
+        }
+    }
+}

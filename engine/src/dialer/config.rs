@@ -167,6 +167,10 @@ pub struct CampaignConfig {
     pub max_lines: u32,
     /// How long a line rings before it counts as no answer (15 s at least).
     pub ring_timeout: Duration,
+    /// Predictive mode: a line still ringing after this (15 s at least) is released early
+    /// when the person who might yet answer it would find no agent (it would not be dialled
+    /// now). `None` lets every line ring to `ring_timeout`.
+    pub release_after: Option<Duration>,
     /// Abandoned / answered-by-a-person, per day and over 30 days (0.03 by default).
     pub abandon_target: f64,
     /// A person must be connected within this (2 s under the FCC rule) or hear the abandon
@@ -199,6 +203,7 @@ impl Default for CampaignConfig {
             dial: "sofia/gateway/default/{number}".into(),
             max_lines: 100,
             ring_timeout: Duration::from_secs(25),
+            release_after: Some(MIN_RING),
             abandon_target: 0.03,
             connect_within: Duration::from_secs(2),
             abandon_message: "abandon.wav".into(),
@@ -223,6 +228,9 @@ impl CampaignConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.ring_timeout < MIN_RING {
             return Err(("ring_timeout", "must be at least 15 s".into()));
+        }
+        if self.release_after.is_some_and(|r| r < MIN_RING) {
+            return Err(("release_after", "must be at least 15 s".into()));
         }
         if !(self.abandon_target > 0.0 && self.abandon_target <= 0.5) {
             return Err(("abandon_target", "must be in (0, 0.5]".into()));

@@ -454,30 +454,37 @@ impl Engine {
             .filter(|l| !matches!(l.phase, LinePhase::Waiting(_)))
             .count();
         let in_flight = c.lines.len() + c.previews as usize;
-        let capacity = (c.cfg.max_lines as usize).saturating_sub(in_flight);
+        let mut capacity = (c.cfg.max_lines as usize).saturating_sub(in_flight);
         let wanted = match c.cfg.mode {
             DialMode::Preview => free.saturating_sub(ours_in_line + others),
             DialMode::Progressive => free.saturating_sub(ringing + ours_in_line + others),
             DialMode::Predictive => {
-                let mut lines: Vec<LineView> = c
+                // Each line as pacing sees it, with its leg when it could be released.
+                let release_after = c.cfg.release_after.unwrap_or(Duration::MAX);
+                let mut seen: Vec<(Option<LegId>, LineView)> = c
                     .lines
-                    .values()
-                    .filter_map(|l| match l.phase {
-                        LinePhase::Ringing => Some(LineView::Ringing {
-                            elapsed: now.saturating_duration_since(l.dialed),
-                        }),
-                        LinePhase::Detecting(until) => Some(LineView::Detecting {
-                            person: c.pacer.person_given_answer(),
-                            within: until.saturating_duration_since(now),
-                        }),
+                    .iter()
+                    .filter_map(|(leg, l)| match l.phase {
+                        LinePhase::Ringing => {
+                            let elapsed = now.saturating_duration_since(l.dialed);
+                            let releasable = (elapsed >= release_after).then_some(*leg);
+                            Some((releasable, LineView::Ringing { elapsed }))
+                        }
+                        LinePhase::Detecting(until) => Some((
+                            None,
+                            LineView::Detecting {
+                                person: c.pacer.person_given_answer(),
+                                within: until.saturating_duration_since(now),
+                            },
+                        )),
                         // A person whose agent is already ringing needs no one else.
                         LinePhase::Waiting(call) => match self.calls.get(&call).map(|c| c.phase) {
-                            Some(Phase::Waiting) | None => Some(LineView::Waiting),
+                            Some(Phase::Waiting) | None => Some((None, LineView::Waiting)),
                             Some(_) => None,
                         },
                     })
                     .collect();
-                lines.extend(std::iter::repeat_n(LineView::Waiting, others));
+                seen.extend(std::iter::repeat_n((None, LineView::Waiting), others));
                 let horizon = c.cfg.ring_timeout
                     + if c.cfg.amd.enabled {
                         c.cfg.amd.timeout
@@ -485,6 +492,37 @@ impl Engine {
                         Duration::ZERO
                     };
                 let connect = c.cfg.connect_within;
+                let mut lines: Vec<LineView> = seen.iter().map(|(_, v)| *v).collect();
+                let candidates: Vec<(usize, Duration)> = seen
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, (leg, v))| match (leg, v) {
+                        (Some(_), LineView::Ringing { elapsed }) => Some((i, *elapsed)),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(c) = self.campaigns.get_mut(&id) else {
+                    return false;
+                };
+                if !candidates.is_empty() {
+                    let elapsed: Vec<Duration> = candidates.iter().map(|(_, e)| *e).collect();
+                    let verdicts = c.pacer.release(&views, &lines, connect, horizon, &elapsed);
+                    let mut gone = vec![false; seen.len()];
+                    for ((i, _), release) in candidates.iter().zip(verdicts) {
+                        if release && let Some(leg) = seen[*i].0 {
+                            self.release_line(id, leg);
+                            gone[*i] = true;
+                            capacity += 1;
+                        }
+                    }
+                    if gone.iter().any(|g| *g) {
+                        lines = lines
+                            .into_iter()
+                            .zip(gone)
+                            .filter_map(|(l, g)| (!g).then_some(l))
+                            .collect();
+                    }
+                }
                 let cap = u32::try_from(capacity).unwrap_or(u32::MAX);
                 let Some(c) = self.campaigns.get_mut(&id) else {
                     return false;
@@ -1014,6 +1052,26 @@ impl Engine {
                 .learn_dial(now.saturating_duration_since(line.dialed), false);
         }
         self.finish_attempt(id, leg, &line, outcome, None, None);
+    }
+
+    /// Pacing releases a line that rang the minimum and would bring a person no agent could
+    /// take: it is hung up and counts as not answered (retried by the no-answer rule).
+    fn release_line(&mut self, id: CampaignId, leg: LegId) {
+        let now = self.now;
+        let Some(c) = self.campaigns.get_mut(&id) else {
+            return;
+        };
+        let Some(line) = c.lines.remove(&leg) else {
+            return;
+        };
+        c.pacer
+            .learn_released(now.saturating_duration_since(line.dialed));
+        self.legs.remove(&leg);
+        self.switch(SwitchCommand::Hangup {
+            leg,
+            cause: "ORIGINATOR_CANCEL",
+        });
+        self.finish_attempt(id, leg, &line, AttemptOutcome::NoAnswer, None, None);
     }
 
     /// Writes the attempt, schedules the contact's next try (or closes it), counts it.

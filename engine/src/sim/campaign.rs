@@ -144,6 +144,8 @@ pub struct CampaignSimReport {
     pub machine: u64,
     pub no_answer: u64,
     pub busy: u64,
+    /// Lines pacing released after the minimum ring (included in `no_answer`).
+    pub released: u64,
     /// Abandoned / persons answered over the whole run (the 30-day rate for 30 days).
     pub abandon_rate: f64,
     /// The worst ledger day.
@@ -315,6 +317,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
     let mut next_engine = t0;
     let mut now = t0;
     let mut checks = 0u64;
+    let mut released = 0u64;
     let end_of_run = t0 + day * sim.days;
 
     loop {
@@ -524,12 +527,19 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                     SwitchCommand::Originate { leg, timeout, .. } => {
                         let u = rng.f64();
                         let answer = uniform(&mut rng, sim.answer_delay);
-                        if u < sim.answer_rate && answer < timeout {
-                            customers.insert(leg, (Some(Party::Person), false));
+                        let answers = u < sim.answer_rate + sim.machine_rate;
+                        if answers && answer < timeout {
+                            let party = if u < sim.answer_rate {
+                                Party::Person
+                            } else {
+                                Party::Machine
+                            };
+                            customers.insert(leg, (Some(party), false));
                             push(&mut heap, now + answer, Ev::Answer(leg));
-                        } else if u < sim.answer_rate + sim.machine_rate && answer < timeout {
-                            customers.insert(leg, (Some(Party::Machine), false));
-                            push(&mut heap, now + answer, Ev::Answer(leg));
+                        } else if answers {
+                            // Would have answered after the ring timeout: rings out.
+                            customers.insert(leg, (None, false));
+                            push(&mut heap, now + timeout, Ev::Ends(leg, false));
                         } else if u < sim.answer_rate + sim.machine_rate + sim.busy_rate {
                             customers.insert(leg, (None, false));
                             let d = Duration::from_millis(500 + rng.u64(0..2000));
@@ -559,11 +569,13 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                         let talk = exp_sample(&mut rng, sim.aht);
                         push(&mut heap, now + talk, Ev::TalkEnd(a));
                     }
-                    SwitchCommand::Hangup { leg, .. } => {
+                    SwitchCommand::Hangup { leg, cause } => {
                         if let Some(agent) = agent_legs.remove(&leg) {
                             busy_agents.remove(&agent);
                         }
-                        customers.remove(&leg);
+                        if customers.remove(&leg).is_some() && cause == "ORIGINATOR_CANCEL" {
+                            released += 1;
+                        }
                     }
                     SwitchCommand::PlayThenHangup { leg, .. }
                     | SwitchCommand::Transfer { leg, .. } => {
@@ -642,6 +654,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
         machine: attempts[2],
         no_answer: attempts[3],
         busy: attempts[4],
+        released,
         abandon_rate: if persons == 0 {
             0.0
         } else {
