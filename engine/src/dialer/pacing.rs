@@ -170,6 +170,9 @@ pub struct Pacer {
     answered_persons: f64,
     /// The risk a dial may carry (steered by the ledger).
     theta: f64,
+    /// Offer to agent answer, smoothed: the part of the connect allowance the agent's phone
+    /// takes (auto-answer, a headset's click).
+    agent_lag_s: f64,
     /// Step of the threshold controller (log scale, per person answered).
     gain: f64,
 }
@@ -198,6 +201,7 @@ impl Pacer {
             answered: 4.0,
             answered_persons: 3.0,
             theta,
+            agent_lag_s: 0.0,
             gain: 0.05,
         };
         for i in 0..20u32 {
@@ -285,6 +289,11 @@ impl Pacer {
     /// P(person | answered), from detection verdicts.
     pub fn person_given_answer(&self) -> f64 {
         (self.answered_persons / self.answered.max(1.0)).clamp(0.0, 1.0)
+    }
+
+    /// An agent answered a campaign offer `lag` after it was made.
+    pub fn learn_agent_lag(&mut self, lag: Duration) {
+        self.agent_lag_s += 0.05 * (lag.as_secs_f64() - self.agent_lag_s);
     }
 
     pub fn learn_talk(&mut self, talk: Duration) {
@@ -405,7 +414,8 @@ impl Pacer {
             return None;
         }
         let bins = ((horizon.as_secs_f64() / STEP_S).ceil() as usize).clamp(1, 240);
-        let c = connect_within.as_secs_f64();
+        // An agent must be free early enough to answer the offer within the allowance.
+        let c = (connect_within.as_secs_f64() - self.agent_lag_s).max(0.0);
         // Bin i holds person-ready times in [i, i+1) s; evaluated at its middle.
         let mut weight = Vec::with_capacity(bins);
         let mut a_new = Vec::with_capacity(bins);
@@ -702,6 +712,20 @@ mod tests {
             p.person_rate()
         );
         assert!(naive.person_rate() < 0.24, "{}", naive.person_rate());
+    }
+
+    #[test]
+    fn agents_slow_to_answer_leave_less_of_the_connect_allowance() {
+        // Sixteen agents finish wrap-up one a second over the dial's answer window.
+        let agents: Vec<AgentView> = (5..=20).map(|s| AgentView::FreeIn(secs(s))).collect();
+        let mut quick = Pacer::new(0.03);
+        let mut slow = Pacer::new(0.03);
+        for _ in 0..200 {
+            slow.learn_agent_lag(Duration::from_millis(1500));
+        }
+        let (a, _) = quick.plan(&agents, &[], C, H, 500);
+        let (b, _) = slow.plan(&agents, &[], C, H, 500);
+        assert!(b < a, "slow agents {b}, quick agents {a}");
     }
 
     #[test]

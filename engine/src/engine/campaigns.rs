@@ -870,7 +870,9 @@ impl Engine {
     }
 
     /// An agent was bridged to a campaign call (or a preview's customer answered).
-    pub(crate) fn campaign_connected(&mut self, call: CallId) {
+    /// A campaign call was bridged to its agent; `agent_lag` is how long the agent took to
+    /// answer the offer (none for calls whose agent was rung first).
+    pub(crate) fn campaign_connected(&mut self, call: CallId, agent_lag: Option<Duration>) {
         let now = self.now;
         let now_ms = self.unix_ms(now);
         let Some(Call {
@@ -898,6 +900,9 @@ impl Engine {
             c.previews = c.previews.saturating_sub(1);
         } else {
             c.lines.remove(&origin_leg);
+        }
+        if let Some(lag) = agent_lag {
+            c.pacer.learn_agent_lag(lag);
         }
         if !machine {
             c.ledger.record(now_ms, false);

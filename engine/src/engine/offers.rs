@@ -274,7 +274,10 @@ impl Engine {
                 a: caller_leg,
                 b: offer.leg,
             });
-            self.campaign_connected(offer.call);
+            self.campaign_connected(
+                offer.call,
+                Some(now.saturating_duration_since(offer.started)),
+            );
             self.stats.call_answered(now, q, offer.call, offer.agent);
             self.notify(LiveEvent::CallAnswered {
                 call: offer.call,
@@ -312,7 +315,7 @@ impl Engine {
             a: leg,
             b: agent_leg,
         });
-        self.campaign_connected(c);
+        self.campaign_connected(c, None);
         self.notify(LiveEvent::CallAnswered {
             call: c,
             agent,
