@@ -6,7 +6,7 @@
 //! The model, for a dial placed now whose person would be ready at time `t`:
 //!
 //! ```text
-//!   supply(t) = agents free by t + connect_within
+//!   supply(t) = agents free by t + connect_within - agent lag (offer to answer, learned)
 //!             = Σ over the queue's agents of P(free by then)
 //!                 free now: 1; wrap-up/delay ending at w: [w <= t]; talking for e:
 //!                 P(talk ends within t - wrap | lasted e), from the learned talk times
