@@ -8,7 +8,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::event::parse_decimal;
-use super::headers::Headers;
+use super::headers::{Headers, SpanList, scan_into};
+use super::message::{BodyOnly, Message};
 use crate::error::EslError;
 
 /// FreeSWITCH refuses bodies above 16 MiB (`MAX_CONTENT_LENGTH` in mod_event_socket.c).
@@ -51,6 +52,9 @@ enum State {
         headers: Headers,
         len: usize,
     },
+    /// Header block of a message made of its body alone read (and dropped); waiting for `len`
+    /// body bytes. Only [`FrameDecoder::decode_message`] gets here.
+    BodyOnly { kind: BodyOnly, len: usize },
 }
 
 /// Which side of the conversation is being read.
@@ -101,7 +105,8 @@ impl FrameDecoder {
     /// Whether a frame has been started but not finished (bytes are buffered or a body is
     /// awaited). A connection that ends now has been cut in the middle of a frame.
     pub fn in_frame(&self, buf: &BytesMut) -> bool {
-        matches!(self.state, State::Body { .. }) || buf.iter().any(|&b| b != b'\n' && b != b'\r')
+        matches!(self.state, State::Body { .. } | State::BodyOnly { .. })
+            || buf.iter().any(|&b| b != b'\n' && b != b'\r')
     }
 
     /// Takes the next whole frame off `buf`, or returns `Ok(None)` when more bytes are needed.
@@ -118,45 +123,26 @@ impl FrameDecoder {
         loop {
             match &mut self.state {
                 State::Head { scanned } => {
-                    // Line ends between messages carry nothing (FreeSWITCH skips them too).
-                    if *scanned == 0 {
-                        let skip = buf
-                            .iter()
-                            .take_while(|&&b| b == b'\n' || b == b'\r')
-                            .count();
-                        buf.advance(skip);
-                    }
-                    let Some((head_len, block_len)) = find_blank_line(buf, scanned) else {
-                        if buf.len() > self.limits.max_header_block {
-                            return Err(EslError::HeaderBlockTooLarge {
-                                limit: self.limits.max_header_block,
-                            });
-                        }
+                    let Some((head_len, block_len)) = find_head(buf, scanned, &self.limits)? else {
                         return Ok(None);
                     };
-                    if block_len > self.limits.max_header_block {
-                        return Err(EslError::HeaderBlockTooLarge {
-                            limit: self.limits.max_header_block,
-                        });
-                    }
-                    let block = buf.split_to(block_len).freeze();
+                    let mut block = buf.split_to(block_len);
                     let (line, headers) = match self.mode {
-                        Mode::Message => (None, Headers::parse_block(block.slice(..head_len))?),
+                        Mode::Message => {
+                            block.truncate(head_len);
+                            (None, Headers::parse_block(block.freeze())?)
+                        }
                         Mode::Command => {
+                            let block = block.freeze();
                             let nl = memchr::memchr(b'\n', &block).unwrap_or(head_len);
                             let rest = block.slice((nl + 1).min(head_len)..head_len);
                             (Some(block.slice(..nl)), Headers::parse_block_lenient(rest))
                         }
                     };
-                    let len = match headers.find(b"Content-Length") {
-                        None => 0,
-                        Some(h) => parse_decimal(h.raw_value())
-                            .filter(|&n| n <= self.limits.max_content_length)
-                            .ok_or_else(|| EslError::BadContentLength {
-                                value: crate::error::excerpt(h.raw_value()),
-                                max: self.limits.max_content_length,
-                            })?,
-                    };
+                    let len = body_length(
+                        headers.find(b"Content-Length").map(|h| h.raw_value()),
+                        &self.limits,
+                    )?;
                     if len == 0 {
                         self.state = State::Head { scanned: 0 };
                         let frame = Frame {
@@ -179,8 +165,129 @@ impl FrameDecoder {
                         return Ok(Some((line, Frame { headers, body })));
                     }
                 }
+                State::BodyOnly { .. } => {
+                    return Err(EslError::Protocol {
+                        reason: "a frame decoder was used for both frames and messages".into(),
+                    });
+                }
             }
         }
+    }
+
+    /// Takes the next whole message off `buf` (the [`EslCodec`](super::EslCodec) path): the
+    /// same framing, limits and errors as [`decode`](Self::decode) followed by
+    /// [`Message::from_frame`], but the outer header block of a message made of its body alone
+    /// (every event) is indexed on the stack and dropped, never copied into [`Headers`].
+    pub(crate) fn decode_message(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<Message>, EslError> {
+        loop {
+            match &mut self.state {
+                State::Head { scanned } => {
+                    if self.mode != Mode::Message {
+                        return Err(EslError::Protocol {
+                            reason: "a command decoder cannot read messages".into(),
+                        });
+                    }
+                    let Some((head_len, block_len)) = find_head(buf, scanned, &self.limits)? else {
+                        return Ok(None);
+                    };
+                    let head = &buf[..head_len];
+                    let mut spans = SpanList::new();
+                    scan_into(head, &mut spans)?;
+                    let len = body_length(spans.raw_value(head, b"Content-Length"), &self.limits)?;
+                    match BodyOnly::of(spans.raw_value(head, b"Content-Type")) {
+                        Some(kind) => {
+                            buf.advance(block_len);
+                            if len == 0 {
+                                self.state = State::Head { scanned: 0 };
+                                return kind.message(None).map(Some);
+                            }
+                            self.state = State::BodyOnly { kind, len };
+                        }
+                        None => {
+                            let mut block = buf.split_to(block_len);
+                            block.truncate(head_len);
+                            let headers = Headers::from_spans(block.freeze(), &spans);
+                            if len == 0 {
+                                self.state = State::Head { scanned: 0 };
+                                let frame = Frame {
+                                    headers,
+                                    body: None,
+                                };
+                                return Message::from_frame(frame).map(Some);
+                            }
+                            self.state = State::Body {
+                                line: None,
+                                headers,
+                                len,
+                            };
+                        }
+                    }
+                    buf.reserve(len.saturating_sub(buf.len()));
+                }
+                State::Body { len, .. } | State::BodyOnly { len, .. } => {
+                    if buf.len() < *len {
+                        return Ok(None);
+                    }
+                    let len = *len;
+                    let body = Some(buf.split_to(len).freeze());
+                    match std::mem::replace(&mut self.state, State::Head { scanned: 0 }) {
+                        State::Body { headers, .. } => {
+                            return Message::from_frame(Frame { headers, body }).map(Some);
+                        }
+                        State::BodyOnly { kind, .. } => return kind.message(body).map(Some),
+                        State::Head { .. } => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Skips line ends between messages, then finds the empty line that ends the next header block
+/// within the limits. Returns (length of the header lines, length of the block including the
+/// empty line), or `None` while more bytes are needed.
+fn find_head(
+    buf: &mut BytesMut,
+    scanned: &mut usize,
+    limits: &DecoderLimits,
+) -> Result<Option<(usize, usize)>, EslError> {
+    // Line ends between messages carry nothing (FreeSWITCH skips them too).
+    if *scanned == 0 {
+        let skip = buf
+            .iter()
+            .take_while(|&&b| b == b'\n' || b == b'\r')
+            .count();
+        buf.advance(skip);
+    }
+    let Some((head_len, block_len)) = find_blank_line(buf, scanned) else {
+        if buf.len() > limits.max_header_block {
+            return Err(EslError::HeaderBlockTooLarge {
+                limit: limits.max_header_block,
+            });
+        }
+        return Ok(None);
+    };
+    if block_len > limits.max_header_block {
+        return Err(EslError::HeaderBlockTooLarge {
+            limit: limits.max_header_block,
+        });
+    }
+    Ok(Some((head_len, block_len)))
+}
+
+/// The body length a `Content-Length` value (if any) announces, within the limits.
+fn body_length(value: Option<&[u8]>, limits: &DecoderLimits) -> Result<usize, EslError> {
+    match value {
+        None => Ok(0),
+        Some(v) => parse_decimal(v)
+            .filter(|&n| n <= limits.max_content_length)
+            .ok_or_else(|| EslError::BadContentLength {
+                value: crate::error::excerpt(v),
+                max: limits.max_content_length,
+            }),
     }
 }
 
