@@ -196,8 +196,9 @@ impl FrameDecoder {
                     let head = &buf[..head_len];
                     let mut spans = SpanList::new();
                     scan_into(head, &mut spans)?;
-                    let len = body_length(spans.raw_value(head, b"Content-Length"), &self.limits)?;
-                    match BodyOnly::of(spans.raw_value(head, b"Content-Type")) {
+                    let (length, content_type) = spans.length_and_type(head);
+                    let len = body_length(length, &self.limits)?;
+                    match BodyOnly::of(content_type) {
                         Some(kind) => {
                             buf.advance(block_len);
                             if len == 0 {

@@ -482,54 +482,110 @@ fn scan<S: SpanSink>(bytes: &[u8], spans: &mut S) -> Result<Option<usize>, EslEr
     let mut start_carry = 1u64;
     // The line running into the next block has not reached its colon yet.
     let mut borrow = 0u64;
-    // Start of the line being read.
-    let mut line_start = 0usize;
-    // The colon of the line being read, when a previous block held it.
-    let mut pending: Option<usize> = None;
+    let mut walk = Walk {
+        line_start: 0,
+        pending: None,
+    };
     for k in 0..=blocks.len() {
-        let (colons, mut newlines) = match blocks.get(k) {
+        let (colons, newlines) = match blocks.get(k) {
             Some(blk) => masks::block(blk),
             None => masks::tail(bytes, rest.len()),
         };
+        let base = 64 * k;
         let starts = (newlines << 1) | start_carry;
         let (diff, out) = colons.overflowing_sub(starts | borrow);
-        let mut first = colons & !diff;
-        if (diff & !colons & newlines) | (first & starts) != 0 {
-            break;
+        let first = colons & !diff;
+        // Line ends inside a name (lines without a colon, empty lines), and names that are
+        // empty.
+        let bad_ends = diff & !colons & newlines;
+        let bad_starts = first & starts;
+        if bad_ends | bad_starts != 0 {
+            // The lines before the first bad one are good: take them, then look at it.
+            let from_end = match bad_ends {
+                0 => usize::MAX,
+                m => {
+                    let before = newlines & ((1u64 << m.trailing_zeros()) - 1);
+                    match before {
+                        0 => walk.line_start,
+                        b => base + 64 - b.leading_zeros() as usize,
+                    }
+                }
+            };
+            let from_start = match bad_starts {
+                0 => usize::MAX,
+                m => base + m.trailing_zeros() as usize,
+            };
+            let cut = from_end.min(from_start);
+            let good = match cut.saturating_sub(base) {
+                0 => 0,
+                n => newlines & ((1u64 << n) - 1),
+            };
+            walk.lines(bytes, base, good, first, spans);
+            // Now at the bad line: the empty line that ends the block, or a malformed one.
+            let at = walk.line_start;
+            return match bytes.get(at..) {
+                Some([b'\n', ..]) => Ok(Some(at + 1)),
+                Some([b'\r', b'\n', ..]) => Ok(Some(at + 2)),
+                _ => scan_lines(bytes, at, spans),
+            };
         }
         start_carry = newlines >> 63;
         borrow = u64::from(out);
-        let base = 64 * k;
+        walk.lines(bytes, base, newlines, first, spans);
+    }
+    scan_lines(bytes, walk.line_start, spans)
+}
+
+/// The state [`scan`] carries from block to block.
+struct Walk {
+    /// Start of the line being read.
+    line_start: usize,
+    /// The colon of the line being read, when a previous block held it.
+    pending: Option<usize>,
+}
+
+impl Walk {
+    /// Turns the lines ending at the `newlines` of the block at `base` into spans. `first`
+    /// holds the first colon of each line, in step with the line ends (a line whose colon an
+    /// earlier block held has it in `pending`).
+    #[inline(always)]
+    fn lines<S: SpanSink>(
+        &mut self,
+        bytes: &[u8],
+        base: usize,
+        mut newlines: u64,
+        mut first: u64,
+        spans: &mut S,
+    ) {
         if newlines != 0 {
             // The first line ending here may have met its colon in an earlier block.
             let nl = base + newlines.trailing_zeros() as usize;
             newlines &= newlines.wrapping_sub(1);
             let here = base + first.trailing_zeros() as usize;
-            let colon = match pending {
+            let colon = match self.pending {
                 Some(c) => c,
                 None => {
                     first &= first.wrapping_sub(1);
                     here
                 }
             };
-            spans.push_span(line_span(bytes, line_start, colon, nl));
-            line_start = nl + 1;
+            spans.push_span(line_span(bytes, self.line_start, colon, nl));
+            self.line_start = nl + 1;
             while newlines != 0 {
                 let nl = base + newlines.trailing_zeros() as usize;
                 newlines &= newlines.wrapping_sub(1);
                 let colon = base + first.trailing_zeros() as usize;
                 first &= first.wrapping_sub(1);
-                spans.push_span(line_span(bytes, line_start, colon, nl));
-                line_start = nl + 1;
+                spans.push_span(line_span(bytes, self.line_start, colon, nl));
+                self.line_start = nl + 1;
             }
-            pending = None;
+            self.pending = None;
         }
         // A colon left over belongs to a line that ends in a later block.
         if first != 0 {
-            pending = Some(base + first.trailing_zeros() as usize);
+            self.pending = Some(base + first.trailing_zeros() as usize);
         }
     }
-    scan_lines(bytes, line_start, spans)
 }
 
 /// The span of a line whose first colon is at `colon` and whose `\n` is at `nl`, where
@@ -624,16 +680,43 @@ impl SpanList {
         v
     }
 
-    /// The raw value of the first header called `name` (ASCII case-insensitive) in `buf`, the
-    /// buffer the spans were found in.
-    pub(crate) fn raw_value<'a>(&self, buf: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-        self.iter()
-            .find(|s| {
-                s.name_len as usize == name.len()
-                    && s.name_in(buf).is_some_and(|n| n.eq_ignore_ascii_case(name))
-            })
-            .map(|s| s.value_in(buf))
+    /// The raw values of the first `Content-Length` and the first `Content-Type` (names
+    /// ASCII case-insensitive) in `buf`, the buffer the spans were found in: one pass.
+    pub(crate) fn length_and_type<'a>(
+        &self,
+        buf: &'a [u8],
+    ) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
+        const LENGTH: &[u8] = b"Content-Length";
+        const TYPE: &[u8] = b"Content-Type";
+        let (mut length, mut kind) = (None, None);
+        for s in self.iter() {
+            let wanted = match s.name_len as usize {
+                14 if length.is_none() => (LENGTH, &mut length),
+                12 if kind.is_none() => (TYPE, &mut kind),
+                _ => continue,
+            };
+            if s.name_in(buf).is_some_and(|n| eq_name(n, wanted.0)) {
+                *wanted.1 = Some(s.value_in(buf));
+            }
+        }
+        (length, kind)
     }
+}
+
+/// ASCII case-insensitive name comparison. The exact spelling (what FreeSWITCH sends) is
+/// checked first, eight bytes at a time for names of 8 to 16 bytes (most of them).
+#[inline]
+fn eq_name(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let exact = match (a.first_chunk::<8>(), a.last_chunk::<8>()) {
+        (Some(a0), Some(a1)) if a.len() <= 16 => {
+            Some(a0) == b.first_chunk::<8>() && Some(a1) == b.last_chunk::<8>()
+        }
+        _ => a == b,
+    };
+    exact || a.eq_ignore_ascii_case(b)
 }
 
 impl SpanSink for SpanList {
