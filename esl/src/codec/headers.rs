@@ -199,8 +199,7 @@ impl Headers {
         // Lengths first: most names are ruled out without touching the buffer.
         let span = self.spans.iter().find(|s| {
             s.name_len as usize == name.len()
-                && s.name_in(&self.buf)
-                    .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                && s.name_in(&self.buf).is_some_and(|n| eq_name(n, name))
         })?;
         Some(Header {
             buf: &self.buf,
@@ -703,20 +702,38 @@ impl SpanList {
     }
 }
 
-/// ASCII case-insensitive name comparison. The exact spelling (what FreeSWITCH sends) is
-/// checked first, eight bytes at a time for names of 8 to 16 bytes (most of them).
+/// ASCII case-insensitive name comparison; names of 8 to 16 bytes (most of them) eight bytes
+/// at a time.
 #[inline]
 fn eq_name(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
-    let exact = match (a.first_chunk::<8>(), a.last_chunk::<8>()) {
+    match (a.first_chunk::<8>(), a.last_chunk::<8>()) {
         (Some(a0), Some(a1)) if a.len() <= 16 => {
-            Some(a0) == b.first_chunk::<8>() && Some(a1) == b.last_chunk::<8>()
+            match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+                (Some(b0), Some(b1)) => lower8(a0) == lower8(b0) && lower8(a1) == lower8(b1),
+                _ => false,
+            }
         }
-        _ => a == b,
-    };
-    exact || a.eq_ignore_ascii_case(b)
+        _ => a.eq_ignore_ascii_case(b),
+    }
+}
+
+/// Eight bytes as a word with `A`..=`Z` turned into `a`..=`z` (other bytes, non-ASCII ones
+/// included, unchanged), as `u8::to_ascii_lowercase` does byte by byte.
+#[inline(always)]
+fn lower8(w: &[u8; 8]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let x = u64::from_le_bytes(*w);
+    let low = x & LOW7;
+    // High bit of each byte: its low seven bits are >= 'A', and > 'Z'. No carry crosses a
+    // byte: each lane adds at most 0x7f + 0x3f.
+    let from_a = low + 0x0101_0101_0101_0101 * (0x80 - b'A' as u64);
+    let past_z = low + 0x0101_0101_0101_0101 * (0x80 - b'Z' as u64 - 1);
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 impl SpanSink for SpanList {
@@ -1064,6 +1081,37 @@ mod tests {
             bytes.truncate(cut.min(bytes.len()));
             proptest::prop_assert_eq!(scanned(&bytes), reference(&bytes));
         }
+    }
+
+    #[test]
+    fn name_comparison_is_ascii_case_insensitive_for_every_byte() {
+        // Every byte value against every other at every position of 8..16-byte names, and
+        // some other lengths, agrees with the byte-by-byte definition.
+        for len in [1, 7, 8, 9, 12, 16, 17, 30] {
+            for pos in 0..len {
+                for x in 0..=255u8 {
+                    for y in [
+                        x,
+                        x ^ 0x20,
+                        x.to_ascii_lowercase(),
+                        x.to_ascii_uppercase(),
+                        b'a',
+                    ] {
+                        let mut a = vec![b'k'; len];
+                        let mut b = a.clone();
+                        a[pos] = x;
+                        b[pos] = y;
+                        assert_eq!(
+                            eq_name(&a, &b),
+                            a.eq_ignore_ascii_case(&b),
+                            "{len} {pos} {x} {y}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(!eq_name(b"Unique-ID", b"Unique-IDx"));
+        assert!(eq_name(b"content-LENGTH", b"Content-Length"));
     }
 
     #[test]
