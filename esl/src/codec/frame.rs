@@ -190,12 +190,24 @@ impl FrameDecoder {
                             reason: "a command decoder cannot read messages".into(),
                         });
                     }
-                    let Some((head_len, block_len)) = find_head(buf, scanned, &self.limits)? else {
-                        return Ok(None);
-                    };
-                    let head = &buf[..head_len];
                     let mut spans = SpanList::new();
-                    scan_into(head, &mut spans)?;
+                    let (head_len, block_len) =
+                        match whole_head(buf, *scanned, &self.limits, &mut spans) {
+                            Some(found) => found,
+                            None => {
+                                // Not all there yet (or not well formed): find the block resumably,
+                                // then index it, for the usual errors.
+                                spans = SpanList::new();
+                                let Some((head_len, block_len)) =
+                                    find_head(buf, scanned, &self.limits)?
+                                else {
+                                    return Ok(None);
+                                };
+                                scan_into(&buf[..head_len], &mut spans)?;
+                                (head_len, block_len)
+                            }
+                        };
+                    let head = &buf[..head_len];
                     let (length, content_type) = spans.length_and_type(head);
                     let len = body_length(length, &self.limits)?;
                     match BodyOnly::of(content_type) {
@@ -245,6 +257,34 @@ impl FrameDecoder {
             }
         }
     }
+}
+
+/// When a new frame starts and its whole header block is in `buf` (the usual case), finds the
+/// block and indexes its lines in one scan: returns (length of the header lines, length of the
+/// block including the empty line), as [`find_head`] would, with the lines in `spans`.
+/// `None` when the block is not all there, is too large, or does not parse: the caller then
+/// takes the resumable path, which reports those cases.
+fn whole_head(
+    buf: &mut BytesMut,
+    scanned: usize,
+    limits: &DecoderLimits,
+    spans: &mut SpanList,
+) -> Option<(usize, usize)> {
+    if scanned != 0 {
+        return None;
+    }
+    // Line ends between messages carry nothing (FreeSWITCH skips them too).
+    let skip = buf
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count();
+    buf.advance(skip);
+    let window = &buf[..buf.len().min(limits.max_header_block)];
+    let after = scan_into(window, spans).ok()??;
+    // The empty line starts after a `\n` (the block cannot start with one: they were skipped),
+    // and is `\n` or `\r\n`.
+    let head_len = after - 1 - usize::from(window.get(after.checked_sub(2)?) == Some(&b'\r'));
+    Some((head_len, after))
 }
 
 /// Skips line ends between messages, then finds the empty line that ends the next header block
@@ -322,6 +362,7 @@ fn find_blank_line(buf: &[u8], scanned: &mut usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     fn all(bytes: &[u8]) -> Vec<Frame> {
         let mut d = FrameDecoder::default();
@@ -409,5 +450,96 @@ mod tests {
         assert!(!FrameDecoder::default().in_frame(&empty));
         empty.extend_from_slice(b"\n");
         assert!(!FrameDecoder::default().in_frame(&empty));
+    }
+
+    /// The frame path: [`FrameDecoder::decode`] then [`Message::from_frame`], what
+    /// [`EslCodec`](super::super::EslCodec) did before it had its own path.
+    fn via_frames(
+        limits: DecoderLimits,
+        wire: &[u8],
+        cuts: &[usize],
+        messages: bool,
+    ) -> (Vec<Message>, Option<String>) {
+        let mut d = FrameDecoder::new(limits);
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+        cuts.push(wire.len());
+        cuts.sort_unstable();
+        let mut pos = 0;
+        for c in cuts {
+            buf.extend_from_slice(&wire[pos..c.max(pos)]);
+            pos = pos.max(c);
+            loop {
+                let next = if messages {
+                    d.decode_message(&mut buf)
+                } else {
+                    d.decode(&mut buf)
+                        .and_then(|f| f.map(Message::from_frame).transpose())
+                };
+                match next {
+                    Ok(Some(m)) => out.push(m),
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(format!("{e:?}"))),
+                }
+            }
+        }
+        (out, None)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+        /// The message path decodes exactly what the frame path does (messages, and the same
+        /// error at the same point), however the bytes arrive: valid messages of every kind,
+        /// CRLF, stray line ends, truncated and malformed header blocks, bad lengths, garbage.
+        #[test]
+        fn message_path_agrees_with_frame_path(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(vec![
+                        &b"Content-Length: 36\nContent-Type: text/event-plain\n\nEvent-Name: HEARTBEAT\nA: b%20c\n\n"[..],
+                        &b"Content-Length: 60\nContent-Type: text/event-plain\n\nEvent-Name: BACKGROUND_JOB\nContent-Length: 4\n\n+OK\n\n"[..],
+                        &b"Content-Type: text/event-plain\r\nContent-Length: 21\r\n\r\nEvent-Name: X\r\nB:\r\n\r\n"[..],
+                        &b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"[..],
+                        &b"Content-Type: api/response\nContent-Length: 3\n\n+OK"[..],
+                        &b"Content-Type: auth/request\n\n"[..],
+                        &b"Content-Type: text/disconnect-notice\nContent-Length: 5\n\nbye\n\n"[..],
+                        &b"Content-Type: log/data\nContent-Length: 2\nLog-Level: 7\n\nhi"[..],
+                        &b"Content-Type: something/else\nX-Y: %41\n\n"[..],
+                        &b"Content-Type: text/event-json\nContent-Length: 27\n\n{\"Event-Name\":\"HEARTBEAT\"}"[..],
+                        &b"Content-Type: text/rude-rejection\nContent-Length: 4\n\nnope"[..],
+                        &b"content-type: TEXT/EVENT-PLAIN\ncontent-length: 0\n\n"[..],
+                        &b"Content-Length: 99999999999\n\n"[..],
+                        &b"Content-Length: 20\nContent-Type: text/event-plain\n\nno colon here\n\n\n\n\n\n"[..],
+                        &b":empty name\n\n"[..],
+                        &b"\n\r\n\n"[..],
+                        &b"Content-Type: api/response\nContent-Length: 70\n\n"[..],
+                    ]).prop_map(|p| p.to_vec()),
+                    1 => proptest::collection::vec(
+                        proptest::prop_oneof![
+                            proptest::strategy::Just(b'\n'),
+                            proptest::strategy::Just(b':'),
+                            proptest::strategy::Just(b'\r'),
+                            proptest::num::u8::ANY,
+                        ],
+                        0..90,
+                    ),
+                ],
+                0..8,
+            ),
+            cuts in proptest::collection::vec(proptest::num::usize::ANY, 0..6),
+            small in proptest::bool::ANY,
+        ) {
+            let wire = pieces.concat();
+            let limits = if small {
+                DecoderLimits { max_header_block: 64, max_content_length: 64 }
+            } else {
+                DecoderLimits::default()
+            };
+            proptest::prop_assert_eq!(
+                via_frames(limits, &wire, &cuts, true),
+                via_frames(limits, &wire, &cuts, false)
+            );
+        }
     }
 }
