@@ -704,7 +704,7 @@ impl SpanList {
 
 /// ASCII case-insensitive name comparison; names of 8 to 16 bytes (most of them) eight bytes
 /// at a time.
-#[inline]
+#[inline(always)]
 fn eq_name(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -712,7 +712,10 @@ fn eq_name(a: &[u8], b: &[u8]) -> bool {
     match (a.first_chunk::<8>(), a.last_chunk::<8>()) {
         (Some(a0), Some(a1)) if a.len() <= 16 => {
             match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-                (Some(b0), Some(b1)) => lower8(a0) == lower8(b0) && lower8(a1) == lower8(b1),
+                // The exact spelling (what FreeSWITCH sends) first.
+                (Some(b0), Some(b1)) => {
+                    (a0 == b0 && a1 == b1) || (lower8(a0) == lower8(b0) && lower8(a1) == lower8(b1))
+                }
                 _ => false,
             }
         }
