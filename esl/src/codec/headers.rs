@@ -835,8 +835,27 @@ pub(crate) fn zero_bytes(x: u64) -> u64 {
 
 /// Bitmasks of the `:` and `\n` bytes of 64-byte blocks (bit i = byte i).
 mod masks {
-    /// (colons, newlines) of a whole block.
-    #[cfg(target_arch = "x86_64")]
+    /// (colons, newlines) of a whole block, 32 bytes at a time, in builds for CPUs with AVX2
+    /// (`-C target-cpu=x86-64-v3` or `native`): half the compares and mask moves of SSE2.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[inline(always)]
+    pub(super) fn block(b: &[u8; 64]) -> (u64, u64) {
+        use safe_arch::{cmp_eq_mask_i8_m256i, m256i, move_mask_i8_m256i, set_splat_i8_m256i};
+        let colon = set_splat_i8_m256i(b':' as i8);
+        let newline = set_splat_i8_m256i(b'\n' as i8);
+        let (halves, _) = b.as_chunks::<32>();
+        let (mut c, mut n) = (0u64, 0u64);
+        for (k, half) in halves.iter().enumerate() {
+            let v = m256i::from(*half);
+            let shift = 32 * k as u32;
+            c |= u64::from(move_mask_i8_m256i(cmp_eq_mask_i8_m256i(v, colon)) as u32) << shift;
+            n |= u64::from(move_mask_i8_m256i(cmp_eq_mask_i8_m256i(v, newline)) as u32) << shift;
+        }
+        (c, n)
+    }
+
+    /// (colons, newlines) of a whole block: SSE2, which every x86_64 has.
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx2")))]
     #[inline(always)]
     pub(super) fn block(b: &[u8; 64]) -> (u64, u64) {
         use safe_arch::{
