@@ -177,7 +177,9 @@ impl FrameDecoder {
     /// Takes the next whole message off `buf` (the [`EslCodec`](super::EslCodec) path): the
     /// same framing, limits and errors as [`decode`](Self::decode) followed by
     /// [`Message::from_frame`], but the outer header block of a message made of its body alone
-    /// (every event) is indexed on the stack and dropped, never copied into [`Headers`].
+    /// (every event) is indexed on the stack and dropped, never copied into [`Headers`]; the
+    /// block FreeSWITCH writes before every event is recognised without a scan
+    /// ([`event_head`]).
     pub(crate) fn decode_message(
         &mut self,
         buf: &mut BytesMut,
@@ -189,6 +191,18 @@ impl FrameDecoder {
                         return Err(EslError::Protocol {
                             reason: "a command decoder cannot read messages".into(),
                         });
+                    }
+                    if *scanned == 0 {
+                        skip_line_ends(buf);
+                        if let Some((block_len, len, kind)) = event_head(buf, &self.limits) {
+                            buf.advance(block_len);
+                            if len == 0 {
+                                return kind.message(None).map(Some);
+                            }
+                            buf.reserve(len.saturating_sub(buf.len()));
+                            self.state = State::BodyOnly { kind, len };
+                            continue;
+                        }
                     }
                     let mut spans = SpanList::new();
                     let (head_len, block_len) =
@@ -259,7 +273,8 @@ impl FrameDecoder {
     }
 }
 
-/// When a new frame starts and its whole header block is in `buf` (the usual case), finds the
+/// When a new frame starts (line ends between messages already skipped) and its whole header
+/// block is in `buf` (the usual case), finds the
 /// block and indexes its lines in one scan: returns (length of the header lines, length of the
 /// block including the empty line), as [`find_head`] would, with the lines in `spans`.
 /// `None` when the block is not all there, is too large, or does not parse: the caller then
@@ -273,18 +288,43 @@ fn whole_head(
     if scanned != 0 {
         return None;
     }
-    // Line ends between messages carry nothing (FreeSWITCH skips them too).
-    let skip = buf
-        .iter()
-        .take_while(|&&b| b == b'\n' || b == b'\r')
-        .count();
-    buf.advance(skip);
     let window = &buf[..buf.len().min(limits.max_header_block)];
     let after = scan_into(window, spans).ok()??;
     // The empty line starts after a `\n` (the block cannot start with one: they were skipped),
     // and is `\n` or `\r\n`.
     let head_len = after - 1 - usize::from(window.get(after.checked_sub(2)?) == Some(&b'\r'));
     Some((head_len, after))
+}
+
+/// Line ends between messages carry nothing (FreeSWITCH skips them too).
+fn skip_line_ends(buf: &mut BytesMut) {
+    let skip = buf
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .count();
+    buf.advance(skip);
+}
+
+/// FreeSWITCH frames every event as `Content-Length: <n>\nContent-Type: <type>\n\n`. When
+/// `buf` starts with exactly that, for a message made of its body alone and within the limits,
+/// the block needs no scan: returns (length of the block, body length, kind). Anything else
+/// (other spellings, more headers, `\r`, a partial block, an error to report) is `None`, and
+/// the general path decides, with the same result for the blocks this accepts.
+fn event_head(buf: &[u8], limits: &DecoderLimits) -> Option<(usize, usize, BodyOnly)> {
+    const LENGTH: &[u8] = b"Content-Length: ";
+    const TYPE: &[u8] = b"\nContent-Type: ";
+    let rest = buf.strip_prefix(LENGTH)?;
+    let digits = rest.iter().take(10).position(|b| !b.is_ascii_digit())?;
+    let len = parse_decimal(&rest[..digits])?;
+    let rest = rest[digits..].strip_prefix(TYPE)?;
+    let end = rest.iter().take(32).position(|&b| b == b'\n')?;
+    let kind = BodyOnly::of(Some(&rest[..end]))?;
+    if rest.get(end + 1) != Some(&b'\n') {
+        return None;
+    }
+    let block_len = LENGTH.len() + digits + TYPE.len() + end + 2;
+    (block_len <= limits.max_header_block && len <= limits.max_content_length)
+        .then_some((block_len, len, kind))
 }
 
 /// Skips line ends between messages, then finds the empty line that ends the next header block
@@ -295,13 +335,8 @@ fn find_head(
     scanned: &mut usize,
     limits: &DecoderLimits,
 ) -> Result<Option<(usize, usize)>, EslError> {
-    // Line ends between messages carry nothing (FreeSWITCH skips them too).
     if *scanned == 0 {
-        let skip = buf
-            .iter()
-            .take_while(|&&b| b == b'\n' || b == b'\r')
-            .count();
-        buf.advance(skip);
+        skip_line_ends(buf);
     }
     let Some((head_len, block_len)) = find_blank_line(buf, scanned) else {
         if buf.len() > limits.max_header_block {
@@ -514,6 +549,15 @@ mod tests {
                         &b":empty name\n\n"[..],
                         &b"\n\r\n\n"[..],
                         &b"Content-Type: api/response\nContent-Length: 70\n\n"[..],
+                        &b"Content-Length: 0\nContent-Type: text/event-plain\n\n"[..],
+                        &b"Content-Length: 15\nContent-Type: text/event-plain\r\n\r\nEvent-Name: X\r\n"[..],
+                        &b"Content-Length: 5\nContent-Type: text/event-xml\n\n<bad>"[..],
+                        &b"Content-Length: 1234567890\nContent-Type: text/event-plain\n\n"[..],
+                        &b"Content-Length: 70\nContent-Type: text/event-plain\n\n"[..],
+                        &b"Content-Length: 3\nContent-Type: api/response\n\n+OK"[..],
+                        &b"Content-Length: 3\nContent-Type: text/plain\n\nabc"[..],
+                        &b"Content-Length:  3\nContent-Type: api/response\n\n+OK"[..],
+                        &b"Content-Length: 3\nContent-Type: api/response\nX: y\n\n+OK"[..],
                     ]).prop_map(|p| p.to_vec()),
                     1 => proptest::collection::vec(
                         proptest::prop_oneof![
