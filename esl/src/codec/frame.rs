@@ -274,13 +274,13 @@ impl FrameDecoder {
 }
 
 /// When a new frame starts (line ends between messages already skipped) and its whole header
-/// block is in `buf` (the usual case), finds the
-/// block and indexes its lines in one scan: returns (length of the header lines, length of the
-/// block including the empty line), as [`find_head`] would, with the lines in `spans`.
-/// `None` when the block is not all there, is too large, or does not parse: the caller then
-/// takes the resumable path, which reports those cases.
+/// block is in `buf` (the usual case), finds the block and indexes its lines in one scan:
+/// returns (length of the header lines, length of the block including the empty line), as
+/// [`find_head`] would, with the lines in `spans`. `None` when the block is not all there, is
+/// too large, or does not parse: the caller then takes the resumable path, which reports those
+/// cases.
 fn whole_head(
-    buf: &mut BytesMut,
+    buf: &[u8],
     scanned: usize,
     limits: &DecoderLimits,
     spans: &mut SpanList,

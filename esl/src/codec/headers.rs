@@ -455,12 +455,14 @@ fn span(bytes: &[u8], start: usize, colon: usize, end: usize) -> Span {
 ///   first colon of every line, and `diff & !colons` marks every byte from a line start up to
 ///   its first colon (the name);
 /// - a name that contains a `\n` is a line without a colon: either the empty line that ends the
-///   block, or a malformed line; a first colon at a line start is an empty name. Either way the
-///   rest is left to [`scan_lines`], which reads it line by line (once per message, for the
-///   final empty line).
+///   block, or a malformed line; a first colon at a line start is an empty name. Such a block
+///   (once per message, for the final empty line) goes to [`Walk::bad_block`]: the lines before
+///   the first bad one are taken as usual, then the bad line is the empty line or is left to
+///   [`scan_lines`], which reports it.
 ///
 /// Otherwise first colons and line ends alternate, so the walk over the block's line ends
-/// takes each line's colon off the first-colon mask in step, with no search.
+/// ([`Walk::lines`]) takes each line's colon off the first-colon mask in step, with no search.
+/// A last line without its `\n` is left to [`scan_lines`] too.
 pub(crate) fn scan_into<S: SpanSink>(
     bytes: &[u8],
     spans: &mut S,
