@@ -170,7 +170,7 @@ impl Event {
     /// Parses the body of a `text/event-plain` message.
     pub fn parse_plain(data: Bytes) -> Result<Self, EslError> {
         let total = data.len();
-        let (headers, after_blank) = Headers::parse_until_blank(data.clone())?;
+        let (headers, after_blank) = Headers::parse_until_blank(data)?;
         // A body follows the empty line only when the event has one (BACKGROUND_JOB, API...).
         let body = match after_blank.filter(|&start| start < total) {
             None => None,
@@ -186,7 +186,7 @@ impl Event {
                             total - start
                         ),
                     })?;
-                Some(data.slice(start..end))
+                Some(headers.buf().slice(start..end))
             }
         };
         Ok(Event {

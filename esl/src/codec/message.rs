@@ -40,6 +40,9 @@ impl Message {
     pub fn from_frame(frame: Frame) -> Result<Self, EslError> {
         let Frame { headers, body } = frame;
         let ct = headers.find(b"Content-Type").map(|h| h.raw_value());
+        if let Some(kind) = BodyOnly::of(ct) {
+            return kind.message(body);
+        }
         // Only serialised events are URL-encoded. The outbound `connect` reply is one (the
         // channel data, with `Reply-Text: %2BOK%0A`); every other header block is raw.
         // Asked only for non-event messages, so events (the hot path) skip the lookup.
@@ -51,24 +54,14 @@ impl Message {
             }
         };
         Ok(match ct {
-            Some(b"auth/request") => Message::AuthRequest,
             Some(b"command/reply") => Message::CommandReply(Reply {
                 headers: raw(headers),
                 body,
             }),
-            Some(b"api/response") => Message::ApiResponse(body.unwrap_or_default()),
-            Some(b"text/event-plain") => {
-                Message::Event(Event::parse_plain(body.unwrap_or_default())?)
-            }
-            Some(b"text/event-json") => {
-                Message::Event(Event::parse_json_bytes(body.unwrap_or_default())?)
-            }
-            Some(b"text/event-xml") => Message::Event(Event::parse_xml(&body.unwrap_or_default())?),
             Some(b"text/disconnect-notice") => Message::DisconnectNotice(DisconnectNotice {
                 headers: raw(headers),
                 body: body.unwrap_or_default(),
             }),
-            Some(b"text/rude-rejection") => Message::RudeRejection(body.unwrap_or_default()),
             Some(b"log/data") => Message::LogData(LogData {
                 headers: raw(headers),
                 body: body.unwrap_or_default(),
@@ -207,6 +200,47 @@ impl Message {
                 }
             }
         }
+    }
+}
+
+/// Content types whose message is made of the body alone: their outer headers are read for
+/// `Content-Type` and `Content-Length`, then dropped (the codec need not keep them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyOnly {
+    AuthRequest,
+    ApiResponse,
+    EventPlain,
+    EventJson,
+    EventXml,
+    RudeRejection,
+}
+
+impl BodyOnly {
+    /// The kind of a message whose `Content-Type` is `ct`, when it is made of the body alone.
+    pub(crate) fn of(ct: Option<&[u8]>) -> Option<Self> {
+        Some(match ct? {
+            b"auth/request" => BodyOnly::AuthRequest,
+            b"api/response" => BodyOnly::ApiResponse,
+            b"text/event-plain" => BodyOnly::EventPlain,
+            b"text/event-json" => BodyOnly::EventJson,
+            b"text/event-xml" => BodyOnly::EventXml,
+            b"text/rude-rejection" => BodyOnly::RudeRejection,
+            _ => return None,
+        })
+    }
+
+    /// The message, from the frame's body.
+    pub(crate) fn message(self, body: Option<Bytes>) -> Result<Message, EslError> {
+        Ok(match self {
+            BodyOnly::AuthRequest => Message::AuthRequest,
+            BodyOnly::ApiResponse => Message::ApiResponse(body.unwrap_or_default()),
+            BodyOnly::EventPlain => Message::Event(Event::parse_plain(body.unwrap_or_default())?),
+            BodyOnly::EventJson => {
+                Message::Event(Event::parse_json_bytes(body.unwrap_or_default())?)
+            }
+            BodyOnly::EventXml => Message::Event(Event::parse_xml(&body.unwrap_or_default())?),
+            BodyOnly::RudeRejection => Message::RudeRejection(body.unwrap_or_default()),
+        })
     }
 }
 

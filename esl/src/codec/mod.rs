@@ -41,10 +41,7 @@ impl EslCodec {
 
     /// Takes the next whole message off `buf`.
     pub fn decode_message(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, EslError> {
-        match self.frames.decode(buf)? {
-            Some(frame) => Message::from_frame(frame).map(Some),
-            None => Ok(None),
-        }
+        self.frames.decode_message(buf)
     }
 
     /// Whether bytes of an unfinished message are buffered.
