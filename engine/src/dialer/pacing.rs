@@ -328,10 +328,57 @@ impl Pacer {
         if max_new == 0 {
             return (0, 0.0);
         }
-        let Some(pic) = self.picture(agents, lines, connect_within, horizon) else {
+        match self.picture(agents, lines, connect_within, horizon) {
+            Some(pic) => self.count_dials(&pic, max_new),
             // Nobody ever answers: risk-free, but also pointless beyond the line cap.
-            return (max_new, 0.0);
+            None => (max_new, 0.0),
+        }
+    }
+
+    /// [`release`](Self::release), then [`plan`](Self::plan) without the released lines, on
+    /// one picture of supply and demand. `candidates` are the ages of lines (among `lines`)
+    /// that have rung the minimum.
+    pub fn plan_releasing(
+        &mut self,
+        agents: &[AgentView],
+        lines: &[LineView],
+        connect_within: Duration,
+        horizon: Duration,
+        max_new: u32,
+        candidates: &[Duration],
+    ) -> (Vec<bool>, u32) {
+        if max_new == 0 && candidates.is_empty() {
+            return (Vec::new(), 0);
+        }
+        let Some(mut pic) = self.picture(agents, lines, connect_within, horizon) else {
+            return (vec![false; candidates.len()], max_new);
         };
+        let verdicts: Vec<bool> = candidates
+            .iter()
+            .map(|e| self.release_verdict(&pic, e.as_secs_f64()))
+            .collect();
+        for (e, go) in candidates.iter().zip(&verdicts) {
+            if *go {
+                // A released line brings no one: its demand leaves the picture.
+                let line = self.ringing(e.as_secs_f64());
+                for i in 0..pic.bins() {
+                    let q = self.share(pic.p_person, &line, i);
+                    pic.d_mean[i] -= q;
+                    pic.d_var[i] -= q * (1.0 - q);
+                }
+            }
+        }
+        let extra = u32::try_from(verdicts.iter().filter(|g| **g).count()).unwrap_or(u32::MAX);
+        let n = if max_new == 0 && extra == 0 {
+            0
+        } else {
+            self.count_dials(&pic, max_new.saturating_add(extra)).0
+        };
+        (verdicts, n)
+    }
+
+    /// New dials while the next one's risk stays under the threshold.
+    fn count_dials(&self, pic: &Picture, max_new: u32) -> (u32, f64) {
         let mut k = 0u32;
         let mut last = 0.0;
         while k < max_new {
@@ -367,37 +414,44 @@ impl Pacer {
         horizon: Duration,
         candidates: &[Duration],
     ) -> Vec<bool> {
-        if candidates.is_empty() {
-            return Vec::new();
+        self.plan_releasing(agents, lines, connect_within, horizon, 0, candidates)
+            .0
+    }
+
+    /// Whether a line ringing for `r` seconds should be released (see [`release`](Self::release)).
+    fn release_verdict(&self, pic: &Picture, r: f64) -> bool {
+        let line = self.ringing(r);
+        let base = line.base;
+        let (mut risk, mut mass) = (0.0, 0.0);
+        let mut before = 0.0;
+        for i in 0..pic.bins() {
+            let upto = self.person.cdf(r + (i + 1) as f64 * STEP_S) - base;
+            let w = upto - before;
+            before = upto;
+            if w <= 0.0 {
+                continue;
+            }
+            // This line's own share of the demand is not competition for itself.
+            let q = self.share(pic.p_person, &line, i);
+            risk += w * pic.abandon_p(i, -q, -q * (1.0 - q));
+            mass += w;
         }
-        let Some(pic) = self.picture(agents, lines, connect_within, horizon) else {
-            return vec![false; candidates.len()];
-        };
-        candidates
-            .iter()
-            .map(|elapsed| {
-                let r = elapsed.as_secs_f64();
-                let unresolved = (1.0 - self.resolve.cdf(r)).max(0.02);
-                let base = self.person.cdf(r);
-                let (mut risk, mut mass) = (0.0, 0.0);
-                let mut before = 0.0;
-                for i in 0..pic.bins() {
-                    let upto = self.person.cdf(r + (i + 1) as f64 * STEP_S) - base;
-                    let w = upto - before;
-                    before = upto;
-                    if w <= 0.0 {
-                        continue;
-                    }
-                    // This line's own share of the demand is not competition for itself.
-                    let q = (pic.p_person * (self.person.cdf(r + t_of(i)) - base) / unresolved)
-                        .clamp(0.0, 1.0);
-                    risk += w * pic.abandon_p(i, -q, -q * (1.0 - q));
-                    mass += w;
-                }
-                // Zero mass: this line can no longer reach a person; ringing on costs nothing.
-                mass > 0.0 && risk / mass > self.theta
-            })
-            .collect()
+        // Zero mass: this line can no longer reach a person; ringing on costs nothing.
+        mass > 0.0 && risk / mass > self.theta
+    }
+
+    /// A line ringing for `r` seconds: what [`share`](Self::share) needs about it.
+    fn ringing(&self, r: f64) -> Ringing {
+        Ringing {
+            r,
+            base: self.person.cdf(r),
+            unresolved: (1.0 - self.resolve.cdf(r)).max(0.02),
+        }
+    }
+
+    /// P(that line has brought a person by bin `i`).
+    fn share(&self, p_person: f64, l: &Ringing, i: usize) -> f64 {
+        (p_person * (self.person.cdf(l.r + t_of(i)) - l.base) / l.unresolved).clamp(0.0, 1.0)
     }
 
     /// Supply and demand over the horizon as the present state gives them.
@@ -484,12 +538,9 @@ impl Pacer {
                     }
                 }
                 LineView::Ringing { elapsed } => {
-                    let r = elapsed.as_secs_f64();
-                    let unresolved = (1.0 - self.resolve.cdf(r)).max(0.02);
-                    let base = self.person.cdf(r);
+                    let line = self.ringing(elapsed.as_secs_f64());
                     for i in 0..bins {
-                        let q = (p_person * (self.person.cdf(r + t_of(i)) - base) / unresolved)
-                            .clamp(0.0, 1.0);
+                        let q = self.share(p_person, &line, i);
                         d_mean[i] += q;
                         d_var[i] += q * (1.0 - q);
                     }
@@ -512,6 +563,13 @@ impl Pacer {
 /// Bin i holds person-ready times in [i, i+1) s; it is evaluated at its middle.
 fn t_of(i: usize) -> f64 {
     (i as f64 + 0.5) * STEP_S
+}
+
+/// A ringing line as [`Pacer::share`] sees it.
+struct Ringing {
+    r: f64,
+    base: f64,
+    unresolved: f64,
 }
 
 /// Supply (agents free by each bin's time plus the connect allowance) and demand (persons

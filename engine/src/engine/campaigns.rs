@@ -492,7 +492,7 @@ impl Engine {
                         Duration::ZERO
                     };
                 let connect = c.cfg.connect_within;
-                let mut lines: Vec<LineView> = seen.iter().map(|(_, v)| *v).collect();
+                let lines: Vec<LineView> = seen.iter().map(|(_, v)| *v).collect();
                 let candidates: Vec<(usize, Duration)> = seen
                     .iter()
                     .enumerate()
@@ -501,33 +501,21 @@ impl Engine {
                         _ => None,
                     })
                     .collect();
-                let Some(c) = self.campaigns.get_mut(&id) else {
-                    return false;
-                };
-                if !candidates.is_empty() {
-                    let elapsed: Vec<Duration> = candidates.iter().map(|(_, e)| *e).collect();
-                    let verdicts = c.pacer.release(&views, &lines, connect, horizon, &elapsed);
-                    let mut gone = vec![false; seen.len()];
-                    for ((i, _), release) in candidates.iter().zip(verdicts) {
-                        if release && let Some(leg) = seen[*i].0 {
-                            self.release_line(id, leg);
-                            gone[*i] = true;
-                            capacity += 1;
-                        }
-                    }
-                    if gone.iter().any(|g| *g) {
-                        lines = lines
-                            .into_iter()
-                            .zip(gone)
-                            .filter_map(|(l, g)| (!g).then_some(l))
-                            .collect();
-                    }
-                }
+                let elapsed: Vec<Duration> = candidates.iter().map(|(_, e)| *e).collect();
                 let cap = u32::try_from(capacity).unwrap_or(u32::MAX);
                 let Some(c) = self.campaigns.get_mut(&id) else {
                     return false;
                 };
-                c.pacer.plan(&views, &lines, connect, horizon, cap).0 as usize
+                let (verdicts, n) = c
+                    .pacer
+                    .plan_releasing(&views, &lines, connect, horizon, cap, &elapsed);
+                for ((i, _), release) in candidates.iter().zip(verdicts) {
+                    if release && let Some(leg) = seen[*i].0 {
+                        self.release_line(id, leg);
+                        capacity += 1;
+                    }
+                }
+                n as usize
             }
         };
         let n = wanted.min(capacity);
