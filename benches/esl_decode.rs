@@ -434,7 +434,9 @@ fn main() {
         .unwrap_or(3);
     let target = mb * 1_000_000;
 
-    let specs: [(&str, &str, &[u8], fn(&[u8]) -> bool); 3] = [
+    // (corpus, capture file, content type, which events the corpus keeps)
+    type Spec<'a> = (&'a str, &'a str, &'a [u8], fn(&[u8]) -> bool);
+    let specs: [Spec; 3] = [
         (
             "plain",
             "inbound-events-plain.c1.fs2client.raw",

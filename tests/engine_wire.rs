@@ -226,6 +226,14 @@ impl World {
         }
     }
 
+    /// Whether the agent's persistent line is answered.
+    async fn line_up(&self, id: u32) -> Option<LegId> {
+        self.api
+            .query(move |e| e.agent_info(AgentId(id)).and_then(|a| a.line_up()))
+            .await
+            .unwrap()
+    }
+
     async fn available(&self, id: u32) {
         self.api
             .command(Command::SetAgentPresence {
@@ -821,4 +829,93 @@ async fn a_dropped_event_socket_reconnects_and_the_call_carries_on() {
     assert!(rec.talk_s >= 1.5, "talk {}", rec.talk_s);
     w.wait_agent_state(1, AgentStateKind::Available).await;
     w.stop().await;
+}
+
+#[tokio::test]
+async fn a_persistent_agent_line_outlives_each_call_and_takes_the_next_one_without_ringing() {
+    let w = World::start(queue(Strategy::LongestIdleAgent)).await;
+    w.api
+        .command(Command::UpsertAgent(Box::new(AgentConfig {
+            id: AgentId(1),
+            name: "agent 1".into(),
+            contact: "user/1001".into(),
+            persistent_line: true,
+            ..AgentConfig::default()
+        })))
+        .await
+        .unwrap();
+    w.api
+        .command(Command::SetMemberships {
+            agent: AgentId(1),
+            memberships: vec![Membership::new(QUEUE)],
+        })
+        .await
+        .unwrap();
+    w.available(1).await;
+    // The phone is called once and answers (0.2 s): the line is up and parked.
+    let mut line = None;
+    for _ in 0..500 {
+        line = w.line_up(1).await;
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let line = line.expect("the agent's line came up").to_string();
+    assert!(
+        w.channel(&line).await.is_some(),
+        "the line is a live channel"
+    );
+
+    for (i, number) in ["+15550001111", "+15550002222"].into_iter().enumerate() {
+        let caller = w
+            .call(InboundCall {
+                caller_number: number.into(),
+                talk_time: Some(Duration::from_millis(500)),
+                ..InboundCall::default()
+            })
+            .await;
+        assert_eq!(
+            w.bridged_to(&caller).await,
+            line,
+            "call {i} goes to the line"
+        );
+        let rec = w.call_record("the call record", &caller).await;
+        assert_eq!(rec.outcome, CallOutcome::Answered);
+        assert_eq!(rec.agent, Some(AgentId(1)));
+        // The customer hung up; the line went back to park and stays.
+        assert!(
+            w.channel(&line).await.is_some(),
+            "the line survives call {i}"
+        );
+        w.wait_agent_state(1, AgentStateKind::Available).await;
+    }
+    let agent_legs = w
+        .switch
+        .snapshot()
+        .iter()
+        .filter(|e| e.name == "CHANNEL_CREATE" && e.channel.starts_with("sofia/internal/1001@"))
+        .count();
+    assert_eq!(agent_legs, 1, "the phone was called once for both calls");
+    assert!(
+        !w.switch
+            .snapshot()
+            .iter()
+            .any(|e| e.name == "CHANNEL_HANGUP_COMPLETE" && e.uuid == line),
+        "the line was never hung up"
+    );
+
+    // Logging out hangs the line up.
+    w.api
+        .command(Command::SetAgentPresence {
+            agent: AgentId(1),
+            presence: Presence::LoggedOut,
+        })
+        .await
+        .unwrap();
+    w.switch
+        .wait_for("the line's hangup", |e| {
+            e.name == "CHANNEL_HANGUP_COMPLETE" && e.uuid == line
+        })
+        .await;
 }

@@ -429,6 +429,10 @@ pub struct AgentSpec {
     pub no_answer_delay_s: f64,
     /// Logged out after this many unanswered offers in a row (capped at 1000).
     pub max_no_answer: u32,
+    /// Keep the agent's phone connected while available (a nailed-up line): it is called
+    /// once and every call is bridged to it at once, with no ring per call. For predictive
+    /// campaigns. If the line drops the agent goes on break `agent-line-down`.
+    pub persistent_line: bool,
 }
 
 impl Default for AgentSpec {
@@ -441,6 +445,7 @@ impl Default for AgentSpec {
             busy_delay_s: 60.0,
             no_answer_delay_s: 30.0,
             max_no_answer: 3,
+            persistent_line: false,
         }
     }
 }
@@ -481,6 +486,7 @@ impl AgentSpec {
             busy_delay: secs("busy_delay_s", self.busy_delay_s)?,
             no_answer_delay: secs("no_answer_delay_s", self.no_answer_delay_s)?,
             max_no_answer: self.max_no_answer.min(1000),
+            persistent_line: self.persistent_line,
         })
     }
 }

@@ -782,3 +782,40 @@ async fn array_bodies_and_past_expiry_are_refused_with_the_api_field_names() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_persistent_line_setting_round_trips_and_is_checked() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let (st, a) = s
+            .call("POST", "/v1/agents", k, Some(json!({"name": "Ana", "config": {"contact": "user/1000", "persistent_line": true}})))
+            .await;
+        assert_eq!(st, 201, "{a}");
+        assert_eq!(a["config"]["persistent_line"], true);
+        let aid = a["id"].as_i64().unwrap();
+        let (_, b) = s
+            .call("POST", "/v1/agents", k, Some(json!({"name": "Bo", "config": {"contact": "user/1001"}})))
+            .await;
+        assert_eq!(b["config"]["persistent_line"], false, "off unless asked for");
+        let (st, a2) = s
+            .call("PATCH", &format!("/v1/agents/{aid}"), k, Some(json!({"config": {"persistent_line": false}})))
+            .await;
+        assert_eq!(st, 200, "{a2}");
+        let (_, a3) = s.call("GET", &format!("/v1/agents/{aid}"), k, None).await;
+        assert_eq!(a3["config"]["persistent_line"], false);
+        assert_eq!(a3["config"]["contact"], "user/1000", "untouched fields stay");
+        let (st, e) = s
+            .call("POST", "/v1/agents", k, Some(json!({"name": "Cy", "config": {"contact": "user/1002", "persistent_line": "yes"}})))
+            .await;
+        assert_eq!(st, 422, "{e}");
+        assert!(
+            e["error"]["field"].as_str().unwrap_or("").contains("persistent_line")
+                || e["error"]["message"].as_str().unwrap_or("").contains("persistent_line"),
+            "{e}"
+        );
+        s.stop().await;
+    })
+    .await;
+}

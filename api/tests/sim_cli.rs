@@ -214,4 +214,7 @@ fn campaign_flags_are_checked_by_name() {
     let (ok, _, stderr) = campaign(&["--ring-timeout", "5", "--days", "1"]);
     assert!(!ok);
     assert!(stderr.contains("ring_timeout"), "{stderr}");
+    let (ok, _, stderr) = campaign(&["--agent-line", "nailed"]);
+    assert!(!ok);
+    assert!(stderr.contains("--agent-line"), "{stderr}");
 }

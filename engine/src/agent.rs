@@ -19,7 +19,8 @@
 //!
 //! Presence changes while reserved or on a call take effect when the activity returns to
 //! idle (an agent going on break mid-call finishes the call and its wrap-up first). An agent is
-//! *ready* (may be offered a call) only when present as Available, idle, and past any delay.
+//! *ready* (may be offered a call) only when present as Available, idle, past any delay, and,
+//! with a persistent line, once that line is answered.
 
 use std::time::Instant;
 
@@ -89,6 +90,18 @@ pub struct Agent {
     pub ready_timer: Option<Instant>,
     /// Queue of the call being wrapped up, and when wrap-up began (for handle time).
     pub wrap_from: Option<(crate::ids::QueueId, Instant)>,
+    /// The agent's persistent line (`cfg.persistent_line`), once called.
+    pub line: Option<AgentLine>,
+}
+
+/// A persistent agent line: the agent's phone, called once and kept up between calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AgentLine {
+    pub leg: LegId,
+    /// Answered: calls can be bridged to it.
+    pub up: bool,
+    /// When it was called (a resync spares a line younger than its grace).
+    pub since: Instant,
 }
 
 impl Agent {
@@ -108,6 +121,7 @@ impl Agent {
             serial,
             ready_timer: None,
             wrap_from: None,
+            line: None,
         }
     }
 
@@ -129,11 +143,17 @@ impl Agent {
         }
     }
 
-    /// May this agent be offered a call at `now`?
+    /// May this agent be offered a call at `now`? An agent with a persistent line needs it up.
     pub fn is_ready(&self, now: Instant) -> bool {
         self.presence == Presence::Available
             && self.activity == Activity::Idle
             && self.not_before.is_none_or(|t| t <= now)
+            && (!self.cfg.persistent_line || self.line_up().is_some())
+    }
+
+    /// The persistent line's leg, when it is answered.
+    pub fn line_up(&self) -> Option<LegId> {
+        self.line.filter(|l| l.up).map(|l| l.leg)
     }
 
     pub fn is_logged_in(&self) -> bool {

@@ -136,6 +136,14 @@ pub struct CampaignCall {
 pub const TRIED_MEMORY: usize = 16;
 
 impl Call {
+    /// The agent on this call (talking, or calling the customer back).
+    pub fn agent(&self) -> Option<AgentId> {
+        match self.phase {
+            Phase::Talking { agent, .. } | Phase::CallingBack { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
     pub fn wait_key(&self) -> WaitKey {
         WaitKey {
             neg_priority: -i64::from(self.priority),

@@ -238,6 +238,11 @@ pub struct AgentConfig {
     pub no_answer_delay: Duration,
     /// Consecutive unanswered offers that put the agent on break ("max-no-answer").
     pub max_no_answer: u32,
+    /// Keep the agent's phone connected while logged in (a nailed-up line, as predictive
+    /// agents in ViciDial sit in their session conference): the engine calls the phone once
+    /// when the agent becomes available and bridges each call to that leg at once, with no
+    /// ring and no answer per call. The leg goes back to park between calls.
+    pub persistent_line: bool,
 }
 
 impl Default for AgentConfig {
@@ -252,6 +257,7 @@ impl Default for AgentConfig {
             busy_delay: Duration::from_secs(60),
             no_answer_delay: Duration::from_secs(30),
             max_no_answer: 3,
+            persistent_line: false,
         }
     }
 }

@@ -607,6 +607,28 @@ mod simulated {
     }
 
     #[test]
+    fn persistent_agent_lines_spend_no_time_ringing_agents_and_keep_the_rule() {
+        let base = CampaignSimConfig {
+            agents: 10,
+            days: 2,
+            ..CampaignSimConfig::default()
+        };
+        let per_call = run_campaign(&base).unwrap();
+        let lines = run_campaign(&CampaignSimConfig {
+            persistent_lines: true,
+            ..base
+        })
+        .unwrap();
+        // Per call, every connect reserves its agent for the 0.3 s auto-answer; on a line
+        // an offer is taken at once (the line's own ring, once a day, is idle time).
+        assert!(per_call.reserved_share > 0.001, "{per_call:?}");
+        assert!(lines.reserved_share < 0.000_1, "{lines:?}");
+        assert!(lines.abandon_rate < 0.04, "{lines:?}");
+        assert!(lines.abandon_rate_max_day < 0.05, "{lines:?}");
+        assert!(lines.connected > 1000, "{lines:?}");
+    }
+
+    #[test]
     fn machines_are_detected_and_never_reach_agents() {
         let report = run_campaign(&CampaignSimConfig {
             agents: 5,

@@ -54,6 +54,10 @@ pub struct CampaignArgs {
     /// Seconds an agent's phone takes to auto-answer.
     #[arg(long, default_value_t = 0.3)]
     agent_answer: f64,
+    /// per-call (the agent's phone is rung and auto-answers for every call) or persistent
+    /// (each agent's phone is called once and calls are bridged to it at once).
+    #[arg(long, default_value = "per-call")]
+    agent_line: String,
     /// Seconds a dial rings before it counts as no answer (15 at least).
     #[arg(long, default_value_t = 25.0)]
     ring_timeout: f64,
@@ -106,8 +110,14 @@ fn campaign(a: CampaignArgs) -> anyhow::Result<()> {
             a.mode
         );
     };
+    let persistent_lines = match a.agent_line.as_str() {
+        "per-call" => false,
+        "persistent" => true,
+        other => bail!("--agent-line: unknown {other:?}; one of per-call, persistent"),
+    };
     let cfg = CampaignSimConfig {
         agents: a.agents,
+        persistent_lines,
         mode,
         answer_rate: a.answer_rate,
         machine_rate: a.machine_rate,

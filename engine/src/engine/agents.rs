@@ -105,6 +105,7 @@ impl Engine {
             }
             Some(a) => {
                 a.cfg = cfg;
+                self.sync_agent_line(id);
                 self.reindex_agent(id);
             }
         }
@@ -229,6 +230,7 @@ impl Engine {
 
     /// Emits the state change (live feed, record, statistics) if the reported state moved.
     pub(crate) fn agent_changed(&mut self, id: AgentId, before: AgentStateKind) {
+        self.sync_agent_line(id);
         let Some(agent) = self.agent(id) else { return };
         let after = agent.state();
         if after == before {

@@ -387,11 +387,7 @@ impl Engine {
                 agent, agent_leg, ..
             } => {
                 // The callback customer did not come up.
-                self.switch(SwitchCommand::Hangup {
-                    leg: agent_leg,
-                    cause: "NORMAL_CLEARING",
-                });
-                self.legs.remove(&agent_leg);
+                self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
                 self.finish_agent_call(agent, id, Duration::ZERO, false);
                 let lost = cause == HangupCause::Lost;
                 self.end_call(

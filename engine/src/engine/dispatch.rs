@@ -63,12 +63,19 @@ impl Graph {
 
 impl Engine {
     pub(crate) fn dispatch(&mut self) {
-        let mut seen: Vec<AgentId> = Vec::new();
-        self.match_dirty(&mut seen);
-        // Agents that found no call wait in their queues' indexes.
-        seen.append(&mut self.dirty_agents);
-        for a in seen {
-            self.index_agent(a);
+        for _ in 0..MAX_ROUNDS {
+            let mut seen: Vec<AgentId> = Vec::new();
+            self.match_dirty(&mut seen);
+            // Agents that found no call wait in their queues' indexes.
+            seen.append(&mut self.dirty_agents);
+            for a in seen {
+                self.index_agent(a);
+            }
+            // Offers to persistent lines are taken now; agents they beat in a ring-all are
+            // free again and match anew.
+            if !self.accept_instant_offers() {
+                return;
+            }
         }
     }
 
@@ -195,6 +202,13 @@ impl Engine {
         let Some(call) = self.calls.get(&c) else {
             return;
         };
+        // Taken already, or about to be by an agent on a persistent line: ringing others
+        // would only make offers to cancel.
+        if call.phase != Phase::Offering
+            || call.offers.iter().any(|o| self.instant_accepts.contains(o))
+        {
+            return;
+        }
         let Some(queue) = self.queue(call.queue) else {
             return;
         };

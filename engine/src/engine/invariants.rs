@@ -91,6 +91,23 @@ impl Engine {
         }
         for agent in self.agents.iter().flatten() {
             let id = agent.cfg.id;
+            if let Some(line) = agent.line {
+                let ok = match self.legs.get(&line.leg) {
+                    Some(LegRole::AgentLine(a)) => *a == id,
+                    Some(LegRole::Offer(o)) => self.offers.get(o).is_some_and(|o| o.agent == id),
+                    Some(LegRole::AgentOnCall(c)) => {
+                        agent.activity == Activity::OnCall(*c, line.leg)
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return fail(format!(
+                        "{id}'s line {} maps to {:?}",
+                        line.leg,
+                        self.legs.get(&line.leg)
+                    ));
+                }
+            }
             if reserved.get(&id).copied().unwrap_or(0) > 1 {
                 return fail(format!("{id} holds several offers"));
             }

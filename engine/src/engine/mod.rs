@@ -5,6 +5,7 @@ mod calls;
 mod campaigns;
 mod dispatch;
 mod invariants;
+mod lines;
 mod offers;
 mod supervisor;
 
@@ -39,6 +40,9 @@ pub(crate) enum LegRole {
     Monitor(AgentId),
     /// A campaign's dial, until a person on it becomes a call.
     Dial(CampaignId),
+    /// An agent's persistent line between calls (ringing or parked). While it carries an
+    /// offer or a call it has that role instead.
+    AgentLine(AgentId),
 }
 
 /// Time handed out when no timer is armed: the driver sleeps this long at most.
@@ -74,6 +78,9 @@ pub struct Engine {
     pub(crate) campaigns: FastMap<CampaignId, Campaign>,
     /// Recent campaign calls that ended, for dispositions that come after (bounded).
     pub(crate) recent_campaign_calls: crate::dialer::campaign::RecentCalls,
+    /// Offers to agents on persistent lines, accepted once the matching step is done (at
+    /// most one per agent).
+    pub(crate) instant_accepts: Vec<OfferId>,
 }
 
 impl Engine {
@@ -106,6 +113,7 @@ impl Engine {
             refused: 0,
             campaigns: FastMap::default(),
             recent_campaign_calls: Default::default(),
+            instant_accepts: Vec::new(),
         };
         engine.arm_stats_timer();
         engine
@@ -312,7 +320,7 @@ impl Engine {
         match self.legs.get(&leg)? {
             LegRole::Caller(c) | LegRole::AgentOnCall(c) => Some(*c),
             LegRole::Offer(o) => self.offers.get(o).map(|o| o.call),
-            LegRole::Monitor(_) | LegRole::Dial(_) => None,
+            LegRole::Monitor(_) | LegRole::Dial(_) | LegRole::AgentLine(_) => None,
         }
     }
 

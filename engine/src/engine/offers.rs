@@ -40,6 +40,10 @@ impl Engine {
     ) -> Option<OfferId> {
         let now = self.now;
         let call = self.calls.get(&call_id)?;
+        if !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+            // Already taken (an agent on a persistent line accepted it in this step).
+            return None;
+        }
         let q = call.queue;
         let was_waiting = call.phase == Phase::Waiting;
         let (number, name) = (call.caller.number.clone(), call.caller.name.clone());
@@ -52,13 +56,14 @@ impl Engine {
             return None;
         }
         let dial = agent.cfg.contact.clone();
+        let line = agent.line_up();
         let level_pos = agent
             .membership(q)
             .map(|m| (m.level, u64::from(m.position)));
         let before = agent.state();
         let id = OfferId(self.next_offer);
         self.next_offer = self.next_offer.wrapping_add(1).max(1);
-        let leg = self.new_leg();
+        let leg = line.unwrap_or_else(|| self.new_leg());
         if was_waiting {
             self.leave_line(call_id);
             if let Some(queue) = self.queue_mut(q) {
@@ -89,25 +94,33 @@ impl Engine {
             },
         );
         self.legs.insert(leg, LegRole::Offer(id));
-        self.timers.arm(timeout_at, TimerKey::OfferTimeout(id));
+        if line.is_none() {
+            self.timers.arm(timeout_at, TimerKey::OfferTimeout(id));
+        }
         if let Some(call) = self.calls.get_mut(&call_id) {
             call.phase = Phase::Offering;
             call.offers.push(id);
             call.offers_made += 1;
         }
-        self.switch(SwitchCommand::Originate {
-            kind: LegKind::Agent,
-            leg,
-            dial,
-            caller_id_number: number,
-            caller_id_name: name,
-            timeout,
-            vars: vec![
-                ("switchyard_call".into(), call_id.0.to_string()),
-                ("switchyard_queue".into(), queue_name),
-                ("switchyard_offer".into(), id.0.to_string()),
-            ],
-        });
+        if line.is_some() {
+            // The agent's phone is already connected: taken as answered once this matching
+            // step is over (ring-all may still add offers to the call meanwhile).
+            self.instant_accepts.push(id);
+        } else {
+            self.switch(SwitchCommand::Originate {
+                kind: LegKind::Agent,
+                leg,
+                dial,
+                caller_id_number: number,
+                caller_id_name: name,
+                timeout,
+                vars: vec![
+                    ("switchyard_call".into(), call_id.0.to_string()),
+                    ("switchyard_queue".into(), queue_name),
+                    ("switchyard_offer".into(), id.0.to_string()),
+                ],
+            });
+        }
         self.notify(LiveEvent::CallOffered {
             call: call_id,
             agent: agent_id,
@@ -136,16 +149,43 @@ impl Engine {
             Some(LegRole::Offer(o)) => self.accept_offer(o),
             Some(LegRole::Caller(c)) => self.callback_customer_answered(c, leg),
             Some(LegRole::Dial(c)) => self.on_dial_answered(c, leg),
+            Some(LegRole::AgentLine(a)) => self.on_line_answered(a, leg),
             _ => {}
         }
     }
 
+    /// Accepts the offers made to agents on persistent lines during the last matching step.
+    /// True when there were any (their calls' other offers were cancelled: match again).
+    pub(crate) fn accept_instant_offers(&mut self) -> bool {
+        if self.instant_accepts.is_empty() {
+            return false;
+        }
+        for o in std::mem::take(&mut self.instant_accepts) {
+            self.accept_offer(o);
+        }
+        true
+    }
+
     pub(crate) fn on_leg_hangup(&mut self, leg: LegId, cause: HangupCause) {
+        // A persistent line carrying an offer or a call ends them as any agent leg would,
+        // then stops being the agent's line.
+        let line = self.line_owner(leg);
+        self.leg_gone(leg, cause);
+        if let Some(agent) = line {
+            self.line_down(agent, leg);
+        }
+    }
+
+    fn leg_gone(&mut self, leg: LegId, cause: HangupCause) {
         match self.legs.get(&leg).copied() {
             Some(LegRole::Offer(o)) => {
                 self.legs.remove(&leg);
+                if let Some(i) = self.instant_accepts.iter().position(|x| *x == o) {
+                    self.instant_accepts.swap_remove(i);
+                }
                 self.offer_failed(o, cause);
             }
+            Some(LegRole::AgentLine(a)) => self.on_line_hangup(a, leg, cause),
             Some(LegRole::Caller(c)) => {
                 self.legs.remove(&leg);
                 self.on_caller_hangup(c, cause);
@@ -197,11 +237,7 @@ impl Engine {
         if !live {
             // The call is gone or another agent already won it.
             self.retire_offer(o, OfferResult::Lost);
-            self.switch(SwitchCommand::Hangup {
-                leg: offer.leg,
-                cause: "LOSE_RACE",
-            });
-            self.legs.remove(&offer.leg);
+            self.free_agent_leg(offer.agent, offer.leg, "LOSE_RACE");
             self.release_agent(offer.agent, None);
             return;
         }
@@ -346,11 +382,10 @@ impl Engine {
         let offers = call.offers.clone();
         for o in offers {
             if let Some(offer) = self.retire_offer(o, OfferResult::Lost) {
-                self.switch(SwitchCommand::Hangup {
-                    leg: offer.leg,
-                    cause: "LOSE_RACE",
-                });
-                self.legs.remove(&offer.leg);
+                if let Some(i) = self.instant_accepts.iter().position(|x| *x == o) {
+                    self.instant_accepts.swap_remove(i);
+                }
+                self.free_agent_leg(offer.agent, offer.leg, "LOSE_RACE");
                 self.release_agent(offer.agent, None);
             }
         }
@@ -495,15 +530,28 @@ impl Engine {
         let caller_leg = call.leg;
         let callback = call.callback;
         let q = call.queue;
-        // Hang up whichever side is still there; the driver ignores legs already gone.
-        let other = if caller_side { agent_leg } else { caller_leg };
+        // Hang up whichever side is still there; the driver ignores legs already gone. A
+        // persistent agent line stays up: FreeSWITCH parks it again (park_after_bridge).
         if !lost {
-            self.switch(SwitchCommand::Hangup {
-                leg: other,
-                cause: "NORMAL_CLEARING",
-            });
+            if caller_side {
+                if !self.is_line(agent, agent_leg) {
+                    self.switch(SwitchCommand::Hangup {
+                        leg: agent_leg,
+                        cause: "NORMAL_CLEARING",
+                    });
+                }
+            } else {
+                self.switch(SwitchCommand::Hangup {
+                    leg: caller_leg,
+                    cause: "NORMAL_CLEARING",
+                });
+            }
         }
-        self.legs.remove(&agent_leg);
+        if caller_side && self.is_line(agent, agent_leg) {
+            self.legs.insert(agent_leg, LegRole::AgentLine(agent));
+        } else {
+            self.legs.remove(&agent_leg);
+        }
         self.legs.remove(&caller_leg);
         let talk = now.saturating_duration_since(since);
         self.stats.call_talk_ended(now, q, c, agent, talk);

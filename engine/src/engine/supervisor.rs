@@ -175,6 +175,15 @@ impl Engine {
                 continue;
             }
             if !restarted
+                && let LegRole::AgentLine(a) = role
+                && self
+                    .agent(a)
+                    .and_then(|a| a.line)
+                    .is_some_and(|l| !l.up && now.saturating_duration_since(l.since) < grace)
+            {
+                continue;
+            }
+            if !restarted
                 && let LegRole::Dial(c) = role
                 && self.dial_age(c, leg).is_some_and(|age| age < grace)
             {

@@ -6,7 +6,8 @@
 //! (detected after `amd_delay`), is busy with `busy_rate`, and otherwise rings out after
 //! `no_answer_time` (or the campaign's ring timeout, whichever is first). A person bridged to
 //! an agent talks for an exponential time with mean `aht`; the queue's wrap-up follows. Agent
-//! phones auto-answer after `agent_answer` (predictive agents wear headsets on auto-answer).
+//! phones auto-answer after `agent_answer` (predictive agents wear headsets on auto-answer),
+//! for every call or, with `persistent_lines`, once a day for a line each call is bridged to.
 //!
 //! Each day the agents log in, the campaign runs `hours_per_day`, is paused, the lines in
 //! flight finish, and the agents log out. Occupancy is measured from the engine's own agent
@@ -54,6 +55,9 @@ pub struct CampaignSimConfig {
     /// Uniform range of answering-machine detection time after answer.
     pub amd_delay: (Duration, Duration),
     pub agent_answer: Duration,
+    /// Agents on persistent lines (called once a day, each call bridged at once) instead of
+    /// rung for every call.
+    pub persistent_lines: bool,
     pub ring_timeout: Duration,
     pub days: u32,
     pub hours_per_day: f64,
@@ -78,6 +82,7 @@ impl Default for CampaignSimConfig {
             no_answer_time: (s(15), s(30)),
             amd_delay: (s(1), s(3)),
             agent_answer: Duration::from_millis(300),
+            persistent_lines: false,
             ring_timeout: s(25),
             days: 30,
             hours_per_day: 8.0,
@@ -237,6 +242,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
             name: format!("agent {i}"),
             contact: format!("user/{i}"),
             max_no_answer: u32::MAX,
+            persistent_line: sim.persistent_lines,
             ..AgentConfig::default()
         };
         feed(
