@@ -13,6 +13,10 @@
 //!                    └ caller gone / another agent won ──► Lost: agent free at once
 //!   A leg that answers after its offer ended is hung up (LOSE_RACE), never bridged.
 //! ```
+//!
+//! An agent on a persistent line (`lines.rs`) skips the ringing: the offer is made on the
+//! line's leg and accepted as soon as the matching step ends, and the leg is never hung up
+//! when the offer or the call ends.
 
 use std::time::Duration;
 
