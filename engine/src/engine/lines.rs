@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::agent::{Activity, AgentLine};
 use crate::ids::AgentId;
-use crate::io::{HangupCause, LegId, LegKind, Presence, SwitchCommand};
+use crate::io::{LegId, LegKind, Presence, SwitchCommand};
 
 use super::{Engine, LegRole};
 
@@ -152,10 +152,5 @@ impl Engine {
             let _ = self.set_presence(agent, Presence::OnBreak(LINE_DOWN.into()));
         }
         self.reindex_agent(agent);
-    }
-
-    /// A hangup of a leg that is an idle (or still ringing) persistent line.
-    pub(crate) fn on_line_hangup(&mut self, agent: AgentId, leg: LegId, _cause: HangupCause) {
-        self.line_down(agent, leg);
     }
 }

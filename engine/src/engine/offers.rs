@@ -189,7 +189,8 @@ impl Engine {
                 }
                 self.offer_failed(o, cause);
             }
-            Some(LegRole::AgentLine(a)) => self.on_line_hangup(a, leg, cause),
+            // An idle line: `on_leg_hangup` takes it down.
+            Some(LegRole::AgentLine(_)) => {}
             Some(LegRole::Caller(c)) => {
                 self.legs.remove(&leg);
                 self.on_caller_hangup(c, cause);
