@@ -435,6 +435,12 @@ fn span(bytes: &[u8], start: usize, colon: usize, end: usize) -> Span {
             v += 1;
         }
     }
+    percent_span(start, colon, v, end)
+}
+
+/// A header line's span: name `start..colon`, value `v..end`, still percent-encoded.
+#[inline(always)]
+fn percent_span(start: usize, colon: usize, v: usize, end: usize) -> Span {
     Span {
         name_start: start as u32,
         name_len: (colon - start) as u32,
@@ -669,13 +675,7 @@ fn line_span<const CR: bool>(bytes: &[u8], start: usize, colon: usize, nl: usize
             v += 1;
         }
     }
-    Span {
-        name_start: start as u32,
-        name_len: (colon - start) as u32,
-        value_start: v as u32,
-        value_len: (end - v) as u32,
-        encoding: Encoding::Percent,
-    }
+    percent_span(start, colon, v, end)
 }
 
 /// Line by line from `pos`: the tail of [`scan`] (the empty line, a malformed line, a last line
