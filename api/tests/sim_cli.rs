@@ -217,4 +217,24 @@ fn campaign_flags_are_checked_by_name() {
     let (ok, _, stderr) = campaign(&["--agent-line", "nailed"]);
     assert!(!ok);
     assert!(stderr.contains("--agent-line"), "{stderr}");
+    let (ok, _, stderr) = campaign(&["--release-after", "soon"]);
+    assert!(!ok);
+    assert!(stderr.contains("--release-after"), "{stderr}");
+    let (ok, _, stderr) = campaign(&["--release-after", "10", "--days", "1"]);
+    assert!(!ok);
+    assert!(stderr.contains("release_after"), "{stderr}");
+}
+
+#[test]
+fn release_after_off_keeps_every_line_ringing_to_its_end() {
+    let short = ["--agents", "10", "--days", "1", "--hours-per-day", "1"];
+    let released = |extra: &[&str]| {
+        let (ok, out, stderr) = campaign(&[&short[..], extra].concat());
+        assert!(ok, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(v["connected"].as_u64().unwrap() > 50, "{v}");
+        v["released"].as_u64().unwrap()
+    };
+    assert!(released(&[]) > 0, "early release is on by default");
+    assert_eq!(released(&["--release-after", "off"]), 0);
 }

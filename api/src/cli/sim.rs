@@ -61,6 +61,9 @@ pub struct CampaignArgs {
     /// Seconds a dial rings before it counts as no answer (15 at least).
     #[arg(long, default_value_t = 25.0)]
     ring_timeout: f64,
+    /// Seconds after which pacing may release a ringing line (15 at least), or `off`.
+    #[arg(long, default_value = "15")]
+    release_after: String,
     #[arg(long, default_value_t = 30)]
     days: u32,
     #[arg(long, default_value_t = 8.0)]
@@ -115,8 +118,18 @@ fn campaign(a: CampaignArgs) -> anyhow::Result<()> {
         "persistent" => true,
         other => bail!("--agent-line: unknown {other:?}; one of per-call, persistent"),
     };
+    let release_after = match a.release_after.trim() {
+        "off" => None,
+        text => {
+            let v: f64 = text.parse().map_err(|_| {
+                anyhow::anyhow!("--release-after: {text:?} is neither seconds nor off")
+            })?;
+            Some(seconds("release-after", v)?)
+        }
+    };
     let cfg = CampaignSimConfig {
         agents: a.agents,
+        release_after,
         persistent_lines,
         mode,
         answer_rate: a.answer_rate,

@@ -24,7 +24,7 @@ use super::harness::SimError;
 use crate::agent::AgentStateKind;
 use crate::config::{AgentConfig, EngineConfig, Membership, QueueConfig};
 use crate::dialer::{
-    AmdPolicy, AttemptOutcome, CampaignConfig, CampaignControl, ContactSpec, DialMode,
+    AmdPolicy, AttemptOutcome, CampaignConfig, CampaignControl, ContactSpec, DialMode, MIN_RING,
     MachineAction, RetryRule, RetryRules,
 };
 use crate::engine::Engine;
@@ -59,6 +59,9 @@ pub struct CampaignSimConfig {
     /// rung for every call.
     pub persistent_lines: bool,
     pub ring_timeout: Duration,
+    /// Early release of lines that rang this long (the campaign setting; at least the legal
+    /// 15 s), or none.
+    pub release_after: Option<Duration>,
     pub days: u32,
     pub hours_per_day: f64,
     pub abandon_target: f64,
@@ -84,6 +87,7 @@ impl Default for CampaignSimConfig {
             agent_answer: Duration::from_millis(300),
             persistent_lines: false,
             ring_timeout: s(25),
+            release_after: Some(MIN_RING),
             days: 30,
             hours_per_day: 8.0,
             abandon_target: 0.03,
@@ -118,6 +122,9 @@ impl CampaignSimConfig {
             if lo > hi {
                 return bad(f, "MIN must not exceed MAX");
             }
+        }
+        if self.release_after.is_some_and(|r| r < MIN_RING) {
+            return bad("release_after", "must be at least 15 s");
         }
         if self.aht.is_zero() {
             return bad("aht", "must be positive");
@@ -268,6 +275,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
         queue: QUEUE,
         max_lines: sim.agents.saturating_mul(10).max(10),
         ring_timeout: sim.ring_timeout,
+        release_after: sim.release_after,
         abandon_target: sim.abandon_target,
         amd: AmdPolicy {
             enabled: amd,
