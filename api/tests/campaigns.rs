@@ -529,6 +529,7 @@ async fn contacts_page_with_a_cursor_and_filter_by_status() {
             .await;
         assert_eq!(st, 200, "{stats}");
         assert_eq!(stats["contacts_remaining"], 25, "{stats}");
+        assert_eq!(stats["released"], 0, "{stats}");
         s.stop().await;
     })
     .await;

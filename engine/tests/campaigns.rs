@@ -779,10 +779,9 @@ fn unneeded_lines_are_released_after_the_minimum_ring_and_not_before() {
                 assert!(matches!(rec.next, ContactNext::Retry { .. }));
             }
             assert_eq!(bed.engine.campaign_lines(C), 0);
-            assert_eq!(
-                bed.engine.campaign_stats(C).unwrap().no_answer,
-                lines.len() as u64
-            );
+            let stats = bed.engine.campaign_stats(C).unwrap();
+            assert_eq!(stats.no_answer, lines.len() as u64);
+            assert_eq!(stats.released, lines.len() as u64);
             // The switch's own hangup of a released leg changes nothing.
             bed.event(SwitchEvent::LegHungUp {
                 leg: lines[0].0,
@@ -792,6 +791,7 @@ fn unneeded_lines_are_released_after_the_minimum_ring_and_not_before() {
         } else {
             assert_eq!(released(&bed), 0, "release switched off: lines ring on");
             assert_eq!(bed.engine.campaign_lines(C), lines.len());
+            assert_eq!(bed.engine.campaign_stats(C).unwrap().released, 0);
         }
     }
 }

@@ -798,6 +798,9 @@ struct StatsView {
     failed: u64,
     machine: u64,
     abandoned: u64,
+    /// Lines pacing hung up after the legal minimum ring because their person would have found
+    /// no agent (included in `no_answer`; the contact is retried by the no-answer rule).
+    released: u64,
     /// Abandoned / answered by a person, today (ledger day) and over 30 days.
     abandon_rate_day: f64,
     abandon_rate_30d: f64,
@@ -862,6 +865,7 @@ async fn stats(
         failed: s.failed,
         machine: s.machine,
         abandoned: s.abandoned,
+        released: s.released,
         abandon_rate_day: s.abandon_rate_day,
         abandon_rate_30d: s.abandon_rate_30d,
         contacts_remaining: s.contacts_remaining,

@@ -49,6 +49,8 @@ pub struct Counters {
     pub abandoned: u64,
     pub hung_up: u64,
     pub cancelled: u64,
+    /// Lines pacing hung up after the minimum ring (also counted in `no_answer`).
+    pub released: u64,
 }
 
 impl Counters {

@@ -194,6 +194,8 @@ pub struct CampaignStats {
     pub failed: u64,
     pub machine: u64,
     pub abandoned: u64,
+    /// Lines pacing released after the minimum ring (included in `no_answer`).
+    pub released: u64,
     /// Abandoned / answered by a person, today and over the last 30 days (ledger days).
     pub abandon_rate_day: f64,
     pub abandon_rate_30d: f64,

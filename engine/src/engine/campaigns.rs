@@ -1059,6 +1059,7 @@ impl Engine {
         };
         c.pacer
             .learn_released(now.saturating_duration_since(line.dialed));
+        c.counters.released += 1;
         self.legs.remove(&leg);
         self.switch(SwitchCommand::Hangup {
             leg,
@@ -1183,6 +1184,7 @@ impl Engine {
             failed: k.failed,
             machine: k.machine,
             abandoned: k.abandoned,
+            released: k.released,
             abandon_rate_day: c.ledger.rate_day(now_ms),
             abandon_rate_30d: c.ledger.rate_30d(now_ms),
             contacts_remaining: c.contacts.remaining() as u64,
