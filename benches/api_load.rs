@@ -53,7 +53,7 @@ async fn setup() -> Setup {
     ));
     let t = store.create_tenant("bench", &audit()).await.unwrap();
     let (_, key) = store
-        .create_api_key(Some(t.id), Role::Admin, "bench", None, &audit())
+        .create_api_key(Some(t.id), Role::Admin, None, "bench", None, &audit())
         .await
         .unwrap();
     let rt = Arc::new(

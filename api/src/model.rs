@@ -16,7 +16,8 @@ pub enum Role {
     Admin,
     /// Supervision (pause queues, set agent states, assign, eavesdrop) and every read.
     Supervisor,
-    /// Its own state and the reads an agent desktop needs.
+    /// Acts for one agent (the key's `agent_id`): that agent's state, dispositions of its
+    /// calls, and the reads an agent desktop needs.
     Agent,
     /// Reads only.
     ReadOnly,
@@ -55,4 +56,7 @@ pub struct Principal {
     /// None for platform-admin keys.
     pub tenant: Option<TenantId>,
     pub role: Role,
+    /// The agent an agent key acts for (its id, as in `/v1/agents/{id}`). None for every other
+    /// role, and for agent keys issued before keys were bound to agents (which may only read).
+    pub agent_id: Option<i64>,
 }

@@ -127,7 +127,7 @@ pub fn router(doc: Document) -> Router {
         (name = "calls", description = "Call history with decision traces and CDRs; live calls"),
         (name = "campaigns", description = "Outbound campaigns: settings, state, contacts (CSV import), attempts, figures"),
         (name = "dnc", description = "The tenant's do-not-call list"),
-        (name = "api-keys", description = "The tenant's API keys"),
+        (name = "api-keys", description = "The tenant's API keys; an agent key acts for one agent (`agent_id`)"),
         (name = "platform-admin", description = "Tenants (platform-admin keys only)"),
         (name = "live", description = "The live feed (server-sent events)"),
         (name = "operations", description = "Probes, metrics and this document"),
@@ -148,7 +148,8 @@ impl Modify for BearerKeys {
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("sy_<64 hex>")
                     .description(Some(
-                        "An API key (`switchyard apikey create`, `POST /v1/api-keys`)",
+                        "An API key (`switchyard apikey create`, `POST /v1/api-keys`); an \
+                         `agent` key acts for the one agent it names (`agent_id`)",
                     ))
                     .build(),
             ),
@@ -198,8 +199,8 @@ const ERRORS: &[(&str, u16, &str)] = &[
     (
         "Forbidden",
         403,
-        "The key's role may not do this (or a platform-admin key on a tenant route, or a \
-         tenant key on a platform route)",
+        "The key's role may not do this (or a platform-admin key on a tenant route, a tenant \
+         key on a platform route, or an agent key writing for an agent other than its own)",
     ),
     ("NotFound", 404, "No such object (or another tenant's)"),
     ("PayloadTooLarge", 413, "The body is larger than 1 MiB"),
@@ -813,6 +814,28 @@ mod tests {
             keys(&serde_json::to_value(&cdr).unwrap()),
             properties(&doc, &schema("Cdr"))
         );
+    }
+
+    #[test]
+    fn api_keys_are_described_with_the_agent_they_act_for() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schema = |name: &str| doc["components"]["schemas"][name].clone();
+        for name in ["CreateKey", "KeyView", "CreatedKey"] {
+            assert!(
+                properties(&doc, &schema(name)).contains("agent_id"),
+                "{name} has agent_id"
+            );
+        }
+        for (path, method) in [
+            ("/v1/agents/{id}/state", "put"),
+            ("/v1/calls/{id}/disposition", "post"),
+        ] {
+            let forbidden = &doc["paths"][path][method]["responses"]["403"]["description"];
+            assert!(
+                forbidden.as_str().is_some_and(|d| d.contains("agent key")),
+                "{method} {path}: {forbidden}"
+            );
+        }
     }
 
     #[test]

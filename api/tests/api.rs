@@ -148,7 +148,6 @@ async fn roles_are_enforced() {
         let s = Server::start(store).await;
         let (tenant, admin) = s.tenant("acme").await;
         let supervisor = s.key(Some(tenant), Role::Supervisor).await;
-        let agent = s.key(Some(tenant), Role::Agent).await;
         let reader = s.key(Some(tenant), Role::ReadOnly).await;
         let platform = s.key(None, Role::PlatformAdmin).await;
         let (_, q) = s
@@ -169,6 +168,8 @@ async fn roles_are_enforced() {
             )
             .await;
         let aid = a["id"].as_i64().unwrap();
+        // The agent key acts for this agent (its own state is the agent row of the matrix).
+        let agent = s.agent_key(tenant, aid).await;
         // (method, path, body, [admin, supervisor, agent, read-only, platform-admin] allowed?)
         let matrix: Vec<(&str, String, Option<Value>, [bool; 5])> = vec![
             (
@@ -815,6 +816,275 @@ async fn an_agents_persistent_line_setting_round_trips_and_is_checked() {
                 || e["error"]["message"].as_str().unwrap_or("").contains("persistent_line"),
             "{e}"
         );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_keys_must_name_one_of_the_tenants_agents_and_no_other_role_may() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let (_, stranger) = s.tenant("other").await;
+        let aid = s.agent(&admin, "Ana", "user/1000").await;
+        let theirs = s.agent(&stranger, "Bob", "user/1001").await;
+        let platform = s.key(None, Role::PlatformAdmin).await;
+        let refused = [
+            (
+                json!({"name": "desk", "role": "agent"}),
+                "required for agent keys",
+            ),
+            (
+                json!({"name": "desk", "role": "agent", "agent_id": 999_999}),
+                "not an agent",
+            ),
+            (
+                json!({"name": "desk", "role": "agent", "agent_id": theirs}),
+                "another tenant's agent",
+            ),
+            (
+                json!({"name": "boss", "role": "admin", "agent_id": aid}),
+                "an admin key",
+            ),
+            (
+                json!({"name": "sup", "role": "supervisor", "agent_id": aid}),
+                "a supervisor key",
+            ),
+        ];
+        for (body, why) in &refused {
+            let (st, e) = s
+                .call("POST", "/v1/api-keys", Some(&admin), Some(body.clone()))
+                .await;
+            assert_eq!(
+                (st, error_code(&e), e["error"]["field"].as_str()),
+                (422, "invalid_field", Some("agent_id")),
+                "{why}: {e}"
+            );
+        }
+        // The platform admin's route to a tenant's keys follows the same rule.
+        let path = format!("/v1/platform-admin/tenants/{}/api-keys", tenant.0);
+        for (body, why) in &refused {
+            let (st, e) = s
+                .call("POST", &path, Some(&platform), Some(body.clone()))
+                .await;
+            assert_eq!(
+                (st, e["error"]["field"].as_str()),
+                (422, Some("agent_id")),
+                "platform admin, {why}: {e}"
+            );
+        }
+        let (_, list) = s.call("GET", "/v1/api-keys", Some(&admin), None).await;
+        assert_eq!(
+            list["api_keys"].as_array().unwrap().len(),
+            1,
+            "nothing refused was created: {list}"
+        );
+
+        // A bound key: shown with its agent when created and when listed; other roles with none.
+        let (st, created) = s
+            .call(
+                "POST",
+                "/v1/api-keys",
+                Some(&admin),
+                Some(json!({"name": "desk", "role": "agent", "agent_id": aid})),
+            )
+            .await;
+        assert_eq!(st, 201, "{created}");
+        assert_eq!(created["agent_id"], aid, "{created}");
+        assert!(created["key"].as_str().unwrap().starts_with("sy_"));
+        let (st, sup) = s
+            .call(
+                "POST",
+                &path,
+                Some(&platform),
+                Some(json!({"name": "sup", "role": "supervisor"})),
+            )
+            .await;
+        assert_eq!(st, 201, "{sup}");
+        assert_eq!(sup["agent_id"], Value::Null, "{sup}");
+        let (_, list) = s.call("GET", "/v1/api-keys", Some(&admin), None).await;
+        let agents: Vec<(String, Value)> = list["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["name"].as_str().unwrap().to_owned(),
+                    k["agent_id"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            agents,
+            [
+                ("admin".to_owned(), Value::Null),
+                ("desk".to_owned(), json!(aid)),
+                ("sup".to_owned(), Value::Null),
+            ]
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_sets_its_own_agents_state_and_no_one_elses() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let bob = s.agent(&admin, "Bob", "user/1001").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let available = Some(json!({"state": "available"}));
+
+        let (st, set) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{ana}/state"),
+                Some(&anas_desk),
+                available.clone(),
+            )
+            .await;
+        assert_eq!((st, &set["state"]), (200, &json!("available")), "{set}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{bob}/state"),
+                Some(&anas_desk),
+                available.clone(),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (403, "forbidden"), "{e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("agent {ana}")), "{message}");
+        // Refused means unchanged, and the key still reads Bob's state.
+        let (st, state) = s
+            .call(
+                "GET",
+                &format!("/v1/agents/{bob}/state"),
+                Some(&anas_desk),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (st, &state["state"]),
+            (200, &json!("logged-out")),
+            "{state}"
+        );
+        // An agent that does not exist is still someone else's: 403, not a 404 probe.
+        let (st, e) = s
+            .call(
+                "PUT",
+                "/v1/agents/999999/state",
+                Some(&anas_desk),
+                available.clone(),
+            )
+            .await;
+        assert_eq!(st, 403, "{e}");
+        // Supervisors and admins still set anyone's.
+        for key in [&supervisor, &admin] {
+            let (st, e) = s
+                .call(
+                    "PUT",
+                    &format!("/v1/agents/{bob}/state"),
+                    Some(key),
+                    available.clone(),
+                )
+                .await;
+            assert_eq!(st, 200, "{e}");
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_bound_to_no_agent_reads_but_every_agent_write_is_refused() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let legacy = s.legacy_agent_key(tenant, ana).await;
+        for path in [
+            "/v1/agents".to_owned(),
+            format!("/v1/agents/{ana}"),
+            format!("/v1/agents/{ana}/state"),
+            "/v1/queues".to_owned(),
+            "/v1/calls".to_owned(),
+        ] {
+            let (st, e) = s.call("GET", &path, Some(&legacy), None).await;
+            assert_eq!(st, 200, "GET {path}: {e}");
+        }
+        let call = uuid::Uuid::new_v4();
+        for (path, body) in [
+            (
+                format!("/v1/agents/{ana}/state"),
+                json!({"state": "available"}),
+            ),
+            (
+                format!("/v1/calls/{call}/disposition"),
+                json!({"code": "sale"}),
+            ),
+        ] {
+            let method = if path.ends_with("/state") {
+                "PUT"
+            } else {
+                "POST"
+            };
+            let (st, e) = s.call(method, &path, Some(&legacy), Some(body)).await;
+            assert_eq!((st, error_code(&e)), (403, "forbidden"), "{path}: {e}");
+            let message = e["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains("not bound to an agent") && message.contains("agent_id"),
+                "tells the admin what to do: {message}"
+            );
+        }
+        // The listing shows the key as bound to nothing.
+        let (_, list) = s.call("GET", "/v1/api-keys", Some(&admin), None).await;
+        let old = list["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "old desk")
+            .unwrap();
+        assert_eq!(
+            (&old["role"], &old["agent_id"]),
+            (&json!("agent"), &Value::Null)
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_agent_revokes_the_keys_bound_to_it() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let bob = s.agent(&admin, "Bob", "user/1001").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let bobs_desk = s.agent_key(tenant, bob).await;
+        let (st, _) = s.call("GET", "/v1/agents", Some(&anas_desk), None).await;
+        assert_eq!(st, 200, "cached as valid before the delete");
+        let (st, e) = s
+            .call("DELETE", &format!("/v1/agents/{ana}"), Some(&admin), None)
+            .await;
+        assert_eq!(st, 204, "{e}");
+        let (st, e) = s.call("GET", "/v1/agents", Some(&anas_desk), None).await;
+        assert_eq!((st, error_code(&e)), (401, "unauthorized"), "{e}");
+        let (st, e) = s.call("GET", "/v1/agents", Some(&bobs_desk), None).await;
+        assert_eq!(st, 200, "another agent's key is untouched: {e}");
+        let (_, list) = s.call("GET", "/v1/api-keys", Some(&admin), None).await;
+        let revoked: Vec<bool> = list["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["revoked_at_ms"].is_i64())
+            .collect();
+        assert_eq!(revoked, [false, true, false], "{list}");
         s.stop().await;
     })
     .await;

@@ -7,6 +7,8 @@ mod server_common;
 #[path = "store_common/mod.rs"]
 mod store_common;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 use server_common::*;
 use switchyard_api::http::HttpConfig;
@@ -542,7 +544,8 @@ async fn roles_and_tenants_gate_the_campaign_routes() {
         let (tenant, admin) = s.tenant("acme").await;
         let (_, stranger) = s.tenant("other").await;
         let supervisor = s.key(Some(tenant), Role::Supervisor).await;
-        let agent = s.key(Some(tenant), Role::Agent).await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, ana).await;
         let reader = s.key(Some(tenant), Role::ReadOnly).await;
         let (qid, cid) = s.campaign(&admin, "c").await;
         let create = json!({"name": "new", "config": {"queue": qid}});
@@ -648,7 +651,8 @@ async fn dispositions_are_for_agents_and_for_calls_in_progress() {
     store_common::each_backend(|store| async move {
         let s = Server::start(store).await;
         let (tenant, admin) = s.tenant("acme").await;
-        let agent = s.key(Some(tenant), Role::Agent).await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, ana).await;
         let reader = s.key(Some(tenant), Role::ReadOnly).await;
         let call = uuid::Uuid::new_v4();
         let path = format!("/v1/calls/{call}/disposition");
@@ -686,6 +690,146 @@ async fn dispositions_are_for_agents_and_for_calls_in_progress() {
             (422, Some("retry_at")),
             "{e}"
         );
+        s.stop().await;
+    })
+    .await;
+}
+
+/// The campaign call agent `agent` is talking on, once there is one: its id (the customer's
+/// leg, as the API names calls) and the agent the engine has on it.
+async fn campaign_call_of(s: &Server, agent: i64, within: Duration) -> (uuid::Uuid, Option<i64>) {
+    use switchyard_engine::AgentId;
+    use switchyard_engine::agent::Activity;
+    let id = AgentId(u32::try_from(agent).unwrap());
+    let deadline = Instant::now() + within;
+    loop {
+        let found =
+            s.rt.engine
+                .query(move |e| {
+                    let Activity::OnCall(call, _) = e.agent_info(id)?.activity else {
+                        return None;
+                    };
+                    let call = e.call_info(call).filter(|c| c.campaign.is_some())?;
+                    Some((
+                        uuid::Uuid::from_u128(call.leg.0),
+                        call.agent().map(|a| i64::from(a.0)),
+                    ))
+                })
+                .await
+                .expect("the engine answers");
+        if let Some(found) = found {
+            return found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent {agent} got no campaign call within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_key_disposes_only_the_calls_its_own_agent_is_on() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let bob = s.agent(&admin, "Bob", "user/1001").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let bobs_desk = s.agent_key(tenant, bob).await;
+        let unbound = s.legacy_agent_key(tenant, ana).await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let reader = s.key(Some(tenant), Role::ReadOnly).await;
+
+        // One contact, progressive dialling at any hour, and Ana the only agent in the queue:
+        // the fake switch's customer answers and the call is bridged to Ana.
+        let (qid, cid) = s.campaign(&admin, "c").await;
+        let (st, e) = s
+            .call(
+                "PATCH",
+                &format!("/v1/campaigns/{cid}"),
+                Some(&admin),
+                Some(json!({"config": {"mode": "progressive", "window": {"start": "00:00", "end": "24:00"}}})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{qid}/members"),
+                Some(&admin),
+                Some(json!({"agent_id": ana})),
+            )
+            .await;
+        assert_eq!(st, 201, "{e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{ana}/state"),
+                Some(&anas_desk),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let (st, r) = s
+            .csv(
+                &format!("/v1/campaigns/{cid}/contacts"),
+                &admin,
+                "phone\n+12015550123\n",
+            )
+            .await;
+        assert_eq!((st, &r["accepted"]), (200, &json!(1)), "{r}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/campaigns/{cid}/start"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let (call, on_call) = campaign_call_of(&s, ana, Duration::from_secs(30)).await;
+        assert_eq!(on_call, Some(ana), "the engine has Ana on the call");
+
+        let path = format!("/v1/calls/{call}/disposition");
+        let body = json!({"code": "sale"});
+        let (st, e) = s
+            .call("POST", &path, Some(&bobs_desk), Some(body.clone()))
+            .await;
+        assert_eq!((st, error_code(&e)), (403, "forbidden"), "Bob's key: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(&format!("agent {bob}")), "{message}");
+        let (st, e) = s
+            .call("POST", &path, Some(&unbound), Some(body.clone()))
+            .await;
+        assert_eq!((st, error_code(&e)), (403, "forbidden"), "unbound key: {e}");
+        let (st, e) = s
+            .call("POST", &path, Some(&reader), Some(body.clone()))
+            .await;
+        assert_eq!(st, 403, "read-only key: {e}");
+        // Another tenant's agent key does not learn that the call exists.
+        let (other, other_admin) = s.tenant("other").await;
+        let carl = s.agent(&other_admin, "Carl", "user/1002").await;
+        let carls_desk = s.agent_key(other, carl).await;
+        let (st, e) = s
+            .call("POST", &path, Some(&carls_desk), Some(body.clone()))
+            .await;
+        assert_eq!((st, error_code(&e)), (404, "not_found"), "{e}");
+
+        let (st, d) = s
+            .call("POST", &path, Some(&anas_desk), Some(body.clone()))
+            .await;
+        assert_eq!(st, 202, "Ana's own call: {d}");
+        assert_eq!((&d["id"], &d["code"]), (&json!(call), &json!("sale")), "{d}");
+        let (st, d) = s
+            .call(
+                "POST",
+                &path,
+                Some(&supervisor),
+                Some(json!({"code": "callback"})),
+            )
+            .await;
+        assert_eq!(st, 202, "supervisors dispose any call: {d}");
         s.stop().await;
     })
     .await;

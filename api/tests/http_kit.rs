@@ -41,6 +41,7 @@ async fn start(http: HttpConfig, live_config: LiveConfig) -> Server {
                 key_id: Uuid::from_u128(1),
                 tenant: Some(A),
                 role: Role::Supervisor,
+                agent_id: None,
             },
         )
         .with(
@@ -49,6 +50,7 @@ async fn start(http: HttpConfig, live_config: LiveConfig) -> Server {
                 key_id: Uuid::from_u128(2),
                 tenant: Some(B),
                 role: Role::ReadOnly,
+                agent_id: None,
             },
         )
         .with(
@@ -57,6 +59,7 @@ async fn start(http: HttpConfig, live_config: LiveConfig) -> Server {
                 key_id: Uuid::from_u128(3),
                 tenant: None,
                 role: Role::PlatformAdmin,
+                agent_id: None,
             },
         );
     let metrics = Metrics::new();

@@ -178,7 +178,7 @@ impl Server {
 
     async fn key(&self, tenant: Option<TenantId>, role: Role) -> String {
         self.store
-            .create_api_key(tenant, role, "k", None, &audit())
+            .create_api_key(tenant, role, None, "k", None, &audit())
             .await
             .unwrap()
             .1

@@ -139,5 +139,21 @@ fn admin_commands_create_a_tenant_and_print_a_key_once() {
     assert!(!ok && err.contains("--role"), "{err}");
     let (ok, out, err) = run(&["apikey", "create", "--role", "platform-admin"]);
     assert!(ok && out.starts_with("API key: sy_"), "{err}");
+    // Agent keys act for one of the tenant's agents, and only they name one.
+    for args in [
+        &["apikey", "create", "--tenant", "acme", "--role", "agent"][..],
+        &[
+            "apikey", "create", "--tenant", "acme", "--role", "agent", "--agent", "7",
+        ],
+        &[
+            "apikey", "create", "--tenant", "acme", "--role", "admin", "--agent", "7",
+        ],
+    ] {
+        let (ok, out, err) = run(args);
+        assert!(
+            !ok && err.contains("--agent") && out.is_empty(),
+            "{args:?}: {err}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_api::model::{Principal, Role, TenantId};
 use switchyard_api::store::{
-    AuditEntry, CallFilter, CallRow, CdrRow, IntervalRow, IntervalScope, Pools, Store, StoreError,
-    TraceRow, now_ms,
+    AuditEntry, Backend, CallFilter, CallRow, CdrRow, IntervalRow, IntervalScope, Pools, Store,
+    StoreError, TraceRow, now_ms,
 };
 use uuid::Uuid;
 
-use store_common::each_backend;
+use store_common::{each_backend, each_unmigrated_backend};
 
 fn audit(action: &'static str, kind: &'static str, id: impl Into<String>) -> AuditEntry<'static> {
     AuditEntry {
@@ -70,6 +70,15 @@ async fn raw_strings(store: &Store, sql: &'static str, id: &str) -> Vec<String> 
             .expect("raw pg"),
     };
     vec![row.0, row.1, row.2, row.3]
+}
+
+/// One statement behind the store's back (on SQLite through its one writer).
+async fn raw_execute(store: &Store, sql: String) -> Result<u64, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(sql);
+    Ok(match store.pools() {
+        Pools::Sqlite { writer, .. } => sqlx::query(sql).execute(writer).await?.rows_affected(),
+        Pools::Postgres(pg) => sqlx::query(sql).execute(pg).await?.rows_affected(),
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,6 +200,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             .create_api_key(
                 Some(acme),
                 Role::Admin,
+                None,
                 "ci",
                 None,
                 &audit_as(acme, "key.create", ""),
@@ -213,6 +223,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             key_id: listed.id,
             tenant: Some(acme),
             role: Role::Admin,
+            agent_id: None,
         };
         assert_eq!(store.authenticate(&key, now).await.unwrap(), Some(me));
         // Same prefix, wrong secret; malformed; unknown.
@@ -239,6 +250,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             .create_api_key(
                 Some(acme),
                 Role::ReadOnly,
+                None,
                 "short",
                 Some(expires),
                 &audit_as(acme, "key.create", ""),
@@ -257,7 +269,8 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
         let past = store
             .create_api_key(
                 Some(acme),
-                Role::Agent,
+                Role::ReadOnly,
+                None,
                 "old",
                 Some(now - 1),
                 &audit("k", "k", ""),
@@ -312,6 +325,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             .create_api_key(
                 Some(acme),
                 Role::Supervisor,
+                None,
                 "sup",
                 None,
                 &audit("k", "k", ""),
@@ -335,6 +349,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             .create_api_key(
                 None,
                 Role::PlatformAdmin,
+                None,
                 "root",
                 None,
                 &audit("k", "k", ""),
@@ -354,6 +369,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             .create_api_key(
                 Some(acme),
                 Role::PlatformAdmin,
+                None,
                 "x",
                 None,
                 &audit("k", "k", ""),
@@ -367,7 +383,7 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
             })
         ));
         let r = store
-            .create_api_key(None, Role::Admin, "x", None, &audit("k", "k", ""))
+            .create_api_key(None, Role::Admin, None, "x", None, &audit("k", "k", ""))
             .await;
         assert!(matches!(
             r,
@@ -379,7 +395,14 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
         let ghost = TenantId(Uuid::new_v4());
         let before = audit_count(&store, None).await;
         let r = store
-            .create_api_key(Some(ghost), Role::Admin, "x", None, &audit("k", "k", ""))
+            .create_api_key(
+                Some(ghost),
+                Role::Admin,
+                None,
+                "x",
+                None,
+                &audit("k", "k", ""),
+            )
             .await;
         assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
         assert_eq!(audit_count(&store, None).await, before);
@@ -402,8 +425,19 @@ async fn api_keys_authenticate_until_expired_revoked_or_tenant_disabled() {
 async fn api_keys_store_a_hash_not_the_key() {
     each_backend(|store| async move {
         let acme = tenant(&store, "acme").await;
+        let ana = store
+            .create_agent(acme, "Ana", json!({}), &audit("a", "a", ""))
+            .await
+            .unwrap();
         let (listed, key) = store
-            .create_api_key(Some(acme), Role::Agent, "desk", None, &audit("k", "k", ""))
+            .create_api_key(
+                Some(acme),
+                Role::Agent,
+                Some(ana.id),
+                "desk",
+                None,
+                &audit("k", "k", ""),
+            )
             .await
             .unwrap();
         let stored = raw_strings(
@@ -424,6 +458,293 @@ async fn api_keys_store_a_hash_not_the_key() {
             assert!(!entry.detail.to_string().contains(secret));
             assert!(!entry.object_id.contains(secret));
         }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn agent_keys_act_for_one_agent_of_their_own_tenant() {
+    each_backend(|store| async move {
+        let acme = tenant(&store, "acme").await;
+        let globex = tenant(&store, "globex").await;
+        let ana = store
+            .create_agent(acme, "Ana", json!({}), &audit("a", "a", ""))
+            .await
+            .unwrap();
+        let bob = store
+            .create_agent(acme, "Bob", json!({}), &audit("a", "a", ""))
+            .await
+            .unwrap();
+        let gus = store
+            .create_agent(globex, "Gus", json!({}), &audit("a", "a", ""))
+            .await
+            .unwrap();
+        let before = audit_count(&store, Some(acme)).await;
+        for (tenant, role, agent, why) in [
+            (
+                Some(acme),
+                Role::Agent,
+                None,
+                "an agent key names its agent",
+            ),
+            (
+                Some(acme),
+                Role::Agent,
+                Some(gus.id),
+                "another tenant's agent",
+            ),
+            (Some(acme), Role::Agent, Some(999_999), "no such agent"),
+            (Some(acme), Role::Admin, Some(ana.id), "only agent keys"),
+            (Some(acme), Role::ReadOnly, Some(ana.id), "only agent keys"),
+            (None, Role::PlatformAdmin, Some(ana.id), "only agent keys"),
+        ] {
+            let r = store
+                .create_api_key(tenant, role, agent, "k", None, &audit_as(acme, "k", ""))
+                .await;
+            assert!(
+                matches!(
+                    r,
+                    Err(StoreError::Invalid {
+                        field: "agent_id",
+                        ..
+                    })
+                ),
+                "{why}: {r:?}"
+            );
+        }
+        assert_eq!(
+            audit_count(&store, Some(acme)).await,
+            before,
+            "nothing written"
+        );
+
+        let (listed, key) = store
+            .create_api_key(
+                Some(acme),
+                Role::Agent,
+                Some(ana.id),
+                "desk",
+                None,
+                &audit_as(acme, "k", ""),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed.agent_id, Some(ana.id));
+        let (_, bobs_key) = store
+            .create_api_key(
+                Some(acme),
+                Role::Agent,
+                Some(bob.id),
+                "bob",
+                None,
+                &audit_as(acme, "k", ""),
+            )
+            .await
+            .unwrap();
+        let me = store.authenticate(&key, now_ms()).await.unwrap().unwrap();
+        assert_eq!((me.role, me.agent_id), (Role::Agent, Some(ana.id)));
+        let (admin, admin_key) = store
+            .create_api_key(
+                Some(acme),
+                Role::Admin,
+                None,
+                "a",
+                None,
+                &audit_as(acme, "k", ""),
+            )
+            .await
+            .unwrap();
+        let listed_agents: Vec<(Role, Option<i64>)> = store
+            .list_api_keys(Some(acme))
+            .await
+            .unwrap()
+            .iter()
+            .map(|k| (k.role, k.agent_id))
+            .collect();
+        assert_eq!(
+            listed_agents,
+            [
+                (Role::Agent, Some(ana.id)),
+                (Role::Agent, Some(bob.id)),
+                (Role::Admin, None)
+            ]
+        );
+        // The database itself refuses an agent on a key of another role.
+        let bound_admin = raw_execute(
+            &store,
+            format!(
+                "UPDATE api_keys SET agent_id = {} WHERE id = '{}'",
+                ana.id, admin.id
+            ),
+        )
+        .await;
+        assert!(bound_admin.is_err(), "{bound_admin:?}");
+        assert_eq!(
+            store
+                .authenticate(&admin_key, now_ms())
+                .await
+                .unwrap()
+                .map(|p| p.agent_id),
+            Some(None)
+        );
+
+        // Deleting the agent revokes its keys (audited one by one), and only its keys.
+        let gone = audit_as(acme, "agent.delete", ana.id.to_string());
+        assert!(store.delete_agent(acme, ana.id, &gone).await.unwrap());
+        assert_eq!(store.authenticate(&key, now_ms()).await.unwrap(), None);
+        assert!(
+            store
+                .authenticate(&bobs_key, now_ms())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        let keys = store.list_api_keys(Some(acme)).await.unwrap();
+        let desk = keys.iter().find(|k| k.id == listed.id).unwrap();
+        assert!(desk.revoked_at_ms.is_some(), "{desk:?}");
+        assert_eq!(desk.agent_id, None, "the agent is gone");
+        let log = store.list_audit(Some(acme), 2).await.unwrap();
+        let actions: HashSet<(&str, &str)> = log
+            .iter()
+            .map(|e| (e.action.as_str(), e.object_id.as_str()))
+            .collect();
+        let ana_id = ana.id.to_string();
+        let key_id = listed.id.to_string();
+        assert_eq!(
+            actions,
+            HashSet::from([
+                ("agent.delete", ana_id.as_str()),
+                ("api_key.revoke", key_id.as_str())
+            ])
+        );
+        // An agent of the tenant that is not there: false, and no key revoked.
+        assert!(!store.delete_agent(acme, ana.id, &gone).await.unwrap());
+        assert!(!store.delete_agent(globex, bob.id, &gone).await.unwrap());
+        assert!(
+            store
+                .authenticate(&bobs_key, now_ms())
+                .await
+                .unwrap()
+                .is_some()
+        );
+    })
+    .await;
+}
+
+/// The embedded migrations up to and including `version`, for a database as an older build
+/// left it.
+fn migrator_up_to(backend: Backend, version: i64) -> sqlx::migrate::Migrator {
+    use sqlx::SqlStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    let all: [(&'static str, &'static str, &'static str); 2] = [
+        (
+            "init",
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/postgres/0001_init.sql"),
+        ),
+        (
+            "campaigns",
+            include_str!("../../migrations/sqlite/0002_campaigns.sql"),
+            include_str!("../../migrations/postgres/0002_campaigns.sql"),
+        ),
+    ];
+    Migrator::with_migrations(
+        (1..)
+            .zip(all)
+            .take_while(|(v, _)| *v <= version)
+            .map(|(v, (name, sqlite, pg))| {
+                let sql = if backend == Backend::Sqlite {
+                    sqlite
+                } else {
+                    pg
+                };
+                Migration::new(
+                    v,
+                    name.into(),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn migration_3_leaves_existing_keys_unbound_and_working() {
+    each_unmigrated_backend(|store| async move {
+        let old = migrator_up_to(store.backend(), 2);
+        match store.pools() {
+            Pools::Sqlite { writer, .. } => old.run(writer).await.expect("sqlite 0001-0002"),
+            Pools::Postgres(pg) => old.run(pg).await.expect("postgres 0001-0002"),
+        }
+        // Keys as the version-2 schema stored them (no agent column).
+        let t = Uuid::new_v4();
+        raw_execute(
+            &store,
+            format!("INSERT INTO tenants (id, name, disabled, created_at) VALUES ('{t}', 'acme', FALSE, 1)"),
+        )
+        .await
+        .unwrap();
+        let mut keys = Vec::new();
+        for (i, role) in ["admin", "agent"].into_iter().enumerate() {
+            let key = format!(
+                "sy_{}{}",
+                Uuid::new_v4().simple(),
+                Uuid::new_v4().simple()
+            );
+            let hash = hex::encode(Sha256::digest(key.as_bytes()));
+            let id = Uuid::new_v4();
+            raw_execute(
+                &store,
+                format!(
+                    "INSERT INTO api_keys (id, tenant_id, name, role, prefix, hash, created_at) \
+                     VALUES ('{id}', '{t}', 'k{i}', '{role}', '{}', '{hash}', {i})",
+                    &key[3..15]
+                ),
+            )
+            .await
+            .unwrap();
+            keys.push((id, key));
+        }
+
+        store.migrate().await.expect("0003 on top of 0002");
+        store.migrate().await.expect("and then a no-op");
+        let now = now_ms();
+        for ((id, key), role) in keys.iter().zip([Role::Admin, Role::Agent]) {
+            let p = store.authenticate(key, now).await.unwrap();
+            assert_eq!(
+                p,
+                Some(Principal {
+                    key_id: *id,
+                    tenant: Some(TenantId(t)),
+                    role,
+                    agent_id: None,
+                })
+            );
+        }
+        let listed = store.list_api_keys(Some(TenantId(t))).await.unwrap();
+        assert_eq!(
+            listed.iter().map(|k| k.agent_id).collect::<Vec<_>>(),
+            [None, None]
+        );
+        // And the new column takes bound keys.
+        let ana = store
+            .create_agent(TenantId(t), "Ana", json!({}), &audit("a", "a", ""))
+            .await
+            .unwrap();
+        let (bound, _) = store
+            .create_api_key(
+                Some(TenantId(t)),
+                Role::Agent,
+                Some(ana.id),
+                "desk",
+                None,
+                &audit("k", "k", ""),
+            )
+            .await
+            .unwrap();
+        assert_eq!(bound.agent_id, Some(ana.id));
     })
     .await;
 }
@@ -1381,7 +1702,7 @@ async fn sqlite_file_survives_reconnect_and_takes_concurrent_writes() {
         task.await.unwrap().unwrap();
     }
     let (_, key) = store
-        .create_api_key(Some(t), Role::Admin, "k", None, &au)
+        .create_api_key(Some(t), Role::Admin, None, "k", None, &au)
         .await
         .unwrap();
     store.insert_calls(&[call(t, 1)]).await.unwrap();

@@ -13,7 +13,7 @@ use switchyard_api::http::HttpConfig;
 use switchyard_api::model::Role;
 use switchyard_api::runtime::{DEFAULT_NODE_NAME, Runtime, SwitchConfig, SwitchNode};
 use switchyard_api::spec::{AgentSpec, QueueSpec};
-use switchyard_api::store::{AuditEntry, Store};
+use switchyard_api::store::{AuditEntry, Store, StoreError};
 use switchyard_engine::EngineConfig;
 
 /// Where the database is unless told otherwise: a SQLite file in the working directory.
@@ -353,6 +353,10 @@ pub enum ApiKeyCommand {
         /// admin, supervisor, agent, read-only or platform-admin.
         #[arg(long)]
         role: String,
+        /// The agent (its id, as in /v1/agents/{id}) an agent key acts for: required with
+        /// `--role agent`, refused with any other role.
+        #[arg(long)]
+        agent: Option<i64>,
         #[arg(long, default_value = "cli")]
         name: String,
         #[command(flatten)]
@@ -365,6 +369,7 @@ pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::Create {
             tenant,
             role,
+            agent,
             name,
             db,
         } => {
@@ -386,20 +391,27 @@ pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                         .id,
                 ),
             };
-            let (_, key) = store
+            let created = store
                 .create_api_key(
                     tenant_id,
                     role,
+                    agent,
                     &name,
                     None,
                     &cli_audit(
                         "api_key.create",
                         "api_key",
-                        json!({ "role": role, "via": "cli" }),
+                        json!({ "role": role, "agent_id": agent, "via": "cli" }),
                     ),
                 )
-                .await
-                .context("creating the key")?;
+                .await;
+            let (_, key) = match created {
+                Err(StoreError::Invalid {
+                    field: "agent_id",
+                    message,
+                }) => bail!("--agent: {message}"),
+                other => other.context("creating the key")?,
+            };
             println!("API key: {key}");
             Ok(())
         }
@@ -552,6 +564,7 @@ async fn seed_demo(store: &Store) -> anyhow::Result<String> {
         .create_api_key(
             Some(tenant.id),
             Role::Admin,
+            None,
             "demo",
             None,
             &audit("api_key.create"),

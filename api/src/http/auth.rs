@@ -12,7 +12,16 @@
 //!     require_role(&who, &[Role::Admin, Role::Supervisor])?;     // agent key: 403
 //!     ..
 //! }
+//! async fn set_agent_state(Auth(who): Auth, ApiPath(id): ApiPath<i64>, ..) -> .. {
+//!     require_role(&who, &[Role::Admin, Role::Supervisor, Role::Agent])?;
+//!     require_acts_for(&who, id)?;                  // an agent key bound to another agent: 403
+//!     ..
+//! }
 //! ```
+//!
+//! Agent keys are bound to the one agent they act for ([`Principal::agent_id`]); agent-scoped
+//! writes check it with [`require_acts_for`], or with [`acting_agent`] when the agent is only
+//! known later (the agent on a call).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -325,6 +334,37 @@ pub fn require_tenant(principal: &Principal) -> Result<TenantId, ApiError> {
         .ok_or_else(|| ApiError::forbidden("a platform-admin key cannot act within a tenant"))
 }
 
+/// Which agent the key may act for in agent-scoped writes (an agent's state, the disposition of
+/// a call), once [`require_role`] has let it in: `None` for admin and supervisor keys, which act
+/// for every agent of the tenant; the key's own agent for an agent key. 403 for an agent key
+/// bound to no agent (issued before keys were bound to agents): it may still read, never write.
+pub fn acting_agent(principal: &Principal) -> Result<Option<i64>, ApiError> {
+    match (principal.role, principal.agent_id) {
+        (Role::Agent, Some(agent)) => Ok(Some(agent)),
+        (Role::Agent, None) => Err(ApiError::forbidden(
+            "this agent key is not bound to an agent, so it may only read; an admin must issue \
+             a new agent key naming the agent it acts for (agent_id)",
+        )),
+        _ => Ok(None),
+    }
+}
+
+/// 403 unless the key may act for agent `agent`: admin and supervisor keys for any agent, an
+/// agent key only for its own (see [`acting_agent`]).
+pub fn require_acts_for(principal: &Principal, agent: i64) -> Result<(), ApiError> {
+    match acting_agent(principal)? {
+        Some(own) if own != agent => Err(forbidden_for(own)),
+        _ => Ok(()),
+    }
+}
+
+/// The 403 of an agent key acting for an agent, or on a call, not its own.
+pub(crate) fn forbidden_for(own: i64) -> ApiError {
+    ApiError::forbidden(format!(
+        "this key acts for agent {own} only: its own state and its own calls"
+    ))
+}
+
 /// 403 unless the key is a platform-admin key.
 pub fn require_platform_admin(principal: &Principal) -> Result<(), ApiError> {
     if principal.role == Role::PlatformAdmin && principal.tenant.is_none() {
@@ -345,6 +385,7 @@ mod tests {
             key_id: Uuid::new_v4(),
             tenant: Some(TenantId(Uuid::new_v4())),
             role,
+            agent_id: (role == Role::Agent).then_some(7),
         }
     }
 
@@ -480,11 +521,40 @@ mod tests {
             key_id: Uuid::new_v4(),
             tenant: None,
             role: Role::PlatformAdmin,
+            agent_id: None,
         };
         assert_eq!(
             require_tenant(&root).unwrap_err().status,
             axum::http::StatusCode::FORBIDDEN
         );
         assert!(require_platform_admin(&root).is_ok());
+    }
+
+    #[test]
+    fn agent_keys_act_for_their_own_agent_only_and_unbound_ones_for_none() {
+        let bound = principal(Role::Agent);
+        assert_eq!(acting_agent(&bound).unwrap(), Some(7));
+        assert!(require_acts_for(&bound, 7).is_ok());
+        let e = require_acts_for(&bound, 8).unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+        assert!(e.message.contains("agent 7"), "{}", e.message);
+
+        let legacy = Principal {
+            agent_id: None,
+            ..bound
+        };
+        for e in [
+            acting_agent(&legacy).unwrap_err(),
+            require_acts_for(&legacy, 7).unwrap_err(),
+        ] {
+            assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
+            assert!(e.message.contains("agent_id"), "{}", e.message);
+        }
+
+        for role in [Role::Admin, Role::Supervisor] {
+            let p = principal(role);
+            assert_eq!(acting_agent(&p).unwrap(), None);
+            assert!(require_acts_for(&p, 8).is_ok());
+        }
     }
 }

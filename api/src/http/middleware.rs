@@ -364,6 +364,7 @@ mod tests {
             key_id: Uuid::from_u128(0xA),
             tenant: Some(TenantId(Uuid::from_u128(0x7E))),
             role: Role::Admin,
+            agent_id: None,
         }
     }
 
@@ -374,6 +375,7 @@ mod tests {
                 key_id: Uuid::from_u128(0xB),
                 tenant: None,
                 role: Role::PlatformAdmin,
+                agent_id: None,
             },
         );
         HttpKit::new(config, Arc::new(keys), Metrics::new())

@@ -44,7 +44,8 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{
-    Auth, AuthCache, KeyVerifier, StaticKeys, require_platform_admin, require_role, require_tenant,
+    Auth, AuthCache, KeyVerifier, StaticKeys, acting_agent, require_acts_for,
+    require_platform_admin, require_role, require_tenant,
 };
 pub use error::ApiError;
 pub use json::{ApiJson, ApiPath, ApiQuery};

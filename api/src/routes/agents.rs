@@ -12,7 +12,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, patched};
-use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
+use crate::http::{
+    ApiError, ApiJson, ApiPath, Auth, require_acts_for, require_role, require_tenant,
+};
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::spec::{AgentSkill, AgentSpec, check_name};
@@ -249,7 +251,8 @@ async fn update(
     Ok(Json(view(&row)))
 }
 
-/// Removes an agent (admin); refused while the agent has a call.
+/// Removes an agent (admin); refused while the agent has a call. The API keys bound to the
+/// agent are revoked with it.
 #[utoipa::path(
     delete,
     path = "/v1/agents/{id}",
@@ -278,6 +281,9 @@ async fn remove(
         .map_err(engine_error)?;
     let a = audit(&p, Some(tenant), "agent.delete", "agent", id, Value::Null);
     st.rt.store.delete_agent(tenant, id, &a).await?;
+    // Deleting the agent revoked the keys bound to it; cached verifications would keep them
+    // alive for a few seconds otherwise.
+    st.kit.auth().invalidate_all();
     st.rt.directory.remove_agent(agent);
     st.rt.live.forget_agent(tenant, agent);
     Ok(StatusCode::NO_CONTENT)
@@ -355,7 +361,7 @@ struct StateSet {
     state: Option<AgentStateKind>,
 }
 
-/// Sets the agent's presence: agents their own, supervisors and admins anyone's.
+/// Sets the agent's presence: an agent key its own agent's, supervisors and admins anyone's.
 #[utoipa::path(
     put,
     path = "/v1/agents/{id}/state",
@@ -363,7 +369,10 @@ struct StateSet {
     operation_id = "set_agent_state",
     params(AgentPath),
     request_body = SetState,
-    responses((status = 200, description = "Set", body = StateSet)),
+    responses(
+        (status = 200, description = "Set", body = StateSet),
+        (status = 403, description = "A read-only key, an agent key of another agent, or an agent key bound to no agent", body = ErrorBody),
+    ),
 )]
 async fn set_state(
     State(st): State<AppState>,
@@ -374,6 +383,7 @@ async fn set_state(
     // Agents set their own state from their desktops; supervisors anyone's.
     require_role(&p, &[Role::Admin, Role::Supervisor, Role::Agent])?;
     let tenant = require_tenant(&p)?;
+    require_acts_for(&p, id)?;
     let agent = live_agent(&st, tenant, id)?;
     let presence = match body {
         SetState::LoggedOut => Presence::LoggedOut,

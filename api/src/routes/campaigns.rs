@@ -19,7 +19,10 @@ use uuid::Uuid;
 use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, patched};
 use crate::campaign_runtime::{self, send_campaign};
 use crate::contacts::{self, ImportOptions, RowError};
-use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
+use crate::http::auth::forbidden_for;
+use crate::http::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Auth, acting_agent, require_role, require_tenant,
+};
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::spec::check_name;
@@ -1197,7 +1200,8 @@ struct Disposed {
     retry_at_ms: Option<u64>,
 }
 
-/// An agent's disposition of a campaign call in progress or in wrap-up.
+/// An agent's disposition of a campaign call in progress or in wrap-up: an agent key only of a
+/// call its own agent is on, supervisors and admins of any of the tenant's calls.
 #[utoipa::path(
     post,
     path = "/v1/calls/{id}/disposition",
@@ -1207,6 +1211,7 @@ struct Disposed {
     request_body = DispositionBody,
     responses(
         (status = 202, description = "Recorded", body = Disposed),
+        (status = 403, description = "A read-only key, an agent key on a call its agent is not on, or an agent key bound to no agent", body = ErrorBody),
         (status = 404, description = "No such campaign call of yours", body = ErrorBody),
     ),
 )]
@@ -1218,6 +1223,8 @@ async fn disposition(
 ) -> Result<(StatusCode, Json<Disposed>), ApiError> {
     require_role(&p, DISPOSERS)?;
     let tenant = require_tenant(&p)?;
+    // Before the lookup: an unbound agent key is refused whatever the call.
+    let own = acting_agent(&p)?;
     let code = body.code.trim();
     if code.is_empty() || code.chars().count() > 64 || code.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
@@ -1239,17 +1246,25 @@ async fn disposition(
     };
     let leg = LegId(id.as_u128());
     let dir = st.rt.directory.clone();
-    let call = st
+    let (call, on_call) = st
         .rt
         .engine
         .query(move |e| {
             let c = e.call_by_leg(leg)?;
             let info = e.call_info(c)?;
-            (dir.queue_tenant(info.queue) == Some(tenant)).then_some(c)
+            (dir.queue_tenant(info.queue) == Some(tenant)).then(|| (c, info.agent()))
         })
         .await
         .map_err(engine_error)?
         .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))?;
+    // After the lookup, so another tenant's call stays a 404. The agent a call belongs to is
+    // the one talking on it (or calling the customer back); a call still ringing or waiting
+    // belongs to no agent yet.
+    if let Some(own) = own
+        && on_call.map(|a| i64::from(a.0)) != Some(own)
+    {
+        return Err(forbidden_for(own));
+    }
     send_campaign(
         &st.rt.engine,
         Command::Disposition {

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::{ADMINS, AppState, audit};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
 use crate::model::Role;
+use crate::openapi::ErrorBody;
 use crate::store::ApiKey;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -30,6 +31,10 @@ pub(super) struct CreateKey {
     /// Any role but `platform-admin` (which answers 422).
     #[schema(value_type = crate::openapi::TenantRole)]
     pub role: Role,
+    /// The agent (`/v1/agents/{id}`) an `agent` key acts for: required for that role (it may
+    /// set only this agent's state and dispose only the calls this agent is on), refused for
+    /// every other role. An id that is not one of the tenant's agents answers 422.
+    pub agent_id: Option<i64>,
     /// When the key stops working (Unix milliseconds, in the future); none: never.
     pub expires_at_ms: Option<i64>,
 }
@@ -40,6 +45,9 @@ pub(super) struct KeyView {
     id: Uuid,
     name: String,
     role: Role,
+    /// The agent an `agent` key acts for; `null` for every other role, and for agent keys
+    /// issued before keys were bound to agents (those may only read: issue a new one).
+    agent_id: Option<i64>,
     /// The 12 hex characters after `sy_`, to recognise a key.
     prefix: String,
     created_at_ms: i64,
@@ -54,6 +62,7 @@ impl From<&ApiKey> for KeyView {
             id: k.id,
             name: k.name.clone(),
             role: k.role,
+            agent_id: k.agent_id,
             prefix: k.prefix.clone(),
             created_at_ms: k.created_at_ms,
             expires_at_ms: k.expires_at_ms,
@@ -94,14 +103,18 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<KeyList>
     }))
 }
 
-/// Creates a key for the tenant (admin); the answer is the only time the key is shown.
+/// Creates a key for the tenant (admin); the answer is the only time the key is shown. An
+/// `agent` key names the agent it acts for (`agent_id`).
 #[utoipa::path(
     post,
     path = "/v1/api-keys",
     tag = "api-keys",
     operation_id = "create_api_key",
     request_body = CreateKey,
-    responses((status = 201, description = "Created", body = CreatedKey)),
+    responses(
+        (status = 201, description = "Created", body = CreatedKey),
+        (status = 422, description = "A field breaks a rule (`field` names it): `agent_id` missing for an agent key, given for another role, or not one of the tenant's agents; `role` platform-admin; `expires_at_ms` not in the future", body = ErrorBody),
+    ),
 )]
 async fn create(
     State(st): State<AppState>,
@@ -122,12 +135,19 @@ async fn create(
         "api_key.create",
         "api_key",
         "",
-        json!({ "name": body.name, "role": body.role }),
+        json!({ "name": body.name, "role": body.role, "agent_id": body.agent_id }),
     );
     let (key, secret) = st
         .rt
         .store
-        .create_api_key(Some(tenant), body.role, &body.name, body.expires_at_ms, &a)
+        .create_api_key(
+            Some(tenant),
+            body.role,
+            body.agent_id,
+            &body.name,
+            body.expires_at_ms,
+            &a,
+        )
         .await
         .map_err(super::key_error)?;
     Ok((

@@ -183,7 +183,8 @@ async fn update(
     Ok(Json(TenantView::from(&t)))
 }
 
-/// Creates a key for a tenant (platform-admin): how a new tenant gets its first admin key.
+/// Creates a key for a tenant (platform-admin): how a new tenant gets its first admin key. An
+/// `agent` key names the tenant's agent it acts for (`agent_id`).
 #[utoipa::path(
     post,
     path = "/v1/platform-admin/tenants/{id}/api-keys",
@@ -218,12 +219,19 @@ async fn create_key(
         "api_key.create",
         "api_key",
         "",
-        json!({ "name": body.name, "role": body.role }),
+        json!({ "name": body.name, "role": body.role, "agent_id": body.agent_id }),
     );
     let (key, secret) = st
         .rt
         .store
-        .create_api_key(Some(tenant), body.role, &body.name, body.expires_at_ms, &a)
+        .create_api_key(
+            Some(tenant),
+            body.role,
+            body.agent_id,
+            &body.name,
+            body.expires_at_ms,
+            &a,
+        )
         .await
         .map_err(super::key_error)?;
     Ok((

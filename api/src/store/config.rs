@@ -4,12 +4,12 @@
 //! does), so another tenant's object reads as absent and cannot be changed. Changes write their
 //! audit row in the same transaction, with the object's tenant.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::rows::{IdRow, agent_cols, queue_cols, skill_cols};
+use super::rows::{FromStoreRow, IdRow, TextIdRow, agent_cols, queue_cols, skill_cols};
 use super::{
-    AgentRow, AuditEntry, AuditWrite, MemberRow, QueueRow, Skill, Store, StoreError, Use, args,
-    check_name, now_ms,
+    AgentRow, Arg, AuditEntry, AuditWrite, INSERT_AUDIT, Inner, MemberRow, QueueRow, Skill, Store,
+    StoreError, Use, audit_args, check_name, now_ms,
 };
 use crate::model::TenantId;
 
@@ -295,23 +295,66 @@ impl Store {
         .await
     }
 
-    /// Deletes the agent and its memberships. False if the tenant has no such agent.
+    /// Deletes the agent and its memberships, and revokes the keys that act for it (one
+    /// `api_key.revoke` audit row each, as `audit`'s caller), all in one transaction. False,
+    /// and nothing written, if the tenant has no such agent.
     pub async fn delete_agent(
         &self,
         tenant: TenantId,
         id: i64,
         audit: &AuditEntry<'_>,
     ) -> Result<bool, StoreError> {
-        let deleted: Option<IdRow> = self
-            .change(
-                "agent",
-                "DELETE FROM agents WHERE tenant_id = $1 AND id = $2 RETURNING id",
-                args![tenant, id],
-                tenant_audit(tenant, audit),
-                |row: &IdRow| row.0.to_string(),
+        let now = now_ms();
+        let revoke_args = args![tenant, id, now];
+        let delete_args = args![tenant, id];
+        let agent_audit = audit_args(&tenant_audit(tenant, audit), id.to_string());
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            // Revoked before the delete: the keys' foreign key (ON DELETE SET NULL) alone would
+            // leave them unbound but still able to read, and a gone agent's keys should stop.
+            let revoked: Vec<TextIdRow> = bind_args!(
+                sqlx::query(
+                    "UPDATE api_keys SET revoked_at = $3 \
+                     WHERE tenant_id = $1 AND agent_id = $2 AND revoked_at IS NULL \
+                     RETURNING id"
+                ),
+                &revoke_args
             )
-            .await?;
-        Ok(deleted.is_some())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(TextIdRow::from_row)
+            .collect::<Result<_, _>>()?;
+            let deleted = bind_args!(
+                sqlx::query("DELETE FROM agents WHERE tenant_id = $1 AND id = $2 RETURNING id"),
+                &delete_args
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "agent"))?;
+            if deleted.is_none() {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            bind_args!(sqlx::query(INSERT_AUDIT), &agent_audit)
+                .execute(&mut *tx)
+                .await?;
+            for key in revoked {
+                let entry = AuditEntry {
+                    action: "api_key.revoke",
+                    object_kind: "api_key",
+                    object_id: key.0.clone(),
+                    detail: json!({ "reason": "agent deleted", "agent_id": id }),
+                    ..audit.clone()
+                };
+                let key_audit = audit_args(&tenant_audit(tenant, &entry), key.0);
+                bind_args!(sqlx::query(INSERT_AUDIT), &key_audit)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Saves an agent's presence (runtime state, so no audit row; one statement, so atomic).

@@ -74,6 +74,7 @@ struct KeyAuthRow {
     id: Uuid,
     tenant: Option<TenantId>,
     role: Role,
+    agent_id: Option<i64>,
     hash: String,
     expires_at_ms: Option<i64>,
     revoked: bool,
@@ -86,6 +87,7 @@ impl FromStoreRow for KeyAuthRow {
             id: row.uuid("id")?,
             tenant: row.opt_tenant("tenant_id")?,
             role: parse_role(&row.string("role")?)?,
+            agent_id: row.opt_i64("agent_id")?,
             hash: row.string("hash")?,
             expires_at_ms: row.opt_i64("expires_at")?,
             revoked: row.opt_i64("revoked_at")?.is_some(),
@@ -98,16 +100,34 @@ impl FromStoreRow for KeyAuthRow {
 impl Store {
     /// A new key. Returns the listing form and the key itself, which exists nowhere else: show
     /// it once. Platform-admin keys must have no tenant and every other role one (`Invalid {
-    /// field: "tenant" }` otherwise); an unknown tenant is `NotFound`. `expires_at_ms` must be
+    /// field: "tenant" }` otherwise); an unknown tenant is `NotFound`. An agent key must name
+    /// the agent of its tenant it acts for, and no other role may name one (`Invalid { field:
+    /// "agent_id" }` otherwise, an agent of another tenant included). `expires_at_ms` must be
     /// in the future. The audit row's tenant is `audit.tenant`.
     pub async fn create_api_key(
         &self,
         tenant: Option<TenantId>,
         role: Role,
+        agent_id: Option<i64>,
         name: &str,
         expires_at_ms: Option<i64>,
         audit: &AuditEntry<'_>,
     ) -> Result<(ApiKey, String), StoreError> {
+        match (role, agent_id) {
+            (Role::Agent, None) => {
+                return Err(StoreError::invalid(
+                    "agent_id",
+                    "an agent key must name the agent it acts for",
+                ));
+            }
+            (Role::Agent, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(StoreError::invalid(
+                    "agent_id",
+                    "only agent keys act for an agent",
+                ));
+            }
+        }
         match (role, tenant) {
             (Role::PlatformAdmin, Some(_)) => {
                 return Err(StoreError::invalid(
@@ -133,12 +153,18 @@ impl Store {
             attempts += 1;
             let (key, prefix, hash) = generate_key()?;
             let id = Uuid::now_v7();
+            // The agent must be the key's tenant's (the foreign key alone would take another
+            // tenant's agent): checked in the statement itself, so no gap between the check
+            // and the insert.
             let inserted: Result<Option<TextIdRow>, StoreError> = self
                 .change(
                     "api key prefix",
                     "INSERT INTO api_keys \
-                     (id, tenant_id, name, role, prefix, hash, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                     (id, tenant_id, name, role, prefix, hash, created_at, expires_at, agent_id) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9 \
+                     WHERE $9 IS NULL \
+                        OR EXISTS (SELECT 1 FROM agents WHERE id = $9 AND tenant_id = $2) \
+                     RETURNING id",
                     args![
                         id,
                         tenant,
@@ -147,7 +173,8 @@ impl Store {
                         prefix.as_str(),
                         hash,
                         created_at_ms,
-                        expires_at_ms
+                        expires_at_ms,
+                        agent_id
                     ],
                     AuditWrite {
                         entry: audit,
@@ -163,6 +190,7 @@ impl Store {
                         tenant,
                         name: name.to_owned(),
                         role,
+                        agent_id,
                         prefix,
                         created_at_ms,
                         expires_at_ms,
@@ -171,10 +199,15 @@ impl Store {
                     };
                     return Ok((listed, key));
                 }
+                // Only the agent check can make the INSERT ... SELECT insert nothing.
                 Ok(None) => {
-                    return Err(StoreError::Internal(
-                        "INSERT ... RETURNING returned no row".into(),
-                    ));
+                    return Err(match agent_id {
+                        Some(agent) => StoreError::invalid(
+                            "agent_id",
+                            format!("agent {agent} is not one of this tenant's agents"),
+                        ),
+                        None => StoreError::Internal("INSERT ... RETURNING returned no row".into()),
+                    });
                 }
                 // The only unique columns are the random prefix and the random id: draw again.
                 Err(StoreError::Conflict { .. }) if attempts < PREFIX_ATTEMPTS => continue,
@@ -197,7 +230,7 @@ impl Store {
         let row: Option<KeyAuthRow> = self
             .fetch_optional(
                 Use::Read,
-                "SELECT k.id, k.tenant_id, k.role, k.hash, k.expires_at, k.revoked_at, \
+                "SELECT k.id, k.tenant_id, k.role, k.agent_id, k.hash, k.expires_at, k.revoked_at, \
                         t.disabled AS tenant_disabled \
                  FROM api_keys k LEFT JOIN tenants t ON t.id = k.tenant_id \
                  WHERE k.prefix = $1",
@@ -218,6 +251,7 @@ impl Store {
             key_id: row.id,
             tenant: row.tenant,
             role: row.role,
+            agent_id: row.agent_id,
         }))
     }
 

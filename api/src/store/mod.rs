@@ -26,7 +26,6 @@
 //!   reads use a second pool of up to [`SQLITE_READERS`] connections, which WAL lets run
 //!   beside the writer; an in-memory database has only the one connection.
 
-mod config;
 mod error;
 mod history;
 mod keys;
@@ -227,8 +226,10 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-// After the macros above: the campaign store runs multi-statement transactions of its own.
+// After the macros above: the campaign store and the agent deletion (which revokes the agent's
+// keys) run multi-statement transactions of their own.
 mod campaigns;
+mod config;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt,
@@ -294,18 +295,20 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
     embedded([
         include_str!("../../../migrations/sqlite/0001_init.sql"),
         include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
+        include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
     embedded([
         include_str!("../../../migrations/postgres/0001_init.sql"),
         include_str!("../../../migrations/postgres/0002_campaigns.sql"),
+        include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
     ])
 });
 
 /// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
 /// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded([init, campaigns]: [&'static str; 2]) -> Migrator {
+fn embedded([init, campaigns, agent_keys]: [&'static str; 3]) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
             1,
@@ -319,6 +322,13 @@ fn embedded([init, campaigns]: [&'static str; 2]) -> Migrator {
             "campaigns".into(),
             MigrationType::Simple,
             SqlStr::from_static(campaigns),
+            false,
+        ),
+        Migration::new(
+            3,
+            "agent keys".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(agent_keys),
             false,
         ),
     ])

@@ -32,6 +32,9 @@ pub struct ApiKey {
     pub tenant: Option<TenantId>,
     pub name: String,
     pub role: Role,
+    /// The agent an agent key acts for; None for other roles and for agent keys issued before
+    /// keys were bound to agents.
+    pub agent_id: Option<i64>,
     /// The 12 hex characters after `sy_`: enough to recognise a key in a list, useless to
     /// authenticate with.
     pub prefix: String,
@@ -345,7 +348,8 @@ macro_rules! tenant_cols {
 }
 macro_rules! key_cols {
     () => {
-        "id, tenant_id, name, role, prefix, created_at, expires_at, revoked_at, last_used_at"
+        "id, tenant_id, name, role, agent_id, prefix, created_at, expires_at, revoked_at, \
+         last_used_at"
     };
 }
 macro_rules! skill_cols {
@@ -417,6 +421,7 @@ impl FromStoreRow for ApiKey {
             tenant: row.opt_tenant("tenant_id")?,
             name: row.string("name")?,
             role: parse_role(&row.string("role")?)?,
+            agent_id: row.opt_i64("agent_id")?,
             prefix: row.string("prefix")?,
             created_at_ms: row.i64("created_at")?,
             expires_at_ms: row.opt_i64("expires_at")?,

@@ -11,7 +11,7 @@ use switchyard_api::app;
 use switchyard_api::http::HttpConfig;
 use switchyard_api::model::Role;
 use switchyard_api::runtime::{Runtime, SwitchConfig};
-use switchyard_api::store::{AuditEntry, Store};
+use switchyard_api::store::{AuditEntry, Pools, Store};
 use switchyard_engine::EngineConfig;
 use tokio::task::JoinHandle;
 
@@ -114,18 +114,86 @@ impl Server {
         let t = self.store.create_tenant(name, &audit()).await.unwrap();
         let (_, key) = self
             .store
-            .create_api_key(Some(t.id), Role::Admin, "admin", None, &audit())
+            .create_api_key(Some(t.id), Role::Admin, None, "admin", None, &audit())
             .await
             .unwrap();
         (t.id, key)
     }
 
+    /// A key of any role but `agent` (see [`Server::agent_key`]).
     pub async fn key(&self, tenant: Option<switchyard_api::model::TenantId>, role: Role) -> String {
         self.store
-            .create_api_key(tenant, role, "k", None, &audit())
+            .create_api_key(tenant, role, None, "k", None, &audit())
             .await
             .unwrap()
             .1
+    }
+
+    /// An agent key acting for `agent`.
+    pub async fn agent_key(&self, tenant: switchyard_api::model::TenantId, agent: i64) -> String {
+        self.store
+            .create_api_key(
+                Some(tenant),
+                Role::Agent,
+                Some(agent),
+                "desk",
+                None,
+                &audit(),
+            )
+            .await
+            .unwrap()
+            .1
+    }
+
+    /// An agent key bound to no agent, as every agent key issued before migration 0003 is. The
+    /// store no longer makes those: this one is made bound, then unbound behind its back.
+    pub async fn legacy_agent_key(
+        &self,
+        tenant: switchyard_api::model::TenantId,
+        agent: i64,
+    ) -> String {
+        let (listed, key) = self
+            .store
+            .create_api_key(
+                Some(tenant),
+                Role::Agent,
+                Some(agent),
+                "old desk",
+                None,
+                &audit(),
+            )
+            .await
+            .unwrap();
+        let sql = "UPDATE api_keys SET agent_id = NULL WHERE id = $1";
+        let id = listed.id.hyphenated().to_string();
+        let changed = match self.store.pools() {
+            Pools::Sqlite { writer, .. } => sqlx::query(sql)
+                .bind(id)
+                .execute(writer)
+                .await
+                .map(|r| r.rows_affected()),
+            Pools::Postgres(pg) => sqlx::query(sql)
+                .bind(id)
+                .execute(pg)
+                .await
+                .map(|r| r.rows_affected()),
+        };
+        assert_eq!(changed.expect("unbinding the key"), 1);
+        key
+    }
+
+    /// A new agent of the tenant of `admin` (an admin key), through the API; its id.
+    pub async fn agent(&self, admin: &str, name: &str, contact: &str) -> i64 {
+        let (st, a) = self
+            .call(
+                "POST",
+                "/v1/agents",
+                Some(admin),
+                Some(serde_json::json!({"name": name, "config": {"contact": contact}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{a}");
+        a["id"].as_i64().expect("an agent id")
     }
 
     pub async fn call(
