@@ -728,6 +728,57 @@ async fn campaign_call_of(s: &Server, agent: i64, within: Duration) -> (uuid::Uu
     }
 }
 
+/// One contact, progressive dialling at any hour, and `agent` (made available through its
+/// own desk key) the only agent in the queue: the fake switch's customer answers and the call
+/// is bridged to that agent.
+async fn dial_one_contact_to(s: &Server, admin: &str, agent: i64, desk: &str) {
+    let (qid, cid) = s.campaign(admin, "c").await;
+    let (st, e) = s
+            .call(
+                "PATCH",
+                &format!("/v1/campaigns/{cid}"),
+                Some(admin),
+                Some(json!({"config": {"mode": "progressive", "window": {"start": "00:00", "end": "24:00"}}})),
+            )
+            .await;
+    assert_eq!(st, 200, "{e}");
+    let (st, e) = s
+        .call(
+            "POST",
+            &format!("/v1/queues/{qid}/members"),
+            Some(admin),
+            Some(json!({"agent_id": agent})),
+        )
+        .await;
+    assert_eq!(st, 201, "{e}");
+    let (st, e) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{agent}/state"),
+            Some(desk),
+            Some(json!({"state": "available"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+    let (st, r) = s
+        .csv(
+            &format!("/v1/campaigns/{cid}/contacts"),
+            admin,
+            "phone\n+12015550123\n",
+        )
+        .await;
+    assert_eq!((st, &r["accepted"]), (200, &json!(1)), "{r}");
+    let (st, e) = s
+        .call(
+            "POST",
+            &format!("/v1/campaigns/{cid}/start"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_key_disposes_only_the_calls_its_own_agent_is_on() {
     store_common::each_backend(|store| async move {
@@ -741,53 +792,7 @@ async fn an_agent_key_disposes_only_the_calls_its_own_agent_is_on() {
         let supervisor = s.key(Some(tenant), Role::Supervisor).await;
         let reader = s.key(Some(tenant), Role::ReadOnly).await;
 
-        // One contact, progressive dialling at any hour, and Ana the only agent in the queue:
-        // the fake switch's customer answers and the call is bridged to Ana.
-        let (qid, cid) = s.campaign(&admin, "c").await;
-        let (st, e) = s
-            .call(
-                "PATCH",
-                &format!("/v1/campaigns/{cid}"),
-                Some(&admin),
-                Some(json!({"config": {"mode": "progressive", "window": {"start": "00:00", "end": "24:00"}}})),
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
-        let (st, e) = s
-            .call(
-                "POST",
-                &format!("/v1/queues/{qid}/members"),
-                Some(&admin),
-                Some(json!({"agent_id": ana})),
-            )
-            .await;
-        assert_eq!(st, 201, "{e}");
-        let (st, e) = s
-            .call(
-                "PUT",
-                &format!("/v1/agents/{ana}/state"),
-                Some(&anas_desk),
-                Some(json!({"state": "available"})),
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
-        let (st, r) = s
-            .csv(
-                &format!("/v1/campaigns/{cid}/contacts"),
-                &admin,
-                "phone\n+12015550123\n",
-            )
-            .await;
-        assert_eq!((st, &r["accepted"]), (200, &json!(1)), "{r}");
-        let (st, e) = s
-            .call(
-                "POST",
-                &format!("/v1/campaigns/{cid}/start"),
-                Some(&admin),
-                None,
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
+        dial_one_contact_to(&s, &admin, ana, &anas_desk).await;
         let (call, on_call) = campaign_call_of(&s, ana, Duration::from_secs(30)).await;
         assert_eq!(on_call, Some(ana), "the engine has Ana on the call");
 
@@ -820,7 +825,11 @@ async fn an_agent_key_disposes_only_the_calls_its_own_agent_is_on() {
             .call("POST", &path, Some(&anas_desk), Some(body.clone()))
             .await;
         assert_eq!(st, 202, "Ana's own call: {d}");
-        assert_eq!((&d["id"], &d["code"]), (&json!(call), &json!("sale")), "{d}");
+        assert_eq!(
+            (&d["id"], &d["code"]),
+            (&json!(call), &json!("sale")),
+            "{d}"
+        );
         let (st, d) = s
             .call(
                 "POST",
@@ -830,6 +839,98 @@ async fn an_agent_key_disposes_only_the_calls_its_own_agent_is_on() {
             )
             .await;
         assert_eq!(st, 202, "supervisors dispose any call: {d}");
+        s.stop().await;
+    })
+    .await;
+}
+
+/// The dispositions table's `(agent_id, code)` rows, read behind the store's back.
+async fn stored_dispositions(store: &Store) -> Vec<(Option<i64>, String)> {
+    use switchyard_api::store::Pools;
+    let sql = "SELECT agent_id, code FROM dispositions ORDER BY id";
+    match store.pools() {
+        Pools::Sqlite { reader, .. } => sqlx::query_as(sql).fetch_all(reader).await,
+        Pools::Postgres(pg) => sqlx::query_as(sql).fetch_all(pg).await,
+    }
+    .expect("read dispositions")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_disposes_its_call_in_wrap_up_after_the_customer_hung_up() {
+    store_common::each_backend(|store| async move {
+        // Customers hang up 6 s after answering: time enough to be bridged to Ana, and then the
+        // call is over while Ana wraps up, which is when agents pick a disposition.
+        let mut scenario = switchyard_esl::sim::Scenario::default();
+        scenario.customers.talk_time = Some(switchyard_esl::sim::Dist::Fixed(6.0));
+        let s = Server::start_with_scenario(
+            store.clone(),
+            HttpConfig {
+                rate_per_sec: 0,
+                ..HttpConfig::default()
+            },
+            scenario,
+        )
+        .await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let bob = s.agent(&admin, "Bob", "user/1001").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let bobs_desk = s.agent_key(tenant, bob).await;
+        dial_one_contact_to(&s, &admin, ana, &anas_desk).await;
+        let (call, on_call) = campaign_call_of(&s, ana, Duration::from_secs(30)).await;
+        assert_eq!(on_call, Some(ana), "the engine has Ana on the call");
+        let leg = switchyard_engine::io::LegId(call.as_u128());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s
+            .rt
+            .engine
+            .query(move |e| e.call_by_leg(leg))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            assert!(Instant::now() < deadline, "the customer never hung up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        let path = format!("/v1/calls/{call}/disposition");
+        let body = json!({"code": "sale"});
+        let (st, e) = s
+            .call("POST", &path, Some(&bobs_desk), Some(body.clone()))
+            .await;
+        assert_eq!((st, error_code(&e)), (403, "forbidden"), "Bob's key: {e}");
+        let (other, other_admin) = s.tenant("other").await;
+        let carl = s.agent(&other_admin, "Carl", "user/1002").await;
+        let carls_desk = s.agent_key(other, carl).await;
+        let (st, e) = s
+            .call("POST", &path, Some(&carls_desk), Some(body.clone()))
+            .await;
+        assert_eq!(
+            (st, error_code(&e)),
+            (404, "not_found"),
+            "other tenant: {e}"
+        );
+        let (st, d) = s.call("POST", &path, Some(&anas_desk), Some(body)).await;
+        assert_eq!(st, 202, "Ana disposes her ended call: {d}");
+        assert_eq!(
+            (&d["id"], &d["code"]),
+            (&json!(call), &json!("sale")),
+            "{d}"
+        );
+
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = stored_dispositions(&store).await;
+            if !rows.is_empty() {
+                assert_eq!(rows, vec![(Some(ana), "sale".to_owned())]);
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the disposition was never stored"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         s.stop().await;
     })
     .await;

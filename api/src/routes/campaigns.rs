@@ -1212,7 +1212,7 @@ struct Disposed {
     responses(
         (status = 202, description = "Recorded", body = Disposed),
         (status = 403, description = "A read-only key, an agent key on a call its agent is not on, or an agent key bound to no agent", body = ErrorBody),
-        (status = 404, description = "No such campaign call of yours", body = ErrorBody),
+        (status = 404, description = "No such campaign call of yours, or one that ended before the last 20,000 ended campaign calls", body = ErrorBody),
     ),
 )]
 async fn disposition(
@@ -1250,16 +1250,22 @@ async fn disposition(
         .rt
         .engine
         .query(move |e| {
-            let c = e.call_by_leg(leg)?;
-            let info = e.call_info(c)?;
-            (dir.queue_tenant(info.queue) == Some(tenant)).then(|| (c, info.agent()))
+            if let Some(c) = e.call_by_leg(leg)
+                && let Some(info) = e.call_info(c)
+            {
+                return (dir.queue_tenant(info.queue) == Some(tenant)).then(|| (c, info.agent()));
+            }
+            // Dispositions usually come in wrap-up, after the customer hung up: the call is
+            // gone from the live tables but the engine still remembers it.
+            let (c, ended) = e.ended_campaign_call(leg)?;
+            (dir.campaign_tenant(ended.campaign) == Some(tenant)).then_some((c, ended.agent))
         })
         .await
         .map_err(engine_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))?;
+        .ok_or_else(|| ApiError::not_found(format!("no campaign call {id} to dispose")))?;
     // After the lookup, so another tenant's call stays a 404. The agent a call belongs to is
-    // the one talking on it (or calling the customer back); a call still ringing or waiting
-    // belongs to no agent yet.
+    // the one talking on it (or calling the customer back), or the one who talked on it last;
+    // a call still ringing or waiting belongs to no agent yet.
     if let Some(own) = own
         && on_call.map(|a| i64::from(a.0)) != Some(own)
     {

@@ -49,6 +49,15 @@ impl Server {
     }
 
     pub async fn start_with(store: Store, http: HttpConfig) -> Server {
+        Server::start_with_scenario(store, http, switchyard_esl::sim::Scenario::default()).await
+    }
+
+    /// A server whose fake switch follows `scenario` (who answers, how long customers talk).
+    pub async fn start_with_scenario(
+        store: Store,
+        http: HttpConfig,
+        scenario: switchyard_esl::sim::Scenario,
+    ) -> Server {
         let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl_addr = esl.local_addr().unwrap();
         // The fake switch sends inbound callers to the runtime's outbound listener, whose address
@@ -62,6 +71,7 @@ impl Server {
             esl,
             switchyard_esl::sim::SimConfig {
                 inbound_target: Some(outbound.clone()),
+                scenario,
                 ..switchyard_esl::sim::SimConfig::default()
             },
             1,

@@ -176,11 +176,16 @@ impl Campaign {
 #[derive(Debug, Default)]
 pub struct RecentCalls {
     map: FastMap<CallId, RecentCall>,
+    /// The API names a call by its customer leg, which is gone from the live tables once the
+    /// customer hangs up; this finds the call again for the agent's wrap-up disposition.
+    by_leg: FastMap<LegId, CallId>,
     order: VecDeque<CallId>,
 }
 
 #[derive(Clone, Debug)]
 pub struct RecentCall {
+    /// The customer's leg: the uuid the API knows the call by.
+    pub leg: LegId,
     pub campaign: CampaignId,
     pub contact: ContactId,
     pub number: String,
@@ -196,15 +201,90 @@ impl RecentCalls {
     pub fn insert(&mut self, call: CallId, info: RecentCall) {
         if self.map.len() >= RECENT_CALLS
             && let Some(old) = self.order.pop_front()
+            && let Some(gone) = self.map.remove(&old)
+            && self.by_leg.get(&gone.leg) == Some(&old)
         {
-            self.map.remove(&old);
+            self.by_leg.remove(&gone.leg);
         }
-        if self.map.insert(call, info).is_none() {
-            self.order.push_back(call);
+        let leg = info.leg;
+        match self.map.insert(call, info) {
+            Some(replaced) if replaced.leg != leg => {
+                self.by_leg.remove(&replaced.leg);
+            }
+            Some(_) => {}
+            None => self.order.push_back(call),
         }
+        self.by_leg.insert(leg, call);
     }
 
     pub fn get(&self, call: CallId) -> Option<&RecentCall> {
         self.map.get(&call)
+    }
+
+    /// The ended call whose customer leg this was.
+    pub fn by_leg(&self, leg: LegId) -> Option<(CallId, &RecentCall)> {
+        let call = *self.by_leg.get(&leg)?;
+        self.map.get(&call).map(|info| (call, info))
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(leg: u128) -> RecentCall {
+        RecentCall {
+            leg: LegId(leg),
+            campaign: CampaignId(1),
+            contact: ContactId(leg as u64),
+            number: "+12015550123".into(),
+            zone: "America/New_York".into(),
+            attempt: 1,
+            agent: Some(AgentId(7)),
+        }
+    }
+
+    #[test]
+    fn an_ended_call_is_found_by_its_customer_leg_until_it_is_the_oldest_past_the_bound() {
+        let mut recent = RecentCalls::default();
+        for i in 0..RECENT_CALLS as u128 {
+            recent.insert(CallId(i as u32), ended(1_000 + i));
+        }
+        let (call, info) = recent.by_leg(LegId(1_000)).expect("the first call");
+        assert_eq!((call, info.agent), (CallId(0), Some(AgentId(7))));
+        recent.insert(CallId(RECENT_CALLS as u32), ended(5));
+        assert!(
+            recent.by_leg(LegId(1_000)).is_none(),
+            "the oldest is forgotten"
+        );
+        assert!(recent.get(CallId(0)).is_none());
+        assert_eq!(
+            recent.by_leg(LegId(5)).map(|(c, _)| c),
+            Some(CallId(RECENT_CALLS as u32))
+        );
+        assert_eq!(recent.len(), RECENT_CALLS, "the bound holds");
+        assert_eq!(
+            recent.by_leg.len(),
+            RECENT_CALLS,
+            "and the leg index with it"
+        );
+    }
+
+    #[test]
+    fn recording_a_call_again_under_a_new_leg_drops_the_old_leg() {
+        let mut recent = RecentCalls::default();
+        recent.insert(CallId(1), ended(10));
+        recent.insert(CallId(1), ended(11));
+        assert!(recent.by_leg(LegId(10)).is_none());
+        assert_eq!(recent.by_leg(LegId(11)).map(|(c, _)| c), Some(CallId(1)));
+        assert_eq!(recent.len(), 1);
     }
 }

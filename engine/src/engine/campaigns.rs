@@ -247,8 +247,10 @@ impl Engine {
             Some(Call {
                 campaign: Some(info),
                 phase,
+                leg,
                 ..
             }) => Some(RecentCall {
+                leg: *leg,
                 campaign: info.campaign,
                 contact: info.contact,
                 number: info.number.clone(),
@@ -996,6 +998,7 @@ impl Engine {
         self.recent_campaign_calls.insert(
             call,
             RecentCall {
+                leg,
                 campaign: info.campaign,
                 contact: info.contact,
                 number: info.number.clone(),

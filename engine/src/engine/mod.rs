@@ -324,6 +324,15 @@ impl Engine {
         }
     }
 
+    /// A campaign call that has ended (the customer hung up) but may still be disposed: its
+    /// id and what it was, found by the customer leg the API knows it by.
+    pub fn ended_campaign_call(
+        &self,
+        leg: LegId,
+    ) -> Option<(CallId, &crate::dialer::campaign::RecentCall)> {
+        self.recent_campaign_calls.by_leg(leg)
+    }
+
     /// Calls waiting in a queue, best first.
     pub fn waiting_calls(&self, queue: QueueId) -> Vec<CallId> {
         self.queue(queue)
