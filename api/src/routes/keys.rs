@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::{ADMINS, AppState, audit};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
-use crate::model::Role;
+use crate::model::{Principal, Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::store::ApiKey;
 
@@ -129,8 +129,18 @@ async fn create(
             "a tenant cannot create platform-admin keys",
         ));
     }
+    create_for(&st, &p, tenant, body).await
+}
+
+/// Creates and audits a tenant's key once the caller may: the answer both creation routes give.
+pub(super) async fn create_for(
+    st: &AppState,
+    p: &Principal,
+    tenant: TenantId,
+    body: CreateKey,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let a = audit(
-        &p,
+        p,
         Some(tenant),
         "api_key.create",
         "api_key",

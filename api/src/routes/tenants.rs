@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::keys::{CreateKey, CreatedKey, KeyView};
+use super::keys::{CreateKey, CreatedKey};
 use super::{AppState, audit};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_platform_admin};
 use crate::model::{Role, TenantId};
@@ -213,32 +213,5 @@ async fn create_key(
         .get_tenant(tenant)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
-    let a = audit(
-        &p,
-        Some(tenant),
-        "api_key.create",
-        "api_key",
-        "",
-        json!({ "name": body.name, "role": body.role, "agent_id": body.agent_id }),
-    );
-    let (key, secret) = st
-        .rt
-        .store
-        .create_api_key(
-            Some(tenant),
-            body.role,
-            body.agent_id,
-            &body.name,
-            body.expires_at_ms,
-            &a,
-        )
-        .await
-        .map_err(super::key_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedKey {
-            view: KeyView::from(&key),
-            key: secret,
-        }),
-    ))
+    super::keys::create_for(&st, &p, tenant, body).await
 }
