@@ -147,6 +147,10 @@ impl LiveState {
                     json!({ "id": agent.0, "state": state, "reason": reason }),
                 )
             }
+            LiveEvent::AgentLine { agent, line } => {
+                let tenant = agent_tenant(*agent)?;
+                (tenant, "agent.line", json!({ "id": agent.0, "line": line }))
+            }
             // Filed by the runtime (`campaign_runtime::live_message`): campaigns are not
             // part of the snapshot, each delta is the campaign's whole figures.
             LiveEvent::Campaign(_) => return None,
@@ -161,9 +165,10 @@ impl LiveState {
         };
         let t = g.entry(tenant).or_default();
         match kind {
-            "agent.state_changed" => {
+            // Merged, not replaced: an agent's state and its line arrive as separate deltas.
+            "agent.state_changed" | "agent.line" => {
                 if let Some(id) = data["id"].as_u64().and_then(|v| u32::try_from(v).ok()) {
-                    t.agents.insert(id, data.clone());
+                    merge(t.agents.entry(id).or_insert_with(|| json!({})), &data);
                 }
             }
             "queue.paused" => {
@@ -177,18 +182,22 @@ impl LiveState {
                     if data["state"] == "ended" {
                         t.calls.remove(&id);
                     } else if t.calls.len() < MAX_CALLS || t.calls.contains_key(&id) {
-                        let entry = t.calls.entry(id).or_insert_with(|| json!({}));
                         // Merge: an offer keeps the queue the call waited in.
-                        if let (Value::Object(e), Value::Object(d)) = (entry, &data) {
-                            for (k, v) in d {
-                                e.insert(k.clone(), v.clone());
-                            }
-                        }
+                        merge(t.calls.entry(id).or_insert_with(|| json!({})), &data);
                     }
                 }
             }
         }
         Some(LiveMessage { tenant, kind, data })
+    }
+}
+
+/// Sets every field of `delta` on `entry`, keeping the fields it does not name.
+fn merge(entry: &mut Value, delta: &Value) {
+    if let (Value::Object(e), Value::Object(d)) = (entry, delta) {
+        for (k, v) in d {
+            e.insert(k.clone(), v.clone());
+        }
     }
 }
 
@@ -242,6 +251,47 @@ mod tests {
             .unwrap();
         assert_eq!(m.kind, "call.completed");
         assert_eq!(s.snapshot(t)["calls"], json!([]));
+    }
+
+    #[test]
+    fn an_agents_line_and_state_are_kept_side_by_side_in_the_snapshot() {
+        use switchyard_engine::LineState;
+        use switchyard_engine::agent::AgentStateKind;
+        let s = LiveState::default();
+        let t = TenantId(Uuid::new_v4());
+        let qt = |_q: QueueId| Some(t);
+        let at = |_a: AgentId| Some(t);
+        s.seed_agent(t, AgentId(4), json!("available"), None);
+        let m = s
+            .apply(
+                &LiveEvent::AgentLine {
+                    agent: AgentId(4),
+                    line: LineState::Up,
+                },
+                qt,
+                at,
+            )
+            .unwrap();
+        assert_eq!(
+            (m.kind, &m.data),
+            ("agent.line", &json!({"id": 4, "line": "up"}))
+        );
+        s.apply(
+            &LiveEvent::AgentState {
+                agent: AgentId(4),
+                state: AgentStateKind::OnCall,
+                reason: None,
+            },
+            qt,
+            at,
+        )
+        .unwrap();
+        let agent = &s.snapshot(t)["agents"][0];
+        assert_eq!(
+            (&agent["state"], &agent["line"]),
+            (&json!("on-call"), &json!("up")),
+            "{agent}"
+        );
     }
 
     #[test]

@@ -443,6 +443,18 @@ pub struct AgentStateRecord {
     pub reason: Option<String>,
 }
 
+/// Where an agent's persistent line is (`AgentConfig::persistent_line`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    /// Called: the agent's phone is ringing.
+    Ringing,
+    /// Answered and parked: calls are bridged to it at once.
+    Up,
+    /// Gone (hung up, failed, or closed by the engine at logout).
+    Down,
+}
+
 /// What supervisors and wallboards see as it happens.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -482,6 +494,12 @@ pub enum LiveEvent {
     QueuePaused {
         queue: QueueId,
         paused: bool,
+    },
+    /// An agent's persistent line changed: an agent shown available is ready for calls only
+    /// once the line is up.
+    AgentLine {
+        agent: AgentId,
+        line: LineState,
     },
     /// A campaign's counters after a dial ended or its state changed.
     Campaign(CampaignStats),

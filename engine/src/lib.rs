@@ -55,5 +55,6 @@ pub use error::EngineError;
 pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
     AmdResult, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause, Input, LegId,
-    LegKind, LiveEvent, MonitorMode, Output, Presence, Prompt, Record, SwitchCommand, SwitchEvent,
+    LegKind, LineState, LiveEvent, MonitorMode, Output, Presence, Prompt, Record, SwitchCommand,
+    SwitchEvent,
 };

@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::Bed;
 use switchyard_engine::agent::AgentStateKind;
 use switchyard_engine::{
-    AgentConfig, AgentId, CallOutcome, Command, HangupCause, Membership, Presence, QueueId,
-    Strategy, SwitchCommand,
+    AgentConfig, AgentId, CallOutcome, Command, HangupCause, LineState, LiveEvent, Membership,
+    Presence, QueueId, Strategy, SwitchCommand,
 };
 
 fn line_agent(id: u32) -> AgentConfig {
@@ -231,4 +231,46 @@ fn a_resync_that_misses_the_line_treats_it_as_dropped() {
     let a = b.engine.agent_info(AgentId(1)).expect("agent");
     assert_eq!(a.presence, Presence::OnBreak("agent-line-down".into()));
     assert!(a.line.is_none());
+}
+
+/// The line states the live feed told of, in order, for `agent`.
+fn line_events(bed: &Bed, agent: u32) -> Vec<LineState> {
+    bed.live
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::AgentLine { agent: a, line } if *a == AgentId(agent) => Some(*line),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_live_feed_tells_when_a_line_rings_comes_up_and_goes_down() {
+    let mut b = bed(Strategy::TopDown, 2);
+    assert_eq!(line_events(&b, 1), vec![LineState::Ringing]);
+    let line = b.leg_of(1);
+    b.answer(line);
+    assert_eq!(line_events(&b, 1), vec![LineState::Ringing, LineState::Up]);
+    // Logging out closes the line: the engine's own hangup is reported.
+    presence(&mut b, 1, Presence::LoggedOut);
+    assert_eq!(
+        line_events(&b, 1),
+        vec![LineState::Ringing, LineState::Up, LineState::Down]
+    );
+    // A line lost on the switch side is reported before the agent goes on break.
+    let other = b.leg_of(2);
+    b.answer(other);
+    let from = b.live.len();
+    b.hangup(other, HangupCause::Normal);
+    let after: Vec<&LiveEvent> = b.live[from..].iter().collect();
+    let down = after
+        .iter()
+        .position(|e| matches!(e, LiveEvent::AgentLine { agent, line: LineState::Down } if *agent == AgentId(2)))
+        .expect("line down reported");
+    let on_break = after
+        .iter()
+        .position(|e| matches!(e, LiveEvent::AgentState { agent, .. } if *agent == AgentId(2)))
+        .expect("break reported");
+    assert!(down < on_break, "{after:?}");
+    assert_eq!(b.state(2), AgentStateKind::OnBreak);
 }

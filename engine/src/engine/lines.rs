@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::agent::{Activity, AgentLine};
 use crate::ids::AgentId;
-use crate::io::{LegId, LegKind, Presence, SwitchCommand};
+use crate::io::{LegId, LegKind, LineState, LiveEvent, Presence, SwitchCommand};
 
 use super::{Engine, LegRole};
 
@@ -68,6 +68,10 @@ impl Engine {
                         ("park_after_bridge".into(), "true".into()),
                     ],
                 });
+                self.notify(LiveEvent::AgentLine {
+                    agent: id,
+                    line: LineState::Ringing,
+                });
             }
             Some(line) if !keep => {
                 self.switch(SwitchCommand::Hangup {
@@ -79,6 +83,10 @@ impl Engine {
                     a.line = None;
                 }
                 self.reindex_agent(id);
+                self.notify(LiveEvent::AgentLine {
+                    agent: id,
+                    line: LineState::Down,
+                });
             }
             _ => {}
         }
@@ -128,6 +136,10 @@ impl Engine {
             Some(l) if l.leg == leg => l.up = true,
             _ => return,
         }
+        self.notify(LiveEvent::AgentLine {
+            agent,
+            line: LineState::Up,
+        });
         self.reindex_agent(agent);
         self.touch_campaigns_of(agent);
     }
@@ -146,6 +158,10 @@ impl Engine {
         if self.legs.get(&leg) == Some(&LegRole::AgentLine(agent)) {
             self.legs.remove(&leg);
         }
+        self.notify(LiveEvent::AgentLine {
+            agent,
+            line: LineState::Down,
+        });
         if available && self.agent(agent).is_some_and(|a| a.cfg.persistent_line) {
             // Not called again on its own: a phone that cannot be reached would be called
             // in a loop. The agent (or a supervisor) makes it available again.
