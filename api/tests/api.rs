@@ -699,6 +699,62 @@ async fn the_live_feed_sends_a_snapshot_then_deltas_and_resumes_from_last_event_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_shows_a_persistent_line_ringing_then_up_on_the_agent() {
+    use std::time::Duration;
+    let store = Store::sqlite_memory().await.unwrap();
+    store.migrate().await.unwrap();
+    let s = Server::start(store).await;
+    let (_, a) = s.tenant("a").await;
+    let (_, ag) = s
+        .call(
+            "POST",
+            "/v1/agents",
+            Some(&a),
+            Some(
+                json!({"name": "Ana", "config": {"contact": "user/1000", "persistent_line": true}}),
+            ),
+        )
+        .await;
+    let aid = ag["id"].as_i64().unwrap();
+    let mut live = LiveStream::open(&s, &a, None).await;
+    assert_eq!(
+        live.next(Duration::from_secs(5))
+            .await
+            .expect("snapshot")
+            .event,
+        "snapshot"
+    );
+    let (st, e) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{aid}/state"),
+            Some(&a),
+            Some(json!({"state": "available"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+    // The fake switch's phone answers after a second: the line rings, then is up.
+    let mut lines = Vec::new();
+    while lines.len() < 2 {
+        let ev = live.next(Duration::from_secs(10)).await.expect("a delta");
+        if ev.event == "agent.line" {
+            assert_eq!(ev.data["id"], aid, "{ev:?}");
+            lines.push(ev.data["line"].as_str().unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(lines, ["ringing", "up"]);
+    let mut fresh = LiveStream::open(&s, &a, None).await;
+    let snap = fresh.next(Duration::from_secs(5)).await.expect("snapshot");
+    let agent = &snap.data["state"]["agents"][0];
+    assert_eq!(
+        (&agent["state"], &agent["line"]),
+        (&json!("available"), &json!("up")),
+        "{agent}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialled_number_belongs_to_one_queue_across_tenants() {
     store_common::each_backend(|store| async move {
         let s = Server::start(store).await;
