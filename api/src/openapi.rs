@@ -337,9 +337,8 @@ fn error_response(status: u16, description: &str) -> Response {
 
 /// The live feed: server-sent events of the key's tenant. The first event is a `snapshot` of
 /// every agent and queue; then deltas (`agent.state_changed`, `agent.line`, `call.queued`,
-/// ...) with
-/// increasing ids. Reconnecting with the last id seen replays what was missed (or sends a fresh
-/// snapshot if it is too old).
+/// ...) with increasing ids. Reconnecting with the last id seen replays what was missed (or
+/// sends a fresh snapshot if it is too old).
 #[utoipa::path(
     get,
     path = "/v1/live",
