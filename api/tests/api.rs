@@ -624,15 +624,7 @@ async fn the_live_feed_sends_a_snapshot_then_deltas_and_resumes_from_last_event_
     let s = Server::start(store).await;
     let (_, a) = s.tenant("a").await;
     let (_, b) = s.tenant("b").await;
-    let (_, ag) = s
-        .call(
-            "POST",
-            "/v1/agents",
-            Some(&a),
-            Some(json!({"name": "Ana", "config": {"contact": "user/1000"}})),
-        )
-        .await;
-    let aid = ag["id"].as_i64().unwrap();
+    let aid = s.agent(&a, "Ana", "user/1000").await;
 
     let mut live = LiveStream::open(&s, &a, None).await;
     let snap = live.next(Duration::from_secs(5)).await.expect("snapshot");
@@ -705,17 +697,13 @@ async fn the_live_feed_shows_a_persistent_line_ringing_then_up_on_the_agent() {
     store.migrate().await.unwrap();
     let s = Server::start(store).await;
     let (_, a) = s.tenant("a").await;
-    let (_, ag) = s
-        .call(
-            "POST",
-            "/v1/agents",
-            Some(&a),
-            Some(
-                json!({"name": "Ana", "config": {"contact": "user/1000", "persistent_line": true}}),
-            ),
+    let aid = s
+        .agent_with(
+            &a,
+            "Ana",
+            json!({"contact": "user/1000", "persistent_line": true}),
         )
         .await;
-    let aid = ag["id"].as_i64().unwrap();
     let mut live = LiveStream::open(&s, &a, None).await;
     assert_eq!(
         live.next(Duration::from_secs(5))

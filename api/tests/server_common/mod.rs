@@ -194,12 +194,18 @@ impl Server {
 
     /// A new agent of the tenant of `admin` (an admin key), through the API; its id.
     pub async fn agent(&self, admin: &str, name: &str, contact: &str) -> i64 {
+        self.agent_with(admin, name, serde_json::json!({"contact": contact}))
+            .await
+    }
+
+    /// A new agent with this `config` (contact, persistent line, ...); its id.
+    pub async fn agent_with(&self, admin: &str, name: &str, config: serde_json::Value) -> i64 {
         let (st, a) = self
             .call(
                 "POST",
                 "/v1/agents",
                 Some(admin),
-                Some(serde_json::json!({"name": name, "config": {"contact": contact}})),
+                Some(serde_json::json!({"name": name, "config": config})),
             )
             .await;
         assert_eq!(st, 201, "{a}");
