@@ -3,33 +3,42 @@
 //! ```text
 //!  CallArrived ─ join refused (join-empty, capacity) ──────────────────► Ended(Dropped)
 //!      │ join
-//!      ▼            offer(s) issued                    agent leg answered
-//!   Waiting(q) ─────────────────────► Offering(q) ───────────────────► Talking(agent) ─► Ended(Answered)
-//!    │  ▲  │                           │  │ every offer rejected /         (either side hangs up)
-//!    │  │  │                           │  │ timed out / failed:
-//!    │  │  │                           │  └─► back to Waiting, same place in line
-//!    │  │  │ caller hangs up ──────────┴──────────────────────────────► Ended(Abandoned)
+//!      ▼            offer(s) issued               agent leg answered
+//!   Waiting(q) ─────────────────────► Offering(q) ─────────────────► Connecting(agent)
+//!    │  ▲  │                           │  │ every offer rejected /      │ CHANNEL_BRIDGE
+//!    │  │  │                           │  │ timed out / failed:         ▼
+//!    │  │  │                           │  └─► back to Waiting,      Talking(agent) ─► Ended(Answered)
+//!    │  │  │                           │      same place in line     (either side hangs up)
+//!    │  ├──┼───────────────────────────┼───── bridge refused / lost / timed out, or the agent
+//!    │  │  │                           │      leg dropped while connecting: agent leg hung up,
+//!    │  │  │                           │      back to Waiting at the same place
+//!    │  │  │ caller hangs up ──────────┴──────── (also while Connecting) ─► Ended(Abandoned)
 //!    │  │  │ max wait / no agents / DTMF exit / leave-when-empty:
 //!    │  │  ├─ Exit::Queue(q2) ─► Waiting(q2), keeps its accumulated wait and priority
 //!    │  │  ├─ Exit::Voicemail / Transfer / Hangup ──────────────────────► Ended(...)
 //!    │  │  └─ Exit::Callback: caller hangs up, the call keeps its place ─┐
 //!    │  └──────────────────────────────────────────────────────────────┘ (Waiting, no caller leg)
-//!    │ callback offer accepted by the agent ─► CallingBack(agent) ─ customer answers ─► Talking
+//!    │ callback offer accepted by the agent ─► CallingBack(agent) ─ customer answers ─► Connecting
 //!    │                                              └─ customer leg fails ─► Ended(CallbackFailed)
 //! ```
+//!
+//! A call is *answered* (statistics, live feed, records, a campaign's `connected`) only once
+//! FreeSWITCH reports CHANNEL_BRIDGE between its two legs: an agent leg that answered can
+//! still be lost to the originate that created it (see the driver's module doc).
 //!
 //! As a *member* of the queue it is waiting in (mod_callcenter's word), a call goes:
 //!
 //! ```text
-//!   Waiting ──offer──► Trying ──agent answers──► Answered ──► (left the queue)
+//!   Waiting ──offer──► Trying ──legs bridged──► Answered ──► (left the queue)
 //!     ▲   │              │
-//!     │   │              └─ every offer failed ─► Waiting (same place)
+//!     │   │              └─ every offer failed, or the bridge failed ─► Waiting (same place)
 //!     │   └─ hangup / exit ─► Abandoned | Exited(timeout, no agents, overflow, DTMF, ...)
 //!     └── joins the next queue on overflow, as a new member with the old seniority
 //! ```
 //!
-//! (`Waiting` is [`Phase::Waiting`], `Trying` is [`Phase::Offering`], `Answered` is
-//! [`Phase::Talking`]; each member ends with exactly one statistics event in its queue.)
+//! (`Waiting` is [`Phase::Waiting`], `Trying` is [`Phase::Offering`] and
+//! [`Phase::Connecting`], `Answered` is [`Phase::Talking`]; each member ends with exactly one
+//! statistics event in its queue.)
 //!
 //! A call is in exactly one queue's waiting set while `Waiting`, in none otherwise. Its place
 //! in line is `(priority, wait_origin)`: the origin is the arrival time and never moves, so a
@@ -57,6 +66,18 @@ pub enum Phase {
         agent: AgentId,
         agent_leg: LegId,
         customer_leg: LegId,
+    },
+    /// The agent (or a callback's customer) answered and the two legs are being bridged;
+    /// nobody talks until FreeSWITCH reports CHANNEL_BRIDGE.
+    Connecting {
+        agent: AgentId,
+        agent_leg: LegId,
+        /// When the bridge was asked for.
+        since: Instant,
+        /// The bridge deadline armed (`TimerKey::BridgeDeadline`).
+        deadline: Instant,
+        /// How long the agent took to answer the offer (the dialer learns it once connected).
+        agent_lag: Option<std::time::Duration>,
     },
     Talking {
         agent: AgentId,
@@ -139,7 +160,9 @@ impl Call {
     /// The agent on this call (talking, or calling the customer back).
     pub fn agent(&self) -> Option<AgentId> {
         match self.phase {
-            Phase::Talking { agent, .. } | Phase::CallingBack { agent, .. } => Some(agent),
+            Phase::Talking { agent, .. }
+            | Phase::Connecting { agent, .. }
+            | Phase::CallingBack { agent, .. } => Some(agent),
             _ => None,
         }
     }

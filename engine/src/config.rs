@@ -312,6 +312,11 @@ pub struct EngineConfig {
     /// Longest chain of queue moves (overflow into overflow...) before the caller is dropped;
     /// guards against overflow loops in configuration.
     pub max_queue_moves: usize,
+    /// How long a call waits for CHANNEL_BRIDGE after its agent answered. FreeSWITCH joins
+    /// two legs about 40-80 ms after `uuid_bridge`; a bridge that has not happened by then
+    /// was lost (the originate's `&park()` won, or the legs were left in limbo), so the agent
+    /// leg is hung up and the call goes back to the head of its queue.
+    pub bridge_timeout: Duration,
 }
 
 impl Default for EngineConfig {
@@ -327,6 +332,7 @@ impl Default for EngineConfig {
             persist_traces: true,
             callback_dial: "sofia/gateway/default/{number}".into(),
             max_queue_moves: 8,
+            bridge_timeout: Duration::from_secs(3),
         }
     }
 }

@@ -143,6 +143,13 @@ pub enum SwitchEvent {
     },
     /// A leg the engine originated (agent, callback customer, supervisor) answered.
     LegAnswered { leg: LegId },
+    /// FreeSWITCH joined two legs (CHANNEL_BRIDGE): the only proof that a caller and an agent
+    /// can hear each other. A call counts as answered from here, not from the agent's answer.
+    Bridged { a: LegId, b: LegId },
+    /// A bridge the engine asked for cannot happen: `uuid_bridge` answered `-ERR`, or a leg's
+    /// originate failed after it answered (FreeSWITCH's `ORIGINATOR_CANCEL` when a bridge
+    /// raced the originate). The legs may still be up.
+    BridgeFailed { a: LegId, b: LegId },
     /// A leg hung up, or its origination failed. Repeats for a leg already gone are ignored.
     LegHungUp { leg: LegId, cause: HangupCause },
     /// The caller pressed a key.
@@ -302,7 +309,10 @@ pub enum SwitchCommand {
         timeout: Duration,
         vars: Vec<(String, String)>,
     },
-    /// Bridge two answered legs.
+    /// Bridge two answered legs. The core waits for [`SwitchEvent::Bridged`] (or
+    /// [`SwitchEvent::BridgeFailed`]) before it counts the call as answered; the driver sends
+    /// `uuid_bridge` only once FreeSWITCH has handed every leg it originated over (see the
+    /// driver's module doc).
     Bridge { a: LegId, b: LegId },
     /// Hang a leg up. The driver ignores "no such channel".
     Hangup { leg: LegId, cause: &'static str },
@@ -481,6 +491,13 @@ pub enum LiveEvent {
         call: CallId,
         outcome: CallOutcome,
     },
+    /// An agent answered but the call could not be bridged to it; the call went back in line
+    /// (or, for a campaign person past the allowance, got the abandon treatment).
+    CallBridgeFailed {
+        call: CallId,
+        agent: AgentId,
+        reason: BridgeFailure,
+    },
     CallMoved {
         call: CallId,
         from: QueueId,
@@ -503,6 +520,19 @@ pub enum LiveEvent {
     },
     /// A campaign's counters after a dial ended or its state changed.
     Campaign(CampaignStats),
+}
+
+/// Why a bridge did not happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BridgeFailure {
+    /// FreeSWITCH refused `uuid_bridge`, or a leg's originate failed under it.
+    Refused,
+    /// No CHANNEL_BRIDGE within the engine's `bridge_timeout` (or a campaign person's
+    /// `connect_within`).
+    Timeout,
+    /// The agent's leg (or a callback's customer) hung up before the bridge.
+    LegGone,
 }
 
 /// What the core asks of its driver, drained with `poll_output` after every input.

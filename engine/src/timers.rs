@@ -32,6 +32,8 @@ pub enum TimerKey {
     ConnectDeadline(CallId),
     /// Answering-machine detection gave no verdict in time (the dialled leg).
     AmdTimeout(LegId),
+    /// A bridge was asked for this long ago and FreeSWITCH has not joined the legs.
+    BridgeDeadline(CallId),
 }
 
 #[derive(Debug, Default)]

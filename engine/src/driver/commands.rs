@@ -47,6 +47,10 @@ pub(crate) enum Tracking {
     Originate(LegId),
     /// A kill: "no such channel" may need a retry if the leg is still being originated.
     Kill(LegId),
+    /// `uuid_bridge`: a refusal is reported to the core.
+    Bridge(LegId, LegId),
+    /// The orphan sweep's kill: `+OK` means the leg was still up (an orphan).
+    Sweep(LegId),
     Other,
 }
 
@@ -114,7 +118,10 @@ pub(crate) fn plan(
             (vec![BgApi(line)], Tracking::Originate(*leg))
         }
         SwitchCommand::Bridge { a, b } => {
-            (vec![Api(format!("uuid_bridge {a} {b}"))], Tracking::Other)
+            (
+                vec![Api(format!("uuid_bridge {a} {b}"))],
+                Tracking::Bridge(*a, *b),
+            )
         }
         SwitchCommand::Hangup { leg, cause } => {
             let cause = word("hangup cause", cause)?;

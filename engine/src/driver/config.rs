@@ -16,7 +16,7 @@ use crate::io::{LegId, SwitchCommand};
 /// [`ClientConfig`] already asks for. `CHANNEL_EXECUTE_COMPLETE` carries mod_amd's verdict
 /// (`Application: amd`, `variable_amd_result`) and `CUSTOM avmd::beep` mod_avmd's; CUSTOM
 /// comes last because FreeSWITCH reads every word after it as a subclass (DESIGN §9).
-pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE CUSTOM avmd::beep";
+pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_PARK CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE CUSTOM avmd::beep";
 
 /// The channel variable a dialplan may set to name the node a caller arrives from
 /// (`<action application="set" data="switchyard_node=fs2"/>`). Only consulted when the
@@ -90,6 +90,10 @@ pub struct DriverConfig {
     /// After an outbound socket closes without a hangup, wait this long for a reconnect (and
     /// its resync) before asking the switch whether the leg still exists.
     pub orphan_grace: Duration,
+    /// How often legs this driver originated are checked against the core: a leg the core
+    /// has no use for at two checks in a row (and did not hand to the dialplan) is killed and
+    /// counted (`orphans_killed`). Zero turns the sweep off.
+    pub sweep_interval: Duration,
     /// How long [`super::Driver::shutdown`] waits for commands in flight and the record writer.
     pub shutdown_grace: Duration,
     /// Instrumentation (benchmarks, tests); `None` costs one branch per call and command.
@@ -126,6 +130,7 @@ impl DriverConfig {
             kill_retry: Duration::from_millis(200),
             kill_retries: 5,
             orphan_grace: Duration::from_secs(2),
+            sweep_interval: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             probe: None,
         }

@@ -98,6 +98,7 @@
 mod commands;
 mod config;
 mod error;
+mod handover;
 mod nodes;
 mod records;
 mod resync;
@@ -136,6 +137,7 @@ pub use records::{NullSink, RecordSink};
 use nodes::{Homes, NodeCounters, NodeView};
 
 use commands::{EslRequest, Syntax, Tracking};
+use handover::Handover;
 use records::RecordPipe;
 use session::{RouteKeys, SessionMsg};
 
@@ -183,6 +185,13 @@ pub struct DriverStats {
     pub calls_without_node: u64,
     /// Answering-machine verdicts fed to the core.
     pub machine_detections: u64,
+    /// Bridges FreeSWITCH refused, or lost because a leg's originate failed under them.
+    pub bridges_failed: u64,
+    /// Originates whose job failed after their leg answered (the leg was killed).
+    pub originates_failed_after_answer: u64,
+    /// Legs this driver originated that outlived the core's use for them and were killed by
+    /// the sweep.
+    pub orphans_killed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -203,6 +212,9 @@ pub(crate) struct Counters {
     legs_lost: AtomicU64,
     calls_without_node: AtomicU64,
     machine_detections: AtomicU64,
+    bridges_failed: AtomicU64,
+    originates_failed_after_answer: AtomicU64,
+    orphans_killed: AtomicU64,
 }
 
 impl Counters {
@@ -223,6 +235,9 @@ impl Counters {
             legs_lost: g(&self.legs_lost),
             calls_without_node: g(&self.calls_without_node),
             machine_detections: g(&self.machine_detections),
+            bridges_failed: g(&self.bridges_failed),
+            originates_failed_after_answer: g(&self.originates_failed_after_answer),
+            orphans_killed: g(&self.orphans_killed),
         }
     }
 }
@@ -487,7 +502,9 @@ impl Driver {
             caller_queues: HashMap::new(),
             followups: VecDeque::new(),
             deadline,
+            handover: Handover::new(MAX_HELD_BRIDGES),
         };
+        core.schedule_sweep();
         for i in 0..core.nodes.len() {
             if core.nodes[i].client.is_none() {
                 core.reconnect_later(i);
@@ -608,6 +625,8 @@ enum Done {
         leg: LegId,
         reply: Reply,
     },
+    /// Time for the next orphan sweep.
+    Sweep,
     /// A node that was down at start answered (or not) a background connection attempt.
     NodeUp {
         node: usize,
@@ -633,6 +652,14 @@ struct Originated {
     campaign: bool,
     /// A verdict was reported already (mod_amd and mod_avmd may both run).
     amd_reported: bool,
+    /// FreeSWITCH's originate let go of the leg (job `+OK` or the leg's CHANNEL_PARK): a
+    /// bridge to it is safe from now on (see `handover`).
+    handed_over: bool,
+    /// The leg was handed to the dialplan (transfer, message then hangup) or injected by
+    /// tooling: it lives on its own and the sweep leaves it alone.
+    exempt: bool,
+    /// Consecutive sweeps that found the core with no use for the leg.
+    unowned_sweeps: u8,
 }
 
 /// A resync question in flight.
@@ -649,6 +676,8 @@ struct Resync {
 const MAX_FAILED_KILLS: usize = 65_536;
 /// After a resync answer that could not be read, ask again this much later.
 const RESYNC_RETRY: Duration = Duration::from_secs(1);
+/// Bridges held for a leg's handover at once (one per call connecting; see `handover`).
+const MAX_HELD_BRIDGES: usize = 65_536;
 
 /// The nodes (in configuration order) with their driver events added; names must be unique.
 fn node_specs(config: &DriverConfig) -> Result<Vec<NodeConfig>, DriverError> {
@@ -802,6 +831,8 @@ struct Loop {
     followups: VecDeque<SwitchEvent>,
     /// The core's next timeout.
     deadline: Instant,
+    /// Bridges waiting for FreeSWITCH to hand their originated legs over.
+    handover: Handover,
 }
 
 impl Loop {
@@ -890,6 +921,14 @@ impl Loop {
                 Output::Switch(cmd) => self.switch(cmd),
                 Output::Persist(r) => self.records.push(r),
                 Output::Notify(ev) => {
+                    if let LiveEvent::CallBridgeFailed {
+                        call,
+                        agent,
+                        reason,
+                    } = &ev
+                    {
+                        warn!(%call, %agent, ?reason, "call not bridged to its agent; the agent leg is let go");
+                    }
                     // No subscriber is not an error.
                     let _ = self.live.send(ev);
                 }
@@ -942,6 +981,25 @@ impl Loop {
     }
 
     fn issue(&mut self, cmd: SwitchCommand) {
+        match &cmd {
+            SwitchCommand::Bridge { a, b } if self.owned_by_originate(*a) || self.owned_by_originate(*b) => {
+                if self.handover.hold(*a, *b) {
+                    debug!(%a, %b, "bridge held until FreeSWITCH hands the leg over");
+                    return;
+                }
+                warn!(%a, %b, "too many bridges held; sending this one before the handover");
+            }
+            SwitchCommand::Hangup { leg, .. } => {
+                // The core let the leg go: a bridge held for it has no one waiting.
+                self.handover.drop_leg(*leg);
+            }
+            SwitchCommand::Transfer { leg, .. } | SwitchCommand::PlayThenHangup { leg, .. } => {
+                if let Some(o) = self.originated.get_mut(leg) {
+                    o.exempt = true;
+                }
+            }
+            _ => {}
+        }
         let Some(node) = self.node_for(&cmd) else {
             // Only originates with no connected node to go to end up here.
             bump(&self.counters.commands_failed);
@@ -994,6 +1052,9 @@ impl Loop {
                         call_leg,
                         campaign: kind == Some(LegKind::Campaign),
                         amd_reported: false,
+                        handed_over: false,
+                        exempt: false,
+                        unowned_sweeps: 0,
                     },
                 );
                 self.set_home(leg, node);
@@ -1237,6 +1298,10 @@ impl Loop {
                 }
             }
             Done::OrphanCheck { leg, node, epoch } => self.on_orphan_check(leg, node, epoch),
+            Done::Sweep => {
+                self.sweep();
+                self.schedule_sweep();
+            }
             Done::NodeUp { node, result } => self.on_node_up(node, result),
             Done::OrphanAnswer { leg, reply } => match reply {
                 Ok(Answer::Api(body)) if body.trim_ascii() == b"false" => {
@@ -1279,6 +1344,10 @@ impl Loop {
                         Ok(Answer::Api(body)) if body.starts_with(b"-ERR") => {
                             // "No such channel": gone already, or not created yet.
                             let pending = self.originated.get(&leg).is_some_and(|o| !o.job_done);
+                            if !pending && self.originated.remove(&leg).is_some() {
+                                // Its hangup was missed (or it never existed): stop tracking.
+                                self.forget_home(leg);
+                            }
                             if pending && attempt <= self.cfg.kill_retries {
                                 let delay = self.cfg.kill_retry;
                                 self.chores.spawn(async move {
@@ -1303,6 +1372,42 @@ impl Loop {
                             bump(&self.counters.commands_failed);
                             warn!(%leg, error = %e, "uuid_kill failed");
                         }
+                    }
+                }
+            }
+            Tracking::Bridge(a, b) => {
+                for r in replies {
+                    let refused = match r {
+                        Ok(Answer::Api(body)) if body.starts_with(b"-ERR") => {
+                            Some(String::from_utf8_lossy(&body).trim_end().to_owned())
+                        }
+                        Ok(_) => None,
+                        Err(e) => Some(e.to_string()),
+                    };
+                    if let Some(why) = refused {
+                        bump(&self.counters.commands_failed);
+                        bump(&self.counters.bridges_failed);
+                        warn!(%a, %b, call = ?self.engine.call_by_leg(a).or_else(|| self.engine.call_by_leg(b)), reply = %why, "uuid_bridge refused");
+                        self.followups
+                            .push_back(SwitchEvent::BridgeFailed { a, b });
+                    }
+                }
+            }
+            Tracking::Sweep(leg) => {
+                for r in replies {
+                    match r {
+                        Ok(Answer::Api(body)) if body.starts_with(b"+OK") => {
+                            bump(&self.counters.orphans_killed);
+                            warn!(%leg, "orphan leg killed: originated by switchyard, no longer used by any call");
+                        }
+                        Ok(Answer::Api(_)) => {
+                            // No such channel: its hangup was missed; stop tracking it.
+                            if self.originated.remove(&leg).is_some() {
+                                self.forget_home(leg);
+                            }
+                        }
+                        Ok(Answer::Job(_)) => {}
+                        Err(e) => debug!(%leg, error = %e, "sweep kill not answered"),
                     }
                 }
             }
@@ -1333,11 +1438,14 @@ impl Loop {
                     return;
                 };
                 o.job_done = true;
+                o.handed_over = true;
                 if !o.answered {
                     o.answered = true;
                     self.followups.push_back(SwitchEvent::LegAnswered { leg });
                 }
-                if let Some(cause) = o.kill {
+                let kill = o.kill;
+                self.release_bridges();
+                if let Some(cause) = kill {
                     // It answered after the core let it go.
                     let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
                     let req = EslRequest::Api(format!("uuid_kill {leg} {cause}"));
@@ -1351,15 +1459,43 @@ impl Loop {
             }
             Ok(Answer::Job(job)) => {
                 let body = job.body_str();
-                let cause = body
-                    .split_ascii_whitespace()
-                    .nth(1)
-                    .map_or(HangupCause::Failed, HangupCause::from_freeswitch);
-                if self.originated.remove(&leg).is_some() {
-                    self.forget_home(leg);
+                let cause_name = body.split_ascii_whitespace().nth(1).unwrap_or("");
+                let cause = if cause_name.is_empty() {
+                    HangupCause::Failed
+                } else {
+                    HangupCause::from_freeswitch(cause_name)
+                };
+                let Some(o) = self.originated.get_mut(&leg) else {
+                    return;
+                };
+                o.job_done = true;
+                // An originate that fails after its leg answered (FreeSWITCH's
+                // ORIGINATOR_CANCEL when a bridge raced it) leaves the leg up: kill it and
+                // keep tracking it until its hangup.
+                let may_be_up = o.answered || cause_name == "ORIGINATOR_CANCEL";
+                let call_leg = o.call_leg.map(|c| c.0);
+                for (a, b) in self.handover.drop_leg(leg) {
+                    bump(&self.counters.bridges_failed);
+                    warn!(%a, %b, %leg, reply = %body.trim_end(), "bridge dropped: its leg's originate failed");
                     self.followups
-                        .push_back(SwitchEvent::LegHungUp { leg, cause });
+                        .push_back(SwitchEvent::BridgeFailed { a, b });
                 }
+                if may_be_up {
+                    bump(&self.counters.originates_failed_after_answer);
+                    warn!(%leg, call = ?call_leg, reply = %body.trim_end(), "originate failed after its leg answered; killing the leg");
+                    let kill = "NORMAL_CLEARING";
+                    if let Some(o) = self.originated.get_mut(&leg) {
+                        o.kill = Some(kill);
+                    }
+                    let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
+                    let req = EslRequest::Api(format!("uuid_kill {leg} {kill}"));
+                    self.send_requests(node, vec![req], Tracking::Kill(leg), Some((kill, u32::MAX)));
+                } else {
+                    self.originated.remove(&leg);
+                    self.forget_home(leg);
+                }
+                self.followups
+                    .push_back(SwitchEvent::LegHungUp { leg, cause });
             }
             Ok(Answer::Api(_)) => {}
             Err(EslError::ConnectionClosed | EslError::Shutdown) => {
@@ -1385,6 +1521,59 @@ impl Loop {
                     });
                 }
             }
+        }
+    }
+
+    // ---- handover and orphans -----------------------------------------------------------------
+
+    /// A leg this driver originated whose originate still owns it (see `handover`).
+    fn owned_by_originate(&self, leg: LegId) -> bool {
+        self.originated.get(&leg).is_some_and(|o| !o.handed_over)
+    }
+
+    /// Sends the held bridges whose legs are all handed over now.
+    fn release_bridges(&mut self) {
+        let ready = {
+            let originated = &self.originated;
+            self.handover
+                .release(|l| originated.get(&l).is_some_and(|o| !o.handed_over))
+        };
+        for (a, b) in ready {
+            self.switch(SwitchCommand::Bridge { a, b });
+        }
+    }
+
+    fn schedule_sweep(&mut self) {
+        let every = self.cfg.sweep_interval;
+        if every.is_zero() {
+            return;
+        }
+        self.chores.spawn(async move {
+            tokio::time::sleep(every).await;
+            Done::Sweep
+        });
+    }
+
+    /// Kills legs this driver originated that the core has had no use for at two sweeps in a
+    /// row: a kill that was lost, a leg left up by a failed originate whose kill found it
+    /// later, a leg whose hangup event was missed. Their replies count the orphans.
+    fn sweep(&mut self) {
+        let engine = &self.engine;
+        let mut orphans = Vec::new();
+        for (leg, o) in self.originated.iter_mut() {
+            if o.exempt || !o.job_done || engine.owns_leg(*leg) {
+                o.unowned_sweeps = 0;
+                continue;
+            }
+            o.unowned_sweeps = o.unowned_sweeps.saturating_add(1);
+            if o.unowned_sweeps >= 2 {
+                orphans.push(*leg);
+            }
+        }
+        for leg in orphans {
+            let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
+            let req = EslRequest::Api(format!("uuid_kill {leg} NORMAL_CLEARING"));
+            self.send_requests(node, vec![req], Tracking::Sweep(leg), None);
         }
     }
 
@@ -1431,6 +1620,29 @@ impl Loop {
                             self.feed_switch(SwitchEvent::LegAnswered { leg });
                         }
                     }
+                    Some("CHANNEL_PARK") => {
+                        // The originate's `&park()` runs once the originate let go.
+                        if let Some(o) = self.originated.get_mut(&leg)
+                            && !o.handed_over
+                        {
+                            o.handed_over = true;
+                            self.release_bridges();
+                        }
+                    }
+                    Some("CHANNEL_BRIDGE") => {
+                        let other = e
+                            .header("Other-Leg-Unique-ID")
+                            .or_else(|| e.header("Bridge-B-Unique-ID"))
+                            .and_then(|u| LegId::parse(&u));
+                        let ours = |l: &LegId| {
+                            self.callers.contains(l) || self.originated.contains_key(l)
+                        };
+                        if let Some(other) = other
+                            && (ours(&leg) || ours(&other))
+                        {
+                            self.feed_switch(SwitchEvent::Bridged { a: leg, b: other });
+                        }
+                    }
                     Some("CHANNEL_EXECUTE_COMPLETE")
                         if e.header("Application").as_deref() == Some("amd") =>
                     {
@@ -1445,6 +1657,10 @@ impl Loop {
                         self.machine_detection(leg, AmdResult::Machine);
                     }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
+                        for (a, b) in self.handover.drop_leg(leg) {
+                            self.followups
+                                .push_back(SwitchEvent::BridgeFailed { a, b });
+                        }
                         // The leg's CDR, for legs of ours, before the core forgets whose it was.
                         let call_leg = self.call_leg_of(leg);
                         self.caller_queues.remove(&leg);
@@ -1817,7 +2033,11 @@ impl Loop {
             ApiRequest::Query(read) => read(&self.engine),
             ApiRequest::Routes(routes) => self.cfg.routes = routes,
             ApiRequest::Inject(cmd) => {
+                let leg = originated_leg(&cmd);
                 self.switch(cmd);
+                if let Some(o) = leg.and_then(|l| self.originated.get_mut(&l)) {
+                    o.exempt = true;
+                }
                 self.counters
                     .backlog
                     .store(self.backlog.len() as u64, Ordering::Relaxed);

@@ -400,6 +400,43 @@ impl Engine {
                     lost,
                 );
             }
+            Phase::Connecting {
+                agent,
+                agent_leg,
+                deadline,
+                ..
+            } => {
+                // Gone before the bridge: never talked to the agent.
+                let q = call.queue;
+                self.timers.cancel(deadline, TimerKey::BridgeDeadline(id));
+                if call.callback {
+                    self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
+                    self.finish_agent_call(agent, id, Duration::ZERO, false);
+                    let lost = cause == HangupCause::Lost;
+                    let outcome = if lost {
+                        CallOutcome::Lost
+                    } else {
+                        CallOutcome::CallbackFailed
+                    };
+                    self.end_call(id, outcome, lost);
+                    return;
+                }
+                self.free_agent_leg(agent, agent_leg, "ORIGINATOR_CANCEL");
+                self.finish_agent_call(agent, id, Duration::ZERO, false);
+                let lost = cause == HangupCause::Lost;
+                if lost {
+                    self.stats.call_exited(now, q, id, ExitReason::Other);
+                } else {
+                    self.stats.call_abandoned(now, q, id);
+                }
+                self.forget_caller_leg(id);
+                let outcome = if lost {
+                    CallOutcome::Lost
+                } else {
+                    CallOutcome::Abandoned
+                };
+                self.end_call(id, outcome, lost);
+            }
             Phase::Talking { .. } => self.end_talk(id, true, cause == HangupCause::Lost),
         }
     }

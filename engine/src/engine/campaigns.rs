@@ -257,7 +257,9 @@ impl Engine {
                 zone: info.zone.clone(),
                 attempt: info.attempt,
                 agent: match phase {
-                    Phase::Talking { agent, .. } | Phase::CallingBack { agent, .. } => Some(*agent),
+                    Phase::Talking { agent, .. }
+                    | Phase::Connecting { agent, .. }
+                    | Phase::CallingBack { agent, .. } => Some(*agent),
                     _ => None,
                 },
             }),
@@ -916,7 +918,18 @@ impl Engine {
             return;
         };
         info.deadline = None;
-        if info.connected || !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+        let connecting = match call.phase {
+            Phase::Connecting {
+                agent,
+                agent_leg,
+                deadline,
+                ..
+            } => Some((agent, agent_leg, deadline)),
+            _ => None,
+        };
+        if info.connected
+            || (connecting.is_none() && !matches!(call.phase, Phase::Waiting | Phase::Offering))
+        {
             return;
         }
         info.abandoned = true;
@@ -926,6 +939,18 @@ impl Engine {
             .campaigns
             .get(&campaign)
             .map(|c| c.cfg.abandon_message.clone());
+        if let Some((agent, agent_leg, deadline)) = connecting {
+            // An agent answered but FreeSWITCH has not joined the legs within the allowance:
+            // the person was not connected in time, whatever the agent's side says.
+            self.timers.cancel(deadline, TimerKey::BridgeDeadline(id));
+            self.notify(LiveEvent::CallBridgeFailed {
+                call: id,
+                agent,
+                reason: crate::io::BridgeFailure::Timeout,
+            });
+            self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
+            self.finish_agent_call(agent, id, Duration::ZERO, false);
+        }
         self.stop_offering(id);
         if in_line {
             self.leave_line(id);

@@ -54,7 +54,10 @@ impl Engine {
                     _ => return fail(format!("{id} lists {o} which is not its offer")),
                 }
             }
-            if let Phase::Talking { agent, .. } | Phase::CallingBack { agent, .. } = call.phase {
+            if let Phase::Talking { agent, .. }
+            | Phase::Connecting { agent, .. }
+            | Phase::CallingBack { agent, .. } = call.phase
+            {
                 match self.agent(agent).map(|a| a.activity) {
                     Some(Activity::OnCall(c, _)) if c == *id => {}
                     other => {

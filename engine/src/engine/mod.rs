@@ -1,6 +1,7 @@
 //! The [`Engine`]: all call-center state, no I/O. See the crate docs for the run loop.
 
 mod agents;
+mod bridges;
 mod calls;
 mod campaigns;
 mod dispatch;
@@ -185,6 +186,7 @@ impl Engine {
             TimerKey::DialerTick(c) => self.on_dialer_tick(c),
             TimerKey::ConnectDeadline(c) => self.on_connect_deadline(c),
             TimerKey::AmdTimeout(leg) => self.on_amd_timeout(leg),
+            TimerKey::BridgeDeadline(c) => self.on_bridge_deadline(c),
         }
     }
 
@@ -202,6 +204,8 @@ impl Engine {
                 self.on_call_arrived(leg, queue, caller)
             }
             SwitchEvent::LegAnswered { leg } => self.on_leg_answered(leg),
+            SwitchEvent::Bridged { a, b } => self.on_bridged(a, b),
+            SwitchEvent::BridgeFailed { a, b } => self.on_bridge_failed(a, b),
             SwitchEvent::LegHungUp { leg, cause } => self.on_leg_hangup(leg, cause),
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
             SwitchEvent::MachineDetection { leg, result } => self.on_machine_detection(leg, result),
@@ -314,6 +318,13 @@ impl Engine {
 
     pub fn call_info(&self, id: CallId) -> Option<&Call> {
         self.calls.get(&id)
+    }
+
+    /// Whether the core still has a use for this leg (a caller, an offer, an agent on a call
+    /// or line, a campaign dial, a supervisor). The driver's orphan sweep kills legs it
+    /// originated that no longer are.
+    pub fn owns_leg(&self, leg: LegId) -> bool {
+        self.legs.contains_key(&leg)
     }
 
     pub fn call_by_leg(&self, leg: LegId) -> Option<CallId> {

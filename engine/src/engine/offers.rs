@@ -201,6 +201,10 @@ impl Engine {
                     Some(Phase::Talking { .. }) => {
                         self.end_talk(c, false, cause == HangupCause::Lost)
                     }
+                    // The agent (or a callback's customer) dropped before the bridge.
+                    Some(Phase::Connecting { .. }) => {
+                        self.bridge_lost(c, Some(leg), crate::io::BridgeFailure::LegGone)
+                    }
                     Some(Phase::CallingBack {
                         agent,
                         customer_leg,
@@ -254,8 +258,6 @@ impl Engine {
         };
         let q = call.queue;
         let callback = call.callback;
-        let caller_leg = call.leg;
-        let wait = now.saturating_duration_since(call.queue_entered);
         if let Some(queue) = self.queue_mut(q) {
             queue.offering = queue.offering.saturating_sub(1);
             queue.departures.record_departure(now);
@@ -304,34 +306,13 @@ impl Engine {
             };
             self.switch(cmd);
         } else {
-            if let Some(call) = self.calls.get_mut(&offer.call) {
-                call.phase = Phase::Talking {
-                    agent: offer.agent,
-                    agent_leg: offer.leg,
-                    since: now,
-                };
-            }
-            self.switch(SwitchCommand::Bridge {
-                a: caller_leg,
-                b: offer.leg,
-            });
-            self.campaign_connected(
-                offer.call,
-                Some(now.saturating_duration_since(offer.started)),
-            );
-            self.stats.call_answered(now, q, offer.call, offer.agent);
-            self.notify(LiveEvent::CallAnswered {
-                call: offer.call,
-                agent: offer.agent,
-                queue: q,
-                wait_s: wait.as_secs_f64(),
-            });
+            let lag = now.saturating_duration_since(offer.started);
+            self.start_bridge(offer.call, offer.agent, offer.leg, Some(lag));
         }
         self.agent_changed(offer.agent, before);
     }
 
     fn callback_customer_answered(&mut self, c: CallId, leg: LegId) {
-        let now = self.now;
         let Some(call) = self.calls.get_mut(&c) else {
             return;
         };
@@ -346,23 +327,7 @@ impl Engine {
         if customer_leg != leg {
             return;
         }
-        call.phase = Phase::Talking {
-            agent,
-            agent_leg,
-            since: now,
-        };
-        let q = call.queue;
-        self.switch(SwitchCommand::Bridge {
-            a: leg,
-            b: agent_leg,
-        });
-        self.campaign_connected(c, None);
-        self.notify(LiveEvent::CallAnswered {
-            call: c,
-            agent,
-            queue: q,
-            wait_s: 0.0,
-        });
+        self.start_bridge(c, agent, agent_leg, None);
     }
 
     /// Removes an offer's bookkeeping (not the agent's state).

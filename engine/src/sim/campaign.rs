@@ -187,6 +187,8 @@ enum Ev {
     /// Busy (true) or no answer.
     Ends(LegId, bool),
     TalkEnd(LegId),
+    /// The switch joined the two legs of a `Bridge` (at once in this model).
+    Bridged(LegId, LegId),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -486,6 +488,12 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                         customers.remove(&leg);
                         Input::Switch(at, SwitchEvent::LegHungUp { leg, cause })
                     }
+                    Ev::Bridged(a, b) => {
+                        if !customers.contains_key(&a) {
+                            continue; // the person hung up meanwhile
+                        }
+                        Input::Switch(at, SwitchEvent::Bridged { a, b })
+                    }
                     Ev::TalkEnd(leg) => {
                         if customers.remove(&leg).is_none() {
                             continue;
@@ -581,6 +589,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                         }
                         c.1 = true;
                         let talk = exp_sample(&mut rng, sim.aht);
+                        push(&mut heap, now, Ev::Bridged(a, b));
                         push(&mut heap, now + talk, Ev::TalkEnd(a));
                     }
                     SwitchCommand::Hangup { leg, cause } => {

@@ -84,6 +84,9 @@ enum Ev {
     Answer(LegId),
     /// The caller hangs up after talking.
     TalkEnd(LegId),
+    /// The switch joined the two legs of a `Bridge` (at once: the simulated switch has no
+    /// originate still holding the agent leg).
+    Bridged(LegId, LegId),
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -286,6 +289,12 @@ impl Simulation {
                             }
                             Input::Switch(t, SwitchEvent::LegAnswered { leg })
                         }
+                        Ev::Bridged(a, b) => {
+                            if !callers.contains_key(&a) || !agent_legs.contains_key(&b) {
+                                continue; // one side hung up meanwhile
+                            }
+                            Input::Switch(t, SwitchEvent::Bridged { a, b })
+                        }
                         Ev::TalkEnd(leg) => {
                             if callers.remove(&leg).is_none() {
                                 continue;
@@ -358,6 +367,7 @@ impl Simulation {
                             }
                             c.bridged = true;
                             let talk = c.talk;
+                            push(&mut heap, now, Ev::Bridged(a, b));
                             push(&mut heap, now + talk, Ev::TalkEnd(a));
                         }
                         SwitchCommand::Hangup { leg, .. } => {

@@ -20,6 +20,9 @@ pub struct Bed {
     pub live: Vec<LiveEvent>,
     pub next_leg: u128,
     pub next_timeout: Option<Instant>,
+    /// Answer every `Bridge` with CHANNEL_BRIDGE at once, as a switch that bridges would
+    /// (tests of lost bridges turn it off and answer themselves).
+    pub auto_bridge: bool,
 }
 
 impl Bed {
@@ -38,6 +41,7 @@ impl Bed {
             live: Vec::new(),
             next_leg: 1,
             next_timeout: None,
+            auto_bridge: true,
         }
     }
 
@@ -59,8 +63,27 @@ impl Bed {
     }
 
     pub fn input(&mut self, input: Input) {
+        let from = self.switch.len();
         self.engine.handle_input(input).expect("accepted");
         self.drain();
+        self.bridge_since(from);
+    }
+
+    /// What the switch says after the bridges asked for since `from` (see `auto_bridge`).
+    fn bridge_since(&mut self, from: usize) {
+        if !self.auto_bridge {
+            return;
+        }
+        let asked: Vec<(LegId, LegId)> = self.switch[from..]
+            .iter()
+            .filter_map(|c| match c {
+                SwitchCommand::Bridge { a, b } => Some((*a, *b)),
+                _ => None,
+            })
+            .collect();
+        for (a, b) in asked {
+            self.input(Input::Switch(self.now, SwitchEvent::Bridged { a, b }));
+        }
     }
 
     pub fn cmd(&mut self, cmd: Command) {
@@ -68,8 +91,10 @@ impl Bed {
     }
 
     pub fn try_cmd(&mut self, cmd: Command) -> Result<(), switchyard_engine::EngineError> {
+        let from = self.switch.len();
         let r = self.engine.handle_input(Input::Api(self.now, cmd));
         self.drain();
+        self.bridge_since(from);
         r
     }
 
