@@ -226,6 +226,8 @@ fn event_header_names_match_the_plain_capture_type_by_type() {
         c,
         "bgapi originate loopback/7002/default &playback(tone_stream://%(500,500,440);loops=40)",
     );
+    // The originate completes within its handover window (at most 20 ms by default).
+    h.advance(Duration::from_millis(25));
     let batch = h.events(c);
     ours.extend(batch.iter().cloned());
     let u2 = batch
@@ -349,6 +351,7 @@ fn api_replies_match_the_capture_strings() {
     assert_eq!(api_text(&h.take(c)), [h.sw.core_uuid().to_owned()]);
     // show channels with two channels: the capture's keys in the capture's order.
     h.cmd(c, "api originate loopback/7001/default &park()");
+    h.advance(Duration::from_millis(25));
     let u = ok_uuid(&api_text(&h.take(c))[0]);
     h.cmd(c, "api originate user/1000 &park()");
     h.advance(Duration::from_secs(2));
@@ -612,14 +615,11 @@ fn uuid_bridge_and_uuid_kill_produce_bridge_unbridge_and_hangup_causes() {
     h.take(c);
     h.cmd(c, &format!("api uuid_bridge {cust} {agent}"));
     let out = h.take(c);
+    // The reply at once, the bridge `bridge_delay` (40 ms) later.
     assert_eq!(api_text(&out), [format!("+OK {agent}\n")]);
-    let evs: Vec<Event> = out
-        .into_iter()
-        .filter_map(|m| match m {
-            Message::Event(e) => Some(e),
-            _ => None,
-        })
-        .collect();
+    assert!(out.iter().all(|m| !matches!(m, Message::Event(_))));
+    h.advance(Duration::from_millis(40));
+    let evs = h.events(c);
     assert_eq!(names(&evs), ["CHANNEL_BRIDGE"]);
     assert_eq!(evs[0].header("Bridge-A-Unique-ID").unwrap(), cust);
     assert_eq!(evs[0].header("Bridge-B-Unique-ID").unwrap(), agent);
@@ -1088,6 +1088,7 @@ fn a_listener_that_stops_reading_is_killed_at_the_bound() {
     h.stalled.insert(slow);
     for _ in 0..20 {
         h.cmd(fast, "api originate loopback/7001/default &park()");
+        h.advance(Duration::from_millis(25));
     }
     let notice = h.killed.get(&slow).expect("slow listener killed");
     let Message::DisconnectNotice(n) = notice else {

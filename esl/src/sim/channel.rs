@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::config::RaceOutcome;
 use super::core::ConnId;
 
 /// Index of a channel in the switch; never reused, so a stale timer finds nothing.
@@ -177,6 +178,24 @@ pub struct Channel {
     pub ring_deadline: Option<Instant>,
     pub inbound_caller: bool,
     pub dtmf: Option<String>,
+    /// Answered, but the `originate` that made this leg has not completed yet: its reply and
+    /// its application are still to come (the handover window of the race captures).
+    pub handover: Option<Handover>,
+}
+
+/// An originate between its leg's CHANNEL_ANSWER and its completion.
+#[derive(Clone, Debug, Default)]
+pub struct Handover {
+    /// A `uuid_bridge` that landed in the window, and what it will come to.
+    pub race: Option<Race>,
+}
+
+/// `uuid_bridge a b` sent while `a` or `b` was inside its originate's handover window.
+#[derive(Clone, Copy, Debug)]
+pub struct Race {
+    pub a: ChanId,
+    pub b: ChanId,
+    pub outcome: RaceOutcome,
 }
 
 impl Channel {
