@@ -2152,3 +2152,91 @@ fn a_leg_gone_during_the_bridge_delay_leaves_the_survivor_as_it_is() {
             && e.name().as_deref() == Some("CHANNEL_UNPARK"))
     );
 }
+
+/// Header names of the events a uuid_bridge trial produces (our `cfg`, bridged on U's answer
+/// or after its job) against those of the same events in `capture`; returns what was compared.
+fn race_shapes_match(capture: &str, cfg: SimConfig, on_answer: bool) -> BTreeSet<String> {
+    // Caller-id *names* are left out: which of them a leg has depends on how the capture's
+    // legs were dialled (empty names are omitted), not on the bridge.
+    let names_only = |s: &Vec<String>| -> Vec<String> {
+        s.iter()
+            .filter(|n| !n.ends_with("-Caller-ID-Name") && !n.ends_with("-Callee-ID-Name"))
+            .cloned()
+            .collect()
+    };
+    let real: BTreeMap<String, BTreeSet<Vec<String>>> = capture_shapes(capture)
+        .into_iter()
+        .map(|(k, v)| (k, v.iter().map(names_only).collect()))
+        .collect();
+    let mut rig = RaceRig::new(cfg);
+    let c = "c4444444-0000-4000-8000-000000000001";
+    let u = "a4444444-0000-4000-8000-000000000001";
+    let h = &mut rig.h;
+    h.cmd(
+        rig.ev,
+        &format!("bgapi originate {{origination_uuid={c}}}loopback/9441/default &park()"),
+    );
+    h.advance(ms(25));
+    h.cmd(
+        rig.ev,
+        &format!("bgapi originate {{origination_uuid={u}}}loopback/7001/default &park()"),
+    );
+    if !on_answer {
+        h.advance(ms(25));
+    }
+    h.cmd(rig.ctl, &format!("api uuid_bridge {c} {u}"));
+    h.advance(ms(100));
+    let ours = h.events(rig.ev);
+    let mut compared = BTreeSet::new();
+    for e in &ours {
+        let name = e.name().unwrap_or_default().into_owned();
+        let app = e.application().unwrap_or_default().into_owned();
+        let wanted = match name.as_str() {
+            "CHANNEL_UNPARK" | "CHANNEL_BRIDGE" | "CHANNEL_PARK" | "BACKGROUND_JOB" => true,
+            "CHANNEL_EXECUTE" => app == "uuid_bridge" || app == "park",
+            _ => false,
+        };
+        if !wanted {
+            continue;
+        }
+        let shapes = &real[&name];
+        let s = names_only(&shape(e));
+        assert!(
+            shapes.contains(&s),
+            "{capture}: {name} {app}: our header names\n{s:#?}\nare none of the capture's\n{shapes:#?}"
+        );
+        compared.insert(format!("{name} {app}").trim().to_owned());
+    }
+    compared
+}
+
+#[test]
+fn race_events_carry_the_header_names_of_the_captures() {
+    let seen = race_shapes_match(
+        "originate-bridge-race-after-job-loopback.c1.fs2client.raw",
+        SimConfig::default(),
+        false,
+    );
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    let seen = race_shapes_match(
+        "originate-bridge-race-a-originator-cancel-loopback.c1.fs2client.raw",
+        race_only(RaceOutcome::CancelBridged),
+        true,
+    );
+    assert!(seen.contains("CHANNEL_BRIDGE"), "{seen:?}");
+    let seen = race_shapes_match(
+        "originate-bridge-race-b-parked-loopback-bgapi-on-answer.c1.fs2client.raw",
+        race_only(RaceOutcome::Parked),
+        true,
+    );
+    assert!(
+        seen.contains("CHANNEL_UNPARK") && seen.contains("CHANNEL_PARK"),
+        "{seen:?}"
+    );
+    let seen = race_shapes_match(
+        "originate-bridge-race-b-not-bridged-loopback-bgapi-on-answer.c1.fs2client.raw",
+        race_only(RaceOutcome::Stuck),
+        true,
+    );
+    assert!(seen.contains("CHANNEL_UNPARK"), "{seen:?}");
+}

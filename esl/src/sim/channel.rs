@@ -33,7 +33,7 @@ pub enum CState {
     ExchangeMedia,
     #[allow(dead_code)]
     Park,
-    #[allow(dead_code)]
+    /// Where a leg the uuid_bridge race stranded settles (FreeSWITCH's log shows it).
     ConsumeMedia,
     Hangup,
     Reporting,
@@ -85,6 +85,10 @@ pub struct Profile {
     pub context: String,
     pub channel_name: String,
     pub created_us: u64,
+    /// `Caller-Profile-Index`: 1, one more for each transfer (a uuid_bridge is one).
+    pub index: u32,
+    /// `Caller-Transfer-Source` once transferred (`<epoch>:<uuid>:uuid_br:<other uuid>`).
+    pub transfer_source: Option<String>,
 }
 
 /// What the model decided an endpoint will do.
@@ -316,9 +320,17 @@ pub(crate) fn profile(
     f("Destination-Number", p.dest.clone());
     f("Unique-ID", p.uuid.clone());
     f("Source", p.source.into());
+    // The channel's own profile only: no capture shows these for the Other-Leg.
+    if times.is_some()
+        && let Some(t) = &p.transfer_source
+    {
+        f("Transfer-Source", t.clone());
+    }
     f("Context", p.context.clone());
     f("Channel-Name", p.channel_name.clone());
-    f("Profile-Index", "1".into());
+    if times.is_some() {
+        f("Profile-Index", p.index.max(1).to_string());
+    }
     f("Profile-Created-Time", created_us.to_string());
     f("Channel-Created-Time", created_us.to_string());
     let t = |x: u64| x.to_string();

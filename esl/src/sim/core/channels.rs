@@ -42,6 +42,8 @@ impl Switch {
             context: "default".into(),
             channel_name: name.clone(),
             created_us,
+            index: 1,
+            transfer_source: None,
         };
         let mut ch = Channel {
             id,

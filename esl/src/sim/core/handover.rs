@@ -123,6 +123,10 @@ impl Switch {
             return;
         };
         let other = if race.a == ch { race.b } else { race.a };
+        // Whatever comes of it, uuid_bridge has transferred both legs by now.
+        if race.outcome != RaceOutcome::Bridged {
+            self.uuid_bridge_transfer(now, race.a, race.b);
+        }
         match race.outcome {
             RaceOutcome::Bridged => {
                 // The transfer into the bridge replaced the originate's application.
@@ -194,8 +198,32 @@ impl Switch {
         if !(self.alive(a) && self.alive(b)) {
             return;
         }
+        self.uuid_bridge_transfer(now, a, b);
         self.unpark(now, a);
         self.unpark(now, b);
+    }
+
+    /// What `uuid_bridge` does to both legs before either moves: each gets a new caller
+    /// profile (Profile-Index + 1, a Transfer-Source naming the other) and already shows the
+    /// other as its Other-Leg, on CHANNEL_UNPARK and on, as in every race capture.
+    fn uuid_bridge_transfer(&mut self, now: Instant, a: ChanId, b: ChanId) {
+        let (Some(pa), Some(pb)) = (
+            self.chans.get(&a).map(|c| c.profile.clone()),
+            self.chans.get(&b).map(|c| c.profile.clone()),
+        ) else {
+            return;
+        };
+        let epoch = self.us(now) / 1_000_000;
+        for (x, kind, other) in [(a, "originatee", pb), (b, "originator", pa)] {
+            let source = format!("{epoch}:{}:uuid_br:{}", self.rng.uuid(), other.uuid);
+            if let Some(c) = self.chans.get_mut(&x) {
+                c.profile.index += 1;
+                c.profile.transfer_source = Some(source.clone());
+                c.set_var("transfer_history", source.clone());
+                c.set_var("transfer_source", source);
+                c.other = Some((kind, other));
+            }
+        }
     }
 
     /// Last step of a uuid_bridge: CHANNEL_EXECUTE uuid_bridge on each leg (already showing
