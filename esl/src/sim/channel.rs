@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::config::RaceOutcome;
 use super::core::ConnId;
 
 /// Index of a channel in the switch; never reused, so a stale timer finds nothing.
@@ -32,7 +33,7 @@ pub enum CState {
     ExchangeMedia,
     #[allow(dead_code)]
     Park,
-    #[allow(dead_code)]
+    /// Where a leg the uuid_bridge race stranded settles (FreeSWITCH's log shows it).
     ConsumeMedia,
     Hangup,
     Reporting,
@@ -84,6 +85,10 @@ pub struct Profile {
     pub context: String,
     pub channel_name: String,
     pub created_us: u64,
+    /// `Caller-Profile-Index`: 1, one more for each transfer (a uuid_bridge is one).
+    pub index: u32,
+    /// `Caller-Transfer-Source` once transferred (`<epoch>:<uuid>:uuid_br:<other uuid>`).
+    pub transfer_source: Option<String>,
 }
 
 /// What the model decided an endpoint will do.
@@ -177,6 +182,24 @@ pub struct Channel {
     pub ring_deadline: Option<Instant>,
     pub inbound_caller: bool,
     pub dtmf: Option<String>,
+    /// Answered, but the `originate` that made this leg has not completed yet: its reply and
+    /// its application are still to come (the handover window of the race captures).
+    pub handover: Option<Handover>,
+}
+
+/// An originate between its leg's CHANNEL_ANSWER and its completion.
+#[derive(Clone, Debug, Default)]
+pub struct Handover {
+    /// A `uuid_bridge` that landed in the window, and what it will come to.
+    pub race: Option<Race>,
+}
+
+/// `uuid_bridge a b` sent while `a` or `b` was inside its originate's handover window.
+#[derive(Clone, Copy, Debug)]
+pub struct Race {
+    pub a: ChanId,
+    pub b: ChanId,
+    pub outcome: RaceOutcome,
 }
 
 impl Channel {
@@ -297,9 +320,17 @@ pub(crate) fn profile(
     f("Destination-Number", p.dest.clone());
     f("Unique-ID", p.uuid.clone());
     f("Source", p.source.into());
+    // The channel's own profile only: no capture shows these for the Other-Leg.
+    if times.is_some()
+        && let Some(t) = &p.transfer_source
+    {
+        f("Transfer-Source", t.clone());
+    }
     f("Context", p.context.clone());
     f("Channel-Name", p.channel_name.clone());
-    f("Profile-Index", "1".into());
+    if times.is_some() {
+        f("Profile-Index", p.index.max(1).to_string());
+    }
     f("Profile-Created-Time", created_us.to_string());
     f("Channel-Created-Time", created_us.to_string());
     let t = |x: u64| x.to_string();

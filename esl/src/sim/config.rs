@@ -28,7 +28,29 @@
 //! patience = { exp = 60.0 }
 //! talk_time = { exp = 180.0 }
 //! dtmf = ["1", "2"]
+//! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
+//! originate_handover = { uniform = [0.001, 0.020] }  # CHANNEL_ANSWER -> originate completes
+//! bridge_delay = { fixed = 0.040 }                   # uuid_bridge -> CHANNEL_BRIDGE
+//! [switch.bridge_race]           # uuid_bridge inside the handover window: outcome weights
+//! bridged = 12.0
+//! cancel_bridged = 16.0
+//! cancel_stuck = 2.0
+//! parked = 1.0
+//! stuck = 2.0
 //! ```
+//!
+//! `[switch]` models what the captures `originate-bridge-race-*` show (DESIGN.md section 9):
+//! `originate` owns the leg it creates until it completes, `originate_handover` after the leg's
+//! CHANNEL_ANSWER; only then come its reply (BACKGROUND_JOB / api response) and its
+//! application (`&park()`). A `uuid_bridge` naming a leg inside that window has one of the
+//! `bridge_race` outcomes (see [`BridgeRace`]). Both are on by default.
+//! - Race off, window kept: `[switch.bridge_race]` with `bridged = 1.0` and the others `0.0`
+//!   (a bridge in the window waits for the originate and then always holds).
+//! - No window at all (the originate completes with CHANNEL_ANSWER, as before the captures):
+//!   `originate_handover = { fixed = 0.0 }`; `bridge_delay = { fixed = 0.0 }` bridges at once.
+//!
+//! The file is read with [`ScenarioFile::from_toml`]; [`Scenario::from_toml`] reads the
+//! behaviour model alone and rejects a `[switch]` section like any unknown key.
 
 use std::time::Duration;
 
@@ -59,6 +81,8 @@ pub struct SimConfig {
     /// timestamps are this plus the virtual time elapsed).
     pub epoch_start_us: u64,
     pub scenario: Scenario,
+    /// The switch's own timing: originate handover and uuid_bridge (the `[switch]` section).
+    pub switch: SwitchModel,
 }
 
 impl Default for SimConfig {
@@ -73,7 +97,146 @@ impl Default for SimConfig {
             default_playback: Duration::from_secs(2),
             epoch_start_us: 1_795_275_700_000_000,
             scenario: Scenario::default(),
+            switch: SwitchModel::default(),
         }
+    }
+}
+
+/// How FreeSWITCH's own machinery times an originate's completion and a `uuid_bridge`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwitchModel {
+    /// CHANNEL_ANSWER of a leg made by `originate` -> the originate completes (its reply, then
+    /// its application), drawn per leg. The captures show ~19 ms for loopback legs (the 20 ms
+    /// core tick) and 0-3 ms for SIP; the default, uniform 1-20 ms, keeps a window open for
+    /// every endpoint so that an engine bridging on CHANNEL_ANSWER meets the race. `0`: no
+    /// window (the originate completes with the answer).
+    pub originate_handover: Dist,
+    /// `uuid_bridge` -> CHANNEL_BRIDGE when no originate is in the way: CHANNEL_UNPARK of the
+    /// parked legs at half of it, CHANNEL_EXECUTE uuid_bridge + CHANNEL_BRIDGE at the end. The
+    /// captures (`after-job-*`, `on-park-*`) show 20 ms ticks, 40-60 ms in all. `0`: at once.
+    pub bridge_delay: Dist,
+    /// Outcome weights of a `uuid_bridge` that lands inside the handover window.
+    pub bridge_race: BridgeRace,
+}
+
+impl Default for SwitchModel {
+    fn default() -> Self {
+        SwitchModel {
+            originate_handover: Dist::Uniform([0.001, 0.020]),
+            bridge_delay: Dist::Fixed(0.040),
+            bridge_race: BridgeRace::default(),
+        }
+    }
+}
+
+/// Relative weights of what a `uuid_bridge A B` does when A or B is an originated leg whose
+/// originate has not completed yet (`api uuid_bridge` itself answers `+OK <B>` at once).
+///
+/// The defaults are the counts of the captures' server-side `bgapi uuid_bridge` on answer
+/// with a loopback agent, two runs, 33 trials: 12 bridged; 18 `-ERR ORIGINATOR_CANCEL` (run 1
+/// split them 8 bridged / 1 not; run 2's 9 are assumed to split alike: 16 / 2); 1 `+OK` with
+/// the agent parked; 2 `+OK` never bridged nor parked. So 5 in 33 calls are never bridged.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeRace {
+    /// The bridge waits for the originate: job `+OK`, no park of the leg, then the bridge
+    /// with the usual `bridge_delay`.
+    pub bridged: f64,
+    /// Job `-ERR ORIGINATOR_CANCEL` yet the leg stays up, and the bridge completes half a
+    /// `bridge_delay` later (capture `a-originator-cancel-*`).
+    pub cancel_bridged: f64,
+    /// Job `-ERR ORIGINATOR_CANCEL`, the leg stays up, never bridged nor parked; the other
+    /// leg is unparked and left waiting (a silent pair).
+    pub cancel_stuck: f64,
+    /// Job `+OK`, then the originate's own application (`&park()`) wins: the leg parks, the
+    /// other leg is unparked, no bridge (capture `b-parked-*`).
+    pub parked: f64,
+    /// Job `+OK`, the leg never parks nor bridges, the other leg is unparked (capture
+    /// `b-not-bridged-*`).
+    pub stuck: f64,
+}
+
+impl Default for BridgeRace {
+    fn default() -> Self {
+        BridgeRace {
+            bridged: 12.0,
+            cancel_bridged: 16.0,
+            cancel_stuck: 2.0,
+            parked: 1.0,
+            stuck: 2.0,
+        }
+    }
+}
+
+/// What a `uuid_bridge` inside an originate's handover window comes to (see [`BridgeRace`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RaceOutcome {
+    Bridged,
+    CancelBridged,
+    CancelStuck,
+    Parked,
+    Stuck,
+}
+
+impl BridgeRace {
+    /// One outcome for `x` uniform in `[0, 1)`. Weights that are negative, not finite or all
+    /// zero count as "always bridged": a scenario typo must not invent failures.
+    pub fn pick(&self, x: f64) -> RaceOutcome {
+        let w = [
+            (self.bridged, RaceOutcome::Bridged),
+            (self.cancel_bridged, RaceOutcome::CancelBridged),
+            (self.cancel_stuck, RaceOutcome::CancelStuck),
+            (self.parked, RaceOutcome::Parked),
+            (self.stuck, RaceOutcome::Stuck),
+        ];
+        let clean = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        let total: f64 = w.iter().map(|(v, _)| clean(*v)).sum();
+        if total <= 0.0 {
+            return RaceOutcome::Bridged;
+        }
+        let mut left = x * total;
+        for (v, o) in w {
+            let v = clean(v);
+            if v > 0.0 && left < v {
+                return o;
+            }
+            left -= v;
+        }
+        // Rounding at the top end: the last outcome with any weight.
+        w.iter()
+            .rev()
+            .find(|(v, _)| clean(*v) > 0.0)
+            .map_or(RaceOutcome::Bridged, |(_, o)| *o)
+    }
+}
+
+/// A scenario file: the behaviour model plus the optional `[switch]` section.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScenarioFile {
+    pub scenario: Scenario,
+    pub switch: SwitchModel,
+}
+
+impl ScenarioFile {
+    /// Parses a scenario file; unknown keys, in `[switch]` too, are errors.
+    pub fn from_toml(text: &str) -> Result<Self, EslError> {
+        let bad = |e: &dyn std::fmt::Display| EslError::Protocol {
+            reason: format!("bad scenario: {e}"),
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(&e))?;
+        // `switch` lives in SimConfig, not in Scenario (whose struct literal callers build),
+        // so it is split off before the model is read.
+        let switch = match table.remove("switch") {
+            Some(v) => v
+                .try_into::<SwitchModel>()
+                .map_err(|e| bad(&format!("[switch]: {e}")))?,
+            None => SwitchModel::default(),
+        };
+        let scenario = toml::Value::Table(table)
+            .try_into::<Scenario>()
+            .map_err(|e| bad(&e))?;
+        Ok(ScenarioFile { scenario, switch })
     }
 }
 
@@ -300,5 +463,82 @@ dtmf = ["1", "2"]
         assert_eq!(s.customers.numbers["+15550001"], "busy");
         assert_eq!(s.inbound.unwrap().calls_per_minute, 6.0);
         assert!(Scenario::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn switch_section_parses_and_defaults_to_the_race_being_on() {
+        let f = ScenarioFile::from_toml(
+            r#"
+seed = 3
+[switch]
+originate_handover = { uniform = [0.005, 0.010] }
+bridge_delay = { fixed = 0.060 }
+[switch.bridge_race]
+bridged = 1.0
+cancel_bridged = 0.0
+"#,
+        )
+        .unwrap();
+        assert_eq!(f.scenario.seed, 3);
+        assert_eq!(f.switch.originate_handover, Dist::Uniform([0.005, 0.010]));
+        assert_eq!(f.switch.bridge_delay, Dist::Fixed(0.060));
+        assert_eq!(f.switch.bridge_race.cancel_bridged, 0.0);
+        // Unset weights keep their defaults.
+        assert_eq!(f.switch.bridge_race.stuck, 2.0);
+        let plain = ScenarioFile::from_toml("seed = 4").unwrap();
+        assert_eq!(plain.switch, SwitchModel::default());
+        assert_eq!(SimConfig::default().switch, SwitchModel::default());
+        assert_ne!(
+            SwitchModel::default().bridge_race.pick(0.99),
+            RaceOutcome::Bridged
+        );
+    }
+
+    #[test]
+    fn switch_section_rejects_unknown_keys_and_stays_out_of_scenario() {
+        assert!(ScenarioFile::from_toml("[switch]\nhandover = 1").is_err());
+        assert!(ScenarioFile::from_toml("[switch.bridge_race]\nlost = 1.0").is_err());
+        assert!(ScenarioFile::from_toml("[switch]\nbridge_delay = { often = 1.0 }").is_err());
+        assert!(ScenarioFile::from_toml("[agents]\nnonsense = 1").is_err());
+        assert!(Scenario::from_toml("[switch]\nbridge_delay = { fixed = 0.0 }").is_err());
+    }
+
+    #[test]
+    fn race_weights_pick_each_outcome_in_proportion() {
+        let only = |o: RaceOutcome| {
+            let one = |x: RaceOutcome| if x == o { 1.0 } else { 0.0 };
+            BridgeRace {
+                bridged: one(RaceOutcome::Bridged),
+                cancel_bridged: one(RaceOutcome::CancelBridged),
+                cancel_stuck: one(RaceOutcome::CancelStuck),
+                parked: one(RaceOutcome::Parked),
+                stuck: one(RaceOutcome::Stuck),
+            }
+        };
+        for o in [
+            RaceOutcome::Bridged,
+            RaceOutcome::CancelBridged,
+            RaceOutcome::CancelStuck,
+            RaceOutcome::Parked,
+            RaceOutcome::Stuck,
+        ] {
+            for x in [0.0, 0.5, 0.999_999] {
+                assert_eq!(only(o).pick(x), o);
+            }
+        }
+        let zero = BridgeRace {
+            bridged: 0.0,
+            cancel_bridged: f64::NAN,
+            cancel_stuck: -1.0,
+            parked: 0.0,
+            stuck: 0.0,
+        };
+        assert_eq!(zero.pick(0.3), RaceOutcome::Bridged);
+        let d = BridgeRace::default();
+        assert_eq!(d.pick(0.0), RaceOutcome::Bridged);
+        assert_eq!(d.pick(12.5 / 33.0), RaceOutcome::CancelBridged);
+        assert_eq!(d.pick(28.5 / 33.0), RaceOutcome::CancelStuck);
+        assert_eq!(d.pick(30.5 / 33.0), RaceOutcome::Parked);
+        assert_eq!(d.pick(32.5 / 33.0), RaceOutcome::Stuck);
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use super::config::{Scenario, SimConfig};
+use super::config::{ScenarioFile, SimConfig};
 use super::core::{ConnId, ConnKind, Fault, InboundCall, Output, Switch};
 use crate::codec::{CommandFrame, Message, SwitchCodec};
 use crate::error::EslError;
@@ -42,7 +42,7 @@ const WRITE_BATCH: usize = 256;
 pub struct StandaloneConfig {
     pub listen: String,
     pub password: String,
-    /// A TOML scenario (see [`Scenario`]); the default model applies without one.
+    /// A TOML scenario (see [`ScenarioFile`]); the default model applies without one.
     pub scenario: Option<PathBuf>,
     /// Where inbound callers are sent (the dialplan's `socket` target).
     pub inbound_target: Option<String>,
@@ -65,9 +65,9 @@ impl Default for StandaloneConfig {
 impl StandaloneConfig {
     /// The switch configuration this describes (reads the scenario file).
     pub fn sim_config(&self) -> Result<(SimConfig, u64), EslError> {
-        let scenario = match &self.scenario {
-            Some(p) => Scenario::from_toml(&std::fs::read_to_string(p)?)?,
-            None => Scenario::default(),
+        let ScenarioFile { scenario, switch } = match &self.scenario {
+            Some(p) => ScenarioFile::from_toml(&std::fs::read_to_string(p)?)?,
+            None => ScenarioFile::default(),
         };
         let seed = self.seed.unwrap_or(scenario.seed);
         let epoch_start_us = std::time::SystemTime::now()
@@ -79,6 +79,7 @@ impl StandaloneConfig {
                 inbound_target: self.inbound_target.clone(),
                 epoch_start_us,
                 scenario,
+                switch,
                 ..SimConfig::default()
             },
             seed,

@@ -101,7 +101,9 @@ impl Switch {
                                     self.answer(now, ch);
                                 }
                             }
-                            self.bridge(now, x, y);
+                            // The reply comes at once; the bridge itself a few ticks later,
+                            // or as the race with an unfinished originate decides.
+                            self.uuid_bridge(now, x, y);
                             format!("+OK {b}\n")
                         }
                         _ => "-ERR Invalid uuid\n".into(),

@@ -42,6 +42,8 @@ impl Switch {
             context: "default".into(),
             channel_name: name.clone(),
             created_us,
+            index: 1,
+            transfer_source: None,
         };
         let mut ch = Channel {
             id,
@@ -87,6 +89,7 @@ impl Switch {
             ring_deadline: None,
             inbound_caller: false,
             dtmf: None,
+            handover: None,
         };
         ch.set_var("direction", ch.direction());
         if outbound {
@@ -154,39 +157,6 @@ impl Switch {
             c.progress_us = us;
             self.chan_event(now, ch, "CHANNEL_PROGRESS", vec![], vec![], true);
             self.set_callstate(now, ch, "RINGING");
-        }
-    }
-
-    /// An originated leg answered: resolve its waiter and start its application.
-    pub(super) fn answer_originated(&mut self, now: Instant, ch: ChanId) {
-        self.answer(now, ch);
-        let Some(c) = self.chans.get_mut(&ch) else {
-            return;
-        };
-        let waiter = std::mem::replace(&mut c.waiter, Waiter::None);
-        let uuid = c.uuid.clone();
-        let after = c.after_answer.take();
-        let on_answer = c.var("execute_on_answer").and_then(on_answer_app);
-        self.resolve(now, waiter, ch, Ok(&uuid));
-        if self
-            .chans
-            .get(&ch)
-            .is_some_and(|c| c.hangup_cause.is_none())
-        {
-            self.set_state(now, ch, CState::Execute);
-            match (on_answer, after) {
-                // `execute_on_answer` runs first and the originate's own application after it.
-                // Both are queued before either runs: one that returns at once (avmd_start)
-                // must not leave the leg idle, and so hung up, before the second is queued.
-                (Some((app, data)), after) => {
-                    let (then, then_data) = after.unwrap_or_else(|| ("park".into(), String::new()));
-                    self.enqueue_app(ch, &app, &data);
-                    self.enqueue_app(ch, &then, &then_data);
-                    self.start_next(now, ch);
-                }
-                (None, Some((app, data))) => self.queue_app(now, ch, &app, &data, None),
-                (None, None) => self.park(now, ch, None),
-            }
         }
     }
 
@@ -340,7 +310,7 @@ impl Switch {
     }
 
     /// Adds an application to the queue without starting anything.
-    fn enqueue_app(&mut self, ch: ChanId, name: &str, data: &str) {
+    pub(super) fn enqueue_app(&mut self, ch: ChanId, name: &str, data: &str) {
         let uuid = self.rng.uuid();
         let Some(c) = self.chans.get_mut(&ch) else {
             return;
@@ -365,7 +335,8 @@ impl Switch {
         // A park placeholder stays at the head while parked.
         let idx = c.queue.iter().position(|a| a.seq != 0);
         let Some(app) = idx.and_then(|i| c.queue.remove(i)) else {
-            if c.hangup_when_idle && c.peer.is_none() && !c.parked {
+            // Inside an originate's handover window its application is still to come.
+            if c.hangup_when_idle && c.peer.is_none() && !c.parked && c.handover.is_none() {
                 self.hangup(now, ch, "NORMAL_CLEARING");
             }
             return;
@@ -701,9 +672,12 @@ impl Switch {
             };
             c.set_var("endpoint_disposition", disp);
         }
-        let waiter = if c.answered {
+        // An originate still waiting (not answered, or answered inside its handover window)
+        // answers `-ERR <cause>` once the leg is gone.
+        let waiter = if c.answered && c.handover.is_none() {
             Waiter::None
         } else {
+            c.handover = None;
             std::mem::replace(&mut c.waiter, Waiter::None)
         };
         let peer = c.peer;

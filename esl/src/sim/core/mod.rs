@@ -22,13 +22,15 @@
 //!
 //! One `Switch`, its `impl` spread over the parts below, in the order a call meets them:
 //! `commands` (event-socket commands, faults), `api` (api/bgapi: originate, uuid_*, show),
-//! `channels` (the channel state machine), `events` (building and delivering events),
+//! `channels` (the channel state machine), `handover` (an originate's completion and
+//! `uuid_bridge`, with their race), `events` (building and delivering events),
 //! `timers`, `inbound` (calls placed over outbound sockets), `util` (parsers, formatters).
 
 mod api;
 mod channels;
 mod commands;
 mod events;
+mod handover;
 mod inbound;
 mod timers;
 mod util;
@@ -138,6 +140,12 @@ enum TimerKey {
     Arrival,
     LingerEnd(ConnId),
     ConnectTimeout(ConnId),
+    /// An originate's handover window ends: it answers and its application runs.
+    Handover(ChanId),
+    /// uuid_bridge, first step: the legs leave park.
+    BridgeUnpark(ChanId, ChanId),
+    /// uuid_bridge, last step: CHANNEL_EXECUTE uuid_bridge and CHANNEL_BRIDGE.
+    BridgeJoin(ChanId, ChanId),
 }
 
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";

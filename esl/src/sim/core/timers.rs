@@ -141,6 +141,9 @@ impl Switch {
                     self.close(conn);
                 }
             }
+            TimerKey::Handover(ch) => self.complete_handover(now, ch),
+            TimerKey::BridgeUnpark(a, b) => self.bridge_unpark(now, a, b),
+            TimerKey::BridgeJoin(a, b) => self.bridge_join(now, a, b),
             TimerKey::ConnectTimeout(conn) => {
                 if let Some(c) = self.conns.get(&conn)
                     && !c.connected
