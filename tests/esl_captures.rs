@@ -56,7 +56,16 @@ fn every_capture_decodes_to_the_messages_summary_lists() {
     let mut checked = 0;
     for (capture, v) in summary.as_object().unwrap() {
         let stem = capture.rsplit_once('.').unwrap().0;
-        for (conn, c) in v["connections"].as_object().unwrap() {
+        // Not every capture is Event Socket traffic: the recorder leg's SIP/RTP datagrams
+        // (`*.udp.bin`) have frames, not connections.
+        let Some(connections) = v["connections"].as_object() else {
+            assert!(
+                v.get("frames").is_some(),
+                "{capture}: neither connections nor frames"
+            );
+            continue;
+        };
+        for (conn, c) in connections {
             let Some(expected) = c.get("S>C message kinds") else {
                 continue;
             };
@@ -81,7 +90,9 @@ fn every_capture_decodes_to_the_messages_summary_lists() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 11, "every switch-to-client stream was checked");
+    // 11 streams in the first captures, 34 more with the bridge-race, recording, digits and
+    // recorder-leg captures: a capture set that shrinks is a mistake worth hearing about.
+    assert!(checked >= 45, "every switch-to-client stream was checked ({checked})");
 }
 
 #[test]
