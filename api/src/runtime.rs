@@ -375,6 +375,9 @@ impl Runtime {
                 .collect();
             let dropped = g("switchyard_records_dropped");
             let failed = g("switchyard_switch_commands_failed");
+            let bridges_failed = g("switchyard_bridges_failed");
+            let orphans = g("switchyard_orphan_legs_killed");
+            let late_failures = g("switchyard_originates_failed_after_answer");
             let by_state: Vec<_> = AgentStateKind::ALL
                 .iter()
                 .map(|k| {
@@ -407,6 +410,9 @@ impl Runtime {
                 let st = engine.stats();
                 dropped.set(st.records_dropped as f64);
                 failed.set(st.commands_failed as f64);
+                bridges_failed.set(st.bridges_failed as f64);
+                orphans.set(st.orphans_killed as f64);
+                late_failures.set(st.originates_failed_after_answer as f64);
             }
         })
     }

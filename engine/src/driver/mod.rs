@@ -185,6 +185,8 @@ pub struct DriverStats {
     pub calls_without_node: u64,
     /// Answering-machine verdicts fed to the core.
     pub machine_detections: u64,
+    /// Bridges held back until FreeSWITCH handed an originated leg over (see `handover`).
+    pub bridges_held: u64,
     /// Bridges FreeSWITCH refused, or lost because a leg's originate failed under them.
     pub bridges_failed: u64,
     /// Originates whose job failed after their leg answered (the leg was killed).
@@ -212,6 +214,7 @@ pub(crate) struct Counters {
     legs_lost: AtomicU64,
     calls_without_node: AtomicU64,
     machine_detections: AtomicU64,
+    bridges_held: AtomicU64,
     bridges_failed: AtomicU64,
     originates_failed_after_answer: AtomicU64,
     orphans_killed: AtomicU64,
@@ -235,6 +238,7 @@ impl Counters {
             legs_lost: g(&self.legs_lost),
             calls_without_node: g(&self.calls_without_node),
             machine_detections: g(&self.machine_detections),
+            bridges_held: g(&self.bridges_held),
             bridges_failed: g(&self.bridges_failed),
             originates_failed_after_answer: g(&self.originates_failed_after_answer),
             orphans_killed: g(&self.orphans_killed),
@@ -984,6 +988,7 @@ impl Loop {
         match &cmd {
             SwitchCommand::Bridge { a, b } if self.owned_by_originate(*a) || self.owned_by_originate(*b) => {
                 if self.handover.hold(*a, *b) {
+                    bump(&self.counters.bridges_held);
                     debug!(%a, %b, "bridge held until FreeSWITCH hands the leg over");
                     return;
                 }
