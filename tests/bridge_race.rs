@@ -178,9 +178,11 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
             })
             .collect::<Vec<_>>()
     };
-    eventually_within(Duration::from_secs(120), "a final record for every call", || {
-        (call_records(&records).len() >= CALLS).then_some(())
-    })
+    eventually_within(
+        Duration::from_secs(120),
+        "a final record for every call",
+        || (call_records(&records).len() >= CALLS).then_some(()),
+    )
     .await;
     // Every leg is gone from the switch: none was left up by a refused or lost bridge.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -225,7 +227,11 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
         assert!(r.agent.is_some(), "{r:?}");
         assert!(!r.synthetic, "{r:?}");
         // Talk is counted from the bridge: the caller talks 0.3 s after it.
-        assert!(r.talk_s >= 0.25 && r.talk_s < 2.0, "talk {}: {r:?}", r.talk_s);
+        assert!(
+            r.talk_s >= 0.25 && r.talk_s < 2.0,
+            "talk {}: {r:?}",
+            r.talk_s
+        );
         let (agent_leg, at) = bridged
             .get(&r.leg.to_string())
             .unwrap_or_else(|| panic!("{} was never bridged", r.leg));
@@ -256,3 +262,245 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
     sim.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_person_exactly() {
+    use switchyard_engine::CampaignId;
+    use switchyard_engine::ContactId;
+    use switchyard_engine::dialer::{
+        AttemptOutcome, AttemptRecord, CallingWindow, CampaignConfig, CampaignControl, ContactSpec,
+        DialMode,
+    };
+    const CAMPAIGN: CampaignId = CampaignId(4);
+    const CONTACTS: u64 = 200;
+
+    let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    // Every number is a person who answers after 0.3-1.2 s and stays 2.6 s (past the 2 s
+    // allowance, so nobody leaves before the rule decides);
+    // agents' phones answer a campaign offer after 0.05-0.3 s. The race is on (defaults).
+    let sim = switchyard_esl::sim::spawn(
+        esl,
+        SimConfig {
+            inbound_target: Some(outbound.local_addr().unwrap().to_string()),
+            scenario: Scenario {
+                seed: 13,
+                agents: AgentModel {
+                    extensions: vec!["1000-1099".into()],
+                    behaviour: AgentBehaviour {
+                        answer_delay: Dist::Uniform([0.05, 0.3]),
+                        ..AgentBehaviour::default()
+                    },
+                    overrides: Vec::new(),
+                },
+                customers: CustomerModel {
+                    answer_delay: Dist::Uniform([0.3, 1.2]),
+                    talk_time: Some(Dist::Fixed(2.6)),
+                    ..CustomerModel::default()
+                },
+                inbound: None,
+            },
+            ..SimConfig::default()
+        },
+        42,
+    );
+    let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon");
+    let engine = Engine::new(
+        EngineConfig::default(),
+        7,
+        tokio::time::Instant::now().into_std(),
+    );
+    let (rec_tx, mut rec_rx) = mpsc::channel(100_000);
+    let driver = Driver::start(cfg, engine, outbound, rec_tx).await.unwrap();
+    let api = driver.handle().clone();
+    let attempts: Log<AttemptRecord> = Log::new();
+    let log = attempts.clone();
+    tokio::spawn(async move {
+        while let Some(rec) = rec_rx.recv().await {
+            if let Record::Attempt(a) = rec {
+                log.push(a);
+            }
+        }
+    });
+    let (observer, mut events) = Client::connect(
+        ClientConfig::new(
+            sim.local_addr().to_string(),
+            Auth::Password("ClueCon".into()),
+        )
+        .events("CHANNEL_ANSWER CHANNEL_BRIDGE"),
+    )
+    .await
+    .unwrap();
+    let seen: Log<Seen> = Log::new();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let ClientEvent::Event(e) = ev {
+                let h = |n: &str| e.header(n).map(|v| v.into_owned()).unwrap_or_default();
+                s.push(Seen {
+                    name: h("Event-Name"),
+                    uuid: h("Unique-ID"),
+                    other: h("Other-Leg-Unique-ID"),
+                    at: tokio::time::Instant::now(),
+                });
+            }
+        }
+    });
+    api.command(Command::UpsertQueue(Box::new(QueueConfig {
+        id: QUEUE,
+        name: "outbound".into(),
+        offer_timeout: Duration::from_secs(2),
+        wrapup: Duration::ZERO,
+        announcements: Announcements {
+            first_after: None,
+            every: None,
+            ..Announcements::default()
+        },
+        ..QueueConfig::default()
+    })))
+    .await
+    .unwrap();
+    for i in 0..10u32 {
+        let agent = AgentId(i + 1);
+        api.command(Command::UpsertAgent(Box::new(AgentConfig {
+            id: agent,
+            name: format!("agent {i}"),
+            contact: format!("user/{}", 1000 + i),
+            ..AgentConfig::default()
+        })))
+        .await
+        .unwrap();
+        api.command(Command::SetMemberships {
+            agent,
+            memberships: vec![Membership::new(QUEUE)],
+        })
+        .await
+        .unwrap();
+        api.command(Command::SetAgentPresence {
+            agent,
+            presence: Presence::Available,
+        })
+        .await
+        .unwrap();
+    }
+    api.command(Command::UpsertCampaign(Box::new(CampaignConfig {
+        id: CAMPAIGN,
+        name: "race".into(),
+        mode: DialMode::Predictive,
+        queue: QUEUE,
+        dial: "sofia/gateway/carrier/{number}".into(),
+        caller_id_number: "+15550100".into(),
+        max_lines: 20,
+        window: CallingWindow {
+            start_minute: 0,
+            end_minute: 24 * 60,
+        },
+        ..CampaignConfig::default()
+    })))
+    .await
+    .unwrap();
+    api.command(Command::AddContacts {
+        campaign: CAMPAIGN,
+        contacts: (1..=CONTACTS)
+            .map(|i| ContactSpec {
+                id: ContactId(i),
+                number: format!("+1555{i:07}"),
+                zone: "UTC".into(),
+                attempts: 0,
+                not_before_unix_ms: 0,
+            })
+            .collect(),
+    })
+    .await
+    .unwrap();
+    api.command(Command::ControlCampaign {
+        campaign: CAMPAIGN,
+        control: CampaignControl::Start,
+    })
+    .await
+    .unwrap();
+
+    // Every person answers, so every contact ends with one attempt: connected or abandoned.
+    let done = eventually_within(Duration::from_secs(240), "an attempt per contact", || {
+        let seen = attempts.snapshot();
+        (seen.len() as u64 >= CONTACTS).then_some(seen)
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = sim.channel_count().await;
+        if n == 0 {
+            break;
+        }
+        let rows = observer.api("show channels as json").await.unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} legs left on the switch: {}",
+            String::from_utf8_lossy(&rows)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The switch's own account, independent of the engine: which customer legs answered and
+    // which were bridged, and how long after the answer.
+    let events = seen.snapshot();
+    let answered: HashMap<String, tokio::time::Instant> = events
+        .iter()
+        .filter(|e| e.name == "CHANNEL_ANSWER")
+        .map(|e| (e.uuid.clone(), e.at))
+        .collect();
+    let mut bridged: HashMap<String, tokio::time::Instant> = HashMap::new();
+    for e in events.iter().filter(|e| e.name == "CHANNEL_BRIDGE") {
+        for leg in [&e.uuid, &e.other] {
+            assert!(
+                bridged.insert(leg.clone(), e.at).is_none(),
+                "{leg} bridged twice"
+            );
+        }
+    }
+    let (mut connected, mut abandoned) = (0u64, 0u64);
+    assert_eq!(done.len() as u64, CONTACTS, "one attempt per contact");
+    for a in &done {
+        let leg = a.leg.to_string();
+        assert!(answered.contains_key(&leg), "every person answers: {a:?}");
+        match a.outcome {
+            AttemptOutcome::Connected => {
+                connected += 1;
+                let at = bridged
+                    .get(&leg)
+                    .unwrap_or_else(|| panic!("connected but never bridged: {a:?}"));
+                let wait = at.saturating_duration_since(answered[&leg]);
+                // The allowance is 2 s from the person's answer to the bridge; the observer's
+                // reading adds a little on loopback.
+                assert!(
+                    wait < Duration::from_millis(2_300),
+                    "bridged {wait:?} after answer: {a:?}"
+                );
+                assert!(a.agent.is_some(), "{a:?}");
+            }
+            AttemptOutcome::Abandoned => {
+                abandoned += 1;
+                assert!(!bridged.contains_key(&leg), "abandoned yet bridged: {a:?}");
+            }
+            other => panic!("a person answered every dial, got {other:?}: {a:?}"),
+        }
+    }
+    let stats = api
+        .query(|e| e.campaign_stats(CAMPAIGN))
+        .await
+        .unwrap()
+        .unwrap();
+    println!(
+        "campaign: {CONTACTS} persons, {connected} connected, {abandoned} abandoned; stats {stats:?}"
+    );
+    assert_eq!(stats.connected, connected);
+    assert_eq!(stats.abandoned, abandoned);
+    assert!(connected > 0);
+    let report = driver.shutdown().await.unwrap();
+    let st = report.stats;
+    println!("driver: {st:?}");
+    assert!(st.bridges_held > 0, "no bridge met the handover window");
+    assert_eq!(st.originates_failed_after_answer, 0);
+    assert_eq!(st.orphans_killed, 0);
+    let _ = observer.shutdown().await;
+    sim.shutdown().await;
+}

@@ -92,7 +92,10 @@ fn every_capture_decodes_to_the_messages_summary_lists() {
     }
     // 11 streams in the first captures, 34 more with the bridge-race, recording, digits and
     // recorder-leg captures: a capture set that shrinks is a mistake worth hearing about.
-    assert!(checked >= 45, "every switch-to-client stream was checked ({checked})");
+    assert!(
+        checked >= 45,
+        "every switch-to-client stream was checked ({checked})"
+    );
 }
 
 #[test]

@@ -54,7 +54,7 @@ pub use engine::{Engine, InvariantViolation};
 pub use error::EngineError;
 pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
-    AmdResult, BridgeFailure, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause, Input, LegId,
-    LegKind, LineState, LiveEvent, MonitorMode, Output, Presence, Prompt, Record, SwitchCommand,
-    SwitchEvent,
+    AmdResult, BridgeFailure, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause,
+    Input, LegId, LegKind, LineState, LiveEvent, MonitorMode, Output, Presence, Prompt, Record,
+    SwitchCommand, SwitchEvent,
 };

@@ -117,12 +117,10 @@ pub(crate) fn plan(
             let line = originate(&all, dial, "&park()")?;
             (vec![BgApi(line)], Tracking::Originate(*leg))
         }
-        SwitchCommand::Bridge { a, b } => {
-            (
-                vec![Api(format!("uuid_bridge {a} {b}"))],
-                Tracking::Bridge(*a, *b),
-            )
-        }
+        SwitchCommand::Bridge { a, b } => (
+            vec![Api(format!("uuid_bridge {a} {b}"))],
+            Tracking::Bridge(*a, *b),
+        ),
         SwitchCommand::Hangup { leg, cause } => {
             let cause = word("hangup cause", cause)?;
             (

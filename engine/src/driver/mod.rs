@@ -986,7 +986,9 @@ impl Loop {
 
     fn issue(&mut self, cmd: SwitchCommand) {
         match &cmd {
-            SwitchCommand::Bridge { a, b } if self.owned_by_originate(*a) || self.owned_by_originate(*b) => {
+            SwitchCommand::Bridge { a, b }
+                if self.owned_by_originate(*a) || self.owned_by_originate(*b) =>
+            {
                 if self.handover.hold(*a, *b) {
                     bump(&self.counters.bridges_held);
                     debug!(%a, %b, "bridge held until FreeSWITCH hands the leg over");
@@ -1393,8 +1395,7 @@ impl Loop {
                         bump(&self.counters.commands_failed);
                         bump(&self.counters.bridges_failed);
                         warn!(%a, %b, call = ?self.engine.call_by_leg(a).or_else(|| self.engine.call_by_leg(b)), reply = %why, "uuid_bridge refused");
-                        self.followups
-                            .push_back(SwitchEvent::BridgeFailed { a, b });
+                        self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
                     }
                 }
             }
@@ -1482,8 +1483,7 @@ impl Loop {
                 for (a, b) in self.handover.drop_leg(leg) {
                     bump(&self.counters.bridges_failed);
                     warn!(%a, %b, %leg, reply = %body.trim_end(), "bridge dropped: its leg's originate failed");
-                    self.followups
-                        .push_back(SwitchEvent::BridgeFailed { a, b });
+                    self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
                 }
                 if may_be_up {
                     bump(&self.counters.originates_failed_after_answer);
@@ -1494,7 +1494,12 @@ impl Loop {
                     }
                     let node = self.homes.get(leg).unwrap_or_else(|| self.fallback_node());
                     let req = EslRequest::Api(format!("uuid_kill {leg} {kill}"));
-                    self.send_requests(node, vec![req], Tracking::Kill(leg), Some((kill, u32::MAX)));
+                    self.send_requests(
+                        node,
+                        vec![req],
+                        Tracking::Kill(leg),
+                        Some((kill, u32::MAX)),
+                    );
                 } else {
                     self.originated.remove(&leg);
                     self.forget_home(leg);
@@ -1639,9 +1644,8 @@ impl Loop {
                             .header("Other-Leg-Unique-ID")
                             .or_else(|| e.header("Bridge-B-Unique-ID"))
                             .and_then(|u| LegId::parse(&u));
-                        let ours = |l: &LegId| {
-                            self.callers.contains(l) || self.originated.contains_key(l)
-                        };
+                        let ours =
+                            |l: &LegId| self.callers.contains(l) || self.originated.contains_key(l);
                         if let Some(other) = other
                             && (ours(&leg) || ours(&other))
                         {
@@ -1663,8 +1667,7 @@ impl Loop {
                     }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
                         for (a, b) in self.handover.drop_leg(leg) {
-                            self.followups
-                                .push_back(SwitchEvent::BridgeFailed { a, b });
+                            self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
                         }
                         // The leg's CDR, for legs of ours, before the core forgets whose it was.
                         let call_leg = self.call_leg_of(leg);
