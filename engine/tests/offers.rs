@@ -308,3 +308,133 @@ fn absurd_or_looping_durations_are_refused_with_the_field_named() {
     bed.call(1);
     assert_eq!(bed.originations().len(), 1);
 }
+
+// ---- connecting: the agent answered, the bridge is not there yet --------------------------
+
+fn answered(bed: &Bed) -> usize {
+    bed.live
+        .iter()
+        .filter(|e| matches!(e, switchyard_engine::LiveEvent::CallAnswered { .. }))
+        .count()
+}
+
+#[test]
+fn a_call_is_answered_only_when_the_switch_reports_the_bridge() {
+    let mut bed = bed_with_agents(1);
+    bed.auto_bridge = false;
+    let (caller, _) = bed.call(1);
+    let leg = bed.leg_of(1);
+    bed.answer(leg);
+    assert_eq!(bed.bridges(), vec![(caller, leg)]);
+    assert_eq!(bed.state(1), AgentStateKind::OnCall);
+    assert_eq!(
+        answered(&bed),
+        0,
+        "agent answer alone is not a connected call"
+    );
+    bed.advance(Duration::from_millis(60));
+    // CHANNEL_BRIDGE names the legs in either order.
+    bed.event(switchyard_engine::SwitchEvent::Bridged { a: leg, b: caller });
+    assert_eq!(answered(&bed), 1);
+    bed.advance(Duration::from_secs(30));
+    bed.hangup(caller, HangupCause::Normal);
+    let rec = bed.call_records()[0].clone();
+    assert_eq!(rec.outcome, CallOutcome::Answered);
+    // Talk counts from the bridge, the wait up to it.
+    assert!((rec.talk_s - 30.0).abs() < 1e-6, "{rec:?}");
+    assert!(rec.wait_s >= 0.06, "{rec:?}");
+}
+
+#[test]
+fn a_refused_bridge_hangs_the_agent_leg_up_and_puts_the_call_back_first_in_line() {
+    let mut bed = bed_with_agents(1);
+    bed.auto_bridge = false;
+    let (first, call) = bed.call(1);
+    let (_second, later) = bed.call(1);
+    let leg1 = bed.leg_of(1);
+    bed.answer(leg1);
+    bed.event(switchyard_engine::SwitchEvent::BridgeFailed { a: first, b: leg1 });
+    // The agent leg goes, the agent is free at once (not its fault), no answered call.
+    assert!(
+        bed.hangups().contains(&(leg1, "NORMAL_CLEARING")),
+        "{:?}",
+        bed.hangups()
+    );
+    assert_eq!(answered(&bed), 0);
+    assert!(bed.live.iter().any(|e| matches!(
+        e,
+        switchyard_engine::LiveEvent::CallBridgeFailed { call: c, agent, reason: switchyard_engine::BridgeFailure::Refused }
+            if *c == call && *agent == AgentId(1)
+    )));
+    // The first caller gets its music back and is offered again before the second one.
+    assert!(
+        bed.switch
+            .iter()
+            .rev()
+            .any(|c| matches!(c, SwitchCommand::Music { leg, .. } if *leg == first))
+    );
+    let again = bed.leg_of(1);
+    assert_ne!(again, leg1);
+    assert_eq!(bed.engine.call_by_leg(again), Some(call));
+    assert_eq!(bed.engine.waiting_calls(QueueId(1)), vec![later]);
+    bed.auto_bridge = true;
+    bed.answer(again);
+    assert_eq!(answered(&bed), 1);
+    assert!(bed.call_records().is_empty());
+}
+
+#[test]
+fn a_bridge_that_never_comes_times_out_like_a_refusal() {
+    let mut bed = bed_with_agents(1);
+    bed.auto_bridge = false;
+    let (caller, call) = bed.call(1);
+    let leg = bed.leg_of(1);
+    bed.answer(leg);
+    bed.advance(Duration::from_secs(4));
+    assert!(bed.hangups().contains(&(leg, "NORMAL_CLEARING")));
+    assert!(bed.live.iter().any(|e| matches!(
+        e,
+        switchyard_engine::LiveEvent::CallBridgeFailed {
+            reason: switchyard_engine::BridgeFailure::Timeout,
+            ..
+        }
+    )));
+    assert_eq!(answered(&bed), 0);
+    // A late CHANNEL_BRIDGE of the dead pair changes nothing.
+    bed.event(switchyard_engine::SwitchEvent::Bridged { a: caller, b: leg });
+    assert_eq!(answered(&bed), 0);
+    assert!(bed.engine.call_by_leg(caller) == Some(call));
+}
+
+#[test]
+fn a_caller_who_leaves_while_connecting_is_abandoned_and_the_agent_leg_cancelled() {
+    let mut bed = bed_with_agents(1);
+    bed.auto_bridge = false;
+    let (caller, _) = bed.call(1);
+    let leg = bed.leg_of(1);
+    bed.answer(leg);
+    bed.hangup(caller, HangupCause::Normal);
+    let rec = bed.call_records()[0].clone();
+    assert_eq!(rec.outcome, CallOutcome::Abandoned, "{rec:?}");
+    assert_eq!(rec.talk_s, 0.0);
+    assert!(bed.hangups().contains(&(leg, "ORIGINATOR_CANCEL")));
+    // No wrap-up: the agent never talked.
+    assert_eq!(bed.state(1), AgentStateKind::Available);
+}
+
+#[test]
+fn an_agent_leg_lost_while_connecting_puts_the_call_back_in_line() {
+    let mut bed = bed_with_agents(1);
+    bed.auto_bridge = false;
+    let (_caller, call) = bed.call(1);
+    let leg = bed.leg_of(1);
+    bed.answer(leg);
+    let before = bed.hangups().len();
+    bed.hangup(leg, HangupCause::Normal);
+    // Already gone: not hung up again.
+    assert_eq!(bed.hangups().len(), before);
+    assert!(bed.call_records().is_empty());
+    let again = bed.leg_of(1);
+    assert_ne!(again, leg, "offered again");
+    assert_eq!(bed.engine.call_by_leg(again), Some(call));
+}

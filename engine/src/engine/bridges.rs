@@ -137,8 +137,8 @@ impl Engine {
 
     /// The bridge will not happen: the agent side is let go (its leg hung up unless it is the
     /// agent's persistent line, or `gone` already), the agent is free at once (not its
-    /// fault), and the call goes back in line at its old place, tried with another agent
-    /// first. A callback's customer leg is hung up and the call waits as a callback again.
+    /// fault, so it may be offered the same call again), and the call goes back in line at
+    /// its old place, ahead of everyone who came after it. A callback's customer leg is hung up and the call waits as a callback again.
     pub(crate) fn bridge_lost(&mut self, c: CallId, gone: Option<LegId>, reason: BridgeFailure) {
         let now = self.now;
         let Some(call) = self.calls.get(&c) else {
@@ -184,7 +184,6 @@ impl Engine {
         let Some(call) = self.calls.get_mut(&c) else {
             return;
         };
-        call.remember_tried(agent);
         call.phase = Phase::Waiting;
         call.caller_present = present;
         let key = call.wait_key();
