@@ -38,10 +38,8 @@ pub struct Counts {
 impl Ledger {
     pub fn observe(&mut self, out: &Output) {
         match out {
-            Output::Switch(SwitchCommand::Answer { leg }) => {
-                if !self.arrivals.insert(*leg) {
-                    self.faults.push(format!("caller leg {leg} answered twice"));
-                }
+            Output::Switch(SwitchCommand::Answer { leg }) if !self.arrivals.insert(*leg) => {
+                self.faults.push(format!("caller leg {leg} answered twice"));
             }
             Output::Persist(Record::Call(r)) => {
                 if !self.final_legs.insert(r.leg) {
