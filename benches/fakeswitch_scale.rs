@@ -4,10 +4,13 @@
 //! A. The sans-IO core in virtual time: 500 `bgapi originate`s per virtual second until
 //!    10,000 channels are up, with one listener on `event plain ALL` whose every event is
 //!    encoded to bytes (what the network shell does), then 60 virtual seconds holding them
-//!    (heartbeats, timers), then `hupall`. Wall time and peak memory are measured.
+//!    (heartbeats, timers), then `hupall`. Wall time and peak memory are measured. Every
+//!    figure is read off the run: channels as the switch counts them, the virtual time at which
+//!    the last of them appeared, and events and bytes encoded during the ramp only.
 //! B. The real tokio fake switch on a single-threaded runtime (one core) over loopback: our
 //!    own ESL client (another thread) fires 10,000 `bgapi originate`s with up to 500 in flight
-//!    and waits for every BACKGROUND_JOB, while subscribed to every event.
+//!    and waits for every BACKGROUND_JOB, while subscribed to every event. The rate is of the
+//!    channels `show channels` reports, over the measured time to the last job reply.
 //!
 //! Run: `cargo bench --bench fakeswitch_scale`
 
@@ -35,8 +38,9 @@ fn main() {
     if only == "a" {
         let a = core_in_virtual_time();
         println!(
-            "A: {:.0} originates/s, hold {:.2} ms per virtual s, peak {}",
-            CHANNELS as f64 / a.wall_ramp.as_secs_f64(),
+            "A: {} channels, {:.0} originates/s, hold {:.2} ms per virtual s, peak {}",
+            a.channels,
+            a.channels as f64 / a.wall_ramp.as_secs_f64(),
             a.wall_hold_per_s.as_secs_f64() * 1e3,
             peak_rss()
         );
@@ -45,7 +49,8 @@ fn main() {
     if only == "b" {
         let b = loopback_single_core();
         println!(
-            "B: {:.0} originates/s, p99 {:?}, peak {}",
+            "B: {} channels, {:.0} originates/s, p99 {:?}, peak {}",
+            b.channels,
             b.rate,
             b.p99,
             peak_rss()
@@ -58,7 +63,8 @@ fn main() {
     println!("| measure | figure |");
     println!("|---|---:|");
     println!(
-        "| A: virtual seconds to reach {CHANNELS} channels at {RATE}/s | {:.1} |",
+        "| A: virtual seconds until the switch held {} channels (originates at {RATE}/s) | {:.1} |",
+        a.channels,
         a.virtual_ramp.as_secs_f64()
     );
     println!(
@@ -67,7 +73,7 @@ fn main() {
     );
     println!(
         "| A: originates per wall second the core sustains | {:.0} |",
-        CHANNELS as f64 / a.wall_ramp.as_secs_f64()
+        a.channels as f64 / a.wall_ramp.as_secs_f64()
     );
     println!(
         "| A: events encoded during the ramp | {} ({:.1} MB) |",
@@ -75,24 +81,29 @@ fn main() {
         a.bytes as f64 / 1e6
     );
     println!(
-        "| A: wall time per virtual second holding {CHANNELS} channels | {:.2} ms |",
+        "| A: wall time per virtual second holding {} channels ({:.1} virtual s) | {:.2} ms |",
+        a.channels,
+        a.virtual_hold.as_secs_f64(),
         a.wall_hold_per_s.as_secs_f64() * 1e3
     );
     println!(
-        "| A: resident memory holding {CHANNELS} channels (whole process) | {} |",
-        a.rss_holding
+        "| A: resident memory holding {} channels (whole process) | {} |",
+        a.channels, a.rss_holding
     );
     println!("| A: channels after hupall | {} |", a.after_hupall);
     println!(
-        "| B: originates per second over loopback (switch on one core) | {:.0} |",
-        b.rate
+        "| B: originates per second over loopback (switch on one core; {} channels up) | {:.0} |",
+        b.channels, b.rate
     );
     println!(
         "| B: bgapi originate -> BACKGROUND_JOB p50 / p99 | {:.2} ms / {:.2} ms |",
         b.p50.as_secs_f64() * 1e3,
         b.p99.as_secs_f64() * 1e3
     );
-    println!("| B: events received by the subscriber | {} |", b.events);
+    println!(
+        "| B: events received by the subscriber until the last job reply | {} |",
+        b.events
+    );
     println!(
         "| peak resident memory of the whole bench (VmHWM) | {} |",
         peak_rss()
@@ -100,9 +111,15 @@ fn main() {
 }
 
 struct CoreFigures {
+    /// Channels the switch held at the end of the ramp (its own count).
+    channels: usize,
+    /// Virtual time from the first originate until the switch held `channels`.
     virtual_ramp: Duration,
     wall_ramp: Duration,
+    /// Virtual time the hold actually covered (up to the last timer it fired).
+    virtual_hold: Duration,
     wall_hold_per_s: Duration,
+    /// Events and bytes encoded during the ramp (not the hold or the `hupall`).
     events: u64,
     bytes: u64,
     after_hupall: usize,
@@ -150,8 +167,10 @@ fn core_in_virtual_time() -> CoreFigures {
 
     let step = Duration::from_secs(1) / RATE;
     let wall = Instant::now();
-    let channels = channels();
-    for i in 0..channels {
+    let target = channels();
+    let ramp_start = now;
+    let mut reached = None;
+    for i in 0..target {
         now += step;
         while sw.poll_timeout().is_some_and(|t| t <= now) {
             sw.handle_timeout(now);
@@ -164,39 +183,49 @@ fn core_in_virtual_time() -> CoreFigures {
             )),
         );
         drain(&mut sw, &mut events, &mut bytes);
+        // The virtual time the switch itself reached the target, not the originate count
+        // times the step.
+        if reached.is_none() && sw.channel_count() >= target {
+            reached = Some(now);
+        }
     }
     let wall_ramp = wall.elapsed();
-    let virtual_ramp = now - start;
-    assert_eq!(
-        sw.channel_count(),
-        channels,
-        "every originate made a channel"
-    );
+    let channels = sw.channel_count();
+    let virtual_ramp = reached.unwrap_or(now) - ramp_start;
+    assert_eq!(channels, target, "every originate made a channel");
+    // The figures say "during the ramp": what the hold and the hangups encode is not counted.
+    let (ramp_events, ramp_bytes) = (events, bytes);
 
     let hold = Instant::now();
-    let hold_secs = 60u32;
-    let until = now + Duration::from_secs(u64::from(hold_secs));
+    let hold_from = now;
+    let until = now + Duration::from_secs(60);
     while let Some(t) = sw.poll_timeout().filter(|&t| t <= until) {
         now = t;
         sw.handle_timeout(now);
         drain(&mut sw, &mut events, &mut bytes);
     }
-    let wall_hold_per_s = hold.elapsed() / hold_secs;
+    let wall_hold = hold.elapsed();
+    let virtual_hold = now - hold_from;
+    let wall_hold_per_s = wall_hold.div_f64(virtual_hold.as_secs_f64().max(1e-9));
     let rss_holding = proc_status("VmRSS:");
     sw.handle_command(now, conn, frame("api hupall NORMAL_CLEARING"));
     drain(&mut sw, &mut events, &mut bytes);
     CoreFigures {
+        channels,
         virtual_ramp,
         wall_ramp,
+        virtual_hold,
         wall_hold_per_s,
-        events,
-        bytes,
+        events: ramp_events,
+        bytes: ramp_bytes,
         after_hupall: sw.channel_count(),
         rss_holding,
     }
 }
 
 struct LoopbackFigures {
+    /// Channels up after the ramp, as `show channels` counts them.
+    channels: u64,
     rate: f64,
     p50: Duration,
     p99: Duration,
@@ -234,15 +263,19 @@ fn loopback_single_core() -> LoopbackFigures {
         cfg.max_jobs = CHANNELS;
         cfg.max_pending = 1024;
         let (client, mut stream) = Client::connect(cfg).await.expect("connect");
-        let counter = tokio::spawn(async move {
-            let mut n = 0u64;
-            while let Some(e) = stream.recv().await {
-                if let ClientEvent::Event(_) = e {
-                    n += 1;
+        // Shared so the count can be read when the last job reply arrives: the `hupall` burst
+        // after it is not part of the ramp.
+        let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                while let Some(e) = stream.recv().await {
+                    if let ClientEvent::Event(_) = e {
+                        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
-            }
-            n
-        });
+            })
+        };
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(RATE as usize));
         let start = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
@@ -267,23 +300,22 @@ fn loopback_single_core() -> LoopbackFigures {
             lat.push(r.expect("task"));
         }
         let elapsed = start.elapsed();
+        let events = seen.load(std::sync::atomic::Ordering::Relaxed);
         let count = client
             .api("show channels as json")
             .await
             .expect("show channels");
         let v: serde_json::Value = serde_json::from_slice(&count).expect("json");
-        assert_eq!(
-            v["row_count"].as_u64(),
-            Some(CHANNELS as u64),
-            "all channels up"
-        );
+        let channels = v["row_count"].as_u64().unwrap_or(0);
+        assert_eq!(channels, CHANNELS as u64, "all channels up");
         client.api("hupall NORMAL_CLEARING").await.expect("hupall");
         tokio::time::sleep(Duration::from_millis(500)).await;
         client.shutdown().await.ok();
-        let events = counter.await.unwrap_or(0);
+        let _ = counter.await;
         lat.sort();
         LoopbackFigures {
-            rate: CHANNELS as f64 / elapsed.as_secs_f64(),
+            channels,
+            rate: channels as f64 / elapsed.as_secs_f64(),
             p50: lat[lat.len() / 2],
             p99: lat[lat.len() * 99 / 100],
             events,

@@ -604,7 +604,7 @@ pub struct QueueSnapshot {
     pub interval_start_unix_ms: u64,
     /// Calls waiting now.
     pub waiting: u64,
-    /// Wait of the oldest waiting call (0 when nobody waits).
+    /// Wait of the oldest waiting call as of the read (0 when nobody waits).
     pub longest_wait_s: f64,
     /// Member agents by current state.
     pub agents: AgentsByState,

@@ -95,6 +95,13 @@ pub enum RuntimeError {
     },
 }
 
+/// The time a live figure is read at, inside an engine query: the driver's clock (tokio's,
+/// pausable in tests), never before the engine's last input. The engine's own `now` is its last
+/// input's, so a wait computed against it would stand still between events.
+pub fn read_now(e: &Engine) -> std::time::Instant {
+    e.now().max(tokio::time::Instant::now().into_std())
+}
+
 pub struct Runtime {
     pub store: Store,
     pub directory: Arc<Directory>,
@@ -392,7 +399,7 @@ impl Runtime {
             loop {
                 tick.tick().await;
                 let Ok((active, snap)) = engine
-                    .query(|e| (e.active_calls(), e.stats().totals(e.now())))
+                    .query(|e| (e.active_calls(), e.stats().totals(read_now(e))))
                     .await
                 else {
                     return; // the engine stopped

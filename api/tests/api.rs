@@ -1133,3 +1133,119 @@ async fn deleting_an_agent_revokes_the_keys_bound_to_it() {
     })
     .await;
 }
+
+/// Polls `GET path` until `done` holds of the answer (10 s at most); the last answer.
+async fn poll_until(s: &Server, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (st, v) = s.call("GET", path, Some(key), None).await;
+        if st == 200 && done(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never got there: {st} {v}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_advance_with_the_clock_between_events_and_the_live_call_names_its_agent() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(k),
+                Some(json!({"name": "sales", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        // No agent yet: the caller waits, and nothing happens to the call meanwhile.
+        let leg = s
+            .switch
+            .as_ref()
+            .unwrap()
+            .place_inbound_call(switchyard_esl::sim::InboundCall {
+                caller_number: "5551234".into(),
+                caller_name: "Caller".into(),
+                destination: "5000".into(),
+                patience: None,
+                talk_time: None,
+                dtmf: None,
+            })
+            .await
+            .expect("the fake switch places the call");
+        let calls_path = format!("/v1/queues/{qid}/calls");
+        poll_until(&s, &calls_path, k, |v| v["calls"][0]["id"] == leg).await;
+        // No event reaches the engine in this second and a half: only the clock moves.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let (_, waiting) = s.call("GET", &calls_path, Some(k), None).await;
+        let caller = &waiting["calls"][0];
+        assert_eq!(caller["id"], leg, "{waiting}");
+        for field in ["waited_s", "in_queue_s"] {
+            let secs = caller[field].as_f64().unwrap_or(0.0);
+            assert!((1.4..30.0).contains(&secs), "{field} = {secs}: {waiting}");
+        }
+        let (_, stats) = s
+            .call("GET", &format!("/v1/queues/{qid}/stats"), Some(k), None)
+            .await;
+        let longest = stats["longest_wait_s"].as_f64().unwrap_or(0.0);
+        assert!(
+            (1.4..30.0).contains(&longest),
+            "longest_wait_s = {longest}: {stats}"
+        );
+        let (_, live) = s
+            .call("GET", &format!("/v1/calls/{leg}"), Some(k), None)
+            .await;
+        assert_eq!(
+            (&live["live"], &live["phase"]),
+            (&json!(true), &json!("waiting")),
+            "{live}"
+        );
+        assert_eq!(
+            live["agent_id"],
+            Value::Null,
+            "a waiting call has no agent: {live}"
+        );
+        let waited = live["waited_s"].as_f64().unwrap_or(0.0);
+        assert!((1.4..30.0).contains(&waited), "waited_s = {waited}: {live}");
+
+        // An agent comes: the call is offered to it (its phone rings for about a second),
+        // then talks to it; the live view names the agent in both phases.
+        let aid = s.agent(k, "Ana", "user/1000").await;
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{qid}/members"),
+                Some(k),
+                Some(json!({"agent_id": aid})),
+            )
+            .await;
+        assert!(st == 200 || st == 201, "{st} {e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{aid}/state"),
+                Some(k),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let talking = poll_until(&s, &format!("/v1/calls/{leg}"), k, |v| {
+            if v["phase"] == "offering" {
+                assert_eq!(v["agent_id"], aid, "the offered agent: {v}");
+            }
+            v["phase"] == "talking"
+        })
+        .await;
+        assert_eq!(talking["agent_id"], aid, "{talking}");
+        s.stop().await;
+    })
+    .await;
+}

@@ -33,6 +33,4 @@ pub enum EngineError {
     AgentNotFree { agent: AgentId, why: &'static str },
     #[error("agent {agent} is not on a call")]
     AgentNotOnCall { agent: AgentId },
-    #[error("input time went backwards")]
-    TimeWentBackwards,
 }

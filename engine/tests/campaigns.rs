@@ -586,7 +586,8 @@ mod simulated {
             ..base.clone()
         })
         .unwrap();
-        assert!(predictive.abandon_rate < 0.04, "{predictive:?}");
+        // The rule: under 3% of answered persons over the period, no day above 5%.
+        assert!(predictive.abandon_rate < 0.03, "{predictive:?}");
         assert!(predictive.abandon_rate_max_day < 0.05, "{predictive:?}");
         assert_eq!(
             progressive.abandoned, 0,
@@ -623,7 +624,7 @@ mod simulated {
         // an offer is taken at once (the line's own ring, once a day, is idle time).
         assert!(per_call.reserved_share > 0.001, "{per_call:?}");
         assert!(lines.reserved_share < 0.000_1, "{lines:?}");
-        assert!(lines.abandon_rate < 0.04, "{lines:?}");
+        assert!(lines.abandon_rate < 0.03, "{lines:?}");
         assert!(lines.abandon_rate_max_day < 0.05, "{lines:?}");
         assert!(lines.connected > 1000, "{lines:?}");
     }

@@ -17,6 +17,7 @@ use crate::http::{
 };
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
+use crate::runtime::read_now;
 use crate::spec::{AgentSkill, AgentSpec, check_name};
 use crate::store::AgentRow;
 
@@ -327,7 +328,7 @@ async fn state(
                 id,
                 state: a.state(),
                 reason: a.break_reason(),
-                snapshot: serde_json::to_value(e.stats().agent_snapshot(e.now(), agent)).ok(),
+                snapshot: serde_json::to_value(e.stats().agent_snapshot(read_now(e), agent)).ok(),
             })
         })
         .await

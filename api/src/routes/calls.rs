@@ -16,6 +16,7 @@ use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
+use crate::runtime::read_now;
 use crate::store::{CallFilter, CallRow, CdrRow};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
@@ -175,7 +176,11 @@ struct LiveCall {
     priority: i32,
     /// `waiting`, `offering`, `callingback` or `talking`.
     phase: String,
+    /// Since the caller arrived, as of this read.
     waited_s: f64,
+    /// The agent talking to the caller (or calling the customer back), or the one being
+    /// offered the call; `null` while it waits, and while several agents ring at once.
+    agent_id: Option<u32>,
     /// Offers made so far.
     offers: u32,
     /// The router's decision traces so far.
@@ -238,7 +243,7 @@ async fn live_call(
             if dir.queue_tenant(c.queue) != Some(tenant) {
                 return None;
             }
-            let now = e.now();
+            let now = read_now(e);
             Some(LiveCall {
                 id,
                 live: true,
@@ -253,6 +258,7 @@ async fn live_call(
                     .trim_end_matches('{')
                     .to_lowercase(),
                 waited_s: now.saturating_duration_since(c.wait_origin).as_secs_f64(),
+                agent_id: e.call_agent(c.id).map(|a| a.0),
                 offers: c.offers_made,
                 decisions: e
                     .traces_for(c.id)

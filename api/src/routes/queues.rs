@@ -17,7 +17,7 @@ use super::{
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
-use crate::runtime::route_name;
+use crate::runtime::{read_now, route_name};
 use crate::spec::{QueueSpec, check_name};
 use crate::store::{MemberRow, QueueRow};
 
@@ -574,7 +574,7 @@ async fn stats(
     let snap = st
         .rt
         .engine
-        .query(move |e| serde_json::to_value(e.stats().queue_snapshot(e.now(), q)))
+        .query(move |e| serde_json::to_value(e.stats().queue_snapshot(read_now(e), q)))
         .await
         .map_err(engine_error)?
         .map_err(ApiError::internal)?;
@@ -633,7 +633,7 @@ async fn waiting(
         .rt
         .engine
         .query(move |e| {
-            let now = e.now();
+            let now = read_now(e);
             e.waiting_calls(q)
                 .into_iter()
                 .enumerate()

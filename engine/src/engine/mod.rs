@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, AgentStateKind};
-use crate::call::{Call, Offer};
+use crate::call::{Call, Offer, Phase};
 use crate::config::EngineConfig;
 use crate::dialer::campaign::Campaign;
 use crate::error::EngineError;
@@ -304,6 +304,9 @@ impl Engine {
 
     // ----- read-only accessors for drivers, the API and tests -----
 
+    /// The time of the last input, not the time now: a figure read between inputs (how long a
+    /// caller has waited) must be computed against the reader's clock, or it stands still
+    /// until the next event.
     pub fn now(&self) -> Instant {
         self.now
     }
@@ -325,6 +328,23 @@ impl Engine {
     /// originated that no longer are.
     pub fn owns_leg(&self, leg: LegId) -> bool {
         self.legs.contains_key(&leg)
+    }
+
+    /// The agent a call is with: the one talking to it (or calling the customer back), or the
+    /// one it is being offered to. `None` while it waits, and while several agents are rung
+    /// for it at once (ring-all), when no one agent is its agent yet.
+    pub fn call_agent(&self, id: CallId) -> Option<AgentId> {
+        let call = self.calls.get(&id)?;
+        match call.phase {
+            Phase::Talking { agent, .. }
+            | Phase::Connecting { agent, .. }
+            | Phase::CallingBack { agent, .. } => Some(agent),
+            Phase::Offering => match call.offers.as_slice() {
+                [one] => self.offers.get(one).map(|o| o.agent),
+                _ => None,
+            },
+            Phase::Waiting => None,
+        }
     }
 
     pub fn call_by_leg(&self, leg: LegId) -> Option<CallId> {
