@@ -47,6 +47,15 @@
 //! turn (one for the turn's `api` answers, one per originate, whose job reports seconds
 //! later), after the turn's requests are all enqueued.
 //!
+//! **Bridges wait for the handover.** FreeSWITCH's `originate` owns the leg it creates until
+//! its job reports, 0-20 ms after the leg's CHANNEL_ANSWER; a `uuid_bridge` in that window is
+//! refused or undone. A core `Bridge` whose originated leg is not handed over yet is held (the
+//! module `handover`) and sent at the job's `+OK` or the leg's CHANNEL_PARK; CHANNEL_BRIDGE
+//! is reported as [`SwitchEvent::Bridged`], a refusal as [`SwitchEvent::BridgeFailed`]. An
+//! originate that fails after its leg answered leaves the leg up: it is killed and tracked
+//! until its CHANNEL_HANGUP_COMPLETE, and a periodic sweep kills originated legs the core no
+//! longer uses (`sweep_interval`).
+//!
 //! **Kills that overtake their originate.** FreeSWITCH runs `bgapi originate` in a thread of
 //! its own, so a `uuid_kill` right behind it can find no channel yet. Until the originate's
 //! job reports, such a kill is retried (`kill_retry`), and a leg that answers after we wanted
