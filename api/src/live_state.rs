@@ -153,7 +153,9 @@ impl LiveState {
             }
             // Filed by the runtime (`campaign_runtime::live_message`): campaigns are not
             // part of the snapshot, each delta is the campaign's whole figures.
-            LiveEvent::Campaign(_) | LiveEvent::CallBridgeFailed { .. } => return None,
+            LiveEvent::Campaign(_)
+            | LiveEvent::CallBridgeFailed { .. }
+            | LiveEvent::CampaignPacing { .. } => return None,
             LiveEvent::QueuePaused { queue, paused } => {
                 let tenant = queue_tenant(*queue)?;
                 (

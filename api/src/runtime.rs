@@ -263,8 +263,17 @@ impl Runtime {
             )?;
         }
         crate::campaign_runtime::load(&store, &mut engine, now, &directory).await?;
-        // Loading produced records (agent states) that need not be written again.
-        while !matches!(engine.poll_output(), switchyard_engine::Output::Timeout(_)) {}
+        // Loading produced records (agent states) that need not be written again; its switch
+        // commands (the persistent lines of agents available before the restart) are sent
+        // once the driver runs.
+        let mut boot_commands = Vec::new();
+        loop {
+            match engine.poll_output() {
+                switchyard_engine::Output::Timeout(_) => break,
+                switchyard_engine::Output::Switch(cmd) => boot_commands.push(cmd),
+                _ => {}
+            }
+        }
         let live = Arc::new(LiveState::default());
         for agent in engine.agent_ids().collect::<Vec<_>>() {
             if let (Some(t), Some(a)) = (directory.agent_tenant(agent), engine.agent_info(agent)) {
@@ -301,6 +310,12 @@ impl Runtime {
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
+        for cmd in boot_commands {
+            handle
+                .inject_switch_command(cmd)
+                .await
+                .map_err(RuntimeError::Driver)?;
+        }
         let hub = LiveHub::new(LiveConfig::default());
         let forwarder = tokio::spawn(forward(
             handle.subscribe(),

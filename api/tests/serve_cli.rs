@@ -74,9 +74,9 @@ async fn demo_runs_with_no_setup_and_serves_live_traffic() {
         .iter()
         .filter_map(|q| q["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["sales", "support"]);
+    assert_eq!(names, vec!["sales", "support", "outbound"]);
     let agents: serde_json::Value = get("/v1/agents").await.unwrap().json().await.unwrap();
-    assert_eq!(agents["agents"].as_array().unwrap().len(), 20);
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 26);
     // Callers arrive, are answered by the fake switch's agents, and end as records.
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
@@ -96,6 +96,36 @@ async fn demo_runs_with_no_setup_and_serves_live_traffic() {
             Instant::now() < deadline,
             "no answered call recorded: {calls}"
         );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The seeded campaign (agents on persistent lines) connects persons once started.
+    let campaigns: serde_json::Value = get("/v1/campaigns").await.unwrap().json().await.unwrap();
+    let campaign = campaigns["campaigns"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "demo-outbound"))
+        .unwrap_or_else(|| panic!("the demo campaign: {campaigns}"))["id"]
+        .as_i64()
+        .unwrap();
+    let started = http
+        .post(format!("{base}/v1/campaigns/{campaign}/start"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success(), "{}", started.status());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stats: serde_json::Value = get(&format!("/v1/campaigns/{campaign}/stats"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if stats["connected"].as_u64().unwrap_or(0) >= 1 {
+            assert_eq!(stats["pacing"], "customer-first", "{stats}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no person connected: {stats}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let ready = http.get(format!("{base}/readyz")).send().await.unwrap();

@@ -520,6 +520,13 @@ pub enum LiveEvent {
     },
     /// A campaign's counters after a dial ended or its state changed.
     Campaign(CampaignStats),
+    /// A progressive campaign changed how it dials: `agent-first` (agents rung before the
+    /// customer, with `brake` saying why) or back to `customer-first`.
+    CampaignPacing {
+        campaign: CampaignId,
+        pacing: &'static str,
+        brake: Option<crate::dialer::connect::Brake>,
+    },
 }
 
 /// Why a bridge did not happen.

@@ -6,6 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::Bed;
+use switchyard_engine::LiveEvent;
+use switchyard_engine::dialer::connect::Brake;
 use switchyard_engine::dialer::{
     AmdPolicy, AttemptOutcome, AttemptRecord, CallingWindow, CampaignConfig, CampaignControl,
     CampaignState, ContactNext, ContactSpec, DialMode, MachineAction, RetryRule, RetryRules,
@@ -795,4 +797,65 @@ fn unneeded_lines_are_released_after_the_minimum_ring_and_not_before() {
             assert_eq!(bed.engine.campaign_stats(C).unwrap().released, 0);
         }
     }
+}
+
+#[test]
+fn progressive_on_agents_too_slow_for_the_allowance_rings_them_first_after_one_abandon() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 5);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(&bed, 0)[0].clone();
+    bed.event(SwitchEvent::LegAnswered { leg });
+    // The agent's desk phone rings past the 2 s allowance: the person is abandoned.
+    let first_agent_leg = bed.leg_of(1);
+    let mark = bed.switch.len();
+    bed.advance(Duration::from_millis(2100));
+    assert!(
+        bed.switch[mark..]
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::PlayThenHangup { leg: l, .. } if *l == leg))
+    );
+    // The ledger is at the target at once: the next dial rings the agent first...
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    bed.advance(Duration::from_secs(1));
+    assert!(bed.live.iter().any(|e| matches!(
+        e,
+        LiveEvent::CampaignPacing {
+            pacing: "agent-first",
+            brake: Some(Brake::OverTarget),
+            ..
+        }
+    )));
+    let agent_leg = agent_leg_since(&bed, mark).expect("the agent is rung first");
+    assert_ne!(agent_leg, first_agent_leg);
+    assert!(
+        dials_since(&bed, mark).is_empty(),
+        "no customer before the agent"
+    );
+    let stats = bed.engine.campaign_stats(C).unwrap();
+    assert_eq!(
+        (stats.pacing, stats.brake),
+        ("agent-first", Some(Brake::OverTarget))
+    );
+    // ... and the customer is dialled once the agent is on the line, bridged at its answer.
+    bed.advance(Duration::from_secs(3));
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    let (customer, _) = dials_since(&bed, mark)[0].clone();
+    bed.advance(Duration::from_secs(8));
+    bed.event(SwitchEvent::LegAnswered { leg: customer });
+    bed.advance(Duration::from_secs(30));
+    bed.event(SwitchEvent::LegHungUp {
+        leg: customer,
+        cause: HangupCause::Normal,
+    });
+    let a = attempts(&bed);
+    assert_eq!(
+        a.iter().map(|a| a.outcome).collect::<Vec<_>>(),
+        vec![AttemptOutcome::Abandoned, AttemptOutcome::Connected]
+    );
+    let stats = bed.engine.campaign_stats(C).unwrap();
+    assert_eq!((stats.connected, stats.abandoned), (1, 1));
 }

@@ -431,16 +431,27 @@ pub struct DemoArgs {
     calls_per_minute: f64,
 }
 
-/// The fake switch's behaviour in the demo: 20 agent phones, steady inbound callers to 5000.
+/// The fake switch's behaviour in the demo: 20 agent phones for the inbound queues and 6 for
+/// the outbound campaign (desk phones: 1-3 s to answer), customers behind the `demo`
+/// gateway, steady inbound callers to 5000.
 fn demo_scenario(calls_per_minute: f64) -> String {
     format!(
         r#"
 seed = 7
 [agents]
-extensions = ["1000-1019"]
+extensions = ["1000-1025"]
 answer_delay = {{ uniform = [1.0, 3.0] }}
 answer = 0.95
 no_answer = 0.05
+[customers]
+human = 0.55
+machine = 0.0
+busy = 0.1
+no_answer = 0.3
+failed = 0.05
+answer_delay = {{ uniform = [4.0, 15.0] }}
+no_answer_after = {{ fixed = 30.0 }}
+talk_time = {{ exp = 45.0 }}
 [inbound]
 calls_per_minute = {calls_per_minute}
 destination = "5000"
@@ -560,6 +571,7 @@ async fn seed_demo(store: &Store) -> anyhow::Result<String> {
             t
         }
     };
+    seed_demo_campaign(store, tenant.id).await?;
     let (_, key) = store
         .create_api_key(
             Some(tenant.id),
@@ -571,6 +583,91 @@ async fn seed_demo(store: &Store) -> anyhow::Result<String> {
         )
         .await?;
     Ok(key)
+}
+
+/// Agents of the demo's outbound campaign (extensions 1020-1025).
+const DEMO_CAMPAIGN_AGENTS: i32 = 6;
+/// Contacts the demo campaign starts with.
+const DEMO_CONTACTS: usize = 4_000;
+
+/// The demo's outbound campaign (created once, left in draft for the operator to start): a
+/// queue of its own whose agents sit on persistent lines. Their desk phones take 1-3 s to
+/// answer, which per-call legs cannot fit into the 2-second rule; a line that is already up
+/// is bridged at once, so the campaign stays legal in predictive and progressive mode.
+async fn seed_demo_campaign(
+    store: &Store,
+    tenant: switchyard_api::model::TenantId,
+) -> anyhow::Result<()> {
+    if store
+        .list_campaigns(tenant)
+        .await?
+        .iter()
+        .any(|c| c.name == "demo-outbound")
+    {
+        return Ok(());
+    }
+    let audit = |action| cli_audit(action, "demo", json!({ "via": "demo" }));
+    let spec: QueueSpec = serde_json::from_value(
+        json!({ "strategy": "longest-idle-agent", "numbers": [], "wrapup_s": 5.0 }),
+    )?;
+    let queue = store
+        .create_queue(
+            tenant,
+            "outbound",
+            serde_json::to_value(spec)?,
+            &audit("queue.create"),
+        )
+        .await?;
+    for i in 0..DEMO_CAMPAIGN_AGENTS {
+        let ext = 1020 + i;
+        let spec: AgentSpec = serde_json::from_value(
+            json!({ "contact": format!("user/{ext}"), "persistent_line": true }),
+        )?;
+        let a = store
+            .create_agent(
+                tenant,
+                &format!("Outbound {ext}"),
+                serde_json::to_value(spec)?,
+                &audit("agent.create"),
+            )
+            .await?;
+        store
+            .set_member(tenant, queue.id, a.id, 1, i + 1, 1, &audit("member.set"))
+            .await?;
+        store
+            .set_agent_presence(tenant, a.id, json!({ "presence": "available" }))
+            .await?;
+    }
+    let spec: switchyard_api::spec_campaign::CampaignSpec = serde_json::from_value(json!({
+        "mode": "predictive",
+        "queue": queue.id,
+        "caller_id": "+15550100",
+        "dial": "sofia/gateway/demo/{number}",
+        "max_lines": 12,
+        "window": { "start": "00:00", "end": "24:00" },
+        "ledger_zone": "UTC",
+    }))?;
+    let campaign = store
+        .create_campaign(
+            tenant,
+            "demo-outbound",
+            serde_json::to_value(spec)?,
+            &audit("campaign.create"),
+        )
+        .await?;
+    let contacts: Vec<switchyard_api::store::ContactInput> = (0..DEMO_CONTACTS)
+        .map(|i| switchyard_api::store::ContactInput {
+            number: format!("+1202555{i:04}"),
+            zone: "UTC".into(),
+            fields: serde_json::Map::new(),
+        })
+        .collect();
+    for batch in contacts.chunks(switchyard_api::store::MAX_CONTACT_BATCH) {
+        store
+            .import_contacts(tenant, campaign.id, batch.to_vec())
+            .await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

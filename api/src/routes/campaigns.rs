@@ -815,6 +815,13 @@ struct StatsView {
     agents_busy: u32,
     /// Busy / staffed agents now.
     occupancy: f64,
+    /// Progressive: `customer-first`, or `agent-first` when its agents are rung before the
+    /// customer is dialled because they answer too slowly for the 2-second rule
+    /// (`slow-agents`) or today's abandon rate is at the target (`over-target`), named by
+    /// `brake`.
+    pacing: String,
+    #[schema(nullable)]
+    brake: Option<String>,
     /// Whether the figures come from the running engine (else only the store's counts).
     live: bool,
 }
@@ -876,6 +883,12 @@ async fn stats(
         agents_staffed: s.agents_staffed,
         agents_busy: s.agents_busy,
         occupancy: s.occupancy,
+        pacing: if s.pacing.is_empty() {
+            "customer-first".to_owned()
+        } else {
+            s.pacing.to_owned()
+        },
+        brake: s.brake.map(|b| b.name().to_owned()),
         live: is_live,
     }))
 }

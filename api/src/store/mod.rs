@@ -232,7 +232,7 @@ mod campaigns;
 mod config;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
-    LedgerAttempt,
+    LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH,
 };
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.

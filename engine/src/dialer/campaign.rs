@@ -88,6 +88,8 @@ pub struct Campaign {
     /// Last live-feed update, and whether one is owed (updates are at most 1 per second).
     pub notified: Option<Instant>,
     pub notify_owed: bool,
+    /// Progressive only: whether its agents answer fast enough to dial the customer first.
+    pub connect: super::connect::ConnectCheck,
 }
 
 /// How often a running campaign looks at its pacing when nothing else happens.
@@ -109,6 +111,7 @@ impl Campaign {
             dirty: false,
             notified: None,
             notify_owed: false,
+            connect: super::connect::ConnectCheck::default(),
         }
     }
 

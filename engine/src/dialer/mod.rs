@@ -23,6 +23,7 @@
 
 pub mod campaign;
 pub mod config;
+pub mod connect;
 pub mod contacts;
 pub mod ledger;
 pub mod pacing;
@@ -208,4 +209,8 @@ pub struct CampaignStats {
     pub agents_busy: u32,
     /// Busy / staffed now (0 with nobody staffed).
     pub occupancy: f64,
+    /// How progressive dials go now: `customer-first`, or `agent-first` (the agent is rung
+    /// before the customer is dialled) with `brake` saying why; see `dialer::connect`.
+    pub pacing: &'static str,
+    pub brake: Option<connect::Brake>,
 }

@@ -320,8 +320,9 @@ impl DriverHandle {
 
     /// Sends a switch command as if the core had emitted it: it goes to its leg's node (an
     /// originate is placed like the core's own) and its outcome is reported to the core.
-    /// For wire-level tests and operator tooling; the core does not expect what it did not
-    /// ask for, so use it on legs the core does not own.
+    /// For wire-level tests and operator tooling (the core does not expect what it did not
+    /// ask for, so use it on legs the core does not own), and for the commands a core emitted
+    /// before the driver ran (loaded from a store at boot).
     #[doc(hidden)]
     pub async fn inject_switch_command(&self, cmd: SwitchCommand) -> Result<(), DriverError> {
         self.api
@@ -941,6 +942,21 @@ impl Loop {
                     } = &ev
                     {
                         warn!(%call, %agent, ?reason, "call not bridged to its agent; the agent leg is let go");
+                    }
+                    if let LiveEvent::CampaignPacing {
+                        campaign,
+                        pacing,
+                        brake,
+                    } = &ev
+                    {
+                        match brake {
+                            Some(_) => {
+                                warn!(%campaign, pacing, ?brake, "progressive campaign rings agents first: its persons could not be connected within the allowance");
+                            }
+                            None => {
+                                info!(%campaign, pacing, "progressive campaign dials customers first again")
+                            }
+                        }
                     }
                     // No subscriber is not an error.
                     let _ = self.live.send(ev);
@@ -2050,7 +2066,9 @@ impl Loop {
             ApiRequest::Query(read) => read(&self.engine),
             ApiRequest::Routes(routes) => self.cfg.routes = routes,
             ApiRequest::Inject(cmd) => {
-                let leg = originated_leg(&cmd);
+                // Tooling's legs are not the core's: the sweep leaves them alone. A command the
+                // core asked for before the driver ran (boot) is the core's like any other.
+                let leg = originated_leg(&cmd).filter(|l| !self.engine.owns_leg(*l));
                 self.switch(cmd);
                 if let Some(o) = leg.and_then(|l| self.originated.get_mut(&l)) {
                     o.exempt = true;

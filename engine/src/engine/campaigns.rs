@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::agent::Activity;
 use crate::call::{Call, CallTimers, CampaignCall, Phase};
 use crate::dialer::campaign::{Campaign, Line, LinePhase, RecentCall, TICK};
+use crate::dialer::connect::Pacing;
 use crate::dialer::contacts::{Contact, Refused};
 use crate::dialer::pacing::{AgentView, LineView};
 use crate::dialer::{
@@ -459,6 +460,30 @@ impl Engine {
             .count();
         let in_flight = c.lines.len() + c.previews as usize;
         let mut capacity = (c.cfg.max_lines as usize).saturating_sub(in_flight);
+        let agent_first = c.cfg.mode == DialMode::Progressive && {
+            // The legal ledger brakes progressive too: a day at the target rings agents
+            // first, so no further person can be abandoned today.
+            let (persons, abandoned) = c.ledger.day_counts(now_ms);
+            let over =
+                abandoned > 0 && (abandoned as f64) >= c.cfg.abandon_target * (persons as f64);
+            let connect = c.cfg.connect_within;
+            let Some(c) = self.campaigns.get_mut(&id) else {
+                return false;
+            };
+            let (pacing, changed) = c.connect.decide(connect, over);
+            if changed {
+                c.notify_owed = true;
+                self.notify(LiveEvent::CampaignPacing {
+                    campaign: id,
+                    pacing: pacing.name(),
+                    brake: pacing.brake(),
+                });
+            }
+            matches!(pacing, Pacing::AgentFirst(_))
+        };
+        let Some(c) = self.campaigns.get(&id) else {
+            return false;
+        };
         let wanted = match c.cfg.mode {
             DialMode::Preview => free.saturating_sub(ours_in_line + others),
             DialMode::Progressive => free.saturating_sub(ringing + ours_in_line + others),
@@ -532,7 +557,7 @@ impl Engine {
             let Some(contact) = c.contacts.next_dialable(now_ms, window) else {
                 break;
             };
-            if c.cfg.mode == DialMode::Preview {
+            if c.cfg.mode == DialMode::Preview || agent_first {
                 self.create_preview(id, contact);
                 created = true;
             } else {
@@ -861,6 +886,22 @@ impl Engine {
         self.join_queue(call_id, q);
     }
 
+    /// An agent answered an offer of a campaign call `lag` after it was made: progressive
+    /// learns whether its agents are fast enough to dial customers first.
+    pub(crate) fn campaign_agent_answered(&mut self, call: CallId, lag: Duration) {
+        let Some(id) = self
+            .calls
+            .get(&call)
+            .and_then(|c| c.campaign.as_ref())
+            .map(|i| i.campaign)
+        else {
+            return;
+        };
+        if let Some(c) = self.campaigns.get_mut(&id) {
+            c.connect.learn(lag);
+        }
+    }
+
     /// An agent was bridged to a campaign call (or a preview's customer answered).
     /// A campaign call was bridged to its agent; `agent_lag` is how long the agent took to
     /// answer the offer (none for calls whose agent was rung first).
@@ -939,6 +980,17 @@ impl Engine {
             .campaigns
             .get(&campaign)
             .map(|c| c.cfg.abandon_message.clone());
+        // An agent still ringing (or still being bridged) when the allowance ran out was too
+        // slow for customer-first dialling: progressive learns it as such.
+        if connecting.is_some() || !in_line {
+            let slow = self
+                .campaigns
+                .get(&campaign)
+                .map(|c| c.cfg.connect_within + crate::dialer::connect::BRIDGE_ALLOWANCE);
+            if let (Some(lag), Some(c)) = (slow, self.campaigns.get_mut(&campaign)) {
+                c.connect.learn(lag);
+            }
+        }
         if let Some((agent, agent_leg, deadline)) = connecting {
             // An agent answered but FreeSWITCH has not joined the legs within the allowance:
             // the person was not connected in time, whatever the agent's side says.
@@ -1202,6 +1254,11 @@ impl Engine {
             }
         }
         let k = c.counters;
+        let pacing = if c.cfg.mode == DialMode::Progressive {
+            c.connect.pacing()
+        } else {
+            Pacing::CustomerFirst
+        };
         Some(CampaignStats {
             campaign: id,
             state: c.state,
@@ -1224,6 +1281,8 @@ impl Engine {
             } else {
                 f64::from(busy) / f64::from(staffed)
             },
+            pacing: pacing.name(),
+            brake: pacing.brake(),
         })
     }
 

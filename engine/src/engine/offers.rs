@@ -252,6 +252,7 @@ impl Engine {
         }
         // The winner: every other offer of this call is cancelled first.
         self.retire_offer(o, OfferResult::Accepted);
+        self.campaign_agent_answered(offer.call, now.saturating_duration_since(offer.started));
         self.cancel_offers(offer.call);
         let Some(call) = self.calls.get_mut(&offer.call) else {
             return;
