@@ -2287,7 +2287,7 @@ fn socket_caller_bridged(
     (h.events(c), caller, agent)
 }
 
-fn of<'a>(evs: &'a [Event], uuid: &str) -> Vec<String> {
+fn events_of(evs: &[Event], uuid: &str) -> Vec<String> {
     evs.iter()
         .filter(|e| e.unique_id().as_deref() == Some(uuid))
         .filter_map(|e| e.name().map(|n| n.into_owned()))
@@ -2331,14 +2331,14 @@ fn a_socket_caller_whose_extension_ends_at_socket_is_hung_up_instead_of_bridged(
     let gap = ts(hangup) - ts(unpark);
     assert!((4_000..=6_000).contains(&gap), "unpark -> hangup {gap} us");
     // The agent leg was never claimed: no unpark, no hangup, still parked.
-    assert_eq!(of(&evs, &agent), Vec::<String>::new());
+    assert_eq!(events_of(&evs, &agent), Vec::<String>::new());
 }
 
 #[test]
 fn a_socket_caller_with_park_after_socket_is_bridged_even_when_socket_returns_early() {
     let (evs, caller, agent) = socket_caller_bridged(AfterSocket::Park, 1.0, true);
     assert_eq!(
-        of(&evs, &caller),
+        events_of(&evs, &caller),
         [
             "CHANNEL_UNPARK",
             "CHANNEL_EXECUTE_COMPLETE",
