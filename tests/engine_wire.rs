@@ -21,8 +21,8 @@ use switchyard_engine::{
 };
 use switchyard_esl::client::{Auth, BackoffConfig, Client, ClientConfig, ClientEvent};
 use switchyard_esl::sim::{
-    AgentBehaviour, AgentModel, AgentOverride, CustomerModel, Dist, Fault, InboundCall, Scenario,
-    SimConfig, SimHandle,
+    AfterSocket, AgentBehaviour, AgentModel, AgentOverride, CustomerModel, Dist, Fault,
+    InboundCall, Scenario, SimConfig, SimHandle, SwitchModel,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -106,6 +106,10 @@ fn queue(strategy: Strategy) -> QueueConfig {
 
 impl World {
     async fn start(queue: QueueConfig) -> World {
+        World::start_with(queue, SwitchModel::default()).await
+    }
+
+    async fn start_with(queue: QueueConfig, switch: SwitchModel) -> World {
         // The driver's outbound listener first: the switch needs its address.
         let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -114,6 +118,7 @@ impl World {
             SimConfig {
                 inbound_target: Some(outbound.local_addr().unwrap().to_string()),
                 scenario: scenario(),
+                switch,
                 ..SimConfig::default()
             },
             42,
@@ -918,4 +923,46 @@ async fn a_persistent_agent_line_outlives_each_call_and_takes_the_next_one_witho
             e.name == "CHANNEL_HANGUP_COMPLETE" && e.uuid == line
         })
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_socket_fall_through_forced_every_caller_is_still_bridged() {
+    // Every uuid_bridge lets the caller's `socket` return early (issue 15, item 8); the
+    // documented dialplan parks it after `socket`, so the bridge still claims it, and
+    // hangup_after_bridge (set at arrival) ends it with the agent instead of parking it.
+    let w = World::start_with(
+        queue(Strategy::LongestIdleAgent),
+        SwitchModel {
+            after_socket: AfterSocket::Park,
+            socket_fall_through: 1.0,
+            ..SwitchModel::default()
+        },
+    )
+    .await;
+    w.agent(1, 1001, 1, true).await;
+    for n in 0..3 {
+        let caller = w
+            .call(InboundCall {
+                caller_number: format!("+1555000200{n}"),
+                talk_time: Some(Duration::from_millis(300)),
+                ..InboundCall::default()
+            })
+            .await;
+        let agent_leg = w.bridged_to(&caller).await;
+        let rec = w.call_record("the call record", &caller).await;
+        assert_eq!(rec.outcome, CallOutcome::Answered, "call {n}");
+        assert_eq!(rec.agent, Some(AgentId(1)), "call {n}");
+        assert!(rec.talk_s >= 0.2, "call {n}: talk {}", rec.talk_s);
+        // Both legs end: nobody is left parked.
+        for leg in [&caller, &agent_leg] {
+            w.switch
+                .wait_for("the leg's CHANNEL_HANGUP_COMPLETE", |e| {
+                    e.name == "CHANNEL_HANGUP_COMPLETE" && &e.uuid == leg
+                })
+                .await;
+        }
+        w.wait_agent_state(1, AgentStateKind::Available).await;
+    }
+    w.no_channels_within(LIMIT).await;
+    w.stop().await;
 }

@@ -11,8 +11,8 @@ use bytes::BytesMut;
 use futures_util::StreamExt;
 use switchyard_esl::codec::{CommandDecoder, Disposition, EslCodec, Event, Message, SwitchCodec};
 use switchyard_esl::sim::{
-    AgentOverride, BridgeRace, ConnId, ConnKind, Dist, Fault, InboundCall, Output, RaceOutcome,
-    SimConfig, Switch,
+    AfterSocket, AgentOverride, BridgeRace, ConnId, ConnKind, Dist, Fault, InboundCall, Output,
+    RaceOutcome, SimConfig, Switch,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -2239,4 +2239,131 @@ fn race_events_carry_the_header_names_of_the_captures() {
         true,
     );
     assert!(seen.contains("CHANNEL_UNPARK"), "{seen:?}");
+}
+
+/// A caller held by `socket ... async full` (answered), a parked agent leg, then
+/// `uuid_bridge <caller> <agent>`: every event the switch sends on an `event plain ALL`
+/// connection over the next second, and the caller's and agent's uuids.
+fn socket_caller_bridged(
+    after_socket: AfterSocket,
+    fall_through: f64,
+    hab: bool,
+) -> (Vec<Event>, String, String) {
+    let mut cfg = SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        ..SimConfig::default()
+    };
+    cfg.switch.after_socket = after_socket;
+    cfg.switch.socket_fall_through = fall_through;
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    let caller =
+        h.sw.place_inbound_call(h.now, InboundCall::default())
+            .unwrap();
+    h.pump();
+    let (o, _, _) = h.opened.pop().unwrap();
+    h.sw.outbound_connected(h.now, o);
+    h.cmd(o, "connect");
+    h.cmd(o, "myevents");
+    h.cmd(
+        o,
+        "sendmsg\ncall-command: execute\nexecute-app-name: answer",
+    );
+    if hab {
+        h.cmd(
+            c,
+            &format!("api uuid_setvar_multi {caller} hangup_after_bridge=true;socket_resume=false"),
+        );
+        assert_eq!(api_text(&h.take(c)), ["+OK\n"]);
+    }
+    h.cmd(c, "api originate user/1000 &park()");
+    h.advance(Duration::from_secs(2));
+    let agent = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, "event plain ALL");
+    h.take(c);
+    h.cmd(c, &format!("api uuid_bridge {caller} {agent}"));
+    assert_eq!(api_text(&h.take(c)), [format!("+OK {agent}\n")]);
+    h.advance(Duration::from_secs(1));
+    (h.events(c), caller, agent)
+}
+
+fn events_of(evs: &[Event], uuid: &str) -> Vec<String> {
+    evs.iter()
+        .filter(|e| e.unique_id().as_deref() == Some(uuid))
+        .filter_map(|e| e.name().map(|n| n.into_owned()))
+        .filter(|n| n != "CHANNEL_STATE" && n != "CHANNEL_CALLSTATE")
+        .collect()
+}
+
+#[test]
+fn a_socket_caller_whose_extension_ends_at_socket_is_hung_up_instead_of_bridged() {
+    // What the real switch did (issue 15, item 8): CHANNEL_UNPARK naming the agent, the
+    // extension runs out, NORMAL_CLEARING ~5 ms later, no CHANNEL_BRIDGE, agent still parked.
+    let (evs, caller, agent) = socket_caller_bridged(AfterSocket::Nothing, 1.0, false);
+    assert!(
+        evs.iter()
+            .all(|e| e.name().as_deref() != Some("CHANNEL_BRIDGE")),
+        "{:?}",
+        names(&evs)
+    );
+    let unpark = evs
+        .iter()
+        .find(|e| {
+            e.name().as_deref() == Some("CHANNEL_UNPARK")
+                && e.unique_id().as_deref() == Some(caller.as_str())
+        })
+        .expect("the caller leaves its socket");
+    assert_eq!(unpark.header("Other-Leg-Unique-ID").unwrap(), agent);
+    let hangup = evs
+        .iter()
+        .find(|e| {
+            e.name().as_deref() == Some("CHANNEL_HANGUP")
+                && e.unique_id().as_deref() == Some(caller.as_str())
+        })
+        .expect("the caller is hung up");
+    assert_eq!(hangup.hangup_cause().unwrap(), "NORMAL_CLEARING");
+    let ts = |e: &Event| {
+        e.header("Event-Date-Timestamp")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let gap = ts(hangup) - ts(unpark);
+    assert!((4_000..=6_000).contains(&gap), "unpark -> hangup {gap} us");
+    // The agent leg was never claimed: no unpark, no hangup, still parked.
+    assert_eq!(events_of(&evs, &agent), Vec::<String>::new());
+}
+
+#[test]
+fn a_socket_caller_with_park_after_socket_is_bridged_even_when_socket_returns_early() {
+    let (evs, caller, agent) = socket_caller_bridged(AfterSocket::Park, 1.0, true);
+    assert_eq!(
+        events_of(&evs, &caller),
+        [
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_PARK",
+            "CHANNEL_UNPARK",
+            "CHANNEL_EXECUTE_COMPLETE",
+            "CHANNEL_EXECUTE",
+            "CHANNEL_BRIDGE",
+        ]
+    );
+    let bridge = evs
+        .iter()
+        .find(|e| e.name().as_deref() == Some("CHANNEL_BRIDGE"))
+        .unwrap();
+    assert_eq!(bridge.header("Bridge-B-Unique-ID").unwrap(), agent);
+}
+
+#[test]
+fn without_the_fall_through_the_socket_caller_is_bridged_whatever_follows_socket() {
+    let (evs, caller, agent) = socket_caller_bridged(AfterSocket::Nothing, 0.0, false);
+    let bridge = evs
+        .iter()
+        .find(|e| e.name().as_deref() == Some("CHANNEL_BRIDGE"))
+        .expect("bridged");
+    assert_eq!(bridge.header("Bridge-A-Unique-ID").unwrap(), caller);
+    assert_eq!(bridge.header("Bridge-B-Unique-ID").unwrap(), agent);
 }

@@ -174,6 +174,9 @@ pub struct Channel {
     /// Hang up once the last application finishes (originated calls; not socket-controlled).
     pub hangup_when_idle: bool,
     pub socket: Option<ConnId>,
+    /// Its `socket` application returned into an empty extension while a `uuid_bridge` was
+    /// taking it: it is being hung up and no bridge will claim it.
+    pub socket_fell_through: bool,
     pub recordings: Vec<Recording>,
     pub talk_time: Option<Duration>,
     pub app_seq: u64,

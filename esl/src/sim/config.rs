@@ -118,6 +118,32 @@ pub struct SwitchModel {
     pub bridge_delay: Dist,
     /// Outcome weights of a `uuid_bridge` that lands inside the handover window.
     pub bridge_race: BridgeRace,
+    /// What the inbound callers' extension holds after `socket <addr> async full`.
+    pub after_socket: AfterSocket,
+    /// Chance that a `uuid_bridge` taking a caller out of its `socket` application lets the
+    /// application return into the rest of its extension before the bridge has claimed the
+    /// channel (FreeSWITCH's end-of-extension check, `switch_core_standard_on_execute`). With
+    /// nothing after `socket` the caller is then hung up NORMAL_CLEARING
+    /// `socket_fall_through_hangup` after its CHANNEL_UNPARK and the other leg stays parked;
+    /// with a `park` after it the caller parks and the bridge goes on. The default is the
+    /// real switch's rate on queues with a running broadcast (issue 15: 8 of 19 calls).
+    pub socket_fall_through: f64,
+    /// CHANNEL_UNPARK -> the hangup of a caller whose extension ran out (observed ~5 ms).
+    pub socket_fall_through_hangup: Dist,
+}
+
+/// The inbound callers' extension after the `socket` action (the documented dialplan puts a
+/// `park` there; see README "FreeSWITCH dialplan").
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterSocket {
+    /// `socket` is the last action: a socket that returns ends the extension, and FreeSWITCH
+    /// hangs the caller up NORMAL_CLEARING.
+    Nothing,
+    /// `socket`, then `park`: a socket that returns early leaves the caller parked, where a
+    /// `uuid_bridge` (or its hangup_after_bridge) still decides what happens to it.
+    #[default]
+    Park,
 }
 
 impl Default for SwitchModel {
@@ -126,6 +152,9 @@ impl Default for SwitchModel {
             originate_handover: Dist::Uniform([0.001, 0.020]),
             bridge_delay: Dist::Fixed(0.040),
             bridge_race: BridgeRace::default(),
+            after_socket: AfterSocket::default(),
+            socket_fall_through: 8.0 / 19.0,
+            socket_fall_through_hangup: Dist::Fixed(0.005),
         }
     }
 }

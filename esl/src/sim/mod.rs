@@ -50,8 +50,8 @@ pub mod rng;
 pub mod wav;
 
 pub use config::{
-    AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel, InboundModel,
-    RaceOutcome, Scenario, ScenarioFile, SimConfig, SwitchModel,
+    AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
+    InboundModel, RaceOutcome, Scenario, ScenarioFile, SimConfig, SwitchModel,
 };
 pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};

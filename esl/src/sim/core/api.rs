@@ -92,6 +92,34 @@ impl Switch {
                     _ => "-USAGE: <uuid> <var> [value]\n".into(),
                 }
             }
+            // `uuid_setvar_multi <uuid> a=1;b=2` (mod_commands): `a=` unsets `a`.
+            "uuid_setvar_multi" => match arg.trim().split_once(' ') {
+                Some((u, pairs)) => match self.by_uuid.get(u).copied() {
+                    Some(ch) => {
+                        let pairs: Vec<(&str, &str)> = pairs
+                            .split(';')
+                            .filter_map(|p| p.trim().split_once('='))
+                            .filter(|(k, _)| !k.is_empty())
+                            .collect();
+                        if pairs.is_empty() {
+                            "-ERR Invalid usage\n".into()
+                        } else {
+                            if let Some(c) = self.chans.get_mut(&ch) {
+                                for (k, v) in pairs {
+                                    if v.is_empty() {
+                                        c.unset_var(k);
+                                    } else {
+                                        c.set_var(k, v);
+                                    }
+                                }
+                            }
+                            "+OK\n".into()
+                        }
+                    }
+                    None => no_such(),
+                },
+                None => "-USAGE: <uuid> <var>=<value>;<var>=<value>\n".into(),
+            },
             "uuid_bridge" => match (args.first(), args.get(1)) {
                 (Some(a), Some(b)) => {
                     match (self.by_uuid.get(*a).copied(), self.by_uuid.get(*b).copied()) {

@@ -81,6 +81,7 @@ impl Switch {
             after_answer: None,
             hangup_when_idle: outbound,
             socket: None,
+            socket_fell_through: false,
             recordings: Vec::new(),
             talk_time: None,
             app_seq: 0,
@@ -625,14 +626,19 @@ impl Switch {
         ];
         self.chan_event(now, x, "CHANNEL_UNBRIDGE", pre, vec![], true);
         // The survivor: a running bridge application completes; a socket-controlled or
-        // park_after_bridge channel goes back to park; anything else hangs up.
+        // park_after_bridge channel goes back to park; anything else hangs up. A socket
+        // caller goes back into its extension (uuid_bridge_on_soft_execute sets CS_EXECUTE),
+        // which parks it only if the extension has a `park` after `socket`; with
+        // hangup_after_bridge it is hung up first (switch_ivr_multi_threaded_bridge).
         let Some(cy) = self.chans.get(&y) else { return };
         if cy.hangup_cause.is_some() {
             return;
         }
         let in_bridge_app = cy.current.as_ref().is_some_and(|a| a.name == "bridge");
-        let park_after = cy.var("park_after_bridge").is_some_and(is_true) || cy.socket.is_some();
         let hab = cy.var("hangup_after_bridge").is_some_and(is_true);
+        let extension_parks = self.cfg.switch.after_socket == AfterSocket::Park;
+        let park_after = cy.var("park_after_bridge").is_some_and(is_true)
+            || (cy.socket.is_some() && extension_parks && !hab);
         if in_bridge_app {
             if hab {
                 self.hangup(now, y, "NORMAL_CLEARING");

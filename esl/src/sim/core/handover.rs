@@ -20,7 +20,7 @@
 
 use super::*;
 use crate::sim::channel::{Handover, Race};
-use crate::sim::config::RaceOutcome;
+use crate::sim::config::{AfterSocket, RaceOutcome};
 
 impl Switch {
     /// An originated leg answered: CHANNEL_ANSWER now, the originate completes now or, for
@@ -199,8 +199,47 @@ impl Switch {
             return;
         }
         self.uuid_bridge_transfer(now, a, b);
-        self.unpark(now, a);
-        self.unpark(now, b);
+        // A caller held by its `socket` application may see that application return before
+        // uuid_bridge has claimed the channel; what it meets then is its own extension.
+        let fell = [a, b]
+            .into_iter()
+            .find(|&x| self.in_socket(x) && self.rng.unit() < self.cfg.switch.socket_fall_through);
+        let Some(x) = fell else {
+            self.unpark(now, a);
+            self.unpark(now, b);
+            return;
+        };
+        match self.cfg.switch.after_socket {
+            AfterSocket::Nothing => {
+                // The extension is over: FreeSWITCH hangs the caller up NORMAL_CLEARING, and
+                // the bridge never claims the other leg, which stays where it was (parked).
+                self.unpark(now, x);
+                if let Some(c) = self.chans.get_mut(&x) {
+                    c.socket_fell_through = true;
+                }
+                let d = self
+                    .cfg
+                    .switch
+                    .socket_fall_through_hangup
+                    .sample(&mut self.rng);
+                self.schedule(now + d, TimerKey::ExtensionEnd(x));
+            }
+            AfterSocket::Park => {
+                // The next action parks the caller; uuid_bridge's transfer ends that park at
+                // once and the bridge goes on as usual.
+                self.unpark(now, x);
+                self.park(now, x, None);
+                self.unpark(now, a);
+                self.unpark(now, b);
+            }
+        }
+    }
+
+    /// The channel is parked in its `socket` application (an inbound caller on its socket).
+    fn in_socket(&self, ch: ChanId) -> bool {
+        self.chans.get(&ch).is_some_and(|c| {
+            c.socket.is_some() && c.parked && c.queue.front().is_some_and(|a| a.name == "socket")
+        })
     }
 
     /// What `uuid_bridge` does to both legs before either moves: each gets a new caller
@@ -230,6 +269,12 @@ impl Switch {
     /// the other as its Other-Leg, as in the captures), then CHANNEL_BRIDGE on `a`.
     pub(super) fn bridge_join(&mut self, now: Instant, a: ChanId, b: ChanId) {
         if !(self.alive(a) && self.alive(b)) {
+            return;
+        }
+        if [a, b]
+            .into_iter()
+            .any(|x| self.chans.get(&x).is_some_and(|c| c.socket_fell_through))
+        {
             return;
         }
         self.unpark(now, a);

@@ -46,7 +46,7 @@ use super::channel::{
     known_cause, push, q850,
 };
 use super::clock::date_strings;
-use super::config::SimConfig;
+use super::config::{AfterSocket, SimConfig};
 use super::rng::{Dist, SimRng};
 use crate::codec::{
     Command, CommandFrame, DisconnectNotice, Event, EventFormat, Headers, Message, Reply, percent,
@@ -146,6 +146,8 @@ enum TimerKey {
     BridgeUnpark(ChanId, ChanId),
     /// uuid_bridge, last step: CHANNEL_EXECUTE uuid_bridge and CHANNEL_BRIDGE.
     BridgeJoin(ChanId, ChanId),
+    /// A caller whose `socket` returned into an empty extension is hung up.
+    ExtensionEnd(ChanId),
 }
 
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";

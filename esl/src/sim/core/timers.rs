@@ -144,6 +144,7 @@ impl Switch {
             TimerKey::Handover(ch) => self.complete_handover(now, ch),
             TimerKey::BridgeUnpark(a, b) => self.bridge_unpark(now, a, b),
             TimerKey::BridgeJoin(a, b) => self.bridge_join(now, a, b),
+            TimerKey::ExtensionEnd(ch) => self.hangup(now, ch, "NORMAL_CLEARING"),
             TimerKey::ConnectTimeout(conn) => {
                 if let Some(c) = self.conns.get(&conn)
                     && !c.connected
