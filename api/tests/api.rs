@@ -1505,3 +1505,94 @@ async fn supervisors_move_waiting_calls_and_change_their_priority_keeping_senior
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_callback_rule_round_trips_and_bad_dial_strings_name_their_field() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let (st, q) = s
+            .call("POST", "/v1/queues", k, Some(json!({"name": "sales"})))
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        assert_eq!(
+            q["config"]["callback_dial"],
+            Value::Null,
+            "the server's default"
+        );
+        assert_eq!(q["config"]["callback_attempts"], 3);
+        assert_eq!(q["config"]["callback_retry_s"], 300.0);
+        assert_eq!(q["config"]["callback_confirm"], "ivr/ivr-thank_you.wav");
+        let rule = json!({
+            "callback_dial": "sofia/gateway/carrier/{number}",
+            "callback_attempts": 5,
+            "callback_retry_s": 120.0,
+            "callback_confirm": "/sounds/we-will-call-you-back.wav",
+        });
+        let (st, q) = s
+            .call(
+                "PATCH",
+                &format!("/v1/queues/{qid}"),
+                k,
+                Some(json!({"config": rule})),
+            )
+            .await;
+        assert_eq!(st, 200, "{q}");
+        let (_, q) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        for field in [
+            "callback_dial",
+            "callback_attempts",
+            "callback_retry_s",
+            "callback_confirm",
+        ] {
+            assert_eq!(q["config"][field], rule[field], "{field}: {q}");
+        }
+        for (config, field) in [
+            (
+                json!({"callback_dial": "sofia/gateway/carrier/5551234"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "{absolute_codec_string=PCMU}sofia/gateway/a/{number}"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "sofia/gateway/a/{number},user/1000"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "sofia/gateway/a/{number} &park()"}),
+                "config.callback_dial",
+            ),
+            (json!({"callback_attempts": 0}), "config.callback_attempts"),
+            (json!({"callback_retry_s": -5}), "config.callback_retry_s"),
+            (
+                json!({"callback_confirm": "a b.wav"}),
+                "config.callback_confirm",
+            ),
+        ] {
+            let (st, e) = s
+                .call(
+                    "PATCH",
+                    &format!("/v1/queues/{qid}"),
+                    k,
+                    Some(json!({"config": config})),
+                )
+                .await;
+            assert_eq!(
+                (st, &e["error"]["field"]),
+                (422, &json!(field)),
+                "{config}: {e}"
+            );
+        }
+        let (_, after) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(
+            after["config"], q["config"],
+            "refused patches changed nothing"
+        );
+        s.stop().await;
+    })
+    .await;
+}

@@ -655,6 +655,8 @@ impl Engine {
             max_level: u32::MAX,
             relax: 0,
             callback: true,
+            callback_failures: 0,
+            callback_held: None,
             timers: CallTimers::default(),
             campaign: Some(Box::new(CampaignCall {
                 campaign: id,
@@ -851,6 +853,8 @@ impl Engine {
             max_level: u32::MAX,
             relax: 0,
             callback: false,
+            callback_failures: 0,
+            callback_held: None,
             timers: CallTimers::default(),
             campaign: Some(Box::new(info)),
         };
