@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use switchyard_engine::config::{Announcements, EmptyRule, EscalationStep, SkillRequirement};
+use switchyard_engine::config::{
+    Announcements, DEFAULT_CALLBACK_CONFIRM, EmptyRule, EscalationStep, SkillRequirement,
+};
 use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillId, Strategy};
 use utoipa::ToSchema;
 
@@ -231,6 +233,28 @@ pub struct QueueSpec {
     /// Added to every caller's priority here (clamped to -1000..=1000).
     pub priority_boost: i32,
     pub paused: bool,
+    /// How a caller who took the callback exit is dialled back: a FreeSWITCH dial string with
+    /// `{number}` once where their number goes (`sofia/gateway/carrier/{number}`). At most
+    /// 256 visible characters, none of `{}[],|&^'"\` besides the placeholder (nothing that
+    /// sets variables or adds a destination or application). None: the server's default.
+    #[schema(
+        max_length = 256,
+        pattern = r"^[!#-%(-+\-./0-9:-@A-Z_`a-z~]*\{number\}[!#-%(-+\-./0-9:-@A-Z_`a-z~]*$"
+    )]
+    pub callback_dial: Option<String>,
+    /// Dials to the customer before the callback gives up (`callback-failed`); a failed dial
+    /// (busy, no answer, failed) puts the call back in line at its old place.
+    #[schema(minimum = 1, maximum = 10)]
+    pub callback_attempts: u32,
+    /// Wait after a failed dial before the next (the call keeps its place meanwhile).
+    #[schema(exclusive_minimum = 0, maximum = 31_622_400)]
+    pub callback_retry_s: f64,
+    /// Played to a caller taking the callback exit before they are hung up (a sound file;
+    /// at most 512 bytes, no spaces or control characters). The default is FreeSWITCH's
+    /// `ivr/ivr-thank_you.wav` from the standard English sounds; a recorded "we will call you
+    /// back" is better.
+    #[schema(min_length = 1, pattern = r"^[^\u0000-\u0020\u007f-\u009f]+$")]
+    pub callback_confirm: String,
 }
 
 impl Default for QueueSpec {
@@ -256,12 +280,49 @@ impl Default for QueueSpec {
             wrapup_s: 0.0,
             priority_boost: 0,
             paused: false,
+            callback_dial: None,
+            callback_attempts: 3,
+            callback_retry_s: 300.0,
+            callback_confirm: DEFAULT_CALLBACK_CONFIRM.into(),
         }
     }
 }
 
+/// Characters a callback dial string may hold besides its `{number}`: visible ASCII without
+/// what FreeSWITCH reads as syntax in an originate (`{}`/`[]` channel variables, `,` and `|`
+/// more destinations, `&` an application, `^^` a new separator, quotes and a backslash). The caller's
+/// number put in place of `{number}` is reduced by the engine to the same kind of text.
+fn dial_char(b: u8) -> bool {
+    b.is_ascii_graphic() && !br#"{}[],|&^'"\"#.contains(&b)
+}
+
+fn callback_dial(field: &str, d: &str) -> Result<String, FieldError> {
+    let placeholders = d.matches("{number}").count();
+    let rest = d.replace("{number}", "");
+    if placeholders != 1 || d.len() > 256 || rest.is_empty() || !rest.bytes().all(dial_char) {
+        return Err(bad(
+            field,
+            "a dial string with {number} once, such as sofia/gateway/carrier/{number}: at most \
+             256 visible characters, none of {}[],|&^'\"\\ besides the placeholder",
+        ));
+    }
+    Ok(d.to_owned())
+}
+
+/// A sound file path for a command line: no spaces or control characters.
+fn sound_file(field: &str, file: &str) -> Result<String, FieldError> {
+    if file.is_empty() || file.len() > 512 || file.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(bad(field, "a sound file path without spaces"));
+    }
+    Ok(file.to_owned())
+}
+
 /// Most numbers, skills, steps or keys in one list.
 const MAX_LIST: usize = 64;
+
+/// Most dials to one callback customer: beyond a few, calling again is harassment, not
+/// service.
+const MAX_CALLBACK_ATTEMPTS: u32 = 10;
 
 impl QueueSpec {
     /// Checks every field and builds the engine's config for queue `id` named `name`.
@@ -318,21 +379,10 @@ impl QueueSpec {
         }
         let periodic = match (a.periodic_every_s, &a.periodic_file) {
             (None, None) => None,
-            (Some(every), Some(file)) => {
-                if file.is_empty()
-                    || file.len() > 512
-                    || file.chars().any(|c| c.is_control() || c == ' ')
-                {
-                    return Err(bad(
-                        "announcements.periodic_file",
-                        "a sound file path without spaces",
-                    ));
-                }
-                Some((
-                    positive_secs("announcements.periodic_every_s", every)?,
-                    file.clone(),
-                ))
-            }
+            (Some(every), Some(file)) => Some((
+                positive_secs("announcements.periodic_every_s", every)?,
+                sound_file("announcements.periodic_file", file)?,
+            )),
             _ => {
                 return Err(bad(
                     "announcements.periodic_file",
@@ -382,6 +432,22 @@ impl QueueSpec {
             wrapup: secs("wrapup_s", self.wrapup_s)?,
             priority_boost: self.priority_boost.clamp(-1000, 1000),
             paused: self.paused,
+            callback_dial: self
+                .callback_dial
+                .as_deref()
+                .map(|d| callback_dial("callback_dial", d))
+                .transpose()?,
+            callback_attempts: match self.callback_attempts {
+                n @ 1..=MAX_CALLBACK_ATTEMPTS => n,
+                _ => {
+                    return Err(bad(
+                        "callback_attempts",
+                        format!("must be 1..={MAX_CALLBACK_ATTEMPTS}"),
+                    ));
+                }
+            },
+            callback_retry: positive_secs("callback_retry_s", self.callback_retry_s)?,
+            callback_confirm: Some(sound_file("callback_confirm", &self.callback_confirm)?),
         })
     }
 
@@ -553,6 +619,85 @@ mod tests {
             ..AgentSpec::default()
         };
         assert_eq!(agent.to_engine(1, "a").unwrap_err().field, "contact");
+    }
+
+    #[test]
+    fn callback_dial_strings_need_one_placeholder_and_no_dial_string_syntax() {
+        let with = |d: &str| QueueSpec {
+            callback_dial: Some(d.into()),
+            ..QueueSpec::default()
+        };
+        let cfg = with("sofia/gateway/carrier/{number}@sip.example.com:5080;transport=tcp")
+            .to_engine(1, "q")
+            .unwrap();
+        assert_eq!(
+            cfg.callback_dial.as_deref(),
+            Some("sofia/gateway/carrier/{number}@sip.example.com:5080;transport=tcp")
+        );
+        for bad in [
+            "sofia/gateway/carrier/5551234",
+            "{number}",
+            "sofia/gateway/a/{number}{number}",
+            "{origination_caller_id_number=1}sofia/gateway/a/{number}",
+            "[leg_timeout=1]sofia/gateway/a/{number}",
+            "sofia/gateway/a/{number},user/1000",
+            "sofia/gateway/a/{number}|user/1000",
+            "sofia/gateway/a/{number} &park()",
+            "^^:sofia/gateway/a/{number}",
+            "sofia/gateway/a/{number}\u{0}",
+            "sofia/gateway/a/{num}",
+        ] {
+            let err = with(bad).to_engine(1, "q").unwrap_err();
+            assert_eq!(err.field, "callback_dial", "{bad}");
+        }
+        let long = format!("sofia/gateway/{}/{{number}}", "a".repeat(250));
+        assert_eq!(
+            with(&long).to_engine(1, "q").unwrap_err().field,
+            "callback_dial"
+        );
+    }
+
+    #[test]
+    fn callback_retry_rules_and_confirmation_are_checked() {
+        let cfg = QueueSpec::default().to_engine(1, "q").unwrap();
+        assert_eq!(cfg.callback_attempts, 3);
+        assert_eq!(cfg.callback_retry, Duration::from_secs(300));
+        assert_eq!(
+            cfg.callback_confirm.as_deref(),
+            Some("ivr/ivr-thank_you.wav")
+        );
+        for (spec, field) in [
+            (
+                QueueSpec {
+                    callback_attempts: 0,
+                    ..QueueSpec::default()
+                },
+                "callback_attempts",
+            ),
+            (
+                QueueSpec {
+                    callback_attempts: 11,
+                    ..QueueSpec::default()
+                },
+                "callback_attempts",
+            ),
+            (
+                QueueSpec {
+                    callback_retry_s: 0.0,
+                    ..QueueSpec::default()
+                },
+                "callback_retry_s",
+            ),
+            (
+                QueueSpec {
+                    callback_confirm: "my file.wav".into(),
+                    ..QueueSpec::default()
+                },
+                "callback_confirm",
+            ),
+        ] {
+            assert_eq!(spec.to_engine(1, "q").unwrap_err().field, field);
+        }
     }
 
     #[test]

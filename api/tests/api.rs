@@ -1249,3 +1249,350 @@ async fn waits_advance_with_the_clock_between_events_and_the_live_call_names_its
     })
     .await;
 }
+
+/// Places a caller on `number` through the fake switch and waits until it is in `queue`'s
+/// line; its call id (the arrival leg).
+async fn queued_caller(s: &Server, key: &str, queue: i64, caller: &str, number: &str) -> Value {
+    let leg = s
+        .switch
+        .as_ref()
+        .unwrap()
+        .place_inbound_call(switchyard_esl::sim::InboundCall {
+            caller_number: caller.into(),
+            caller_name: "Caller".into(),
+            destination: number.into(),
+            patience: None,
+            talk_time: None,
+            dtmf: None,
+        })
+        .await
+        .expect("the fake switch places the call");
+    let leg = json!(leg);
+    let path = format!("/v1/queues/{queue}/calls");
+    poll_until(s, &path, key, |v| {
+        v["calls"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["id"] == leg))
+    })
+    .await;
+    leg
+}
+
+/// The waiting callers' ids and priorities, in line order.
+async fn line(s: &Server, key: &str, queue: i64) -> Vec<(Value, i64)> {
+    let (st, v) = s
+        .call("GET", &format!("/v1/queues/{queue}/calls"), Some(key), None)
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].clone(), c["priority"].as_i64().unwrap()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supervisors_move_waiting_calls_and_change_their_priority_keeping_seniority() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let k = admin.as_str();
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let reader = s.key(Some(tenant), Role::ReadOnly).await;
+        let mut ids = Vec::new();
+        for (name, number) in [("sales", "5000"), ("support", "6000")] {
+            let (st, q) = s
+                .call(
+                    "POST",
+                    "/v1/queues",
+                    Some(k),
+                    Some(json!({"name": name, "config": {"numbers": [number]}})),
+                )
+                .await;
+            assert_eq!(st, 201, "{q}");
+            ids.push(q["id"].as_i64().unwrap());
+        }
+        let (sales, support) = (ids[0], ids[1]);
+        // No agents: everyone waits. The sales caller is the oldest of the three.
+        let first = queued_caller(&s, k, sales, "5550001", "5000").await;
+        let second = queued_caller(&s, k, support, "5550002", "6000").await;
+        let third = queued_caller(&s, k, support, "5550003", "6000").await;
+
+        // Moved, the oldest caller goes ahead of the two who came after it.
+        let (st, moved) = s
+            .call(
+                "POST",
+                &format!("/v1/calls/{}/move", first.as_str().unwrap()),
+                Some(&supervisor),
+                Some(json!({"queue_id": support})),
+            )
+            .await;
+        assert_eq!(st, 200, "{moved}");
+        assert_eq!(moved["queue_id"], support);
+        assert_eq!(
+            line(&s, k, support).await,
+            [(first.clone(), 0), (second.clone(), 0), (third.clone(), 0)]
+        );
+        assert!(line(&s, k, sales).await.is_empty());
+        let (_, live) = s
+            .call(
+                "GET",
+                &format!("/v1/calls/{}", first.as_str().unwrap()),
+                Some(k),
+                None,
+            )
+            .await;
+        assert_eq!(live["queues"], json!([sales, support]), "{live}");
+
+        // A higher priority jumps the line; equal priorities keep arrival order.
+        let third_path = format!("/v1/calls/{}", third.as_str().unwrap());
+        let (st, set) = s
+            .call(
+                "PUT",
+                &format!("{third_path}/priority"),
+                Some(&supervisor),
+                Some(json!({"priority": 5})),
+            )
+            .await;
+        assert_eq!(st, 200, "{set}");
+        assert_eq!(
+            line(&s, k, support).await,
+            [(third.clone(), 5), (first.clone(), 0), (second.clone(), 0)]
+        );
+
+        // Bad input names its field and changes nothing.
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("{third_path}/priority"),
+                Some(k),
+                Some(json!({"priority": 5000})),
+            )
+            .await;
+        assert_eq!(
+            (st, error_code(&e), &e["error"]["field"]),
+            (422, "invalid_field", &json!("priority")),
+            "{e}"
+        );
+        for bad in [json!(987_654), json!(-1)] {
+            let (st, e) = s
+                .call(
+                    "POST",
+                    &format!("{third_path}/move"),
+                    Some(k),
+                    Some(json!({"queue_id": bad})),
+                )
+                .await;
+            assert_eq!((st, &e["error"]["field"]), (422, &json!("queue_id")), "{e}");
+        }
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/calls/{}/move", uuid::Uuid::from_u128(7)),
+                Some(k),
+                Some(json!({"queue_id": sales})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (404, "not_found"), "{e}");
+
+        // Read-only and agent keys may not; another tenant sees no such call, and may not
+        // send a call to its own queue either.
+        let aid = s.agent(k, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, aid).await;
+        for key in [&reader, &agent] {
+            let (st, e) = s
+                .call(
+                    "POST",
+                    &format!("{third_path}/move"),
+                    Some(key),
+                    Some(json!({"queue_id": sales})),
+                )
+                .await;
+            assert_eq!((st, error_code(&e)), (403, "forbidden"), "{e}");
+            let (st, e) = s
+                .call(
+                    "PUT",
+                    &format!("{third_path}/priority"),
+                    Some(key),
+                    Some(json!({"priority": 1})),
+                )
+                .await;
+            assert_eq!((st, error_code(&e)), (403, "forbidden"), "{e}");
+        }
+        let (_, other) = s.tenant("other").await;
+        let (_, oq) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&other),
+                Some(json!({"name": "theirs"})),
+            )
+            .await;
+        let theirs = oq["id"].as_i64().unwrap();
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("{third_path}/move"),
+                Some(&other),
+                Some(json!({"queue_id": theirs})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (404, "not_found"), "{e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("{third_path}/priority"),
+                Some(&other),
+                Some(json!({"priority": 9})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (404, "not_found"), "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("{third_path}/move"),
+                Some(k),
+                Some(json!({"queue_id": theirs})),
+            )
+            .await;
+        assert_eq!((st, &e["error"]["field"]), (422, &json!("queue_id")), "{e}");
+        assert_eq!(
+            line(&s, k, support).await,
+            [(third.clone(), 5), (first.clone(), 0), (second.clone(), 0)],
+            "refused requests changed nothing"
+        );
+
+        // Once an agent has the call, it is no longer the supervisor's to move: 409.
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{support}/members"),
+                Some(k),
+                Some(json!({"agent_id": aid})),
+            )
+            .await;
+        assert!(st == 200 || st == 201, "{st} {e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{aid}/state"),
+                Some(k),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        poll_until(&s, &third_path, k, |v| v["phase"] == "talking").await;
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("{third_path}/move"),
+                Some(&supervisor),
+                Some(json!({"queue_id": sales})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("{third_path}/priority"),
+                Some(&supervisor),
+                Some(json!({"priority": 1})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_callback_rule_round_trips_and_bad_dial_strings_name_their_field() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let (st, q) = s
+            .call("POST", "/v1/queues", k, Some(json!({"name": "sales"})))
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        assert_eq!(
+            q["config"]["callback_dial"],
+            Value::Null,
+            "the server's default"
+        );
+        assert_eq!(q["config"]["callback_attempts"], 3);
+        assert_eq!(q["config"]["callback_retry_s"], 300.0);
+        assert_eq!(q["config"]["callback_confirm"], "ivr/ivr-thank_you.wav");
+        let rule = json!({
+            "callback_dial": "sofia/gateway/carrier/{number}",
+            "callback_attempts": 5,
+            "callback_retry_s": 120.0,
+            "callback_confirm": "/sounds/we-will-call-you-back.wav",
+        });
+        let (st, q) = s
+            .call(
+                "PATCH",
+                &format!("/v1/queues/{qid}"),
+                k,
+                Some(json!({"config": rule})),
+            )
+            .await;
+        assert_eq!(st, 200, "{q}");
+        let (_, q) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        for field in [
+            "callback_dial",
+            "callback_attempts",
+            "callback_retry_s",
+            "callback_confirm",
+        ] {
+            assert_eq!(q["config"][field], rule[field], "{field}: {q}");
+        }
+        for (config, field) in [
+            (
+                json!({"callback_dial": "sofia/gateway/carrier/5551234"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "{absolute_codec_string=PCMU}sofia/gateway/a/{number}"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "sofia/gateway/a/{number},user/1000"}),
+                "config.callback_dial",
+            ),
+            (
+                json!({"callback_dial": "sofia/gateway/a/{number} &park()"}),
+                "config.callback_dial",
+            ),
+            (json!({"callback_attempts": 0}), "config.callback_attempts"),
+            (json!({"callback_retry_s": -5}), "config.callback_retry_s"),
+            (
+                json!({"callback_confirm": "a b.wav"}),
+                "config.callback_confirm",
+            ),
+        ] {
+            let (st, e) = s
+                .call(
+                    "PATCH",
+                    &format!("/v1/queues/{qid}"),
+                    k,
+                    Some(json!({"config": config})),
+                )
+                .await;
+            assert_eq!(
+                (st, &e["error"]["field"]),
+                (422, &json!(field)),
+                "{config}: {e}"
+            );
+        }
+        let (_, after) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(
+            after["config"], q["config"],
+            "refused patches changed nothing"
+        );
+        s.stop().await;
+    })
+    .await;
+}

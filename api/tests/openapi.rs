@@ -51,6 +51,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/calls"),
     ("GET", "/v1/calls/{id}"),
     ("POST", "/v1/calls/{id}/assign"),
+    ("POST", "/v1/calls/{id}/move"),
+    ("PUT", "/v1/calls/{id}/priority"),
     ("POST", "/v1/calls/{id}/disposition"),
     ("GET", "/v1/campaigns"),
     ("POST", "/v1/campaigns"),

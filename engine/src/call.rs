@@ -19,7 +19,10 @@
 //!    │  │  └─ Exit::Callback: caller hangs up, the call keeps its place ─┐
 //!    │  └──────────────────────────────────────────────────────────────┘ (Waiting, no caller leg)
 //!    │ callback offer accepted by the agent ─► CallingBack(agent) ─ customer answers ─► Connecting
-//!    │                                              └─ customer leg fails ─► Ended(CallbackFailed)
+//!    │                                              └─ customer leg fails: agent freed; back to
+//!    │                                                 Waiting (same place, not offered for the
+//!    │                                                 queue's callback_retry), or after the
+//!    │                                                 last of callback_attempts ─► Ended(CallbackFailed)
 //! ```
 //!
 //! A call is *answered* (statistics, live feed, records, a campaign's `connected`) only once
@@ -126,6 +129,11 @@ pub struct Call {
     pub max_level: u32,
     pub relax: u8,
     pub callback: bool,
+    /// Callback dials to the customer that failed so far (busy, no answer, failed).
+    pub callback_failures: u32,
+    /// After a failed callback dial the call waits in line (keeping its place) but is not
+    /// offered before this (`TimerKey::CallbackRetry` clears it).
+    pub callback_held: Option<Instant>,
     pub timers: CallTimers,
     /// Set for a campaign's call: which dial of which contact it is.
     pub campaign: Option<Box<CampaignCall>>,

@@ -188,7 +188,25 @@ pub struct QueueConfig {
     pub priority_boost: i32,
     /// Starts paused (no offers).
     pub paused: bool,
+    /// Dial string for calling this queue's callback customers back; `{number}` is the
+    /// caller's number (reduced to characters a dial string cannot be steered by). `None`:
+    /// the engine's `callback_dial`.
+    pub callback_dial: Option<String>,
+    /// Times a callback customer is dialled before the request ends `callback-failed`
+    /// (0 counts as 1). A dial that fails puts the call back in line at its old place.
+    pub callback_attempts: u32,
+    /// How long a callback waits after a failed dial before it may be offered again: a
+    /// customer who was busy or away a moment ago is unlikely to answer at once.
+    pub callback_retry: Duration,
+    /// Played to a caller who takes the callback exit before they are hung up, so they know
+    /// they will be called back; `None` hangs up at once.
+    pub callback_confirm: Option<String>,
 }
+
+/// FreeSWITCH's "thank you" (`freeswitch-sounds-en-us-callie`, the standard English sounds):
+/// a prompt every stock install has. A recorded "we will call you back" is better; set
+/// `callback_confirm` to it.
+pub const DEFAULT_CALLBACK_CONFIRM: &str = "ivr/ivr-thank_you.wav";
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -214,6 +232,10 @@ impl Default for QueueConfig {
             wrapup: Duration::ZERO,
             priority_boost: 0,
             paused: false,
+            callback_dial: None,
+            callback_attempts: 3,
+            callback_retry: Duration::from_secs(5 * 60),
+            callback_confirm: Some(DEFAULT_CALLBACK_CONFIRM.into()),
         }
     }
 }
@@ -307,7 +329,8 @@ pub struct EngineConfig {
     pub trace_memory: usize,
     /// Leave `Output::Persist` of decision traces out (the simulator at a million calls).
     pub persist_traces: bool,
-    /// Dial string for calling a callback customer back; `{number}` is the caller's number.
+    /// Dial string for calling a callback customer back when the queue sets none
+    /// (`QueueConfig::callback_dial`); `{number}` is the caller's number.
     pub callback_dial: String,
     /// Longest chain of queue moves (overflow into overflow...) before the caller is dropped;
     /// guards against overflow loops in configuration.

@@ -34,6 +34,8 @@ pub enum TimerKey {
     AmdTimeout(LegId),
     /// A bridge was asked for this long ago and FreeSWITCH has not joined the legs.
     BridgeDeadline(CallId),
+    /// A callback whose customer dial failed may be offered again.
+    CallbackRetry(CallId),
 }
 
 #[derive(Debug, Default)]

@@ -7,7 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::Bed;
-use switchyard_engine::config::{Announcements, EmptyRule};
+use switchyard_engine::agent::AgentStateKind;
+use switchyard_engine::config::{Announcements, DEFAULT_CALLBACK_CONFIRM, EmptyRule};
 use switchyard_engine::{
     AgentId, CallOutcome, Command, Exit, HangupCause, Presence, Prompt, QueueId, Strategy,
     SwitchCommand, SwitchEvent,
@@ -184,7 +185,13 @@ fn dtmf_exit_to_callback_keeps_the_place_then_rings_agent_then_customer() {
         leg: first,
         digit: '1',
     });
-    assert!(bed.hangups().contains(&(first, "NORMAL_CLEARING")));
+    assert!(
+        bed.switch.contains(&SwitchCommand::PlayThenHangup {
+            leg: first,
+            path: DEFAULT_CALLBACK_CONFIRM.into(),
+        }),
+        "the caller hears the confirmation before the hangup"
+    );
     // Its caller leg's hangup event afterwards is not an abandon.
     bed.hangup(first, HangupCause::Normal);
     assert!(bed.call_records().is_empty());
@@ -217,36 +224,163 @@ fn dtmf_exit_to_callback_keeps_the_place_then_rings_agent_then_customer() {
     let _ = second;
 }
 
+/// The customer leg dialled since `from` for a callback (any origination not to an agent).
+fn customer_dial(bed: &Bed, from: usize) -> Option<(switchyard_engine::LegId, String)> {
+    bed.switch[from..].iter().rev().find_map(|c| match c {
+        SwitchCommand::Originate { leg, dial, .. } if !dial.starts_with("user/") => {
+            Some((*leg, dial.clone()))
+        }
+        _ => None,
+    })
+}
+
+/// A queue whose callers may press 1 for a callback, dialled through `carrier`, tried
+/// `attempts` times a minute apart.
+fn callback_queue(bed: &mut Bed, attempts: u32) {
+    let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
+    q.dtmf_exits = vec![('1', Exit::Callback)];
+    q.callback_dial = Some("sofia/gateway/carrier/{number}".into());
+    q.callback_attempts = attempts;
+    q.callback_retry = Duration::from_secs(60);
+    bed.queue(q);
+}
+
 #[test]
-fn callback_customer_not_answering_ends_the_request_and_frees_the_agent() {
+fn taking_the_callback_exit_plays_the_confirmation_then_hangs_up() {
     let mut bed = Bed::new();
     let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
     q.dtmf_exits = vec![('1', Exit::Callback)];
+    q.callback_confirm = Some("/sounds/we-will-call-you-back.wav".into());
+    bed.queue(q.clone());
+    let (leg, _) = bed.call(1);
+    let from = bed.switch.len();
+    bed.event(SwitchEvent::Dtmf { leg, digit: '1' });
+    let told: Vec<&SwitchCommand> = bed.switch[from..]
+        .iter()
+        .filter(|c| {
+            matches!(c, SwitchCommand::PlayThenHangup { leg: l, .. }
+                | SwitchCommand::Hangup { leg: l, .. } if *l == leg)
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [&SwitchCommand::PlayThenHangup {
+            leg,
+            path: "/sounds/we-will-call-you-back.wav".into(),
+        }],
+        "played then hung up by the switch, never cut off first"
+    );
+
+    // Without a confirmation the caller is simply hung up.
+    q.callback_confirm = None;
     bed.queue(q);
     let (leg, _) = bed.call(1);
     bed.event(SwitchEvent::Dtmf { leg, digit: '1' });
+    assert!(bed.hangups().contains(&(leg, "NORMAL_CLEARING")));
+}
+
+#[test]
+fn a_failed_callback_dial_frees_the_agent_keeps_the_place_and_is_retried_after_the_interval() {
+    let mut bed = Bed::new();
+    callback_queue(&mut bed, 3);
+    let caller = switchyard_engine::CallerInfo {
+        // A caller ID trying to add a second destination gets only its digits dialled.
+        number: "+1555 0100,user/666".into(),
+        ..Default::default()
+    };
+    let (leg, c1) = bed.call_with(1, caller);
+    bed.event(SwitchEvent::Dtmf { leg, digit: '1' });
+    bed.hangup(leg, HangupCause::Normal);
     bed.agent(1, &[1]);
     let agent_leg = bed.leg_of(1);
+    let from = bed.switch.len();
     bed.answer(agent_leg);
-    let customer = bed.originations().len();
-    assert_eq!(
-        customer, 1,
-        "callback customer legs are not agent originations"
-    );
-    let cust = bed
-        .switch
-        .iter()
-        .rev()
-        .find_map(|c| match c {
-            SwitchCommand::Originate { leg, dial, .. } if !dial.starts_with("user/") => Some(*leg),
-            _ => None,
-        })
-        .unwrap();
-    bed.hangup(cust, HangupCause::NoAnswer);
-    assert_eq!(bed.call_records()[0].outcome, CallOutcome::CallbackFailed);
+    let (customer, dial) = customer_dial(&bed, from).expect("the customer is dialled");
+    assert_eq!(dial, "sofia/gateway/carrier/+15550100user666");
+
+    // Busy: the agent is let go at once, the call waits again with no record yet.
+    bed.hangup(customer, HangupCause::Busy);
     assert!(bed.hangups().contains(&(agent_leg, "NORMAL_CLEARING")));
+    assert_eq!(bed.state(1), AgentStateKind::Available);
+    assert!(bed.call_records().is_empty(), "{:?}", bed.call_records());
+    assert_eq!(bed.engine.waiting_calls(QueueId(1)), [c1]);
+
+    // While it is held, a later caller is served and queues behind it, not ahead.
+    let (_, c2) = bed.call(1);
     assert_eq!(
-        bed.state(1),
-        switchyard_engine::agent::AgentStateKind::Available
+        bed.engine.call_agent(c2),
+        Some(AgentId(1)),
+        "the free agent takes the next caller, not the held callback"
     );
+    let second_agent_leg = bed.leg_of(1);
+    bed.hangup(second_agent_leg, HangupCause::NoAnswer);
+    assert_eq!(
+        bed.engine.waiting_calls(QueueId(1)),
+        [c1, c2],
+        "the callback keeps its place ahead of later callers"
+    );
+    bed.agent(2, &[1]);
+    assert_eq!(bed.engine.call_agent(c2), Some(AgentId(2)));
+    let talking = bed.leg_of(2);
+    bed.answer(talking);
+
+    // Agent 1's no-answer delay (30 s) ends well before the retry (60 s).
+    let rung = bed.originations().len();
+    bed.advance(Duration::from_secs(59));
+    assert_eq!(
+        bed.originations().len(),
+        rung,
+        "not offered before the retry interval"
+    );
+    bed.advance(Duration::from_secs(2));
+    assert_eq!(bed.engine.call_agent(c1), Some(AgentId(1)), "offered again");
+    let agent_leg = bed.leg_of(1);
+    let from = bed.switch.len();
+    bed.answer(agent_leg);
+    let (customer, _) = customer_dial(&bed, from).expect("the customer is dialled again");
+    bed.answer(customer);
+    assert!(bed.bridges().contains(&(customer, agent_leg)));
+    bed.hangup(customer, HangupCause::Normal);
+    let records = bed.call_records();
+    let rec = records.iter().find(|r| r.call == c1).expect("a record");
+    assert_eq!(rec.outcome, CallOutcome::CallbackAnswered);
+    assert_eq!(rec.callback_leg, Some(customer));
+}
+
+#[test]
+fn a_callback_failing_every_attempt_ends_callback_failed_after_the_last_freeing_the_agent_each_time()
+ {
+    let mut bed = Bed::new();
+    callback_queue(&mut bed, 3);
+    let (leg, c) = bed.call(1);
+    bed.event(SwitchEvent::Dtmf { leg, digit: '1' });
+    bed.agent(1, &[1]);
+    let causes = [
+        HangupCause::NoAnswer,
+        HangupCause::Failed,
+        HangupCause::Busy,
+    ];
+    for (i, cause) in causes.into_iter().enumerate() {
+        if i > 0 {
+            bed.advance(Duration::from_secs(60));
+        }
+        assert_eq!(bed.engine.call_agent(c), Some(AgentId(1)), "attempt {i}");
+        let agent_leg = bed.leg_of(1);
+        let from = bed.switch.len();
+        bed.answer(agent_leg);
+        let (customer, _) = customer_dial(&bed, from).expect("the customer is dialled");
+        bed.hangup(customer, cause);
+        assert!(bed.hangups().contains(&(agent_leg, "NORMAL_CLEARING")));
+        assert_eq!(bed.state(1), AgentStateKind::Available, "attempt {i}");
+        let ended = bed.call_records().iter().any(|r| r.call == c);
+        assert_eq!(ended, i == 2, "a record only after the last attempt ({i})");
+    }
+    let records = bed.call_records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].outcome, CallOutcome::CallbackFailed);
+    assert_eq!(records[0].agent, Some(AgentId(1)));
+    assert!(bed.engine.waiting_calls(QueueId(1)).is_empty());
+    let rung = bed.originations().len();
+    bed.advance(Duration::from_secs(600));
+    assert_eq!(bed.originations().len(), rung, "never dialled again");
 }

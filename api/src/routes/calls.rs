@@ -1,12 +1,13 @@
 //! `/v1/calls`: history (filters, cursor paging) with decision traces and CDRs, the live view
-//! of a call in progress, and assigning a waiting call to an agent.
+//! of a call in progress, and the supervisor's actions on a waiting call: assign it to an
+//! agent, move it to another queue, change its priority.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_engine::{AgentId, Command, LegId};
+use switchyard_engine::{AgentId, CallId, Command, LegId, QueueId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,6 +25,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(read))
         .routes(routes!(assign))
+        .routes(routes!(move_call))
+        .routes(routes!(set_priority))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -314,19 +317,7 @@ async fn assign(
                 format!("agent {} is not one of yours", body.agent_id),
             )
         })?;
-    let leg = LegId(id.as_u128());
-    let dir = st.rt.directory.clone();
-    let call = st
-        .rt
-        .engine
-        .query(move |e| {
-            let c = e.call_by_leg(leg)?;
-            let info = e.call_info(c)?;
-            (dir.queue_tenant(info.queue) == Some(tenant)).then_some(c)
-        })
-        .await
-        .map_err(engine_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))?;
+    let call = tenant_call(&st, tenant, id).await?;
     st.rt
         .engine
         .command(Command::AssignCall { call, agent })
@@ -348,4 +339,165 @@ async fn assign(
             agent_id: body.agent_id,
         }),
     ))
+}
+
+/// The engine's call for a call id (its arrival leg), if it is in progress in one of the
+/// tenant's queues; another tenant's call is not there (404).
+async fn tenant_call(st: &AppState, tenant: TenantId, id: Uuid) -> Result<CallId, ApiError> {
+    let leg = LegId(id.as_u128());
+    let dir = st.rt.directory.clone();
+    st.rt
+        .engine
+        .query(move |e| {
+            let c = e.call_by_leg(leg)?;
+            let info = e.call_info(c)?;
+            (dir.queue_tenant(info.queue) == Some(tenant)).then_some(c)
+        })
+        .await
+        .map_err(engine_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Move {
+    /// One of the tenant's queues.
+    queue_id: i64,
+}
+
+/// The move made.
+#[derive(Debug, Serialize, ToSchema)]
+struct Moved {
+    id: Uuid,
+    queue_id: i64,
+}
+
+/// Moves a waiting call to another queue (supervisor). It keeps its seniority (the time it
+/// arrived) and its own priority, so it takes its place among the callers there by both;
+/// the new queue's priority boost replaces the old one's.
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/move",
+    tag = "calls",
+    operation_id = "move_call",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    request_body = Move,
+    responses(
+        (status = 200, description = "The call waits in the new queue", body = Moved),
+        (status = 404, description = "No such call in progress in the tenant's queues", body = ErrorBody),
+        (status = 409, description = "The call is not waiting (an agent has it)", body = ErrorBody),
+        (status = 422, description = "`queue_id` is not one of the tenant's queues", body = ErrorBody),
+    ),
+)]
+async fn move_call(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Move>,
+) -> Result<Json<Moved>, ApiError> {
+    require_role(&p, SUPERVISORS)?;
+    let tenant = require_tenant(&p)?;
+    // Checked before the call, like `assign`'s agent: a body naming something that is not
+    // the tenant's is a bad request whatever the call is.
+    let queue = engine_id(body.queue_id)
+        .map(QueueId)
+        .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "queue_id",
+                format!("queue {} is not one of yours", body.queue_id),
+            )
+        })?;
+    let call = tenant_call(&st, tenant, id).await?;
+    st.rt
+        .engine
+        .command(Command::MoveCall { call, queue })
+        .await
+        .map_err(engine_error)?;
+    let a = audit(
+        &p,
+        Some(tenant),
+        "call.move",
+        "call",
+        id,
+        json!({ "queue_id": body.queue_id }),
+    );
+    let _ = st.rt.store.insert_audit(&a).await;
+    Ok(Json(Moved {
+        id,
+        queue_id: body.queue_id,
+    }))
+}
+
+/// Highest priority a supervisor may give (and the lowest, negated): the same range as a
+/// queue's priority boost, so one never swamps the other.
+const MAX_PRIORITY: i32 = 1000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SetPriority {
+    /// Higher is served first; callers of equal priority by seniority.
+    #[schema(minimum = -1000, maximum = 1000)]
+    priority: i32,
+}
+
+/// The priority set.
+#[derive(Debug, Serialize, ToSchema)]
+struct PrioritySet {
+    id: Uuid,
+    priority: i32,
+}
+
+/// Sets a waiting call's priority (supervisor): its place in line changes at once. The
+/// queue's priority boost is added on top; `GET /v1/queues/{id}/calls` shows the sum.
+#[utoipa::path(
+    put,
+    path = "/v1/calls/{id}/priority",
+    tag = "calls",
+    operation_id = "set_call_priority",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    request_body = SetPriority,
+    responses(
+        (status = 200, description = "The call's priority is set", body = PrioritySet),
+        (status = 404, description = "No such call in progress in the tenant's queues", body = ErrorBody),
+        (status = 409, description = "The call is not waiting (an agent has it)", body = ErrorBody),
+        (status = 422, description = "`priority` outside -1000..=1000", body = ErrorBody),
+    ),
+)]
+async fn set_priority(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<SetPriority>,
+) -> Result<Json<PrioritySet>, ApiError> {
+    require_role(&p, SUPERVISORS)?;
+    let tenant = require_tenant(&p)?;
+    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&body.priority) {
+        return Err(ApiError::unprocessable(
+            "priority",
+            format!("must be between -{MAX_PRIORITY} and {MAX_PRIORITY}"),
+        ));
+    }
+    let call = tenant_call(&st, tenant, id).await?;
+    st.rt
+        .engine
+        .command(Command::SetCallPriority {
+            call,
+            priority: body.priority,
+        })
+        .await
+        .map_err(engine_error)?;
+    let a = audit(
+        &p,
+        Some(tenant),
+        "call.priority",
+        "call",
+        id,
+        json!({ "priority": body.priority }),
+    );
+    let _ = st.rt.store.insert_audit(&a).await;
+    Ok(Json(PrioritySet {
+        id,
+        priority: body.priority,
+    }))
 }

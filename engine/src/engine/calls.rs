@@ -43,6 +43,8 @@ impl Engine {
             max_level: u32::MAX,
             relax: 0,
             callback: false,
+            callback_failures: 0,
+            callback_held: None,
             timers: CallTimers::default(),
             campaign: None,
         };
@@ -233,15 +235,21 @@ impl Engine {
     }
 
     /// The caller hangs up and keeps their place: the call stays in line without a leg.
+    /// The caller first hears the queue's confirmation, so they know they will be called
+    /// back rather than cut off.
     fn become_callback(&mut self, id: CallId) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let (leg, present, q) = (call.leg, call.caller_present, call.queue);
         if present {
-            self.switch(SwitchCommand::Hangup {
-                leg,
-                cause: "NORMAL_CLEARING",
+            let confirm = self.queue(q).and_then(|q| q.cfg.callback_confirm.clone());
+            self.switch(match confirm {
+                Some(path) => SwitchCommand::PlayThenHangup { leg, path },
+                None => SwitchCommand::Hangup {
+                    leg,
+                    cause: "NORMAL_CLEARING",
+                },
             });
         }
         self.forget_caller_leg(id);
@@ -276,6 +284,86 @@ impl Engine {
         self.dirty_calls.push(id);
     }
 
+    /// A callback's dial to the customer failed (busy, no answer, failed, or the customer or
+    /// the agent went before the two were joined); the agent is already let go. The call goes
+    /// back in line at its old place, held for the queue's `callback_retry`, until
+    /// `callback_attempts` dials have failed: only then does it end `callback-failed`. A
+    /// campaign's preview dial is not retried here; the campaign's own rules decide.
+    pub(crate) fn callback_failed(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.callback_failures = call.callback_failures.saturating_add(1);
+        let (q, failures) = (call.queue, call.callback_failures);
+        let campaign = call.campaign.is_some();
+        let rule = self
+            .queue(q)
+            .map(|q| (q.cfg.callback_attempts.max(1), q.cfg.callback_retry));
+        let retry = match rule {
+            Some((attempts, retry)) if !campaign && failures < attempts => retry,
+            _ => {
+                self.end_call(id, CallOutcome::CallbackFailed, false);
+                return;
+            }
+        };
+        self.forget_caller_leg(id);
+        let escalate = self.calls.get(&id).and_then(|call| {
+            let queue = self.queue(q)?;
+            queue
+                .cfg
+                .escalation
+                .get(call.step)
+                .map(|s| call.queue_entered + s.after)
+        });
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.phase = Phase::Waiting;
+        call.caller_present = false;
+        let at = now + retry;
+        let old = call.callback_held.replace(at);
+        let (key, origin) = (call.wait_key(), call.origin_leg);
+        self.timers
+            .rearm(old, Some(at), TimerKey::CallbackRetry(id));
+        let Some(queue) = self.queue_mut(q) else {
+            return;
+        };
+        queue.waiting.insert(key);
+        queue.note_waiting(now);
+        let position = queue.position(&key);
+        self.set_call_timers(
+            id,
+            CallTimers {
+                escalate,
+                ..CallTimers::default()
+            },
+        );
+        self.notify(LiveEvent::CallQueued {
+            call: id,
+            leg: origin,
+            queue: q,
+            position,
+        });
+    }
+
+    /// A callback's retry interval is over: it may be offered again, from its old place.
+    pub(crate) fn on_callback_retry(&mut self, id: CallId) {
+        let now = self.now;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if call.callback_held.is_none_or(|t| t > now) {
+            return;
+        }
+        call.callback_held = None;
+        // Only a call in line is matched; one a supervisor assigned meanwhile is already
+        // ringing its agent.
+        if call.phase == Phase::Waiting {
+            self.dirty_calls.push(id);
+        }
+    }
+
     pub(crate) fn forget_caller_leg(&mut self, id: CallId) {
         if let Some(call) = self.calls.get(&id)
             && self.legs.get(&call.leg) == Some(&LegRole::Caller(id))
@@ -304,6 +392,9 @@ impl Engine {
         let Some(call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(t) = call.callback_held {
+            self.timers.cancel(t, TimerKey::CallbackRetry(id));
+        }
         let now = self.now;
         let (agent, wait, talk) = match call.phase {
             Phase::Talking { agent, since, .. } => (
@@ -386,19 +477,15 @@ impl Engine {
             Phase::CallingBack {
                 agent, agent_leg, ..
             } => {
-                // The callback customer did not come up.
+                // The callback customer did not come up: the agent is free at once (not its
+                // fault), and the customer is tried again later.
                 self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
                 self.finish_agent_call(agent, id, Duration::ZERO, false);
-                let lost = cause == HangupCause::Lost;
-                self.end_call(
-                    id,
-                    if lost {
-                        CallOutcome::Lost
-                    } else {
-                        CallOutcome::CallbackFailed
-                    },
-                    lost,
-                );
+                if cause == HangupCause::Lost {
+                    self.end_call(id, CallOutcome::Lost, true);
+                } else {
+                    self.callback_failed(id);
+                }
             }
             Phase::Connecting {
                 agent,
@@ -410,15 +497,14 @@ impl Engine {
                 let q = call.queue;
                 self.timers.cancel(deadline, TimerKey::BridgeDeadline(id));
                 if call.callback {
+                    // The customer went in the moment before the bridge: never reached.
                     self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
                     self.finish_agent_call(agent, id, Duration::ZERO, false);
-                    let lost = cause == HangupCause::Lost;
-                    let outcome = if lost {
-                        CallOutcome::Lost
+                    if cause == HangupCause::Lost {
+                        self.end_call(id, CallOutcome::Lost, true);
                     } else {
-                        CallOutcome::CallbackFailed
-                    };
-                    self.end_call(id, outcome, lost);
+                        self.callback_failed(id);
+                    }
                     return;
                 }
                 self.free_agent_leg(agent, agent_leg, "ORIGINATOR_CANCEL");

@@ -680,6 +680,8 @@ impl Engine {
             max_level: u32::MAX,
             relax: 0,
             callback: true,
+            callback_failures: 0,
+            callback_held: None,
             timers: CallTimers::default(),
             campaign: Some(Box::new(CampaignCall {
                 campaign: id,
@@ -876,6 +878,8 @@ impl Engine {
             max_level: u32::MAX,
             relax: 0,
             callback: false,
+            callback_failures: 0,
+            callback_held: None,
             timers: CallTimers::default(),
             campaign: Some(Box::new(info)),
         };

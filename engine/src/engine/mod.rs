@@ -187,6 +187,7 @@ impl Engine {
             TimerKey::ConnectDeadline(c) => self.on_connect_deadline(c),
             TimerKey::AmdTimeout(leg) => self.on_amd_timeout(leg),
             TimerKey::BridgeDeadline(c) => self.on_bridge_deadline(c),
+            TimerKey::CallbackRetry(c) => self.on_callback_retry(c),
         }
     }
 

@@ -210,14 +210,15 @@ impl Engine {
                         customer_leg,
                         ..
                     }) => {
-                        // The agent gave up before the customer answered.
+                        // The agent gave up before the customer answered: the customer was not
+                        // reached, so this counts as a failed dial and is tried again later.
                         self.switch(SwitchCommand::Hangup {
                             leg: customer_leg,
                             cause: "ORIGINATOR_CANCEL",
                         });
                         self.legs.remove(&customer_leg);
                         self.finish_agent_call(agent, c, Duration::ZERO, false);
-                        self.end_call(c, CallOutcome::CallbackFailed, false);
+                        self.callback_failed(c);
                     }
                     _ => {}
                 }
@@ -288,15 +289,19 @@ impl Engine {
             };
             call.leg = customer_leg;
             call.caller_present = true;
-            let number = call.caller.number.clone();
+            let number = dial_safe(&call.caller.number);
             self.legs.insert(customer_leg, LegRole::Caller(offer.call));
+            let template = self
+                .queue(q)
+                .and_then(|q| q.cfg.callback_dial.clone())
+                .unwrap_or_else(|| self.cfg.callback_dial.clone());
             // A preview campaign's customer is dialled the campaign's way.
             let cmd = match self.preview_originate(offer.call, customer_leg) {
                 Some(cmd) => cmd,
                 None => SwitchCommand::Originate {
                     kind: LegKind::Customer,
                     leg: customer_leg,
-                    dial: self.cfg.callback_dial.replace("{number}", &number),
+                    dial: template.replace("{number}", &number),
                     caller_id_number: String::new(),
                     caller_id_name: String::new(),
                     timeout: self
@@ -587,4 +592,15 @@ impl Engine {
         self.agent_changed(id, before);
         self.refresh_agent(id);
     }
+}
+
+/// A caller's number as it may go into a dial string. It comes from the caller ID, which the
+/// caller controls: anything that could end the destination or start another (`,` `|` `&`
+/// `^` `{` `[` spaces...) is dropped, leaving what numbers and SIP users are made of.
+fn dial_safe(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '-' | '_'))
+        .take(64)
+        .collect()
 }

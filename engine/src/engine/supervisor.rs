@@ -102,8 +102,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Changes a waiting call's priority; its place in line moves at once (seniority within
+    /// the new priority is kept). A call already with an agent is refused: its priority
+    /// would change nothing and the supervisor should hear so.
     pub(crate) fn set_priority(&mut self, c: CallId, priority: i32) -> Result<(), EngineError> {
         let call = self.calls.get(&c).ok_or(EngineError::UnknownCall(c))?;
+        if !matches!(call.phase, Phase::Waiting | Phase::Offering) {
+            return Err(EngineError::CallNotWaiting { call: c });
+        }
         let in_line = call.phase == Phase::Waiting;
         let q = call.queue;
         let old_key = call.wait_key();

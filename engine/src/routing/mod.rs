@@ -19,6 +19,8 @@ pub enum Ineligible {
     LevelClosed,
     MissingSkill,
     TriedAlready,
+    /// A callback waiting out the retry interval after a failed dial.
+    CallbackHeld,
 }
 
 /// Whether `agent` may take `call` waiting in `queue`, ignoring readiness (the ready index
@@ -29,6 +31,9 @@ pub fn eligible(
     queue: &QueueConfig,
     allow_tried: bool,
 ) -> Result<u32, Ineligible> {
+    if call.callback_held.is_some() {
+        return Err(Ineligible::CallbackHeld);
+    }
     let m = agent.membership(queue.id).ok_or(Ineligible::NotMember)?;
     if m.level > call.max_level {
         return Err(Ineligible::LevelClosed);
