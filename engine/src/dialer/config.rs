@@ -189,6 +189,9 @@ pub struct CampaignConfig {
     pub recording: RecordingPolicy,
     /// Blended agents: keep this many of the queue's ready agents for inbound calls.
     pub agent_reserve: u32,
+    /// Progressive: learn whether to dial customers or agents first, or fix it (see
+    /// `dialer::connect`).
+    pub progressive_dial: super::connect::ProgressiveDial,
 }
 
 impl Default for CampaignConfig {
@@ -215,6 +218,7 @@ impl Default for CampaignConfig {
             ledger_zone: "UTC".into(),
             recording: RecordingPolicy::Never,
             agent_reserve: 0,
+            progressive_dial: super::connect::ProgressiveDial::Auto,
         }
     }
 }

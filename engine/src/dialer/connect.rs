@@ -9,13 +9,19 @@
 //! they are too slow or the day's ledger is already at the target, it rings the agent first
 //! and dials the customer once the agent is on the line (the preview path without the
 //! agent's choice): no person can be abandoned, at the price of the agent hearing the
-//! customer's ring. The first abandon of a day puts the ledger at the target, so a campaign
-//! on slow phones loses at most one person before it brakes.
+//! customer's ring. Until it has seen MIN_SAMPLES answers it rings agents first too (the safe
+//! side of the rule); the first abandon of a day puts the ledger at the target and brakes.
+//! The campaign's `progressive_dial` setting can skip the learning (`customer-first`: the
+//! operator knows the phones auto-answer; the ledger still brakes) or always ring agents
+//! first (`agent-first`).
 //!
 //! ```text
+//!   setting agent-first ────────────────────────────────► AgentFirst(Configured)
 //!   today's abandon rate >= target (an abandon today) ──► AgentFirst(OverTarget)
+//!   setting customer-first ─────────────────────────────► CustomerFirst
+//!   fewer than MIN_SAMPLES answers seen ────────────────► AgentFirst(Learning)
 //!   slow quantile of recent lags + BRIDGE_ALLOWANCE > connect_within ─► AgentFirst(SlowAgents)
-//!   otherwise (also before MIN_SAMPLES lags are known) ─► CustomerFirst
+//!   otherwise ──────────────────────────────────────────► CustomerFirst
 //! ```
 
 use std::collections::VecDeque;
@@ -47,6 +53,10 @@ pub enum Pacing {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Brake {
+    /// Too few offers answered yet to know how fast the agents are.
+    Learning,
+    /// The campaign is set to ring agents first.
+    Configured,
     /// The agents take too long to answer for a person to be connected within the allowance.
     SlowAgents,
     /// Today's abandon rate is at the campaign's target already.
@@ -73,10 +83,25 @@ impl Pacing {
 impl Brake {
     pub fn name(self) -> &'static str {
         match self {
+            Brake::Learning => "learning",
+            Brake::Configured => "configured",
             Brake::SlowAgents => "slow-agents",
             Brake::OverTarget => "over-target",
         }
     }
+}
+
+/// The campaign's choice for progressive dialling.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgressiveDial {
+    /// Learn the agents' speed and decide (see the module doc).
+    #[default]
+    Auto,
+    /// Dial customers first (phones that auto-answer, persistent lines); the ledger brakes.
+    CustomerFirst,
+    /// Always ring the agent first.
+    AgentFirst,
 }
 
 /// The lags learned and the current decision.
@@ -107,16 +132,21 @@ impl ConnectCheck {
     }
 
     /// Decides how the next progressive dials go; returns the decision and whether it changed.
-    pub fn decide(&mut self, connect_within: Duration, over_target: bool) -> (Pacing, bool) {
-        let slow = self
-            .slow_lag()
-            .is_some_and(|lag| lag + BRIDGE_ALLOWANCE > connect_within);
-        let pacing = if over_target {
-            Pacing::AgentFirst(Brake::OverTarget)
-        } else if slow {
-            Pacing::AgentFirst(Brake::SlowAgents)
-        } else {
-            Pacing::CustomerFirst
+    pub fn decide(
+        &mut self,
+        setting: ProgressiveDial,
+        connect_within: Duration,
+        over_target: bool,
+    ) -> (Pacing, bool) {
+        let pacing = match (setting, self.slow_lag()) {
+            (ProgressiveDial::AgentFirst, _) => Pacing::AgentFirst(Brake::Configured),
+            _ if over_target => Pacing::AgentFirst(Brake::OverTarget),
+            (ProgressiveDial::CustomerFirst, _) => Pacing::CustomerFirst,
+            (ProgressiveDial::Auto, None) => Pacing::AgentFirst(Brake::Learning),
+            (ProgressiveDial::Auto, Some(lag)) if lag + BRIDGE_ALLOWANCE > connect_within => {
+                Pacing::AgentFirst(Brake::SlowAgents)
+            }
+            (ProgressiveDial::Auto, Some(_)) => Pacing::CustomerFirst,
         };
         let changed = pacing != self.pacing;
         self.pacing = pacing;
@@ -138,19 +168,30 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    const AUTO: ProgressiveDial = ProgressiveDial::Auto;
+
     #[test]
-    fn dials_customers_first_until_the_agents_prove_slow() {
+    fn rings_agents_first_until_it_knows_how_fast_they_answer() {
         let mut c = ConnectCheck::default();
-        assert_eq!(c.decide(TWO_S, false), (Pacing::CustomerFirst, false));
-        // Three slow answers are not yet evidence; the fourth is.
-        for _ in 0..MIN_SAMPLES - 1 {
-            c.learn(ms(2500));
+        assert_eq!(c.decide(AUTO, TWO_S, false).0, Pacing::AgentFirst(Brake::Learning));
+        for _ in 0..MIN_SAMPLES {
+            c.learn(ms(300));
         }
-        assert_eq!(c.decide(TWO_S, false).0, Pacing::CustomerFirst);
-        c.learn(ms(2500));
+        assert_eq!(c.decide(AUTO, TWO_S, false), (Pacing::CustomerFirst, true));
+    }
+
+    #[test]
+    fn the_setting_skips_the_learning_but_not_the_ledger() {
+        let mut c = ConnectCheck::default();
+        let first = ProgressiveDial::CustomerFirst;
+        assert_eq!(c.decide(first, TWO_S, false).0, Pacing::CustomerFirst);
         assert_eq!(
-            c.decide(TWO_S, false),
-            (Pacing::AgentFirst(Brake::SlowAgents), true)
+            c.decide(first, TWO_S, true).0,
+            Pacing::AgentFirst(Brake::OverTarget)
+        );
+        assert_eq!(
+            c.decide(ProgressiveDial::AgentFirst, TWO_S, false).0,
+            Pacing::AgentFirst(Brake::Configured)
         );
     }
 
@@ -162,14 +203,14 @@ mod tests {
             c.learn(ms(lag));
         }
         assert_eq!(
-            c.decide(TWO_S, false).0,
+            c.decide(AUTO, TWO_S, false).0,
             Pacing::AgentFirst(Brake::SlowAgents)
         );
         // The agents get faster: the old lags age out of the window.
         for _ in 0..SAMPLES {
             c.learn(ms(400));
         }
-        assert_eq!(c.decide(TWO_S, false).0, Pacing::CustomerFirst);
+        assert_eq!(c.decide(AUTO, TWO_S, false).0, Pacing::CustomerFirst);
     }
 
     #[test]
@@ -179,10 +220,10 @@ mod tests {
             c.learn(ms(200));
         }
         assert_eq!(
-            c.decide(TWO_S, true),
+            c.decide(AUTO, TWO_S, true),
             (Pacing::AgentFirst(Brake::OverTarget), true)
         );
-        assert_eq!(c.decide(TWO_S, true).1, false, "no change reported twice");
+        assert_eq!(c.decide(AUTO, TWO_S, true).1, false, "no change reported twice");
     }
 
     #[test]
@@ -192,6 +233,6 @@ mod tests {
             c.learn(ms(300));
         }
         c.learn(ms(5000));
-        assert_eq!(c.decide(TWO_S, false).0, Pacing::CustomerFirst);
+        assert_eq!(c.decide(AUTO, TWO_S, false).0, Pacing::CustomerFirst);
     }
 }

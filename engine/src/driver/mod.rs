@@ -949,13 +949,12 @@ impl Loop {
                         brake,
                     } = &ev
                     {
+                        use crate::dialer::connect::Brake;
                         match brake {
-                            Some(_) => {
+                            Some(Brake::SlowAgents | Brake::OverTarget) => {
                                 warn!(%campaign, pacing, ?brake, "progressive campaign rings agents first: its persons could not be connected within the allowance");
                             }
-                            None => {
-                                info!(%campaign, pacing, "progressive campaign dials customers first again")
-                            }
+                            _ => info!(%campaign, pacing, ?brake, "progressive campaign pacing"),
                         }
                     }
                     // No subscriber is not an error.

@@ -466,11 +466,11 @@ impl Engine {
             let (persons, abandoned) = c.ledger.day_counts(now_ms);
             let over =
                 abandoned > 0 && (abandoned as f64) >= c.cfg.abandon_target * (persons as f64);
-            let connect = c.cfg.connect_within;
+            let (connect, setting) = (c.cfg.connect_within, c.cfg.progressive_dial);
             let Some(c) = self.campaigns.get_mut(&id) else {
                 return false;
             };
-            let (pacing, changed) = c.connect.decide(connect, over);
+            let (pacing, changed) = c.connect.decide(setting, connect, over);
             if changed {
                 c.notify_owed = true;
                 self.notify(LiveEvent::CampaignPacing {
