@@ -109,9 +109,12 @@ mod config;
 mod error;
 mod handover;
 mod nodes;
+mod playback;
+mod prompts;
 mod records;
 mod resync;
 mod session;
+mod sounds;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -203,6 +206,13 @@ pub struct DriverStats {
     /// Legs this driver originated that outlived the core's use for them and were killed by
     /// the sweep.
     pub orphans_killed: u64,
+    /// Configured sounds found missing on a node (each warned once per node; callers there
+    /// hear [`DriverConfig::fallback_music`] / `fallback_prompt` instead).
+    pub sounds_missing: u64,
+    /// Prompts that waited for the one playing before them (see the module `prompts`).
+    pub prompts_queued: u64,
+    /// Prompts whose end was never reported and counted as ended at `prompt_timeout`.
+    pub prompts_overdue: u64,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +237,9 @@ pub(crate) struct Counters {
     bridges_failed: AtomicU64,
     originates_failed_after_answer: AtomicU64,
     orphans_killed: AtomicU64,
+    sounds_missing: AtomicU64,
+    prompts_queued: AtomicU64,
+    prompts_overdue: AtomicU64,
 }
 
 impl Counters {
@@ -251,6 +264,9 @@ impl Counters {
             bridges_failed: g(&self.bridges_failed),
             originates_failed_after_answer: g(&self.originates_failed_after_answer),
             orphans_killed: g(&self.orphans_killed),
+            sounds_missing: g(&self.sounds_missing),
+            prompts_queued: g(&self.prompts_queued),
+            prompts_overdue: g(&self.prompts_overdue),
         }
     }
 }
@@ -480,6 +496,11 @@ impl Driver {
         // Replaced by the core's own answer in the drain below.
         let deadline = now() + Duration::from_secs(3600);
         let homes = Homes::new(nodes.len());
+        let sounds = sounds::Sounds::new(
+            nodes.len(),
+            config.fallback_music.clone(),
+            config.fallback_prompt.clone(),
+        );
         let mut core = Loop {
             engine,
             nodes,
@@ -516,6 +537,8 @@ impl Driver {
             followups: VecDeque::new(),
             deadline,
             handover: Handover::new(MAX_HELD_BRIDGES),
+            prompts: prompts::Prompts::default(),
+            sounds,
         };
         core.schedule_sweep();
         for i in 0..core.nodes.len() {
@@ -640,6 +663,8 @@ enum Done {
     },
     /// Time for the next orphan sweep.
     Sweep,
+    /// Prompt deadlines and sound-check answers (module `playback`).
+    Playback(playback::PlaybackDone),
     /// A node that was down at start answered (or not) a background connection attempt.
     NodeUp {
         node: usize,
@@ -846,6 +871,10 @@ struct Loop {
     deadline: Instant,
     /// Bridges waiting for FreeSWITCH to hand their originated legs over.
     handover: Handover,
+    /// Prompts waiting for the one playing on their leg (module `prompts`).
+    prompts: prompts::Prompts,
+    /// Which configured sounds each node lacks (module `sounds`).
+    sounds: sounds::Sounds,
 }
 
 impl Loop {
@@ -994,6 +1023,10 @@ impl Loop {
     }
 
     fn issue(&mut self, cmd: SwitchCommand) {
+        // Music and prompts go through the prompt queue (module `playback`).
+        let Some(cmd) = self.before_issue(cmd) else {
+            return;
+        };
         match &cmd {
             SwitchCommand::Bridge { a, b }
                 if self.owned_by_originate(*a) || self.owned_by_originate(*b) =>
@@ -1319,6 +1352,7 @@ impl Loop {
                 self.schedule_sweep();
             }
             Done::NodeUp { node, result } => self.on_node_up(node, result),
+            Done::Playback(d) => self.on_playback_done(d),
             Done::OrphanAnswer { leg, reply } => match reply {
                 Ok(Answer::Api(body)) if body.trim_ascii() == b"false" => {
                     if self.callers.remove(&leg) {
@@ -1669,12 +1703,14 @@ impl Loop {
                             .map_or(AmdResult::Unsure, |v| AmdResult::from_freeswitch(&v));
                         self.machine_detection(leg, verdict);
                     }
+                    Some("CHANNEL_EXECUTE_COMPLETE") => self.on_executed(leg, &e),
                     Some("CUSTOM")
                         if e.header("Event-Subclass").as_deref() == Some("avmd::beep") =>
                     {
                         self.machine_detection(leg, AmdResult::Machine);
                     }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
+                        self.prompt_leg_gone(leg);
                         for (a, b) in self.handover.drop_leg(leg) {
                             self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
                         }
@@ -1708,13 +1744,16 @@ impl Loop {
                 c.connected.store(true, Ordering::Relaxed);
                 c.set_core_uuid(&core_uuid);
                 let name = n.name.clone();
-                if !n.seen_connect {
+                if n.seen_connect {
+                    info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
+                    self.start_resync(node, switch_restarted);
+                } else {
                     n.seen_connect = true;
                     info!(node = %name, %core_uuid, "connected to FreeSWITCH");
-                    return;
                 }
-                info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
-                self.start_resync(node, switch_restarted);
+                // After the resync's question: every connection may be another machine (or
+                // a reinstalled one), so its sounds are checked again.
+                self.check_sounds(node);
             }
             ClientEvent::Disconnected { reason } => {
                 self.nodes[node].connected = false;
@@ -1983,6 +2022,7 @@ impl Loop {
                 }
             }
             SessionMsg::HungUp { leg, cause } => {
+                self.prompt_leg_gone(leg);
                 if self.callers.remove(&leg) {
                     self.forget_home(leg);
                     self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
@@ -2041,6 +2081,9 @@ impl Loop {
                     && let Some((name, id)) = learn
                 {
                     self.learned.retain(|_, q| *q != id);
+                    if name.is_some() {
+                        self.check_queue_sounds(id);
+                    }
                     if let Some(name) = name.filter(|n| !n.is_empty()) {
                         self.learned.insert(name, id);
                     }
