@@ -483,7 +483,10 @@ mod tests {
             present: Some(false),
         });
         assert_eq!(s.music(0, "/srv/new.wav"), TONE);
-        assert!(matches!(&drain(&mut s)[..], [Output::Missing { node: 0, .. }]));
+        assert!(matches!(
+            &drain(&mut s)[..],
+            [Output::Missing { node: 0, .. }]
+        ));
         // A failed question leaves the path as given, without a warning.
         s.handle_input(Input::Configured {
             paths: vec!["/srv/other.wav".into()],
