@@ -68,6 +68,12 @@
 //! `uuid_exists` after `orphan_grace` unless a resync covers it; a vanished leg is reported
 //! as [`HangupCause::Lost`].
 //!
+//! **Prompts and sounds.** A caller has at most one prompt of ours on the switch at a time;
+//! the next ones wait in the driver until the playing one's CHANNEL_EXECUTE_COMPLETE, and
+//! the music resumes after the last (module `prompts`, for why FreeSWITCH's own broadcast
+//! queue is not enough). At each connect every configured sound is checked with
+//! `file_exists` on that node, and a missing one is played as a tone there (module `sounds`).
+//!
 //! **Records** never block the loop; see [`RecordSink`] and the module `records` for the
 //! bounds (a full pipe parks records, a full parking lot drops and counts them).
 //!
