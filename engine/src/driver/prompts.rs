@@ -20,9 +20,12 @@
 //!   to the caller over the agent.
 //!
 //! So FreeSWITCH holds at most one of our broadcasts per caller at a time and this module
-//! holds the rest. A `uuid_break <leg> all` is sent only over music (a broadcast is playing,
-//! so it is stopped; a break with nothing playing would leave `CF_BREAK` set and cut whatever
-//! plays next). The end of a prompt is its CHANNEL_EXECUTE_COMPLETE (application `playback`,
+//! holds the rest. A `uuid_break <leg> all` is sent only to stop the music; the next prompt
+//! and the music after the last go out without one: nothing of ours plays or waits there
+//! then, and if a prompt we counted as ended (see the deadline below) still plays, the new
+//! broadcast waits behind it instead of cutting it. (A break that finds nothing playing is
+//! harmless: `switch_core_session_exec` clears `CF_BREAK` before each application.) The end
+//! of a prompt is its CHANNEL_EXECUTE_COMPLETE (application `playback`,
 //! `Application-Data` the path we broadcast), which FreeSWITCH fires however the playback
 //! ended, a missing file included (PLAYBACK_STOP only follows a PLAYBACK_START).
 //!
@@ -204,7 +207,8 @@ impl Prompts {
             return;
         };
         match p.waiting.pop_front() {
-            // Nothing plays now: no break (it would cut the next broadcast).
+            // Nothing of ours plays now: no break (if the prompt outlived its deadline, this
+            // one waits behind it in FreeSWITCH instead of cutting it).
             Some(path) => self.start(leg, path, p.waiting, p.music),
             None => self.send(leg, Sound::Music(std::mem::take(&mut p.music))),
         }
