@@ -22,7 +22,7 @@ use switchyard_engine::{
 use switchyard_esl::client::{Auth, BackoffConfig, Client, ClientConfig, ClientEvent};
 use switchyard_esl::sim::{
     AfterSocket, AgentBehaviour, AgentModel, AgentOverride, CustomerModel, Dist, Fault,
-    InboundCall, Scenario, SimConfig, SimHandle, SwitchModel,
+    InboundCall, Scenario, SimConfig, SimHandle, SoundFiles, SwitchModel,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -42,6 +42,11 @@ struct SwEvent {
     bridge_a: String,
     bridge_b: String,
     cause: String,
+    /// PLAYBACK_*: the file and how it ended (`done` / `break`).
+    path: String,
+    status: String,
+    /// Event-Date-Timestamp (microseconds, the switch's clock).
+    at_us: u64,
 }
 
 struct World {
@@ -106,10 +111,11 @@ fn queue(strategy: Strategy) -> QueueConfig {
 
 impl World {
     async fn start(queue: QueueConfig) -> World {
-        World::start_with(queue, SwitchModel::default()).await
+        World::start_with(queue, SimConfig::default()).await
     }
 
-    async fn start_with(queue: QueueConfig, switch: SwitchModel) -> World {
+    /// With the switch configured as `sim` (its scenario and outbound target are the world's).
+    async fn start_with(queue: QueueConfig, sim: SimConfig) -> World {
         // The driver's outbound listener first: the switch needs its address.
         let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -118,8 +124,7 @@ impl World {
             SimConfig {
                 inbound_target: Some(outbound.local_addr().unwrap().to_string()),
                 scenario: scenario(),
-                switch,
-                ..SimConfig::default()
+                ..sim
             },
             42,
         );
@@ -169,7 +174,7 @@ impl World {
                 sim.local_addr().to_string(),
                 Auth::Password("ClueCon".into()),
             )
-            .events("CHANNEL_CREATE CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE"),
+            .events("CHANNEL_CREATE CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE PLAYBACK_START PLAYBACK_STOP"),
         )
         .await
         .unwrap();
@@ -186,6 +191,9 @@ impl World {
                         bridge_a: h("Bridge-A-Unique-ID"),
                         bridge_b: h("Bridge-B-Unique-ID"),
                         cause: h("Hangup-Cause"),
+                        path: h("Playback-File-Path"),
+                        status: h("Playback-Status"),
+                        at_us: h("Event-Date-Timestamp").parse().unwrap_or(0),
                     });
                 }
             }
@@ -334,6 +342,15 @@ impl World {
         } else {
             ev.bridge_a
         }
+    }
+
+    /// The PLAYBACK_START / PLAYBACK_STOP events of `leg` so far, in order.
+    fn playbacks(&self, leg: &str) -> Vec<SwEvent> {
+        self.switch
+            .snapshot()
+            .into_iter()
+            .filter(|e| e.uuid == leg && e.name.starts_with("PLAYBACK_"))
+            .collect()
     }
 
     async fn no_channels_within(&self, limit: Duration) {
@@ -932,10 +949,13 @@ async fn with_the_socket_fall_through_forced_every_caller_is_still_bridged() {
     // hangup_after_bridge (set at arrival) ends it with the agent instead of parking it.
     let w = World::start_with(
         queue(Strategy::LongestIdleAgent),
-        SwitchModel {
-            after_socket: AfterSocket::Park,
-            socket_fall_through: 1.0,
-            ..SwitchModel::default()
+        SimConfig {
+            switch: SwitchModel {
+                after_socket: AfterSocket::Park,
+                socket_fall_through: 1.0,
+                ..SwitchModel::default()
+            },
+            ..SimConfig::default()
         },
     )
     .await;
@@ -964,5 +984,141 @@ async fn with_the_socket_fall_through_forced_every_caller_is_still_bridged() {
         w.wait_agent_state(1, AgentStateKind::Available).await;
     }
     w.no_channels_within(LIMIT).await;
+    w.stop().await;
+}
+
+// ---- prompts and sounds ---------------------------------------------------------------------
+
+/// How long the fake switch plays one sound file in these tests.
+const FILE_LEN: Duration = Duration::from_millis(300);
+
+/// How long the fake plays a broadcast path: each file of a `file_string://` for `FILE_LEN`.
+fn played_len(path: &str) -> Duration {
+    let files = path
+        .strip_prefix("file_string://")
+        .map_or(1, |l| l.split('!').count());
+    FILE_LEN * u32::try_from(files).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_prompts_due_together_are_both_heard_in_full_and_the_music_resumes_after_the_last() {
+    // The position / expected-wait announcement and the periodic message fall due at the same
+    // moment, a second after the caller joined. No agent: the caller keeps waiting.
+    let periodic = "ivr/ivr-thank_you_for_holding.wav";
+    let q = QueueConfig {
+        announcements: Announcements {
+            first_after: Some(Duration::from_secs(1)),
+            every: None,
+            position: true,
+            expected_wait: true,
+            periodic: Some((Duration::from_secs(1), periodic.into())),
+            ..Announcements::default()
+        },
+        ..queue(Strategy::LongestIdleAgent)
+    };
+    let w = World::start_with(
+        q,
+        SimConfig {
+            default_playback: FILE_LEN,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let caller = w.call(InboundCall::default()).await;
+
+    // Music, its break by the first prompt, both prompts, the music again.
+    let heard = eventually("both prompts and the music after them", || {
+        let p = w.playbacks(&caller);
+        let starts = p.iter().filter(|e| e.name == "PLAYBACK_START").count();
+        (starts >= 4).then_some(p)
+    })
+    .await;
+    let moh = "local_stream://moh";
+    assert_eq!(heard[0].name, "PLAYBACK_START");
+    assert_eq!(heard[0].path, moh);
+    assert_eq!(
+        (
+            heard[1].name.as_str(),
+            heard[1].path.as_str(),
+            heard[1].status.as_str()
+        ),
+        ("PLAYBACK_STOP", moh, "break"),
+        "the first prompt stops the music: {heard:#?}"
+    );
+    let prompts = &heard[2..6];
+    let mut said = Vec::new();
+    for pair in prompts.chunks(2) {
+        let (start, stop) = (&pair[0], &pair[1]);
+        assert_eq!(start.name, "PLAYBACK_START", "{heard:#?}");
+        assert_eq!(stop.name, "PLAYBACK_STOP", "{heard:#?}");
+        assert_eq!(start.path, stop.path);
+        // Heard to the end: stopped by itself, after its whole length.
+        assert_eq!(stop.status, "done", "{} was cut: {heard:#?}", stop.path);
+        let played = Duration::from_micros(stop.at_us - start.at_us);
+        assert!(
+            played >= played_len(&stop.path),
+            "{} played {played:?}",
+            stop.path
+        );
+        said.push(stop.path.clone());
+    }
+    // The second prompt began once the first had ended.
+    assert!(prompts[2].at_us >= prompts[1].at_us);
+    assert!(said.iter().any(|p| p == periodic), "{said:?}");
+    assert!(
+        said.iter().any(|p| p.contains("ivr-you_are_number.wav")),
+        "{said:?}"
+    );
+    // Then the music, and only then.
+    assert_eq!(heard[6].name, "PLAYBACK_START");
+    assert_eq!(heard[6].path, moh);
+    assert!(heard[6].at_us >= prompts[3].at_us);
+    assert!(w.api.stats().prompts_queued >= 1);
+
+    w.observer
+        .api(&format!("uuid_kill {caller}"))
+        .await
+        .unwrap();
+    w.call_record("the call record", &caller).await;
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_music_on_the_switch_is_warned_once_and_the_caller_hears_a_tone() {
+    let w = World::start_with(
+        queue(Strategy::LongestIdleAgent),
+        SimConfig {
+            sounds: SoundFiles::default().without("local_stream://moh"),
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    // The driver asked the switch at connect (and when the queue was created).
+    eventually("the missing music is counted", || {
+        (w.api.stats().sounds_missing > 0).then_some(())
+    })
+    .await;
+
+    let caller = w.call(InboundCall::default()).await;
+    let start = w
+        .switch
+        .wait_for("the caller's music", |e| {
+            e.uuid == caller && e.name == "PLAYBACK_START"
+        })
+        .await;
+    assert_eq!(start.path, "tone_stream://%(2000,4000,440,480);loops=-1");
+    // A second caller: no second warning (once per file per node); the standard prompt files
+    // are all there.
+    let second = w.call(InboundCall::default()).await;
+    w.switch
+        .wait_for("the second caller's music", |e| {
+            e.uuid == second && e.name == "PLAYBACK_START"
+        })
+        .await;
+    assert_eq!(w.api.stats().sounds_missing, 1);
+
+    for leg in [&caller, &second] {
+        w.observer.api(&format!("uuid_kill {leg}")).await.unwrap();
+    }
     w.stop().await;
 }

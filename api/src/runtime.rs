@@ -400,6 +400,8 @@ impl Runtime {
             let bridges_failed = g("switchyard_bridges_failed");
             let orphans = g("switchyard_orphan_legs_killed");
             let late_failures = g("switchyard_originates_failed_after_answer");
+            // Configured sounds a node lacks (callers there hear a tone instead).
+            let sounds_missing = g("switchyard_sounds_missing");
             let by_state: Vec<_> = AgentStateKind::ALL
                 .iter()
                 .map(|k| {
@@ -435,6 +437,7 @@ impl Runtime {
                 bridges_failed.set(st.bridges_failed as f64);
                 orphans.set(st.orphans_killed as f64);
                 late_failures.set(st.originates_failed_after_answer as f64);
+                sounds_missing.set(st.sounds_missing as f64);
             }
         })
     }

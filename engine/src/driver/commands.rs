@@ -5,7 +5,7 @@
 //! |--------------|---------------------------------------------------------------------------|
 //! | Answer       | `api uuid_answer <leg>`                                                   |
 //! | Music        | `api uuid_broadcast <leg> <source> aleg` (files loop: `endless_playback::`) |
-//! | Announce     | `api uuid_break <leg> all`, `api uuid_broadcast <leg> file_string://..! aleg`, then the music again |
+//! | Announce     | `api uuid_break <leg> all`, `api uuid_broadcast <leg> file_string://..! aleg`, then the music again (the loop queues prompts first: see the module `prompts`) |
 //! | Originate    | `bgapi originate {origination_uuid=..,originate_timeout=..,origination_caller_id_*=..,vars}<dial> &park()` |
 //! | Bridge       | `api uuid_bridge <a> <b>` (FreeSWITCH stops both legs' broadcasts itself) |
 //! | Hangup       | `api uuid_kill <leg> <CAUSE>` (`-ERR No such channel!` is not an error)   |
@@ -249,13 +249,13 @@ fn push_value(line: &mut String, value: &str) {
 }
 
 /// `uuid_broadcast <leg> <path> aleg`: plays to the leg itself, not its bridge peer.
-fn broadcast(leg: LegId, path: &str) -> String {
+pub(crate) fn broadcast(leg: LegId, path: &str) -> String {
     format!("uuid_broadcast {leg} {path} aleg")
 }
 
 /// Music on hold must loop: streams (`local_stream://`, `tone_stream://...;loops=-1`) and
 /// explicit `app::args` are taken as given; a plain file is looped with `endless_playback`.
-fn music(source: &str) -> Result<String, DriverError> {
+pub(crate) fn music(source: &str) -> Result<String, DriverError> {
     let source = word("music source", source)?;
     let looped = source.contains("::")
         || source.starts_with("local_stream://")
@@ -269,7 +269,7 @@ fn music(source: &str) -> Result<String, DriverError> {
 }
 
 /// Several files as one playback (`file_string://a!b`), one file as itself, none as nothing.
-fn file_string(files: &[String]) -> Result<Option<String>, DriverError> {
+pub(crate) fn file_string(files: &[String]) -> Result<Option<String>, DriverError> {
     for f in files {
         word("prompt file", f)?;
         if f.contains('!') {
@@ -302,6 +302,29 @@ pub(crate) fn render(prompt: &Prompt, t: &PromptTemplates, out: &mut Vec<String>
         }
         Prompt::File { path } => out.push(path.clone()),
     }
+}
+
+/// Every file the templates can say (the number words 0-19, the tens, hundred, thousand), for
+/// the sound check at connect.
+pub(crate) fn template_files(t: &PromptTemplates) -> Vec<String> {
+    let mut out = Vec::new();
+    for list in [
+        &t.position_before,
+        &t.position_after,
+        &t.wait_before,
+        &t.wait_after,
+        &t.wait_under_a_minute,
+    ] {
+        out.extend(list.iter().cloned());
+    }
+    let words = (0..20)
+        .map(|n: u32| n.to_string())
+        .chain((2..10).map(|n: u32| (n * 10).to_string()))
+        .chain(["hundred".to_owned(), "thousand".to_owned()]);
+    out.extend(words.map(|w| t.number.replace("{n}", &w)));
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// English number words as the standard sound set names them (`digits/1.wav` ...
@@ -569,6 +592,29 @@ mod tests {
             line(MonitorMode::Barge, false),
             format!("{head},eavesdrop_whisper_aleg=true,eavesdrop_whisper_bleg=true{tail}")
         );
+    }
+
+    #[test]
+    fn the_sound_check_covers_every_file_a_prompt_can_say() {
+        let t = PromptTemplates::default();
+        let all = template_files(&t);
+        for n in [0, 7, 19, 40, 99, 305, 12_020, u32::MAX] {
+            let mut said = Vec::new();
+            render(&Prompt::Position { position: n }, &t, &mut said);
+            render(
+                &Prompt::ExpectedWait {
+                    minutes: n,
+                    p50_s: 0,
+                    p90_s: 0,
+                },
+                &t,
+                &mut said,
+            );
+            for f in said {
+                assert!(all.contains(&f), "{f} is not checked");
+            }
+        }
+        assert!(all.contains(&"ivr/ivr-less_than_one_minute.wav".to_owned()));
     }
 
     #[test]

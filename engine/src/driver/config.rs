@@ -56,6 +56,15 @@ pub struct DriverConfig {
     /// Cause a caller with no queue is hung up with.
     pub unrouted_cause: String,
     pub prompts: PromptTemplates,
+    /// A prompt whose end (its CHANNEL_EXECUTE_COMPLETE) was not seen this long after it
+    /// started counts as ended, so that a lost event never leaves a caller in silence (see
+    /// the module `prompts`). Zero: no deadline.
+    pub prompt_timeout: Duration,
+    /// Played instead of music on hold that a node lacks (see the module `sounds`): FreeSWITCH's
+    /// US ringback (`us-ring` in vanilla `vars.xml`), looped.
+    pub fallback_music: String,
+    /// Played instead of a prompt with a file a node lacks: one short beep.
+    pub fallback_prompt: String,
     /// `uuid_transfer <leg> <destination> <dialplan> <context>` for voicemail and overflow.
     pub transfer_dialplan: String,
     pub transfer_context: String,
@@ -116,6 +125,9 @@ impl DriverConfig {
             default_queue: None,
             unrouted_cause: "NO_ROUTE_DESTINATION".into(),
             prompts: PromptTemplates::default(),
+            prompt_timeout: Duration::from_secs(60),
+            fallback_music: "tone_stream://%(2000,4000,440,480);loops=-1".into(),
+            fallback_prompt: "tone_stream://%(500,500,800)".into(),
             transfer_dialplan: "XML".into(),
             transfer_context: "default".into(),
             monitor_ring_timeout: Duration::from_secs(30),

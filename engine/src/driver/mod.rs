@@ -68,6 +68,12 @@
 //! `uuid_exists` after `orphan_grace` unless a resync covers it; a vanished leg is reported
 //! as [`HangupCause::Lost`].
 //!
+//! **Prompts and sounds.** A caller has at most one prompt of ours on the switch at a time;
+//! the next ones wait in the driver until the playing one's CHANNEL_EXECUTE_COMPLETE, and
+//! the music resumes after the last (module `prompts`, for why FreeSWITCH's own broadcast
+//! queue is not enough). At each connect every configured sound is checked with
+//! `file_exists` on that node, and a missing one is played as a tone there (module `sounds`).
+//!
 //! **Records** never block the loop; see [`RecordSink`] and the module `records` for the
 //! bounds (a full pipe parks records, a full parking lot drops and counts them).
 //!
@@ -109,9 +115,12 @@ mod config;
 mod error;
 mod handover;
 mod nodes;
+mod playback;
+mod prompts;
 mod records;
 mod resync;
 mod session;
+mod sounds;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
@@ -203,6 +212,13 @@ pub struct DriverStats {
     /// Legs this driver originated that outlived the core's use for them and were killed by
     /// the sweep.
     pub orphans_killed: u64,
+    /// Configured sounds found missing on a node (each warned once per node; callers there
+    /// hear [`DriverConfig::fallback_music`] / `fallback_prompt` instead).
+    pub sounds_missing: u64,
+    /// Prompts that waited for the one playing before them (see the module `prompts`).
+    pub prompts_queued: u64,
+    /// Prompts whose end was never reported and counted as ended at `prompt_timeout`.
+    pub prompts_overdue: u64,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +243,9 @@ pub(crate) struct Counters {
     bridges_failed: AtomicU64,
     originates_failed_after_answer: AtomicU64,
     orphans_killed: AtomicU64,
+    sounds_missing: AtomicU64,
+    prompts_queued: AtomicU64,
+    prompts_overdue: AtomicU64,
 }
 
 impl Counters {
@@ -251,6 +270,9 @@ impl Counters {
             bridges_failed: g(&self.bridges_failed),
             originates_failed_after_answer: g(&self.originates_failed_after_answer),
             orphans_killed: g(&self.orphans_killed),
+            sounds_missing: g(&self.sounds_missing),
+            prompts_queued: g(&self.prompts_queued),
+            prompts_overdue: g(&self.prompts_overdue),
         }
     }
 }
@@ -481,6 +503,11 @@ impl Driver {
         // Replaced by the core's own answer in the drain below.
         let deadline = now() + Duration::from_secs(3600);
         let homes = Homes::new(nodes.len());
+        let sounds = sounds::Sounds::new(
+            nodes.len(),
+            config.fallback_music.clone(),
+            config.fallback_prompt.clone(),
+        );
         let mut core = Loop {
             engine,
             nodes,
@@ -517,6 +544,8 @@ impl Driver {
             followups: VecDeque::new(),
             deadline,
             handover: Handover::new(MAX_HELD_BRIDGES),
+            prompts: prompts::Prompts::default(),
+            sounds,
         };
         core.schedule_sweep();
         for i in 0..core.nodes.len() {
@@ -641,6 +670,8 @@ enum Done {
     },
     /// Time for the next orphan sweep.
     Sweep,
+    /// Prompt deadlines and sound-check answers (module `playback`).
+    Playback(playback::PlaybackDone),
     /// A node that was down at start answered (or not) a background connection attempt.
     NodeUp {
         node: usize,
@@ -847,6 +878,10 @@ struct Loop {
     deadline: Instant,
     /// Bridges waiting for FreeSWITCH to hand their originated legs over.
     handover: Handover,
+    /// Prompts waiting for the one playing on their leg (module `prompts`).
+    prompts: prompts::Prompts,
+    /// Which configured sounds each node lacks (module `sounds`).
+    sounds: sounds::Sounds,
 }
 
 impl Loop {
@@ -1009,6 +1044,10 @@ impl Loop {
     }
 
     fn issue(&mut self, cmd: SwitchCommand) {
+        // Music and prompts go through the prompt queue (module `playback`).
+        let Some(cmd) = self.before_issue(cmd) else {
+            return;
+        };
         match &cmd {
             SwitchCommand::Bridge { a, b }
                 if self.owned_by_originate(*a) || self.owned_by_originate(*b) =>
@@ -1334,6 +1373,7 @@ impl Loop {
                 self.schedule_sweep();
             }
             Done::NodeUp { node, result } => self.on_node_up(node, result),
+            Done::Playback(d) => self.on_playback_done(d),
             Done::OrphanAnswer { leg, reply } => match reply {
                 Ok(Answer::Api(body)) if body.trim_ascii() == b"false" => {
                     if self.callers.remove(&leg) {
@@ -1684,12 +1724,14 @@ impl Loop {
                             .map_or(AmdResult::Unsure, |v| AmdResult::from_freeswitch(&v));
                         self.machine_detection(leg, verdict);
                     }
+                    Some("CHANNEL_EXECUTE_COMPLETE") => self.on_executed(leg, &e),
                     Some("CUSTOM")
                         if e.header("Event-Subclass").as_deref() == Some("avmd::beep") =>
                     {
                         self.machine_detection(leg, AmdResult::Machine);
                     }
                     Some("CHANNEL_HANGUP_COMPLETE") => {
+                        self.prompt_leg_gone(leg);
                         for (a, b) in self.handover.drop_leg(leg) {
                             self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
                         }
@@ -1723,13 +1765,16 @@ impl Loop {
                 c.connected.store(true, Ordering::Relaxed);
                 c.set_core_uuid(&core_uuid);
                 let name = n.name.clone();
-                if !n.seen_connect {
+                if n.seen_connect {
+                    info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
+                    self.start_resync(node, switch_restarted);
+                } else {
                     n.seen_connect = true;
                     info!(node = %name, %core_uuid, "connected to FreeSWITCH");
-                    return;
                 }
-                info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
-                self.start_resync(node, switch_restarted);
+                // After the resync's question: every connection may be another machine (or
+                // a reinstalled one), so its sounds are checked again.
+                self.check_sounds(node);
             }
             ClientEvent::Disconnected { reason } => {
                 self.nodes[node].connected = false;
@@ -1998,6 +2043,7 @@ impl Loop {
                 }
             }
             SessionMsg::HungUp { leg, cause } => {
+                self.prompt_leg_gone(leg);
                 if self.callers.remove(&leg) {
                     self.forget_home(leg);
                     self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
@@ -2056,6 +2102,9 @@ impl Loop {
                     && let Some((name, id)) = learn
                 {
                     self.learned.retain(|_, q| *q != id);
+                    if name.is_some() {
+                        self.check_queue_sounds(id);
+                    }
                     if let Some(name) = name.filter(|n| !n.is_empty()) {
                         self.learned.insert(name, id);
                     }

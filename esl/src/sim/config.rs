@@ -83,6 +83,9 @@ pub struct SimConfig {
     pub scenario: Scenario,
     /// The switch's own timing: originate handover and uuid_bridge (the `[switch]` section).
     pub switch: SwitchModel,
+    /// Which sound files exist (`file_exists`, `global_getvar sound_prefix` / `sounds_dir`,
+    /// and a `playback` of a file marked missing).
+    pub sounds: SoundFiles,
 }
 
 impl Default for SimConfig {
@@ -98,8 +101,94 @@ impl Default for SimConfig {
             epoch_start_us: 1_795_275_700_000_000,
             scenario: Scenario::default(),
             switch: SwitchModel::default(),
+            sounds: SoundFiles::default(),
         }
     }
+}
+
+/// The switch's sound files, as vanilla FreeSWITCH with its sound packages installed lays
+/// them out (`vars.xml`: `sound_prefix=$${sounds_dir}/en/us/callie`; the packages keep files
+/// by sample rate, `ivr/8000/ivr-you_are_number.wav`; freeswitch-music-default fills
+/// `$${sounds_dir}/music/<rate>`, which `local_stream://moh` plays).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SoundFiles {
+    pub sounds_dir: String,
+    pub sound_prefix: String,
+    /// Paths that exist; a directory makes everything below it exist. Default: `sounds_dir`
+    /// (every standard sound installed).
+    pub present: Vec<String>,
+    /// Paths that do not exist even though `present` covers them: the path, everything below
+    /// it, and its sample-rate variants (`dir/8000/file` of `dir/file`). A `playback` of such a
+    /// file fails at once (`FILE NOT FOUND`, no PLAYBACK_START), as on a real switch; other
+    /// files outside `present` still play (tests play made-up paths).
+    pub missing: Vec<String>,
+}
+
+impl Default for SoundFiles {
+    fn default() -> Self {
+        let dir = "/usr/share/freeswitch/sounds".to_owned();
+        SoundFiles {
+            sound_prefix: format!("{dir}/en/us/callie"),
+            present: vec![dir.clone()],
+            sounds_dir: dir,
+            missing: Vec::new(),
+        }
+    }
+}
+
+impl SoundFiles {
+    /// The same files without `path` (see `missing`). A relative path is taken under
+    /// `sound_prefix`; `local_stream://moh` means the music directory.
+    pub fn without(mut self, path: &str) -> SoundFiles {
+        let p = self.resolve(path);
+        self.missing.push(p);
+        self
+    }
+
+    /// What `file_exists <path>` answers.
+    pub fn exists(&self, path: &str) -> bool {
+        let covered = self.present.iter().any(|p| under(path, p));
+        covered && !self.hidden(path)
+    }
+
+    /// Whether `path` (as a playback names it) was marked missing.
+    pub fn hidden(&self, path: &str) -> bool {
+        let path = self.resolve(path);
+        let plain = strip_rate(&path);
+        self.missing
+            .iter()
+            .any(|m| under(&path, m) || plain.as_deref().is_some_and(|p| under(p, m)))
+    }
+
+    /// A path as FreeSWITCH reads it: relative ones under `sound_prefix`, the vanilla
+    /// `moh` / `default` local streams as the music directory.
+    fn resolve(&self, path: &str) -> String {
+        let path = path.trim();
+        if let Some(stream) = path.strip_prefix("local_stream://") {
+            return match stream.split('/').next() {
+                Some("moh" | "default") => format!("{}/music", self.sounds_dir),
+                _ => path.to_owned(),
+            };
+        }
+        if path.starts_with('/') || path.contains("://") {
+            return path.to_owned();
+        }
+        format!("{}/{path}", self.sound_prefix)
+    }
+}
+
+/// `path` is `dir` or below it.
+fn under(path: &str, dir: &str) -> bool {
+    let dir = dir.trim_end_matches('/');
+    path == dir || path.strip_prefix(dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// `a/8000/b.wav` -> `a/b.wav`; `None` when the last directory is not a number.
+fn strip_rate(path: &str) -> Option<String> {
+    let (dir, file) = path.rsplit_once('/')?;
+    let (parent, rate) = dir.rsplit_once('/')?;
+    (!rate.is_empty() && rate.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("{parent}/{file}"))
 }
 
 /// How FreeSWITCH's own machinery times an originate's completion and a `uuid_bridge`.

@@ -51,7 +51,7 @@ pub mod wav;
 
 pub use config::{
     AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
-    InboundModel, RaceOutcome, Scenario, ScenarioFile, SimConfig, SwitchModel,
+    InboundModel, RaceOutcome, Scenario, ScenarioFile, SimConfig, SoundFiles, SwitchModel,
 };
 pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};

@@ -24,6 +24,8 @@ impl Switch {
             "global_getvar" => match arg.trim() {
                 "core_uuid" => self.core_uuid.clone(),
                 "hostname" | "switchname" => self.cfg.hostname.clone(),
+                "sound_prefix" => self.cfg.sounds.sound_prefix.clone(),
+                "sounds_dir" => self.cfg.sounds.sounds_dir.clone(),
                 "" => format!(
                     "core_uuid={}\nhostname={}\n",
                     self.core_uuid, self.cfg.hostname
@@ -62,6 +64,8 @@ impl Switch {
                 }
                 None => no_such(),
             },
+            // mod_commands' file_exists: a stat of the path, files and directories alike.
+            "file_exists" => self.cfg.sounds.exists(arg.trim()).to_string(),
             "uuid_exists" => self.by_uuid.contains_key(arg.trim()).to_string(),
             "uuid_getvar" => match (args.first(), args.get(1)) {
                 (Some(u), Some(v)) => {
@@ -157,8 +161,17 @@ impl Switch {
                     }
                 }
             }
+            // mod_commands' break_function: `all` flushes the session's queued private events
+            // (broadcasts waiting their turn) before stopping what plays; without it only
+            // what plays stops and the next queued broadcast starts.
             "uuid_break" => match args.first().and_then(|u| self.by_uuid.get(*u).copied()) {
                 Some(ch) => {
+                    if args.get(1).is_some_and(|f| f.contains("all"))
+                        && let Some(c) = self.chans.get_mut(&ch)
+                    {
+                        // Park's placeholder (seq 0) is not a queued event.
+                        c.queue.retain(|a| a.seq == 0);
+                    }
                     if let Some(app) = self.chans.get(&ch).and_then(|c| c.current.clone())
                         && app.name.ends_with("playback")
                     {

@@ -409,6 +409,15 @@ impl Switch {
                 self.complete_app(now, ch, "_none_");
             }
             "playback" | "endless_playback" => {
+                // A file that is not there: no PLAYBACK_START, the application fails at once
+                // (switch_ivr_play_file returns before the playback starts).
+                if self.cfg.sounds.hidden(&app.data) {
+                    if let Some(c) = self.chans.get_mut(&ch) {
+                        c.set_var("sim_last_response", "FILE NOT FOUND");
+                    }
+                    self.complete_app(now, ch, "FILE NOT FOUND");
+                    return;
+                }
                 let (kind, mut len) = playback_length(&app.data, self.cfg.default_playback);
                 if kind == "file"
                     && let Some(known) = self.known_lengths.get(app.data.trim())

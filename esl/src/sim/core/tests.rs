@@ -1,4 +1,5 @@
-//! The fake's answering-machine detection and inline transfers, driven in virtual time.
+//! The fake's answering-machine detection, inline transfers, broadcasts and sound files,
+//! driven in virtual time.
 
 use super::*;
 use crate::codec::CommandDecoder;
@@ -9,12 +10,16 @@ struct H {
     now: Instant,
     conn: ConnId,
     seen: Vec<(Instant, Event)>,
+    answers: Vec<String>,
 }
 
 impl H {
     fn new() -> H {
+        H::with(SimConfig::default())
+    }
+
+    fn with(mut cfg: SimConfig) -> H {
         let now = Instant::now();
-        let mut cfg = SimConfig::default();
         let m = &mut cfg.scenario.customers;
         m.answer_delay = Dist::Fixed(1.0);
         m.amd_delay = Dist::Fixed(2.5);
@@ -28,6 +33,7 @@ impl H {
             now,
             conn,
             seen: Vec::new(),
+            answers: Vec::new(),
         };
         h.cmd("auth ClueCon");
         h.cmd("event plain CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE PLAYBACK_START PLAYBACK_STOP CHANNEL_HANGUP_COMPLETE CUSTOM avmd::beep");
@@ -45,11 +51,24 @@ impl H {
 
     fn pump(&mut self) {
         while let Some(out) = self.sw.poll_output() {
-            if let Output::Send(c, Message::Event(e)) = out {
-                self.sw.handle_flushed(c, 1);
-                self.seen.push((self.now, e));
+            match out {
+                Output::Send(c, Message::Event(e)) => {
+                    self.sw.handle_flushed(c, 1);
+                    self.seen.push((self.now, e));
+                }
+                Output::Send(_, Message::ApiResponse(b)) => {
+                    self.answers.push(String::from_utf8_lossy(&b).into_owned());
+                }
+                _ => {}
             }
         }
+    }
+
+    /// An `api` command's answer.
+    fn api(&mut self, text: &str) -> String {
+        self.answers.clear();
+        self.cmd(&format!("api {text}"));
+        self.answers.pop().unwrap_or_default()
     }
 
     fn advance(&mut self, d: Duration) {
@@ -151,4 +170,122 @@ fn an_inline_transfer_plays_then_hangs_up() {
     assert_eq!(stop - start, Duration::from_secs(3));
     assert_eq!(end, stop);
     assert_eq!(e.header("Hangup-Cause").as_deref(), Some("NORMAL_CLEARING"));
+}
+
+/// Every PLAYBACK_START / PLAYBACK_STOP of `uuid`: (time, name, path, status).
+fn playbacks(h: &H, uuid: &str) -> Vec<(Instant, String, String, String)> {
+    h.seen
+        .iter()
+        .filter(|(_, e)| e.unique_id().as_deref() == Some(uuid))
+        .filter(|(_, e)| e.name().is_some_and(|n| n.starts_with("PLAYBACK_")))
+        .map(|(t, e)| {
+            let h = |n: &str| e.header(n).map(|v| v.into_owned()).unwrap_or_default();
+            (
+                *t,
+                h("Event-Name"),
+                h("Playback-File-Path"),
+                h("Playback-Status"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn broadcasts_queue_behind_each_other_and_break_all_flushes_the_queue() {
+    let mut h = H::new();
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU}}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(2));
+    let t0 = h.now;
+    // Two files of 2 s each as one broadcast, then one more queued behind it.
+    assert_eq!(
+        h.api(&format!(
+            "uuid_broadcast {HU} file_string://a.wav!b.wav aleg"
+        )),
+        "+OK Message sent\n"
+    );
+    h.api(&format!("uuid_broadcast {HU} c.wav aleg"));
+    h.advance(Duration::from_secs(10));
+    let p = playbacks(&h, HU);
+    let names: Vec<(&str, &str, &str)> = p
+        .iter()
+        .map(|(_, n, path, st)| (n.as_str(), path.as_str(), st.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("PLAYBACK_START", "file_string://a.wav!b.wav", ""),
+            ("PLAYBACK_STOP", "file_string://a.wav!b.wav", "done"),
+            ("PLAYBACK_START", "c.wav", ""),
+            ("PLAYBACK_STOP", "c.wav", "done"),
+        ]
+    );
+    assert_eq!(p[1].0 - t0, Duration::from_secs(4));
+    assert_eq!(
+        p[2].0, p[1].0,
+        "the next broadcast starts when the first ends"
+    );
+
+    // Music, a broadcast queued behind it, then `uuid_break all`: both gone.
+    h.api(&format!("uuid_broadcast {HU} local_stream://moh aleg"));
+    h.api(&format!("uuid_broadcast {HU} d.wav aleg"));
+    h.api(&format!("uuid_break {HU} all"));
+    h.advance(Duration::from_secs(5));
+    let after: Vec<(String, String, String)> = playbacks(&h, HU)[4..]
+        .iter()
+        .map(|(_, n, p, s)| (n.clone(), p.clone(), s.clone()))
+        .collect();
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[1].2, "break");
+    assert!(after.iter().all(|(_, p, _)| p == "local_stream://moh"));
+
+    // Without `all` only what plays stops; the queued one starts.
+    h.api(&format!("uuid_broadcast {HU} local_stream://moh aleg"));
+    h.api(&format!("uuid_broadcast {HU} e.wav aleg"));
+    h.api(&format!("uuid_break {HU}"));
+    h.advance(Duration::from_secs(5));
+    let last = playbacks(&h, HU);
+    assert!(
+        last.iter()
+            .any(|(_, n, p, s)| n == "PLAYBACK_STOP" && p == "e.wav" && s == "done")
+    );
+}
+
+#[test]
+fn file_exists_follows_the_configured_sound_files_and_missing_files_do_not_play() {
+    let sounds = crate::sim::SoundFiles::default().without("local_stream://moh");
+    let mut h = H::with(SimConfig {
+        sounds,
+        ..SimConfig::default()
+    });
+    let dir = "/usr/share/freeswitch/sounds";
+    assert_eq!(h.api("global_getvar sounds_dir"), dir);
+    assert_eq!(
+        h.api("global_getvar sound_prefix"),
+        format!("{dir}/en/us/callie")
+    );
+    assert_eq!(
+        h.api(&format!(
+            "file_exists {dir}/en/us/callie/ivr/8000/ivr-you_are_number.wav"
+        )),
+        "true"
+    );
+    assert_eq!(h.api(&format!("file_exists {dir}/music/8000")), "false");
+    assert_eq!(h.api("file_exists /nowhere/x.wav"), "false");
+
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU}}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(2));
+    h.api(&format!("uuid_broadcast {HU} local_stream://moh aleg"));
+    h.advance(Duration::from_secs(1));
+    assert!(playbacks(&h, HU).is_empty(), "missing music does not play");
+    let (_, done) = h
+        .when(HU, "CHANNEL_EXECUTE_COMPLETE", Some("playback"))
+        .unwrap();
+    assert_eq!(
+        done.header("Application-Response").as_deref(),
+        Some("FILE NOT FOUND")
+    );
 }

@@ -161,6 +161,14 @@ pub(super) fn playback_length(path: &str, default: Duration) -> (&'static str, O
     if path.starts_with("local_stream://") {
         return ("local_stream", None);
     }
+    // Several files played as one: each takes its time.
+    if let Some(list) = path.strip_prefix("file_string://") {
+        let parts = list.split('!').filter(|p| !p.trim().is_empty());
+        let total = parts
+            .map(|p| playback_length(p, default).1.unwrap_or(default))
+            .sum();
+        return ("file_string", Some(total));
+    }
     ("file", Some(default))
 }
 
@@ -478,6 +486,10 @@ mod tests {
         assert_eq!(
             playback_length("local_stream://moh", Duration::ZERO).1,
             None
+        );
+        assert_eq!(
+            playback_length("file_string://a.wav!b.wav!c.wav", Duration::from_secs(2)).1,
+            Some(Duration::from_secs(6))
         );
     }
 
