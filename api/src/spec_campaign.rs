@@ -6,6 +6,7 @@
 //! calling window local `HH:MM` in each callee's own zone.
 
 use std::time::Duration;
+use switchyard_engine::dialer::connect::ProgressiveDial;
 
 use serde::{Deserialize, Serialize};
 use switchyard_engine::dialer::config::{
@@ -197,6 +198,21 @@ fn minute_of(field: &str, hhmm: &str) -> Result<u16, FieldError> {
     Ok(h * 60 + m)
 }
 
+/// Progressive only: how each dial starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProgressiveDialSpec {
+    /// Ring agents first until their answer times are known, then dial customers first while
+    /// the agents answer fast enough for the 2-second rule and the day's ledger allows.
+    #[default]
+    Auto,
+    /// Dial customers first from the start (phones that auto-answer, persistent lines); the
+    /// ledger still rings agents first once the day is at the abandon target.
+    CustomerFirst,
+    /// Always ring the agent first, then dial the customer.
+    AgentFirst,
+}
+
 /// A campaign as the API reads and writes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -239,6 +255,7 @@ pub struct CampaignSpec {
     pub agent_reserve: u32,
     /// IANA zone whose midnight starts a ledger day.
     pub ledger_zone: String,
+    pub progressive_dial: ProgressiveDialSpec,
 }
 
 impl Default for CampaignSpec {
@@ -263,6 +280,7 @@ impl Default for CampaignSpec {
             window: WindowSpec::default(),
             agent_reserve: 0,
             ledger_zone: d.ledger_zone,
+            progressive_dial: ProgressiveDialSpec::Auto,
         }
     }
 }
@@ -441,6 +459,11 @@ impl CampaignSpec {
             ledger_zone: self.ledger_zone.clone(),
             recording,
             agent_reserve: self.agent_reserve,
+            progressive_dial: match self.progressive_dial {
+                ProgressiveDialSpec::Auto => ProgressiveDial::Auto,
+                ProgressiveDialSpec::CustomerFirst => ProgressiveDial::CustomerFirst,
+                ProgressiveDialSpec::AgentFirst => ProgressiveDial::AgentFirst,
+            },
             ..CampaignConfig::default()
         };
         // The engine's own checks, under the API's field names (they should never fire after

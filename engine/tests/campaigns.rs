@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::Bed;
 use switchyard_engine::LiveEvent;
-use switchyard_engine::dialer::connect::Brake;
+use switchyard_engine::dialer::connect::{Brake, ProgressiveDial};
 use switchyard_engine::dialer::{
     AmdPolicy, AttemptOutcome, AttemptRecord, CallingWindow, CampaignConfig, CampaignControl,
     CampaignState, ContactNext, ContactSpec, DialMode, MachineAction, RetryRule, RetryRules,
@@ -32,6 +32,8 @@ fn campaign(mode: DialMode) -> CampaignConfig {
             start_minute: 0,
             end_minute: 24 * 60,
         },
+        // These tests follow lines dialled customer-first; learning is tested on its own.
+        progressive_dial: ProgressiveDial::CustomerFirst,
         ..CampaignConfig::default()
     }
 }
@@ -858,4 +860,62 @@ fn progressive_on_agents_too_slow_for_the_allowance_rings_them_first_after_one_a
     );
     let stats = bed.engine.campaign_stats(C).unwrap();
     assert_eq!((stats.connected, stats.abandoned), (1, 1));
+}
+
+#[test]
+fn progressive_learns_its_agents_by_ringing_them_first_then_dials_customers_first() {
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.progressive_dial = ProgressiveDial::Auto;
+    let mut bed = bed_with(cfg, 1, 10);
+    start(&mut bed);
+    for round in 0..4 {
+        let mark = bed.switch.len();
+        bed.advance(Duration::from_millis(100));
+        let stats = bed.engine.campaign_stats(C).unwrap();
+        assert_eq!(
+            (stats.pacing, stats.brake),
+            ("agent-first", Some(Brake::Learning))
+        );
+        let agent_leg = bed
+            .originations()
+            .last()
+            .map(|(l, _)| *l)
+            .expect("the agent is rung");
+        assert!(
+            dials_since(&bed, mark).is_empty(),
+            "round {round}: no customer yet"
+        );
+        // A phone that answers in 0.4 s.
+        bed.advance(Duration::from_millis(400));
+        bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+        let (customer, _) = dials_since(&bed, mark)[0].clone();
+        bed.advance(Duration::from_secs(5));
+        bed.event(SwitchEvent::LegAnswered { leg: customer });
+        bed.advance(Duration::from_secs(10));
+        bed.event(SwitchEvent::LegHungUp {
+            leg: customer,
+            cause: HangupCause::Normal,
+        });
+    }
+    // Four answers in 0.4 s: fast enough for the 2 s rule, so the next customer is dialled
+    // with no agent rung for it.
+    bed.advance(Duration::from_secs(1));
+    assert_eq!(
+        dials_since(&bed, 0).len(),
+        5,
+        "a fifth, customer-first line"
+    );
+    assert_eq!(
+        bed.originations().len(),
+        4,
+        "agents rung only for the first four"
+    );
+    assert!(bed.live.iter().any(|e| matches!(
+        e,
+        LiveEvent::CampaignPacing {
+            pacing: "customer-first",
+            brake: None,
+            ..
+        }
+    )));
 }

@@ -644,6 +644,8 @@ async fn seed_demo_campaign(
         "caller_id": "+15550100",
         "dial": "sofia/gateway/demo/{number}",
         "max_lines": 12,
+        // Paced to 2%: a margin under the legal 3% for a short demo's few persons.
+        "abandon_target": 0.02,
         "window": { "start": "00:00", "end": "24:00" },
         "ledger_zone": "UTC",
     }))?;

@@ -173,7 +173,10 @@ mod tests {
     #[test]
     fn rings_agents_first_until_it_knows_how_fast_they_answer() {
         let mut c = ConnectCheck::default();
-        assert_eq!(c.decide(AUTO, TWO_S, false).0, Pacing::AgentFirst(Brake::Learning));
+        assert_eq!(
+            c.decide(AUTO, TWO_S, false).0,
+            Pacing::AgentFirst(Brake::Learning)
+        );
         for _ in 0..MIN_SAMPLES {
             c.learn(ms(300));
         }
@@ -223,7 +226,11 @@ mod tests {
             c.decide(AUTO, TWO_S, true),
             (Pacing::AgentFirst(Brake::OverTarget), true)
         );
-        assert_eq!(c.decide(AUTO, TWO_S, true).1, false, "no change reported twice");
+        assert_eq!(
+            c.decide(AUTO, TWO_S, true).1,
+            false,
+            "no change reported twice"
+        );
     }
 
     #[test]

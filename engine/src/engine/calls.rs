@@ -433,7 +433,14 @@ impl Engine {
         self.persist(Record::Call(record));
         self.notify(LiveEvent::CallEnded { call: id, outcome });
         if let Some(info) = call.campaign {
-            self.campaign_call_ended(id, call.origin_leg, *info, outcome, agent, talk);
+            // A preview (or agent-first progressive) call's real channel is the customer leg
+            // dialled once the agent answered: the attempt and the disposition lookup go by it.
+            let leg = if info.preview {
+                call.leg
+            } else {
+                call.origin_leg
+            };
+            self.campaign_call_ended(id, leg, *info, outcome, agent, talk);
         }
     }
 
