@@ -88,30 +88,7 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
             r.push(rec);
         }
     });
-    let (observer, mut events) = Client::connect(
-        ClientConfig::new(
-            sim.local_addr().to_string(),
-            Auth::Password("ClueCon".into()),
-        )
-        .events("CHANNEL_ANSWER CHANNEL_BRIDGE"),
-    )
-    .await
-    .unwrap();
-    let seen: Log<Seen> = Log::new();
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            if let ClientEvent::Event(e) = ev {
-                let h = |n: &str| e.header(n).map(|v| v.into_owned()).unwrap_or_default();
-                s.push(Seen {
-                    name: h("Event-Name"),
-                    uuid: h("Unique-ID"),
-                    other: h("Other-Leg-Unique-ID"),
-                    at: tokio::time::Instant::now(),
-                });
-            }
-        }
-    });
+    let (observer, seen) = observe(&sim).await;
 
     api.command(Command::UpsertQueue(Box::new(QueueConfig {
         id: QUEUE,
@@ -128,29 +105,7 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
     })))
     .await
     .unwrap();
-    for i in 0..AGENTS {
-        let agent = AgentId(i + 1);
-        api.command(Command::UpsertAgent(Box::new(AgentConfig {
-            id: agent,
-            name: format!("agent {i}"),
-            contact: format!("user/{}", 1000 + i),
-            ..AgentConfig::default()
-        })))
-        .await
-        .unwrap();
-        api.command(Command::SetMemberships {
-            agent,
-            memberships: vec![Membership::new(QUEUE)],
-        })
-        .await
-        .unwrap();
-        api.command(Command::SetAgentPresence {
-            agent,
-            presence: Presence::Available,
-        })
-        .await
-        .unwrap();
-    }
+    add_agents(&api, AGENTS).await;
 
     // About 80 callers a second, each talking 0.3 s once bridged: the agents keep up.
     let mut callers = Vec::with_capacity(CALLS);
@@ -185,20 +140,7 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
     )
     .await;
     // Every leg is gone from the switch: none was left up by a refused or lost bridge.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = sim.channel_count().await;
-        if n == 0 {
-            break;
-        }
-        let rows = observer.api("show channels as json").await.unwrap();
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{n} legs left on the switch: {}",
-            String::from_utf8_lossy(&rows)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    switch_empties(&sim, &observer).await;
 
     // Exactly one final record per caller, every one answered by an agent after a bridge.
     let recs = call_records(&records);
@@ -321,30 +263,7 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
             }
         }
     });
-    let (observer, mut events) = Client::connect(
-        ClientConfig::new(
-            sim.local_addr().to_string(),
-            Auth::Password("ClueCon".into()),
-        )
-        .events("CHANNEL_ANSWER CHANNEL_BRIDGE"),
-    )
-    .await
-    .unwrap();
-    let seen: Log<Seen> = Log::new();
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Some(ev) = events.recv().await {
-            if let ClientEvent::Event(e) = ev {
-                let h = |n: &str| e.header(n).map(|v| v.into_owned()).unwrap_or_default();
-                s.push(Seen {
-                    name: h("Event-Name"),
-                    uuid: h("Unique-ID"),
-                    other: h("Other-Leg-Unique-ID"),
-                    at: tokio::time::Instant::now(),
-                });
-            }
-        }
-    });
+    let (observer, seen) = observe(&sim).await;
     api.command(Command::UpsertQueue(Box::new(QueueConfig {
         id: QUEUE,
         name: "outbound".into(),
@@ -359,29 +278,7 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
     })))
     .await
     .unwrap();
-    for i in 0..10u32 {
-        let agent = AgentId(i + 1);
-        api.command(Command::UpsertAgent(Box::new(AgentConfig {
-            id: agent,
-            name: format!("agent {i}"),
-            contact: format!("user/{}", 1000 + i),
-            ..AgentConfig::default()
-        })))
-        .await
-        .unwrap();
-        api.command(Command::SetMemberships {
-            agent,
-            memberships: vec![Membership::new(QUEUE)],
-        })
-        .await
-        .unwrap();
-        api.command(Command::SetAgentPresence {
-            agent,
-            presence: Presence::Available,
-        })
-        .await
-        .unwrap();
-    }
+    add_agents(&api, 10).await;
     api.command(Command::UpsertCampaign(Box::new(CampaignConfig {
         id: CAMPAIGN,
         name: "race".into(),
@@ -425,20 +322,7 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
         (seen.len() as u64 >= CONTACTS).then_some(seen)
     })
     .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let n = sim.channel_count().await;
-        if n == 0 {
-            break;
-        }
-        let rows = observer.api("show channels as json").await.unwrap();
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{n} legs left on the switch: {}",
-            String::from_utf8_lossy(&rows)
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    switch_empties(&sim, &observer).await;
 
     // The switch's own account, independent of the engine: which customer legs answered and
     // which were bridged, and how long after the answer.
@@ -503,4 +387,78 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
     assert_eq!(st.orphans_killed, 0);
     let _ = observer.shutdown().await;
     sim.shutdown().await;
+}
+
+/// An observer connection on the switch: every CHANNEL_ANSWER and CHANNEL_BRIDGE, stamped.
+async fn observe(sim: &switchyard_esl::sim::SimHandle) -> (Client, Log<Seen>) {
+    let (observer, mut events) = Client::connect(
+        ClientConfig::new(
+            sim.local_addr().to_string(),
+            Auth::Password("ClueCon".into()),
+        )
+        .events("CHANNEL_ANSWER CHANNEL_BRIDGE"),
+    )
+    .await
+    .unwrap();
+    let seen: Log<Seen> = Log::new();
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = events.recv().await {
+            if let ClientEvent::Event(e) = ev {
+                let h = |n: &str| e.header(n).map(|v| v.into_owned()).unwrap_or_default();
+                s.push(Seen {
+                    name: h("Event-Name"),
+                    uuid: h("Unique-ID"),
+                    other: h("Other-Leg-Unique-ID"),
+                    at: tokio::time::Instant::now(),
+                });
+            }
+        }
+    });
+    (observer, seen)
+}
+
+/// `n` available agents in QUEUE, reached at `user/1000` upwards.
+async fn add_agents(api: &switchyard_engine::driver::DriverHandle, n: u32) {
+    for i in 0..n {
+        let agent = AgentId(i + 1);
+        api.command(Command::UpsertAgent(Box::new(AgentConfig {
+            id: agent,
+            name: format!("agent {i}"),
+            contact: format!("user/{}", 1000 + i),
+            ..AgentConfig::default()
+        })))
+        .await
+        .unwrap();
+        api.command(Command::SetMemberships {
+            agent,
+            memberships: vec![Membership::new(QUEUE)],
+        })
+        .await
+        .unwrap();
+        api.command(Command::SetAgentPresence {
+            agent,
+            presence: Presence::Available,
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// Waits until the switch has no channel left: none was left up by a refused or lost bridge.
+async fn switch_empties(sim: &switchyard_esl::sim::SimHandle, observer: &Client) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = sim.channel_count().await;
+        if n == 0 {
+            return;
+        }
+        let rows = observer.api("show channels as json").await.unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{n} legs left on the switch: {}",
+            String::from_utf8_lossy(&rows)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

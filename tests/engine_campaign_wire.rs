@@ -163,6 +163,8 @@ async fn a_progressive_campaign_dials_detects_bridges_and_schedules_retries_on_t
             start_minute: 0,
             end_minute: 24 * 60,
         },
+        // Lines dialled customer-first (detection runs on them); the phones answer in 0.2 s.
+        progressive_dial: switchyard_engine::dialer::connect::ProgressiveDial::CustomerFirst,
         ..CampaignConfig::default()
     })))
     .await

@@ -254,14 +254,7 @@ impl Engine {
         }
         self.forget_caller_leg(id);
         let now = self.now;
-        let escalate = self.calls.get(&id).and_then(|call| {
-            let queue = self.queue(q)?;
-            queue
-                .cfg
-                .escalation
-                .get(call.step)
-                .map(|s| call.queue_entered + s.after)
-        });
+        let escalate = self.next_escalation(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -308,14 +301,7 @@ impl Engine {
             }
         };
         self.forget_caller_leg(id);
-        let escalate = self.calls.get(&id).and_then(|call| {
-            let queue = self.queue(q)?;
-            queue
-                .cfg
-                .escalation
-                .get(call.step)
-                .map(|s| call.queue_entered + s.after)
-        });
+        let escalate = self.next_escalation(id);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -362,6 +348,18 @@ impl Engine {
         if call.phase == Phase::Waiting {
             self.dirty_calls.push(id);
         }
+    }
+
+    /// When the call's next escalation step is due in its queue (its clock runs from the
+    /// queue entry, whatever happened since).
+    pub(crate) fn next_escalation(&self, id: CallId) -> Option<std::time::Instant> {
+        let call = self.calls.get(&id)?;
+        let queue = self.queue(call.queue)?;
+        queue
+            .cfg
+            .escalation
+            .get(call.step)
+            .map(|s| call.queue_entered + s.after)
     }
 
     pub(crate) fn forget_caller_leg(&mut self, id: CallId) {
