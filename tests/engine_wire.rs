@@ -668,6 +668,76 @@ async fn a_callback_rings_the_agent_first_then_calls_the_customer_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_that_fails_is_dialled_again_after_its_retry_interval_and_connects() {
+    // The callback's dial target is broken at first (the gateway answers busy), then fixed.
+    let mut q = queue(Strategy::LongestIdleAgent);
+    q.dtmf_exits = vec![('1', Exit::Callback)];
+    q.callback_dial = Some("error/USER_BUSY".into());
+    q.callback_retry = Duration::from_secs(1);
+    q.callback_attempts = 3;
+    let w = World::start(q.clone()).await;
+    w.agent(1, 1001, 1, true).await;
+    w.api
+        .command(Command::SetAgentPresence {
+            agent: AgentId(1),
+            presence: Presence::OnBreak("lunch".into()),
+        })
+        .await
+        .unwrap();
+    let caller = w
+        .call(InboundCall {
+            caller_number: "+15550006666".into(),
+            dtmf: Some((Duration::from_millis(300), "1".into())),
+            ..InboundCall::default()
+        })
+        .await;
+    w.switch
+        .wait_for("the caller's hangup", |e| {
+            e.name == "CHANNEL_HANGUP_COMPLETE" && e.uuid == caller
+        })
+        .await;
+    // First try: the agent is rung, the customer's dial fails busy, the agent is let go.
+    w.available(1).await;
+    w.switch
+        .wait_for("the first agent leg's hangup", |e| {
+            e.name == "CHANNEL_HANGUP_COMPLETE" && e.channel.starts_with("sofia/internal/1001@")
+        })
+        .await;
+    w.wait_agent_state(1, AgentStateKind::Available).await;
+    assert!(
+        !w.records
+            .snapshot()
+            .iter()
+            .any(|r| matches!(r, Record::Call(_))),
+        "a failed callback keeps its place: no final record yet"
+    );
+    // The target is fixed; the retry (1 s later) rings the agent again and reaches the customer.
+    q.callback_dial = None;
+    w.api
+        .command(Command::UpsertQueue(Box::new(q)))
+        .await
+        .unwrap();
+    let customer = w
+        .switch
+        .wait_for("the customer leg", |e| {
+            e.name == "CHANNEL_CREATE" && e.channel == "sofia/gateway/cust/+15550006666"
+        })
+        .await;
+    let agent_leg = w.bridged_to(&customer.uuid).await;
+    assert!(!agent_leg.is_empty());
+    let rec = w
+        .records
+        .wait_for("the callback record", |r| matches!(r, Record::Call(_)))
+        .await;
+    let Record::Call(rec) = rec else {
+        unreachable!()
+    };
+    assert_eq!(rec.outcome, CallOutcome::CallbackAnswered, "{rec:?}");
+    assert_eq!(rec.agent, Some(AgentId(1)));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_supervisor_barges_into_an_agents_call() {
     let w = World::start(queue(Strategy::LongestIdleAgent)).await;
     w.agent(1, 1001, 1, true).await;
