@@ -226,11 +226,7 @@ mod tests {
             c.decide(AUTO, TWO_S, true),
             (Pacing::AgentFirst(Brake::OverTarget), true)
         );
-        assert_eq!(
-            c.decide(AUTO, TWO_S, true).1,
-            false,
-            "no change reported twice"
-        );
+        assert!(!c.decide(AUTO, TWO_S, true).1, "no change reported twice");
     }
 
     #[test]
