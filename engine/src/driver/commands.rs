@@ -7,7 +7,7 @@
 //! | Music        | `api uuid_broadcast <leg> <source> aleg` (files loop: `endless_playback::`) |
 //! | Announce     | `api uuid_break <leg> all`, `api uuid_broadcast <leg> file_string://..! aleg`, then the music again (the loop queues prompts first: see the module `prompts`) |
 //! | Originate    | `bgapi originate {origination_uuid=..,originate_timeout=..,origination_caller_id_*=..,vars}<dial> &park()` |
-//! | Bridge       | `api uuid_bridge <a> <b>` (FreeSWITCH stops both legs' broadcasts itself) |
+//! | Bridge       | `api uuid_setvar_multi <a> hangup_after_bridge=true;socket_resume=false`, `api uuid_bridge <a> <b>` |
 //! | Hangup       | `api uuid_kill <leg> <CAUSE>` (`-ERR No such channel!` is not an error)   |
 //! | Transfer     | `api uuid_transfer <leg> <destination> XML <context>`                     |
 //! | PlayThenHangup | `api uuid_transfer <leg> playback:<path>,hangup:NORMAL_CLEARING inline` |
@@ -117,8 +117,18 @@ pub(crate) fn plan(
             let line = originate(&all, dial, "&park()")?;
             (vec![BgApi(line)], Tracking::Originate(*leg))
         }
+        // Just before the bridge (esl-captures/socket-resume.md): socket_resume=false so
+        // that our socket closing never tears the bridge down, hangup_after_bridge=true so a
+        // caller whose agent leaves is hung up by the bridge itself rather than falling into
+        // the dialplan's `park` after `socket`. Set then, not at arrival: a waiting caller
+        // keeps socket_resume, so it re-enters the socket loop if switchyard dies.
         SwitchCommand::Bridge { a, b } => (
-            vec![Api(format!("uuid_bridge {a} {b}"))],
+            vec![
+                Api(format!(
+                    "uuid_setvar_multi {a} hangup_after_bridge=true;socket_resume=false"
+                )),
+                Api(format!("uuid_bridge {a} {b}")),
+            ],
             Tracking::Bridge(*a, *b),
         ),
         SwitchCommand::Hangup { leg, cause } => {
@@ -535,7 +545,12 @@ mod tests {
                 a: leg(A),
                 b: leg(B)
             }),
-            [EslRequest::Api(format!("uuid_bridge {A} {B}"))]
+            [
+                EslRequest::Api(format!(
+                    "uuid_setvar_multi {A} hangup_after_bridge=true;socket_resume=false"
+                )),
+                EslRequest::Api(format!("uuid_bridge {A} {B}"))
+            ]
         );
         let (reqs, tracking) = plan(
             &SwitchCommand::Hangup {

@@ -1447,7 +1447,8 @@ impl Loop {
                 }
             }
             Tracking::Bridge(a, b) => {
-                for r in replies {
+                // The last answer is `uuid_bridge`'s (the variables before it do not decide).
+                if let Some(r) = replies.into_iter().last() {
                     let refused = match r {
                         Ok(Answer::Api(body)) if body.starts_with(b"-ERR") => {
                             Some(String::from_utf8_lossy(&body).trim_end().to_owned())

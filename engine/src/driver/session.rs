@@ -156,22 +156,6 @@ pub(crate) async fn run(session: OutboundSession, to_loop: mpsc::Sender<SessionM
         debug!(%uuid, error = %e, "linger failed; the caller is gone");
         return;
     }
-    // Before any bridge: hangup_after_bridge=true so a caller whose agent leaves is hung up
-    // by the bridge itself (switch_ivr_bridge.c) rather than falling back into the
-    // dialplan's `park` after `socket` (README); socket_resume=false so that our socket
-    // closing never tears a running bridge down (esl-captures/socket-resume.md).
-    let vars = format!("uuid_setvar_multi {uuid} hangup_after_bridge=true;socket_resume=false");
-    match handle.api(&vars).await {
-        Ok(body) if body.starts_with(b"-ERR") => {
-            // Gone already, most likely; its hangup event follows and ends the call.
-            warn!(%uuid, reply = %String::from_utf8_lossy(&body).trim(), "setting the caller's bridge variables failed");
-        }
-        Ok(_) => {}
-        Err(e) => {
-            debug!(%uuid, error = %e, "setting the caller's bridge variables failed; the caller is gone");
-            return;
-        }
-    }
     let leg = arrival.leg;
     let arrived = SessionMsg::Arrived {
         leg,
