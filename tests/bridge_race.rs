@@ -48,30 +48,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and_no_leg_left() {
-    let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
     // The switch's defaults: the handover window and the race weights of the captures.
-    let sim = switchyard_esl::sim::spawn(
-        esl,
-        SimConfig {
-            inbound_target: Some(outbound.local_addr().unwrap().to_string()),
-            scenario: Scenario {
-                seed: 11,
-                agents: AgentModel {
-                    extensions: vec!["1000-1099".into()],
-                    behaviour: AgentBehaviour {
-                        answer_delay: Dist::Uniform([0.05, 0.15]),
-                        ..AgentBehaviour::default()
-                    },
-                    overrides: Vec::new(),
-                },
-                customers: CustomerModel::default(),
-                inbound: None,
-            },
-            ..SimConfig::default()
-        },
-        42,
-    );
+    let (outbound, sim) = race_switch(11, [0.05, 0.15], CustomerModel::default()).await;
     let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon").route("5000", QUEUE);
     let engine = Engine::new(
         EngineConfig::default(),
@@ -215,36 +193,15 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
     const CAMPAIGN: CampaignId = CampaignId(4);
     const CONTACTS: u64 = 200;
 
-    let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
     // Every number is a person who answers after 0.3-1.2 s and stays 2.6 s (past the 2 s
-    // allowance, so nobody leaves before the rule decides);
-    // agents' phones answer a campaign offer after 0.05-0.3 s. The race is on (defaults).
-    let sim = switchyard_esl::sim::spawn(
-        esl,
-        SimConfig {
-            inbound_target: Some(outbound.local_addr().unwrap().to_string()),
-            scenario: Scenario {
-                seed: 13,
-                agents: AgentModel {
-                    extensions: vec!["1000-1099".into()],
-                    behaviour: AgentBehaviour {
-                        answer_delay: Dist::Uniform([0.05, 0.3]),
-                        ..AgentBehaviour::default()
-                    },
-                    overrides: Vec::new(),
-                },
-                customers: CustomerModel {
-                    answer_delay: Dist::Uniform([0.3, 1.2]),
-                    talk_time: Some(Dist::Fixed(2.6)),
-                    ..CustomerModel::default()
-                },
-                inbound: None,
-            },
-            ..SimConfig::default()
-        },
-        42,
-    );
+    // allowance, so nobody leaves before the rule decides); agents' phones answer a campaign
+    // offer after 0.05-0.3 s. The race is on (defaults).
+    let customers = CustomerModel {
+        answer_delay: Dist::Uniform([0.3, 1.2]),
+        talk_time: Some(Dist::Fixed(2.6)),
+        ..CustomerModel::default()
+    };
+    let (outbound, sim) = race_switch(13, [0.05, 0.3], customers).await;
     let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon");
     let engine = Engine::new(
         EngineConfig::default(),
@@ -461,4 +418,37 @@ async fn switch_empties(sim: &switchyard_esl::sim::SimHandle, observer: &Client)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The fake switch with its defaults (the race on), agent phones `user/1000`-`1099` answering
+/// in `answer` seconds (uniform), and the driver's outbound listener it sends callers to.
+async fn race_switch(
+    seed: u64,
+    answer: [f64; 2],
+    customers: CustomerModel,
+) -> (TcpListener, switchyard_esl::sim::SimHandle) {
+    let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sim = switchyard_esl::sim::spawn(
+        esl,
+        SimConfig {
+            inbound_target: Some(outbound.local_addr().unwrap().to_string()),
+            scenario: Scenario {
+                seed,
+                agents: AgentModel {
+                    extensions: vec!["1000-1099".into()],
+                    behaviour: AgentBehaviour {
+                        answer_delay: Dist::Uniform(answer),
+                        ..AgentBehaviour::default()
+                    },
+                    overrides: Vec::new(),
+                },
+                customers,
+                inbound: None,
+            },
+            ..SimConfig::default()
+        },
+        42,
+    );
+    (outbound, sim)
 }
