@@ -9,6 +9,8 @@
 //! - [`Switch`] (module `core`): the sans-IO state machine. Time and randomness are inputs.
 //! - [`net`]: the tokio shell ([`net::spawn`], [`run_standalone`]).
 //! - [`wav`]: the WAV files `uuid_record` leaves behind.
+//! - [`wire`]: the switch on an in-memory wire in virtual time ([`Wire`]): our client ends of
+//!   its inbound links and outbound sockets, for stepping an engine against it without TCP.
 //!
 //! The run loop, without sockets (what [`net`] does with them):
 //! ```
@@ -48,6 +50,7 @@ mod core;
 pub mod net;
 pub mod rng;
 pub mod wav;
+pub mod wire;
 
 pub use config::{
     AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
@@ -56,3 +59,4 @@ pub use config::{
 pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};
 pub use rng::{Dist, SimRng};
+pub use wire::{Link, Socket, Wire, WireEvent};
