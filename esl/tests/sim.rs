@@ -1225,6 +1225,7 @@ fn ten_thousand_channels_stay_cheap() {
     for i in 0..10_000 {
         h.cmd(c, &format!("bgapi originate loopback/{i}/default &park()"));
     }
+    h.advance(ms(3));
     assert_eq!(h.sw.channel_count(), 10_000);
     assert_eq!(h.events(c).len(), 10_000);
     h.cmd(c, "api hupall NORMAL_CLEARING");
@@ -1631,7 +1632,9 @@ impl Trial {
 }
 
 impl RaceRig {
-    fn new(cfg: SimConfig) -> Self {
+    fn new(mut cfg: SimConfig) -> Self {
+        // Trials time the agent leg's events from its originate's start.
+        cfg.switch.bgapi_start = Dist::Fixed(0.0);
         let mut h = Harness::new(cfg);
         let ev = h.authed();
         let ctl = h.authed();
@@ -2091,6 +2094,33 @@ fn legs_left_up_by_the_race_are_listed_and_die_with_uuid_kill() {
 }
 
 #[test]
+fn a_kill_right_behind_a_bgapi_originate_can_find_no_channel_yet() {
+    // mod_event_socket answers bgapi once the job's thread has started and reads the next
+    // command while that thread runs: the channel comes `bgapi_start` later.
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain CHANNEL_CREATE BACKGROUND_JOB");
+    h.take(c);
+    let u = "a3333333-0000-4000-8000-000000000001";
+    h.cmd(
+        c,
+        &format!("bgapi originate {{origination_uuid={u}}}loopback/7001/default &park()"),
+    );
+    h.cmd(c, &format!("api uuid_kill {u}"));
+    let replies = h.take(c);
+    assert_eq!(
+        api_text(&replies),
+        ["-ERR No such channel!\n"],
+        "the kill ran before the channel existed"
+    );
+    assert!(!h.sw.has_channel(u));
+    h.advance(ms(3));
+    assert!(h.sw.has_channel(u), "the originate went on regardless");
+    let created = h.events(c);
+    assert_eq!(names(&created), ["CHANNEL_CREATE"]);
+}
+
+#[test]
 fn a_leg_killed_inside_the_handover_window_fails_its_originate_with_the_cause() {
     let mut h = Harness::new(SimConfig::default());
     let c = h.authed();
@@ -2102,6 +2132,8 @@ fn a_leg_killed_inside_the_handover_window_fails_its_originate_with_the_cause() 
         c,
         &format!("bgapi originate {{origination_uuid={u}}}loopback/7001/default &park()"),
     );
+    // The job's thread creates the channel within `bgapi_start` (0.5-2.5 ms).
+    h.advance(ms(3));
     assert!(h.sw.has_channel(u));
     h.cmd(ctl, &format!("api uuid_kill {u} USER_BUSY"));
     h.advance(ms(50));

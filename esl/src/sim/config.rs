@@ -30,6 +30,7 @@
 //! dtmf = ["1", "2"]
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
 //! originate_handover = { uniform = [0.001, 0.020] }  # CHANNEL_ANSWER -> originate completes
+//! bgapi_start = { uniform = [0.0005, 0.0025] }       # bgapi read -> its command runs
 //! bridge_delay = { fixed = 0.040 }                   # uuid_bridge -> CHANNEL_BRIDGE
 //! [switch.bridge_race]           # uuid_bridge inside the handover window: outcome weights
 //! bridged = 12.0
@@ -201,6 +202,13 @@ pub struct SwitchModel {
     /// every endpoint so that an engine bridging on CHANNEL_ANSWER meets the race. `0`: no
     /// window (the originate completes with the answer).
     pub originate_handover: Dist,
+    /// `bgapi` read -> its command starts. mod_event_socket answers `+OK Job-UUID` once the
+    /// job's thread has started (`api_exec` sets `ack`) and reads the connection's next
+    /// command while that thread runs, so an `api uuid_kill` sent right behind a `bgapi
+    /// originate` can run before the originate has created its channel and find none. The
+    /// captures show CHANNEL_CREATE 1.7-2.5 ms after the client sent the originate; the
+    /// default, uniform 0.5-2.5 ms, keeps that window. `0`: the command runs as it is read.
+    pub bgapi_start: Dist,
     /// `uuid_bridge` -> CHANNEL_BRIDGE when no originate is in the way: CHANNEL_UNPARK of the
     /// parked legs at half of it, CHANNEL_EXECUTE uuid_bridge + CHANNEL_BRIDGE at the end. The
     /// captures (`after-job-*`, `on-park-*`) show 20 ms ticks, 40-60 ms in all. `0`: at once.
@@ -239,6 +247,7 @@ impl Default for SwitchModel {
     fn default() -> Self {
         SwitchModel {
             originate_handover: Dist::Uniform([0.001, 0.020]),
+            bgapi_start: Dist::Uniform([0.0005, 0.0025]),
             bridge_delay: Dist::Fixed(0.040),
             bridge_race: BridgeRace::default(),
             after_socket: AfterSocket::default(),

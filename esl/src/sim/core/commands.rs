@@ -108,14 +108,14 @@ impl Switch {
                     Message::CommandReply(Reply::with_headers(&text, &[("Job-UUID", &job)])),
                 );
                 let (name, arg) = split_cmd(&command);
-                self.api_event(now, &name, &arg);
-                let waiter = Waiter::Bg {
-                    job: job.clone(),
-                    command: name.clone(),
-                    arg: arg.clone(),
-                };
-                if let Some(out) = self.run_api(now, &name, &arg, waiter) {
-                    self.background_job(now, &job, &name, &arg, out);
+                // The job's thread runs the command a little later (see `bgapi_start`).
+                let start = self.cfg.switch.bgapi_start.sample(&mut self.rng);
+                if start.is_zero() || self.bg_jobs.len() >= MAX_BG_JOBS {
+                    self.run_bg_job(now, job, name, arg);
+                } else {
+                    self.next_bg_job += 1;
+                    self.bg_jobs.insert(self.next_bg_job, (job, name, arg));
+                    self.schedule(now + start, TimerKey::BgApi(self.next_bg_job));
                 }
             }
             Command::Event { format, events } => {
@@ -488,6 +488,7 @@ impl Switch {
                 self.eavesdroppers.clear();
                 self.dialing.clear();
                 self.timers.clear();
+                self.bg_jobs.clear();
                 self.core_uuid = self.rng.uuid();
                 self.seq = 0;
                 self.started = now;
@@ -508,6 +509,21 @@ impl Switch {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Switch {
+    /// A bgapi job's thread: the API event, the command, then its BACKGROUND_JOB.
+    pub(super) fn run_bg_job(&mut self, now: Instant, job: String, name: String, arg: String) {
+        self.api_event(now, &name, &arg);
+        let waiter = Waiter::Bg {
+            job: job.clone(),
+            command: name.clone(),
+            arg: arg.clone(),
+        };
+        if let Some(out) = self.run_api(now, &name, &arg, waiter) {
+            self.background_job(now, &job, &name, &arg, out);
         }
     }
 }

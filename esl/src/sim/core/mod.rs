@@ -148,6 +148,8 @@ enum TimerKey {
     BridgeJoin(ChanId, ChanId),
     /// A caller whose `socket` returned into an empty extension is hung up.
     ExtensionEnd(ChanId),
+    /// A bgapi job's thread runs its command (`bg_jobs`).
+    BgApi(u64),
 }
 
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
@@ -155,6 +157,9 @@ const VERSION: &str = "1.10.12-release+git~20240802T210227Z~a88d069d6f~64bit";
 /// Commands a blocked or stalled connection may have waiting; past this the client is
 /// flooding us and is disconnected.
 const MAX_PENDING_COMMANDS: usize = 10_000;
+/// bgapi jobs waiting for their thread at once; past it a job runs as it is read (a client
+/// this far ahead is flooding us anyway).
+const MAX_BG_JOBS: usize = 100_000;
 /// Recordings whose length `playback` remembers (the files this switch wrote); past it, newer
 /// ones play for `default_playback`.
 const MAX_KNOWN_LENGTHS: usize = 10_000;
@@ -308,6 +313,9 @@ pub struct Switch {
     recordings_written: u64,
     /// Length of each recording written, so that playing it back takes that long.
     known_lengths: HashMap<String, Duration>,
+    /// bgapi jobs whose thread has not run its command yet: job uuid, command, argument.
+    bg_jobs: BTreeMap<u64, (String, String, String)>,
+    next_bg_job: u64,
 }
 
 impl Switch {
@@ -338,6 +346,8 @@ impl Switch {
             inbound_placed: 0,
             recordings_written: 0,
             known_lengths: HashMap::new(),
+            bg_jobs: BTreeMap::new(),
+            next_bg_job: 0,
         };
         sw.start_timers(now);
         sw

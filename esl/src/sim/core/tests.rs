@@ -26,6 +26,9 @@ impl H {
         m.talk_time = Some(Dist::Fixed(60.0));
         m.numbers.insert("+1555M".into(), "machine".into());
         m.numbers.insert("+1555H".into(), "human".into());
+        // These tests time events from the originate's start (the job thread's own gap is
+        // tested in esl/tests/sim.rs).
+        cfg.switch.bgapi_start = Dist::Fixed(0.0);
         let mut sw = Switch::new(cfg, 3, now);
         let conn = sw.connection_opened(now, ConnKind::Inbound);
         let mut h = H {

@@ -25,6 +25,11 @@ impl Switch {
                 self.schedule(now + hb, TimerKey::Heartbeat);
             }
             TimerKey::Pump(conn) => self.pump(now, conn),
+            TimerKey::BgApi(n) => {
+                if let Some((job, name, arg)) = self.bg_jobs.remove(&n) {
+                    self.run_bg_job(now, job, name, arg);
+                }
+            }
             TimerKey::Ring(ch) => {
                 let Some(c) = self.chans.get(&ch) else { return };
                 if c.answered || c.hangup_cause.is_some() {
