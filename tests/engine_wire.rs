@@ -800,57 +800,6 @@ async fn a_supervisor_barges_into_an_agents_call() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_switch_restart_mid_call_ends_the_call_as_lost_and_frees_the_agent() {
-    let w = World::start(queue(Strategy::LongestIdleAgent)).await;
-    w.agent(1, 1001, 1, true).await;
-    let before = w.sim.core_uuid().await;
-    let caller = w
-        .call(InboundCall {
-            caller_number: "+15550007777".into(),
-            talk_time: Some(Duration::from_secs(60)),
-            ..InboundCall::default()
-        })
-        .await;
-    w.bridged_to(&caller).await;
-    w.wait_agent_state(1, AgentStateKind::OnCall).await;
-
-    w.sim.inject(Fault::Restart).await;
-    assert_ne!(w.sim.core_uuid().await, before);
-
-    // The driver reconnects, sees the new Core-UUID, resyncs: the call is gone.
-    let rec = w.call_record("the synthetic record", &caller).await;
-    assert_eq!(rec.outcome, CallOutcome::Lost);
-    assert!(rec.synthetic);
-    assert_eq!(rec.agent, Some(AgentId(1)));
-    assert!(w.api.stats().resyncs >= 1);
-    // The agent is not left on a call that no longer exists.
-    assert_ne!(w.agent_state(1).await, Some(AgentStateKind::OnCall));
-    w.wait_agent_state(1, AgentStateKind::Available).await;
-    // Exactly one record for the call: the session closing did not add a second.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let n = w
-        .records
-        .snapshot()
-        .iter()
-        .filter(|r| matches!(r, Record::Call(_)))
-        .count();
-    assert_eq!(n, 1);
-
-    // And the driver works on the restarted switch.
-    let next = w
-        .call(InboundCall {
-            caller_number: "+15550008888".into(),
-            talk_time: Some(Duration::from_millis(300)),
-            ..InboundCall::default()
-        })
-        .await;
-    w.bridged_to(&next).await;
-    let rec = w.call_record("the next call's record", &next).await;
-    assert_eq!(rec.outcome, CallOutcome::Answered);
-    w.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_are_routed_by_number_or_queue_name_and_the_rest_are_refused() {
     let w = World::start(queue(Strategy::LongestIdleAgent)).await;
     w.agent(1, 1001, 1, true).await;

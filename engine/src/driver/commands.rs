@@ -6,12 +6,12 @@
 //! | Answer       | `api uuid_answer <leg>`                                                   |
 //! | Music        | `api uuid_broadcast <leg> <source> aleg` (files loop: `endless_playback::`) |
 //! | Announce     | `api uuid_break <leg> all`, `api uuid_broadcast <leg> file_string://..! aleg`, then the music again (the loop queues prompts first: see the module `prompts`) |
-//! | Originate    | `bgapi originate {origination_uuid=..,originate_timeout=..,origination_caller_id_*=..,vars}<dial> &park()` |
+//! | Originate    | `bgapi originate {origination_uuid=..,originate_timeout=..,switchyard_leg=<kind>,origination_caller_id_*=..,vars}<dial> &park()` |
 //! | Bridge       | `api uuid_setvar_multi <a> hangup_after_bridge=true;socket_resume=false`, `api uuid_bridge <a> <b>` |
 //! | Hangup       | `api uuid_kill <leg> <CAUSE>` (`-ERR No such channel!` is not an error)   |
 //! | Transfer     | `api uuid_transfer <leg> <destination> XML <context>`                     |
 //! | PlayThenHangup | `api uuid_transfer <leg> playback:<path>,hangup:NORMAL_CLEARING inline` |
-//! | Eavesdrop    | `bgapi originate {origination_uuid=..,eavesdrop_*}<dial> &eavesdrop(<target>)` |
+//! | Eavesdrop    | `bgapi originate {origination_uuid=..,switchyard_leg=supervisor,eavesdrop_*}<dial> &eavesdrop(<target>)` |
 //!
 //! Eavesdrop modes (mod_dptools `eavesdrop`, flags from `switch_ivr_async.c`): the supervisor
 //! always hears both sides; `eavesdrop_whisper_aleg=true` sets ED_MUX_READ (the supervisor is
@@ -28,14 +28,14 @@
 
 use std::time::Duration;
 
-use crate::io::{LegId, MonitorMode, Prompt, SwitchCommand};
+use crate::io::{LegId, LegKind, MonitorMode, Prompt, SwitchCommand};
 
-use super::config::PromptTemplates;
+use super::config::{LEG_VARIABLE, PromptTemplates};
 use super::error::DriverError;
 
 /// One request on the inbound connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum EslRequest {
+pub enum EslRequest {
     Api(String),
     BgApi(String),
 }
@@ -92,7 +92,7 @@ pub(crate) fn plan(
             (reqs, Tracking::Other)
         }
         SwitchCommand::Originate {
-            kind: _,
+            kind,
             leg,
             dial,
             caller_id_number,
@@ -100,9 +100,15 @@ pub(crate) fn plan(
             timeout,
             vars,
         } => {
+            let kind = match kind {
+                LegKind::Agent => "agent",
+                LegKind::Customer => "customer",
+                LegKind::Campaign => "campaign",
+            };
             let mut all = vec![
                 ("origination_uuid".to_owned(), leg.to_string()),
                 ("originate_timeout".to_owned(), whole_seconds(*timeout)),
+                (LEG_VARIABLE.to_owned(), kind.to_owned()),
             ];
             if !caller_id_number.is_empty() {
                 all.push((
@@ -175,6 +181,7 @@ pub(crate) fn plan(
                     "originate_timeout".to_owned(),
                     whole_seconds(syntax.monitor_ring_timeout),
                 ),
+                (LEG_VARIABLE.to_owned(), "supervisor".to_owned()),
                 ("eavesdrop_enable_dtmf".to_owned(), "false".to_owned()),
             ];
             let t = "true".to_owned();
@@ -453,7 +460,7 @@ mod tests {
         assert_eq!(
             reqs,
             [EslRequest::BgApi(format!(
-                "originate {{origination_uuid={A},originate_timeout=3,\
+                "originate {{origination_uuid={A},originate_timeout=3,switchyard_leg=agent,\
                  origination_caller_id_number=+15551230000,\
                  origination_caller_id_name='Doe  John',switchyard_call=7}}user/1000 &park()"
             ))]
@@ -474,7 +481,7 @@ mod tests {
         assert_eq!(
             reqs,
             [EslRequest::BgApi(format!(
-                "originate {{origination_uuid={A},originate_timeout=20,sip_auto_answer=true}}user/1001 &park()"
+                "originate {{origination_uuid={A},originate_timeout=20,switchyard_leg=agent,sip_auto_answer=true}}user/1001 &park()"
             ))]
         );
     }
@@ -591,7 +598,7 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let head = format!(
-            "originate {{origination_uuid={B},originate_timeout=30,eavesdrop_enable_dtmf=false"
+            "originate {{origination_uuid={B},originate_timeout=30,switchyard_leg=supervisor,eavesdrop_enable_dtmf=false"
         );
         let tail = format!("}}user/1050 &eavesdrop({A})");
         assert_eq!(line(MonitorMode::Listen, false), format!("{head}{tail}"));

@@ -23,6 +23,11 @@ pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_PARK CHANNEL_BRIDGE CHAN
 /// caller's `Core-UUID` does not identify a connected node; see [`super`]'s doc.
 pub const NODE_VARIABLE: &str = "switchyard_node";
 
+/// The channel variable every leg switchyard originates carries (`agent`, `customer`,
+/// `campaign`, `supervisor`): the sweep kills a leg that has it, is not bridged, and that no
+/// call of this instance uses (a leg a restart forgot).
+pub const LEG_VARIABLE: &str = "switchyard_leg";
+
 /// One FreeSWITCH node beyond the first: a name (logs, stats, `switchyard_node`) and its
 /// inbound Event Socket connection.
 #[derive(Clone, Debug)]

@@ -1,4 +1,5 @@
-//! Reading `show channels as json` after a reconnect: the uuid of every row.
+//! Reading `show channels as json` (after a reconnect, and for the stray sweep): the uuid of
+//! every row, and the call it belongs to.
 //!
 //! FreeSWITCH answers `{"row_count":N,"rows":[{"uuid":"...",...},...]}`, or
 //! `{"row_count": 0}` when idle. A small scanner (bounded depth, never panics) is all this
@@ -8,33 +9,54 @@ use crate::io::LegId;
 
 /// The legs a `show channels as json` body lists. Rows whose uuid is not a uuid are skipped.
 pub(crate) fn live_legs(body: &[u8]) -> Result<Vec<LegId>, String> {
+    Ok(channel_rows(body)?.into_iter().map(|r| r.uuid).collect())
+}
+
+/// One row of `show channels`: the channel and the call it is part of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ChannelRow {
+    pub uuid: LegId,
+    /// FreeSWITCH's `call_uuid` column: the channel's own uuid until a bridge, then (for both
+    /// legs) the A-leg's call uuid, back to its own at the unbridge (switch_core_sqldb.c).
+    pub call_uuid: Option<LegId>,
+}
+
+/// Every row of a `show channels as json` body with a uuid that is a uuid.
+pub(crate) fn channel_rows(body: &[u8]) -> Result<Vec<ChannelRow>, String> {
     let mut p = Scanner { s: body, i: 0 };
     p.ws();
     if p.peek() != Some(b'{') {
         let head = String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned();
         return Err(format!("not a JSON object: {head:?}"));
     }
-    let mut legs = Vec::new();
+    let mut rows = Vec::new();
     p.object(0, &mut |p, key| {
         if key == b"rows" {
             p.array(1, &mut |p| {
+                let (mut uuid, mut call_uuid) = (None, None);
                 p.object(2, &mut |p, key| {
-                    if key == b"uuid" && p.peek() == Some(b'"') {
-                        let v = p.string()?;
-                        if let Some(leg) = std::str::from_utf8(&v).ok().and_then(LegId::parse) {
-                            legs.push(leg);
-                        }
-                        Ok(())
-                    } else {
-                        p.skip(3)
+                    let slot = match key {
+                        b"uuid" => &mut uuid,
+                        b"call_uuid" => &mut call_uuid,
+                        _ => return p.skip(3),
+                    };
+                    if p.peek() != Some(b'"') {
+                        return p.skip(3);
                     }
-                })
+                    let v = p.string()?;
+                    *slot = std::str::from_utf8(&v).ok().and_then(LegId::parse);
+                    Ok(())
+                })?;
+                if let Some(uuid) = uuid {
+                    rows.push(ChannelRow { uuid, call_uuid });
+                }
+                Ok(())
             })
         } else {
             p.skip(1)
         }
     })?;
-    Ok(legs)
+    Ok(rows)
 }
 
 const MAX_DEPTH: usize = 32;
@@ -196,6 +218,30 @@ mod tests {
             [
                 LegId::parse("0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b").unwrap(),
                 LegId::parse("11112222-3333-4444-5555-666677778888").unwrap()
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_carry_their_call_uuid_when_it_is_a_uuid() {
+        let a = "0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b";
+        let b = "11112222-3333-4444-5555-666677778888";
+        let body = format!(
+            r#"{{"row_count":2,"rows":[{{"call_uuid":"{a}","uuid":"{b}"}},{{"uuid":"{a}","call_uuid":""}}]}}"#
+        );
+        let rows = channel_rows(body.as_bytes()).unwrap();
+        let (a, b) = (LegId::parse(a).unwrap(), LegId::parse(b).unwrap());
+        assert_eq!(
+            rows,
+            [
+                ChannelRow {
+                    uuid: b,
+                    call_uuid: Some(a)
+                },
+                ChannelRow {
+                    uuid: a,
+                    call_uuid: None
+                }
             ]
         );
     }

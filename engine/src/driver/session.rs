@@ -17,15 +17,18 @@ use crate::io::{CallerInfo, HangupCause, LegId};
 /// What a session task tells the loop.
 #[derive(Debug)]
 pub(crate) enum SessionMsg {
-    /// The socket is ready; the loop picks the queue (routes may change at run time).
+    /// The socket is ready; the core picks the queue (routes may change at run time). The
+    /// handle hangs the caller up if the core refuses them.
     Arrived {
-        leg: LegId,
-        route: RouteKeys,
-        caller: CallerInfo,
-        /// What tells which FreeSWITCH node the caller is on.
-        origin: Origin,
+        arrival: Arrival,
         handle: SessionHandle,
     },
+    Input(CallerInput),
+}
+
+/// What a caller's socket reports once the caller is in (see [`SocketState`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerInput {
     Dtmf {
         leg: LegId,
         digit: char,
@@ -40,9 +43,68 @@ pub(crate) enum SessionMsg {
     },
 }
 
+/// One caller socket's reading of its events, shared by the session task and the
+/// virtual-time tests: DTMF digits, the hangup (once), and how the socket ended.
+#[derive(Clone, Debug)]
+pub struct SocketState {
+    leg: LegId,
+    hung_up: bool,
+}
+
+impl SocketState {
+    pub fn new(leg: LegId) -> SocketState {
+        SocketState {
+            leg,
+            hung_up: false,
+        }
+    }
+
+    /// An event of the caller's own channel (`myevents`).
+    pub fn event(&mut self, e: &Event) -> Option<CallerInput> {
+        let leg = self.leg;
+        match e.name().as_deref() {
+            Some("DTMF") => e
+                .header("DTMF-Digit")
+                .and_then(|d| d.chars().next())
+                .map(|digit| CallerInput::Dtmf { leg, digit }),
+            Some("CHANNEL_HANGUP_COMPLETE") if !self.hung_up => {
+                self.hung_up = true;
+                let cause = e
+                    .hangup_cause()
+                    .map_or(HangupCause::Normal, |c| HangupCause::from_freeswitch(&c));
+                Some(CallerInput::HungUp { leg, cause })
+            }
+            _ => None,
+        }
+    }
+
+    /// The socket ended: with FreeSWITCH's disconnect notice (the channel is over; linger
+    /// kept the socket for its last events, and if the hangup event was lost this is it), or
+    /// closed without one (the channel may live on).
+    pub fn closed(&mut self, notice: bool) -> Option<CallerInput> {
+        if self.hung_up {
+            return None;
+        }
+        self.hung_up = true;
+        let leg = self.leg;
+        Some(if notice {
+            CallerInput::HungUp {
+                leg,
+                cause: HangupCause::Normal,
+            }
+        } else {
+            CallerInput::Vanished { leg }
+        })
+    }
+
+    pub fn hung_up(&self) -> bool {
+        self.hung_up
+    }
+}
+
 /// What routing looks at.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RouteKeys {
+pub struct RouteKeys {
     /// `variable_switchyard_queue`: a queue name (or any key of the route table).
     pub queue_var: Option<String>,
     /// `Caller-Destination-Number`.
@@ -51,7 +113,7 @@ pub(crate) struct RouteKeys {
 
 /// Where a caller comes from, as its socket shows it (see the driver's doc on nodes).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Origin {
+pub struct Origin {
     /// `Core-UUID` of the CHANNEL_DATA: the instance of FreeSWITCH that runs the channel.
     pub core_uuid: Option<String>,
     /// `variable_switchyard_node`: a node name the dialplan set.
@@ -62,7 +124,7 @@ pub(crate) struct Origin {
 
 /// The session's channel data, read once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Arrival {
+pub struct Arrival {
     pub leg: LegId,
     pub route: RouteKeys,
     pub caller: CallerInfo,
@@ -70,7 +132,7 @@ pub(crate) struct Arrival {
 }
 
 /// Reads what the engine needs from CHANNEL_DATA. `None` when the uuid is not a uuid.
-pub(crate) fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
+pub fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
     let leg = LegId::parse(uuid)?;
     // The connect reply carries the caller profile twice, as `Caller-*` and `Channel-*`
     // (FreeSWITCH 1.10 capture); either will do.
@@ -156,69 +218,44 @@ pub(crate) async fn run(session: OutboundSession, to_loop: mpsc::Sender<SessionM
         debug!(%uuid, error = %e, "linger failed; the caller is gone");
         return;
     }
-    let leg = arrival.leg;
+    let mut state = SocketState::new(arrival.leg);
     let arrived = SessionMsg::Arrived {
-        leg,
-        route: arrival.route,
-        caller: arrival.caller,
-        origin: arrival.origin,
+        arrival,
         handle: handle.clone(),
     };
     if to_loop.send(arrived).await.is_err() {
         return;
     }
-    let mut hung_up = false;
     while let Some(ev) = events.recv().await {
-        let msg = match ev {
-            SessionEvent::Event(e) => match e.name().as_deref() {
-                Some("DTMF") => e
-                    .header("DTMF-Digit")
-                    .and_then(|d| d.chars().next())
-                    .map(|digit| SessionMsg::Dtmf { leg, digit }),
-                Some("CHANNEL_HANGUP_COMPLETE") if !hung_up => {
-                    hung_up = true;
-                    let cause = e
-                        .hangup_cause()
-                        .map_or(HangupCause::Normal, |c| HangupCause::from_freeswitch(&c));
-                    Some(SessionMsg::HungUp { leg, cause })
-                }
-                _ => None,
-            },
+        let (msg, end) = match ev {
+            SessionEvent::Event(e) => (state.event(&e), false),
             // The channel is over (linger), or the socket is closing: either way nothing runs
-            // on it any more. The hangup event normally came first; if it was lost, this is it.
-            SessionEvent::Disconnect { .. } => {
-                let msg = (!hung_up).then_some(SessionMsg::HungUp {
-                    leg,
-                    cause: HangupCause::Normal,
-                });
-                hung_up = true;
-                if let Some(m) = msg
-                    && to_loop.send(m).await.is_err()
-                {
-                    return;
-                }
-                break;
-            }
+            // on it any more.
+            SessionEvent::Disconnect { .. } => (state.closed(true), true),
             SessionEvent::Closed { .. } => {
-                if !hung_up && to_loop.send(SessionMsg::Vanished { leg }).await.is_err() {
-                    return;
+                // Nothing to say `exit` to.
+                if let Some(m) = state.closed(false) {
+                    let _ = to_loop.send(SessionMsg::Input(m)).await;
                 }
                 return;
             }
             SessionEvent::Lagged { dropped } => {
                 warn!(%uuid, dropped, "caller socket events dropped");
-                None
+                (None, false)
             }
-            _ => None,
+            _ => (None, false),
         };
         if let Some(m) = msg
-            && to_loop.send(m).await.is_err()
+            && to_loop.send(SessionMsg::Input(m)).await.is_err()
         {
             return;
         }
+        if end {
+            break;
+        }
     }
     // With linger and no time FreeSWITCH keeps the socket until we leave.
-    if hung_up {
+    if state.hung_up() {
         let _ = tokio::time::timeout(Duration::from_secs(10), handle.exit()).await;
     }
 }

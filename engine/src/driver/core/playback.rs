@@ -16,33 +16,26 @@ use tracing::{debug, warn};
 use crate::ids::QueueId;
 use crate::io::{LegId, SwitchCommand};
 
-use super::commands::{self, EslRequest, Tracking};
-use super::prompts::{self, Sound};
-use super::sounds::{self, Globals};
-use super::{Done, Loop, Reply, Started, bump, now};
+use super::super::commands::{self, EslRequest, Tracking};
+use super::super::prompts::{self, Sound};
+use super::super::sounds::{self, Globals};
+use super::timers::Chore;
+use super::{Answer, DriverCore, Pending, Reply, bump};
 
-/// What a playback chore brings back to the loop.
+/// A question of the sound check.
 #[derive(Debug)]
-pub(super) enum PlaybackDone {
-    Overdue {
-        leg: LegId,
-        generation: u64,
-    },
-    Globals {
-        node: usize,
-        epoch: u64,
-        prefix: Reply,
-        dir: Reply,
-    },
+pub(crate) enum PlaybackAsk {
+    /// `global_getvar sound_prefix`, then `global_getvar sounds_dir`.
+    Globals { node: usize, epoch: u64 },
+    /// `file_exists` for each candidate of `path`.
     Exists {
         node: usize,
         epoch: u64,
         path: String,
-        replies: Vec<Reply>,
     },
 }
 
-impl Loop {
+impl DriverCore {
     /// First step of `issue`: Music and Announce are played from here (`None`); a command that
     /// ends a caller's wait makes the queue forget the caller (FreeSWITCH's bridge, transfer
     /// and hangup stop the broadcast playing, and nothing of ours is queued there).
@@ -52,7 +45,7 @@ impl Loop {
                 let node = self.leg_node(*leg);
                 let music = self.sounds.music(node, source);
                 self.prompts
-                    .handle_input(now(), prompts::Input::Music { leg: *leg, music });
+                    .handle_input(self.now, prompts::Input::Music { leg: *leg, music });
                 self.after_playback_input(&cmd);
                 None
             }
@@ -78,7 +71,7 @@ impl Loop {
                 };
                 let music = self.sounds.music(node, then_music);
                 self.prompts.handle_input(
-                    now(),
+                    self.now,
                     prompts::Input::Announce {
                         leg: *leg,
                         path,
@@ -106,7 +99,7 @@ impl Loop {
     /// The leg no longer waits: whatever it had queued is dropped.
     pub(super) fn prompt_leg_gone(&mut self, leg: LegId) {
         self.prompts
-            .handle_input(now(), prompts::Input::Gone { leg });
+            .handle_input(self.now, prompts::Input::Gone { leg });
     }
 
     /// A CHANNEL_EXECUTE_COMPLETE: the end of a prompt, perhaps.
@@ -116,7 +109,7 @@ impl Loop {
             return;
         };
         self.prompts.handle_input(
-            now(),
+            self.now,
             prompts::Input::Executed {
                 leg,
                 app: &app,
@@ -148,28 +141,25 @@ impl Loop {
         self.flush_sounds();
     }
 
-    pub(super) fn on_playback_done(&mut self, done: PlaybackDone) {
-        match done {
-            PlaybackDone::Overdue { leg, generation } => {
-                self.prompts
-                    .handle_input(now(), prompts::Input::Overdue { leg, generation });
-                self.flush_prompts();
-            }
-            PlaybackDone::Globals {
-                node,
-                epoch,
-                prefix,
-                dir,
-            } => {
-                let text = |r: Reply| match r {
-                    Ok(super::Answer::Api(b)) if !b.starts_with(b"-ERR") => {
+    pub(super) fn on_prompt_overdue(&mut self, leg: LegId, generation: u64) {
+        self.prompts
+            .handle_input(self.now, prompts::Input::Overdue { leg, generation });
+        self.flush_prompts();
+    }
+
+    pub(super) fn on_playback_answer(&mut self, ask: PlaybackAsk, replies: Vec<Reply>) {
+        match ask {
+            PlaybackAsk::Globals { node, epoch } => {
+                let text = |r: Option<Reply>| match r {
+                    Some(Ok(Answer::Api(b))) if !b.starts_with(b"-ERR") => {
                         String::from_utf8_lossy(&b).trim().to_owned()
                     }
                     _ => String::new(),
                 };
+                let mut replies = replies.into_iter();
                 let globals = Globals {
-                    sound_prefix: text(prefix),
-                    sounds_dir: text(dir),
+                    sound_prefix: text(replies.next()),
+                    sounds_dir: text(replies.next()),
                 };
                 debug!(node = %self.nodes[node].name, ?globals, "sound directories");
                 self.sounds.handle_input(sounds::Input::Globals {
@@ -179,19 +169,14 @@ impl Loop {
                 });
                 self.flush_sounds();
             }
-            PlaybackDone::Exists {
-                node,
-                epoch,
-                path,
-                replies,
-            } => {
+            PlaybackAsk::Exists { node, epoch, path } => {
                 let mut present = Some(false);
                 for r in replies {
                     match r {
-                        Ok(super::Answer::Api(b)) if b.trim_ascii() == b"true" => {
+                        Ok(Answer::Api(b)) if b.trim_ascii() == b"true" => {
                             present = Some(true);
                         }
-                        Ok(super::Answer::Api(b)) if b.trim_ascii() == b"false" => {}
+                        Ok(Answer::Api(b)) if b.trim_ascii() == b"false" => {}
                         // Not asked, or not understood: the path stays as given.
                         _ => {
                             if present == Some(false) {
@@ -213,10 +198,6 @@ impl Loop {
 
     // ---- inside ----------------------------------------------------------------------------
 
-    fn leg_node(&self, leg: LegId) -> usize {
-        self.homes.get(leg).unwrap_or_else(|| self.fallback_node())
-    }
-
     /// The music and periodic message of a queue.
     fn queue_sounds(&self, queue: QueueId) -> Vec<String> {
         let Some(q) = self.engine.queue(queue) else {
@@ -235,7 +216,7 @@ impl Loop {
         if self.flush_prompts() {
             bump(&self.counters.commands_sent);
             if let Some(p) = &self.cfg.probe {
-                p.command_sent(cmd, now());
+                p.command_sent(cmd, self.now);
             }
         }
     }
@@ -259,16 +240,13 @@ impl Loop {
                         },
                     };
                     let node = self.leg_node(leg);
-                    self.send_requests(node, vec![EslRequest::Api(line)], Tracking::Other, None);
+                    self.send_command(node, vec![EslRequest::Api(line)], Tracking::Other, None);
                     sent = true;
                 }
                 prompts::Output::Started { leg, generation } => {
                     let after = self.cfg.prompt_timeout;
                     if !after.is_zero() {
-                        self.chores.spawn(async move {
-                            tokio::time::sleep(after).await;
-                            Done::Playback(PlaybackDone::Overdue { leg, generation })
-                        });
+                        self.later(after, Chore::PromptOverdue { leg, generation });
                     }
                 }
             }
@@ -287,19 +265,14 @@ impl Loop {
         while let Some(o) = self.sounds.poll_output() {
             match o {
                 sounds::Output::AskGlobals { node, epoch } => {
-                    let ask = |l: &str| self.start(node, EslRequest::Api(l.to_owned()));
-                    let (prefix, dir) = (
-                        ask("global_getvar sound_prefix"),
-                        ask("global_getvar sounds_dir"),
+                    let requests = ["global_getvar sound_prefix", "global_getvar sounds_dir"]
+                        .map(|l| EslRequest::Api(l.to_owned()))
+                        .to_vec();
+                    self.ask(
+                        node,
+                        requests,
+                        Pending::Playback(PlaybackAsk::Globals { node, epoch }),
                     );
-                    self.chores.spawn(async move {
-                        Done::Playback(PlaybackDone::Globals {
-                            node,
-                            epoch,
-                            prefix: prefix.finish().await,
-                            dir: dir.finish().await,
-                        })
-                    });
                 }
                 sounds::Output::AskExists {
                     node,
@@ -307,22 +280,15 @@ impl Loop {
                     path,
                     candidates,
                 } => {
-                    let started: Vec<Started> = candidates
+                    let requests = candidates
                         .iter()
-                        .map(|c| self.start(node, EslRequest::Api(format!("file_exists {c}"))))
+                        .map(|c| EslRequest::Api(format!("file_exists {c}")))
                         .collect();
-                    self.chores.spawn(async move {
-                        let mut replies = Vec::with_capacity(started.len());
-                        for s in started {
-                            replies.push(s.finish().await);
-                        }
-                        Done::Playback(PlaybackDone::Exists {
-                            node,
-                            epoch,
-                            path,
-                            replies,
-                        })
-                    });
+                    self.ask(
+                        node,
+                        requests,
+                        Pending::Playback(PlaybackAsk::Exists { node, epoch, path }),
+                    );
                 }
                 sounds::Output::Missing { node, path } => {
                     bump(&self.counters.sounds_missing);

@@ -1,0 +1,149 @@
+//! Callers arriving over the dialplan's `socket`: which node they are on, which queue they
+//! go to, and what their socket reports until they leave.
+
+use tracing::{info, warn};
+
+use crate::ids::QueueId;
+use crate::io::{HangupCause, Input, SwitchEvent};
+
+use super::super::nodes::{self, NodeView};
+use super::super::session::{Arrival, CallerInput, RouteKeys};
+use super::timers::Chore;
+use super::{DriverCore, MAX_CALLER_QUEUES, bump};
+
+/// The core's answer to a caller's socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// The caller is in its queue.
+    Accepted,
+    /// Hang the caller up with this cause (no node or no queue matched).
+    Refused { cause: String },
+}
+
+impl DriverCore {
+    /// A caller's socket is ready (its channel data read, `myevents` and `linger` done).
+    pub fn caller_arrived(&mut self, now: std::time::Instant, arrival: Arrival) -> Admission {
+        self.at(now);
+        let Arrival {
+            leg,
+            route,
+            caller,
+            origin,
+        } = arrival;
+        bump(&self.counters.calls_arrived);
+        let Some(node) = nodes::place_caller(&origin, &self.node_views()) else {
+            bump(&self.counters.calls_without_node);
+            warn!(%leg, ?origin, "no configured FreeSWITCH node matches this caller; hanging up");
+            return Admission::Refused {
+                cause: "NORMAL_TEMPORARY_FAILURE".into(),
+            };
+        };
+        let Some(queue) = self.route(&route) else {
+            bump(&self.counters.calls_unrouted);
+            warn!(%leg, ?route, "no queue for this caller; hanging up");
+            return Admission::Refused {
+                cause: self.cfg.unrouted_cause.clone(),
+            };
+        };
+        self.callers.insert(leg);
+        self.set_home(leg, node);
+        if self.caller_queues.len() < MAX_CALLER_QUEUES {
+            self.caller_queues.insert(leg, queue);
+        }
+        if let Some(r) = &mut self.nodes[node].resync {
+            r.extra.insert(leg);
+        }
+        if let Some(p) = &self.cfg.probe {
+            p.call_arrived(leg, self.now);
+        }
+        if let Err(e) = self.feed(Input::Switch(
+            self.now,
+            SwitchEvent::CallArrived { leg, queue, caller },
+        )) {
+            warn!(%leg, error = %e, "the core refused an arrival");
+        }
+        self.settle();
+        Admission::Accepted
+    }
+
+    /// What an accepted caller's socket reported.
+    pub fn caller_input(&mut self, now: std::time::Instant, input: CallerInput) {
+        self.at(now);
+        match input {
+            CallerInput::Dtmf { leg, digit } => {
+                if self.callers.contains(&leg) {
+                    self.feed_switch(SwitchEvent::Dtmf { leg, digit });
+                }
+            }
+            CallerInput::HungUp { leg, cause } => {
+                self.prompt_leg_gone(leg);
+                if self.callers.remove(&leg) {
+                    self.forget_home(leg);
+                    self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
+                }
+            }
+            CallerInput::Vanished { leg } => {
+                if self.callers.contains(&leg) {
+                    let node = self.leg_node(leg);
+                    let epoch = self.nodes[node].resync_epoch;
+                    self.later(
+                        self.cfg.orphan_grace,
+                        Chore::OrphanCheck { leg, node, epoch },
+                    );
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// The caller whose socket vanished is gone for good.
+    pub(super) fn caller_lost(&mut self, leg: crate::io::LegId) {
+        if self.callers.remove(&leg) {
+            self.forget_home(leg);
+            bump(&self.counters.legs_lost);
+            info!(%leg, "caller leg vanished with its socket");
+            self.followups.push_back(SwitchEvent::LegHungUp {
+                leg,
+                cause: HangupCause::Lost,
+            });
+        }
+    }
+
+    /// The queue for a caller: its `switchyard_queue` variable decides when set (an unknown
+    /// name is a configuration error, not a reason to guess), else its dialled number, else
+    /// the default queue.
+    fn route(&self, keys: &RouteKeys) -> Option<QueueId> {
+        let lookup = |k: &str| {
+            self.cfg
+                .routes
+                .get(k)
+                .or_else(|| {
+                    self.cfg
+                        .learn_queue_names
+                        .then(|| self.learned.get(k))
+                        .flatten()
+                })
+                .copied()
+        };
+        if let Some(name) = &keys.queue_var {
+            return lookup(name);
+        }
+        keys.destination
+            .as_deref()
+            .and_then(lookup)
+            .or(self.cfg.default_queue)
+    }
+
+    /// What `nodes::place_caller` needs of every node.
+    fn node_views(&self) -> Vec<NodeView<'_>> {
+        self.nodes
+            .iter()
+            .map(|n| NodeView {
+                name: &n.name,
+                core_uuid: n.core_uuid.as_deref(),
+                connected: n.connected,
+                ip: n.ip,
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,412 @@
+//! The core stepped by hand: every request it sends is looked at and answered here, as the
+//! switch would. The whole core against the fake switch is the root package's
+//! `tests/driver_pair.rs`.
+
+use std::time::{Duration, Instant};
+
+use switchyard_esl::EventFormat;
+use switchyard_esl::codec::{Event, Headers};
+
+use super::*;
+use crate::config::{AgentConfig, EngineConfig, Membership, QueueConfig};
+use crate::driver::{Arrival, CallerInput, Origin, RouteKeys};
+use crate::ids::{AgentId, QueueId};
+use crate::io::{CallerInfo, Presence, Record};
+
+const CORE: &str = "c0ffee00-0000-4000-8000-000000000001";
+
+struct Bench {
+    core: DriverCore,
+    now: Instant,
+    sent: Vec<(Ticket, Vec<EslRequest>)>,
+    records: Vec<Record>,
+}
+
+fn bench_with(tune: impl FnOnce(&mut DriverConfig)) -> Bench {
+    let now = Instant::now();
+    let mut cfg = DriverConfig::new("127.0.0.1:8021", "ClueCon").route("5000", QueueId(1));
+    tune(&mut cfg);
+    let engine = crate::Engine::new(EngineConfig::default(), 7, now);
+    let core = DriverCore::new(cfg, engine, &[true], now).expect("config");
+    let mut b = Bench {
+        core,
+        now,
+        sent: Vec::new(),
+        records: Vec::new(),
+    };
+    b.core.node_connected(now, 0, CORE, false);
+    b.command(Command::UpsertQueue(Box::new(QueueConfig {
+        id: QueueId(1),
+        name: "sales".into(),
+        ..QueueConfig::default()
+    })));
+    b.command(Command::UpsertAgent(Box::new(AgentConfig {
+        id: AgentId(1),
+        name: "ana".into(),
+        contact: "user/1001".into(),
+        ..AgentConfig::default()
+    })));
+    b.command(Command::SetMemberships {
+        agent: AgentId(1),
+        memberships: vec![Membership {
+            queue: QueueId(1),
+            level: 1,
+            position: 1,
+            weight: 1,
+        }],
+    });
+    b.flush();
+    // The sound check's questions are not what these tests are about: answered "present".
+    b.answer_all_matching("global_getvar", "");
+    b.answer_all_matching("file_exists", "true");
+    b.sent.clear();
+    b
+}
+
+fn bench() -> Bench {
+    bench_with(|_| {})
+}
+
+fn event(name: &str, uuid: LegId, more: &[(&str, &str)]) -> Event {
+    let uuid = uuid.to_string();
+    let mut pairs = vec![("Event-Name", name), ("Unique-ID", uuid.as_str())];
+    pairs.extend_from_slice(more);
+    Event::from_parts(EventFormat::Plain, Headers::from_pairs(pairs), None)
+}
+
+fn leg(n: u128) -> LegId {
+    LegId(0xABCD_0000_0000_0000_0000_0000_0000 + n)
+}
+
+impl Bench {
+    fn command(&mut self, cmd: Command) {
+        self.core.command(self.now, cmd).expect("accepted");
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                CoreOutput::Send {
+                    ticket, requests, ..
+                } => self.sent.push((ticket, requests)),
+                CoreOutput::Record(r) => self.records.push(r),
+                CoreOutput::Live(_) | CoreOutput::Connect { .. } => {}
+            }
+        }
+    }
+
+    fn available(&mut self) {
+        self.command(Command::SetAgentPresence {
+            agent: AgentId(1),
+            presence: Presence::Available,
+        });
+    }
+
+    fn arrive(&mut self, caller: LegId) -> Admission {
+        let a = self.core.caller_arrived(
+            self.now,
+            Arrival {
+                leg: caller,
+                route: RouteKeys {
+                    queue_var: None,
+                    destination: Some("5000".into()),
+                },
+                caller: CallerInfo::default(),
+                origin: Origin {
+                    core_uuid: Some(CORE.into()),
+                    ..Origin::default()
+                },
+            },
+        );
+        self.flush();
+        a
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.sent
+            .iter()
+            .flat_map(|(_, r)| r.iter())
+            .map(|r| match r {
+                EslRequest::Api(l) => format!("api {l}"),
+                EslRequest::BgApi(l) => format!("bgapi {l}"),
+            })
+            .collect()
+    }
+
+    /// The ticket whose first request starts with `prefix` (after `api `/`bgapi `).
+    fn ticket(&self, prefix: &str) -> Option<Ticket> {
+        self.sent.iter().find_map(|(t, r)| {
+            let l = match r.first()? {
+                EslRequest::Api(l) | EslRequest::BgApi(l) => l,
+            };
+            l.starts_with(prefix).then_some(*t)
+        })
+    }
+
+    fn answer(&mut self, ticket: Ticket, replies: Vec<Reply>) {
+        self.sent.retain(|(t, _)| *t != ticket);
+        self.core.answered(self.now, ticket, replies);
+        self.flush();
+    }
+
+    fn answer_api(&mut self, prefix: &str, body: &str) {
+        let t = self
+            .ticket(prefix)
+            .unwrap_or_else(|| panic!("no request {prefix:?} in {:?}", self.lines()));
+        let n = self
+            .sent
+            .iter()
+            .find(|(x, _)| *x == t)
+            .map_or(1, |s| s.1.len());
+        let replies = (0..n).map(|_| Ok(Answer::Api(body.into()))).collect();
+        self.answer(t, replies);
+    }
+
+    fn answer_all_matching(&mut self, prefix: &str, body: &str) {
+        while self.ticket(prefix).is_some() {
+            self.answer_api(prefix, body);
+        }
+    }
+
+    fn agent_leg(&self) -> LegId {
+        self.core
+            .originated
+            .keys()
+            .copied()
+            .next()
+            .expect("an agent leg was originated")
+    }
+
+    fn switch_event(&mut self, ev: Event) {
+        self.core.switch_event(self.now, 0, &ev);
+        self.flush();
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while self.core.next_deadline() <= until {
+            self.now = self.core.next_deadline().max(self.now);
+            self.core.handle_timeout(self.now);
+            self.flush();
+        }
+        self.now = until;
+        self.core.handle_timeout(self.now);
+        self.flush();
+    }
+}
+
+#[test]
+fn a_bridge_waits_for_the_originates_job_and_goes_out_at_its_ok() {
+    let mut b = bench();
+    b.available();
+    let caller = leg(1);
+    assert_eq!(b.arrive(caller), Admission::Accepted);
+    let originate = b.ticket("originate").expect("the agent is dialled");
+    let agent = b.agent_leg();
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    assert!(
+        !b.lines().iter().any(|l| l.contains("uuid_bridge")),
+        "no bridge while the originate owns the leg: {:?}",
+        b.lines()
+    );
+    assert_eq!(b.core.stats().bridges_held, 1);
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(format!("+OK {agent}\n").into()))],
+    );
+    let bridge = format!("api uuid_bridge {caller} {agent}");
+    assert!(b.lines().contains(&bridge), "{:?}", b.lines());
+}
+
+#[test]
+fn a_park_hands_the_leg_over_before_the_job_reports() {
+    let mut b = bench();
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let agent = b.agent_leg();
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    b.switch_event(event("CHANNEL_PARK", agent, &[]));
+    assert!(
+        b.lines()
+            .contains(&format!("api uuid_bridge {caller} {agent}")),
+        "{:?}",
+        b.lines()
+    );
+}
+
+#[test]
+fn commands_beyond_the_in_flight_bound_wait_their_turn_in_order() {
+    let mut b = bench_with(|c| c.max_commands_in_flight = 1);
+    let caller = leg(1);
+    b.arrive(caller);
+    // The caller is answered, then hears music: one command at a time.
+    assert_eq!(b.sent.len(), 1, "{:?}", b.lines());
+    assert_eq!(b.core.stats().backlog, 1);
+    assert_eq!(b.lines(), [format!("api uuid_answer {caller}")]);
+    b.answer_api("uuid_answer", "+OK\n");
+    assert_eq!(b.core.stats().backlog, 0);
+    assert!(
+        b.lines()[0].starts_with(&format!("api uuid_broadcast {caller}")),
+        "{:?}",
+        b.lines()
+    );
+}
+
+#[test]
+fn a_kill_that_overtakes_its_originate_is_retried_until_the_job_reports() {
+    let mut b = bench();
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let originate = b.ticket("originate").unwrap();
+    let agent = b.agent_leg();
+    // The caller leaves while the agent's phone is still being set up.
+    b.core.caller_input(
+        b.now,
+        CallerInput::HungUp {
+            leg: caller,
+            cause: crate::io::HangupCause::Normal,
+        },
+    );
+    b.flush();
+    let kill = format!("uuid_kill {agent}");
+    b.answer_api(&kill, "-ERR No such channel!\n");
+    assert!(b.ticket(&kill).is_none());
+    b.advance(Duration::from_millis(200));
+    assert!(b.ticket(&kill).is_some(), "retried: {:?}", b.lines());
+    // Once the job reports, a missing channel is simply gone.
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(b"-ERR NO_ANSWER\n".to_vec()))],
+    );
+    b.answer_api(&kill, "-ERR No such channel!\n");
+    b.advance(Duration::from_secs(1));
+    assert!(b.ticket(&kill).is_none(), "{:?}", b.lines());
+    assert!(!b.core.originated.contains_key(&agent));
+}
+
+#[test]
+fn an_originate_that_fails_after_its_answer_has_its_leg_killed() {
+    let mut b = bench();
+    b.available();
+    b.arrive(leg(1));
+    let originate = b.ticket("originate").unwrap();
+    let agent = b.agent_leg();
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(b"-ERR ORIGINATOR_CANCEL\n".to_vec()))],
+    );
+    assert!(b.ticket(&format!("uuid_kill {agent}")).is_some());
+    assert_eq!(b.core.stats().originates_failed_after_answer, 1);
+    assert_eq!(b.core.stats().bridges_failed, 1, "the held bridge is lost");
+    // Tracked until its hangup, which files its CDR.
+    assert!(b.core.originated.contains_key(&agent));
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        agent,
+        &[("Hangup-Cause", "NORMAL_CLEARING")],
+    ));
+    assert!(!b.core.originated.contains_key(&agent));
+    assert!(
+        b.records
+            .iter()
+            .any(|r| matches!(r, Record::Cdr(c) if c.leg == agent))
+    );
+}
+
+#[test]
+fn an_unrouted_caller_is_refused_with_the_configured_cause() {
+    let mut b = bench_with(|c| c.unrouted_cause = "CALL_REJECTED".into());
+    let a = b.core.caller_arrived(
+        b.now,
+        Arrival {
+            leg: leg(9),
+            route: RouteKeys {
+                queue_var: Some("nowhere".into()),
+                destination: Some("5000".into()),
+            },
+            caller: CallerInfo::default(),
+            origin: Origin::default(),
+        },
+    );
+    assert_eq!(
+        a,
+        Admission::Refused {
+            cause: "CALL_REJECTED".into()
+        }
+    );
+    assert_eq!(b.core.stats().calls_unrouted, 1);
+}
+
+#[test]
+fn a_reconnect_resyncs_and_a_caller_the_switch_no_longer_lists_is_gone() {
+    let mut b = bench();
+    let (gone, kept) = (leg(1), leg(2));
+    b.arrive(gone);
+    b.arrive(kept);
+    b.sent.clear();
+    b.core.node_connected(b.now, 0, CORE, false);
+    b.flush();
+    let listing = format!(r#"{{"row_count":1,"rows":[{{"uuid":"{kept}"}}]}}"#);
+    b.answer_api("show channels as json", &listing);
+    assert_eq!(b.core.stats().resyncs, 1);
+    assert!(!b.core.callers.contains(&gone));
+    assert!(b.core.callers.contains(&kept));
+    assert!(b.core.engine().owns_leg(kept));
+    assert!(!b.core.engine().owns_leg(gone));
+}
+
+#[test]
+fn a_stray_leg_of_ours_is_killed_at_its_second_listing_unless_bridged_or_foreign() {
+    let mut b = bench();
+    let (stray, talking, peer, foreign) = (leg(1), leg(2), leg(3), leg(4));
+    let listing = format!(
+        r#"{{"row_count":4,"rows":[
+            {{"uuid":"{stray}","call_uuid":"{stray}"}},
+            {{"uuid":"{talking}","call_uuid":"{talking}"}},
+            {{"uuid":"{peer}","call_uuid":"{talking}"}},
+            {{"uuid":"{foreign}","call_uuid":"{foreign}"}}]}}"#
+    );
+    b.advance(Duration::from_secs(30));
+    b.answer_api("show channels as json", &listing);
+    b.answer_api(&format!("uuid_getvar {stray} switchyard_leg"), "agent");
+    b.answer_api(&format!("uuid_getvar {talking} switchyard_leg"), "agent");
+    b.answer_api(&format!("uuid_getvar {peer} switchyard_leg"), "_undef_");
+    b.answer_api(&format!("uuid_getvar {foreign} switchyard_leg"), "_undef_");
+    assert!(b.sent.is_empty(), "nothing killed at the first listing");
+    b.advance(Duration::from_secs(30));
+    b.answer_api("show channels as json", &listing);
+    assert_eq!(
+        b.lines(),
+        [format!("api uuid_kill {stray} NORMAL_CLEARING")],
+        "only the unbridged leg of ours, and no question asked twice"
+    );
+    b.answer_api(&format!("uuid_kill {stray}"), "+OK\n");
+    assert_eq!(b.core.stats().orphans_killed, 1);
+}
+
+#[test]
+fn a_hangup_of_a_caller_files_its_cdr_under_its_queue() {
+    let mut b = bench();
+    let caller = leg(1);
+    b.arrive(caller);
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        caller,
+        &[("Hangup-Cause", "NORMAL_CLEARING")],
+    ));
+    let cdr = b
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::Cdr(c) if c.leg == caller => Some(c.clone()),
+            _ => None,
+        })
+        .expect("a CDR");
+    assert_eq!(cdr.queue, Some(QueueId(1)));
+    assert_eq!(cdr.call_leg, Some(caller));
+    assert!(!b.core.engine().owns_leg(caller));
+}

@@ -1,0 +1,365 @@
+//! The driver against the fake switch in virtual time (see `pair/mod.rs`): the cases that
+//! depend on timing and order (the answer/bridge race, kills that overtake their originate,
+//! restarts, resyncs, several nodes, legs a restart forgot) run here, stepped exactly,
+//! without TCP. A few TCP smoke tests (`engine_wire`, `engine_multinode`, `bridge_race`)
+//! keep the tokio shell honest.
+
+#[path = "pair/mod.rs"]
+mod pair;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use pair::Pair;
+use switchyard_engine::agent::AgentStateKind;
+use switchyard_engine::config::Announcements;
+use switchyard_engine::{AgentId, CallOutcome, LegId, QueueConfig, QueueId, Record, Strategy};
+use switchyard_esl::sim::{
+    AgentBehaviour, AgentModel, CustomerModel, Dist, Fault, InboundCall, Scenario, SimConfig,
+};
+
+const QUEUE: QueueId = QueueId(1);
+
+/// A switch whose agents (extensions 1000-1099) answer after `answer` seconds, with the
+/// captures' handover window and race on (the switch's defaults).
+fn switch(seed: u64, answer: Dist) -> SimConfig {
+    SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        scenario: Scenario {
+            seed,
+            agents: AgentModel {
+                extensions: vec!["1000-1099".into()],
+                behaviour: AgentBehaviour {
+                    answer_delay: answer,
+                    ..AgentBehaviour::default()
+                },
+                overrides: Vec::new(),
+            },
+            customers: CustomerModel::default(),
+            inbound: None,
+        },
+        ..SimConfig::default()
+    }
+}
+
+fn queue() -> QueueConfig {
+    QueueConfig {
+        id: QUEUE,
+        name: "support".into(),
+        strategy: Strategy::LongestIdleAgent,
+        offer_timeout: Duration::from_secs(5),
+        wrapup: Duration::ZERO,
+        announcements: Announcements {
+            first_after: None,
+            every: None,
+            ..Announcements::default()
+        },
+        ..QueueConfig::default()
+    }
+}
+
+/// One node, `agents` agents on extensions 1000.., routed by number 5000.
+fn world(seed: u64, agents: u32) -> Pair {
+    world_answering(seed, agents, Dist::Uniform([0.05, 0.15]))
+}
+
+fn world_answering(seed: u64, agents: u32, answer: Dist) -> Pair {
+    let mut p = Pair::new(vec![switch(seed, answer)], |c| {
+        c.routes.insert("5000".into(), QUEUE);
+    });
+    p.queue(queue());
+    for id in 1..=agents {
+        p.agent(id, 999 + id, QUEUE, true);
+    }
+    p
+}
+
+fn caller(talk: Duration) -> InboundCall {
+    InboundCall {
+        caller_number: "+15550001111".into(),
+        destination: "5000".into(),
+        talk_time: Some(talk),
+        ..InboundCall::default()
+    }
+}
+
+fn agent_state(p: &Pair, id: u32) -> Option<AgentStateKind> {
+    p.core.engine().agent_state(AgentId(id))
+}
+
+/// The leg `leg` is bridged to on `node`, if any.
+fn bridged_to(p: &Pair, node: usize, leg: LegId) -> Option<String> {
+    p.nodes[node]
+        .wire
+        .switch()
+        .channel_var(&leg.to_string(), "bridge_uuid")
+}
+
+fn call_records(p: &Pair) -> Vec<&switchyard_engine::CallRecord> {
+    p.records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and_no_leg_left() {
+    const CALLS: usize = 1_000;
+    let mut p = world(11, 40);
+    let mut callers = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
+        let mut c = caller(Duration::from_millis(300));
+        c.caller_number = format!("+1555{i:07}");
+        callers.push(p.call(0, c));
+        p.run_for(Duration::from_millis(12));
+    }
+    let all = p.run_until_true(Duration::from_secs(120), |p| {
+        call_records(p).len() >= CALLS && p.channels(0) == 0
+    });
+    assert!(
+        all,
+        "{} records, {} channels left",
+        call_records(&p).len(),
+        p.channels(0)
+    );
+    let mut by_leg: HashMap<LegId, usize> = HashMap::new();
+    for r in call_records(&p) {
+        *by_leg.entry(r.leg).or_default() += 1;
+        assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
+        assert!(r.agent.is_some() && !r.synthetic, "{r:?}");
+        // Talk is counted from the bridge: the caller talks 0.3 s after it.
+        assert!(
+            r.talk_s >= 0.25 && r.talk_s < 2.0,
+            "talk {}: {r:?}",
+            r.talk_s
+        );
+    }
+    for leg in &callers {
+        assert_eq!(by_leg.get(leg), Some(&1), "{leg}: one record");
+    }
+    let st = p.core.stats();
+    assert!(st.bridges_held > 0, "no bridge met the handover window");
+    assert_eq!(st.bridges_failed, 0);
+    assert_eq!(st.originates_failed_after_answer, 0);
+    assert_eq!(st.orphans_killed, 0);
+    assert_eq!(st.commands_dropped, 0);
+    assert_eq!(
+        p.sent_like("api uuid_bridge").len(),
+        CALLS,
+        "one bridge per call"
+    );
+}
+
+#[test]
+fn a_caller_who_leaves_while_the_agent_is_being_dialled_leaves_no_leg_ringing() {
+    // The caller hangs up within milliseconds of arriving: the kill of the agent leg goes
+    // out right behind the originate, often before the switch's job thread has created the
+    // channel (`bgapi_start`), and must still take long before the agent would answer (3 s;
+    // without the kill's retry the phone rang until then).
+    let mut overtaken = 0;
+    for patience_us in (0..4_000).step_by(250) {
+        let mut p = world_answering(3 + patience_us, 1, Dist::Fixed(3.0));
+        let leg = p.call(
+            0,
+            InboundCall {
+                patience: Some(Duration::from_micros(patience_us)),
+                ..caller(Duration::from_secs(5))
+            },
+        );
+        // Well before the agent would answer, the agent leg was created and killed.
+        p.run_for(Duration::from_millis(800));
+        assert_eq!(
+            p.channels(0),
+            0,
+            "patience {patience_us} us: a leg still rings"
+        );
+        assert!(p.call_record(leg).is_some());
+        if p.sent_like("api uuid_kill").len() > 1 {
+            overtaken += 1;
+        }
+        let rec = p.call_record(leg).unwrap();
+        assert_eq!(
+            rec.outcome,
+            CallOutcome::Abandoned,
+            "patience {patience_us} us"
+        );
+        p.run_for(Duration::from_secs(4));
+        assert_eq!(agent_state(&p, 1), Some(AgentStateKind::Available));
+        assert_eq!(p.channels(0), 0);
+    }
+    assert!(overtaken > 0, "no kill ever overtook its originate");
+}
+
+#[test]
+fn a_switch_restart_mid_call_ends_the_call_as_lost_and_frees_the_agent() {
+    let mut p = world(5, 1);
+    let leg = p.call(0, caller(Duration::from_secs(60)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| bridged_to(p, 0, leg).is_some()));
+    assert_eq!(agent_state(&p, 1), Some(AgentStateKind::OnCall));
+
+    p.fault(0, Fault::Restart);
+    assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(leg).is_some()));
+    let rec = p.call_record(leg).unwrap().clone();
+    assert_eq!(rec.outcome, CallOutcome::Lost);
+    assert!(rec.synthetic);
+    assert_eq!(rec.agent, Some(AgentId(1)));
+    assert_eq!(p.core.stats().resyncs, 1);
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(agent_state(&p, 1), Some(AgentStateKind::Available));
+    assert_eq!(call_records(&p).len(), 1, "one record for the call");
+
+    // And the restarted switch takes the next call.
+    let next = p.call(0, caller(Duration::from_millis(300)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(next).is_some()));
+    assert_eq!(p.call_record(next).unwrap().outcome, CallOutcome::Answered);
+}
+
+#[test]
+fn a_dropped_event_socket_reconnects_resyncs_and_the_call_carries_on() {
+    let mut p = world(6, 1);
+    let leg = p.call(0, caller(Duration::from_secs(2)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| bridged_to(p, 0, leg).is_some()));
+    p.fault(0, Fault::DropConnections);
+    assert!(p.run_until_true(Duration::from_secs(2), |p| p.core.stats().resyncs >= 1));
+    assert_eq!(agent_state(&p, 1), Some(AgentStateKind::OnCall));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(leg).is_some()));
+    let rec = p.call_record(leg).unwrap();
+    assert_eq!(rec.outcome, CallOutcome::Answered);
+    assert!(!rec.synthetic);
+    assert!(rec.talk_s >= 1.5, "talk {}", rec.talk_s);
+}
+
+fn two_nodes() -> Pair {
+    let mut p = Pair::new(
+        vec![switch(21, Dist::Fixed(0.1)), switch(22, Dist::Fixed(0.1))],
+        |c| {
+            c.routes.insert("5000".into(), QUEUE);
+        },
+    );
+    p.queue(queue());
+    p.agent(1, 1001, QUEUE, true);
+    p.agent(2, 1002, QUEUE, true);
+    p
+}
+
+#[test]
+fn callers_on_each_node_get_their_agent_leg_on_their_own_node() {
+    let mut p = two_nodes();
+    let on_a = p.call(0, caller(Duration::from_secs(30)));
+    let on_b = p.call(1, caller(Duration::from_secs(30)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        bridged_to(p, 0, on_a).is_some() && bridged_to(p, 1, on_b).is_some()
+    }));
+    let agent_a = bridged_to(&p, 0, on_a).unwrap();
+    let agent_b = bridged_to(&p, 1, on_b).unwrap();
+    assert!(p.nodes[0].wire.switch().has_channel(&agent_a));
+    assert!(!p.nodes[1].wire.switch().has_channel(&agent_a));
+    assert!(p.nodes[1].wire.switch().has_channel(&agent_b));
+    assert!(!p.nodes[0].wire.switch().has_channel(&agent_b));
+    assert_eq!(p.channels(0), 2);
+    assert_eq!(p.channels(1), 2);
+}
+
+#[test]
+fn a_node_restart_closes_its_own_calls_and_no_others() {
+    let mut p = two_nodes();
+    let on_a = p.call(0, caller(Duration::from_secs(60)));
+    let on_b = p.call(1, caller(Duration::from_secs(3)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        bridged_to(p, 0, on_a).is_some() && bridged_to(p, 1, on_b).is_some()
+    }));
+    p.fault(0, Fault::Restart);
+    assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(on_a).is_some()));
+    let rec = p.call_record(on_a).unwrap();
+    assert_eq!(rec.outcome, CallOutcome::Lost);
+    assert!(rec.synthetic);
+    // Node B's call goes on, untouched, and ends normally when its caller hangs up.
+    assert!(p.call_record(on_b).is_none(), "node B's call was closed");
+    assert_eq!(p.channels(1), 2);
+    assert!(
+        p.sent_like("api uuid_kill")
+            .iter()
+            .all(|(node, _, _)| *node == 0),
+        "nothing was killed on node B"
+    );
+    assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(on_b).is_some()));
+    let rec = p.call_record(on_b).unwrap();
+    assert_eq!(rec.outcome, CallOutcome::Answered);
+    assert!(!rec.synthetic);
+}
+
+#[test]
+fn legs_a_restarted_switchyard_forgot_are_swept_unless_in_a_conversation() {
+    let mut p = world(8, 2);
+    // A call in progress, bridged, and an agent leg left parked on its own (its call gone
+    // with the old process before the bridge).
+    let talking = p.call(0, caller(Duration::from_secs(600)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        bridged_to(p, 0, talking).is_some()
+    }));
+    let talking_agent = bridged_to(&p, 0, talking).unwrap();
+    let lonely = LegId::parse("5ca1ab1e-0000-4000-8000-00000000beef").unwrap();
+    p.core.inject(
+        p.now,
+        switchyard_engine::SwitchCommand::Originate {
+            kind: switchyard_engine::LegKind::Agent,
+            leg: lonely,
+            dial: "user/1001".into(),
+            caller_id_number: String::new(),
+            caller_id_name: String::new(),
+            timeout: Duration::from_secs(20),
+            vars: Vec::new(),
+        },
+    );
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        p.nodes[0]
+            .wire
+            .switch()
+            .channel_var(&lonely.to_string(), "switchyard_leg")
+            .is_some()
+    }));
+    p.run_for(Duration::from_secs(1));
+
+    p.restart_driver(|c| {
+        c.routes.insert("5000".into(), QUEUE);
+    });
+    // The first sweep asks, the second kills: 60 s at the default interval.
+    p.run_for(Duration::from_secs(65));
+    assert!(
+        !p.has_channel(0, lonely),
+        "the forgotten parked leg is gone"
+    );
+    assert!(p.has_channel(0, talking), "the conversation goes on");
+    assert!(p.nodes[0].wire.switch().has_channel(&talking_agent));
+    assert_eq!(p.core.stats().orphans_killed, 1);
+    // Callers' own legs are never asked about twice, nor killed.
+    let asked = p.sent_like("api uuid_getvar");
+    let mut unique: Vec<&String> = asked.iter().map(|(_, _, l)| l).collect();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), asked.len(), "one question per channel");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_requests_in_the_same_order() {
+    let run = || {
+        let mut p = world(13, 5);
+        for i in 0..30 {
+            let mut c = caller(Duration::from_millis(700));
+            c.caller_number = format!("+1666{i:07}");
+            p.call(0, c);
+            p.run_for(Duration::from_millis(90));
+        }
+        p.run_for(Duration::from_secs(20));
+        p.sent
+            .iter()
+            .map(|(n, t, l)| (*n, *t - p.t0, l.clone()))
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (run(), run());
+    assert!(a.len() > 100, "{} requests", a.len());
+    assert_eq!(a, b);
+}
