@@ -18,7 +18,7 @@ use switchyard_engine::config::{Announcements, EngineConfig};
 use switchyard_engine::driver::{Driver, DriverConfig};
 use switchyard_engine::{
     AgentConfig, AgentId, CallOutcome, Command, Engine, LegId, Membership, Presence, QueueConfig,
-    QueueId, Record, Strategy,
+    QueueId, Record,
 };
 use switchyard_esl::client::{Auth, Client, ClientConfig, ClientEvent};
 use switchyard_esl::sim::{
@@ -26,7 +26,7 @@ use switchyard_esl::sim::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use wire_support::{Log, eventually_within};
+use wire_support::{Log, eventually_within, race_queue};
 
 const QUEUE: QueueId = QueueId(1);
 const CALLS: usize = 1_000;
@@ -68,21 +68,9 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
     });
     let (observer, seen) = observe(&sim).await;
 
-    api.command(Command::UpsertQueue(Box::new(QueueConfig {
-        id: QUEUE,
-        name: "support".into(),
-        strategy: Strategy::LongestIdleAgent,
-        offer_timeout: Duration::from_secs(5),
-        wrapup: Duration::ZERO,
-        announcements: Announcements {
-            first_after: None,
-            every: None,
-            ..Announcements::default()
-        },
-        ..QueueConfig::default()
-    })))
-    .await
-    .unwrap();
+    api.command(Command::UpsertQueue(Box::new(race_queue(QUEUE))))
+        .await
+        .unwrap();
     add_agents(&api, AGENTS).await;
 
     // About 80 callers a second, each talking 0.3 s once bridged: the agents keep up.

@@ -6,17 +6,19 @@
 
 #[path = "pair/mod.rs"]
 mod pair;
+#[path = "wire_support/mod.rs"]
+mod wire_support;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use pair::Pair;
 use switchyard_engine::agent::AgentStateKind;
-use switchyard_engine::config::Announcements;
-use switchyard_engine::{AgentId, CallOutcome, LegId, QueueConfig, QueueId, Record, Strategy};
+use switchyard_engine::{AgentId, CallOutcome, LegId, QueueId, Record};
 use switchyard_esl::sim::{
     AgentBehaviour, AgentModel, CustomerModel, Dist, Fault, InboundCall, Scenario, SimConfig,
 };
+use wire_support::race_queue;
 
 const QUEUE: QueueId = QueueId(1);
 
@@ -42,22 +44,6 @@ fn switch(seed: u64, answer: Dist) -> SimConfig {
     }
 }
 
-fn queue() -> QueueConfig {
-    QueueConfig {
-        id: QUEUE,
-        name: "support".into(),
-        strategy: Strategy::LongestIdleAgent,
-        offer_timeout: Duration::from_secs(5),
-        wrapup: Duration::ZERO,
-        announcements: Announcements {
-            first_after: None,
-            every: None,
-            ..Announcements::default()
-        },
-        ..QueueConfig::default()
-    }
-}
-
 /// One node, `agents` agents on extensions 1000.., routed by number 5000.
 fn world(seed: u64, agents: u32) -> Pair {
     world_answering(seed, agents, Dist::Uniform([0.05, 0.15]))
@@ -67,7 +53,7 @@ fn world_answering(seed: u64, agents: u32, answer: Dist) -> Pair {
     let mut p = Pair::new(vec![switch(seed, answer)], |c| {
         c.routes.insert("5000".into(), QUEUE);
     });
-    p.queue(queue());
+    p.queue(race_queue(QUEUE));
     for id in 1..=agents {
         p.agent(id, 999 + id, QUEUE, true);
     }
@@ -239,20 +225,26 @@ fn two_nodes() -> Pair {
             c.routes.insert("5000".into(), QUEUE);
         },
     );
-    p.queue(queue());
+    p.queue(race_queue(QUEUE));
     p.agent(1, 1001, QUEUE, true);
     p.agent(2, 1002, QUEUE, true);
     p
 }
 
-#[test]
-fn callers_on_each_node_get_their_agent_leg_on_their_own_node() {
+/// A caller on each node, talking `talk_a` / `talk_b`, both bridged.
+fn a_call_on_each_node(talk_a: Duration, talk_b: Duration) -> (Pair, LegId, LegId) {
     let mut p = two_nodes();
-    let on_a = p.call(0, caller(Duration::from_secs(30)));
-    let on_b = p.call(1, caller(Duration::from_secs(30)));
+    let on_a = p.call(0, caller(talk_a));
+    let on_b = p.call(1, caller(talk_b));
     assert!(p.run_until_true(Duration::from_secs(5), |p| {
         bridged_to(p, 0, on_a).is_some() && bridged_to(p, 1, on_b).is_some()
     }));
+    (p, on_a, on_b)
+}
+
+#[test]
+fn callers_on_each_node_get_their_agent_leg_on_their_own_node() {
+    let (p, on_a, on_b) = a_call_on_each_node(Duration::from_secs(30), Duration::from_secs(30));
     let agent_a = bridged_to(&p, 0, on_a).unwrap();
     let agent_b = bridged_to(&p, 1, on_b).unwrap();
     assert!(p.nodes[0].wire.switch().has_channel(&agent_a));
@@ -265,12 +257,7 @@ fn callers_on_each_node_get_their_agent_leg_on_their_own_node() {
 
 #[test]
 fn a_node_restart_closes_its_own_calls_and_no_others() {
-    let mut p = two_nodes();
-    let on_a = p.call(0, caller(Duration::from_secs(60)));
-    let on_b = p.call(1, caller(Duration::from_secs(3)));
-    assert!(p.run_until_true(Duration::from_secs(5), |p| {
-        bridged_to(p, 0, on_a).is_some() && bridged_to(p, 1, on_b).is_some()
-    }));
+    let (mut p, on_a, on_b) = a_call_on_each_node(Duration::from_secs(60), Duration::from_secs(3));
     p.fault(0, Fault::Restart);
     assert!(p.run_until_true(Duration::from_secs(5), |p| p.call_record(on_a).is_some()));
     let rec = p.call_record(on_a).unwrap();

@@ -1,10 +1,13 @@
-//! What the wire-level tests share: an append-only log filled by background tasks, and waiting
-//! (in short real time) for something to show up in it.
+//! What the wire-level tests share: an append-only log filled by background tasks, waiting
+//! (in short real time) for something to show up in it, and the race tests' queue.
 
 #![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use switchyard_engine::config::Announcements;
+use switchyard_engine::{QueueConfig, QueueId, Strategy};
 
 /// Longest any single expectation may take.
 pub const LIMIT: Duration = Duration::from_secs(15);
@@ -52,5 +55,23 @@ pub async fn eventually_within<R>(
             "timed out waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The queue of the race tests (over TCP and in virtual time): longest idle agent, 5 s to
+/// answer, no wrap-up, music only.
+pub fn race_queue(id: QueueId) -> QueueConfig {
+    QueueConfig {
+        id,
+        name: "support".into(),
+        strategy: Strategy::LongestIdleAgent,
+        offer_timeout: Duration::from_secs(5),
+        wrapup: Duration::ZERO,
+        announcements: Announcements {
+            first_after: None,
+            every: None,
+            ..Announcements::default()
+        },
+        ..QueueConfig::default()
     }
 }
