@@ -350,3 +350,67 @@ fn the_same_seed_gives_the_same_requests_in_the_same_order() {
     assert!(a.len() > 100, "{} requests", a.len());
     assert_eq!(a, b);
 }
+
+#[test]
+fn callers_waiting_through_a_switchyard_restart_are_answered_in_order_of_first_arrival() {
+    const CALLERS: usize = 200;
+    let mut p = Pair::new(vec![switch(17, Dist::Fixed(0.1))], |c| {
+        c.routes.insert("5000".into(), QUEUE);
+    });
+    p.queue(race_queue(QUEUE));
+    p.agent(1, 1000, QUEUE, false);
+    let mut callers = Vec::with_capacity(CALLERS);
+    for i in 0..CALLERS {
+        let mut c = caller(Duration::from_millis(500));
+        c.caller_number = format!("+1777{i:07}");
+        let at = p.unix_ms(p.now);
+        callers.push((p.call(0, c), at));
+        p.run_for(Duration::from_millis(50));
+    }
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(p.channels(0), CALLERS, "every caller waits");
+
+    // switchyard dies and stays down 5 s: the callers hear the hold tone and try again.
+    p.kill_driver();
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(p.channels(0), CALLERS, "nobody was hung up");
+    p.start_driver(|c| {
+        c.routes.insert("5000".into(), QUEUE);
+    });
+    p.queue(race_queue(QUEUE));
+    p.agent(1, 1000, QUEUE, false);
+    // Every caller is back in line within a hold loop's pass.
+    p.run_for(Duration::from_secs(4));
+    let waiting = p.core.engine().waiting_calls(QUEUE).len();
+    assert_eq!(waiting, CALLERS, "every caller rejoined the line");
+    let bridges_before = p.sent_like("api uuid_bridge").len();
+    p.command(switchyard_engine::Command::SetAgentPresence {
+        agent: AgentId(1),
+        presence: switchyard_engine::Presence::Available,
+    });
+    assert!(
+        p.run_until_true(Duration::from_secs(1_000), |p| call_records(p).len()
+            >= CALLERS),
+        "{} of {CALLERS} answered",
+        call_records(&p).len()
+    );
+    for r in call_records(&p) {
+        assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
+    }
+    // One agent takes them one by one: the order of the bridges is the order of the line.
+    let bridged: Vec<String> = p.sent_like("api uuid_bridge")[bridges_before..]
+        .iter()
+        .filter_map(|(_, _, l)| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect();
+    let first_arrival: Vec<String> = callers.iter().map(|(l, _)| l.to_string()).collect();
+    assert_eq!(bridged, first_arrival, "answered in order of first arrival");
+    // And each record says when the caller first arrived, not when it came back.
+    for (leg, at) in &callers {
+        let rec = p.call_record(*leg).expect("a record");
+        assert!(
+            rec.arrived_unix_ms.abs_diff(*at) <= 1,
+            "{leg}: arrived {} want {at}",
+            rec.arrived_unix_ms
+        );
+    }
+}

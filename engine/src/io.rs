@@ -95,6 +95,11 @@ pub struct CallerInfo {
     pub priority: i32,
     /// Skills this call needs on top of the queue's, with minimum proficiency.
     pub skills: Vec<(SkillId, u8)>,
+    /// When the caller first arrived (Unix ms), for a caller who comes back: the hold loop of
+    /// the documented dialplan sends a waiting caller into `socket` again when switchyard
+    /// restarts, with what it stamped on the channel (`switchyard_arrived`). The call keeps
+    /// its seniority in line from then; `None` (or a time not before now): it arrives now.
+    pub first_arrived_unix_ms: Option<u64>,
 }
 
 /// Why a leg went away, reduced to what routing cares about.

@@ -384,3 +384,47 @@ fn a_callback_failing_every_attempt_ends_callback_failed_after_the_last_freeing_
     bed.advance(Duration::from_secs(600));
     assert_eq!(bed.originations().len(), rung, "never dialled again");
 }
+
+#[test]
+fn a_caller_who_comes_back_after_a_restart_keeps_its_place_by_first_arrival() {
+    let mut bed = Bed::with_config(switchyard_engine::EngineConfig {
+        origin_unix_ms: 1_000_000,
+        ..switchyard_engine::EngineConfig::default()
+    });
+    bed.simple_queue(1, switchyard_engine::Strategy::LongestIdleAgent);
+    bed.advance(Duration::from_secs(60));
+    // Arrives now, for the first time.
+    let (_, fresh) = bed.call(1);
+    // Was first here 50 s ago (stamped on its channel by the previous run), comes back now.
+    let (_, back) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            first_arrived_unix_ms: Some(1_010_000),
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    // Says it arrived in the future: taken as arriving now, behind the fresh caller.
+    let (_, liar) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            first_arrived_unix_ms: Some(u64::MAX),
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    assert_eq!(
+        bed.engine.waiting_calls(QueueId(1)),
+        vec![back, fresh, liar]
+    );
+    // Its record says when it first arrived.
+    bed.hangup(bed.engine.call_info(back).unwrap().leg, HangupCause::Normal);
+    let rec = bed
+        .records
+        .iter()
+        .find_map(|r| match r {
+            switchyard_engine::Record::Call(c) if c.call == back => Some(c.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(rec.arrived_unix_ms, 1_010_000);
+    assert!(rec.wait_s >= 49.9, "waited {}", rec.wait_s);
+}

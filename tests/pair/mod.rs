@@ -58,7 +58,13 @@ pub struct Pair {
     pub reconnect_after: Duration,
     /// Requests sent, as `api <line>` / `bgapi <line>`, with the node and time.
     pub sent: Vec<(usize, Instant, String)>,
+    /// Between `kill_driver` and `start_driver`: no driver runs.
+    dead: bool,
 }
+
+/// The wall clock at the pair's start: every engine's `origin_unix_ms` follows it, so a
+/// restarted driver reads the first one's stamps in the same time.
+pub const T0_UNIX_MS: u64 = 1_796_000_000_000;
 
 /// Steps without time passing before the harness calls it a livelock.
 const MAX_QUIET_STEPS: usize = 10_000_000;
@@ -78,7 +84,11 @@ impl Pair {
         }
         tune(&mut cfg);
         let up = vec![true; switches.len()];
-        let engine = Engine::new(EngineConfig::default(), 7, t0);
+        let ecfg = EngineConfig {
+            origin_unix_ms: T0_UNIX_MS,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(ecfg, 7, t0);
         let core = DriverCore::new(cfg, engine, &up, t0).expect("driver config");
         let nodes = switches
             .into_iter()
@@ -108,6 +118,7 @@ impl Pair {
             live: Vec::new(),
             reconnect_after: Duration::from_millis(100),
             sent: Vec::new(),
+            dead: false,
         };
         pair.settle();
         pair
@@ -151,7 +162,11 @@ impl Pair {
     }
 
     fn next_time(&self) -> Option<Instant> {
-        let mut next = self.core.next_deadline();
+        let mut next = if self.dead {
+            Instant::now() + Duration::from_secs(1 << 30)
+        } else {
+            self.core.next_deadline()
+        };
         for n in &self.nodes {
             for t in [n.wire.poll_timeout(), n.reconnect_at]
                 .into_iter()
@@ -178,7 +193,7 @@ impl Pair {
                     .ok();
             }
         }
-        if self.core.next_deadline() <= now {
+        if !self.dead && self.core.next_deadline() <= now {
             self.core.handle_timeout(now);
         }
     }
@@ -187,7 +202,7 @@ impl Pair {
     fn settle(&mut self) {
         for _ in 0..MAX_QUIET_STEPS {
             let mut moved = false;
-            while let Some(o) = self.core.poll_output() {
+            while let Some(o) = (!self.dead).then(|| self.core.poll_output()).flatten() {
                 moved = true;
                 self.carry_out(o);
             }
@@ -261,6 +276,9 @@ impl Pair {
 
     fn on_wire(&mut self, node: usize, ev: WireEvent) {
         let now = self.now;
+        if self.dead {
+            return;
+        }
         if std::env::var_os("PAIR_DEBUG").is_some() {
             eprintln!("{:?} node {node}: {ev:?}", now - self.t0);
         }
@@ -422,10 +440,29 @@ impl Pair {
             .collect()
     }
 
-    /// A new driver in place of this one (a switchyard restart): a fresh engine, new links to
-    /// every node. The old links and sockets are left as a killed process leaves them, and
-    /// nothing they carry reaches the new driver.
-    pub fn restart_driver(&mut self, tune: impl FnOnce(&mut DriverConfig)) {
+    /// The driver's process dies: its links and caller sockets close (the switch sees them
+    /// go), and its port refuses the switch's `socket` until [`Pair::start_driver`].
+    pub fn kill_driver(&mut self) {
+        let now = self.now;
+        for n in &mut self.nodes {
+            if let Some(link) = n.link.take() {
+                n.wire.drop_link(now, link);
+            }
+            for (socket, _) in n.sockets.drain() {
+                n.wire.drop_socket(now, socket);
+            }
+            n.tokens.clear();
+            n.reconnect_at = None;
+            n.wire.set_accepting(now, false);
+        }
+        self.assembling.clear();
+        self.dead = true;
+        self.settle();
+    }
+
+    /// A new driver (a fresh engine, `tune`d config) connects to every node and takes
+    /// callers again.
+    pub fn start_driver(&mut self, tune: impl FnOnce(&mut DriverConfig)) {
         let mut cfg = DriverConfig::new("127.0.0.1:8021", PASSWORD);
         for i in 1..self.nodes.len() {
             cfg = cfg.add_node(
@@ -436,16 +473,29 @@ impl Pair {
         }
         tune(&mut cfg);
         let up = vec![true; self.nodes.len()];
-        let engine = Engine::new(EngineConfig::default(), 8, self.now);
+        let ecfg = EngineConfig {
+            origin_unix_ms: self.unix_ms(self.now),
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(ecfg, 8, self.now);
         self.core = DriverCore::new(cfg, engine, &up, self.now).expect("driver config");
-        self.assembling.clear();
+        self.dead = false;
         for n in &mut self.nodes {
-            n.tokens.clear();
-            n.sockets.clear();
             n.core_uuid = None;
             n.link = n.wire.connect(self.now, PASSWORD, DRIVER_EVENTS).ok();
-            n.reconnect_at = None;
+            n.wire.set_accepting(self.now, true);
         }
         self.settle();
+    }
+
+    /// A switchyard restart at once: [`Pair::kill_driver`] then [`Pair::start_driver`].
+    pub fn restart_driver(&mut self, tune: impl FnOnce(&mut DriverConfig)) {
+        self.kill_driver();
+        self.start_driver(tune);
+    }
+
+    /// The wall clock of the pair's virtual time (the first engine's origin at `t0`).
+    pub fn unix_ms(&self, t: Instant) -> u64 {
+        T0_UNIX_MS + (t - self.t0).as_millis() as u64
     }
 }

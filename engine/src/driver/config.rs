@@ -28,6 +28,11 @@ pub const NODE_VARIABLE: &str = "switchyard_node";
 /// call of this instance uses (a leg a restart forgot).
 pub const LEG_VARIABLE: &str = "switchyard_leg";
 
+/// Stamped on a caller at its first arrival (Unix ms): a caller the documented dialplan's
+/// hold loop sends back after a restart of switchyard rejoins with its seniority (README,
+/// `serve`: the dialplan).
+pub const ARRIVED_VARIABLE: &str = "switchyard_arrived";
+
 /// One FreeSWITCH node beyond the first: a name (logs, stats, `switchyard_node`) and its
 /// inbound Event Socket connection.
 #[derive(Clone, Debug)]

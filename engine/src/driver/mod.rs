@@ -118,7 +118,8 @@ use crate::io::{Command, LiveEvent, SwitchCommand};
 pub use self::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
 pub use commands::EslRequest;
 pub use config::{
-    DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig, Probe, PromptTemplates,
+    ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig, Probe,
+    PromptTemplates,
 };
 pub use error::DriverError;
 pub use nodes::NodeStatus;

@@ -166,6 +166,9 @@ pub fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
             name: profile("Caller-ID-Name").unwrap_or_default(),
             priority,
             skills,
+            first_arrived_unix_ms: data
+                .variable(super::config::ARRIVED_VARIABLE)
+                .and_then(|v| v.trim().parse::<u64>().ok()),
         },
         origin: Origin {
             core_uuid: data

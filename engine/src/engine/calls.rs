@@ -23,14 +23,20 @@ impl Engine {
         let id = CallId(self.next_call);
         self.next_call = self.next_call.wrapping_add(1).max(1);
         let now = self.now;
+        // A caller coming back (see `CallerInfo::first_arrived_unix_ms`) keeps its place.
+        let since = caller
+            .first_arrived_unix_ms
+            .and_then(|ms| self.instant_of_unix_ms(ms))
+            .filter(|t| *t < now)
+            .unwrap_or(now);
         let call = Call {
             id,
             leg,
             origin_leg: leg,
             caller_present: true,
             caller,
-            arrived: now,
-            wait_origin: now,
+            arrived: since,
+            wait_origin: since,
             priority: 0,
             queue,
             queue_entered: now,

@@ -255,10 +255,25 @@ impl Engine {
     // ----- helpers shared by the parts -----
 
     pub(crate) fn unix_ms(&self, t: Instant) -> u64 {
-        let since = t.saturating_duration_since(self.origin);
-        self.cfg
-            .origin_unix_ms
-            .saturating_add(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        match t.checked_duration_since(self.origin) {
+            Some(since) => self.cfg.origin_unix_ms.saturating_add(ms(since)),
+            // Before this engine started: a caller who came back (`first_arrived_unix_ms`).
+            None => self
+                .cfg
+                .origin_unix_ms
+                .saturating_sub(ms(self.origin.duration_since(t))),
+        }
+    }
+
+    /// The inverse of [`Engine::unix_ms`]; `None` before what an `Instant` can hold.
+    pub(crate) fn instant_of_unix_ms(&self, ms: u64) -> Option<Instant> {
+        let origin = self.cfg.origin_unix_ms;
+        if ms >= origin {
+            self.origin.checked_add(Duration::from_millis(ms - origin))
+        } else {
+            self.origin.checked_sub(Duration::from_millis(origin - ms))
+        }
     }
 
     pub(crate) fn switch(&mut self, cmd: SwitchCommand) {

@@ -260,6 +260,7 @@ impl Simulation {
                                 name: String::new(),
                                 priority,
                                 skills: Vec::new(),
+                                first_arrived_unix_ms: None,
                             };
                             Input::Switch(
                                 t,

@@ -177,6 +177,9 @@ pub struct Channel {
     /// Its `socket` application returned into an empty extension while a `uuid_bridge` was
     /// taking it: it is being hung up and no bridge will claim it.
     pub socket_fell_through: bool,
+    /// Its controller died while it was bridged with `socket_resume=true`: the bridge is being
+    /// torn down and the caller goes back into the hold loop, not where a bridge's end sends it.
+    pub resuming: bool,
     pub recordings: Vec<Recording>,
     pub talk_time: Option<Duration>,
     pub app_seq: u64,

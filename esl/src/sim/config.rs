@@ -227,6 +227,31 @@ pub struct SwitchModel {
     pub socket_fall_through: f64,
     /// CHANNEL_UNPARK -> the hangup of a caller whose extension ran out (observed ~5 ms).
     pub socket_fall_through_hangup: Dist,
+    /// The documented dialplan's hold loop for callers (README "FreeSWITCH dialplan";
+    /// `esl-captures/socket-resume.md`): callers arrive with `socket_resume=true`, and when
+    /// their controller dies or cannot be reached the `socket` application returns, they hear
+    /// the hold tone and enter `socket` again, at most `max_tries` times, then are hung up
+    /// NORMAL_TEMPORARY_FAILURE. `None`: the plain extension (`socket` then `after_socket`).
+    pub resume_loop: Option<ResumeLoop>,
+}
+
+/// See [`SwitchModel::resume_loop`].
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResumeLoop {
+    /// Passes through `socket` before giving up (`resume_max` in the dialplan).
+    pub max_tries: u32,
+    /// The hold tone between two passes (`tone_stream://%(500,500,440);loops=3`: 3 s).
+    pub hold: Dist,
+}
+
+impl Default for ResumeLoop {
+    fn default() -> Self {
+        ResumeLoop {
+            max_tries: 20,
+            hold: Dist::Fixed(3.0),
+        }
+    }
 }
 
 /// The inbound callers' extension after the `socket` action (the documented dialplan puts a
@@ -253,6 +278,7 @@ impl Default for SwitchModel {
             after_socket: AfterSocket::default(),
             socket_fall_through: 8.0 / 19.0,
             socket_fall_through_hangup: Dist::Fixed(0.005),
+            resume_loop: Some(ResumeLoop::default()),
         }
     }
 }

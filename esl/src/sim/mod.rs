@@ -54,7 +54,8 @@ pub mod wire;
 
 pub use config::{
     AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
-    InboundModel, RaceOutcome, Scenario, ScenarioFile, SimConfig, SoundFiles, SwitchModel,
+    InboundModel, RaceOutcome, ResumeLoop, Scenario, ScenarioFile, SimConfig, SoundFiles,
+    SwitchModel,
 };
 pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};

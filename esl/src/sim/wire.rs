@@ -183,6 +183,8 @@ pub struct Wire {
     /// Our end of each connection we still hold.
     peers: HashMap<ConnId, Peer>,
     next_token: u64,
+    /// Whether a `socket` that dials us is accepted (false: our port is closed).
+    refusing: bool,
 }
 
 impl Wire {
@@ -196,6 +198,7 @@ impl Wire {
             readers: HashMap::new(),
             peers: HashMap::new(),
             next_token: 1,
+            refusing: false,
         }
     }
 
@@ -326,6 +329,33 @@ impl Wire {
         // `exit` is a fixed word: encoding cannot fail.
         let bytes = Command::Exit.to_bytes().unwrap_or_default();
         self.socket_command(now, socket, bytes, true)
+    }
+
+    /// Closes our port (`false`) or opens it again: while closed, a `socket` that dials us is
+    /// refused ("Connection refused"), as when switchyard is not running.
+    pub fn set_accepting(&mut self, now: Instant, on: bool) {
+        self.run_until(now);
+        self.refusing = !on;
+    }
+
+    /// Closes our end of a link as a process that dies does: nothing more is read or
+    /// reported on it (no `Lost`, no `Closed`), and the switch sees the close one latency later.
+    pub fn drop_link(&mut self, now: Instant, link: Link) {
+        self.drop_conn(now, link.conn());
+    }
+
+    /// Closes our end of a socket as a process that dies does (see [`Wire::drop_link`]).
+    pub fn drop_socket(&mut self, now: Instant, socket: Socket) {
+        self.drop_conn(now, socket.conn());
+    }
+
+    fn drop_conn(&mut self, now: Instant, conn: ConnId) {
+        self.run_until(now);
+        let t = self.now;
+        if self.peers.remove(&conn).is_some() {
+            self.pipe.send(t, Carried::ClientClosed(conn));
+        }
+        self.run_until(t);
     }
 
     /// Injects a fault into the switch (see [`Fault`]); its effects arrive over the wire.
@@ -518,6 +548,12 @@ impl Wire {
             }
             Carried::ToClient(conn, bytes) => self.client_reads(t, conn, &bytes),
             Carried::SwitchClosed(conn) => self.client_sees_eof(t, conn),
+            Carried::Dialled { conn, uuid } if self.refusing => {
+                // Our port is closed: the switch's connect fails at once.
+                debug!(%uuid, "wire: a socket dials us while we refuse");
+                self.sw.outbound_failed(t, conn);
+                self.drain(t);
+            }
             Carried::Dialled { conn, uuid } => self.accept(t, conn, uuid),
         }
     }

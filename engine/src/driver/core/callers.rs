@@ -4,8 +4,10 @@
 use tracing::{info, warn};
 
 use crate::ids::QueueId;
-use crate::io::{HangupCause, Input, SwitchEvent};
+use crate::io::{HangupCause, Input, LegId, SwitchEvent};
 
+use super::super::commands::{EslRequest, Tracking};
+use super::super::config::ARRIVED_VARIABLE;
 use super::super::nodes::{self, NodeView};
 use super::super::session::{Arrival, CallerInput, RouteKeys};
 use super::timers::Chore;
@@ -30,6 +32,7 @@ impl DriverCore {
             caller,
             origin,
         } = arrival;
+        let returning = caller.first_arrived_unix_ms.is_some();
         bump(&self.counters.calls_arrived);
         let Some(node) = nodes::place_caller(&origin, &self.node_views()) else {
             bump(&self.counters.calls_without_node);
@@ -61,6 +64,9 @@ impl DriverCore {
             SwitchEvent::CallArrived { leg, queue, caller },
         )) {
             warn!(%leg, error = %e, "the core refused an arrival");
+        }
+        if !returning && self.engine.owns_leg(leg) {
+            self.stamp_caller(node, leg);
         }
         self.settle();
         Admission::Accepted
@@ -96,8 +102,25 @@ impl DriverCore {
         self.settle();
     }
 
+    /// Writes on the caller's channel when it first arrived, for it to come back with its
+    /// seniority if this process dies while it waits (see [`ARRIVED_VARIABLE`]). Its queue
+    /// and priority come back as they came the first time (its destination number and the
+    /// dialplan's variables); a move or a priority change made through the API is not
+    /// written.
+    fn stamp_caller(&mut self, node: usize, leg: LegId) {
+        let arrived = self.engine.unix_ms(self.now);
+        self.send_command(
+            node,
+            vec![EslRequest::Api(format!(
+                "uuid_setvar {leg} {ARRIVED_VARIABLE} {arrived}"
+            ))],
+            Tracking::Other,
+            None,
+        );
+    }
+
     /// The caller whose socket vanished is gone for good.
-    pub(super) fn caller_lost(&mut self, leg: crate::io::LegId) {
+    pub(super) fn caller_lost(&mut self, leg: LegId) {
         if self.callers.remove(&leg) {
             self.forget_home(leg);
             bump(&self.counters.legs_lost);

@@ -82,6 +82,7 @@ impl Switch {
             hangup_when_idle: outbound,
             socket: None,
             socket_fell_through: false,
+            resuming: false,
             recordings: Vec::new(),
             talk_time: None,
             app_seq: 0,
@@ -640,7 +641,7 @@ impl Switch {
         // which parks it only if the extension has a `park` after `socket`; with
         // hangup_after_bridge it is hung up first (switch_ivr_multi_threaded_bridge).
         let Some(cy) = self.chans.get(&y) else { return };
-        if cy.hangup_cause.is_some() {
+        if cy.hangup_cause.is_some() || cy.resuming {
             return;
         }
         let in_bridge_app = cy.current.as_ref().is_some_and(|a| a.name == "bridge");

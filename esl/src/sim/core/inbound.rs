@@ -32,27 +32,47 @@ impl Switch {
             &dest,
             "mod_sofia",
         );
-        let conn = ConnId(self.next_conn);
-        self.next_conn += 1;
-        let mut c = Conn::new(ConnKind::Outbound);
-        c.channel = Some(ch);
-        c.session = Some(uuid.clone());
-        self.conns.insert(conn, c);
         if let Some(c) = self.chans.get_mut(&ch) {
             c.inbound_caller = true;
             c.talk_time = call.talk_time;
-            c.socket = Some(conn);
             c.hangup_when_idle = false;
             c.set_var("call_uuid", uuid.clone());
             if let Some((d, digits)) = &call.dtmf {
                 c.dtmf = Some(digits.clone());
                 c.set_var("sim_dtmf_delay_ms", d.as_millis().to_string());
             }
+            if let Some(r) = &self.cfg.switch.resume_loop {
+                // The documented dialplan's first actions.
+                c.set_var("socket_resume", "true");
+                c.set_var("resume_tries", "1");
+                c.set_var("resume_max", r.max_tries.to_string());
+            }
         }
         self.chan_event(now, ch, "CHANNEL_CREATE", vec![], vec![], true);
         self.set_state(now, ch, CState::Routing);
         self.set_callstate(now, ch, "RINGING");
         self.set_state(now, ch, CState::Execute);
+        self.run_socket(now, ch, addr);
+        if let Some(p) = call.patience {
+            self.schedule(now + p, TimerKey::Patience(ch));
+        }
+        Some(uuid)
+    }
+}
+
+impl Switch {
+    /// The `socket <addr> async full` action: the channel parks in it and the switch connects
+    /// to `addr` for it.
+    pub(super) fn run_socket(&mut self, now: Instant, ch: ChanId, addr: String) {
+        let Some(uuid) = self.chans.get(&ch).map(|c| c.uuid.clone()) else {
+            return;
+        };
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        let mut c = Conn::new(ConnKind::Outbound);
+        c.channel = Some(ch);
+        c.session = Some(uuid.clone());
+        self.conns.insert(conn, c);
         let data = format!("{addr} async full");
         let host = addr
             .rsplit_once(':')
@@ -60,6 +80,7 @@ impl Switch {
             .to_owned();
         let app_uuid = self.rng.uuid();
         if let Some(c) = self.chans.get_mut(&ch) {
+            c.socket = Some(conn);
             c.set_var("current_application_data", data.clone());
             c.set_var("current_application", "socket");
             c.set_var("socket_host", host);
@@ -75,14 +96,7 @@ impl Switch {
             c.parked = true;
             self.chan_event(now, ch, "CHANNEL_EXECUTE", vec![], post, true);
         }
-        if let Some(p) = call.patience {
-            self.schedule(now + p, TimerKey::Patience(ch));
-        }
-        self.out.push_back(Output::OpenOutbound {
-            conn,
-            addr,
-            uuid: uuid.clone(),
-        });
-        Some(uuid)
+        self.out
+            .push_back(Output::OpenOutbound { conn, addr, uuid });
     }
 }

@@ -32,6 +32,7 @@ mod commands;
 mod events;
 mod handover;
 mod inbound;
+mod resume;
 mod timers;
 mod util;
 
@@ -150,6 +151,8 @@ enum TimerKey {
     ExtensionEnd(ChanId),
     /// A bgapi job's thread runs its command (`bg_jobs`).
     BgApi(u64),
+    /// A caller's hold tone ended: into `socket` again (`resume_loop`).
+    Resume(ChanId),
 }
 
 const GOODBYE: &[u8] = b"Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
@@ -424,8 +427,8 @@ impl Switch {
             return;
         };
         if let Some(ch) = c.channel {
-            // The socket application ends with the socket: the call is over.
-            self.hangup(now, ch, "NORMAL_CLEARING");
+            // The controller is gone: what the caller's extension does next (module `resume`).
+            self.socket_lost(now, ch, conn);
         }
     }
 
@@ -449,12 +452,13 @@ impl Switch {
         }
     }
 
-    /// Nobody listens at the socket target: the dialplan goes on and the call ends.
+    /// Nobody listens at the socket target: `socket` returns at once and the dialplan goes on
+    /// (the hold loop, or the end of the call).
     pub fn outbound_failed(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn)
             && let Some(ch) = c.channel
         {
-            self.hangup(now, ch, "DESTINATION_OUT_OF_ORDER");
+            self.socket_refused(now, ch, conn);
         }
     }
 

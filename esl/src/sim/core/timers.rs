@@ -25,6 +25,7 @@ impl Switch {
                 self.schedule(now + hb, TimerKey::Heartbeat);
             }
             TimerKey::Pump(conn) => self.pump(now, conn),
+            TimerKey::Resume(ch) => self.resume(now, ch),
             TimerKey::BgApi(n) => {
                 if let Some((job, name, arg)) = self.bg_jobs.remove(&n) {
                     self.run_bg_job(now, job, name, arg);

@@ -2,6 +2,7 @@
 //! poll every event, and note when it came.
 
 use super::*;
+use crate::sim::{Dist, ResumeLoop};
 
 const PW: &str = "ClueCon";
 const X: &str = "aaaaaaaa-0000-4000-8000-00000000000a";
@@ -688,4 +689,162 @@ fn requests_past_the_bound_are_refused_and_the_rest_answered() {
         .count();
     assert_eq!(answers, MAX_UNANSWERED);
     assert_eq!(t.w.dropped_events(), 0);
+}
+
+// ---- the hold loop (socket_resume) -------------------------------------------------------
+
+fn socket_openings(evs: &[WireEvent]) -> Vec<(Socket, Event)> {
+    evs.iter()
+        .filter_map(|e| match e {
+            WireEvent::SocketOpened { socket, data, .. } => Some((*socket, data.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_caller_whose_controller_dies_hears_the_hold_tone_and_comes_back_with_its_variables() {
+    let mut t = T::new(inbound_cfg());
+    let (socket, uuid) = t.socket(InboundCall::default());
+    let link = t.link("CHANNEL_HANGUP");
+    t.w.api(
+        t.now(),
+        link,
+        &format!("uuid_setvar {uuid} switchyard_arrived 12345"),
+    )
+    .unwrap();
+    t.run_for(ms(10));
+    t.take();
+    t.w.drop_socket(t.now(), socket);
+    // The hold tone (3 s), then `socket` again.
+    t.run_for(ms(2_900));
+    assert!(
+        socket_openings(&t.events()).is_empty(),
+        "not before the hold tone ends"
+    );
+    assert!(t.w.switch().has_channel(&uuid));
+    t.run_for(ms(200));
+    let back = socket_openings(&t.events());
+    let [(again, data)] = &back[..] else {
+        panic!("{back:?}")
+    };
+    assert_ne!(*again, socket);
+    assert_eq!(
+        data.variable("switchyard_arrived").as_deref(),
+        Some("12345")
+    );
+    assert_eq!(data.variable("resume_tries").as_deref(), Some("2"));
+    assert_eq!(data.variable("socket_resume").as_deref(), Some("true"));
+}
+
+#[test]
+fn while_nobody_listens_a_caller_loops_until_its_tries_run_out() {
+    let mut cfg = inbound_cfg();
+    cfg.switch.resume_loop = Some(ResumeLoop {
+        max_tries: 4,
+        hold: Dist::Fixed(3.0),
+    });
+    let mut t = T::new(cfg);
+    let link = t.link("CHANNEL_HANGUP_COMPLETE");
+    t.w.set_accepting(t.now(), false);
+    let uuid =
+        t.w.place_inbound_call(t.now(), InboundCall::default())
+            .unwrap();
+    // Passes at 0, 3, 6 and 9 s; after the fourth's hold tone the dialplan gives up.
+    t.run_for(ms(11_900));
+    assert!(
+        t.w.switch().has_channel(&uuid),
+        "still in the loop at 11.9 s"
+    );
+    t.run_for(ms(200));
+    assert!(!t.w.switch().has_channel(&uuid));
+    let evs = t.events();
+    let cause = evs.iter().find_map(|e| match e {
+        WireEvent::Event { link: l, event } if *l == link => event.hangup_cause(),
+        _ => None,
+    });
+    assert_eq!(cause.as_deref(), Some("NORMAL_TEMPORARY_FAILURE"));
+    assert!(socket_openings(&evs).is_empty());
+}
+
+#[test]
+fn a_caller_back_before_its_tries_run_out_is_taken_again() {
+    let mut t = T::new(inbound_cfg());
+    t.w.set_accepting(t.now(), false);
+    let uuid =
+        t.w.place_inbound_call(t.now(), InboundCall::default())
+            .unwrap();
+    t.run_for(ms(5_000));
+    t.w.set_accepting(t.now(), true);
+    t.run_for(ms(1_100));
+    let back = socket_openings(&t.events());
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert_eq!(back[0].1.unique_id().as_deref(), Some(uuid.as_str()));
+}
+
+/// A caller bridged to a parked agent leg by the controller; returns (socket, caller, agent).
+fn bridged_caller(t: &mut T, link: Link, resume_off: bool) -> (Socket, String, String) {
+    let (socket, caller) = t.socket(InboundCall::default());
+    let agent = "bbbbbbbb-0000-4000-8000-00000000000b";
+    t.w.bgapi(
+        t.now(),
+        link,
+        &format!("originate {{origination_uuid={agent}}}loopback/7001/default &park()"),
+    )
+    .unwrap();
+    t.run_for(ms(100));
+    if resume_off {
+        t.w.api(
+            t.now(),
+            link,
+            &format!("uuid_setvar_multi {caller} hangup_after_bridge=true;socket_resume=false"),
+        )
+        .unwrap();
+    }
+    t.w.api(t.now(), link, &format!("uuid_bridge {caller} {agent}"))
+        .unwrap();
+    t.run_for(ms(200));
+    assert_eq!(
+        t.w.switch().channel_var(&caller, "bridge_uuid").as_deref(),
+        Some(agent)
+    );
+    t.take();
+    (socket, caller, agent.to_owned())
+}
+
+#[test]
+fn a_bridge_made_after_socket_resume_false_survives_the_controllers_death() {
+    let mut t = T::new(inbound_cfg());
+    let link = t.link("CHANNEL_HANGUP_COMPLETE");
+    let (socket, caller, agent) = bridged_caller(&mut t, link, true);
+    t.w.drop_socket(t.now(), socket);
+    t.run_for(ms(5_000));
+    assert!(t.w.switch().has_channel(&caller));
+    assert!(t.w.switch().has_channel(&agent));
+    assert_eq!(
+        t.w.switch().channel_var(&caller, "bridge_uuid").as_deref(),
+        Some(agent.as_str())
+    );
+    assert!(socket_openings(&t.events()).is_empty(), "no hold loop");
+}
+
+#[test]
+fn a_bridge_with_socket_resume_on_is_torn_down_when_the_controller_dies() {
+    let mut t = T::new(inbound_cfg());
+    let link = t.link("CHANNEL_HANGUP_COMPLETE");
+    let (socket, caller, agent) = bridged_caller(&mut t, link, false);
+    t.w.drop_socket(t.now(), socket);
+    t.run_for(ms(100));
+    assert!(
+        !t.w.switch().has_channel(&agent),
+        "the agent leg is hung up"
+    );
+    assert!(t.w.switch().has_channel(&caller));
+    t.run_for(ms(3_000));
+    let back = socket_openings(&t.events());
+    assert_eq!(
+        back.len(),
+        1,
+        "the caller is in the hold loop again: {back:?}"
+    );
 }
