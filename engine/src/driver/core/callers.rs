@@ -104,9 +104,7 @@ impl DriverCore {
 
     /// Writes on the caller's channel when it first arrived, for it to come back with its
     /// seniority if this process dies while it waits (see [`ARRIVED_VARIABLE`]). Its queue
-    /// and priority come back as they came the first time (its destination number and the
-    /// dialplan's variables); a move or a priority change made through the API is not
-    /// written.
+    /// and priority come back as the dialplan gave them, or as `restamp_caller` rewrote them.
     fn stamp_caller(&mut self, node: usize, leg: LegId) {
         let arrived = self.engine.unix_ms(self.now);
         self.send_command(
@@ -114,6 +112,35 @@ impl DriverCore {
             vec![EslRequest::Api(format!(
                 "uuid_setvar {leg} {ARRIVED_VARIABLE} {arrived}"
             ))],
+            Tracking::Other,
+            None,
+        );
+    }
+
+    /// A call moved or reprioritised through the API: its caller's channel says so too, so
+    /// that a caller who comes back through the hold loop rejoins where it was (the queue only
+    /// when its name routes back to it as one word).
+    pub(super) fn restamp_caller(&mut self, call: crate::ids::CallId) {
+        let Some(c) = self.engine.call_info(call) else {
+            return;
+        };
+        let (leg, queue, priority) = (c.leg, c.queue, c.priority);
+        if !self.callers.contains(&leg) {
+            return;
+        }
+        let mut vars = format!("switchyard_priority={priority}");
+        let name = self.engine.queue(queue).map(|q| q.cfg.name.clone());
+        if let Some(name) = name
+            && !name.is_empty()
+            && !name.contains(|c: char| c.is_whitespace() || c.is_control() || c == ';' || c == '=')
+            && self.lookup_route(&name) == Some(queue)
+        {
+            vars.push_str(&format!(";switchyard_queue={name}"));
+        }
+        let node = self.leg_node(leg);
+        self.send_command(
+            node,
+            vec![EslRequest::Api(format!("uuid_setvar_multi {leg} {vars}"))],
             Tracking::Other,
             None,
         );
@@ -136,25 +163,27 @@ impl DriverCore {
     /// name is a configuration error, not a reason to guess), else its dialled number, else
     /// the default queue.
     fn route(&self, keys: &RouteKeys) -> Option<QueueId> {
-        let lookup = |k: &str| {
-            self.cfg
-                .routes
-                .get(k)
-                .or_else(|| {
-                    self.cfg
-                        .learn_queue_names
-                        .then(|| self.learned.get(k))
-                        .flatten()
-                })
-                .copied()
-        };
         if let Some(name) = &keys.queue_var {
-            return lookup(name);
+            return self.lookup_route(name);
         }
         keys.destination
             .as_deref()
-            .and_then(lookup)
+            .and_then(|d| self.lookup_route(d))
             .or(self.cfg.default_queue)
+    }
+
+    /// A route key (a number or a queue name) to its queue.
+    fn lookup_route(&self, key: &str) -> Option<QueueId> {
+        self.cfg
+            .routes
+            .get(key)
+            .or_else(|| {
+                self.cfg
+                    .learn_queue_names
+                    .then(|| self.learned.get(key))
+                    .flatten()
+            })
+            .copied()
     }
 
     /// What `nodes::place_caller` needs of every node.

@@ -385,7 +385,16 @@ impl DriverCore {
             Command::RemoveQueue(id) => Some((None, *id)),
             _ => None,
         };
+        let restamp = match &cmd {
+            Command::MoveCall { call, .. } | Command::SetCallPriority { call, .. } => Some(*call),
+            _ => None,
+        };
         let result = self.feed(Input::Api(self.now, cmd));
+        if result.is_ok()
+            && let Some(call) = restamp
+        {
+            self.restamp_caller(call);
+        }
         if result.is_ok()
             && let Some((name, id)) = learn
         {

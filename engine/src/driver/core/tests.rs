@@ -419,3 +419,19 @@ fn a_hangup_of_a_caller_files_its_cdr_under_its_queue() {
     assert_eq!(cdr.call_leg, Some(caller));
     assert!(!b.core.engine().owns_leg(caller));
 }
+
+#[test]
+fn a_priority_change_is_written_on_the_callers_channel_for_its_return() {
+    let mut b = bench();
+    let caller = leg(1);
+    b.arrive(caller);
+    b.sent.clear();
+    let call = b.core.engine().call_by_leg(caller).expect("a call");
+    b.command(Command::SetCallPriority { call, priority: 7 });
+    assert_eq!(
+        b.lines(),
+        [format!(
+            "api uuid_setvar_multi {caller} switchyard_priority=7;switchyard_queue=sales"
+        )]
+    );
+}
