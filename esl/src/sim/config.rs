@@ -29,9 +29,9 @@
 //! talk_time = { exp = 180.0 }
 //! dtmf = ["1", "2"]
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
-//! originate_handover = { uniform = [0.001, 0.020] }  # CHANNEL_ANSWER -> originate completes
-//! bgapi_start = { uniform = [0.0005, 0.0025] }       # bgapi read -> its command runs
-//! bridge_delay = { fixed = 0.040 }                   # uuid_bridge -> CHANNEL_BRIDGE
+//! originate_handover = { choice = [[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]] }
+//! bgapi_start = { uniform = [0.005, 0.022] }         # bgapi read -> its command runs
+//! bridge_delay = { choice = [[46.0, 0.040], [154.0, 0.060]] }  # uuid_bridge -> CHANNEL_BRIDGE
 //! [switch.bridge_race]           # uuid_bridge inside the handover window: outcome weights
 //! bridged = 12.0
 //! cancel_bridged = 16.0
@@ -198,20 +198,22 @@ fn strip_rate(path: &str) -> Option<String> {
 pub struct SwitchModel {
     /// CHANNEL_ANSWER of a leg made by `originate` -> the originate completes (its reply, then
     /// its application), drawn per leg. The captures show ~19 ms for loopback legs (the 20 ms
-    /// core tick) and 0-3 ms for SIP; the default, uniform 1-20 ms, keeps a window open for
-    /// every endpoint so that an engine bridging on CHANNEL_ANSWER meets the race. `0`: no
-    /// window (the originate completes with the answer).
+    /// core tick) and 0-3 ms for SIP; a real FreeSWITCH 1.10.12 run of 200 loopback agents
+    /// (issue 15) took under 1 ms in 114, 1-5 ms in 6 and 15-25 ms in 80: the default. `0`:
+    /// no window (the originate completes with the answer).
     pub originate_handover: Dist,
     /// `bgapi` read -> its command starts. mod_event_socket answers `+OK Job-UUID` once the
     /// job's thread has started (`api_exec` sets `ack`) and reads the connection's next
     /// command while that thread runs, so an `api uuid_kill` sent right behind a `bgapi
     /// originate` can run before the originate has created its channel and find none. The
-    /// captures show CHANNEL_CREATE 1.7-2.5 ms after the client sent the originate; the
-    /// default, uniform 0.5-2.5 ms, keeps that window. `0`: the command runs as it is read.
+    /// captures show CHANNEL_CREATE 1.7-2.5 ms after the client sent the originate, the real
+    /// run of issue 15 5-9 ms on a quiet switch and p50 8.6, p99 21.8 ms under load; the
+    /// default is uniform 5-22 ms. `0`: the command runs as it is read.
     pub bgapi_start: Dist,
     /// `uuid_bridge` -> CHANNEL_BRIDGE when no originate is in the way: CHANNEL_UNPARK of the
     /// parked legs at half of it, CHANNEL_EXECUTE uuid_bridge + CHANNEL_BRIDGE at the end. The
-    /// captures (`after-job-*`, `on-park-*`) show 20 ms ticks, 40-60 ms in all. `0`: at once.
+    /// captures (`after-job-*`, `on-park-*`) show 20 ms ticks, 40-60 ms in all; the real run
+    /// of issue 15: 40 ms in 46 of 200 bridges, 60 ms in 154 (the default). `0`: at once.
     pub bridge_delay: Dist,
     /// Outcome weights of a `uuid_bridge` that lands inside the handover window.
     pub bridge_race: BridgeRace,
@@ -271,9 +273,9 @@ pub enum AfterSocket {
 impl Default for SwitchModel {
     fn default() -> Self {
         SwitchModel {
-            originate_handover: Dist::Uniform([0.001, 0.020]),
-            bgapi_start: Dist::Uniform([0.0005, 0.0025]),
-            bridge_delay: Dist::Fixed(0.040),
+            originate_handover: Dist::Choice(vec![[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]]),
+            bgapi_start: Dist::Uniform([0.005, 0.022]),
+            bridge_delay: Dist::Choice(vec![[46.0, 0.040], [154.0, 0.060]]),
             bridge_race: BridgeRace::default(),
             after_socket: AfterSocket::default(),
             socket_fall_through: 8.0 / 19.0,

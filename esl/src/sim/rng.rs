@@ -72,14 +72,21 @@ impl SimRng {
 
 /// A duration distribution, as written in scenario files:
 /// `{ fixed = 1.0 }`, `{ uniform = [0.5, 2.0] }`, `{ exp = 120.0 }` (mean),
-/// `{ lognormal = { median = 180.0, sigma = 0.6 } }`; seconds throughout.
+/// `{ lognormal = { median = 180.0, sigma = 0.6 } }`,
+/// `{ choice = [[0.6, 0.0005], [0.4, 0.020]] }` (weight, value: FreeSWITCH's 20 ms steps);
+/// seconds throughout.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(rename_all = "snake_case")]
 pub enum Dist {
     Fixed(f64),
     Uniform([f64; 2]),
     Exp(f64),
-    Lognormal { median: f64, sigma: f64 },
+    Lognormal {
+        median: f64,
+        sigma: f64,
+    },
+    /// One of a few values, by relative weight (empty or weightless: zero).
+    Choice(Vec<[f64; 2]>),
 }
 
 impl Dist {
@@ -93,6 +100,19 @@ impl Dist {
             Dist::Uniform([a, b]) => a + (b - a) * rng.unit(),
             Dist::Exp(mean) => rng.exp(*mean),
             Dist::Lognormal { median, sigma } => median * (sigma * rng.normal()).exp(),
+            Dist::Choice(options) => {
+                let total: f64 = options.iter().map(|[w, _]| w.max(0.0)).sum();
+                let mut x = rng.unit() * total;
+                let mut pick = options.last().map_or(0.0, |[_, v]| *v);
+                for [w, v] in options {
+                    if x < w.max(0.0) {
+                        pick = *v;
+                        break;
+                    }
+                    x -= w.max(0.0);
+                }
+                if total > 0.0 { pick } else { 0.0 }
+            }
         };
         // Cap at a day: a scenario typo must not schedule a timer centuries away.
         Duration::from_secs_f64(s.clamp(0.0, 86_400.0))
@@ -127,5 +147,11 @@ mod tests {
             .sum::<f64>()
             / 10_000.0;
         assert!((9.0..11.0).contains(&mean), "{mean}");
+        let steps = Dist::Choice(vec![[3.0, 0.040], [1.0, 0.060]]);
+        let sixty = (0..10_000)
+            .filter(|_| steps.sample(&mut r) == Duration::from_millis(60))
+            .count();
+        assert!((2_300..2_700).contains(&sixty), "{sixty}");
+        assert_eq!(Dist::Choice(Vec::new()).sample(&mut r), Duration::ZERO);
     }
 }
