@@ -19,6 +19,17 @@ pub enum StoreError {
     #[error("{what} already exists")]
     Conflict { what: &'static str },
 
+    /// History records (`what`: `call`, `cdr`, `trace`, `attempt`) whose id is already stored
+    /// with other content: another record under the same id (a switch that reuses channel
+    /// uuids), never the same record written again (that is a no-op). `ids` names them; the
+    /// stored rows are kept as they were and nothing of the batch was written: write the rest
+    /// again without them.
+    #[error("{what} already stored under the same id with other content: {}", ids.join(", "))]
+    Duplicate {
+        what: &'static str,
+        ids: Vec<String>,
+    },
+
     /// An argument the store refuses before touching the database (an empty name, a bad
     /// cursor, a platform-admin key with a tenant...). Nothing was written.
     #[error("invalid {field}: {message}")]
