@@ -1,5 +1,6 @@
-//! Identity over real HTTP on loopback, on both storage backends: a record whose id is
-//! already stored is refused, counted in `/metrics`, and the stored one kept.
+//! Identity and referential safety over real HTTP on loopback, on both storage backends: a
+//! record whose id is already stored is refused, counted and the stored one kept; a queue that
+//! calls or campaigns use cannot be deleted.
 
 #[path = "server_common/mod.rs"]
 mod server_common;
@@ -8,10 +9,23 @@ mod store_common;
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use server_common::*;
 use switchyard_api::store::CallRow;
 use tokio::time::Instant;
+
+/// Polls `GET path` until `done` holds for the body (10 s at most).
+async fn poll_until(s: &Server, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, v) = s.call("GET", path, Some(key), None).await;
+        if done(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path}: still {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
 
 /// A gauge or counter of `/metrics` (the unlabelled series), once it reads at least `min`
 /// (the engine's gauges are refreshed every 5 s).
@@ -114,6 +128,152 @@ async fn a_call_record_under_a_stored_id_is_counted_in_metrics_and_the_stored_on
             (Some("answered"), Some("+15550000000")),
             "the stored call is kept: {call}"
         );
+        s.stop().await;
+    })
+    .await;
+}
+
+/// A tenant with queue `sales` on 5000 (and its key).
+async fn sales_queue(s: &Server) -> (String, i64) {
+    let (_, key) = s.tenant("acme").await;
+    let (st, q) = s
+        .call(
+            "POST",
+            "/v1/queues",
+            Some(&key),
+            Some(json!({"name": "sales", "config": {"numbers": ["5000"]}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{q}");
+    (key, q["id"].as_i64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_a_campaign_dials_for_cannot_be_deleted_until_the_campaign_goes() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (key, qid) = sales_queue(&s).await;
+        let k = Some(key.as_str());
+        let mut campaigns = Vec::new();
+        for name in ["renewals", "winback"] {
+            let (st, c) = s
+                .call(
+                    "POST",
+                    "/v1/campaigns",
+                    k,
+                    Some(json!({"name": name, "config": {"queue": qid, "caller_id": "+12015550100"}})),
+                )
+                .await;
+            assert_eq!(st, 201, "{c}");
+            campaigns.push(c["id"].as_i64().unwrap());
+        }
+        // A completed campaign names its queue too.
+        let (st, c) = s
+            .call("POST", &format!("/v1/campaigns/{}/stop", campaigns[1]), k, None)
+            .await;
+        assert_eq!((st, c["state"].as_str()), (200, Some("completed")), "{c}");
+
+        let (st, e) = s.call("DELETE", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        assert_eq!(e["used_by"], json!({"calls": 0, "campaigns": campaigns}), "{e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("campaigns {}, {}", campaigns[0], campaigns[1])),
+            "{message}"
+        );
+        // Nothing dangles: the queue is there, and the campaigns can still be changed.
+        let (st, _) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 200);
+        for c in &campaigns {
+            let (st, p) = s
+                .call(
+                    "PATCH",
+                    &format!("/v1/campaigns/{c}"),
+                    k,
+                    Some(json!({"config": {"max_lines": 3}})),
+                )
+                .await;
+            assert_eq!(st, 200, "{p}");
+        }
+        // Once no campaign dials for it, it goes.
+        let (st, _) = s
+            .call("DELETE", &format!("/v1/campaigns/{}", campaigns[0]), k, None)
+            .await;
+        assert_eq!(st, 204);
+        let (st, e) = s.call("DELETE", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 409, "{e}");
+        assert_eq!(e["used_by"]["campaigns"], json!([campaigns[1]]), "{e}");
+        let (st, _) = s
+            .call("DELETE", &format!("/v1/campaigns/{}", campaigns[1]), k, None)
+            .await;
+        assert_eq!(st, 204);
+        let (st, e) = s.call("DELETE", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 204, "{e}");
+        let (st, _) = s.call("GET", &format!("/v1/queues/{qid}"), k, None).await;
+        assert_eq!(st, 404);
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_with_a_call_in_progress_cannot_be_deleted_and_the_call_keeps_its_record() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (key, qid) = sales_queue(&s).await;
+        let k = Some(key.as_str());
+        let aid = s.agent(&key, "Ana", "user/1000").await;
+        let (st, m) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{qid}/members"),
+                k,
+                Some(json!({"agent_id": aid})),
+            )
+            .await;
+        assert_eq!(st, 201, "{m}");
+        let (st, _) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{aid}/state"),
+                k,
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200);
+        let leg = s
+            .switch
+            .as_ref()
+            .unwrap()
+            .place_inbound_call(caller("5000", None, Some(Duration::from_secs(3))))
+            .await
+            .expect("the fake switch places the call");
+        let path = format!("/v1/calls/{leg}");
+        poll_until(&s, &path, &key, |v| v["phase"] == "talking").await;
+
+        // Talking, not waiting: the call still belongs to the queue.
+        let (st, e) = s
+            .call("DELETE", &format!("/v1/queues/{qid}"), k, None)
+            .await;
+        assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        assert_eq!(e["used_by"], json!({"calls": 1, "campaigns": []}), "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("1 call(s)")),
+            "{e}"
+        );
+        // The call ends and is recorded under its queue; then the queue can go.
+        let record = poll_until(&s, &path, &key, |v| v["live"] == false).await;
+        assert_eq!(
+            (record["outcome"].as_str(), record["queue_id"].as_i64()),
+            (Some("answered"), Some(qid)),
+            "{record}"
+        );
+        let (st, e) = s
+            .call("DELETE", &format!("/v1/queues/{qid}"), k, None)
+            .await;
+        assert_eq!(st, 204, "{e}");
         s.stop().await;
     })
     .await;
