@@ -4,6 +4,7 @@
 //! calls in here) so that the driver's own wiring can change independently.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -298,11 +299,18 @@ impl CampaignRecords {
     }
 
     /// Writes them (retried like the other history); returns the rows given up on.
-    pub async fn write(self, store: &Store) -> u64 {
+    pub async fn write(self, store: &Store, duplicates: &AtomicU64) -> u64 {
         let mut lost = self.unfiled;
-        lost += crate::runtime::retry("attempts", self.attempts.len(), || {
-            store.insert_attempts(&self.attempts)
-        })
+        lost += crate::runtime::write_records(
+            "attempts",
+            self.attempts,
+            |a| a.leg.clone(),
+            duplicates,
+            |rows| {
+                let store = store.clone();
+                Box::pin(async move { store.insert_attempts(rows).await })
+            },
+        )
         .await;
         lost += crate::runtime::retry("dispositions", self.dispositions.len(), || {
             store.insert_dispositions(&self.dispositions)

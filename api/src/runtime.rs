@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -109,6 +110,9 @@ pub struct Runtime {
     /// The live feed (`/v1/live`) and the per-tenant state its snapshots come from.
     pub hub: LiveHub,
     pub live: Arc<LiveState>,
+    /// Records the store refused because another record is stored under their id (also
+    /// counted in the driver's `records_dropped`): `switchyard_records_duplicate`.
+    records_duplicate: Arc<AtomicU64>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
 }
@@ -304,9 +308,11 @@ impl Runtime {
         }
         dcfg.routes = routes;
         dcfg.learn_queue_names = false;
+        let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
             store: store.clone(),
             directory: directory.clone(),
+            duplicates: records_duplicate.clone(),
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
@@ -329,6 +335,7 @@ impl Runtime {
             engine: handle,
             hub,
             live,
+            records_duplicate,
             driver: Some(driver),
             forwarder,
         })
@@ -377,6 +384,7 @@ impl Runtime {
     /// and waiting, agents by state, the switch connection, and the driver's loss counters.
     pub fn spawn_gauges(&self, metrics: Metrics, every: Duration) -> JoinHandle<()> {
         let engine = self.engine.clone();
+        let duplicates = self.records_duplicate.clone();
         tokio::spawn(async move {
             use switchyard_engine::agent::AgentStateKind;
             let g = |name: &'static str| metrics.gauge(name, &[]);
@@ -396,6 +404,7 @@ impl Runtime {
                 })
                 .collect();
             let dropped = g("switchyard_records_dropped");
+            let duplicate = g("switchyard_records_duplicate");
             let failed = g("switchyard_switch_commands_failed");
             let bridges_failed = g("switchyard_bridges_failed");
             let orphans = g("switchyard_orphan_legs_killed");
@@ -433,6 +442,7 @@ impl Runtime {
                 }
                 let st = engine.stats();
                 dropped.set(st.records_dropped as f64);
+                duplicate.set(duplicates.load(Ordering::Relaxed) as f64);
                 failed.set(st.commands_failed as f64);
                 bridges_failed.set(st.bridges_failed as f64);
                 orphans.set(st.orphans_killed as f64);
@@ -502,6 +512,7 @@ async fn forward(
 struct StoreSink {
     store: Store,
     directory: Arc<Directory>,
+    duplicates: Arc<AtomicU64>,
 }
 
 fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
@@ -623,14 +634,46 @@ impl RecordSink for StoreSink {
             }
         }
         let mut lost = unfiled;
-        lost += retry("calls", calls.len(), || self.store.insert_calls(&calls)).await;
-        lost += retry("traces", traces.len(), || self.store.insert_traces(&traces)).await;
+        let store = &self.store;
+        let dups = &self.duplicates;
+        lost += write_records(
+            "calls",
+            calls,
+            |c| c.id.to_string(),
+            dups,
+            |rows| {
+                let store = store.clone();
+                Box::pin(async move { store.insert_calls(rows).await })
+            },
+        )
+        .await;
+        lost += write_records(
+            "traces",
+            traces,
+            |t| t.id.clone(),
+            dups,
+            |rows| {
+                let store = store.clone();
+                Box::pin(async move { store.insert_traces(rows).await })
+            },
+        )
+        .await;
         lost += retry("intervals", intervals.len(), || {
             self.store.insert_intervals(&intervals)
         })
         .await;
-        lost += retry("cdrs", cdrs.len(), || self.store.insert_cdrs(&cdrs)).await;
-        lost += campaign.write(&self.store).await;
+        lost += write_records(
+            "cdrs",
+            cdrs,
+            |c| c.leg.to_string(),
+            dups,
+            |rows| {
+                let store = store.clone();
+                Box::pin(async move { store.insert_cdrs(rows).await })
+            },
+        )
+        .await;
+        lost += campaign.write(&self.store, dups).await;
 
         for (agent, p) in presence {
             if let Some(t) = self.directory.agent_tenant(agent)
@@ -644,6 +687,65 @@ impl RecordSink for StoreSink {
         }
         lost
     }
+}
+
+/// The most ids one WARN names (the rest are counted).
+const DUPLICATES_LOGGED: usize = 10;
+
+/// [`retry`] for records with an identity: the records the store refuses because another
+/// record is stored under their id ([`StoreError::Duplicate`]) are logged at WARN, counted in
+/// `duplicates` and left out, and the rest is written again at once (the store wrote nothing).
+/// Returns how many rows were not kept, duplicates included.
+pub(crate) async fn write_records<T, F>(
+    what: &str,
+    mut rows: Vec<T>,
+    id: impl Fn(&T) -> String,
+    duplicates: &AtomicU64,
+    write: F,
+) -> u64
+where
+    F: for<'a> Fn(&'a [T]) -> crate::http::BoxFuture<'a, Result<(), StoreError>>,
+{
+    let mut refused = 0u64;
+    let mut delay = Duration::from_millis(100);
+    let mut failures = 0;
+    while !rows.is_empty() {
+        let err = match write(&rows).await {
+            Ok(()) => return refused,
+            Err(e) => e,
+        };
+        if let StoreError::Duplicate { ids, .. } = &err {
+            let before = rows.len();
+            rows.retain(|r| !ids.contains(&id(r)));
+            let n = (before - rows.len()) as u64;
+            if n > 0 {
+                refused += n;
+                duplicates.fetch_add(n, Ordering::Relaxed);
+                let shown: Vec<&str> = ids
+                    .iter()
+                    .take(DUPLICATES_LOGGED)
+                    .map(String::as_str)
+                    .collect();
+                warn!(
+                    refused = n,
+                    ids = %shown.join(", "),
+                    "{what} refused: another record is already stored under the same id \
+                     (see switchyard_records_duplicate); the stored one is kept"
+                );
+                continue;
+            }
+        }
+        // Anything else (and a refusal naming none of these rows, which cannot loop).
+        warn!(error = %err, attempt = failures, rows = rows.len(), "writing {what} failed; retrying");
+        failures += 1;
+        if failures >= 10 {
+            warn!(rows = rows.len(), "gave up writing {what}");
+            return refused + rows.len() as u64;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+    refused
 }
 
 /// Runs a batch write until it succeeds, backing off up to a minute in all; returns how many

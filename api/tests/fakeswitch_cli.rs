@@ -140,3 +140,23 @@ fn esl_events_prints_the_fake_switchs_events_as_json_lines() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn two_runs_of_one_seed_share_no_channel_uuid() {
+    // Records are keyed by channel uuids: a second run against the same database must not
+    // hand out the first run's, whatever the seed replays.
+    let mut made = Vec::new();
+    for _ in 0..2 {
+        let fs = FakeSwitch::start();
+        let (ok, reply, err) = fs.api("originate user/1000 &park()");
+        assert!(ok, "{err}");
+        let uuid = reply
+            .trim()
+            .strip_prefix("+OK ")
+            .unwrap_or_else(|| panic!("{reply:?}"))
+            .to_owned();
+        assert!(uuid::Uuid::parse_str(&uuid).is_ok(), "{uuid}");
+        made.push(uuid);
+    }
+    assert_ne!(made[0], made[1]);
+}

@@ -1259,11 +1259,11 @@ async fn call_batches_are_idempotent() {
         let rows: Vec<CallRow> = (0..3).map(|i| call(a, i)).collect();
         store.insert_calls(&rows).await.unwrap();
         store.insert_calls(&[]).await.unwrap();
-        // Again, with one new row and one changed duplicate: the saved row stays as it was.
+        // Again (a batch retried after its commit), with one new row and the same record twice
+        // inside the batch too: the saved rows stay as they were, the new one is added.
         let mut again = rows.clone();
-        again[0].outcome = "changed".into();
         again.push(call(a, 3));
-        again.push(again[1].clone()); // a duplicate inside the batch too
+        again.push(again[1].clone());
         store.insert_calls(&again).await.unwrap();
 
         let (page, next) = store
@@ -1655,6 +1655,213 @@ async fn cdrs_traces_and_intervals() {
                 .unwrap()
                 .is_empty()
         );
+    })
+    .await;
+}
+
+fn is_duplicate(r: Result<(), StoreError>, kind: &str, want: &[String]) -> bool {
+    matches!(&r, Err(StoreError::Duplicate { what, ids }) if *what == kind && ids == want)
+}
+
+#[tokio::test]
+async fn another_call_under_a_stored_id_is_refused_and_the_stored_one_kept() {
+    each_backend(|store| async move {
+        let a = tenant(&store, "a").await;
+        let first = call(a, 1);
+        store
+            .insert_calls(std::slice::from_ref(&first))
+            .await
+            .unwrap();
+        // Another call under the same uuid (a switch that reuses them), with a new one.
+        let mut other = call(a, 2);
+        other.id = first.id;
+        let fresh = call(a, 3);
+        let r = store.insert_calls(&[fresh.clone(), other]).await;
+        assert!(is_duplicate(r, "call", &[first.id.to_string()]));
+        assert_eq!(
+            store.get_call(a, first.id).await.unwrap().as_ref(),
+            Some(&first)
+        );
+        assert_eq!(
+            store.get_call(a, fresh.id).await.unwrap(),
+            None,
+            "nothing written"
+        );
+        // Without it the rest lands; the stored record written again is still a no-op.
+        store
+            .insert_calls(&[fresh.clone(), first.clone()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_call(a, fresh.id).await.unwrap().as_ref(),
+            Some(&fresh)
+        );
+        // Two calls under one id inside one batch: the same refusal, nothing written.
+        let twin = call(a, 4);
+        let mut twin2 = call(a, 5);
+        twin2.id = twin.id;
+        let r = store.insert_calls(&[twin.clone(), twin2]).await;
+        assert!(is_duplicate(r, "call", &[twin.id.to_string()]));
+        assert_eq!(store.get_call(a, twin.id).await.unwrap(), None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_cdr_is_never_overwritten_by_another_legs_record() {
+    each_backend(|store| async move {
+        let a = tenant(&store, "a").await;
+        let call_id = Uuid::new_v4();
+        let leg = Uuid::new_v4();
+        let real = cdr(a, call_id, leg, false, "NORMAL_CLEARING");
+        store
+            .insert_cdrs(std::slice::from_ref(&real))
+            .await
+            .unwrap();
+        store
+            .insert_cdrs(std::slice::from_ref(&real))
+            .await
+            .unwrap();
+        // A later leg under the same uuid (another run of a switch that reuses them).
+        let mut later = cdr(a, call_id, leg, false, "USER_BUSY");
+        later.started_at_ms = 50_000;
+        later.ended_at_ms = 60_000;
+        let r = store.insert_cdrs(&[later]).await;
+        assert!(is_duplicate(r, "cdr", &[leg.to_string()]));
+        assert_eq!(
+            store.cdrs_for_call(a, call_id).await.unwrap(),
+            vec![real.clone()]
+        );
+        // A synthetic record is replaced only by its own leg's real one: not by a leg that
+        // began after it ended, nor by a leg of another call.
+        let guessed = Uuid::new_v4();
+        let guess = cdr(a, call_id, guessed, true, "RECOVERY");
+        store
+            .insert_cdrs(std::slice::from_ref(&guess))
+            .await
+            .unwrap();
+        let mut next_run = cdr(a, call_id, guessed, false, "NORMAL_CLEARING");
+        next_run.started_at_ms = guess.ended_at_ms + 1;
+        next_run.ended_at_ms = guess.ended_at_ms + 9_000;
+        let r = store.insert_cdrs(&[next_run]).await;
+        assert!(is_duplicate(r, "cdr", &[guessed.to_string()]));
+        let elsewhere = cdr(a, Uuid::new_v4(), guessed, false, "NORMAL_CLEARING");
+        let r = store.insert_cdrs(&[elsewhere]).await;
+        assert!(is_duplicate(r, "cdr", &[guessed.to_string()]));
+        // Both start at the same millisecond: listed by leg then.
+        let by_leg = |mut v: Vec<CdrRow>| {
+            v.sort_by_key(|c| c.leg.to_string());
+            v
+        };
+        let stored = store.cdrs_for_call(a, call_id).await.unwrap();
+        assert_eq!(stored, by_leg(vec![real.clone(), guess.clone()]));
+        // Its own leg's real record does replace it.
+        let own = cdr(a, call_id, guessed, false, "NORMAL_CLEARING");
+        store.insert_cdrs(std::slice::from_ref(&own)).await.unwrap();
+        let stored = store.cdrs_for_call(a, call_id).await.unwrap();
+        assert_eq!(stored, by_leg(vec![real, own]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_trace_under_a_stored_id_is_refused() {
+    each_backend(|store| async move {
+        let a = tenant(&store, "a").await;
+        let call_id = Uuid::new_v4();
+        let trace = TraceRow {
+            id: format!("{call_id}:1"),
+            tenant: a,
+            call_id,
+            at_ms: 5_000,
+            queue_id: 1,
+            agent_id: Some(2),
+            trace: json!({"offer": 1, "score": 0.25}),
+        };
+        store
+            .insert_traces(std::slice::from_ref(&trace))
+            .await
+            .unwrap();
+        store
+            .insert_traces(std::slice::from_ref(&trace))
+            .await
+            .unwrap();
+        let mut other = trace.clone();
+        other.at_ms = 90_000;
+        other.agent_id = Some(3);
+        let r = store.insert_traces(&[other]).await;
+        assert!(is_duplicate(r, "trace", std::slice::from_ref(&trace.id)));
+        assert_eq!(
+            store.traces_for_call(a, call_id).await.unwrap(),
+            vec![trace]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn another_attempt_under_a_stored_leg_is_refused_and_its_contact_left_alone() {
+    use switchyard_api::store::{AttemptRow, ContactInput};
+    each_backend(|store| async move {
+        let a = tenant(&store, "a").await;
+        let q = store
+            .create_queue(a, "q", json!({}), &audit("queue.create", "queue", ""))
+            .await
+            .unwrap();
+        let c = store
+            .create_campaign(a, "c", json!({"queue": q.id}), &audit("c", "campaign", ""))
+            .await
+            .unwrap();
+        let input = |n: &str| ContactInput {
+            number: n.into(),
+            zone: "America/New_York".into(),
+            fields: serde_json::Map::new(),
+        };
+        let batch = store
+            .import_contacts(a, c.id, vec![input("+12015550123"), input("+12015550124")])
+            .await
+            .unwrap();
+        let (first, second) = (batch.pending[0].id, batch.pending[1].id);
+        let leg = Uuid::new_v4().to_string();
+        let attempt = |contact: i64, outcome: &str, status: &str| AttemptRow {
+            tenant: a,
+            campaign_id: c.id,
+            contact_id: contact,
+            leg: leg.clone(),
+            attempt: 1,
+            outcome: outcome.into(),
+            call_id: None,
+            agent_id: None,
+            dialed_at_ms: 1_000,
+            answered_at_ms: None,
+            ended_at_ms: 2_000,
+            contact_status: status.into(),
+            contact_next_attempt_at_ms: 900_000,
+            contact_attempts: 1,
+        };
+        let busy = attempt(first, "busy", "pending");
+        store
+            .insert_attempts(std::slice::from_ref(&busy))
+            .await
+            .unwrap();
+        // The same attempt again: one row, its contact updated once.
+        store
+            .insert_attempts(std::slice::from_ref(&busy))
+            .await
+            .unwrap();
+        assert_eq!(store.list_attempts(a, c.id, 0, 10).await.unwrap().len(), 1);
+        // Another dial under that leg, for the other contact: refused, nothing touched.
+        let r = store
+            .insert_attempts(&[attempt(second, "connected", "done")])
+            .await;
+        assert!(is_duplicate(r, "attempt", std::slice::from_ref(&leg)));
+        let page = store.list_attempts(a, c.id, 0, 10).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].1.outcome, "busy");
+        let contacts = store.list_contacts(a, c.id, None, 0, 10).await.unwrap();
+        let other = contacts.iter().find(|k| k.id == second).unwrap();
+        assert_eq!((other.attempts, other.status.as_str()), (0, "pending"));
+        assert_eq!(store.ledger_attempts(0).await.unwrap().len(), 1);
     })
     .await;
 }

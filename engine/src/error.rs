@@ -27,6 +27,15 @@ pub enum EngineError {
     },
     #[error("id {id} is above the configured maximum {max}")]
     IdTooLarge { id: u32, max: u32 },
+    /// A queue cannot go while something uses it: calls in it (waiting, being offered, talking
+    /// or being called back; their records are filed under it) or campaigns dialling for its
+    /// agents (ascending ids).
+    #[error("{queue} is in use: {calls} call(s) in it, campaigns {campaigns:?} dial for it")]
+    QueueInUse {
+        queue: QueueId,
+        calls: usize,
+        campaigns: Vec<CampaignId>,
+    },
     #[error("call {call} is not waiting in a queue")]
     CallNotWaiting { call: CallId },
     #[error("agent {agent} cannot take an offer now: {why}")]

@@ -474,12 +474,17 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let esl_addr = esl_listener.local_addr()?;
     let scenario: switchyard_esl::sim::Scenario =
         toml::from_str(&demo_scenario(args.calls_per_minute)).context("the demo scenario")?;
+    // The scenario's seed replays the same traffic every run; the demo's database outlives a
+    // run, so the switch stamps events with the real clock and salts its uuids per run (records
+    // are keyed by call uuids: a second run must not reuse the first one's).
+    let seed = scenario.seed;
     let sim_cfg = switchyard_esl::sim::SimConfig {
         inbound_target: Some(outbound.to_string()),
         scenario,
         ..switchyard_esl::sim::SimConfig::default()
-    };
-    let switch = switchyard_esl::sim::spawn(esl_listener, sim_cfg, 7);
+    }
+    .for_this_run();
+    let switch = switchyard_esl::sim::spawn(esl_listener, sim_cfg, seed);
     let key = seed_demo(&store).await?;
     let banner = format!(
         "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}"

@@ -71,6 +71,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::not_found("no such object"),
             StoreError::Conflict { what } => ApiError::conflict(format!("{what} already exists")),
+            StoreError::InUse { what, campaigns } => {
+                ApiError::conflict(format!("the {what} is in use by campaigns {campaigns:?}"))
+            }
             StoreError::Invalid { field, message } => ApiError::unprocessable(field, message),
             other => ApiError::internal(other),
         }

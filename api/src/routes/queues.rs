@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_engine::driver::DriverError;
@@ -19,7 +20,7 @@ use crate::model::TenantId;
 use crate::openapi::ErrorBody;
 use crate::runtime::{read_now, route_name};
 use crate::spec::{QueueSpec, check_name};
-use crate::store::{MemberRow, QueueRow};
+use crate::store::{MemberRow, QueueRow, StoreError};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -301,7 +302,53 @@ async fn update(
     Ok(Json(view(&row)))
 }
 
-/// Removes a queue (admin); refused while callers wait in it.
+/// What keeps a queue from being deleted.
+#[derive(Debug, Serialize, ToSchema)]
+struct UsedBy {
+    /// Calls in the queue now: waiting, being offered, talking or being called back (their
+    /// records are filed under the queue).
+    calls: usize,
+    /// The campaigns that dial for the queue's agents, whatever their state.
+    campaigns: Vec<i64>,
+}
+
+/// 409 for a queue in use: the usual error, and what uses the queue.
+#[derive(Debug, Serialize, ToSchema)]
+struct QueueInUse {
+    error: crate::openapi::ErrorDetail,
+    used_by: UsedBy,
+}
+
+/// The 409 answer naming what uses queue `id`.
+fn in_use(id: i64, used_by: UsedBy) -> Response {
+    let mut what = Vec::new();
+    if used_by.calls > 0 {
+        what.push(format!(
+            "{} call(s) are in it (let them end or move them)",
+            used_by.calls
+        ));
+    }
+    if !used_by.campaigns.is_empty() {
+        let ids: Vec<String> = used_by.campaigns.iter().map(i64::to_string).collect();
+        what.push(format!(
+            "campaigns {} dial for it (point them at another queue or delete them)",
+            ids.join(", ")
+        ));
+    }
+    let body = QueueInUse {
+        error: crate::openapi::ErrorDetail {
+            code: "conflict".into(),
+            message: format!("queue {id} is in use: {}", what.join("; ")),
+            field: None,
+        },
+        used_by,
+    };
+    (StatusCode::CONFLICT, Json(body)).into_response()
+}
+
+/// Removes a queue (admin). Refused (409, naming them) while calls are in it or campaigns
+/// dial for it: the queue is never drained or its campaigns re-pointed on the operator's
+/// behalf.
 #[utoipa::path(
     delete,
     path = "/v1/queues/{id}",
@@ -310,35 +357,82 @@ async fn update(
     params(QueuePath),
     responses(
         (status = 204, description = "Removed"),
-        (status = 409, description = "Callers are still in the queue", body = ErrorBody),
+        (status = 409, description = "Calls are in the queue or campaigns dial for it; `used_by` says which", body = QueueInUse),
     ),
 )]
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    owned(&st, tenant, id).await?;
+    let row = owned(&st, tenant, id).await?;
     let q = QueueId(engine_id(id).ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?);
-    // The engine may refuse (callers still waiting): ask it first, then forget the row. Its
-    // refusal is about the queue's state, not the request: 409, as documented.
-    st.rt
+    // The stored campaigns, every state; the engine's calls (and its campaigns, the same ones
+    // once loaded).
+    let mut campaigns = st.rt.store.campaigns_using_queue(tenant, id).await?;
+    let (calls, running) = st
+        .rt
         .engine
-        .command(Command::RemoveQueue(q))
+        .query(move |e| e.queue_users(q))
         .await
-        .map_err(|e| match e {
-            DriverError::Engine(EngineError::InvalidConfig { message, .. }) => {
-                ApiError::conflict(message)
-            }
-            other => engine_error(other),
-        })?;
+        .map_err(engine_error)?;
+    let merge = |campaigns: &mut Vec<i64>, more: Vec<switchyard_engine::CampaignId>| {
+        campaigns.extend(more.into_iter().map(|c| i64::from(c.0)));
+        campaigns.sort_unstable();
+        campaigns.dedup();
+    };
+    merge(&mut campaigns, running);
+    if calls > 0 || !campaigns.is_empty() {
+        return Ok(in_use(id, UsedBy { calls, campaigns }));
+    }
+    // The engine checks again as it removes (a caller may have arrived since).
+    match st.rt.engine.command(Command::RemoveQueue(q)).await {
+        Ok(()) => {}
+        Err(DriverError::Engine(EngineError::QueueInUse {
+            calls,
+            campaigns: c,
+            ..
+        })) => {
+            let mut campaigns = Vec::new();
+            merge(&mut campaigns, c);
+            return Ok(in_use(id, UsedBy { calls, campaigns }));
+        }
+        Err(other) => return Err(engine_error(other)),
+    }
     let a = audit(&p, Some(tenant), "queue.delete", "queue", id, Value::Null);
-    st.rt.store.delete_queue(tenant, id, &a).await?;
+    match st.rt.store.delete_queue(tenant, id, &a).await {
+        Ok(_) => {}
+        // A campaign created for the queue since the check: the store refused in its
+        // transaction, so the engine takes the queue (and its members) back.
+        Err(StoreError::InUse { campaigns, .. }) => {
+            restore(&st, tenant, &row).await?;
+            return Ok(in_use(
+                id,
+                UsedBy {
+                    calls: 0,
+                    campaigns,
+                },
+            ));
+        }
+        Err(e) => {
+            restore(&st, tenant, &row).await?;
+            return Err(e.into());
+        }
+    }
     st.rt.directory.remove_queue(q);
     st.rt.refresh_routes().await.map_err(ApiError::internal)?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Puts a queue the engine removed back, with its members' tiers (a delete the store refused).
+async fn restore(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), ApiError> {
+    apply(st, tenant, row).await?;
+    for m in st.rt.store.list_members(tenant, row.id).await? {
+        sync_memberships(st, tenant, m.agent_id).await?;
+    }
+    Ok(())
 }
 
 /// An agent's membership of a queue: its tier.

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::AssertSqlSafe;
 
+use super::history::Versus;
 use super::rows::{FromStoreRow, IdRow, RowExt};
 use super::{Arg, AuditEntry, AuditWrite, Inner, Store, StoreError, Use, check_name, now_ms};
 use crate::model::TenantId;
@@ -151,6 +152,48 @@ macro_rules! dnc_cols {
     () => {
         "id, tenant_id, campaign_id, number, created_at"
     };
+}
+
+/// An attempt's row and what it did to its contact.
+fn attempt_statements(r: &AttemptRow) -> [(sqlx::SqlStr, Vec<Arg>); 2] {
+    [
+        (
+            sqlx::SqlStr::from_static(concat!(
+                "INSERT INTO campaign_attempts (",
+                attempt_cols!(),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )),
+            args![
+                r.tenant,
+                r.campaign_id,
+                r.contact_id,
+                r.leg.as_str(),
+                r.attempt,
+                r.outcome.as_str(),
+                r.call_id,
+                r.agent_id,
+                r.dialed_at_ms,
+                r.answered_at_ms,
+                r.ended_at_ms
+            ],
+        ),
+        // A contact closed as DNC meanwhile stays closed.
+        (
+            sqlx::SqlStr::from_static(
+                "UPDATE contacts SET attempts = $2, last_outcome = $3, \
+                 status = CASE WHEN status = 'dnc' THEN status ELSE $4 END, \
+                 next_attempt_at = $5, updated_at = $6 WHERE id = $1",
+            ),
+            args![
+                r.contact_id,
+                r.contact_attempts,
+                r.outcome.as_str(),
+                r.contact_status.as_str(),
+                r.contact_next_attempt_at_ms,
+                r.ended_at_ms
+            ],
+        ),
+    ]
 }
 
 impl FromStoreRow for CampaignRow {
@@ -760,48 +803,39 @@ impl Store {
     // -----------------------------------------------------------------------------------------
     // History
 
-    /// Attempts with their contacts' new state, in one transaction.
+    /// Attempts with their contacts' new state, in one transaction. An attempt is one dial,
+    /// known by its leg: the same attempt again is a no-op (its contact was updated with it),
+    /// another attempt under a leg already stored is [`StoreError::Duplicate`] (see the
+    /// history module) and leaves its contact as it is.
     pub async fn insert_attempts(&self, rows: &[AttemptRow]) -> Result<(), StoreError> {
-        let mut statements = Vec::with_capacity(rows.len() * 2);
-        for r in rows {
-            statements.push((
-                sqlx::SqlStr::from_static(concat!(
-                    "INSERT INTO campaign_attempts (",
-                    attempt_cols!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-                )),
-                args![
-                    r.tenant,
-                    r.campaign_id,
-                    r.contact_id,
-                    r.leg.as_str(),
-                    r.attempt,
-                    r.outcome.as_str(),
-                    r.call_id,
-                    r.agent_id,
-                    r.dialed_at_ms,
-                    r.answered_at_ms,
-                    r.ended_at_ms
-                ],
-            ));
-            // A contact closed as DNC meanwhile stays closed.
-            statements.push((
-                sqlx::SqlStr::from_static(
-                    "UPDATE contacts SET attempts = $2, last_outcome = $3, \
-                     status = CASE WHEN status = 'dnc' THEN status ELSE $4 END, \
-                     next_attempt_at = $5, updated_at = $6 WHERE id = $1",
-                ),
-                args![
-                    r.contact_id,
-                    r.contact_attempts,
-                    r.outcome.as_str(),
-                    r.contact_status.as_str(),
-                    r.contact_next_attempt_at_ms,
-                    r.ended_at_ms
-                ],
-            ));
-        }
-        self.batch(statements).await
+        const SELECT: &str = concat!(
+            "SELECT ",
+            attempt_cols!(),
+            " FROM campaign_attempts WHERE leg IN "
+        );
+        self.insert_records(
+            "attempt",
+            SELECT,
+            "DELETE FROM campaign_attempts WHERE leg = $1",
+            rows,
+            |r| r.leg.clone(),
+            |old, new| {
+                // The contact's columns are not the attempt's: stored rows read without them.
+                let stored_part = AttemptRow {
+                    contact_status: String::new(),
+                    contact_next_attempt_at_ms: 0,
+                    contact_attempts: 0,
+                    ..new.clone()
+                };
+                if *old == stored_part {
+                    Versus::Same
+                } else {
+                    Versus::Collides
+                }
+            },
+            |rows| rows.iter().flat_map(|r| attempt_statements(r)).collect(),
+        )
+        .await
     }
 
     pub async fn insert_dispositions(&self, rows: &[DispositionRow]) -> Result<(), StoreError> {

@@ -6,12 +6,39 @@
 
 use serde_json::{Value, json};
 
-use super::rows::{FromStoreRow, IdRow, TextIdRow, agent_cols, queue_cols, skill_cols};
+use super::rows::{FromStoreRow, IdRow, RowExt, TextIdRow, agent_cols, queue_cols, skill_cols};
 use super::{
     AgentRow, Arg, AuditEntry, AuditWrite, INSERT_AUDIT, Inner, MemberRow, QueueRow, Skill, Store,
     StoreError, Use, audit_args, check_name, now_ms,
 };
 use crate::model::TenantId;
+
+/// Every campaign of a tenant with its settings (the queue it dials for is `config.queue`).
+const CAMPAIGN_QUEUES: &str = "SELECT id, config FROM campaigns WHERE tenant_id = $1 ORDER BY id";
+
+/// A campaign's id and settings, for [`users_of`].
+struct CampaignQueue {
+    id: i64,
+    config: Value,
+}
+
+impl FromStoreRow for CampaignQueue {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(CampaignQueue {
+            id: row.i64("id")?,
+            config: row.json("config")?,
+        })
+    }
+}
+
+/// The campaigns (ascending) whose `config.queue` is `queue`.
+fn users_of(campaigns: &[CampaignQueue], queue: i64) -> Vec<i64> {
+    campaigns
+        .iter()
+        .filter(|c| c.config.get("queue").and_then(Value::as_i64) == Some(queue))
+        .map(|c| c.id)
+        .collect()
+}
 
 fn tenant_audit<'e, 'a>(tenant: TenantId, entry: &'e AuditEntry<'a>) -> AuditWrite<'e, 'a> {
     AuditWrite {
@@ -184,23 +211,65 @@ impl Store {
         .await
     }
 
-    /// Deletes the queue and its memberships. False if the tenant has no such queue.
+    /// The tenant's campaigns that dial for the queue, whatever their state (a completed one
+    /// still names it, and an update of it checks that the queue is there), ascending.
+    pub async fn campaigns_using_queue(
+        &self,
+        tenant: TenantId,
+        queue: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows: Vec<CampaignQueue> = self
+            .fetch_all(Use::Read, CAMPAIGN_QUEUES, args![tenant])
+            .await?;
+        Ok(users_of(&rows, queue))
+    }
+
+    /// Deletes the queue and its memberships. False if the tenant has no such queue;
+    /// [`StoreError::InUse`] (nothing written) while a campaign names it, checked in the same
+    /// transaction.
     pub async fn delete_queue(
         &self,
         tenant: TenantId,
         id: i64,
         audit: &AuditEntry<'_>,
     ) -> Result<bool, StoreError> {
-        let deleted: Option<IdRow> = self
-            .change(
-                "queue",
-                "DELETE FROM queues WHERE tenant_id = $1 AND id = $2 RETURNING id",
-                args![tenant, id],
-                tenant_audit(tenant, audit),
-                |row: &IdRow| row.0.to_string(),
+        let check_args = args![tenant];
+        let delete_args = args![tenant, id];
+        let audit_row = audit_args(&tenant_audit(tenant, audit), id.to_string());
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            let campaigns: Vec<CampaignQueue> =
+                bind_args!(sqlx::query(CAMPAIGN_QUEUES), &check_args)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(CampaignQueue::from_row)
+                    .collect::<Result<_, _>>()?;
+            let users = users_of(&campaigns, id);
+            if !users.is_empty() {
+                tx.rollback().await?;
+                return Err(StoreError::InUse {
+                    what: "queue",
+                    campaigns: users,
+                });
+            }
+            let deleted = bind_args!(
+                sqlx::query("DELETE FROM queues WHERE tenant_id = $1 AND id = $2 RETURNING id"),
+                &delete_args
             )
-            .await?;
-        Ok(deleted.is_some())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "queue"))?;
+            if deleted.is_none() {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            bind_args!(sqlx::query(INSERT_AUDIT), &audit_row)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     // -----------------------------------------------------------------------------------------

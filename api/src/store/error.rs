@@ -1,6 +1,6 @@
 //! The one error type of the storage layer, shaped so the HTTP layer can map it to a status
-//! without looking at database text: `NotFound` 404, `Conflict` 409, `Invalid` 400/422, the
-//! rest 500 (their text is for logs only).
+//! without looking at database text: `NotFound` 404, `Conflict` and `InUse` 409, `Invalid`
+//! 400/422, the rest 500 (their text is for logs only).
 
 use sqlx::error::ErrorKind;
 
@@ -18,6 +18,25 @@ pub enum StoreError {
     /// Nothing was written.
     #[error("{what} already exists")]
     Conflict { what: &'static str },
+
+    /// The object is still named by others, so it was not removed (nothing was written):
+    /// `campaigns` (ascending ids) dial for the queue.
+    #[error("{what} is in use by campaigns {campaigns:?}")]
+    InUse {
+        what: &'static str,
+        campaigns: Vec<i64>,
+    },
+
+    /// History records (`what`: `call`, `cdr`, `trace`, `attempt`) whose id is already stored
+    /// with other content: another record under the same id (a switch that reuses channel
+    /// uuids), never the same record written again (that is a no-op). `ids` names them; the
+    /// stored rows are kept as they were and nothing of the batch was written: write the rest
+    /// again without them.
+    #[error("{what} already stored under the same id with other content: {}", ids.join(", "))]
+    Duplicate {
+        what: &'static str,
+        ids: Vec<String>,
+    },
 
     /// An argument the store refuses before touching the database (an empty name, a bad
     /// cursor, a platform-admin key with a tenant...). Nothing was written.

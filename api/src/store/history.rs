@@ -1,22 +1,31 @@
 //! History: calls, CDRs, routing traces and interval figures, written in batches by the
 //! runtime and read (tenant-scoped) by the API; and reads of the audit log.
 //!
-//! A batch is one transaction: all of it lands or none. Writing a row that is already there is
-//! a no-op (the runtime retries batches after errors and restarts), except where a later write
-//! is better information: a real CDR replaces a synthetic one, and an interval re-written with
-//! new figures replaces the old ones.
+//! A batch is one transaction: all of it lands or none. Calls, CDRs, traces (and campaign
+//! attempts, in `campaigns`) are records with an identity: each is compared with what is
+//! stored under its id first ([`Store::insert_records`]):
+//! - the same record again is a no-op (a batch retried after a commit whose answer was lost,
+//!   or replayed);
+//! - better information about the same record replaces it: only a real CDR replacing the
+//!   synthetic one recovery wrote for the same leg of the same call;
+//! - anything else is another record under an id already taken (a switch that reuses channel
+//!   uuids): the batch fails with [`StoreError::Duplicate`] naming them, writes nothing, and
+//!   the stored rows stay as they were. The runtime logs, counts and leaves those out.
+//!
+//! Interval figures are not records but running totals: re-written, they replace the old ones.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use sqlx::{AssertSqlSafe, SqlSafeStr, SqlStr};
 use uuid::Uuid;
 
+use super::rows::FromStoreRow;
 use super::rows::{audit_cols, call_cols, cdr_cols, interval_cols, trace_cols};
 use super::{
-    Arg, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError,
-    TraceRow, Use, args,
+    Arg, AuditRow, CallFilter, CallRow, CdrRow, Inner, IntervalRow, IntervalScope, Store,
+    StoreError, TraceRow, Use,
 };
 use crate::model::TenantId;
 
@@ -190,6 +199,95 @@ fn interval_values(r: &IntervalRow) -> Vec<Arg> {
     ]
 }
 
+/// A record of a batch against the one already stored (or earlier in the batch) under its id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Versus {
+    /// The same record again, or one that adds nothing to it: nothing to write.
+    Same,
+    /// Better information about the same record: it takes the stored one's place.
+    Replaces,
+    /// Another record under the same id: refused.
+    Collides,
+}
+
+/// What to do with a batch of records, decided against the rows stored under their ids.
+#[derive(Debug)]
+struct Plan<'a, T> {
+    /// Rows to insert, in batch order; `true` where a stored row is deleted first.
+    writes: Vec<(&'a T, bool)>,
+    /// Ids taken by other records, in batch order, once each.
+    collisions: Vec<String>,
+}
+
+/// Compares each of `rows` with the stored row under its key, then with the batch's earlier
+/// rows of that key (see [`Versus`]).
+fn plan<'a, T, K>(
+    rows: &'a [T],
+    stored: &HashMap<K, T>,
+    key: &impl Fn(&T) -> K,
+    versus: &impl Fn(&T, &T) -> Versus,
+) -> Plan<'a, T>
+where
+    K: std::hash::Hash + Eq + std::fmt::Display,
+{
+    let mut writes: Vec<(&T, bool)> = Vec::with_capacity(rows.len());
+    let mut at: HashMap<K, usize> = HashMap::with_capacity(rows.len());
+    let mut collisions = Vec::new();
+    for row in rows {
+        let k = key(row);
+        let verdict = match (at.get(&k), stored.get(&k)) {
+            (Some(&i), _) => match versus(writes[i].0, row) {
+                Versus::Replaces => {
+                    writes[i].0 = row;
+                    continue;
+                }
+                other => other,
+            },
+            (None, Some(old)) => match versus(old, row) {
+                Versus::Replaces => {
+                    at.insert(k, writes.len());
+                    writes.push((row, true));
+                    continue;
+                }
+                other => other,
+            },
+            (None, None) => {
+                at.insert(k, writes.len());
+                writes.push((row, false));
+                continue;
+            }
+        };
+        if verdict == Versus::Collides {
+            let id = k.to_string();
+            if !collisions.contains(&id) {
+                collisions.push(id);
+            }
+        }
+    }
+    Plan { writes, collisions }
+}
+
+fn same_or_collides(same: bool) -> Versus {
+    if same { Versus::Same } else { Versus::Collides }
+}
+
+/// A CDR against the one stored for its leg (see [`Store::insert_cdrs`]).
+fn cdr_versus(old: &CdrRow, new: &CdrRow) -> Versus {
+    if old == new {
+        return Versus::Same;
+    }
+    // Recovery's guess and the real record of one leg: same call, and the leg began before
+    // the guess said it ended. A leg of another run under a reused uuid began after it.
+    let one_leg = |guess: &CdrRow, real: &CdrRow| {
+        guess.call_id == real.call_id && real.started_at_ms <= guess.ended_at_ms
+    };
+    match (old.synthetic, new.synthetic) {
+        (true, false) if one_leg(old, new) => Versus::Replaces,
+        (false, true) if one_leg(new, old) => Versus::Same,
+        _ => Versus::Collides,
+    }
+}
+
 /// One row per key, in first-seen order, the kept row chosen by `prefer(kept, new)`:
 /// PostgreSQL refuses an `ON CONFLICT DO UPDATE` that would touch one row twice.
 fn dedup_by<T, K: std::hash::Hash + Eq>(
@@ -217,39 +315,141 @@ fn dedup_by<T, K: std::hash::Hash + Eq>(
 }
 
 impl Store {
-    /// Saves finished calls; a call already saved is left as it is.
+    /// Saves finished calls (see the module doc for a call already stored).
     pub async fn insert_calls(&self, rows: &[CallRow]) -> Result<(), StoreError> {
+        const SELECT: &str = concat!("SELECT ", call_cols!(), " FROM calls WHERE id IN ");
         const HEAD: &str = concat!("INSERT INTO calls (", call_cols!(), ")");
-        let statements = insert_statements(HEAD, "ON CONFLICT (id) DO NOTHING", rows, call_values);
-        self.batch(statements).await
+        self.insert_records(
+            "call",
+            SELECT,
+            "DELETE FROM calls WHERE id = $1",
+            rows,
+            |c| c.id,
+            |old, new| same_or_collides(old == new),
+            |rows| insert_statements(HEAD, "", rows, |c| call_values(c)),
+        )
+        .await
     }
 
-    /// Saves CDRs; a leg already saved is left as it is, unless the saved one is synthetic and
-    /// the new one is not (a real hangup record beats recovery's guess).
+    /// Saves CDRs (see the module doc for a leg already stored). A real CDR replaces the
+    /// synthetic one of its leg when it is of the same call and the leg was alive when the
+    /// synthetic one was written (it started before that one's end); a synthetic one after the
+    /// real one adds nothing. Any other pair is two records under one leg id.
     pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        const SELECT: &str = concat!("SELECT ", cdr_cols!(), " FROM cdrs WHERE leg IN ");
         const HEAD: &str = concat!("INSERT INTO cdrs (", cdr_cols!(), ")");
-        const TAIL: &str = "ON CONFLICT (leg) DO UPDATE SET tenant_id = excluded.tenant_id, \
-             call_id = excluded.call_id, direction = excluded.direction, \
-             caller_number = excluded.caller_number, destination = excluded.destination, \
-             hangup_cause = excluded.hangup_cause, started_at = excluded.started_at, \
-             answered_at = excluded.answered_at, ended_at = excluded.ended_at, \
-             billsec_ms = excluded.billsec_ms, synthetic = excluded.synthetic \
-             WHERE cdrs.synthetic AND NOT excluded.synthetic";
-        // Same rule inside the batch: the first real record of a leg, else its first synthetic.
-        let rows = dedup_by(
+        self.insert_records(
+            "cdr",
+            SELECT,
+            "DELETE FROM cdrs WHERE leg = $1",
             rows,
             |c| c.leg,
-            |kept, new| kept.synthetic && !new.synthetic,
-        );
-        let statements = insert_statements(HEAD, TAIL, &rows, |c| cdr_values(c));
-        self.batch(statements).await
+            cdr_versus,
+            |rows| insert_statements(HEAD, "", rows, |c| cdr_values(c)),
+        )
+        .await
     }
 
-    /// Saves routing decision traces; a trace id already saved is left as it is.
+    /// Saves routing decision traces (see the module doc for a trace id already stored).
     pub async fn insert_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        const SELECT: &str = concat!(
+            "SELECT ",
+            trace_cols!(),
+            " FROM decision_traces WHERE id IN "
+        );
         const HEAD: &str = concat!("INSERT INTO decision_traces (", trace_cols!(), ")");
-        let statements = insert_statements(HEAD, "ON CONFLICT (id) DO NOTHING", rows, trace_values);
-        self.batch(statements).await
+        self.insert_records(
+            "trace",
+            SELECT,
+            "DELETE FROM decision_traces WHERE id = $1",
+            rows,
+            |t| t.id.clone(),
+            |old, new| same_or_collides(old == new),
+            |rows| insert_statements(HEAD, "", rows, |t| trace_values(t)),
+        )
+        .await
+    }
+
+    /// Writes records with an identity in one transaction: reads what is stored under their
+    /// ids (`select` ends in `IN `; the list is appended), decides with `versus(stored, new)`
+    /// what each row is (see [`Versus`]), and then either fails with
+    /// [`StoreError::Duplicate`] naming every id taken by another record (writing nothing) or
+    /// deletes the rows being replaced (`delete` binds the key as `$1`) and runs `write` for
+    /// the rest. SQLite's single writer keeps the read and the write together; on PostgreSQL a
+    /// concurrent writer of the same id makes the insert fail on the key (retried, it then
+    /// reads that row).
+    #[allow(clippy::too_many_arguments)] // One place for the one rule; each caller is short.
+    pub(super) async fn insert_records<T, K>(
+        &self,
+        what: &'static str,
+        select: &'static str,
+        delete: &'static str,
+        rows: &[T],
+        key: impl Fn(&T) -> K + Sync,
+        versus: impl Fn(&T, &T) -> Versus + Sync,
+        write: impl Fn(&[&T]) -> Vec<(SqlStr, Vec<Arg>)> + Sync,
+    ) -> Result<(), StoreError>
+    where
+        T: FromStoreRow + Send + Sync,
+        K: Into<Arg> + Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync,
+    {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<K> = Vec::with_capacity(rows.len());
+        let mut seen = HashSet::with_capacity(rows.len());
+        for r in rows {
+            let k = key(r);
+            if seen.insert(k.clone()) {
+                keys.push(k);
+            }
+        }
+        let reads: Vec<(SqlStr, Vec<Arg>)> = keys
+            .chunks(INSERT_CHUNK_ROWS)
+            .map(|chunk| {
+                let mut b = SqlBuilder::default();
+                b.push(select)
+                    .row(chunk.iter().cloned().map(Into::into).collect());
+                b.finish()
+            })
+            .collect();
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut stored: HashMap<K, T> = HashMap::new();
+            for (sql, args) in reads {
+                for row in bind_args!(sqlx::query(sql), &args)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    let row = T::from_row(&row)?;
+                    stored.entry(key(&row)).or_insert(row);
+                }
+            }
+            let decided = plan(rows, &stored, &key, &versus);
+            if !decided.collisions.is_empty() {
+                tx.rollback().await?;
+                return Err(StoreError::Duplicate {
+                    what,
+                    ids: decided.collisions,
+                });
+            }
+            for (row, _) in decided.writes.iter().filter(|(_, replace)| *replace) {
+                bind_args!(sqlx::query(delete), &[key(row).into()])
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let fresh: Vec<&T> = decided.writes.iter().map(|(r, _)| *r).collect();
+            if !fresh.is_empty() {
+                for (sql, args) in write(&fresh) {
+                    bind_args!(sqlx::query(sql), &args)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| StoreError::from_sqlx(e, what))?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Saves interval figures; an interval written again (same tenant, scope and start) gets

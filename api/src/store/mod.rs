@@ -27,7 +27,6 @@
 //!   beside the writer; an in-memory database has only the one connection.
 
 mod error;
-mod history;
 mod keys;
 mod rows;
 mod tenants;
@@ -226,10 +225,11 @@ macro_rules! args {
 }
 pub(crate) use args;
 
-// After the macros above: the campaign store and the agent deletion (which revokes the agent's
-// keys) run multi-statement transactions of their own.
+// After the macros above: the campaign store, the agent deletion (which revokes the agent's
+// keys) and the history's record writes run multi-statement transactions of their own.
 mod campaigns;
 mod config;
+mod history;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH,
@@ -296,6 +296,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0001_init.sql"),
         include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
         include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
+        include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -303,12 +304,13 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0001_init.sql"),
         include_str!("../../../migrations/postgres/0002_campaigns.sql"),
         include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
+        include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
     ])
 });
 
 /// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
 /// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded([init, campaigns, agent_keys]: [&'static str; 3]) -> Migrator {
+fn embedded([init, campaigns, agent_keys, attempt_legs]: [&'static str; 4]) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
             1,
@@ -329,6 +331,13 @@ fn embedded([init, campaigns, agent_keys]: [&'static str; 3]) -> Migrator {
             "agent keys".into(),
             MigrationType::Simple,
             SqlStr::from_static(agent_keys),
+            false,
+        ),
+        Migration::new(
+            4,
+            "attempt legs".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(attempt_legs),
             false,
         ),
     ])

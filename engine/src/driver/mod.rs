@@ -394,9 +394,11 @@ impl Driver {
 
     /// Connects to every FreeSWITCH node, starts the outbound-socket server on `listener`, the
     /// record writer and the loop. The first attempts run at once; an error is returned when a
-    /// node refuses the password (a configuration mistake) or when no node could be reached.
-    /// A node that is merely unreachable starts disconnected and is retried in the background
-    /// with its own backoff; it gets no legs until it is up.
+    /// node refuses the password or the switch's ACL refuses us (a configuration mistake that
+    /// retrying cannot fix). A node that is merely unreachable starts disconnected and is
+    /// retried in the background with its own backoff, even when it is the only one (a switch
+    /// restarted together with switchyard may come up second): it gets no legs until it is up,
+    /// and [`DriverHandle::connected`] says false while no node is.
     pub async fn start<S: RecordSink>(
         config: DriverConfig,
         engine: Engine,
@@ -420,7 +422,6 @@ impl Driver {
         }
         let mut conns = Vec::with_capacity(specs.len());
         let mut up = Vec::with_capacity(specs.len());
-        let mut first_error = None;
         for (spec, attempt) in specs.into_iter().zip(first) {
             let attempt = attempt.unwrap_or(Err(EslError::ConnectionClosed));
             let (client, events) = match attempt {
@@ -430,7 +431,6 @@ impl Driver {
                 }
                 Err(e) => {
                     warn!(node = %spec.name, addr = %spec.esl.addr, error = %e, "FreeSWITCH node unreachable; retrying in the background");
-                    first_error.get_or_insert(e);
                     (None, None)
                 }
             };
@@ -442,9 +442,7 @@ impl Driver {
             });
         }
         if !up.iter().any(|u| *u) {
-            return Err(DriverError::Esl(
-                first_error.unwrap_or(EslError::ConnectionClosed),
-            ));
+            warn!("no FreeSWITCH node is reachable; taking no calls until one is");
         }
         let (api_tx, api_rx) = mpsc::channel(config.api_queue.max(1));
         let (live, _) = broadcast::channel(config.live_capacity.max(1));

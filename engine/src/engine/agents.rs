@@ -62,14 +62,21 @@ impl Engine {
     }
 
     pub(crate) fn remove_queue(&mut self, id: QueueId) -> Result<(), EngineError> {
-        let q = self.queue(id).ok_or(EngineError::UnknownQueue(id))?;
-        if !q.waiting.is_empty() || q.offering > 0 {
-            return Err(EngineError::InvalidConfig {
-                field: "queue",
-                message: format!("{id} still has calls; move or exit them first"),
+        let members = self
+            .queue(id)
+            .ok_or(EngineError::UnknownQueue(id))?
+            .members
+            .clone();
+        // Refused, not drained: whoever deletes a queue decides where its calls and campaigns
+        // go (move the calls, point the campaigns elsewhere or delete them), not the engine.
+        let (calls, campaigns) = self.queue_users(id);
+        if calls > 0 || !campaigns.is_empty() {
+            return Err(EngineError::QueueInUse {
+                queue: id,
+                calls,
+                campaigns,
             });
         }
-        let members = q.members.clone();
         for &a in &members {
             // Keys are parallel to memberships: take the agent out before changing them.
             self.unindex_agent(a);

@@ -387,6 +387,21 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// What keeps a queue from being removed: the calls in it now (any phase: a call's
+    /// record is filed under its last queue) and the campaigns dialling for its agents
+    /// (ascending ids).
+    pub fn queue_users(&self, queue: QueueId) -> (usize, Vec<CampaignId>) {
+        let calls = self.calls.values().filter(|c| c.queue == queue).count();
+        let mut campaigns: Vec<CampaignId> = self
+            .campaigns
+            .iter()
+            .filter(|(_, c)| c.cfg.queue == queue)
+            .map(|(id, _)| *id)
+            .collect();
+        campaigns.sort_unstable();
+        (calls, campaigns)
+    }
+
     pub fn queue_ids(&self) -> impl Iterator<Item = QueueId> + '_ {
         self.queues.iter().flatten().map(|q| q.cfg.id)
     }

@@ -79,8 +79,14 @@ pub struct SimConfig {
     /// (`silence_stream://<ms>` and `tone_stream://...;loops=N` carry their own).
     pub default_playback: Duration,
     /// Wall-clock time of the simulation start, in microseconds since the Unix epoch (event
-    /// timestamps are this plus the virtual time elapsed).
+    /// timestamps are this plus the virtual time elapsed). Fixed by default, so that tests
+    /// see the same stamps every run; [`SimConfig::for_this_run`] makes it now.
     pub epoch_start_us: u64,
+    /// Mixed into every uuid the switch makes (channels, jobs, its Core-UUID) and into nothing
+    /// else. 0 (the default) keeps them a function of the seed alone, as tests want;
+    /// [`SimConfig::for_this_run`] sets it per run, so that a second run of one seed against
+    /// the same database reuses no uuid while it replays the same behaviour.
+    pub uuid_salt: u64,
     pub scenario: Scenario,
     /// The switch's own timing: originate handover and uuid_bridge (the `[switch]` section).
     pub switch: SwitchModel,
@@ -100,9 +106,32 @@ impl Default for SimConfig {
             inbound_target: None,
             default_playback: Duration::from_secs(2),
             epoch_start_us: 1_795_275_700_000_000,
+            uuid_salt: 0,
             scenario: Scenario::default(),
             switch: SwitchModel::default(),
             sounds: SoundFiles::default(),
+        }
+    }
+}
+
+impl SimConfig {
+    /// This configuration for a run against the real world (the demo, `switchyard
+    /// fakeswitch`): events stamped with the wall clock from now, and uuids salted with the
+    /// wall clock and the process id, so that no two runs share a uuid (records are keyed by
+    /// them) even with one seed. Tests keep the fixed defaults.
+    pub fn for_this_run(self) -> SimConfig {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        // Two runs of one process id are at least a clock tick apart; two processes alive at
+        // once have different ids. Both go in whole, on different bits.
+        let nanos = since_epoch.as_nanos() as u64;
+        let salt = nanos ^ u64::from(std::process::id()).rotate_left(32);
+        SimConfig {
+            epoch_start_us: u64::try_from(since_epoch.as_micros()).unwrap_or(u64::MAX),
+            // 0 means "no salt": never hand it out.
+            uuid_salt: salt.max(1),
+            ..self
         }
     }
 }
@@ -652,6 +681,34 @@ cancel_bridged = 0.0
             SwitchModel::default().bridge_race.pick(0.99),
             RaceOutcome::Bridged
         );
+    }
+
+    #[test]
+    fn a_run_of_its_own_is_stamped_now_and_shares_no_uuid_with_another_run_of_its_seed() {
+        use crate::sim::{SimRng, Switch};
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        let base = SimConfig {
+            hostname: "demo".into(),
+            ..SimConfig::default()
+        };
+        let (a, b) = (base.clone().for_this_run(), base.for_this_run());
+        for c in [&a, &b] {
+            assert!(c.epoch_start_us.abs_diff(now_us) < 5_000_000, "stamped now");
+            assert_ne!(c.uuid_salt, 0);
+            assert_eq!(c.hostname, "demo", "the rest is kept");
+        }
+        assert_ne!(a.uuid_salt, b.uuid_salt);
+        // Tests keep the seed's own uuids; two runs of one seed have their own.
+        let t0 = std::time::Instant::now();
+        let fixed = Switch::new(SimConfig::default(), 7, t0);
+        assert_eq!(fixed.core_uuid(), SimRng::new(7).uuid());
+        assert_eq!(SimConfig::default().epoch_start_us, 1_795_275_700_000_000);
+        let (run_a, run_b) = (Switch::new(a, 7, t0), Switch::new(b, 7, t0));
+        assert_ne!(run_a.core_uuid(), run_b.core_uuid());
+        assert_ne!(run_a.core_uuid(), fixed.core_uuid());
     }
 
     #[test]

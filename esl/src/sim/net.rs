@@ -70,20 +70,16 @@ impl StandaloneConfig {
             None => ScenarioFile::default(),
         };
         let seed = self.seed.unwrap_or(scenario.seed);
-        let epoch_start_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        Ok((
-            SimConfig {
-                password: self.password.clone(),
-                inbound_target: self.inbound_target.clone(),
-                epoch_start_us,
-                scenario,
-                switch,
-                ..SimConfig::default()
-            },
-            seed,
-        ))
+        // The seed replays the behaviour; the clock and the uuids are this run's own.
+        let sim = SimConfig {
+            password: self.password.clone(),
+            inbound_target: self.inbound_target.clone(),
+            scenario,
+            switch,
+            ..SimConfig::default()
+        }
+        .for_this_run();
+        Ok((sim, seed))
     }
 }
 

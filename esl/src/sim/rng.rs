@@ -11,19 +11,30 @@ use serde::Deserialize;
 #[derive(Clone, Debug)]
 pub struct SimRng {
     state: u64,
+    /// Mixed into every [`SimRng::uuid`] and into nothing else (see
+    /// [`super::SimConfig::uuid_salt`]).
+    uuid_salt: u64,
 }
 
 impl SimRng {
     pub fn new(seed: u64) -> Self {
-        SimRng { state: seed }
+        SimRng {
+            state: seed,
+            uuid_salt: 0,
+        }
+    }
+
+    /// The same sequence, with uuids told apart from those of every other salt: two runs of
+    /// one seed with different salts draw the same behaviour and share no uuid. Salt 0 leaves
+    /// the uuids as the seed alone makes them.
+    pub fn with_uuid_salt(mut self, salt: u64) -> Self {
+        self.uuid_salt = salt;
+        self
     }
 
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        finalise(self.state)
     }
 
     /// Uniform in `[0, 1)`.
@@ -56,10 +67,13 @@ impl SimRng {
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
-    /// A random version-4 UUID, so channel ids are reproducible from the seed.
+    /// A random version-4 UUID, so channel ids are reproducible from the seed (and the salt).
+    /// The salt is XORed into both halves (the low half through SplitMix64's finaliser, so
+    /// that the halves do not move together): two salts give the same uuid only where the
+    /// XOR of two draws equals the XOR of the salts, the odds of two random version-4 uuids.
     pub fn uuid(&mut self) -> String {
-        let hi = self.next_u64().to_be_bytes();
-        let lo = self.next_u64().to_be_bytes();
+        let hi = (self.next_u64() ^ self.uuid_salt).to_be_bytes();
+        let lo = (self.next_u64() ^ finalise(self.uuid_salt)).to_be_bytes();
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&hi);
         b[8..].copy_from_slice(&lo);
@@ -68,6 +82,13 @@ impl SimRng {
             .hyphenated()
             .to_string()
     }
+}
+
+/// SplitMix64's output function: a bijection that spreads every input bit over the output.
+fn finalise(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// A duration distribution, as written in scenario files:
@@ -121,6 +142,8 @@ impl Dist {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
 
     #[test]
@@ -132,6 +155,35 @@ mod tests {
         }
         assert_eq!(SimRng::new(1).uuid(), SimRng::new(1).uuid());
         assert_ne!(SimRng::new(1).uuid(), SimRng::new(2).uuid());
+    }
+
+    #[test]
+    fn a_salt_changes_every_uuid_and_nothing_else() {
+        let mut plain = SimRng::new(7);
+        let mut zero = SimRng::new(7).with_uuid_salt(0);
+        let mut a = SimRng::new(7).with_uuid_salt(11);
+        let mut b = SimRng::new(7).with_uuid_salt(12);
+        let (mut seen_a, mut seen_b) = (Vec::new(), Vec::new());
+        for _ in 0..1000 {
+            let u = plain.uuid();
+            assert_eq!(zero.uuid(), u, "salt 0 keeps the seed's uuids");
+            seen_a.push(a.uuid());
+            seen_b.push(b.uuid());
+            // The draws between uuids are the same whatever the salt.
+            let n = plain.next_u64();
+            assert_eq!((zero.next_u64(), a.next_u64(), b.next_u64()), (n, n, n));
+        }
+        let a: HashSet<&String> = seen_a.iter().collect();
+        assert_eq!(a.len(), 1000);
+        assert!(
+            seen_b.iter().all(|u| !a.contains(u)),
+            "two salts share no uuid"
+        );
+        assert!(
+            seen_a
+                .iter()
+                .all(|u| uuid::Uuid::parse_str(u).is_ok_and(|u| u.get_version_num() == 4))
+        );
     }
 
     #[test]

@@ -144,10 +144,20 @@ impl DriverCore {
         info!(node = %self.nodes[node].name, "FreeSWITCH node reachable");
     }
 
-    /// A [`super::CoreOutput::Connect`] failed: try again later.
+    /// A [`super::CoreOutput::Connect`] failed: try again later, unless the switch answered
+    /// and refused us (a wrong password, its ACL). Retrying would only repeat the refusal; the
+    /// client of a node that was up stops the same way (see [`DriverCore::node_stopped`]).
     pub fn node_unreachable(&mut self, now: std::time::Instant, node: usize, why: &EslError) {
         self.at(now);
-        debug!(node = %self.nodes[node].name, error = %why, "FreeSWITCH node still unreachable");
+        let name = &self.nodes[node].name;
+        if matches!(
+            why,
+            EslError::AuthFailed { .. } | EslError::AccessDenied { .. }
+        ) {
+            error!(node = %name, error = %why, "FreeSWITCH node refused us; no more attempts to connect to it");
+            return;
+        }
+        debug!(node = %name, error = %why, "FreeSWITCH node still unreachable");
         self.reconnect_later(node);
     }
 

@@ -435,3 +435,66 @@ fn a_priority_change_is_written_on_the_callers_channel_for_its_return() {
         )]
     );
 }
+
+/// Steps a core whose only node was down at start through `d` of time; the nodes it asked to
+/// connect to, with when.
+fn connects_during(
+    core: &mut DriverCore,
+    now: &mut Instant,
+    d: Duration,
+) -> Vec<(Duration, usize)> {
+    let start = *now;
+    let until = start + d;
+    let mut asked = Vec::new();
+    loop {
+        while let Some(o) = core.poll_output() {
+            if let CoreOutput::Connect { node } = o {
+                asked.push((now.duration_since(start), node));
+            }
+        }
+        let next = core.next_deadline();
+        if next > until {
+            break;
+        }
+        *now = next.max(*now);
+        core.handle_timeout(*now);
+    }
+    *now = until;
+    asked
+}
+
+#[test]
+fn a_core_whose_only_node_is_down_keeps_asking_to_connect_with_backoff_until_refused() {
+    let mut now = Instant::now();
+    let mut cfg = DriverConfig::new("127.0.0.1:8021", "ClueCon");
+    cfg.esl.backoff.initial = Duration::from_millis(100);
+    cfg.esl.backoff.max = Duration::from_millis(400);
+    let engine = crate::Engine::new(EngineConfig::default(), 7, now);
+    let mut core = DriverCore::new(cfg, engine, &[false], now).expect("config");
+    assert!(!core.nodes[0].connected, "down at start");
+    // First attempt after the initial delay; every failure doubles it up to the maximum.
+    let mut asked = connects_during(&mut core, &mut now, Duration::from_millis(150));
+    assert_eq!(asked, [(Duration::from_millis(100), 0)]);
+    let refused = EslError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    let mut delays = Vec::new();
+    for _ in 0..4 {
+        core.node_unreachable(now, 0, &refused);
+        asked = connects_during(&mut core, &mut now, Duration::from_secs(1));
+        assert_eq!(asked.len(), 1, "one attempt per failure: {asked:?}");
+        delays.push(asked[0].0);
+    }
+    assert_eq!(
+        delays,
+        [200, 400, 400, 400].map(Duration::from_millis),
+        "doubling, capped at the backoff maximum"
+    );
+    // The switch answers but refuses the password: asking again would only repeat that.
+    let wrong = EslError::AuthFailed {
+        reply: "-ERR invalid".into(),
+    };
+    core.node_unreachable(now, 0, &wrong);
+    assert!(connects_during(&mut core, &mut now, Duration::from_secs(60)).is_empty());
+    // Reachable after all: connected once its stream says so.
+    core.node_connected(now, 0, CORE, false);
+    assert!(core.nodes[0].connected);
+}

@@ -323,7 +323,7 @@ pub struct Switch {
 
 impl Switch {
     pub fn new(config: SimConfig, seed: u64, now: Instant) -> Self {
-        let mut rng = SimRng::new(seed);
+        let mut rng = SimRng::new(seed).with_uuid_salt(config.uuid_salt);
         let core_uuid = rng.uuid();
         let mut sw = Switch {
             cfg: config,
