@@ -571,6 +571,32 @@ async fn anonymous_clients_are_rate_limited_by_address_with_retry_after_then_rec
 }
 
 #[tokio::test]
+async fn an_oversized_body_on_a_kept_alive_connection_closes_it() {
+    let server = start(
+        HttpConfig {
+            max_body_bytes: 1024,
+            ..HttpConfig::default()
+        },
+        LiveConfig::default(),
+    )
+    .await;
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat(4096));
+    // No `Connection: close` from the client: the server must say it.
+    let request = format!(
+        "POST /v1/echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{big}",
+        big.len()
+    );
+    let (head, body) = simple(server.addr, request).await;
+    assert_eq!(head.status, 413);
+    assert_eq!(json_body(&body)["error"]["code"], "payload_too_large");
+    assert_eq!(
+        head.headers.get("connection").map(String::as_str),
+        Some("close"),
+        "{head:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_413_json_on_the_wire() {
     let server = start(
         HttpConfig {

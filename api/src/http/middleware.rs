@@ -169,8 +169,16 @@ fn has_path_prefix(path: &str, prefix: &str) -> bool {
 /// a bare status from a handler) becomes the generic [`ApiError`] for its status. The original
 /// body is dropped: it is at best plain text, at worst a detail we did not mean to send.
 pub async fn json_errors(req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
+    let mut resp = next.run(req).await;
     let status = resp.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        // The body was refused before it was read to its end: what is left of it would be
+        // read as the next request, so the connection closes after this answer and the client
+        // is told not to reuse it (a pooled client otherwise sends its next request into a
+        // connection the server is closing).
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if !(status.is_client_error() || status.is_server_error()) || is_json(resp.headers()) {
         return resp;
     }
