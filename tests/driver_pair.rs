@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use pair::Pair;
 use switchyard_engine::agent::AgentStateKind;
-use switchyard_engine::{AgentId, CallOutcome, LegId, QueueId, Record};
+use switchyard_engine::driver::OpenRecords;
+use switchyard_engine::{AgentId, CallOutcome, Command, LegId, QueueId, Record};
 use switchyard_esl::sim::{
     AgentBehaviour, AgentModel, CustomerModel, Dist, Fault, InboundCall, Scenario, SimConfig,
 };
@@ -327,7 +328,11 @@ fn legs_a_restarted_switchyard_forgot_are_swept_unless_in_a_conversation() {
     let mut unique: Vec<&String> = asked.iter().map(|(_, _, l)| l).collect();
     unique.sort();
     unique.dedup();
-    assert_eq!(unique.len(), asked.len(), "one question per channel");
+    assert_eq!(
+        unique.len(),
+        asked.len(),
+        "one question per channel: {asked:?}"
+    );
 }
 
 #[test]
@@ -413,4 +418,127 @@ fn callers_waiting_through_a_switchyard_restart_are_answered_in_order_of_first_a
             rec.arrived_unix_ms
         );
     }
+}
+
+/// What the store would hold open after the first driver: call rows and dial attempts
+/// written before acting whose final record never came.
+fn open_rows(p: &Pair) -> OpenRecords {
+    let mut open = OpenRecords::default();
+    for r in &p.records {
+        match r {
+            Record::CallOpened(o) => {
+                open.calls.retain(|c| c.leg != o.leg);
+                open.calls.push(o.clone());
+            }
+            Record::Call(c) => open.calls.retain(|o| o.leg != c.leg),
+            _ => {}
+        }
+    }
+    open
+}
+
+/// The configuration the runtime would load from the store: the race queue and `agents`
+/// available agents on extensions 1000...
+fn stored_config(agents: u32) -> Vec<Command> {
+    let mut cmds = vec![Command::UpsertQueue(Box::new(race_queue(QUEUE)))];
+    for id in 1..=agents {
+        cmds.push(Command::UpsertAgent(Box::new(
+            switchyard_engine::AgentConfig {
+                id: AgentId(id),
+                name: format!("agent{id}"),
+                contact: format!("user/{}", 999 + id),
+                ..switchyard_engine::AgentConfig::default()
+            },
+        )));
+        cmds.push(Command::SetMemberships {
+            agent: AgentId(id),
+            memberships: vec![switchyard_engine::Membership {
+                queue: QUEUE,
+                level: 1,
+                position: id,
+                weight: 1,
+            }],
+        });
+        cmds.push(Command::SetAgentPresence {
+            agent: AgentId(id),
+            presence: switchyard_engine::Presence::Available,
+        });
+    }
+    cmds
+}
+
+#[test]
+fn a_restarted_switchyard_takes_over_a_conversation_and_closes_calls_that_ended_while_it_was_down()
+{
+    // One agent now; a second one is available in the configuration the restart loads.
+    let mut p = world(9, 1);
+    let talking = p.call(0, caller(Duration::from_secs(30)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        bridged_to(p, 0, talking).is_some()
+    }));
+    let agent_leg = bridged_to(&p, 0, talking).unwrap();
+    let (busy, idle) = (1, 2);
+    assert_eq!(agent_state(&p, busy), Some(AgentStateKind::OnCall));
+    // A caller nobody takes, who hangs up while switchyard is down: its row stays open.
+    let mut short = caller(Duration::from_secs(600));
+    short.patience = Some(Duration::from_secs(2));
+    let gone = p.call(0, short);
+    p.run_for(Duration::from_millis(300));
+    let open = open_rows(&p);
+    assert!(open.calls.iter().any(|c| c.leg == talking));
+    assert!(open.calls.iter().any(|c| c.leg == gone));
+
+    p.kill_driver();
+    // The caller without an agent gives up meanwhile; the conversation goes on.
+    p.run_for(Duration::from_secs(3));
+    assert!(!p.has_channel(0, gone));
+    let before_restart = p.records.len();
+    p.start_driver_loaded(
+        |c| {
+            c.routes.insert("5000".into(), QUEUE);
+            c.open_records = open;
+        },
+        stored_config(2),
+    );
+    p.run_for(Duration::from_millis(500));
+    assert_eq!(
+        agent_state(&p, busy),
+        Some(AgentStateKind::OnCall),
+        "the agent talking through the restart is on its call"
+    );
+    assert_eq!(agent_state(&p, idle), Some(AgentStateKind::Available));
+    // The caller who left while nobody watched has its record: lost, synthetic.
+    let lost = p.records[before_restart..]
+        .iter()
+        .find_map(|r| match r {
+            Record::Call(c) if c.leg == gone => Some(c.clone()),
+            _ => None,
+        })
+        .expect("a record for the call that ended while switchyard was down");
+    assert_eq!(lost.outcome, CallOutcome::Lost);
+    assert!(lost.synthetic);
+
+    // A new caller goes to the idle agent, not the busy one.
+    let next = p.call(0, caller(Duration::from_secs(2)));
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        bridged_to(p, 0, next).is_some()
+    }));
+    assert_ne!(bridged_to(&p, 0, next), Some(agent_leg.clone()));
+
+    // The conversation ends: one record, answered by its agent, not synthetic.
+    assert!(p.run_until_true(Duration::from_secs(40), |p| !p.has_channel(0, talking)));
+    p.run_for(Duration::from_secs(1));
+    let finals: Vec<_> = p.records[before_restart..]
+        .iter()
+        .filter_map(|r| match r {
+            Record::Call(c) if c.leg == talking => Some(c.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_eq!(finals[0].outcome, CallOutcome::Answered);
+    assert_eq!(finals[0].agent, Some(AgentId(busy)));
+    assert!(!finals[0].synthetic);
+    assert!(!p.has_channel(0, LegId::parse(&agent_leg).unwrap()));
+    assert_ne!(agent_state(&p, busy), Some(AgentStateKind::OnCall));
 }

@@ -273,6 +273,31 @@ impl CampaignRecords {
                 });
                 None
             }
+            Record::AttemptStarted(a) => {
+                let Some(tenant) = dir.campaign_tenant(a.campaign) else {
+                    self.unfiled += 1;
+                    return None;
+                };
+                // The contact counts the dial from now and is not loaded as pending again
+                // while the dial is open (see `Store::pending_contacts`).
+                self.attempts.push(AttemptRow {
+                    tenant,
+                    campaign_id: i64::from(a.campaign.0),
+                    contact_id: ms(a.contact.0),
+                    leg: Uuid::from_u128(a.leg.0).hyphenated().to_string(),
+                    attempt: i32::try_from(a.attempt).unwrap_or(i32::MAX),
+                    outcome: crate::store::OPEN_ATTEMPT.to_owned(),
+                    call_id: None,
+                    agent_id: None,
+                    dialed_at_ms: ms(a.dialed_unix_ms),
+                    answered_at_ms: None,
+                    ended_at_ms: ms(a.dialed_unix_ms),
+                    contact_status: "pending".to_owned(),
+                    contact_next_attempt_at_ms: ms(a.dialed_unix_ms),
+                    contact_attempts: i32::try_from(a.attempt).unwrap_or(i32::MAX),
+                });
+                None
+            }
             Record::Disposition(d) => {
                 let Some(tenant) = dir.campaign_tenant(d.campaign) else {
                     self.unfiled += 1;

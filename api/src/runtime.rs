@@ -16,10 +16,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_engine::driver::{Driver, DriverConfig, DriverError, DriverHandle, RecordSink};
+use switchyard_engine::dialer::AttemptStart;
+use switchyard_engine::driver::{
+    Driver, DriverConfig, DriverError, DriverHandle, OpenRecords, RecordSink,
+};
 use switchyard_engine::stats::Scope;
 use switchyard_engine::{
-    AgentId, Command, Engine, EngineConfig, LiveEvent, Membership, Presence, QueueId, Record,
+    AgentId, CallOpen, Command, Engine, EngineConfig, LegId, LiveEvent, Membership, Presence,
+    QueueId, Record,
 };
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -165,6 +169,12 @@ impl Runtime {
             engine_cfg.origin_unix_ms = crate::store::now_ms().max(0) as u64;
         }
         let mut engine = Engine::new(engine_cfg, seed, now);
+        // Nothing is dialled while loading: the driver tells the engine when a switch can take
+        // originates (their attempts must be written first, by the driver's record writer).
+        let _ = engine.handle_input(switchyard_engine::Input::Switch(
+            now,
+            switchyard_engine::SwitchEvent::Reachable { up: false },
+        ));
         let mut routes = HashMap::new();
         let mut loaded = (0usize, 0usize);
         let tenants: HashMap<TenantId, String> = store
@@ -308,6 +318,7 @@ impl Runtime {
         }
         dcfg.routes = routes;
         dcfg.learn_queue_names = false;
+        dcfg.open_records = open_records(&store).await?;
         let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
             store: store.clone(),
@@ -464,6 +475,53 @@ impl Runtime {
     }
 }
 
+/// What the store holds open from before this start (calls without their final record,
+/// campaign dials without their final attempt): the driver judges them against the switch.
+async fn open_records(store: &Store) -> Result<OpenRecords, RuntimeError> {
+    let calls: Vec<CallOpen> = store
+        .open_calls()
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            Some(CallOpen {
+                // The engine that opened it is gone; the record is known by its leg.
+                call: switchyard_engine::CallId(0),
+                leg: LegId(c.id.as_u128()),
+                queue: QueueId(u32::try_from(c.queue_id).ok()?),
+                caller_number: c.caller_number,
+                arrived_unix_ms: u64::try_from(c.arrived_at_ms).unwrap_or(0),
+            })
+        })
+        .collect();
+    let dials: Vec<_> = store
+        .open_dials()
+        .await?
+        .into_iter()
+        .filter_map(|d| {
+            let a = d.attempt;
+            Some((
+                AttemptStart {
+                    campaign: switchyard_engine::CampaignId(u32::try_from(a.campaign_id).ok()?),
+                    contact: switchyard_engine::ContactId(u64::try_from(a.contact_id).ok()?),
+                    leg: LegId::parse(&a.leg)?,
+                    attempt: u32::try_from(a.attempt).unwrap_or(1),
+                    dialed_unix_ms: u64::try_from(a.dialed_at_ms).unwrap_or(0),
+                },
+                d.number,
+                d.zone,
+            ))
+        })
+        .collect();
+    if !calls.is_empty() || !dials.is_empty() {
+        info!(
+            calls = calls.len(),
+            dials = dials.len(),
+            "the store holds work from before this start; it is judged against the switch once connected"
+        );
+    }
+    Ok(OpenRecords { calls, dials })
+}
+
 fn apply(
     engine: &mut Engine,
     now: std::time::Instant,
@@ -597,8 +655,32 @@ impl RecordSink for StoreSink {
                         figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
                     });
                 }
+                Record::CallOpened(o) => {
+                    let Some(tenant) = self.directory.queue_tenant(o.queue) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    calls.push(CallRow {
+                        id: uuid_of(o.leg),
+                        tenant,
+                        queue_id: i64::from(o.queue.0),
+                        queues: vec![i64::from(o.queue.0)],
+                        agent_id: None,
+                        caller_number: o.caller_number,
+                        outcome: crate::store::OPEN_CALL.to_owned(),
+                        arrived_at_ms: i64::try_from(o.arrived_unix_ms).unwrap_or(i64::MAX),
+                        wait_ms: 0,
+                        talk_ms: 0,
+                        offers: 0,
+                        synthetic: false,
+                        callback_leg: None,
+                    });
+                }
                 // Taken by `campaign` above.
-                Record::Attempt(_) | Record::Disposition(_) | Record::CampaignState { .. } => {}
+                Record::Attempt(_)
+                | Record::AttemptStarted(_)
+                | Record::Disposition(_)
+                | Record::CampaignState { .. } => {}
                 Record::Cdr(c) => {
                     let tenant = c.queue.and_then(|q| self.directory.queue_tenant(q));
                     cdrs.push(CdrRow {

@@ -229,7 +229,8 @@ async fn a_second_demo_on_its_database_loses_no_record_and_stamps_the_real_clock
     let mut checked = 0;
     for c in calls
         .iter()
-        .filter(|c| !first_ids.contains(&&c["id"]))
+        // Calls the first run left under way were closed at the restart as lost, with no CDR.
+        .filter(|c| !first_ids.contains(&&c["id"]) && c["synthetic"] != true)
         .take(5)
     {
         let detail: serde_json::Value = http

@@ -166,6 +166,13 @@ pub enum SwitchEvent {
     /// listed ended while the engine could not see them and are closed with a synthetic record.
     /// `restarted` is set when the Core-UUID changed (every channel is gone).
     Resync { live: Vec<LegId>, restarted: bool },
+    /// Whether any FreeSWITCH node can take originates. While none can, campaigns do not
+    /// dial (their originates could only fail, and a contact would look dialled). An engine
+    /// starts assuming the switch is there; the driver says otherwise at once.
+    Reachable { up: bool },
+    /// After a start: what the switch still carries and what the store held open (see
+    /// [`crate::Recovery`]).
+    Recovered(Box<crate::Recovery>),
 }
 
 /// What answered an outbound leg, as answering-machine detection reports it.
@@ -383,6 +390,34 @@ pub enum Record {
         campaign: CampaignId,
         state: CampaignState,
     },
+    /// A call that arrived and has no final record yet: written before the call's first
+    /// offer is sent (see [`Record::must_precede_action`]), replaced by its [`Record::Call`].
+    /// A restart finds the calls that existed in these rows and gives each its record.
+    CallOpened(CallOpen),
+    /// A campaign dial about to be placed: written before its originate is sent, replaced by
+    /// its [`Record::Attempt`]. The contact is marked as being dialled, so no restart can
+    /// load it as never dialled.
+    AttemptStarted(crate::dialer::AttemptStart),
+}
+
+impl Record {
+    /// Whether the driver must know this record kept before it sends any originate decided
+    /// after it ("write before you act": a restart must find what was under way).
+    pub fn must_precede_action(&self) -> bool {
+        matches!(self, Record::CallOpened(_) | Record::AttemptStarted(_))
+    }
+}
+
+/// The row of a call under way (see [`Record::CallOpened`]).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct CallOpen {
+    pub call: CallId,
+    /// The leg the caller arrived on (the call's lasting identity, its record's id).
+    pub leg: LegId,
+    pub queue: QueueId,
+    pub caller_number: String,
+    /// First arrival (a caller who comes back after a restart keeps it).
+    pub arrived_unix_ms: u64,
 }
 
 /// A leg's CDR as FreeSWITCH reports it at CHANNEL_HANGUP_COMPLETE.

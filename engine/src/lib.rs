@@ -50,11 +50,11 @@ pub mod trace;
 pub mod driver;
 
 pub use config::{AgentConfig, EngineConfig, Exit, Membership, QueueConfig, Strategy};
-pub use engine::{Engine, InvariantViolation};
+pub use engine::{AdoptedCall, DialSeen, Engine, InvariantViolation, OpenDial, Recovery};
 pub use error::EngineError;
 pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
-    AmdResult, BridgeFailure, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command, HangupCause,
-    Input, LegId, LegKind, LineState, LiveEvent, MonitorMode, Output, Presence, Prompt, Record,
-    SwitchCommand, SwitchEvent,
+    AmdResult, BridgeFailure, CallOpen, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command,
+    HangupCause, Input, LegId, LegKind, LineState, LiveEvent, MonitorMode, Output, Presence,
+    Prompt, Record, SwitchCommand, SwitchEvent,
 };

@@ -206,6 +206,12 @@ impl Pair {
                 moved = true;
                 self.carry_out(o);
             }
+            // Records are kept the moment they are handed out (the store is not the subject).
+            if !self.dead && self.core.records_unsettled() > 0 {
+                moved = true;
+                let n = self.core.records_handed_out();
+                self.core.records_kept(self.now, n);
+            }
             for i in 0..self.nodes.len() {
                 while let Some(ev) = self.nodes[i].wire.poll_event() {
                     moved = true;
@@ -463,6 +469,16 @@ impl Pair {
     /// A new driver (a fresh engine, `tune`d config) connects to every node and takes
     /// callers again.
     pub fn start_driver(&mut self, tune: impl FnOnce(&mut DriverConfig)) {
+        self.start_driver_loaded(tune, Vec::new());
+    }
+
+    /// [`Pair::start_driver`] with an engine loaded first with `config` (what the runtime
+    /// loads from the store before its driver starts).
+    pub fn start_driver_loaded(
+        &mut self,
+        tune: impl FnOnce(&mut DriverConfig),
+        config: Vec<Command>,
+    ) {
         let mut cfg = DriverConfig::new("127.0.0.1:8021", PASSWORD);
         for i in 1..self.nodes.len() {
             cfg = cfg.add_node(
@@ -477,7 +493,14 @@ impl Pair {
             origin_unix_ms: self.unix_ms(self.now),
             ..EngineConfig::default()
         };
-        let engine = Engine::new(ecfg, 8, self.now);
+        let mut engine = Engine::new(ecfg, 8, self.now);
+        for cmd in config {
+            engine
+                .handle_input(switchyard_engine::Input::Api(self.now, cmd))
+                .expect("stored configuration");
+        }
+        // What loading produced is the runtime's to drop (the store has it already).
+        while !matches!(engine.poll_output(), switchyard_engine::Output::Timeout(_)) {}
         self.core = DriverCore::new(cfg, engine, &up, self.now).expect("driver config");
         self.dead = false;
         for n in &mut self.nodes {

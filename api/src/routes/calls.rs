@@ -215,7 +215,16 @@ async fn read(
 ) -> Result<Json<CallDetail>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
-    if let Some(row) = st.rt.store.get_call(tenant, id).await? {
+    let row = st.rt.store.get_call(tenant, id).await?;
+    // A call under way has an open row: the engine's view says more while it has the call.
+    if row
+        .as_ref()
+        .is_none_or(|r| r.outcome == crate::store::OPEN_CALL)
+        && let Some(c) = live_call(&st, tenant, id).await?
+    {
+        return Ok(Json(CallDetail::Live(c)));
+    }
+    if let Some(row) = row {
         let traces = st.rt.store.traces_for_call(tenant, id).await?;
         let cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
         return Ok(Json(CallDetail::Record(CallRecord {
@@ -225,11 +234,7 @@ async fn read(
             cdrs,
         })));
     }
-    // Not finished yet: the engine's view of it, if it is this tenant's.
-    live_call(&st, tenant, id)
-        .await?
-        .map(|c| Json(CallDetail::Live(c)))
-        .ok_or_else(|| ApiError::not_found(format!("no call {id}")))
+    Err(ApiError::not_found(format!("no call {id}")))
 }
 
 async fn live_call(

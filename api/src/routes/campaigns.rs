@@ -727,7 +727,8 @@ struct AttemptView {
     /// 1 for the contact's first dial.
     attempt: i32,
     /// `connected`, `abandoned`, `no-answer`, `busy`, `failed`, `machine`, `hung-up`,
-    /// `cancelled`.
+    /// `cancelled`, `lost` (a restart found the dial gone); `dialing` while the dial is under
+    /// way (written before its originate, replaced by its outcome).
     outcome: String,
     call_id: Option<i64>,
     agent_id: Option<i64>,

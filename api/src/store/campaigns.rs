@@ -123,6 +123,52 @@ pub struct DncRow {
     pub created_at_ms: i64,
 }
 
+/// The outcome of a dial's open attempt: written before its originate, replaced by its final
+/// one (see the history module).
+pub const OPEN_ATTEMPT: &str = "dialing";
+
+/// A dial the store holds open (its attempt was written, its final one was not), with its
+/// contact's number and zone: what a restart needs to judge it against the switch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OpenDialRow {
+    pub attempt: AttemptRow,
+    pub number: String,
+    pub zone: String,
+}
+
+impl FromStoreRow for OpenDialRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(OpenDialRow {
+            attempt: AttemptRow::from_row(row)?,
+            number: row.string("number")?,
+            zone: row.string("zone")?,
+        })
+    }
+}
+
+/// An attempt against the one stored under its leg (see [`Store::insert_attempts`]).
+fn attempt_versus(old: &AttemptRow, new: &AttemptRow) -> Versus {
+    // The contact's columns are not the attempt's: stored rows read without them.
+    let stored_part = AttemptRow {
+        contact_status: String::new(),
+        contact_next_attempt_at_ms: 0,
+        contact_attempts: 0,
+        ..new.clone()
+    };
+    if *old == stored_part {
+        return Versus::Same;
+    }
+    let one_dial = old.tenant == new.tenant
+        && old.campaign_id == new.campaign_id
+        && old.contact_id == new.contact_id
+        && old.attempt == new.attempt;
+    match (old.outcome == OPEN_ATTEMPT, new.outcome == OPEN_ATTEMPT) {
+        (true, false) if one_dial => Versus::Replaces,
+        (_, true) if one_dial => Versus::Same,
+        _ => Versus::Collides,
+    }
+}
+
 /// What the ledger seed needs of an attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerAttempt {
@@ -657,7 +703,9 @@ impl Store {
         .await
     }
 
-    /// Pending contacts of a campaign after `after_id` (the engine is loaded in pages).
+    /// Pending contacts of a campaign after `after_id` (the engine is loaded in pages). A
+    /// contact whose dial is open (its last outcome `dialing`) is not: the restart judges
+    /// that dial against the switch first and puts the contact back in line if due.
     pub async fn pending_contacts(
         &self,
         campaign_id: i64,
@@ -668,7 +716,7 @@ impl Store {
             "SELECT ",
             contact_cols!(),
             " FROM contacts WHERE campaign_id = $1 AND status = 'pending' AND id > $2 \
-             ORDER BY id LIMIT $3"
+             AND COALESCE(last_outcome, '') <> 'dialing' ORDER BY id LIMIT $3"
         );
         self.fetch_all(Use::Read, SQL, args![campaign_id, after_id, limit])
             .await
@@ -819,20 +867,7 @@ impl Store {
             "DELETE FROM campaign_attempts WHERE leg = $1",
             rows,
             |r| r.leg.clone(),
-            |old, new| {
-                // The contact's columns are not the attempt's: stored rows read without them.
-                let stored_part = AttemptRow {
-                    contact_status: String::new(),
-                    contact_next_attempt_at_ms: 0,
-                    contact_attempts: 0,
-                    ..new.clone()
-                };
-                if *old == stored_part {
-                    Versus::Same
-                } else {
-                    Versus::Collides
-                }
-            },
+            attempt_versus,
             |rows| rows.iter().flat_map(|r| attempt_statements(r)).collect(),
         )
         .await
@@ -882,6 +917,15 @@ impl Store {
             .fetch_all(Use::Read, SQL, args![campaign_id, tenant, before_id, limit])
             .await?;
         Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
+    }
+
+    /// Every dial the store holds open, oldest first, with its contact's number and zone.
+    pub async fn open_dials(&self) -> Result<Vec<OpenDialRow>, StoreError> {
+        const SQL: &str = "SELECT a.tenant_id, a.campaign_id, a.contact_id, a.leg, a.attempt, \
+             a.outcome, a.call_id, a.agent_id, a.dialed_at, a.answered_at, a.ended_at, \
+             c.number, c.zone FROM campaign_attempts a JOIN contacts c ON c.id = a.contact_id \
+             WHERE a.outcome = 'dialing' ORDER BY a.id";
+        self.fetch_all(Use::Read, SQL, args![]).await
     }
 
     /// Attempts dialled at or after `since_ms`, every campaign (the ledger seed at start).

@@ -6,8 +6,10 @@
 //! stored under its id first ([`Store::insert_records`]):
 //! - the same record again is a no-op (a batch retried after a commit whose answer was lost,
 //!   or replayed);
-//! - better information about the same record replaces it: only a real CDR replacing the
-//!   synthetic one recovery wrote for the same leg of the same call;
+//! - better information about the same record replaces it: a real CDR replacing the
+//!   synthetic one recovery wrote for the same leg of the same call; a call's final record
+//!   replacing its open row ([`OPEN_CALL`], written before its first offer); a campaign dial's
+//!   final attempt replacing its open one (`dialing`, written before its originate);
 //! - anything else is another record under an id already taken (a switch that reuses channel
 //!   uuids): the batch fails with [`StoreError::Duplicate`] naming them, writes nothing, and
 //!   the stored rows stay as they were. The runtime logs, counts and leaves those out.
@@ -271,6 +273,30 @@ fn same_or_collides(same: bool) -> Versus {
     if same { Versus::Same } else { Versus::Collides }
 }
 
+/// The outcome of a call's open row: written before its first offer, replaced by its final
+/// record (see the module doc).
+pub const OPEN_CALL: &str = "in-progress";
+
+/// Arrival stamps of one call's rows may differ by this much (a caller who came back after a
+/// restart is stamped from its channel, to the millisecond, through another engine clock).
+const SAME_ARRIVAL_MS: i64 = 1_000;
+
+/// A call row against the one stored under its id (see [`Store::insert_calls`]).
+fn call_versus(old: &CallRow, new: &CallRow) -> Versus {
+    if old == new {
+        return Versus::Same;
+    }
+    let one_call = old.tenant == new.tenant
+        && (old.arrived_at_ms - new.arrived_at_ms).abs() <= SAME_ARRIVAL_MS;
+    match (old.outcome == OPEN_CALL, new.outcome == OPEN_CALL) {
+        (true, false) if one_call => Versus::Replaces,
+        // The call opened again (it came back after a restart), or its open row after its
+        // final one (a replay): nothing new.
+        (_, true) if one_call => Versus::Same,
+        _ => Versus::Collides,
+    }
+}
+
 /// A CDR against the one stored for its leg (see [`Store::insert_cdrs`]).
 fn cdr_versus(old: &CdrRow, new: &CdrRow) -> Versus {
     if old == new {
@@ -315,7 +341,8 @@ fn dedup_by<T, K: std::hash::Hash + Eq>(
 }
 
 impl Store {
-    /// Saves finished calls (see the module doc for a call already stored).
+    /// Saves calls: open rows and final records (see the module doc for a call already
+    /// stored).
     pub async fn insert_calls(&self, rows: &[CallRow]) -> Result<(), StoreError> {
         const SELECT: &str = concat!("SELECT ", call_cols!(), " FROM calls WHERE id IN ");
         const HEAD: &str = concat!("INSERT INTO calls (", call_cols!(), ")");
@@ -325,10 +352,20 @@ impl Store {
             "DELETE FROM calls WHERE id = $1",
             rows,
             |c| c.id,
-            |old, new| same_or_collides(old == new),
+            call_versus,
             |rows| insert_statements(HEAD, "", rows, |c| call_values(c)),
         )
         .await
+    }
+
+    /// Every call the store holds open (its final record was not written), oldest first.
+    pub async fn open_calls(&self) -> Result<Vec<CallRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            call_cols!(),
+            " FROM calls WHERE outcome = 'in-progress' ORDER BY arrived_at"
+        );
+        self.fetch_all(Use::Read, SQL, args![]).await
     }
 
     /// Saves CDRs (see the module doc for a leg already stored). A real CDR replaces the
@@ -496,8 +533,14 @@ impl Store {
         if let Some(caller) = &filter.caller_number {
             b.push(" AND caller_number = ").bind(caller.as_str());
         }
-        if let Some(outcome) = &filter.outcome {
-            b.push(" AND outcome = ").bind(outcome.as_str());
+        match &filter.outcome {
+            Some(outcome) => {
+                b.push(" AND outcome = ").bind(outcome.as_str());
+            }
+            // History is of calls that ended; calls under way are asked for by name.
+            None => {
+                b.push(" AND outcome <> ").bind(OPEN_CALL);
+            }
         }
         if let Some((at, id)) = after {
             // Row-value comparison (both backends): an index range scan on (arrived_at, id).

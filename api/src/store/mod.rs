@@ -232,8 +232,9 @@ mod config;
 mod history;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
-    LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH,
+    LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
+pub use history::OPEN_CALL;
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -297,6 +298,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
         include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
         include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
+        include_str!("../../../migrations/sqlite/0005_open_rows.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -305,12 +307,13 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0002_campaigns.sql"),
         include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
         include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
+        include_str!("../../../migrations/postgres/0005_open_rows.sql"),
     ])
 });
 
 /// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
 /// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded([init, campaigns, agent_keys, attempt_legs]: [&'static str; 4]) -> Migrator {
+fn embedded([init, campaigns, agent_keys, attempt_legs, open_rows]: [&'static str; 5]) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
             1,
@@ -338,6 +341,13 @@ fn embedded([init, campaigns, agent_keys, attempt_legs]: [&'static str; 4]) -> M
             "attempt legs".into(),
             MigrationType::Simple,
             SqlStr::from_static(attempt_legs),
+            false,
+        ),
+        Migration::new(
+            5,
+            "open rows".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(open_rows),
             false,
         ),
     ])

@@ -49,6 +49,8 @@ pub struct Counters {
     pub abandoned: u64,
     pub hung_up: u64,
     pub cancelled: u64,
+    /// Dials a restart found gone (see [`AttemptOutcome::Lost`]).
+    pub lost: u64,
     /// Lines pacing hung up after the minimum ring (also counted in `no_answer`).
     pub released: u64,
 }
@@ -64,6 +66,7 @@ impl Counters {
             AttemptOutcome::Machine => &mut self.machine,
             AttemptOutcome::HungUp => &mut self.hung_up,
             AttemptOutcome::Cancelled => &mut self.cancelled,
+            AttemptOutcome::Lost => &mut self.lost,
         };
         *c += 1;
     }
@@ -126,7 +129,10 @@ impl Campaign {
             AttemptOutcome::Connected => None,
             AttemptOutcome::Busy => Some(r.busy),
             // A person who hung up before an agent came is tried again like a no-answer.
-            AttemptOutcome::NoAnswer | AttemptOutcome::HungUp => Some(r.no_answer),
+            // A dial a restart lost may have rung out or been answered: the no-answer rule.
+            AttemptOutcome::NoAnswer | AttemptOutcome::HungUp | AttemptOutcome::Lost => {
+                Some(r.no_answer)
+            }
             AttemptOutcome::Failed => Some(r.failed),
             AttemptOutcome::Machine => Some(r.machine),
             AttemptOutcome::Abandoned => Some(r.abandoned),

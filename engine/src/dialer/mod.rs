@@ -130,6 +130,11 @@ pub enum AttemptOutcome {
     HungUp,
     /// The engine hung the line up itself (campaign stopped or removed, switch lost it).
     Cancelled,
+    /// switchyard restarted while this dial was under way and the switch no longer had its
+    /// leg when it came back: whether anyone answered is not known. The dial counts as made
+    /// (the contact is retried by the no-answer rule); the ledger cannot count it as a
+    /// person.
+    Lost,
 }
 
 /// What happens to the contact after an attempt.
@@ -158,6 +163,19 @@ pub struct AttemptRecord {
     pub answered_unix_ms: Option<u64>,
     pub ended_unix_ms: u64,
     pub next: ContactNext,
+}
+
+/// A campaign dial about to be placed ([`crate::Record::AttemptStarted`]): the contact, its
+/// number and zone (so a restart that finds the dial gone can put the contact back in line),
+/// and the leg the dial will have.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AttemptStart {
+    pub campaign: CampaignId,
+    pub contact: ContactId,
+    pub leg: LegId,
+    /// 1 for the first dial of the contact.
+    pub attempt: u32,
+    pub dialed_unix_ms: u64,
 }
 
 /// An agent's disposition of a campaign call.

@@ -63,6 +63,10 @@ pub struct DriverConfig {
     /// (`Command::UpsertQueue`); `routes` wins on a clash.
     pub learn_queue_names: bool,
     pub default_queue: Option<QueueId>,
+    /// What the store held open at start (calls without a final record, campaign dials whose
+    /// attempt was written before their originate): judged against the switch's channels at
+    /// the first connection (see the core's module `adopt`).
+    pub open_records: OpenRecords,
     /// Cause a caller with no queue is hung up with.
     pub unrouted_cause: String,
     pub prompts: PromptTemplates,
@@ -133,6 +137,7 @@ impl DriverConfig {
             routes: HashMap::new(),
             learn_queue_names: true,
             default_queue: None,
+            open_records: OpenRecords::default(),
             unrouted_cause: "NO_ROUTE_DESTINATION".into(),
             prompts: PromptTemplates::default(),
             prompt_timeout: Duration::from_secs(60),
@@ -209,6 +214,14 @@ impl fmt::Debug for DriverConfig {
 /// How [`crate::io::Prompt`]s become sound files. `{n}` in `number` is replaced by a number
 /// word file's name (`1`..`19`, `20`, `30`... `90`, `hundred`, `thousand`), the way the
 /// standard FreeSWITCH sound set names them; several files are played as one
+/// Rows the store holds open after a stop: see [`DriverConfig::open_records`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OpenRecords {
+    pub calls: Vec<crate::io::CallOpen>,
+    /// Each dial with its contact's number and zone.
+    pub dials: Vec<(crate::dialer::AttemptStart, String, String)>,
+}
+
 /// `file_string://a!b!c`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PromptTemplates {

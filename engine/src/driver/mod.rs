@@ -118,8 +118,8 @@ use crate::io::{Command, LiveEvent, SwitchCommand};
 pub use self::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
 pub use commands::EslRequest;
 pub use config::{
-    ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig, Probe,
-    PromptTemplates,
+    ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig,
+    OpenRecords, Probe, PromptTemplates,
 };
 pub use error::DriverError;
 pub use nodes::NodeStatus;
@@ -453,11 +453,13 @@ impl Driver {
         let shutdown_grace = config.shutdown_grace;
         let core = DriverCore::new(config, engine, &up, shell::now())?;
         let counters = core.counters();
+        let (settled_tx, settled) = watch::channel(0);
         let writer = tokio::spawn(records::writer(
             records_rx,
             sink,
             record_batch,
             Arc::clone(&counters),
+            settled_tx,
         ));
         let shell = Shell {
             core,
@@ -472,6 +474,8 @@ impl Driver {
             live: live.clone(),
             records: RecordPipe::new(records_tx, record_overflow, Arc::clone(&counters)),
             writer: Some(writer),
+            settled,
+            reported_kept: 0,
             shutdown_grace,
             waits: JoinSet::new(),
             unwaited: Vec::new(),

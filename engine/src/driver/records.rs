@@ -59,6 +59,8 @@ impl RecordSink for NullSink {
 #[derive(Debug)]
 pub(crate) struct RecordPipe {
     tx: mpsc::Sender<Record>,
+    /// Records this end dropped (never reached the writer): settled, for the record gate.
+    dropped: u64,
     overflow: VecDeque<Record>,
     overflow_cap: usize,
     counters: Arc<Counters>,
@@ -74,6 +76,7 @@ impl RecordPipe {
     ) -> Self {
         RecordPipe {
             tx,
+            dropped: 0,
             overflow: VecDeque::new(),
             overflow_cap,
             counters,
@@ -108,6 +111,7 @@ impl RecordPipe {
     }
 
     fn lose(&mut self, n: u64) {
+        self.dropped += n;
         self.counters
             .records_dropped
             .fetch_add(n, Ordering::Relaxed);
@@ -118,6 +122,11 @@ impl RecordPipe {
                 "record store far behind: records dropped (see records_dropped)"
             );
         }
+    }
+
+    /// Records this end dropped so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped
     }
 
     pub(crate) fn has_overflow(&self) -> bool {
@@ -167,11 +176,14 @@ impl RecordPipe {
 }
 
 /// The writer task: takes whatever is queued (up to `batch`) and hands it to the sink.
+/// `settled` counts the records whose write returned (kept or given up on), for the core's
+/// record gate.
 pub(crate) async fn writer<S: RecordSink>(
     mut rx: mpsc::Receiver<Record>,
     mut sink: S,
     batch: usize,
     counters: Arc<Counters>,
+    settled: tokio::sync::watch::Sender<u64>,
 ) {
     let batch = batch.max(1);
     let mut buf = Vec::with_capacity(batch);
@@ -186,6 +198,7 @@ pub(crate) async fn writer<S: RecordSink>(
         counters
             .records_written
             .fetch_add(n.saturating_sub(lost), Ordering::Relaxed);
+        settled.send_modify(|s| *s += n);
         if lost > 0 {
             counters.records_dropped.fetch_add(lost, Ordering::Relaxed);
             error!(lost, "record sink could not keep records");

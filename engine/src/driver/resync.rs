@@ -13,13 +13,21 @@ pub(crate) fn live_legs(body: &[u8]) -> Result<Vec<LegId>, String> {
 }
 
 /// One row of `show channels`: the channel and the call it is part of.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ChannelRow {
     pub uuid: LegId,
     /// FreeSWITCH's `call_uuid` column: the channel's own uuid until a bridge, then (for both
     /// legs) the A-leg's call uuid, back to its own at the unbridge (switch_core_sqldb.c).
     pub call_uuid: Option<LegId>,
+    /// The `callstate` column says the channel was answered (`ACTIVE`, or `HELD` on hold).
+    pub answered: bool,
+    /// The `cid_num` column (the caller id number), bounded.
+    pub cid_num: String,
 }
+
+/// Longest caller id number kept from a listing (FreeSWITCH's are short; this bounds a
+/// hostile one).
+const MAX_CID: usize = 64;
 
 /// Every row of a `show channels as json` body with a uuid that is a uuid.
 pub(crate) fn channel_rows(body: &[u8]) -> Result<Vec<ChannelRow>, String> {
@@ -34,21 +42,33 @@ pub(crate) fn channel_rows(body: &[u8]) -> Result<Vec<ChannelRow>, String> {
         if key == b"rows" {
             p.array(1, &mut |p| {
                 let (mut uuid, mut call_uuid) = (None, None);
+                let (mut answered, mut cid_num) = (false, String::new());
                 p.object(2, &mut |p, key| {
-                    let slot = match key {
-                        b"uuid" => &mut uuid,
-                        b"call_uuid" => &mut call_uuid,
-                        _ => return p.skip(3),
-                    };
+                    if !matches!(key, b"uuid" | b"call_uuid" | b"callstate" | b"cid_num") {
+                        return p.skip(3);
+                    }
                     if p.peek() != Some(b'"') {
                         return p.skip(3);
                     }
                     let v = p.string()?;
-                    *slot = std::str::from_utf8(&v).ok().and_then(LegId::parse);
+                    let text = std::str::from_utf8(&v).ok();
+                    match key {
+                        b"uuid" => uuid = text.and_then(LegId::parse),
+                        b"call_uuid" => call_uuid = text.and_then(LegId::parse),
+                        b"callstate" => answered = matches!(text, Some("ACTIVE" | "HELD")),
+                        _ => {
+                            cid_num = text.unwrap_or_default().chars().take(MAX_CID).collect();
+                        }
+                    }
                     Ok(())
                 })?;
                 if let Some(uuid) = uuid {
-                    rows.push(ChannelRow { uuid, call_uuid });
+                    rows.push(ChannelRow {
+                        uuid,
+                        call_uuid,
+                        answered,
+                        cid_num,
+                    });
                 }
                 Ok(())
             })
@@ -227,7 +247,7 @@ mod tests {
         let a = "0b4e4b9c-8a5e-4c8f-9d3c-2a4f5e6d7c8b";
         let b = "11112222-3333-4444-5555-666677778888";
         let body = format!(
-            r#"{{"row_count":2,"rows":[{{"call_uuid":"{a}","uuid":"{b}"}},{{"uuid":"{a}","call_uuid":""}}]}}"#
+            r#"{{"row_count":2,"rows":[{{"call_uuid":"{a}","uuid":"{b}","callstate":"ACTIVE","cid_num":"5551234"}},{{"uuid":"{a}","call_uuid":"","callstate":"RINGING"}}]}}"#
         );
         let rows = channel_rows(body.as_bytes()).unwrap();
         let (a, b) = (LegId::parse(a).unwrap(), LegId::parse(b).unwrap());
@@ -236,11 +256,15 @@ mod tests {
             [
                 ChannelRow {
                     uuid: b,
-                    call_uuid: Some(a)
+                    call_uuid: Some(a),
+                    answered: true,
+                    cid_num: "5551234".into(),
                 },
                 ChannelRow {
                     uuid: a,
-                    call_uuid: None
+                    call_uuid: None,
+                    answered: false,
+                    cid_num: String::new(),
                 }
             ]
         );

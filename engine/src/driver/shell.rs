@@ -94,6 +94,10 @@ pub(super) struct Shell {
     pub live: broadcast::Sender<LiveEvent>,
     pub records: RecordPipe,
     pub writer: Option<tokio::task::JoinHandle<()>>,
+    /// Records the writer settled (see `records::writer`).
+    pub settled: watch::Receiver<u64>,
+    /// What the core was last told of settled records (module `core::gate`).
+    pub reported_kept: u64,
     pub shutdown_grace: std::time::Duration,
     /// Tasks waiting for answers (their number is bounded by the core's in-flight bound plus
     /// its own questions).
@@ -156,14 +160,29 @@ impl Shell {
                 Some(_) = self.refusals.join_next(), if !self.refusals.is_empty() => {}
                 Some(_) = self.session_tasks.join_next(), if !self.session_tasks.is_empty() => {}
                 Ok(permit) = reserve(refill) => self.records.refill(permit),
+                // The loop's next turn reports them to the core.
+                Ok(()) = self.settled.changed() => {}
                 () = &mut sleep => self.core.handle_timeout(now()),
             }
         }
         self.shutdown().await
     }
 
-    /// Carries out the core's outputs, in order.
+    /// Carries out the core's outputs, in order, and tells the core which records are
+    /// settled (which may release originates: their outputs are carried out too).
     fn carry_out(&mut self) {
+        loop {
+            self.carry_out_once();
+            let kept = *self.settled.borrow_and_update() + self.records.dropped();
+            if kept <= self.reported_kept {
+                return;
+            }
+            self.reported_kept = kept;
+            self.core.records_kept(now(), kept);
+        }
+    }
+
+    fn carry_out_once(&mut self) {
         while let Some(o) = self.core.poll_output() {
             match o {
                 CoreOutput::Send {

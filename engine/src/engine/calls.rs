@@ -67,8 +67,18 @@ impl Engine {
             self.end_call(id, CallOutcome::Dropped, false);
             return;
         }
+        let arrived_unix_ms = self.unix_ms(since);
+        let caller_number = call.caller.number.clone();
         self.calls.insert(id, call);
         self.legs.insert(leg, LegRole::Caller(id));
+        // Before anything is done for it: a restart finds the call in the store.
+        self.persist(Record::CallOpened(crate::io::CallOpen {
+            call: id,
+            leg,
+            queue,
+            caller_number,
+            arrived_unix_ms,
+        }));
         self.switch(SwitchCommand::Answer { leg });
         self.join_queue(id, queue);
     }

@@ -16,8 +16,8 @@ use crate::dialer::connect::Pacing;
 use crate::dialer::contacts::{Contact, Refused};
 use crate::dialer::pacing::{AgentView, LineView};
 use crate::dialer::{
-    AttemptOutcome, AttemptRecord, CampaignConfig, CampaignControl, CampaignState, CampaignStats,
-    ContactNext, ContactSpec, DialMode, DispositionRecord, LedgerDay, MachineAction,
+    AttemptOutcome, AttemptRecord, AttemptStart, CampaignConfig, CampaignControl, CampaignState,
+    CampaignStats, ContactNext, ContactSpec, DialMode, DispositionRecord, LedgerDay, MachineAction,
     RecordingPolicy, window,
 };
 use crate::error::EngineError;
@@ -325,6 +325,11 @@ impl Engine {
     pub(crate) fn settle(&mut self) {
         self.dispatch();
         if self.campaigns.is_empty() {
+            return;
+        }
+        if self.switch_down {
+            // Paced again (still dirty) once a node is back.
+            self.flush_campaign_notices();
             return;
         }
         let dirty: Vec<CampaignId> = self
@@ -638,6 +643,14 @@ impl Engine {
         c.counters.dialed += 1;
         c.notify_owed = true;
         self.legs.insert(leg, LegRole::Dial(id));
+        let dialed_unix_ms = self.unix_ms(now);
+        self.persist(Record::AttemptStarted(AttemptStart {
+            campaign: id,
+            contact: contact.id,
+            leg,
+            attempt,
+            dialed_unix_ms,
+        }));
         self.switch(originate);
     }
 
@@ -718,7 +731,16 @@ impl Engine {
         let info = self.calls.get(&call)?.campaign.as_ref()?;
         let (campaign, contact, attempt) = (info.campaign, info.contact, info.attempt);
         let number = info.number.clone();
-        self.campaign_originate(campaign, leg, contact, attempt, &number, Some(call))
+        let cmd = self.campaign_originate(campaign, leg, contact, attempt, &number, Some(call))?;
+        let dialed_unix_ms = self.unix_ms(self.now);
+        self.persist(Record::AttemptStarted(AttemptStart {
+            campaign,
+            contact,
+            leg,
+            attempt,
+            dialed_unix_ms,
+        }));
+        Some(cmd)
     }
 
     // ----- a dial's life -----
@@ -1236,6 +1258,11 @@ impl Engine {
 
     pub fn campaign_state(&self, id: CampaignId) -> Option<CampaignState> {
         self.campaigns.get(&id).map(|c| c.state)
+    }
+
+    /// The queue a campaign's persons wait in.
+    pub fn campaign_queue(&self, id: CampaignId) -> Option<crate::ids::QueueId> {
+        self.campaigns.get(&id).map(|c| c.cfg.queue)
     }
 
     pub fn campaign_ids(&self) -> impl Iterator<Item = CampaignId> + '_ {

@@ -8,6 +8,7 @@ mod dispatch;
 mod invariants;
 mod lines;
 mod offers;
+mod recovery;
 mod supervisor;
 
 use std::collections::VecDeque;
@@ -27,6 +28,7 @@ use crate::timers::{TimerKey, Timers};
 use crate::trace::DecisionTrace;
 
 pub use invariants::InvariantViolation;
+pub use recovery::{AdoptedCall, DialSeen, OpenDial, Recovery};
 
 /// Who a FreeSWITCH leg belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +84,8 @@ pub struct Engine {
     /// Offers to agents on persistent lines, accepted once the matching step is done (at
     /// most one per agent).
     pub(crate) instant_accepts: Vec<OfferId>,
+    /// No switch node can take originates ([`SwitchEvent::Reachable`]): campaigns wait.
+    pub(crate) switch_down: bool,
 }
 
 impl Engine {
@@ -115,6 +119,7 @@ impl Engine {
             campaigns: FastMap::default(),
             recent_campaign_calls: Default::default(),
             instant_accepts: Vec::new(),
+            switch_down: false,
         };
         engine.arm_stats_timer();
         engine
@@ -211,6 +216,15 @@ impl Engine {
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
             SwitchEvent::MachineDetection { leg, result } => self.on_machine_detection(leg, result),
             SwitchEvent::Resync { live, restarted } => self.on_resync(&live, restarted),
+            SwitchEvent::Reachable { up } => {
+                self.switch_down = !up;
+                if up {
+                    for c in self.campaigns.values_mut() {
+                        c.dirty = true;
+                    }
+                }
+            }
+            SwitchEvent::Recovered(r) => self.on_recovered(*r),
         }
     }
 

@@ -122,6 +122,8 @@ impl Engine {
                     ("switchyard_call".into(), call_id.0.to_string()),
                     ("switchyard_queue".into(), queue_name),
                     ("switchyard_offer".into(), id.0.to_string()),
+                    // Whose phone this is: a restarted switchyard finds its agent on the call.
+                    ("switchyard_agent".into(), agent_id.0.to_string()),
                 ],
             });
         }

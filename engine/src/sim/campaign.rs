@@ -624,7 +624,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                         AttemptOutcome::Busy => 4,
                         AttemptOutcome::Failed => 5,
                         AttemptOutcome::HungUp => 6,
-                        AttemptOutcome::Cancelled => 7,
+                        AttemptOutcome::Cancelled | AttemptOutcome::Lost => 7,
                     };
                     attempts[i] += 1;
                 }

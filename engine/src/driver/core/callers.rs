@@ -173,7 +173,7 @@ impl DriverCore {
     }
 
     /// A route key (a number or a queue name) to its queue.
-    fn lookup_route(&self, key: &str) -> Option<QueueId> {
+    pub(super) fn lookup_route(&self, key: &str) -> Option<QueueId> {
         self.cfg
             .routes
             .get(key)

@@ -26,7 +26,9 @@
 //! events to the core's [`SwitchEvent`]s, CDRs, machine detection), `recovery` (connections,
 //! resync, orphan checks and sweeps), `timers` (the core's own deadlines).
 
+mod adopt;
 mod callers;
+mod gate;
 mod pipeline;
 mod playback;
 mod recovery;
@@ -133,6 +135,24 @@ struct Originated {
     unowned_sweeps: u8,
 }
 
+impl Originated {
+    /// An agent leg on a conversation a restarted driver took over (module `adopt`).
+    fn taken_over(call_leg: LegId, queue: QueueId) -> Originated {
+        Originated {
+            answered: true,
+            job_done: true,
+            kill: None,
+            customer: false,
+            call_leg: Some((call_leg, queue)),
+            campaign: false,
+            amd_reported: true,
+            handed_over: true,
+            exempt: false,
+            unowned_sweeps: 0,
+        }
+    }
+}
+
 /// What the core knows of one FreeSWITCH node.
 struct NodeState {
     name: String,
@@ -194,6 +214,8 @@ enum Pending {
     Playback(PlaybackAsk),
     /// A question of the stray sweep (module `recovery`).
     Stray(recovery::StrayAsk),
+    /// A question of the takeover at start (module `adopt`).
+    Adopt(adopt::AdoptAsk),
 }
 
 /// The sans-IO driver: see the module doc.
@@ -237,6 +259,12 @@ pub struct DriverCore {
     sounds: sounds::Sounds,
     /// Channels on the switches that no table here explains (module `recovery`).
     strays: recovery::Strays,
+    /// Originates waiting for their records (module `gate`).
+    gate: gate::Gate,
+    /// The takeover of the switch at start (module `adopt`).
+    adoption: adopt::Adoption,
+    /// What the engine was last told of the switch ([`SwitchEvent::Reachable`]).
+    reachable: bool,
     /// What the shell must do; emptied by the shell after every input (each input's outputs
     /// are bounded by what the engine emits for it).
     out: VecDeque<CoreOutput>,
@@ -314,10 +342,15 @@ impl DriverCore {
             handover: Handover::new(MAX_HELD_BRIDGES),
             prompts: prompts::Prompts::default(),
             strays: recovery::Strays::default(),
+            gate: gate::Gate::default(),
+            adoption: adopt::Adoption::default(),
+            // An engine starts assuming the switch is there.
+            reachable: true,
             out: VecDeque::new(),
             now,
         };
         core.schedule_sweep();
+        core.schedule_adoption();
         for i in 0..core.nodes.len() {
             if !core.nodes[i].connected {
                 core.reconnect_later(i);
@@ -325,6 +358,11 @@ impl DriverCore {
         }
         // The engine's first timeout (and any outputs it holds already).
         core.drain();
+        // Whatever the engine assumed (a boot may have told it the switch was away), it hears
+        // the truth now.
+        core.reachable = !core.nodes.iter().any(|n| n.connected);
+        core.tell_reachable();
+        core.settle();
         Ok(core)
     }
 
@@ -452,6 +490,7 @@ impl DriverCore {
             Some(Pending::OrphanExists { leg }) => self.on_orphan_answer(leg, replies),
             Some(Pending::Playback(ask)) => self.on_playback_answer(ask, replies),
             Some(Pending::Stray(ask)) => self.on_stray_answer(ask, replies),
+            Some(Pending::Adopt(ask)) => self.on_adopt_answer(ask, replies),
             None => {}
         }
         self.settle();
@@ -462,7 +501,7 @@ impl DriverCore {
     pub fn shutdown(&mut self, now: Instant) -> usize {
         self.at(now);
         self.settle();
-        let unsent = self.backlog.len();
+        let unsent = self.backlog.len() + self.drop_held();
         self.backlog.clear();
         self.chores = Chores::default();
         self.publish_backlog();
@@ -511,7 +550,7 @@ impl DriverCore {
         loop {
             match self.engine.poll_output() {
                 Output::Switch(cmd) => self.switch(cmd),
-                Output::Persist(r) => self.out.push_back(CoreOutput::Record(r)),
+                Output::Persist(r) => self.record(r),
                 Output::Notify(ev) => {
                     log_notable(&ev);
                     self.out.push_back(CoreOutput::Live(ev));
@@ -599,6 +638,7 @@ impl DriverCore {
             }
             Chore::PromptOverdue { leg, generation } => self.on_prompt_overdue(leg, generation),
             Chore::Reconnect { node } => self.out.push_back(CoreOutput::Connect { node }),
+            Chore::AdoptDeadline => self.on_adopt_deadline(),
         }
     }
 
@@ -623,6 +663,15 @@ impl DriverCore {
     fn forget_home(&mut self, leg: LegId) {
         if let Some(n) = self.homes.remove(leg) {
             self.publish_legs(n);
+        }
+    }
+
+    /// Tells the engine when whether any node can take originates changed.
+    fn tell_reachable(&mut self) {
+        let up = self.nodes.iter().any(|n| n.connected);
+        if up != self.reachable {
+            self.reachable = up;
+            self.followups.push_back(SwitchEvent::Reachable { up });
         }
     }
 

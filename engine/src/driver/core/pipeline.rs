@@ -29,8 +29,16 @@ use super::{Answer, DriverCore, Originated, Reply, bump};
 use switchyard_esl::EslError;
 
 impl DriverCore {
-    /// A command from the engine: sent now, or queued behind earlier ones.
+    /// A command from the engine: through the record gate (module `gate`), then sent now
+    /// or queued behind earlier ones.
     pub(super) fn switch(&mut self, cmd: SwitchCommand) {
+        if let Some(cmd) = self.through_gate(cmd) {
+            self.switch_now(cmd);
+        }
+    }
+
+    /// A command past the record gate: sent now, or queued behind earlier ones.
+    pub(super) fn switch_now(&mut self, cmd: SwitchCommand) {
         if self.backlog.is_empty()
             && self.inflight_commands < self.cfg.max_commands_in_flight.max(1)
         {
@@ -153,11 +161,23 @@ impl DriverCore {
 
     /// An originate that cannot be sent: its leg is reported failed.
     fn fail_originate(&mut self, cmd: &SwitchCommand) {
+        self.fail_unsent(cmd, HangupCause::Failed);
+    }
+
+    /// An originate that was never sent: its leg is reported gone with `cause`, except that
+    /// a campaign's dial is reported lost (the engine cancels it: a dial never placed costs
+    /// its contact nothing).
+    pub(super) fn fail_unsent(&mut self, cmd: &SwitchCommand, cause: HangupCause) {
+        let cause = match cmd {
+            SwitchCommand::Originate {
+                kind: LegKind::Campaign,
+                ..
+            } => HangupCause::Lost,
+            _ => cause,
+        };
         if let Some(leg) = originated_leg(cmd) {
-            self.followups.push_back(SwitchEvent::LegHungUp {
-                leg,
-                cause: HangupCause::Failed,
-            });
+            self.followups
+                .push_back(SwitchEvent::LegHungUp { leg, cause });
         }
     }
 

@@ -98,13 +98,16 @@ impl DriverCore {
         c.connected
             .store(true, std::sync::atomic::Ordering::Relaxed);
         c.set_core_uuid(core_uuid);
-        let name = n.name.clone();
+        let name = self.nodes[node].name.clone();
+        self.tell_reachable();
+        let n = &mut self.nodes[node];
         if n.seen_connect {
             info!(node = %name, %core_uuid, switch_restarted, "reconnected to FreeSWITCH; resyncing this node");
             self.start_resync(node, switch_restarted);
         } else {
             n.seen_connect = true;
-            info!(node = %name, %core_uuid, "connected to FreeSWITCH");
+            info!(node = %name, %core_uuid, "connected to FreeSWITCH; taking over its channels");
+            self.adopt_node(node);
         }
         // After the resync's question.
         self.check_sounds(node);
@@ -166,6 +169,8 @@ impl DriverCore {
         self.counters.nodes[node]
             .connected
             .store(up, std::sync::atomic::Ordering::Relaxed);
+        self.tell_reachable();
+        self.settle();
     }
 
     /// Tries a node never reached again after its current delay (doubling up to its backoff
@@ -374,7 +379,10 @@ impl DriverCore {
                 self.strays.listing.remove(&node);
                 match reply {
                     Some(Ok(Answer::Api(body))) => match resync::channel_rows(&body) {
-                        Ok(rows) => self.judge_strays(node, &rows),
+                        Ok(rows) => {
+                            self.awaited_listing(node, &rows);
+                            self.judge_strays(node, &rows);
+                        }
                         Err(e) => debug!(node, error = %e, "sweep listing unusable"),
                     },
                     other => debug!(node, reply = ?other, "sweep listing not answered"),
@@ -402,6 +410,21 @@ impl DriverCore {
 
     /// One node's listing: unexplained channels of ours that are not bridged are counted,
     /// and killed at their second listing in a row.
+    /// A channel whose `switchyard_leg` is known already (the takeover at start asked).
+    pub(super) fn remember_stray(&mut self, leg: LegId, node: usize, ours: bool, bridged: bool) {
+        if self.strays.seen.len() < MAX_STRAYS {
+            self.strays.seen.insert(
+                leg,
+                Stray {
+                    node,
+                    ours: Some(ours),
+                    bridged,
+                    sightings: 0,
+                },
+            );
+        }
+    }
+
     fn judge_strays(&mut self, node: usize, rows: &[ChannelRow]) {
         let mut bridged = HashSet::new();
         for r in rows {

@@ -20,6 +20,8 @@ struct Bench {
     now: Instant,
     sent: Vec<(Ticket, Vec<EslRequest>)>,
     records: Vec<Record>,
+    /// Report every record kept as soon as it is handed out (the store keeps up).
+    keep_records: bool,
 }
 
 fn bench_with(tune: impl FnOnce(&mut DriverConfig)) -> Bench {
@@ -33,6 +35,7 @@ fn bench_with(tune: impl FnOnce(&mut DriverConfig)) -> Bench {
         now,
         sent: Vec::new(),
         records: Vec::new(),
+        keep_records: true,
     };
     b.core.node_connected(now, 0, CORE, false);
     b.command(Command::UpsertQueue(Box::new(QueueConfig {
@@ -85,14 +88,21 @@ impl Bench {
     }
 
     fn flush(&mut self) {
-        while let Some(o) = self.core.poll_output() {
-            match o {
-                CoreOutput::Send {
-                    ticket, requests, ..
-                } => self.sent.push((ticket, requests)),
-                CoreOutput::Record(r) => self.records.push(r),
-                CoreOutput::Live(_) | CoreOutput::Connect { .. } => {}
+        loop {
+            while let Some(o) = self.core.poll_output() {
+                match o {
+                    CoreOutput::Send {
+                        ticket, requests, ..
+                    } => self.sent.push((ticket, requests)),
+                    CoreOutput::Record(r) => self.records.push(r),
+                    CoreOutput::Live(_) | CoreOutput::Connect { .. } => {}
+                }
             }
+            if !self.keep_records || self.core.records_unsettled() == 0 {
+                return;
+            }
+            let n = self.core.records_handed_out();
+            self.core.records_kept(self.now, n);
         }
     }
 
@@ -497,4 +507,90 @@ fn a_core_whose_only_node_is_down_keeps_asking_to_connect_with_backoff_until_ref
     // Reachable after all: connected once its stream says so.
     core.node_connected(now, 0, CORE, false);
     assert!(core.nodes[0].connected);
+}
+
+#[test]
+fn a_callers_first_offer_waits_until_its_open_record_is_kept() {
+    let mut b = bench();
+    b.available();
+    b.keep_records = false;
+    let caller = leg(1);
+    b.arrive(caller);
+    let opened = b
+        .records
+        .iter()
+        .any(|r| matches!(r, Record::CallOpened(o) if o.leg == caller));
+    assert!(
+        opened,
+        "the call's open row was handed out: {:?}",
+        b.records
+    );
+    assert!(
+        !b.lines().iter().any(|l| l.starts_with("bgapi originate")),
+        "no offer before the row is kept: {:?}",
+        b.lines()
+    );
+    // The caller's own commands (answer, music) do not wait.
+    assert!(
+        b.lines()
+            .iter()
+            .any(|l| l.contains("uuid_answer") || l.contains("answer")),
+        "{:?}",
+        b.lines()
+    );
+    // Every record before the open row is kept: still waiting.
+    let at = b
+        .records
+        .iter()
+        .position(|r| matches!(r, Record::CallOpened(_)))
+        .expect("the open row") as u64;
+    assert_eq!(b.core.records_handed_out(), b.records.len() as u64);
+    b.core.records_kept(b.now, at);
+    b.flush();
+    assert!(!b.lines().iter().any(|l| l.starts_with("bgapi originate")));
+    b.core.records_kept(b.now, at + 1);
+    b.flush();
+    assert!(
+        b.lines().iter().any(|l| l.starts_with("bgapi originate")),
+        "the offer goes once the row is kept: {:?}",
+        b.lines()
+    );
+}
+
+#[test]
+fn an_offer_hung_up_before_its_record_is_kept_is_never_sent() {
+    let mut b = bench();
+    b.available();
+    b.keep_records = false;
+    b.arrive(leg(1));
+    // The caller leaves before the store answered.
+    b.core.caller_input(
+        b.now,
+        CallerInput::HungUp {
+            leg: leg(1),
+            cause: crate::io::HangupCause::Normal,
+        },
+    );
+    b.flush();
+    let n = b.core.records_handed_out();
+    b.core.records_kept(b.now, n);
+    b.flush();
+    assert!(
+        !b.lines().iter().any(|l| l.starts_with("bgapi originate")),
+        "{:?}",
+        b.lines()
+    );
+}
+
+#[test]
+fn the_engine_hears_that_no_node_can_take_originates_and_when_one_can() {
+    let now = Instant::now();
+    let cfg = DriverConfig::new("127.0.0.1:8021", "ClueCon");
+    let engine = crate::Engine::new(EngineConfig::default(), 7, now);
+    let mut core = DriverCore::new(cfg, engine, &[false], now).expect("config");
+    assert!(core.engine().switch_down);
+    core.node_connected(now, 0, CORE, false);
+    assert!(!core.engine().switch_down);
+    core.node_disconnected(now, 0, &switchyard_esl::EslError::ConnectionClosed);
+    assert!(core.engine().switch_down);
 }

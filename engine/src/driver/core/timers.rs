@@ -25,6 +25,8 @@ pub(super) enum Chore {
     PromptOverdue { leg: LegId, generation: u64 },
     /// Try a node never reached again.
     Reconnect { node: usize },
+    /// The takeover stops waiting for nodes that were never listed (module `adopt`).
+    AdoptDeadline,
 }
 
 /// Chores at once: far above what live legs need (a few per leg), so reaching it means a

@@ -21,7 +21,7 @@ use tracing::debug;
 use crate::ids::QueueId;
 use crate::io::{AmdResult, CdrRecord, HangupCause, LegId, Record, SwitchEvent};
 
-use super::{CoreOutput, DriverCore, bump};
+use super::{DriverCore, bump};
 
 impl DriverCore {
     /// An event from `node`'s inbound connection.
@@ -86,8 +86,7 @@ impl DriverCore {
         self.forget_home(leg);
         let ours = self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
         if ours || call_leg.is_some() {
-            self.out
-                .push_back(CoreOutput::Record(Record::Cdr(cdr_from(e, leg, call_leg))));
+            self.record(Record::Cdr(cdr_from(e, leg, call_leg)));
         }
         if ours {
             let cause = e
