@@ -98,6 +98,8 @@ pub struct AttemptRow {
     /// cancelled itself: it costs the contact nothing).
     #[serde(skip)]
     pub contact_attempts: i32,
+    /// Detection said an answering machine (see the engine's ledger rule).
+    pub machine: bool,
 }
 
 /// An agent's disposition of a campaign call.
@@ -127,8 +129,11 @@ pub struct DncRow {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerAttempt {
     pub campaign_id: i64,
-    pub dialed_at_ms: i64,
     pub outcome: String,
+    pub machine: bool,
+    /// The engine call it became, if any.
+    pub call_id: Option<i64>,
+    pub answered_at_ms: Option<i64>,
 }
 
 macro_rules! campaign_cols {
@@ -145,7 +150,7 @@ macro_rules! contact_cols {
 macro_rules! attempt_cols {
     () => {
         "tenant_id, campaign_id, contact_id, leg, attempt, outcome, call_id, agent_id, dialed_at, \
-         answered_at, ended_at"
+         answered_at, ended_at, machine"
     };
 }
 macro_rules! dnc_cols {
@@ -161,7 +166,7 @@ fn attempt_statements(r: &AttemptRow) -> [(sqlx::SqlStr, Vec<Arg>); 2] {
             sqlx::SqlStr::from_static(concat!(
                 "INSERT INTO campaign_attempts (",
                 attempt_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             )),
             args![
                 r.tenant,
@@ -174,7 +179,8 @@ fn attempt_statements(r: &AttemptRow) -> [(sqlx::SqlStr, Vec<Arg>); 2] {
                 r.agent_id,
                 r.dialed_at_ms,
                 r.answered_at_ms,
-                r.ended_at_ms
+                r.ended_at_ms,
+                r.machine
             ],
         ),
         // A contact closed as DNC meanwhile stays closed.
@@ -245,6 +251,7 @@ impl FromStoreRow for AttemptRow {
             contact_status: String::new(),
             contact_next_attempt_at_ms: 0,
             contact_attempts: 0,
+            machine: row.bool("machine")?,
         })
     }
 }
@@ -265,8 +272,10 @@ impl FromStoreRow for LedgerAttempt {
     fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
         Ok(LedgerAttempt {
             campaign_id: row.i64("campaign_id")?,
-            dialed_at_ms: row.i64("dialed_at")?,
             outcome: row.string("outcome")?,
+            machine: row.bool("machine")?,
+            call_id: row.opt_i64("call_id")?,
+            answered_at_ms: row.opt_i64("answered_at")?,
         })
     }
 }
@@ -884,11 +893,13 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
     }
 
-    /// Attempts dialled at or after `since_ms`, every campaign (the ledger seed at start).
+    /// Attempts dialled at or after `since_ms`, every campaign, with what the ledger rule
+    /// reads (the ledger seed at start).
     pub async fn ledger_attempts(&self, since_ms: i64) -> Result<Vec<LedgerAttempt>, StoreError> {
         self.fetch_all(
             Use::Read,
-            "SELECT campaign_id, dialed_at, outcome FROM campaign_attempts WHERE dialed_at >= $1",
+            "SELECT campaign_id, outcome, machine, call_id, answered_at FROM campaign_attempts \
+             WHERE dialed_at >= $1",
             args![since_ms],
         )
         .await

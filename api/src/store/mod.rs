@@ -297,6 +297,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
         include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
         include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
+        include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -305,12 +306,15 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0002_campaigns.sql"),
         include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
         include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
+        include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
     ])
 });
 
 /// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
 /// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded([init, campaigns, agent_keys, attempt_legs]: [&'static str; 4]) -> Migrator {
+fn embedded(
+    [init, campaigns, agent_keys, attempt_legs, attempt_machine]: [&'static str; 5],
+) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
             1,
@@ -338,6 +342,13 @@ fn embedded([init, campaigns, agent_keys, attempt_legs]: [&'static str; 4]) -> M
             "attempt legs".into(),
             MigrationType::Simple,
             SqlStr::from_static(attempt_legs),
+            false,
+        ),
+        Migration::new(
+            5,
+            "attempt machine".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(attempt_machine),
             false,
         ),
     ])
