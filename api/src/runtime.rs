@@ -109,6 +109,9 @@ pub struct Runtime {
     /// The live feed (`/v1/live`) and the per-tenant state its snapshots come from.
     pub hub: LiveHub,
     pub live: Arc<LiveState>,
+    /// Held by every configuration change through the API from validation to the engine's
+    /// answer (see `routes::change`): one at a time, so an undo restores what it replaced.
+    pub config_writes: tokio::sync::Mutex<()>,
     /// Records the store refused because another record is stored under their id (also
     /// counted in the driver's `records_dropped`): `switchyard_records_duplicate`.
     records_duplicate: Arc<AtomicU64>,
@@ -217,6 +220,7 @@ impl Runtime {
             engine: handle,
             hub,
             live,
+            config_writes: tokio::sync::Mutex::new(()),
             records_duplicate,
             driver: Some(driver),
             forwarder,

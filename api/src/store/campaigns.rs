@@ -415,6 +415,34 @@ impl Store {
         .await
     }
 
+    /// As [`Store::restore_queue`], for campaigns (the state is not touched: it is not part
+    /// of an update).
+    pub async fn restore_campaign(
+        &self,
+        prev: &CampaignRow,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<CampaignRow>, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE campaigns SET name = $3, config = $4, updated_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            campaign_cols!()
+        );
+        self.change(
+            "campaign name",
+            SQL,
+            args![
+                prev.tenant,
+                prev.id,
+                prev.name.as_str(),
+                prev.config.to_string(),
+                prev.updated_at_ms
+            ],
+            tenant_audit(prev.tenant, audit),
+            |row: &CampaignRow| row.id.to_string(),
+        )
+        .await
+    }
+
     /// An operator's state change, audited. None if the tenant has no such campaign.
     pub async fn set_campaign_state(
         &self,
