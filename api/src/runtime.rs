@@ -238,7 +238,8 @@ impl Runtime {
         self.engine.outbound_addr()
     }
 
-    /// Recomputes the dialled-number and name routes from the store (after a queue change).
+    /// Recomputes the dialled-number and name routes from the store (after a queue change), for
+    /// the queues the engine runs.
     pub async fn refresh_routes(&self) -> Result<(), RuntimeError> {
         let tenants: HashMap<TenantId, String> = self
             .store
@@ -252,6 +253,10 @@ impl Runtime {
             let Ok(id) = u32::try_from(q.id) else {
                 continue;
             };
+            // Only queues the engine runs (a stored one it refused at start is not routed to).
+            if self.directory.queue_tenant(QueueId(id)).is_none() {
+                continue;
+            }
             if let Ok(spec) = serde_json::from_value::<QueueSpec>(q.config.clone()) {
                 for n in spec.numbers {
                     routes.insert(n, QueueId(id));

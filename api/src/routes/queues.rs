@@ -615,7 +615,7 @@ async fn add_member(
     let validate = async {
         owned(&st, tenant, id).await?;
         // The tier this change replaces, if the agent is a member already (the undo's).
-        Ok(membership(&st, tenant, id, body.agent_id).await?)
+        membership(&st, tenant, id, body.agent_id).await
     };
     change(
         &st,

@@ -963,11 +963,9 @@ impl Engine {
         if let Some(e) = entry {
             c.ledger.record(e);
         }
-        if !machine {
-            if !preview {
-                let goal = c.goal(now_ms);
-                c.pacer.learn_outcome(false, goal);
-            }
+        if !machine && !preview {
+            let goal = c.goal(now_ms);
+            c.pacer.learn_outcome(false, goal);
         }
         c.dirty = true;
     }
