@@ -224,7 +224,31 @@ async fn a_persistent_line_agent_available_before_a_restart_gets_its_line_after_
         // A new switchyard (and a new switch: the old line went with the old one).
         let s = Server::start(store.clone()).await;
         let line = wait_for_line(&s, "1000").await;
-        assert!(line["uuid"].is_string(), "{line}");
+        // The engine's own line, up: the channel is the leg it originated and follows (not a
+        // command sent past it), so the agent can take calls.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let agent = switchyard_engine::AgentId(aid as u32);
+        loop {
+            let up =
+                s.rt.engine
+                    .query(move |e| e.agent_info(agent).and_then(|a| a.line_up()))
+                    .await
+                    .unwrap();
+            if let Some(leg) = up {
+                let uuid = uuid::Uuid::from_u128(leg.0).to_string();
+                let rows = channels(&s).await;
+                assert!(
+                    rows.iter().any(|r| r["uuid"] == uuid.as_str()),
+                    "{uuid} not in {rows:?}"
+                );
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the engine never had the line up ({line})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let (st, state) = s
             .call("GET", &format!("/v1/agents/{aid}/state"), Some(&key), None)
             .await;
