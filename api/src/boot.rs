@@ -136,6 +136,9 @@ pub async fn load(
             }
         };
         let id = cfg.id;
+        // Filed before the command: the forwarder may see the engine's answer (a paused
+        // queue's event) before the reply reaches us.
+        directory.set_queue(id, q.tenant);
         if !feed(
             engine,
             Command::UpsertQueue(Box::new(cfg)),
@@ -145,9 +148,9 @@ pub async fn load(
         )
         .await?
         {
+            directory.remove_queue(id);
             continue;
         }
-        directory.set_queue(id, q.tenant);
         running.insert(id);
         for n in spec.numbers {
             routes.insert(n, id);
@@ -190,6 +193,7 @@ pub async fn load(
             }
         };
         let id = cfg.id;
+        // Filed before the command, as the queues are.
         directory.set_agent(id, a.tenant);
         if !feed(
             engine,
