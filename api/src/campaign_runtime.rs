@@ -5,23 +5,25 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::AtomicU64;
-use std::time::Instant;
 
 use serde_json::Value;
+use switchyard_engine::dialer::ledger::{self, LedgerEntry};
 use switchyard_engine::dialer::window;
 use switchyard_engine::dialer::{
     AttemptOutcome, CampaignControl, CampaignState, CampaignStats, ContactNext, ContactSpec,
     LedgerDay,
 };
 use switchyard_engine::driver::{DriverError, DriverHandle};
-use switchyard_engine::{CampaignId, Command, ContactId, Engine, Input, LiveEvent, Record};
-use tracing::{info, warn};
+use switchyard_engine::{CampaignId, Command, ContactId, Engine, LiveEvent, Record};
+use tracing::warn;
 use uuid::Uuid;
 
+use crate::boot::{BootReport, feed};
 use crate::directory::Directory;
 use crate::http::LiveMessage;
+use crate::runtime::RuntimeError;
 use crate::spec_campaign::CampaignSpec;
-use crate::store::{AttemptRow, ContactRow, DispositionRow, Store, StoreError};
+use crate::store::{AttemptRow, ContactRow, DispositionRow, LedgerAttempt, Store};
 
 /// Contacts per `AddContacts` command at most.
 pub const ENGINE_BATCH: usize = 5_000;
@@ -65,62 +67,73 @@ pub async fn add_contacts(engine: &DriverHandle, campaign: CampaignId, rows: Vec
     }
 }
 
-fn apply(engine: &mut Engine, now: Instant, cmd: Command, id: i64) {
-    if let Err(e) = engine.handle_input(Input::Api(now, cmd)) {
-        warn!(error = %e, campaign = id, "the engine refused a stored campaign command");
-    }
-}
-
-/// Loads every stored campaign into a new engine (before the driver runs): its config, its
-/// state, the abandon ledger of the last 31 days, its pending contacts, and the DNC numbers
-/// that apply to it. A campaign the engine refuses is logged and skipped, never fatal.
-pub async fn load(
+/// Feeds every stored campaign to the running engine at boot (see `boot`): its config, the
+/// abandon ledger of the last 31 days, its pending contacts, then the DNC numbers of every
+/// campaign, then each campaign's state (a running campaign dials half a second after its
+/// start: its contacts and DNC numbers are in by then). A campaign that does not parse, fails
+/// validation or that the engine refuses is logged and skipped, never fatal.
+pub(crate) async fn load(
     store: &Store,
-    engine: &mut Engine,
-    now: Instant,
+    engine: &DriverHandle,
     directory: &Directory,
-) -> Result<(), StoreError> {
+    report: &mut BootReport,
+) -> Result<(), RuntimeError> {
     let campaigns = store.all_campaigns().await?;
     if campaigns.is_empty() {
         return Ok(());
     }
     let since = crate::store::now_ms() - LEDGER_DAYS * 24 * 3600 * 1000;
-    let mut attempts: HashMap<i64, Vec<(i64, String)>> = HashMap::new();
+    let mut attempts: HashMap<i64, Vec<LedgerAttempt>> = HashMap::new();
     for a in store.ledger_attempts(since).await? {
-        attempts
-            .entry(a.campaign_id)
-            .or_default()
-            .push((a.dialed_at_ms, a.outcome));
+        attempts.entry(a.campaign_id).or_default().push(a);
     }
-    let mut contacts_loaded = 0usize;
+    let mut states = Vec::new();
     for row in &campaigns {
         let spec: CampaignSpec = match serde_json::from_value(row.config.clone()) {
             Ok(s) => s,
             Err(e) => {
-                warn!(error = %e, campaign = row.id, "a stored campaign does not parse; skipped");
+                report.skip("campaign", row.id, &format!("config does not parse: {e}"));
                 continue;
             }
         };
         let cfg = match spec.to_engine(row.id, &row.name) {
             Ok(c) => c,
             Err(e) => {
-                warn!(field = %e.field, message = %e.message, campaign = row.id, "a stored campaign is invalid; skipped");
+                report.skip(
+                    "campaign",
+                    row.id,
+                    &format!("config.{}: {}", e.field, e.message),
+                );
                 continue;
             }
         };
         let c = cfg.id;
         let zone = window::zone(&cfg.ledger_zone);
         directory.set_campaign(c, row.tenant);
-        apply(engine, now, Command::UpsertCampaign(Box::new(cfg)), row.id);
+        if !feed(
+            engine,
+            Command::UpsertCampaign(Box::new(cfg)),
+            report,
+            "campaign",
+            row.id,
+        )
+        .await?
+        {
+            directory.remove_campaign(c);
+            continue;
+        }
+        report.campaigns += 1;
         if let (Some(list), Some(tz)) = (attempts.get(&row.id), zone) {
             let days = ledger_days(list, &tz);
             if !days.is_empty() {
-                apply(
+                feed(
                     engine,
-                    now,
                     Command::SeedLedger { campaign: c, days },
+                    report,
+                    "campaign ledger",
                     row.id,
-                );
+                )
+                .await?;
             }
         }
         let mut after = 0;
@@ -130,39 +143,29 @@ pub async fn load(
                 .await?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            contacts_loaded += page.len();
+            report.contacts += page.len();
             let contacts: Vec<ContactSpec> = page.iter().filter_map(spec_of).collect();
-            apply(
+            // A refusal names the first bad contact; the others of the batch were added.
+            feed(
                 engine,
-                now,
                 Command::AddContacts {
                     campaign: c,
                     contacts,
                 },
+                report,
+                "campaign contacts",
                 row.id,
-            );
+            )
+            .await?;
         }
-        // The state last: a running campaign starts dialling with its contacts in place.
-        let state = CampaignState::from_name(&row.state).unwrap_or_default();
-        let controls: &[CampaignControl] = match state {
-            CampaignState::Draft => &[],
-            CampaignState::Running => &[CampaignControl::Start],
-            CampaignState::Paused => &[CampaignControl::Start, CampaignControl::Pause],
-            CampaignState::Completed => &[CampaignControl::Stop],
-        };
-        for control in controls {
-            apply(
-                engine,
-                now,
-                Command::ControlCampaign {
-                    campaign: c,
-                    control: *control,
-                },
-                row.id,
-            );
-        }
+        states.push((
+            c,
+            row.id,
+            CampaignState::from_name(&row.state).unwrap_or_default(),
+        ));
     }
     // DNC: a campaign's own numbers to it, the tenant's to each of the tenant's campaigns.
+    let loaded: Vec<CampaignId> = states.iter().map(|(c, _, _)| *c).collect();
     let mut after = 0;
     loop {
         let page = store.all_dnc(after, ENGINE_BATCH as i64).await?;
@@ -174,47 +177,61 @@ pub async fn load(
                 Some(c) => vec![CampaignId(c)],
                 None => directory.tenant_campaigns(d.tenant),
             };
-            for c in targets {
+            for c in targets.into_iter().filter(|c| loaded.contains(c)) {
                 per.entry(c).or_default().push(d.number.clone());
             }
         }
         for (campaign, numbers) in per {
-            apply(
+            feed(
                 engine,
-                now,
                 Command::BlockNumbers { campaign, numbers },
+                report,
+                "campaign DNC",
                 i64::from(campaign.0),
-            );
+            )
+            .await?;
         }
     }
-    info!(
-        campaigns = campaigns.len(),
-        contacts = contacts_loaded,
-        "campaigns loaded from the store"
-    );
+    // The states last: a running campaign starts dialling with its contacts and DNC in place.
+    for (c, id, state) in states {
+        let controls: &[CampaignControl] = match state {
+            CampaignState::Draft => &[],
+            CampaignState::Running => &[CampaignControl::Start],
+            CampaignState::Paused => &[CampaignControl::Start, CampaignControl::Pause],
+            CampaignState::Completed => &[CampaignControl::Stop],
+        };
+        for control in controls {
+            feed(
+                engine,
+                Command::ControlCampaign {
+                    campaign: c,
+                    control: *control,
+                },
+                report,
+                "campaign state",
+                id,
+            )
+            .await?;
+        }
+    }
     Ok(())
 }
 
-/// Abandoned vs answered-by-a-person per ledger day (days since 1970 in the ledger zone).
-fn ledger_days(attempts: &[(i64, String)], tz: &jiff::tz::TimeZone) -> Vec<LedgerDay> {
-    let mut days: BTreeMap<i32, LedgerDay> = BTreeMap::new();
-    for (at, outcome) in attempts {
-        let human = matches!(outcome.as_str(), "connected" | "abandoned" | "hung-up");
-        if !human {
-            continue;
-        }
-        let day = window::day_number(tz, u64::try_from(*at).unwrap_or(0));
-        let d = days.entry(day).or_insert(LedgerDay {
-            day,
-            humans: 0,
-            abandoned: 0,
-        });
-        d.humans += 1;
-        if outcome == "abandoned" {
-            d.abandoned += 1;
-        }
-    }
-    days.into_values().collect()
+/// The ledger days of stored attempts: each counted by the engine's own rule
+/// ([`LedgerEntry::of`]), on the day of its answer in the ledger zone, so the reloaded ledger
+/// counts what the live one counted. An outcome this build does not know counts nothing.
+fn ledger_days(attempts: &[LedgerAttempt], tz: &jiff::tz::TimeZone) -> Vec<LedgerDay> {
+    let entries = attempts.iter().filter_map(|a| {
+        let outcome: AttemptOutcome =
+            serde_json::from_value(Value::String(a.outcome.clone())).ok()?;
+        LedgerEntry::of(
+            outcome,
+            a.machine,
+            a.call_id.is_some(),
+            a.answered_at_ms.and_then(|t| u64::try_from(t).ok()),
+        )
+    });
+    ledger::days_from(tz, entries)
 }
 
 fn name_of<T: serde::Serialize>(v: &T) -> String {
@@ -270,6 +287,7 @@ impl CampaignRecords {
                         _ => a.attempt,
                     })
                     .unwrap_or(i32::MAX),
+                    machine: a.machine,
                 });
                 None
             }
@@ -295,6 +313,7 @@ impl CampaignRecords {
                     contact_status: "pending".to_owned(),
                     contact_next_attempt_at_ms: ms(a.dialed_unix_ms),
                     contact_attempts: i32::try_from(a.attempt).unwrap_or(i32::MAX),
+                    machine: false,
                 });
                 None
             }
@@ -367,37 +386,41 @@ pub fn live_message(ev: &LiveEvent, dir: &Directory) -> Option<LiveMessage> {
     })
 }
 
-/// Outcomes that count as answered by a person in the ledger (for tests and docs).
-pub fn is_human(outcome: AttemptOutcome) -> bool {
-    matches!(
-        outcome,
-        AttemptOutcome::Connected | AttemptOutcome::Abandoned | AttemptOutcome::HungUp
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn row(at: i64, outcome: &str, machine: bool, call: bool) -> LedgerAttempt {
+        LedgerAttempt {
+            campaign_id: 1,
+            outcome: outcome.to_owned(),
+            machine,
+            call_id: call.then_some(1),
+            answered_at_ms: Some(at),
+        }
+    }
+
     #[test]
-    fn ledger_days_count_people_and_abandons_per_local_day() {
+    fn stored_attempts_count_by_the_engine_rule_on_the_day_of_the_answer() {
         let tz = window::zone("America/New_York").unwrap();
         // 2026-01-02 03:00Z is still Jan 1 in New York; 15:00Z is Jan 2.
         let jan2_03z = 1_767_322_800_000i64;
         let jan2_15z = jan2_03z + 12 * 3600 * 1000;
         let list = vec![
-            (jan2_03z, "abandoned".to_owned()),
-            (jan2_03z, "no-answer".to_owned()),
-            (jan2_15z, "connected".to_owned()),
-            (jan2_15z, "hung-up".to_owned()),
-            (jan2_15z, "machine".to_owned()),
+            row(jan2_03z, "abandoned", false, true),
+            row(jan2_03z, "no-answer", false, false),
+            row(jan2_15z, "connected", false, true),
+            row(jan2_15z, "hung-up", false, true),
+            row(jan2_15z, "machine", true, false),
+            // A machine sent to an agent, and a hang-up during detection: no persons.
+            row(jan2_15z, "connected", true, true),
+            row(jan2_15z, "hung-up", false, false),
+            row(jan2_15z, "from-a-later-build", false, true),
         ];
         let days = ledger_days(&list, &tz);
         assert_eq!(days.len(), 2);
         assert_eq!((days[0].humans, days[0].abandoned), (1, 1));
         assert_eq!((days[1].humans, days[1].abandoned), (2, 0));
         assert_eq!(days[1].day, days[0].day + 1);
-        assert!(is_human(AttemptOutcome::HungUp));
-        assert!(!is_human(AttemptOutcome::Machine));
     }
 }

@@ -1,6 +1,7 @@
 //! switchyard's HTTP API, storage and runtime (the `switchyard` binary is a thin CLI over it).
 
 pub mod app;
+pub mod boot;
 pub mod campaign_runtime;
 pub mod contacts;
 pub mod directory;

@@ -48,6 +48,27 @@ impl LiveState {
         }
     }
 
+    /// Sets an agent's state and break reason as the engine reports them, keeping what else
+    /// the entry holds (its line): the check after boot, for agents whose events the
+    /// forwarder missed (it fell behind) while the configuration was fed.
+    pub fn settle_agent(
+        &self,
+        tenant: TenantId,
+        agent: AgentId,
+        state: Value,
+        reason: Option<String>,
+    ) {
+        if let Ok(mut g) = self.inner.lock() {
+            let entry = g
+                .entry(tenant)
+                .or_default()
+                .agents
+                .entry(agent.0)
+                .or_insert_with(|| json!({ "id": agent.0 }));
+            merge(entry, &json!({ "state": state, "reason": reason }));
+        }
+    }
+
     pub fn forget_agent(&self, tenant: TenantId, agent: AgentId) {
         if let Ok(mut g) = self.inner.lock() {
             g.entry(tenant).or_default().agents.remove(&agent.0);

@@ -1,13 +1,14 @@
-//! The running engine: boots the routing core from the store, runs it under the driver
-//! against FreeSWITCH, writes its records back to the store in batches, and files its live
-//! events under their tenants.
+//! The running engine: runs the routing core under the driver against FreeSWITCH, loads it
+//! from the store through the driver (`boot`), writes its records back to the store in
+//! batches, and files its live events under their tenants.
 //!
 //! ```text
-//!  store ──load──▶ Engine ──▶ Driver ◀──▶ FreeSWITCH (inbound ESL + outbound sockets)
-//!                     │          │
-//!                     │          ├── Persist records ─▶ StoreSink (batched, retried) ─▶ store
-//!                     │          └── Notify events ───▶ forwarder ─▶ live feed (per tenant)
-//!  HTTP handlers ─────┴── DriverHandle::command / query (configuration changes apply live)
+//!  store ──boot──────┐
+//!                     ▼
+//!  HTTP handlers ── DriverHandle::command / query ──▶ Driver(Engine) ◀──▶ FreeSWITCH
+//!                                                       │
+//!                     StoreSink (batched, retried) ◀── Persist records ──▶ store
+//!                     forwarder ◀── Notify events ──▶ live state, live feed (per tenant)
 //! ```
 
 use std::collections::HashMap;
@@ -22,8 +23,7 @@ use switchyard_engine::driver::{
 };
 use switchyard_engine::stats::Scope;
 use switchyard_engine::{
-    AgentId, CallOpen, Command, Engine, EngineConfig, LegId, LiveEvent, Membership, Presence,
-    QueueId, Record,
+    AgentId, CallOpen, Engine, EngineConfig, LegId, LiveEvent, Presence, QueueId, Record,
 };
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
@@ -34,7 +34,7 @@ use crate::directory::Directory;
 use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
 use crate::live_state::LiveState;
 use crate::model::TenantId;
-use crate::spec::{AgentSpec, QueueSpec};
+use crate::spec::QueueSpec;
 use crate::store::{CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError, TraceRow};
 
 /// Where FreeSWITCH is (one node; see [`SwitchNode`] and [`Runtime::start_with_nodes`] for
@@ -114,6 +114,9 @@ pub struct Runtime {
     /// The live feed (`/v1/live`) and the per-tenant state its snapshots come from.
     pub hub: LiveHub,
     pub live: Arc<LiveState>,
+    /// Held by every configuration change through the API from validation to the engine's
+    /// answer (see `routes::change`): one at a time, so an undo restores what it replaced.
+    pub config_writes: tokio::sync::Mutex<()>,
     /// Records the store refused because another record is stored under their id (also
     /// counted in the driver's `records_dropped`): `switchyard_records_duplicate`.
     records_duplicate: Arc<AtomicU64>,
@@ -168,142 +171,8 @@ impl Runtime {
             // Records and intervals are stamped from this: the wall clock at the engine's start.
             engine_cfg.origin_unix_ms = crate::store::now_ms().max(0) as u64;
         }
-        let mut engine = Engine::new(engine_cfg, seed, now);
-        // Nothing is dialled while loading: the driver tells the engine when a switch can take
-        // originates (their attempts must be written first, by the driver's record writer).
-        let _ = engine.handle_input(switchyard_engine::Input::Switch(
-            now,
-            switchyard_engine::SwitchEvent::Reachable { up: false },
-        ));
-        let mut routes = HashMap::new();
-        let mut loaded = (0usize, 0usize);
-        let tenants: HashMap<TenantId, String> = store
-            .list_tenants()
-            .await?
-            .into_iter()
-            .map(|t| (t.id, t.name))
-            .collect();
-        for q in store.all_queues().await? {
-            let spec: QueueSpec = serde_json::from_value(q.config.clone()).map_err(|e| {
-                RuntimeError::StoredConfig {
-                    kind: "queue",
-                    id: q.id,
-                    message: e.to_string(),
-                }
-            })?;
-            let tenant_name = tenants.get(&q.tenant).cloned().unwrap_or_default();
-            let name = route_name(&tenant_name, &q.name);
-            let cfg = spec
-                .to_engine(q.id, &name)
-                .map_err(|e| RuntimeError::StoredConfig {
-                    kind: "queue",
-                    id: q.id,
-                    message: format!("{}: {}", e.field, e.message),
-                })?;
-            for n in &spec.numbers {
-                routes.insert(n.clone(), cfg.id);
-            }
-            routes.insert(name, cfg.id);
-            directory.set_queue(cfg.id, q.tenant);
-            apply(
-                &mut engine,
-                now,
-                Command::UpsertQueue(Box::new(cfg)),
-                "queue",
-                q.id,
-            )?;
-            loaded.0 += 1;
-        }
-        let members = store.all_members().await?;
-        for a in store.all_agents().await? {
-            let spec: AgentSpec = serde_json::from_value(a.config.clone()).map_err(|e| {
-                RuntimeError::StoredConfig {
-                    kind: "agent",
-                    id: a.id,
-                    message: e.to_string(),
-                }
-            })?;
-            let cfg = spec
-                .to_engine(a.id, &a.name)
-                .map_err(|e| RuntimeError::StoredConfig {
-                    kind: "agent",
-                    id: a.id,
-                    message: format!("{}: {}", e.field, e.message),
-                })?;
-            let id = cfg.id;
-            directory.set_agent(id, a.tenant);
-            apply(
-                &mut engine,
-                now,
-                Command::UpsertAgent(Box::new(cfg)),
-                "agent",
-                a.id,
-            )?;
-            loaded.1 += 1;
-            let memberships: Vec<Membership> = members
-                .iter()
-                .filter(|m| m.agent_id == a.id)
-                .filter_map(|m| {
-                    Some(Membership {
-                        queue: QueueId(u32::try_from(m.queue_id).ok()?),
-                        level: u32::try_from(m.level).unwrap_or(1),
-                        position: u32::try_from(m.position).unwrap_or(1),
-                        weight: u32::try_from(m.weight).unwrap_or(1),
-                    })
-                })
-                .collect();
-            apply(
-                &mut engine,
-                now,
-                Command::SetMemberships {
-                    agent: id,
-                    memberships,
-                },
-                "agent",
-                a.id,
-            )?;
-            // An agent logged in before a restart is logged in after it.
-            let presence: Presence =
-                serde_json::from_value(a.presence.clone()).unwrap_or(Presence::LoggedOut);
-            apply(
-                &mut engine,
-                now,
-                Command::SetAgentPresence {
-                    agent: id,
-                    presence,
-                },
-                "agent",
-                a.id,
-            )?;
-        }
-        crate::campaign_runtime::load(&store, &mut engine, now, &directory).await?;
-        // Loading produced records (agent states) that need not be written again; its switch
-        // commands (the persistent lines of agents available before the restart) are sent
-        // once the driver runs.
-        let mut boot_commands = Vec::new();
-        loop {
-            match engine.poll_output() {
-                switchyard_engine::Output::Timeout(_) => break,
-                switchyard_engine::Output::Switch(cmd) => boot_commands.push(cmd),
-                _ => {}
-            }
-        }
-        let live = Arc::new(LiveState::default());
-        for agent in engine.agent_ids().collect::<Vec<_>>() {
-            if let (Some(t), Some(a)) = (directory.agent_tenant(agent), engine.agent_info(agent)) {
-                live.seed_agent(
-                    t,
-                    agent,
-                    serde_json::to_value(a.state()).unwrap_or(Value::Null),
-                    a.break_reason(),
-                );
-            }
-        }
-        info!(
-            queues = loaded.0,
-            agents = loaded.1,
-            "engine loaded from the store"
-        );
+        // Empty: the stored configuration is fed through the running driver (`boot`).
+        let engine = Engine::new(engine_cfg, seed, now);
 
         let mut nodes = nodes.into_iter();
         let first = nodes
@@ -316,8 +185,10 @@ impl Runtime {
         for n in nodes {
             dcfg = dcfg.add_node(n.name, n.esl, n.password);
         }
-        dcfg.routes = routes;
         dcfg.learn_queue_names = false;
+        // Callers wait until their queues are loaded (admitted below, after boot); the switch
+        // is taken over then too (see the driver's `adopt`).
+        dcfg.hold_callers = true;
         dcfg.open_records = open_records(&store).await?;
         let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
@@ -327,25 +198,37 @@ impl Runtime {
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
-        for cmd in boot_commands {
-            handle
-                .inject_switch_command(cmd)
-                .await
-                .map_err(RuntimeError::Driver)?;
-        }
+        let live = Arc::new(LiveState::default());
         let hub = LiveHub::new(LiveConfig::default());
+        // Subscribed before boot: the live state follows boot's events too.
         let forwarder = tokio::spawn(forward(
             handle.subscribe(),
             directory.clone(),
             live.clone(),
             hub.clone(),
         ));
+        let booted = crate::boot::load(&store, &handle, &directory, &live).await;
+        // Admitting callers also starts the driver's takeover of the switch (conversations in
+        // progress, the store's open rows): it needs the loaded configuration, and nothing is
+        // dialled or offered to a possibly busy agent before it is over.
+        let admitted = match booted {
+            Ok(_) => handle.admit_callers().await.map_err(RuntimeError::Driver),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = admitted {
+            forwarder.abort();
+            if let Err(stop) = driver.shutdown().await {
+                warn!(error = %stop, "the driver stopped with an error after a failed start");
+            }
+            return Err(e);
+        }
         Ok(Runtime {
             store,
             directory,
             engine: handle,
             hub,
             live,
+            config_writes: tokio::sync::Mutex::new(()),
             records_duplicate,
             driver: Some(driver),
             forwarder,
@@ -363,7 +246,8 @@ impl Runtime {
         self.engine.outbound_addr()
     }
 
-    /// Recomputes the dialled-number and name routes from the store (after a queue change).
+    /// Recomputes the dialled-number and name routes from the store (after a queue change), for
+    /// the queues the engine runs.
     pub async fn refresh_routes(&self) -> Result<(), RuntimeError> {
         let tenants: HashMap<TenantId, String> = self
             .store
@@ -377,6 +261,10 @@ impl Runtime {
             let Ok(id) = u32::try_from(q.id) else {
                 continue;
             };
+            // Only queues the engine runs (a stored one it refused at start is not routed to).
+            if self.directory.queue_tenant(QueueId(id)).is_none() {
+                continue;
+            }
             if let Ok(spec) = serde_json::from_value::<QueueSpec>(q.config.clone()) {
                 for n in spec.numbers {
                     routes.insert(n, QueueId(id));
@@ -520,22 +408,6 @@ async fn open_records(store: &Store) -> Result<OpenRecords, RuntimeError> {
         );
     }
     Ok(OpenRecords { calls, dials })
-}
-
-fn apply(
-    engine: &mut Engine,
-    now: std::time::Instant,
-    cmd: Command,
-    kind: &'static str,
-    id: i64,
-) -> Result<(), RuntimeError> {
-    engine
-        .handle_input(switchyard_engine::Input::Api(now, cmd))
-        .map_err(|e| RuntimeError::StoredConfig {
-            kind,
-            id,
-            message: e.to_string(),
-        })
 }
 
 /// Files the engine's live events under their tenants, keeps the live state current and

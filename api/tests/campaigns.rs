@@ -1105,6 +1105,7 @@ async fn attempts_update_their_contacts_and_dispositions_are_kept() {
             contact_status: status.into(),
             contact_next_attempt_at_ms: next,
             contact_attempts: 1,
+            machine: false,
         };
         store
             .insert_attempts(&[

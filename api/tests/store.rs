@@ -1838,6 +1838,7 @@ async fn another_attempt_under_a_stored_leg_is_refused_and_its_contact_left_alon
             contact_status: status.into(),
             contact_next_attempt_at_ms: 900_000,
             contact_attempts: 1,
+            machine: false,
         };
         let busy = attempt(first, "busy", "pending");
         store

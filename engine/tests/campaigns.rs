@@ -919,3 +919,157 @@ fn progressive_learns_its_agents_by_ringing_them_first_then_dials_customers_firs
         }
     )));
 }
+
+/// Campaign dial number `n` (from 0) of the whole test: waits up to two minutes of virtual
+/// time for it (the dialer ticks every half second).
+fn nth_dial(bed: &mut Bed, n: usize) -> LegId {
+    for _ in 0..240 {
+        if let Some((leg, _)) = dials_since(bed, 0).get(n) {
+            return *leg;
+        }
+        bed.advance(Duration::from_millis(500));
+    }
+    panic!(
+        "no dial {n} within two minutes: {:?}",
+        bed.engine.campaign_stats(C)
+    );
+}
+
+/// Dial `n`: a person who answers, passes detection as `verdict`, and is put through to
+/// the agent, who answers after `agent_after` and talks for a minute.
+fn put_through(bed: &mut Bed, n: usize, verdict: AmdResult, agent_after: Duration) {
+    let leg = nth_dial(bed, n);
+    bed.advance(Duration::from_secs(2));
+    bed.event(SwitchEvent::LegAnswered { leg });
+    let ring = bed.switch.len();
+    bed.event(SwitchEvent::MachineDetection {
+        leg,
+        result: verdict,
+    });
+    let agent_leg = agent_leg_since(bed, ring).expect("the agent is rung");
+    bed.advance(agent_after);
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    bed.advance(Duration::from_secs(60));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    bed.advance(Duration::from_secs(30));
+}
+
+#[test]
+fn a_ledger_rebuilt_from_the_attempts_equals_the_live_one() {
+    use switchyard_engine::dialer::ledger::{LedgerEntry, days_from};
+    use switchyard_engine::dialer::window;
+    // 2026-03-03T04:50:00Z: 23:50 on March 2 in New York, the ledger's zone.
+    let origin = 1_772_513_400_000u64;
+    let midnight = origin + 10 * 60 * 1000;
+    let mut bed = Bed::with_config(EngineConfig {
+        origin_unix_ms: origin,
+        ..EngineConfig::default()
+    });
+    bed.simple_queue(1, Strategy::LongestIdleAgent);
+    bed.agent(1, &[1]);
+    let mut cfg = campaign(DialMode::Progressive);
+    cfg.ledger_zone = "America/New_York".into();
+    cfg.amd = AmdPolicy {
+        enabled: true,
+        on_machine: MachineAction::ToAgent,
+        timeout: Duration::from_secs(4),
+    };
+    bed.cmd(Command::UpsertCampaign(Box::new(cfg)));
+    bed.cmd(Command::AddContacts {
+        campaign: C,
+        contacts: contacts(20),
+    });
+    start(&mut bed);
+    let break_ = |bed: &mut Bed, on: bool| {
+        bed.cmd(Command::SetAgentPresence {
+            agent: AgentId(1),
+            presence: if on {
+                Presence::OnBreak("hold".into())
+            } else {
+                Presence::Available
+            },
+        })
+    };
+
+    // A person, connected.
+    put_through(&mut bed, 0, AmdResult::Human, Duration::from_secs(1));
+    // A machine sent to the agent: connected, but not a person.
+    put_through(&mut bed, 1, AmdResult::Machine, Duration::from_secs(1));
+    // No answer.
+    let leg = nth_dial(&mut bed, 2);
+    bed.advance(Duration::from_secs(20));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::NoAnswer,
+    });
+    bed.advance(Duration::from_secs(30));
+    // A person who leaves inside the two seconds, the agent still ringing.
+    let leg = nth_dial(&mut bed, 3);
+    bed.advance(Duration::from_secs(2));
+    bed.event(SwitchEvent::LegAnswered { leg });
+    bed.event(SwitchEvent::MachineDetection {
+        leg,
+        result: AmdResult::Human,
+    });
+    bed.advance(Duration::from_secs(1));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    bed.advance(Duration::from_secs(30));
+    // Held back until just before midnight: answered on March 2, connected on March 3.
+    break_(&mut bed, true);
+    let now_ms = |bed: &Bed| origin + bed.now.duration_since(bed.t0).as_millis() as u64;
+    let left = midnight - 3_500 - now_ms(&bed);
+    bed.advance(Duration::from_millis(left));
+    break_(&mut bed, false);
+    put_through(&mut bed, 4, AmdResult::Human, Duration::from_millis(1800));
+    assert!(now_ms(&bed) > midnight);
+    // March 3: a person connected, then one abandoned (the agent is away).
+    put_through(&mut bed, 5, AmdResult::Human, Duration::from_secs(1));
+    let leg = nth_dial(&mut bed, 6);
+    break_(&mut bed, true);
+    bed.advance(Duration::from_secs(2));
+    bed.event(SwitchEvent::LegAnswered { leg });
+    bed.event(SwitchEvent::MachineDetection {
+        leg,
+        result: AmdResult::Human,
+    });
+    bed.advance(Duration::from_secs(3));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+
+    let all = attempts(&bed);
+    let outcomes: Vec<AttemptOutcome> = all.iter().map(|a| a.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            AttemptOutcome::Connected,
+            AttemptOutcome::Connected,
+            AttemptOutcome::NoAnswer,
+            AttemptOutcome::HungUp,
+            AttemptOutcome::Connected,
+            AttemptOutcome::Connected,
+            AttemptOutcome::Abandoned,
+        ]
+    );
+    assert!(all[1].machine, "the second was a machine");
+    // The fifth was answered before midnight and connected after it (1.8 s later).
+    let answered = all[4].answered_unix_ms.unwrap();
+    assert!(
+        answered < midnight && answered + 1_800 > midnight,
+        "{answered}"
+    );
+    let zone = window::zone("America/New_York").unwrap();
+    let rebuilt = days_from(&zone, all.iter().filter_map(|a| LedgerEntry::of_attempt(a)));
+    let live = bed.engine.campaign_ledger(C);
+    assert_eq!(rebuilt, live);
+    let counts: Vec<(u64, u64)> = live.iter().map(|d| (d.humans, d.abandoned)).collect();
+    assert_eq!(counts, [(3, 0), (2, 1)], "{live:?}");
+    assert_eq!(live[1].day, live[0].day + 1);
+}

@@ -11,7 +11,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, patched};
+use super::{
+    ADMINS, AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched,
+};
 use crate::http::{
     ApiError, ApiJson, ApiPath, Auth, require_acts_for, require_role, require_tenant,
 };
@@ -102,6 +104,7 @@ fn live_agent(st: &AppState, tenant: TenantId, id: i64) -> Result<AgentId, ApiEr
         .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))
 }
 
+/// Pushes a stored agent into the running engine (the engine's command only, see [`change`]).
 async fn apply(st: &AppState, tenant: TenantId, row: &AgentRow) -> Result<(), ApiError> {
     let spec: AgentSpec = serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
     let cfg = spec.to_engine(row.id, &row.name)?;
@@ -151,9 +154,6 @@ async fn create(
 ) -> Result<(StatusCode, Json<AgentView>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-    body.config.to_engine(1, &body.name)?;
-    let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
     let a = audit(
         &p,
         Some(tenant),
@@ -162,23 +162,36 @@ async fn create(
         "",
         json!({ "name": body.name }),
     );
-    let row = st
-        .rt
-        .store
-        .create_agent(tenant, &body.name, config, &a)
-        .await?;
-    if let Err(e) = apply(&st, tenant, &row).await {
-        let undo = audit(
-            &p,
-            Some(tenant),
-            "agent.delete",
-            "agent",
-            row.id,
-            json!({ "reason": "engine refused" }),
-        );
-        let _ = st.rt.store.delete_agent(tenant, row.id, &undo).await;
-        return Err(e);
-    }
+    let validate = async {
+        check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
+        body.config.to_engine(1, &body.name)?;
+        serde_json::to_value(&body.config).map_err(ApiError::internal)
+    };
+    let row = change(
+        &st,
+        validate,
+        async |config: Value| {
+            Ok(st
+                .rt
+                .store
+                .create_agent(tenant, &body.name, config, &a)
+                .await?)
+        },
+        async |row: &AgentRow| apply(&st, tenant, row).await,
+        async |row: &AgentRow| {
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "agent.delete",
+                "agent",
+                row.id,
+                json!({ "reason": "engine refused" }),
+            );
+            st.rt.store.delete_agent(tenant, row.id, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
     if let Some(id) = engine_id(row.id) {
         // New agents start logged out (the engine says nothing until they change).
         st.rt
@@ -228,12 +241,16 @@ async fn update(
 ) -> Result<Json<AgentView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    let row = owned(&st, tenant, id).await?;
-    let spec: AgentSpec = patched(&row.config, body.config.as_ref())?;
-    let name = body.name.clone().unwrap_or_else(|| row.name.clone());
-    check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-    spec.to_engine(id, &name)?;
-    let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    let validate = async {
+        // Read under the lock: the row this change replaces (and may put back).
+        let prev = owned(&st, tenant, id).await?;
+        let spec: AgentSpec = patched(&prev.config, body.config.as_ref())?;
+        let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
+        check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
+        spec.to_engine(id, &name)?;
+        let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+        Ok((prev, config))
+    };
     let a = audit(
         &p,
         Some(tenant),
@@ -242,13 +259,34 @@ async fn update(
         id,
         json!({ "name": body.name, "config": body.config }),
     );
-    let row = st
-        .rt
-        .store
-        .update_agent(tenant, id, body.name.as_deref(), Some(config), &a)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
-    apply(&st, tenant, &row).await?;
+    // The change's row is (the row written, the row it replaced).
+    let (row, _) = change(
+        &st,
+        validate,
+        async |(prev, config): (AgentRow, Value)| {
+            let row = st
+                .rt
+                .store
+                .update_agent(tenant, id, body.name.as_deref(), Some(config), &a)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+            Ok((row, prev))
+        },
+        async |(row, _): &(AgentRow, AgentRow)| apply(&st, tenant, row).await,
+        async |(_, prev): &(AgentRow, AgentRow)| {
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "agent.update",
+                "agent",
+                id,
+                json!({ "reason": "engine refused", "restored": { "name": prev.name, "config": prev.config } }),
+            );
+            st.rt.store.restore_agent(prev, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(Json(view(&row)))
 }
 
@@ -272,6 +310,8 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    // Not between another change's write and its undo (see `change`).
+    let _one_at_a_time = st.rt.config_writes.lock().await;
     owned(&st, tenant, id).await?;
     let agent = live_agent(&st, tenant, id)?;
     // The engine refuses while the agent has a call.

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, patched};
+use super::{AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched};
 use crate::campaign_runtime::{self, send_campaign};
 use crate::contacts::{self, ImportOptions, RowError};
 use crate::http::auth::forbidden_for;
@@ -140,7 +140,8 @@ async fn check_spec(
     Ok(())
 }
 
-/// Pushes a stored campaign's config into the running engine.
+/// Pushes a stored campaign's config into the running engine (the engine's command only, see
+/// [`change`]).
 async fn apply(st: &AppState, tenant: TenantId, row: &CampaignRow) -> Result<(), ApiError> {
     let spec: CampaignSpec =
         serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
@@ -189,8 +190,6 @@ async fn create(
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
-    check_spec(&st, tenant, &body.config, &body.name).await?;
-    let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
     let a = audit(
         &p,
         Some(tenant),
@@ -199,23 +198,35 @@ async fn create(
         "",
         json!({ "name": body.name }),
     );
-    let row = st
-        .rt
-        .store
-        .create_campaign(tenant, &body.name, config, &a)
-        .await?;
-    if let Err(e) = apply(&st, tenant, &row).await {
-        let undo = audit(
-            &p,
-            Some(tenant),
-            "campaign.delete",
-            "campaign",
-            row.id,
-            json!({ "reason": "engine refused" }),
-        );
-        let _ = st.rt.store.delete_campaign(tenant, row.id, &undo).await;
-        return Err(e);
-    }
+    let row = change(
+        &st,
+        check_spec(&st, tenant, &body.config, &body.name),
+        async |()| {
+            let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
+            Ok(st
+                .rt
+                .store
+                .create_campaign(tenant, &body.name, config, &a)
+                .await?)
+        },
+        async |row: &CampaignRow| apply(&st, tenant, row).await,
+        async |row: &CampaignRow| {
+            if let Some(c) = engine_id(row.id) {
+                st.rt.directory.remove_campaign(CampaignId(c));
+            }
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "campaign.delete",
+                "campaign",
+                row.id,
+                json!({ "reason": "engine refused" }),
+            );
+            st.rt.store.delete_campaign(tenant, row.id, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -260,11 +271,15 @@ async fn update(
 ) -> Result<Json<CampaignView>, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
-    let row = owned(&st, tenant, id).await?;
-    let spec: CampaignSpec = patched(&row.config, body.config.as_ref())?;
-    let name = body.name.clone().unwrap_or_else(|| row.name.clone());
-    check_spec(&st, tenant, &spec, &name).await?;
-    let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    let validate = async {
+        // Read under the lock: the row this change replaces (and may put back).
+        let prev = owned(&st, tenant, id).await?;
+        let spec: CampaignSpec = patched(&prev.config, body.config.as_ref())?;
+        let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
+        check_spec(&st, tenant, &spec, &name).await?;
+        let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+        Ok((prev, config))
+    };
     let a = audit(
         &p,
         Some(tenant),
@@ -273,13 +288,34 @@ async fn update(
         id,
         json!({ "name": body.name, "config": body.config }),
     );
-    let row = st
-        .rt
-        .store
-        .update_campaign(tenant, id, body.name.as_deref(), Some(config), &a)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
-    apply(&st, tenant, &row).await?;
+    // The change's row is (the row written, the row it replaced).
+    let (row, _) = change(
+        &st,
+        validate,
+        async |(prev, config): (CampaignRow, Value)| {
+            let row = st
+                .rt
+                .store
+                .update_campaign(tenant, id, body.name.as_deref(), Some(config), &a)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
+            Ok((row, prev))
+        },
+        async |(row, _): &(CampaignRow, CampaignRow)| apply(&st, tenant, row).await,
+        async |(_, prev): &(CampaignRow, CampaignRow)| {
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "campaign.update",
+                "campaign",
+                id,
+                json!({ "reason": "engine refused", "restored": { "name": prev.name, "config": prev.config } }),
+            );
+            st.rt.store.restore_campaign(prev, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
     Ok(Json(view(&row)))
 }
 
@@ -300,6 +336,8 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    // Not between another change's write and its undo (see `change`).
+    let _one_at_a_time = st.rt.config_writes.lock().await;
     owned(&st, tenant, id).await?;
     let c = campaign_id(id)?;
     send_campaign(&st.rt.engine, Command::RemoveCampaign(c))

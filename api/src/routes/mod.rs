@@ -97,6 +97,45 @@ pub(crate) fn key_error(e: StoreError) -> ApiError {
     }
 }
 
+/// The one path of a configuration change (create or update of a queue, an agent, a queue
+/// membership, a campaign): `validate`, `write` the row with its audit entry (one
+/// transaction), `apply` it to the engine; when the engine refuses, `undo` the write (delete
+/// what was created, put back what was replaced, each with its own audit entry: the log keeps
+/// both the change and its undoing) and answer the engine's refusal (a JSON error naming the
+/// field, see [`engine_error`]).
+///
+/// Changes run one at a time ([`Runtime::config_writes`]), validation included: an undo then
+/// puts back exactly what this change replaced, never a row another change wrote since, and no
+/// check reads a row that is about to be undone. `apply` must be only the engine's command:
+/// whatever follows an accepted change (routes, the directory) comes after this returns, so a
+/// failure there never undoes what the engine runs.
+pub(crate) async fn change<V, R>(
+    st: &AppState,
+    validate: impl Future<Output = Result<V, ApiError>>,
+    write: impl AsyncFnOnce(V) -> Result<R, ApiError>,
+    apply: impl AsyncFnOnce(&R) -> Result<(), ApiError>,
+    undo: impl AsyncFnOnce(&R) -> Result<(), ApiError>,
+) -> Result<R, ApiError> {
+    let _one_at_a_time = st.rt.config_writes.lock().await;
+    let checked = validate.await?;
+    let row = write(checked).await?;
+    match apply(&row).await {
+        Ok(()) => Ok(row),
+        Err(refused) => {
+            if let Err(e) = undo(&row).await {
+                // The store keeps a change the engine does not run; the next start loads the
+                // stored row (and logs it if the engine refuses it then).
+                tracing::error!(
+                    error = ?e,
+                    refusal = ?refused,
+                    "could not undo a configuration change the engine refused"
+                );
+            }
+            Err(refused)
+        }
+    }
+}
+
 /// The engine's verdict on a command, as an HTTP answer.
 pub(crate) fn engine_error(e: DriverError) -> ApiError {
     match e {

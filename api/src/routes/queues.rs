@@ -13,7 +13,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ADMINS, AppState, READERS, SUPERVISORS, audit, engine_error, engine_id, merge_patch, patched,
+    ADMINS, AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, merge_patch,
+    patched,
 };
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
@@ -133,7 +134,8 @@ async fn check_spec(
     Ok(())
 }
 
-/// Pushes a stored queue into the running engine (and its numbers into the routes).
+/// Pushes a stored queue into the running engine: the engine's command only (see
+/// [`change`]); the routes and the directory follow in [`routed`].
 async fn apply(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), ApiError> {
     let spec: QueueSpec = serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
     let tenant_name = st
@@ -144,15 +146,20 @@ async fn apply(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), Ap
         .map(|t| t.name)
         .unwrap_or_default();
     let cfg = spec.to_engine(row.id, &route_name(&tenant_name, &row.name))?;
-    let id = cfg.id;
     st.rt
         .engine
         .command(Command::UpsertQueue(Box::new(cfg)))
         .await
-        .map_err(engine_error)?;
-    st.rt.directory.set_queue(id, tenant);
-    st.rt.refresh_routes().await.map_err(ApiError::internal)?;
-    Ok(())
+        .map_err(engine_error)
+}
+
+/// After the engine took a queue: its tenant in the directory, its numbers and name in the
+/// routes.
+async fn routed(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), ApiError> {
+    if let Some(id) = engine_id(row.id) {
+        st.rt.directory.set_queue(QueueId(id), tenant);
+    }
+    st.rt.refresh_routes().await.map_err(ApiError::internal)
 }
 
 async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<QueueRow, ApiError> {
@@ -199,8 +206,6 @@ async fn create(
 ) -> Result<(StatusCode, Json<QueueView>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    check_spec(&st, tenant, &body.config, &body.name, None).await?;
-    let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
     let a = audit(
         &p,
         Some(tenant),
@@ -209,24 +214,33 @@ async fn create(
         "",
         json!({ "name": body.name }),
     );
-    let row = st
-        .rt
-        .store
-        .create_queue(tenant, &body.name, config, &a)
-        .await?;
-    if let Err(e) = apply(&st, tenant, &row).await {
-        // The engine refused what validation let through: take the row back out.
-        let undo = audit(
-            &p,
-            Some(tenant),
-            "queue.delete",
-            "queue",
-            row.id,
-            json!({ "reason": "engine refused" }),
-        );
-        let _ = st.rt.store.delete_queue(tenant, row.id, &undo).await;
-        return Err(e);
-    }
+    let row = change(
+        &st,
+        check_spec(&st, tenant, &body.config, &body.name, None),
+        async |()| {
+            let config = serde_json::to_value(&body.config).map_err(ApiError::internal)?;
+            Ok(st
+                .rt
+                .store
+                .create_queue(tenant, &body.name, config, &a)
+                .await?)
+        },
+        async |row: &QueueRow| apply(&st, tenant, row).await,
+        async |row: &QueueRow| {
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "queue.delete",
+                "queue",
+                row.id,
+                json!({ "reason": "engine refused" }),
+            );
+            st.rt.store.delete_queue(tenant, row.id, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
+    routed(&st, tenant, &row).await?;
     Ok((StatusCode::CREATED, Json(view(&row))))
 }
 
@@ -270,20 +284,24 @@ async fn update(
 ) -> Result<Json<QueueView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    let row = owned(&st, tenant, id).await?;
-    let spec: QueueSpec = patched(&row.config, body.config.as_ref())?;
-    let name = body.name.clone().unwrap_or_else(|| row.name.clone());
-    check_spec(&st, tenant, &spec, &name, Some(id)).await?;
-    if spec
-        .exit_targets()
-        .contains(&u32::try_from(id).unwrap_or(0))
-    {
-        return Err(ApiError::unprocessable(
-            "config.on_timeout",
-            "a queue cannot overflow into itself",
-        ));
-    }
-    let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+    let validate = async {
+        // Read again under the lock: the row this change replaces (and may put back).
+        let prev = owned(&st, tenant, id).await?;
+        let spec: QueueSpec = patched(&prev.config, body.config.as_ref())?;
+        let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
+        check_spec(&st, tenant, &spec, &name, Some(id)).await?;
+        if spec
+            .exit_targets()
+            .contains(&u32::try_from(id).unwrap_or(0))
+        {
+            return Err(ApiError::unprocessable(
+                "config.on_timeout",
+                "a queue cannot overflow into itself",
+            ));
+        }
+        let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
+        Ok((prev, config))
+    };
     let a = audit(
         &p,
         Some(tenant),
@@ -292,13 +310,35 @@ async fn update(
         id,
         json!({ "name": body.name, "config": body.config }),
     );
-    let row = st
-        .rt
-        .store
-        .update_queue(tenant, id, body.name.as_deref(), Some(config), &a)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?;
-    apply(&st, tenant, &row).await?;
+    // The change's row is (the row written, the row it replaced).
+    let (row, _) = change(
+        &st,
+        validate,
+        async |(prev, config): (QueueRow, Value)| {
+            let row = st
+                .rt
+                .store
+                .update_queue(tenant, id, body.name.as_deref(), Some(config), &a)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?;
+            Ok((row, prev))
+        },
+        async |(row, _): &(QueueRow, QueueRow)| apply(&st, tenant, row).await,
+        async |(_, prev): &(QueueRow, QueueRow)| {
+            let undo = audit(
+                &p,
+                Some(tenant),
+                "queue.update",
+                "queue",
+                id,
+                json!({ "reason": "engine refused", "restored": { "name": prev.name, "config": prev.config } }),
+            );
+            st.rt.store.restore_queue(prev, &undo).await?;
+            Ok(())
+        },
+    )
+    .await?;
+    routed(&st, tenant, &row).await?;
     Ok(Json(view(&row)))
 }
 
@@ -367,6 +407,8 @@ async fn remove(
 ) -> Result<Response, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    // Not between another change's write and its undo (see `change`).
+    let _one_at_a_time = st.rt.config_writes.lock().await;
     let row = owned(&st, tenant, id).await?;
     let q = QueueId(engine_id(id).ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?);
     // The stored campaigns, every state; the engine's calls (and its campaigns, the same ones
@@ -506,7 +548,9 @@ fn one() -> i32 {
     1
 }
 
-/// Re-sends an agent's whole membership list to the engine after a change.
+/// Re-sends an agent's whole membership list to the engine after a change: the memberships
+/// of queues the engine runs (one whose stored configuration was refused at start would have
+/// the engine refuse the whole list).
 pub(super) async fn sync_memberships(
     st: &AppState,
     tenant: TenantId,
@@ -522,8 +566,10 @@ pub(super) async fn sync_memberships(
         .await?
         .into_iter()
         .filter_map(|m| {
+            let queue = QueueId(engine_id(m.queue_id)?);
+            st.rt.directory.queue_tenant(queue)?;
             Some(Membership {
-                queue: QueueId(engine_id(m.queue_id)?),
+                queue,
                 level: u32::try_from(m.level).ok()?,
                 position: u32::try_from(m.position).ok()?,
                 weight: u32::try_from(m.weight).ok()?,
@@ -558,7 +604,6 @@ async fn add_member(
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    owned(&st, tenant, id).await?;
     let a = audit(
         &p,
         Some(tenant),
@@ -567,26 +612,42 @@ async fn add_member(
         id,
         json!({ "agent_id": body.agent_id, "level": body.level, "position": body.position, "weight": body.weight }),
     );
-    let ok = st
-        .rt
-        .store
-        .set_member(
-            tenant,
-            id,
-            body.agent_id,
-            body.level,
-            body.position,
-            body.weight,
-            &a,
-        )
-        .await?;
-    if !ok {
-        return Err(ApiError::unprocessable(
-            "agent_id",
-            format!("agent {} is not one of yours", body.agent_id),
-        ));
-    }
-    sync_memberships(&st, tenant, body.agent_id).await?;
+    let validate = async {
+        owned(&st, tenant, id).await?;
+        // The tier this change replaces, if the agent is a member already (the undo's).
+        membership(&st, tenant, id, body.agent_id).await
+    };
+    change(
+        &st,
+        validate,
+        async |prev: Option<MemberRow>| {
+            let ok = st
+                .rt
+                .store
+                .set_member(
+                    tenant,
+                    id,
+                    body.agent_id,
+                    body.level,
+                    body.position,
+                    body.weight,
+                    &a,
+                )
+                .await?;
+            if !ok {
+                return Err(ApiError::unprocessable(
+                    "agent_id",
+                    format!("agent {} is not one of yours", body.agent_id),
+                ));
+            }
+            Ok(prev)
+        },
+        async |_: &Option<MemberRow>| apply_membership(&st, tenant, id, body.agent_id).await,
+        async |prev: &Option<MemberRow>| {
+            undo_membership(&st, &p, tenant, id, body.agent_id, prev.as_ref()).await
+        },
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(Member {
@@ -596,6 +657,76 @@ async fn add_member(
             weight: body.weight,
         }),
     ))
+}
+
+/// The agent's membership of the queue as stored, if any.
+async fn membership(
+    st: &AppState,
+    tenant: TenantId,
+    queue: i64,
+    agent: i64,
+) -> Result<Option<MemberRow>, ApiError> {
+    Ok(st
+        .rt
+        .store
+        .members_of_agent(tenant, agent)
+        .await?
+        .into_iter()
+        .find(|m| m.queue_id == queue))
+}
+
+/// Applies an agent's memberships after a change to its membership of `queue`: refused (a
+/// 422 naming the path's queue) when the engine does not run that queue (its stored
+/// configuration was refused at start, see `boot`).
+async fn apply_membership(
+    st: &AppState,
+    tenant: TenantId,
+    queue: i64,
+    agent: i64,
+) -> Result<(), ApiError> {
+    let running = engine_id(queue)
+        .and_then(|q| st.rt.directory.queue_tenant(QueueId(q)))
+        .is_some();
+    if !running {
+        return Err(ApiError::unprocessable(
+            "id",
+            format!(
+                "queue {queue} is not running: its stored configuration was refused at start \
+                 (update the queue to load it)"
+            ),
+        ));
+    }
+    sync_memberships(st, tenant, agent).await
+}
+
+/// Puts an agent's membership of a queue back as it was before a change the engine refused:
+/// the old tier, or no membership.
+async fn undo_membership(
+    st: &AppState,
+    p: &crate::model::Principal,
+    tenant: TenantId,
+    queue: i64,
+    agent: i64,
+    prev: Option<&MemberRow>,
+) -> Result<(), ApiError> {
+    let detail = json!({ "agent_id": agent, "reason": "engine refused" });
+    match prev {
+        Some(m) => {
+            let undo = audit(p, Some(tenant), "member.set", "queue", queue, detail);
+            st.rt
+                .store
+                .set_member(tenant, queue, agent, m.level, m.position, m.weight, &undo)
+                .await?;
+        }
+        None => {
+            let undo = audit(p, Some(tenant), "member.remove", "queue", queue, detail);
+            st.rt
+                .store
+                .remove_member(tenant, queue, agent, &undo)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -623,7 +754,6 @@ async fn remove_member(
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
-    owned(&st, tenant, id).await?;
     let a = audit(
         &p,
         Some(tenant),
@@ -632,18 +762,38 @@ async fn remove_member(
         id,
         json!({ "agent_id": q.agent_id }),
     );
-    if !st
-        .rt
-        .store
-        .remove_member(tenant, id, q.agent_id, &a)
-        .await?
-    {
-        return Err(ApiError::not_found(format!(
-            "agent {} is not a member of queue {id}",
-            q.agent_id
-        )));
-    }
-    sync_memberships(&st, tenant, q.agent_id).await?;
+    let validate = async {
+        owned(&st, tenant, id).await?;
+        membership(&st, tenant, id, q.agent_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "agent {} is not a member of queue {id}",
+                    q.agent_id
+                ))
+            })
+    };
+    change(
+        &st,
+        validate,
+        async |prev: MemberRow| {
+            if !st
+                .rt
+                .store
+                .remove_member(tenant, id, q.agent_id, &a)
+                .await?
+            {
+                return Err(ApiError::not_found(format!(
+                    "agent {} is not a member of queue {id}",
+                    q.agent_id
+                )));
+            }
+            Ok(prev)
+        },
+        async |_: &MemberRow| sync_memberships(&st, tenant, q.agent_id).await,
+        async |prev: &MemberRow| undo_membership(&st, &p, tenant, id, q.agent_id, Some(prev)).await,
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

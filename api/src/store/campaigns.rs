@@ -98,6 +98,8 @@ pub struct AttemptRow {
     /// cancelled itself: it costs the contact nothing).
     #[serde(skip)]
     pub contact_attempts: i32,
+    /// Detection said an answering machine (see the engine's ledger rule).
+    pub machine: bool,
 }
 
 /// An agent's disposition of a campaign call.
@@ -173,8 +175,11 @@ fn attempt_versus(old: &AttemptRow, new: &AttemptRow) -> Versus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct LedgerAttempt {
     pub campaign_id: i64,
-    pub dialed_at_ms: i64,
     pub outcome: String,
+    pub machine: bool,
+    /// The engine call it became, if any.
+    pub call_id: Option<i64>,
+    pub answered_at_ms: Option<i64>,
 }
 
 macro_rules! campaign_cols {
@@ -191,7 +196,7 @@ macro_rules! contact_cols {
 macro_rules! attempt_cols {
     () => {
         "tenant_id, campaign_id, contact_id, leg, attempt, outcome, call_id, agent_id, dialed_at, \
-         answered_at, ended_at"
+         answered_at, ended_at, machine"
     };
 }
 macro_rules! dnc_cols {
@@ -207,7 +212,7 @@ fn attempt_statements(r: &AttemptRow) -> [(sqlx::SqlStr, Vec<Arg>); 2] {
             sqlx::SqlStr::from_static(concat!(
                 "INSERT INTO campaign_attempts (",
                 attempt_cols!(),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
             )),
             args![
                 r.tenant,
@@ -220,7 +225,8 @@ fn attempt_statements(r: &AttemptRow) -> [(sqlx::SqlStr, Vec<Arg>); 2] {
                 r.agent_id,
                 r.dialed_at_ms,
                 r.answered_at_ms,
-                r.ended_at_ms
+                r.ended_at_ms,
+                r.machine
             ],
         ),
         // A contact closed as DNC meanwhile stays closed.
@@ -291,6 +297,7 @@ impl FromStoreRow for AttemptRow {
             contact_status: String::new(),
             contact_next_attempt_at_ms: 0,
             contact_attempts: 0,
+            machine: row.bool("machine")?,
         })
     }
 }
@@ -311,8 +318,10 @@ impl FromStoreRow for LedgerAttempt {
     fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
         Ok(LedgerAttempt {
             campaign_id: row.i64("campaign_id")?,
-            dialed_at_ms: row.i64("dialed_at")?,
             outcome: row.string("outcome")?,
+            machine: row.bool("machine")?,
+            call_id: row.opt_i64("call_id")?,
+            answered_at_ms: row.opt_i64("answered_at")?,
         })
     }
 }
@@ -447,6 +456,34 @@ impl Store {
             SQL,
             args![tenant, id, name, config.map(|c| c.to_string()), now_ms()],
             tenant_audit(tenant, audit),
+            |row: &CampaignRow| row.id.to_string(),
+        )
+        .await
+    }
+
+    /// As [`Store::restore_queue`], for campaigns (the state is not touched: it is not part
+    /// of an update).
+    pub async fn restore_campaign(
+        &self,
+        prev: &CampaignRow,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<CampaignRow>, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE campaigns SET name = $3, config = $4, updated_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            campaign_cols!()
+        );
+        self.change(
+            "campaign name",
+            SQL,
+            args![
+                prev.tenant,
+                prev.id,
+                prev.name.as_str(),
+                prev.config.to_string(),
+                prev.updated_at_ms
+            ],
+            tenant_audit(prev.tenant, audit),
             |row: &CampaignRow| row.id.to_string(),
         )
         .await
@@ -922,17 +959,19 @@ impl Store {
     /// Every dial the store holds open, oldest first, with its contact's number and zone.
     pub async fn open_dials(&self) -> Result<Vec<OpenDialRow>, StoreError> {
         const SQL: &str = "SELECT a.tenant_id, a.campaign_id, a.contact_id, a.leg, a.attempt, \
-             a.outcome, a.call_id, a.agent_id, a.dialed_at, a.answered_at, a.ended_at, \
+             a.outcome, a.call_id, a.agent_id, a.dialed_at, a.answered_at, a.ended_at, a.machine, \
              c.number, c.zone FROM campaign_attempts a JOIN contacts c ON c.id = a.contact_id \
              WHERE a.outcome = 'dialing' ORDER BY a.id";
         self.fetch_all(Use::Read, SQL, args![]).await
     }
 
-    /// Attempts dialled at or after `since_ms`, every campaign (the ledger seed at start).
+    /// Attempts dialled at or after `since_ms`, every campaign, with what the ledger rule
+    /// reads (the ledger seed at start).
     pub async fn ledger_attempts(&self, since_ms: i64) -> Result<Vec<LedgerAttempt>, StoreError> {
         self.fetch_all(
             Use::Read,
-            "SELECT campaign_id, dialed_at, outcome FROM campaign_attempts WHERE dialed_at >= $1",
+            "SELECT campaign_id, outcome, machine, call_id, answered_at FROM campaign_attempts \
+             WHERE dialed_at >= $1",
             args![since_ms],
         )
         .await

@@ -211,6 +211,35 @@ impl Store {
         .await
     }
 
+    /// Puts a queue's name, config and `updated_at` back as `prev` holds them, with its audit
+    /// row (the undo of an update the engine refused). None if the queue is gone meanwhile;
+    /// `Conflict` if its old name was taken meanwhile.
+    pub async fn restore_queue(
+        &self,
+        prev: &QueueRow,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<QueueRow>, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE queues SET name = $3, config = $4, updated_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            queue_cols!()
+        );
+        self.change(
+            "queue name",
+            SQL,
+            args![
+                prev.tenant,
+                prev.id,
+                prev.name.as_str(),
+                prev.config.to_string(),
+                prev.updated_at_ms
+            ],
+            tenant_audit(prev.tenant, audit),
+            |row: &QueueRow| row.id.to_string(),
+        )
+        .await
+    }
+
     /// The tenant's campaigns that dial for the queue, whatever their state (a completed one
     /// still names it, and an update of it checks that the queue is there), ascending.
     pub async fn campaigns_using_queue(
@@ -359,6 +388,33 @@ impl Store {
             SQL,
             args![tenant, id, name, config.map(|c| c.to_string()), now_ms()],
             tenant_audit(tenant, audit),
+            |row: &AgentRow| row.id.to_string(),
+        )
+        .await
+    }
+
+    /// As [`Store::restore_queue`], for agents (presence is runtime state: left as it is).
+    pub async fn restore_agent(
+        &self,
+        prev: &AgentRow,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Option<AgentRow>, StoreError> {
+        const SQL: &str = concat!(
+            "UPDATE agents SET name = $3, config = $4, updated_at = $5 \
+             WHERE tenant_id = $1 AND id = $2 RETURNING ",
+            agent_cols!()
+        );
+        self.change(
+            "agent name",
+            SQL,
+            args![
+                prev.tenant,
+                prev.id,
+                prev.name.as_str(),
+                prev.config.to_string(),
+                prev.updated_at_ms
+            ],
+            tenant_audit(prev.tenant, audit),
             |row: &AgentRow| row.id.to_string(),
         )
         .await

@@ -298,7 +298,8 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
         include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
         include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
-        include_str!("../../../migrations/sqlite/0005_open_rows.sql"),
+        include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
+        include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -307,13 +308,23 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0002_campaigns.sql"),
         include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
         include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
-        include_str!("../../../migrations/postgres/0005_open_rows.sql"),
+        include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
+        include_str!("../../../migrations/postgres/0006_open_rows.sql"),
     ])
 });
 
 /// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
 /// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded([init, campaigns, agent_keys, attempt_legs, open_rows]: [&'static str; 5]) -> Migrator {
+fn embedded(
+    [
+        init,
+        campaigns,
+        agent_keys,
+        attempt_legs,
+        attempt_machine,
+        open_rows,
+    ]: [&'static str; 6],
+) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
             1,
@@ -345,6 +356,13 @@ fn embedded([init, campaigns, agent_keys, attempt_legs, open_rows]: [&'static st
         ),
         Migration::new(
             5,
+            "attempt machine".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(attempt_machine),
+            false,
+        ),
+        Migration::new(
+            6,
             "open rows".into(),
             MigrationType::Simple,
             SqlStr::from_static(open_rows),

@@ -163,6 +163,9 @@ pub struct AttemptRecord {
     pub answered_unix_ms: Option<u64>,
     pub ended_unix_ms: u64,
     pub next: ContactNext,
+    /// Detection said an answering machine (also for a machine sent to an agent, whose
+    /// outcome is `Connected` or `Abandoned`): it is not a person in the ledger.
+    pub machine: bool,
 }
 
 /// A campaign dial about to be placed ([`crate::Record::AttemptStarted`]): the contact, its

@@ -62,6 +62,13 @@ pub struct DriverConfig {
     /// Also route by the names of queues created through the driver's API
     /// (`Command::UpsertQueue`); `routes` wins on a clash.
     pub learn_queue_names: bool,
+    /// Accept callers' sockets but admit none to the core until
+    /// [`DriverHandle::admit_callers`](super::DriverHandle::admit_callers): for a runtime that
+    /// feeds its configuration through the running driver, so that a caller arriving
+    /// meanwhile waits (in silence, its socket open) for its queue instead of being refused
+    /// as unrouted. Waiting arrivals are bounded by the server's `max_connections` and the
+    /// loop's `session_queue`.
+    pub hold_callers: bool,
     pub default_queue: Option<QueueId>,
     /// What the store held open at start (calls without a final record, campaign dials whose
     /// attempt was written before their originate): judged against the switch's channels at
@@ -136,6 +143,7 @@ impl DriverConfig {
             server: ServerConfig::default(),
             routes: HashMap::new(),
             learn_queue_names: true,
+            hold_callers: false,
             default_queue: None,
             open_records: OpenRecords::default(),
             unrouted_cause: "NO_ROUTE_DESTINATION".into(),

@@ -15,6 +15,7 @@
 //!                            (max_commands_in_flight, then a bounded backlog, then dropped
 //!                            and counted)
 //!     CoreOutput::Record ──▶ RecordPipe ──▶ writer task ──▶ RecordSink (batches)
+//!                            settled count (watch) ──▶ core.records_kept: held originates go
 //!     CoreOutput::Live   ──▶ broadcast(live_capacity)
 //!     CoreOutput::Connect ─▶ a connection attempt for a node never reached
 //! ```
@@ -139,6 +140,8 @@ enum ApiRequest {
     Routes(HashMap<String, QueueId>),
     /// A switch command sent as if the core had emitted it (tests, operator tooling).
     Inject(SwitchCommand),
+    /// Admit the callers held since start (`DriverConfig::hold_callers`), and all after them.
+    AdmitCallers,
 }
 
 /// The driver's counters (monotonic since start, except `backlog`).
@@ -319,6 +322,15 @@ impl DriverHandle {
             .map_err(|_| DriverError::Stopped)
     }
 
+    /// Admits the callers held since start ([`DriverConfig::hold_callers`]) in their order of
+    /// arrival, and every caller after them.
+    pub async fn admit_callers(&self) -> Result<(), DriverError> {
+        self.api
+            .send(ApiRequest::AdmitCallers)
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
     /// Live events from now on. A subscriber more than `live_capacity` events behind gets
     /// `RecvError::Lagged` and continues with the newest.
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
@@ -451,6 +463,7 @@ impl Driver {
         let (sessions_tx, sessions_rx) = mpsc::channel(config.session_queue.max(1));
         let (record_batch, record_overflow) = (config.record_batch, config.record_overflow);
         let shutdown_grace = config.shutdown_grace;
+        let callers_admitted = !config.hold_callers;
         let core = DriverCore::new(config, engine, &up, shell::now())?;
         let counters = core.counters();
         let (settled_tx, settled) = watch::channel(0);
@@ -468,6 +481,7 @@ impl Driver {
             server: Some(server),
             sessions_tx,
             sessions_rx,
+            callers_admitted,
             session_tasks: JoinSet::new(),
             api_rx,
             stop_rx,

@@ -27,7 +27,10 @@ use super::Counters;
 pub trait RecordSink: Send + 'static {
     /// Writes one batch, in order, and returns how many records it could not keep (counted
     /// in [`super::DriverStats::records_dropped`]). Taking its time is fine (records queue up
-    /// behind it); the sink owns retrying a failed write.
+    /// behind it); the sink owns retrying a failed write. Return only once the batch is kept
+    /// (or given up on): the driver holds an originate until the record that must precede it
+    /// ([`crate::Record::must_precede_action`]) has been through `write`, so a sink that
+    /// returns early breaks write-before-act, and one that blocks for long delays dialling.
     fn write(&mut self, batch: Vec<Record>) -> impl Future<Output = u64> + Send;
 }
 

@@ -86,6 +86,9 @@ pub(super) struct Shell {
     pub server: Option<OutboundServer>,
     pub sessions_tx: mpsc::Sender<SessionMsg>,
     pub sessions_rx: mpsc::Receiver<SessionMsg>,
+    /// False while callers are held (`DriverConfig::hold_callers`): their arrivals wait in
+    /// `sessions_rx` (and, beyond its bound, in their socket tasks).
+    pub callers_admitted: bool,
     /// Caller socket tasks; dropped (sockets closed) with the loop. Bounded by the server's
     /// `max_connections`.
     pub session_tasks: JoinSet<()>,
@@ -133,7 +136,9 @@ impl Shell {
                     Some(req) => self.on_api(req),
                     None => break,
                 },
-                Some(msg) = self.sessions_rx.recv() => self.on_session(msg),
+                Some(msg) = self.sessions_rx.recv(), if self.callers_admitted => {
+                    self.on_session(msg);
+                }
                 (node, ev) = next_event(&mut self.conns, turn), if any_events => {
                     self.on_client_event(node, ev);
                 }
@@ -253,6 +258,10 @@ impl Shell {
             ApiRequest::Query(read) => read(self.core.engine()),
             ApiRequest::Routes(routes) => self.core.set_routes(routes),
             ApiRequest::Inject(cmd) => self.core.inject(now(), cmd),
+            ApiRequest::AdmitCallers => {
+                self.callers_admitted = true;
+                self.core.admit(now());
+            }
         }
     }
 

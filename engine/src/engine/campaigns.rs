@@ -14,6 +14,7 @@ use crate::call::{Call, CallTimers, CampaignCall, Phase};
 use crate::dialer::campaign::{Campaign, Line, LinePhase, RecentCall, TICK};
 use crate::dialer::connect::Pacing;
 use crate::dialer::contacts::{Contact, Refused};
+use crate::dialer::ledger::LedgerEntry;
 use crate::dialer::pacing::{AgentView, LineView};
 use crate::dialer::{
     AttemptOutcome, AttemptRecord, AttemptStart, CampaignConfig, CampaignControl, CampaignState,
@@ -54,6 +55,14 @@ impl Engine {
             field: "ledger_zone",
             message: format!("unknown time zone {:?}", cfg.ledger_zone),
         })?;
+        // Its persons join this queue: one the engine does not run (never loaded, or refused
+        // at start) would take them nowhere.
+        if self.queue(cfg.queue).is_none() {
+            return Err(EngineError::InvalidConfig {
+                field: "queue",
+                message: format!("queue {} is not running", cfg.queue.0),
+            });
+        }
         match self.campaigns.get_mut(&cfg.id) {
             Some(c) => {
                 c.ledger.set_zone(zone);
@@ -106,6 +115,7 @@ impl Engine {
                 answered_unix_ms: line.answered.map(|t| self.unix_ms(t)),
                 ended_unix_ms: now_ms,
                 next: ContactNext::Retry { at_unix_ms: now_ms },
+                machine: false,
             };
             self.persist(Record::Attempt(rec));
         }
@@ -822,7 +832,7 @@ impl Engine {
         };
         c.pacer
             .learn_dial(now.saturating_duration_since(line.dialed), false);
-        self.finish_attempt(id, leg, &line, AttemptOutcome::Machine, None, None);
+        self.finish_attempt(id, leg, &line, AttemptOutcome::Machine, None, None, true);
     }
 
     pub(crate) fn on_amd_timeout(&mut self, leg: LegId) {
@@ -951,9 +961,16 @@ impl Engine {
         }
         let (id, preview, machine, origin_leg, _leg) =
             (info.campaign, info.preview, info.machine, *origin_leg, *leg);
+        let answered = info.answered;
         if let Some(at) = info.deadline.take() {
             self.timers.cancel(at, TimerKey::ConnectDeadline(call));
         }
+        let entry = LedgerEntry::of(
+            AttemptOutcome::Connected,
+            machine,
+            true,
+            answered.map(|t| self.unix_ms(t)),
+        );
         let Some(c) = self.campaigns.get_mut(&id) else {
             return;
         };
@@ -965,12 +982,12 @@ impl Engine {
         if let Some(lag) = agent_lag {
             c.pacer.learn_agent_lag(lag);
         }
-        if !machine {
-            c.ledger.record(now_ms, false);
-            if !preview {
-                let goal = c.goal(now_ms);
-                c.pacer.learn_outcome(false, goal);
-            }
+        if let Some(e) = entry {
+            c.ledger.record(e);
+        }
+        if !machine && !preview {
+            let goal = c.goal(now_ms);
+            c.pacer.learn_outcome(false, goal);
         }
         c.dirty = true;
     }
@@ -1003,6 +1020,7 @@ impl Engine {
         }
         info.abandoned = true;
         let (campaign, machine) = (info.campaign, info.machine);
+        let answered = info.answered;
         let (leg, q, in_line) = (call.leg, call.queue, call.phase == Phase::Waiting);
         let message = self
             .campaigns
@@ -1046,8 +1064,16 @@ impl Engine {
                 cause: "NORMAL_CLEARING",
             }),
         }
+        let entry = LedgerEntry::of(
+            AttemptOutcome::Abandoned,
+            machine,
+            true,
+            answered.map(|t| self.unix_ms(t)),
+        );
+        if let (Some(e), Some(c)) = (entry, self.campaigns.get_mut(&campaign)) {
+            c.ledger.record(e);
+        }
         if !machine && let Some(c) = self.campaigns.get_mut(&campaign) {
-            c.ledger.record(now_ms, true);
             let goal = c.goal(now_ms);
             c.pacer.learn_outcome(true, goal);
         }
@@ -1064,7 +1090,6 @@ impl Engine {
         agent: Option<AgentId>,
         talk: Duration,
     ) {
-        let now_ms = self.unix_ms(self.now);
         let result = if info.connected {
             AttemptOutcome::Connected
         } else if info.abandoned {
@@ -1087,13 +1112,24 @@ impl Engine {
         } else {
             AttemptOutcome::HungUp
         };
+        // Connected and abandoned persons were counted when that became final; a person who
+        // left before the deadline is counted now.
+        let entry = (result == AttemptOutcome::HungUp)
+            .then(|| {
+                LedgerEntry::of(
+                    result,
+                    info.machine,
+                    true,
+                    info.answered.map(|t| self.unix_ms(t)),
+                )
+            })
+            .flatten();
         if let Some(c) = self.campaigns.get_mut(&info.campaign) {
             if info.preview && !info.connected {
                 c.previews = c.previews.saturating_sub(1);
             }
-            if result == AttemptOutcome::HungUp {
-                // A person answered and left before the deadline: a person, not an abandon.
-                c.ledger.record(now_ms, false);
+            if let Some(e) = entry {
+                c.ledger.record(e);
             }
             if info.connected && !talk.is_zero() {
                 c.pacer.learn_talk(talk);
@@ -1124,7 +1160,15 @@ impl Engine {
         if let Some(c) = self.campaigns.get_mut(&info.campaign) {
             c.lines.remove(&leg);
         }
-        self.finish_attempt(info.campaign, leg, &line, result, Some(call), agent);
+        self.finish_attempt(
+            info.campaign,
+            leg,
+            &line,
+            result,
+            Some(call),
+            agent,
+            info.machine,
+        );
     }
 
     /// A dial ended before a person was on it (busy, no answer, failure, hung up in
@@ -1152,7 +1196,7 @@ impl Engine {
             c.pacer
                 .learn_dial(now.saturating_duration_since(line.dialed), false);
         }
-        self.finish_attempt(id, leg, &line, outcome, None, None);
+        self.finish_attempt(id, leg, &line, outcome, None, None, false);
     }
 
     /// Pacing releases a line that rang the minimum and would bring a person no agent could
@@ -1173,10 +1217,11 @@ impl Engine {
             leg,
             cause: "ORIGINATOR_CANCEL",
         });
-        self.finish_attempt(id, leg, &line, AttemptOutcome::NoAnswer, None, None);
+        self.finish_attempt(id, leg, &line, AttemptOutcome::NoAnswer, None, None, false);
     }
 
     /// Writes the attempt, schedules the contact's next try (or closes it), counts it.
+    #[allow(clippy::too_many_arguments)] // the attempt's facts, each from a different place
     fn finish_attempt(
         &mut self,
         id: CampaignId,
@@ -1185,6 +1230,7 @@ impl Engine {
         outcome: AttemptOutcome,
         call: Option<CallId>,
         agent: Option<AgentId>,
+        machine: bool,
     ) {
         let now_ms = self.unix_ms(self.now);
         let dialed_unix_ms = self.unix_ms(line.dialed);
@@ -1224,6 +1270,7 @@ impl Engine {
                 Some(at_unix_ms) => ContactNext::Retry { at_unix_ms },
                 None => ContactNext::Done,
             },
+            machine,
         }));
     }
 

@@ -43,7 +43,12 @@ impl Engine {
             || (a.cfg.persistent_line && a.presence != Presence::LoggedOut)
             || matches!(a.activity, Activity::Reserved(_)) && a.line.is_some();
         match a.line {
-            None if a.cfg.persistent_line && a.presence == Presence::Available => {
+            // Not while no switch can take it (nor before a restarted driver took over the
+            // lines still up): the line is called when the switch is reachable.
+            None if a.cfg.persistent_line
+                && a.presence == Presence::Available
+                && !self.switch_down =>
+            {
                 let dial = a.cfg.contact.clone();
                 let leg = self.new_leg();
                 if let Some(a) = self.agent_mut(id) {

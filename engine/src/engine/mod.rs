@@ -222,6 +222,11 @@ impl Engine {
                     for c in self.campaigns.values_mut() {
                         c.dirty = true;
                     }
+                    // Persistent lines wanted meanwhile are called now.
+                    let agents: Vec<AgentId> = self.agent_ids().collect();
+                    for a in agents {
+                        self.sync_agent_line(a);
+                    }
                 }
             }
             SwitchEvent::Recovered(r) => self.on_recovered(*r),

@@ -12,15 +12,24 @@
 //!   retried by the no-answer rule); one still ringing is cancelled (it costs the contact
 //!   nothing) and one a person answered with no agent to take them is an abandon (they hear the
 //!   abandon message and the ledger counts them);
-//! - contacts of finished dials that are due again go back into the campaign's pool.
+//! - contacts of finished dials that are due again go back into the campaign's pool;
+//! - an agent's persistent line up and parked is the agent's line again (its phone is not
+//!   called a second time); one nobody wants any more is hung up.
+//!
+//! The driver tells the engine the switch is reachable only after this: persistent lines and
+//! campaign dials wanted meanwhile wait for it.
 //!
 //! [`SwitchEvent::Recovered`]: crate::io::SwitchEvent::Recovered
 
-use crate::agent::Activity;
+use crate::agent::{Activity, AgentLine};
 use crate::call::{Call, CallTimers, Phase};
+use crate::dialer::ledger::LedgerEntry;
 use crate::dialer::{AttemptOutcome, AttemptRecord, AttemptStart, ContactNext};
 use crate::ids::{AgentId, QueueId};
-use crate::io::{CallOpen, CallOutcome, CallRecord, CallerInfo, LegId, Record, SwitchCommand};
+use crate::io::{
+    CallOpen, CallOutcome, CallRecord, CallerInfo, LegId, LineState, LiveEvent, Presence, Record,
+    SwitchCommand,
+};
 
 use super::{Engine, LegRole};
 
@@ -33,6 +42,8 @@ pub struct Recovery {
     pub calls_gone: Vec<CallOpen>,
     /// Campaign dials the store held open, with what the switch shows of their leg.
     pub dials: Vec<OpenDial>,
+    /// Agents' persistent lines up and parked (on no call): `(agent, leg)`.
+    pub lines: Vec<(AgentId, LegId)>,
 }
 
 /// A conversation the switch still carries.
@@ -48,6 +59,8 @@ pub struct AdoptedCall {
     pub arrived_unix_ms: Option<u64>,
     /// A campaign person: the dial it came from, whose attempt is `connected`.
     pub dial: Option<OpenDial>,
+    /// The agent leg is the agent's persistent line (it parks again after the call).
+    pub line: bool,
 }
 
 /// A campaign dial under way at the restart (its open attempt row and its contact).
@@ -74,6 +87,9 @@ pub enum DialSeen {
 
 impl Engine {
     pub(crate) fn on_recovered(&mut self, r: Recovery) {
+        for (agent, leg) in r.lines {
+            self.adopt_line(agent, leg);
+        }
         for call in r.talking {
             self.adopt_call(call);
         }
@@ -105,11 +121,17 @@ impl Engine {
             );
             return;
         }
-        if let Some(d) = &a.dial {
-            self.finish_open_dial(d, AttemptOutcome::Connected, Some(a.agent));
-        }
         let id = crate::ids::CallId(self.next_call);
         self.next_call = self.next_call.wrapping_add(1).max(1);
+        if let Some(d) = &a.dial {
+            let now_ms = self.unix_ms(now);
+            self.finish_open_dial(
+                d,
+                AttemptOutcome::Connected,
+                Some(a.agent),
+                Some((id, now_ms)),
+            );
+        }
         let since = a
             .arrived_unix_ms
             .and_then(|ms| self.instant_of_unix_ms(ms))
@@ -159,9 +181,50 @@ impl Engine {
         };
         let before = agent.state();
         agent.activity = Activity::OnCall(id, a.agent_leg);
+        if a.line && agent.cfg.persistent_line && agent.line.is_none() {
+            agent.line = Some(AgentLine {
+                leg: a.agent_leg,
+                up: true,
+                since: now,
+            });
+        }
         self.unindex_agent(a.agent);
         self.agent_changed(a.agent, before);
         tracing::info!(call = %id, leg = %a.caller_leg, agent = %a.agent, "took over a conversation in progress on the switch");
+    }
+
+    /// An agent's persistent line found up and parked: the agent's line again (no new call
+    /// to its phone). One nobody here wants (no such agent, not a persistent-line agent any
+    /// more, logged out, or with a line already) is hung up.
+    fn adopt_line(&mut self, agent: AgentId, leg: LegId) {
+        let now = self.now;
+        if self.legs.contains_key(&leg) {
+            return;
+        }
+        let wanted = self.agent(agent).is_some_and(|a| {
+            a.cfg.persistent_line && a.presence != Presence::LoggedOut && a.line.is_none()
+        });
+        if !wanted {
+            self.switch(SwitchCommand::Hangup {
+                leg,
+                cause: "NORMAL_CLEARING",
+            });
+            return;
+        }
+        if let Some(a) = self.agent_mut(agent) {
+            a.line = Some(AgentLine {
+                leg,
+                up: true,
+                since: now,
+            });
+        }
+        self.legs.insert(leg, LegRole::AgentLine(agent));
+        self.reindex_agent(agent);
+        self.notify(LiveEvent::AgentLine {
+            agent,
+            line: LineState::Up,
+        });
+        tracing::info!(%agent, %leg, "took over an agent's persistent line");
     }
 
     fn close_lost_call(&mut self, open: CallOpen) {
@@ -209,18 +272,31 @@ impl Engine {
                         cause: "NORMAL_CLEARING",
                     }),
                 }
+                // The person became a queue call in the engine that stopped (unless detection
+                // still ran: not known, so the abandon is counted, the rule's safe side).
                 let now_ms = self.unix_ms(self.now);
-                if let Some(c) = self.campaigns.get_mut(&d.start.campaign) {
-                    c.ledger.record(now_ms, true);
-                }
-                AttemptOutcome::Abandoned
+                self.finish_open_dial(
+                    &d,
+                    AttemptOutcome::Abandoned,
+                    None,
+                    Some((crate::ids::CallId(0), now_ms)),
+                );
+                return;
             }
         };
-        self.finish_open_dial(&d, outcome, None);
+        self.finish_open_dial(&d, outcome, None, None);
     }
 
-    /// The final attempt of a dial found open, and its contact back in the pool when due.
-    fn finish_open_dial(&mut self, d: &OpenDial, outcome: AttemptOutcome, agent: Option<AgentId>) {
+    /// The final attempt of a dial found open (with the call a person became and when they
+    /// answered, when there was one), in the ledger by its rule, and its contact back in the
+    /// pool when due.
+    fn finish_open_dial(
+        &mut self,
+        d: &OpenDial,
+        outcome: AttemptOutcome,
+        agent: Option<AgentId>,
+        person: Option<(crate::ids::CallId, u64)>,
+    ) {
         let now_ms = self.unix_ms(self.now);
         let s = &d.start;
         let attempts = match outcome {
@@ -243,9 +319,6 @@ impl Engine {
                 {
                     tracing::warn!(contact = %s.contact, error = ?e, "a contact found mid-dial could not go back in line");
                 }
-                if outcome == AttemptOutcome::Connected {
-                    c.ledger.record(now_ms, false);
-                }
                 c.counters.count(outcome);
                 c.notify_owed = true;
                 c.dirty = true;
@@ -254,21 +327,29 @@ impl Engine {
             // The campaign is gone: the store keeps the contact pending.
             None => Some(now_ms),
         };
-        self.persist(Record::Attempt(AttemptRecord {
+        let rec = AttemptRecord {
             campaign: s.campaign,
             contact: s.contact,
             leg: s.leg,
             attempt: s.attempt,
             outcome,
-            call: None,
+            call: person.map(|p| p.0),
             agent,
             dialed_unix_ms: s.dialed_unix_ms,
-            answered_unix_ms: None,
+            answered_unix_ms: person.map(|p| p.1),
             ended_unix_ms: now_ms,
             next: match next {
                 Some(at_unix_ms) => ContactNext::Retry { at_unix_ms },
                 None => ContactNext::Done,
             },
-        }));
+            machine: false,
+        };
+        if let (Some(e), Some(c)) = (
+            LedgerEntry::of_attempt(&rec),
+            self.campaigns.get_mut(&s.campaign),
+        ) {
+            c.ledger.record(e);
+        }
+        self.persist(Record::Attempt(rec));
     }
 }

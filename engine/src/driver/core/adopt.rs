@@ -36,11 +36,12 @@ pub(super) const ADOPT_WAIT: Duration = Duration::from_secs(30);
 /// is not ours to take over in one go; the sweep looks again).
 const MAX_CHANNELS: usize = 50_000;
 /// The variables asked of each channel, in this order.
-const VARS: [&str; 4] = [
+const VARS: [&str; 5] = [
     LEG_VARIABLE,
     "switchyard_agent",
     "switchyard_queue",
     ARRIVED_VARIABLE,
+    "switchyard_agent_line",
 ];
 
 /// A question of the takeover.
@@ -56,13 +57,18 @@ struct Seen {
     node: usize,
     row: ChannelRow,
     /// `VARS`' values (`None` while asked, or unset).
-    vars: Option<[Option<String>; 4]>,
+    vars: Option<[Option<String>; 5]>,
 }
 
 #[derive(Debug, Default)]
 pub(super) struct Adoption {
-    /// Whether the takeover is over (judged once per driver).
-    done: bool,
+    /// Whether the takeover may start (at once, or at [`DriverCore::admit`] for a driver
+    /// that holds callers while its configuration is fed in).
+    allowed: bool,
+    /// Whether the takeover is over (judged once per driver). Until it is, the engine is not
+    /// told the switch can take originates: nothing is dialled or offered to an agent who may
+    /// be on a call the takeover has not seen yet.
+    pub(super) done: bool,
     listed: Vec<bool>,
     /// Open calls whose caller leg was up but on no conversation at the takeover (in the
     /// dialplan's hold loop, on its way back): closed as lost if their leg goes before they
@@ -74,9 +80,25 @@ pub(super) struct Adoption {
 }
 
 impl DriverCore {
-    /// Starts the takeover on `node` at its first connection.
+    /// The configuration is in: callers held since the start are let in (the shell does that)
+    /// and the switch is taken over on every node reached so far.
+    pub fn admit(&mut self, now: std::time::Instant) {
+        self.at(now);
+        if !self.adoption.allowed {
+            self.adoption.allowed = true;
+            self.schedule_adoption();
+            for node in 0..self.nodes.len() {
+                if self.nodes[node].connected && self.nodes[node].seen_connect {
+                    self.adopt_node(node);
+                }
+            }
+        }
+        self.settle();
+    }
+
+    /// Starts the takeover on `node` at its first connection (once allowed).
     pub(super) fn adopt_node(&mut self, node: usize) {
-        if self.adoption.done {
+        if self.adoption.done || !self.adoption.allowed {
             return;
         }
         if self.adoption.listed.len() != self.nodes.len() {
@@ -96,7 +118,7 @@ impl DriverCore {
         match ask {
             AdoptAsk::List { node } => self.on_adopt_listing(node, replies.into_iter().next()),
             AdoptAsk::Vars { node, leg } => {
-                let mut vars: [Option<String>; 4] = Default::default();
+                let mut vars: [Option<String>; 5] = Default::default();
                 for (slot, reply) in vars.iter_mut().zip(replies) {
                     // `_undef_`, `-ERR ...` or a lost answer: unset.
                     if let Ok(Answer::Api(body)) = reply {
@@ -212,6 +234,7 @@ impl DriverCore {
         let mut recovery = Recovery::default();
         let mut taken: Vec<(LegId, LegId, usize, crate::ids::QueueId)> = Vec::new();
         let mut idle_agent_legs = Vec::new();
+        let mut idle_lines = Vec::new();
         for (leg, s) in &seen {
             if var(s, 0).as_deref() != Some("agent") {
                 continue;
@@ -225,12 +248,16 @@ impl DriverCore {
                         .flatten()
                 })
                 .copied();
+            let line = var(s, 4).as_deref() == Some("true");
             let (Some(agent), Some(other)) = (agent, partner) else {
-                if agent.is_some()
-                    && var(s, 0).is_some()
+                if let Some(agent) = agent
                     && s.row.call_uuid.is_none_or(|c| c == *leg)
                 {
-                    idle_agent_legs.push((*leg, s.node));
+                    if line && s.row.answered {
+                        idle_lines.push((agent, *leg, s.node));
+                    } else {
+                        idle_agent_legs.push((*leg, s.node));
+                    }
                 }
                 continue;
             };
@@ -265,6 +292,7 @@ impl DriverCore {
                 caller_number: number,
                 arrived_unix_ms: arrived,
                 dial,
+                line,
             });
             taken.push((other, *leg, s.node, queue));
         }
@@ -274,7 +302,14 @@ impl DriverCore {
             self.set_home(*caller, *node);
             self.set_home(*agent_leg, *node);
             self.originated
-                .insert(*agent_leg, Originated::taken_over(*caller, *queue));
+                .insert(*agent_leg, Originated::taken_over(Some((*caller, *queue))));
+        }
+        // Persistent lines parked between calls: the engine takes them back (or hangs up one
+        // nobody wants).
+        for (agent, leg, node) in &idle_lines {
+            self.set_home(*leg, *node);
+            self.originated.insert(*leg, Originated::taken_over(None));
+            recovery.lines.push((*agent, *leg));
         }
         let killed: Vec<LegId> = idle_agent_legs.iter().map(|(l, _)| *l).collect();
         for (leg, node) in idle_agent_legs {
@@ -290,6 +325,7 @@ impl DriverCore {
             .iter()
             .flat_map(|(c, a, _, _)| [*c, *a])
             .chain(killed.iter().copied())
+            .chain(idle_lines.iter().map(|(_, l, _)| *l))
             .collect();
         for (leg, s) in &seen {
             if handled.contains(leg) || s.vars.is_none() {
@@ -332,6 +368,7 @@ impl DriverCore {
             }
         }
         info!(
+            lines = recovery.lines.len(),
             talking = recovery.talking.len(),
             calls_gone = recovery.calls_gone.len(),
             dials = recovery.dials.len(),
@@ -340,6 +377,9 @@ impl DriverCore {
         );
         self.followups
             .push_back(SwitchEvent::Recovered(Box::new(recovery)));
+        // After the takeover: lines and campaigns wanted meanwhile are called now, and no
+        // sooner (a line still up would be called twice, a busy agent offered a call).
+        self.tell_reachable();
     }
 
     /// A sweep listed `node`: open calls awaited there that came back are forgotten, those
@@ -379,8 +419,14 @@ impl DriverCore {
         }
     }
 
-    /// Starts the wait for every node's listing (at the core's start).
+    /// Starts the wait for every node's listing (when the takeover is allowed).
     pub(super) fn schedule_adoption(&mut self) {
         self.later(ADOPT_WAIT, Chore::AdoptDeadline);
+    }
+
+    /// A core that takes the switch over as soon as it connects (no callers held).
+    pub(super) fn allow_adoption_at_once(&mut self) {
+        self.adoption.allowed = true;
+        self.schedule_adoption();
     }
 }

@@ -20,11 +20,18 @@
 //! core's order) and reports the answers of a ticket, in request order, with
 //! [`DriverCore::answered`], exactly once (an error for a connection that was lost).
 //!
-//! The parts, in the order a call meets them: `callers` (sockets arriving, routing),
-//! `pipeline` (core commands to requests: the in-flight bound, the backlog, homes on nodes,
-//! the handover hold, answers), `playback` (music and prompts), `translate` (FreeSWITCH
-//! events to the core's [`SwitchEvent`]s, CDRs, machine detection), `recovery` (connections,
-//! resync, orphan checks and sweeps), `timers` (the core's own deadlines).
+//! The parts, in the order a call meets them: `adopt` (at start: the switch taken over as it
+//! is, and the store's open rows judged), `callers` (sockets arriving, routing), `gate` (write
+//! before act: an originate waits for the record that must precede it), `pipeline` (core
+//! commands to requests: the in-flight bound, the backlog, homes on nodes, the handover hold,
+//! answers), `playback` (music and prompts), `translate` (FreeSWITCH events to the core's
+//! [`SwitchEvent`]s, CDRs, machine detection), `recovery` (connections, resync, orphan checks
+//! and sweeps), `timers` (the core's own deadlines).
+//!
+//! Records are numbered as they are handed out; the shell reports how many are settled with
+//! [`DriverCore::records_kept`] (a test harness that keeps records at once reports them all at
+//! once). A driver that holds callers while its configuration is fed in
+//! (`DriverConfig::hold_callers`) starts the takeover at [`DriverCore::admit`].
 
 mod adopt;
 mod callers;
@@ -136,14 +143,15 @@ struct Originated {
 }
 
 impl Originated {
-    /// An agent leg on a conversation a restarted driver took over (module `adopt`).
-    fn taken_over(call_leg: LegId, queue: QueueId) -> Originated {
+    /// An agent leg (on a conversation, or a persistent line) a restarted driver took over
+    /// (module `adopt`).
+    fn taken_over(call_leg: Option<(LegId, QueueId)>) -> Originated {
         Originated {
             answered: true,
             job_done: true,
             kill: None,
             customer: false,
-            call_leg: Some((call_leg, queue)),
+            call_leg,
             campaign: false,
             amd_reported: true,
             handed_over: true,
@@ -350,7 +358,9 @@ impl DriverCore {
             now,
         };
         core.schedule_sweep();
-        core.schedule_adoption();
+        if !core.cfg.hold_callers {
+            core.allow_adoption_at_once();
+        }
         for i in 0..core.nodes.len() {
             if !core.nodes[i].connected {
                 core.reconnect_later(i);
@@ -358,9 +368,8 @@ impl DriverCore {
         }
         // The engine's first timeout (and any outputs it holds already).
         core.drain();
-        // Whatever the engine assumed (a boot may have told it the switch was away), it hears
-        // the truth now.
-        core.reachable = !core.nodes.iter().any(|n| n.connected);
+        // The engine assumed the switch was there: it hears the truth now (not until the
+        // takeover at the first connection is over).
         core.tell_reachable();
         core.settle();
         Ok(core)
@@ -668,7 +677,8 @@ impl DriverCore {
 
     /// Tells the engine when whether any node can take originates changed.
     fn tell_reachable(&mut self) {
-        let up = self.nodes.iter().any(|n| n.connected);
+        // Not before the takeover of the switch is over (module `adopt`).
+        let up = self.adoption.done && self.nodes.iter().any(|n| n.connected);
         if up != self.reachable {
             self.reachable = up;
             self.followups.push_back(SwitchEvent::Reachable { up });

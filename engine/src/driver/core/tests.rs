@@ -62,6 +62,8 @@ fn bench_with(tune: impl FnOnce(&mut DriverConfig)) -> Bench {
     // The sound check's questions are not what these tests are about: answered "present".
     b.answer_all_matching("global_getvar", "");
     b.answer_all_matching("file_exists", "true");
+    // The takeover at the first connection finds an empty switch.
+    b.answer_all_matching("show channels", "{\"row_count\":0}");
     b.sent.clear();
     b
 }
@@ -590,6 +592,24 @@ fn the_engine_hears_that_no_node_can_take_originates_and_when_one_can() {
     let mut core = DriverCore::new(cfg, engine, &[false], now).expect("config");
     assert!(core.engine().switch_down);
     core.node_connected(now, 0, CORE, false);
+    // Not before the takeover of what the switch carries is over.
+    assert!(core.engine().switch_down);
+    let mut listing = None;
+    while let Some(o) = core.poll_output() {
+        if let CoreOutput::Send {
+            ticket, requests, ..
+        } = o
+            && matches!(&requests[0], EslRequest::Api(l) if l.starts_with("show channels"))
+        {
+            listing = Some(ticket);
+        }
+    }
+    let ticket = listing.expect("the takeover lists the channels");
+    core.answered(
+        now,
+        ticket,
+        vec![Ok(Answer::Api(b"{\"row_count\":0}".to_vec()))],
+    );
     assert!(!core.engine().switch_down);
     core.node_disconnected(now, 0, &switchyard_esl::EslError::ConnectionClosed);
     assert!(core.engine().switch_down);

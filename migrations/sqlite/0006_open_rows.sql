@@ -1,5 +1,5 @@
--- switchyard schema, version 5: rows of work under way. Keep in step with the other backend's
--- 0005_open_rows.sql (the same indexes).
+-- switchyard schema, version 6: rows of work under way. Keep in step with the other backend's
+-- 0006_open_rows.sql (the same indexes).
 --
 -- Write before you act: a call gets its row (outcome 'in-progress') before its first offer and
 -- a campaign dial its attempt (outcome 'dialing') before its originate; the final record
