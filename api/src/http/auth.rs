@@ -42,6 +42,12 @@ use crate::model::{Principal, Role, TenantId};
 /// `Err`: the store could not answer (the error is answered as is, typically 500 or 503).
 pub trait KeyVerifier: Send + Sync + 'static {
     fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>>;
+
+    /// False while the verifier is known unable to answer (its database is down): the cache
+    /// then answers from what it knows without asking (see [`AuthCache::resolve`]).
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// A fixed key table, for tests and demos.
@@ -68,6 +74,9 @@ impl KeyVerifier for StaticKeys {
     }
 }
 
+/// `Retry-After` of a key that cannot be verified while the store is away.
+const UNVERIFIABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// Keys longer than this are refused without asking the store (and never cached).
 const MAX_KEY_LEN: usize = 512;
 const SHARDS: usize = 16;
@@ -75,7 +84,11 @@ const SHARDS: usize = 16;
 /// A bounded, short-lived cache in front of a [`KeyVerifier`].
 ///
 /// Entries are keyed by the SHA-256 of the key (the cache never holds a key in clear) and live
-/// `ttl`. Unknown keys are cached too, so a client retrying a revoked key does not hammer the
+/// `ttl`. During an outage of the verifier's store (it answers 503, or says it is unavailable)
+/// a key verified before keeps working from its expired entry (known good stays good: the
+/// requests that need no database go on), and a key the cache does not know answers 503 at
+/// once, neither 401 nor a wait. Revocation goes through the store, so it cannot happen during
+/// an outage; after one, [`AuthCache::invalidate`] drops the revoked keys' entries. Unknown keys are cached too, so a client retrying a revoked key does not hammer the
 /// store, but only while their shard is less than half full: a flood of made-up keys cannot
 /// push the valid ones out. At the bound, expired entries go first, then arbitrary ones.
 pub struct AuthCache {
@@ -139,12 +152,57 @@ impl AuthCache {
         self.len() == 0
     }
 
-    /// Verifies `key`, from the cache when it can.
+    /// Forget the cached verifications of the keys `revoked` says (by their principal), and
+    /// of every unknown key; the rest stay, so that an outage right after a revocation does
+    /// not lock out every other key. A lookup in flight is not cached (as with
+    /// [`AuthCache::invalidate_all`]).
+    pub fn invalidate(&self, revoked: impl Fn(&Principal) -> bool) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        for shard in self.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, e| e.principal.as_ref().is_some_and(|p| !revoked(p)));
+        }
+    }
+
+    /// Verifies `key`, from the cache when it can; see the type's doc for outages.
     pub async fn resolve(&self, key: &str) -> Result<Option<Principal>, ApiError> {
-        if let Some(hit) = self.cached(key, Instant::now()) {
+        let now = Instant::now();
+        if let Some(hit) = self.cached(key, now) {
             return Ok(hit);
         }
-        self.verify_and_cache(key).await
+        let stale = self.known_good(key);
+        if !self.verifier.available() {
+            return match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(ApiError::unavailable(
+                    "the key store is unavailable and this key is not known here; retry \
+                     after Retry-After",
+                )
+                .with_retry_after(UNVERIFIABLE_RETRY_AFTER)),
+            };
+        }
+        match self.verify_and_cache(key).await {
+            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// The principal of a key verified good before, even if its entry has expired.
+    fn known_good(&self, key: &str) -> Option<Principal> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let digest = digest(key);
+        let shard = self
+            .shard(&digest)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.get(&digest).and_then(|e| e.principal)
     }
 
     /// The cached verdict, if fresh: `Some(Some(p))` valid, `Some(None)` known bad.

@@ -284,7 +284,9 @@ async fn remove(
     st.rt.store.delete_agent(tenant, id, &a).await?;
     // Deleting the agent revoked the keys bound to it; cached verifications would keep them
     // alive for a few seconds otherwise.
-    st.kit.auth().invalidate_all();
+    st.kit
+        .auth()
+        .invalidate(|p| p.tenant == Some(tenant) && p.agent_id == Some(id));
     st.rt.directory.remove_agent(agent);
     st.rt.live.forget_agent(tenant, agent);
     Ok(StatusCode::NO_CONTENT)
