@@ -166,30 +166,12 @@ impl AuthCache {
         }
     }
 
-    /// Verifies `key`, from the cache when it can; see the type's doc for outages.
+    /// Verifies `key`, from the cache when it can.
     pub async fn resolve(&self, key: &str) -> Result<Option<Principal>, ApiError> {
-        let now = Instant::now();
-        if let Some(hit) = self.cached(key, now) {
+        if let Some(hit) = self.cached(key, Instant::now()) {
             return Ok(hit);
         }
-        let stale = self.known_good(key);
-        if !self.verifier.available() {
-            return match stale {
-                Some(p) => Ok(Some(p)),
-                None => Err(ApiError::unavailable(
-                    "the key store is unavailable and this key is not known here; retry \
-                     after Retry-After",
-                )
-                .with_retry_after(UNVERIFIABLE_RETRY_AFTER)),
-            };
-        }
-        match self.verify_and_cache(key).await {
-            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => match stale {
-                Some(p) => Ok(Some(p)),
-                None => Err(e),
-            },
-            other => other,
-        }
+        self.verify_and_cache(key).await
     }
 
     /// The principal of a key verified good before, even if its entry has expired.
@@ -221,15 +203,36 @@ impl AuthCache {
             .map(|e| e.principal)
     }
 
-    /// Asks the verifier (skipping the cache) and caches a definite answer.
+    /// Asks the verifier (skipping the fresh cache) and caches a definite answer. While the
+    /// verifier is unavailable (see the type's doc) a key verified good before is answered
+    /// from its expired entry, and any other key with 503 without asking.
     pub async fn verify_and_cache(&self, key: &str) -> Result<Option<Principal>, ApiError> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
+        let stale = self.known_good(key);
+        if !self.verifier.available() {
+            return match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(ApiError::unavailable(
+                    "the key store is unavailable and this key is not known here; retry \
+                     after Retry-After",
+                )
+                .with_retry_after(UNVERIFIABLE_RETRY_AFTER)),
+            };
+        }
         let generation = self.generation.load(Ordering::Acquire);
-        let verdict = self.verifier.verify(key).await?;
-        self.insert(digest(key), verdict, generation, Instant::now());
-        Ok(verdict)
+        match self.verifier.verify(key).await {
+            Ok(verdict) => {
+                self.insert(digest(key), verdict, generation, Instant::now());
+                Ok(verdict)
+            }
+            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
     }
 
     fn shard(&self, digest: &[u8; 32]) -> &Shard {
