@@ -345,3 +345,224 @@ async fn during_an_outage_memory_routes_work_and_database_routes_answer_503() {
     store.close().await;
     db.drop_now().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The binary, killed with SIGKILL while its journal holds records.
+
+/// The fake switch's traffic for the process test: 10 callers a second to 5000, short talks,
+/// 20 agent phones that answer at once.
+const TRAFFIC: &str = r#"
+seed = 3
+[agents]
+extensions = ["1000-1019"]
+answer_delay = { fixed = 0.2 }
+answer = 1.0
+no_answer = 0.0
+[inbound]
+calls_per_minute = 600
+destination = "5000"
+patience = { exp = 60.0 }
+talk_time = { exp = 1.5 }
+dtmf = []
+"#;
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `switchyard serve` on `db_url` with its journal in `journal`; the process and its base URL
+/// (read from the line it prints on stderr once the API listens).
+async fn serve(
+    db_url: &str,
+    esl: &str,
+    outbound: &str,
+    journal: &std::path::Path,
+) -> (Kill, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--database-url", db_url, "--esl", esl])
+        .args(["--outbound-listen", outbound, "--listen", "127.0.0.1:0"])
+        .arg("--journal-dir")
+        .arg(journal)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start switchyard serve");
+    let stderr = child.stderr.take().unwrap();
+    let guard = Kill(child);
+    let base = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stderr).lines();
+        let base = lines.by_ref().map_while(Result::ok).find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://"))
+                .map(|w| w.trim_end_matches(',').to_owned())
+        });
+        // Keep draining so the process never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        base
+    })
+    .await
+    .unwrap()
+    .expect("serve printed its address");
+    (guard, base)
+}
+
+/// The call ids in the `calls` entries of the journal in `dir` (read from a copy, so the
+/// journal itself is left as it is).
+fn journaled_calls(dir: &std::path::Path) -> Vec<uuid::Uuid> {
+    let copy = std::env::temp_dir().join(format!(
+        "switchyard-journal-copy-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in ["journal.log", "journal.pos"] {
+        if dir.join(f).exists() {
+            std::fs::copy(dir.join(f), copy.join(f)).unwrap();
+        }
+    }
+    let mut j = switchyard_api::journal::Journal::open(&copy, u64::MAX).unwrap();
+    let mut ids = Vec::new();
+    while let Some(entry) = j.peek().unwrap() {
+        let v: Value = serde_json::from_slice(&entry).unwrap();
+        if v["op"] == "calls" {
+            for row in v["rows"].as_array().unwrap() {
+                ids.push(row["id"].as_str().unwrap().parse().unwrap());
+            }
+        }
+        j.pop().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&copy);
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_journaled_when_the_process_is_killed_are_replayed_at_the_next_start() {
+    let Some(db) = PgDatabase::create().await else {
+        eprintln!("skipped: DATABASE_URL is not set");
+        return;
+    };
+    let proxy = CutProxy::start(db.server_addr()).await;
+    // Configuration, written directly: a queue on 5000 and 20 available agents.
+    let seed = Store::connect(&db.url()).await.unwrap();
+    seed.migrate().await.unwrap();
+    let t = seed.create_tenant("acme", &audit()).await.unwrap();
+    let q = seed
+        .create_queue(t.id, "sales", json!({"numbers": ["5000"]}), &audit())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let a = seed
+            .create_agent(
+                t.id,
+                &format!("agent {i}"),
+                json!({"contact": format!("user/{}", 1000 + i)}),
+                &audit(),
+            )
+            .await
+            .unwrap();
+        seed.set_member(t.id, q.id, a.id, 1, i + 1, 1, &audit())
+            .await
+            .unwrap();
+        seed.set_agent_presence(t.id, a.id, json!({"presence": "available"}))
+            .await
+            .unwrap();
+    }
+    let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let esl_addr = esl.local_addr().unwrap().to_string();
+    let outbound = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let switch = switchyard_esl::sim::spawn(
+        esl,
+        switchyard_esl::sim::SimConfig {
+            inbound_target: Some(outbound.clone()),
+            scenario: toml::from_str(TRAFFIC).unwrap(),
+            ..switchyard_esl::sim::SimConfig::default()
+        }
+        .for_this_run(),
+        3,
+    );
+    let journal = std::env::temp_dir().join(format!(
+        "switchyard-killed-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let db_url = db.url_via(proxy.addr());
+    let (process, _base) = serve(&db_url, &esl_addr, &outbound, &journal).await;
+
+    // Calls are recorded while the database is up ...
+    let stored = |seed: Store| async move {
+        seed.list_calls(
+            t.id,
+            &switchyard_api::store::CallFilter {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .0
+        .len()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while stored(seed.clone()).await == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no call recorded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // ... then go to the journal while it is cut, until the process is killed.
+    proxy.cut().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while journaled_calls(&journal).len() < 20 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "calls not journaled: {:?}",
+            journaled_calls(&journal)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop(process); // SIGKILL, then reaped
+    let lost_if_not_replayed = journaled_calls(&journal);
+    proxy.restore().await;
+    for id in &lost_if_not_replayed {
+        assert!(
+            seed.get_call(t.id, *id).await.unwrap().is_none(),
+            "{id} stored already"
+        );
+    }
+
+    // The next start replays them before it writes anything new.
+    let (process, base) = serve(&db_url, &esl_addr, &outbound, &journal).await;
+    for id in &lost_if_not_replayed {
+        assert!(
+            seed.get_call(t.id, *id).await.unwrap().is_some(),
+            "journaled call {id} was not replayed"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        if resp.status() == 200 {
+            break;
+        }
+        let body: Value = resp.json().await.unwrap();
+        assert!(tokio::time::Instant::now() < deadline, "not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::metadata(journal.join("journal.log"))
+            .unwrap()
+            .len(),
+        0
+    );
+    drop(process);
+    switch.shutdown().await;
+    seed.close().await;
+    db.drop_now().await;
+    let _ = std::fs::remove_dir_all(&journal);
+}

@@ -139,8 +139,16 @@ enum Use {
 /// expanded once per backend, so the same source code is type-checked against `Sqlite` and
 /// `Postgres` (this is what keeps the helpers below single-source without a web of trait
 /// bounds).
+///
+/// While the database is known to be down (a store with a journal whose writes or probes
+/// failed, see [`Store::known_down`]) it returns `Unavailable` at once instead: every request
+/// would otherwise wait out the acquire timeout for the same answer. The journal's replayer
+/// probes through a store without a journal, so it still reaches the database.
 macro_rules! with_pool {
-    ($store:expr, $use:expr, |$pool:ident| $body:expr) => {
+    ($store:expr, $use:expr, |$pool:ident| $body:expr) => {{
+        if let Some(down) = $store.refused_while_down() {
+            return Err(down);
+        }
         match &$store.inner {
             Inner::Sqlite { writer, reader } => {
                 let $pool = if $use == Use::Write { writer } else { reader };
@@ -151,7 +159,7 @@ macro_rules! with_pool {
                 $body
             }
         }
-    };
+    }};
 }
 
 /// Binds every [`Arg`] of `$args` (a slice) to the query `$q`, in order.
@@ -500,6 +508,17 @@ impl Store {
     /// probe has succeeded since). Always false without a journal (nobody probes).
     pub fn known_down(&self) -> bool {
         self.spool.as_ref().is_some_and(|s| s.is_down())
+    }
+
+    /// `Unavailable` when the database is known to be down (see [`Store::known_down`]).
+    fn refused_while_down(&self) -> Option<StoreError> {
+        let spool = self.spool.as_ref()?;
+        let st = spool.status();
+        st.down_since_ms.map(|_| StoreError::Unavailable {
+            reason: st
+                .reason
+                .unwrap_or_else(|| "the database is unavailable".to_owned()),
+        })
     }
 
     /// Tells the journal's health tracking about a failure seen elsewhere (a readiness probe,
