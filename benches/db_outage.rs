@@ -298,7 +298,7 @@ async fn run(outage: Duration) {
         spool.replayed,
         drain_time.as_secs_f64()
     );
-    let samples = samples.lock().unwrap();
+    let samples = samples.lock().unwrap().clone();
     println!("| phase | routes | requests | statuses | p50 | p99 | max |");
     println!("|---|---|---:|---|---:|---:|---:|");
     let mut slowest = Vec::new();
@@ -337,7 +337,6 @@ async fn run(outage: Duration) {
             .collect();
         println!("  {:?}/{:?}: {}", k.0, k.1, shown.join("; "));
     }
-    drop(samples);
     switch.shutdown().await;
     if let Ok(rt) = Arc::try_unwrap(runtime) {
         rt.shutdown().await;
@@ -370,14 +369,14 @@ async fn generate(
         n += 1;
         let mut requests = Vec::new();
         // Memory: 20/s of stats and waiting calls.
-        let path = if n % 2 == 0 {
+        let path = if n.is_multiple_of(2) {
             format!("/v1/queues/{queue}/stats")
         } else {
             format!("/v1/queues/{queue}/calls")
         };
         requests.push((Kind::Memory, reqwest::Method::GET, path, None));
-        if n % 20 == 0 {
-            let state = if n % 40 == 0 {
+        if n.is_multiple_of(20) {
+            let state = if n.is_multiple_of(40) {
                 json!({"state": "available"})
             } else {
                 json!({"state": "on-break", "reason": "bench"})
@@ -399,8 +398,8 @@ async fn generate(
             ));
         }
         // Database: 4/s.
-        if n % 5 == 0 {
-            let path = if n % 10 == 0 {
+        if n.is_multiple_of(5) {
+            let path = if n.is_multiple_of(10) {
                 "/v1/queues".to_owned()
             } else {
                 "/v1/calls?limit=1".to_owned()
