@@ -67,7 +67,10 @@ enum Phase {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
-    Memory,
+    /// Reads served from memory (stats, waiting calls).
+    MemoryRead,
+    /// Changes kept in memory and saved (or journaled): agent state, queue pause/resume.
+    MemoryWrite,
     Database,
 }
 
@@ -374,7 +377,7 @@ async fn generate(
         } else {
             format!("/v1/queues/{queue}/calls")
         };
-        requests.push((Kind::Memory, reqwest::Method::GET, path, None));
+        requests.push((Kind::MemoryRead, reqwest::Method::GET, path, None));
         if n.is_multiple_of(20) {
             let state = if n.is_multiple_of(40) {
                 json!({"state": "available"})
@@ -382,7 +385,7 @@ async fn generate(
                 json!({"state": "on-break", "reason": "bench"})
             };
             requests.push((
-                Kind::Memory,
+                Kind::MemoryWrite,
                 reqwest::Method::PUT,
                 format!("/v1/agents/{desk}/state"),
                 Some(state),
@@ -391,7 +394,7 @@ async fn generate(
         if n % 40 == 10 {
             let verb = if n % 80 == 10 { "pause" } else { "resume" };
             requests.push((
-                Kind::Memory,
+                Kind::MemoryWrite,
                 reqwest::Method::POST,
                 format!("/v1/queues/{spare}/{verb}"),
                 None,

@@ -19,7 +19,7 @@ use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
 use crate::spec::{AgentSkill, AgentSpec, check_name};
-use crate::store::AgentRow;
+use crate::store::{AgentRow, StoreError};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -411,10 +411,20 @@ async fn set_state(
         .map_err(engine_error)?;
     // Saved now as well as through the engine's records: a restart right after keeps it.
     let value = serde_json::to_value(&presence).map_err(ApiError::internal)?;
-    st.rt
+    match st
+        .rt
         .store
         .set_agent_presence(tenant, id, value.clone())
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        // The change took effect in the engine; only its copy for a restart is lost (the
+        // journal's bound is logged at ERROR and counted by the store).
+        Err(StoreError::JournalFull { .. }) => {
+            tracing::warn!(agent = id, "presence not saved: the journal is full");
+        }
+        Err(e) => return Err(e.into()),
+    }
     let kind = st
         .rt
         .engine

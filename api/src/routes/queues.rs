@@ -783,7 +783,18 @@ async fn set_paused(
         "queue.resume"
     };
     let a = audit(&p, Some(tenant), action, "queue", id, Value::Null);
-    st.rt.store.set_queue_paused(tenant, id, paused, &a).await?;
+    match st.rt.store.set_queue_paused(tenant, id, paused, &a).await {
+        Ok(()) => {}
+        // As for presence: in effect now, not kept for a restart (logged and counted).
+        Err(StoreError::JournalFull { .. }) => {
+            tracing::warn!(
+                queue = id,
+                paused,
+                "queue pause not saved: the journal is full"
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(Json(Paused { id, paused }))
 }
 

@@ -381,27 +381,29 @@ impl Spool {
         if op.is_empty() {
             return Ok(());
         }
-        {
+        if self.is_down() || self.pending_entries.load(Ordering::Acquire) > 0 {
+            // Encoded before the gate is taken: other writers wait only for the file.
+            let payload = encode(&op)?;
             let _gate = self.gate.lock().await;
             if self.is_down() || self.pending_entries.load(Ordering::Acquire) > 0 {
-                return self.append(op).await;
+                return self.append(payload, op.rows()).await;
             }
         }
         match apply(&self.direct, &op, false, &self.duplicates).await {
             Ok(()) => Ok(()),
             Err(StoreError::Unavailable { reason }) => {
                 self.mark_down(&reason);
+                let payload = encode(&op)?;
                 let _gate = self.gate.lock().await;
-                self.append(op).await
+                self.append(payload, op.rows()).await
             }
             Err(other) => Err(other),
         }
     }
 
-    /// Appends (the caller holds the gate) on the blocking pool: an fsync may take a while.
-    async fn append(self: &Arc<Self>, op: Op) -> Result<(), StoreError> {
-        let payload = serde_json::to_vec(&op)
-            .map_err(|e| StoreError::Internal(format!("journal entry: {e}")))?;
+    /// Appends an encoded [`Op`] of `rows` records (the caller holds the gate) on the
+    /// blocking pool: an fsync may take a while.
+    async fn append(self: &Arc<Self>, payload: Vec<u8>, rows: u64) -> Result<(), StoreError> {
         let me = self.clone();
         let appended = tokio::task::spawn_blocking(move || {
             let mut j = me.journal.lock().unwrap_or_else(PoisonError::into_inner);
@@ -419,7 +421,7 @@ impl Spool {
                 Ok(())
             }
             Err(JournalError::Full { bound_bytes, .. }) => {
-                let n = op.rows();
+                let n = rows;
                 self.refused_at_bound.fetch_add(n, Ordering::Relaxed);
                 let mut h = self.health.lock().unwrap_or_else(PoisonError::into_inner);
                 let now = Instant::now();
@@ -530,6 +532,10 @@ impl Spool {
             }
         }
     }
+}
+
+fn encode(op: &Op) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(op).map_err(|e| StoreError::Internal(format!("journal entry: {e}")))
 }
 
 enum Step {
