@@ -330,6 +330,26 @@ async fn run(outage: Duration) {
         );
         slowest.push((k, v.iter().rev().take(3).cloned().collect::<Vec<_>>()));
     }
+    // The measure: every in-memory route together, reads and writes.
+    for ph in [Phase::Before, Phase::Outage, Phase::After] {
+        let mut all: Vec<Duration> = [Kind::MemoryRead, Kind::MemoryWrite]
+            .iter()
+            .flat_map(|k| samples.get(&(ph, *k)).into_iter().flatten())
+            .map(|(d, ..)| *d)
+            .collect();
+        if all.is_empty() {
+            continue;
+        }
+        all.sort();
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        println!(
+            "| {ph:?} | in-memory, all | {} | | {:.1} ms | **{:.1} ms** | {:.1} ms |",
+            all.len(),
+            ms(pct(0.5)),
+            ms(pct(0.99)),
+            ms(all[all.len() - 1])
+        );
+    }
     println!(
         "slowest of each row (latency, status, request, seconds into the run; the cut at 10 s):"
     );

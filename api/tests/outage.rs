@@ -156,6 +156,7 @@ async fn records_written_during_an_outage_are_journaled_and_replayed_in_order_on
     );
     store.close().await;
     db.drop_now().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +166,7 @@ async fn during_an_outage_memory_routes_work_and_database_routes_answer_503() {
         return;
     };
     let proxy = CutProxy::start(db.server_addr()).await;
-    let (store, _dir) = journaled_store(&db, &proxy).await;
+    let (store, dir) = journaled_store(&db, &proxy).await;
     let s = Server::start(store.clone()).await;
     let (tenant, admin) = s.tenant("acme").await;
     let other = s
@@ -344,6 +345,7 @@ async fn during_an_outage_memory_routes_work_and_database_routes_answer_503() {
     s.stop().await;
     store.close().await;
     db.drop_now().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------------------------
