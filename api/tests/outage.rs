@@ -568,3 +568,58 @@ async fn records_journaled_when_the_process_is_killed_are_replayed_at_the_next_s
     db.drop_now().await;
     let _ = std::fs::remove_dir_all(&journal);
 }
+
+/// SQLite has no server to lose, but its file can be locked by another process (a backup, the
+/// sqlite3 shell) for longer than the busy timeout: the same outage from the store's side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_locked_by_another_process_journals_writes_and_replays_them_when_released() {
+    use sqlx::Connection;
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-outage-sqlite-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("switchyard.db");
+    let url = format!("sqlite://{}?mode=rwc", file.display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let store = store.with_journal(&dir.join("journal"), 1 << 20).unwrap();
+    let t = store.create_tenant("acme", &audit()).await.unwrap();
+    let q = store
+        .create_queue(t.id, "sales", json!({}), &audit())
+        .await
+        .unwrap();
+
+    // Another connection, as another process would, takes the write lock and keeps it.
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let rows: Vec<CallRow> = (1..=3).map(|n| call_row(t.id, q.id, n)).collect();
+    answered("a write while locked", store.insert_calls(&rows[..2]))
+        .await
+        .expect("journaled after the busy timeout");
+    answered("a second write", store.insert_calls(&rows[2..]))
+        .await
+        .expect("journaled behind the first");
+    let st = store.spool_status().unwrap();
+    assert!(st.pending_entries >= 2, "{st:?}");
+
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    assert!(
+        store.journal_drained(Duration::from_secs(30)).await,
+        "{:?}",
+        store.spool_status()
+    );
+    for r in &rows {
+        assert!(
+            store.get_call(t.id, r.id).await.unwrap().is_some(),
+            "{}",
+            r.id
+        );
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
