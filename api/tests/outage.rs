@@ -623,3 +623,57 @@ async fn sqlite_locked_by_another_process_journals_writes_and_replays_them_when_
     store.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// At the journal's bound the oldest writes are kept and new ones are refused (counted), not
+/// blocked: the record sink drops them at once instead of retrying for a minute.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_journal_bound_new_writes_are_refused_and_counted_and_the_old_ones_kept() {
+    use sqlx::Connection;
+    use switchyard_api::store::StoreError;
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-outage-bound-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("switchyard.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    // Room for one small batch of calls and not two.
+    let store = store.with_journal(&dir.join("journal"), 1200).unwrap();
+    let t = store.create_tenant("acme", &audit()).await.unwrap();
+    let q = store
+        .create_queue(t.id, "sales", json!({}), &audit())
+        .await
+        .unwrap();
+    let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let first: Vec<CallRow> = (1..=2).map(|n| call_row(t.id, q.id, n)).collect();
+    let second: Vec<CallRow> = (3..=4).map(|n| call_row(t.id, q.id, n)).collect();
+    answered("the first batch", store.insert_calls(&first))
+        .await
+        .expect("journaled");
+    let err = answered("the second batch", store.insert_calls(&second))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::JournalFull { bound_bytes: 1200 }),
+        "{err:?}"
+    );
+    let st = store.spool_status().unwrap();
+    assert_eq!((st.pending_entries, st.refused_at_bound), (1, 2), "{st:?}");
+
+    sqlx::query("COMMIT").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    assert!(store.journal_drained(Duration::from_secs(30)).await);
+    for r in &first {
+        assert!(store.get_call(t.id, r.id).await.unwrap().is_some());
+    }
+    for r in &second {
+        assert!(store.get_call(t.id, r.id).await.unwrap().is_none());
+    }
+    store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
