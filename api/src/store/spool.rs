@@ -21,6 +21,8 @@
 //! Rules:
 //! - `submit` returns once the write is committed in the database or fsynced in the journal
 //!   (the record sink's `write` relies on it: it never waits out an outage).
+//! - A write the database has not answered within [`WRITE_DEADLINE`] (3 s) is journaled too,
+//!   so that even a connection that hangs cannot hold `submit`.
 //! - While the journal holds anything, or the database is known to be down, new writes go
 //!   behind it without trying the database, so the order of one producer is kept.
 //! - The replayer removes an entry only after its write committed. A crash in between replays
@@ -56,6 +58,13 @@ pub const PROBE_EVERY: Duration = Duration::from_millis(250);
 /// Attempts at a journal entry the database refuses (for a reason other than being away)
 /// before it is dropped.
 pub const REPLAY_ATTEMPTS: u32 = 10;
+
+/// The longest a write waits for the database before it is journaled instead. The pool's
+/// acquire timeout and PostgreSQL's `statement_timeout` end most waits sooner; this one also
+/// ends a wait on a connection whose peer vanished without a reset (a black-holed network),
+/// which only TCP's own timeouts (minutes) would end. A write cut off here may still have
+/// committed: its replay is idempotent (see the module doc).
+pub const WRITE_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Least time between two ERROR logs of writes refused at the journal's bound.
 pub const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -389,7 +398,7 @@ impl Spool {
                 return self.append(payload, op.rows()).await;
             }
         }
-        match apply(&self.direct, &op, false, &self.duplicates).await {
+        match within_deadline(apply(&self.direct, &op, false, &self.duplicates)).await {
             Ok(()) => Ok(()),
             Err(StoreError::Unavailable { reason }) => {
                 self.mark_down(&reason);
@@ -476,7 +485,7 @@ impl Spool {
                 return self.pop().await;
             }
         };
-        match apply(&self.direct, &op, true, &self.duplicates).await {
+        match within_deadline(apply(&self.direct, &op, true, &self.duplicates)).await {
             Ok(()) => {
                 *failures = 0;
                 self.replayed.fetch_add(1, Ordering::Relaxed);
@@ -532,6 +541,19 @@ impl Spool {
             }
         }
     }
+}
+
+/// `write`, or `Unavailable` once [`WRITE_DEADLINE`] has passed.
+async fn within_deadline(
+    write: impl std::future::Future<Output = Result<(), StoreError>>,
+) -> Result<(), StoreError> {
+    tokio::time::timeout(WRITE_DEADLINE, write)
+        .await
+        .unwrap_or_else(|_| {
+            Err(StoreError::Unavailable {
+                reason: format!("no answer within {WRITE_DEADLINE:?}"),
+            })
+        })
 }
 
 fn encode(op: &Op) -> Result<Vec<u8>, StoreError> {
