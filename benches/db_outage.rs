@@ -11,7 +11,7 @@
 //! not delay the next. Records lost = calls the engine ended (`call_ended` on its live events,
 //! up to the end of the run) that are not in the database once the journal is replayed.
 //!
-//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench db_outage`
+//! `DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --profile dev --bench db_outage`
 //! (`DB_OUTAGE_SECS=20` for a shorter cut). Needs PostgreSQL; it works in a database of its
 //! own, dropped at the end.
 
