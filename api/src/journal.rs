@@ -340,14 +340,36 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> JournalError + '_ {
 mod tests {
     use super::*;
 
-    fn dir(name: &str) -> PathBuf {
+    /// A fresh directory, removed when the guard is dropped.
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    impl std::ops::Deref for TempDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl AsRef<Path> for TempDir {
+        fn as_ref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    fn dir(name: &str) -> TempDir {
         let d = std::env::temp_dir().join(format!(
             "switchyard-journal-{name}-{}-{}",
             std::process::id(),
-            crate::store::now_ms()
+            uuid::Uuid::new_v4().simple()
         ));
         let _ = fs::remove_dir_all(&d);
-        d
+        TempDir(d)
     }
 
     fn drain(j: &mut Journal) -> Vec<Vec<u8>> {
@@ -409,7 +431,6 @@ mod tests {
             fs::write(probe.join(LOG_FILE), &bytes[..cut as usize]).unwrap();
             let mut j = Journal::open(&probe, 1 << 20).unwrap();
             assert_eq!(drain(&mut j), vec![b"kept".to_vec()], "cut at {cut}");
-            let _ = fs::remove_dir_all(&probe);
         }
     }
 
