@@ -53,8 +53,8 @@ impl KeyVerifier for StoreKeys {
 /// since when, why, and what the journal holds. None when all is well.
 pub fn database_report(store: &Store) -> Option<serde_json::Value> {
     let st = store.spool_status()?;
+    // No path or connection detail: anyone who reaches /readyz sees this.
     let journal = serde_json::json!({
-        "dir": st.dir.display().to_string(),
         "pending_entries": st.pending_entries,
         "pending_bytes": st.pending_bytes,
         "bound_bytes": st.bound_bytes,
