@@ -28,17 +28,65 @@ impl KeyVerifier for StoreKeys {
     fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
         Box::pin(async move {
             let now = now_ms();
-            let found = self
-                .store
-                .authenticate(key, now)
-                .await
-                .map_err(ApiError::from)?;
+            let found = match self.store.authenticate(key, now).await {
+                Ok(found) => found,
+                Err(e) => {
+                    // An outage seen here sends writes to the journal and starts probing.
+                    self.store.note_error(&e);
+                    return Err(ApiError::from(e));
+                }
+            };
             if let Some(p) = found {
                 // Best effort: a failed touch must not fail the request.
                 let _ = self.store.touch_api_key(p.key_id, now).await;
             }
             Ok(found)
         })
+    }
+
+    fn available(&self) -> bool {
+        !self.store.known_down()
+    }
+}
+
+/// What `/readyz` says about the database while it is away or the journal is replaying:
+/// since when, why, and what the journal holds. None when all is well.
+pub fn database_report(store: &Store) -> Option<serde_json::Value> {
+    let st = store.spool_status()?;
+    // No path or connection detail: anyone who reaches /readyz sees this.
+    let journal = serde_json::json!({
+        "pending_entries": st.pending_entries,
+        "pending_bytes": st.pending_bytes,
+        "bound_bytes": st.bound_bytes,
+        "refused_at_bound": st.refused_at_bound,
+    });
+    if let Some(since_ms) = st.down_since_ms {
+        let since = jiff::Timestamp::from_millisecond(since_ms)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| since_ms.to_string());
+        let reason = st.reason.unwrap_or_default();
+        Some(serde_json::json!({
+            "state": "unavailable",
+            "since": since,
+            "reason": reason,
+            "message": format!(
+                "database unavailable since {since} ({reason}); journal pending {} entries \
+                 ({} of {} bytes)",
+                st.pending_entries, st.pending_bytes, st.bound_bytes
+            ),
+            "journal": journal,
+        }))
+    } else if st.pending_entries > 0 {
+        Some(serde_json::json!({
+            "state": "replaying",
+            "message": format!(
+                "database answers; replaying the journal: {} entries pending",
+                st.pending_entries
+            ),
+            "journal": journal,
+        }))
+    } else {
+        None
     }
 }
 
@@ -54,11 +102,21 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
     );
     let store = rt.store.clone();
     let engine = rt.engine.clone();
+    let reported = store.clone();
     let probes = Probes::new()
         .check("database", move || {
             let store = store.clone();
-            async move { store.ping().await.map_err(|e| e.to_string()) }
+            async move {
+                if store.known_down() {
+                    return Err("database known to be unavailable".to_owned());
+                }
+                store.ping().await.map_err(|e| {
+                    store.note_error(&e);
+                    e.to_string()
+                })
+            }
         })
+        .report("database", move || database_report(&reported))
         .check("freeswitch", move || {
             let ready = crate::runtime::switch_readiness(&engine);
             async move { ready }

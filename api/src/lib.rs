@@ -6,6 +6,7 @@ pub mod campaign_runtime;
 pub mod contacts;
 pub mod directory;
 pub mod http;
+pub mod journal;
 pub mod live_state;
 pub mod model;
 pub mod openapi;

@@ -284,6 +284,7 @@ impl Runtime {
     pub fn spawn_gauges(&self, metrics: Metrics, every: Duration) -> JoinHandle<()> {
         let engine = self.engine.clone();
         let duplicates = self.records_duplicate.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
             use switchyard_engine::agent::AgentStateKind;
             let g = |name: &'static str| metrics.gauge(name, &[]);
@@ -310,6 +311,12 @@ impl Runtime {
             let late_failures = g("switchyard_originates_failed_after_answer");
             // Configured sounds a node lacks (callers there hear a tone instead).
             let sounds_missing = g("switchyard_sounds_missing");
+            // The database and the journal that holds writes while it is away.
+            let database_up = g("switchyard_database_up");
+            let journal_entries = g("switchyard_journal_pending_entries");
+            let journal_bytes = g("switchyard_journal_pending_bytes");
+            let journal_replayed = g("switchyard_journal_replayed");
+            let journal_refused = g("switchyard_journal_refused_at_bound");
             let by_state: Vec<_> = AgentStateKind::ALL
                 .iter()
                 .map(|k| {
@@ -340,8 +347,20 @@ impl Runtime {
                     legs.set(n.legs as f64);
                 }
                 let st = engine.stats();
-                dropped.set(st.records_dropped as f64);
-                duplicate.set(duplicates.load(Ordering::Relaxed) as f64);
+                // A replay's losses are the sink's too: the records left the driver as written.
+                let spool = store.spool_status();
+                let (replay_dropped, replay_dups) = spool
+                    .as_ref()
+                    .map_or((0, 0), |s| (s.replay_dropped + s.duplicates, s.duplicates));
+                dropped.set((st.records_dropped + replay_dropped) as f64);
+                duplicate.set((duplicates.load(Ordering::Relaxed) + replay_dups) as f64);
+                database_up.set(if store.known_down() { 0.0 } else { 1.0 });
+                if let Some(s) = &spool {
+                    journal_entries.set(s.pending_entries as f64);
+                    journal_bytes.set(s.pending_bytes as f64);
+                    journal_replayed.set(s.replayed as f64);
+                    journal_refused.set(s.refused_at_bound as f64);
+                }
                 failed.set(st.commands_failed as f64);
                 bridges_failed.set(st.bridges_failed as f64);
                 orphans.set(st.orphans_killed as f64);
@@ -436,9 +455,11 @@ async fn forward(
     }
 }
 
-/// Writes the engine's records to the store: one transaction per kind per batch, retried
-/// with backoff while the database is away (records wait in the driver's bounded pipe
-/// meanwhile; routing never waits).
+/// Writes the engine's records to the store: one transaction per kind per batch. With a
+/// journal (`serve` always has one) a database that is away costs one acquire timeout, then
+/// the rows go to the journal and `write` returns (the store's spool, `store::spool`); without
+/// one, writes are retried with backoff (records wait in the driver's bounded pipe meanwhile;
+/// routing never waits).
 struct StoreSink {
     store: Store,
     directory: Arc<Directory>,
@@ -689,6 +710,11 @@ where
                 continue;
             }
         }
+        if let StoreError::JournalFull { .. } = &err {
+            // Neither stored nor journaled, and retrying cannot help until the database is
+            // back: dropped now (the spool logged it at ERROR), so the sink does not stall.
+            return refused + rows.len() as u64;
+        }
         // Anything else (and a refusal naming none of these rows, which cannot loop).
         warn!(error = %err, attempt = failures, rows = rows.len(), "writing {what} failed; retrying");
         failures += 1;
@@ -716,6 +742,8 @@ where
     for attempt in 0..10 {
         match f().await {
             Ok(()) => return 0,
+            // See `write_records`: at the journal's bound the rows are dropped at once.
+            Err(StoreError::JournalFull { .. }) => return n as u64,
             Err(e) => {
                 warn!(error = %e, attempt, rows = n, "writing {what} failed; retrying");
                 tokio::time::sleep(delay).await;

@@ -50,6 +50,15 @@ pub struct ServeArgs {
     /// Requests per second per API key (0: no limit) [default: 50, burst 100].
     #[arg(long)]
     rate_per_sec: Option<u32>,
+    /// Where records, audit entries and presence wait while the database is unavailable
+    /// [default: beside the SQLite file (`<file>.journal/`), `switchyard-journal/` in the
+    /// working directory for PostgreSQL].
+    #[arg(long, env = "SWITCHYARD_JOURNAL_DIR")]
+    journal_dir: Option<PathBuf>,
+    /// The journal's bound in bytes; past it new records are dropped and counted
+    /// [default: 268435456, 256 MiB].
+    #[arg(long, env = "SWITCHYARD_JOURNAL_MAX_BYTES")]
+    journal_max_bytes: Option<u64>,
 }
 
 /// The `--config` file: the same settings as the flags.
@@ -64,6 +73,8 @@ struct FileConfig {
     #[serde(default)]
     cors_origins: Vec<String>,
     rate_per_sec: Option<u32>,
+    journal_dir: Option<PathBuf>,
+    journal_max_bytes: Option<u64>,
     /// `[[switch]]` tables: several FreeSWITCH nodes.
     #[serde(default)]
     switch: Vec<FileSwitch>,
@@ -86,6 +97,30 @@ struct Settings {
     /// Every node, the first one first (`switch` describes the first only).
     nodes: Vec<SwitchNode>,
     http: HttpConfig,
+    journal: Option<JournalSettings>,
+}
+
+/// Where the journal lives and how large it may grow.
+struct JournalSettings {
+    dir: PathBuf,
+    max_bytes: u64,
+}
+
+/// The journal's directory for `url` when none is configured: beside a SQLite file, in the
+/// working directory for PostgreSQL, none for an in-memory database (nothing to outlive).
+fn default_journal_dir(url: &str) -> Option<PathBuf> {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return None;
+        }
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() {
+            return None;
+        }
+        return Some(PathBuf::from(format!("{path}.journal")));
+    }
+    Some(PathBuf::from("switchyard-journal"))
 }
 
 /// The nodes: `--esl` (or the file's `esl`) first if given, then `--switch` entries (they
@@ -169,15 +204,27 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
         a.switches,
         file.switch,
     )?;
+    let database_url = a
+        .database_url
+        .or(file.database_url)
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    let journal = a
+        .journal_dir
+        .or(file.journal_dir)
+        .or_else(|| default_journal_dir(&database_url))
+        .map(|dir| JournalSettings {
+            dir,
+            max_bytes: a
+                .journal_max_bytes
+                .or(file.journal_max_bytes)
+                .unwrap_or(switchyard_api::journal::DEFAULT_BOUND_BYTES),
+        });
     Ok(Settings {
         listen: a
             .listen
             .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
-        database_url: a
-            .database_url
-            .or(file.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+        database_url,
         switch: SwitchConfig {
             // Always present: `switch_nodes` gives at least one node.
             esl: nodes.first().map(|n| n.esl.clone()).unwrap_or_default(),
@@ -192,12 +239,14 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
         },
         nodes,
         http,
+        journal,
     })
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let s = settings(args)?;
     let store = open_store(&s.database_url).await?;
+    let store = with_journal(store, s.journal).await?;
     run_server(store, s.switch, s.nodes, s.http, s.listen, None).await
 }
 
@@ -206,6 +255,38 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("opening the database {}", redact(url)))?;
     store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// How long start-up waits for a journal left by an earlier outage to be replayed before the
+/// engine loads its state (presence, campaign ledgers) from the database.
+const JOURNAL_REPLAY_AT_START: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The store with its journal, and whatever the journal holds from before written first: the
+/// engine loads agent presence and campaign ledgers from the database, so they must include
+/// what was journaled. (Anything new goes behind the journal anyway.)
+async fn with_journal(store: Store, journal: Option<JournalSettings>) -> anyhow::Result<Store> {
+    let Some(j) = journal else {
+        return Ok(store);
+    };
+    let store = store
+        .with_journal(&j.dir, j.max_bytes)
+        .with_context(|| format!("opening the journal in {}", j.dir.display()))?;
+    if let Some(st) = store.spool_status()
+        && st.pending_entries > 0
+    {
+        eprintln!(
+            "switchyard: replaying {} journaled writes ({} bytes) from {}",
+            st.pending_entries,
+            st.pending_bytes,
+            j.dir.display()
+        );
+        if !store.journal_drained(JOURNAL_REPLAY_AT_START).await {
+            tracing::warn!(
+                "the journal is not replayed yet; starting anyway (new writes queue behind it)"
+            );
+        }
+    }
     Ok(store)
 }
 
@@ -468,6 +549,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     let url = format!("sqlite://{}?mode=rwc", args.database.display());
     let store = open_store(&url).await?;
+    let store = with_journal(
+        store,
+        default_journal_dir(&url).map(|dir| JournalSettings {
+            dir,
+            max_bytes: switchyard_api::journal::DEFAULT_BOUND_BYTES,
+        }),
+    )
+    .await?;
     // The switch first: its Event Socket on a free port, inbound callers sent to ours.
     let outbound = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
     let esl_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

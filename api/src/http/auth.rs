@@ -42,6 +42,12 @@ use crate::model::{Principal, Role, TenantId};
 /// `Err`: the store could not answer (the error is answered as is, typically 500 or 503).
 pub trait KeyVerifier: Send + Sync + 'static {
     fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>>;
+
+    /// False while the verifier is known unable to answer (its database is down): the cache
+    /// then answers from what it knows without asking (see [`AuthCache::resolve`]).
+    fn available(&self) -> bool {
+        true
+    }
 }
 
 /// A fixed key table, for tests and demos.
@@ -68,6 +74,9 @@ impl KeyVerifier for StaticKeys {
     }
 }
 
+/// `Retry-After` of a key that cannot be verified while the store is away.
+const UNVERIFIABLE_RETRY_AFTER: Duration = Duration::from_secs(2);
+
 /// Keys longer than this are refused without asking the store (and never cached).
 const MAX_KEY_LEN: usize = 512;
 const SHARDS: usize = 16;
@@ -75,10 +84,19 @@ const SHARDS: usize = 16;
 /// A bounded, short-lived cache in front of a [`KeyVerifier`].
 ///
 /// Entries are keyed by the SHA-256 of the key (the cache never holds a key in clear) and live
-/// `ttl`. Unknown keys are cached too, so a client retrying a revoked key does not hammer the
+/// `ttl`. During an outage of the verifier's store (it answers 503, or says it is unavailable)
+/// a key verified before keeps working from its expired entry (known good stays good: the
+/// requests that need no database go on), and a key the cache does not know answers 503 at
+/// once, neither 401 nor a wait. Revocation goes through the store, so it cannot happen during
+/// an outage; after one, [`AuthCache::invalidate`] drops the revoked keys' entries. Unknown keys are cached too, so a client retrying a revoked key does not hammer the
 /// store, but only while their shard is less than half full: a flood of made-up keys cannot
 /// push the valid ones out. At the bound, expired entries go first, then arbitrary ones.
 pub struct AuthCache {
+    core: Arc<CacheCore>,
+}
+
+/// The cache's state, shared with the background revalidations it starts.
+struct CacheCore {
     verifier: Arc<dyn KeyVerifier>,
     shards: Box<[Shard]>,
     per_shard: usize,
@@ -87,6 +105,9 @@ pub struct AuthCache {
     /// is not cached, so a revoked key cannot come back through a lookup already in flight.
     generation: AtomicU64,
     hasher: RandomState,
+    /// Keys (by digest) whose expired entry is being revalidated in the background: at most
+    /// one lookup per key at a time, so at most one per cached key.
+    refreshing: Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 type Shard = Mutex<HashMap<[u8; 32], CacheEntry>>;
@@ -101,7 +122,7 @@ impl std::fmt::Debug for AuthCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthCache")
             .field("entries", &self.len())
-            .field("ttl", &self.ttl)
+            .field("ttl", &self.core.ttl)
             .finish_non_exhaustive()
     }
 }
@@ -109,27 +130,31 @@ impl std::fmt::Debug for AuthCache {
 impl AuthCache {
     pub fn new(verifier: Arc<dyn KeyVerifier>, capacity: usize, ttl: Duration) -> AuthCache {
         AuthCache {
-            verifier,
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: capacity.div_ceil(SHARDS).max(1),
-            ttl,
-            generation: AtomicU64::new(0),
-            hasher: RandomState::new(),
+            core: Arc::new(CacheCore {
+                verifier,
+                shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+                per_shard: capacity.div_ceil(SHARDS).max(1),
+                ttl,
+                generation: AtomicU64::new(0),
+                hasher: RandomState::new(),
+                refreshing: Mutex::new(std::collections::HashSet::new()),
+            }),
         }
     }
 
     /// Forget every cached verification; the next request of each key asks the store. Call it
     /// after revoking, deleting or changing the role of a key.
     pub fn invalidate_all(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        for shard in self.shards.iter() {
+        self.core.generation.fetch_add(1, Ordering::AcqRel);
+        for shard in self.core.shards.iter() {
             shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
         }
     }
 
     /// Cached entries (expired ones included until they are swept).
     pub fn len(&self) -> usize {
-        self.shards
+        self.core
+            .shards
             .iter()
             .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
             .sum()
@@ -137,6 +162,20 @@ impl AuthCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Forget the cached verifications of the keys `revoked` says (by their principal), and
+    /// of every unknown key; the rest stay, so that an outage right after a revocation does
+    /// not lock out every other key. A lookup in flight is not cached (as with
+    /// [`AuthCache::invalidate_all`]).
+    pub fn invalidate(&self, revoked: impl Fn(&Principal) -> bool) {
+        self.core.generation.fetch_add(1, Ordering::AcqRel);
+        for shard in self.core.shards.iter() {
+            shard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|_, e| e.principal.as_ref().is_some_and(|p| !revoked(p)));
+        }
     }
 
     /// Verifies `key`, from the cache when it can.
@@ -154,6 +193,7 @@ impl AuthCache {
         }
         let digest = digest(key);
         let shard = self
+            .core
             .shard(&digest)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -163,15 +203,89 @@ impl AuthCache {
             .map(|e| e.principal)
     }
 
-    /// Asks the verifier (skipping the cache) and caches a definite answer.
+    /// Asks the verifier (skipping the fresh cache) and caches a definite answer. While the
+    /// verifier is unavailable (see the type's doc) a key verified good before is answered
+    /// from its expired entry, and any other key with 503 without asking.
     pub async fn verify_and_cache(&self, key: &str) -> Result<Option<Principal>, ApiError> {
         if key.len() > MAX_KEY_LEN {
             return Ok(None);
         }
-        let generation = self.generation.load(Ordering::Acquire);
-        let verdict = self.verifier.verify(key).await?;
-        self.insert(digest(key), verdict, generation, Instant::now());
-        Ok(verdict)
+        let stale = self.core.known_good(key);
+        if let Some(p) = stale
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            // Known good, expired: answered at once and revalidated in the background, so a
+            // busy key never waits for the store (nor for an outage's acquire timeout). A key
+            // revoked behind the API's back stops once the revalidation lands; one revoked
+            // through the API was already dropped from the cache.
+            self.revalidate(key);
+            return Ok(Some(p));
+        }
+        if !self.core.verifier.available() {
+            return match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(ApiError::unavailable(
+                    "the key store is unavailable and this key is not known here; retry \
+                     after Retry-After",
+                )
+                .with_retry_after(UNVERIFIABLE_RETRY_AFTER)),
+            };
+        }
+        let generation = self.core.generation.load(Ordering::Acquire);
+        match self.core.verifier.verify(key).await {
+            Ok(verdict) => {
+                self.core
+                    .insert(digest(key), verdict, generation, Instant::now());
+                Ok(verdict)
+            }
+            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => match stale {
+                Some(p) => Ok(Some(p)),
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Verifies `key` again on a task of its own and caches the verdict (an error leaves the
+    /// expired entry as it is).
+    fn revalidate(&self, key: &str) {
+        let digest = digest(key);
+        if !self
+            .core
+            .refreshing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(digest)
+        {
+            return;
+        }
+        let core = self.core.clone();
+        let key = key.to_owned();
+        tokio::spawn(async move {
+            let generation = core.generation.load(Ordering::Acquire);
+            if let Ok(verdict) = core.verifier.verify(&key).await {
+                core.insert(digest, verdict, generation, Instant::now());
+            }
+            core.refreshing
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&digest);
+        });
+    }
+}
+
+impl CacheCore {
+    /// The principal of a key verified good before, even if its entry has expired.
+    fn known_good(&self, key: &str) -> Option<Principal> {
+        if key.len() > MAX_KEY_LEN {
+            return None;
+        }
+        let digest = digest(key);
+        let shard = self
+            .shard(&digest)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shard.get(&digest).and_then(|e| e.principal)
     }
 
     fn shard(&self, digest: &[u8; 32]) -> &Shard {
@@ -407,6 +521,104 @@ mod tests {
         }
     }
 
+    /// A verifier whose store is down: every lookup fails with 503, and it says so.
+    struct Down;
+
+    impl KeyVerifier for Down {
+        fn verify<'a>(
+            &'a self,
+            _key: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+            Box::pin(async { Err(ApiError::unavailable("store down")) })
+        }
+
+        fn available(&self) -> bool {
+            false
+        }
+    }
+
+    /// Switches between a working table and a store that is down.
+    struct Flaky {
+        table: Counting,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl KeyVerifier for Flaky {
+        fn verify<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Down.verify(key);
+            }
+            self.table.verify(key)
+        }
+
+        fn available(&self) -> bool {
+            !self.down.load(Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn during_an_outage_known_keys_work_from_expired_entries_and_unknown_keys_get_503() {
+        let p = principal(Role::Supervisor);
+        let verifier = Arc::new(Flaky {
+            table: Counting::default(),
+            down: false.into(),
+        });
+        verifier.table.keys.lock().unwrap().insert("k1".into(), p);
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(1));
+        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        verifier.down.store(true, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await; // the entry has expired
+        for _ in 0..3 {
+            assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        }
+        let err = cache.resolve("k2").await.unwrap_err();
+        assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.retry_after.is_some());
+        // Without any entry and a store that is down, nothing passes.
+        let cold = AuthCache::new(Arc::new(Down), 100, Duration::from_secs(60));
+        assert!(cold.resolve("k1").await.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_expired_known_key_is_answered_at_once_and_revalidated_in_the_background() {
+        let verifier = Arc::new(Counting::default());
+        let p = principal(Role::Admin);
+        verifier.keys.lock().unwrap().insert("k1".into(), p);
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(1));
+        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        verifier.keys.lock().unwrap().clear(); // revoked behind the API's back
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p), "stale, once");
+        // The revalidation lands: the key is then refused.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while cache.resolve("k1").await.unwrap().is_some() {
+            assert!(Instant::now() < deadline, "revalidation never landed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn invalidate_drops_only_the_revoked_keys() {
+        let verifier = Arc::new(Counting::default());
+        let (a, b) = (principal(Role::Admin), principal(Role::Agent));
+        verifier.keys.lock().unwrap().insert("a".into(), a);
+        verifier.keys.lock().unwrap().insert("b".into(), b);
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
+        cache.resolve("a").await.unwrap();
+        cache.resolve("b").await.unwrap();
+        verifier.keys.lock().unwrap().remove("a");
+        cache.invalidate(|p| p.key_id == a.key_id);
+        assert_eq!(cache.resolve("a").await.unwrap(), None);
+        assert_eq!(
+            cache.cached("b", Instant::now()),
+            Some(Some(b)),
+            "b stays cached"
+        );
+    }
+
     #[tokio::test]
     async fn cache_serves_a_busy_key_without_asking_again_within_the_ttl() {
         let verifier = Arc::new(Counting::default());
@@ -462,9 +674,11 @@ mod tests {
         let verifier = Arc::new(Counting::default());
         let p = principal(Role::Admin);
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
-        let before = cache.generation.load(Ordering::Acquire);
+        let before = cache.core.generation.load(Ordering::Acquire);
         cache.invalidate_all();
-        cache.insert(digest("k1"), Some(p), before, Instant::now());
+        cache
+            .core
+            .insert(digest("k1"), Some(p), before, Instant::now());
         assert_eq!(cache.cached("k1", Instant::now()), None);
     }
 

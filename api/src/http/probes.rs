@@ -11,6 +11,11 @@
 //! Checks run concurrently, each bounded by a timeout (2 s by default). The body says `ok`,
 //! `failed` or `timeout` per check; the failure detail is logged, not answered (load balancers
 //! and whoever else can reach `/readyz` have no business with connection strings).
+//!
+//! A dependency can also describe a degraded state in words made for the answer
+//! ([`Probes::report`]: e.g. "database unavailable since ..., journal pending 120 entries"):
+//! while any report says something, `/readyz` is 503 with `"status": "degraded"` and the
+//! reports under `degraded`, so an operator sees why without reading logs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,11 +29,13 @@ use serde_json::{Map, Value, json};
 use super::BoxFuture;
 
 type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+type ReportFn = Arc<dyn Fn() -> Option<Value> + Send + Sync>;
 
 /// The readiness checks. Cheap to clone.
 #[derive(Clone)]
 pub struct Probes {
     checks: Vec<(&'static str, CheckFn)>,
+    reports: Vec<(&'static str, ReportFn)>,
     timeout: Duration,
 }
 
@@ -70,8 +77,20 @@ impl Probes {
     pub fn new() -> Probes {
         Probes {
             checks: Vec::new(),
+            reports: Vec::new(),
             timeout: Duration::from_secs(2),
         }
+    }
+
+    /// Adds a degradation report: `Some(json)` (an object with at least a `message`, safe to
+    /// show anyone who can reach `/readyz`) makes `/readyz` answer 503 `degraded` with it
+    /// under `degraded.<name>`. Called on every `/readyz`; must be cheap and not block.
+    pub fn report<F>(mut self, name: &'static str, f: F) -> Probes
+    where
+        F: Fn() -> Option<Value> + Send + Sync + 'static,
+    {
+        self.reports.push((name, Arc::new(f)));
+        self
     }
 
     /// Adds a dependency: `Err(detail)` makes `/readyz` answer 503 (the detail is logged).
@@ -132,6 +151,24 @@ impl Probes {
     }
 
     async fn ready_response(&self) -> Response {
+        let degraded: Map<String, Value> = self
+            .reports
+            .iter()
+            .filter_map(|(name, f)| f().map(|v| ((*name).to_owned(), v)))
+            .collect();
+        if !degraded.is_empty() {
+            let message = degraded
+                .values()
+                .filter_map(|v| v.get("message").and_then(Value::as_str))
+                .collect::<Vec<_>>()
+                .join("; ");
+            let body = json!({
+                "status": "degraded",
+                "degraded": degraded,
+                "error": { "code": "unavailable", "message": format!("degraded: {message}") },
+            });
+            return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        }
         let (ready, results) = self.readiness().await;
         let checks: Map<String, Value> = results
             .iter()

@@ -21,7 +21,7 @@ use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
 use crate::spec::{AgentSkill, AgentSpec, check_name};
-use crate::store::AgentRow;
+use crate::store::{AgentRow, StoreError};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -324,7 +324,9 @@ async fn remove(
     st.rt.store.delete_agent(tenant, id, &a).await?;
     // Deleting the agent revoked the keys bound to it; cached verifications would keep them
     // alive for a few seconds otherwise.
-    st.kit.auth().invalidate_all();
+    st.kit
+        .auth()
+        .invalidate(|p| p.tenant == Some(tenant) && p.agent_id == Some(id));
     st.rt.directory.remove_agent(agent);
     st.rt.live.forget_agent(tenant, agent);
     Ok(StatusCode::NO_CONTENT)
@@ -449,10 +451,20 @@ async fn set_state(
         .map_err(engine_error)?;
     // Saved now as well as through the engine's records: a restart right after keeps it.
     let value = serde_json::to_value(&presence).map_err(ApiError::internal)?;
-    st.rt
+    match st
+        .rt
         .store
         .set_agent_presence(tenant, id, value.clone())
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        // The change took effect in the engine; only its copy for a restart is lost (the
+        // journal's bound is logged at ERROR and counted by the store).
+        Err(StoreError::JournalFull { .. }) => {
+            tracing::warn!(agent = id, "presence not saved: the journal is full");
+        }
+        Err(e) => return Err(e.into()),
+    }
     let kind = st
         .rt
         .engine

@@ -196,7 +196,8 @@ async fn revoke(
     if !st.rt.store.revoke_api_key(Some(tenant), id, &a).await? {
         return Err(ApiError::not_found(format!("no API key {id}")));
     }
-    // Cached verifications would keep the key alive for a few seconds otherwise.
-    st.kit.auth().invalidate_all();
+    // Cached verifications would keep the key alive for a few seconds otherwise (and through
+    // an outage). Only this key's: the others stay cached, so they ride out an outage.
+    st.kit.auth().invalidate(|p| p.key_id == id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -66,6 +66,10 @@ pub(crate) const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
 /// Roles allowed to change configuration.
 pub(crate) const ADMINS: &[Role] = &[Role::Admin];
 
+/// What a 503 for an unavailable database tells clients to wait: a database restart or a
+/// failover takes seconds, and a shorter hint only multiplies requests that fail.
+pub(crate) const DATABASE_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -75,6 +79,13 @@ impl From<StoreError> for ApiError {
                 ApiError::conflict(format!("the {what} is in use by campaigns {campaigns:?}"))
             }
             StoreError::Invalid { field, message } => ApiError::unprocessable(field, message),
+            StoreError::Unavailable { .. } | StoreError::JournalFull { .. } => {
+                // Logged at WARN (not as an internal error): an outage is not a bug, and the
+                // client is told when to come back.
+                tracing::warn!(error = %e, "answered 503: the database is unavailable");
+                ApiError::unavailable("the database is unavailable; retry after Retry-After")
+                    .with_retry_after(DATABASE_RETRY_AFTER)
+            }
             other => ApiError::internal(other),
         }
     }

@@ -13,8 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{
-    ADMINS, AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, merge_patch,
-    patched,
+    ADMINS, AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched,
 };
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
@@ -919,7 +918,7 @@ async fn set_paused(
 ) -> Result<Json<Paused>, ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
-    let row = owned(&st, tenant, id).await?;
+    // The engine's directory, not the store: pausing works while the database is away.
     let q = live_queue(&st, tenant, id)?;
     let cmd = if paused {
         Command::PauseQueue(q)
@@ -927,19 +926,26 @@ async fn set_paused(
         Command::ResumeQueue(q)
     };
     st.rt.engine.command(cmd).await.map_err(engine_error)?;
-    // Kept in the config so a restart does not silently resume a paused queue.
-    let mut config = row.config.clone();
-    merge_patch(&mut config, &json!({ "paused": paused }));
+    // Kept in the config so a restart does not silently resume a paused queue; journaled
+    // (with its audit entry) while the database is away.
     let action = if paused {
         "queue.pause"
     } else {
         "queue.resume"
     };
     let a = audit(&p, Some(tenant), action, "queue", id, Value::Null);
-    st.rt
-        .store
-        .update_queue(tenant, id, None, Some(config), &a)
-        .await?;
+    match st.rt.store.set_queue_paused(tenant, id, paused, &a).await {
+        Ok(()) => {}
+        // As for presence: in effect now, not kept for a restart (logged and counted).
+        Err(StoreError::JournalFull { .. }) => {
+            tracing::warn!(
+                queue = id,
+                paused,
+                "queue pause not saved: the journal is full"
+            );
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(Json(Paused { id, paused }))
 }
 

@@ -103,7 +103,7 @@ pub struct AttemptRow {
 }
 
 /// An agent's disposition of a campaign call.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct DispositionRow {
     pub tenant: TenantId,
     pub campaign_id: i64,
@@ -515,6 +515,15 @@ impl Store {
     /// The engine's own state change (a campaign that ran out of contacts or past its end):
     /// runtime state, no audit row.
     pub async fn record_campaign_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::CampaignState {
+                id,
+                state: state.to_owned(),
+            })
+            .await
+        {
+            return done;
+        }
         self.execute(
             "UPDATE campaigns SET state = $2 WHERE id = $1",
             args![id, state],
@@ -893,6 +902,14 @@ impl Store {
     /// another attempt under a leg already stored is [`StoreError::Duplicate`] (see the
     /// history module) and leaves its contact as it is.
     pub async fn insert_attempts(&self, rows: &[AttemptRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::Attempts {
+                rows: rows.iter().map(Into::into).collect(),
+            })
+            .await
+        {
+            return done;
+        }
         const SELECT: &str = concat!(
             "SELECT ",
             attempt_cols!(),
@@ -911,14 +928,38 @@ impl Store {
     }
 
     pub async fn insert_dispositions(&self, rows: &[DispositionRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::Dispositions {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
+        self.insert_dispositions_guarded(rows, false).await
+    }
+
+    /// `once`: a disposition already stored (same call, code, time and agent) is not written
+    /// again (a journal replay that may have committed before).
+    pub(crate) async fn insert_dispositions_guarded(
+        &self,
+        rows: &[DispositionRow],
+        once: bool,
+    ) -> Result<(), StoreError> {
+        let sql = if once {
+            "INSERT INTO dispositions (tenant_id, campaign_id, contact_id, call_id, agent_id, \
+             code, at, retry_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS \
+             (SELECT 1 FROM dispositions WHERE call_id = $4 AND code = $6 AND at = $7 \
+             AND campaign_id = $2)"
+        } else {
+            "INSERT INTO dispositions (tenant_id, campaign_id, contact_id, call_id, \
+             agent_id, code, at, retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        };
         let statements = rows
             .iter()
             .map(|r| {
                 (
-                    sqlx::SqlStr::from_static(
-                        "INSERT INTO dispositions (tenant_id, campaign_id, contact_id, call_id, \
-                         agent_id, code, at, retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    ),
+                    sqlx::SqlStr::from_static(sql),
                     args![
                         r.tenant,
                         r.campaign_id,

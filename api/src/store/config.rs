@@ -240,6 +240,56 @@ impl Store {
         .await
     }
 
+    /// Keeps a queue's pause in its stored config (so a restart does not silently resume it),
+    /// with the audit entry; an outage journals it (see [`super::spool`]). The audit entry's
+    /// detail records when it was asked for (`requested_at_ms`): a replay writes later.
+    pub async fn set_queue_paused(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        paused: bool,
+        audit: &AuditEntry<'_>,
+    ) -> Result<(), StoreError> {
+        let at = now_ms();
+        let mut entry = audit.clone();
+        entry.detail = serde_json::json!({ "requested_at_ms": at });
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::QueuePaused {
+                tenant,
+                queue: id,
+                paused,
+                audit: super::spool::JournalAudit::of(&entry, at),
+            })
+            .await
+        {
+            return done;
+        }
+        self.set_queue_paused_now(tenant, id, paused, &entry)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::set_queue_paused`] without the journal. False if the tenant has no such queue.
+    pub(crate) async fn set_queue_paused_now(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        paused: bool,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let Some(row) = self.get_queue(tenant, id).await? else {
+            return Ok(false);
+        };
+        let mut config = row.config;
+        if let Some(obj) = config.as_object_mut() {
+            obj.insert("paused".to_owned(), Value::Bool(paused));
+        }
+        Ok(self
+            .update_queue(tenant, id, None, Some(config), audit)
+            .await?
+            .is_some())
+    }
+
     /// The tenant's campaigns that dial for the queue, whatever their state (a completed one
     /// still names it, and an update of it checks that the queue is there), ascending.
     pub async fn campaigns_using_queue(
@@ -483,13 +533,23 @@ impl Store {
     }
 
     /// Saves an agent's presence (runtime state, so no audit row; one statement, so atomic).
-    /// False if the tenant has no such agent.
+    /// False if the tenant has no such agent. With a journal, an outage journals it (true).
     pub async fn set_agent_presence(
         &self,
         tenant: TenantId,
         id: i64,
         presence: Value,
     ) -> Result<bool, StoreError> {
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::Presence {
+                tenant,
+                agent: id,
+                presence: presence.clone(),
+            })
+            .await
+        {
+            return done.map(|()| true);
+        }
         let n = self
             .execute(
                 "UPDATE agents SET presence = $3 WHERE tenant_id = $1 AND id = $2",

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::rows::FromStoreRow;
 use super::rows::{audit_cols, call_cols, cdr_cols, interval_cols, trace_cols};
+use super::spool::Op;
 use super::{
     Arg, AuditRow, CallFilter, CallRow, CdrRow, Inner, IntervalRow, IntervalScope, Store,
     StoreError, TraceRow, Use,
@@ -344,6 +345,14 @@ impl Store {
     /// Saves calls: open rows and final records (see the module doc for a call already
     /// stored).
     pub async fn insert_calls(&self, rows: &[CallRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| Op::Calls {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
         const SELECT: &str = concat!("SELECT ", call_cols!(), " FROM calls WHERE id IN ");
         const HEAD: &str = concat!("INSERT INTO calls (", call_cols!(), ")");
         self.insert_records(
@@ -373,6 +382,14 @@ impl Store {
     /// synthetic one was written (it started before that one's end); a synthetic one after the
     /// real one adds nothing. Any other pair is two records under one leg id.
     pub async fn insert_cdrs(&self, rows: &[CdrRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| Op::Cdrs {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
         const SELECT: &str = concat!("SELECT ", cdr_cols!(), " FROM cdrs WHERE leg IN ");
         const HEAD: &str = concat!("INSERT INTO cdrs (", cdr_cols!(), ")");
         self.insert_records(
@@ -389,6 +406,14 @@ impl Store {
 
     /// Saves routing decision traces (see the module doc for a trace id already stored).
     pub async fn insert_traces(&self, rows: &[TraceRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| Op::Traces {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
         const SELECT: &str = concat!(
             "SELECT ",
             trace_cols!(),
@@ -492,6 +517,14 @@ impl Store {
     /// Saves interval figures; an interval written again (same tenant, scope and start) gets
     /// the new `end_ms` and `figures` (the last one of a batch wins).
     pub async fn insert_intervals(&self, rows: &[IntervalRow]) -> Result<(), StoreError> {
+        if let Some(done) = self
+            .spooled(|| Op::Intervals {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
         const HEAD: &str = concat!("INSERT INTO interval_stats (", interval_cols!(), ")");
         const TAIL: &str = "ON CONFLICT (tenant_id, scope_kind, scope_id, start_ms) \
              DO UPDATE SET end_ms = excluded.end_ms, figures = excluded.figures";

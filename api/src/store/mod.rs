@@ -21,6 +21,13 @@
 //!   with `RETURNING`; no row back (not found, not the tenant's) rolls back and writes nothing.
 //! - Tenant scoping is in the SQL: tenant-owned statements match `tenant_id` in their WHERE
 //!   clause, so another tenant's object is simply absent.
+//! - No call waits long for a database that is away: a connection is acquired within
+//!   [`PG_ACQUIRE_TIMEOUT`] (PostgreSQL) and a statement runs at most [`PG_STATEMENT_TIMEOUT`]
+//!   (`statement_timeout`, set per connection); SQLite waits [`SQLITE_BUSY_TIMEOUT`] for a
+//!   lock. What fails that way is [`StoreError::Unavailable`] (HTTP 503).
+//! - With a journal ([`Store::with_journal`]), the writes that must survive an outage
+//!   (history records, presence, stand-alone audit entries, queue pause) go through the
+//!   [`spool`]: to the database when it answers, to the on-disk journal when it does not.
 //! - SQLite has exactly one writer connection (a pool of one; SQLite allows one writer at a
 //!   time anyway, and queueing in the pool beats `SQLITE_BUSY` retries). For a file database
 //!   reads use a second pool of up to [`SQLITE_READERS`] connections, which WAL lets run
@@ -29,10 +36,12 @@
 mod error;
 mod keys;
 mod rows;
+pub mod spool;
 mod tenants;
 
+use std::path::Path;
 use std::str::FromStr;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -46,14 +55,33 @@ pub use rows::{
     AgentRow, ApiKey, AuditEntry, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
     IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
 };
+pub use spool::SpoolStatus;
 
 use crate::model::TenantId;
 use rows::FromStoreRow;
 
 /// How long a SQLite statement waits for a lock held by another process (the sqlx CLI, a
-/// backup) before failing with `SQLITE_BUSY`. Within this process the single writer never waits
-/// on itself.
-pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// backup) before failing with `SQLITE_BUSY` ([`StoreError::Unavailable`]). Within this process
+/// the single writer never waits on itself.
+pub const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a SQLite statement waits for a pooled connection. The one writer is shared, and
+/// a 1,000-row contact batch holds it for a while: contention, not an outage, so longer than
+/// PostgreSQL's (a local file has no network to lose).
+pub const SQLITE_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a PostgreSQL statement waits for a connection. When the server is down, sqlx
+/// retries refused connections until this passes, so it bounds how long a request waits
+/// before its 503 (sqlx's default is 30 s). Well under a second: a healthy pool hands out a
+/// connection in microseconds, and ten connections busy for this long is an overload.
+pub const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// PostgreSQL's `statement_timeout` on every connection: a statement the server has not
+/// finished by then is cancelled (SQLSTATE 57014, [`StoreError::Unavailable`]), so a server
+/// that accepts connections but stalls (locks, I/O) cannot hold requests for long. Reads of
+/// history pages and 1,000-row contact batches finish well inside it; migrations run without
+/// it.
+pub const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Read connections of a SQLite file database (WAL readers run beside the one writer).
 pub const SQLITE_READERS: u32 = 4;
@@ -75,6 +103,8 @@ pub enum Backend {
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Inner,
+    /// The journal for writes that must survive an outage (None: they fail instead).
+    spool: Option<Arc<spool::Spool>>,
 }
 
 #[derive(Clone, Debug)]
@@ -109,8 +139,16 @@ enum Use {
 /// expanded once per backend, so the same source code is type-checked against `Sqlite` and
 /// `Postgres` (this is what keeps the helpers below single-source without a web of trait
 /// bounds).
+///
+/// While the database is known to be down (a store with a journal whose writes or probes
+/// failed, see [`Store::known_down`]) it returns `Unavailable` at once instead: every request
+/// would otherwise wait out the acquire timeout for the same answer. The journal's replayer
+/// probes through a store without a journal, so it still reaches the database.
 macro_rules! with_pool {
-    ($store:expr, $use:expr, |$pool:ident| $body:expr) => {
+    ($store:expr, $use:expr, |$pool:ident| $body:expr) => {{
+        if let Some(down) = $store.refused_while_down() {
+            return Err(down);
+        }
         match &$store.inner {
             Inner::Sqlite { writer, reader } => {
                 let $pool = if $use == Use::Write { writer } else { reader };
@@ -121,7 +159,7 @@ macro_rules! with_pool {
                 $body
             }
         }
-    };
+    }};
 }
 
 /// Binds every [`Arg`] of `$args` (a slice) to the query `$q`, in order.
@@ -402,12 +440,18 @@ impl Store {
     /// PostgreSQL with options built by the caller (pool of [`PG_MAX_CONNECTIONS`]); e.g. a
     /// `search_path` set with `PgConnectOptions::options`.
     pub async fn from_pg_options(options: PgConnectOptions) -> Result<Store, StoreError> {
+        let options = options.options([(
+            "statement_timeout",
+            format!("{}", PG_STATEMENT_TIMEOUT.as_millis()),
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(PG_MAX_CONNECTIONS)
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         Ok(Store {
             inner: Inner::Postgres(pool),
+            spool: None,
         })
     }
 
@@ -426,6 +470,7 @@ impl Store {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.clone())
@@ -435,11 +480,13 @@ impl Store {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(SQLITE_READERS)
+                .acquire_timeout(SQLITE_ACQUIRE_TIMEOUT)
                 .connect_with(options.create_if_missing(false))
                 .await?
         };
         Ok(Store {
             inner: Inner::Sqlite { writer, reader },
+            spool: None,
         })
     }
 
@@ -447,12 +494,87 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match &self.inner {
             Inner::Sqlite { writer, .. } => SQLITE_MIGRATOR.run(writer).await?,
-            Inner::Postgres(pg) => PG_MIGRATOR.run(pg).await?,
+            Inner::Postgres(pg) => {
+                // Without the statement timeout: an index built over a large table may take
+                // longer. The connection gets the default back before it returns to the pool.
+                let mut conn = pg.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                let ran = PG_MIGRATOR.run_direct(None, &mut *conn, false).await;
+                sqlx::query("RESET statement_timeout")
+                    .execute(&mut *conn)
+                    .await?;
+                ran?
+            }
         }
         Ok(())
     }
 
-    /// One round trip (readiness).
+    /// This store with a journal in `dir` (at most `bound_bytes`; see [`crate::journal`]) for
+    /// the writes that must survive an outage, and its replayer started: whatever the journal
+    /// holds from before is written first, and anything new goes behind it. Every clone of
+    /// the returned store shares the journal. One process per directory.
+    pub fn with_journal(self, dir: &Path, bound_bytes: u64) -> Result<Store, StoreError> {
+        let direct = Store {
+            inner: self.inner.clone(),
+            spool: None,
+        };
+        let spool = spool::Spool::start(direct, dir, bound_bytes)?;
+        Ok(Store {
+            inner: self.inner,
+            spool: Some(spool),
+        })
+    }
+
+    /// The journal's state, when this store has one.
+    pub fn spool_status(&self) -> Option<SpoolStatus> {
+        self.spool.as_ref().map(|s| s.status())
+    }
+
+    /// True while the database is known to be unavailable (a write or probe failed and no
+    /// probe has succeeded since). Always false without a journal (nobody probes).
+    pub fn known_down(&self) -> bool {
+        self.spool.as_ref().is_some_and(|s| s.is_down())
+    }
+
+    /// `Unavailable` when the database is known to be down (see [`Store::known_down`]).
+    fn refused_while_down(&self) -> Option<StoreError> {
+        let spool = self.spool.as_ref()?;
+        let st = spool.status();
+        st.down_since_ms.map(|_| StoreError::Unavailable {
+            reason: st
+                .reason
+                .unwrap_or_else(|| "the database is unavailable".to_owned()),
+        })
+    }
+
+    /// Tells the journal's health tracking about a failure seen elsewhere (a readiness probe,
+    /// a key lookup), so that writes go straight to the journal and probing starts.
+    pub fn note_error(&self, error: &StoreError) {
+        if let (Some(spool), StoreError::Unavailable { reason }) = (&self.spool, error) {
+            spool.mark_down(reason);
+        }
+    }
+
+    /// Waits until the journal is replayed and the database answers, at most `timeout`; true
+    /// if so (also without a journal).
+    pub async fn journal_drained(&self, timeout: Duration) -> bool {
+        match &self.spool {
+            Some(s) => s.drained(timeout).await,
+            None => true,
+        }
+    }
+
+    /// Runs `op` through the journal when there is one.
+    async fn spooled(&self, op: impl FnOnce() -> spool::Op) -> Option<Result<(), StoreError>> {
+        match &self.spool {
+            Some(s) => Some(s.submit(op()).await),
+            None => None,
+        }
+    }
+
+    /// One round trip (readiness; the journal's probe).
     pub async fn ping(&self) -> Result<(), StoreError> {
         with_pool!(self, Use::Read, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
@@ -491,13 +613,48 @@ impl Store {
     /// who listened to whom, who assigned a call). Written as given: tenant `entry.tenant`,
     /// object id `entry.object_id`. Configuration changes never need this: their methods
     /// write their own row, in their transaction.
+    /// With a journal, an outage does not lose it (see [`spool`]); stamped now either way.
     pub async fn insert_audit(&self, entry: &AuditEntry<'_>) -> Result<(), StoreError> {
+        let at = now_ms();
+        if let Some(done) = self
+            .spooled(|| spool::Op::Audit {
+                entry: spool::JournalAudit::of(entry, at),
+            })
+            .await
+        {
+            return done;
+        }
+        self.insert_audit_at(entry, at, false).await
+    }
+
+    /// [`Store::insert_audit`] stamped `at_ms`. `once`: skip it if an entry with the same
+    /// action, object, time and detail is stored (a journal replay that may have committed
+    /// before).
+    pub(crate) async fn insert_audit_at(
+        &self,
+        entry: &AuditEntry<'_>,
+        at_ms: i64,
+        once: bool,
+    ) -> Result<(), StoreError> {
         let audit = AuditWrite {
             entry,
             tenant: entry.tenant,
         };
-        self.execute(INSERT_AUDIT, audit_args(&audit, entry.object_id.clone()))
+        let mut args = audit_args(&audit, entry.object_id.clone());
+        args[5] = Arg::I64(at_ms);
+        if once {
+            self.execute(
+                "INSERT INTO audit_log \
+                 (tenant_id, key_id, action, object_kind, object_id, at, detail) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE NOT EXISTS (SELECT 1 FROM audit_log \
+                 WHERE action = $3 AND object_kind = $4 AND object_id = $5 AND at = $6 \
+                 AND detail = $7)",
+                args,
+            )
             .await?;
+        } else {
+            self.execute(INSERT_AUDIT, args).await?;
+        }
         Ok(())
     }
 

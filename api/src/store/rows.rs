@@ -91,7 +91,7 @@ pub struct MemberRow {
 }
 
 /// One inbound call as the ACD saw it, keyed by the caller's arrival leg.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CallRow {
     pub id: Uuid,
     pub tenant: TenantId,
@@ -114,7 +114,7 @@ pub struct CallRow {
 
 /// A call detail record of one leg, from CHANNEL_HANGUP_COMPLETE (or synthetic, for a leg that
 /// vanished while switchyard was away).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct CdrRow {
     pub leg: Uuid,
     pub tenant: Option<TenantId>,
@@ -133,7 +133,7 @@ pub struct CdrRow {
 }
 
 /// Why the router offered a call to whom (or to nobody).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct TraceRow {
     /// Unique per decision, e.g. `"<call-uuid>:<offer-n>"`.
     pub id: String,
@@ -146,7 +146,7 @@ pub struct TraceRow {
 }
 
 /// What an interval's figures are about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum IntervalScope {
     Total,
@@ -186,7 +186,7 @@ impl IntervalScope {
 
 /// Figures for one interval (e.g. 15 minutes) of one scope. `tenant` None: platform-wide.
 /// Writing the same (tenant, scope, start) again replaces `end_ms` and `figures`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct IntervalRow {
     pub tenant: Option<TenantId>,
     pub scope: IntervalScope,
