@@ -2,83 +2,12 @@
 //! the API, says it is not ready (naming the switch, not how it failed), connects in the
 //! background once the switch is up, and then routes calls.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod process_common;
+
 use std::time::{Duration, Instant};
 
+use process_common::{Api, free_port, serve, tenant_with_admin_key};
 use serde_json::{Value, json};
-
-fn switchyard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-}
-
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nobody listens on (the OS picked it free a moment ago).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs an admin command against `db`; its stdout.
-fn admin(db: &str, args: &[&str]) -> String {
-    let out = switchyard()
-        .args(args)
-        .args(["--database-url", db])
-        .output()
-        .expect("run an admin command");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    key: String,
-}
-
-impl Api {
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("the API answers");
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    async fn readyz(&self) -> (u16, String) {
-        let resp = self
-            .http
-            .get(format!("{}/readyz", self.base))
-            .send()
-            .await
-            .expect("the API answers");
-        (
-            resp.status().as_u16(),
-            resp.text().await.unwrap_or_default(),
-        )
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_starts_with_its_only_switch_down_and_routes_calls_once_it_comes_up() {
@@ -88,46 +17,12 @@ async fn serve_starts_with_its_only_switch_down_and_routes_calls_once_it_comes_u
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let db = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
-    admin(&db, &["migrate"]);
-    admin(&db, &["tenant", "create", "acme"]);
-    let key = admin(
-        &db,
-        &["apikey", "create", "--tenant", "acme", "--role", "admin"],
-    );
-    let key = key
-        .trim()
-        .strip_prefix("API key: ")
-        .expect("the key line")
-        .to_owned();
+    let key = tenant_with_admin_key(&db);
 
     let esl_port = free_port();
     let outbound = format!("127.0.0.1:{}", free_port());
-    let mut child = switchyard()
-        .args(["serve", "--database-url", &db, "--listen", "127.0.0.1:0"])
-        .args(["--esl", &format!("127.0.0.1:{esl_port}")])
-        .args(["--outbound-listen", &outbound])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start serve");
-    let stderr = child.stderr.take().unwrap();
-    let guard = Kill(child);
-    // "switchyard: API on http://127.0.0.1:N, ..." once the API listens; the whole stderr
-    // if serve exits first (as it did when no node answered at start).
-    let base = tokio::task::spawn_blocking(move || {
-        let mut seen = Vec::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-                return Ok(url.trim_end_matches(',').to_owned());
-            }
-            seen.push(line);
-        }
-        Err(seen.join("\n"))
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|stderr| panic!("serve exited without serving the API:\n{stderr}"));
+    // Serves the API even though no node answers at start (it used to exit).
+    let (guard, base) = serve(&db, &format!("127.0.0.1:{esl_port}"), &outbound).await;
     let api = Api {
         http: reqwest::Client::new(),
         base,
