@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use serde_json::Value;
 use switchyard_engine::dialer::ledger::{self, LedgerEntry};
+use switchyard_engine::dialer::pacing::PacerSnapshot;
 use switchyard_engine::dialer::window;
 use switchyard_engine::dialer::{
     AttemptOutcome, CampaignControl, CampaignState, CampaignStats, ContactNext, ContactSpec,
@@ -87,6 +88,7 @@ pub(crate) async fn load(
     for a in store.ledger_attempts(since).await? {
         attempts.entry(a.campaign_id).or_default().push(a);
     }
+    let pacers: HashMap<i64, String> = store.campaign_pacers().await?.into_iter().collect();
     let mut states = Vec::new();
     for row in &campaigns {
         let spec: CampaignSpec = match serde_json::from_value(row.config.clone()) {
@@ -123,6 +125,26 @@ pub(crate) async fn load(
             continue;
         }
         report.campaigns += 1;
+        if let Some(json) = pacers.get(&row.id) {
+            match serde_json::from_str::<PacerSnapshot>(json) {
+                Ok(snapshot) => {
+                    feed(
+                        engine,
+                        Command::SeedPacer {
+                            campaign: c,
+                            pacer: Box::new(snapshot),
+                        },
+                        report,
+                        "campaign pacer",
+                        row.id,
+                    )
+                    .await?;
+                }
+                Err(e) => {
+                    warn!(error = %e, campaign = row.id, "a stored pacer snapshot does not parse; the pacer starts from its prior");
+                }
+            }
+        }
         if let (Some(list), Some(tz)) = (attempts.get(&row.id), zone) {
             let days = ledger_days(list, &tz);
             if !days.is_empty() {
@@ -251,6 +273,8 @@ pub struct CampaignRecords {
     attempts: Vec<AttemptRow>,
     dispositions: Vec<DispositionRow>,
     states: Vec<(i64, &'static str)>,
+    /// The newest pacer snapshot of each campaign in the batch.
+    pacers: BTreeMap<i64, String>,
     /// Records of campaigns with no tenant (removed meanwhile).
     pub unfiled: u64,
 }
@@ -334,6 +358,15 @@ impl CampaignRecords {
                 });
                 None
             }
+            Record::PacerState { campaign, pacer } => {
+                match serde_json::to_string(&*pacer) {
+                    Ok(json) => {
+                        self.pacers.insert(i64::from(campaign.0), json);
+                    }
+                    Err(e) => warn!(error = %e, %campaign, "a pacer snapshot did not serialize"),
+                }
+                None
+            }
             Record::CampaignState { campaign, state } => {
                 self.states.push((i64::from(campaign.0), state.name()));
                 None
@@ -360,6 +393,14 @@ impl CampaignRecords {
             store.insert_dispositions(&self.dispositions)
         })
         .await;
+        // One try: a snapshot a failed write loses is replaced by the next one, and waiting
+        // here would hold the records (and the originates gated on them) behind it.
+        if !self.pacers.is_empty() {
+            let rows: Vec<(i64, String)> = self.pacers.into_iter().collect();
+            if let Err(e) = store.save_pacers(&rows).await {
+                warn!(error = %e, campaigns = rows.len(), "could not keep the pacers' snapshots");
+            }
+        }
         for (id, state) in self.states {
             if let Err(e) = store.record_campaign_state(id, state).await {
                 warn!(error = %e, campaign = id, "could not save a campaign's state");

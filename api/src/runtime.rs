@@ -572,6 +572,7 @@ impl RecordSink for StoreSink {
                 // Taken by `campaign` above.
                 Record::Attempt(_)
                 | Record::AttemptStarted(_)
+                | Record::PacerState { .. }
                 | Record::Disposition(_)
                 | Record::CampaignState { .. } => {}
                 Record::Cdr(c) => {

@@ -329,6 +329,9 @@ pub struct EngineConfig {
     pub trace_memory: usize,
     /// Leave `Output::Persist` of decision traces out (the simulator at a million calls).
     pub persist_traces: bool,
+    /// Persist each campaign pacer's snapshot after it learns (`Record::PacerState`), so a
+    /// restart restores it. The simulator, which never restarts, leaves it off.
+    pub persist_pacers: bool,
     /// Dial string for calling a callback customer back when the queue sets none
     /// (`QueueConfig::callback_dial`); `{number}` is the caller's number.
     pub callback_dial: String,
@@ -353,6 +356,7 @@ impl Default for EngineConfig {
             exact_matching_limit: 32,
             trace_memory: 10_000,
             persist_traces: true,
+            persist_pacers: true,
             callback_dial: "sofia/gateway/default/{number}".into(),
             max_queue_moves: 8,
             bridge_timeout: Duration::from_secs(3),

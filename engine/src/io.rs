@@ -268,6 +268,11 @@ pub enum Command {
         campaign: CampaignId,
         days: Vec<LedgerDay>,
     },
+    /// What the campaign's pacer had learned before a restart ([`Record::PacerState`]).
+    SeedPacer {
+        campaign: CampaignId,
+        pacer: Box<crate::dialer::pacing::PacerSnapshot>,
+    },
     /// An agent's disposition of a campaign call, with an optional time to call again.
     Disposition {
         call: CallId,
@@ -394,6 +399,12 @@ pub enum Record {
     /// offer is sent (see [`Record::must_precede_action`]), replaced by its [`Record::Call`].
     /// A restart finds the calls that existed in these rows and gives each its record.
     CallOpened(CallOpen),
+    /// What a campaign's pacer has learned, after it learned something (a restart restores
+    /// it with [`Command::SeedPacer`]). Only the newest per campaign matters.
+    PacerState {
+        campaign: CampaignId,
+        pacer: Box<crate::dialer::pacing::PacerSnapshot>,
+    },
     /// A campaign dial about to be placed: written before its originate is sent, replaced by
     /// its [`Record::Attempt`]. The contact is marked as being dialled, so no restart can
     /// load it as never dialled.

@@ -1073,3 +1073,77 @@ fn a_ledger_rebuilt_from_the_attempts_equals_the_live_one() {
     assert_eq!(counts, [(3, 0), (2, 1)], "{live:?}");
     assert_eq!(live[1].day, live[0].day + 1);
 }
+
+#[test]
+fn a_pacer_restored_from_its_last_snapshot_knows_what_it_knew() {
+    let mut cfg = campaign(DialMode::Predictive);
+    cfg.max_lines = 6;
+    let mut bed = bed_with(cfg.clone(), 2, 40);
+    start(&mut bed);
+    // Some persons, some no-answers: the pacer learns from each.
+    for n in 0..6 {
+        let leg = nth_dial(&mut bed, n);
+        bed.advance(Duration::from_secs(3));
+        if n % 2 == 0 {
+            bed.event(SwitchEvent::LegAnswered { leg });
+            bed.advance(Duration::from_secs(20));
+        }
+        bed.event(SwitchEvent::LegHungUp {
+            leg,
+            cause: if n % 2 == 0 {
+                HangupCause::Normal
+            } else {
+                HangupCause::NoAnswer
+            },
+        });
+        bed.advance(Duration::from_secs(5));
+    }
+    let last = bed
+        .records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            Record::PacerState { campaign, pacer } if *campaign == C => Some((**pacer).clone()),
+            _ => None,
+        })
+        .expect("the pacer's snapshots are records");
+    let live = bed.engine.pacer_snapshot(C).expect("the campaign");
+    assert_eq!(live, last, "the last record holds what the pacer knows now");
+    let prior = bed_with(cfg.clone(), 2, 0)
+        .engine
+        .pacer_snapshot(C)
+        .expect("a fresh campaign");
+    assert_ne!(live, prior, "it learned something");
+
+    // A restarted engine seeded with it knows exactly that.
+    let mut again = bed_with(cfg.clone(), 2, 40);
+    again.cmd(Command::SeedPacer {
+        campaign: C,
+        pacer: Box::new(last.clone()),
+    });
+    assert_eq!(again.engine.pacer_snapshot(C), Some(last.clone()));
+
+    // A snapshot this version cannot take is refused with its field; the pacer keeps its
+    // prior.
+    let mut bad = serde_json::to_value(&last).unwrap();
+    bad["theta"] = serde_json::json!(7.0);
+    let bad: switchyard_engine::dialer::pacing::PacerSnapshot =
+        serde_json::from_value(bad).unwrap();
+    let mut other = bed_with(cfg, 2, 40);
+    let before = other.engine.pacer_snapshot(C);
+    let refused = other.engine.handle_input(switchyard_engine::Input::Api(
+        other.now,
+        Command::SeedPacer {
+            campaign: C,
+            pacer: Box::new(bad),
+        },
+    ));
+    assert!(
+        matches!(
+            refused,
+            Err(switchyard_engine::EngineError::InvalidConfig { field: "pacer", .. })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(other.engine.pacer_snapshot(C), before);
+}

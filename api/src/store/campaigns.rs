@@ -336,6 +336,16 @@ impl FromStoreRow for AttemptWithId {
     }
 }
 
+/// `(campaign id, pacer JSON)`.
+#[derive(Debug)]
+struct PacerRow(i64, String);
+
+impl FromStoreRow for PacerRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(PacerRow(row.i64("id")?, row.string("pacer")?))
+    }
+}
+
 /// `(id, number)` of a contact just inserted.
 #[derive(Debug)]
 struct NumberRow(String);
@@ -993,6 +1003,34 @@ impl Store {
         );
         let rows: Vec<AttemptWithId> = self
             .fetch_all(Use::Read, SQL, args![campaign_id, tenant, before_id, limit])
+            .await?;
+        Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
+    }
+
+    /// Keeps the newest snapshot of each campaign's pacer (`(campaign id, JSON)`), in one
+    /// transaction. Not journaled: a snapshot is a cache of what the attempts taught, and the
+    /// next one replaces it.
+    pub async fn save_pacers(&self, rows: &[(i64, String)]) -> Result<(), StoreError> {
+        let statements = rows
+            .iter()
+            .map(|(id, pacer)| {
+                (
+                    sqlx::SqlStr::from_static("UPDATE campaigns SET pacer = $2 WHERE id = $1"),
+                    args![*id, pacer.as_str()],
+                )
+            })
+            .collect();
+        self.batch(statements).await
+    }
+
+    /// Every campaign's pacer snapshot (`(campaign id, JSON)`), for the restore at start.
+    pub async fn campaign_pacers(&self) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows: Vec<PacerRow> = self
+            .fetch_all(
+                Use::Read,
+                "SELECT id, pacer FROM campaigns WHERE pacer IS NOT NULL",
+                args![],
+            )
             .await?;
         Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
     }

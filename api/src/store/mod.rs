@@ -338,6 +338,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
         include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
         include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
+        include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -348,6 +349,7 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
         include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
         include_str!("../../../migrations/postgres/0006_open_rows.sql"),
+        include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
     ])
 });
 
@@ -361,7 +363,8 @@ fn embedded(
         attempt_legs,
         attempt_machine,
         open_rows,
-    ]: [&'static str; 6],
+        campaign_pacer,
+    ]: [&'static str; 7],
 ) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -404,6 +407,13 @@ fn embedded(
             "open rows".into(),
             MigrationType::Simple,
             SqlStr::from_static(open_rows),
+            false,
+        ),
+        Migration::new(
+            7,
+            "campaign pacer".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(campaign_pacer),
             false,
         ),
     ])

@@ -91,6 +91,8 @@ pub struct Campaign {
     /// Last live-feed update, and whether one is owed (updates are at most 1 per second).
     pub notified: Option<Instant>,
     pub notify_owed: bool,
+    /// The pacer's lessons at its last snapshot (see `Engine::save_pacers`).
+    pub pacer_saved: u64,
     /// Progressive only: whether its agents answer fast enough to dial the customer first.
     pub connect: super::connect::ConnectCheck,
 }
@@ -114,6 +116,7 @@ impl Campaign {
             dirty: false,
             notified: None,
             notify_owed: false,
+            pacer_saved: 0,
             connect: super::connect::ConnectCheck::default(),
         }
     }

@@ -102,6 +102,50 @@ impl Histogram {
         self.total
     }
 
+    /// Its counts, non-zero bins only (a campaign's histograms are mostly empty).
+    fn snapshot(&self) -> HistogramSnapshot {
+        HistogramSnapshot {
+            bins: u32::try_from(self.counts.len()).unwrap_or(u32::MAX),
+            counts: self
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c != 0.0)
+                .map(|(i, c)| (u32::try_from(i).unwrap_or(u32::MAX), *c))
+                .collect(),
+            total: self.total,
+        }
+    }
+
+    /// This (empty) histogram's shape with a snapshot's counts, its table up to date.
+    fn restored(mut self, s: &HistogramSnapshot, name: &str) -> Result<Histogram, String> {
+        if s.bins as usize != self.counts.len() {
+            return Err(format!(
+                "{name}: {} bins, this version has {}",
+                s.bins,
+                self.counts.len()
+            ));
+        }
+        if !s.total.is_finite() || s.total < 0.0 || s.total > self.cap {
+            return Err(format!("{name}: total out of range"));
+        }
+        self.counts.iter_mut().for_each(|c| *c = 0.0);
+        for (i, c) in &s.counts {
+            let slot = self
+                .counts
+                .get_mut(*i as usize)
+                .ok_or_else(|| format!("{name}: bin {i} out of range"))?;
+            if !c.is_finite() || *c < 0.0 {
+                return Err(format!("{name}: bin {i} out of range"));
+            }
+            *slot = *c;
+        }
+        self.total = s.total;
+        self.stale = REBUILD_EVERY;
+        self.refresh();
+        Ok(self)
+    }
+
     /// Rebuilds the cumulative table if enough has changed.
     pub fn refresh(&mut self) {
         if self.stale < REBUILD_EVERY {
@@ -130,6 +174,29 @@ impl Histogram {
         let frac = pos - i as f64;
         (self.cum[i] + frac * (self.cum[i + 1] - self.cum[i])) / total
     }
+}
+
+/// What a [`Pacer`] has learned ([`Pacer::snapshot`]), kept by the store across restarts.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PacerSnapshot {
+    person: HistogramSnapshot,
+    resolve: HistogramSnapshot,
+    talk: HistogramSnapshot,
+    dials: f64,
+    persons: f64,
+    answered: f64,
+    answered_persons: f64,
+    theta: f64,
+    agent_lag_s: f64,
+    gain: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct HistogramSnapshot {
+    bins: u32,
+    /// `(bin, count)` of the non-zero bins.
+    counts: Vec<(u32, f64)>,
+    total: f64,
 }
 
 /// What an agent of the campaign's queue will be doing, as pacing sees it.
@@ -175,6 +242,9 @@ pub struct Pacer {
     agent_lag_s: f64,
     /// Step of the threshold controller (log scale, per person answered).
     gain: f64,
+    /// Lessons taken since the pacer was made (not part of its state: tells the campaign a
+    /// snapshot is due).
+    lessons: u64,
 }
 
 /// The horizon's bins are one second wide.
@@ -203,6 +273,7 @@ impl Pacer {
             theta,
             agent_lag_s: 0.0,
             gain: 0.05,
+            lessons: 0,
         };
         for i in 0..20u32 {
             let t = Duration::from_secs_f64(3.0 + 17.0 * (f64::from(i) + 0.5) / 20.0);
@@ -239,6 +310,7 @@ impl Pacer {
     /// A dial resolved after `elapsed`: a person became ready (`person`), or it ended otherwise
     /// (machine, busy, no answer, failure). Detection time counts as ringing for a person.
     pub fn learn_dial(&mut self, elapsed: Duration, person: bool) {
+        self.lessons += 1;
         self.dials += 1.0;
         if person {
             self.persons += 1.0;
@@ -256,6 +328,7 @@ impl Pacer {
     /// has, and its timings as lying beyond `elapsed`, so releases do not teach the pacer
     /// that persons answer less, or sooner, than they do.
     pub fn learn_released(&mut self, elapsed: Duration) {
+        self.lessons += 1;
         self.refresh();
         let r = elapsed.as_secs_f64();
         let unresolved = 1.0 - self.resolve.cdf(r);
@@ -276,6 +349,7 @@ impl Pacer {
 
     /// A detection verdict on an answered leg (a time-out counts as a person).
     pub fn learn_answered(&mut self, person: bool) {
+        self.lessons += 1;
         self.answered += 1.0;
         if person {
             self.answered_persons += 1.0;
@@ -293,16 +367,19 @@ impl Pacer {
 
     /// An agent answered a campaign offer `lag` after it was made.
     pub fn learn_agent_lag(&mut self, lag: Duration) {
+        self.lessons += 1;
         self.agent_lag_s += 0.05 * (lag.as_secs_f64() - self.agent_lag_s);
     }
 
     pub fn learn_talk(&mut self, talk: Duration) {
+        self.lessons += 1;
         self.talk.add(talk, 1.0);
     }
 
     /// A person answered one of our dials; steer the threshold so that the share abandoned
     /// tends to `goal` (a Robbins-Monro step on the log of the threshold).
     pub fn learn_outcome(&mut self, abandoned: bool, goal: f64) {
+        self.lessons += 1;
         let hit = if abandoned { 1.0 } else { 0.0 };
         let next = self.theta.ln() + self.gain * (goal - hit);
         self.theta = next.exp().clamp(1e-4, 0.5);
@@ -312,6 +389,62 @@ impl Pacer {
         self.person.refresh();
         self.resolve.refresh();
         self.talk.refresh();
+    }
+
+    /// Lessons taken since the pacer was made (see [`Pacer::snapshot`]).
+    pub fn lessons(&self) -> u64 {
+        self.lessons
+    }
+
+    /// What the pacer has learned, to be kept across a restart. Its tables are brought up to
+    /// date first, so that the pacer restored from the snapshot decides exactly as this one.
+    pub fn snapshot(&mut self) -> PacerSnapshot {
+        for h in [&mut self.person, &mut self.resolve, &mut self.talk] {
+            h.stale = REBUILD_EVERY;
+            h.refresh();
+        }
+        PacerSnapshot {
+            person: self.person.snapshot(),
+            resolve: self.resolve.snapshot(),
+            talk: self.talk.snapshot(),
+            dials: self.dials,
+            persons: self.persons,
+            answered: self.answered,
+            answered_persons: self.answered_persons,
+            theta: self.theta,
+            agent_lag_s: self.agent_lag_s,
+            gain: self.gain,
+        }
+    }
+
+    /// The pacer a snapshot describes; an error (and the caller keeps its prior) when the
+    /// snapshot is not one this version makes: other table shapes, or figures out of range.
+    pub fn restore(s: &PacerSnapshot) -> Result<Pacer, String> {
+        let fresh = Pacer::new(0.03);
+        let figures = [
+            s.dials,
+            s.persons,
+            s.answered,
+            s.answered_persons,
+            s.agent_lag_s,
+            s.gain,
+        ];
+        if figures.iter().any(|f| !f.is_finite() || *f < 0.0) || !(1e-4..=0.5).contains(&s.theta) {
+            return Err("a figure is out of range".into());
+        }
+        Ok(Pacer {
+            person: fresh.person.restored(&s.person, "person")?,
+            resolve: fresh.resolve.restored(&s.resolve, "resolve")?,
+            talk: fresh.talk.restored(&s.talk, "talk")?,
+            dials: s.dials,
+            persons: s.persons,
+            answered: s.answered,
+            answered_persons: s.answered_persons,
+            theta: s.theta,
+            agent_lag_s: s.agent_lag_s,
+            gain: s.gain,
+            lessons: 0,
+        })
     }
 
     /// How many more lines to dial now (at most `max_new`), and the risk the last one

@@ -340,6 +340,7 @@ impl Engine {
         if self.switch_down {
             // Paced again (still dirty) once a node is back.
             self.flush_campaign_notices();
+            self.save_pacers();
             return;
         }
         let dirty: Vec<CampaignId> = self
@@ -356,6 +357,55 @@ impl Engine {
             self.dispatch();
         }
         self.flush_campaign_notices();
+        self.save_pacers();
+    }
+
+    /// A snapshot of every pacer that learned something since its last one, for the store
+    /// ([`Record::PacerState`]): a restart restores what the pacer knew at its last record.
+    fn save_pacers(&mut self) {
+        if !self.cfg.persist_pacers {
+            return;
+        }
+        let mut due: Vec<CampaignId> = self
+            .campaigns
+            .values()
+            .filter(|c| c.pacer.lessons() != c.pacer_saved)
+            .map(Campaign::id)
+            .collect();
+        due.sort_unstable();
+        for id in due {
+            let Some(c) = self.campaigns.get_mut(&id) else {
+                continue;
+            };
+            c.pacer_saved = c.pacer.lessons();
+            let pacer = Box::new(c.pacer.snapshot());
+            self.persist(Record::PacerState {
+                campaign: id,
+                pacer,
+            });
+        }
+    }
+
+    /// Puts back what a campaign's pacer had learned before a restart. A snapshot this version
+    /// cannot take is refused (the pacer keeps its prior).
+    pub(crate) fn seed_pacer(
+        &mut self,
+        id: CampaignId,
+        snapshot: &crate::dialer::pacing::PacerSnapshot,
+    ) -> Result<(), EngineError> {
+        let c = self
+            .campaigns
+            .get_mut(&id)
+            .ok_or(EngineError::UnknownCampaign(id))?;
+        let pacer = crate::dialer::pacing::Pacer::restore(snapshot).map_err(|message| {
+            EngineError::InvalidConfig {
+                field: "pacer",
+                message,
+            }
+        })?;
+        c.pacer = pacer;
+        c.pacer_saved = c.pacer.lessons();
+        Ok(())
     }
 
     /// An agent's state changed: campaigns drawing on its queues may dial.
@@ -1305,6 +1355,13 @@ impl Engine {
 
     pub fn campaign_state(&self, id: CampaignId) -> Option<CampaignState> {
         self.campaigns.get(&id).map(|c| c.state)
+    }
+
+    /// What the campaign's pacer has learned, as a restart would restore it.
+    pub fn pacer_snapshot(&self, id: CampaignId) -> Option<crate::dialer::pacing::PacerSnapshot> {
+        // A copy: taking the snapshot brings tables up to date, which is the live pacer's
+        // own business.
+        Some(self.campaigns.get(&id)?.pacer.clone().snapshot())
     }
 
     /// The queue a campaign's persons wait in.

@@ -263,6 +263,7 @@ impl Engine {
             Command::AddContacts { campaign, contacts } => self.add_contacts(campaign, contacts),
             Command::BlockNumbers { campaign, numbers } => self.block_numbers(campaign, numbers),
             Command::SeedLedger { campaign, days } => self.seed_ledger(campaign, &days),
+            Command::SeedPacer { campaign, pacer } => self.seed_pacer(campaign, &pacer),
             Command::Disposition {
                 call,
                 code,

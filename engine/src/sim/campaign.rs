@@ -221,6 +221,7 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
     let ecfg = EngineConfig {
         origin_unix_ms: ORIGIN_UNIX_MS,
         persist_traces: false,
+        persist_pacers: false,
         trace_memory: 0,
         max_calls: usize::MAX,
         ..EngineConfig::default()
