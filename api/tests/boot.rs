@@ -261,3 +261,79 @@ async fn a_persistent_line_agent_available_before_a_restart_gets_its_line_after_
     })
     .await;
 }
+
+/// What a campaign's pacer learned is stored after each lesson and is what the pacer of the
+/// next start knows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaigns_pacer_comes_back_from_the_store_at_the_next_start() {
+    store_common::each_backend(|store| async move {
+        let (t, _key) = tenant(&store).await;
+        let q = store
+            .create_queue(
+                t,
+                "outbound",
+                serde_json::to_value(QueueSpec::default()).unwrap(),
+                &audit(),
+            )
+            .await
+            .unwrap()
+            .id;
+        let spec: switchyard_api::spec_campaign::CampaignSpec = serde_json::from_value(
+            json!({"queue": q, "caller_id": "+15550100", "window": {"start": "00:00", "end": "24:00"}}),
+        )
+        .unwrap();
+        let c = store
+            .create_campaign(t, "renewals", serde_json::to_value(spec).unwrap(), &audit())
+            .await
+            .unwrap()
+            .id;
+        let id = CampaignId(c as u32);
+
+        // A snapshot as a running pacer writes it: the first start's own prior, taught a
+        // lesson by hand (a bigger risk appetite than the prior's).
+        let s = Server::start(store.clone()).await;
+        let prior = s
+            .rt
+            .engine
+            .query(move |e| e.pacer_snapshot(id))
+            .await
+            .unwrap()
+            .expect("the campaign runs");
+        s.stop().await;
+        let mut taught = serde_json::to_value(&prior).unwrap();
+        taught["theta"] = json!(0.042);
+        taught["dials"] = json!(123.0);
+        store
+            .save_pacers(&[(c, taught.to_string())])
+            .await
+            .unwrap();
+
+        let s = Server::start(store.clone()).await;
+        let restored = s
+            .rt
+            .engine
+            .query(move |e| e.pacer_snapshot(id))
+            .await
+            .unwrap()
+            .expect("the campaign runs");
+        assert_eq!(serde_json::to_value(&restored).unwrap(), taught);
+        s.stop().await;
+
+        // A snapshot this version cannot read leaves the pacer at its prior; the campaign runs.
+        store
+            .save_pacers(&[(c, "{\"not\": \"a pacer\"}".into())])
+            .await
+            .unwrap();
+        let s = Server::start(store.clone()).await;
+        let fresh = s
+            .rt
+            .engine
+            .query(move |e| e.pacer_snapshot(id))
+            .await
+            .unwrap()
+            .expect("the campaign still runs");
+        assert_eq!(fresh, prior);
+        s.stop().await;
+    })
+    .await;
+}
