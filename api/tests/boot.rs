@@ -262,6 +262,16 @@ async fn a_persistent_line_agent_available_before_a_restart_gets_its_line_after_
     .await;
 }
 
+async fn pacer_of(
+    s: &Server,
+    id: CampaignId,
+) -> Option<switchyard_engine::dialer::pacing::PacerSnapshot> {
+    s.rt.engine
+        .query(move |e| e.pacer_snapshot(id))
+        .await
+        .unwrap()
+}
+
 /// What a campaign's pacer learned is stored after each lesson and is what the pacer of the
 /// next start knows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,12 +302,8 @@ async fn a_campaigns_pacer_comes_back_from_the_store_at_the_next_start() {
         // A snapshot as a running pacer writes it: the first start's own prior, taught a
         // lesson by hand (a bigger risk appetite than the prior's).
         let s = Server::start(store.clone()).await;
-        let prior = s
-            .rt
-            .engine
-            .query(move |e| e.pacer_snapshot(id))
+        let prior = pacer_of(&s, id)
             .await
-            .unwrap()
             .expect("the campaign runs");
         s.stop().await;
         let mut taught = serde_json::to_value(&prior).unwrap();
@@ -309,12 +315,8 @@ async fn a_campaigns_pacer_comes_back_from_the_store_at_the_next_start() {
             .unwrap();
 
         let s = Server::start(store.clone()).await;
-        let restored = s
-            .rt
-            .engine
-            .query(move |e| e.pacer_snapshot(id))
+        let restored = pacer_of(&s, id)
             .await
-            .unwrap()
             .expect("the campaign runs");
         assert_eq!(serde_json::to_value(&restored).unwrap(), taught);
         s.stop().await;
@@ -325,12 +327,8 @@ async fn a_campaigns_pacer_comes_back_from_the_store_at_the_next_start() {
             .await
             .unwrap();
         let s = Server::start(store.clone()).await;
-        let fresh = s
-            .rt
-            .engine
-            .query(move |e| e.pacer_snapshot(id))
+        let fresh = pacer_of(&s, id)
             .await
-            .unwrap()
             .expect("the campaign still runs");
         assert_eq!(fresh, prior);
         s.stop().await;

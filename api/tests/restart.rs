@@ -462,6 +462,22 @@ async fn kill_9_mid_traffic_loses_nothing_on_postgres() {
     restart_loses_nothing(db, "KILL").await;
 }
 
+/// Waits until queue `q` has `n` callers in line.
+async fn wait_in_line(api: &Api, q: i64, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        let v = api
+            .ok(Method::GET, &format!("/v1/queues/{q}/calls"), None)
+            .await;
+        let waiting = v["calls"].as_array().map_or(0, Vec::len);
+        if waiting == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{waiting} of {n} in line");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// 200 callers wait (every fifth made VIP through the API), switchyard is killed and comes
 /// back 5 s later: the callers held in the dialplan's loop return, and once agents are
 /// available they are answered by priority, then in the order they first arrived.
@@ -540,21 +556,7 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Every caller in line, then every fifth made a VIP.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = api
-            .ok(Method::GET, &format!("/v1/queues/{q}/calls"), None)
-            .await;
-        let n = v["calls"]
-            .as_array()
-            .or(v["items"].as_array())
-            .map_or(0, Vec::len);
-        if n == CALLERS as usize {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{n} of {CALLERS} in line");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_in_line(&api, q, CALLERS as usize, Duration::from_secs(30)).await;
     let vip: HashSet<&String> = callers.iter().step_by(5).collect();
     for leg in &vip {
         api.ok(
@@ -580,21 +582,7 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
     };
     api.wait_ready(Duration::from_secs(30)).await;
     // Every caller is back in line (the hold loop sends them into the socket again).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = api
-            .ok(Method::GET, &format!("/v1/queues/{q}/calls"), None)
-            .await;
-        let n = v["calls"]
-            .as_array()
-            .or(v["items"].as_array())
-            .map_or(0, Vec::len);
-        if n == CALLERS as usize {
-            break;
-        }
-        assert!(Instant::now() < deadline, "{n} of {CALLERS} back in line");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_in_line(&api, q, CALLERS as usize, Duration::from_secs(20)).await;
     for a in &agents {
         api.ok(
             Method::PUT,
