@@ -542,3 +542,60 @@ fn a_restarted_switchyard_takes_over_a_conversation_and_closes_calls_that_ended_
     assert!(!p.has_channel(0, LegId::parse(&agent_leg).unwrap()));
     assert_ne!(agent_state(&p, busy), Some(AgentStateKind::OnCall));
 }
+
+#[test]
+fn a_restarted_switchyard_takes_back_a_persistent_line_instead_of_calling_the_phone_again() {
+    let mut p = Pair::new(vec![switch(10, Dist::Fixed(0.2))], |c| {
+        c.routes.insert("5000".into(), QUEUE);
+    });
+    p.queue(race_queue(QUEUE));
+    let mut config = stored_config(1);
+    for cmd in &mut config {
+        if let Command::UpsertAgent(a) = cmd {
+            a.persistent_line = true;
+        }
+    }
+    for cmd in config.clone() {
+        p.command(cmd);
+    }
+    assert!(p.run_until_true(Duration::from_secs(5), |p| {
+        p.core
+            .engine()
+            .agent_info(AgentId(1))
+            .and_then(|a| a.line)
+            .is_some_and(|l| l.up)
+    }));
+    let line = p
+        .core
+        .engine()
+        .agent_info(AgentId(1))
+        .and_then(|a| a.line)
+        .unwrap()
+        .leg;
+    let originates_before = p.sent_like("bgapi originate").len();
+
+    p.restart_driver_loaded(
+        |c| {
+            c.routes.insert("5000".into(), QUEUE);
+        },
+        config,
+    );
+    p.run_for(Duration::from_secs(2));
+    let now = p.core.engine().agent_info(AgentId(1)).and_then(|a| a.line);
+    assert_eq!(
+        now.map(|l| (l.leg, l.up)),
+        Some((line, true)),
+        "the agent's line is its old one, up"
+    );
+    assert_eq!(
+        p.sent_like("bgapi originate").len(),
+        originates_before,
+        "the phone is not called again"
+    );
+    assert!(p.has_channel(0, line));
+    // And a caller is bridged to it at once.
+    let c = p.call(0, caller(Duration::from_secs(2)));
+    assert!(p.run_until_true(Duration::from_secs(3), |p| {
+        bridged_to(p, 0, c).as_deref() == Some(line.to_string().as_str())
+    }));
+}

@@ -494,6 +494,14 @@ impl Pair {
             ..EngineConfig::default()
         };
         let mut engine = Engine::new(ecfg, 8, self.now);
+        // As under the runtime's driver: no switch until the takeover is over, so loading
+        // calls no line and dials nothing.
+        engine
+            .handle_input(switchyard_engine::Input::Switch(
+                self.now,
+                switchyard_engine::SwitchEvent::Reachable { up: false },
+            ))
+            .expect("an input the engine takes");
         for cmd in config {
             engine
                 .handle_input(switchyard_engine::Input::Api(self.now, cmd))
@@ -509,6 +517,17 @@ impl Pair {
             n.wire.set_accepting(self.now, true);
         }
         self.settle();
+    }
+
+    /// A switchyard restart at once with an engine loaded with `config` (see
+    /// [`Pair::start_driver_loaded`]).
+    pub fn restart_driver_loaded(
+        &mut self,
+        tune: impl FnOnce(&mut DriverConfig),
+        config: Vec<Command>,
+    ) {
+        self.kill_driver();
+        self.start_driver_loaded(tune, config);
     }
 
     /// A switchyard restart at once: [`Pair::kill_driver`] then [`Pair::start_driver`].
