@@ -10,7 +10,7 @@ mod process_common;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use process_common::{Api, free_port, serve, tenant_with_admin_key};
+use process_common::{Api, free_port, serve_ready, tenant_with_admin_key};
 use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard_esl::sim::{Dist, InboundCall, Scenario, SimConfig, SimHandle};
@@ -77,6 +77,25 @@ impl Db {
         }
         std::fs::remove_dir_all(&self.dir).ok();
     }
+}
+
+/// A fake switch on a free loopback port following `scenario`, sending its callers to a free
+/// port for `serve`'s outbound listener: the switch, its Event Socket address and that port.
+async fn fake_switch(scenario: Scenario, seed: u64) -> (SimHandle, String, String) {
+    let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let esl_addr = esl.local_addr().unwrap().to_string();
+    let outbound = format!("127.0.0.1:{}", free_port());
+    let switch = switchyard_esl::sim::spawn(
+        esl,
+        SimConfig {
+            inbound_target: Some(outbound.clone()),
+            scenario,
+            ..SimConfig::default()
+        }
+        .for_this_run(),
+        seed,
+    );
+    (switch, esl_addr, outbound)
 }
 
 fn scenario() -> Scenario {
@@ -248,26 +267,9 @@ async fn all_attempts(api: &Api, campaign: i64) -> Vec<Value> {
 
 async fn restart_loses_nothing(db: Db, signal: &str) {
     let key = tenant_with_admin_key(&db.url);
-    let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let esl_addr = esl.local_addr().unwrap().to_string();
-    let outbound = format!("127.0.0.1:{}", free_port());
-    let switch = std::sync::Arc::new(switchyard_esl::sim::spawn(
-        esl,
-        SimConfig {
-            inbound_target: Some(outbound.clone()),
-            scenario: scenario(),
-            ..SimConfig::default()
-        }
-        .for_this_run(),
-        11,
-    ));
-    let (first, base) = serve(&db.url, &esl_addr, &outbound).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        key: key.clone(),
-    };
-    api.wait_ready(Duration::from_secs(30)).await;
+    let (switch, esl_addr, outbound) = fake_switch(scenario(), 11).await;
+    let switch = std::sync::Arc::new(switch);
+    let (first, api) = serve_ready(&db.url, &esl_addr, &outbound, &key).await;
     let (campaign, agents) = configure(&api).await;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let placing = callers(switch.clone(), Duration::from_millis(1200), stop_rx);
@@ -288,13 +290,7 @@ async fn restart_loses_nothing(db: Db, signal: &str) {
     let stopped_at = Instant::now();
 
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let (second, base) = serve(&db.url, &esl_addr, &outbound).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        key,
-    };
-    api.wait_ready(Duration::from_secs(30)).await;
+    let (second, api) = serve_ready(&db.url, &esl_addr, &outbound, &key).await;
     let ready_at = Instant::now();
 
     // Agents whose calls are still up are on them (inbound calls last 12 s).
@@ -487,29 +483,11 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
     const AGENTS: u32 = 10;
     let db = Db::sqlite("survive");
     let key = tenant_with_admin_key(&db.url);
-    let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let esl_addr = esl.local_addr().unwrap().to_string();
-    let outbound = format!("127.0.0.1:{}", free_port());
     let mut sc = Scenario::default();
     // Every agent takes the same time to answer: the order of answers is the order of offers.
     sc.agents.behaviour.answer_delay = Dist::Fixed(0.5);
-    let switch = switchyard_esl::sim::spawn(
-        esl,
-        SimConfig {
-            inbound_target: Some(outbound.clone()),
-            scenario: sc,
-            ..SimConfig::default()
-        }
-        .for_this_run(),
-        12,
-    );
-    let (first, base) = serve(&db.url, &esl_addr, &outbound).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        key: key.clone(),
-    };
-    api.wait_ready(Duration::from_secs(30)).await;
+    let (switch, esl_addr, outbound) = fake_switch(sc, 12).await;
+    let (first, api) = serve_ready(&db.url, &esl_addr, &outbound, &key).await;
     let q = api
         .ok(
             Method::POST,
@@ -574,13 +552,7 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
         CALLERS as usize,
         "every caller held on while switchyard was down"
     );
-    let (second, base) = serve(&db.url, &esl_addr, &outbound).await;
-    let api = Api {
-        http: reqwest::Client::new(),
-        base,
-        key,
-    };
-    api.wait_ready(Duration::from_secs(30)).await;
+    let (second, api) = serve_ready(&db.url, &esl_addr, &outbound, &key).await;
     // Every caller is back in line (the hold loop sends them into the socket again).
     wait_in_line(&api, q, CALLERS as usize, Duration::from_secs(20)).await;
     for a in &agents {

@@ -121,6 +121,18 @@ pub async fn serve(db: &str, esl: &str, outbound: &str) -> (Kill, String) {
     (guard, base)
 }
 
+/// [`serve`], then waits until `/readyz` says ready; the API with `key`.
+pub async fn serve_ready(db: &str, esl: &str, outbound: &str, key: &str) -> (Kill, Api) {
+    let (process, base) = serve(db, esl, outbound).await;
+    let api = Api {
+        http: reqwest::Client::new(),
+        base,
+        key: key.to_owned(),
+    };
+    api.wait_ready(Duration::from_secs(30)).await;
+    (process, api)
+}
+
 pub struct Api {
     pub http: reqwest::Client,
     pub base: String,
