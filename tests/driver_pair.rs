@@ -51,8 +51,18 @@ fn world(seed: u64, agents: u32) -> Pair {
 }
 
 fn world_answering(seed: u64, agents: u32, answer: Dist) -> Pair {
+    world_tuned(seed, agents, answer, |_| {})
+}
+
+fn world_tuned(
+    seed: u64,
+    agents: u32,
+    answer: Dist,
+    tune: impl FnOnce(&mut switchyard_engine::driver::DriverConfig),
+) -> Pair {
     let mut p = Pair::new(vec![switch(seed, answer)], |c| {
         c.routes.insert("5000".into(), QUEUE);
+        tune(c);
     });
     p.queue(race_queue(QUEUE));
     for id in 1..=agents {
@@ -94,8 +104,35 @@ fn call_records(p: &Pair) -> Vec<&switchyard_engine::CallRecord> {
 
 #[test]
 fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and_no_leg_left() {
+    let p = thousand_calls(world(11, 40));
+    // Every agent leg joined its caller itself as its originate completed: nothing raced.
+    let st = p.core.stats();
+    assert_eq!(st.bridges_joined, 1_000);
+    assert_eq!(st.bridges_held, 0);
+    assert!(p.sent_like("api uuid_bridge").is_empty());
+}
+
+#[test]
+fn a_thousand_calls_bridged_by_uuid_bridge_after_the_handover_are_all_bridged_too() {
+    // The way every ring-all call, and every call on a node that does not expand API calls,
+    // is bridged.
+    let p = thousand_calls(world_tuned(11, 40, Dist::Uniform([0.05, 0.15]), |c| {
+        c.join_on_answer = false
+    }));
+    let st = p.core.stats();
+    assert!(st.bridges_held > 0, "no bridge met the handover window");
+    assert_eq!(st.bridges_joined, 0);
+    assert_eq!(
+        p.sent_like("api uuid_bridge").len(),
+        1_000,
+        "one bridge per call"
+    );
+}
+
+/// 1,000 callers 12 ms apart on `p`'s agents: each answered once, bridged, its record true, no
+/// leg left, nothing failed.
+fn thousand_calls(mut p: Pair) -> Pair {
     const CALLS: usize = 1_000;
-    let mut p = world(11, 40);
     let mut callers = Vec::with_capacity(CALLS);
     for i in 0..CALLS {
         let mut c = caller(Duration::from_millis(300));
@@ -128,16 +165,12 @@ fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and_no_le
         assert_eq!(by_leg.get(leg), Some(&1), "{leg}: one record");
     }
     let st = p.core.stats();
-    assert!(st.bridges_held > 0, "no bridge met the handover window");
     assert_eq!(st.bridges_failed, 0);
     assert_eq!(st.originates_failed_after_answer, 0);
     assert_eq!(st.orphans_killed, 0);
     assert_eq!(st.commands_dropped, 0);
-    assert_eq!(
-        p.sent_like("api uuid_bridge").len(),
-        CALLS,
-        "one bridge per call"
-    );
+    assert_eq!(p.bridges_asked().len(), CALLS, "one bridge per call");
+    p
 }
 
 #[test]
@@ -300,6 +333,7 @@ fn legs_a_restarted_switchyard_forgot_are_swept_unless_in_a_conversation() {
             caller_id_name: String::new(),
             timeout: Duration::from_secs(20),
             vars: Vec::new(),
+            join: None,
         },
     );
     assert!(p.run_until_true(Duration::from_secs(5), |p| {
@@ -388,7 +422,7 @@ fn callers_waiting_through_a_switchyard_restart_are_answered_in_order_of_first_a
     p.run_for(Duration::from_secs(4));
     let waiting = p.core.engine().waiting_calls(QUEUE).len();
     assert_eq!(waiting, CALLERS, "every caller rejoined the line");
-    let bridges_before = p.sent_like("api uuid_bridge").len();
+    let bridges_before = p.bridges_asked().len();
     p.command(switchyard_engine::Command::SetAgentPresence {
         agent: AgentId(1),
         presence: switchyard_engine::Presence::Available,
@@ -403,9 +437,9 @@ fn callers_waiting_through_a_switchyard_restart_are_answered_in_order_of_first_a
         assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
     }
     // One agent takes them one by one: the order of the bridges is the order of the line.
-    let bridged: Vec<String> = p.sent_like("api uuid_bridge")[bridges_before..]
+    let bridged: Vec<String> = p.bridges_asked()[bridges_before..]
         .iter()
-        .filter_map(|(_, _, l)| l.split_whitespace().nth(2).map(str::to_owned))
+        .map(|(caller, _)| caller.clone())
         .collect();
     let first_arrival: Vec<String> = callers.iter().map(|(l, _)| l.to_string()).collect();
     assert_eq!(bridged, first_arrival, "answered in order of first arrival");

@@ -400,6 +400,7 @@ fn campaign_dial(leg: LegId, number: &str, vars: &[(&str, &str)]) -> SwitchComma
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect(),
+        join: None,
     }
 }
 

@@ -325,6 +325,12 @@ pub enum SwitchCommand {
         caller_id_name: String,
         timeout: Duration,
         vars: Vec<(String, String)>,
+        /// The caller leg this leg may be joined to by FreeSWITCH itself the moment its
+        /// originate completes, with no round trip through switchyard: set only when no other
+        /// leg can win that caller (a single offer, never ring-all). The core still asks for
+        /// the [`SwitchCommand::Bridge`] at the answer and waits for CHANNEL_BRIDGE as
+        /// usual; a driver that had the switch join the legs does not send `uuid_bridge`.
+        join: Option<LegId>,
     },
     /// Bridge two answered legs. The core waits for [`SwitchEvent::Bridged`] (or
     /// [`SwitchEvent::BridgeFailed`]) before it counts the call as answered; the driver sends

@@ -225,7 +225,8 @@ fn event_header_names_match_the_plain_capture_type_by_type() {
     // 7002: answer, record, playback, killed after 3 s; then a heartbeat.
     h.cmd(
         c,
-        "bgapi originate loopback/7002/default &playback(tone_stream://%(500,500,440);loops=40)",
+        // No `)` inside: originate cuts its application at the first one, as FreeSWITCH does.
+        "bgapi originate loopback/7002/default &playback(silence_stream://-1)",
     );
     // The originate completes within its handover window (at most 20 ms by default).
     h.advance(Duration::from_millis(25));
@@ -1664,6 +1665,16 @@ impl RaceRig {
     }
 
     fn trial(&mut self, trigger: Trigger) -> Trial {
+        self.run(Some(trigger), "&park()")
+    }
+
+    /// The agent leg originated with `'&eval(${uuid_bridge C U})'` and nothing sent after: the
+    /// story's times count from U's CHANNEL_ANSWER.
+    fn joined(&mut self) -> Trial {
+        self.run(None, "'&eval(${uuid_bridge C U})'")
+    }
+
+    fn run(&mut self, trigger: Option<Trigger>, app: &str) -> Trial {
         self.n += 1;
         let c = format!("c0000000-0000-4000-8000-{:012}", self.n);
         let u = format!("a0000000-0000-4000-8000-{:012}", self.n);
@@ -1676,15 +1687,22 @@ impl RaceRig {
         assert!(self.h.sw.channel_var(&c, "uuid").is_some());
         self.h.take(self.ev);
         let t_orig = self.h.now;
+        let app = app
+            .replace(" C ", &format!(" {c} "))
+            .replace(" U}", &format!(" {u}}}"));
         self.h.cmd(
             self.ev,
             &format!(
-                "bgapi originate {{origination_uuid={u}}}loopback/7001/default &park()\nJob-UUID: {job}"
+                "bgapi originate {{origination_uuid={u}}}loopback/7001/default {app}\nJob-UUID: {job}"
             ),
         );
         let mut seen = self.h.events(self.ev);
         let mut sent = None;
         for _ in 0..100 {
+            let Some(trigger) = trigger else {
+                sent = Some((None, Vec::new()));
+                break;
+            };
             let has = |name: &str, uid: Option<&str>| {
                 seen.iter().any(|e| {
                     e.name().as_deref() == Some(name)
@@ -1701,7 +1719,7 @@ impl RaceRig {
             };
             if fire {
                 self.h.cmd(self.ctl, &format!("api uuid_bridge {c} {u}"));
-                sent = Some((self.h.now, api_text(&self.h.take(self.ctl))));
+                sent = Some((Some(self.h.now), api_text(&self.h.take(self.ctl))));
                 break;
             }
             self.h.advance(ms(1));
@@ -1718,7 +1736,12 @@ impl RaceRig {
             })
             .map(ts_us)
             .expect("CHANNEL_ANSWER of U");
-        let cmd_us = answer_us + (t_cmd - t_orig).as_micros() as u64;
+        // U's CHANNEL_ANSWER is stamped with the originate's start here (no job start gap, the
+        // answer at once): the command's offset from the originate is its offset from it.
+        let cmd_us = match t_cmd {
+            Some(t) => answer_us + (t - t_orig).as_micros() as u64,
+            None => answer_us,
+        };
         let who = |id: &str| {
             if id == c {
                 "C"
@@ -1904,6 +1927,109 @@ fn uuid_bridge_on_channel_park_always_bridges() {
         assert_eq!(labels.iter().filter(|l| l.contains("BRIDGE")).count(), 1);
         rig.kill(&t);
     }
+}
+
+/// `originate-bridge-race-eval-loopback.md`: what follows U's answer when U's own application
+/// is `eval` of `${uuid_bridge C U}`.
+const EVAL_STORY: [&str; 9] = [
+    "U ANSWER",
+    "JOB +OK U",
+    "U EXECUTE eval",
+    "U EXECUTE_COMPLETE eval",
+    "C UNPARK",
+    "C EXECUTE_COMPLETE park",
+    "C EXECUTE uuid_bridge",
+    "U EXECUTE uuid_bridge",
+    "C BRIDGE other=U",
+];
+
+#[test]
+fn an_originate_running_eval_of_uuid_bridge_joins_its_caller_once_the_handover_is_over() {
+    let mut rig = RaceRig::new(SimConfig::default());
+    for _ in 0..50 {
+        let t = rig.joined();
+        let labels: Vec<&str> = t
+            .labels()
+            .into_iter()
+            .filter(|l| !l.starts_with("C ") || t.at(l) >= 0)
+            .filter(|l| !l.ends_with("EXECUTE answer") && !l.ends_with("EXECUTE_COMPLETE answer"))
+            .collect();
+        assert_eq!(labels, EVAL_STORY, "{:?}", t.story);
+        // The leg never parks, and the bridge needs nothing from the client: the handover
+        // (1-20 ms here) then the switch's own 40 ms.
+        assert!(!t.labels().contains(&"U PARK"));
+        let job = t.at("JOB +OK U");
+        assert!((1_000..=20_000).contains(&job), "{:?}", t.story);
+        assert_eq!(t.at("U EXECUTE eval"), job);
+        assert_eq!(t.at("C UNPARK"), job + 20_000);
+        assert_eq!(t.at("C BRIDGE other=U"), job + 40_000);
+        rig.kill(&t);
+    }
+}
+
+#[test]
+fn an_eval_join_whose_caller_is_gone_leaves_its_leg_to_run_out_of_dialplan() {
+    let mut rig = RaceRig::new(SimConfig::default());
+    let c = "c5555555-0000-4000-8000-000000000001";
+    let u = "a5555555-0000-4000-8000-000000000001";
+    let h = &mut rig.h;
+    h.cmd(
+        rig.ev,
+        &format!("bgapi originate {{origination_uuid={c}}}loopback/9441/default &park()"),
+    );
+    h.advance(ms(25));
+    h.cmd(rig.ctl, &format!("api uuid_kill {c}"));
+    h.take(rig.ctl);
+    h.advance(ms(5));
+    h.take(rig.ev);
+    h.cmd(
+        rig.ev,
+        &format!(
+            "bgapi originate {{origination_uuid={u}}}loopback/7001/default '&eval(${{uuid_bridge {c} {u}}})'"
+        ),
+    );
+    h.advance(ms(300));
+    let evs = h.events(rig.ev);
+    let of_u = events_of(&evs, u);
+    assert!(
+        of_u.contains(&"CHANNEL_EXECUTE_COMPLETE".to_owned()),
+        "{of_u:?}"
+    );
+    assert!(!names(&evs).iter().any(|n| n == "CHANNEL_BRIDGE"));
+    assert!(
+        !h.sw.has_channel(u),
+        "the leg ran out of dialplan and was hung up"
+    );
+    let hangup = evs
+        .iter()
+        .find(|e| {
+            e.unique_id().as_deref() == Some(u) && e.name().as_deref() == Some("CHANNEL_HANGUP")
+        })
+        .expect("U's hangup");
+    assert_eq!(
+        hangup.header("Hangup-Cause").as_deref(),
+        Some("NORMAL_CLEARING")
+    );
+}
+
+#[test]
+fn with_api_expansion_off_eval_runs_no_api_and_the_joining_leg_hangs_up() {
+    let mut cfg = SimConfig::default();
+    cfg.switch.api_expansion = false;
+    let mut rig = RaceRig::new(cfg);
+    rig.h.cmd(rig.ctl, "api eval ${echo switchyard-join}");
+    assert_eq!(
+        api_text(&rig.h.take(rig.ctl)),
+        ["<API Execute Permission Denied>"]
+    );
+    let t = rig.joined();
+    assert!(!t.bridged(), "{:?}", t.story);
+    assert!(t.labels().contains(&"U HANGUP"), "{:?}", t.story);
+    // The caller is left where it was.
+    assert!(rig.h.sw.has_channel(&t.c));
+    let mut rig = RaceRig::new(SimConfig::default());
+    rig.h.cmd(rig.ctl, "api eval ${echo switchyard-join}");
+    assert_eq!(api_text(&rig.h.take(rig.ctl)), ["switchyard-join"]);
 }
 
 #[test]

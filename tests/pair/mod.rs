@@ -439,6 +439,22 @@ impl Pair {
     }
 
     /// Requests sent so far whose line starts with `prefix` (`api uuid_bridge`, ...).
+    /// Every `uuid_bridge <caller> <agent>` the driver asked for, in the order sent: an `api
+    /// uuid_bridge`, or an originate that has the switch run it itself when the leg is handed
+    /// over (`'&eval(${uuid_bridge C U})'`).
+    pub fn bridges_asked(&self) -> Vec<(String, String)> {
+        self.sent
+            .iter()
+            .filter_map(|(_, _, l)| {
+                let rest = l
+                    .strip_prefix("api uuid_bridge ")
+                    .or_else(|| l.split_once("${uuid_bridge ").map(|(_, r)| r))?;
+                let mut w = rest.split([' ', '}']);
+                Some((w.next()?.to_owned(), w.next()?.to_owned()))
+            })
+            .collect()
+    }
+
     pub fn sent_like(&self, prefix: &str) -> Vec<&(usize, Instant, String)> {
         self.sent
             .iter()

@@ -7,6 +7,7 @@
 //! | Music        | `api uuid_broadcast <leg> <source> aleg` (files loop: `endless_playback::`) |
 //! | Announce     | `api uuid_break <leg> all`, `api uuid_broadcast <leg> file_string://..! aleg`, then the music again (the loop queues prompts first: see the module `prompts`) |
 //! | Originate    | `bgapi originate {origination_uuid=..,originate_timeout=..,switchyard_leg=<kind>,origination_caller_id_*=..,vars}<dial> &park()` |
+//! | Originate, `join: Some(c)` | the same, with `'&eval(${uuid_bridge <c> <leg>})'` instead of `&park()` (see below) |
 //! | Bridge       | `api uuid_setvar_multi <a> hangup_after_bridge=true;socket_resume=false`, `api uuid_bridge <a> <b>` |
 //! | Hangup       | `api uuid_kill <leg> <CAUSE>` (`-ERR No such channel!` is not an error)   |
 //! | Transfer     | `api uuid_transfer <leg> <destination> XML <context>`                     |
@@ -22,6 +23,20 @@
 //!   ED_MUX_READ when it is the caller's leg.
 //! - Barge: both, the very flags of mod_dptools `three_way` (and of pressing 3 while
 //!   eavesdropping); done through `eavesdrop` so one application covers all three modes.
+//!
+//! **Joining at the answer.** An originate with `join` runs `eval` as its application: when the
+//! originate completes (it has let go of the leg, so nothing races the bridge), FreeSWITCH
+//! expands `${uuid_bridge <c> <leg>}` on the leg's own thread, which calls the `uuid_bridge`
+//! API there and then (`switch_channel_expand_variables_check`: `${name args}` runs API
+//! `name`). No event travels to switchyard and back, and the leg never parks: the capture
+//! `originate-bridge-race-eval-*` bridged 25 of 25 loopback and 25 of 25 SIP agents, CHANNEL_BRIDGE
+//! about 40 ms after the agent's CHANNEL_ANSWER. The space form `${name args}` is used rather than
+//! `${name(args)}` because `originate` cuts its `&app(...)` at the first `)` (mod_commands
+//! `originate_function`), and the whole application is in single quotes because `originate`
+//! splits its arguments at blanks outside quotes (`switch_separate_string`). If the caller is gone
+//! by then, `uuid_bridge` fails, the leg runs out of dialplan and FreeSWITCH hangs it up
+//! NORMAL_CLEARING. It needs FreeSWITCH's `api-expansion` (on by default; the driver checks each
+//! node at connect and joins with `uuid_bridge` from switchyard on a node that has it off).
 //!
 //! `eavesdrop_enable_dtmf=false` always: the mode is the API's decision, a listener must not
 //! upgrade to barge from the keypad.
@@ -99,6 +114,7 @@ pub(crate) fn plan(
             caller_id_name,
             timeout,
             vars,
+            join,
         } => {
             let kind = match kind {
                 LegKind::Agent => "agent",
@@ -120,7 +136,11 @@ pub(crate) fn plan(
                 all.push(("origination_caller_id_name".into(), caller_id_name.clone()));
             }
             all.extend(vars.iter().cloned());
-            let line = originate(&all, dial, "&park()")?;
+            let app = match join {
+                Some(caller) => format!("'&eval(${{uuid_bridge {caller} {leg}}})'"),
+                None => "&park()".to_owned(),
+            };
+            let line = originate(&all, dial, &app)?;
             (vec![BgApi(line)], Tracking::Originate(*leg))
         }
         // Just before the bridge (esl-captures/socket-resume.md): socket_resume=false so
@@ -130,9 +150,7 @@ pub(crate) fn plan(
         // keeps socket_resume, so it re-enters the socket loop if switchyard dies.
         SwitchCommand::Bridge { a, b } => (
             vec![
-                Api(format!(
-                    "uuid_setvar_multi {a} hangup_after_bridge=true;socket_resume=false"
-                )),
+                Api(after_bridge_vars(*a)),
                 Api(format!("uuid_bridge {a} {b}")),
             ],
             Tracking::Bridge(*a, *b),
@@ -204,6 +222,11 @@ pub(crate) fn plan(
 
 /// `originate {vars}<dial> <app>`. A dial string that brings its own `{...}` gets ours merged
 /// into it (FreeSWITCH reads one leading `{}` block).
+/// What a caller `a` must carry once it is bridged (see `Bridge` in [`plan`]).
+pub(crate) fn after_bridge_vars(a: LegId) -> String {
+    format!("uuid_setvar_multi {a} hangup_after_bridge=true;socket_resume=false")
+}
+
 fn originate(vars: &[(String, String)], dial: &str, app: &str) -> Result<String, DriverError> {
     let dial = dial.trim();
     if dial.is_empty()
@@ -456,6 +479,7 @@ mod tests {
             caller_id_name: "Doe, John".into(),
             timeout: Duration::from_millis(2500),
             vars: vec![("switchyard_call".into(), "7".into())],
+            join: None,
         });
         assert_eq!(
             reqs,
@@ -477,11 +501,34 @@ mod tests {
             caller_id_name: String::new(),
             timeout: Duration::from_secs(20),
             vars: vec![],
+            join: None,
         });
         assert_eq!(
             reqs,
             [EslRequest::BgApi(format!(
                 "originate {{origination_uuid={A},originate_timeout=20,switchyard_leg=agent,sip_auto_answer=true}}user/1001 &park()"
+            ))]
+        );
+    }
+
+    #[test]
+    fn an_originate_that_joins_its_caller_runs_uuid_bridge_on_its_own_thread() {
+        let reqs = lines(SwitchCommand::Originate {
+            kind: crate::io::LegKind::Agent,
+            leg: leg(A),
+            dial: "user/1001".into(),
+            caller_id_number: String::new(),
+            caller_id_name: String::new(),
+            timeout: Duration::from_secs(20),
+            vars: vec![],
+            join: Some(leg(B)),
+        });
+        // One quoted argument with no `)` before its end: originate keeps it whole.
+        assert_eq!(
+            reqs,
+            [EslRequest::BgApi(format!(
+                "originate {{origination_uuid={A},originate_timeout=20,switchyard_leg=agent}}user/1001 \
+                 '&eval(${{uuid_bridge {B} {A}}})'"
             ))]
         );
     }
@@ -497,6 +544,7 @@ mod tests {
                 caller_id_name: String::new(),
                 timeout: Duration::from_secs(20),
                 vars: vec![],
+                join: None,
             };
             assert!(matches!(
                 plan(&cmd, &syntax(), false),

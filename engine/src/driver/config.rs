@@ -124,6 +124,14 @@ pub struct DriverConfig {
     /// has no use for at two checks in a row (and did not hand to the dialplan) is killed and
     /// counted (`orphans_killed`). Zero turns the sweep off.
     pub sweep_interval: Duration,
+    /// Have FreeSWITCH join a caller and its agent's leg itself the moment the agent's
+    /// originate completes, where the core allows it (a single offer): the originate's
+    /// application is `eval` of `${uuid_bridge <caller> <agent>}` instead of `park`, which
+    /// saves the event's trip to switchyard and the park-to-bridge step (module `commands`).
+    /// Each node is asked at connect whether it expands API calls (`api-expansion`, on by
+    /// default); one that does not is bridged the other way, with a warning. Off: every
+    /// bridge is a `uuid_bridge` after the handover [default: on].
+    pub join_on_answer: bool,
     /// How long [`super::Driver::shutdown`] waits for commands in flight and the record writer.
     pub shutdown_grace: Duration,
     /// Instrumentation (benchmarks, tests); `None` costs one branch per call and command.
@@ -166,6 +174,7 @@ impl DriverConfig {
             kill_retries: 5,
             orphan_grace: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(30),
+            join_on_answer: true,
             shutdown_grace: Duration::from_secs(5),
             probe: None,
         }

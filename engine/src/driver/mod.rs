@@ -178,6 +178,9 @@ pub struct DriverStats {
     pub machine_detections: u64,
     /// Bridges held back until FreeSWITCH handed an originated leg over (see `handover`).
     pub bridges_held: u64,
+    /// Bridges FreeSWITCH made by itself as the agent's originate completed (an originate with
+    /// `join`; see the module `commands`), with no `uuid_bridge` from switchyard.
+    pub bridges_joined: u64,
     /// Bridges FreeSWITCH refused, or lost because a leg's originate failed under them.
     pub bridges_failed: u64,
     /// Originates whose job failed after their leg answered (the leg was killed).
@@ -213,6 +216,7 @@ pub(crate) struct Counters {
     calls_without_node: AtomicU64,
     machine_detections: AtomicU64,
     bridges_held: AtomicU64,
+    bridges_joined: AtomicU64,
     bridges_failed: AtomicU64,
     originates_failed_after_answer: AtomicU64,
     orphans_killed: AtomicU64,
@@ -240,6 +244,7 @@ impl Counters {
             calls_without_node: g(&self.calls_without_node),
             machine_detections: g(&self.machine_detections),
             bridges_held: g(&self.bridges_held),
+            bridges_joined: g(&self.bridges_joined),
             bridges_failed: g(&self.bridges_failed),
             originates_failed_after_answer: g(&self.originates_failed_after_answer),
             orphans_killed: g(&self.orphans_killed),

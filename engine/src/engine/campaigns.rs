@@ -672,6 +672,7 @@ impl Engine {
             caller_id_name: cfg.caller_id_name.clone(),
             timeout: cfg.ring_timeout,
             vars,
+            join: None,
         })
     }
 

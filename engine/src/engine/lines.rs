@@ -72,6 +72,7 @@ impl Engine {
                         // Between calls the leg goes back to park instead of hanging up.
                         ("park_after_bridge".into(), "true".into()),
                     ],
+                    join: None,
                 });
                 self.notify(LiveEvent::AgentLine {
                     agent: id,

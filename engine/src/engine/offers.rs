@@ -51,6 +51,7 @@ impl Engine {
         let q = call.queue;
         let was_waiting = call.phase == Phase::Waiting;
         let (number, name) = (call.caller.number.clone(), call.caller.name.clone());
+        let caller_leg = (call.caller_present && !call.callback).then_some(call.leg);
         let queue = self.queue(q)?;
         let timeout = queue.cfg.offer_timeout;
         let queue_name = queue.cfg.name.clone();
@@ -106,6 +107,10 @@ impl Engine {
             call.offers.push(id);
             call.offers_made += 1;
         }
+        // FreeSWITCH may join the legs itself as the agent answers (no event round trip, no
+        // park): only where no other agent can answer this caller too.
+        let join = caller_leg
+            .filter(|_| !matches!(strategy, Strategy::RingAll | Strategy::RingProgressively));
         if line.is_some() {
             // The agent's phone is already connected: taken as answered once this matching
             // step is over (ring-all may still add offers to the call meanwhile).
@@ -125,6 +130,7 @@ impl Engine {
                     // Whose phone this is: a restarted switchyard finds its agent on the call.
                     ("switchyard_agent".into(), agent_id.0.to_string()),
                 ],
+                join,
             });
         }
         self.notify(LiveEvent::CallOffered {
@@ -310,6 +316,7 @@ impl Engine {
                         .queue(q)
                         .map_or(Duration::from_secs(30), |q| q.cfg.offer_timeout),
                     vars: vec![("switchyard_call".into(), offer.call.0.to_string())],
+                    join: None,
                 },
             };
             self.switch(cmd);

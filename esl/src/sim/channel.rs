@@ -173,6 +173,9 @@ pub struct Channel {
     pub after_answer: Option<(String, String)>,
     /// Hang up once the last application finishes (originated calls; not socket-controlled).
     pub hangup_when_idle: bool,
+    /// A `uuid_bridge` has claimed it and not joined it yet (FreeSWITCH's CF_TRANSFER, set as
+    /// the API runs): running out of applications meanwhile does not hang it up.
+    pub transferring: bool,
     pub socket: Option<ConnId>,
     /// Its `socket` application returned into an empty extension while a `uuid_bridge` was
     /// taking it: it is being hung up and no bridge will claim it.

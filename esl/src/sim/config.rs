@@ -32,6 +32,7 @@
 //! originate_handover = { choice = [[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]] }
 //! bgapi_start = { uniform = [0.005, 0.022] }         # bgapi read -> its command runs
 //! bridge_delay = { choice = [[46.0, 0.040], [154.0, 0.060]] }  # uuid_bridge -> CHANNEL_BRIDGE
+//! api_expansion = true           # ${api args} in eval runs the api (switch.conf.xml)
 //! [switch.bridge_race]           # uuid_bridge inside the handover window: outcome weights
 //! bridged = 12.0
 //! cancel_bridged = 16.0
@@ -269,6 +270,11 @@ pub struct SwitchModel {
     /// the hold tone and enter `socket` again, at most `max_tries` times, then are hung up
     /// NORMAL_TEMPORARY_FAILURE. `None`: the plain extension (`socket` then `after_socket`).
     pub resume_loop: Option<ResumeLoop>,
+    /// `api-expansion` in `switch.conf.xml` (on by default in FreeSWITCH 1.10): `${name args}`
+    /// in a variable expansion (the `eval` application and API, `expand`) runs API `name`.
+    /// Off, every such call expands to `<API Execute Permission Denied>`
+    /// (`switch_channel_expand_variables_check`, `switch_event_expand_headers_check`).
+    pub api_expansion: bool,
 }
 
 /// See [`SwitchModel::resume_loop`].
@@ -315,6 +321,7 @@ impl Default for SwitchModel {
             socket_fall_through: 0.0,
             socket_fall_through_hangup: Dist::Fixed(0.005),
             resume_loop: Some(ResumeLoop::default()),
+            api_expansion: true,
         }
     }
 }

@@ -36,6 +36,7 @@
 mod adopt;
 mod callers;
 mod gate;
+mod join;
 mod pipeline;
 mod playback;
 mod recovery;
@@ -140,6 +141,8 @@ struct Originated {
     exempt: bool,
     /// Consecutive sweeps that found the core with no use for the leg.
     unowned_sweeps: u8,
+    /// The caller FreeSWITCH joins this leg to when its originate completes (module `join`).
+    joins: Option<LegId>,
 }
 
 impl Originated {
@@ -157,6 +160,7 @@ impl Originated {
             handed_over: true,
             exempt: false,
             unowned_sweeps: 0,
+            joins: None,
         }
     }
 }
@@ -177,6 +181,9 @@ struct NodeState {
     /// Resyncs started so far; an orphan check from an older epoch is covered by a resync.
     resync_epoch: u64,
     failed_kills: HashMap<LegId, &'static str>,
+    /// Whether the node expands API calls (module `join`); `None` until it answered since
+    /// its last connection.
+    joins: Option<bool>,
 }
 
 impl NodeState {
@@ -200,6 +207,7 @@ impl NodeState {
             resync: None,
             resync_epoch: 0,
             failed_kills: HashMap::new(),
+            joins: None,
         }
     }
 }
@@ -224,6 +232,8 @@ enum Pending {
     Stray(recovery::StrayAsk),
     /// A question of the takeover at start (module `adopt`).
     Adopt(adopt::AdoptAsk),
+    /// Whether a node expands API calls, so it can join legs at the answer (module `join`).
+    JoinCheck { node: usize },
 }
 
 /// The sans-IO driver: see the module doc.
@@ -500,6 +510,7 @@ impl DriverCore {
             Some(Pending::Playback(ask)) => self.on_playback_answer(ask, replies),
             Some(Pending::Stray(ask)) => self.on_stray_answer(ask, replies),
             Some(Pending::Adopt(ask)) => self.on_adopt_answer(ask, replies),
+            Some(Pending::JoinCheck { node }) => self.on_join_check(node, replies),
             None => {}
         }
         self.settle();

@@ -67,10 +67,15 @@ impl DriverCore {
 
     fn issue(&mut self, cmd: SwitchCommand) {
         // Music and prompts go through the prompt queue (module `playback`).
-        let Some(cmd) = self.before_issue(cmd) else {
+        let Some(mut cmd) = self.before_issue(cmd) else {
             return;
         };
         match &cmd {
+            SwitchCommand::Bridge { a, b }
+                if self.bridge_joined_by_switch(*a, *b, self.leg_node(*a)) =>
+            {
+                return;
+            }
             SwitchCommand::Bridge { a, b }
                 if self.owned_by_originate(*a) || self.owned_by_originate(*b) =>
             {
@@ -99,6 +104,7 @@ impl DriverCore {
             self.fail_originate(&cmd);
             return;
         };
+        let joins = self.prepare_join(node, &mut cmd);
         let target_is_caller = match &cmd {
             SwitchCommand::Eavesdrop { target, .. } => self.is_caller_side(*target),
             _ => false,
@@ -137,6 +143,7 @@ impl DriverCore {
                         handed_over: false,
                         exempt: false,
                         unowned_sweeps: 0,
+                        joins,
                     },
                 );
                 self.set_home(leg, node);
@@ -427,6 +434,9 @@ impl DriverCore {
         // An originate that fails after its leg answered (FreeSWITCH's ORIGINATOR_CANCEL when
         // a bridge raced it) leaves the leg up: kill it and keep tracking it until its hangup.
         let may_be_up = o.answered || cause_name == "ORIGINATOR_CANCEL";
+        // Our own kill of a leg that had just answered fails its originate with the kill's
+        // cause (FreeSWITCH reports the hangup as the originate's failure): no surprise.
+        let killed = o.kill.is_some();
         let call_leg = o.call_leg.map(|c| c.0);
         for (a, b) in self.handover.drop_leg(leg) {
             bump(&self.counters.bridges_failed);
@@ -434,9 +444,17 @@ impl DriverCore {
             self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
         }
         if may_be_up {
-            bump(&self.counters.originates_failed_after_answer);
-            warn!(%leg, call = ?call_leg, reply = %body.trim_end(), "originate failed after its leg answered; killing the leg");
-            let kill = "NORMAL_CLEARING";
+            if killed {
+                debug!(%leg, reply = %body.trim_end(), "originate ended by our kill after its leg answered");
+            } else {
+                bump(&self.counters.originates_failed_after_answer);
+                warn!(%leg, call = ?call_leg, reply = %body.trim_end(), "originate failed after its leg answered; killing the leg");
+            }
+            let kill = self
+                .originated
+                .get(&leg)
+                .and_then(|o| o.kill)
+                .unwrap_or("NORMAL_CLEARING");
             if let Some(o) = self.originated.get_mut(&leg) {
                 o.kill = Some(kill);
             }
@@ -452,7 +470,7 @@ impl DriverCore {
     // ---- the handover -------------------------------------------------------------------
 
     /// A leg this driver originated whose originate still owns it (see `handover`).
-    fn owned_by_originate(&self, leg: LegId) -> bool {
+    pub(super) fn owned_by_originate(&self, leg: LegId) -> bool {
         self.originated.get(&leg).is_some_and(|o| !o.handed_over)
     }
 

@@ -111,6 +111,7 @@ impl DriverCore {
         }
         // After the resync's question.
         self.check_sounds(node);
+        self.check_joins(node);
         self.settle();
     }
 
@@ -166,6 +167,9 @@ impl DriverCore {
 
     fn set_connected(&mut self, node: usize, up: bool) {
         self.nodes[node].connected = up;
+        if !up {
+            self.nodes[node].joins = None;
+        }
         self.counters.nodes[node]
             .connected
             .store(up, std::sync::atomic::Ordering::Relaxed);

@@ -614,3 +614,129 @@ fn the_engine_hears_that_no_node_can_take_originates_and_when_one_can() {
     core.node_disconnected(now, 0, &switchyard_esl::EslError::ConnectionClosed);
     assert!(core.engine().switch_down);
 }
+
+/// A bench whose node answered the join check with `answer`.
+fn bench_answering_join_check(answer: &str) -> Bench {
+    let mut b = bench_with(|_| {});
+    let check = "eval ${echo switchyard-join}";
+    // The check went out at the connection (cleared from `sent` with the set-up's requests).
+    b.core
+        .node_disconnected(b.now, 0, &switchyard_esl::EslError::ConnectionClosed);
+    b.core.node_connected(b.now, 0, CORE, false);
+    b.flush();
+    b.answer_all_matching("show channels", "{\"row_count\":0}");
+    b.answer_all_matching("global_getvar", "");
+    b.answer_all_matching("file_exists", "true");
+    assert!(b.ticket(check).is_some(), "{:?}", b.lines());
+    b.answer_api(check, answer);
+    b.sent.clear();
+    b
+}
+
+#[test]
+fn on_a_node_that_expands_api_calls_the_agent_leg_joins_its_caller_itself() {
+    let mut b = bench_answering_join_check("switchyard-join");
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let agent = b.agent_leg();
+    let originate = b
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("originate"))
+        .unwrap();
+    assert!(
+        originate.ends_with(&format!("'&eval(${{uuid_bridge {caller} {agent}}})'")),
+        "{originate}"
+    );
+    // The answer: the caller gets its after-bridge variables, and no uuid_bridge goes out,
+    // held or not: the switch bridges as the originate completes.
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    assert!(
+        b.lines().contains(&format!(
+            "api uuid_setvar_multi {caller} hangup_after_bridge=true;socket_resume=false"
+        )),
+        "{:?}",
+        b.lines()
+    );
+    let st = b.core.stats();
+    assert_eq!((st.bridges_joined, st.bridges_held), (1, 0));
+    let ticket = b.ticket("originate").unwrap();
+    b.answer(
+        ticket,
+        vec![Ok(Answer::Job(format!("+OK {agent}\n").into()))],
+    );
+    assert!(
+        !b.lines().iter().any(|l| l.contains("api uuid_bridge")),
+        "{:?}",
+        b.lines()
+    );
+    // CHANNEL_BRIDGE, as ever, is what makes the call answered.
+    b.switch_event(event(
+        "CHANNEL_BRIDGE",
+        caller,
+        &[("Other-Leg-Unique-ID", &agent.to_string())],
+    ));
+    assert_eq!(
+        b.core.engine().agent_state(AgentId(1)),
+        Some(crate::agent::AgentStateKind::OnCall)
+    );
+}
+
+#[test]
+fn a_node_that_does_not_expand_api_calls_is_bridged_with_uuid_bridge() {
+    let mut b = bench_answering_join_check("<API Execute Permission Denied>");
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let agent = b.agent_leg();
+    assert!(
+        b.lines()
+            .iter()
+            .any(|l| l.contains("originate") && l.ends_with("&park()"))
+    );
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    let ticket = b.ticket("originate").unwrap();
+    b.answer(
+        ticket,
+        vec![Ok(Answer::Job(format!("+OK {agent}\n").into()))],
+    );
+    assert!(
+        b.lines()
+            .contains(&format!("api uuid_bridge {caller} {agent}")),
+        "{:?}",
+        b.lines()
+    );
+    assert_eq!(b.core.stats().bridges_joined, 0);
+}
+
+#[test]
+fn an_originate_ended_by_our_own_kill_after_its_answer_is_no_failure() {
+    let mut b = bench();
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let originate = b.ticket("originate").unwrap();
+    let agent = b.agent_leg();
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    // The caller leaves as the agent answers: the agent leg is killed inside the originate's
+    // window, and the originate reports the kill's cause.
+    b.core.caller_input(
+        b.now,
+        CallerInput::HungUp {
+            leg: caller,
+            cause: crate::io::HangupCause::Normal,
+        },
+    );
+    b.flush();
+    assert!(
+        b.ticket(&format!("uuid_kill {agent}")).is_some(),
+        "{:?}",
+        b.lines()
+    );
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(b"-ERR NORMAL_CLEARING\n".to_vec()))],
+    );
+    assert_eq!(b.core.stats().originates_failed_after_answer, 0);
+}

@@ -36,6 +36,7 @@ impl Switch {
             "sofia" => SOFIA_STATUS.to_owned(),
             "reloadxml" => "+OK [Success]\n".to_owned(),
             "echo" => arg.to_owned(),
+            "eval" => self.expand(now, None, arg, 0),
             "originate" => return self.api_originate(now, arg, waiter),
             "uuid_kill" => match args.first().and_then(|u| self.by_uuid.get(*u).copied()) {
                 Some(ch) => {
@@ -134,7 +135,13 @@ impl Switch {
                                 }
                             }
                             // The reply comes at once; the bridge itself a few ticks later,
-                            // or as the race with an unfinished originate decides.
+                            // or as the race with an unfinished originate decides. Both legs
+                            // are claimed now (CF_TRANSFER).
+                            for ch in [x, y] {
+                                if let Some(c) = self.chans.get_mut(&ch) {
+                                    c.transferring = true;
+                                }
+                            }
                             self.uuid_bridge(now, x, y);
                             format!("+OK {b}\n")
                         }
@@ -400,15 +407,18 @@ impl Switch {
         // originate <call url> <exten>|&<app>(<args>) [<dialplan>] [<context>] [<cid_name>]
         //           [<cid_num>] [<timeout_sec>]
         let (url, rest) = split_dial_url(arg.trim());
-        let rest: Vec<&str> = rest.split_ascii_whitespace().collect();
+        let rest = separate_blank(rest);
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         if url.is_empty() || rest.is_empty() || rest.len() > 6 {
             return Some("-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n".into());
         }
         let exten = rest[0];
         let after = match exten.strip_prefix('&') {
             Some(app) => {
+                // As mod_commands reads it: cut at the first `)`, then split at the `(`.
+                let app = app.split(')').next().unwrap_or(app);
                 let (name, data) = match app.split_once('(') {
-                    Some((n, d)) => (n.to_owned(), d.strip_suffix(')').unwrap_or(d).to_owned()),
+                    Some((n, d)) => (n.to_owned(), d.to_owned()),
                     None => (app.to_owned(), String::new()),
                 };
                 Some((name, data))

@@ -80,6 +80,7 @@ impl Switch {
             waiter: Waiter::None,
             after_answer: None,
             hangup_when_idle: outbound,
+            transferring: false,
             socket: None,
             socket_fell_through: false,
             resuming: false,
@@ -338,7 +339,12 @@ impl Switch {
         let idx = c.queue.iter().position(|a| a.seq != 0);
         let Some(app) = idx.and_then(|i| c.queue.remove(i)) else {
             // Inside an originate's handover window its application is still to come.
-            if c.hangup_when_idle && c.peer.is_none() && !c.parked && c.handover.is_none() {
+            if c.hangup_when_idle
+                && c.peer.is_none()
+                && !c.parked
+                && c.handover.is_none()
+                && !c.transferring
+            {
                 self.hangup(now, ch, "NORMAL_CLEARING");
             }
             return;
@@ -439,6 +445,11 @@ impl Switch {
             }
             "record_session" => {
                 self.record_start(now, ch, app.data.trim(), None);
+                self.complete_app(now, ch, "_none_");
+            }
+            "eval" => {
+                // The expansion runs any `${api args}` in it, on this channel's thread.
+                self.expand(now, Some(ch), &app.data, 0);
                 self.complete_app(now, ch, "_none_");
             }
             "bridge" => {
@@ -587,6 +598,7 @@ impl Switch {
             self.unpark(now, x);
             if let Some(c) = self.chans.get_mut(&x) {
                 c.peer = Some(if x == a { b } else { a });
+                c.transferring = false;
                 c.other = Some((kind, other));
                 c.bridged_at = Some(now);
                 c.bridged_us = us;

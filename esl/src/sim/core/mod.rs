@@ -23,13 +23,15 @@
 //! One `Switch`, its `impl` spread over the parts below, in the order a call meets them:
 //! `commands` (event-socket commands, faults), `api` (api/bgapi: originate, uuid_*, show),
 //! `channels` (the channel state machine), `handover` (an originate's completion and
-//! `uuid_bridge`, with their race), `events` (building and delivering events),
+//! `uuid_bridge`, with their race), `expand` (`${var}` and `${api args}`), `events` (building
+//! and delivering events),
 //! `timers`, `inbound` (calls placed over outbound sockets), `util` (parsers, formatters).
 
 mod api;
 mod channels;
 mod commands;
 mod events;
+mod expand;
 mod handover;
 mod inbound;
 mod resume;

@@ -292,3 +292,25 @@ fn file_exists_follows_the_configured_sound_files_and_missing_files_do_not_play(
         Some("FILE NOT FOUND")
     );
 }
+
+#[test]
+fn originate_arguments_split_at_blanks_outside_single_quotes_as_freeswitch_splits_them() {
+    // switch_separate_string(.., ' ', ..): quotes group and go, a backslash keeps what follows.
+    assert_eq!(
+        separate_blank("'&eval(${uuid_bridge a b})'  XML   default"),
+        ["&eval(${uuid_bridge a b})", "XML", "default"]
+    );
+    assert_eq!(
+        separate_blank(r"&park() 'John  Doe' \'x"),
+        ["&park()", "John  Doe", "'x"]
+    );
+    assert!(separate_blank("   ").is_empty());
+}
+
+#[test]
+fn eval_expands_variables_and_api_calls_nested_or_in_either_form() {
+    let mut h = H::new();
+    assert_eq!(h.api("eval ${echo a}-${echo(b c)}-${nope}"), "a-b c-");
+    assert_eq!(h.api("eval ${echo ${echo inner}}"), "inner");
+    assert_eq!(h.api("eval plain"), "plain");
+}

@@ -53,6 +53,44 @@ pub(super) fn split_dial_url(arg: &str) -> (String, &str) {
     (arg.to_owned(), "")
 }
 
+/// An api's arguments split at blanks as `switch_separate_string(.., ' ', ..)` splits them:
+/// single quotes group (and are removed), a backslash keeps the next character.
+pub(super) fn separate_blank(arg: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut started = false;
+    let mut quoted = false;
+    let mut chars = arg.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+                started = true;
+            }
+            '\'' => {
+                quoted = !quoted;
+                started = true;
+            }
+            ' ' if !quoted => {
+                if started {
+                    out.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        out.push(cur);
+    }
+    out
+}
+
 /// `{a=1,b=2}rest` -> ([(a,1),(b,2)], rest). `<...>` is accepted like `{...}`.
 pub(super) fn parse_dial_vars(dial: &str) -> (Vec<(String, String)>, &str) {
     let dial = dial.trim();
