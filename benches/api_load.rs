@@ -54,6 +54,10 @@ async fn setup() -> Setup {
         1,
     ));
     let t = store.create_tenant("bench", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let (_, key) = store
         .create_api_key(Some(t.id), Role::Admin, None, "bench", None, &audit())
         .await

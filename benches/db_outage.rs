@@ -109,6 +109,10 @@ async fn run(outage: Duration) {
         .with_journal(&journal_dir, switchyard_api::journal::DEFAULT_BOUND_BYTES)
         .unwrap();
     let t = store.create_tenant("bench", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let (_, key) = store
         .create_api_key(Some(t.id), Role::Admin, None, "bench", None, &audit())
         .await

@@ -55,6 +55,7 @@ use switchyard_engine::{AgentId, Command, Membership, Presence, QueueId};
 use tracing::{error, info};
 
 use crate::directory::Directory;
+use crate::grants::DialGrants;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::runtime::{RuntimeError, route_name};
@@ -110,12 +111,12 @@ pub async fn load(
     live: &LiveState,
 ) -> Result<BootReport, RuntimeError> {
     let mut report = BootReport::default();
-    let tenants: HashMap<TenantId, String> = store
-        .list_tenants()
-        .await?
-        .into_iter()
-        .map(|t| (t.id, t.name))
-        .collect();
+    let all = store.list_tenants().await?;
+    let tenants: HashMap<TenantId, String> = all.iter().map(|t| (t.id, t.name.clone())).collect();
+    // A row outside its tenant's grants is not loaded (reported as skipped, so never dialled).
+    let grants: HashMap<TenantId, DialGrants> = all.into_iter().map(|t| (t.id, t.grants)).collect();
+    let none = DialGrants::default();
+    let grants_of = |t: &TenantId| grants.get(t).unwrap_or(&none);
 
     let mut routes = HashMap::new();
     let mut running: HashSet<QueueId> = HashSet::new();
@@ -128,7 +129,7 @@ pub async fn load(
             }
         };
         let name = route_name(tenants.get(&q.tenant).map_or("", String::as_str), &q.name);
-        let cfg = match spec.to_engine(q.id, &name) {
+        let cfg = match spec.to_engine(q.id, &name, grants_of(&q.tenant)) {
             Ok(c) => c,
             Err(e) => {
                 report.skip("queue", q.id, &format!("config.{}: {}", e.field, e.message));
@@ -185,7 +186,7 @@ pub async fn load(
                 continue;
             }
         };
-        let cfg = match spec.to_engine(a.id, &a.name) {
+        let cfg = match spec.to_engine(a.id, &a.name, grants_of(&a.tenant)) {
             Ok(c) => c,
             Err(e) => {
                 report.skip("agent", a.id, &format!("config.{}: {}", e.field, e.message));

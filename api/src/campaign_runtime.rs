@@ -83,6 +83,14 @@ pub(crate) async fn load(
     if campaigns.is_empty() {
         return Ok(());
     }
+    // A campaign outside its tenant's grants is not loaded (reported as skipped).
+    let grants: HashMap<crate::model::TenantId, crate::grants::DialGrants> = store
+        .list_tenants()
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.grants))
+        .collect();
+    let none = crate::grants::DialGrants::default();
     let since = crate::store::now_ms() - LEDGER_DAYS * 24 * 3600 * 1000;
     let mut attempts: HashMap<i64, Vec<LedgerAttempt>> = HashMap::new();
     for a in store.ledger_attempts(since).await? {
@@ -98,7 +106,8 @@ pub(crate) async fn load(
                 continue;
             }
         };
-        let cfg = match spec.to_engine(row.id, &row.name) {
+        let cfg = match spec.to_engine(row.id, &row.name, grants.get(&row.tenant).unwrap_or(&none))
+        {
             Ok(c) => c,
             Err(e) => {
                 report.skip(

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod campaign_runtime;
 pub mod contacts;
 pub mod directory;
+pub mod grants;
 pub mod http;
 pub mod journal;
 pub mod live_state;

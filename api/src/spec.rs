@@ -13,6 +13,8 @@ use switchyard_engine::config::{
 use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillId, Strategy};
 use utoipa::ToSchema;
 
+use crate::grants::DialGrants;
+
 /// A validation failure naming the field (JSON path) at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -74,12 +76,17 @@ pub enum ExitSpec {
 }
 
 impl ExitSpec {
-    fn to_engine(&self, field: &str) -> Result<Exit, FieldError> {
+    fn to_engine(&self, field: &str, grants: &DialGrants) -> Result<Exit, FieldError> {
+        let granted = |d: &str| {
+            let d = dest(field, d)?;
+            grants.destination(&format!("{field}.destination"), &d)?;
+            Ok::<_, FieldError>(d)
+        };
         Ok(match self {
             ExitSpec::Hangup => Exit::Hangup,
             ExitSpec::Queue { queue } => Exit::Queue(QueueId(*queue)),
-            ExitSpec::Voicemail { destination } => Exit::Voicemail(dest(field, destination)?),
-            ExitSpec::Transfer { destination } => Exit::Transfer(dest(field, destination)?),
+            ExitSpec::Voicemail { destination } => Exit::Voicemail(granted(destination)?),
+            ExitSpec::Transfer { destination } => Exit::Transfer(granted(destination)?),
             ExitSpec::Callback => Exit::Callback,
         })
     }
@@ -325,8 +332,14 @@ const MAX_LIST: usize = 64;
 const MAX_CALLBACK_ATTEMPTS: u32 = 10;
 
 impl QueueSpec {
-    /// Checks every field and builds the engine's config for queue `id` named `name`.
-    pub fn to_engine(&self, id: i64, name: &str) -> Result<QueueConfig, FieldError> {
+    /// Checks every field and builds the engine's config for queue `id` named `name`; its
+    /// exits' destinations and callback dial string must be within the tenant's `grants`.
+    pub fn to_engine(
+        &self,
+        id: i64,
+        name: &str,
+        grants: &DialGrants,
+    ) -> Result<QueueConfig, FieldError> {
         let id = engine_id("id", id)?;
         for (field, len) in [
             ("numbers", self.numbers.len()),
@@ -395,7 +408,8 @@ impl QueueSpec {
             if !matches!(d.digit, '0'..='9' | '*' | '#') {
                 return Err(bad(&format!("dtmf_exits[{i}].digit"), "one of 0-9 * #"));
             }
-            dtmf_exits.push((d.digit, d.exit.to_engine(&format!("dtmf_exits[{i}].exit"))?));
+            let field = format!("dtmf_exits[{i}].exit");
+            dtmf_exits.push((d.digit, d.exit.to_engine(&field, grants)?));
         }
         Ok(QueueConfig {
             id,
@@ -418,9 +432,9 @@ impl QueueSpec {
                 periodic,
             },
             max_wait: opt_secs("max_wait_s", self.max_wait_s)?,
-            on_timeout: self.on_timeout.to_engine("on_timeout")?,
+            on_timeout: self.on_timeout.to_engine("on_timeout", grants)?,
             max_wait_no_agent: opt_secs("max_wait_no_agent_s", self.max_wait_no_agent_s)?,
-            on_no_agents: self.on_no_agents.to_engine("on_no_agents")?,
+            on_no_agents: self.on_no_agents.to_engine("on_no_agents", grants)?,
             join_empty: self.join_empty,
             leave_when_empty: self.leave_when_empty,
             dtmf_exits,
@@ -435,7 +449,10 @@ impl QueueSpec {
             callback_dial: self
                 .callback_dial
                 .as_deref()
-                .map(|d| callback_dial("callback_dial", d))
+                .map(|d| {
+                    callback_dial("callback_dial", d)?;
+                    grants.gateway_dial("callback_dial", d)
+                })
                 .transpose()?,
             callback_attempts: match self.callback_attempts {
                 n @ 1..=MAX_CALLBACK_ATTEMPTS => n,
@@ -517,7 +534,13 @@ impl Default for AgentSpec {
 }
 
 impl AgentSpec {
-    pub fn to_engine(&self, id: i64, name: &str) -> Result<AgentConfig, FieldError> {
+    /// The contact must be one of the tenant's granted endpoints (`grants`).
+    pub fn to_engine(
+        &self,
+        id: i64,
+        name: &str,
+        grants: &DialGrants,
+    ) -> Result<AgentConfig, FieldError> {
         let id = engine_id("id", id)?;
         // The contact becomes part of an originate command line: no spaces or braces.
         let c = &self.contact;
@@ -532,6 +555,7 @@ impl AgentSpec {
                 "a FreeSWITCH dial string such as user/1000 (no spaces, quotes or braces)",
             ));
         }
+        let contact = grants.endpoint("contact", c)?;
         if self.skills.len() > MAX_LIST {
             return Err(bad("skills", format!("at most {MAX_LIST} entries")));
         }
@@ -545,7 +569,7 @@ impl AgentSpec {
         Ok(AgentConfig {
             id: AgentId(id.0),
             name: name.to_owned(),
-            contact: c.clone(),
+            contact,
             skills,
             wrapup: self.wrapup_s.map(|v| secs("wrapup_s", v)).transpose()?,
             reject_delay: secs("reject_delay_s", self.reject_delay_s)?,
@@ -579,7 +603,9 @@ mod tests {
 
     #[test]
     fn defaults_make_a_valid_engine_queue() {
-        let cfg = QueueSpec::default().to_engine(3, "sales").unwrap();
+        let cfg = QueueSpec::default()
+            .to_engine(3, "sales", &crate::grants::test_grants())
+            .unwrap();
         assert_eq!(cfg.id, QueueId(3));
         assert_eq!(cfg.sl_threshold, Duration::from_secs(20));
     }
@@ -590,19 +616,34 @@ mod tests {
             sl_threshold_s: -1.0,
             ..QueueSpec::default()
         };
-        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "sl_threshold_s");
+        assert_eq!(
+            spec.to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
+            "sl_threshold_s"
+        );
         let spec = QueueSpec {
             skills: vec![SkillNeed { skill: 1, min: 11 }],
             ..QueueSpec::default()
         };
-        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "skills[0].min");
+        assert_eq!(
+            spec.to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
+            "skills[0].min"
+        );
         let spec = QueueSpec {
             on_timeout: ExitSpec::Voicemail {
                 destination: "a b".into(),
             },
             ..QueueSpec::default()
         };
-        assert_eq!(spec.to_engine(1, "q").unwrap_err().field, "on_timeout");
+        assert_eq!(
+            spec.to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
+            "on_timeout"
+        );
         let spec = QueueSpec {
             announcements: AnnouncementsSpec {
                 music: "moh\u{0}.wav".into(),
@@ -611,14 +652,22 @@ mod tests {
             ..QueueSpec::default()
         };
         assert_eq!(
-            spec.to_engine(1, "q").unwrap_err().field,
+            spec.to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
             "announcements.music"
         );
         let agent = AgentSpec {
             contact: "user/1 {evil}".into(),
             ..AgentSpec::default()
         };
-        assert_eq!(agent.to_engine(1, "a").unwrap_err().field, "contact");
+        assert_eq!(
+            agent
+                .to_engine(1, "a", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
+            "contact"
+        );
     }
 
     #[test]
@@ -627,12 +676,20 @@ mod tests {
             callback_dial: Some(d.into()),
             ..QueueSpec::default()
         };
-        let cfg = with("sofia/gateway/carrier/{number}@sip.example.com:5080;transport=tcp")
-            .to_engine(1, "q")
+        let cfg = with("sofia/gateway/carrier/9{number}")
+            .to_engine(1, "q", &crate::grants::test_grants())
             .unwrap();
         assert_eq!(
             cfg.callback_dial.as_deref(),
-            Some("sofia/gateway/carrier/{number}@sip.example.com:5080;transport=tcp")
+            Some("sofia/gateway/carrier/9{number}")
+        );
+        // A granted gateway takes digits around the number, nothing that reaches another host.
+        assert_eq!(
+            with("sofia/gateway/carrier/{number}@sip.example.com:5080;transport=tcp")
+                .to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
+            "callback_dial"
         );
         for bad in [
             "sofia/gateway/carrier/5551234",
@@ -647,19 +704,26 @@ mod tests {
             "sofia/gateway/a/{number}\u{0}",
             "sofia/gateway/a/{num}",
         ] {
-            let err = with(bad).to_engine(1, "q").unwrap_err();
+            let err = with(bad)
+                .to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err();
             assert_eq!(err.field, "callback_dial", "{bad}");
         }
         let long = format!("sofia/gateway/{}/{{number}}", "a".repeat(250));
         assert_eq!(
-            with(&long).to_engine(1, "q").unwrap_err().field,
+            with(&long)
+                .to_engine(1, "q", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
             "callback_dial"
         );
     }
 
     #[test]
     fn callback_retry_rules_and_confirmation_are_checked() {
-        let cfg = QueueSpec::default().to_engine(1, "q").unwrap();
+        let cfg = QueueSpec::default()
+            .to_engine(1, "q", &crate::grants::test_grants())
+            .unwrap();
         assert_eq!(cfg.callback_attempts, 3);
         assert_eq!(cfg.callback_retry, Duration::from_secs(300));
         assert_eq!(
@@ -696,7 +760,12 @@ mod tests {
                 "callback_confirm",
             ),
         ] {
-            assert_eq!(spec.to_engine(1, "q").unwrap_err().field, field);
+            assert_eq!(
+                spec.to_engine(1, "q", &crate::grants::test_grants())
+                    .unwrap_err()
+                    .field,
+                field
+            );
         }
     }
 

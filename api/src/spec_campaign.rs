@@ -313,7 +313,13 @@ fn instant(field: &str, s: &Option<String>) -> Result<Option<u64>, FieldError> {
 
 impl CampaignSpec {
     /// Checks every field and builds the engine's config for campaign `id` named `name`.
-    pub fn to_engine(&self, id: i64, name: &str) -> Result<CampaignConfig, FieldError> {
+    /// The dial string and caller id must be within the tenant's `grants`.
+    pub fn to_engine(
+        &self,
+        id: i64,
+        name: &str,
+        grants: &crate::grants::DialGrants,
+    ) -> Result<CampaignConfig, FieldError> {
         let id = u32::try_from(id)
             .ok()
             .filter(|v| *v < (1 << 20))
@@ -354,6 +360,8 @@ impl CampaignSpec {
         if !d.contains("{number}") {
             return Err(bad("dial", "must contain {number}"));
         }
+        grants.caller_id("caller_id", c)?;
+        let dial = grants.gateway_dial("dial", d)?;
         if self.max_lines == 0 || self.max_lines > 10_000 {
             return Err(bad("max_lines", "must be 1..=10000"));
         }
@@ -441,7 +449,7 @@ impl CampaignSpec {
             queue: QueueId(queue),
             caller_id_number: self.caller_id.clone(),
             caller_id_name: self.caller_id_name.clone(),
-            dial: self.dial.clone(),
+            dial,
             max_lines: self.max_lines,
             ring_timeout: Duration::from_secs_f64(self.ring_timeout_s),
             release_after: self.release_after_s.map(Duration::from_secs_f64),
@@ -495,7 +503,9 @@ mod tests {
 
     #[test]
     fn defaults_with_a_queue_make_a_valid_engine_campaign() {
-        let cfg = spec().to_engine(4, "renewals").unwrap();
+        let cfg = spec()
+            .to_engine(4, "renewals", &crate::grants::test_grants())
+            .unwrap();
         assert_eq!(cfg.id, CampaignId(4));
         assert_eq!(cfg.window, CallingWindow::default());
         assert!((cfg.abandon_target - 0.03).abs() < 1e-12);
@@ -573,12 +583,19 @@ mod tests {
             ),
         ];
         for (s, field) in cases {
-            assert_eq!(s.to_engine(1, "c").unwrap_err().field, field);
+            assert_eq!(
+                s.to_engine(1, "c", &crate::grants::test_grants())
+                    .unwrap_err()
+                    .field,
+                field
+            );
         }
         let mut s = spec();
         s.retry.busy.max_attempts = 0;
         assert_eq!(
-            s.to_engine(1, "c").unwrap_err().field,
+            s.to_engine(1, "c", &crate::grants::test_grants())
+                .unwrap_err()
+                .field,
             "retry.busy.max_attempts"
         );
     }

@@ -18,6 +18,10 @@ use switchyard_engine::{CampaignId, QueueId};
 /// A tenant with an admin key, made in the store before any server runs.
 async fn tenant(store: &Store) -> (switchyard_api::model::TenantId, String) {
     let t = store.create_tenant("acme", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let (_, key) = store
         .create_api_key(Some(t.id), Role::Admin, None, "admin", None, &audit())
         .await

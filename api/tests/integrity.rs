@@ -278,7 +278,11 @@ async fn a_queue_with_a_call_in_progress_cannot_be_deleted_and_the_call_keeps_it
             "{e}"
         );
         // The call ends and is recorded under its queue; then the queue can go.
-        let record = poll_until(&s, &path, &key, |v| v["live"] == false).await;
+        // Ended, and its final record written (its open row stays `in-progress` until then).
+        let record = poll_until(&s, &path, &key, |v| {
+            v["live"] == false && v["outcome"] != "in-progress"
+        })
+        .await;
         assert_eq!(
             (record["outcome"].as_str(), record["queue_id"].as_i64()),
             (Some("answered"), Some(qid)),

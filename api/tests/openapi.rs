@@ -81,6 +81,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/platform-admin/tenants/{id}"),
     ("PATCH", "/v1/platform-admin/tenants/{id}"),
     ("POST", "/v1/platform-admin/tenants/{id}/api-keys"),
+    ("GET", "/v1/platform-admin/tenants/{id}/grants"),
+    ("PUT", "/v1/platform-admin/tenants/{id}/grants"),
     ("GET", "/v1/live"),
     ("GET", "/metrics"),
     ("GET", "/healthz"),
@@ -191,6 +193,10 @@ impl Server {
     /// waiting callers, an agent on a call once it is made available) and not only their 404s.
     async fn seed(&self) -> (String, String) {
         let t = self.store.create_tenant("acme", &audit()).await.unwrap();
+        self.store
+            .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+            .await
+            .unwrap();
         let admin = self.key(Some(t.id), Role::Admin).await;
         let platform = self.key(None, Role::PlatformAdmin).await;
         for (path, body) in [

@@ -63,6 +63,10 @@ async fn records_written_during_an_outage_are_journaled_and_replayed_in_order_on
     let proxy = CutProxy::start(db.server_addr()).await;
     let (store, dir) = journaled_store(&db, &proxy).await;
     let t = store.create_tenant("acme", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let q = store
         .create_queue(t.id, "sales", json!({}), &audit())
         .await
@@ -464,6 +468,9 @@ async fn records_journaled_when_the_process_is_killed_are_replayed_at_the_next_s
     let seed = Store::connect(&db.url()).await.unwrap();
     seed.migrate().await.unwrap();
     let t = seed.create_tenant("acme", &audit()).await.unwrap();
+    seed.set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let q = seed
         .create_queue(t.id, "sales", json!({"numbers": ["5000"]}), &audit())
         .await
@@ -612,6 +619,10 @@ async fn sqlite_locked_by_another_process_journals_writes_and_replays_them_when_
     store.migrate().await.unwrap();
     let store = store.with_journal(&dir.join("journal"), 1 << 20).unwrap();
     let t = store.create_tenant("acme", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let q = store
         .create_queue(t.id, "sales", json!({}), &audit())
         .await
@@ -668,6 +679,10 @@ async fn at_the_journal_bound_new_writes_are_refused_and_counted_and_the_old_one
     // Room for one small batch of calls and not two.
     let store = store.with_journal(&dir.join("journal"), 1200).unwrap();
     let t = store.create_tenant("acme", &audit()).await.unwrap();
+    store
+        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        .await
+        .unwrap();
     let q = store
         .create_queue(t.id, "sales", json!({}), &audit())
         .await

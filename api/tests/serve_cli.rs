@@ -329,3 +329,68 @@ fn admin_commands_create_a_tenant_and_print_a_key_once() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_narrowed_under_stored_rows_are_reported_by_the_cli_and_by_migrate() {
+    let dir = temp_dir("grants");
+    let db = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
+    let run = |args: &[&str]| {
+        let out = switchyard()
+            .args(args)
+            .args(["--database-url", &db])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(run(&["migrate"]).0);
+    assert!(run(&["tenant", "create", "acme"]).0);
+    let lab = r#"{"agent_endpoints": ["user/{ext}"], "gateways": ["carrier"]}"#;
+    let (ok, out, err) = run(&["tenant", "grants", "acme", lab]);
+    assert!(ok, "{err}");
+    assert!(out.contains(r#""outside":[]"#), "{out}");
+    // Grants that could carry dial-string syntax are refused, naming the entry.
+    let (ok, _, err) = run(&["tenant", "grants", "acme", r#"{"gateways": ["a,b"]}"#]);
+    assert!(!ok && err.contains("gateways[0]"), "{err}");
+    // An agent stored under the wide grants (as the API stores it).
+    let store = switchyard_api::store::Store::connect(&db).await.unwrap();
+    let tenant = store.tenant_by_name("acme").await.unwrap().unwrap();
+    let audit = switchyard_api::store::AuditEntry {
+        tenant: Some(tenant.id),
+        key_id: None,
+        action: "agent.create",
+        object_kind: "agent",
+        object_id: String::new(),
+        detail: serde_json::Value::Null,
+    };
+    store
+        .create_agent(
+            tenant.id,
+            "Ana",
+            serde_json::json!({"contact": "user/1000"}),
+            &audit,
+        )
+        .await
+        .unwrap();
+    let narrow = r#"{"agent_endpoints": ["user/{ext}@acme.example.com"]}"#;
+    let (ok, out, err) = run(&["tenant", "grants", "acme", narrow]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(r#""kind":"agent""#) && out.contains(r#""field":"contact""#),
+        "{out}"
+    );
+    // An upgrade shows what it stopped dialling: one JSON line per row.
+    let (ok, out, err) = run(&["migrate"]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.lines().next().expect("a report line"))
+        .unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(line["tenant"], "acme");
+    assert_eq!(line["kind"], "agent");
+    assert_eq!(line["name"], "Ana");
+    assert_eq!(line["field"], "contact");
+    assert_eq!(line["disabled"], true);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -107,7 +107,7 @@ fn live_agent(st: &AppState, tenant: TenantId, id: i64) -> Result<AgentId, ApiEr
 /// Pushes a stored agent into the running engine (the engine's command only, see [`change`]).
 async fn apply(st: &AppState, tenant: TenantId, row: &AgentRow) -> Result<(), ApiError> {
     let spec: AgentSpec = serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
-    let cfg = spec.to_engine(row.id, &row.name)?;
+    let cfg = spec.to_engine(row.id, &row.name, &st.rt.store.tenant_grants(tenant).await?)?;
     let id = cfg.id;
     st.rt
         .engine
@@ -164,7 +164,8 @@ async fn create(
     );
     let validate = async {
         check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-        body.config.to_engine(1, &body.name)?;
+        body.config
+            .to_engine(1, &body.name, &st.rt.store.tenant_grants(tenant).await?)?;
         serde_json::to_value(&body.config).map_err(ApiError::internal)
     };
     let row = change(
@@ -247,7 +248,7 @@ async fn update(
         let spec: AgentSpec = patched(&prev.config, body.config.as_ref())?;
         let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
         check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-        spec.to_engine(id, &name)?;
+        spec.to_engine(id, &name, &st.rt.store.tenant_grants(tenant).await?)?;
         let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
         Ok((prev, config))
     };
@@ -559,7 +560,7 @@ async fn set_skills(
     let mut spec: AgentSpec =
         serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
     spec.skills = body.skills;
-    spec.to_engine(id, &row.name)
+    spec.to_engine(id, &row.name, &st.rt.store.tenant_grants(tenant).await?)
         .map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
     let a = audit(
@@ -622,19 +623,20 @@ async fn monitor(
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
     let agent = live_agent(&st, tenant, id)?;
-    let probe = AgentSpec {
-        contact: body.dial.clone(),
-        ..AgentSpec::default()
-    };
-    probe.to_engine(1, "probe").map_err(|_| {
-        ApiError::unprocessable("dial", "a FreeSWITCH dial string such as user/900")
-    })?;
+    // The supervisor's phone is one of the tenant's granted endpoints, as an agent's is.
+    let dial = st
+        .rt
+        .store
+        .tenant_grants(tenant)
+        .await?
+        .endpoint("dial", &body.dial)
+        .map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     let leg = LegId(uuid::Uuid::new_v4().as_u128());
     st.rt
         .engine
         .command(Command::Monitor {
             agent,
-            dial: body.dial,
+            dial,
             leg,
             mode: body.mode,
         })

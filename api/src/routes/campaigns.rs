@@ -130,7 +130,7 @@ async fn check_spec(
     name: &str,
 ) -> Result<(), ApiError> {
     check_name("name", name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-    spec.to_engine(1, name)?;
+    spec.to_engine(1, name, &st.rt.store.tenant_grants(tenant).await?)?;
     if st.rt.store.get_queue(tenant, spec.queue).await?.is_none() {
         return Err(ApiError::unprocessable(
             "config.queue",
@@ -145,7 +145,7 @@ async fn check_spec(
 async fn apply(st: &AppState, tenant: TenantId, row: &CampaignRow) -> Result<(), ApiError> {
     let spec: CampaignSpec =
         serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
-    let cfg = spec.to_engine(row.id, &row.name)?;
+    let cfg = spec.to_engine(row.id, &row.name, &st.rt.store.tenant_grants(tenant).await?)?;
     let id = cfg.id;
     st.rt.directory.set_campaign(id, tenant);
     send_campaign(&st.rt.engine, Command::UpsertCampaign(Box::new(cfg)))

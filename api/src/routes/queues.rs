@@ -115,7 +115,7 @@ async fn check_spec(
         }
     }
     check_name("name", name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
-    spec.to_engine(1, name)?;
+    spec.to_engine(1, name, &st.rt.store.tenant_grants(tenant).await?)?;
     for target in spec.exit_targets() {
         if st
             .rt
@@ -144,7 +144,11 @@ async fn apply(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), Ap
         .await?
         .map(|t| t.name)
         .unwrap_or_default();
-    let cfg = spec.to_engine(row.id, &route_name(&tenant_name, &row.name))?;
+    let cfg = spec.to_engine(
+        row.id,
+        &route_name(&tenant_name, &row.name),
+        &st.rt.store.tenant_grants(tenant).await?,
+    )?;
     st.rt
         .engine
         .command(Command::UpsertQueue(Box::new(cfg)))

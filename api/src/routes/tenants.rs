@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::keys::{CreateKey, CreatedKey};
 use super::{AppState, audit};
+use crate::grants::{DialGrants, Outside, outside};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_platform_admin};
 use crate::model::{Role, TenantId};
 use crate::spec::check_name;
@@ -22,6 +23,92 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(read, update))
         .routes(routes!(create_key))
+        .routes(routes!(read_grants, set_grants))
+}
+
+/// A tenant's grants, and the rows they leave out.
+#[derive(Debug, Serialize, ToSchema)]
+struct GrantsView {
+    grants: DialGrants,
+    /// Stored agents, queues and campaigns outside these grants: they are refused on any
+    /// change and not loaded at the next start until fixed.
+    outside: Vec<Outside>,
+}
+
+async fn grants_view(st: &AppState, id: Uuid) -> Result<GrantsView, ApiError> {
+    let t = st
+        .rt
+        .store
+        .get_tenant(TenantId(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
+    let outside = outside(&st.rt.store, t.id, &t.grants).await?;
+    Ok(GrantsView {
+        grants: t.grants,
+        outside,
+    })
+}
+
+/// What a tenant may reach on the switch (platform-admin): its agent endpoints, carrier
+/// gateways, caller ids and dialplan destinations.
+#[utoipa::path(
+    get,
+    path = "/v1/platform-admin/tenants/{id}/grants",
+    tag = "platform-admin",
+    operation_id = "get_tenant_grants",
+    params(("id" = Uuid, Path, description = "The tenant's id")),
+    responses((status = 200, description = "The tenant's grants", body = GrantsView)),
+)]
+async fn read_grants(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<GrantsView>, ApiError> {
+    require_platform_admin(&p)?;
+    Ok(Json(grants_view(&st, id).await?))
+}
+
+/// Replaces what a tenant may reach (platform-admin). Every dial string, caller id and
+/// destination the tenant's agents, queues and campaigns carry must fall within these; the
+/// answer lists stored rows that no longer do.
+#[utoipa::path(
+    put,
+    path = "/v1/platform-admin/tenants/{id}/grants",
+    tag = "platform-admin",
+    operation_id = "set_tenant_grants",
+    params(("id" = Uuid, Path, description = "The tenant's id")),
+    request_body = DialGrants,
+    responses(
+        (status = 200, description = "The grants as they are now", body = GrantsView),
+        (status = 422, description = "A grant that is not safe to dial", body = crate::openapi::ErrorBody),
+    ),
+)]
+async fn set_grants(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<DialGrants>,
+) -> Result<Json<GrantsView>, ApiError> {
+    require_platform_admin(&p)?;
+    body.check()
+        .map_err(|e| ApiError::unprocessable(e.field, e.message))?;
+    let a = audit(
+        &p,
+        None,
+        "tenant.grants",
+        "tenant",
+        id,
+        serde_json::to_value(&body).map_err(ApiError::internal)?,
+    );
+    if !st
+        .rt
+        .store
+        .set_tenant_grants(TenantId(id), &body, &a)
+        .await?
+    {
+        return Err(ApiError::not_found(format!("no tenant {id}")));
+    }
+    Ok(Json(grants_view(&st, id).await?))
 }
 
 /// A tenant.

@@ -339,6 +339,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
         include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
         include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
+        include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -350,6 +351,7 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
         include_str!("../../../migrations/postgres/0006_open_rows.sql"),
         include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
+        include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
     ])
 });
 
@@ -364,7 +366,8 @@ fn embedded(
         attempt_machine,
         open_rows,
         campaign_pacer,
-    ]: [&'static str; 7],
+        dial_grants,
+    ]: [&'static str; 8],
 ) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -414,6 +417,13 @@ fn embedded(
             "campaign pacer".into(),
             MigrationType::Simple,
             SqlStr::from_static(campaign_pacer),
+            false,
+        ),
+        Migration::new(
+            8,
+            "dial grants".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(dial_grants),
             false,
         ),
     ])

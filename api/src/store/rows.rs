@@ -22,6 +22,8 @@ pub struct Tenant {
     pub name: String,
     pub disabled: bool,
     pub created_at_ms: i64,
+    /// What the tenant may reach on the switch (see [`crate::grants`]).
+    pub grants: crate::grants::DialGrants,
 }
 
 /// An API key as listed: never its hash, never the key (that is shown once, at creation).
@@ -343,7 +345,7 @@ impl FromStoreRow for TextIdRow {
 /// Column lists, as macros so that `concat!` can build `&'static str` SQL from them.
 macro_rules! tenant_cols {
     () => {
-        "id, name, disabled, created_at"
+        "id, name, disabled, created_at, grants"
     };
 }
 macro_rules! key_cols {
@@ -406,6 +408,8 @@ impl FromStoreRow for Tenant {
             name: row.string("name")?,
             disabled: row.bool("disabled")?,
             created_at_ms: row.i64("created_at")?,
+            grants: serde_json::from_str(&row.string("grants")?)
+                .map_err(|e| StoreError::Internal(format!("a tenant's grants: {e}")))?,
         })
     }
 }

@@ -20,6 +20,7 @@ impl Store {
             name: name.to_owned(),
             disabled: false,
             created_at_ms: now_ms(),
+            grants: crate::grants::DialGrants::default(),
         };
         let inserted: Option<TextIdRow> = self
             .change(
@@ -53,6 +54,43 @@ impl Store {
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_cols!(), " FROM tenants WHERE name = $1");
         self.fetch_optional(Use::Read, SQL, args![name]).await
+    }
+
+    /// Replaces what a tenant may reach (checked by the caller). False if there is no such
+    /// tenant (nothing written then, audit included).
+    pub async fn set_tenant_grants(
+        &self,
+        id: TenantId,
+        grants: &crate::grants::DialGrants,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(grants)
+            .map_err(|e| StoreError::Internal(format!("grants: {e}")))?;
+        let changed: Option<TextIdRow> = self
+            .change(
+                "tenant",
+                "UPDATE tenants SET grants = $2 WHERE id = $1 RETURNING id",
+                args![id, json],
+                AuditWrite {
+                    entry: audit,
+                    tenant: audit.tenant,
+                },
+                |_: &TextIdRow| audit.object_id.clone(),
+            )
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    /// What `tenant` may reach; no grants (reaches nothing) for an unknown tenant.
+    pub async fn tenant_grants(
+        &self,
+        tenant: TenantId,
+    ) -> Result<crate::grants::DialGrants, StoreError> {
+        Ok(self
+            .get_tenant(tenant)
+            .await?
+            .map(|t| t.grants)
+            .unwrap_or_default())
     }
 
     /// Disables (or re-enables) a tenant: its keys stop authenticating at once; its data stays.

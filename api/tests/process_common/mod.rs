@@ -65,6 +65,8 @@ pub fn admin(db: &str, args: &[&str]) -> String {
 pub fn tenant_with_admin_key(db: &str) -> String {
     admin(db, &["migrate"]);
     admin(db, &["tenant", "create", "acme"]);
+    let lab = serde_json::to_string(&switchyard_api::grants::DialGrants::lab()).unwrap();
+    admin(db, &["tenant", "grants", "acme", &lab]);
     let key = admin(
         db,
         &["apikey", "create", "--tenant", "acme", "--role", "admin"],

@@ -122,6 +122,10 @@ impl Server {
 
     pub async fn tenant(&self, name: &str) -> (switchyard_api::model::TenantId, String) {
         let t = self.store.create_tenant(name, &audit()).await.unwrap();
+        self.store
+            .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+            .await
+            .unwrap();
         let (_, key) = self
             .store
             .create_api_key(Some(t.id), Role::Admin, None, "admin", None, &audit())
