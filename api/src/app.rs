@@ -5,12 +5,15 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use crate::http::{self, ApiError, BoxFuture, HttpConfig, HttpKit, KeyVerifier, Metrics, Probes};
-use crate::model::Principal;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::http::{
+    self, ApiError, BoxFuture, HttpConfig, HttpKit, KeyVerdict, KeyVerifier, Metrics, Probes,
+};
 use crate::openapi;
 use crate::routes::{self, AppState};
 use crate::runtime::Runtime;
-use crate::store::{Store, now_ms};
+use crate::store::{KeyCheck, Store, now_ms};
 
 /// Verifies bearer keys against the store (the kit caches the answers briefly).
 #[derive(Debug, Clone)]
@@ -25,10 +28,10 @@ impl StoreKeys {
 }
 
 impl KeyVerifier for StoreKeys {
-    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
         Box::pin(async move {
             let now = now_ms();
-            let found = match self.store.authenticate(key, now).await {
+            let found = match self.store.check_api_key(key, now).await {
                 Ok(found) => found,
                 Err(e) => {
                     // An outage seen here sends writes to the journal and starts probing.
@@ -36,11 +39,24 @@ impl KeyVerifier for StoreKeys {
                     return Err(ApiError::from(e));
                 }
             };
-            if let Some(p) = found {
-                // Best effort: a failed touch must not fail the request.
-                let _ = self.store.touch_api_key(p.key_id, now).await;
-            }
-            Ok(found)
+            Ok(match found {
+                KeyCheck::Valid {
+                    principal,
+                    expires_at_ms,
+                } => {
+                    // Best effort: a failed touch must not fail the request.
+                    let _ = self.store.touch_api_key(principal.key_id, now).await;
+                    KeyVerdict::Valid {
+                        principal,
+                        // A negative expiry (before 1970) is long past: the epoch says so.
+                        expires: expires_at_ms.map(|ms| {
+                            UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                        }),
+                    }
+                }
+                KeyCheck::Invalid => KeyVerdict::Invalid,
+                KeyCheck::TenantDisabled(t) => KeyVerdict::TenantDisabled(t),
+            })
         })
     }
 

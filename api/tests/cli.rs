@@ -153,6 +153,39 @@ fn switchyard(args: &[&str]) -> Output {
         .expect("run switchyard")
 }
 
+/// `switchyard` with the Event Socket password in its environment.
+fn switchyard_with_password(args: &[&str], password: &str) -> Output {
+    Process::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("SWITCHYARD_ESL_PASSWORD", password)
+        .output()
+        .expect("run switchyard")
+}
+
+#[test]
+fn no_command_takes_a_secret_as_a_flag() {
+    for args in [
+        &["esl", "api", "--password", "x", "status"][..],
+        &["fakeswitch", "--password", "x"],
+        &["serve", "--esl-password", "x"],
+        &[
+            "contacts",
+            "import",
+            "--campaign",
+            "1",
+            "--key",
+            "x",
+            "f.csv",
+        ],
+    ] {
+        let out = switchyard(args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("unexpected argument"), "{args:?}: {stderr}");
+    }
+}
+
 fn events_once(format: &str) -> (Output, Vec<String>) {
     let (port, peer) = spawn_peer("ClueCon");
     let port = port.to_string();
@@ -204,15 +237,7 @@ fn notices_go_to_stderr_not_stdout() {
 fn api_prints_the_response_body_exactly() {
     let (port, peer) = spawn_peer("ClueCon");
     let port = port.to_string();
-    let out = switchyard(&[
-        "esl",
-        "api",
-        "--port",
-        &port,
-        "--password",
-        "ClueCon",
-        "status",
-    ]);
+    let out = switchyard_with_password(&["esl", "api", "--port", &port, "status"], "ClueCon");
     assert!(
         out.status.success(),
         "{}",
@@ -229,13 +254,18 @@ fn api_prints_the_response_body_exactly() {
 fn wrong_password_is_a_clear_error_and_a_failure_status() {
     let (port, peer) = spawn_peer("ClueCon");
     let port = port.to_string();
+    // The password from a file, as from the environment above: never on the command line.
+    let dir = std::env::temp_dir().join(format!("switchyard-pw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("esl-password");
+    std::fs::write(&file, "nope\n").unwrap();
     let out = switchyard(&[
         "esl",
         "api",
         "--port",
         &port,
-        "--password",
-        "nope",
+        "--password-file",
+        file.to_str().unwrap(),
         "status",
     ]);
     assert!(!out.status.success());

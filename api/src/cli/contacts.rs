@@ -30,9 +30,10 @@ pub struct ImportArgs {
     /// The API's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
-    /// An admin or supervisor API key.
-    #[arg(long, env = "SWITCHYARD_API_KEY", hide_env_values = true)]
-    pub key: String,
+    /// A file holding an admin or supervisor API key; without it the key is taken from
+    /// SWITCHYARD_API_KEY (never from a flag: `ps` would show it).
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
 }
 
 pub async fn run(cmd: ContactsCommand) -> anyhow::Result<()> {
@@ -42,6 +43,12 @@ pub async fn run(cmd: ContactsCommand) -> anyhow::Result<()> {
 }
 
 async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let key = super::read_secret(
+        "SWITCHYARD_API_KEY",
+        args.api_key_file.as_deref(),
+        "--api-key-file",
+    )?
+    .context("an API key is needed: set SWITCHYARD_API_KEY or give --api-key-file PATH")?;
     let file = tokio::fs::File::open(&args.file)
         .await
         .with_context(|| format!("opening {}", args.file.display()))?;
@@ -77,7 +84,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     }
     let resp = reqwest::Client::new()
         .post(&url)
-        .bearer_auth(&args.key)
+        .bearer_auth(&key)
         .header("content-type", "text/csv")
         .body(reqwest::Body::wrap_stream(stream))
         .send()

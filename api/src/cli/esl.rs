@@ -24,28 +24,31 @@ pub struct ConnArgs {
     host: String,
     #[arg(long, env = "SWITCHYARD_ESL_PORT", default_value_t = 8021)]
     port: u16,
-    #[arg(
-        long,
-        env = "SWITCHYARD_ESL_PASSWORD",
-        default_value = "ClueCon",
-        hide_env_values = true
-    )]
-    password: String,
+    /// A file holding the Event Socket password; without it SWITCHYARD_ESL_PASSWORD, else
+    /// FreeSWITCH's default ClueCon (never a flag: `ps` would show it).
+    #[arg(long)]
+    password_file: Option<std::path::PathBuf>,
     /// Log in with `userauth <user@domain>:<password>` instead of `auth <password>`.
     #[arg(long, env = "SWITCHYARD_ESL_USER")]
     user: Option<String>,
 }
 
 impl ConnArgs {
-    fn config(&self) -> ClientConfig {
+    fn config(&self) -> anyhow::Result<ClientConfig> {
+        let password = super::read_secret(
+            "SWITCHYARD_ESL_PASSWORD",
+            self.password_file.as_deref(),
+            "--password-file",
+        )?
+        .unwrap_or_else(|| "ClueCon".to_owned());
         let auth = match &self.user {
             Some(user) => Auth::User {
                 user: user.clone(),
-                password: self.password.clone(),
+                password,
             },
-            None => Auth::Password(self.password.clone()),
+            None => Auth::Password(password),
         };
-        ClientConfig::new(self.addr(), auth)
+        Ok(ClientConfig::new(self.addr(), auth))
     }
 
     fn addr(&self) -> String {
@@ -111,7 +114,7 @@ pub async fn run(cmd: EslCommand) -> anyhow::Result<()> {
 
 async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let addr = args.conn.addr();
-    let mut config = args.conn.config();
+    let mut config = args.conn.config()?;
     config.reconnect = false;
     let (client, _events) = Client::connect(config)
         .await
@@ -131,7 +134,7 @@ async fn events(args: EventsArgs) -> anyhow::Result<()> {
     let addr = args.conn.addr();
     let mut config = args
         .conn
-        .config()
+        .config()?
         .format(args.format.into())
         .events(&args.events);
     for f in &args.filters {

@@ -16,13 +16,10 @@ pub struct FakeSwitchArgs {
         env = "SWITCHYARD_FAKESWITCH_LISTEN"
     )]
     listen: String,
-    /// The Event Socket password.
-    #[arg(
-        long,
-        default_value = "ClueCon",
-        env = "SWITCHYARD_FAKESWITCH_PASSWORD"
-    )]
-    password: String,
+    /// A file holding the Event Socket password; without it SWITCHYARD_FAKESWITCH_PASSWORD,
+    /// else ClueCon (never a flag: `ps` would show it).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
     /// A TOML scenario: agent phones, customers, inbound callers. Without one, user/1000 to
     /// user/1099 answer after about a second and stay up until hung up.
     #[arg(long)]
@@ -38,10 +35,16 @@ pub struct FakeSwitchArgs {
 
 pub async fn run(args: FakeSwitchArgs) -> anyhow::Result<()> {
     let listen = args.listen.clone();
+    let password = super::read_secret(
+        "SWITCHYARD_FAKESWITCH_PASSWORD",
+        args.password_file.as_deref(),
+        "--password-file",
+    )?
+    .unwrap_or_else(|| "ClueCon".to_owned());
     eprintln!("switchyard: fake FreeSWITCH listening on {listen} (Ctrl-C stops it)");
     run_standalone(StandaloneConfig {
         listen: args.listen,
-        password: args.password,
+        password,
         scenario: args.scenario,
         inbound_target: args.inbound_target,
         seed: args.seed,

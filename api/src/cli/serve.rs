@@ -1,4 +1,12 @@
-//! `switchyard serve`, `migrate`, `tenant create`, `apikey create` and `demo`.
+//! `switchyard serve`, `migrate`, `tenant create|list|disable|enable`,
+//! `apikey create|list|revoke` and `demo`.
+//!
+//! The admin commands work on the database itself, like `migrate`: they need no running server
+//! and no key (whoever can reach the database is already past every key). A running server
+//! learns of a revocation or a disabled tenant made here when it next verifies the key: at
+//! once for keys it has not cached, within its key cache's lifetime (5 s) for the others. The
+//! API routes (`DELETE /v1/api-keys/{id}`, `PATCH /v1/platform-admin/tenants/{id}`) drop the
+//! answering server's cache entries and act at once there.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,9 +41,11 @@ pub struct ServeArgs {
     /// FreeSWITCH's Event Socket [default: 127.0.0.1:8021].
     #[arg(long, env = "SWITCHYARD_ESL")]
     esl: Option<String>,
-    /// Event Socket password [default: ClueCon]; also the password of `--switch` nodes.
-    #[arg(long, env = "SWITCHYARD_ESL_PASSWORD")]
-    esl_password: Option<String>,
+    /// A file holding the Event Socket password (also of `--switch` nodes); without it
+    /// SWITCHYARD_ESL_PASSWORD, the config file's `esl_password`, else ClueCon. Never a flag:
+    /// `ps` would show it.
+    #[arg(long)]
+    esl_password_file: Option<PathBuf>,
     /// A FreeSWITCH node, `NAME=HOST:PORT` (repeat, or comma-separate in the environment,
     /// for several). With `--esl` too, that one is the first node (named fs1) and these are
     /// added; per-node passwords go in the config file's `[[switch]]` tables.
@@ -50,6 +60,10 @@ pub struct ServeArgs {
     /// Requests per second per API key (0: no limit) [default: 50, burst 100].
     #[arg(long)]
     rate_per_sec: Option<u32>,
+    /// Requests per second per key to the live feed and the queue figures wallboards poll,
+    /// a budget of their own (0: no limit) [default: 100, burst 1000].
+    #[arg(long)]
+    live_rate_per_sec: Option<u32>,
     /// Where records, audit entries and presence wait while the database is unavailable
     /// [default: beside the SQLite file (`<file>.journal/`), `switchyard-journal/` in the
     /// working directory for PostgreSQL].
@@ -73,6 +87,7 @@ struct FileConfig {
     #[serde(default)]
     cors_origins: Vec<String>,
     rate_per_sec: Option<u32>,
+    live_rate_per_sec: Option<u32>,
     journal_dir: Option<PathBuf>,
     journal_max_bytes: Option<u64>,
     /// `[[switch]]` tables: several FreeSWITCH nodes.
@@ -193,11 +208,16 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(r) = a.rate_per_sec.or(file.rate_per_sec) {
         http.rate_per_sec = r;
     }
-    let password = a
-        .esl_password
-        .clone()
-        .or(file.esl_password.clone())
-        .unwrap_or_else(|| "ClueCon".to_owned());
+    if let Some(r) = a.live_rate_per_sec.or(file.live_rate_per_sec) {
+        http.live_rate_per_sec = r;
+    }
+    let password = super::read_secret(
+        "SWITCHYARD_ESL_PASSWORD",
+        a.esl_password_file.as_deref(),
+        "--esl-password-file",
+    )?
+    .or(file.esl_password.clone())
+    .unwrap_or_else(|| "ClueCon".to_owned());
     let nodes = switch_nodes(
         a.esl.clone().or(file.esl.clone()),
         &password,
@@ -275,11 +295,11 @@ async fn with_journal(store: Store, journal: Option<JournalSettings>) -> anyhow:
     if let Some(st) = store.spool_status()
         && st.pending_entries > 0
     {
-        eprintln!(
-            "switchyard: replaying {} journaled writes ({} bytes) from {}",
-            st.pending_entries,
-            st.pending_bytes,
-            j.dir.display()
+        tracing::info!(
+            entries = st.pending_entries,
+            bytes = st.pending_bytes,
+            dir = %j.dir.display(),
+            "replaying journaled writes"
         );
         if !store.journal_drained(JOURNAL_REPLAY_AT_START).await {
             tracing::warn!(
@@ -317,6 +337,7 @@ async fn run_server(
     .await
     .context("starting the engine")?;
     let rt = Arc::new(rt);
+    let http_rates = (http.rate_per_sec, http.live_rate_per_sec);
     let (router, _kit) = app::build(rt.clone(), http);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -326,10 +347,20 @@ async fn run_server(
         .iter()
         .map(|n| format!("{} {}", n.name, n.esl))
         .collect();
-    eprintln!(
-        "switchyard: API on http://{addr}, FreeSWITCH Event Socket {}, dialplan socket target {}",
-        esl.join(", "),
-        rt.outbound_addr()
+    // The line scripts wait for; with JSON logs the event below says the same in JSON.
+    if !super::JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "switchyard: API on http://{addr}, FreeSWITCH Event Socket {}, dialplan socket target {}",
+            esl.join(", "),
+            rt.outbound_addr()
+        );
+    }
+    tracing::info!(
+        url = %format!("http://{addr}"),
+        nodes = %esl.join(", "),
+        rate_per_sec = http_rates.0,
+        live_rate_per_sec = http_rates.1,
+        "serving the API"
     );
     if let Some(b) = banner {
         println!("{}", b.replace("{addr}", &addr.to_string()));
@@ -408,6 +439,25 @@ pub enum TenantCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Lists the tenants, one JSON object a line.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disables a tenant: its keys are refused (403 tenant_disabled) and nothing of it can be
+    /// changed through the API. Its calls in progress, queued callers and inbound routing go
+    /// on, and its running campaigns keep dialling: pause them first to stop that.
+    Disable {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enables a disabled tenant again: its keys work again as they were.
+    Enable {
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 fn cli_audit<'a>(action: &'a str, kind: &'a str, detail: serde_json::Value) -> AuditEntry<'a> {
@@ -421,8 +471,62 @@ fn cli_audit<'a>(action: &'a str, kind: &'a str, detail: serde_json::Value) -> A
     }
 }
 
+/// The tenant named `name`, or an error naming the argument.
+async fn tenant_named(
+    store: &Store,
+    name: &str,
+    arg: &str,
+) -> anyhow::Result<switchyard_api::store::Tenant> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| format!("{arg}: no tenant named {name}"))
+}
+
+/// `tenant disable` and `tenant enable`.
+async fn set_disabled(name: &str, db: &DbArgs, disabled: bool) -> anyhow::Result<()> {
+    let store = open_store(&db.url()).await?;
+    let t = tenant_named(&store, name, "NAME").await?;
+    let action = if disabled {
+        "tenant.disable"
+    } else {
+        "tenant.enable"
+    };
+    let mut audit = cli_audit(
+        action,
+        "tenant",
+        json!({ "disabled": disabled, "via": "cli" }),
+    );
+    audit.object_id = t.id.0.to_string();
+    if !store.set_tenant_disabled(t.id, disabled, &audit).await? {
+        bail!("NAME: no tenant named {name}");
+    }
+    println!(
+        "{}",
+        serde_json::to_string(&json!({ "id": t.id, "name": t.name, "disabled": disabled }))?
+    );
+    Ok(())
+}
+
 pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
     match cmd {
+        TenantCommand::List { db } => {
+            let store = open_store(&db.url()).await?;
+            for t in store.list_tenants().await? {
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({
+                        "id": t.id,
+                        "name": t.name,
+                        "disabled": t.disabled,
+                        "created_at_ms": t.created_at_ms,
+                    }))?
+                );
+            }
+            Ok(())
+        }
+        TenantCommand::Disable { name, db } => set_disabled(&name, &db, true).await,
+        TenantCommand::Enable { name, db } => set_disabled(&name, &db, false).await,
         TenantCommand::Create { name, db } => {
             let store = open_store(&db.url()).await?;
             if name.contains('/') {
@@ -491,10 +595,76 @@ pub enum ApiKeyCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Lists the keys of a tenant (without --tenant: the platform-admin keys), one JSON object
+    /// a line, revoked and expired ones included. Never the keys themselves.
+    List {
+        /// The tenant's name.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revokes a key by its id (as `apikey list` shows it): it is refused from then on.
+    Revoke {
+        /// The key's id.
+        id: uuid::Uuid,
+        /// The tenant the key belongs to (without it: a platform-admin key).
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
     match cmd {
+        ApiKeyCommand::List { tenant, db } => {
+            let store = open_store(&db.url()).await?;
+            let tenant_id = match &tenant {
+                Some(t) => Some(tenant_named(&store, t, "--tenant").await?.id),
+                None => None,
+            };
+            for k in store.list_api_keys(tenant_id).await? {
+                println!(
+                    "{}",
+                    serde_json::to_string(&json!({
+                        "id": k.id,
+                        "name": k.name,
+                        "role": k.role,
+                        "agent_id": k.agent_id,
+                        "prefix": k.prefix,
+                        "created_at_ms": k.created_at_ms,
+                        "expires_at_ms": k.expires_at_ms,
+                        "revoked_at_ms": k.revoked_at_ms,
+                        "last_used_at_ms": k.last_used_at_ms,
+                    }))?
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { id, tenant, db } => {
+            let store = open_store(&db.url()).await?;
+            let tenant_id = match &tenant {
+                Some(t) => Some(tenant_named(&store, t, "--tenant").await?.id),
+                None => None,
+            };
+            let mut audit = cli_audit("api_key.revoke", "api_key", json!({ "via": "cli" }));
+            audit.tenant = tenant_id;
+            audit.object_id = id.to_string();
+            if !store.revoke_api_key(tenant_id, id, &audit).await? {
+                match tenant {
+                    Some(t) => bail!("ID: tenant {t} has no API key {id}"),
+                    None => {
+                        bail!("ID: no platform-admin key {id} (a tenant's key needs --tenant NAME)")
+                    }
+                }
+            }
+            println!(
+                "{}",
+                serde_json::to_string(&json!({ "id": id, "revoked": true }))?
+            );
+            Ok(())
+        }
         ApiKeyCommand::Create {
             tenant,
             role,

@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::HeaderMap;
@@ -38,10 +38,42 @@ use super::BoxFuture;
 use super::error::ApiError;
 use crate::model::{Principal, Role, TenantId};
 
-/// Looks a presented key up in the store. `Ok(None)`: unknown, revoked or expired (401).
-/// `Err`: the store could not answer (the error is answered as is, typically 500 or 503).
+/// What a [`KeyVerifier`] says of a key, and what the [`AuthCache`] remembers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyVerdict {
+    /// A current key. `expires`: when it stops (None: never); the cache keeps the verdict no
+    /// longer than that, whatever its own time to live.
+    Valid {
+        principal: Principal,
+        expires: Option<SystemTime>,
+    },
+    /// Unknown, malformed, revoked or expired (401).
+    Invalid,
+    /// A good key of a disabled tenant (403 `tenant_disabled`, so the holder knows why).
+    TenantDisabled(TenantId),
+}
+
+impl KeyVerdict {
+    /// A verdict of a key that never expires.
+    pub fn valid(principal: Principal) -> KeyVerdict {
+        KeyVerdict::Valid {
+            principal,
+            expires: None,
+        }
+    }
+
+    pub fn principal(&self) -> Option<Principal> {
+        match self {
+            KeyVerdict::Valid { principal, .. } => Some(*principal),
+            KeyVerdict::Invalid | KeyVerdict::TenantDisabled(_) => None,
+        }
+    }
+}
+
+/// Looks a presented key up in the store. `Err`: the store could not answer (the error is
+/// answered as is, typically 500 or 503).
 pub trait KeyVerifier: Send + Sync + 'static {
-    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>>;
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>>;
 
     /// False while the verifier is known unable to answer (its database is down): the cache
     /// then answers from what it knows without asking (see [`AuthCache::resolve`]).
@@ -68,8 +100,11 @@ impl StaticKeys {
 }
 
 impl KeyVerifier for StaticKeys {
-    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
-        let found = self.keys.get(key).copied();
+    fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
+        let found = self
+            .keys
+            .get(key)
+            .map_or(KeyVerdict::Invalid, |p| KeyVerdict::valid(*p));
         Box::pin(async move { Ok(found) })
     }
 }
@@ -84,7 +119,9 @@ const SHARDS: usize = 16;
 /// A bounded, short-lived cache in front of a [`KeyVerifier`].
 ///
 /// Entries are keyed by the SHA-256 of the key (the cache never holds a key in clear) and live
-/// `ttl`. During an outage of the verifier's store (it answers 503, or says it is unavailable)
+/// `ttl`, or until the key's own expiry if that comes first: an expired key is refused from
+/// its expiry on, never answered from the cache after it (not even from a stale entry during
+/// an outage). During an outage of the verifier's store (it answers 503, or says it is unavailable)
 /// a key verified before keeps working from its expired entry (known good stays good: the
 /// requests that need no database go on), and a key the cache does not know answers 503 at
 /// once, neither 401 nor a wait. Revocation goes through the store, so it cannot happen during
@@ -114,8 +151,17 @@ type Shard = Mutex<HashMap<[u8; 32], CacheEntry>>;
 
 #[derive(Clone, Copy, Debug)]
 struct CacheEntry {
-    principal: Option<Principal>,
+    verdict: KeyVerdict,
+    /// When the cache asks again.
     expires: Instant,
+    /// When the key itself stops working (a valid verdict with an expiry only).
+    key_expires: Option<Instant>,
+}
+
+impl CacheEntry {
+    fn principal(&self) -> Option<Principal> {
+        self.verdict.principal()
+    }
 }
 
 impl std::fmt::Debug for AuthCache {
@@ -174,22 +220,22 @@ impl AuthCache {
             shard
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .retain(|_, e| e.principal.as_ref().is_some_and(|p| !revoked(p)));
+                .retain(|_, e| e.principal().is_some_and(|p| !revoked(&p)));
         }
     }
 
     /// Verifies `key`, from the cache when it can.
-    pub async fn resolve(&self, key: &str) -> Result<Option<Principal>, ApiError> {
+    pub async fn resolve(&self, key: &str) -> Result<KeyVerdict, ApiError> {
         if let Some(hit) = self.cached(key, Instant::now()) {
             return Ok(hit);
         }
         self.verify_and_cache(key).await
     }
 
-    /// The cached verdict, if fresh: `Some(Some(p))` valid, `Some(None)` known bad.
-    pub fn cached(&self, key: &str, now: Instant) -> Option<Option<Principal>> {
+    /// The cached verdict, if fresh at `now` (and its key not expired by then).
+    pub fn cached(&self, key: &str, now: Instant) -> Option<KeyVerdict> {
         if key.len() > MAX_KEY_LEN {
-            return Some(None);
+            return Some(KeyVerdict::Invalid);
         }
         let digest = digest(key);
         let shard = self
@@ -200,17 +246,17 @@ impl AuthCache {
         shard
             .get(&digest)
             .filter(|e| e.expires > now)
-            .map(|e| e.principal)
+            .map(|e| e.verdict)
     }
 
     /// Asks the verifier (skipping the fresh cache) and caches a definite answer. While the
     /// verifier is unavailable (see the type's doc) a key verified good before is answered
     /// from its expired entry, and any other key with 503 without asking.
-    pub async fn verify_and_cache(&self, key: &str) -> Result<Option<Principal>, ApiError> {
+    pub async fn verify_and_cache(&self, key: &str) -> Result<KeyVerdict, ApiError> {
         if key.len() > MAX_KEY_LEN {
-            return Ok(None);
+            return Ok(KeyVerdict::Invalid);
         }
-        let stale = self.core.known_good(key);
+        let stale = self.core.known_good(key, Instant::now());
         if let Some(p) = stale
             && tokio::runtime::Handle::try_current().is_ok()
         {
@@ -219,11 +265,11 @@ impl AuthCache {
             // revoked behind the API's back stops once the revalidation lands; one revoked
             // through the API was already dropped from the cache.
             self.revalidate(key);
-            return Ok(Some(p));
+            return Ok(p);
         }
         if !self.core.verifier.available() {
             return match stale {
-                Some(p) => Ok(Some(p)),
+                Some(p) => Ok(p),
                 None => Err(ApiError::unavailable(
                     "the key store is unavailable and this key is not known here; retry \
                      after Retry-After",
@@ -239,7 +285,7 @@ impl AuthCache {
                 Ok(verdict)
             }
             Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => match stale {
-                Some(p) => Ok(Some(p)),
+                Some(p) => Ok(p),
                 None => Err(e),
             },
             Err(e) => Err(e),
@@ -275,8 +321,9 @@ impl AuthCache {
 }
 
 impl CacheCore {
-    /// The principal of a key verified good before, even if its entry has expired.
-    fn known_good(&self, key: &str) -> Option<Principal> {
+    /// The valid verdict of a key verified good before, even if its entry has expired; never
+    /// once the key itself has expired at `now`.
+    fn known_good(&self, key: &str, now: Instant) -> Option<KeyVerdict> {
         if key.len() > MAX_KEY_LEN {
             return None;
         }
@@ -285,7 +332,10 @@ impl CacheCore {
             .shard(&digest)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        shard.get(&digest).and_then(|e| e.principal)
+        shard
+            .get(&digest)
+            .filter(|e| e.principal().is_some() && e.key_expires.is_none_or(|at| at > now))
+            .map(|e| e.verdict)
     }
 
     fn shard(&self, digest: &[u8; 32]) -> &Shard {
@@ -293,13 +343,19 @@ impl CacheCore {
         &self.shards[i]
     }
 
-    fn insert(
-        &self,
-        digest: [u8; 32],
-        principal: Option<Principal>,
-        generation: u64,
-        now: Instant,
-    ) {
+    /// Caches `verdict` as of `now`; its key's expiry (wall clock) is turned into an instant
+    /// against the wall clock now, and bounds the entry's life.
+    fn insert(&self, digest: [u8; 32], verdict: KeyVerdict, generation: u64, now: Instant) {
+        let key_expires = match verdict {
+            KeyVerdict::Valid {
+                expires: Some(at), ..
+            } => Some(
+                now + at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO),
+            ),
+            _ => None,
+        };
         let mut shard = self
             .shard(&digest)
             .lock()
@@ -307,7 +363,7 @@ impl CacheCore {
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        let limit = if principal.is_some() {
+        let limit = if verdict.principal().is_some() {
             self.per_shard
         } else {
             self.per_shard / 2
@@ -315,7 +371,7 @@ impl CacheCore {
         if shard.len() >= limit && !shard.contains_key(&digest) {
             shard.retain(|_, e| e.expires > now);
             if shard.len() >= limit {
-                if principal.is_none() {
+                if verdict.principal().is_none() {
                     return;
                 }
                 if let Some(victim) = shard.keys().next().copied() {
@@ -323,11 +379,13 @@ impl CacheCore {
                 }
             }
         }
+        let ttl_end = now + self.ttl;
         shard.insert(
             digest,
             CacheEntry {
-                principal,
-                expires: now + self.ttl,
+                verdict,
+                expires: key_expires.map_or(ttl_end, |at| at.min(ttl_end)),
+                key_expires,
             },
         );
     }
@@ -377,8 +435,20 @@ pub(crate) enum AuthOutcome {
     Missing,
     Invalid,
     Authenticated(Principal),
+    /// A good key of a disabled tenant.
+    TenantDisabled(TenantId),
     /// The verifier failed (store down): answered as the verifier said.
     Failed(ApiError),
+}
+
+impl From<KeyVerdict> for AuthOutcome {
+    fn from(v: KeyVerdict) -> AuthOutcome {
+        match v {
+            KeyVerdict::Valid { principal, .. } => AuthOutcome::Authenticated(principal),
+            KeyVerdict::Invalid => AuthOutcome::Invalid,
+            KeyVerdict::TenantDisabled(t) => AuthOutcome::TenantDisabled(t),
+        }
+    }
 }
 
 impl AuthOutcome {
@@ -406,6 +476,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             Some(AuthOutcome::Invalid) => Err(ApiError::unauthorized(
                 "the API key is invalid, revoked or expired",
             )),
+            Some(AuthOutcome::TenantDisabled(t)) => Err(tenant_disabled(*t)),
             Some(AuthOutcome::Failed(e)) => Err(e.clone()),
             // Fail closed, and loudly: a route mounted outside `http::layers`.
             None => Err(ApiError::internal(
@@ -413,6 +484,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             )),
         }
     }
+}
+
+/// The 403 of a good key of a disabled tenant: the holder learns it is no typo of theirs and
+/// whom to ask, and nothing else of the tenant.
+pub(crate) fn tenant_disabled(tenant: TenantId) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "tenant_disabled",
+        format!(
+            "tenant {} is disabled: its keys are refused until a platform admin enables it again",
+            tenant.0
+        ),
+    )
 }
 
 /// `Option<Auth>`: `None` without an `Authorization` header; a bad key still answers 401.
@@ -511,12 +595,14 @@ mod tests {
     }
 
     impl KeyVerifier for Counting {
-        fn verify<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
             self.calls.fetch_add(1, Ordering::SeqCst);
-            let found = self.keys.lock().unwrap().get(key).copied();
+            let found = self
+                .keys
+                .lock()
+                .unwrap()
+                .get(key)
+                .map_or(KeyVerdict::Invalid, |p| KeyVerdict::valid(*p));
             Box::pin(async move { Ok(found) })
         }
     }
@@ -525,10 +611,7 @@ mod tests {
     struct Down;
 
     impl KeyVerifier for Down {
-        fn verify<'a>(
-            &'a self,
-            _key: &'a str,
-        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        fn verify<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
             Box::pin(async { Err(ApiError::unavailable("store down")) })
         }
 
@@ -544,10 +627,7 @@ mod tests {
     }
 
     impl KeyVerifier for Flaky {
-        fn verify<'a>(
-            &'a self,
-            key: &'a str,
-        ) -> BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
             if self.down.load(Ordering::SeqCst) {
                 return Down.verify(key);
             }
@@ -568,11 +648,11 @@ mod tests {
         });
         verifier.table.keys.lock().unwrap().insert("k1".into(), p);
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(1));
-        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        assert_eq!(cache.resolve("k1").await.unwrap().principal(), Some(p));
         verifier.down.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(5)).await; // the entry has expired
         for _ in 0..3 {
-            assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+            assert_eq!(cache.resolve("k1").await.unwrap().principal(), Some(p));
         }
         let err = cache.resolve("k2").await.unwrap_err();
         assert_eq!(err.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
@@ -588,13 +668,17 @@ mod tests {
         let p = principal(Role::Admin);
         verifier.keys.lock().unwrap().insert("k1".into(), p);
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(1));
-        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+        assert_eq!(cache.resolve("k1").await.unwrap().principal(), Some(p));
         verifier.keys.lock().unwrap().clear(); // revoked behind the API's back
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert_eq!(cache.resolve("k1").await.unwrap(), Some(p), "stale, once");
+        assert_eq!(
+            cache.resolve("k1").await.unwrap().principal(),
+            Some(p),
+            "stale, once"
+        );
         // The revalidation lands: the key is then refused.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while cache.resolve("k1").await.unwrap().is_some() {
+        while cache.resolve("k1").await.unwrap().principal().is_some() {
             assert!(Instant::now() < deadline, "revalidation never landed");
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
@@ -607,13 +691,13 @@ mod tests {
         verifier.keys.lock().unwrap().insert("a".into(), a);
         verifier.keys.lock().unwrap().insert("b".into(), b);
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
-        cache.resolve("a").await.unwrap();
-        cache.resolve("b").await.unwrap();
+        cache.resolve("a").await.unwrap().principal();
+        cache.resolve("b").await.unwrap().principal();
         verifier.keys.lock().unwrap().remove("a");
         cache.invalidate(|p| p.key_id == a.key_id);
-        assert_eq!(cache.resolve("a").await.unwrap(), None);
+        assert_eq!(cache.resolve("a").await.unwrap().principal(), None);
         assert_eq!(
-            cache.cached("b", Instant::now()),
+            cache.cached("b", Instant::now()).map(|v| v.principal()),
             Some(Some(b)),
             "b stays cached"
         );
@@ -626,11 +710,11 @@ mod tests {
         verifier.keys.lock().unwrap().insert("k1".into(), p);
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
         for _ in 0..10 {
-            assert_eq!(cache.resolve("k1").await.unwrap(), Some(p));
+            assert_eq!(cache.resolve("k1").await.unwrap().principal(), Some(p));
         }
         assert_eq!(verifier.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(cache.resolve("nope").await.unwrap(), None);
-        assert_eq!(cache.resolve("nope").await.unwrap(), None);
+        assert_eq!(cache.resolve("nope").await.unwrap().principal(), None);
+        assert_eq!(cache.resolve("nope").await.unwrap().principal(), None);
         assert_eq!(
             verifier.calls.load(Ordering::SeqCst),
             2,
@@ -647,10 +731,80 @@ mod tests {
             .unwrap()
             .insert("k1".into(), principal(Role::Agent));
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_millis(50));
-        cache.resolve("k1").await.unwrap();
+        cache.resolve("k1").await.unwrap().principal();
         let later = Instant::now() + Duration::from_millis(51);
         assert_eq!(cache.cached("k1", later), None);
-        assert!(cache.cached("k1", Instant::now()).is_some());
+        assert!(
+            cache
+                .cached("k1", Instant::now())
+                .map(|v| v.principal())
+                .is_some()
+        );
+    }
+
+    /// Answers one key as valid until `expires` (wall clock), as the store does.
+    struct Expiring {
+        principal: Principal,
+        expires: SystemTime,
+        down: std::sync::atomic::AtomicBool,
+    }
+
+    impl KeyVerifier for Expiring {
+        fn verify<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Down.verify(key);
+            }
+            let v = KeyVerdict::Valid {
+                principal: self.principal,
+                expires: Some(self.expires),
+            };
+            Box::pin(async move { Ok(v) })
+        }
+
+        fn available(&self) -> bool {
+            !self.down.load(Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_key_stops_at_its_own_expiry_not_at_the_end_of_the_cache_ttl() {
+        let p = principal(Role::Admin);
+        let verifier = Arc::new(Expiring {
+            principal: p,
+            expires: SystemTime::now() + Duration::from_secs(2),
+            down: false.into(),
+        });
+        let cache = AuthCache::new(verifier, 100, Duration::from_secs(3600));
+        let before = Instant::now();
+        assert_eq!(cache.resolve("k").await.unwrap().principal(), Some(p));
+        let after = Instant::now();
+        // Time is the argument: just before the key's expiry the entry answers, from it on
+        // (two seconds, an hour before the cache's own time to live) it does not.
+        assert_eq!(
+            cache
+                .cached("k", before + Duration::from_millis(1500))
+                .and_then(|v| v.principal()),
+            Some(p)
+        );
+        assert_eq!(cache.cached("k", after + Duration::from_secs(2)), None);
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_is_never_answered_from_a_stale_entry_even_during_an_outage() {
+        let p = principal(Role::Admin);
+        let verifier = Arc::new(Expiring {
+            principal: p,
+            // Already past when the answer is cached: the entry is born expired.
+            expires: SystemTime::now() - Duration::from_secs(1),
+            down: false.into(),
+        });
+        let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(3600));
+        cache.resolve("k").await.unwrap();
+        assert_eq!(cache.cached("k", Instant::now()), None);
+        verifier.down.store(true, Ordering::SeqCst);
+        // A known-good key would ride out the outage from its entry; an expired one is 503,
+        // never let in.
+        assert!(cache.resolve("k").await.is_err());
     }
 
     #[tokio::test]
@@ -662,11 +816,14 @@ mod tests {
             .unwrap()
             .insert("k1".into(), principal(Role::Admin));
         let cache = AuthCache::new(verifier.clone(), 100, Duration::from_secs(60));
-        assert!(cache.resolve("k1").await.unwrap().is_some());
+        assert!(cache.resolve("k1").await.unwrap().principal().is_some());
         verifier.keys.lock().unwrap().clear(); // revoked in the store
-        assert!(cache.resolve("k1").await.unwrap().is_some(), "still cached");
+        assert!(
+            cache.resolve("k1").await.unwrap().principal().is_some(),
+            "still cached"
+        );
         cache.invalidate_all();
-        assert_eq!(cache.resolve("k1").await.unwrap(), None);
+        assert_eq!(cache.resolve("k1").await.unwrap().principal(), None);
     }
 
     #[tokio::test]
@@ -678,8 +835,11 @@ mod tests {
         cache.invalidate_all();
         cache
             .core
-            .insert(digest("k1"), Some(p), before, Instant::now());
-        assert_eq!(cache.cached("k1", Instant::now()), None);
+            .insert(digest("k1"), KeyVerdict::valid(p), before, Instant::now());
+        assert_eq!(
+            cache.cached("k1", Instant::now()).map(|v| v.principal()),
+            None
+        );
     }
 
     #[tokio::test]
@@ -688,12 +848,15 @@ mod tests {
         let p = principal(Role::Admin);
         verifier.keys.lock().unwrap().insert("good".into(), p);
         let cache = AuthCache::new(verifier.clone(), 64, Duration::from_secs(60));
-        cache.resolve("good").await.unwrap();
+        cache.resolve("good").await.unwrap().principal();
         for i in 0..10_000 {
             cache.resolve(&format!("made-up-{i}")).await.unwrap();
         }
         assert!(cache.len() <= 64, "{}", cache.len());
-        assert_eq!(cache.cached("good", Instant::now()), Some(Some(p)));
+        assert_eq!(
+            cache.cached("good", Instant::now()).map(|v| v.principal()),
+            Some(Some(p))
+        );
     }
 
     #[test]

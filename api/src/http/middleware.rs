@@ -24,9 +24,15 @@ use uuid::Uuid;
 use super::HttpKit;
 use super::auth::{AuthOutcome, Presented, presented_key};
 use super::error::ApiError;
-use super::ratelimit::BucketKey;
+use super::ratelimit::{Allowance, BucketKey, RateClass, RateLimiter};
 
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The bucket's size (the burst) of the request's class, on every rate-limited answer.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// Whole requests left in the bucket after this one (0 on a 429).
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// On a 429: seconds until the next request can pass (as `Retry-After`).
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 /// The `tracing` target of the access log (one event per request).
 pub const ACCESS_LOG_TARGET: &str = "switchyard::access";
 
@@ -242,7 +248,8 @@ pub async fn timeout(State(kit): State<HttpKit>, req: Request, next: Next) -> Re
     }
 }
 
-/// Resolves the bearer key (through the cache), then charges a rate-limit bucket:
+/// Resolves the bearer key (through the cache), then charges a rate-limit bucket of the
+/// request's class ([`RateClass`]: live for `live_paths`, API otherwise):
 /// - a valid key: its own bucket;
 /// - no key, a malformed or known-bad key: the client address's bucket;
 /// - a key not in the cache: the address's bucket, *before* asking the store, so made-up keys
@@ -250,16 +257,18 @@ pub async fn timeout(State(kit): State<HttpKit>, req: Request, next: Next) -> Re
 ///
 /// Over the rate: 429 with `Retry-After`, and the handler does not run. Under it, the outcome
 /// goes into the request for [`Auth`](super::Auth); nothing is refused here for want of a key
-/// (public routes have none).
+/// (public routes have none). Every charged answer says `RateLimit-Limit` and
+/// `RateLimit-Remaining` of the bucket it was charged to.
 pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Next) -> Response {
     let now = Instant::now();
-    let limited = kit.limiter().enabled()
-        && !req.extensions().get::<MatchedPath>().is_some_and(|m| {
-            kit.config()
-                .rate_limit_exempt
-                .iter()
-                .any(|p| p == m.as_str())
-        });
+    let matched = req.extensions().get::<MatchedPath>().map(|m| m.as_str());
+    let class = match matched {
+        Some(m) if kit.config().live_paths.iter().any(|p| p == m) => RateClass::Live,
+        _ => RateClass::Api,
+    };
+    let limiter = kit.limiter_for(class);
+    let limited = limiter.enabled()
+        && !matched.is_some_and(|m| kit.config().rate_limit_exempt.iter().any(|p| p == m));
     let addr = BucketKey::addr(client_addr(&req, kit.config().trust_forwarded_for));
     // Owned: the request (its body is not `Sync`) must not be borrowed across the await.
     let presented = match presented_key(req.headers()) {
@@ -267,23 +276,21 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
         Presented::Malformed => Some(None),
         Presented::Key(key) => Some(Some(key.to_owned())),
     };
-    let mut charged = false;
+    let mut charged = None;
     let outcome = match presented {
         None => AuthOutcome::Missing,
         Some(None) => AuthOutcome::Invalid,
         Some(Some(key)) => match kit.auth().cached(&key, now) {
-            Some(Some(p)) => AuthOutcome::Authenticated(p),
-            Some(None) => AuthOutcome::Invalid,
+            Some(verdict) => verdict.into(),
             None => {
                 if limited {
-                    if let Err(wait) = kit.limiter().check(addr, now) {
-                        return ApiError::too_many_requests(wait).into_response();
+                    match limiter.check(addr, now) {
+                        Ok(a) => charged = Some(a),
+                        Err(wait) => return rate_limited(limiter, wait, None),
                     }
-                    charged = true;
                 }
                 match kit.auth().verify_and_cache(&key).await {
-                    Ok(Some(p)) => AuthOutcome::Authenticated(p),
-                    Ok(None) => AuthOutcome::Invalid,
+                    Ok(verdict) => verdict.into(),
                     Err(e) => AuthOutcome::Failed(e),
                 }
             }
@@ -296,25 +303,54 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
     // A valid key is always charged to itself (also when its address paid for the lookup).
     let bucket = match key_id {
         Some(id) => Some(BucketKey::Key(id)),
-        None if charged => None,
+        None if charged.is_some() => None,
         None => Some(addr),
     };
-    if limited
-        && let Some(bucket) = bucket
-        && let Err(wait) = kit.limiter().check(bucket, now)
-    {
-        let mut resp = ApiError::too_many_requests(wait).into_response();
-        if let Some(id) = key_id {
-            resp.extensions_mut().insert(KeyId(id));
+    let mut allowance = charged;
+    if limited && let Some(bucket) = bucket {
+        match limiter.check(bucket, now) {
+            Ok(a) => allowance = Some(a),
+            Err(wait) => return rate_limited(limiter, wait, key_id),
         }
-        return resp;
     }
     req.extensions_mut().insert(outcome);
     let mut resp = next.run(req).await;
     if let Some(id) = key_id {
         resp.extensions_mut().insert(KeyId(id));
     }
+    if let Some(a) = allowance {
+        set_allowance(resp.headers_mut(), a);
+    }
     resp
+}
+
+/// The 429 of an empty bucket of `limiter`: `Retry-After`, `RateLimit-Reset` (the same whole
+/// seconds, rounded up) and the bucket's `RateLimit-*`.
+fn rate_limited(
+    limiter: &RateLimiter,
+    wait: std::time::Duration,
+    key_id: Option<Uuid>,
+) -> Response {
+    let mut resp = ApiError::too_many_requests(wait).into_response();
+    let h = resp.headers_mut();
+    set_allowance(
+        h,
+        Allowance {
+            limit: limiter.burst(),
+            remaining: 0,
+        },
+    );
+    let reset_s = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    h.insert(RATELIMIT_RESET, HeaderValue::from(reset_s.max(1)));
+    if let Some(id) = key_id {
+        resp.extensions_mut().insert(KeyId(id));
+    }
+    resp
+}
+
+fn set_allowance(h: &mut HeaderMap, a: Allowance) {
+    h.insert(RATELIMIT_LIMIT, HeaderValue::from(a.limit));
+    h.insert(RATELIMIT_REMAINING, HeaderValue::from(a.remaining));
 }
 
 static WARNED_NO_ADDR: AtomicBool = AtomicBool::new(false);
@@ -741,9 +777,9 @@ mod tests {
         fn verify<'a>(
             &'a self,
             _key: &'a str,
-        ) -> crate::http::BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+        ) -> crate::http::BoxFuture<'a, Result<crate::http::KeyVerdict, ApiError>> {
             self.0.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok(None) })
+            Box::pin(async { Ok(crate::http::KeyVerdict::Invalid) })
         }
     }
 
@@ -781,7 +817,7 @@ mod tests {
             fn verify<'a>(
                 &'a self,
                 _key: &'a str,
-            ) -> crate::http::BoxFuture<'a, Result<Option<Principal>, ApiError>> {
+            ) -> crate::http::BoxFuture<'a, Result<crate::http::KeyVerdict, ApiError>> {
                 Box::pin(async { Err(ApiError::internal("sqlite: database is locked")) })
             }
         }

@@ -23,8 +23,8 @@
 //! access log, metrics), security headers, JSON error bodies for whatever answered an error in
 //! another shape, CORS (when configured), the request timeout, the body limit, then
 //! [`middleware::authenticate`] (resolves the bearer key through the cache and charges the
-//! rate-limit bucket of the key, or of the client address when there is no valid key), then the
-//! handler. Handlers never see a request that was over its rate.
+//! rate-limit bucket of the key, or of the client address when there is no valid key, in the
+//! request's class: API or live), then the handler. Handlers never see a request that was over its rate.
 
 pub mod auth;
 pub mod error;
@@ -44,7 +44,7 @@ use axum::http::{HeaderName, HeaderValue, Method, header};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use auth::{
-    Auth, AuthCache, KeyVerifier, StaticKeys, acting_agent, require_acts_for,
+    Auth, AuthCache, KeyVerdict, KeyVerifier, StaticKeys, acting_agent, require_acts_for,
     require_platform_admin, require_role, require_tenant,
 };
 pub use error::ApiError;
@@ -53,7 +53,7 @@ pub use live::{LiveConfig, LiveHub, LiveMessage, SnapshotFn};
 pub use metrics::Metrics;
 pub use middleware::RequestId;
 pub use probes::Probes;
-pub use ratelimit::RateLimiter;
+pub use ratelimit::{RateClass, RateLimiter};
 
 /// A boxed future, for the object-safe callbacks the lead plugs in ([`KeyVerifier`], probes).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -79,6 +79,15 @@ pub struct HttpConfig {
     pub rate_per_sec: u32,
     /// Requests a key may make at once above the sustained rate.
     pub burst: u32,
+    /// Route templates (`MatchedPath`) of the live class: the feed and what wallboards poll.
+    /// They are charged to a bucket of their own per key, at `live_rate_per_sec` and
+    /// `live_burst`, so screens sharing a display key neither hit the API limit nor use it up.
+    pub live_paths: Vec<String>,
+    /// Sustained live-class requests per second per key (or address). 0: no limit on them.
+    pub live_rate_per_sec: u32,
+    /// Live-class requests a key may make at once: every screen on one display key
+    /// (re)connecting together, as after a restart of the server or of the screens.
+    pub live_burst: u32,
     /// Cap on rate-limit buckets kept in memory; idle buckets go first (see [`RateLimiter`]).
     pub max_rate_buckets: usize,
     /// Route templates (`MatchedPath`) that are never rate limited: the load balancer's probes.
@@ -106,6 +115,9 @@ impl Default for HttpConfig {
             long_request_timeout: Duration::from_secs(3600),
             rate_per_sec: 50,
             burst: 100,
+            live_paths: vec!["/v1/live".to_owned(), "/v1/queues/{id}/stats".to_owned()],
+            live_rate_per_sec: 100,
+            live_burst: 1000,
             max_rate_buckets: 100_000,
             rate_limit_exempt: vec!["/healthz".to_owned(), "/readyz".to_owned()],
             trust_forwarded_for: false,
@@ -128,6 +140,7 @@ struct KitInner {
     config: HttpConfig,
     auth: AuthCache,
     limiter: RateLimiter,
+    live_limiter: RateLimiter,
     metrics: Metrics,
 }
 
@@ -135,11 +148,17 @@ impl HttpKit {
     pub fn new(config: HttpConfig, verifier: Arc<dyn KeyVerifier>, metrics: Metrics) -> HttpKit {
         let auth = AuthCache::new(verifier, config.auth_cache_capacity, config.auth_cache_ttl);
         let limiter = RateLimiter::new(config.rate_per_sec, config.burst, config.max_rate_buckets);
+        let live_limiter = RateLimiter::new(
+            config.live_rate_per_sec,
+            config.live_burst,
+            config.max_rate_buckets,
+        );
         HttpKit {
             inner: Arc::new(KitInner {
                 config,
                 auth,
                 limiter,
+                live_limiter,
                 metrics,
             }),
         }
@@ -154,8 +173,17 @@ impl HttpKit {
         &self.inner.auth
     }
 
+    /// The limiter of the API class.
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// The limiter of `class`.
+    pub fn limiter_for(&self, class: RateClass) -> &RateLimiter {
+        match class {
+            RateClass::Api => &self.inner.limiter,
+            RateClass::Live => &self.inner.live_limiter,
+        }
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -229,7 +257,13 @@ pub fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
                 HeaderName::from_static("last-event-id"),
                 middleware::X_REQUEST_ID,
             ])
-            .expose_headers([middleware::X_REQUEST_ID, header::RETRY_AFTER])
+            .expose_headers([
+                middleware::X_REQUEST_ID,
+                header::RETRY_AFTER,
+                middleware::RATELIMIT_LIMIT,
+                middleware::RATELIMIT_REMAINING,
+                middleware::RATELIMIT_RESET,
+            ])
             .max_age(Duration::from_secs(600)),
     )
 }

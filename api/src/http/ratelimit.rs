@@ -8,6 +8,13 @@
 //! JSON with `Retry-After`. This is ~100 lines with a hard bound, and no new dependencies
 //! (governor, dashmap, quanta, and tonic by default).
 //!
+//! Classes: the middleware keeps one limiter per class ([`RateClass`]), each with its own
+//! buckets, so one key has one bucket per class. Wallboards hold the live feed open and poll
+//! queue figures; a display key shared by 200 screens would spend the ordinary API budget on
+//! connecting alone (98 of 200 answered 429 when both shared one bucket), and the screens
+//! would then starve the same key's ordinary requests. The live class has a higher rate and
+//! burst, and what it spends is not taken from the API class.
+//!
 //! Memory: at most `max_buckets` buckets, in 16 mutex-guarded shards. When a shard is full,
 //! buckets that have refilled to `burst` go first (forgetting them changes nothing: a new bucket
 //! starts full); if that is not enough, arbitrary buckets go until the shard is 7/8 full, so the
@@ -45,6 +52,33 @@ impl BucketKey {
             },
         }
     }
+}
+
+/// Which budget a request is charged to (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateClass {
+    /// Every route but the live ones.
+    Api,
+    /// The live feed and what wallboards poll ([`HttpConfig::live_paths`](super::HttpConfig)).
+    Live,
+}
+
+impl RateClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateClass::Api => "api",
+            RateClass::Live => "live",
+        }
+    }
+}
+
+/// What a bucket had left after a request it let through: the `RateLimit-*` headers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Allowance {
+    /// The burst: what a full bucket holds.
+    pub limit: u32,
+    /// Whole tokens left after this request.
+    pub remaining: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -87,10 +121,22 @@ impl RateLimiter {
         self.rate_per_sec > 0.0
     }
 
+    /// The burst, as a whole number (what `RateLimit-Limit` says).
+    pub fn burst(&self) -> u32 {
+        // `burst` came from a u32 (at least 1): the cast is exact.
+        self.burst as u32
+    }
+
     /// Takes a token from `key`'s bucket. `Err(wait)`: empty; one token is back after `wait`.
-    pub fn check(&self, key: BucketKey, now: Instant) -> Result<(), Duration> {
+    /// With limiting off, the allowance is the burst, untouched.
+    pub fn check(&self, key: BucketKey, now: Instant) -> Result<Allowance, Duration> {
+        let allowance = |tokens: f64| Allowance {
+            limit: self.burst(),
+            // Between 0 and the burst (a u32): the cast saturates anyway.
+            remaining: tokens.floor() as u32,
+        };
         if !self.enabled() {
-            return Ok(());
+            return Ok(allowance(self.burst));
         }
         let i = self.hasher.hash_one(key) as usize % self.shards.len();
         let mut shard = self.shards[i]
@@ -102,7 +148,7 @@ impl RateLimiter {
             bucket.last = now;
             if bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
-                return Ok(());
+                return Ok(allowance(bucket.tokens));
             }
             return Err(Duration::from_secs_f64(
                 (1.0 - bucket.tokens) / self.rate_per_sec,
@@ -118,7 +164,7 @@ impl RateLimiter {
                 last: now,
             },
         );
-        Ok(())
+        Ok(allowance(self.burst - 1.0))
     }
 
     fn make_room(&self, shard: &mut HashMap<BucketKey, Bucket>, now: Instant) {
@@ -173,6 +219,17 @@ mod tests {
         );
         // A refused request costs nothing: the wait does not grow.
         assert_eq!(limiter.check(k, t0).unwrap_err(), wait);
+    }
+
+    #[test]
+    fn the_allowance_counts_down_from_the_burst() {
+        let limiter = RateLimiter::new(1, 3, 1000);
+        let (k, t0) = (key(), Instant::now());
+        let remaining: Vec<u32> = (0..3)
+            .map(|_| limiter.check(k, t0).unwrap().remaining)
+            .collect();
+        assert_eq!(remaining, [2, 1, 0]);
+        assert_eq!(limiter.check(key(), t0).unwrap().limit, 3);
     }
 
     #[test]

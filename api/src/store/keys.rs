@@ -97,6 +97,21 @@ impl FromStoreRow for KeyAuthRow {
     }
 }
 
+/// What the store says of a presented key ([`Store::check_api_key`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// A current key, and when it expires (Unix ms; None: never), so that whoever caches the
+    /// answer does not keep it past then.
+    Valid {
+        principal: Principal,
+        expires_at_ms: Option<i64>,
+    },
+    /// Malformed, unknown, wrong, revoked or expired.
+    Invalid,
+    /// The right key of a disabled tenant: told apart so the caller can say why it is refused.
+    TenantDisabled(TenantId),
+}
+
 impl Store {
     /// A new key. Returns the listing form and the key itself, which exists nowhere else: show
     /// it once. Platform-admin keys must have no tenant and every other role one (`Invalid {
@@ -224,8 +239,18 @@ impl Store {
         key: &str,
         now_ms: i64,
     ) -> Result<Option<Principal>, StoreError> {
+        Ok(match self.check_api_key(key, now_ms).await? {
+            KeyCheck::Valid { principal, .. } => Some(principal),
+            KeyCheck::Invalid | KeyCheck::TenantDisabled(_) => None,
+        })
+    }
+
+    /// [`Store::authenticate`] with the reasons a caller acts on: the key's expiry, and a
+    /// disabled tenant told apart from a bad key. A revoked or expired key of a disabled tenant
+    /// is `Invalid`: the tenant's state is only told to the holder of a key that would work.
+    pub async fn check_api_key(&self, key: &str, now_ms: i64) -> Result<KeyCheck, StoreError> {
         let Some(prefix) = key_prefix(key) else {
-            return Ok(None);
+            return Ok(KeyCheck::Invalid);
         };
         let row: Option<KeyAuthRow> = self
             .fetch_optional(
@@ -238,21 +263,29 @@ impl Store {
             )
             .await?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(KeyCheck::Invalid);
         };
         if !hash_matches(&key_hash(key), &row.hash) {
-            return Ok(None);
+            return Ok(KeyCheck::Invalid);
         }
         let expired = row.expires_at_ms.is_some_and(|at| at <= now_ms);
-        if row.revoked || expired || row.tenant_disabled {
-            return Ok(None);
+        if row.revoked || expired {
+            return Ok(KeyCheck::Invalid);
         }
-        Ok(Some(Principal {
-            key_id: row.id,
-            tenant: row.tenant,
-            role: row.role,
-            agent_id: row.agent_id,
-        }))
+        if row.tenant_disabled
+            && let Some(tenant) = row.tenant
+        {
+            return Ok(KeyCheck::TenantDisabled(tenant));
+        }
+        Ok(KeyCheck::Valid {
+            principal: Principal {
+                key_id: row.id,
+                tenant: row.tenant,
+                role: row.role,
+                agent_id: row.agent_id,
+            },
+            expires_at_ms: row.expires_at_ms,
+        })
     }
 
     /// The keys of a tenant (None: the platform-admin keys), oldest first, revoked and

@@ -51,6 +51,7 @@ use sqlx::{SqlSafeStr, SqlStr};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use keys::KeyCheck;
 pub use rows::{
     AgentRow, ApiKey, AuditEntry, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
     IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
