@@ -3,6 +3,18 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Characters no name, reason or code may hold: C0 and C1 controls (`char::is_control`), and
+/// the invisible bidirectional formatting characters (embeddings and overrides U+202A-202E,
+/// isolates U+2066-2069, and the marks U+200E, U+200F, U+061C). The latter render a name such
+/// as `"admin\u{202E}txt.exe"` reversed in every portal and log that shows it, so what an
+/// operator reads is not what is stored.
+pub fn is_forbidden_in_text(c: char) -> bool {
+    c.is_control()
+        || ('\u{202A}'..='\u{202E}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// A tenant: every row but the platform's own belongs to exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -59,4 +71,22 @@ pub struct Principal {
     /// The agent an agent key acts for (its id, as in `/v1/agents/{id}`). None for every other
     /// role, and for agent keys issued before keys were bound to agents (which may only read).
     pub agent_id: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_formatting_are_forbidden_and_letters_are_not() {
+        for c in [
+            '\0', '\n', '\u{7f}', '\u{85}', '\u{9f}', '\u{202A}', '\u{202E}', '\u{2066}',
+            '\u{2069}', '\u{200F}',
+        ] {
+            assert!(is_forbidden_in_text(c), "{:?}", c);
+        }
+        for c in ['a', 'é', 'ש', '中', ' ', '-', '\u{2070}', '\u{2030}'] {
+            assert!(!is_forbidden_in_text(c), "{:?}", c);
+        }
+    }
 }

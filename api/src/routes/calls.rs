@@ -41,12 +41,45 @@ struct ListQuery {
     queue_id: Option<i64>,
     agent_id: Option<i64>,
     caller_number: Option<String>,
-    /// `answered`, `abandoned`, ...
-    outcome: Option<String>,
+    /// How the call ended (`in-progress` while it has not). Another value is a 400 naming
+    /// `outcome`, never an empty page.
+    outcome: Option<OutcomeFilter>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Page size (default 50, at most 500).
+    /// Page size (default 50, at most 500: more is cut to 500; 0 is refused).
+    #[param(minimum = 1)]
     limit: Option<u32>,
+}
+
+/// The outcomes a call row can hold: the engine's `CallOutcome` names and the open row's.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+enum OutcomeFilter {
+    Answered,
+    Abandoned,
+    Voicemail,
+    Transferred,
+    Dropped,
+    CallbackAnswered,
+    CallbackFailed,
+    Lost,
+    InProgress,
+}
+
+impl OutcomeFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Answered => "answered",
+            OutcomeFilter::Abandoned => "abandoned",
+            OutcomeFilter::Voicemail => "voicemail",
+            OutcomeFilter::Transferred => "transferred",
+            OutcomeFilter::Dropped => "dropped",
+            OutcomeFilter::CallbackAnswered => "callback-answered",
+            OutcomeFilter::CallbackFailed => "callback-failed",
+            OutcomeFilter::Lost => "lost",
+            OutcomeFilter::InProgress => crate::store::OPEN_CALL,
+        }
+    }
 }
 
 /// A finished call as the ACD saw it.
@@ -105,7 +138,8 @@ struct CallPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of calls", body = CallPage),
-        (status = 422, description = "`to_ms` before `from_ms`, a `cursor` not from a previous page, or control characters in a filter", body = ErrorBody),
+        (status = 400, description = "A filter that does not parse, such as an unknown `outcome` (named in `field`)", body = ErrorBody),
+        (status = 422, description = "`to_ms` before `from_ms`, a `cursor` not from a previous page, `limit=0`, or control characters in a filter", body = ErrorBody),
     ),
 )]
 async fn list(
@@ -116,17 +150,17 @@ async fn list(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     // PostgreSQL refuses text with NUL in it (a 500); nothing stored has control characters.
-    for (field, value) in [("caller_number", &q.caller_number), ("outcome", &q.outcome)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| v.chars().any(char::is_control))
-        {
-            return Err(ApiError::unprocessable(
-                field,
-                "must not contain control characters",
-            ));
-        }
+    if q
+        .caller_number
+        .as_deref()
+        .is_some_and(|v| v.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "caller_number",
+            "must not contain control characters",
+        ));
     }
+    let limit = super::page_limit(q.limit, 50, 500)?;
     if let (Some(f), Some(t)) = (q.from_ms, q.to_ms)
         && f > t
     {
@@ -141,9 +175,10 @@ async fn list(
         queue_id: q.queue_id,
         agent_id: q.agent_id,
         caller_number: q.caller_number,
-        outcome: q.outcome,
+        outcome: q.outcome.map(|o| o.as_str().to_owned()),
         cursor: q.cursor,
-        limit: q.limit.unwrap_or(50),
+        // `page_limit` keeps it in 1..=500.
+        limit: u32::try_from(limit).unwrap_or(50),
     };
     let (rows, next) = st.rt.store.list_calls(tenant, &filter).await?;
     Ok(Json(CallPage {

@@ -16,7 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched};
+use super::{
+    AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, page_limit, patched,
+};
 use crate::campaign_runtime::{self, send_campaign};
 use crate::contacts::{self, ImportOptions, RowError};
 use crate::http::auth::forbidden_for;
@@ -533,6 +535,7 @@ struct ImportReport {
     responses(
         (status = 200, description = "The import report", body = ImportReport),
         (status = 413, description = "Over 1,000,000 rows or 128 MiB: the rows before the limit were imported; `report` says what was", body = ErrorBody),
+        (status = 415, description = "A body that is not CSV (`content-type` other than text/csv, application/csv or text/plain)", body = ErrorBody),
         (status = 422, description = "No header, or no phone column, or an unknown `default_region`", body = ErrorBody),
     ),
 )]
@@ -541,10 +544,12 @@ async fn import_contacts(
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ImportQuery>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    check_csv_type(&headers)?;
     owned(&st, tenant, id).await?;
     let c = campaign_id(id)?;
     let default_region = match q.default_region.as_deref() {
@@ -628,6 +633,31 @@ async fn import_contacts(
     Ok(Json(report).into_response())
 }
 
+/// The import reads CSV: `text/csv` (or `application/csv`, `text/plain`), or no content type
+/// at all (curl's `--data-binary` without `-H`). Any other type (a JSON document, a form) is
+/// 415 before a byte is read: parsed as CSV it would be one odd header and rows of rejects.
+fn check_csv_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if matches!(essence.as_str(), "text/csv" | "application/csv" | "text/plain") {
+        Ok(())
+    } else {
+        Err(
+            ApiError::unsupported_media_type("expected a CSV body with content-type text/csv")
+                .with_field("content-type"),
+        )
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -679,12 +709,6 @@ fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError> {
-    match limit.unwrap_or(default) {
-        0 => Err(ApiError::unprocessable("limit", "must be at least 1")),
-        n => Ok(i64::from(n.min(max))),
-    }
-}
 
 /// The campaign's contacts in import order, paged, optionally of one status.
 #[utoipa::path(
@@ -1278,7 +1302,7 @@ async fn disposition(
     // Before the lookup: an unbound agent key is refused whatever the call.
     let own = acting_agent(&p)?;
     let code = body.code.trim();
-    if code.is_empty() || code.chars().count() > 64 || code.chars().any(char::is_control) {
+    if code.is_empty() || code.chars().count() > 64 || code.chars().any(crate::model::is_forbidden_in_text) {
         return Err(ApiError::unprocessable(
             "code",
             "1-64 characters, no control characters",

@@ -222,6 +222,51 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// Every skill id a queue needs or an agent has must be one of the tenant's skills: the engine
+/// would take any id and simply never match it, so a typo (or another tenant's skill) would
+/// strand every caller of a queue. `field` is the list's name (`config.skills`); the error
+/// names the entry (`config.skills[2].skill`).
+pub(crate) async fn check_skills(
+    st: &AppState,
+    tenant: TenantId,
+    field: &str,
+    ids: impl Iterator<Item = u32>,
+) -> Result<(), ApiError> {
+    let ids: Vec<u32> = ids.collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<i64> = st
+        .rt
+        .store
+        .list_skills(tenant)
+        .await?
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    match ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !known.contains(&i64::from(**id)))
+    {
+        Some((i, id)) => Err(ApiError::unprocessable(
+            format!("{field}[{i}].skill"),
+            format!("skill {id} is not one of yours"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A page size from `limit`: `default` when absent, at most `max` (a larger one is cut to it,
+/// as documented on each route), and `limit=0` refused (422 naming `limit`): a page of nothing
+/// is never what a client meant, and answering one row (as a clamp to 1 did) hid the mistake.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError> {
+    match limit.unwrap_or(default) {
+        0 => Err(ApiError::unprocessable("limit", "must be at least 1")),
+        n => Ok(i64::from(n.min(max))),
+    }
+}
+
 /// A positive integer id from a path, in the engine's range.
 pub(crate) fn engine_id(id: i64) -> Option<u32> {
     u32::try_from(id).ok().filter(|v| *v > 0 && *v < (1 << 20))

@@ -106,16 +106,22 @@ async fn check_spec(
                 .get("numbers")
                 .and_then(|n| serde_json::from_value(n.clone()).ok())
                 .unwrap_or_default();
-            if let Some(n) = spec.numbers.iter().find(|n| taken.contains(n)) {
-                return Err(ApiError::conflict(format!(
-                    "the number {n} already reaches another queue"
-                ))
-                .with_field("config.numbers"));
+            // One answer whoever holds the number (this tenant or another): saying "another
+            // tenant's" would tell a tenant which numbers the platform's other customers own.
+            if let Some((i, n)) = spec
+                .numbers
+                .iter()
+                .enumerate()
+                .find(|(_, n)| taken.contains(n))
+            {
+                return Err(ApiError::conflict(format!("the number {n} is already taken"))
+                    .with_field(format!("config.numbers[{i}]")));
             }
         }
     }
     check_name("name", name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     spec.to_engine(1, name)?;
+    super::check_skills(st, tenant, "config.skills", spec.skills.iter().map(|s| s.skill)).await?;
     for target in spec.exit_targets() {
         if st
             .rt

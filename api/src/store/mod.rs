@@ -298,10 +298,10 @@ fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(crate::model::is_forbidden_in_text) {
         return Err(StoreError::invalid(
             field,
-            "must not contain control characters",
+            "must not contain control or bidirectional formatting characters",
         ));
     }
     Ok(())
