@@ -15,6 +15,27 @@ pub fn is_forbidden_in_text(c: char) -> bool {
         || matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
+/// A phone number as a read-only key sees it: every character but a leading `+` and the
+/// last two replaced by `*` (`+12015550123` reads `+*********23`). Two digits tell a wallboard
+/// reader which of a few known callers it is without giving a number that can be dialled or
+/// matched against a list; the length stays, which says no more than the country. A number of
+/// four characters or fewer (an extension) is masked whole.
+pub fn mask_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    let keep = if chars.len() > 4 { 2 } else { 0 };
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            if (i == 0 && c == '+') || i + keep >= chars.len() {
+                c
+            } else {
+                '*'
+            }
+        })
+        .collect()
+}
+
 /// A tenant: every row but the platform's own belongs to exactly one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -76,6 +97,16 @@ pub struct Principal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masked_numbers_keep_the_plus_and_the_last_two_characters() {
+        assert_eq!(mask_number("+12015550123"), "+*********23");
+        assert_eq!(mask_number("5551234"), "*****34");
+        assert_eq!(mask_number("1000"), "****");
+        assert_eq!(mask_number("+44"), "+**");
+        assert_eq!(mask_number(""), "");
+        assert_eq!(mask_number("anonymous"), "*******us");
+    }
 
     #[test]
     fn controls_and_bidi_formatting_are_forbidden_and_letters_are_not() {

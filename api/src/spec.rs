@@ -573,7 +573,9 @@ fn engine_id(field: &str, id: i64) -> Result<QueueId, FieldError> {
 
 /// Names of queues, agents, skills and tenants.
 pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
-    if name.trim().is_empty() || name.len() > 100 || name.chars().any(crate::model::is_forbidden_in_text)
+    if name.trim().is_empty()
+        || name.len() > 100
+        || name.chars().any(crate::model::is_forbidden_in_text)
     {
         return Err(bad(
             field,

@@ -633,16 +633,30 @@ async fn live_feed_ids_count_only_the_tenants_own_events() {
         let quiet = s.agent(&b, "Bo", "user/2000").await;
         let mut live = LiveStream::open(&s, &b, None).await;
         let snap = live.next(Duration::from_secs(5)).await.expect("snapshot");
-        let start: u64 = snap.id.as_deref().and_then(|i| i.parse().ok()).expect("an id");
+        let start: u64 = snap
+            .id
+            .as_deref()
+            .and_then(|i| i.parse().ok())
+            .expect("an id");
         // Tenant a's traffic: under one global counter, b would see the gap it leaves.
         for state in ["available", "logged-out", "available", "logged-out"] {
             let (st, e) = s
-                .call("PUT", &format!("/v1/agents/{busy}/state"), Some(&a), Some(json!({"state": state})))
+                .call(
+                    "PUT",
+                    &format!("/v1/agents/{busy}/state"),
+                    Some(&a),
+                    Some(json!({"state": state})),
+                )
                 .await;
             assert_eq!(st, 200, "{e}");
         }
         let (st, e) = s
-            .call("PUT", &format!("/v1/agents/{quiet}/state"), Some(&b), Some(json!({"state": "available"})))
+            .call(
+                "PUT",
+                &format!("/v1/agents/{quiet}/state"),
+                Some(&b),
+                Some(json!({"state": "available"})),
+            )
             .await;
         assert_eq!(st, 200, "{e}");
         let ev = live.next(Duration::from_secs(5)).await.expect("b's delta");

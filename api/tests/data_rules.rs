@@ -41,7 +41,9 @@ fn assert_refused(st: u16, e: &Value, status: u16, field: &str) {
     assert_eq!(st, status, "{e}");
     assert_eq!(e["error"]["field"], field, "{e}");
     assert!(
-        e["error"]["message"].as_str().is_some_and(|m| !m.is_empty()),
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
         "{e}"
     );
 }
@@ -145,7 +147,12 @@ async fn names_with_bidi_overrides_or_c0_c1_controls_are_refused_everywhere() {
         }
         // Right-to-left text itself is a name like any other.
         let (st, q) = s
-            .call("POST", "/v1/queues", Some(&a), Some(json!({"name": "מכירות"})))
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&a),
+                Some(json!({"name": "מכירות"})),
+            )
             .await;
         assert_eq!(st, 201, "{q}");
         s.stop().await;
@@ -158,7 +165,9 @@ async fn call_filters_refuse_unknown_outcomes_and_a_zero_limit_naming_the_parame
     store_common::each_backend(|store| async move {
         let s = Server::start(store).await;
         let (_, a) = s.tenant("a").await;
-        let (st, e) = s.call("GET", "/v1/calls?outcome=bogus", Some(&a), None).await;
+        let (st, e) = s
+            .call("GET", "/v1/calls?outcome=bogus", Some(&a), None)
+            .await;
         assert_refused(st, &e, 400, "outcome");
         assert_eq!(e["error"]["code"], "invalid_query");
         let (st, e) = s.call("GET", "/v1/calls?limit=0", Some(&a), None).await;
@@ -169,7 +178,12 @@ async fn call_filters_refuse_unknown_outcomes_and_a_zero_limit_naming_the_parame
         assert_eq!(st, 404, "no such campaign comes before the limit: {e}");
         for outcome in ["answered", "abandoned", "callback-answered", "in-progress"] {
             let (st, page) = s
-                .call("GET", &format!("/v1/calls?outcome={outcome}&limit=1"), Some(&a), None)
+                .call(
+                    "GET",
+                    &format!("/v1/calls?outcome={outcome}&limit=1"),
+                    Some(&a),
+                    None,
+                )
                 .await;
             assert_eq!(st, 200, "{outcome}: {page}");
             assert_eq!(page["calls"], json!([]));
@@ -188,24 +202,200 @@ async fn a_csv_import_refuses_a_json_content_type_and_counts_blank_and_crlf_line
         let path = format!("/v1/campaigns/{cid}/contacts?default_region=US");
         let csv = "phone\r\n+12015550123\r\n\r\n\r\nnot-a-number\r\n";
         let (st, e) = s
-            .raw("POST", &path, &a, "application/json", csv.as_bytes().to_vec())
+            .raw(
+                "POST",
+                &path,
+                &a,
+                "application/json",
+                csv.as_bytes().to_vec(),
+            )
             .await;
         assert_refused(st, &e, 415, "content-type");
         assert_eq!(e["error"]["code"], "unsupported_media_type");
         let (_, page) = s
-            .call("GET", &format!("/v1/campaigns/{cid}/contacts"), Some(&a), None)
+            .call(
+                "GET",
+                &format!("/v1/campaigns/{cid}/contacts"),
+                Some(&a),
+                None,
+            )
             .await;
         assert_eq!(page["contacts"], json!([]), "nothing was imported");
         let (st, report) = s
-            .raw("POST", &path, &a, "text/csv; charset=utf-8", csv.as_bytes().to_vec())
+            .raw(
+                "POST",
+                &path,
+                &a,
+                "text/csv; charset=utf-8",
+                csv.as_bytes().to_vec(),
+            )
             .await;
         assert_eq!(st, 200, "{report}");
         assert_eq!(report["accepted"], 1, "{report}");
         assert_eq!(report["errors"][0]["line"], 5, "{report}");
         let lf = "phone\n\n\n+12015550199\nbad\n";
-        let (st, report) = s.raw("POST", &path, &a, "text/csv", lf.as_bytes().to_vec()).await;
+        let (st, report) = s
+            .raw("POST", &path, &a, "text/csv", lf.as_bytes().to_vec())
+            .await;
         assert_eq!(st, 200, "{report}");
         assert_eq!(report["errors"][0]["line"], 5, "{report}");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_admin_only_filtered_paged_and_bounded() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("a").await;
+        let (_, other) = s.tenant("b").await;
+        let supervisor = s
+            .key(Some(tenant), switchyard_api::model::Role::Supervisor)
+            .await;
+        let reader = s
+            .key(Some(tenant), switchyard_api::model::Role::ReadOnly)
+            .await;
+        for k in [&supervisor, &reader] {
+            let (st, e) = s.call("GET", "/v1/audit", Some(k), None).await;
+            assert_eq!((st, error_code(&e)), (403, "forbidden"), "{e}");
+        }
+        let (_, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&admin),
+                Some(json!({"name": "sales"})),
+            )
+            .await;
+        let qid = q["id"].to_string();
+        s.call(
+            "POST",
+            "/v1/skills",
+            Some(&admin),
+            Some(json!({"name": "one"})),
+        )
+        .await;
+        s.call(
+            "POST",
+            "/v1/skills",
+            Some(&admin),
+            Some(json!({"name": "two"})),
+        )
+        .await;
+        s.call(
+            "PATCH",
+            &format!("/v1/queues/{qid}"),
+            Some(&admin),
+            Some(json!({"config": {"wrapup_s": 5.0}})),
+        )
+        .await;
+        s.call(
+            "POST",
+            "/v1/skills",
+            Some(&other),
+            Some(json!({"name": "theirs"})),
+        )
+        .await;
+        let (st, all) = s.call("GET", "/v1/audit", Some(&admin), None).await;
+        assert_eq!(st, 200, "{all}");
+        let entries = all["entries"].as_array().expect("entries").clone();
+        assert!(
+            entries.iter().all(|e| e["detail"]["name"] != "theirs"),
+            "another tenant's entries stay out: {all}"
+        );
+        let ids: Vec<i64> = entries.iter().filter_map(|e| e["id"].as_i64()).collect();
+        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+        // One object's history.
+        let (_, queue) = s
+            .call(
+                "GET",
+                &format!("/v1/audit?object_kind=queue&object_id={qid}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        let actions: Vec<&str> = queue["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        assert_eq!(actions, ["queue.update", "queue.create"], "{queue}");
+        // By action, paged one at a time.
+        let (_, p1) = s
+            .call(
+                "GET",
+                "/v1/audit?action=skill.create&limit=1",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(p1["entries"].as_array().map(Vec::len), Some(1), "{p1}");
+        let cursor = p1["next_cursor"].as_str().expect("a next page").to_owned();
+        let (_, p2) = s
+            .call(
+                "GET",
+                &format!("/v1/audit?action=skill.create&limit=1&cursor={cursor}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(p2["entries"][0]["detail"]["name"], "one", "{p2}");
+        assert_eq!(p1["entries"][0]["detail"]["name"], "two", "{p1}");
+        // By time: nothing before the epoch's first second, everything from it.
+        let (_, none) = s.call("GET", "/v1/audit?to_ms=1", Some(&admin), None).await;
+        assert_eq!(none["entries"], json!([]));
+        // By key: the admin made all of them; a random key none.
+        let (_, keys) = s.call("GET", "/v1/api-keys", Some(&admin), None).await;
+        let admin_id = keys["api_keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["role"] == "admin")
+            .map(|k| k["id"].as_str().unwrap().to_owned())
+            .expect("the admin key");
+        let (_, mine) = s
+            .call(
+                "GET",
+                &format!("/v1/audit?key_id={admin_id}&limit=1000"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert!(mine["entries"].as_array().unwrap().len() >= 4, "{mine}");
+        let (_, nobody) = s
+            .call(
+                "GET",
+                "/v1/audit?key_id=00000000-0000-0000-0000-000000000001",
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(nobody["entries"], json!([]));
+        // Bad filters name their parameter.
+        for (query, status, field) in [
+            ("limit=0", 422, "limit"),
+            ("from_ms=10&to_ms=5", 422, "to_ms"),
+            ("cursor=abc", 422, "cursor"),
+            ("key_id=nope", 400, "key_id"),
+            ("action=a%00b", 422, "action"),
+        ] {
+            let (st, e) = s
+                .call("GET", &format!("/v1/audit?{query}"), Some(&admin), None)
+                .await;
+            assert_refused(st, &e, status, field);
+        }
+        let long = "x".repeat(201);
+        let (st, e) = s
+            .call(
+                "GET",
+                &format!("/v1/audit?object_id={long}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_refused(st, &e, 422, "object_id");
         s.stop().await;
     })
     .await;

@@ -228,7 +228,11 @@ impl LineBreaks {
             if b == b'\n' {
                 // A CRLF ends its line at the CR: the csv reader stops a record there and
                 // may start looking for the next one at the LF.
-                let end = if self.after_cr { self.read } else { self.read + 1 };
+                let end = if self.after_cr {
+                    self.read
+                } else {
+                    self.read + 1
+                };
                 self.pending.push_back((end, !self.content));
                 self.content = false;
             } else if b != b'\r' {

@@ -252,7 +252,11 @@ async fn update(
         spec.to_engine(id, &name)?;
         // Only a patch that sets the list is checked: a PATCH of the name must not fail on a
         // list the agent already has.
-        if body.config.as_ref().is_some_and(|c| c.get("skills").is_some()) {
+        if body
+            .config
+            .as_ref()
+            .is_some_and(|c| c.get("skills").is_some())
+        {
             let skills = spec.skills.iter().map(|s| s.skill);
             super::check_skills(&st, tenant, "config.skills", skills).await?;
         }

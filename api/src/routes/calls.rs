@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id};
+use super::{AppState, NumberSight, READERS, SUPERVISORS, audit, engine_error, engine_id};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
@@ -104,13 +104,13 @@ struct CallView {
     callback_leg: Option<Uuid>,
 }
 
-fn view(c: &CallRow) -> CallView {
+fn view(c: &CallRow, sight: NumberSight) -> CallView {
     CallView {
         id: c.id,
         queue_id: c.queue_id,
         queues: c.queues.clone(),
         agent_id: c.agent_id,
-        caller_number: c.caller_number.clone(),
+        caller_number: sight.show(&c.caller_number, c.agent_id),
         outcome: c.outcome.clone(),
         arrived_at_ms: c.arrived_at_ms,
         wait_ms: c.wait_ms,
@@ -150,8 +150,7 @@ async fn list(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     // PostgreSQL refuses text with NUL in it (a 500); nothing stored has control characters.
-    if q
-        .caller_number
+    if q.caller_number
         .as_deref()
         .is_some_and(|v| v.chars().any(char::is_control))
     {
@@ -181,8 +180,9 @@ async fn list(
         limit: u32::try_from(limit).unwrap_or(50),
     };
     let (rows, next) = st.rt.store.list_calls(tenant, &filter).await?;
+    let sight = NumberSight::of(&p);
     Ok(Json(CallPage {
-        calls: rows.iter().map(view).collect(),
+        calls: rows.iter().map(|c| view(c, sight)).collect(),
         next_cursor: next,
     }))
 }
@@ -241,7 +241,7 @@ enum CallDetail {
     tag = "calls",
     operation_id = "get_call",
     params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
-    responses((status = 200, description = "The call", body = CallDetail)),
+    responses((status = 200, description = "The call; numbers masked for a read-only key, and for an agent key unless its agent is on the call", body = CallDetail)),
 )]
 async fn read(
     State(st): State<AppState>,
@@ -251,19 +251,26 @@ async fn read(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let row = st.rt.store.get_call(tenant, id).await?;
+    let sight = NumberSight::of(&p);
     // A call under way has an open row: the engine's view says more while it has the call.
     if row
         .as_ref()
         .is_none_or(|r| r.outcome == crate::store::OPEN_CALL)
-        && let Some(c) = live_call(&st, tenant, id).await?
+        && let Some(mut c) = live_call(&st, tenant, id).await?
     {
+        c.caller_number = sight.show(&c.caller_number, c.agent_id.map(i64::from));
         return Ok(Json(CallDetail::Live(c)));
     }
     if let Some(row) = row {
         let traces = st.rt.store.traces_for_call(tenant, id).await?;
-        let cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
+        let mut cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
+        // Both ends of a leg are someone's number: the customer's, or the one dialled.
+        for cdr in &mut cdrs {
+            cdr.caller_number = sight.show(&cdr.caller_number, row.agent_id);
+            cdr.destination = sight.show(&cdr.destination, row.agent_id);
+        }
         return Ok(Json(CallDetail::Record(CallRecord {
-            call: view(&row),
+            call: view(&row, sight),
             live: false,
             decisions: traces.iter().map(|t| t.trace.clone()).collect(),
             cdrs,

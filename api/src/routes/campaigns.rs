@@ -9,15 +9,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchyard_engine::agent::Activity;
 use switchyard_engine::dialer::{CampaignControl, CampaignState, CampaignStats};
-use switchyard_engine::{CampaignId, Command, LegId};
+use switchyard_engine::{AgentId, CampaignId, Command, LegId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{
-    AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, page_limit, patched,
+    AppState, NumberSight, READERS, SUPERVISORS, audit, change, engine_error, engine_id,
+    page_limit, patched,
 };
 use crate::campaign_runtime::{self, send_campaign};
 use crate::contacts::{self, ImportOptions, RowError};
@@ -648,7 +650,10 @@ fn check_csv_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    if matches!(essence.as_str(), "text/csv" | "application/csv" | "text/plain") {
+    if matches!(
+        essence.as_str(),
+        "text/csv" | "application/csv" | "text/plain"
+    ) {
         Ok(())
     } else {
         Err(
@@ -709,7 +714,6 @@ fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-
 /// The campaign's contacts in import order, paged, optionally of one status.
 #[utoipa::path(
     get,
@@ -718,7 +722,7 @@ fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
     operation_id = "list_contacts",
     params(CampaignPath, ContactQuery),
     responses(
-        (status = 200, description = "A page of contacts", body = ContactPage),
+        (status = 200, description = "A page of contacts. An agent key gets only the contact its agent is on a call with (or none); a read-only key gets masked numbers and no `fields`", body = ContactPage),
         (status = 422, description = "Unknown status, or a cursor not from a previous page", body = ErrorBody),
     ),
 )]
@@ -741,22 +745,48 @@ async fn list_contacts(
     }
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
-    let rows = st
-        .rt
-        .store
-        .list_contacts(tenant, id, q.status.as_deref(), after, limit)
-        .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+    let sight = NumberSight::of(&p);
+    let (rows, next_cursor) = if let NumberSight::OwnAgent(own) = sight {
+        // An agent key sees the one contact its agent is talking to in this campaign, whole,
+        // and no other: an agent desktop needs the customer on the line, not the list.
+        let rows = match own_contact(&st, own, id).await? {
+            Some(contact) if contact > after => st
+                .rt
+                .store
+                .list_contacts(tenant, id, q.status.as_deref(), contact - 1, 1)
+                .await?
+                .into_iter()
+                .filter(|r| r.id == contact)
+                .collect(),
+            _ => Vec::new(),
+        };
+        (rows, None)
+    } else {
+        let rows = st
+            .rt
+            .store
+            .list_contacts(tenant, id, q.status.as_deref(), after, limit)
+            .await?;
+        let next_cursor = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
+        (rows, next_cursor)
+    };
+    let masked = sight == NumberSight::Masked;
     Ok(Json(ContactPage {
         contacts: rows
             .into_iter()
             .map(|r| ContactView {
                 id: r.id,
-                number: r.number,
+                number: if masked {
+                    crate::model::mask_number(&r.number)
+                } else {
+                    r.number
+                },
                 zone: r.zone,
-                fields: r.fields,
+                // The CSV's other columns are the customer's details (name, account...): a
+                // read-only key gets none of them.
+                fields: if masked { json!({}) } else { r.fields },
                 status: r.status,
                 attempts: r.attempts,
                 next_attempt_at_ms: r.next_attempt_at_ms,
@@ -767,6 +797,32 @@ async fn list_contacts(
             .collect(),
         next_cursor,
     }))
+}
+
+/// The contact of campaign `campaign` that the agent is talking to (or being connected to)
+/// now, if any.
+async fn own_contact(
+    st: &AppState,
+    agent: Option<i64>,
+    campaign: i64,
+) -> Result<Option<i64>, ApiError> {
+    let (Some(agent), Some(campaign)) = (agent.and_then(engine_id), engine_id(campaign)) else {
+        return Ok(None);
+    };
+    st.rt
+        .engine
+        .query(move |e| {
+            let call = match e.agent_info(AgentId(agent))?.activity {
+                Activity::OnCall(call, _) => call,
+                _ => return None,
+            };
+            let c = e.call_info(call)?.campaign.as_ref()?;
+            (c.campaign.0 == campaign)
+                .then(|| i64::try_from(c.contact.0).ok())
+                .flatten()
+        })
+        .await
+        .map_err(engine_error)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -1022,7 +1078,7 @@ fn dnc_numbers(body: &AddNumbers) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn dnc_page(rows: Vec<DncRow>, limit: i64) -> DncPage {
+fn dnc_page(rows: Vec<DncRow>, limit: i64, sight: NumberSight) -> DncPage {
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
@@ -1031,7 +1087,8 @@ fn dnc_page(rows: Vec<DncRow>, limit: i64) -> DncPage {
             .into_iter()
             .map(|r| DncView {
                 id: r.id,
-                number: r.number,
+                // A DNC number is on no call: only admins and supervisors see it whole.
+                number: sight.show(&r.number, None),
                 campaign_id: r.campaign_id,
                 created_at_ms: r.created_at_ms,
             })
@@ -1101,7 +1158,7 @@ async fn list_dnc(
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, None, after, limit).await?;
-    Ok(Json(dnc_page(rows, limit)))
+    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the tenant's do-not-call list: pending contacts holding them in any
@@ -1203,7 +1260,7 @@ async fn list_campaign_dnc(
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, Some(id), after, limit).await?;
-    Ok(Json(dnc_page(rows, limit)))
+    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the campaign's do-not-call list.
@@ -1302,7 +1359,10 @@ async fn disposition(
     // Before the lookup: an unbound agent key is refused whatever the call.
     let own = acting_agent(&p)?;
     let code = body.code.trim();
-    if code.is_empty() || code.chars().count() > 64 || code.chars().any(crate::model::is_forbidden_in_text) {
+    if code.is_empty()
+        || code.chars().count() > 64
+        || code.chars().any(crate::model::is_forbidden_in_text)
+    {
         return Err(ApiError::unprocessable(
             "code",
             "1-64 characters, no control characters",

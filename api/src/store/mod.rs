@@ -52,7 +52,7 @@ use uuid::Uuid;
 
 pub use error::StoreError;
 pub use rows::{
-    AgentRow, ApiKey, AuditEntry, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
+    AgentRow, ApiKey, AuditEntry, AuditFilter, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
     IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
 };
 pub use spool::SpoolStatus;
@@ -272,7 +272,7 @@ pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
-pub use history::OPEN_CALL;
+pub use history::{MAX_AUDIT, OPEN_CALL};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
