@@ -1659,3 +1659,56 @@ async fn a_queues_callback_rule_round_trips_and_bad_dial_strings_name_their_fiel
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_callers_number_is_whole_for_supervisors_and_masked_for_read_only_and_agent_keys()
+{
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let reader = s.key(Some(tenant), Role::ReadOnly).await;
+        let aid = s.agent(&admin, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, aid).await;
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&admin),
+                Some(json!({"name": "q", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        let leg = queued_caller(&s, &admin, qid, "+12015550123", "5000").await;
+        for (key, want) in [
+            (&admin, "+12015550123"),
+            (&supervisor, "+12015550123"),
+            (&reader, "+*********23"),
+            // Waiting: no agent is on the call yet, so not this agent's either.
+            (&agent, "+*********23"),
+        ] {
+            let (st, w) = s
+                .call("GET", &format!("/v1/queues/{qid}/calls"), Some(key), None)
+                .await;
+            assert_eq!(st, 200, "{w}");
+            assert_eq!(w["calls"][0]["caller_number"], want, "{w}");
+            let (st, c) = s
+                .call(
+                    "GET",
+                    &format!("/v1/calls/{}", leg.as_str().unwrap()),
+                    Some(key),
+                    None,
+                )
+                .await;
+            assert_eq!(st, 200, "{c}");
+            assert_eq!(
+                (c["live"].as_bool(), c["caller_number"].as_str()),
+                (Some(true), Some(want)),
+                "{c}"
+            );
+        }
+        s.stop().await;
+    })
+    .await;
+}

@@ -400,3 +400,61 @@ async fn the_audit_log_is_admin_only_filtered_paged_and_bounded() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contacts_are_whole_for_supervisors_masked_without_fields_for_read_only_and_hidden_from_idle_agents()
+ {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("a").await;
+        let supervisor = s
+            .key(Some(tenant), switchyard_api::model::Role::Supervisor)
+            .await;
+        let reader = s
+            .key(Some(tenant), switchyard_api::model::Role::ReadOnly)
+            .await;
+        let aid = s.agent(&admin, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, aid).await;
+        let cid = s.campaign_on_new_queue(&admin, "renewals").await;
+        let csv = "phone,name\n+12015550123,Ada Lovelace\n";
+        let (st, r) = s
+            .raw(
+                "POST",
+                &format!("/v1/campaigns/{cid}/contacts"),
+                &admin,
+                "text/csv",
+                csv.as_bytes().to_vec(),
+            )
+            .await;
+        assert_eq!((st, &r["accepted"]), (200, &json!(1)), "{r}");
+        let path = format!("/v1/campaigns/{cid}/contacts");
+        for k in [&admin, &supervisor] {
+            let (_, page) = s.call("GET", &path, Some(k), None).await;
+            assert_eq!(page["contacts"][0]["number"], "+12015550123", "{page}");
+            assert_eq!(
+                page["contacts"][0]["fields"]["name"], "Ada Lovelace",
+                "{page}"
+            );
+        }
+        let (_, page) = s.call("GET", &path, Some(&reader), None).await;
+        assert_eq!(page["contacts"][0]["number"], "+*********23", "{page}");
+        assert_eq!(page["contacts"][0]["fields"], json!({}), "{page}");
+        // The agent is on no call: it sees no contact at all.
+        let (st, page) = s.call("GET", &path, Some(&agent), None).await;
+        assert_eq!((st, &page["contacts"]), (200, &json!([])), "{page}");
+        // DNC lists are numbers too.
+        s.call(
+            "POST",
+            "/v1/dnc",
+            Some(&admin),
+            Some(json!({"numbers": ["+12015550199"]})),
+        )
+        .await;
+        let (_, dnc) = s.call("GET", "/v1/dnc", Some(&reader), None).await;
+        assert_eq!(dnc["numbers"][0]["number"], "+*********99", "{dnc}");
+        let (_, dnc) = s.call("GET", "/v1/dnc", Some(&admin), None).await;
+        assert_eq!(dnc["numbers"][0]["number"], "+12015550199", "{dnc}");
+        s.stop().await;
+    })
+    .await;
+}
