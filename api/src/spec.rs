@@ -237,7 +237,9 @@ pub struct QueueSpec {
     /// Wrap-up after each call (an agent's own `wrapup_s` wins).
     #[schema(minimum = 0, maximum = 31_622_400)]
     pub wrapup_s: f64,
-    /// Added to every caller's priority here (clamped to -1000..=1000).
+    /// Added to every caller's priority here: 0-1000. A negative boost is refused: it would
+    /// push callers behind later arrivals with no way for them to know.
+    #[schema(minimum = 0, maximum = 1000)]
     pub priority_boost: i32,
     pub paused: bool,
     /// How a caller who took the callback exit is dialled back: a FreeSWITCH dial string with
@@ -444,7 +446,11 @@ impl QueueSpec {
                 self.ring_progressively_step_s,
             )?,
             wrapup: secs("wrapup_s", self.wrapup_s)?,
-            priority_boost: self.priority_boost.clamp(-1000, 1000),
+            priority_boost: if (0..=1000).contains(&self.priority_boost) {
+                self.priority_boost
+            } else {
+                return Err(bad("priority_boost", "must be 0..=1000"));
+            },
             paused: self.paused,
             callback_dial: self
                 .callback_dial
@@ -591,8 +597,14 @@ fn engine_id(field: &str, id: i64) -> Result<QueueId, FieldError> {
 
 /// Names of queues, agents, skills and tenants.
 pub fn check_name(field: &str, name: &str) -> Result<(), FieldError> {
-    if name.trim().is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-        return Err(bad(field, "1-100 characters, no control characters"));
+    if name.trim().is_empty()
+        || name.len() > 100
+        || name.chars().any(crate::model::is_forbidden_in_text)
+    {
+        return Err(bad(
+            field,
+            "1-100 characters, no control or bidirectional formatting characters",
+        ));
     }
     Ok(())
 }

@@ -537,16 +537,22 @@ async fn call_filters_with_control_characters_are_refused() {
     store_common::each_backend(|store| async move {
         let s = Server::start(store).await;
         let (_, key) = s.tenant("acme").await;
-        for query in [
-            "caller_number=%00",
-            "outcome=answered%00",
-            "caller_number=5%0A5",
+        for (query, field) in [
+            ("caller_number=%00", "caller_number"),
+            ("caller_number=5%0A5", "caller_number"),
         ] {
             let (st, e) = s
                 .call("GET", &format!("/v1/calls?{query}"), Some(&key), None)
                 .await;
             assert_eq!((st, error_code(&e)), (422, "invalid_field"), "{query}: {e}");
+            assert_eq!(e["error"]["field"], field, "{query}: {e}");
         }
+        // `outcome` is one of a fixed set: anything else does not parse (400), NUL or not.
+        let (st, e) = s
+            .call("GET", "/v1/calls?outcome=answered%00", Some(&key), None)
+            .await;
+        assert_eq!((st, error_code(&e)), (400, "invalid_query"), "{e}");
+        assert_eq!(e["error"]["field"], "outcome", "{e}");
         let (st, page) = s
             .call("GET", "/v1/calls?caller_number=5551234", Some(&key), None)
             .await;
@@ -614,6 +620,51 @@ impl LiveStream {
             self.buf.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_feed_ids_count_only_the_tenants_own_events() {
+    use std::time::Duration;
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (_, a) = s.tenant("a").await;
+        let (_, b) = s.tenant("b").await;
+        let busy = s.agent(&a, "Ana", "user/1000").await;
+        let quiet = s.agent(&b, "Bo", "user/2000").await;
+        let mut live = LiveStream::open(&s, &b, None).await;
+        let snap = live.next(Duration::from_secs(5)).await.expect("snapshot");
+        let start: u64 = snap
+            .id
+            .as_deref()
+            .and_then(|i| i.parse().ok())
+            .expect("an id");
+        // Tenant a's traffic: under one global counter, b would see the gap it leaves.
+        for state in ["available", "logged-out", "available", "logged-out"] {
+            let (st, e) = s
+                .call(
+                    "PUT",
+                    &format!("/v1/agents/{busy}/state"),
+                    Some(&a),
+                    Some(json!({"state": state})),
+                )
+                .await;
+            assert_eq!(st, 200, "{e}");
+        }
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{quiet}/state"),
+                Some(&b),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let ev = live.next(Duration::from_secs(5)).await.expect("b's delta");
+        assert_eq!(ev.data["id"], quiet, "{ev:?}");
+        assert_eq!(ev.id, Some((start + 1).to_string()), "{ev:?}");
+        s.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -767,9 +818,21 @@ async fn a_dialled_number_belongs_to_one_queue_across_tenants() {
             .await;
         assert_eq!(
             (st, e["error"]["field"].as_str()),
-            (409, Some("config.numbers")),
+            (409, Some("config.numbers[0]")),
             "{e}"
         );
+        // The owner's own second queue gets the very same answer: nothing in it says that
+        // another tenant holds the number.
+        let (own_st, own) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&a),
+                Some(json!({"name": "again", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!((own_st, &own), (st, &e));
+        assert!(!e.to_string().contains("tenant"), "{e}");
         let (st, q) = s
             .call(
                 "POST",
@@ -1592,6 +1655,59 @@ async fn a_queues_callback_rule_round_trips_and_bad_dial_strings_name_their_fiel
             after["config"], q["config"],
             "refused patches changed nothing"
         );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_callers_number_is_whole_for_supervisors_and_masked_for_read_only_and_agent_keys()
+{
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let reader = s.key(Some(tenant), Role::ReadOnly).await;
+        let aid = s.agent(&admin, "Ana", "user/1000").await;
+        let agent = s.agent_key(tenant, aid).await;
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&admin),
+                Some(json!({"name": "q", "config": {"numbers": ["5000"]}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        let leg = queued_caller(&s, &admin, qid, "+12015550123", "5000").await;
+        for (key, want) in [
+            (&admin, "+12015550123"),
+            (&supervisor, "+12015550123"),
+            (&reader, "+*********23"),
+            // Waiting: no agent is on the call yet, so not this agent's either.
+            (&agent, "+*********23"),
+        ] {
+            let (st, w) = s
+                .call("GET", &format!("/v1/queues/{qid}/calls"), Some(key), None)
+                .await;
+            assert_eq!(st, 200, "{w}");
+            assert_eq!(w["calls"][0]["caller_number"], want, "{w}");
+            let (st, c) = s
+                .call(
+                    "GET",
+                    &format!("/v1/calls/{}", leg.as_str().unwrap()),
+                    Some(key),
+                    None,
+                )
+                .await;
+            assert_eq!(st, 200, "{c}");
+            assert_eq!(
+                (c["live"].as_bool(), c["caller_number"].as_str()),
+                (Some(true), Some(want)),
+                "{c}"
+            );
+        }
         s.stop().await;
     })
     .await;

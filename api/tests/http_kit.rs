@@ -367,7 +367,7 @@ async fn live_resume_from_an_id_the_ring_no_longer_holds_gets_a_fresh_snapshot()
     let mut feed = subscribe(&server, KEY_A, Some(old)).await;
     let snap = feed.next_event().await;
     assert_eq!(snap.kind(), "snapshot");
-    assert_eq!(snap.id, Some(server.hub.last_seq()));
+    assert_eq!(snap.id, Some(server.hub.last_seq(A)));
     // A Last-Event-ID that is not a number is no error either: a snapshot.
     let request = b"GET /v1/live HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer sk_test_tenant_a\r\nLast-Event-ID: yesterday\r\n\r\n";
     let (head, mut feed) = open(server.addr, request).await;
@@ -424,7 +424,7 @@ async fn live_a_slow_subscriber_is_told_to_resync_and_gets_a_new_snapshot() {
     );
     let snap = slow.next_event().await;
     assert_eq!(snap.kind(), "snapshot");
-    assert_eq!(snap.id, Some(server.hub.last_seq()));
+    assert_eq!(snap.id, Some(server.hub.last_seq(A)));
     // Back in step: the hub kept going and the next delta arrives.
     let next = server.hub.publish(delta(A, 99));
     assert_eq!(slow.next_event().await.id, Some(next));

@@ -75,6 +75,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/dnc"),
     ("GET", "/v1/api-keys"),
     ("POST", "/v1/api-keys"),
+    ("GET", "/v1/audit"),
     ("DELETE", "/v1/api-keys/{id}"),
     ("GET", "/v1/platform-admin/tenants"),
     ("POST", "/v1/platform-admin/tenants"),

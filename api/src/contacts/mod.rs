@@ -197,16 +197,96 @@ fn io_fatal(e: &csv::Error, summary: &mut ParseSummary) {
     });
 }
 
+/// The line breaks of the input as the csv reader pulls it: the byte offset after each
+/// break (and whether its line was empty), so that a record's line is 1 + the breaks before
+/// its first byte.
+///
+/// The csv crate's own `Position::line` skips blank lines (two blank lines made line 5 read
+/// as line 3), and a record's `Position::byte` is where the reader started looking for it,
+/// before any blank lines it skipped: those are counted here too. A break is `\n`, or a `\r`
+/// not followed by `\n` (CRLF counts once, from its CR). Offsets are dropped as soon as a record past them
+/// is looked up, so the queue holds only the breaks in the reader's read-ahead (its buffer,
+/// 8 KiB): bounded by that buffer, whatever the file's length.
+#[derive(Debug, Default)]
+struct LineBreaks {
+    /// (offset after the break, the line it ends was empty)
+    pending: std::collections::VecDeque<(u64, bool)>,
+    counted: u64,
+    read: u64,
+    after_cr: bool,
+    content: bool,
+}
+
+impl LineBreaks {
+    fn scan(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.after_cr && b != b'\n' {
+                // A lone CR ended the previous line, at the byte before this one.
+                self.pending.push_back((self.read, !self.content));
+                self.content = false;
+            }
+            if b == b'\n' {
+                // A CRLF ends its line at the CR: the csv reader stops a record there and
+                // may start looking for the next one at the LF.
+                let end = if self.after_cr {
+                    self.read
+                } else {
+                    self.read + 1
+                };
+                self.pending.push_back((end, !self.content));
+                self.content = false;
+            } else if b != b'\r' {
+                self.content = true;
+            }
+            self.after_cr = b == b'\r';
+            self.read += 1;
+        }
+    }
+
+    /// The 1-based line of a record the reader started looking for at byte `at` (offsets
+    /// only grow): the breaks before it, then the empty lines it skipped.
+    fn line_at(&mut self, at: u64) -> u64 {
+        while self.pending.front().is_some_and(|&(end, _)| end <= at) {
+            self.pending.pop_front();
+            self.counted += 1;
+        }
+        while self.pending.front().is_some_and(|&(_, empty)| empty) {
+            self.pending.pop_front();
+            self.counted += 1;
+        }
+        self.counted + 1
+    }
+}
+
+/// The input, with its line breaks noted as they are read.
+struct Counting<R> {
+    inner: R,
+    breaks: std::rc::Rc<std::cell::RefCell<LineBreaks>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.breaks.borrow_mut().scan(&buf[..n]);
+        Ok(n)
+    }
+}
+
 fn parse_blocking<R: Read>(
     input: R,
     opts: ImportOptions,
     tx: mpsc::Sender<Vec<ContactInput>>,
 ) -> ParseSummary {
     let mut summary = ParseSummary::default();
+    let breaks = std::rc::Rc::new(std::cell::RefCell::new(LineBreaks::default()));
+    let line_of = |p: &csv::Position| breaks.borrow_mut().line_at(p.byte());
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input);
+        .from_reader(Counting {
+            inner: input,
+            breaks: breaks.clone(),
+        });
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
@@ -260,12 +340,12 @@ fn parse_blocking<R: Read>(
             }
             break;
         }
-        let line = rdr.position().line();
+        let line = line_of(rdr.position());
         match rdr.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                let line = e.position().map_or(line, |p| p.line());
+                let line = e.position().map_or(line, line_of);
                 match e.kind() {
                     // The record is skipped; the reader carries on after it.
                     csv::ErrorKind::Utf8 { .. } => {
@@ -281,7 +361,7 @@ fn parse_blocking<R: Read>(
             }
         }
         summary.rows += 1;
-        let line = record.position().map_or(line, |p| p.line());
+        let line = record.position().map_or(line, line_of);
         if record.iter().all(str::is_empty) {
             // A blank line (or only commas) is not a contact and not an error worth listing.
             summary.rows -= 1;
@@ -387,6 +467,30 @@ mod tests {
         assert!(normalise("(201) 555-0123", None).is_err());
         assert!(normalise("hello", us).is_err());
         assert!(normalise("", us).is_err());
+    }
+
+    fn rejected_lines(csv: &str) -> Vec<u64> {
+        let (tx, _rx) = mpsc::channel(CHANNEL * 4);
+        let opts = ImportOptions {
+            default_region: region("US"),
+        };
+        let errors = parse_blocking(csv.as_bytes(), opts, tx).errors;
+        errors.iter().map(|e| e.line).collect()
+    }
+
+    #[test]
+    fn error_lines_count_blank_lines_and_crlf_as_the_file_has_them() {
+        assert_eq!(rejected_lines("phone\n+12015550123\n\n\nbad\n"), [5]);
+        assert_eq!(
+            rejected_lines("phone\r\n+12015550123\r\n\r\n\r\nbad\r\nworse\r\n"),
+            [5, 6]
+        );
+        assert_eq!(rejected_lines("phone\rbad\r\rbad\r"), [2, 4]);
+        // A quoted field spanning lines: the next row's line is the file's.
+        assert_eq!(
+            rejected_lines("phone,note\n+12015550123,\"a\nb\"\n\nbad,x\n"),
+            [5]
+        );
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //! runtime ── publish(LiveMessage{tenant, kind, data}) ──> LiveHub
-//!    stamps seq (global, +1 per message), renders the SSE frame once,
-//!    keeps the last `ring_capacity` frames (resume), sends to the tenant's broadcast channel
+//!    stamps seq (the tenant's own, +1 per message of that tenant), renders the SSE frame
+//!    once, keeps the last `ring_capacity` frames (resume), sends to the tenant's channel
 //!                                   │
 //!        one tokio::sync::broadcast per tenant with subscribers (capacity `subscriber_buffer`)
 //!                                   │
@@ -21,9 +21,11 @@
 //! still in the ring, the client gets this tenant's events after n and carries on, without a
 //! snapshot; otherwise (too old, or an id from before a restart) a fresh snapshot.
 //!
-//! Sequence numbers start at the wall clock in microseconds, so they keep growing across
-//! restarts (as long as the hub publishes under a million events a second on average): an id
-//! from a previous process is always older than the new ring, never mistaken for a new one.
+//! Sequence numbers are per tenant: a global counter would let any tenant measure the whole
+//! platform's traffic from the gaps between its own ids. Each tenant's count starts at the
+//! wall clock in microseconds when the hub starts, so they keep growing across restarts (as
+//! long as a tenant publishes under a million events a second on average): an id from a
+//! previous process is always older than the new ring, never mistaken for a new one.
 //!
 //! Bounds: the ring (`ring_capacity` events, shared by all tenants); each subscriber can fall
 //! `subscriber_buffer` events behind its tenant's channel: further behind (a slow network or a
@@ -141,7 +143,11 @@ struct Hub {
 
 struct HubState {
     ring: VecDeque<Arc<LiveEvent>>,
-    last_seq: u64,
+    /// Where every tenant's count starts (its first event is `base + 1`).
+    base: u64,
+    /// Per tenant that has published: its last seq, and the seq of its newest event that left
+    /// the ring (a resume from before it cannot be replayed). One entry per tenant.
+    tenants: HashMap<TenantId, TenantSeq>,
     /// Only tenants with subscribers; a channel goes when its last subscriber does.
     channels: HashMap<TenantId, broadcast::Sender<Arc<LiveEvent>>>,
     closed: bool,
@@ -150,7 +156,6 @@ struct HubState {
 impl std::fmt::Debug for LiveHub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LiveHub")
-            .field("last_seq", &self.last_seq())
             .field("subscribers", &self.subscriber_count())
             .finish_non_exhaustive()
     }
@@ -173,7 +178,8 @@ impl LiveHub {
             inner: Arc::new(Hub {
                 state: Mutex::new(HubState {
                     ring: VecDeque::with_capacity(config.ring_capacity.min(1 << 16)),
-                    last_seq,
+                    base: last_seq,
+                    tenants: HashMap::new(),
                     channels: HashMap::new(),
                     closed: false,
                 }),
@@ -187,8 +193,9 @@ impl LiveHub {
         &self.inner.config
     }
 
-    /// Stamps, keeps and fans out a message; returns its seq. Never waits on subscribers.
-    /// After [`LiveHub::close`] messages are dropped (the last seq is returned).
+    /// Stamps, keeps and fans out a message; returns its seq (in its tenant's count). Never
+    /// waits on subscribers. After [`LiveHub::close`] messages are dropped (the tenant's last
+    /// seq is returned).
     pub fn publish(&self, msg: LiveMessage) -> u64 {
         let kind = if is_event_name(msg.kind) {
             msg.kind
@@ -203,10 +210,15 @@ impl LiveHub {
         let json = msg.data.to_string();
         let mut st = self.inner.lock();
         if st.closed {
-            return st.last_seq;
+            return st.last_seq(msg.tenant);
         }
-        st.last_seq += 1;
-        let seq = st.last_seq;
+        let base = st.base;
+        let counter = st.tenants.entry(msg.tenant).or_insert(TenantSeq {
+            last: base,
+            evicted: base,
+        });
+        counter.last += 1;
+        let seq = counter.last;
         let head = format!("id: {seq}\nevent: {kind}\ndata: ");
         let mut frame = Vec::with_capacity(head.len() + json.len() + 2);
         frame.extend_from_slice(head.as_bytes());
@@ -221,8 +233,11 @@ impl LiveHub {
         });
         let cap = self.inner.config.ring_capacity;
         if cap > 0 {
-            if st.ring.len() >= cap {
-                st.ring.pop_front();
+            if st.ring.len() >= cap
+                && let Some(old) = st.ring.pop_front()
+                && let Some(t) = st.tenants.get_mut(&old.tenant)
+            {
+                t.evicted = old.seq;
             }
             st.ring.push_back(event.clone());
         }
@@ -236,9 +251,9 @@ impl LiveHub {
         seq
     }
 
-    /// The seq of the last published event.
-    pub fn last_seq(&self) -> u64 {
-        self.inner.lock().last_seq
+    /// The seq of the tenant's last published event.
+    pub fn last_seq(&self, tenant: TenantId) -> u64 {
+        self.inner.lock().last_seq(tenant)
     }
 
     pub fn subscriber_count(&self) -> usize {
@@ -287,6 +302,19 @@ impl LiveHub {
 impl Hub {
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One tenant's count.
+#[derive(Clone, Copy, Debug)]
+struct TenantSeq {
+    last: u64,
+    evicted: u64,
+}
+
+impl HubState {
+    fn last_seq(&self, tenant: TenantId) -> u64 {
+        self.tenants.get(&tenant).map_or(self.base, |t| t.last)
     }
 }
 
@@ -391,22 +419,19 @@ impl Subscription {
             .entry(self.tenant)
             .or_insert_with(|| broadcast::channel(buffer).0)
             .subscribe();
-        // Subscribing and reading `last_seq` under the same lock as `publish`: the channel
-        // delivers exactly the events after `now`, and the ring holds those up to it.
-        let now = st.last_seq;
-        let replay_from = resume.filter(|&n| {
-            n <= now && (n == now || st.ring.front().is_some_and(|first| first.seq <= n + 1))
-        });
+        // Subscribing and reading the tenant's last seq under the same lock as `publish`: the
+        // channel delivers exactly the events after `now`, and the ring holds those of them
+        // after the tenant's last eviction.
+        let now = st.last_seq(self.tenant);
+        let evicted = st.tenants.get(&self.tenant).map_or(st.base, |t| t.evicted);
+        let replay_from = resume.filter(|&n| n <= now && n >= evicted);
         if let Some(n) = replay_from
             && n < now
         {
-            // The ring is contiguous: `first.seq <= n + 1 <= now`.
-            let first = st.ring.front().map_or(now, |e| e.seq);
-            let start = usize::try_from(n + 1 - first).unwrap_or(usize::MAX);
             self.pending.extend(
                 st.ring
-                    .range(start.min(st.ring.len())..)
-                    .filter(|e| e.tenant == self.tenant)
+                    .iter()
+                    .filter(|e| e.tenant == self.tenant && e.seq > n)
                     .map(|e| LiveItem::Event(e.clone())),
             );
         }
@@ -653,10 +678,10 @@ mod tests {
             hub.publish(msg(a, n));
         }
         let mut sub = hub.subscribe(a, Some(old), snapshot()).unwrap();
-        assert_eq!(expect_snapshot(&mut sub).await, hub.last_seq());
+        assert_eq!(expect_snapshot(&mut sub).await, hub.last_seq(a));
         // The boundary: the oldest event still held is `last - 3`; resuming right before it
         // replays; one earlier cannot.
-        let last = hub.last_seq();
+        let last = hub.last_seq(a);
         let mut sub = hub.subscribe(a, Some(last - 4), snapshot()).unwrap();
         assert_eq!(expect_event(&mut sub).await.seq(), last - 3);
         let mut sub = hub.subscribe(a, Some(last - 5), snapshot()).unwrap();
@@ -669,7 +694,7 @@ mod tests {
         let a = tenant(1);
         hub.publish(msg(a, 1));
         let mut sub = hub
-            .subscribe(a, Some(hub.last_seq() + 50), snapshot())
+            .subscribe(a, Some(hub.last_seq(a) + 50), snapshot())
             .unwrap();
         expect_snapshot(&mut sub).await;
         // A new process starts its seqs past any id the old one could have issued.
@@ -677,7 +702,7 @@ mod tests {
         let issued = earlier.publish(msg(a, 1)) + 5_000;
         std::thread::sleep(Duration::from_millis(10));
         let later = LiveHub::new(LiveConfig::default());
-        assert!(later.last_seq() > issued);
+        assert!(later.last_seq(a) > issued);
     }
 
     #[tokio::test]
@@ -702,6 +727,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_tenant_counts_its_own_events_so_another_tenants_traffic_leaves_no_gap() {
+        let hub = hub(100, 16);
+        let (a, b) = (tenant(1), tenant(2));
+        let first = hub.publish(msg(a, 1));
+        for n in 0..20 {
+            hub.publish(msg(b, n));
+        }
+        assert_eq!(hub.publish(msg(a, 2)), first + 1);
+        assert_eq!(hub.last_seq(b), 1020);
+        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        assert_eq!(expect_snapshot(&mut sub).await, first + 1);
+    }
+
+    #[tokio::test]
+    async fn another_tenants_traffic_pushing_events_out_of_the_ring_forces_a_snapshot() {
+        let hub = hub(4, 16);
+        let (a, b) = (tenant(1), tenant(2));
+        let seen = hub.publish(msg(a, 1));
+        hub.publish(msg(a, 2));
+        for n in 0..4 {
+            hub.publish(msg(b, n));
+        }
+        // a's event 2 left the ring: resuming after event 1 cannot replay it.
+        let mut sub = hub.subscribe(a, Some(seen), snapshot()).unwrap();
+        assert_eq!(expect_snapshot(&mut sub).await, seen + 1);
+        // Resuming from a's last event needs nothing from the ring.
+        let mut sub = hub.subscribe(a, Some(seen + 1), snapshot()).unwrap();
+        expect_quiet(&mut sub).await;
+    }
+
+    #[tokio::test]
     async fn a_slow_subscriber_is_resynced_while_the_hub_and_others_carry_on() {
         let hub = hub(1000, 4);
         let a = tenant(1);
@@ -719,7 +775,7 @@ mod tests {
             "the fast one saw every event"
         );
         assert!(matches!(slow.next().await, Some(LiveItem::Resync)));
-        assert_eq!(expect_snapshot(&mut slow).await, hub.last_seq());
+        assert_eq!(expect_snapshot(&mut slow).await, hub.last_seq(a));
         let next = hub.publish(msg(a, 99));
         assert_eq!(expect_event(&mut slow).await.seq(), next);
         assert_eq!(expect_event(&mut fast).await.seq(), next);

@@ -166,6 +166,8 @@ async fn create(
         check_name("name", &body.name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
         body.config
             .to_engine(1, &body.name, &st.rt.store.tenant_grants(tenant).await?)?;
+        let skills = body.config.skills.iter().map(|s| s.skill);
+        super::check_skills(&st, tenant, "config.skills", skills).await?;
         serde_json::to_value(&body.config).map_err(ApiError::internal)
     };
     let row = change(
@@ -249,6 +251,16 @@ async fn update(
         let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
         check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
         spec.to_engine(id, &name, &st.rt.store.tenant_grants(tenant).await?)?;
+        // Only a patch that sets the list is checked: a PATCH of the name must not fail on a
+        // list the agent already has.
+        if body
+            .config
+            .as_ref()
+            .is_some_and(|c| c.get("skills").is_some())
+        {
+            let skills = spec.skills.iter().map(|s| s.skill);
+            super::check_skills(&st, tenant, "config.skills", skills).await?;
+        }
         let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
         Ok((prev, config))
     };
@@ -433,7 +445,7 @@ async fn set_state(
         SetState::LoggedOut => Presence::LoggedOut,
         SetState::Available => Presence::Available,
         SetState::OnBreak { reason } => {
-            if reason.len() > 100 || reason.chars().any(char::is_control) {
+            if reason.len() > 100 || reason.chars().any(crate::model::is_forbidden_in_text) {
                 return Err(ApiError::unprocessable(
                     "reason",
                     "at most 100 characters, no control characters",
@@ -538,25 +550,7 @@ async fn set_skills(
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let row = owned(&st, tenant, id).await?;
-    let known: Vec<i64> = st
-        .rt
-        .store
-        .list_skills(tenant)
-        .await?
-        .into_iter()
-        .map(|s| s.id)
-        .collect();
-    if let Some((i, s)) = body
-        .skills
-        .iter()
-        .enumerate()
-        .find(|(_, s)| !known.contains(&i64::from(s.skill)))
-    {
-        return Err(ApiError::unprocessable(
-            format!("skills[{i}].skill"),
-            format!("skill {} is not one of yours", s.skill),
-        ));
-    }
+    super::check_skills(&st, tenant, "skills", body.skills.iter().map(|s| s.skill)).await?;
     let mut spec: AgentSpec =
         serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
     spec.skills = body.skills;

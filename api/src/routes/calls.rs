@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, READERS, SUPERVISORS, audit, engine_error, engine_id};
+use super::{AppState, NumberSight, READERS, SUPERVISORS, audit, engine_error, engine_id};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
@@ -41,12 +41,45 @@ struct ListQuery {
     queue_id: Option<i64>,
     agent_id: Option<i64>,
     caller_number: Option<String>,
-    /// `answered`, `abandoned`, ...
-    outcome: Option<String>,
+    /// How the call ended (`in-progress` while it has not). Another value is a 400 naming
+    /// `outcome`, never an empty page.
+    outcome: Option<OutcomeFilter>,
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// Page size (default 50, at most 500).
+    /// Page size (default 50, at most 500: more is cut to 500; 0 is refused).
+    #[param(minimum = 1)]
     limit: Option<u32>,
+}
+
+/// The outcomes a call row can hold: the engine's `CallOutcome` names and the open row's.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+enum OutcomeFilter {
+    Answered,
+    Abandoned,
+    Voicemail,
+    Transferred,
+    Dropped,
+    CallbackAnswered,
+    CallbackFailed,
+    Lost,
+    InProgress,
+}
+
+impl OutcomeFilter {
+    fn as_str(self) -> &'static str {
+        match self {
+            OutcomeFilter::Answered => "answered",
+            OutcomeFilter::Abandoned => "abandoned",
+            OutcomeFilter::Voicemail => "voicemail",
+            OutcomeFilter::Transferred => "transferred",
+            OutcomeFilter::Dropped => "dropped",
+            OutcomeFilter::CallbackAnswered => "callback-answered",
+            OutcomeFilter::CallbackFailed => "callback-failed",
+            OutcomeFilter::Lost => "lost",
+            OutcomeFilter::InProgress => crate::store::OPEN_CALL,
+        }
+    }
 }
 
 /// A finished call as the ACD saw it.
@@ -71,13 +104,13 @@ struct CallView {
     callback_leg: Option<Uuid>,
 }
 
-fn view(c: &CallRow) -> CallView {
+fn view(c: &CallRow, sight: NumberSight) -> CallView {
     CallView {
         id: c.id,
         queue_id: c.queue_id,
         queues: c.queues.clone(),
         agent_id: c.agent_id,
-        caller_number: c.caller_number.clone(),
+        caller_number: sight.show(&c.caller_number, c.agent_id),
         outcome: c.outcome.clone(),
         arrived_at_ms: c.arrived_at_ms,
         wait_ms: c.wait_ms,
@@ -105,7 +138,8 @@ struct CallPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of calls", body = CallPage),
-        (status = 422, description = "`to_ms` before `from_ms`, a `cursor` not from a previous page, or control characters in a filter", body = ErrorBody),
+        (status = 400, description = "A filter that does not parse, such as an unknown `outcome` (named in `field`)", body = ErrorBody),
+        (status = 422, description = "`to_ms` before `from_ms`, a `cursor` not from a previous page, `limit=0`, or control characters in a filter", body = ErrorBody),
     ),
 )]
 async fn list(
@@ -116,17 +150,16 @@ async fn list(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     // PostgreSQL refuses text with NUL in it (a 500); nothing stored has control characters.
-    for (field, value) in [("caller_number", &q.caller_number), ("outcome", &q.outcome)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| v.chars().any(char::is_control))
-        {
-            return Err(ApiError::unprocessable(
-                field,
-                "must not contain control characters",
-            ));
-        }
+    if q.caller_number
+        .as_deref()
+        .is_some_and(|v| v.chars().any(char::is_control))
+    {
+        return Err(ApiError::unprocessable(
+            "caller_number",
+            "must not contain control characters",
+        ));
     }
+    let limit = super::page_limit(q.limit, 50, 500)?;
     if let (Some(f), Some(t)) = (q.from_ms, q.to_ms)
         && f > t
     {
@@ -141,13 +174,15 @@ async fn list(
         queue_id: q.queue_id,
         agent_id: q.agent_id,
         caller_number: q.caller_number,
-        outcome: q.outcome,
+        outcome: q.outcome.map(|o| o.as_str().to_owned()),
         cursor: q.cursor,
-        limit: q.limit.unwrap_or(50),
+        // `page_limit` keeps it in 1..=500.
+        limit: u32::try_from(limit).unwrap_or(50),
     };
     let (rows, next) = st.rt.store.list_calls(tenant, &filter).await?;
+    let sight = NumberSight::of(&p);
     Ok(Json(CallPage {
-        calls: rows.iter().map(view).collect(),
+        calls: rows.iter().map(|c| view(c, sight)).collect(),
         next_cursor: next,
     }))
 }
@@ -206,7 +241,7 @@ enum CallDetail {
     tag = "calls",
     operation_id = "get_call",
     params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
-    responses((status = 200, description = "The call", body = CallDetail)),
+    responses((status = 200, description = "The call; numbers masked for a read-only key, and for an agent key unless its agent is on the call", body = CallDetail)),
 )]
 async fn read(
     State(st): State<AppState>,
@@ -216,19 +251,26 @@ async fn read(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let row = st.rt.store.get_call(tenant, id).await?;
+    let sight = NumberSight::of(&p);
     // A call under way has an open row: the engine's view says more while it has the call.
     if row
         .as_ref()
         .is_none_or(|r| r.outcome == crate::store::OPEN_CALL)
-        && let Some(c) = live_call(&st, tenant, id).await?
+        && let Some(mut c) = live_call(&st, tenant, id).await?
     {
+        c.caller_number = sight.show(&c.caller_number, c.agent_id.map(i64::from));
         return Ok(Json(CallDetail::Live(c)));
     }
     if let Some(row) = row {
         let traces = st.rt.store.traces_for_call(tenant, id).await?;
-        let cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
+        let mut cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
+        // Both ends of a leg are someone's number: the customer's, or the one dialled.
+        for cdr in &mut cdrs {
+            cdr.caller_number = sight.show(&cdr.caller_number, row.agent_id);
+            cdr.destination = sight.show(&cdr.destination, row.agent_id);
+        }
         return Ok(Json(CallDetail::Record(CallRecord {
-            call: view(&row),
+            call: view(&row, sight),
             live: false,
             decisions: traces.iter().map(|t| t.trace.clone()).collect(),
             cdrs,

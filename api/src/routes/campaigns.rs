@@ -9,14 +9,18 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use switchyard_engine::agent::Activity;
 use switchyard_engine::dialer::{CampaignControl, CampaignState, CampaignStats};
-use switchyard_engine::{CampaignId, Command, LegId};
+use switchyard_engine::{AgentId, CampaignId, Command, LegId};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched};
+use super::{
+    AppState, NumberSight, READERS, SUPERVISORS, audit, change, engine_error, engine_id,
+    page_limit, patched,
+};
 use crate::campaign_runtime::{self, send_campaign};
 use crate::contacts::{self, ImportOptions, RowError};
 use crate::http::auth::forbidden_for;
@@ -533,6 +537,7 @@ struct ImportReport {
     responses(
         (status = 200, description = "The import report", body = ImportReport),
         (status = 413, description = "Over 1,000,000 rows or 128 MiB: the rows before the limit were imported; `report` says what was", body = ErrorBody),
+        (status = 415, description = "A body that is not CSV (`content-type` other than text/csv, application/csv or text/plain)", body = ErrorBody),
         (status = 422, description = "No header, or no phone column, or an unknown `default_region`", body = ErrorBody),
     ),
 )]
@@ -541,10 +546,12 @@ async fn import_contacts(
     Auth(p): Auth,
     ApiPath(id): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ImportQuery>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    check_csv_type(&headers)?;
     owned(&st, tenant, id).await?;
     let c = campaign_id(id)?;
     let default_region = match q.default_region.as_deref() {
@@ -628,6 +635,34 @@ async fn import_contacts(
     Ok(Json(report).into_response())
 }
 
+/// The import reads CSV: `text/csv` (or `application/csv`, `text/plain`), or no content type
+/// at all (curl's `--data-binary` without `-H`). Any other type (a JSON document, a form) is
+/// 415 before a byte is read: parsed as CSV it would be one odd header and rows of rejects.
+fn check_csv_type(headers: &axum::http::HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(axum::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if matches!(
+        essence.as_str(),
+        "text/csv" | "application/csv" | "text/plain"
+    ) {
+        Ok(())
+    } else {
+        Err(
+            ApiError::unsupported_media_type("expected a CSV body with content-type text/csv")
+                .with_field("content-type"),
+        )
+    }
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -679,13 +714,6 @@ fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
     }
 }
 
-fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError> {
-    match limit.unwrap_or(default) {
-        0 => Err(ApiError::unprocessable("limit", "must be at least 1")),
-        n => Ok(i64::from(n.min(max))),
-    }
-}
-
 /// The campaign's contacts in import order, paged, optionally of one status.
 #[utoipa::path(
     get,
@@ -694,7 +722,7 @@ fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiErro
     operation_id = "list_contacts",
     params(CampaignPath, ContactQuery),
     responses(
-        (status = 200, description = "A page of contacts", body = ContactPage),
+        (status = 200, description = "A page of contacts. An agent key gets only the contact its agent is on a call with (or none); a read-only key gets masked numbers and no `fields`", body = ContactPage),
         (status = 422, description = "Unknown status, or a cursor not from a previous page", body = ErrorBody),
     ),
 )]
@@ -717,22 +745,48 @@ async fn list_contacts(
     }
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
-    let rows = st
-        .rt
-        .store
-        .list_contacts(tenant, id, q.status.as_deref(), after, limit)
-        .await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+    let sight = NumberSight::of(&p);
+    let (rows, next_cursor) = if let NumberSight::OwnAgent(own) = sight {
+        // An agent key sees the one contact its agent is talking to in this campaign, whole,
+        // and no other: an agent desktop needs the customer on the line, not the list.
+        let rows = match own_contact(&st, own, id).await? {
+            Some(contact) if contact > after => st
+                .rt
+                .store
+                .list_contacts(tenant, id, q.status.as_deref(), contact - 1, 1)
+                .await?
+                .into_iter()
+                .filter(|r| r.id == contact)
+                .collect(),
+            _ => Vec::new(),
+        };
+        (rows, None)
+    } else {
+        let rows = st
+            .rt
+            .store
+            .list_contacts(tenant, id, q.status.as_deref(), after, limit)
+            .await?;
+        let next_cursor = (rows.len() as i64 == limit)
+            .then(|| rows.last().map(|r| r.id.to_string()))
+            .flatten();
+        (rows, next_cursor)
+    };
+    let masked = sight == NumberSight::Masked;
     Ok(Json(ContactPage {
         contacts: rows
             .into_iter()
             .map(|r| ContactView {
                 id: r.id,
-                number: r.number,
+                number: if masked {
+                    crate::model::mask_number(&r.number)
+                } else {
+                    r.number
+                },
                 zone: r.zone,
-                fields: r.fields,
+                // The CSV's other columns are the customer's details (name, account...): a
+                // read-only key gets none of them.
+                fields: if masked { json!({}) } else { r.fields },
                 status: r.status,
                 attempts: r.attempts,
                 next_attempt_at_ms: r.next_attempt_at_ms,
@@ -743,6 +797,32 @@ async fn list_contacts(
             .collect(),
         next_cursor,
     }))
+}
+
+/// The contact of campaign `campaign` that the agent is talking to (or being connected to)
+/// now, if any.
+async fn own_contact(
+    st: &AppState,
+    agent: Option<i64>,
+    campaign: i64,
+) -> Result<Option<i64>, ApiError> {
+    let (Some(agent), Some(campaign)) = (agent.and_then(engine_id), engine_id(campaign)) else {
+        return Ok(None);
+    };
+    st.rt
+        .engine
+        .query(move |e| {
+            let call = match e.agent_info(AgentId(agent))?.activity {
+                Activity::OnCall(call, _) => call,
+                _ => return None,
+            };
+            let c = e.call_info(call)?.campaign.as_ref()?;
+            (c.campaign.0 == campaign)
+                .then(|| i64::try_from(c.contact.0).ok())
+                .flatten()
+        })
+        .await
+        .map_err(engine_error)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -998,7 +1078,7 @@ fn dnc_numbers(body: &AddNumbers) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn dnc_page(rows: Vec<DncRow>, limit: i64) -> DncPage {
+fn dnc_page(rows: Vec<DncRow>, limit: i64, sight: NumberSight) -> DncPage {
     let next_cursor = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id.to_string()))
         .flatten();
@@ -1007,7 +1087,8 @@ fn dnc_page(rows: Vec<DncRow>, limit: i64) -> DncPage {
             .into_iter()
             .map(|r| DncView {
                 id: r.id,
-                number: r.number,
+                // A DNC number is on no call: only admins and supervisors see it whole.
+                number: sight.show(&r.number, None),
                 campaign_id: r.campaign_id,
                 created_at_ms: r.created_at_ms,
             })
@@ -1077,7 +1158,7 @@ async fn list_dnc(
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, None, after, limit).await?;
-    Ok(Json(dnc_page(rows, limit)))
+    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the tenant's do-not-call list: pending contacts holding them in any
@@ -1179,7 +1260,7 @@ async fn list_campaign_dnc(
     let after = cursor(q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, Some(id), after, limit).await?;
-    Ok(Json(dnc_page(rows, limit)))
+    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the campaign's do-not-call list.
@@ -1278,7 +1359,10 @@ async fn disposition(
     // Before the lookup: an unbound agent key is refused whatever the call.
     let own = acting_agent(&p)?;
     let code = body.code.trim();
-    if code.is_empty() || code.chars().count() > 64 || code.chars().any(char::is_control) {
+    if code.is_empty()
+        || code.chars().count() > 64
+        || code.chars().any(crate::model::is_forbidden_in_text)
+    {
         return Err(ApiError::unprocessable(
             "code",
             "1-64 characters, no control characters",

@@ -1,10 +1,11 @@
 //! The resource routes of DESIGN.md §7: queues, agents, skills, calls, supervisor actions,
-//! API keys and platform-admin tenants. Every handler authenticates ([`Auth`]), checks the
+//! API keys, the audit log and platform-admin tenants. Every handler authenticates ([`Auth`]), checks the
 //! key's role, scopes everything to the key's tenant (another tenant's object is a 404, never
 //! a 403), validates the whole request before writing anything, writes configuration and its
 //! audit entry in one transaction, and then applies the change to the running engine.
 
 mod agents;
+mod audit;
 mod calls;
 mod campaigns;
 mod keys;
@@ -21,7 +22,7 @@ use switchyard_engine::driver::DriverError;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::{ApiError, HttpKit};
-use crate::model::{Principal, Role, TenantId};
+use crate::model::{Principal, Role, TenantId, mask_number};
 use crate::runtime::Runtime;
 use crate::spec::FieldError;
 use crate::store::{AuditEntry, StoreError};
@@ -57,6 +58,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(tenants::routes())
+        .merge(audit::routes())
 }
 
 /// Roles allowed to read.
@@ -219,6 +221,80 @@ pub(crate) fn merge_patch(target: &mut Value, patch: &Value) {
             }
         }
         (t, p) => *t = p.clone(),
+    }
+}
+
+/// Every skill id a queue needs or an agent has must be one of the tenant's skills: the engine
+/// would take any id and simply never match it, so a typo (or another tenant's skill) would
+/// strand every caller of a queue. `field` is the list's name (`config.skills`); the error
+/// names the entry (`config.skills[2].skill`).
+pub(crate) async fn check_skills(
+    st: &AppState,
+    tenant: TenantId,
+    field: &str,
+    ids: impl Iterator<Item = u32>,
+) -> Result<(), ApiError> {
+    let ids: Vec<u32> = ids.collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let known: Vec<i64> = st
+        .rt
+        .store
+        .list_skills(tenant)
+        .await?
+        .iter()
+        .map(|s| s.id)
+        .collect();
+    match ids
+        .iter()
+        .enumerate()
+        .find(|(_, id)| !known.contains(&i64::from(**id)))
+    {
+        Some((i, id)) => Err(ApiError::unprocessable(
+            format!("{field}[{i}].skill"),
+            format!("skill {id} is not one of yours"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// How much of a caller's or contact's number a key sees (README, "Roles and personal data"):
+/// admins and supervisors all of it; an agent key the numbers of calls its own agent is on or
+/// took, masked otherwise; a read-only key only masked numbers ([`mask_number`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NumberSight {
+    Full,
+    OwnAgent(Option<i64>),
+    Masked,
+}
+
+impl NumberSight {
+    pub(crate) fn of(p: &Principal) -> NumberSight {
+        match p.role {
+            Role::Admin | Role::Supervisor | Role::PlatformAdmin => NumberSight::Full,
+            Role::Agent => NumberSight::OwnAgent(p.agent_id),
+            Role::ReadOnly => NumberSight::Masked,
+        }
+    }
+
+    /// `number` as this key sees it, on a call that `agent` is (or was) on.
+    pub(crate) fn show(self, number: &str, agent: Option<i64>) -> String {
+        match self {
+            NumberSight::Full => number.to_owned(),
+            NumberSight::OwnAgent(Some(own)) if agent == Some(own) => number.to_owned(),
+            NumberSight::OwnAgent(_) | NumberSight::Masked => mask_number(number),
+        }
+    }
+}
+
+/// A page size from `limit`: `default` when absent, at most `max` (a larger one is cut to it,
+/// as documented on each route), and `limit=0` refused (422 naming `limit`): a page of nothing
+/// is never what a client meant, and answering one row (as a clamp to 1 did) hid the mistake.
+pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError> {
+    match limit.unwrap_or(default) {
+        0 => Err(ApiError::unprocessable("limit", "must be at least 1")),
+        n => Ok(i64::from(n.min(max))),
     }
 }
 

@@ -106,16 +106,30 @@ async fn check_spec(
                 .get("numbers")
                 .and_then(|n| serde_json::from_value(n.clone()).ok())
                 .unwrap_or_default();
-            if let Some(n) = spec.numbers.iter().find(|n| taken.contains(n)) {
-                return Err(ApiError::conflict(format!(
-                    "the number {n} already reaches another queue"
-                ))
-                .with_field("config.numbers"));
+            // One answer whoever holds the number (this tenant or another): saying "another
+            // tenant's" would tell a tenant which numbers the platform's other customers own.
+            if let Some((i, n)) = spec
+                .numbers
+                .iter()
+                .enumerate()
+                .find(|(_, n)| taken.contains(n))
+            {
+                return Err(
+                    ApiError::conflict(format!("the number {n} is already taken"))
+                        .with_field(format!("config.numbers[{i}]")),
+                );
             }
         }
     }
     check_name("name", name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
     spec.to_engine(1, name, &st.rt.store.tenant_grants(tenant).await?)?;
+    super::check_skills(
+        st,
+        tenant,
+        "config.skills",
+        spec.skills.iter().map(|s| s.skill),
+    )
+    .await?;
     for target in spec.exit_targets() {
         if st
             .rt
@@ -876,6 +890,8 @@ async fn waiting(
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
     let q = live_queue(&st, tenant, id)?;
+    // A waiting caller has no agent yet: only admins and supervisors see the whole number.
+    let sight = super::NumberSight::of(&p);
     let calls = st
         .rt
         .engine
@@ -889,7 +905,7 @@ async fn waiting(
                     Some(WaitingCall {
                         id: uuid::Uuid::from_u128(call.origin_leg.0),
                         position: i + 1,
-                        caller_number: call.caller.number.clone(),
+                        caller_number: sight.show(&call.caller.number, None),
                         priority: call.priority,
                         waited_s: now
                             .saturating_duration_since(call.wait_origin)

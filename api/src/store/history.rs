@@ -27,8 +27,8 @@ use super::rows::FromStoreRow;
 use super::rows::{audit_cols, call_cols, cdr_cols, interval_cols, trace_cols};
 use super::spool::Op;
 use super::{
-    Arg, AuditRow, CallFilter, CallRow, CdrRow, Inner, IntervalRow, IntervalScope, Store,
-    StoreError, TraceRow, Use,
+    Arg, AuditFilter, AuditRow, CallFilter, CallRow, CdrRow, Inner, IntervalRow, IntervalScope,
+    Store, StoreError, TraceRow, Use,
 };
 use crate::model::TenantId;
 
@@ -667,6 +667,48 @@ impl Store {
             MAX_INTERVALS,
         ];
         self.fetch_all(Use::Read, SQL, args).await
+    }
+
+    /// A tenant's audit entries matching `filter`, newest first (by id: the order they were
+    /// written). `limit` is clamped to `1..=`[`MAX_AUDIT`]; page on with `before_id` = the
+    /// last id of the previous page.
+    pub async fn search_audit(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        let mut b = SqlBuilder::default();
+        b.push(concat!(
+            "SELECT ",
+            audit_cols!(),
+            " FROM audit_log WHERE tenant_id = "
+        ))
+        .bind(tenant);
+        if let Some(from) = filter.from_ms {
+            b.push(" AND at >= ").bind(from);
+        }
+        if let Some(to) = filter.to_ms {
+            b.push(" AND at < ").bind(to);
+        }
+        if let Some(key) = filter.key_id {
+            b.push(" AND key_id = ").bind(key.to_string());
+        }
+        if let Some(action) = &filter.action {
+            b.push(" AND action = ").bind(action.as_str());
+        }
+        if let Some(kind) = &filter.object_kind {
+            b.push(" AND object_kind = ").bind(kind.as_str());
+        }
+        if let Some(id) = &filter.object_id {
+            b.push(" AND object_id = ").bind(id.as_str());
+        }
+        if let Some(before) = filter.before_id {
+            b.push(" AND id < ").bind(before);
+        }
+        b.push(" ORDER BY id DESC LIMIT ")
+            .bind(i64::from(filter.limit.clamp(1, MAX_AUDIT)));
+        let (sql, args) = b.finish();
+        self.fetch_all(Use::Read, sql, args).await
     }
 
     /// The newest audit entries of a tenant (None: the platform's own, those written with no

@@ -53,7 +53,7 @@ use uuid::Uuid;
 pub use error::StoreError;
 pub use keys::KeyCheck;
 pub use rows::{
-    AgentRow, ApiKey, AuditEntry, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
+    AgentRow, ApiKey, AuditEntry, AuditFilter, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
     IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
 };
 pub use spool::SpoolStatus;
@@ -273,7 +273,7 @@ pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
-pub use history::OPEN_CALL;
+pub use history::{MAX_AUDIT, OPEN_CALL};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -299,10 +299,10 @@ fn check_name(field: &'static str, name: &str) -> Result<(), StoreError> {
             format!("must be at most {MAX_NAME_CHARS} characters"),
         ));
     }
-    if name.chars().any(char::is_control) {
+    if name.chars().any(crate::model::is_forbidden_in_text) {
         return Err(StoreError::invalid(
             field,
-            "must not contain control characters",
+            "must not contain control or bidirectional formatting characters",
         ));
     }
     Ok(())

@@ -228,6 +228,20 @@ pub struct AuditRow {
     pub detail: Value,
 }
 
+/// Which audit entries `search_audit` returns: every filter optional; `from_ms` inclusive,
+/// `to_ms` exclusive (on the entry's time); `before_id` pages (entries with smaller ids).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    pub key_id: Option<Uuid>,
+    pub action: Option<String>,
+    pub object_kind: Option<String>,
+    pub object_id: Option<String>,
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
 /// Which calls `list_calls` returns. Every filter is optional; `from_ms` is inclusive, `to_ms`
 /// exclusive (on `arrived_at`). `cursor` is the `next` of the previous page. `limit` is
 /// clamped to `1..=500`.
