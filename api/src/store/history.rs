@@ -341,6 +341,9 @@ fn dedup_by<T, K: std::hash::Hash + Eq>(
     kept
 }
 
+/// Attempts of one batch against writers racing it for the same ids (see `insert_records`).
+const INSERT_RACE_TRIES: u32 = 3;
+
 impl Store {
     /// Saves calls: open rows and final records (see the module doc for a call already
     /// stored).
@@ -455,6 +458,37 @@ impl Store {
         T: FromStoreRow + Send + Sync,
         K: Into<Arg> + Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync,
     {
+        // Another writer may store one of these ids between our read and our insert (the
+        // unique index then says no, and nothing of ours was written): read again, so the
+        // identity rules judge the row it stored, as they would have had it come first.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self
+                .insert_records_once(what, select, delete, rows, &key, &versus, &write)
+                .await
+            {
+                Err(StoreError::Conflict { .. }) if tries < INSERT_RACE_TRIES => continue,
+                done => return done,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn insert_records_once<T, K>(
+        &self,
+        what: &'static str,
+        select: &'static str,
+        delete: &'static str,
+        rows: &[T],
+        key: &(impl Fn(&T) -> K + Sync),
+        versus: &(impl Fn(&T, &T) -> Versus + Sync),
+        write: &(impl Fn(&[&T]) -> Vec<(SqlStr, Vec<Arg>)> + Sync),
+    ) -> Result<(), StoreError>
+    where
+        T: FromStoreRow + Send + Sync,
+        K: Into<Arg> + Clone + std::hash::Hash + Eq + std::fmt::Display + Send + Sync,
+    {
         if rows.is_empty() {
             return Ok(());
         }
@@ -487,7 +521,7 @@ impl Store {
                     stored.entry(key(&row)).or_insert(row);
                 }
             }
-            let decided = plan(rows, &stored, &key, &versus);
+            let decided = plan(rows, &stored, key, versus);
             if !decided.collisions.is_empty() {
                 tx.rollback().await?;
                 return Err(StoreError::Duplicate {
