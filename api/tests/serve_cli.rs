@@ -17,6 +17,20 @@ impl Drop for Kill {
     }
 }
 
+/// An admin command on `db`: whether it succeeded, its stdout and its stderr.
+fn admin(db: &str, args: &[&str]) -> (bool, String, String) {
+    let out = switchyard()
+        .args(args)
+        .args(["--database-url", db])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn temp_dir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!(
         "switchyard-{tag}-{}",
@@ -279,18 +293,7 @@ async fn a_second_demo_on_its_database_loses_no_record_and_stamps_the_real_clock
 fn admin_commands_create_a_tenant_and_print_a_key_once() {
     let dir = temp_dir("admin");
     let db = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
-    let run = |args: &[&str]| {
-        let out = switchyard()
-            .args(args)
-            .args(["--database-url", &db])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| admin(&db, args);
     let (ok, _, err) = run(&["migrate"]);
     assert!(ok, "{err}");
     let (ok, out, err) = run(&["tenant", "create", "acme"]);
@@ -334,18 +337,7 @@ fn admin_commands_create_a_tenant_and_print_a_key_once() {
 async fn grants_narrowed_under_stored_rows_are_reported_by_the_cli_and_by_migrate() {
     let dir = temp_dir("grants");
     let db = format!("sqlite://{}?mode=rwc", dir.join("s.db").display());
-    let run = |args: &[&str]| {
-        let out = switchyard()
-            .args(args)
-            .args(["--database-url", &db])
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |args: &[&str]| admin(&db, args);
     assert!(run(&["migrate"]).0);
     assert!(run(&["tenant", "create", "acme"]).0);
     let lab = r#"{"agent_endpoints": ["user/{ext}"], "gateways": ["carrier"]}"#;

@@ -66,11 +66,26 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let json = serde_json::to_string(grants)
             .map_err(|e| StoreError::Internal(format!("grants: {e}")))?;
+        self.update_tenant(
+            "UPDATE tenants SET grants = $2 WHERE id = $1 RETURNING id",
+            args![id, json],
+            audit,
+        )
+        .await
+    }
+
+    /// One audited UPDATE of a tenant row (`$1` its id); false if there is no such tenant.
+    async fn update_tenant(
+        &self,
+        sql: &'static str,
+        args: Vec<crate::store::Arg>,
+        audit: &AuditEntry<'_>,
+    ) -> Result<bool, StoreError> {
         let changed: Option<TextIdRow> = self
             .change(
                 "tenant",
-                "UPDATE tenants SET grants = $2 WHERE id = $1 RETURNING id",
-                args![id, json],
+                sql,
+                args,
                 AuditWrite {
                     entry: audit,
                     tenant: audit.tenant,
@@ -101,18 +116,11 @@ impl Store {
         disabled: bool,
         audit: &AuditEntry<'_>,
     ) -> Result<bool, StoreError> {
-        let changed: Option<TextIdRow> = self
-            .change(
-                "tenant",
-                "UPDATE tenants SET disabled = $2 WHERE id = $1 RETURNING id",
-                args![id, disabled],
-                AuditWrite {
-                    entry: audit,
-                    tenant: audit.tenant,
-                },
-                |_: &TextIdRow| audit.object_id.clone(),
-            )
-            .await?;
-        Ok(changed.is_some())
+        self.update_tenant(
+            "UPDATE tenants SET disabled = $2 WHERE id = $1 RETURNING id",
+            args![id, disabled],
+            audit,
+        )
+        .await
     }
 }
