@@ -62,8 +62,8 @@ struct AuditView {
     action: String,
     object_kind: String,
     object_id: String,
-    /// What changed, as the route recorded it.
-    #[schema(value_type = Object)]
+    /// What changed, as the route recorded it (null when it recorded nothing, as a removal).
+    #[schema(value_type = Option<Object>)]
     detail: Value,
 }
 
@@ -76,7 +76,12 @@ impl From<AuditRow> for AuditView {
             action: r.action,
             object_kind: r.object_kind,
             object_id: r.object_id,
-            detail: r.detail,
+            // Routes record objects or nothing; anything else is shown as `{"value": ...}` so
+            // the answer keeps to its schema.
+            detail: match r.detail {
+                d @ (Value::Object(_) | Value::Null) => d,
+                other => serde_json::json!({ "value": other }),
+            },
         }
     }
 }
