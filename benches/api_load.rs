@@ -53,9 +53,12 @@ async fn setup() -> Setup {
         switchyard_esl::sim::SimConfig::default(),
         1,
     ));
-    let t = store.create_tenant("bench", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted(
+            "bench",
+            &switchyard_api::grants::DialGrants::lab(),
+            &audit(),
+        )
         .await
         .unwrap();
     let (_, key) = store

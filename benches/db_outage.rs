@@ -108,9 +108,12 @@ async fn run(outage: Duration) {
     let store = store
         .with_journal(&journal_dir, switchyard_api::journal::DEFAULT_BOUND_BYTES)
         .unwrap();
-    let t = store.create_tenant("bench", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted(
+            "bench",
+            &switchyard_api::grants::DialGrants::lab(),
+            &audit(),
+        )
         .await
         .unwrap();
     let (_, key) = store

@@ -17,9 +17,8 @@ use switchyard_engine::{CampaignId, QueueId};
 
 /// A tenant with an admin key, made in the store before any server runs.
 async fn tenant(store: &Store) -> (switchyard_api::model::TenantId, String) {
-    let t = store.create_tenant("acme", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
         .await
         .unwrap();
     let (_, key) = store

@@ -1066,9 +1066,8 @@ async fn import_of_a_million_rows_measured() {
 async fn attempts_update_their_contacts_and_dispositions_are_kept() {
     use switchyard_api::store::{AttemptRow, ContactInput, DispositionRow};
     store_common::each_backend(|store| async move {
-        let t = store.create_tenant("acme", &audit()).await.unwrap();
-        store
-            .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        let t = store
+            .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
             .await
             .unwrap();
         let q = store

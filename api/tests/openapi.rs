@@ -193,9 +193,9 @@ impl Server {
     /// waiting in the queue, so generated requests reach the handlers' inner paths (live calls,
     /// waiting callers, an agent on a call once it is made available) and not only their 404s.
     async fn seed(&self) -> (String, String) {
-        let t = self.store.create_tenant("acme", &audit()).await.unwrap();
-        self.store
-            .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        let t = self
+            .store
+            .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
             .await
             .unwrap();
         let admin = self.key(Some(t.id), Role::Admin).await;

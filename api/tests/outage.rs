@@ -62,9 +62,8 @@ async fn records_written_during_an_outage_are_journaled_and_replayed_in_order_on
     };
     let proxy = CutProxy::start(db.server_addr()).await;
     let (store, dir) = journaled_store(&db, &proxy).await;
-    let t = store.create_tenant("acme", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
         .await
         .unwrap();
     let q = store
@@ -467,8 +466,8 @@ async fn records_journaled_when_the_process_is_killed_are_replayed_at_the_next_s
     // Configuration, written directly: a queue on 5000 and 20 available agents.
     let seed = Store::connect(&db.url()).await.unwrap();
     seed.migrate().await.unwrap();
-    let t = seed.create_tenant("acme", &audit()).await.unwrap();
-    seed.set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = seed
+        .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
         .await
         .unwrap();
     let q = seed
@@ -618,9 +617,8 @@ async fn sqlite_locked_by_another_process_journals_writes_and_replays_them_when_
     let store = Store::connect(&url).await.unwrap();
     store.migrate().await.unwrap();
     let store = store.with_journal(&dir.join("journal"), 1 << 20).unwrap();
-    let t = store.create_tenant("acme", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
         .await
         .unwrap();
     let q = store
@@ -678,9 +676,8 @@ async fn at_the_journal_bound_new_writes_are_refused_and_counted_and_the_old_one
     store.migrate().await.unwrap();
     // Room for one small batch of calls and not two.
     let store = store.with_journal(&dir.join("journal"), 1200).unwrap();
-    let t = store.create_tenant("acme", &audit()).await.unwrap();
-    store
-        .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+    let t = store
+        .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
         .await
         .unwrap();
     let q = store

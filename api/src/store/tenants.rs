@@ -40,6 +40,19 @@ impl Store {
             .ok_or_else(|| StoreError::Internal("INSERT ... RETURNING returned no row".into()))
     }
 
+    /// A new tenant that may reach what `grants` allow (the platform admin's two steps at once).
+    pub async fn create_tenant_granted(
+        &self,
+        name: &str,
+        grants: &crate::grants::DialGrants,
+        audit: &AuditEntry<'_>,
+    ) -> Result<Tenant, StoreError> {
+        let mut t = self.create_tenant(name, audit).await?;
+        self.set_tenant_grants(t.id, grants, audit).await?;
+        t.grants = grants.clone();
+        Ok(t)
+    }
+
     /// Every tenant, by name.
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, StoreError> {
         const SQL: &str = concat!("SELECT ", tenant_cols!(), " FROM tenants ORDER BY name, id");

@@ -121,9 +121,9 @@ impl Server {
     }
 
     pub async fn tenant(&self, name: &str) -> (switchyard_api::model::TenantId, String) {
-        let t = self.store.create_tenant(name, &audit()).await.unwrap();
-        self.store
-            .set_tenant_grants(t.id, &switchyard_api::grants::DialGrants::lab(), &audit())
+        let t = self
+            .store
+            .create_tenant_granted(name, &switchyard_api::grants::DialGrants::lab(), &audit())
             .await
             .unwrap();
         let (_, key) = self
