@@ -555,6 +555,11 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
     let (second, api) = serve_ready(&db.url, &esl_addr, &outbound, &key).await;
     // Every caller is back in line (the hold loop sends them into the socket again).
     wait_in_line(&api, q, CALLERS as usize, Duration::from_secs(20)).await;
+    // The queue is paused while the agents log in one request at a time, so that all ten take
+    // their first calls together: otherwise on a loaded machine the first agent may finish a
+    // call before the tenth is available and answer the eleventh caller before the tenth.
+    api.ok(Method::POST, &format!("/v1/queues/{q}/pause"), None)
+        .await;
     for a in &agents {
         api.ok(
             Method::PUT,
@@ -563,6 +568,8 @@ async fn callers_waiting_through_a_kill_9_are_answered_by_priority_then_first_ar
         )
         .await;
     }
+    api.ok(Method::POST, &format!("/v1/queues/{q}/resume"), None)
+        .await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while switch.channel_count().await > 0 {
         assert!(Instant::now() < deadline, "not every caller was answered");
