@@ -201,7 +201,8 @@ const ERRORS: &[(&str, u16, &str)] = &[
         "Forbidden",
         403,
         "The key's role may not do this (or a platform-admin key on a tenant route, a tenant \
-         key on a platform route, or an agent key writing for an agent other than its own)",
+         key on a platform route, or an agent key writing for an agent other than its own); \
+         `code` `tenant_disabled`: a good key of a tenant the platform admin disabled",
     ),
     ("NotFound", 404, "No such object (or another tenant's)"),
     ("PayloadTooLarge", 413, "The body is larger than 1 MiB"),
@@ -837,6 +838,18 @@ mod tests {
                 "{method} {path}: {forbidden}"
             );
         }
+    }
+
+    #[test]
+    fn the_forbidden_answer_names_the_disabled_tenant_code() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let forbidden = &doc["components"]["responses"]["Forbidden"]["description"];
+        assert!(
+            forbidden.as_str().is_some_and(|d| d.contains("tenant_disabled")),
+            "{forbidden}"
+        );
+        let on_agents = &doc["paths"]["/v1/agents"]["get"]["responses"]["403"]["$ref"];
+        assert_eq!(on_agents, "#/components/responses/Forbidden");
     }
 
     #[test]

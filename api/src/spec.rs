@@ -245,7 +245,8 @@ pub struct QueueSpec {
     /// How a caller who took the callback exit is dialled back: a FreeSWITCH dial string with
     /// `{number}` once where their number goes (`sofia/gateway/carrier/{number}`). At most
     /// 256 visible characters, none of `{}[],|&^'"\` besides the placeholder (nothing that
-    /// sets variables or adds a destination or application). None: the server's default.
+    /// sets variables or adds a destination or application). None: through the first carrier
+    /// gateway granted to the tenant (`sofia/gateway/<gateway>/{number}`).
     #[schema(
         max_length = 256,
         pattern = r"^[!#-%(-+\-./0-9:-@A-Z_`a-z~]*\{number\}[!#-%(-+\-./0-9:-@A-Z_`a-z~]*$"
@@ -452,14 +453,26 @@ impl QueueSpec {
                 return Err(bad("priority_boost", "must be 0..=1000"));
             },
             paused: self.paused,
-            callback_dial: self
-                .callback_dial
-                .as_deref()
-                .map(|d| {
+            callback_dial: match self.callback_dial.as_deref() {
+                Some(d) => {
                     callback_dial("callback_dial", d)?;
-                    grants.gateway_dial("callback_dial", d)
-                })
-                .transpose()?,
+                    Some(grants.gateway_dial("callback_dial", d)?)
+                }
+                // The engine's own default names a gateway the platform chose, which this
+                // tenant may not be granted: a callback goes through the tenant's own first
+                // gateway instead, and a tenant with none cannot offer callbacks.
+                None if self.offers_callback() => match grants.gateways.first() {
+                    Some(g) => Some(format!("sofia/gateway/{g}/{{number}}")),
+                    None => {
+                        return Err(bad(
+                            "callback_dial",
+                            "a callback exit dials through a carrier gateway, and none is \
+                             granted to this tenant (ask the platform admin)",
+                        ));
+                    }
+                },
+                None => None,
+            },
             callback_attempts: match self.callback_attempts {
                 n @ 1..=MAX_CALLBACK_ATTEMPTS => n,
                 _ => {
@@ -472,6 +485,14 @@ impl QueueSpec {
             callback_retry: positive_secs("callback_retry_s", self.callback_retry_s)?,
             callback_confirm: Some(sound_file("callback_confirm", &self.callback_confirm)?),
         })
+    }
+
+    /// Whether any exit offers the caller a callback.
+    fn offers_callback(&self) -> bool {
+        [&self.on_timeout, &self.on_no_agents]
+            .into_iter()
+            .chain(self.dtmf_exits.iter().map(|d| &d.exit))
+            .any(|e| matches!(e, ExitSpec::Callback))
     }
 
     /// Queues this one sends callers to (overflow exits), to check they are the tenant's.
@@ -680,6 +701,31 @@ mod tests {
                 .field,
             "contact"
         );
+    }
+
+    #[test]
+    fn a_callback_exit_without_its_own_dial_string_dials_through_the_tenants_first_gateway() {
+        let spec = QueueSpec {
+            on_timeout: ExitSpec::Callback,
+            ..QueueSpec::default()
+        };
+        let grants = crate::grants::test_grants();
+        let cfg = spec.to_engine(1, "q", &grants).unwrap();
+        assert_eq!(
+            cfg.callback_dial.as_deref(),
+            Some("sofia/gateway/carrier/{number}")
+        );
+        let none = crate::grants::DialGrants {
+            gateways: Vec::new(),
+            ..grants.clone()
+        };
+        assert_eq!(
+            spec.to_engine(1, "q", &none).unwrap_err().field,
+            "callback_dial"
+        );
+        // A queue that offers no callback needs no gateway.
+        let plain = QueueSpec::default().to_engine(1, "q", &none).unwrap();
+        assert_eq!(plain.callback_dial, None);
     }
 
     #[test]
