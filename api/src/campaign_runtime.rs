@@ -420,14 +420,21 @@ impl CampaignRecords {
 }
 
 /// A campaign's statistics as a live-feed delta of its tenant (`campaign.stats`).
-pub fn live_message(ev: &LiveEvent, dir: &Directory) -> Option<LiveMessage> {
+pub fn live_message(
+    ev: &LiveEvent,
+    dir: &Directory,
+    ids: &crate::ids::IdCodec,
+) -> Option<LiveMessage> {
     let LiveEvent::Campaign(s) = ev else {
         return None;
     };
     let tenant = dir.campaign_tenant(s.campaign)?;
     let mut data = serde_json::to_value(s).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut data {
-        m.insert("id".into(), Value::from(s.campaign.0));
+        // The engine's own number is never shown (`crate::ids`).
+        let shown = Value::from(ids.campaign(i64::from(s.campaign.0)));
+        m.insert("id".into(), shown.clone());
+        m.insert("campaign".into(), shown);
     }
     Some(LiveMessage {
         tenant,

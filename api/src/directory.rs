@@ -20,6 +20,9 @@ struct Inner {
     queues: HashMap<QueueId, TenantId>,
     agents: HashMap<AgentId, TenantId>,
     campaigns: HashMap<CampaignId, TenantId>,
+    /// Agents kept logged out because their contact left their tenant's grants while they
+    /// were on a call (`routes::tenants`): they may not log in until the contact is fixed.
+    withheld: std::collections::HashSet<AgentId>,
 }
 
 impl Directory {
@@ -52,7 +55,23 @@ impl Directory {
     pub fn remove_agent(&self, a: AgentId) {
         if let Ok(mut g) = self.inner.write() {
             g.agents.remove(&a);
+            g.withheld.remove(&a);
         }
+    }
+
+    /// Keeps `a` logged out (true) or lets it log in again (false).
+    pub fn withhold_agent(&self, a: AgentId, withheld: bool) {
+        if let Ok(mut g) = self.inner.write() {
+            if withheld {
+                g.withheld.insert(a);
+            } else {
+                g.withheld.remove(&a);
+            }
+        }
+    }
+
+    pub fn agent_withheld(&self, a: AgentId) -> bool {
+        self.inner.read().is_ok_and(|g| g.withheld.contains(&a))
     }
 
     pub fn campaign_tenant(&self, c: CampaignId) -> Option<TenantId> {

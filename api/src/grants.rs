@@ -438,16 +438,24 @@ pub struct Outside {
 /// left to the boot's own report).
 pub async fn outside(
     store: &crate::store::Store,
+    ids: &crate::ids::IdCodec,
     tenant: crate::model::TenantId,
     grants: &DialGrants,
 ) -> Result<Vec<Outside>, crate::store::StoreError> {
+    use crate::ids::IdKind;
     use crate::spec::{AgentSpec, QueueSpec};
     use crate::spec_campaign::CampaignSpec;
     let mut out = Vec::new();
+    // Ids as the API shows them, so an operator finds the row the tenant's portal lists.
     let mut note = |kind, id, name: &str, e: FieldError| {
+        let shown = match kind {
+            "agent" => ids.agent(id),
+            "queue" => ids.queue(id),
+            _ => ids.encode(IdKind::Campaign, id),
+        };
         out.push(Outside {
             kind,
-            id,
+            id: shown,
             name: name.to_owned(),
             field: e.field,
             message: e.message,

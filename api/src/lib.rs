@@ -7,6 +7,7 @@ pub mod contacts;
 pub mod directory;
 pub mod grants;
 pub mod http;
+pub mod ids;
 pub mod journal;
 pub mod live_state;
 pub mod model;

@@ -11,10 +11,13 @@ use switchyard_engine::{AgentId, CallId, CallOutcome, LiveEvent, QueueId};
 use uuid::Uuid;
 
 use crate::http::LiveMessage;
+use crate::ids::IdCodec;
 use crate::model::TenantId;
 
-#[derive(Debug, Default)]
+/// Ids in what this keeps and sends are the API's (`crate::ids`), never the engine's.
+#[derive(Debug)]
 pub struct LiveState {
+    ids: IdCodec,
     inner: Mutex<HashMap<TenantId, TenantState>>,
     /// Engine call id -> (tenant, call uuid), for events that name calls by engine id only.
     calls: Mutex<HashMap<CallId, (TenantId, Uuid)>>,
@@ -32,6 +35,23 @@ struct TenantState {
 const MAX_CALLS: usize = 200_000;
 
 impl LiveState {
+    pub fn new(ids: IdCodec) -> LiveState {
+        LiveState {
+            ids,
+            inner: Mutex::default(),
+            calls: Mutex::default(),
+        }
+    }
+
+    /// The id the API shows for an engine agent (32 bits: see `crate::ids`).
+    fn agent(&self, a: AgentId) -> u32 {
+        self.ids.agent(i64::from(a.0)) as u32
+    }
+
+    fn queue(&self, q: QueueId) -> u32 {
+        self.ids.queue(i64::from(q.0)) as u32
+    }
+
     /// Seeds an agent's state (at start, from the engine).
     pub fn seed_agent(
         &self,
@@ -41,10 +61,11 @@ impl LiveState {
         reason: Option<String>,
     ) {
         if let Ok(mut g) = self.inner.lock() {
-            g.entry(tenant).or_default().agents.insert(
-                agent.0,
-                json!({ "id": agent.0, "state": state, "reason": reason }),
-            );
+            let a = self.agent(agent);
+            g.entry(tenant)
+                .or_default()
+                .agents
+                .insert(a, json!({ "id": a, "state": state, "reason": reason }));
         }
     }
 
@@ -58,20 +79,24 @@ impl LiveState {
         state: Value,
         reason: Option<String>,
     ) {
+        let a = self.agent(agent);
         if let Ok(mut g) = self.inner.lock() {
             let entry = g
                 .entry(tenant)
                 .or_default()
                 .agents
-                .entry(agent.0)
-                .or_insert_with(|| json!({ "id": agent.0 }));
+                .entry(a)
+                .or_insert_with(|| json!({ "id": a }));
             merge(entry, &json!({ "state": state, "reason": reason }));
         }
     }
 
     pub fn forget_agent(&self, tenant: TenantId, agent: AgentId) {
         if let Ok(mut g) = self.inner.lock() {
-            g.entry(tenant).or_default().agents.remove(&agent.0);
+            g.entry(tenant)
+                .or_default()
+                .agents
+                .remove(&self.agent(agent));
         }
     }
 
@@ -111,7 +136,7 @@ impl LiveState {
                 if calls.len() < MAX_CALLS * 4 {
                     calls.insert(*call, (tenant, id));
                 }
-                let v = json!({ "id": id, "queue_id": queue.0, "state": "waiting", "position": position });
+                let v = json!({ "id": id, "queue_id": self.queue(*queue), "state": "waiting", "position": position });
                 (tenant, "call.queued", v)
             }
             LiveEvent::CallMoved { call, to, .. } => {
@@ -119,7 +144,7 @@ impl LiveState {
                 (
                     tenant,
                     "call.queued",
-                    json!({ "id": id, "queue_id": to.0, "state": "waiting" }),
+                    json!({ "id": id, "queue_id": self.queue(*to), "state": "waiting" }),
                 )
             }
             LiveEvent::CallOffered { call, agent, .. } => {
@@ -127,7 +152,7 @@ impl LiveState {
                 (
                     tenant,
                     "call.offered",
-                    json!({ "id": id, "state": "ringing", "agent_id": agent.0 }),
+                    json!({ "id": id, "state": "ringing", "agent_id": self.agent(*agent) }),
                 )
             }
             LiveEvent::CallAnswered {
@@ -140,7 +165,7 @@ impl LiveState {
                 (
                     tenant,
                     "call.answered",
-                    json!({ "id": id, "queue_id": queue.0, "state": "talking", "agent_id": agent.0, "wait_s": wait_s }),
+                    json!({ "id": id, "queue_id": self.queue(*queue), "state": "talking", "agent_id": self.agent(*agent), "wait_s": wait_s }),
                 )
             }
             LiveEvent::CallEnded { call, outcome } => {
@@ -165,12 +190,16 @@ impl LiveState {
                 (
                     tenant,
                     "agent.state_changed",
-                    json!({ "id": agent.0, "state": state, "reason": reason }),
+                    json!({ "id": self.agent(*agent), "state": state, "reason": reason }),
                 )
             }
             LiveEvent::AgentLine { agent, line } => {
                 let tenant = agent_tenant(*agent)?;
-                (tenant, "agent.line", json!({ "id": agent.0, "line": line }))
+                (
+                    tenant,
+                    "agent.line",
+                    json!({ "id": self.agent(*agent), "line": line }),
+                )
             }
             // Filed by the runtime (`campaign_runtime::live_message`): campaigns are not
             // part of the snapshot, each delta is the campaign's whole figures.
@@ -182,7 +211,7 @@ impl LiveState {
                 (
                     tenant,
                     "queue.paused",
-                    json!({ "id": queue.0, "paused": paused }),
+                    json!({ "id": self.queue(*queue), "paused": paused }),
                 )
             }
         };
@@ -231,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_call_goes_from_waiting_to_talking_to_gone_in_the_snapshot() {
-        let s = LiveState::default();
+        let s = LiveState::new(IdCodec::new(b"test"));
         let t = TenantId(Uuid::new_v4());
         let qt = |_q: QueueId| Some(t);
         let at = |_a: AgentId| Some(t);
@@ -261,7 +290,10 @@ mod tests {
             )
             .unwrap();
         assert_eq!(m.kind, "call.answered");
-        assert_eq!(s.snapshot(t)["calls"][0]["agent_id"], 3);
+        assert_eq!(
+            s.snapshot(t)["calls"][0]["agent_id"],
+            IdCodec::new(b"test").agent(3)
+        );
         let m = s
             .apply(
                 &LiveEvent::CallEnded {
@@ -280,7 +312,7 @@ mod tests {
     fn an_agents_line_and_state_are_kept_side_by_side_in_the_snapshot() {
         use switchyard_engine::LineState;
         use switchyard_engine::agent::AgentStateKind;
-        let s = LiveState::default();
+        let s = LiveState::new(IdCodec::new(b"test"));
         let t = TenantId(Uuid::new_v4());
         let qt = |_q: QueueId| Some(t);
         let at = |_a: AgentId| Some(t);
@@ -297,7 +329,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             (m.kind, &m.data),
-            ("agent.line", &json!({"id": 4, "line": "up"}))
+            (
+                "agent.line",
+                &json!({"id": IdCodec::new(b"test").agent(4), "line": "up"})
+            )
         );
         s.apply(
             &LiveEvent::AgentState {
@@ -319,7 +354,7 @@ mod tests {
 
     #[test]
     fn events_of_unknown_objects_are_not_published() {
-        let s = LiveState::default();
+        let s = LiveState::new(IdCodec::new(b"test"));
         let none = |_q: QueueId| None;
         let none_a = |_a: AgentId| None;
         assert!(

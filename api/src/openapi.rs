@@ -845,7 +845,9 @@ mod tests {
         let doc = serde_json::to_value(document()).unwrap();
         let forbidden = &doc["components"]["responses"]["Forbidden"]["description"];
         assert!(
-            forbidden.as_str().is_some_and(|d| d.contains("tenant_disabled")),
+            forbidden
+                .as_str()
+                .is_some_and(|d| d.contains("tenant_disabled")),
             "{forbidden}"
         );
         let on_agents = &doc["paths"]["/v1/agents"]["get"]["responses"]["403"]["$ref"];

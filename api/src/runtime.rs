@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use crate::directory::Directory;
 use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
+use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::spec::QueueSpec;
@@ -114,6 +115,8 @@ pub struct Runtime {
     /// The live feed (`/v1/live`) and the per-tenant state its snapshots come from.
     pub hub: LiveHub,
     pub live: Arc<LiveState>,
+    /// Shows store ids to the API and reads them back (`crate::ids`).
+    pub ids: IdCodec,
     /// Held by every configuration change through the API from validation to the engine's
     /// answer (see `routes::change`): one at a time, so an undo restores what it replaced.
     pub config_writes: tokio::sync::Mutex<()>,
@@ -165,6 +168,7 @@ impl Runtime {
         seed: u64,
     ) -> Result<Runtime, RuntimeError> {
         let directory = Arc::new(Directory::default());
+        let ids = IdCodec::new(&store.id_secret().await?);
         let now = tokio::time::Instant::now().into_std();
         let mut engine_cfg = engine_cfg;
         if engine_cfg.origin_unix_ms == 0 {
@@ -198,7 +202,7 @@ impl Runtime {
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
-        let live = Arc::new(LiveState::default());
+        let live = Arc::new(LiveState::new(ids.clone()));
         let hub = LiveHub::new(LiveConfig::default());
         // Subscribed before boot: the live state follows boot's events too.
         let forwarder = tokio::spawn(forward(
@@ -206,6 +210,7 @@ impl Runtime {
             directory.clone(),
             live.clone(),
             hub.clone(),
+            ids.clone(),
         ));
         let booted = crate::boot::load(&store, &handle, &directory, &live).await;
         // Admitting callers also starts the driver's takeover of the switch (conversations in
@@ -228,6 +233,7 @@ impl Runtime {
             engine: handle,
             hub,
             live,
+            ids,
             config_writes: tokio::sync::Mutex::new(()),
             records_duplicate,
             driver: Some(driver),
@@ -436,6 +442,7 @@ async fn forward(
     dir: Arc<Directory>,
     live: Arc<LiveState>,
     hub: LiveHub,
+    ids: IdCodec,
 ) {
     loop {
         let ev = match rx.recv().await {
@@ -448,7 +455,7 @@ async fn forward(
         };
         if let Some(msg) = live
             .apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a))
-            .or_else(|| crate::campaign_runtime::live_message(&ev, &dir))
+            .or_else(|| crate::campaign_runtime::live_message(&ev, &dir, &ids))
         {
             hub.publish(msg);
         }

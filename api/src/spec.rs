@@ -14,6 +14,7 @@ use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillI
 use utoipa::ToSchema;
 
 use crate::grants::DialGrants;
+use crate::ids::IdKind;
 
 /// A validation failure naming the field (JSON path) at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -487,6 +488,38 @@ impl QueueSpec {
         })
     }
 
+    /// This queue with what `grants` do not allow taken out, for a queue that must keep
+    /// running (callers in it) after its tenant's grants were narrowed: an exit to a
+    /// destination not granted hangs up instead, a callback dial string through a gateway not
+    /// granted is dropped (the tenant's first gateway is used), and with no gateway granted at
+    /// all a callback exit hangs up too. The stored row is left as the tenant wrote it.
+    pub fn within(&self, grants: &DialGrants) -> QueueSpec {
+        let mut s = self.clone();
+        if s.callback_dial
+            .as_deref()
+            .is_some_and(|d| grants.gateway_dial("callback_dial", d).is_err())
+        {
+            s.callback_dial = None;
+        }
+        let no_callbacks = s.callback_dial.is_none() && grants.gateways.is_empty();
+        for exit in [&mut s.on_timeout, &mut s.on_no_agents]
+            .into_iter()
+            .chain(s.dtmf_exits.iter_mut().map(|d| &mut d.exit))
+        {
+            let withdrawn = match exit {
+                ExitSpec::Voicemail { destination } | ExitSpec::Transfer { destination } => {
+                    grants.destination("exit", destination).is_err()
+                }
+                ExitSpec::Callback => no_callbacks,
+                ExitSpec::Hangup | ExitSpec::Queue { .. } => false,
+            };
+            if withdrawn {
+                *exit = ExitSpec::Hangup;
+            }
+        }
+        s
+    }
+
     /// Whether any exit offers the caller a callback.
     fn offers_callback(&self) -> bool {
         [&self.on_timeout, &self.on_no_agents]
@@ -502,6 +535,36 @@ impl QueueSpec {
             .chain(self.dtmf_exits.iter().map(|d| &d.exit))
             .filter_map(ExitSpec::target_queue)
             .collect()
+    }
+}
+
+/// The ids a config holds (skills, queues), rewritten one by one: from the store's to the
+/// API's as a config is shown, and back as one is received (`crate::ids`, `routes::stored_ref`).
+pub trait ConfigIds {
+    fn map_ids(&mut self, f: &dyn Fn(IdKind, u32) -> u32);
+}
+
+impl ConfigIds for QueueSpec {
+    fn map_ids(&mut self, f: &dyn Fn(IdKind, u32) -> u32) {
+        for need in &mut self.skills {
+            need.skill = f(IdKind::Skill, need.skill);
+        }
+        for exit in [&mut self.on_timeout, &mut self.on_no_agents]
+            .into_iter()
+            .chain(self.dtmf_exits.iter_mut().map(|d| &mut d.exit))
+        {
+            if let ExitSpec::Queue { queue } = exit {
+                *queue = f(IdKind::Queue, *queue);
+            }
+        }
+    }
+}
+
+impl ConfigIds for AgentSpec {
+    fn map_ids(&mut self, f: &dyn Fn(IdKind, u32) -> u32) {
+        for s in &mut self.skills {
+            s.skill = f(IdKind::Skill, s.skill);
+        }
     }
 }
 

@@ -490,6 +490,18 @@ impl CampaignSpec {
     }
 }
 
+impl crate::spec::ConfigIds for CampaignSpec {
+    /// The campaign's queue; 0 (none given) stays 0 both ways, so a missing queue is refused
+    /// as missing rather than read as some number's decoding.
+    fn map_ids(&mut self, f: &dyn Fn(crate::ids::IdKind, u32) -> u32) {
+        if let Ok(q) = u32::try_from(self.queue)
+            && q != 0
+        {
+            self.queue = i64::from(f(crate::ids::IdKind::Queue, q));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -66,7 +66,7 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
                 "POST",
                 "/v1/campaigns",
                 k,
-                Some(json!({"name": "spring", "config": {"queue": good, "caller_id": "+12015550100"}})),
+                Some(json!({"name": "spring", "config": {"queue": s.rt.ids.queue(good), "caller_id": "+12015550100"}})),
             )
             .await;
         assert_eq!(st, 201, "{c}");
@@ -79,7 +79,7 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
                 "PATCH",
                 &format!("/v1/campaigns/{cid}"),
                 k,
-                Some(json!({"name": "summer", "config": {"queue": bad}})),
+                Some(json!({"name": "summer", "config": {"queue": s.rt.ids.queue(bad)}})),
             )
             .await;
         assert_eq!((st, error_code(&e)), (422, "invalid_field"), "{e}");
@@ -89,10 +89,15 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
             .await;
         assert_eq!(st, 200);
         assert_eq!(after, c, "the stored row is the one before the update");
-        assert_eq!(campaigns_of(&s, good).await, vec![CampaignId(cid as u32)]);
+        let stored = s
+            .rt
+            .ids
+            .decode(switchyard_api::ids::IdKind::Campaign, cid)
+            .unwrap();
+        assert_eq!(campaigns_of(&s, good).await, vec![CampaignId(stored as u32)]);
         assert!(campaigns_of(&s, bad).await.is_empty());
         // Both the update and its undoing are in the audit log.
-        let actions = audit_actions(&store, "campaign", cid).await;
+        let actions = audit_actions(&store, "campaign", stored).await;
         assert_eq!(
             actions,
             ["campaign.create", "campaign.update", "campaign.update"],
@@ -100,18 +105,19 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
         );
 
         // A membership of the queue the engine does not run is refused and not kept.
+        let bad_shown = s.rt.ids.queue(bad);
         let aid = s.agent(&key, "Ana", "user/1000").await;
         let (st, e) = s
             .call(
                 "POST",
-                &format!("/v1/queues/{bad}/members"),
+                &format!("/v1/queues/{bad_shown}/members"),
                 k,
                 Some(json!({"agent_id": aid})),
             )
             .await;
         assert_eq!((st, e["error"]["field"].as_str()), (422, Some("id")), "{e}");
         let (_, m) = s
-            .call("GET", &format!("/v1/queues/{bad}/members"), k, None)
+            .call("GET", &format!("/v1/queues/{bad_shown}/members"), k, None)
             .await;
         assert_eq!(m["members"], json!([]), "{m}");
 
@@ -119,7 +125,7 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
         let (st, q) = s
             .call(
                 "PATCH",
-                &format!("/v1/queues/{bad}"),
+                &format!("/v1/queues/{bad_shown}"),
                 k,
                 Some(json!({"config": {"sl_threshold_s": 20}})),
             )
@@ -131,11 +137,11 @@ async fn an_update_the_engine_refuses_leaves_the_row_and_the_engine_as_they_were
                 "PATCH",
                 &format!("/v1/campaigns/{cid}"),
                 k,
-                Some(json!({"config": {"queue": bad}})),
+                Some(json!({"config": {"queue": bad_shown}})),
             )
             .await;
-        assert_eq!((st, &c2["config"]["queue"]), (200, &json!(bad)), "{c2}");
-        assert_eq!(campaigns_of(&s, bad).await, vec![CampaignId(cid as u32)]);
+        assert_eq!((st, &c2["config"]["queue"]), (200, &json!(bad_shown)), "{c2}");
+        assert_eq!(campaigns_of(&s, bad).await, vec![CampaignId(stored as u32)]);
         s.stop().await;
     })
     .await;
@@ -230,7 +236,7 @@ async fn a_persistent_line_agent_available_before_a_restart_gets_its_line_after_
         // The engine's own line, up: the channel is the leg it originated and follows (not a
         // command sent past it), so the agent can take calls.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let agent = switchyard_engine::AgentId(aid as u32);
+        let agent = switchyard_engine::AgentId(s.stored_agent(aid) as u32);
         loop {
             let up =
                 s.rt.engine

@@ -304,8 +304,10 @@ async fn the_audit_log_is_admin_only_filtered_paged_and_bounded() {
             entries.iter().all(|e| e["detail"]["name"] != "theirs"),
             "another tenant's entries stay out: {all}"
         );
-        let ids: Vec<i64> = entries.iter().filter_map(|e| e["id"].as_i64()).collect();
-        assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
+        // Ids are opaque (`switchyard_api::ids`): the order shows in the times.
+        let at: Vec<i64> = entries.iter().filter_map(|e| e["at_ms"].as_i64()).collect();
+        assert_eq!(at.len(), entries.len(), "{all}");
+        assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
         // One object's history.
         let (_, queue) = s
             .call(
@@ -454,6 +456,140 @@ async fn contacts_are_whole_for_supervisors_masked_without_fields_for_read_only_
         assert_eq!(dnc["numbers"][0]["number"], "+*********99", "{dnc}");
         let (_, dnc) = s.call("GET", "/v1/dnc", Some(&admin), None).await;
         assert_eq!(dnc["numbers"][0]["number"], "+12015550199", "{dnc}");
+        s.stop().await;
+    })
+    .await;
+}
+
+/// Issue 17 item 4: the ids the API shows are a keyed permutation of the store's
+/// (`switchyard_api::ids`): they do not count, do not follow creation order, do not reach
+/// another tenant's objects, and stay the same across a restart; configs and the audit log
+/// take and show the same ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_say_nothing_of_other_tenants_and_stay_the_same_across_a_restart() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (_, a) = s.tenant("acme").await;
+        let (_, b) = s.tenant("globex").await;
+        let first = s.agent(&a, "first", "user/1000").await;
+        let mut theirs = Vec::new();
+        for i in 0..30 {
+            let contact = format!("user/{}", 2000 + i);
+            theirs.push(s.agent(&b, &format!("b{i}"), &contact).await);
+        }
+        let second = s.agent(&a, "second", "user/1001").await;
+
+        // The store counts one by one across tenants...
+        let stored: Vec<i64> = theirs.iter().map(|&t| s.stored_agent(t)).collect();
+        assert!(stored.windows(2).all(|w| w[1] == w[0] + 1), "{stored:?}");
+        assert_eq!(s.stored_agent(second) - s.stored_agent(first), 31);
+        // ...and what the API shows does neither: no shown id is the stored one, the other
+        // tenant's thirty are not in creation order (1 chance in 30! if they were random), and
+        // this tenant's two say nothing of the thirty between them.
+        assert!(theirs.iter().zip(&stored).all(|(t, st)| t != st));
+        assert!(!theirs.windows(2).all(|w| w[0] < w[1]), "{theirs:?}");
+        assert!(!theirs.windows(2).all(|w| w[0] > w[1]), "{theirs:?}");
+        assert_ne!((second - first).abs(), 31);
+        // Another tenant's id is not found, like a number never shown.
+        for path in [
+            format!("/v1/agents/{}", theirs[0]),
+            format!("/v1/agents/{}", first + 1),
+        ] {
+            let (st, e) = s.call("GET", &path, Some(&a), None).await;
+            assert_eq!(st, 404, "{path}: {e}");
+        }
+
+        // A queue needing a skill and overflowing to another queue: its config is written and
+        // read with the ids the API shows.
+        let (st, skill) = s
+            .call("POST", "/v1/skills", Some(&a), Some(json!({"name": "es"})))
+            .await;
+        assert_eq!(st, 201, "{skill}");
+        let sid = skill["id"].as_i64().unwrap();
+        let (st, spill) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&a),
+                Some(json!({"name": "spill"})),
+            )
+            .await;
+        assert_eq!(st, 201, "{spill}");
+        let spill = spill["id"].as_i64().unwrap();
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&a),
+                Some(json!({"name": "main", "config": {
+                    "skills": [{"skill": sid, "min": 1}],
+                    "on_timeout": {"to": "queue", "queue": spill},
+                }})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        assert_eq!(q["config"]["skills"][0]["skill"], json!(sid), "{q}");
+        assert_eq!(q["config"]["on_timeout"]["queue"], json!(spill), "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        let (st, patched) = s
+            .call(
+                "PATCH",
+                &format!("/v1/queues/{qid}"),
+                Some(&a),
+                Some(json!({"config": {"max_wait_s": 90}})),
+            )
+            .await;
+        assert_eq!(st, 200, "{patched}");
+        assert_eq!(patched["config"]["skills"], q["config"]["skills"]);
+        assert_eq!(patched["config"]["on_timeout"], q["config"]["on_timeout"]);
+        // The other tenant's skill, by its shown id, is refused naming the field.
+        let (_, their_skill) = s
+            .call("POST", "/v1/skills", Some(&b), Some(json!({"name": "fr"})))
+            .await;
+        let (st, e) = s
+            .call(
+                "PATCH",
+                &format!("/v1/queues/{qid}"),
+                Some(&a),
+                Some(json!({"config": {"skills": [{"skill": their_skill["id"], "min": 1}]}})),
+            )
+            .await;
+        assert_refused(st, &e, 422, "config.skills[0].skill");
+
+        // The audit log names objects by the same ids, and filters by them.
+        let (st, log) = s
+            .call(
+                "GET",
+                &format!("/v1/audit?object_kind=agent&object_id={second}"),
+                Some(&a),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{log}");
+        let entries = log["entries"].as_array().unwrap();
+        assert!(!entries.is_empty(), "{log}");
+        assert!(
+            entries
+                .iter()
+                .all(|e| e["object_id"] == json!(second.to_string())),
+            "{log}"
+        );
+        s.stop().await;
+
+        // A restart shows the same ids.
+        let s = Server::start(store.clone()).await;
+        let (st, list) = s.call("GET", "/v1/agents", Some(&a), None).await;
+        assert_eq!(st, 200, "{list}");
+        let mut ids: Vec<i64> = list["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|a| a["id"].as_i64())
+            .collect();
+        ids.sort_unstable();
+        let mut want = vec![first, second];
+        want.sort_unstable();
+        assert_eq!(ids, want);
         s.stop().await;
     })
     .await;

@@ -248,3 +248,146 @@ async fn a_tenant_with_no_grants_reaches_nothing() {
     })
     .await;
 }
+
+/// The agent's state as `GET /v1/agents/{id}/state` reads it (status, state).
+async fn agent_state(s: &Server, key: &str, agent: i64) -> (u16, Value) {
+    let (st, v) = s
+        .call("GET", &format!("/v1/agents/{agent}/state"), Some(key), None)
+        .await;
+    (st, v["state"].clone())
+}
+
+/// Narrowed grants take effect in the running engine at once, not at the next start: an idle
+/// agent, an idle queue and a campaign are unloaded; an agent on a call keeps it but is
+/// logged out and may not log in again; a queue with callers keeps them, its withdrawn exits
+/// hanging up instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn narrowed_grants_take_effect_in_the_running_engine_at_once() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let platform = s.key(None, Role::PlatformAdmin).await;
+        let (acme, key) = s.tenant("acme").await;
+        let k = Some(key.as_str());
+        let grants_path = format!("/v1/platform-admin/tenants/{}/grants", acme.0);
+        let (st, g) = s
+            .call("PUT", &grants_path, Some(&platform), Some(acme_grants()))
+            .await;
+        assert_eq!(st, 200, "{g}");
+
+        let ida = s.agent(&key, "Ida", "user/1001@acme.example.com").await;
+        let bea = s.agent(&key, "Bea", "user/1002@acme.example.com").await;
+        let (st, busy) = s
+            .call("POST", "/v1/queues", k, Some(json!({"name": "busy", "config": {
+                "numbers": ["5000"],
+                "on_timeout": {"to": "voicemail", "destination": "acme-vm-sales"},
+                "max_wait_s": 600.0,
+            }})))
+            .await;
+        assert_eq!(st, 201, "{busy}");
+        let busy = busy["id"].as_i64().unwrap();
+        let (st, idle) = s
+            .call("POST", "/v1/queues", k, Some(json!({"name": "idle", "config": {
+                "on_no_agents": {"to": "transfer", "destination": "acme-vm-idle"},
+            }})))
+            .await;
+        assert_eq!(st, 201, "{idle}");
+        let idle = idle["id"].as_i64().unwrap();
+        let (st, c) = s
+            .call("POST", "/v1/campaigns", k, Some(json!({"name": "out", "config": {
+                "queue": idle, "dial": "sofia/gateway/acme-carrier/{number}",
+                "caller_id": "+15551230000",
+            }})))
+            .await;
+        assert_eq!(st, 201, "{c}");
+        let campaign = c["id"].as_i64().unwrap();
+        for (path, body) in [
+            (format!("/v1/queues/{busy}/members"), json!({"agent_id": bea})),
+            (format!("/v1/agents/{bea}/state"), json!({"state": "available"})),
+        ] {
+            let method = if path.ends_with("state") { "PUT" } else { "POST" };
+            let (st, e) = s.call(method, &path, k, Some(body)).await;
+            assert!((200..300).contains(&st), "{path}: {e}");
+        }
+        // Bea takes a long call, and a second caller waits behind it.
+        let switch = s.switch.as_ref().unwrap();
+        for n in ["5550001", "5550002"] {
+            switch
+                .place_inbound_call(switchyard_esl::sim::InboundCall {
+                    caller_number: n.into(),
+                    destination: "5000".into(),
+                    talk_time: Some(Duration::from_secs(120)),
+                    ..switchyard_esl::sim::InboundCall::default()
+                })
+                .await
+                .expect("the fake switch places the call");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while agent_state(&s, &key, bea).await.1 != "on-call" {
+            assert!(tokio::time::Instant::now() < deadline, "Bea never took the call");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        // Every phone, destination and caller id withdrawn.
+        let narrow = json!({"agent_endpoints": ["user/{ext}@other.example.com"], "gateways": ["acme-carrier"]});
+        let (st, g) = s.call("PUT", &grants_path, Some(&platform), Some(narrow)).await;
+        assert_eq!(st, 200, "{g}");
+        let applied: BTreeSet<String> = g["applied"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| format!("{} {} {}", a["kind"].as_str().unwrap(), a["id"], a["action"].as_str().unwrap()))
+            .collect();
+        let want: BTreeSet<String> = [
+            format!("agent {ida} unloaded"),
+            format!("agent {bea} logged-out"),
+            format!("queue {busy} restricted"),
+            format!("queue {idle} unloaded"),
+            format!("campaign {campaign} unloaded"),
+        ]
+        .into();
+        assert_eq!(applied, want, "{g}");
+
+        // Ida is gone from the engine; Bea keeps her call, logged out, and may not log in.
+        assert_eq!(agent_state(&s, &key, ida).await.0, 404);
+        assert_eq!(agent_state(&s, &key, bea).await, (200, json!("on-call")));
+        let (st, e) = s
+            .call("PUT", &format!("/v1/agents/{bea}/state"), k, Some(json!({"state": "available"})))
+            .await;
+        assert_eq!((st, field(&e)), (409, "config.contact"), "{e}");
+        // The busy queue keeps its callers; its voicemail exit now hangs up. The idle queue and
+        // the campaign run no more.
+        let stored_busy = s.rt.ids.decode(switchyard_api::ids::IdKind::Queue, busy).unwrap();
+        let stored_idle = s.rt.ids.decode(switchyard_api::ids::IdKind::Queue, idle).unwrap();
+        let (exit, idle_runs, campaigns) = s
+            .rt
+            .engine
+            .query(move |e| {
+                let q = switchyard_engine::QueueId(stored_busy as u32);
+                (
+                    e.queue_config(q).map(|c| c.on_timeout.clone()),
+                    e.queue_ids().any(|q| i64::from(q.0) == stored_idle),
+                    e.campaign_ids().count(),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(exit, Some(switchyard_engine::Exit::Hangup));
+        assert!(!idle_runs);
+        assert_eq!(campaigns, 0);
+        let (st, waiting) = s.call("GET", &format!("/v1/queues/{busy}/calls"), k, None).await;
+        assert_eq!(st, 200, "{waiting}");
+        assert_eq!(waiting["calls"].as_array().map(Vec::len), Some(1), "{waiting}");
+
+        // A contact within the new grants lets Bea log in again.
+        let (st, e) = s
+            .call("PATCH", &format!("/v1/agents/{bea}"), k, Some(json!({"config": {"contact": "user/1002@other.example.com"}})))
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let (st, e) = s
+            .call("PUT", &format!("/v1/agents/{bea}/state"), k, Some(json!({"state": "available"})))
+            .await;
+        assert_eq!(st, 200, "{e}");
+        s.stop().await;
+    })
+    .await;
+}

@@ -200,21 +200,27 @@ impl Server {
             .unwrap();
         let admin = self.key(Some(t.id), Role::Admin).await;
         let platform = self.key(None, Role::PlatformAdmin).await;
+        // The store numbers each of these 1; the API shows them through `switchyard_api::ids`.
+        let ids = &self.rt.ids;
+        let (skill, queue, agent) = (ids.skill(1), ids.queue(1), ids.agent(1));
         for (path, body) in [
-            ("/v1/skills", json!({"name": "spanish"})),
+            ("/v1/skills".to_owned(), json!({"name": "spanish"})),
             (
-                "/v1/queues",
+                "/v1/queues".to_owned(),
                 json!({"name": "sales", "config": {"numbers": ["5000"]}}),
             ),
             (
-                "/v1/agents",
-                json!({"name": "Ana", "config": {"contact": "user/1000", "skills": [{"skill": 1, "level": 5}]}}),
+                "/v1/agents".to_owned(),
+                json!({"name": "Ana", "config": {"contact": "user/1000", "skills": [{"skill": skill, "level": 5}]}}),
             ),
-            ("/v1/queues/1/members", json!({"agent_id": 1})),
+            (
+                format!("/v1/queues/{queue}/members"),
+                json!({"agent_id": agent}),
+            ),
         ] {
             let resp = self
                 .http
-                .post(self.url(path))
+                .post(self.url(&path))
                 .bearer_auth(&admin)
                 .json(&body)
                 .send()
@@ -240,7 +246,7 @@ impl Server {
         loop {
             let waiting: Value = self
                 .http
-                .get(self.url("/v1/queues/1/calls"))
+                .get(self.url(&format!("/v1/queues/{queue}/calls")))
                 .bearer_auth(&admin)
                 .send()
                 .await
@@ -566,7 +572,7 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
     let (admin, platform) = s.seed().await;
     let waiting: Value = s
         .http
-        .get(s.url("/v1/queues/1/calls"))
+        .get(s.url(&format!("/v1/queues/{}/calls", s.rt.ids.queue(1))))
         .bearer_auth(&admin)
         .send()
         .await
@@ -584,8 +590,9 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
         .json()
         .await
         .unwrap();
+    // The queue, agent and skill the seed made, as the API shows them.
     let known = Known {
-        ids: vec![1],
+        ids: vec![s.rt.ids.queue(1), s.rt.ids.agent(1), s.rt.ids.skill(1)],
         calls: waiting["calls"]
             .as_array()
             .unwrap()

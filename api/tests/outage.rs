@@ -333,12 +333,20 @@ async fn during_an_outage_memory_routes_work_and_database_routes_answer_503() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // What was done during the outage is stored, once.
-    let agent = store.get_agent(tenant, aid).await.unwrap().unwrap();
+    let agent = store
+        .get_agent(tenant, s.stored_agent(aid))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         agent.presence,
         json!({"presence": "on-break", "reason": "outage drill"})
     );
-    let queue = store.get_queue(tenant, qid).await.unwrap().unwrap();
+    let stored_q =
+        s.rt.ids
+            .decode(switchyard_api::ids::IdKind::Queue, qid)
+            .unwrap();
+    let queue = store.get_queue(tenant, stored_q).await.unwrap().unwrap();
     assert_eq!(queue.config["paused"], json!(true), "{}", queue.config);
     let log = store.list_audit(Some(tenant), 100).await.unwrap();
     assert_eq!(log.iter().filter(|a| a.action == "queue.pause").count(), 1);

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 use switchyard_api::app;
 use switchyard_api::http::HttpConfig;
+use switchyard_api::ids::{IdCodec, IdKind};
 use switchyard_api::model::Role;
 use switchyard_api::runtime::{DEFAULT_NODE_NAME, Runtime, SwitchConfig, SwitchNode};
 use switchyard_api::spec::{AgentSpec, QueueSpec};
@@ -406,8 +407,9 @@ pub async fn migrate(args: DbArgs) -> anyhow::Result<()> {
     eprintln!("switchyard: migrations applied to {}", redact(&args.url()));
     // Rows their tenant's grants do not allow: reported here, and not loaded by `serve` (so
     // never dialled) until fixed or the grants widened.
+    let ids = IdCodec::new(&store.id_secret().await?);
     for t in store.list_tenants().await? {
-        for o in switchyard_api::grants::outside(&store, t.id, &t.grants).await? {
+        for o in switchyard_api::grants::outside(&store, &ids, t.id, &t.grants).await? {
             println!(
                 "{}",
                 serde_json::to_string(&json!({
@@ -566,7 +568,8 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 json!({ "name": name, "via": "cli", "grants": &grants }),
             );
             store.set_tenant_grants(t.id, &grants, &audit).await?;
-            let outside = switchyard_api::grants::outside(&store, t.id, &grants).await?;
+            let ids = IdCodec::new(&store.id_secret().await?);
+            let outside = switchyard_api::grants::outside(&store, &ids, t.id, &grants).await?;
             println!(
                 "{}",
                 serde_json::to_string(&json!({ "grants": grants, "outside": outside }))?
@@ -624,6 +627,7 @@ pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                 Some(t) => Some(tenant_named(&store, t, "--tenant").await?.id),
                 None => None,
             };
+            let ids = IdCodec::new(&store.id_secret().await?);
             for k in store.list_api_keys(tenant_id).await? {
                 println!(
                     "{}",
@@ -631,7 +635,7 @@ pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                         "id": k.id,
                         "name": k.name,
                         "role": k.role,
-                        "agent_id": k.agent_id,
+                        "agent_id": k.agent_id.map(|a| ids.agent(a)),
                         "prefix": k.prefix,
                         "created_at_ms": k.created_at_ms,
                         "expires_at_ms": k.expires_at_ms,
@@ -690,11 +694,15 @@ pub async fn apikey(cmd: ApiKeyCommand) -> anyhow::Result<()> {
                         .id,
                 ),
             };
+            // `--agent` is the id the API shows (`/v1/agents`); a number never shown is no
+            // agent of the tenant's, which the store refuses as such.
+            let ids = IdCodec::new(&store.id_secret().await?);
+            let stored_agent = agent.map(|a| ids.decode(IdKind::Agent, a).unwrap_or(-1));
             let created = store
                 .create_api_key(
                     tenant_id,
                     role,
-                    agent,
+                    stored_agent,
                     &name,
                     None,
                     &cli_audit(

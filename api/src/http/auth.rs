@@ -551,16 +551,15 @@ pub fn acting_agent(principal: &Principal) -> Result<Option<i64>, ApiError> {
 /// agent key only for its own (see [`acting_agent`]).
 pub fn require_acts_for(principal: &Principal, agent: i64) -> Result<(), ApiError> {
     match acting_agent(principal)? {
-        Some(own) if own != agent => Err(forbidden_for(own)),
+        Some(own) if own != agent => Err(forbidden_for()),
         _ => Ok(()),
     }
 }
 
 /// The 403 of an agent key acting for an agent, or on a call, not its own.
-pub(crate) fn forbidden_for(own: i64) -> ApiError {
-    ApiError::forbidden(format!(
-        "this key acts for agent {own} only: its own state and its own calls"
-    ))
+pub(crate) fn forbidden_for() -> ApiError {
+    // No number: the key's agent as the store numbers it is not what the API shows.
+    ApiError::forbidden("this key acts for its own agent only: its own state and its own calls")
 }
 
 /// 403 unless the key is a platform-admin key.
@@ -914,7 +913,7 @@ mod tests {
         assert!(require_acts_for(&bound, 7).is_ok());
         let e = require_acts_for(&bound, 8).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::FORBIDDEN);
-        assert!(e.message.contains("agent 7"), "{}", e.message);
+        assert!(e.message.contains("its own agent"), "{}", e.message);
 
         let legacy = Principal {
             agent_id: None,

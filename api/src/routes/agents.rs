@@ -17,6 +17,7 @@ use super::{
 use crate::http::{
     ApiError, ApiJson, ApiPath, Auth, require_acts_for, require_role, require_tenant,
 };
+use crate::ids::{IdCodec, IdKind};
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
@@ -67,11 +68,11 @@ struct AgentView {
     updated_at_ms: i64,
 }
 
-fn view(row: &AgentRow) -> AgentView {
+fn view(ids: &IdCodec, row: &AgentRow) -> AgentView {
     AgentView {
-        id: row.id,
+        id: ids.agent(row.id),
         name: row.name.clone(),
-        config: row.config.clone(),
+        config: super::shown_config::<AgentSpec>(ids, &row.config),
         presence: row.presence.clone(),
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
@@ -94,14 +95,14 @@ async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<AgentRow, Api
         .store
         .get_agent(tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))
+        .ok_or_else(|| ApiError::not_found("no such agent"))
 }
 
 fn live_agent(st: &AppState, tenant: TenantId, id: i64) -> Result<AgentId, ApiError> {
     engine_id(id)
         .map(AgentId)
         .filter(|a| st.rt.directory.agent_tenant(*a) == Some(tenant))
-        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))
+        .ok_or_else(|| ApiError::not_found("no such agent"))
 }
 
 /// Pushes a stored agent into the running engine (the engine's command only, see [`change`]).
@@ -115,6 +116,8 @@ async fn apply(st: &AppState, tenant: TenantId, row: &AgentRow) -> Result<(), Ap
         .await
         .map_err(engine_error)?;
     st.rt.directory.set_agent(id, tenant);
+    // The engine took a contact within the grants: the agent may log in again.
+    st.rt.directory.withhold_agent(id, false);
     Ok(())
 }
 
@@ -131,7 +134,7 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<AgentLis
     let tenant = require_tenant(&p)?;
     let rows = st.rt.store.list_agents(tenant).await?;
     Ok(Json(AgentList {
-        agents: rows.iter().map(view).collect(),
+        agents: rows.iter().map(|r| view(&st.rt.ids, r)).collect(),
     }))
 }
 
@@ -150,8 +153,9 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<AgentLis
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiJson(body): ApiJson<CreateAgent>,
+    ApiJson(mut body): ApiJson<CreateAgent>,
 ) -> Result<(StatusCode, Json<AgentView>), ApiError> {
+    body.config = super::received(&st.rt.ids, body.config);
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let a = audit(
@@ -201,7 +205,7 @@ async fn create(
             .live
             .seed_agent(tenant, AgentId(id), json!("logged-out"), None);
     }
-    Ok((StatusCode::CREATED, Json(view(&row))))
+    Ok((StatusCode::CREATED, Json(view(&st.rt.ids, &row))))
 }
 
 /// One agent.
@@ -216,11 +220,12 @@ async fn create(
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<AgentView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
-    Ok(Json(view(&owned(&st, tenant, id).await?)))
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
+    Ok(Json(view(&st.rt.ids, &owned(&st, tenant, id).await?)))
 }
 
 /// Renames an agent and/or merges a patch into its config (admin); applied live.
@@ -239,15 +244,16 @@ async fn read(
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<PatchAgent>,
 ) -> Result<Json<AgentView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let validate = async {
         // Read under the lock: the row this change replaces (and may put back).
         let prev = owned(&st, tenant, id).await?;
-        let spec: AgentSpec = patched(&prev.config, body.config.as_ref())?;
+        let spec: AgentSpec = patched(&st.rt.ids, &prev.config, body.config.as_ref())?;
         let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
         check_name("name", &name).map_err(|e| ApiError::unprocessable(e.field, e.message))?;
         spec.to_engine(id, &name, &st.rt.store.tenant_grants(tenant).await?)?;
@@ -282,7 +288,7 @@ async fn update(
                 .store
                 .update_agent(tenant, id, body.name.as_deref(), Some(config), &a)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+                .ok_or_else(|| ApiError::not_found("no such agent"))?;
             Ok((row, prev))
         },
         async |(row, _): &(AgentRow, AgentRow)| apply(&st, tenant, row).await,
@@ -300,7 +306,7 @@ async fn update(
         },
     )
     .await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&st.rt.ids, &row)))
 }
 
 /// Removes an agent (admin); refused while the agent has a call. The API keys bound to the
@@ -319,10 +325,11 @@ async fn update(
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     // Not between another change's write and its undo (see `change`).
     let _one_at_a_time = st.rt.config_writes.lock().await;
     owned(&st, tenant, id).await?;
@@ -369,10 +376,11 @@ struct AgentStateView {
 async fn state(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<AgentStateView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let agent = live_agent(&st, tenant, id)?;
     let view = st
         .rt
@@ -380,7 +388,7 @@ async fn state(
         .query(move |e| {
             let a = e.agent_info(agent)?;
             Some(AgentStateView {
-                id,
+                id: shown,
                 state: a.state(),
                 reason: a.break_reason(),
                 snapshot: serde_json::to_value(e.stats().agent_snapshot(read_now(e), agent)).ok(),
@@ -388,7 +396,7 @@ async fn state(
         })
         .await
         .map_err(engine_error)?
-        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+        .ok_or_else(|| ApiError::not_found("no such agent"))?;
     Ok(Json(view))
 }
 
@@ -433,13 +441,17 @@ struct StateSet {
 async fn set_state(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<SetState>,
 ) -> Result<Json<StateSet>, ApiError> {
     // Agents set their own state from their desktops; supervisors anyone's.
     require_role(&p, &[Role::Admin, Role::Supervisor, Role::Agent])?;
     let tenant = require_tenant(&p)?;
-    require_acts_for(&p, id)?;
+    // An agent key gets 403 for any agent but its own, one never shown included: a 404 would
+    // let it probe which numbers are agents.
+    let decoded = st.rt.ids.decode(IdKind::Agent, shown);
+    require_acts_for(&p, decoded.unwrap_or(-1))?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let agent = live_agent(&st, tenant, id)?;
     let presence = match body {
         SetState::LoggedOut => Presence::LoggedOut,
@@ -454,6 +466,13 @@ async fn set_state(
             Presence::OnBreak(reason)
         }
     };
+    if presence != Presence::LoggedOut && st.rt.directory.agent_withheld(agent) {
+        return Err(ApiError::conflict(
+            "the agent's contact is outside the tenant's grants since they were narrowed: an \
+             admin changes the contact (PATCH /v1/agents/{id}) before the agent logs in",
+        )
+        .with_field("config.contact"));
+    }
     st.rt
         .engine
         .command(Command::SetAgentPresence {
@@ -485,7 +504,7 @@ async fn set_state(
         .await
         .map_err(engine_error)?;
     Ok(Json(StateSet {
-        id,
+        id: shown,
         presence: value,
         state: kind,
     }))
@@ -498,9 +517,10 @@ struct AgentSkills {
     skills: Value,
 }
 
-fn skills_of(row: &AgentRow) -> AgentSkills {
+fn skills_of(ids: &IdCodec, row: &AgentRow) -> AgentSkills {
+    let shown = super::shown_config::<AgentSpec>(ids, &row.config);
     AgentSkills {
-        skills: row.config.get("skills").cloned().unwrap_or(json!([])),
+        skills: shown.get("skills").cloned().unwrap_or(json!([])),
     }
 }
 
@@ -516,12 +536,13 @@ fn skills_of(row: &AgentRow) -> AgentSkills {
 async fn skills(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<AgentSkills>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let row = owned(&st, tenant, id).await?;
-    Ok(Json(skills_of(&row)))
+    Ok(Json(skills_of(&st.rt.ids, &row)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -544,11 +565,15 @@ struct SetSkills {
 async fn set_skills(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<SetSkills>,
+    ApiPath(shown): ApiPath<i64>,
+    ApiJson(mut body): ApiJson<SetSkills>,
 ) -> Result<Json<AgentSkills>, ApiError> {
+    for s in &mut body.skills {
+        s.skill = super::stored_ref(&st.rt.ids, IdKind::Skill, s.skill);
+    }
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let row = owned(&st, tenant, id).await?;
     super::check_skills(&st, tenant, "skills", body.skills.iter().map(|s| s.skill)).await?;
     let mut spec: AgentSpec =
@@ -570,9 +595,9 @@ async fn set_skills(
         .store
         .update_agent(tenant, id, None, Some(config), &a)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no agent {id}")))?;
+        .ok_or_else(|| ApiError::not_found("no such agent"))?;
     apply(&st, tenant, &row).await?;
-    Ok(Json(skills_of(&row)))
+    Ok(Json(skills_of(&st.rt.ids, &row)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -611,11 +636,12 @@ struct MonitorStarted {
 async fn monitor(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<Monitor>,
 ) -> Result<(StatusCode, Json<MonitorStarted>), ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Agent, shown)?;
     let agent = live_agent(&st, tenant, id)?;
     // The supervisor's phone is one of the tenant's granted endpoints, as an agent's is.
     let dial = st

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use super::{ADMINS, AppState, page_limit};
 use crate::http::{ApiError, ApiQuery, Auth, require_role, require_tenant};
+use crate::ids::{IdCodec, IdKind};
 use crate::openapi::ErrorBody;
 use crate::store::{AuditFilter, AuditRow, MAX_AUDIT};
 
@@ -67,15 +68,31 @@ struct AuditView {
     detail: Value,
 }
 
-impl From<AuditRow> for AuditView {
-    fn from(r: AuditRow) -> AuditView {
+/// The kind of id an entry's `object_kind` names, for those the API shows through
+/// `crate::ids` (the others are UUIDs or empty, shown as stored).
+fn numbered(object_kind: &str) -> Option<IdKind> {
+    match object_kind {
+        "agent" => Some(IdKind::Agent),
+        "queue" => Some(IdKind::Queue),
+        "skill" => Some(IdKind::Skill),
+        "campaign" => Some(IdKind::Campaign),
+        _ => None,
+    }
+}
+
+impl AuditView {
+    fn of(ids: &IdCodec, r: AuditRow) -> AuditView {
+        let object_id = match (numbered(&r.object_kind), r.object_id.parse::<i64>()) {
+            (Some(kind), Ok(id)) => ids.encode(kind, id).to_string(),
+            _ => r.object_id,
+        };
         AuditView {
-            id: r.id,
+            id: ids.encode(IdKind::Audit, r.id),
             at_ms: r.at_ms,
             key_id: r.key_id,
             action: r.action,
             object_kind: r.object_kind,
-            object_id: r.object_id,
+            object_id,
             // Routes record objects or nothing; anything else is shown as `{"value": ...}` so
             // the answer keeps to its schema.
             detail: match r.detail {
@@ -138,30 +155,54 @@ async fn list(
             "must not be before from_ms",
         ));
     }
+    let ids = &st.rt.ids;
     let before_id = match q.cursor.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-            ApiError::unprocessable("cursor", "not a cursor from a previous page")
-        })?),
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .and_then(|v| ids.decode(IdKind::Audit, v))
+                .filter(|v| *v > 0)
+                .ok_or_else(|| {
+                    ApiError::unprocessable("cursor", "not a cursor from a previous page")
+                })?,
+        ),
     };
+    let object_kind = text_filter("object_kind", q.object_kind)?;
+    let object_id = text_filter("object_id", q.object_id)?.map(|shown| {
+        // An id as the API showed it, read back for the store; one that was never shown
+        // matches nothing.
+        match (
+            object_kind.as_deref().and_then(numbered),
+            shown.parse::<i64>(),
+        ) {
+            (Some(kind), Ok(v)) => ids
+                .decode(kind, v)
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            _ => shown,
+        }
+    });
     let limit = page_limit(q.limit, 100, MAX_AUDIT)?;
     let filter = AuditFilter {
         from_ms: q.from_ms,
         to_ms: q.to_ms,
         key_id: q.key_id,
         action: text_filter("action", q.action)?,
-        object_kind: text_filter("object_kind", q.object_kind)?,
-        object_id: text_filter("object_id", q.object_id)?,
+        object_kind,
+        object_id,
         before_id,
         // `page_limit` keeps it in 1..=MAX_AUDIT.
         limit: u32::try_from(limit).unwrap_or(MAX_AUDIT),
     };
     let rows = st.rt.store.search_audit(tenant, &filter).await?;
     let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
+        .then(|| {
+            rows.last()
+                .map(|r| ids.encode(IdKind::Audit, r.id).to_string())
+        })
         .flatten();
     Ok(Json(AuditPage {
-        entries: rows.into_iter().map(AuditView::from).collect(),
+        entries: rows.into_iter().map(|r| AuditView::of(ids, r)).collect(),
         next_cursor,
     }))
 }

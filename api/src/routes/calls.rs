@@ -13,8 +13,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{AppState, NumberSight, READERS, SUPERVISORS, audit, engine_error, engine_id};
+use super::{
+    AppState, NumberSight, READERS, SUPERVISORS, audit, engine_error, engine_id, shown_ref,
+};
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
+use crate::ids::{IdCodec, IdKind};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
@@ -104,12 +107,12 @@ struct CallView {
     callback_leg: Option<Uuid>,
 }
 
-fn view(c: &CallRow, sight: NumberSight) -> CallView {
+fn view(ids: &IdCodec, c: &CallRow, sight: NumberSight) -> CallView {
     CallView {
         id: c.id,
-        queue_id: c.queue_id,
-        queues: c.queues.clone(),
-        agent_id: c.agent_id,
+        queue_id: ids.queue(c.queue_id),
+        queues: c.queues.iter().map(|q| ids.queue(*q)).collect(),
+        agent_id: c.agent_id.map(|a| ids.agent(a)),
         caller_number: sight.show(&c.caller_number, c.agent_id),
         outcome: c.outcome.clone(),
         arrived_at_ms: c.arrived_at_ms,
@@ -171,8 +174,13 @@ async fn list(
     let filter = CallFilter {
         from_ms: q.from_ms,
         to_ms: q.to_ms,
-        queue_id: q.queue_id,
-        agent_id: q.agent_id,
+        // A number never shown matches no call (-1 is no store id).
+        queue_id: q
+            .queue_id
+            .map(|v| st.rt.ids.decode(IdKind::Queue, v).unwrap_or(-1)),
+        agent_id: q
+            .agent_id
+            .map(|v| st.rt.ids.decode(IdKind::Agent, v).unwrap_or(-1)),
         caller_number: q.caller_number,
         outcome: q.outcome.map(|o| o.as_str().to_owned()),
         cursor: q.cursor,
@@ -182,7 +190,7 @@ async fn list(
     let (rows, next) = st.rt.store.list_calls(tenant, &filter).await?;
     let sight = NumberSight::of(&p);
     Ok(Json(CallPage {
-        calls: rows.iter().map(|c| view(c, sight)).collect(),
+        calls: rows.iter().map(|c| view(&st.rt.ids, c, sight)).collect(),
         next_cursor: next,
     }))
 }
@@ -259,6 +267,15 @@ async fn read(
         && let Some(mut c) = live_call(&st, tenant, id).await?
     {
         c.caller_number = sight.show(&c.caller_number, c.agent_id.map(i64::from));
+        let ids = &st.rt.ids;
+        c.queue_id = shown_ref(ids, IdKind::Queue, c.queue_id);
+        for q in &mut c.queues {
+            *q = shown_ref(ids, IdKind::Queue, *q);
+        }
+        c.agent_id = c.agent_id.map(|a| shown_ref(ids, IdKind::Agent, a));
+        for d in &mut c.decisions {
+            shown_trace(ids, d);
+        }
         return Ok(Json(CallDetail::Live(c)));
     }
     if let Some(row) = row {
@@ -270,9 +287,16 @@ async fn read(
             cdr.destination = sight.show(&cdr.destination, row.agent_id);
         }
         return Ok(Json(CallDetail::Record(CallRecord {
-            call: view(&row, sight),
+            call: view(&st.rt.ids, &row, sight),
             live: false,
-            decisions: traces.iter().map(|t| t.trace.clone()).collect(),
+            decisions: traces
+                .iter()
+                .map(|t| {
+                    let mut d = t.trace.clone();
+                    shown_trace(&st.rt.ids, &mut d);
+                    d
+                })
+                .collect(),
             cdrs,
         })));
     }
@@ -355,7 +379,11 @@ async fn assign(
 ) -> Result<(StatusCode, Json<Assigned>), ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
-    let agent = engine_id(body.agent_id)
+    let agent = st
+        .rt
+        .ids
+        .decode(IdKind::Agent, body.agent_id)
+        .and_then(engine_id)
         .map(AgentId)
         .filter(|a| st.rt.directory.agent_tenant(*a) == Some(tenant))
         .ok_or_else(|| {
@@ -386,6 +414,35 @@ async fn assign(
             agent_id: body.agent_id,
         }),
     ))
+}
+
+/// A decision trace (the engine's `DecisionTrace`, live or stored) with the ids the API shows:
+/// its queue, agents, call and offer.
+fn shown_trace(ids: &IdCodec, trace: &mut Value) {
+    let Value::Object(t) = trace else {
+        return;
+    };
+    for (key, kind) in [
+        ("queue", IdKind::Queue),
+        ("agent", IdKind::Agent),
+        ("call", IdKind::Call),
+        ("offer", IdKind::Offer),
+    ] {
+        if let Some(v) = t.get_mut(key)
+            && let Some(n) = v.as_i64()
+        {
+            *v = Value::from(ids.encode(kind, n));
+        }
+    }
+    if let Some(Value::Array(candidates)) = t.get_mut("candidates") {
+        for c in candidates {
+            if let Some(v) = c.get_mut("agent")
+                && let Some(n) = v.as_i64()
+            {
+                *v = Value::from(ids.agent(n));
+            }
+        }
+    }
 }
 
 /// The engine's call for a call id (its arrival leg), if it is in progress in one of the
@@ -446,7 +503,11 @@ async fn move_call(
     let tenant = require_tenant(&p)?;
     // Checked before the call, like `assign`'s agent: a body naming something that is not
     // the tenant's is a bad request whatever the call is.
-    let queue = engine_id(body.queue_id)
+    let queue = st
+        .rt
+        .ids
+        .decode(IdKind::Queue, body.queue_id)
+        .and_then(engine_id)
         .map(QueueId)
         .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
         .ok_or_else(|| {

@@ -27,6 +27,7 @@ use crate::http::auth::forbidden_for;
 use crate::http::{
     ApiError, ApiJson, ApiPath, ApiQuery, Auth, acting_agent, require_role, require_tenant,
 };
+use crate::ids::{IdCodec, IdKind};
 use crate::model::{Role, TenantId};
 use crate::openapi::ErrorBody;
 use crate::spec::check_name;
@@ -90,12 +91,12 @@ struct CampaignView {
     updated_at_ms: i64,
 }
 
-fn view(row: &CampaignRow) -> CampaignView {
+fn view(ids: &IdCodec, row: &CampaignRow) -> CampaignView {
     CampaignView {
-        id: row.id,
+        id: ids.campaign(row.id),
         name: row.name.clone(),
         state: row.state.clone(),
-        config: row.config.clone(),
+        config: super::shown_config::<CampaignSpec>(ids, &row.config),
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
     }
@@ -117,13 +118,13 @@ async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<CampaignRow, 
         .store
         .get_campaign(tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+        .ok_or_else(|| ApiError::not_found("no such campaign"))
 }
 
 fn campaign_id(id: i64) -> Result<CampaignId, ApiError> {
     engine_id(id)
         .map(CampaignId)
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))
+        .ok_or_else(|| ApiError::not_found("no such campaign"))
 }
 
 /// Validates a spec for the tenant: every field, and a queue that is the tenant's.
@@ -138,7 +139,7 @@ async fn check_spec(
     if st.rt.store.get_queue(tenant, spec.queue).await?.is_none() {
         return Err(ApiError::unprocessable(
             "config.queue",
-            format!("queue {} is not one of yours", spec.queue),
+            "not one of your queues",
         ));
     }
     Ok(())
@@ -170,7 +171,7 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Campaign
     let tenant = require_tenant(&p)?;
     let rows = st.rt.store.list_campaigns(tenant).await?;
     Ok(Json(CampaignList {
-        campaigns: rows.iter().map(view).collect(),
+        campaigns: rows.iter().map(|r| view(&st.rt.ids, r)).collect(),
     }))
 }
 
@@ -190,8 +191,9 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Campaign
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiJson(body): ApiJson<CreateCampaign>,
+    ApiJson(mut body): ApiJson<CreateCampaign>,
 ) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
+    body.config = super::received(&st.rt.ids, body.config);
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
     let a = audit(
@@ -231,7 +233,7 @@ async fn create(
         },
     )
     .await?;
-    Ok((StatusCode::CREATED, Json(view(&row))))
+    Ok((StatusCode::CREATED, Json(view(&st.rt.ids, &row))))
 }
 
 /// One campaign.
@@ -246,11 +248,12 @@ async fn create(
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<CampaignView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
-    Ok(Json(view(&owned(&st, tenant, id).await?)))
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
+    Ok(Json(view(&st.rt.ids, &owned(&st, tenant, id).await?)))
 }
 
 /// Renames a campaign and/or merges a patch into its config; applied live.
@@ -270,15 +273,16 @@ async fn read(
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<PatchCampaign>,
 ) -> Result<Json<CampaignView>, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     let validate = async {
         // Read under the lock: the row this change replaces (and may put back).
         let prev = owned(&st, tenant, id).await?;
-        let spec: CampaignSpec = patched(&prev.config, body.config.as_ref())?;
+        let spec: CampaignSpec = patched(&st.rt.ids, &prev.config, body.config.as_ref())?;
         let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
         check_spec(&st, tenant, &spec, &name).await?;
         let config = serde_json::to_value(&spec).map_err(ApiError::internal)?;
@@ -302,7 +306,7 @@ async fn update(
                 .store
                 .update_campaign(tenant, id, body.name.as_deref(), Some(config), &a)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
+                .ok_or_else(|| ApiError::not_found("no such campaign"))?;
             Ok((row, prev))
         },
         async |(row, _): &(CampaignRow, CampaignRow)| apply(&st, tenant, row).await,
@@ -320,7 +324,7 @@ async fn update(
         },
     )
     .await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&st.rt.ids, &row)))
 }
 
 /// Removes a campaign with its contacts and its DNC list (history stays); lines in flight
@@ -336,10 +340,11 @@ async fn update(
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     // Not between another change's write and its undo (see `change`).
     let _one_at_a_time = st.rt.config_writes.lock().await;
     owned(&st, tenant, id).await?;
@@ -363,11 +368,12 @@ async fn remove(
 async fn control(
     st: AppState,
     p: crate::model::Principal,
-    id: i64,
+    shown: i64,
     control: CampaignControl,
 ) -> Result<Json<CampaignView>, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     let row = owned(&st, tenant, id).await?;
     let from = CampaignState::from_name(&row.state).unwrap_or_default();
     let to = from.apply(control).ok_or_else(|| {
@@ -411,8 +417,8 @@ async fn control(
         .store
         .set_campaign_state(tenant, id, to.name(), &a)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no campaign {id}")))?;
-    Ok(Json(view(&row)))
+        .ok_or_else(|| ApiError::not_found("no such campaign"))?;
+    Ok(Json(view(&st.rt.ids, &row)))
 }
 
 /// Starts dialling (draft or paused -> running).
@@ -430,9 +436,9 @@ async fn control(
 async fn start(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    control(st, p, id, CampaignControl::Start).await
+    control(st, p, shown, CampaignControl::Start).await
 }
 
 /// Pauses dialling (running -> paused); calls in progress finish.
@@ -450,9 +456,9 @@ async fn start(
 async fn pause(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    control(st, p, id, CampaignControl::Pause).await
+    control(st, p, shown, CampaignControl::Pause).await
 }
 
 /// Resumes dialling (paused -> running).
@@ -470,9 +476,9 @@ async fn pause(
 async fn resume(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    control(st, p, id, CampaignControl::Resume).await
+    control(st, p, shown, CampaignControl::Resume).await
 }
 
 /// Ends the campaign for good (-> completed).
@@ -490,9 +496,9 @@ async fn resume(
 async fn stop(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<CampaignView>, ApiError> {
-    control(st, p, id, CampaignControl::Stop).await
+    control(st, p, shown, CampaignControl::Stop).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,13 +550,14 @@ struct ImportReport {
 async fn import_contacts(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ImportQuery>,
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     check_csv_type(&headers)?;
     owned(&st, tenant, id).await?;
     let c = campaign_id(id)?;
@@ -703,15 +710,23 @@ struct ContactPage {
     next_cursor: Option<String>,
 }
 
-fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
+/// A page's position: the last row's id as the API shows it (`crate::ids`), read back.
+fn cursor(ids: &IdCodec, kind: IdKind, c: Option<&str>) -> Result<i64, ApiError> {
     match c {
         None | Some("") => Ok(0),
-        Some(c) => {
-            c.parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                ApiError::unprocessable("cursor", "not a cursor from a previous page")
-            })
-        }
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .and_then(|v| ids.decode(kind, v))
+            .filter(|v| *v > 0)
+            .ok_or_else(|| ApiError::unprocessable("cursor", "not a cursor from a previous page")),
     }
+}
+
+/// The cursor of the page after one whose last row is `last` (the store's id).
+fn next_cursor(ids: &IdCodec, kind: IdKind, full: bool, last: Option<i64>) -> Option<String> {
+    full.then(|| last.map(|id| ids.encode(kind, id).to_string()))
+        .flatten()
 }
 
 /// The campaign's contacts in import order, paged, optionally of one status.
@@ -729,11 +744,12 @@ fn cursor(c: Option<&str>) -> Result<i64, ApiError> {
 async fn list_contacts(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiQuery(q): ApiQuery<ContactQuery>,
 ) -> Result<Json<ContactPage>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     owned(&st, tenant, id).await?;
     if let Some(s) = q.status.as_deref()
         && !matches!(s, "pending" | "done" | "dnc")
@@ -743,7 +759,7 @@ async fn list_contacts(
             "one of pending, done, dnc",
         ));
     }
-    let after = cursor(q.cursor.as_deref())?;
+    let after = cursor(&st.rt.ids, IdKind::Contact, q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let sight = NumberSight::of(&p);
     let (rows, next_cursor) = if let NumberSight::OwnAgent(own) = sight {
@@ -767,9 +783,12 @@ async fn list_contacts(
             .store
             .list_contacts(tenant, id, q.status.as_deref(), after, limit)
             .await?;
-        let next_cursor = (rows.len() as i64 == limit)
-            .then(|| rows.last().map(|r| r.id.to_string()))
-            .flatten();
+        let next_cursor = next_cursor(
+            &st.rt.ids,
+            IdKind::Contact,
+            rows.len() as i64 == limit,
+            rows.last().map(|r| r.id),
+        );
         (rows, next_cursor)
     };
     let masked = sight == NumberSight::Masked;
@@ -777,7 +796,7 @@ async fn list_contacts(
         contacts: rows
             .into_iter()
             .map(|r| ContactView {
-                id: r.id,
+                id: st.rt.ids.contact(r.id),
                 number: if masked {
                     crate::model::mask_number(&r.number)
                 } else {
@@ -876,29 +895,34 @@ struct AttemptPage {
 async fn list_attempts(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<AttemptPage>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     owned(&st, tenant, id).await?;
-    let before = cursor(q.cursor.as_deref())?;
+    let ids = &st.rt.ids;
+    let before = cursor(ids, IdKind::Attempt, q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_attempts(tenant, id, before, limit).await?;
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|(i, _)| i.to_string()))
-        .flatten();
+    let next_cursor = next_cursor(
+        ids,
+        IdKind::Attempt,
+        rows.len() as i64 == limit,
+        rows.last().map(|(i, _)| *i),
+    );
     Ok(Json(AttemptPage {
         attempts: rows
             .into_iter()
             .map(|(i, r)| AttemptView {
-                id: i,
-                contact_id: r.contact_id,
+                id: ids.encode(IdKind::Attempt, i),
+                contact_id: ids.contact(r.contact_id),
                 leg: r.leg,
                 attempt: r.attempt,
                 outcome: r.outcome,
-                call_id: r.call_id,
-                agent_id: r.agent_id,
+                call_id: r.call_id.map(|c| ids.encode(IdKind::Call, c)),
+                agent_id: r.agent_id.map(|a| ids.agent(a)),
                 dialed_at_ms: r.dialed_at_ms,
                 answered_at_ms: r.answered_at_ms,
                 ended_at_ms: r.ended_at_ms,
@@ -957,10 +981,11 @@ struct StatsView {
 async fn stats(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<StatsView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     let row = owned(&st, tenant, id).await?;
     let c = campaign_id(id)?;
     let live = st
@@ -985,7 +1010,7 @@ async fn stats(
         }
     };
     Ok(Json(StatsView {
-        campaign_id: id,
+        campaign_id: shown,
         state: s.state.name().to_owned(),
         dialed: s.dialed,
         connected: s.connected,
@@ -1078,18 +1103,21 @@ fn dnc_numbers(body: &AddNumbers) -> Result<Vec<String>, ApiError> {
     Ok(out)
 }
 
-fn dnc_page(rows: Vec<DncRow>, limit: i64, sight: NumberSight) -> DncPage {
-    let next_cursor = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| r.id.to_string()))
-        .flatten();
+fn dnc_page(ids: &IdCodec, rows: Vec<DncRow>, limit: i64, sight: NumberSight) -> DncPage {
+    let next_cursor = next_cursor(
+        ids,
+        IdKind::Dnc,
+        rows.len() as i64 == limit,
+        rows.last().map(|r| r.id),
+    );
     DncPage {
         numbers: rows
             .into_iter()
             .map(|r| DncView {
-                id: r.id,
+                id: ids.encode(IdKind::Dnc, r.id),
                 // A DNC number is on no call: only admins and supervisors see it whole.
                 number: sight.show(&r.number, None),
-                campaign_id: r.campaign_id,
+                campaign_id: r.campaign_id.map(|c| ids.campaign(c)),
                 created_at_ms: r.created_at_ms,
             })
             .collect(),
@@ -1155,10 +1183,10 @@ async fn list_dnc(
 ) -> Result<Json<DncPage>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
-    let after = cursor(q.cursor.as_deref())?;
+    let after = cursor(&st.rt.ids, IdKind::Dnc, q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, None, after, limit).await?;
-    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
+    Ok(Json(dnc_page(&st.rt.ids, rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the tenant's do-not-call list: pending contacts holding them in any
@@ -1251,16 +1279,17 @@ async fn remove_number(
 async fn list_campaign_dnc(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> Result<Json<DncPage>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     owned(&st, tenant, id).await?;
-    let after = cursor(q.cursor.as_deref())?;
+    let after = cursor(&st.rt.ids, IdKind::Dnc, q.cursor.as_deref())?;
     let limit = page_limit(q.limit, 100, 1000)?;
     let rows = st.rt.store.list_dnc(tenant, Some(id), after, limit).await?;
-    Ok(Json(dnc_page(rows, limit, NumberSight::of(&p))))
+    Ok(Json(dnc_page(&st.rt.ids, rows, limit, NumberSight::of(&p))))
 }
 
 /// Adds numbers to the campaign's do-not-call list.
@@ -1279,11 +1308,12 @@ async fn list_campaign_dnc(
 async fn add_campaign_dnc(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<AddNumbers>,
 ) -> Result<Json<Added>, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     owned(&st, tenant, id).await?;
     Ok(Json(add_numbers(&st, &p, tenant, Some(id), &body).await?))
 }
@@ -1304,11 +1334,12 @@ async fn add_campaign_dnc(
 async fn remove_campaign_dnc(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiQuery(q): ApiQuery<NumberQuery>,
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, MANAGERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Campaign, shown)?;
     owned(&st, tenant, id).await?;
     remove_number(&st, &p, tenant, Some(id), &q.number).await
 }
@@ -1405,7 +1436,7 @@ async fn disposition(
     if let Some(own) = own
         && on_call.map(|a| i64::from(a.0)) != Some(own)
     {
-        return Err(forbidden_for(own));
+        return Err(forbidden_for());
     }
     send_campaign(
         &st.rt.engine,

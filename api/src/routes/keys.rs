@@ -56,13 +56,13 @@ pub(super) struct KeyView {
     last_used_at_ms: Option<i64>,
 }
 
-impl From<&ApiKey> for KeyView {
-    fn from(k: &ApiKey) -> KeyView {
+impl KeyView {
+    pub(super) fn of(ids: &crate::ids::IdCodec, k: &ApiKey) -> KeyView {
         KeyView {
             id: k.id,
             name: k.name.clone(),
             role: k.role,
-            agent_id: k.agent_id,
+            agent_id: k.agent_id.map(|a| ids.agent(a)),
             prefix: k.prefix.clone(),
             created_at_ms: k.created_at_ms,
             expires_at_ms: k.expires_at_ms,
@@ -99,7 +99,7 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<KeyList>
     let tenant = require_tenant(&p)?;
     let keys = st.rt.store.list_api_keys(Some(tenant)).await?;
     Ok(Json(KeyList {
-        api_keys: keys.iter().map(KeyView::from).collect(),
+        api_keys: keys.iter().map(|k| KeyView::of(&st.rt.ids, k)).collect(),
     }))
 }
 
@@ -147,13 +147,18 @@ pub(super) async fn create_for(
         "",
         json!({ "name": body.name, "role": body.role, "agent_id": body.agent_id }),
     );
+    // The agent as the store numbers it; a number never shown is no agent of the tenant's,
+    // which the store refuses as such.
+    let agent = body
+        .agent_id
+        .map(|a| st.rt.ids.decode(crate::ids::IdKind::Agent, a).unwrap_or(-1));
     let (key, secret) = st
         .rt
         .store
         .create_api_key(
             Some(tenant),
             body.role,
-            body.agent_id,
+            agent,
             &body.name,
             body.expires_at_ms,
             &a,
@@ -163,7 +168,7 @@ pub(super) async fn create_for(
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
-            view: KeyView::from(&key),
+            view: KeyView::of(&st.rt.ids, &key),
             key: secret,
         }),
     ))

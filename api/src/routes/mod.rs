@@ -22,9 +22,10 @@ use switchyard_engine::driver::DriverError;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::http::{ApiError, HttpKit};
+use crate::ids::{IdCodec, IdKind};
 use crate::model::{Principal, Role, TenantId, mask_number};
 use crate::runtime::Runtime;
-use crate::spec::FieldError;
+use crate::spec::{ConfigIds, FieldError};
 use crate::store::{AuditEntry, StoreError};
 
 /// What every handler shares.
@@ -153,14 +154,21 @@ pub(crate) async fn change<V, R>(
 pub(crate) fn engine_error(e: DriverError) -> ApiError {
     match e {
         DriverError::Engine(e) => match e {
-            EngineError::UnknownQueue(_)
-            | EngineError::UnknownAgent(_)
-            | EngineError::UnknownCall(_)
-            | EngineError::UnknownCampaign(_) => ApiError::not_found(e.to_string()),
-            EngineError::CallNotWaiting { .. }
-            | EngineError::CampaignState { .. }
-            | EngineError::AgentNotFree { .. }
-            | EngineError::AgentNotOnCall { .. } => ApiError::conflict(e.to_string()),
+            // The engine names its own numbers, which the API never shows (`crate::ids`).
+            EngineError::UnknownQueue(_) => ApiError::not_found("no such queue"),
+            EngineError::UnknownAgent(_) => ApiError::not_found("no such agent"),
+            EngineError::UnknownCall(_) => ApiError::not_found("no such call"),
+            EngineError::UnknownCampaign(_) => ApiError::not_found("no such campaign"),
+            EngineError::CallNotWaiting { .. } => {
+                ApiError::conflict("the call is not waiting in a queue")
+            }
+            EngineError::CampaignState { control, state, .. } => {
+                ApiError::conflict(format!("the campaign cannot {control} while {state}"))
+            }
+            EngineError::AgentNotFree { why, .. } => {
+                ApiError::conflict(format!("the agent cannot take an offer now: {why}"))
+            }
+            EngineError::AgentNotOnCall { .. } => ApiError::conflict("the agent is not on a call"),
             EngineError::InvalidConfig { field, message } => {
                 ApiError::unprocessable(format!("config.{field}"), message)
             }
@@ -189,13 +197,36 @@ pub(crate) fn audit<'a>(
     }
 }
 
+/// A stored config as the API shows it: its ids the API's (`crate::ids`). A config that no
+/// longer reads as its spec is shown as stored (boot reports it).
+pub(crate) fn shown_config<T>(ids: &IdCodec, stored: &Value) -> Value
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + ConfigIds,
+{
+    let Ok(mut spec) = serde_json::from_value::<T>(stored.clone()) else {
+        return stored.clone();
+    };
+    spec.map_ids(&|kind, id| shown_ref(ids, kind, id));
+    serde_json::to_value(&spec).unwrap_or_else(|_| stored.clone())
+}
+
+/// A config received from the API, its ids made the store's.
+pub(crate) fn received<T: ConfigIds>(ids: &IdCodec, mut spec: T) -> T {
+    spec.map_ids(&|kind, id| stored_ref(ids, kind, id));
+    spec
+}
+
 /// A stored config with an optional merge patch applied, read back as its spec: the shared
-/// first half of every PATCH.
-pub(crate) fn patched<T: serde::de::DeserializeOwned>(
+/// first half of every PATCH. The patch names ids as the API shows them.
+pub(crate) fn patched<T>(
+    ids: &IdCodec,
     stored: &Value,
     patch: Option<&Value>,
-) -> Result<T, ApiError> {
-    let mut config = stored.clone();
+) -> Result<T, ApiError>
+where
+    T: serde::de::DeserializeOwned + serde::Serialize + ConfigIds,
+{
+    let mut config = shown_config::<T>(ids, stored);
     if let Some(patch) = patch {
         if !patch.is_object() {
             return Err(ApiError::unprocessable(
@@ -205,7 +236,9 @@ pub(crate) fn patched<T: serde::de::DeserializeOwned>(
         }
         merge_patch(&mut config, patch);
     }
-    serde_json::from_value(config).map_err(|e| ApiError::unprocessable("config", e.to_string()))
+    let spec: T = serde_json::from_value(config)
+        .map_err(|e| ApiError::unprocessable("config", e.to_string()))?;
+    Ok(received(ids, spec))
 }
 
 /// RFC 7386 JSON merge patch: `patch`'s members replace `target`'s, `null` removes.
@@ -251,9 +284,9 @@ pub(crate) async fn check_skills(
         .enumerate()
         .find(|(_, id)| !known.contains(&i64::from(**id)))
     {
-        Some((i, id)) => Err(ApiError::unprocessable(
+        Some((i, _)) => Err(ApiError::unprocessable(
             format!("{field}[{i}].skill"),
-            format!("skill {id} is not one of yours"),
+            "not one of your skills",
         )),
         None => Ok(()),
     }
@@ -296,6 +329,29 @@ pub(crate) fn page_limit(limit: Option<u32>, default: u32, max: u32) -> Result<i
         0 => Err(ApiError::unprocessable("limit", "must be at least 1")),
         n => Ok(i64::from(n.min(max))),
     }
+}
+
+/// The store's id behind an id the API showed (`crate::ids`), from a path or a body: 404
+/// naming the number asked for when no object of this kind was ever shown as it.
+pub(crate) fn stored_id(st: &AppState, kind: IdKind, shown: i64) -> Result<i64, ApiError> {
+    st.rt
+        .ids
+        .decode(kind, shown)
+        .ok_or_else(|| ApiError::not_found(format!("no {} {shown}", kind.noun())))
+}
+
+/// A shown id inside a config (a queue's skill, an exit's queue): the store's, or one that no
+/// object has (`u32::MAX`, past the engine's range) for the config's own checks to refuse
+/// with the field's name.
+pub(crate) fn stored_ref(ids: &IdCodec, kind: IdKind, shown: u32) -> u32 {
+    ids.decode(kind, i64::from(shown))
+        .and_then(|id| u32::try_from(id).ok())
+        .unwrap_or(u32::MAX)
+}
+
+/// A store id inside a config as the API shows it (32 bits for engine objects).
+pub(crate) fn shown_ref(ids: &IdCodec, kind: IdKind, stored: u32) -> u32 {
+    u32::try_from(ids.encode(kind, i64::from(stored))).unwrap_or(u32::MAX)
 }
 
 /// A positive integer id from a path, in the engine's range.

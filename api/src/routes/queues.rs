@@ -16,6 +16,7 @@ use super::{
     ADMINS, AppState, READERS, SUPERVISORS, audit, change, engine_error, engine_id, patched,
 };
 use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
+use crate::ids::{IdCodec, IdKind};
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
 use crate::runtime::{read_now, route_name};
@@ -65,11 +66,11 @@ struct QueueView {
     updated_at_ms: i64,
 }
 
-fn view(row: &QueueRow) -> QueueView {
+fn view(ids: &IdCodec, row: &QueueRow) -> QueueView {
     QueueView {
-        id: row.id,
+        id: ids.queue(row.id),
         name: row.name.clone(),
-        config: row.config.clone(),
+        config: super::shown_config::<QueueSpec>(ids, &row.config),
         created_at_ms: row.created_at_ms,
         updated_at_ms: row.updated_at_ms,
     }
@@ -140,7 +141,7 @@ async fn check_spec(
         {
             return Err(ApiError::unprocessable(
                 "config.on_timeout",
-                format!("queue {target} is not one of yours"),
+                "not one of your queues",
             ));
         }
     }
@@ -184,7 +185,7 @@ async fn owned(st: &AppState, tenant: TenantId, id: i64) -> Result<QueueRow, Api
         .store
         .get_queue(tenant, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))
+        .ok_or_else(|| ApiError::not_found("no such queue"))
 }
 
 /// The tenant's queues.
@@ -200,7 +201,7 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<QueueLis
     let tenant = require_tenant(&p)?;
     let rows = st.rt.store.list_queues(tenant).await?;
     Ok(Json(QueueList {
-        queues: rows.iter().map(view).collect(),
+        queues: rows.iter().map(|r| view(&st.rt.ids, r)).collect(),
     }))
 }
 
@@ -219,8 +220,9 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<QueueLis
 async fn create(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiJson(body): ApiJson<CreateQueue>,
+    ApiJson(mut body): ApiJson<CreateQueue>,
 ) -> Result<(StatusCode, Json<QueueView>), ApiError> {
+    body.config = super::received(&st.rt.ids, body.config);
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let a = audit(
@@ -258,7 +260,7 @@ async fn create(
     )
     .await?;
     routed(&st, tenant, &row).await?;
-    Ok((StatusCode::CREATED, Json(view(&row))))
+    Ok((StatusCode::CREATED, Json(view(&st.rt.ids, &row))))
 }
 
 /// One queue.
@@ -273,11 +275,12 @@ async fn create(
 async fn read(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<QueueView>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
-    Ok(Json(view(&owned(&st, tenant, id).await?)))
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
+    Ok(Json(view(&st.rt.ids, &owned(&st, tenant, id).await?)))
 }
 
 /// Renames a queue and/or merges a patch into its config (admin); applied live.
@@ -296,15 +299,16 @@ async fn read(
 async fn update(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
     ApiJson(body): ApiJson<PatchQueue>,
 ) -> Result<Json<QueueView>, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     let validate = async {
         // Read again under the lock: the row this change replaces (and may put back).
         let prev = owned(&st, tenant, id).await?;
-        let spec: QueueSpec = patched(&prev.config, body.config.as_ref())?;
+        let spec: QueueSpec = patched(&st.rt.ids, &prev.config, body.config.as_ref())?;
         let name = body.name.clone().unwrap_or_else(|| prev.name.clone());
         check_spec(&st, tenant, &spec, &name, Some(id)).await?;
         if spec
@@ -337,7 +341,7 @@ async fn update(
                 .store
                 .update_queue(tenant, id, body.name.as_deref(), Some(config), &a)
                 .await?
-                .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?;
+                .ok_or_else(|| ApiError::not_found("no such queue"))?;
             Ok((row, prev))
         },
         async |(row, _): &(QueueRow, QueueRow)| apply(&st, tenant, row).await,
@@ -356,7 +360,7 @@ async fn update(
     )
     .await?;
     routed(&st, tenant, &row).await?;
-    Ok(Json(view(&row)))
+    Ok(Json(view(&st.rt.ids, &row)))
 }
 
 /// What keeps a queue from being deleted.
@@ -377,7 +381,11 @@ struct QueueInUse {
 }
 
 /// The 409 answer naming what uses queue `id`.
-fn in_use(id: i64, used_by: UsedBy) -> Response {
+fn in_use(ids: &IdCodec, id: i64, mut used_by: UsedBy) -> Response {
+    let id = ids.queue(id);
+    for c in &mut used_by.campaigns {
+        *c = ids.campaign(*c);
+    }
     let mut what = Vec::new();
     if used_by.calls > 0 {
         what.push(format!(
@@ -420,14 +428,15 @@ fn in_use(id: i64, used_by: UsedBy) -> Response {
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Response, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     // Not between another change's write and its undo (see `change`).
     let _one_at_a_time = st.rt.config_writes.lock().await;
     let row = owned(&st, tenant, id).await?;
-    let q = QueueId(engine_id(id).ok_or_else(|| ApiError::not_found(format!("no queue {id}")))?);
+    let q = QueueId(engine_id(id).ok_or_else(|| ApiError::not_found("no such queue"))?);
     // The stored campaigns, every state; the engine's calls (and its campaigns, the same ones
     // once loaded).
     let mut campaigns = st.rt.store.campaigns_using_queue(tenant, id).await?;
@@ -444,7 +453,7 @@ async fn remove(
     };
     merge(&mut campaigns, running);
     if calls > 0 || !campaigns.is_empty() {
-        return Ok(in_use(id, UsedBy { calls, campaigns }));
+        return Ok(in_use(&st.rt.ids, id, UsedBy { calls, campaigns }));
     }
     // The engine checks again as it removes (a caller may have arrived since).
     match st.rt.engine.command(Command::RemoveQueue(q)).await {
@@ -456,7 +465,7 @@ async fn remove(
         })) => {
             let mut campaigns = Vec::new();
             merge(&mut campaigns, c);
-            return Ok(in_use(id, UsedBy { calls, campaigns }));
+            return Ok(in_use(&st.rt.ids, id, UsedBy { calls, campaigns }));
         }
         Err(other) => return Err(engine_error(other)),
     }
@@ -468,6 +477,7 @@ async fn remove(
         Err(StoreError::InUse { campaigns, .. }) => {
             restore(&st, tenant, &row).await?;
             return Ok(in_use(
+                &st.rt.ids,
                 id,
                 UsedBy {
                     calls: 0,
@@ -506,10 +516,10 @@ struct Member {
     weight: i32,
 }
 
-impl From<&MemberRow> for Member {
-    fn from(m: &MemberRow) -> Member {
+impl Member {
+    fn of(ids: &IdCodec, m: &MemberRow) -> Member {
         Member {
-            agent_id: m.agent_id,
+            agent_id: ids.agent(m.agent_id),
             level: m.level,
             position: m.position,
             weight: m.weight,
@@ -534,14 +544,15 @@ struct MemberList {
 async fn members(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<MemberList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     owned(&st, tenant, id).await?;
     let rows = st.rt.store.list_members(tenant, id).await?;
     Ok(Json(MemberList {
-        members: rows.iter().map(Member::from).collect(),
+        members: rows.iter().map(|m| Member::of(&st.rt.ids, m)).collect(),
     }))
 }
 
@@ -616,18 +627,22 @@ pub(super) async fn sync_memberships(
 async fn add_member(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
-    ApiJson(body): ApiJson<AddMember>,
+    ApiPath(shown): ApiPath<i64>,
+    ApiJson(mut body): ApiJson<AddMember>,
 ) -> Result<(StatusCode, Json<Member>), ApiError> {
+    // Another tenant's agent, or a number no agent was shown as, is refused alike below.
+    let shown_agent = body.agent_id;
+    body.agent_id = st.rt.ids.decode(IdKind::Agent, shown_agent).unwrap_or(-1);
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     let a = audit(
         &p,
         Some(tenant),
         "member.set",
         "queue",
         id,
-        json!({ "agent_id": body.agent_id, "level": body.level, "position": body.position, "weight": body.weight }),
+        json!({ "agent_id": shown_agent, "level": body.level, "position": body.position, "weight": body.weight }),
     );
     let validate = async {
         owned(&st, tenant, id).await?;
@@ -654,7 +669,7 @@ async fn add_member(
             if !ok {
                 return Err(ApiError::unprocessable(
                     "agent_id",
-                    format!("agent {} is not one of yours", body.agent_id),
+                    format!("agent {shown_agent} is not one of yours"),
                 ));
             }
             Ok(prev)
@@ -668,7 +683,7 @@ async fn add_member(
     Ok((
         StatusCode::CREATED,
         Json(Member {
-            agent_id: body.agent_id,
+            agent_id: shown_agent,
             level: body.level,
             position: body.position,
             weight: body.weight,
@@ -726,7 +741,7 @@ async fn undo_membership(
     agent: i64,
     prev: Option<&MemberRow>,
 ) -> Result<(), ApiError> {
-    let detail = json!({ "agent_id": agent, "reason": "engine refused" });
+    let detail = json!({ "agent_id": st.rt.ids.agent(agent), "reason": "engine refused" });
     match prev {
         Some(m) => {
             let undo = audit(p, Some(tenant), "member.set", "queue", queue, detail);
@@ -766,18 +781,21 @@ struct MemberQuery {
 async fn remove_member(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
-    ApiQuery(q): ApiQuery<MemberQuery>,
+    ApiPath(shown): ApiPath<i64>,
+    ApiQuery(mut q): ApiQuery<MemberQuery>,
 ) -> Result<StatusCode, ApiError> {
+    let shown_agent = q.agent_id;
+    q.agent_id = st.rt.ids.decode(IdKind::Agent, shown_agent).unwrap_or(-1);
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     let a = audit(
         &p,
         Some(tenant),
         "member.remove",
         "queue",
         id,
-        json!({ "agent_id": q.agent_id }),
+        json!({ "agent_id": shown_agent }),
     );
     let validate = async {
         owned(&st, tenant, id).await?;
@@ -785,8 +803,7 @@ async fn remove_member(
             .await?
             .ok_or_else(|| {
                 ApiError::not_found(format!(
-                    "agent {} is not a member of queue {id}",
-                    q.agent_id
+                    "agent {shown_agent} is not a member of queue {shown}"
                 ))
             })
     };
@@ -801,8 +818,7 @@ async fn remove_member(
                 .await?
             {
                 return Err(ApiError::not_found(format!(
-                    "agent {} is not a member of queue {id}",
-                    q.agent_id
+                    "agent {shown_agent} is not a member of queue {shown}"
                 )));
             }
             Ok(prev)
@@ -827,10 +843,11 @@ async fn remove_member(
 async fn stats(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<Value>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     let q = live_queue(&st, tenant, id)?;
     let snap = st
         .rt
@@ -848,7 +865,7 @@ fn live_queue(st: &AppState, tenant: TenantId, id: i64) -> Result<QueueId, ApiEr
     engine_id(id)
         .map(QueueId)
         .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
-        .ok_or_else(|| ApiError::not_found(format!("no queue {id}")))
+        .ok_or_else(|| ApiError::not_found("no such queue"))
 }
 
 /// A caller waiting in a queue.
@@ -885,10 +902,11 @@ struct WaitingList {
 async fn waiting(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<WaitingList>, ApiError> {
     require_role(&p, READERS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     let q = live_queue(&st, tenant, id)?;
     // A waiting caller has no agent yet: only admins and supervisors see the whole number.
     let sight = super::NumberSight::of(&p);
@@ -933,11 +951,12 @@ struct Paused {
 async fn set_paused(
     st: AppState,
     p: crate::model::Principal,
-    id: i64,
+    shown: i64,
     paused: bool,
 ) -> Result<Json<Paused>, ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Queue, shown)?;
     // The engine's directory, not the store: pausing works while the database is away.
     let q = live_queue(&st, tenant, id)?;
     let cmd = if paused {
@@ -966,7 +985,10 @@ async fn set_paused(
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(Json(Paused { id, paused }))
+    Ok(Json(Paused {
+        id: st.rt.ids.queue(id),
+        paused,
+    }))
 }
 
 /// Pauses the queue (supervisor): callers keep waiting, no offers are made. Survives a restart.
@@ -981,9 +1003,9 @@ async fn set_paused(
 async fn pause(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<Paused>, ApiError> {
-    set_paused(st, p, id, true).await
+    set_paused(st, p, shown, true).await
 }
 
 /// Resumes the queue (supervisor).
@@ -998,7 +1020,7 @@ async fn pause(
 async fn resume(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<Json<Paused>, ApiError> {
-    set_paused(st, p, id, false).await
+    set_paused(st, p, shown, false).await
 }

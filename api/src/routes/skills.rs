@@ -11,6 +11,7 @@ use utoipa_axum::routes;
 
 use super::{ADMINS, AppState, READERS, audit};
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, require_role, require_tenant};
+use crate::ids::IdKind;
 use crate::spec::check_name;
 use crate::store::Skill;
 
@@ -35,10 +36,10 @@ struct SkillView {
     name: String,
 }
 
-impl From<&Skill> for SkillView {
-    fn from(s: &Skill) -> SkillView {
+impl SkillView {
+    fn of(ids: &crate::ids::IdCodec, s: &Skill) -> SkillView {
         SkillView {
-            id: s.id,
+            id: ids.skill(s.id),
             name: s.name.clone(),
         }
     }
@@ -62,7 +63,10 @@ async fn list(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<SkillLis
     let tenant = require_tenant(&p)?;
     let skills = st.rt.store.list_skills(tenant).await?;
     Ok(Json(SkillList {
-        skills: skills.iter().map(SkillView::from).collect(),
+        skills: skills
+            .iter()
+            .map(|s| SkillView::of(&st.rt.ids, s))
+            .collect(),
     }))
 }
 
@@ -95,7 +99,7 @@ async fn create(
         json!({ "name": body.name }),
     );
     let s = st.rt.store.create_skill(tenant, &body.name, &a).await?;
-    Ok((StatusCode::CREATED, Json(SkillView::from(&s))))
+    Ok((StatusCode::CREATED, Json(SkillView::of(&st.rt.ids, &s))))
 }
 
 /// Removes a skill (admin).
@@ -110,14 +114,15 @@ async fn create(
 async fn remove(
     State(st): State<AppState>,
     Auth(p): Auth,
-    ApiPath(id): ApiPath<i64>,
+    ApiPath(shown): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
+    let id = super::stored_id(&st, IdKind::Skill, shown)?;
     let a = audit(&p, Some(tenant), "skill.delete", "skill", id, Value::Null);
     if st.rt.store.delete_skill(tenant, id, &a).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("no skill {id}")))
+        Err(ApiError::not_found("no such skill"))
     }
 }

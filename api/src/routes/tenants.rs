@@ -33,6 +33,24 @@ struct GrantsView {
     /// Stored agents, queues and campaigns outside these grants: they are refused on any
     /// change and not loaded at the next start until fixed.
     outside: Vec<Outside>,
+    /// What this change did to the running engine, one entry per row outside (empty on a
+    /// read): nothing outside the grants stays dialable.
+    applied: Vec<Applied>,
+}
+
+/// What narrowed grants did to one running row.
+#[derive(Debug, Serialize, ToSchema)]
+struct Applied {
+    /// `agent`, `queue` or `campaign`.
+    kind: &'static str,
+    id: i64,
+    /// `unloaded`: taken out of the engine, as the next start leaves it out (an idle agent, a
+    /// queue with no calls and no campaigns, any campaign: its ringing lines hang up).
+    /// `logged-out`: an agent on a call keeps the call, is logged out and may not log in
+    /// until its contact is fixed. `restricted`: a queue with callers keeps running, its
+    /// exits to destinations no longer granted hanging up instead (and its callbacks through
+    /// the tenant's first gateway, or none). `absent`: the engine did not run it.
+    action: &'static str,
 }
 
 async fn grants_view(st: &AppState, id: Uuid) -> Result<GrantsView, ApiError> {
@@ -42,11 +60,119 @@ async fn grants_view(st: &AppState, id: Uuid) -> Result<GrantsView, ApiError> {
         .get_tenant(TenantId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
-    let outside = outside(&st.rt.store, t.id, &t.grants).await?;
+    let outside = outside(&st.rt.store, &st.rt.ids, t.id, &t.grants).await?;
     Ok(GrantsView {
         grants: t.grants,
         outside,
+        applied: Vec::new(),
     })
+}
+
+/// Takes what narrowed grants no longer allow out of the running engine (see [`Applied`]), so
+/// that nothing outside them is dialled before the next start either.
+async fn apply_narrowed(
+    st: &AppState,
+    tenant: TenantId,
+    grants: &DialGrants,
+    outside: &[Outside],
+) -> Result<Vec<Applied>, ApiError> {
+    use crate::ids::IdKind;
+    use crate::spec::QueueSpec;
+    use switchyard_engine::driver::DriverError;
+    use switchyard_engine::{AgentId, CampaignId, Command, EngineError, Presence, QueueId};
+
+    let engine = &st.rt.engine;
+    let mut applied = Vec::with_capacity(outside.len());
+    // Campaigns first: a campaign dialling for a queue keeps the queue in use.
+    let mut order: Vec<&Outside> = outside.iter().collect();
+    order.sort_by_key(|o| match o.kind {
+        "campaign" => 0,
+        "agent" => 1,
+        _ => 2,
+    });
+    for o in order {
+        let kind = match o.kind {
+            "agent" => IdKind::Agent,
+            "queue" => IdKind::Queue,
+            _ => IdKind::Campaign,
+        };
+        let Some(id) = st.rt.ids.decode(kind, o.id).and_then(super::engine_id) else {
+            continue;
+        };
+        let action = match kind {
+            IdKind::Agent => {
+                let a = AgentId(id);
+                match engine.command(Command::RemoveAgent(a)).await {
+                    Ok(()) => {
+                        st.rt.directory.remove_agent(a);
+                        st.rt.live.forget_agent(tenant, a);
+                        "unloaded"
+                    }
+                    Err(DriverError::Engine(EngineError::AgentNotFree { .. })) => {
+                        let out = Command::SetAgentPresence {
+                            agent: a,
+                            presence: Presence::LoggedOut,
+                        };
+                        engine.command(out).await.map_err(super::engine_error)?;
+                        st.rt.directory.withhold_agent(a, true);
+                        "logged-out"
+                    }
+                    Err(DriverError::Engine(EngineError::UnknownAgent(_))) => "absent",
+                    Err(e) => return Err(super::engine_error(e)),
+                }
+            }
+            IdKind::Queue => {
+                let q = QueueId(id);
+                match engine.command(Command::RemoveQueue(q)).await {
+                    Ok(()) => {
+                        st.rt.directory.remove_queue(q);
+                        "unloaded"
+                    }
+                    Err(DriverError::Engine(EngineError::QueueInUse { .. })) => {
+                        let Some(row) = st.rt.store.get_queue(tenant, i64::from(id)).await? else {
+                            continue;
+                        };
+                        let spec: QueueSpec =
+                            serde_json::from_value(row.config).map_err(ApiError::internal)?;
+                        let tenant_name = st
+                            .rt
+                            .store
+                            .get_tenant(tenant)
+                            .await?
+                            .map(|t| t.name)
+                            .unwrap_or_default();
+                        let name = crate::runtime::route_name(&tenant_name, &row.name);
+                        let cfg = spec.within(grants).to_engine(row.id, &name, grants)?;
+                        engine
+                            .command(Command::UpsertQueue(Box::new(cfg)))
+                            .await
+                            .map_err(super::engine_error)?;
+                        "restricted"
+                    }
+                    Err(DriverError::Engine(EngineError::UnknownQueue(_))) => "absent",
+                    Err(e) => return Err(super::engine_error(e)),
+                }
+            }
+            _ => {
+                let c = CampaignId(id);
+                match engine.command(Command::RemoveCampaign(c)).await {
+                    Ok(()) => {
+                        st.rt.directory.remove_campaign(c);
+                        "unloaded"
+                    }
+                    Err(DriverError::Engine(EngineError::UnknownCampaign(_))) => "absent",
+                    Err(e) => return Err(super::engine_error(e)),
+                }
+            }
+        };
+        applied.push(Applied {
+            kind: o.kind,
+            id: o.id,
+            action,
+        });
+    }
+    st.rt.refresh_routes().await.map_err(ApiError::internal)?;
+    Ok(applied)
 }
 
 /// What a tenant may reach on the switch (platform-admin): its agent endpoints, carrier
@@ -100,6 +226,9 @@ async fn set_grants(
         id,
         serde_json::to_value(&body).map_err(ApiError::internal)?,
     );
+    // One change at a time, as every configuration change: no agent, queue or campaign is
+    // checked against the old grants while the new ones are written and applied.
+    let _one_at_a_time = st.rt.config_writes.lock().await;
     if !st
         .rt
         .store
@@ -108,7 +237,9 @@ async fn set_grants(
     {
         return Err(ApiError::not_found(format!("no tenant {id}")));
     }
-    Ok(Json(grants_view(&st, id).await?))
+    let mut view = grants_view(&st, id).await?;
+    view.applied = apply_narrowed(&st, TenantId(id), &body, &view.outside).await?;
+    Ok(Json(view))
 }
 
 /// A tenant.

@@ -217,10 +217,10 @@ impl Store {
                 // Only the agent check can make the INSERT ... SELECT insert nothing.
                 Ok(None) => {
                     return Err(match agent_id {
-                        Some(agent) => StoreError::invalid(
-                            "agent_id",
-                            format!("agent {agent} is not one of this tenant's agents"),
-                        ),
+                        // No number: the store's is not the one the API showed.
+                        Some(_) => {
+                            StoreError::invalid("agent_id", "not one of this tenant's agents")
+                        }
                         None => StoreError::Internal("INSERT ... RETURNING returned no row".into()),
                     });
                 }

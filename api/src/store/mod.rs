@@ -341,6 +341,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
         include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
         include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
+        include_str!("../../../migrations/sqlite/0009_platform_secrets.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -353,6 +354,7 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0006_open_rows.sql"),
         include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
         include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
+        include_str!("../../../migrations/postgres/0009_platform_secrets.sql"),
     ])
 });
 
@@ -368,7 +370,8 @@ fn embedded(
         open_rows,
         campaign_pacer,
         dial_grants,
-    ]: [&'static str; 8],
+        platform_secrets,
+    ]: [&'static str; 9],
 ) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -425,6 +428,13 @@ fn embedded(
             "dial grants".into(),
             MigrationType::Simple,
             SqlStr::from_static(dial_grants),
+            false,
+        ),
+        Migration::new(
+            9,
+            "platform secrets".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(platform_secrets),
             false,
         ),
     ])

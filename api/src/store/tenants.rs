@@ -137,3 +137,36 @@ impl Store {
         .await
     }
 }
+
+/// A row of `platform_secrets`: its value.
+struct SecretRow(String);
+
+impl super::rows::FromStoreRow for SecretRow {
+    fn from_row<R: super::rows::RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(SecretRow(row.string("value")?))
+    }
+}
+
+impl Store {
+    /// The key of the ids the API shows (`crate::ids`): made at random on first use; every
+    /// instance on this database reads the same one. Two instances starting at once both try to
+    /// insert, one wins, and both read the winner's.
+    pub async fn id_secret(&self) -> Result<Vec<u8>, StoreError> {
+        const READ: &str = "SELECT value FROM platform_secrets WHERE name = 'ids'";
+        if let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![]).await? {
+            return hex::decode(v).map_err(|e| StoreError::Internal(format!("ids secret: {e}")));
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| StoreError::Internal(format!("random: {e}")))?;
+        self.execute(
+            "INSERT INTO platform_secrets (name, value) VALUES ('ids', $1) \
+             ON CONFLICT (name) DO NOTHING",
+            args![hex::encode(bytes)],
+        )
+        .await?;
+        let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![]).await? else {
+            return Err(StoreError::Internal("ids secret vanished".into()));
+        };
+        hex::decode(v).map_err(|e| StoreError::Internal(format!("ids secret: {e}")))
+    }
+}

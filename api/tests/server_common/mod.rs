@@ -143,13 +143,21 @@ impl Server {
             .1
     }
 
-    /// An agent key acting for `agent`.
+    /// The store's id of an agent the API showed as `shown` (`switchyard_api::ids`).
+    pub fn stored_agent(&self, shown: i64) -> i64 {
+        self.rt
+            .ids
+            .decode(switchyard_api::ids::IdKind::Agent, shown)
+            .expect("an agent id the API showed")
+    }
+
+    /// An agent key acting for `agent` (its id as the API shows it).
     pub async fn agent_key(&self, tenant: switchyard_api::model::TenantId, agent: i64) -> String {
         self.store
             .create_api_key(
                 Some(tenant),
                 Role::Agent,
-                Some(agent),
+                Some(self.stored_agent(agent)),
                 "desk",
                 None,
                 &audit(),
@@ -171,7 +179,7 @@ impl Server {
             .create_api_key(
                 Some(tenant),
                 Role::Agent,
-                Some(agent),
+                Some(self.stored_agent(agent)),
                 "old desk",
                 None,
                 &audit(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::{Agent, AgentStateKind};
 use crate::call::{Call, Offer, Phase};
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, QueueConfig};
 use crate::dialer::campaign::Campaign;
 use crate::error::EngineError;
 use crate::hash::{FastMap, FastSet};
@@ -420,6 +420,11 @@ impl Engine {
             .collect();
         campaigns.sort_unstable();
         (calls, campaigns)
+    }
+
+    /// The configuration a queue runs with now.
+    pub fn queue_config(&self, queue: QueueId) -> Option<&QueueConfig> {
+        self.queue(queue).map(|q| &q.cfg)
     }
 
     pub fn queue_ids(&self) -> impl Iterator<Item = QueueId> + '_ {
