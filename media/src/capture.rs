@@ -30,9 +30,9 @@ use crate::rtp::RtpPacket;
 const MAX_EVENTS: usize = 64;
 /// Pause spans not yet wholly output.
 const MAX_PAUSE_SPANS: usize = 64;
-/// Frames per audio block handed out by one `poll` (one second at most keeps the block
-/// buffer small; the next `poll` continues).
-const BLOCK_SECONDS: usize = 1;
+/// Audio blocks hold at most a tenth of a second (the next `poll` continues), so the block
+/// buffer, and a writer's, stay small even when a long silence is due at once.
+const BLOCKS_PER_SECOND: usize = 10;
 /// Written audio kept for a caller that does not poll; past it the oldest frames are
 /// discarded (counted; the output's next block starts later, and a writer pads the hole).
 const UNPOLLED_SECONDS: usize = 10;
@@ -227,7 +227,7 @@ impl Capture {
             .map(|leg| leg.ready().len())
             .min()
             .unwrap_or(0)
-            .min(self.config.sample_rate as usize * BLOCK_SECONDS);
+            .min((self.config.sample_rate as usize / BLOCKS_PER_SECOND).max(1));
         if frames == 0 {
             return None;
         }
@@ -363,21 +363,18 @@ impl Capture {
     fn fill_block(&mut self, frames: usize) {
         self.block.clear();
         let [caller, agent] = &self.legs;
-        let (caller, agent) = (caller.ready().iter(), agent.ready().iter());
+        // `poll` took `frames` as the shorter of the two ready lengths.
+        let (caller, agent) = (&caller.ready()[..frames], &agent.ready()[..frames]);
         match self.config.layout {
-            Layout::Stereo => {
-                self.block.reserve(frames * 2);
-                for (&left, &right) in caller.zip(agent).take(frames) {
-                    self.block.push(left);
-                    self.block.push(right);
-                }
-            }
-            Layout::Mono => self.block.extend(
+            Layout::Stereo => self.block.extend(
                 caller
+                    .iter()
                     .zip(agent)
-                    .take(frames)
-                    .map(|(&a, &b)| a.saturating_add(b)),
+                    .flat_map(|(&left, &right)| [left, right]),
             ),
+            Layout::Mono => self
+                .block
+                .extend(caller.iter().zip(agent).map(|(&a, &b)| a.saturating_add(b))),
         }
         let channels = usize::from(self.config.layout.channels());
         let (from, to) = (self.out_pos, self.out_pos + frames as u64);

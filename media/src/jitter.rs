@@ -56,7 +56,8 @@ pub(crate) struct Release {
 impl ReorderQueue {
     pub(crate) fn new(max: usize) -> Self {
         ReorderQueue {
-            entries: VecDeque::with_capacity(max + 1),
+            // Grows to what the stream needs (a window's worth of packets), not to the bound.
+            entries: VecDeque::new(),
             spare: Vec::new(),
             max,
         }

@@ -43,7 +43,8 @@ pub struct LegStats {
     /// Bytes of those datagrams.
     pub bytes: u64,
     pub lost: u64,
-    /// Arrived after their place on the timeline was written, or a lone sequence jump.
+    /// Arrived after their place on the timeline was written, or had no place a stream can
+    /// have: a lone sequence jump, a reordered packet from beyond `resync_after`.
     pub late: u64,
     pub duplicates: u64,
     /// Not RTP, truncated, or a payload whose length does not fit its format.
@@ -59,7 +60,8 @@ pub struct LegStats {
 }
 
 impl LegStats {
-    pub(crate) fn add(&mut self, other: &LegStats) {
+    /// Adds `other` into these counters (totals over legs or recordings).
+    pub fn add(&mut self, other: &LegStats) {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.lost += other.lost;
@@ -103,6 +105,51 @@ struct Span {
     end: u64,
 }
 
+/// Samples written and not yet output: a `Vec` read from `start`, so decoding appends to a
+/// plain slice and output reads one (a `VecDeque` costs a bounds-and-wrap check per sample,
+/// which showed in the benchmark's profile). Output usually takes everything, which empties
+/// it; otherwise the consumed front is dropped once it is the larger part.
+const SHRINK_ABOVE: usize = 4096;
+
+#[derive(Debug, Default)]
+struct Ready {
+    buf: Vec<i16>,
+    start: usize,
+}
+
+impl Ready {
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    fn as_slice(&self) -> &[i16] {
+        &self.buf[self.start..]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [i16] {
+        &mut self.buf[self.start..]
+    }
+
+    fn silence(&mut self, samples: usize) {
+        self.buf.resize(self.buf.len() + samples, 0);
+    }
+
+    fn consume(&mut self, samples: usize) {
+        self.start = (self.start + samples).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+            // A long silence written at once (a leg's first packet) is not kept as capacity.
+            if self.buf.capacity() > SHRINK_ABOVE {
+                self.buf.shrink_to(SHRINK_ABOVE / 4);
+            }
+        } else if self.start > self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct LegState {
     leg: Leg,
@@ -111,7 +158,7 @@ pub(crate) struct LegState {
     /// Next position to write.
     cursor: u64,
     /// Written samples the capture has not output yet: positions [cursor - len, cursor).
-    ready: VecDeque<i16>,
+    ready: Ready,
     tone_spans: VecDeque<Span>,
     /// (SSRC, extended start timestamp) of the last telephone-event reported.
     last_event: Option<(u32, i64)>,
@@ -129,7 +176,7 @@ impl LegState {
             streams: Vec::with_capacity(MAX_STREAMS),
             queue: ReorderQueue::new(max_queued),
             cursor: 0,
-            ready: VecDeque::new(),
+            ready: Ready::default(),
             tone_spans: VecDeque::new(),
             last_event: None,
             last_arrival: None,
@@ -261,7 +308,17 @@ impl LegState {
                 let start = self.start_position(arrival.pos, limits);
                 self.streams[index].rebase(packet.timestamp, start)
             }
-            SeqVerdict::Reordered => self.streams[index].extend_timestamp(packet.timestamp),
+            SeqVerdict::Reordered => {
+                let stream = &self.streams[index];
+                let extended = stream.extend_timestamp(packet.timestamp);
+                // An older packet cannot carry audio from further ahead than the newest may
+                // (the fuzzer found one that would have stretched the recording by seconds).
+                if stream.position(extended) - arrival.pos as i64 > limits.resync_samples as i64 {
+                    self.stats.late += 1;
+                    return Err(Admission::Late);
+                }
+                extended
+            }
             SeqVerdict::Newest => {
                 let stream = &mut self.streams[index];
                 let extended = stream.extend_timestamp(packet.timestamp);
@@ -385,23 +442,28 @@ impl LegState {
         // Samples of an overlapping packet that are already written are skipped.
         let skip = usize::try_from(from - packet.pos).unwrap_or(usize::MAX);
         match packet.format {
-            PayloadFormat::Pcmu => self
-                .ready
-                .extend(packet.payload.iter().skip(skip).map(|&b| ulaw_to_linear(b))),
-            PayloadFormat::Pcma => self
-                .ready
-                .extend(packet.payload.iter().skip(skip).map(|&b| alaw_to_linear(b))),
-            PayloadFormat::L16 => self.ready.extend(
-                packet
-                    .payload
-                    .chunks_exact(2)
-                    .skip(skip)
-                    .map(|pair| i16::from_be_bytes([pair[0], pair[1]])),
-            ),
+            PayloadFormat::Pcmu => {
+                let bytes = packet.payload.get(skip..).unwrap_or(&[]);
+                self.ready
+                    .buf
+                    .extend(bytes.iter().map(|&b| ulaw_to_linear(b)));
+            }
+            PayloadFormat::Pcma => {
+                let bytes = packet.payload.get(skip..).unwrap_or(&[]);
+                self.ready
+                    .buf
+                    .extend(bytes.iter().map(|&b| alaw_to_linear(b)));
+            }
+            PayloadFormat::L16 => {
+                let bytes = packet.payload.get(skip.saturating_mul(2)..).unwrap_or(&[]);
+                self.ready.buf.extend(
+                    bytes
+                        .chunks_exact(2)
+                        .map(|pair| i16::from_be_bytes([pair[0], pair[1]])),
+                );
+            }
             // Never queued: telephone-events become tone spans in `push`.
-            PayloadFormat::TelephoneEvent => self
-                .ready
-                .extend(std::iter::repeat_n(0, (end - from) as usize)),
+            PayloadFormat::TelephoneEvent => self.ready.silence((end - from) as usize),
         }
         self.cursor = end;
         self.silence_written(from, end);
@@ -417,7 +479,7 @@ impl LegState {
             let end = span.end.min(to).min(self.cursor);
             for pos in start..end {
                 // `first <= pos < cursor`, so the index is inside `ready`.
-                if let Some(sample) = self.ready.get_mut((pos - first) as usize) {
+                if let Some(sample) = self.ready.as_mut_slice().get_mut((pos - first) as usize) {
                     *sample = 0;
                 }
             }
@@ -430,7 +492,7 @@ impl LegState {
     pub(crate) fn fill_to(&mut self, target: u64) {
         if target > self.cursor {
             let gap = usize::try_from(target - self.cursor).unwrap_or(usize::MAX);
-            self.ready.extend(std::iter::repeat_n(0, gap));
+            self.ready.silence(gap);
             self.cursor = target;
         }
     }
@@ -444,13 +506,14 @@ impl LegState {
         self.cursor
     }
 
-    pub(crate) fn ready(&self) -> &VecDeque<i16> {
-        &self.ready
+    /// The written samples not output yet.
+    pub(crate) fn ready(&self) -> &[i16] {
+        self.ready.as_slice()
     }
 
     /// Forgets the first `frames` ready samples (the capture has output them).
     pub(crate) fn consume(&mut self, frames: usize) {
-        self.ready.drain(..frames.min(self.ready.len()));
+        self.ready.consume(frames);
     }
 
     pub(crate) fn stats(&self) -> LegStats {
