@@ -11,6 +11,7 @@
 //! ```sh
 //! cargo bench --bench media_capture                          # 1000 calls, 20 s
 //! MEDIA_CAPTURE_CALLS=200 MEDIA_CAPTURE_SECS=5 cargo bench --bench media_capture
+//! MEDIA_CAPTURE_FLOOR=1 cargo bench --bench media_capture    # no recordings: socket path only
 //! ```
 //! A: the capture core alone first (the same 2,000 streams pushed in virtual time on one
 //! core, no sockets, no files), then B over UDP. Figures: the receiver thread's CPU time over the traffic (from `/proc/self/task/<tid>/
@@ -234,6 +235,8 @@ fn main() {
     .join()
     .expect("core run");
     let keep = std::env::var("MEDIA_CAPTURE_KEEP").is_ok();
+    // The socket path's floor: the same traffic read and dropped as stray, no recording.
+    let floor_only = std::env::var("MEDIA_CAPTURE_FLOOR").is_ok();
     let tick_ms = env_or("MEDIA_CAPTURE_TICK_MS", 20);
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("media_capture");
     let _ = std::fs::remove_dir_all(&dir);
@@ -282,14 +285,16 @@ fn main() {
             .iter()
             .map(|(socket, leg)| (socket.local_addr().expect("address"), *leg))
             .collect();
-        ask(&commands, |reply| RecorderCommand::Start {
-            key: call as u32,
-            capture: CaptureConfig::default(),
-            path: dir.join(format!("call-{call}.wav")),
-            flows,
-            reply,
-        })
-        .expect("recording starts");
+        if !floor_only {
+            ask(&commands, |reply| RecorderCommand::Start {
+                key: call as u32,
+                capture: CaptureConfig::default(),
+                path: dir.join(format!("call-{call}.wav")),
+                flows,
+                reply,
+            })
+            .expect("recording starts");
+        }
         sockets.extend(pair);
     }
     let rss_setup = rss_kb();
