@@ -155,6 +155,9 @@ pub struct Capture {
     events: Events,
     /// Set by `finish`: where the recording ends.
     end: Option<u64>,
+    /// The `now` of the last `advance`, while nothing has changed since: advancing again at
+    /// the same time would do nothing, and a poll loop asks once more after its last block.
+    advanced_at: Option<Duration>,
     discarded_frames: u64,
 }
 
@@ -181,6 +184,7 @@ impl Capture {
             pauses: VecDeque::new(),
             events: Events::default(),
             end: None,
+            advanced_at: None,
             discarded_frames: 0,
             config,
         })
@@ -197,6 +201,7 @@ impl Capture {
             now,
             pos: self.position_at(now),
         };
+        self.advanced_at = None;
         let state = &mut self.legs[leg.index()];
         state.count_datagram(datagram.len());
         if self.end.is_some() {
@@ -220,7 +225,10 @@ impl Capture {
         if let Some(event) = self.events.queue.pop_front() {
             return Some(CaptureOutput::Event(event));
         }
-        self.advance(now);
+        if self.advanced_at != Some(now) {
+            self.advance(now);
+            self.advanced_at = Some(now);
+        }
         let frames = self
             .legs
             .iter()
@@ -252,6 +260,7 @@ impl Capture {
         if self.end.is_some() {
             return;
         }
+        self.advanced_at = None;
         let release = self.release(now, true);
         for leg in &mut self.legs {
             leg.release(release);

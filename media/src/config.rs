@@ -191,8 +191,11 @@ impl CaptureConfig {
 
     /// `duration` in samples at this capture's rate (rounded down).
     pub(crate) fn samples(&self, duration: Duration) -> u64 {
-        let samples = duration.as_nanos() * u128::from(self.sample_rate) / 1_000_000_000;
-        u64::try_from(samples).unwrap_or(u64::MAX)
+        // Whole seconds and the fraction apart: exact, and no 128-bit division on the
+        // per-packet path.
+        let rate = u64::from(self.sample_rate);
+        let fraction = u64::from(duration.subsec_nanos()) * rate / 1_000_000_000;
+        duration.as_secs().saturating_mul(rate).saturating_add(fraction)
     }
 }
 
