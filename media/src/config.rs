@@ -195,7 +195,10 @@ impl CaptureConfig {
         // per-packet path.
         let rate = u64::from(self.sample_rate);
         let fraction = u64::from(duration.subsec_nanos()) * rate / 1_000_000_000;
-        duration.as_secs().saturating_mul(rate).saturating_add(fraction)
+        duration
+            .as_secs()
+            .saturating_mul(rate)
+            .saturating_add(fraction)
     }
 }
 
