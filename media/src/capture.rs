@@ -45,7 +45,8 @@ pub enum Admission {
     /// An RFC 4733 event: its span is silence, its first packet a [`CaptureEvent::Dtmf`].
     Dtmf,
     Duplicate,
-    /// Its place on the timeline was already written (or a lone sequence jump).
+    /// Its place on the timeline was already written, or it has none a stream can have (a
+    /// lone sequence jump; a reordered packet from further ahead than `resync_after`).
     Late,
     Malformed,
     UnknownPayloadType,

@@ -4,8 +4,10 @@
 //! FreeSWITCH sends a leg's RTP from the port its SDP offer names (symmetric RTP), so the
 //! SIP endpoint that answers the offer knows each flow's source address before the first
 //! packet; many legs can then share one local port. Datagrams from an address no recording
-//! expects are counted and dropped. (mod_oreka sends to a port of its own choosing per
-//! leg; a recorder bound per port serves that, one instance per socket.)
+//! expects are counted and dropped. (mod_oreka sends each leg to a port number of its own
+//! choosing; a call whose two legs arrive on two local ports needs two sockets feeding one
+//! capture, which this shell does not do yet: the SIP endpoint that picks the ports comes
+//! with it.)
 //!
 //! ```text
 //!   commands (Start/Pause/Resume/Stop) ─┐
@@ -36,6 +38,8 @@ use crate::wav::{WavSink, WavSummary};
 /// Largest datagram read: L16 at 48 kHz in 20 ms packets is 1,932 bytes; anything longer is
 /// read truncated (and then fails its length checks).
 const DATAGRAM_BUFFER: usize = 2048;
+/// Source addresses one recording may take RTP from (two legs, each of which may move once).
+const MAX_FLOWS: usize = 4;
 /// Datagrams read per system call (recvmmsg on Linux).
 const PER_CALL: usize = 64;
 /// System calls per wake-up before the tick and commands get a turn.
@@ -335,6 +339,11 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
         if self.by_key.len() >= self.config.max_recordings {
             return Err(MediaError::RecorderFull {
                 limit: self.config.max_recordings,
+            });
+        }
+        if flows.len() > MAX_FLOWS {
+            return Err(MediaError::Config {
+                reason: "a recording takes RTP from at most 4 source addresses",
             });
         }
         if let Some(&(addr, _)) = flows.iter().find(|(addr, _)| self.flows.contains_key(addr)) {

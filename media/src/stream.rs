@@ -4,7 +4,9 @@
 //!
 //! Extension works on the wrapping difference to the newest value seen: a sequence number
 //! 65535 followed by 0 is one step forward, and a timestamp 2^32 - 160 followed by 0 is 160
-//! samples forward. A step backward within half the range is a reordered packet.
+//! samples forward. A small step backward is a reordered packet; a jump (more than 3,000
+//! ahead or more than the 128-packet history behind) is a stray, dropped, unless the next
+//! packet continues from it: then the sender restarted its numbering (RFC 3550 A.1).
 
 /// Sequence numbers remembered for duplicate detection (a bitmap of the newest 128).
 const HISTORY: u64 = 128;
