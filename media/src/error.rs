@@ -1,0 +1,61 @@
+//! The crate's one error type. Network input never produces an error: a bad datagram is
+//! counted and dropped ([`crate::Admission`]); errors are for configuration, the caller's
+//! misuse of a capture, files and sockets.
+
+use std::path::PathBuf;
+
+/// Everything that can fail in `switchyard-media`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MediaError {
+    /// The capture configuration cannot work (the reason says which bound or value).
+    #[error("invalid capture configuration: {reason}")]
+    Config { reason: &'static str },
+    /// A payload type outside RTP's 7-bit range was mapped.
+    #[error("payload type {payload_type} is outside 0..=127")]
+    PayloadType { payload_type: u8 },
+    /// A format whose clock is fixed (G.711 runs at 8 kHz) was mapped on a capture at another rate.
+    #[error(
+        "payload type {payload_type} runs at {clock_rate} Hz but the capture runs at {sample_rate} Hz"
+    )]
+    ClockRate {
+        payload_type: u8,
+        clock_rate: u32,
+        sample_rate: u32,
+    },
+    /// More pause spans are waiting to be applied than the capture keeps.
+    #[error("too many pending pause spans (limit {limit})")]
+    PauseSpans { limit: usize },
+    /// The WAV file would pass the 4 GiB that a RIFF header can describe.
+    #[error("{path}: a WAV file holds at most 4 GiB of samples")]
+    WavFull { path: PathBuf },
+    /// Audio with a channel count other than the file's was handed to a WAV sink.
+    #[error("{path}: the file has {file} channel(s), the audio {audio}")]
+    Channels {
+        path: PathBuf,
+        file: u16,
+        audio: u16,
+    },
+    /// Creating, writing or finalising a WAV file failed.
+    #[error("{path}: {source}")]
+    Wav {
+        path: PathBuf,
+        #[source]
+        source: hound::Error,
+    },
+    /// The recorder already has a recording under that key.
+    #[error("a recording with this key is already running")]
+    RecordingExists,
+    /// The recorder has no recording under that key.
+    #[error("no recording with this key")]
+    NoSuchRecording,
+    /// Another running recording already receives from that address.
+    #[error("RTP from {addr} already goes to another recording")]
+    FlowInUse { addr: std::net::SocketAddr },
+    /// The recorder holds as many recordings as it was configured for.
+    #[error("the recorder is full ({limit} recordings)")]
+    RecorderFull { limit: usize },
+    /// A socket operation of the UDP shell failed.
+    #[error("socket: {0}")]
+    Io(#[from] std::io::Error),
+}
