@@ -152,6 +152,18 @@ async fn check_spec(
 /// [`change`]); the routes and the directory follow in [`routed`].
 async fn apply(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), ApiError> {
     let spec: QueueSpec = serde_json::from_value(row.config.clone()).map_err(ApiError::internal)?;
+    let grants = st.rt.store.tenant_grants(tenant).await?;
+    apply_spec(st, tenant, row, &spec, &grants).await
+}
+
+/// Runs queue `row` in the engine with `spec` (its own, or one narrowed to new grants).
+pub(super) async fn apply_spec(
+    st: &AppState,
+    tenant: TenantId,
+    row: &QueueRow,
+    spec: &QueueSpec,
+    grants: &crate::grants::DialGrants,
+) -> Result<(), ApiError> {
     let tenant_name = st
         .rt
         .store
@@ -159,11 +171,7 @@ async fn apply(st: &AppState, tenant: TenantId, row: &QueueRow) -> Result<(), Ap
         .await?
         .map(|t| t.name)
         .unwrap_or_default();
-    let cfg = spec.to_engine(
-        row.id,
-        &route_name(&tenant_name, &row.name),
-        &st.rt.store.tenant_grants(tenant).await?,
-    )?;
+    let cfg = spec.to_engine(row.id, &route_name(&tenant_name, &row.name), grants)?;
     st.rt
         .engine
         .command(Command::UpsertQueue(Box::new(cfg)))

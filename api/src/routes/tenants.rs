@@ -132,21 +132,10 @@ async fn apply_narrowed(
                         let Some(row) = st.rt.store.get_queue(tenant, i64::from(id)).await? else {
                             continue;
                         };
-                        let spec: QueueSpec =
-                            serde_json::from_value(row.config).map_err(ApiError::internal)?;
-                        let tenant_name = st
-                            .rt
-                            .store
-                            .get_tenant(tenant)
-                            .await?
-                            .map(|t| t.name)
-                            .unwrap_or_default();
-                        let name = crate::runtime::route_name(&tenant_name, &row.name);
-                        let cfg = spec.within(grants).to_engine(row.id, &name, grants)?;
-                        engine
-                            .command(Command::UpsertQueue(Box::new(cfg)))
-                            .await
-                            .map_err(super::engine_error)?;
+                        let spec: QueueSpec = serde_json::from_value(row.config.clone())
+                            .map_err(ApiError::internal)?;
+                        let narrowed = spec.within(grants);
+                        super::queues::apply_spec(st, tenant, &row, &narrowed, grants).await?;
                         "restricted"
                     }
                     Err(DriverError::Engine(EngineError::UnknownQueue(_))) => "absent",
