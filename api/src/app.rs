@@ -138,6 +138,9 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
             async move { ready }
         });
     let live = http::live::router(rt.hub.clone(), rt.snapshot_fn());
+    // Revocations, disabled tenants and narrowed grants written elsewhere (the admin CLI,
+    // another server) hold here within `access::EVERY`; the task ends with the runtime.
+    let _access = routes::access::follow(&rt, kit.clone());
     let state = AppState {
         rt,
         kit: kit.clone(),

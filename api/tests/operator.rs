@@ -162,3 +162,92 @@ async fn two_hundred_wallboards_on_one_display_key_are_all_served_while_api_requ
     })
     .await;
 }
+
+/// Polls `GET path` with `key` until it answers `want` (the follower reads the audit log every
+/// `access::EVERY`; the test allows five rounds, far inside the minute the cache would keep a
+/// verification here).
+async fn until_status(s: &Server, key: &str, path: &str, want: u16) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + 5 * switchyard_api::routes::access::EVERY;
+    loop {
+        let (st, body) = s.call("GET", path, Some(key), None).await;
+        if st == want {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} still answers {st}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What the admin CLI writes to the database (it reaches no server) holds on a running server
+/// without waiting for its key cache: a revoked key, a disabled tenant, narrowed grants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_written_to_the_database_by_the_cli_reach_a_running_server() {
+    store_common::each_backend(|store| async move {
+        // Cached verifications would live a minute: anything sooner is the follower's doing.
+        let http = HttpConfig {
+            rate_per_sec: 0,
+            auth_cache_ttl: Duration::from_secs(60),
+            ..HttpConfig::default()
+        };
+        let s = Server::start_with(store, http).await;
+        let (acme, admin) = s.tenant("acme").await;
+        let (globex, other) = s.tenant("globex").await;
+        let extra = s.key(Some(acme), Role::ReadOnly).await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        for k in [&admin, &other, &extra] {
+            until_status(&s, k, "/v1/queues", 200).await;
+        }
+        let cli = |action: &'static str, kind: &'static str, id: String| {
+            let mut a = audit();
+            a.action = action;
+            a.object_kind = kind;
+            a.object_id = id;
+            a
+        };
+
+        // `switchyard apikey revoke`
+        let listed = s.store.list_api_keys(Some(acme)).await.unwrap();
+        let ro = listed.iter().find(|k| k.role == Role::ReadOnly).unwrap().id;
+        let revoked = cli("api_key.revoke", "api_key", ro.to_string());
+        assert!(
+            s.store
+                .revoke_api_key(Some(acme), ro, &revoked)
+                .await
+                .unwrap()
+        );
+        until_status(&s, &extra, "/v1/queues", 401).await;
+        until_status(&s, &admin, "/v1/queues", 200).await;
+
+        // `switchyard tenant disable globex`
+        let disabled = cli("tenant.update", "tenant", globex.0.to_string());
+        assert!(
+            s.store
+                .set_tenant_disabled(globex, true, &disabled)
+                .await
+                .unwrap()
+        );
+        let e = until_status(&s, &other, "/v1/queues", 403).await;
+        assert_eq!(e["error"]["code"], "tenant_disabled", "{e}");
+
+        // `switchyard tenant grants acme ...`: Ana's phone is no longer granted, and the
+        // running engine lets her go.
+        until_status(&s, &admin, &format!("/v1/agents/{ana}/state"), 200).await;
+        let narrow = switchyard_api::grants::DialGrants {
+            agent_endpoints: vec!["user/{ext}@acme.example.com".into()],
+            ..switchyard_api::grants::DialGrants::lab()
+        };
+        let granted = cli("tenant.grants", "tenant", acme.0.to_string());
+        assert!(
+            s.store
+                .set_tenant_grants(acme, &narrow, &granted)
+                .await
+                .unwrap()
+        );
+        until_status(&s, &admin, &format!("/v1/agents/{ana}/state"), 404).await;
+        s.stop().await;
+    })
+    .await;
+}

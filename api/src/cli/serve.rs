@@ -562,11 +562,13 @@ pub async fn tenant(cmd: TenantCommand) -> anyhow::Result<()> {
                 .tenant_by_name(&name)
                 .await?
                 .with_context(|| format!("no tenant {name}"))?;
-            let audit = cli_audit(
+            let mut audit = cli_audit(
                 "tenant.grants",
                 "tenant",
                 json!({ "name": name, "via": "cli", "grants": &grants }),
             );
+            // A running server follows the audit log and applies the grants by this id.
+            audit.object_id = t.id.0.to_string();
             store.set_tenant_grants(t.id, &grants, &audit).await?;
             let ids = IdCodec::new(&store.id_secret().await?);
             let outside = switchyard_api::grants::outside(&store, &ids, t.id, &grants).await?;

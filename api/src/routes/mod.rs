@@ -4,6 +4,7 @@
 //! a 403), validates the whole request before writing anything, writes configuration and its
 //! audit entry in one transaction, and then applies the change to the running engine.
 
+pub mod access;
 mod agents;
 mod audit;
 mod calls;

@@ -68,6 +68,27 @@ async fn grants_view(st: &AppState, id: Uuid) -> Result<GrantsView, ApiError> {
     })
 }
 
+/// Applies `tenant`'s stored grants to the running engine (see [`apply_narrowed`]): for
+/// grants changed elsewhere (`routes::access`).
+pub(super) async fn narrow_running(st: &AppState, tenant: TenantId) -> Result<(), ApiError> {
+    let _one_at_a_time = st.rt.config_writes.lock().await;
+    let Some(t) = st.rt.store.get_tenant(tenant).await? else {
+        return Ok(());
+    };
+    let outside = outside(&st.rt.store, &st.rt.ids, tenant, &t.grants).await?;
+    let applied = apply_narrowed(st, tenant, &t.grants, &outside).await?;
+    for a in applied.iter().filter(|a| a.action != "absent") {
+        tracing::info!(
+            tenant = %tenant.0,
+            kind = a.kind,
+            id = a.id,
+            action = a.action,
+            "a row outside its tenant's narrowed grants"
+        );
+    }
+    Ok(())
+}
+
 /// Takes what narrowed grants no longer allow out of the running engine (see [`Applied`]), so
 /// that nothing outside them is dialled before the next start either.
 async fn apply_narrowed(

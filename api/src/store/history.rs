@@ -745,6 +745,34 @@ impl Store {
         self.fetch_all(Use::Read, sql, args).await
     }
 
+    /// The newest audit entry's id (0 for an empty log): where [`Store::access_changes_after`]
+    /// starts following.
+    pub async fn last_audit_id(&self) -> Result<i64, StoreError> {
+        const SQL: &str = "SELECT COALESCE(MAX(id), 0) AS id FROM audit_log";
+        let row: Option<super::rows::IdRow> = self.fetch_optional(Use::Read, SQL, args![]).await?;
+        Ok(row.map_or(0, |r| r.0))
+    }
+
+    /// Changes to who may do what, or reach what, written after entry `after` by anyone (this
+    /// server's routes, the admin CLI, another instance): key revocations, agents deleted
+    /// (their keys go with them), tenants disabled or enabled, grants replaced. Oldest first,
+    /// at most `limit`.
+    pub async fn access_changes_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            audit_cols!(),
+            " FROM audit_log WHERE id > $1 AND action IN \
+             ('api_key.revoke', 'agent.delete', 'tenant.update', 'tenant.grants') \
+             ORDER BY id LIMIT $2"
+        );
+        let limit = i64::from(limit.clamp(1, MAX_AUDIT));
+        self.fetch_all(Use::Read, SQL, args![after, limit]).await
+    }
+
     /// The newest audit entries of a tenant (None: the platform's own, those written with no
     /// tenant), newest first; `limit` is clamped to `1..=`[`MAX_AUDIT`].
     pub async fn list_audit(
