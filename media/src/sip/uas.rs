@@ -564,6 +564,8 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         let moved = !negotiated.rtp_from.ip().is_unspecified()
             && dialog.route != Some(negotiated.rtp_from);
         let (key, leg, replaces) = (dialog.key.clone(), dialog.leg, dialog.route);
+        // As for the first INVITE: the switch stops retransmitting while the route is made.
+        self.respond(now, source, &request, 100, "Trying", None, "", None);
         // Even without a move, the codec may have changed: routing again updates the
         // capture's payload types; the flow itself stays.
         let pending = Pending {
