@@ -201,7 +201,11 @@ impl Capture {
 
     /// Replaces `leg`'s payload types, as its SDP offer/answer (or a re-INVITE) agreed them.
     /// Fails, changing nothing, when a format's clock does not suit the capture's rate.
-    pub fn set_payload_types(&mut self, leg: Leg, payload_types: PayloadMap) -> Result<(), MediaError> {
+    pub fn set_payload_types(
+        &mut self,
+        leg: Leg,
+        payload_types: PayloadMap,
+    ) -> Result<(), MediaError> {
         CaptureConfig {
             payload_types: payload_types.clone(),
             ..self.config.clone()

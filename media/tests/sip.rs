@@ -325,8 +325,14 @@ async fn freeswitch_ladder_and_rtp_replayed_record_caller_440_left_and_agent_100
     );
     let requests = freeswitch_requests();
     assert_eq!(requests.len(), 6);
-    let invite_a = rewrite(&requests[0], &[("m=audio 30586", &format!("m=audio {port_a}"))]);
-    let invite_b = rewrite(&requests[1], &[("m=audio 20710", &format!("m=audio {port_b}"))]);
+    let invite_a = rewrite(
+        &requests[0],
+        &[("m=audio 30586", &format!("m=audio {port_a}"))],
+    );
+    let invite_b = rewrite(
+        &requests[1],
+        &[("m=audio 20710", &format!("m=audio {port_b}"))],
+    );
 
     let ok_a = uac.invite(&invite_a).await;
     assert_eq!(status(&ok_a), 200, "{ok_a}");
@@ -336,11 +342,17 @@ async fn freeswitch_ladder_and_rtp_replayed_record_caller_440_left_and_agent_100
         assert_eq!(header(ok, "Content-Type"), Some("application/sdp"));
         let sdp = body(ok);
         assert!(
-            sdp.contains(&format!("m=audio {} RTP/AVP 0 101\r\n", bed.rtp_addr.port())),
+            sdp.contains(&format!(
+                "m=audio {} RTP/AVP 0 101\r\n",
+                bed.rtp_addr.port()
+            )),
             "{sdp}"
         );
         assert!(sdp.contains("a=rtpmap:0 PCMU/8000\r\n"), "{sdp}");
-        assert!(sdp.contains("a=rtpmap:101 telephone-event/8000\r\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+            "{sdp}"
+        );
         assert!(sdp.contains("a=recvonly\r\n"), "{sdp}");
         assert_eq!(header(ok, "CSeq"), Some("123712984 INVITE"));
         assert!(header(ok, "Via").unwrap().contains("rport="), "{ok}");
@@ -376,13 +388,20 @@ async fn freeswitch_ladder_and_rtp_replayed_record_caller_440_left_and_agent_100
     let (t0, start) = (rtp[0].t, Instant::now());
     for frame in &rtp {
         tokio::time::sleep_until(start + Duration::from_secs_f64(frame.t - t0)).await;
-        let socket = if frame.flow == "rtp-rec-a" { &rtp_a } else { &rtp_b };
+        let socket = if frame.flow == "rtp-rec-a" {
+            &rtp_a
+        } else {
+            &rtp_b
+        };
         socket.send_to(&frame.body, bed.rtp_addr).await.unwrap();
     }
     // Let the last packets through the reorder window.
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    for (bye, old_tag, tag) in [(&requests[4], "8bcdb054", &tag_a), (&requests[5], "4ba97324", &tag_b)] {
+    for (bye, old_tag, tag) in [
+        (&requests[4], "8bcdb054", &tag_a),
+        (&requests[5], "4ba97324", &tag_b),
+    ] {
         uac.send(bye.replace(old_tag, tag).as_bytes()).await;
         let ok = uac.recv().await;
         assert_eq!(status(&ok), 200, "{ok}");
@@ -418,7 +437,12 @@ async fn freeswitch_ladder_and_rtp_replayed_record_caller_440_left_and_agent_100
 
     let (stats, report) = bed.finish().await;
     assert_eq!(
-        (stats.answered, stats.refused, stats.malformed, stats.retransmissions),
+        (
+            stats.answered,
+            stats.refused,
+            stats.malformed,
+            stats.retransmissions
+        ),
         (2, 0, 0, 0)
     );
     assert_eq!(report.stray, 0);
@@ -465,10 +489,15 @@ async fn options_is_answered_200_with_allow() {
     uac.send(options.as_bytes()).await;
     let ok = uac.recv().await;
     assert_eq!(status(&ok), 200, "{ok}");
-    assert_eq!(header(&ok, "Allow"), Some("INVITE, ACK, BYE, CANCEL, OPTIONS"));
+    assert_eq!(
+        header(&ok, "Allow"),
+        Some("INVITE, ACK, BYE, CANCEL, OPTIONS")
+    );
     assert_eq!(header(&ok, "Call-ID"), Some("ping-1"));
     assert_eq!(header(&ok, "CSeq"), Some("1 OPTIONS"));
-    let info = options.replace("OPTIONS", "MESSAGE").replace("z9hG4bKo1", "z9hG4bKo2");
+    let info = options
+        .replace("OPTIONS", "MESSAGE")
+        .replace("z9hG4bKo1", "z9hG4bKo2");
     uac.send(info.as_bytes()).await;
     assert_eq!(status(&uac.recv().await), 405);
     bed.finish().await;
@@ -508,9 +537,16 @@ async fn a_retransmitted_invite_or_bye_gets_the_same_response_and_an_unacked_200
     let bye_ok = uac.recv().await;
     assert_eq!(status(&bye_ok), 200);
     uac.send(bye.as_bytes()).await;
-    assert_eq!(uac.recv().await, bye_ok, "a repeated BYE gets the same 200, not 481");
+    assert_eq!(
+        uac.recv().await,
+        bye_ok,
+        "a repeated BYE gets the same 200, not 481"
+    );
 
-    assert!(matches!(bed.event().await, LegEvent::Answered { key: 3, .. }));
+    assert!(matches!(
+        bed.event().await,
+        LegEvent::Answered { key: 3, .. }
+    ));
     assert!(matches!(
         bed.event().await,
         LegEvent::Ended {
@@ -553,13 +589,21 @@ async fn malformed_and_oversized_datagrams_are_counted_dropped_and_the_endpoint_
     uac.send(b"\r\n\r\n").await;
     uac.send(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKq\r\nContent-Length: 0\r\n\r\n")
         .await;
-    assert!(uac.silent(Duration::from_millis(200)).await, "none is answered");
+    assert!(
+        uac.silent(Duration::from_millis(200)).await,
+        "none is answered"
+    );
     let options = "OPTIONS sip:rec@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKo9\r\nFrom: <sip:a@b>;tag=x\r\nTo: <sip:rec@127.0.0.1>\r\nCall-ID: ping-9\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
     uac.send(options.as_bytes()).await;
     assert_eq!(status(&uac.recv().await), 200);
     let stats = bed.stats().await;
     assert_eq!(
-        (stats.malformed, stats.oversize, stats.ignored, stats.datagrams),
+        (
+            stats.malformed,
+            stats.oversize,
+            stats.ignored,
+            stats.datagrams
+        ),
         (5, 1, 2, 9)
     );
     bed.finish().await;
@@ -611,10 +655,16 @@ async fn a_reinvite_that_moves_the_rtp_source_reroutes_the_leg_and_answers_a_new
     let ok2 = uac.invite(&second).await;
     assert_eq!(status(&ok2), 200, "{ok2}");
     assert_eq!(to_tag(&ok2), tag);
-    assert!(body(&ok2).contains(" 2 IN IP4 "), "the answer's version goes up: {ok2}");
+    assert!(
+        body(&ok2).contains(" 2 IN IP4 "),
+        "the answer's version goes up: {ok2}"
+    );
     assert!(body(&ok2).contains("RTP/AVP 8 101\r\n"), "{ok2}");
     uac.send(ack(123_712_986).as_bytes()).await;
-    assert!(matches!(bed.event().await, LegEvent::Answered { key: 4, .. }));
+    assert!(matches!(
+        bed.event().await,
+        LegEvent::Answered { key: 4, .. }
+    ));
     match bed.event().await {
         LegEvent::Updated {
             key: 4,

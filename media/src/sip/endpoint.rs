@@ -82,7 +82,8 @@ impl<K: Clone + Eq + std::fmt::Debug> SipEndpoint<K> {
 
     /// Serves SIP and commands until the command channel closes; answers what it counted.
     pub async fn run(mut self, mut commands: mpsc::Receiver<SipCommand<K>>) -> SipStats {
-        let mut tick = tokio::time::interval((self.uas.config().t1 / 10).max(Duration::from_millis(10)));
+        let mut tick =
+            tokio::time::interval((self.uas.config().t1 / 10).max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         // One byte more than allowed, so that an oversized datagram is seen as such.
         let mut buffer = vec![0u8; self.uas.config().max_message_bytes + 1];

@@ -27,8 +27,10 @@
 //!   beside the workspace's newer ones; last released 2022.
 //! - `ezk-sip-types` 0.6 (message types and parser only): 12 crates (nom 7, bytes, bytesstr,
 //!   memchr, anyhow), maintained with ezk (2025 releases), `forbid(unsafe_code)`. Chosen: it
-//!   parses lines, the request line, URIs and the typed headers used here; the transaction
-//!   cache, the dialogs and SDP (a dozen lines) are this module's own, small and sans-IO.
+//!   parses lines, the request line, URIs and the typed headers used here. Its sibling
+//!   `ezk-sdp-types` 0.6 parses the SDP offer (6 crates more, thiserror among them). The
+//!   transaction cache, the dialogs and the SDP answer are this module's own, small and
+//!   sans-IO; both parsers are fed arbitrary and mutated datagrams by tests/sip_core.rs.
 //!
 //! Layout: `message` (datagram -> request facts), `sdp` (offer -> answer), `uas` (the
 //! sans-IO core: dialogs, transactions, bounds), `endpoint` (the tokio shell).

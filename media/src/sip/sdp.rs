@@ -1,23 +1,22 @@
 //! SDP offer -> answer for a receive-only audio leg (RFC 3264).
 //!
-//! Only what a recorder leg needs is read: the connection address, the first audio `m=` line,
-//! its `rtpmap`/`fmtp`/`ptime` and direction attributes. The offerer's order of preference is
+//! The offer is parsed with `ezk-sdp-types` (the SIP types' sibling: same nom/bytes
+//! dependencies). Of it, a recorder leg uses the connection address, the first audio `m=`
+//! line, its `rtpmap`/`fmtp`/`ptime` and direction. The offerer's order of preference is
 //! kept: the first of PCMU, PCMA or L16 (at the capture's rate, mono) it lists is chosen, and
 //! telephone-event at the same rate is accepted under the payload type it offered. Every
 //! other media line is refused with port 0, as RFC 3264 §6 asks.
-//!
-//! (The SDP crates looked at, ezk-sdp-types among them, parse whole sessions into owned trees;
-//! what is needed here is a dozen lines, read with bounds and without allocation per line.)
 
 use std::fmt::Write;
 use std::net::{IpAddr, SocketAddr};
 
-use crate::config::{PayloadFormat, PayloadMap};
+use bytes::Bytes;
+use bytesstr::BytesStr;
+use ezk_sdp_types::{
+    MediaDescription, MediaType, SessionDescription, TaggedAddress, TransportProtocol,
+};
 
-/// Lines read from one SDP body at most: an offer from FreeSWITCH has about a dozen.
-const MAX_LINES: usize = 256;
-/// Payload types read from one `m=` line at most.
-const MAX_FORMATS: usize = 32;
+use crate::config::{PayloadFormat, PayloadMap};
 
 /// Which way media flows, from the offerer's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +25,17 @@ pub enum Direction {
     SendOnly,
     RecvOnly,
     Inactive,
+}
+
+impl From<&ezk_sdp_types::Direction> for Direction {
+    fn from(direction: &ezk_sdp_types::Direction) -> Self {
+        match direction {
+            ezk_sdp_types::Direction::SendRecv => Direction::SendRecv,
+            ezk_sdp_types::Direction::SendOnly => Direction::SendOnly,
+            ezk_sdp_types::Direction::RecvOnly => Direction::RecvOnly,
+            ezk_sdp_types::Direction::Inactive => Direction::Inactive,
+        }
+    }
 }
 
 /// What was agreed for one leg.
@@ -37,7 +47,7 @@ pub struct Negotiated {
     pub audio: PayloadFormat,
     pub telephone_event: Option<u8>,
     pub direction: Direction,
-    /// The SDP answer's body, without the `o=` version (which the dialog owns).
+    /// The answer's media lines; `{port}` stands for the local RTP port.
     answer_media: String,
 }
 
@@ -50,116 +60,55 @@ pub enum Refusal {
     Malformed,
 }
 
-#[derive(Debug)]
-struct Media<'a> {
-    port: u16,
-    proto: &'a str,
-    formats: Vec<u8>,
-    connection: Option<IpAddr>,
-    rtpmaps: Vec<(u8, &'a str)>,
-    fmtps: Vec<(u8, &'a str)>,
-    ptime: Option<&'a str>,
-    direction: Option<Direction>,
-}
-
 /// Answers `offer` for a capture running at `sample_rate`.
 pub fn negotiate(offer: &[u8], sample_rate: u32) -> Result<Negotiated, Refusal> {
-    let text = std::str::from_utf8(offer).map_err(|_| Refusal::Malformed)?;
-    let mut session_connection = None;
-    let mut session_direction = None;
-    let mut media: Vec<Media<'_>> = Vec::new();
-    for line in text.lines().take(MAX_LINES) {
-        let line = line.trim_end();
-        let Some((kind, value)) = line.split_once('=') else {
-            continue;
-        };
-        match (kind, media.last_mut()) {
-            ("m", _) => media.push(parse_media(value)?),
-            ("c", None) => session_connection = parse_connection(value),
-            ("c", Some(m)) => m.connection = parse_connection(value),
-            ("a", current) => {
-                let (name, arg) = value.split_once(':').unwrap_or((value, ""));
-                let direction = match name {
-                    "sendrecv" => Some(Direction::SendRecv),
-                    "sendonly" => Some(Direction::SendOnly),
-                    "recvonly" => Some(Direction::RecvOnly),
-                    "inactive" => Some(Direction::Inactive),
-                    _ => None,
-                };
-                match current {
-                    None => session_direction = direction.or(session_direction),
-                    Some(m) => {
-                        if direction.is_some() {
-                            m.direction = direction;
-                        }
-                        let pt_and = || {
-                            let (pt, rest) = arg.split_once(' ')?;
-                            Some((pt.parse::<u8>().ok()?, rest.trim()))
-                        };
-                        match name {
-                            "rtpmap" => m.rtpmaps.extend(pt_and()),
-                            "fmtp" => m.fmtps.extend(pt_and()),
-                            "ptime" => m.ptime = Some(arg.trim()),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    let text =
+        BytesStr::from_utf8_bytes(Bytes::copy_from_slice(offer)).map_err(|_| Refusal::Malformed)?;
+    let session = SessionDescription::parse(&text).map_err(|_| Refusal::Malformed)?;
+    let media = &session.media_descriptions;
     let index = media
         .iter()
-        .position(|m| m.port != 0 && m.proto == "RTP/AVP" && !m.formats.is_empty())
+        .position(|m| {
+            m.media.media_type == MediaType::Audio
+                && m.media.port != 0
+                && m.media.proto == TransportProtocol::RtpAvp
+                && !m.media.fmts.is_empty()
+        })
         .ok_or(Refusal::NoAudio)?;
     let chosen = &media[index];
     let ip = chosen
         .connection
-        .or(session_connection)
+        .as_ref()
+        .or(session.connection.as_ref())
+        .and_then(|c| match &c.address {
+            TaggedAddress::IP4(ip) => Some(IpAddr::V4(*ip)),
+            TaggedAddress::IP6(ip) => Some(IpAddr::V6(*ip)),
+            // A host name would need a resolver to route by; FreeSWITCH sends addresses.
+            TaggedAddress::IP4FQDN(_) | TaggedAddress::IP6FQDN(_) => None,
+        })
         .ok_or(Refusal::NoConnection)?;
-    let direction = chosen
-        .direction
-        .or(session_direction)
-        .unwrap_or(Direction::SendRecv);
-
-    let format_of = |pt: u8| -> Option<PayloadFormat> {
-        let rtpmap = chosen.rtpmaps.iter().find(|(p, _)| *p == pt).map(|(_, m)| *m);
-        let Some(rtpmap) = rtpmap else {
-            // Static types need no rtpmap (RFC 3551).
-            return match pt {
-                0 if sample_rate == 8000 => Some(PayloadFormat::Pcmu),
-                8 if sample_rate == 8000 => Some(PayloadFormat::Pcma),
-                _ => None,
-            };
-        };
-        let mut parts = rtpmap.split('/');
-        let name = parts.next()?.to_ascii_uppercase();
-        let rate: u32 = parts.next()?.parse().ok()?;
-        let channels = parts.next().unwrap_or("1");
-        if rate != sample_rate || channels != "1" {
-            return None;
-        }
-        match name.as_str() {
-            "PCMU" => Some(PayloadFormat::Pcmu),
-            "PCMA" => Some(PayloadFormat::Pcma),
-            "L16" => Some(PayloadFormat::L16),
-            "TELEPHONE-EVENT" => Some(PayloadFormat::TelephoneEvent),
-            _ => None,
-        }
+    // The parser defaults an absent attribute to sendrecv, so a media-level sendrecv
+    // defers to the session's.
+    let direction = match Direction::from(&chosen.direction) {
+        Direction::SendRecv => Direction::from(&session.direction),
+        explicit => explicit,
     };
+
     let (audio_type, audio) = chosen
-        .formats
+        .media
+        .fmts
         .iter()
-        .find_map(|&pt| match format_of(pt) {
+        .find_map(|&pt| match format_of(chosen, pt, sample_rate) {
             Some(PayloadFormat::TelephoneEvent) | None => None,
             Some(format) => Some((pt, format)),
         })
         .ok_or(Refusal::NoCommonCodec)?;
     let telephone_event = chosen
-        .formats
+        .media
+        .fmts
         .iter()
         .copied()
-        .find(|&pt| format_of(pt) == Some(PayloadFormat::TelephoneEvent));
+        .find(|&pt| format_of(chosen, pt, sample_rate) == Some(PayloadFormat::TelephoneEvent));
 
     // We never send, so the answer receives at most (RFC 3264 §6.1).
     let answer_direction = match direction {
@@ -170,8 +119,12 @@ pub fn negotiate(offer: &[u8], sample_rate: u32) -> Result<Negotiated, Refusal> 
     for (i, m) in media.iter().enumerate() {
         if i != index {
             // Refused stream: port 0, its first format echoed (RFC 3264 §6).
-            let first = m.formats.first().copied().unwrap_or(0);
-            let _ = write!(answer_media, "m=audio 0 {} {first}\r\n", m.proto);
+            let first = m.media.fmts.first().copied().unwrap_or(0);
+            let _ = write!(
+                answer_media,
+                "m={} 0 {} {first}\r\n",
+                m.media.media_type, m.media.proto
+            );
             continue;
         }
         let _ = write!(answer_media, "m=audio {{port}} RTP/AVP {audio_type}");
@@ -184,29 +137,59 @@ pub fn negotiate(offer: &[u8], sample_rate: u32) -> Result<Negotiated, Refusal> 
             PayloadFormat::Pcma => "PCMA",
             _ => "L16",
         };
-        let _ = write!(answer_media, "a=rtpmap:{audio_type} {name}/{sample_rate}\r\n");
+        let _ = write!(
+            answer_media,
+            "a=rtpmap:{audio_type} {name}/{sample_rate}\r\n"
+        );
         if let Some(te) = telephone_event {
             let _ = write!(
                 answer_media,
                 "a=rtpmap:{te} telephone-event/{sample_rate}\r\n"
             );
-            if let Some((_, fmtp)) = m.fmtps.iter().find(|(pt, _)| *pt == te) {
-                let _ = write!(answer_media, "a=fmtp:{te} {fmtp}\r\n");
+            if let Some(fmtp) = m.fmtp.iter().find(|f| f.format == te) {
+                let _ = write!(answer_media, "a=fmtp:{te} {}\r\n", fmtp.params);
             }
         }
-        if let Some(ptime) = m.ptime {
+        let ptime = m.attributes.iter().find(|a| a.name == "ptime");
+        if let Some(ptime) = ptime.and_then(|a| a.value.as_ref()) {
             let _ = write!(answer_media, "a=ptime:{ptime}\r\n");
         }
         let _ = write!(answer_media, "a={answer_direction}\r\n");
     }
     Ok(Negotiated {
-        rtp_from: SocketAddr::new(ip, chosen.port),
+        rtp_from: SocketAddr::new(ip, chosen.media.port),
         audio_type,
         audio,
         telephone_event,
         direction,
         answer_media,
     })
+}
+
+/// What payload type `pt` of `media` carries, if the capture decodes it.
+fn format_of(media: &MediaDescription, pt: u8, sample_rate: u32) -> Option<PayloadFormat> {
+    let Some(rtpmap) = media.rtpmap.iter().find(|r| r.payload == pt) else {
+        // Static types need no rtpmap (RFC 3551).
+        return match pt {
+            0 if sample_rate == 8000 => Some(PayloadFormat::Pcmu),
+            8 if sample_rate == 8000 => Some(PayloadFormat::Pcma),
+            _ => None,
+        };
+    };
+    let mono = rtpmap
+        .params
+        .as_ref()
+        .is_none_or(|channels| channels.as_str() == "1");
+    if rtpmap.clock_rate != sample_rate || !mono {
+        return None;
+    }
+    match rtpmap.encoding.to_ascii_uppercase().as_str() {
+        "PCMU" => Some(PayloadFormat::Pcmu),
+        "PCMA" => Some(PayloadFormat::Pcma),
+        "L16" => Some(PayloadFormat::L16),
+        "TELEPHONE-EVENT" => Some(PayloadFormat::TelephoneEvent),
+        _ => None,
+    }
 }
 
 impl Negotiated {
@@ -236,45 +219,10 @@ impl Negotiated {
         let ip = local.ip();
         format!(
             "v=0\r\no=switchyard {session_id} {version} IN {family} {ip}\r\ns=switchyard recorder\r\nc=IN {family} {ip}\r\nt=0 0\r\n{}",
-            self.answer_media.replace("{port}", &local.port().to_string())
+            self.answer_media
+                .replace("{port}", &local.port().to_string())
         )
     }
-}
-
-fn parse_media(value: &str) -> Result<Media<'_>, Refusal> {
-    let mut fields = value.split_ascii_whitespace();
-    let kind = fields.next().ok_or(Refusal::Malformed)?;
-    // `port/count` is allowed (RFC 4566); a recorder takes the first port.
-    let port = fields.next().ok_or(Refusal::Malformed)?;
-    let port: u16 = port
-        .split('/')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .ok_or(Refusal::Malformed)?;
-    let proto = fields.next().ok_or(Refusal::Malformed)?;
-    let formats = fields
-        .take(MAX_FORMATS)
-        .filter_map(|f| f.parse::<u8>().ok())
-        .filter(|&pt| pt < 128)
-        .collect();
-    Ok(Media {
-        // A non-audio stream is refused like an unsupported one.
-        port: if kind == "audio" { port } else { 0 },
-        proto,
-        formats,
-        connection: None,
-        rtpmaps: Vec::new(),
-        fmtps: Vec::new(),
-        ptime: None,
-        direction: None,
-    })
-}
-
-fn parse_connection(value: &str) -> Option<IpAddr> {
-    let mut fields = value.split_ascii_whitespace();
-    let (_net, _family, address) = (fields.next()?, fields.next()?, fields.next()?);
-    // Multicast `addr/ttl` is no use to a recorder; the address alone is what is routed.
-    address.split('/').next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -294,7 +242,10 @@ mod tests {
         );
         assert_eq!(negotiated.telephone_event, Some(101));
         let answer = negotiated.answer("127.0.0.1:40000".parse().unwrap(), 9, 1);
-        assert!(answer.contains("m=audio 40000 RTP/AVP 0 101\r\n"), "{answer}");
+        assert!(
+            answer.contains("m=audio 40000 RTP/AVP 0 101\r\n"),
+            "{answer}"
+        );
         assert!(answer.contains("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"));
         assert!(answer.ends_with("a=ptime:20\r\na=recvonly\r\n"), "{answer}");
         let map = negotiated.payload_map();
@@ -304,7 +255,7 @@ mod tests {
 
     #[test]
     fn keeps_the_offerers_preference_and_dynamic_types() {
-        let offer = "v=0\r\nc=IN IP4 10.1.2.3\r\nm=audio 4000 RTP/AVP 18 96 8 0 97\r\na=rtpmap:96 L16/8000\r\na=rtpmap:97 telephone-event/8000\r\na=sendonly\r\n";
+        let offer = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nc=IN IP4 10.1.2.3\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18 96 8 0 97\r\na=rtpmap:96 L16/8000\r\na=rtpmap:97 telephone-event/8000\r\na=sendonly\r\n";
         let negotiated = negotiate(offer.as_bytes(), 8000).unwrap();
         assert_eq!(
             (negotiated.audio_type, negotiated.audio),
@@ -312,7 +263,7 @@ mod tests {
         );
         assert_eq!(negotiated.telephone_event, Some(97));
         assert!(!negotiated.is_on_hold());
-        let pcma = "v=0\r\nc=IN IP4 10.1.2.3\r\nm=audio 4000 RTP/AVP 8 0\r\na=inactive\r\n";
+        let pcma = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nc=IN IP4 10.1.2.3\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 0\r\na=inactive\r\n";
         let negotiated = negotiate(pcma.as_bytes(), 8000).unwrap();
         assert_eq!(negotiated.audio, PayloadFormat::Pcma);
         assert!(negotiated.is_on_hold());
@@ -325,11 +276,14 @@ mod tests {
 
     #[test]
     fn refuses_offers_without_a_codec_it_decodes_or_without_an_address() {
-        let g729 = "v=0\r\nc=IN IP4 10.1.2.3\r\nm=audio 4000 RTP/AVP 18\r\n";
-        assert_eq!(negotiate(g729.as_bytes(), 8000), Err(Refusal::NoCommonCodec));
-        let no_c = "v=0\r\nm=audio 4000 RTP/AVP 0\r\n";
+        let g729 = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nc=IN IP4 10.1.2.3\r\nt=0 0\r\nm=audio 4000 RTP/AVP 18\r\n";
+        assert_eq!(
+            negotiate(g729.as_bytes(), 8000),
+            Err(Refusal::NoCommonCodec)
+        );
+        let no_c = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
         assert_eq!(negotiate(no_c.as_bytes(), 8000), Err(Refusal::NoConnection));
-        let video = "v=0\r\nc=IN IP4 10.1.2.3\r\nm=video 4000 RTP/AVP 96\r\n";
+        let video = "v=0\r\no=- 1 1 IN IP4 10.1.2.3\r\ns=-\r\nc=IN IP4 10.1.2.3\r\nt=0 0\r\nm=video 4000 RTP/AVP 96\r\n";
         assert_eq!(negotiate(video.as_bytes(), 8000), Err(Refusal::NoAudio));
         assert_eq!(negotiate(b"m=audio x", 8000), Err(Refusal::Malformed));
     }

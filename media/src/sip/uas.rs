@@ -541,7 +541,16 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         };
         if dialog.pending.is_some() || dialog.unacked.is_some() {
             // An offer while ours is outstanding (RFC 3261 §14.2).
-            self.respond(now, source, &request, 491, "Request Pending", None, "", None);
+            self.respond(
+                now,
+                source,
+                &request,
+                491,
+                "Request Pending",
+                None,
+                "",
+                None,
+            );
             return;
         }
         let negotiated = match sdp::negotiate(&request.body, self.config.sample_rate) {
@@ -561,8 +570,8 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
             }
         };
         let call_id = request.call_id.clone();
-        let moved = !negotiated.rtp_from.ip().is_unspecified()
-            && dialog.route != Some(negotiated.rtp_from);
+        let moved =
+            !negotiated.rtp_from.ip().is_unspecified() && dialog.route != Some(negotiated.rtp_from);
         let (key, leg, replaces) = (dialog.key.clone(), dialog.leg, dialog.route);
         // As for the first INVITE: the switch stops retransmitting while the route is made.
         self.respond(now, source, &request, 100, "Trying", None, "", None);
@@ -599,11 +608,10 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         if !initial {
             dialog.sdp_version += 1;
         }
-        let body = pending.negotiated.answer(
-            self.config.rtp_addr,
-            dialog.session_id,
-            dialog.sdp_version,
-        );
+        let body =
+            pending
+                .negotiated
+                .answer(self.config.rtp_addr, dialog.session_id, dialog.sdp_version);
         let contact = format!(
             "Contact: <sip:{}@{}>\r\nAllow: {ALLOW}\r\n",
             dialog.user, self.config.sip_addr
@@ -748,8 +756,7 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         let busy = self.dialogs.values().any(|d| &d.key == key)
             || self.expected.values().any(|e| &e.key == key);
         if !busy {
-            self.outputs
-                .push_back(UasOutput::Stop { key: key.clone() });
+            self.outputs.push_back(UasOutput::Stop { key: key.clone() });
         }
     }
 
@@ -807,7 +814,10 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
             _ => out.push_str(&format!("To: {}\r\n", request.to)),
         }
         out.push_str(&format!("Call-ID: {}\r\n", request.call_id));
-        out.push_str(&format!("CSeq: {} {}\r\n", request.cseq, request.cseq_method));
+        out.push_str(&format!(
+            "CSeq: {} {}\r\n",
+            request.cseq, request.cseq_method
+        ));
         out.push_str(extra_headers);
         out.push_str(&format!("Server: {SERVER}\r\n"));
         match sdp {
