@@ -2,12 +2,11 @@
 //! datagram by its source address to a capture and a leg, and writes WAV files.
 //!
 //! FreeSWITCH sends a leg's RTP from the port its SDP offer names (symmetric RTP), so the
-//! SIP endpoint that answers the offer knows each flow's source address before the first
-//! packet; many legs can then share one local port. Datagrams from an address no recording
-//! expects are counted and dropped. (mod_oreka sends each leg to a port number of its own
-//! choosing; a call whose two legs arrive on two local ports needs two sockets feeding one
-//! capture, which this shell does not do yet: the SIP endpoint that picks the ports comes
-//! with it.)
+//! SIP endpoint that answers the offer (`crate::sip`) knows each flow's source address before
+//! the first packet and adds it with `Route`; many legs then share one local port. Datagrams
+//! from an address no recording expects are counted and dropped. (mod_oreka sends each leg to
+//! a port number of its own choosing, ignoring the answer; accepting it would need a socket on
+//! that port feeding the same capture, which this shell does not do.)
 //!
 //! ```text
 //!   commands (Start/Pause/Resume/Stop) ─┐

@@ -98,6 +98,7 @@ pub fn negotiate(offer: &[u8], sample_rate: u32) -> Result<Negotiated, Refusal> 
         .media
         .fmts
         .iter()
+        .filter(|&&pt| pt < 128)
         .find_map(|&pt| match format_of(chosen, pt, sample_rate) {
             Some(PayloadFormat::TelephoneEvent) | None => None,
             Some(format) => Some((pt, format)),
@@ -108,6 +109,7 @@ pub fn negotiate(offer: &[u8], sample_rate: u32) -> Result<Negotiated, Refusal> 
         .fmts
         .iter()
         .copied()
+        .filter(|&pt| pt < 128)
         .find(|&pt| format_of(chosen, pt, sample_rate) == Some(PayloadFormat::TelephoneEvent));
 
     // We never send, so the answer receives at most (RFC 3264 §6.1).
@@ -195,16 +197,17 @@ fn format_of(media: &MediaDescription, pt: u8, sample_rate: u32) -> Option<Paylo
 impl Negotiated {
     /// The payload types the capture decodes this leg with.
     pub fn payload_map(&self) -> PayloadMap {
-        let map = PayloadMap::empty().with(self.audio_type, self.audio);
-        match (map, self.telephone_event) {
-            (Ok(map), Some(te)) => map
-                .clone()
-                .with(te, PayloadFormat::TelephoneEvent)
-                .unwrap_or(map),
-            (Ok(map), None) => map,
-            // Types come from a parsed u8 and are checked below 128 on the m= line.
-            (Err(_), _) => PayloadMap::empty(),
+        let mut map = PayloadMap::empty();
+        // `negotiate` only picks types below 128, which `with` accepts.
+        if let Ok(with_audio) = map.clone().with(self.audio_type, self.audio) {
+            map = with_audio;
         }
+        if let Some(te) = self.telephone_event
+            && let Ok(with_events) = map.clone().with(te, PayloadFormat::TelephoneEvent)
+        {
+            map = with_events;
+        }
+        map
     }
 
     /// Whether the offerer said it sends nothing (hold): RTP is then not expected.

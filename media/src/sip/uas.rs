@@ -273,6 +273,7 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
     }
 
     /// Withdraws an announcement not yet used (the originate failed); true if there was one.
+    /// When nothing else of its recording is expected or live, the recording is stopped.
     pub fn forget(&mut self, user: &str) -> bool {
         let Some(expected) = self.expected.remove(user) else {
             return false;
