@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::MediaError;
-use crate::config::{CaptureConfig, Layout, Leg};
+use crate::config::{CaptureConfig, Layout, Leg, PayloadMap};
 use crate::jitter::Release;
 use crate::leg::{Arrival, LegState, LegStats, Limits};
 use crate::rtp::RtpPacket;
@@ -148,6 +148,9 @@ pub struct Capture {
     /// The caller's clock reading at position 0.
     started: Duration,
     legs: [LegState; 2],
+    /// Payload types per leg: the configuration's until the SDP of a leg says otherwise
+    /// (two recorder legs may negotiate different dynamic types).
+    payload_types: [PayloadMap; 2],
     /// Frames handed out so far: every leg's ready samples start here.
     out_pos: u64,
     /// The last audio block (reused).
@@ -180,6 +183,7 @@ impl Capture {
                 LegState::new(Leg::Caller, max_queued),
                 LegState::new(Leg::Agent, max_queued),
             ],
+            payload_types: [config.payload_types.clone(), config.payload_types.clone()],
             out_pos: 0,
             block: Vec::new(),
             pauses: VecDeque::new(),
@@ -193,6 +197,22 @@ impl Capture {
 
     pub fn config(&self) -> &CaptureConfig {
         &self.config
+    }
+
+    /// Replaces `leg`'s payload types, as its SDP offer/answer (or a re-INVITE) agreed them.
+    /// Fails, changing nothing, when a format's clock does not suit the capture's rate.
+    pub fn set_payload_types(
+        &mut self,
+        leg: Leg,
+        payload_types: PayloadMap,
+    ) -> Result<(), MediaError> {
+        CaptureConfig {
+            payload_types: payload_types.clone(),
+            ..self.config.clone()
+        }
+        .validate()?;
+        self.payload_types[leg.index()] = payload_types;
+        Ok(())
     }
 
     /// Takes one datagram received on `leg` at `now`. Never fails: whatever is wrong with
@@ -211,7 +231,7 @@ impl Capture {
         let Ok(packet) = RtpPacket::parse(datagram) else {
             return state.count_malformed();
         };
-        let Some(format) = self.config.payload_types.get(packet.payload_type) else {
+        let Some(format) = self.payload_types[leg.index()].get(packet.payload_type) else {
             return state.count_unknown_payload();
         };
         let admission = state.push(arrival, &packet, format, &self.limits, &mut self.events);

@@ -55,6 +55,15 @@ pub enum MediaError {
     /// The recorder holds as many recordings as it was configured for.
     #[error("the recorder is full ({limit} recordings)")]
     RecorderFull { limit: usize },
+    /// The recorder endpoint already expects (or is answering) a leg under that user.
+    #[error("recorder leg {user} is already expected")]
+    LegExpected { user: String },
+    /// One of the recorder endpoint's bounds was reached.
+    #[error("the recorder endpoint holds at most {limit} {what}")]
+    SipFull { what: &'static str, limit: usize },
+    /// The recorder (the `net` shell) stopped before answering.
+    #[error("the recorder is not running")]
+    RecorderGone,
     /// A socket operation of the UDP shell failed.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),

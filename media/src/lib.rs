@@ -31,7 +31,8 @@
 //!
 //! Layout: [`rtp`] (packets, telephone-events), [`g711`], [`config`], `stream` (one SSRC:
 //! sequence and timestamp extension), `jitter` (the reorder window), `leg` (one direction's
-//! timeline), [`capture`] (the two legs together, pause spans), [`wav`], `net`.
+//! timeline), [`capture`] (the two legs together, pause spans), [`wav`], `net`, `sip` (the recorder endpoint:
+//! a SIP user agent server that answers the recorder legs and routes their RTP into `net`).
 
 pub mod capture;
 pub mod config;
@@ -42,6 +43,8 @@ mod leg;
 #[cfg(feature = "net")]
 pub mod net;
 pub mod rtp;
+#[cfg(feature = "sip")]
+pub mod sip;
 mod stream;
 pub mod wav;
 

@@ -2,12 +2,11 @@
 //! datagram by its source address to a capture and a leg, and writes WAV files.
 //!
 //! FreeSWITCH sends a leg's RTP from the port its SDP offer names (symmetric RTP), so the
-//! SIP endpoint that answers the offer knows each flow's source address before the first
-//! packet; many legs can then share one local port. Datagrams from an address no recording
-//! expects are counted and dropped. (mod_oreka sends each leg to a port number of its own
-//! choosing; a call whose two legs arrive on two local ports needs two sockets feeding one
-//! capture, which this shell does not do yet: the SIP endpoint that picks the ports comes
-//! with it.)
+//! SIP endpoint that answers the offer (`crate::sip`) knows each flow's source address before
+//! the first packet and adds it with `Route`; many legs then share one local port. Datagrams
+//! from an address no recording expects are counted and dropped. (mod_oreka sends each leg to
+//! a port number of its own choosing, ignoring the answer; accepting it would need a socket on
+//! that port feeding the same capture, which this shell does not do.)
 //!
 //! ```text
 //!   commands (Start/Pause/Resume/Stop) ─┐
@@ -32,7 +31,7 @@ use tokio::time::MissedTickBehavior;
 
 use crate::MediaError;
 use crate::capture::{Capture, CaptureOutput, CaptureStats};
-use crate::config::{CaptureConfig, Leg};
+use crate::config::{CaptureConfig, Leg, PayloadMap};
 use crate::wav::{WavSink, WavSummary};
 
 /// Largest datagram read: L16 at 48 kHz in 20 ms packets is 1,932 bytes; anything longer is
@@ -69,7 +68,7 @@ impl Default for RecorderConfig {
     }
 }
 
-/// What the recorder is asked to do. Every command answers on its `reply`.
+/// What the recorder is asked to do. Every command but `Unroute` answers on its `reply`.
 #[derive(Debug)]
 pub enum RecorderCommand<K> {
     /// Starts recording `flows` (source address -> leg) into a WAV file at `path`.
@@ -80,6 +79,19 @@ pub enum RecorderCommand<K> {
         flows: Vec<(SocketAddr, Leg)>,
         reply: oneshot::Sender<Result<(), MediaError>>,
     },
+    /// Adds a flow to a running recording: RTP from `from` is `leg`, decoded with
+    /// `payload_types` (what the leg's SDP agreed). `replaces` is the leg's previous flow (a
+    /// re-INVITE that moved the sender), dropped only once the new one is in place.
+    Route {
+        key: K,
+        leg: Leg,
+        from: SocketAddr,
+        replaces: Option<SocketAddr>,
+        payload_types: PayloadMap,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Stops taking RTP from `from` (the leg hung up); later datagrams from it are stray.
+    Unroute { from: SocketAddr },
     /// Starts a silent span (see [`Capture::pause`]); answers where it starts.
     Pause {
         key: K,
@@ -304,6 +316,17 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
             } => {
                 let _ = reply.send(self.start(key, capture, path, flows));
             }
+            RecorderCommand::Route {
+                key,
+                leg,
+                from,
+                replaces,
+                payload_types,
+                reply,
+            } => {
+                let _ = reply.send(self.route(&key, leg, from, replaces, payload_types));
+            }
+            RecorderCommand::Unroute { from } => self.unroute(from),
             RecorderCommand::Pause { key, reply } => {
                 let now = self.now();
                 let _ = reply.send(self.recording(&key).and_then(|r| r.capture.pause(now)));
@@ -370,6 +393,55 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
         });
         self.by_key.insert(key, slot);
         Ok(())
+    }
+
+    fn route(
+        &mut self,
+        key: &K,
+        leg: Leg,
+        from: SocketAddr,
+        replaces: Option<SocketAddr>,
+        payload_types: PayloadMap,
+    ) -> Result<(), MediaError> {
+        let slot = *self.by_key.get(key).ok_or(MediaError::NoSuchRecording)?;
+        match self.flows.get(&from) {
+            Some(&(owner, owned_leg)) if owner == slot && owned_leg == leg => {}
+            Some(_) => return Err(MediaError::FlowInUse { addr: from }),
+            None => {}
+        }
+        let recording = self
+            .slots
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .ok_or(MediaError::NoSuchRecording)?;
+        let kept = recording
+            .flows
+            .iter()
+            .filter(|&&addr| Some(addr) != replaces && addr != from)
+            .count();
+        if kept >= MAX_FLOWS {
+            return Err(MediaError::Config {
+                reason: "a recording takes RTP from at most 4 source addresses",
+            });
+        }
+        recording.capture.set_payload_types(leg, payload_types)?;
+        recording
+            .flows
+            .retain(|&addr| Some(addr) != replaces && addr != from);
+        recording.flows.push(from);
+        if let Some(old) = replaces.filter(|&old| old != from) {
+            self.flows.remove(&old);
+        }
+        self.flows.insert(from, (slot, leg));
+        Ok(())
+    }
+
+    fn unroute(&mut self, from: SocketAddr) {
+        if let Some((slot, _)) = self.flows.remove(&from)
+            && let Some(Some(recording)) = self.slots.get_mut(slot)
+        {
+            recording.flows.retain(|&addr| addr != from);
+        }
     }
 
     fn stop(&mut self, key: &K) -> Result<RecordingSummary, MediaError> {
