@@ -3,49 +3,26 @@
 //! each leg, with their arrival times), compared with the capture's own decode of each leg
 //! (`raw/eavesdrop-recorder-leg.rec-{a,b}.wav`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_media::{Capture, CaptureConfig, CaptureOutput, Leg};
 
-/// `../shared/esl-captures` beside the workspace; `SWITCHYARD_CAPTURES` overrides.
-fn captures_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SWITCHYARD_CAPTURES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/esl-captures")
-}
+mod common;
+use common::{captures_dir, recorder_leg_frames};
 
-/// (arrival seconds, leg, datagram) of every RTP frame in the UDPCAP/1 file.
+/// (arrival seconds, leg, datagram) of every RTP frame of the capture.
 fn rtp_frames() -> Vec<(f64, Leg, Vec<u8>)> {
-    let path = captures_dir().join("eavesdrop-recorder-leg.udp.bin");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut frames = Vec::new();
-    // Frames start at a line beginning with "@@ " (the header's comments mention "@@" too);
-    // after a frame, its body and one "\n" separator.
-    let mut rest = &bytes[..];
-    while let Some(at) = rest.windows(4).position(|w| w == b"\n@@ ") {
-        rest = &rest[at + 1..];
-        let line_end = rest.iter().position(|&b| b == b'\n').expect("frame line");
-        let line = std::str::from_utf8(&rest[..line_end]).expect("ascii frame line");
-        let field = |name: &str| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap_or_else(|| panic!("{name} in {line}"))
-        };
-        let len: usize = field("len=").parse().unwrap();
-        let body = &rest[line_end + 1..line_end + 1 + len];
-        let leg = match field("flow=") {
-            "rtp-rec-a" => Some(Leg::Caller),
-            "rtp-rec-b" => Some(Leg::Agent),
-            _ => None,
-        };
-        if let Some(leg) = leg {
-            frames.push((field("t=").parse().unwrap(), leg, body.to_vec()));
-        }
-        rest = &rest[line_end + len..];
-    }
-    frames
+    recorder_leg_frames()
+        .into_iter()
+        .filter_map(|f| {
+            let leg = match f.flow.as_str() {
+                "rtp-rec-a" => Leg::Caller,
+                "rtp-rec-b" => Leg::Agent,
+                _ => return None,
+            };
+            Some((f.t, leg, f.body))
+        })
+        .collect()
 }
 
 fn wav(name: &str) -> Vec<i16> {

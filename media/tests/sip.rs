@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{dominant, goertzel};
+use common::{Frame, dominant, goertzel, recorder_leg_frames as frames};
 use switchyard_media::net::{RecorderCommand, RecorderConfig, RecorderReport, UdpRecorder};
 use switchyard_media::sip::{EndReason, LegEvent, SipCommand, SipEndpoint, SipStats, UasConfig};
 use switchyard_media::{CaptureConfig, Leg, MediaError};
@@ -19,52 +19,6 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout};
 
 // ---- the capture -------------------------------------------------------------------------
-
-/// `../shared/esl-captures` beside the workspace; `SWITCHYARD_CAPTURES` overrides.
-fn captures_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("SWITCHYARD_CAPTURES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/esl-captures")
-}
-
-#[derive(Debug, Clone)]
-struct Frame {
-    flow: String,
-    dir: String,
-    t: f64,
-    body: Vec<u8>,
-}
-
-/// Every frame of the UDPCAP/1 file, in order.
-fn frames() -> Vec<Frame> {
-    let path = captures_dir().join("eavesdrop-recorder-leg.udp.bin");
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut frames = Vec::new();
-    // Frames start at a line beginning with "@@ " (the header's comments mention "@@" too);
-    // after a frame, its body and one "\n" separator.
-    let mut rest = &bytes[..];
-    while let Some(at) = rest.windows(4).position(|w| w == b"\n@@ ") {
-        rest = &rest[at + 1..];
-        let line_end = rest.iter().position(|&b| b == b'\n').expect("frame line");
-        let line = std::str::from_utf8(&rest[..line_end]).expect("ascii frame line");
-        let field = |name: &str| {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(name))
-                .unwrap_or_else(|| panic!("{name} in {line}"))
-                .to_owned()
-        };
-        let len: usize = field("len=").parse().unwrap();
-        frames.push(Frame {
-            flow: field("flow="),
-            dir: field("dir="),
-            t: field("t=").parse().unwrap(),
-            body: rest[line_end + 1..line_end + 1 + len].to_vec(),
-        });
-        rest = &rest[line_end + len..];
-    }
-    frames
-}
 
 /// The SIP requests FreeSWITCH sent, in order: INVITE a, INVITE b, ACK a, ACK b, BYE a, BYE b.
 fn freeswitch_requests() -> Vec<String> {

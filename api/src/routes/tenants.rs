@@ -181,7 +181,13 @@ async fn apply_narrowed(
             action,
         });
     }
-    st.rt.refresh_routes().await.map_err(ApiError::internal)?;
+    // Only an unloaded queue takes numbers out of the routes.
+    if applied
+        .iter()
+        .any(|a| a.kind == "queue" && a.action == "unloaded")
+    {
+        st.rt.refresh_routes().await.map_err(ApiError::internal)?;
+    }
     Ok(applied)
 }
 

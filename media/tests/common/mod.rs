@@ -226,3 +226,53 @@ pub fn through_pcmu(audio: &[i16]) -> Vec<i16> {
         .map(|&s| switchyard_media::g711::ulaw_to_linear(linear_to_ulaw(s)))
         .collect()
 }
+
+// ---- the FreeSWITCH capture --------------------------------------------------------------
+
+/// `../shared/esl-captures` beside the workspace; `SWITCHYARD_CAPTURES` overrides.
+pub fn captures_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("SWITCHYARD_CAPTURES") {
+        return std::path::PathBuf::from(dir);
+    }
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/esl-captures")
+}
+
+/// One frame of a UDPCAP/1 file: its flow (`sip`, `rtp-rec-a`, ...), direction (`FS>UAS`,
+/// `UAS>FS`), arrival time in seconds and datagram.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub flow: String,
+    pub dir: String,
+    pub t: f64,
+    pub body: Vec<u8>,
+}
+
+/// Every frame of `eavesdrop-recorder-leg.udp.bin`, in order.
+pub fn recorder_leg_frames() -> Vec<Frame> {
+    let path = captures_dir().join("eavesdrop-recorder-leg.udp.bin");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut frames = Vec::new();
+    // Frames start at a line beginning with "@@ " (the header's comments mention "@@" too);
+    // after a frame, its body and one "\n" separator.
+    let mut rest = &bytes[..];
+    while let Some(at) = rest.windows(4).position(|w| w == b"\n@@ ") {
+        rest = &rest[at + 1..];
+        let line_end = rest.iter().position(|&b| b == b'\n').expect("frame line");
+        let line = std::str::from_utf8(&rest[..line_end]).expect("ascii frame line");
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{name} in {line}"))
+                .to_owned()
+        };
+        let len: usize = field("len=").parse().unwrap();
+        frames.push(Frame {
+            flow: field("flow="),
+            dir: field("dir="),
+            t: field("t=").parse().unwrap(),
+            body: rest[line_end + 1..line_end + 1 + len].to_vec(),
+        });
+        rest = &rest[line_end + len..];
+    }
+    frames
+}
