@@ -1,6 +1,7 @@
 //! The crate's one error type. Network input never produces an error: a bad datagram is
 //! counted and dropped ([`crate::Admission`]); errors are for configuration, the caller's
-//! misuse of a capture, files and sockets.
+//! misuse of a capture, files and sockets. A recording written elsewhere (`ingest`) that cannot
+//! be measured, or only in part, is an error too: the caller keeps the file for inspection.
 
 use std::path::PathBuf;
 
@@ -64,6 +65,45 @@ pub enum MediaError {
     /// The recorder (the `net` shell) stopped before answering.
     #[error("the recorder is not running")]
     RecorderGone,
+    /// The recording holds no audio: a well-formed header and not one frame (FreeSWITCH leaves
+    /// such 44-byte files behind, its issue #1787).
+    #[cfg(feature = "ingest")]
+    #[error("the recording holds no audio")]
+    Empty,
+    /// The recording was cut short (a crash): its header promised more audio than the file
+    /// holds, or its lengths were never written. `report` measures the audio that is there
+    /// (every whole frame); `expected` is what the header promised, `None` when it never said.
+    #[cfg(feature = "ingest")]
+    #[error("the recording is cut short: {:?} decoded of {}", report.duration, match expected {
+        Some(expected) => format!("{expected:?}"),
+        None => "a length never written".to_owned(),
+    })]
+    Truncated {
+        report: Box<crate::ingest::AudioReport>,
+        expected: Option<std::time::Duration>,
+    },
+    /// The file is not a recording: it does not open with a WAV header (an HTML error page
+    /// uploaded instead, random bytes).
+    #[cfg(feature = "ingest")]
+    #[error("not a recording: the file does not start with a WAV header")]
+    NotAudio,
+    /// The file is a WAV file whose header or audio cannot be read (the reason says which part).
+    #[cfg(feature = "ingest")]
+    #[error("unreadable recording: {reason}")]
+    Malformed { reason: &'static str },
+    /// The recording's encoding is not one switchyard decodes (PCM, G.711 u-law and A-law,
+    /// IEEE float are).
+    #[cfg(feature = "ingest")]
+    #[error("unsupported encoding: {encoding}")]
+    Unsupported { encoding: String },
+    /// Opening or reading a recording failed (`path` is `None` for a source other than a file).
+    #[cfg(feature = "ingest")]
+    #[error("reading the recording{}: {source}", path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    RecordingIo {
+        path: Option<PathBuf>,
+        #[source]
+        source: std::io::Error,
+    },
     /// A socket operation of the UDP shell failed.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),

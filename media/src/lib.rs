@@ -32,12 +32,15 @@
 //! Layout: [`rtp`] (packets, telephone-events), [`g711`], [`config`], `stream` (one SSRC:
 //! sequence and timestamp extension), `jitter` (the reorder window), `leg` (one direction's
 //! timeline), [`capture`] (the two legs together, pause spans), [`wav`], `net`, `sip` (the recorder endpoint:
-//! a SIP user agent server that answers the recorder legs and routes their RTP into `net`).
+//! a SIP user agent server that answers the recorder legs and routes their RTP into `net`),
+//! [`ingest`] (feature `ingest`: checking and measuring recordings FreeSWITCH wrote itself).
 
 pub mod capture;
 pub mod config;
 mod error;
 pub mod g711;
+#[cfg(feature = "ingest")]
+pub mod ingest;
 mod jitter;
 mod leg;
 #[cfg(feature = "net")]
