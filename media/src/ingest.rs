@@ -18,16 +18,22 @@
 //! windows, waveform buckets) without ever holding more than one packet of samples, so memory
 //! stays bounded whatever the file's length.
 //!
-//! Before symphonia sees the file, the RIFF chunk headers (only they) are walked once to find the
-//! data chunk, and two length fields are repaired in a view of the file (the file itself is never
-//! written). Why: what a crash leaves behind is precisely a header whose lengths are wrong, and
-//! symphonia 0.6's `WavReader` takes them at their word. A header never finalised (lengths 0,
-//! as hound and libsndfile put them down before the first sample) reads as no audio at all
-//! although the audio is there, or is refused outright for its RIFF length. The view states the
-//! length of the audio actually present (never more than the header says: anything after that
-//! is another chunk or the unflushed tail of a crash), so reading ends where the audio ends, and
-//! comparing it with the length written is how a cut is told from a complete file rather than
-//! from an end-of-file error that could as well be a failing disk.
+//! symphonia does not read the file as it is. The RIFF chunk headers (only they) are walked
+//! once to find the fmt chunk and the audio, and symphonia reads a view: a canonical header
+//! (the checked fmt chunk, a data chunk of the length actually usable) followed by the file's
+//! own audio bytes, read in place (the file is never written). Why:
+//! - what a crash leaves behind is precisely a header whose lengths are wrong, and symphonia
+//!   0.6's `WavReader` takes them at their word: a header never finalised (lengths 0, as hound
+//!   and libsndfile put them down before the first sample) reads as no audio although the
+//!   audio is there, or is refused for its RIFF length. The view's data length is what is
+//!   there, never more than the header says (anything after is another chunk or the unflushed
+//!   tail of a crash), so reading ends where the audio ends, and comparing it with the length
+//!   written tells a cut from a complete file (rather than an end-of-file error that could as
+//!   well be a failing disk);
+//! - fuzzing found a fmt chunk that makes symphonia's parser panic (a 16-bit multiplication of
+//!   the channel count, in debug builds), and fmt fields that make it read audio bytes as the
+//!   next chunk header; the fmt chunk it is given is checked first ([`MAX_CHANNELS`]) and its
+//!   extension size made to agree with its length.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -132,22 +138,8 @@ where
 {
     let bytes = source.seek(SeekFrom::End(0)).map_err(io_error)?;
     source.seek(SeekFrom::Start(0)).map_err(io_error)?;
-    let layout = scan_riff(&mut source, bytes).map_err(io_error)?;
-    source.seek(SeekFrom::Start(0)).map_err(io_error)?;
-
-    let mut patches = Vec::new();
-    if let Some(layout) = &layout {
-        // The RIFF length says nothing the data chunk does not; "unknown" lets a writer that
-        // died between updating the two keep its recording.
-        patches.push((4, u32::MAX.to_le_bytes()));
-        patches.push((layout.data_len_at, layout.usable().to_le_bytes()));
-    }
-    let view = Repaired {
-        inner: source,
-        pos: 0,
-        len: bytes,
-        patches,
-    };
+    let layout = scan_riff(&mut source, bytes)?;
+    let view = WaveView::new(source, &layout);
     let stream = MediaSourceStream::new(Box::new(view), MediaSourceStreamOptions::default());
 
     let mut format = PROBE
@@ -158,19 +150,9 @@ where
             MetadataOptions::default(),
         )
         .map_err(|error| match error {
-            // No reader recognised the start of the file.
-            SymphoniaError::Unsupported(_) if layout.is_none() => MediaError::NotAudio,
             SymphoniaError::Unsupported(_) => MediaError::Unsupported {
-                encoding: layout.as_ref().and_then(|l| l.format_tag).map_or_else(
-                    || "unknown".to_owned(),
-                    |tag| format!("WAVE format 0x{tag:04x}"),
-                ),
+                encoding: format!("WAVE format 0x{:04x}", layout.format_tag),
             },
-            SymphoniaError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                MediaError::Malformed {
-                    reason: "the file ends before its audio data",
-                }
-            }
             other => header_error(other),
         })?;
 
@@ -213,7 +195,7 @@ where
         })?;
     let codec = decoder.codec_info().short_name;
 
-    let frames_hint = layout.as_ref().and_then(RiffLayout::usable_frames);
+    let frames_hint = layout.usable_frames();
     let mut meter = Meter::new(channels, sample_rate, options, frames_hint);
     let mut planes: Vec<Vec<f32>> = Vec::with_capacity(channels);
     let mut cut = false;
@@ -248,11 +230,9 @@ where
     }
 
     let report = meter.finish(container, codec, sample_rate, bytes);
-    let truncated = cut || layout.as_ref().is_some_and(RiffLayout::is_cut);
-    if truncated {
+    if cut || layout.is_cut() {
         let expected = layout
-            .as_ref()
-            .and_then(RiffLayout::declared_frames)
+            .declared_frames()
             .map(|frames| frames_to_duration(frames, sample_rate));
         return Err(MediaError::Truncated {
             report: Box::new(report),
@@ -265,9 +245,8 @@ where
     Ok(report)
 }
 
-/// Only WAV is registered, and its marker must open the file: a recording starts with its
-/// header, and scanning an uploaded error page for a stray "RIFF" (symphonia's default looks
-/// through the first megabyte) would only find false starts.
+/// Only WAV is registered, and its marker must open the stream (symphonia's default looks
+/// through the first megabyte for one; the view always starts with it).
 static PROBE: LazyLock<Probe> = LazyLock::new(|| {
     let mut probe = Probe::new_with_options(&ProbeOptions {
         // The probe reads a byte at a time and looks for the marker's first two bytes behind
@@ -315,17 +294,18 @@ fn frames_to_duration(frames: u64, sample_rate: u32) -> Duration {
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
 }
 
-/// Where a WAV file's data chunk is, and what its header says about it.
+/// Where a WAV file's audio is, and what its header says about it.
 #[derive(Debug, Clone)]
 struct RiffLayout {
-    /// Offset of the data chunk's length field.
-    data_len_at: u64,
+    /// Offset of the first byte of audio.
+    data_at: u64,
     /// The data chunk's length as written.
     declared: u32,
-    /// Bytes from the start of the data to the end of the file.
+    /// Bytes from the start of the audio to the end of the file.
     present: u64,
-    /// The fmt chunk's format tag, when a fmt chunk came first.
-    format_tag: Option<u16>,
+    format_tag: u16,
+    /// The fmt chunk's body as symphonia will read it (see [`fmt_for_symphonia`]).
+    fmt: Vec<u8>,
     bytes_per_frame: Option<u64>,
 }
 
@@ -336,10 +316,10 @@ impl RiffLayout {
         self.declared == 0 || self.declared == u32::MAX
     }
 
-    /// The length the repaired view gives the data chunk: what is there, never more than the
-    /// header says (anything after is another chunk or the unflushed tail of a crash).
+    /// The length the view gives the data chunk: what is there, never more than the header
+    /// says (anything after is another chunk or the unflushed tail of a crash).
     fn usable(&self) -> u32 {
-        let present = u32::try_from(self.present).unwrap_or(u32::MAX - 1);
+        let present = u32::try_from(self.present).unwrap_or(u32::MAX);
         let usable = if self.placeholder() {
             present
         } else {
@@ -370,61 +350,110 @@ impl RiffLayout {
     }
 }
 
-/// Walks the RIFF chunk headers to the data chunk. `None` when the file does not open with
-/// `RIFF....WAVE` or ends (or runs past [`MAX_CHUNKS`]) before a data chunk: symphonia then
-/// judges the file as it is.
-fn scan_riff<R: Read + Seek>(source: &mut R, len: u64) -> io::Result<Option<RiffLayout>> {
+/// A fmt chunk longer than this is not a recording's (the longest real one, MS ADPCM with
+/// its coefficient table, is 50 bytes).
+const MAX_FMT_LEN: u32 = 256;
+
+/// Walks the RIFF chunk headers to the data chunk, keeping the last fmt chunk on the way.
+fn scan_riff<R: Read + Seek>(source: &mut R, len: u64) -> Result<RiffLayout, MediaError> {
+    let ends = MediaError::Malformed {
+        reason: "the file ends before its audio data",
+    };
     let mut head = [0u8; 12];
-    if !read_full(source, &mut head)? || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
-        return Ok(None);
+    let opened = read_full(source, &mut head).map_err(io_error)?;
+    if !opened || &head[0..4] != b"RIFF" || &head[8..12] != b"WAVE" {
+        return Err(MediaError::NotAudio);
     }
     let mut pos = 12u64;
-    let mut format_tag = None;
-    let mut bytes_per_frame = None;
+    let mut fmt: Option<(u16, Vec<u8>, Option<u64>)> = None;
     for _ in 0..MAX_CHUNKS {
-        // Chunks start on even offsets (symphonia skips the pad byte the same way).
+        // Chunks start on even offsets: an odd-length chunk is followed by a pad byte.
         pos += pos & 1;
-        source.seek(SeekFrom::Start(pos))?;
+        source.seek(SeekFrom::Start(pos)).map_err(io_error)?;
         let mut header = [0u8; 8];
-        if !read_full(source, &mut header)? {
-            return Ok(None);
+        if !read_full(source, &mut header).map_err(io_error)? {
+            return Err(ends);
         }
         let chunk_len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
         match &header[0..4] {
             b"data" => {
+                let Some((format_tag, fmt, bytes_per_frame)) = fmt else {
+                    return Err(MediaError::Malformed {
+                        reason: "no fmt chunk before the audio",
+                    });
+                };
                 let data_at = pos + 8;
-                return Ok(Some(RiffLayout {
-                    data_len_at: pos + 4,
+                return Ok(RiffLayout {
+                    data_at,
                     declared: chunk_len,
                     present: len.saturating_sub(data_at),
                     format_tag,
+                    fmt,
                     bytes_per_frame,
-                }));
+                });
             }
-            b"fmt " if chunk_len >= 16 => {
-                let mut fmt = [0u8; 16];
-                if !read_full(source, &mut fmt)? {
-                    return Ok(None);
+            b"fmt " => {
+                if !(16..=MAX_FMT_LEN).contains(&chunk_len) {
+                    return Err(MediaError::Malformed {
+                        reason: "a fmt chunk of impossible length",
+                    });
                 }
-                let tag = u16::from_le_bytes([fmt[0], fmt[1]]);
-                let channels = u64::from(u16::from_le_bytes([fmt[2], fmt[3]]));
-                let block_align = u64::from(u16::from_le_bytes([fmt[12], fmt[13]]));
-                let bits = u64::from(u16::from_le_bytes([fmt[14], fmt[15]]));
-                format_tag = Some(tag);
-                // As symphonia frames the data: PCM and float by sample width (the block
-                // align is only advisory there), G.711 a byte per sample, others by block.
-                let frame = match tag {
-                    0x0001 | 0x0003 | 0xFFFE => channels * (bits / 8),
-                    0x0006 | 0x0007 => channels,
-                    _ => block_align,
-                };
-                bytes_per_frame = (frame > 0).then_some(frame);
+                let mut body = vec![0u8; chunk_len as usize];
+                if !read_full(source, &mut body).map_err(io_error)? {
+                    return Err(ends);
+                }
+                fmt = Some(fmt_for_symphonia(body)?);
             }
             _ => {}
         }
         pos = pos + 8 + u64::from(chunk_len);
     }
-    Ok(None)
+    Err(MediaError::Malformed {
+        reason: "too many chunks before the audio",
+    })
+}
+
+/// Checks a fmt chunk and makes it one that symphonia reads to its exact end. Returns the
+/// format tag, the body, and the bytes per frame as symphonia frames the data (PCM and float
+/// by sample width, the block align being only advisory there; G.711 a byte per sample;
+/// others by block).
+///
+/// Why: symphonia 0.6 multiplies the channel count by the sample width in 16 bits (a panic
+/// in a debug build once the count passes 16383, found by fuzzing), and for some formats it
+/// reads the extension by its own size field rather than the chunk's length, so a lying
+/// field would have it read audio bytes as the next chunk's header.
+fn fmt_for_symphonia(mut body: Vec<u8>) -> Result<(u16, Vec<u8>, Option<u64>), MediaError> {
+    let field = |at: usize| u16::from_le_bytes([body[at], body[at + 1]]);
+    // The caller read at least 16 bytes.
+    let tag = field(0);
+    let channels = field(2);
+    let block_align = u64::from(field(12));
+    let bits = u64::from(field(14));
+    if usize::from(channels) > MAX_CHANNELS {
+        return Err(MediaError::Unsupported {
+            encoding: format!("{channels} channels"),
+        });
+    }
+    let extension = body
+        .len()
+        .checked_sub(18)
+        .and_then(|n| u16::try_from(n).ok());
+    match (tag, extension) {
+        // G.711: the extension is empty by definition.
+        (0x0006 | 0x0007, Some(_)) => body[16..18].copy_from_slice(&0u16.to_le_bytes()),
+        // ADPCM: the extension is what the chunk holds after its size field.
+        (0x0002 | 0x0011, Some(n)) => body[16..18].copy_from_slice(&n.to_le_bytes()),
+        // WAVE_FORMAT_EXTENSIBLE: symphonia reads 40 bytes and not one more.
+        (0xFFFE, _) if body.len() > 40 => body.truncate(40),
+        _ => {}
+    }
+    let channels = u64::from(channels);
+    let frame = match tag {
+        0x0001 | 0x0003 | 0xFFFE => channels * (bits / 8),
+        0x0006 | 0x0007 => channels,
+        _ => block_align,
+    };
+    Ok((tag, body, (frame > 0).then_some(frame)))
 }
 
 /// `read_exact` that reports the end of the source as `false` rather than an error.
@@ -436,41 +465,82 @@ fn read_full<R: Read>(source: &mut R, buf: &mut [u8]) -> io::Result<bool> {
     }
 }
 
-/// The source as symphonia reads it: the same bytes, with a few 4-byte fields replaced.
-struct Repaired<R> {
+/// The file as symphonia reads it: a canonical header (RIFF, the checked fmt chunk, a data
+/// chunk of the usable length) followed by the file's own audio bytes, read in place. Other
+/// chunks (fact, LIST) are left out: nothing here needs them.
+struct WaveView<R> {
     inner: R,
-    pos: u64,
+    header: Vec<u8>,
+    data_at: u64,
     len: u64,
-    patches: Vec<(u64, [u8; 4])>,
+    pos: u64,
 }
 
-impl<R: Read> Read for Repaired<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let start = self.pos;
-        let end = start + n as u64;
-        for &(at, bytes) in &self.patches {
-            for (i, &byte) in bytes.iter().enumerate() {
-                let offset = at + i as u64;
-                if (start..end).contains(&offset) {
-                    // In range: offset - start < n, which fits in usize.
-                    buf[(offset - start) as usize] = byte;
-                }
-            }
+impl<R> WaveView<R> {
+    fn new(inner: R, layout: &RiffLayout) -> Self {
+        let usable = layout.usable();
+        let mut header = Vec::with_capacity(28 + layout.fmt.len());
+        header.extend_from_slice(b"RIFF");
+        // "Unknown": the data chunk's length is the one that counts.
+        header.extend_from_slice(&u32::MAX.to_le_bytes());
+        header.extend_from_slice(b"WAVEfmt ");
+        // MAX_FMT_LEN bounds it.
+        header.extend_from_slice(&(layout.fmt.len() as u32).to_le_bytes());
+        header.extend_from_slice(&layout.fmt);
+        if layout.fmt.len() % 2 == 1 {
+            header.push(0);
         }
-        self.pos = end;
+        header.extend_from_slice(b"data");
+        header.extend_from_slice(&usable.to_le_bytes());
+        let len = header.len() as u64 + u64::from(usable);
+        WaveView {
+            inner,
+            header,
+            data_at: layout.data_at,
+            len,
+            pos: 0,
+        }
+    }
+}
+
+impl<R: Read + Seek> Read for WaveView<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let header_len = self.header.len() as u64;
+        if self.pos < header_len {
+            // pos < header_len, a small Vec's length.
+            let from = &self.header[self.pos as usize..];
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let left = self.len.saturating_sub(self.pos);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        self.inner
+            .seek(SeekFrom::Start(self.data_at + (self.pos - header_len)))?;
+        let n = self.inner.read(&mut buf[..want])?;
+        self.pos += n as u64;
         Ok(n)
     }
 }
 
-impl<R: Seek> Seek for Repaired<R> {
+impl<R> Seek for WaveView<R> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        self.pos = self.inner.seek(to)?;
+        let target = match to {
+            SeekFrom::Start(at) => Some(at),
+            SeekFrom::Current(delta) => self.pos.checked_add_signed(delta),
+            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
+        };
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))?;
         Ok(self.pos)
     }
 }
 
-impl<R: Read + Seek + Send + Sync> MediaSource for Repaired<R> {
+impl<R: Read + Seek + Send + Sync> MediaSource for WaveView<R> {
     fn is_seekable(&self) -> bool {
         true
     }

@@ -51,3 +51,39 @@ fn datagrams_that_tease_the_parser_pass_the_oracle() {
 fn a_reordered_packet_from_the_far_future_does_not_stretch_the_recording() {
     checks::capture_ops(&[229, 255, 4, 229, 229, 229, 229, 255, 229, 5, 137, 4, 4, 4]);
 }
+
+/// ingest_wav: a fmt chunk of 32768 channels made symphonia's WAV parser multiply the channel
+/// count by the sample width in 16 bits, a panic in debug builds. Channel counts past
+/// `MAX_CHANNELS` are now refused before symphonia reads the chunk.
+#[cfg(feature = "ingest")]
+#[test]
+fn a_fmt_chunk_with_32768_channels_is_refused_before_symphonia_reads_it() {
+    let input = [
+        0x52, 0x49, 0x46, 0x46, 0x6, 0x1, 0x0, 0x0, 0x57, 0x41, 0x56, 0x45, 0x66, 0x6d, 0x74, 0x20,
+        0x10, 0x0, 0x0, 0x0, 0x1, 0x0, 0x0, 0x80, 0x1, 0x3e, 0x0, 0x0, 0x0, 0x7d, 0x0, 0x0, 0x2,
+        0x0, 0x10, 0x0, 0x4c, 0x49, 0x53, 0x54, 0x12, 0x0, 0x0, 0x0, 0x49, 0x4e, 0x46, 0x4f, 0x49,
+        0x4e, 0x41, 0x4d, 0x5, 0x0, 0x0, 0x0, 0x63, 0x61, 0x6c, 0xa5, 0x11, 0xe7, 0x70, 0x6, 0x46,
+        0xec, 0x6d, 0x1, 0x7c, 0xf1, 0x42, 0xfc, 0x45, 0xf7, 0x80, 0xf7, 0x68, 0xfd, 0xae, 0xf3,
+        0xa4, 0x3, 0x29, 0x29, 0x29, 0x29, 0x29, 0x29, 0x29, 0x29, 0x29, 0x0, 0x0, 0x0, 0x0, 0x0,
+        0x63, 0x3d, 0xd6, 0xff, 0x4e, 0x46, 0x29, 0x6,
+    ];
+    checks::inspect_bytes(&input);
+}
+
+/// ingest_wav: seeds for the inspector's oracle (the fuzz corpus starts from the same shapes).
+#[cfg(feature = "ingest")]
+#[test]
+fn recordings_whole_cut_unfinalised_and_foreign_pass_the_inspector_oracle() {
+    let mut wav =
+        b"RIFF\0\0\0\0WAVEfmt \x10\0\0\0\x01\0\x02\0\x40\x1f\0\0\0\x7d\0\0\x04\0\x10\0data\0\0\0\0"
+            .to_vec();
+    checks::inspect_bytes(&wav);
+    wav.extend((0..1001u16).flat_map(|i| i.to_le_bytes()));
+    checks::inspect_bytes(&wav);
+    wav[40..44].copy_from_slice(&4000u32.to_le_bytes());
+    checks::inspect_bytes(&wav);
+    wav[40..44].copy_from_slice(&400u32.to_le_bytes());
+    checks::inspect_bytes(&wav);
+    checks::inspect_bytes(b"<html><body>502 Bad Gateway</body></html>");
+    checks::inspect_bytes(b"");
+}

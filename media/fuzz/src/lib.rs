@@ -13,6 +13,11 @@
 //! - kind 2: pause, or resume when paused;
 //! - kind 3: only time passes.
 //!
+//! `ingest_wav`: the bytes as an uploaded recording, through the inspector. The oracle: nothing
+//! panics; a report (whole, or inside a `Truncated` error) is consistent with itself: one entry
+//! per channel, at most the waveform pairs asked for, each pair ordered, ratios within 0..=1, a
+//! duration that is the frames at the rate, and the size of the input.
+//!
 //! After every operation the capture is polled dry. The oracle: nothing panics; audio blocks
 //! follow each other; paused spans are silent; every datagram is counted once; after
 //! `finish` everything drains, the recording reaches the call's end, and it ends no later
@@ -182,4 +187,44 @@ pub fn capture_ops(data: &[u8]) {
     assert_eq!(stats.discarded_frames, 0);
     assert!(checker.next_frame >= frames(end));
     assert!(checker.next_frame <= frames(end) + 8000 + 255);
+}
+
+#[cfg(feature = "ingest")]
+pub fn inspect_bytes(data: &[u8]) {
+    use switchyard_media::MediaError;
+    use switchyard_media::ingest::{AudioReport, InspectOptions, MAX_CHANNELS, inspect_reader};
+
+    // An odd, small number of pairs: the merging path runs whenever a header's length is off.
+    let options = InspectOptions {
+        peaks: 5,
+        ..InspectOptions::default()
+    };
+    let check = |report: &AudioReport| {
+        assert_eq!(report.bytes, data.len() as u64);
+        assert!(report.sample_rate > 0);
+        assert!((1..=MAX_CHANNELS).contains(&usize::from(report.channels)));
+        assert_eq!(report.per_channel.len(), usize::from(report.channels));
+        let nanos = u128::from(report.frames) * 1_000_000_000 / u128::from(report.sample_rate);
+        assert_eq!(report.duration.as_nanos(), nanos);
+        assert!((0.0..=1.0).contains(&report.silence_ratio));
+        assert!(report.frames_per_peak >= 1);
+        let pairs = report.per_channel[0].peaks.len();
+        assert!(pairs <= options.peaks);
+        assert_eq!(pairs as u64, report.frames.div_ceil(report.frames_per_peak));
+        for channel in &report.per_channel {
+            assert_eq!(channel.peaks.len(), pairs);
+            assert!((0.0..=1.0).contains(&channel.silence_ratio));
+            assert!(channel.silence_ratio >= report.silence_ratio);
+            assert!(channel.peak_dbfs.is_none_or(f64::is_finite));
+            assert!(channel.peaks.iter().all(|&(min, max)| min <= max));
+        }
+    };
+    match inspect_reader(std::io::Cursor::new(data), &options) {
+        Ok(report) => {
+            assert!(report.frames > 0);
+            check(&report);
+        }
+        Err(MediaError::Truncated { report, .. }) => check(&report),
+        Err(_) => {}
+    }
 }
