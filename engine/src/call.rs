@@ -137,6 +137,10 @@ pub struct Call {
     pub timers: CallTimers,
     /// Set for a campaign's call: which dial of which contact it is.
     pub campaign: Option<Box<CampaignCall>>,
+    /// The recording of the call's current customer leg, while it runs.
+    pub recording: Option<crate::recording::RecordingId>,
+    /// 0-99, drawn at arrival: recorded by a sampled policy when below its percentage.
+    pub record_draw: u8,
 }
 
 /// What a campaign call carries for its attempt record.

@@ -201,6 +201,9 @@ pub struct QueueConfig {
     /// Played to a caller who takes the callback exit before they are hung up, so they know
     /// they will be called back; `None` hangs up at once.
     pub callback_confirm: Option<String>,
+    /// Which of this queue's calls are recorded, and how (a campaign's calls follow the
+    /// campaign's policy instead).
+    pub recording: crate::recording::RecordingPolicy,
 }
 
 /// FreeSWITCH's "thank you" (`freeswitch-sounds-en-us-callie`, the standard English sounds):
@@ -236,6 +239,7 @@ impl Default for QueueConfig {
             callback_attempts: 3,
             callback_retry: Duration::from_secs(5 * 60),
             callback_confirm: Some(DEFAULT_CALLBACK_CONFIRM.into()),
+            recording: crate::recording::RecordingPolicy::default(),
         }
     }
 }
@@ -265,6 +269,9 @@ pub struct AgentConfig {
     /// when the agent becomes available and bridges each call to that leg at once, with no
     /// ring and no answer per call. The leg goes back to park between calls.
     pub persistent_line: bool,
+    /// Replaces the queue's (or campaign's) recording mode for this agent's calls: a trainee
+    /// recorded `always`, a manager `never`.
+    pub recording: Option<crate::recording::RecordingMode>,
 }
 
 impl Default for AgentConfig {
@@ -280,6 +287,7 @@ impl Default for AgentConfig {
             no_answer_delay: Duration::from_secs(30),
             max_no_answer: 3,
             persistent_line: false,
+            recording: None,
         }
     }
 }
@@ -343,6 +351,10 @@ pub struct EngineConfig {
     /// was lost (the originate's `&park()` won, or the legs were left in limbo), so the agent
     /// leg is hung up and the call goes back to the head of its queue.
     pub bridge_timeout: Duration,
+    /// How long a recording that has ended may take to be reported by the driver (the
+    /// recorder's BYE, the file's close and its check) before its record is written as
+    /// failed.
+    pub recording_report_within: Duration,
 }
 
 impl Default for EngineConfig {
@@ -360,6 +372,7 @@ impl Default for EngineConfig {
             callback_dial: "sofia/gateway/default/{number}".into(),
             max_queue_moves: 8,
             bridge_timeout: Duration::from_secs(3),
+            recording_report_within: Duration::from_secs(120),
         }
     }
 }

@@ -42,4 +42,11 @@ pub enum EngineError {
     AgentNotFree { agent: AgentId, why: &'static str },
     #[error("agent {agent} is not on a call")]
     AgentNotOnCall { agent: AgentId },
+    /// A recording request the call's policy or state does not allow.
+    #[error("call {call}: cannot {action} the recording: {why}")]
+    Recording {
+        call: CallId,
+        action: &'static str,
+        why: &'static str,
+    },
 }

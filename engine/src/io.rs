@@ -173,6 +173,9 @@ pub enum SwitchEvent {
     /// After a start: what the switch still carries and what the store held open (see
     /// [`crate::Recovery`]).
     Recovered(Box<crate::Recovery>),
+    /// A recording the engine started has ended and its file was checked (the driver's
+    /// report; see [`crate::recording`]).
+    RecordingEnded(Box<crate::recording::RecordingOutcome>),
 }
 
 /// What answered an outbound leg, as answering-machine detection reports it.
@@ -279,6 +282,13 @@ pub enum Command {
         code: String,
         retry_at_unix_ms: Option<u64>,
     },
+    /// Starts, stops, pauses or masks a call's recording (the API's verb; see
+    /// [`crate::recording`] for who may do what).
+    RecordCall {
+        call: CallId,
+        action: crate::recording::RecordingAction,
+        by: crate::recording::Requester,
+    },
 }
 
 /// An agent's chosen presence. Reserved, on-call and wrap-up are the engine's to set.
@@ -351,6 +361,32 @@ pub enum SwitchCommand {
         target: LegId,
         mode: MonitorMode,
     },
+    /// Capture a call's audio (see [`crate::recording`]).
+    Recording(RecordingCommand),
+}
+
+/// What the driver must do for a recording. `leg` is the customer leg the recording taps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecordingCommand {
+    Start {
+        id: crate::recording::RecordingId,
+        leg: LegId,
+        stereo: bool,
+        capture: crate::recording::RecordingCapture,
+        announcement: Option<String>,
+    },
+    /// Silence starts (`on`) or ends: silence is written for the span, so the file's timeline
+    /// stays the call's.
+    Silence {
+        id: crate::recording::RecordingId,
+        leg: LegId,
+        kind: crate::recording::SpanKind,
+        on: bool,
+    },
+    Stop {
+        id: crate::recording::RecordingId,
+        leg: LegId,
+    },
 }
 
 /// Who a leg the engine originates belongs to.
@@ -415,13 +451,21 @@ pub enum Record {
     /// its [`Record::Attempt`]. The contact is marked as being dialled, so no restart can
     /// load it as never dialled.
     AttemptStarted(crate::dialer::AttemptStart),
+    /// A recording about to start (written before the driver is told, replaced by its
+    /// [`Record::Recording`]).
+    RecordingOpened(crate::recording::RecordingOpen),
+    /// A finished recording.
+    Recording(Box<crate::recording::RecordingRecord>),
 }
 
 impl Record {
     /// Whether the driver must know this record kept before it sends any originate decided
     /// after it ("write before you act": a restart must find what was under way).
     pub fn must_precede_action(&self) -> bool {
-        matches!(self, Record::CallOpened(_) | Record::AttemptStarted(_))
+        matches!(
+            self,
+            Record::CallOpened(_) | Record::AttemptStarted(_) | Record::RecordingOpened(_)
+        )
     }
 }
 

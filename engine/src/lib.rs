@@ -27,7 +27,8 @@
 //! Layout: [`io`] (inputs and outputs), [`config`], [`agent`] and [`call`] (the state
 //! machines, drawn in their docs), [`routing`] (strategies, eligibility, matching),
 //! [`stats`] (live figures and 15-minute intervals), [`queueing`] (Erlang formulas and
-//! expected-wait estimates), [`trace`] (why each offer went where it did).
+//! expected-wait estimates), [`trace`] (why each offer went where it did), [`recording`]
+//! (what is recorded and when).
 
 pub mod agent;
 pub mod call;
@@ -40,6 +41,7 @@ pub mod ids;
 pub mod io;
 pub mod queue;
 pub mod queueing;
+pub mod recording;
 pub mod routing;
 pub mod sim;
 pub mod stats;
@@ -56,5 +58,8 @@ pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId}
 pub use io::{
     AmdResult, BridgeFailure, CallOpen, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command,
     HangupCause, Input, LegId, LegKind, LineState, LiveEvent, MonitorMode, Output, Presence,
-    Prompt, Record, SwitchCommand, SwitchEvent,
+    Prompt, Record, RecordingCommand, SwitchCommand, SwitchEvent,
+};
+pub use recording::{
+    RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingPolicy, Requester,
 };

@@ -36,6 +36,8 @@ pub enum TimerKey {
     BridgeDeadline(CallId),
     /// A callback whose customer dial failed may be offered again.
     CallbackRetry(CallId),
+    /// A recording ended this long ago and the driver has not reported on it.
+    RecordingReport(crate::recording::RecordingId),
 }
 
 #[derive(Debug, Default)]

@@ -114,6 +114,46 @@ pub struct CallRow {
     pub callback_leg: Option<Uuid>,
 }
 
+/// A call's recording: an open row (`status` "recording") written before capture starts,
+/// replaced by the final one when it ended and its file was checked. Keyed by the
+/// recording's UUID.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct RecordingRow {
+    pub id: Uuid,
+    pub tenant: TenantId,
+    /// The call's arrival leg (`calls.id`).
+    pub call_id: Uuid,
+    /// The leg recorded (the customer's; a callback's customer leg).
+    pub leg: Uuid,
+    pub queue_id: i64,
+    /// Every agent heard, in order.
+    pub agents: Vec<i64>,
+    pub caller_number: String,
+    /// `never`, `on-demand`, `always`, `always-forced`: the mode that applied.
+    pub mode: String,
+    /// `live` or `switch`: how it was captured.
+    pub capture: String,
+    pub fell_back: bool,
+    pub stereo: bool,
+    /// Where the file is (empty when there is none).
+    pub path: String,
+    pub started_at_ms: i64,
+    /// `None` while it runs.
+    pub ended_at_ms: Option<i64>,
+    /// `recording` (open), `completed`, `damaged`, `failed`.
+    pub status: String,
+    pub error: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub sample_rate: Option<i32>,
+    pub channels: Option<i32>,
+    pub bytes: Option<i64>,
+    pub silence_ratio: Option<f64>,
+    /// The silent spans (JSON array of {kind, start_ms, end_ms, by, ended_by}).
+    pub spans: Value,
+    /// Per-channel peaks and waveform (JSON), `null` until measured.
+    pub waveform: Value,
+}
+
 /// A call detail record of one leg, from CHANNEL_HANGUP_COMPLETE (or synthetic, for a leg that
 /// vanished while switchyard was away).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::recording::RecordingPolicy;
+
 use crate::ids::{CampaignId, QueueId};
 
 /// How lines are matched to agents.
@@ -136,20 +138,6 @@ impl Default for CallingWindow {
     }
 }
 
-/// Which calls are recorded. The decision is made per call and handed to the switch as the
-/// channel variable `switchyard_record`; capture itself is the media layer's.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "policy", content = "percent", rename_all = "kebab-case")]
-pub enum RecordingPolicy {
-    #[default]
-    Never,
-    Always,
-    /// This share of calls, chosen at random (seeded).
-    Sampled(f64),
-    /// Only when an agent or supervisor asks.
-    OnDemand,
-}
-
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CampaignConfig {
@@ -216,7 +204,7 @@ impl Default for CampaignConfig {
             start_unix_ms: None,
             end_unix_ms: None,
             ledger_zone: "UTC".into(),
-            recording: RecordingPolicy::Never,
+            recording: RecordingPolicy::default(),
             agent_reserve: 0,
             progressive_dial: super::connect::ProgressiveDial::Auto,
         }
@@ -252,9 +240,7 @@ impl CampaignConfig {
         if w.start_minute >= 24 * 60 || w.end_minute > 24 * 60 || w.start_minute >= w.end_minute {
             return Err(("window", "start must be before end, within one day".into()));
         }
-        if let RecordingPolicy::Sampled(p) = self.recording
-            && !(0.0..=100.0).contains(&p)
-        {
+        if self.recording.sample_percent > 100 {
             return Err(("recording", "percent must be in 0..=100".into()));
         }
         if let (Some(s), Some(e)) = (self.start_unix_ms, self.end_unix_ms)

@@ -35,8 +35,8 @@ use crate::ids::{AgentId, CallId, CampaignId, ContactId};
 use crate::io::LegId;
 
 pub use config::{
-    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MIN_RING, MachineAction, RecordingPolicy,
-    RetryRule, RetryRules,
+    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MIN_RING, MachineAction, RetryRule,
+    RetryRules,
 };
 
 /// A contact handed to the engine to dial (the store keeps its fields; the engine needs only

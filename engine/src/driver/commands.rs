@@ -66,6 +66,10 @@ pub(crate) enum Tracking {
     Bridge(LegId, LegId),
     /// The orphan sweep's kill: `+OK` means the leg was still up (an orphan).
     Sweep(LegId),
+    /// A recorder leg's originate: a failure gives the live capture up for the switch's.
+    Recorder(crate::recording::RecordingId),
+    /// `uuid_record ... start`: a refusal ends the recording with an error.
+    SwitchRecord(crate::recording::RecordingId),
     Other,
 }
 
@@ -86,6 +90,8 @@ pub(crate) fn plan(
 ) -> Result<(Vec<EslRequest>, Tracking), DriverError> {
     use EslRequest::{Api, BgApi};
     Ok(match cmd {
+        // Issued by the core's module `capture`, never planned here.
+        SwitchCommand::Recording(_) => (Vec::new(), Tracking::Other),
         SwitchCommand::Answer { leg } => (vec![Api(format!("uuid_answer {leg}"))], Tracking::Other),
         SwitchCommand::Music { leg, source } => {
             (vec![Api(broadcast(*leg, &music(source)?))], Tracking::Other)
@@ -220,13 +226,13 @@ pub(crate) fn plan(
     })
 }
 
-/// `originate {vars}<dial> <app>`. A dial string that brings its own `{...}` gets ours merged
-/// into it (FreeSWITCH reads one leading `{}` block).
 /// What a caller `a` must carry once it is bridged (see `Bridge` in [`plan`]).
 pub(crate) fn after_bridge_vars(a: LegId) -> String {
     format!("uuid_setvar_multi {a} hangup_after_bridge=true;socket_resume=false")
 }
 
+/// `originate {vars}<dial> <app>`. A dial string that brings its own `{...}` gets ours merged
+/// into it (FreeSWITCH reads one leading `{}` block).
 fn originate(vars: &[(String, String)], dial: &str, app: &str) -> Result<String, DriverError> {
     let dial = dial.trim();
     if dial.is_empty()
@@ -286,6 +292,71 @@ fn push_value(line: &mut String, value: &str) {
     } else {
         line.push_str(clean);
     }
+}
+
+// ---- recording (the core's module `capture`) ----------------------------------------------
+
+/// A recorder leg: FreeSWITCH dials `user` through `dial` (`{user}` replaced) and, once it
+/// answers, `eavesdrop`s the customer's leg. `eavesdrop_bridge_aleg` carries only what the
+/// eavesdropped leg reads (the caller's voice), `_bleg` only what it is sent (the agent,
+/// prompts, music) (`switch_ivr_async.c`, ED_BRIDGE_READ / ED_BRIDGE_WRITE; esl-captures
+/// `eavesdrop-recorder-leg`: clean, unmixed directions). PCMU is all the endpoint needs and
+/// spares FreeSWITCH a choice; DTMF never reaches the eavesdropped call.
+pub(crate) fn recorder_originate(
+    recorder: LegId,
+    recording: crate::recording::RecordingId,
+    target: LegId,
+    caller_side: bool,
+    dial: &str,
+    user: &str,
+    timeout: Duration,
+) -> Result<String, DriverError> {
+    let user = word("recorder user", user)?;
+    let dial = dial.replace("{user}", user);
+    let side = if caller_side {
+        "eavesdrop_bridge_aleg"
+    } else {
+        "eavesdrop_bridge_bleg"
+    };
+    let vars = [
+        ("origination_uuid".to_owned(), recorder.to_string()),
+        ("originate_timeout".to_owned(), whole_seconds(timeout)),
+        (LEG_VARIABLE.to_owned(), super::media::RECORDER_LEG.to_owned()),
+        ("switchyard_recording".to_owned(), recording.to_string()),
+        (side.to_owned(), "true".to_owned()),
+        ("absolute_codec_string".to_owned(), "PCMU".to_owned()),
+        ("eavesdrop_enable_dtmf".to_owned(), "false".to_owned()),
+    ];
+    originate(&vars, &dial, &format!("&eavesdrop({target})"))
+}
+
+/// The path `uuid_record` is given for a recording (`{file}` in the template replaced).
+pub(crate) fn switch_record_path(template: &str, file: &str) -> Result<String, DriverError> {
+    let path = template.replace("{file}", file);
+    let path = word("recording path", &path)?;
+    Ok(path.to_owned())
+}
+
+/// `uuid_record` on the customer's leg. `RECORD_STEREO` puts what the leg reads (the caller)
+/// left and what it is sent (the agent) right (esl-captures `uuid-record*`).
+pub(crate) fn switch_record_start(leg: LegId, stereo: bool, path: &str) -> Vec<EslRequest> {
+    vec![
+        EslRequest::Api(format!("uuid_setvar {leg} RECORD_STEREO {stereo}")),
+        EslRequest::Api(format!("uuid_record {leg} start {path}")),
+    ]
+}
+
+/// `uuid_record <leg> mask|unmask|stop <path>`. A pause is sent as `mask`: FreeSWITCH's own
+/// `pause` leaves the paused stretch out of the file (esl-captures `uuid-record*`: 6.0 s of
+/// file for 7.5 s of call), and a recording's timeline must stay the call's.
+pub(crate) fn switch_record_verb(leg: LegId, verb: &str, path: &str) -> EslRequest {
+    EslRequest::Api(format!("uuid_record {leg} {verb} {path}"))
+}
+
+/// `uuid_broadcast <leg> <path> both`: the recording announcement, heard by both parties.
+pub(crate) fn announce_both(leg: LegId, path: &str) -> Result<EslRequest, DriverError> {
+    let path = word("recording announcement", path)?;
+    Ok(EslRequest::Api(format!("uuid_broadcast {leg} {path} both")))
 }
 
 /// `uuid_broadcast <leg> <path> aleg`: plays to the leg itself, not its bridge peer.

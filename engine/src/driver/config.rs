@@ -16,7 +16,9 @@ use crate::io::{LegId, SwitchCommand};
 /// [`ClientConfig`] already asks for. `CHANNEL_EXECUTE_COMPLETE` carries mod_amd's verdict
 /// (`Application: amd`, `variable_amd_result`) and `CUSTOM avmd::beep` mod_avmd's; CUSTOM
 /// comes last because FreeSWITCH reads every word after it as a subclass (DESIGN §9).
-pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_PARK CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE CUSTOM avmd::beep";
+/// `RECORD_STOP` ends a switch-side recording (`Record-File-Path`); it comes on the inbound
+/// connection, not on a caller's socket (esl-captures `uuid-record*`).
+pub const DRIVER_EVENTS: &str = "CHANNEL_ANSWER CHANNEL_PARK CHANNEL_BRIDGE CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB CHANNEL_EXECUTE_COMPLETE RECORD_STOP CUSTOM avmd::beep";
 
 /// The channel variable a dialplan may set to name the node a caller arrives from
 /// (`<action application="set" data="switchyard_node=fs2"/>`). Only consulted when the
@@ -132,6 +134,8 @@ pub struct DriverConfig {
     /// default); one that does not is bridged the other way, with a warning. Off: every
     /// bridge is a `uuid_bridge` after the handover [default: on].
     pub join_on_answer: bool,
+    /// How recordings are captured (the core's module `capture`).
+    pub recording: RecordingSetup,
     /// How long [`super::Driver::shutdown`] waits for commands in flight and the record writer.
     pub shutdown_grace: Duration,
     /// Instrumentation (benchmarks, tests); `None` costs one branch per call and command.
@@ -175,6 +179,7 @@ impl DriverConfig {
             orphan_grace: Duration::from_secs(2),
             sweep_interval: Duration::from_secs(30),
             join_on_answer: true,
+            recording: RecordingSetup::default(),
             shutdown_grace: Duration::from_secs(5),
             probe: None,
         }
@@ -231,6 +236,71 @@ impl fmt::Debug for DriverConfig {
 /// How [`crate::io::Prompt`]s become sound files. `{n}` in `number` is replaced by a number
 /// word file's name (`1`..`19`, `20`, `30`... `90`, `hundred`, `thousand`), the way the
 /// standard FreeSWITCH sound set names them; several files are played as one
+/// How recordings are captured. A live recording is two recorder legs FreeSWITCH originates
+/// to switchyard's SIP endpoint (`&eavesdrop` of the customer's leg, one per direction); a
+/// switch recording is `uuid_record` on the customer's leg, whose file reaches switchyard
+/// through a shared directory or an upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordingSetup {
+    /// switchyard's recorder endpoint (SIP and RTP), started with the driver. `None`: no live
+    /// capture; every recording is made by the switch.
+    pub endpoint: Option<EndpointSetup>,
+    /// A recorder leg's dial string; `{user}` becomes `rec-<recording>-a` (what the caller
+    /// says) or `-b` (what the caller hears), `{addr}` the endpoint's SIP address as bound,
+    /// e.g. `sofia/internal/{user}@10.0.0.5:5090` or `sofia/internal/{user}@{addr}`. Used only
+    /// with an endpoint.
+    pub recorder_dial: Option<String>,
+    /// A recorder leg not answered this long is given up, and the switch records instead.
+    pub recorder_timeout: Duration,
+    /// Where live recordings are written (`<recording>.wav`).
+    pub live_dir: std::path::PathBuf,
+    /// The path `uuid_record` is given; `{file}` becomes `<recording>.wav`. A directory on
+    /// the FreeSWITCH host shared with this one, or an upload URL through mod_http_cache
+    /// (`http_cache://http://switchyard:8080/v1/recordings/upload/{file}`; README).
+    pub switch_path: String,
+    /// Where switch recordings appear on this host (the shared directory as mounted here,
+    /// or the upload route's directory).
+    pub switch_files: std::path::PathBuf,
+    /// How long after RECORD_STOP a switch recording may take to appear in `switch_files`
+    /// (an upload after the file closed, a slow network mount).
+    pub switch_file_wait: Duration,
+}
+
+/// Where switchyard's recorder endpoint listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointSetup {
+    /// SIP (UDP) for the recorder legs' INVITEs; port 0 picks one.
+    pub sip_bind: std::net::SocketAddr,
+    /// RTP (UDP), one socket for every recorder leg; port 0 picks one.
+    pub rtp_bind: std::net::SocketAddr,
+    /// Live recordings at once; beyond, a recording is made by the switch.
+    pub max_recordings: usize,
+}
+
+impl Default for EndpointSetup {
+    fn default() -> Self {
+        EndpointSetup {
+            sip_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 5090)),
+            rtp_bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_recordings: 5000,
+        }
+    }
+}
+
+impl Default for RecordingSetup {
+    fn default() -> Self {
+        RecordingSetup {
+            endpoint: None,
+            recorder_dial: None,
+            recorder_timeout: Duration::from_secs(10),
+            live_dir: "recordings/live".into(),
+            switch_path: "/var/lib/switchyard/recordings/{file}".into(),
+            switch_files: "/var/lib/switchyard/recordings".into(),
+            switch_file_wait: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Rows the store holds open after a stop: see [`DriverConfig::open_records`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OpenRecords {

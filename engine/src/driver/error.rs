@@ -22,6 +22,9 @@ pub enum DriverError {
     /// inside a uuid or dial string, a newline anywhere). Nothing was sent.
     #[error("unsafe {field} for an event socket command: {value:?}")]
     UnsafeArgument { field: &'static str, value: String },
+    /// The recorder endpoint could not start (its sockets could not be bound).
+    #[error("recorder endpoint: {0}")]
+    Media(#[from] switchyard_media::MediaError),
     /// The configuration cannot work (two nodes with one name...). Nothing was started.
     #[error("driver configuration: {0}")]
     Config(String),

@@ -90,6 +90,8 @@ mod config;
 pub mod core;
 mod error;
 mod handover;
+pub mod media;
+mod media_service;
 mod nodes;
 mod prompts;
 mod records;
@@ -120,8 +122,9 @@ pub use self::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
 pub use commands::EslRequest;
 pub use config::{
     ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig,
-    OpenRecords, Probe, PromptTemplates,
+    EndpointSetup, OpenRecords, Probe, PromptTemplates, RecordingSetup,
 };
+pub use media::{MediaReport, MediaRequest, RECORDER_LEG};
 pub use error::DriverError;
 pub use nodes::NodeStatus;
 pub use records::{NullSink, RecordSink};
@@ -195,6 +198,13 @@ pub struct DriverStats {
     pub prompts_queued: u64,
     /// Prompts whose end was never reported and counted as ended at `prompt_timeout`.
     pub prompts_overdue: u64,
+    /// Recordings the core started capturing (live or on the switch).
+    pub recordings_started: u64,
+    /// Live recordings given up for the switch's `uuid_record` (recorder legs refused, not
+    /// answered, or the endpoint full).
+    pub recorder_fallbacks: u64,
+    /// Recordings that ended with an error (no file, a damaged file, `uuid_record` refused).
+    pub recordings_failed: u64,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +233,9 @@ pub(crate) struct Counters {
     sounds_missing: AtomicU64,
     prompts_queued: AtomicU64,
     prompts_overdue: AtomicU64,
+    recordings_started: AtomicU64,
+    recorder_fallbacks: AtomicU64,
+    recordings_failed: AtomicU64,
 }
 
 impl Counters {
@@ -251,6 +264,9 @@ impl Counters {
             sounds_missing: g(&self.sounds_missing),
             prompts_queued: g(&self.prompts_queued),
             prompts_overdue: g(&self.prompts_overdue),
+            recordings_started: g(&self.recordings_started),
+            recorder_fallbacks: g(&self.recorder_fallbacks),
+            recordings_failed: g(&self.recordings_failed),
         }
     }
 }
@@ -469,6 +485,15 @@ impl Driver {
         let (record_batch, record_overflow) = (config.record_batch, config.record_overflow);
         let shutdown_grace = config.shutdown_grace;
         let callers_admitted = !config.hold_callers;
+        let mut config = config;
+        let (media, sip_addr) = media_service::start(config.recording.endpoint.as_ref())
+            .await?;
+        match (sip_addr, &mut config.recording.recorder_dial) {
+            (Some(addr), Some(dial)) => *dial = dial.replace("{addr}", &addr.to_string()),
+            // Without an endpoint there is nobody to dial.
+            (None, dial) => *dial = None,
+            (Some(_), None) => {}
+        }
         let core = DriverCore::new(config, engine, &up, shell::now())?;
         let counters = core.counters();
         let (settled_tx, settled) = watch::channel(0);
@@ -500,6 +525,7 @@ impl Driver {
             unwaited: Vec::new(),
             connects: JoinSet::new(),
             refusals: JoinSet::new(),
+            media,
         };
         let task = tokio::spawn(shell.run());
         Ok(Driver {

@@ -22,11 +22,12 @@ use switchyard_esl::client::{Client, ClientConfig, ClientEvent, EventStream};
 use switchyard_esl::server::OutboundServer;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::io::LiveEvent;
 
 use super::commands::EslRequest;
+use super::media::{MediaReport, MediaRequest};
 use super::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
 use super::records::RecordPipe;
 use super::session::{self, SessionMsg};
@@ -111,6 +112,8 @@ pub(super) struct Shell {
     pub connects: JoinSet<Attempt>,
     /// Hangups of refused callers.
     pub refusals: JoinSet<()>,
+    /// The media service (module `media_service`).
+    pub media: super::media_service::MediaLink,
 }
 
 impl Shell {
@@ -163,6 +166,7 @@ impl Shell {
                     }
                 }
                 Some(_) = self.refusals.join_next(), if !self.refusals.is_empty() => {}
+                Some(report) = self.media.reports.recv() => self.core.media_report(now(), report),
                 Some(_) = self.session_tasks.join_next(), if !self.session_tasks.is_empty() => {}
                 Ok(permit) = reserve(refill) => self.records.refill(permit),
                 // The loop's next turn reports them to the core.
@@ -203,8 +207,34 @@ impl Shell {
                     self.connects
                         .spawn(async move { (node, Client::connect(cfg).await) });
                 }
+                CoreOutput::Media(req) => self.to_media(req),
             }
         }
+    }
+
+    /// Hands a request to the media service. Its queue is far larger than the recordings
+    /// the engine runs; if it is full anyway, the request's answer is given here so the
+    /// core waits for nothing.
+    fn to_media(&mut self, req: MediaRequest) {
+        let Err(e) = self.media.requests.try_send(req) else {
+            return;
+        };
+        let req = e.into_inner();
+        warn!(request = ?req, "media service behind; request answered as failed");
+        let report = match req {
+            MediaRequest::Expect { id, .. } => MediaReport::Refused {
+                id,
+                error: "the media service is behind".into(),
+            },
+            MediaRequest::Ingest { id, path, .. } => MediaReport::Ingested {
+                id,
+                path,
+                figures: None,
+                error: Some("the media service is behind; the file was not checked".into()),
+            },
+            MediaRequest::Silence { .. } | MediaRequest::Abandon { .. } => return,
+        };
+        self.core.media_report(now(), report);
     }
 
     /// Enqueues a ticket's requests on its node's client now, in order; a node never reached

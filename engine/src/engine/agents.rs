@@ -452,6 +452,7 @@ fn validate_agent(cfg: &AgentConfig) -> Result<(), EngineError> {
 
 fn validate_queue(cfg: &QueueConfig) -> Result<(), EngineError> {
     let a = &cfg.announcements;
+    cfg.recording.validate()?;
     check_duration("max_wait", cfg.max_wait)?;
     check_duration("max_wait_no_agent", cfg.max_wait_no_agent)?;
     check_duration("offer_timeout", Some(cfg.offer_timeout))?;

@@ -117,6 +117,7 @@ impl Engine {
             queue: q,
             wait_s: wait.as_secs_f64(),
         });
+        self.record_on_talking(c, agent);
     }
 
     /// `uuid_bridge` was refused, or a leg's originate failed under it.

@@ -51,6 +51,8 @@ impl Engine {
             callback: false,
             callback_failures: 0,
             callback_held: None,
+            recording: None,
+            record_draw: crate::recording::draw(leg),
             timers: CallTimers::default(),
             campaign: None,
         };
@@ -379,6 +381,7 @@ impl Engine {
     }
 
     pub(crate) fn forget_caller_leg(&mut self, id: CallId) {
+        self.recording_leg_gone(id);
         if let Some(call) = self.calls.get(&id)
             && self.legs.get(&call.leg) == Some(&LegRole::Caller(id))
         {

@@ -19,7 +19,7 @@ use crate::dialer::pacing::{AgentView, LineView};
 use crate::dialer::{
     AttemptOutcome, AttemptRecord, AttemptStart, CampaignConfig, CampaignControl, CampaignState,
     CampaignStats, ContactNext, ContactSpec, DialMode, DispositionRecord, LedgerDay, MachineAction,
-    RecordingPolicy, window,
+    window,
 };
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, CampaignId, ContactId};
@@ -645,19 +645,11 @@ impl Engine {
         call: Option<CallId>,
     ) -> Option<SwitchCommand> {
         let cfg = &self.campaigns.get(&id)?.cfg;
-        let record = match cfg.recording {
-            RecordingPolicy::Always => true,
-            RecordingPolicy::Sampled(p) => self.rng.f64() * 100.0 < p,
-            RecordingPolicy::Never | RecordingPolicy::OnDemand => false,
-        };
         let mut vars = vec![
             ("switchyard_campaign".to_owned(), id.0.to_string()),
             ("switchyard_contact".to_owned(), contact.0.to_string()),
             ("switchyard_attempt".to_owned(), attempt.to_string()),
         ];
-        if record {
-            vars.push(("switchyard_record".into(), "true".into()));
-        }
         match call {
             Some(call) => vars.push(("switchyard_call".into(), call.0.to_string())),
             // mod_amd runs once the far end answers and sets `amd_result`.
@@ -757,6 +749,8 @@ impl Engine {
             callback: true,
             callback_failures: 0,
             callback_held: None,
+            recording: None,
+            record_draw: crate::recording::draw(leg),
             timers: CallTimers::default(),
             campaign: Some(Box::new(CampaignCall {
                 campaign: id,
@@ -965,6 +959,8 @@ impl Engine {
             callback: false,
             callback_failures: 0,
             callback_held: None,
+            recording: None,
+            record_draw: crate::recording::draw(leg),
             timers: CallTimers::default(),
             campaign: Some(Box::new(info)),
         };

@@ -8,6 +8,7 @@ mod dispatch;
 mod invariants;
 mod lines;
 mod offers;
+mod recordings;
 mod recovery;
 mod supervisor;
 
@@ -86,6 +87,9 @@ pub struct Engine {
     pub(crate) instant_accepts: Vec<OfferId>,
     /// No switch node can take originates ([`SwitchEvent::Reachable`]): campaigns wait.
     pub(crate) switch_down: bool,
+    /// Recordings asked for and not yet recorded (running, or ended and awaiting the
+    /// driver's report). At most one running per live call.
+    pub(crate) recordings: FastMap<crate::recording::RecordingId, recordings::ActiveRecording>,
 }
 
 impl Engine {
@@ -120,6 +124,7 @@ impl Engine {
             recent_campaign_calls: Default::default(),
             instant_accepts: Vec::new(),
             switch_down: false,
+            recordings: FastMap::default(),
         };
         engine.arm_stats_timer();
         engine
@@ -193,6 +198,7 @@ impl Engine {
             TimerKey::AmdTimeout(leg) => self.on_amd_timeout(leg),
             TimerKey::BridgeDeadline(c) => self.on_bridge_deadline(c),
             TimerKey::CallbackRetry(c) => self.on_callback_retry(c),
+            TimerKey::RecordingReport(id) => self.on_recording_report_deadline(id),
         }
     }
 
@@ -230,6 +236,7 @@ impl Engine {
                 }
             }
             SwitchEvent::Recovered(r) => self.on_recovered(*r),
+            SwitchEvent::RecordingEnded(outcome) => self.on_recording_ended(*outcome),
         }
     }
 
@@ -269,6 +276,7 @@ impl Engine {
                 code,
                 retry_at_unix_ms,
             } => self.disposition(call, code, retry_at_unix_ms),
+            Command::RecordCall { call, action, by } => self.on_record_command(call, action, by),
         }
     }
 

@@ -168,6 +168,8 @@ impl Engine {
             callback: false,
             callback_failures: 0,
             callback_held: None,
+            recording: None,
+            record_draw: crate::recording::draw(a.caller_leg),
             timers: CallTimers::default(),
             campaign: None,
         };

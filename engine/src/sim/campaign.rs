@@ -608,7 +608,9 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                     SwitchCommand::Answer { .. }
                     | SwitchCommand::Music { .. }
                     | SwitchCommand::Announce { .. }
-                    | SwitchCommand::Eavesdrop { .. } => {}
+                    | SwitchCommand::Eavesdrop { .. }
+                    // Nothing is captured in the simulation.
+                    | SwitchCommand::Recording(_) => {}
                 },
                 Output::Persist(Record::AgentState(s)) => {
                     let prev = agent_state.insert(s.agent, (s.state, s.at_unix_ms));

@@ -384,7 +384,9 @@ impl Simulation {
                         SwitchCommand::Answer { .. }
                         | SwitchCommand::Music { .. }
                         | SwitchCommand::Announce { .. }
-                        | SwitchCommand::Eavesdrop { .. } => {}
+                        | SwitchCommand::Eavesdrop { .. }
+                        // Nothing is captured in the simulation.
+                        | SwitchCommand::Recording(_) => {}
                     },
                     Output::Persist(Record::Call(rec)) => {
                         if !seen_calls.insert(rec.call) {

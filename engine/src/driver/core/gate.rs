@@ -77,7 +77,8 @@ impl DriverCore {
     /// Takes a command through the gate: `None` when it waits (or was taken back).
     pub(super) fn through_gate(&mut self, cmd: SwitchCommand) -> Option<SwitchCommand> {
         match &cmd {
-            SwitchCommand::Originate { .. }
+            // A recording's commands wait behind its open row, and keep their order.
+            SwitchCommand::Originate { .. } | SwitchCommand::Recording(_)
                 if self.gate.barrier > self.gate.kept || !self.gate.held.is_empty() =>
             {
                 if self.gate.held.len() >= MAX_HELD {

@@ -35,6 +35,7 @@
 
 mod adopt;
 mod callers;
+mod capture;
 mod gate;
 mod join;
 mod pipeline;
@@ -104,6 +105,9 @@ pub enum CoreOutput {
     /// Try to connect to a node that has never been reached; report with
     /// [`DriverCore::node_reachable`] or [`DriverCore::node_unreachable`].
     Connect { node: usize },
+    /// Hand to the media side (the live recorder, file checks); its reports come back through
+    /// [`DriverCore::media_report`] (module `capture`).
+    Media(super::media::MediaRequest),
 }
 
 /// Kills that failed because the connection was lost, re-sent after the resync if the leg
@@ -234,6 +238,8 @@ enum Pending {
     Adopt(adopt::AdoptAsk),
     /// Whether a node expands API calls, so it can join legs at the answer (module `join`).
     JoinCheck { node: usize },
+    /// A recording's request (module `capture`).
+    Capture { tracking: Tracking },
 }
 
 /// The sans-IO driver: see the module doc.
@@ -281,6 +287,8 @@ pub struct DriverCore {
     gate: gate::Gate,
     /// The takeover of the switch at start (module `adopt`).
     adoption: adopt::Adoption,
+    /// Recordings being captured (module `capture`).
+    captures: capture::Captures,
     /// What the engine was last told of the switch ([`SwitchEvent::Reachable`]).
     reachable: bool,
     /// What the shell must do; emptied by the shell after every input (each input's outputs
@@ -362,6 +370,7 @@ impl DriverCore {
             strays: recovery::Strays::default(),
             gate: gate::Gate::default(),
             adoption: adopt::Adoption::default(),
+            captures: capture::Captures::default(),
             // An engine starts assuming the switch is there.
             reachable: true,
             out: VecDeque::new(),
@@ -511,6 +520,7 @@ impl DriverCore {
             Some(Pending::Stray(ask)) => self.on_stray_answer(ask, replies),
             Some(Pending::Adopt(ask)) => self.on_adopt_answer(ask, replies),
             Some(Pending::JoinCheck { node }) => self.on_join_check(node, replies),
+            Some(Pending::Capture { tracking }) => self.on_capture_reply(tracking, replies),
             None => {}
         }
         self.settle();

@@ -66,6 +66,11 @@ impl DriverCore {
     }
 
     fn issue(&mut self, cmd: SwitchCommand) {
+        // Recordings have requests and answers of their own (module `capture`).
+        let cmd = match cmd {
+            SwitchCommand::Recording(r) => return self.on_recording_command(r),
+            other => other,
+        };
         // Music and prompts go through the prompt queue (module `playback`).
         let Some(mut cmd) = self.before_issue(cmd) else {
             return;
@@ -207,6 +212,8 @@ impl DriverCore {
                 }
             }
             SwitchCommand::Eavesdrop { target, .. } => home(target).or_else(|| self.least_loaded()),
+            // Issued by the module `capture` on the recorded leg's node.
+            SwitchCommand::Recording(_) => Some(self.fallback_node()),
             SwitchCommand::Bridge { a, b } => {
                 let (ha, hb) = (home(a), home(b));
                 if let (Some(x), Some(y)) = (ha, hb)
@@ -309,6 +316,9 @@ impl DriverCore {
                         Err(e) => debug!(%leg, error = %e, "sweep kill not answered"),
                     }
                 }
+            }
+            Tracking::Recorder(_) | Tracking::SwitchRecord(_) => {
+                self.on_capture_reply(tracking, replies);
             }
             Tracking::Other => {
                 for r in replies {

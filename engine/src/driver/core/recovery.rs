@@ -374,6 +374,7 @@ impl DriverCore {
         self.originated.contains_key(&leg)
             || self.callers.contains(&leg)
             || self.engine.owns_leg(leg)
+            || self.recorder_explained(leg)
     }
 
     pub(super) fn on_stray_answer(&mut self, ask: StrayAsk, replies: Vec<Reply>) {

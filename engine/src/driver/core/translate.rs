@@ -9,6 +9,8 @@
 //! | CHANNEL_EXECUTE_COMPLETE (other)             | callers             | the prompt queue             |
 //! | CUSTOM `avmd::beep`                          | campaign legs       | `MachineDetection` Machine   |
 //! | CHANNEL_HANGUP_COMPLETE                      | legs of ours        | a CDR, then `LegHungUp`      |
+//! | CHANNEL_HANGUP_COMPLETE                      | recorder legs       | forgotten (module `capture`) |
+//! | RECORD_STOP (`Record-File-Path`)             | switch recordings   | the file's check (`capture`) |
 //!
 //! Answering-machine detection: the engine asks for it with the originate's variables
 //! (`execute_on_answer=amd` for mod_amd, `execute_on_answer=avmd_start` for mod_avmd); the
@@ -70,7 +72,15 @@ impl DriverCore {
             Some("CUSTOM") if e.header("Event-Subclass").as_deref() == Some("avmd::beep") => {
                 self.machine_detection(leg, AmdResult::Machine);
             }
-            Some("CHANNEL_HANGUP_COMPLETE") => self.on_hangup_complete(leg, e),
+            Some("CHANNEL_HANGUP_COMPLETE") => {
+                if !self.on_recorder_gone(leg) {
+                    self.on_hangup_complete(leg, e);
+                }
+            }
+            Some("RECORD_STOP") => {
+                let path = e.header("Record-File-Path");
+                self.on_record_stop(leg, path.as_deref());
+            }
             _ => {}
         }
     }
