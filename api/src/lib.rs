@@ -16,4 +16,5 @@ pub mod routes;
 pub mod runtime;
 pub mod spec;
 pub mod spec_campaign;
+pub mod spec_recording;
 pub mod store;

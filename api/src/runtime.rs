@@ -576,6 +576,8 @@ impl RecordSink for StoreSink {
                         callback_leg: None,
                     });
                 }
+                // Written by the store's recordings table (issue 18, being built).
+                Record::RecordingOpened(_) | Record::Recording(_) => unfiled += 1,
                 // Taken by `campaign` above.
                 Record::Attempt(_)
                 | Record::AttemptStarted(_)

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::grants::DialGrants;
 use crate::ids::IdKind;
+use crate::spec_recording::{RecordingMode, RecordingSpec};
 
 /// A validation failure naming the field (JSON path) at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +24,7 @@ pub struct FieldError {
     pub message: String,
 }
 
-fn bad(field: &str, message: impl Into<String>) -> FieldError {
+pub(crate) fn bad(field: &str, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.to_owned(),
         message: message.into(),
@@ -266,6 +267,8 @@ pub struct QueueSpec {
     /// back" is better.
     #[schema(min_length = 1, pattern = r"^[^\u0000-\u0020\u007f-\u009f]+$")]
     pub callback_confirm: String,
+    /// Which calls are recorded, and how (a campaign's calls follow the campaign's policy).
+    pub recording: RecordingSpec,
 }
 
 impl Default for QueueSpec {
@@ -295,6 +298,7 @@ impl Default for QueueSpec {
             callback_attempts: 3,
             callback_retry_s: 300.0,
             callback_confirm: DEFAULT_CALLBACK_CONFIRM.into(),
+            recording: RecordingSpec::default(),
         }
     }
 }
@@ -485,6 +489,7 @@ impl QueueSpec {
             },
             callback_retry: positive_secs("callback_retry_s", self.callback_retry_s)?,
             callback_confirm: Some(sound_file("callback_confirm", &self.callback_confirm)?),
+            recording: self.recording.to_engine("recording")?,
         })
     }
 
@@ -606,6 +611,9 @@ pub struct AgentSpec {
     /// once and every call is bridged to it at once, with no ring per call. For predictive
     /// campaigns. If the line drops the agent goes on break `agent-line-down`.
     pub persistent_line: bool,
+    /// Replaces the recording mode of the queue or campaign for this agent's calls (a trainee
+    /// recorded `always`); null keeps theirs.
+    pub recording: Option<RecordingMode>,
 }
 
 impl Default for AgentSpec {
@@ -619,6 +627,7 @@ impl Default for AgentSpec {
             no_answer_delay_s: 30.0,
             max_no_answer: 3,
             persistent_line: false,
+            recording: None,
         }
     }
 }
@@ -667,6 +676,7 @@ impl AgentSpec {
             no_answer_delay: secs("no_answer_delay_s", self.no_answer_delay_s)?,
             max_no_answer: self.max_no_answer.min(1000),
             persistent_line: self.persistent_line,
+            recording: crate::spec_recording::agent_mode(self.recording),
         })
     }
 }

@@ -10,12 +10,14 @@ use switchyard_engine::dialer::connect::ProgressiveDial;
 
 use serde::{Deserialize, Serialize};
 use switchyard_engine::dialer::config::{
-    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, RecordingPolicy, RetryRule,
+    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, RetryRule,
     RetryRules,
 };
 use switchyard_engine::dialer::window;
 use switchyard_engine::{CampaignId, QueueId};
 use utoipa::ToSchema;
+
+pub use crate::spec_recording::{RecordingMode, RecordingSpec};
 
 use crate::spec::FieldError;
 
@@ -37,36 +39,6 @@ pub enum ModeSpec {
     /// Paced on the predicted risk of each dial against the abandon budget.
     #[default]
     Predictive,
-}
-
-/// Which calls are recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordingMode {
-    #[default]
-    Never,
-    Always,
-    /// `percent` of calls, chosen at random.
-    Sampled,
-    OnDemand,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct RecordingSpec {
-    pub policy: RecordingMode,
-    /// For `sampled`: 0-100.
-    #[schema(minimum = 0, maximum = 100)]
-    pub percent: f64,
-}
-
-impl Default for RecordingSpec {
-    fn default() -> Self {
-        RecordingSpec {
-            policy: RecordingMode::Never,
-            percent: 0.0,
-        }
-    }
 }
 
 /// What to do when answering-machine detection says a machine answered.
@@ -377,18 +349,7 @@ impl CampaignSpec {
             return Err(bad("abandon_target", "must be in (0, 0.5]"));
         }
         let abandon_message = sound("abandon_message", &self.abandon_message)?;
-        let recording = match self.recording.policy {
-            RecordingMode::Never => RecordingPolicy::Never,
-            RecordingMode::Always => RecordingPolicy::Always,
-            RecordingMode::OnDemand => RecordingPolicy::OnDemand,
-            RecordingMode::Sampled => {
-                let p = self.recording.percent;
-                if !p.is_finite() || !(0.0..=100.0).contains(&p) {
-                    return Err(bad("recording.percent", "must be 0-100"));
-                }
-                RecordingPolicy::Sampled(p)
-            }
-        };
+        let recording = self.recording.to_engine("recording")?;
         let a = &self.amd;
         if !(a.timeout_s > 0.0 && a.timeout_s <= 30.0) {
             return Err(bad("amd.timeout_s", "must be in (0, 30] seconds"));

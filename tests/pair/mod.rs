@@ -53,6 +53,8 @@ pub struct Pair {
     /// Answers of each ticket still missing some.
     assembling: HashMap<Ticket, Vec<Option<Reply>>>,
     pub records: Vec<Record>,
+    /// What the core asked of the media side (a test answers with `core.media_report`).
+    pub media: Vec<switchyard_engine::driver::MediaRequest>,
     pub live: Vec<LiveEvent>,
     /// How long a lost link stays down before the harness connects again.
     pub reconnect_after: Duration,
@@ -115,6 +117,7 @@ impl Pair {
             now: t0,
             assembling: HashMap::new(),
             records: Vec::new(),
+            media: Vec::new(),
             live: Vec::new(),
             reconnect_after: Duration::from_millis(100),
             sent: Vec::new(),
@@ -260,6 +263,7 @@ impl Pair {
             CoreOutput::Record(r) => self.records.push(r),
             CoreOutput::Live(ev) => self.live.push(ev),
             CoreOutput::Connect { node } => self.nodes[node].reconnect_at = Some(self.now),
+            CoreOutput::Media(req) => self.media.push(req),
         }
     }
 

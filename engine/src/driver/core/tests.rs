@@ -20,6 +20,8 @@ struct Bench {
     now: Instant,
     sent: Vec<(Ticket, Vec<EslRequest>)>,
     records: Vec<Record>,
+    /// What the core asked of the media side.
+    media: Vec<crate::driver::MediaRequest>,
     /// Report every record kept as soon as it is handed out (the store keeps up).
     keep_records: bool,
 }
@@ -35,6 +37,7 @@ fn bench_with(tune: impl FnOnce(&mut DriverConfig)) -> Bench {
         now,
         sent: Vec::new(),
         records: Vec::new(),
+        media: Vec::new(),
         keep_records: true,
     };
     b.core.node_connected(now, 0, CORE, false);
@@ -97,6 +100,7 @@ impl Bench {
                         ticket, requests, ..
                     } => self.sent.push((ticket, requests)),
                     CoreOutput::Record(r) => self.records.push(r),
+                    CoreOutput::Media(m) => self.media.push(m),
                     CoreOutput::Live(_) | CoreOutput::Connect { .. } => {}
                 }
             }
