@@ -744,3 +744,240 @@ fn an_originate_ended_by_our_own_kill_after_its_answer_is_no_failure() {
     );
     assert_eq!(b.core.stats().originates_failed_after_answer, 0);
 }
+
+// ---- recording capture (module `capture`) ----------------------------------------------
+
+use crate::driver::{MediaReport, MediaRequest};
+use crate::recording::{RecordingCapture, RecordingMode, RecordingPolicy, RecordingStatus};
+
+const RECORDER_DIAL: &str = "sofia/internal/{user}@127.0.0.1:5090";
+
+/// A bench whose queue records every call (`capture` says how) and whose caller is talking
+/// to agent 1: the caller's leg.
+fn recorded_call(capture: RecordingCapture, tune: impl FnOnce(&mut DriverConfig)) -> (Bench, LegId) {
+    let mut b = bench_with(|c| {
+        c.recording.recorder_dial = Some(RECORDER_DIAL.into());
+        c.recording.switch_path = "/var/lib/fs/rec/{file}".into();
+        c.recording.switch_files = "/mnt/fs-rec".into();
+        tune(c);
+    });
+    b.command(Command::UpsertQueue(Box::new(QueueConfig {
+        id: QueueId(1),
+        name: "sales".into(),
+        recording: RecordingPolicy {
+            mode: RecordingMode::Always,
+            capture,
+            ..RecordingPolicy::default()
+        },
+        ..QueueConfig::default()
+    })));
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let agent = b.agent_leg();
+    let originate = b.ticket("originate").expect("agent dialled");
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(format!("+OK {agent}\n").into()))],
+    );
+    let other = agent.to_string();
+    b.switch_event(event(
+        "CHANNEL_BRIDGE",
+        caller,
+        &[("Other-Leg-Unique-ID", other.as_str())],
+    ));
+    (b, caller)
+}
+
+fn recording_of(b: &Bench) -> crate::recording::RecordingRecord {
+    b.records
+        .iter()
+        .find_map(|r| match r {
+            Record::Recording(r) => Some((**r).clone()),
+            _ => None,
+        })
+        .expect("a recording record")
+}
+
+fn expected_id(b: &Bench) -> crate::recording::RecordingId {
+    b.media
+        .iter()
+        .find_map(|m| match m {
+            MediaRequest::Expect { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("the endpoint was asked to expect the legs")
+}
+
+#[test]
+fn a_live_recording_dials_two_recorder_legs_once_the_endpoint_expects_them() {
+    let (mut b, caller) = recorded_call(RecordingCapture::Live, |_| {});
+    let id = expected_id(&b);
+    let MediaRequest::Expect {
+        path,
+        caller_user,
+        agent_user,
+        stereo,
+        ..
+    } = b.media[0].clone()
+    else {
+        panic!("expect first: {:?}", b.media);
+    };
+    assert!(stereo);
+    assert_eq!(caller_user, format!("rec-{id}-a"));
+    assert_eq!(agent_user, format!("rec-{id}-b"));
+    assert!(path.ends_with(format!("{id}.wav")));
+    assert!(
+        !b.lines().iter().any(|l| l.contains("&eavesdrop")),
+        "no leg is dialled before the endpoint is ready"
+    );
+    b.core.media_report(b.now, MediaReport::Ready { id });
+    b.flush();
+    let dials: Vec<String> = b
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains("&eavesdrop"))
+        .collect();
+    assert_eq!(dials.len(), 2, "{dials:?}");
+    assert!(dials[0].contains(&format!("sofia/internal/rec-{id}-a@127.0.0.1:5090")));
+    assert!(dials[0].contains("eavesdrop_bridge_aleg=true"));
+    assert!(dials[1].contains(&format!("sofia/internal/rec-{id}-b@127.0.0.1:5090")));
+    assert!(dials[1].contains("eavesdrop_bridge_bleg=true"));
+    for d in &dials {
+        assert!(d.starts_with("bgapi originate {"), "{d}");
+        assert!(d.contains("switchyard_leg=recorder"));
+        assert!(d.contains("absolute_codec_string=PCMU"));
+        assert!(d.ends_with(&format!("&eavesdrop({caller})")), "{d}");
+    }
+    b.core.media_report(
+        b.now,
+        MediaReport::Finished {
+            id,
+            path: path.clone(),
+            figures: None,
+            error: Some("no audio".into()),
+        },
+    );
+    b.flush();
+    let r = recording_of(&b);
+    assert_eq!(r.capture, RecordingCapture::Live);
+    assert!(!r.fell_back);
+    assert_eq!(r.status, RecordingStatus::Failed);
+    assert_eq!(r.path, path.display().to_string());
+}
+
+#[test]
+fn a_refused_recorder_leg_falls_back_to_uuid_record_and_its_file_is_ingested_at_record_stop() {
+    let (mut b, caller) = recorded_call(RecordingCapture::Live, |_| {});
+    let id = expected_id(&b);
+    b.core.media_report(b.now, MediaReport::Ready { id });
+    b.flush();
+    let a_leg = b.ticket("originate {origination_uuid=").expect("recorder leg a");
+    b.answer(
+        a_leg,
+        vec![Ok(Answer::Job(b"-ERR USER_NOT_REGISTERED\n".to_vec()))],
+    );
+    assert!(
+        b.media.contains(&MediaRequest::Abandon { id }),
+        "the endpoint forgets it: {:?}",
+        b.media
+    );
+    let path = format!("/var/lib/fs/rec/{id}.wav");
+    let lines = b.lines();
+    assert!(lines.iter().any(|l| l.starts_with("api uuid_kill ")), "the other recorder leg goes: {lines:?}");
+    assert!(lines.contains(&format!("api uuid_setvar {caller} RECORD_STEREO true")));
+    assert!(lines.contains(&format!("api uuid_record {caller} start {path}")));
+    assert_eq!(b.core.stats().recorder_fallbacks, 1);
+    b.switch_event(event(
+        "RECORD_STOP",
+        caller,
+        &[("Record-File-Path", path.as_str())],
+    ));
+    let ingest = b.media.last().cloned();
+    assert_eq!(
+        ingest,
+        Some(MediaRequest::Ingest {
+            id,
+            path: format!("/mnt/fs-rec/{id}.wav").into(),
+            wait: b.core.cfg.recording.switch_file_wait,
+        })
+    );
+    let figures = crate::recording::AudioFigures {
+        duration_ms: 4000,
+        sample_rate: 8000,
+        channels: 2,
+        bytes: 128_044,
+        silence_ratio: 0.0,
+        peak_dbfs: vec![Some(-3.0), Some(-3.0)],
+        channel_silence: vec![0.0, 0.0],
+        peaks: vec![Vec::new(), Vec::new()],
+        frames_per_peak: 1,
+    };
+    b.core.media_report(
+        b.now,
+        MediaReport::Ingested {
+            id,
+            path: format!("/mnt/fs-rec/{id}.wav").into(),
+            figures: Some(figures.clone()),
+            error: None,
+        },
+    );
+    b.flush();
+    let r = recording_of(&b);
+    assert_eq!(r.capture, RecordingCapture::Switch);
+    assert!(r.fell_back);
+    assert_eq!(r.status, RecordingStatus::Completed);
+    assert_eq!(r.figures, Some(figures));
+}
+
+#[test]
+fn a_switch_recording_is_masked_for_a_pause_and_stopped_on_request() {
+    let (mut b, caller) = recorded_call(RecordingCapture::Switch, |_| {});
+    assert!(b.media.is_empty(), "the endpoint is not involved");
+    let path = b
+        .lines()
+        .into_iter()
+        .find_map(|l| l.strip_prefix(&format!("api uuid_record {caller} start ")).map(str::to_owned))
+        .expect("uuid_record started");
+    let call = b.core.engine.call_by_leg(caller).expect("the call");
+    let by = crate::recording::Requester {
+        name: "supervisor".into(),
+        agent: None,
+    };
+    for action in [
+        crate::recording::RecordingAction::Pause,
+        crate::recording::RecordingAction::Resume,
+        crate::recording::RecordingAction::Stop,
+    ] {
+        b.command(Command::RecordCall {
+            call,
+            action,
+            by: by.clone(),
+        });
+    }
+    let lines = b.lines();
+    for verb in ["mask", "unmask", "stop"] {
+        assert!(
+            lines.contains(&format!("api uuid_record {caller} {verb} {path}")),
+            "{verb}: {lines:?}"
+        );
+    }
+    assert!(
+        !lines.iter().any(|l| l.contains(" pause ")),
+        "FreeSWITCH's pause would cut the span out of the file"
+    );
+}
+
+#[test]
+fn without_a_recorder_endpoint_a_live_policy_records_on_the_switch() {
+    let (b, caller) = recorded_call(RecordingCapture::Live, |c| c.recording.recorder_dial = None);
+    assert!(b.media.is_empty());
+    assert!(
+        b.lines()
+            .iter()
+            .any(|l| l.starts_with(&format!("api uuid_record {caller} start "))),
+        "{:?}",
+        b.lines()
+    );
+}
