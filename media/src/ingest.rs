@@ -150,6 +150,12 @@ where
             MetadataOptions::default(),
         )
         .map_err(|error| match error {
+            // WAVE_FORMAT_EXTENSIBLE says what it holds in a sub-format: symphonia's words.
+            SymphoniaError::Unsupported(reason) if layout.format_tag == 0xFFFE => {
+                MediaError::Unsupported {
+                    encoding: reason.to_owned(),
+                }
+            }
             SymphoniaError::Unsupported(_) => MediaError::Unsupported {
                 encoding: format!("WAVE format 0x{:04x}", layout.format_tag),
             },
@@ -203,7 +209,7 @@ where
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
-            // The repaired view makes this rare (a source that shrank while being read).
+            // The view ends where the audio does: this takes a source that shrank meanwhile.
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 cut = true;
                 break;
