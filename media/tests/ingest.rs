@@ -350,6 +350,26 @@ fn an_encoding_outside_pcm_and_g711_is_unsupported() {
 }
 
 #[test]
+fn ima_adpcm_is_unsupported_by_name() {
+    let mut file = Vec::new();
+    file.extend_from_slice(b"RIFF\0\0\0\0WAVEfmt ");
+    file.extend_from_slice(&20u32.to_le_bytes());
+    file.extend_from_slice(&0x11u16.to_le_bytes()); // WAVE_FORMAT_IMA_ADPCM
+    file.extend_from_slice(&1u16.to_le_bytes());
+    file.extend_from_slice(&8000u32.to_le_bytes());
+    file.extend_from_slice(&4055u32.to_le_bytes());
+    file.extend_from_slice(&256u16.to_le_bytes());
+    file.extend_from_slice(&4u16.to_le_bytes());
+    file.extend_from_slice(&2u16.to_le_bytes());
+    file.extend_from_slice(&505u16.to_le_bytes());
+    file.extend_from_slice(b"data");
+    file.extend_from_slice(&256u32.to_le_bytes());
+    file.extend_from_slice(&[0; 256]);
+    let error = inspect_reader(Cursor::new(&file), &InspectOptions::default()).unwrap_err();
+    assert_eq!(error.to_string(), "unsupported encoding: adpcm_ima_wav");
+}
+
+#[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let path = scratch("absent.wav");
     let error = inspect(&path, &InspectOptions::default()).unwrap_err();
