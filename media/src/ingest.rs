@@ -30,10 +30,11 @@
 //!   tail of a crash), so reading ends where the audio ends, and comparing it with the length
 //!   written tells a cut from a complete file (rather than an end-of-file error that could as
 //!   well be a failing disk);
-//! - fuzzing found a fmt chunk that makes symphonia's parser panic (a 16-bit multiplication of
-//!   the channel count, in debug builds), and fmt fields that make it read audio bytes as the
-//!   next chunk header; the fmt chunk it is given is checked first ([`MAX_CHANNELS`]) and its
-//!   extension size made to agree with its length.
+//! - fmt chunks make symphonia's parser panic in debug builds (a 16-bit multiplication of the
+//!   channel count, found by fuzzing; a channel-mask repair that shifts by 32), and fmt fields
+//!   make it read audio bytes as the next chunk header; the fmt chunk it is given is checked
+//!   first ([`MAX_CHANNELS`]), its mask made to agree with its count, and its extension size
+//!   with its length.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -150,6 +151,12 @@ where
             MetadataOptions::default(),
         )
         .map_err(|error| match error {
+            // WAVE_FORMAT_EXTENSIBLE says what it holds in a sub-format: symphonia's words.
+            SymphoniaError::Unsupported(reason) if layout.format_tag == 0xFFFE => {
+                MediaError::Unsupported {
+                    encoding: reason.to_owned(),
+                }
+            }
             SymphoniaError::Unsupported(_) => MediaError::Unsupported {
                 encoding: format!("WAVE format 0x{:04x}", layout.format_tag),
             },
@@ -203,7 +210,7 @@ where
         let packet = match format.next_packet() {
             Ok(Some(packet)) => packet,
             Ok(None) => break,
-            // The repaired view makes this rare (a source that shrank while being read).
+            // The view ends where the audio does: this takes a source that shrank meanwhile.
             Err(SymphoniaError::IoError(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
                 cut = true;
                 break;
@@ -419,9 +426,10 @@ fn scan_riff<R: Read + Seek>(source: &mut R, len: u64) -> Result<RiffLayout, Med
 /// others by block).
 ///
 /// Why: symphonia 0.6 multiplies the channel count by the sample width in 16 bits (a panic
-/// in a debug build once the count passes 16383, found by fuzzing), and for some formats it
-/// reads the extension by its own size field rather than the chunk's length, so a lying
-/// field would have it read audio bytes as the next chunk's header.
+/// in a debug build once the count passes 16383, found by fuzzing) and repairs an extensible
+/// chunk's channel mask with shifts that overflow (found reading its source); and for some
+/// formats it reads the extension by its own size field rather than the chunk's length, so a
+/// lying field would have it read audio bytes as the next chunk's header.
 fn fmt_for_symphonia(mut body: Vec<u8>) -> Result<(u16, Vec<u8>, Option<u64>), MediaError> {
     let field = |at: usize| u16::from_le_bytes([body[at], body[at + 1]]);
     // The caller read at least 16 bytes.
@@ -444,8 +452,17 @@ fn fmt_for_symphonia(mut body: Vec<u8>) -> Result<(u16, Vec<u8>, Option<u64>), M
         // ADPCM: the extension is what the chunk holds after its size field.
         (0x0002 | 0x0011, Some(n)) => body[16..18].copy_from_slice(&n.to_le_bytes()),
         // WAVE_FORMAT_EXTENSIBLE: symphonia reads 40 bytes and not one more.
-        (0xFFFE, _) if body.len() > 40 => body.truncate(40),
+        (0xFFFE, _) => body.truncate(40),
         _ => {}
+    }
+    if tag == 0xFFFE && body.len() >= 24 {
+        let mask = u32::from_le_bytes([body[20], body[21], body[22], body[23]]);
+        if mask.count_ones() != u32::from(channels) {
+            // The first `channels` speaker positions, as symphonia would repair the mask (its
+            // repair shifts past 31 bits when the mask's top bit is set). At most 32 channels.
+            let own = u32::try_from((1u64 << channels) - 1).unwrap_or(u32::MAX);
+            body[20..24].copy_from_slice(&own.to_le_bytes());
+        }
     }
     let channels = u64::from(channels);
     let frame = match tag {

@@ -87,3 +87,39 @@ fn recordings_whole_cut_unfinalised_and_foreign_pass_the_inspector_oracle() {
     checks::inspect_bytes(b"<html><body>502 Bad Gateway</body></html>");
     checks::inspect_bytes(b"");
 }
+
+/// Found reading symphonia's WAV parser after the fuzz run: an extensible fmt chunk whose
+/// channel mask names fewer channels than it counts, with the mask's top bit set, made its
+/// mask repair shift a u32 by 32, a panic in debug builds. The mask is now rewritten to the
+/// count's own before symphonia reads the chunk.
+#[cfg(feature = "ingest")]
+#[test]
+fn an_extensible_fmt_chunk_whose_mask_disagrees_with_its_count_is_read_without_a_panic() {
+    for (channels, mask) in [
+        (2u16, 0x8000_0000u32),
+        (32, 0),
+        (3, 0xC000_0001),
+        (1, u32::MAX),
+    ] {
+        let mut file = Vec::new();
+        file.extend_from_slice(b"RIFF\0\0\0\0WAVEfmt ");
+        file.extend_from_slice(&40u32.to_le_bytes());
+        file.extend_from_slice(&0xFFFEu16.to_le_bytes());
+        file.extend_from_slice(&channels.to_le_bytes());
+        file.extend_from_slice(&8000u32.to_le_bytes());
+        file.extend_from_slice(&(16_000 * u32::from(channels)).to_le_bytes());
+        file.extend_from_slice(&(2 * channels).to_le_bytes());
+        file.extend_from_slice(&16u16.to_le_bytes());
+        file.extend_from_slice(&22u16.to_le_bytes());
+        file.extend_from_slice(&16u16.to_le_bytes());
+        file.extend_from_slice(&mask.to_le_bytes());
+        file.extend_from_slice(&[
+            0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0x00, 0xaa, 0x00, 0x38,
+            0x9b, 0x71,
+        ]);
+        file.extend_from_slice(b"data");
+        file.extend_from_slice(&(8 * u32::from(channels)).to_le_bytes());
+        file.extend(std::iter::repeat_n(0x11, 8 * usize::from(channels)));
+        checks::inspect_bytes(&file);
+    }
+}

@@ -350,6 +350,26 @@ fn an_encoding_outside_pcm_and_g711_is_unsupported() {
 }
 
 #[test]
+fn ima_adpcm_is_unsupported_by_name() {
+    let mut file = Vec::new();
+    file.extend_from_slice(b"RIFF\0\0\0\0WAVEfmt ");
+    file.extend_from_slice(&20u32.to_le_bytes());
+    file.extend_from_slice(&0x11u16.to_le_bytes()); // WAVE_FORMAT_IMA_ADPCM
+    file.extend_from_slice(&1u16.to_le_bytes());
+    file.extend_from_slice(&8000u32.to_le_bytes());
+    file.extend_from_slice(&4055u32.to_le_bytes());
+    file.extend_from_slice(&256u16.to_le_bytes());
+    file.extend_from_slice(&4u16.to_le_bytes());
+    file.extend_from_slice(&2u16.to_le_bytes());
+    file.extend_from_slice(&505u16.to_le_bytes());
+    file.extend_from_slice(b"data");
+    file.extend_from_slice(&256u32.to_le_bytes());
+    file.extend_from_slice(&[0; 256]);
+    let error = inspect_reader(Cursor::new(&file), &InspectOptions::default()).unwrap_err();
+    assert_eq!(error.to_string(), "unsupported encoding: adpcm_ima_wav");
+}
+
+#[test]
 fn a_missing_file_is_an_io_error_naming_it() {
     let path = scratch("absent.wav");
     let error = inspect(&path, &InspectOptions::default()).unwrap_err();
@@ -407,5 +427,54 @@ fn a_wav_sink_that_died_after_a_flush_inspects_as_playable_up_to_the_flush() {
     let report = inspect(&path, &InspectOptions::default()).unwrap();
     assert_eq!(report.duration, Duration::from_secs(1));
     assert_eq!(report.frames, 8000);
+    std::fs::remove_file(path).unwrap();
+}
+
+/// The process's resident memory and its high-water mark, in KiB (Linux).
+fn memory_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))?
+            .trim()
+            .trim_end_matches(" kB")
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[test]
+fn a_long_recording_is_measured_in_bounded_memory() {
+    // 20 minutes of 8 kHz stereo: 38 MB on disk, 77 MB as f32 samples held at once.
+    let frames: u32 = 20 * 60 * 8000;
+    let path = scratch("long.wav");
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        file.write_all(&header(2, 8000, 36 + 4 * frames, 4 * frames))
+            .unwrap();
+        let second = pcm_bytes(&interleave(
+            &sine(440.0, 0.5, 8000, 8000),
+            &sine(1000.0, 0.25, 8000, 8000),
+        ));
+        for _ in 0..frames / 8000 {
+            file.write_all(&second).unwrap();
+        }
+    }
+    let Some((rss_before, _)) = memory_kib() else {
+        return; // not Linux: nothing to measure with
+    };
+    let report = inspect(&path, &InspectOptions::default()).unwrap();
+    let (_, high_water) = memory_kib().unwrap();
+    assert_eq!(report.frames, u64::from(frames));
+    assert_eq!(report.duration, Duration::from_secs(20 * 60));
+    assert_eq!(report.per_channel[0].peaks.len(), 800);
+    assert!(
+        high_water.saturating_sub(rss_before) < 16 * 1024,
+        "grew by {} KiB",
+        high_water - rss_before
+    );
     std::fs::remove_file(path).unwrap();
 }

@@ -16,7 +16,9 @@
 //! `ingest_wav`: the bytes as an uploaded recording, through the inspector. The oracle: nothing
 //! panics; a report (whole, or inside a `Truncated` error) is consistent with itself: one entry
 //! per channel, at most the waveform pairs asked for, each pair ordered, ratios within 0..=1, a
-//! duration that is the frames at the rate, and the size of the input.
+//! duration that is the frames at the rate, and the size of the input. Run it with the
+//! dictionary of chunk tags and format GUIDs (`-dict=media/fuzz/dicts/ingest_wav.dict`) and the
+//! corpus seeded from real shapes (PCM, G.711, float, extensible, cut, never finalised).
 //!
 //! After every operation the capture is polled dry. The oracle: nothing panics; audio blocks
 //! follow each other; paused spans are silent; every datagram is counted once; after
