@@ -123,8 +123,32 @@ pub struct Runtime {
     /// Records the store refused because another record is stored under their id (also
     /// counted in the driver's `records_dropped`): `switchyard_records_duplicate`.
     records_duplicate: Arc<AtomicU64>,
+    /// Where `PUT /v1/recordings/upload/{file}` writes, and the secret it takes; `None`: the
+    /// route answers 404.
+    pub uploads: Option<Uploads>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
+}
+
+/// Recording settings of a runtime.
+#[derive(Clone, Debug, Default)]
+pub struct Recording {
+    pub capture: switchyard_engine::driver::RecordingSetup,
+    /// Enables the upload route (FreeSWITCH's mod_http_cache PUTs switch recordings there).
+    pub upload_token: Option<String>,
+}
+
+/// The upload route's directory and secret.
+#[derive(Clone)]
+pub struct Uploads {
+    pub dir: std::path::PathBuf,
+    pub token: String,
+}
+
+impl std::fmt::Debug for Uploads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Uploads").field("dir", &self.dir).finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -167,6 +191,27 @@ impl Runtime {
         engine_cfg: EngineConfig,
         seed: u64,
     ) -> Result<Runtime, RuntimeError> {
+        Self::start_recording(
+            store,
+            nodes,
+            outbound_listen,
+            Recording::default(),
+            engine_cfg,
+            seed,
+        )
+        .await
+    }
+
+    /// [`Runtime::start_with_nodes`] with recording set up: the driver's capture (the live
+    /// recorder endpoint, where switch recordings appear) and the upload route's secret.
+    pub async fn start_recording(
+        store: Store,
+        nodes: Vec<SwitchNode>,
+        outbound_listen: &str,
+        recording: Recording,
+        engine_cfg: EngineConfig,
+        seed: u64,
+    ) -> Result<Runtime, RuntimeError> {
         let directory = Arc::new(Directory::default());
         let ids = IdCodec::new(&store.id_secret().await?);
         let now = tokio::time::Instant::now().into_std();
@@ -194,6 +239,11 @@ impl Runtime {
         // is taken over then too (see the driver's `adopt`).
         dcfg.hold_callers = true;
         dcfg.open_records = open_records(&store).await?;
+        let uploads = recording.upload_token.clone().map(|token| Uploads {
+            dir: recording.capture.switch_files.clone(),
+            token,
+        });
+        dcfg.recording = recording.capture;
         let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
             store: store.clone(),
@@ -236,6 +286,7 @@ impl Runtime {
             ids,
             config_writes: tokio::sync::Mutex::new(()),
             records_duplicate,
+            uploads,
             driver: Some(driver),
             forwarder,
         })

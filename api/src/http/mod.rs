@@ -111,7 +111,10 @@ impl Default for HttpConfig {
             cors_origins: Vec::new(),
             max_body_bytes: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
-            long_request_paths: vec!["/v1/campaigns/{id}/contacts".to_owned()],
+            long_request_paths: vec![
+                "/v1/campaigns/{id}/contacts".to_owned(),
+                "/v1/recordings/upload/{file}".to_owned(),
+            ],
             long_request_timeout: Duration::from_secs(3600),
             rate_per_sec: 50,
             burst: 100,

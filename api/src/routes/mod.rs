@@ -8,6 +8,7 @@ pub mod access;
 mod agents;
 mod audit;
 mod calls;
+mod recordings;
 mod campaigns;
 mod keys;
 mod queues;
@@ -57,6 +58,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(agents::routes())
         .merge(skills::routes())
         .merge(calls::routes())
+        .merge(recordings::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(tenants::routes())
