@@ -94,6 +94,95 @@ struct FileConfig {
     /// `[[switch]]` tables: several FreeSWITCH nodes.
     #[serde(default)]
     switch: Vec<FileSwitch>,
+    /// `[recording]`: how calls are recorded (README, "Recording").
+    #[serde(default)]
+    recording: FileRecording,
+}
+
+/// The `[recording]` table. Without `sip` no recorder endpoint runs and every recording is
+/// made by FreeSWITCH itself (`uuid_record`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRecording {
+    /// The recorder endpoint's SIP address, e.g. "10.0.0.5:5090".
+    sip: Option<SocketAddr>,
+    /// Its RTP socket [default: the SIP address's host, a free port].
+    rtp: Option<SocketAddr>,
+    /// The recorder legs' dial string [default: "sofia/internal/{user}@{addr}"].
+    dial: Option<String>,
+    /// Where live recordings are written [default: "recordings/live"].
+    dir: Option<PathBuf>,
+    /// Live recordings at once [default: 5000].
+    max_live: Option<usize>,
+    /// What `uuid_record` is given, `{file}` for the file name.
+    switch_path: Option<String>,
+    /// Where those files appear here (a shared directory, or the upload route's).
+    switch_files: Option<PathBuf>,
+    /// How long after RECORD_STOP a switch file may take to appear [default: 30].
+    switch_file_wait_s: Option<f64>,
+    /// A file holding the secret FreeSWITCH uploads recordings with (enables
+    /// `PUT /v1/recordings/upload/{file}`).
+    upload_token_file: Option<PathBuf>,
+}
+
+impl FileRecording {
+    fn to_runtime(&self) -> anyhow::Result<switchyard_api::runtime::Recording> {
+        use switchyard_engine::driver::{EndpointSetup, RecordingSetup};
+        let mut capture = RecordingSetup::default();
+        if let Some(sip) = self.sip {
+            let rtp = self
+                .rtp
+                .unwrap_or_else(|| SocketAddr::new(sip.ip(), 0));
+            capture.endpoint = Some(EndpointSetup {
+                sip_bind: sip,
+                rtp_bind: rtp,
+                max_recordings: self.max_live.unwrap_or(5000).max(1),
+            });
+            capture.recorder_dial = Some(
+                self.dial
+                    .clone()
+                    .unwrap_or_else(|| "sofia/internal/{user}@{addr}".to_owned()),
+            );
+        }
+        if let Some(d) = &self.dir {
+            capture.live_dir = d.clone();
+        }
+        if let Some(p) = &self.switch_path {
+            anyhow::ensure!(
+                p.contains("{file}"),
+                "[recording] switch_path must contain {{file}}"
+            );
+            capture.switch_path = p.clone();
+        }
+        if let Some(f) = &self.switch_files {
+            capture.switch_files = f.clone();
+        }
+        if let Some(w) = self.switch_file_wait_s {
+            anyhow::ensure!(
+                w.is_finite() && (0.0..=3600.0).contains(&w),
+                "[recording] switch_file_wait_s must be 0-3600"
+            );
+            capture.switch_file_wait = std::time::Duration::from_secs_f64(w);
+        }
+        let upload_token = match &self.upload_token_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("[recording] upload_token_file: reading {}", path.display())
+                })?;
+                let token = text.trim().to_owned();
+                anyhow::ensure!(
+                    token.len() >= 16,
+                    "[recording] upload_token_file: the secret must be at least 16 characters"
+                );
+                Some(token)
+            }
+            None => None,
+        };
+        Ok(switchyard_api::runtime::Recording {
+            capture,
+            upload_token,
+        })
+    }
 }
 
 /// One `[[switch]]` table: `name = "fs2"`, `esl = "10.0.0.2:8021"`, `password = "..."`
@@ -114,6 +203,7 @@ struct Settings {
     nodes: Vec<SwitchNode>,
     http: HttpConfig,
     journal: Option<JournalSettings>,
+    recording: switchyard_api::runtime::Recording,
 }
 
 /// Where the journal lives and how large it may grow.
@@ -240,7 +330,9 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
                 .or(file.journal_max_bytes)
                 .unwrap_or(switchyard_api::journal::DEFAULT_BOUND_BYTES),
         });
+    let recording = file.recording.to_runtime()?;
     Ok(Settings {
+        recording,
         listen: a
             .listen
             .or(file.listen)
@@ -268,7 +360,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let s = settings(args)?;
     let store = open_store(&s.database_url).await?;
     let store = with_journal(store, s.journal).await?;
-    run_server(store, s.switch, s.nodes, s.http, s.listen, None).await
+    run_server(store, s.switch, s.nodes, s.recording, s.http, s.listen, None).await
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -324,14 +416,16 @@ async fn run_server(
     store: Store,
     switch: SwitchConfig,
     nodes: Vec<SwitchNode>,
+    recording: switchyard_api::runtime::Recording,
     http: HttpConfig,
     listen: SocketAddr,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
-    let rt = Runtime::start_with_nodes(
+    let rt = Runtime::start_recording(
         store,
         nodes.clone(),
         &switch.outbound_listen,
+        recording,
         EngineConfig::default(),
         seed(),
     )
@@ -818,6 +912,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             esl: esl_addr.to_string(),
             password: "ClueCon".into(),
         }],
+        demo_recording(),
         HttpConfig::default(),
         args.listen,
         Some(banner),
@@ -828,6 +923,27 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 }
 
 /// The demo tenant with its skills, queues and agents (created once), and a fresh admin key.
+/// The demo records live: the recorder endpoint on loopback (a free port), the fake switch
+/// dialling it like FreeSWITCH would, files under `recordings/` in the working directory.
+fn demo_recording() -> switchyard_api::runtime::Recording {
+    use switchyard_engine::driver::{EndpointSetup, RecordingSetup};
+    switchyard_api::runtime::Recording {
+        capture: RecordingSetup {
+            endpoint: Some(EndpointSetup {
+                sip_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                rtp_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+                max_recordings: 1000,
+            }),
+            recorder_dial: Some("sofia/internal/{user}@{addr}".into()),
+            live_dir: "recordings/live".into(),
+            switch_path: "recordings/switch/{file}".into(),
+            switch_files: "recordings/switch".into(),
+            ..RecordingSetup::default()
+        },
+        upload_token: None,
+    }
+}
+
 async fn seed_demo(store: &Store) -> anyhow::Result<String> {
     let audit = |action| cli_audit(action, "demo", json!({ "via": "demo" }));
     let tenant = match store.tenant_by_name("demo").await? {
