@@ -772,10 +772,11 @@ fn uuid_broadcast_plays_and_uuid_record_writes_a_readable_stereo_wav() {
             .map(|f| (f[ch] as f64).powi(2))
             .sum::<f64>()
     };
-    // Party A talks first (left), party B next (right); the masked second is silent.
+    // Left is the agent leg's own tone; it is bridged to nobody, so the right is silent; the
+    // masked second is silent on both.
     assert!(energy(0, 8000, 0) > 0.0 && energy(0, 8000, 1) == 0.0);
     assert!(energy(16_000, 24_000, 0) == 0.0 && energy(16_000, 24_000, 1) == 0.0);
-    assert!(energy(24_000, 32_000, 1) > 0.0);
+    assert!(energy(24_000, 32_000, 0) > 0.0);
     let _ = std::fs::remove_dir_all(dir);
 }
 

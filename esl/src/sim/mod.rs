@@ -49,6 +49,9 @@ pub mod config;
 mod core;
 pub mod net;
 pub mod rng;
+pub mod sip;
+pub mod tone;
+mod uac;
 pub mod wav;
 pub mod wire;
 
@@ -57,7 +60,9 @@ pub use config::{
     InboundModel, RaceOutcome, ResumeLoop, Scenario, ScenarioFile, SimConfig, SoundFiles,
     SwitchModel,
 };
-pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
+pub use core::{
+    ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, RecordingJob, Switch,
+};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};
 pub use rng::{Dist, SimRng};
-pub use wire::{Link, Socket, Wire, WireEvent};
+pub use wire::{Link, RecorderDials, Socket, Wire, WireEvent};
