@@ -345,7 +345,12 @@ struct Legs {
 impl Legs {
     fn act(&mut self, action: RecorderAction) {
         match action {
-            RecorderAction::Dial { leg, to, user, from } => {
+            RecorderAction::Dial {
+                leg,
+                to,
+                user,
+                from,
+            } => {
                 tracing::debug!(%leg, %to, %user, "fake switch: dialling a recorder leg");
                 let tx = uac::spawn(leg.clone(), to, user, from, self.report.clone());
                 self.running.insert(leg, tx);

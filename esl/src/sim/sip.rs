@@ -17,8 +17,7 @@ use super::channel::q850;
 /// Largest datagram we read or expect to send (a UDP datagram's practical bound).
 pub const MAX_DATAGRAM: usize = 65_507;
 const USER_AGENT: &str = "FreeSWITCH-mod_sofia/1.10.12-release~64bit";
-const ALLOW: &str =
-    "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY, PUBLISH, SUBSCRIBE";
+const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY, PUBLISH, SUBSCRIBE";
 
 /// One recorder leg's dialog, from the client side.
 #[derive(Clone, Debug)]
@@ -85,7 +84,7 @@ impl Dialog {
         &self.leg
     }
 
-    fn from_tag(&self) -> String {
+    fn local_tag(&self) -> String {
         tag(&self.leg, 0)
     }
 
@@ -110,7 +109,7 @@ impl Dialog {
             uri = self.request_uri(),
             via = self.local_sip,
             from = self.from,
-            ftag = self.from_tag(),
+            ftag = self.local_tag(),
             cid = self.call_id(),
         )
     }
@@ -274,9 +273,16 @@ fn sdp_audio(body: &str) -> Option<SocketAddr> {
         let line = line.trim();
         if let Some(c) = line.strip_prefix("c=") {
             // `IN IP4 <addr>`: the last word.
-            ip = c.split_whitespace().nth(2).and_then(|a| a.parse().ok()).or(ip);
+            ip = c
+                .split_whitespace()
+                .nth(2)
+                .and_then(|a| a.parse().ok())
+                .or(ip);
         } else if let Some(m) = line.strip_prefix("m=audio ") {
-            port = m.split_whitespace().next().and_then(|p| p.parse::<u16>().ok());
+            port = m
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok());
         }
     }
     Some(SocketAddr::new(ip?, port.filter(|p| *p != 0)?))
@@ -289,7 +295,9 @@ pub fn respond(req: &Request, status: u16, reason: &str) -> String {
     for (n, v) in &req.echo {
         out.push_str(&format!("{n}: {v}\r\n"));
     }
-    out.push_str(&format!("User-Agent: {USER_AGENT}\r\nContent-Length: 0\r\n\r\n"));
+    out.push_str(&format!(
+        "User-Agent: {USER_AGENT}\r\nContent-Length: 0\r\n\r\n"
+    ));
     out
 }
 
@@ -373,7 +381,13 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_datagrams_read_as_nothing() {
-        for junk in [&b""[..], b"\xff\xfe", b"SIP/2.0 abc", b"SIP/2.0 200 OK\r\n\r\n", b"HELLO"] {
+        for junk in [
+            &b""[..],
+            b"\xff\xfe",
+            b"SIP/2.0 abc",
+            b"SIP/2.0 200 OK\r\n\r\n",
+            b"HELLO",
+        ] {
             assert_eq!(parse(junk), None);
         }
     }

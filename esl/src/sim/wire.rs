@@ -571,10 +571,9 @@ impl Wire {
                 Output::WriteRecording(job) => self.out.status(WireEvent::Recording(job)),
                 Output::Recorder(RecorderAction::Dial { leg, .. }) => {
                     match self.recorder_dials.clone() {
-                        RecorderDials::Answer(after) => self.pipe.send_at(
-                            t + after,
-                            Carried::RecorderAnswer { leg, failed: None },
-                        ),
+                        RecorderDials::Answer(after) => self
+                            .pipe
+                            .send_at(t + after, Carried::RecorderAnswer { leg, failed: None }),
                         RecorderDials::Fail { after, cause } => self.pipe.send_at(
                             t + after,
                             Carried::RecorderAnswer {

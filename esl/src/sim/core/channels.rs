@@ -873,8 +873,15 @@ impl Switch {
             limit,
         });
         let post = vec![("Record-File-Path".into(), path.to_owned())];
-        self.chan_event(now, ch, "RECORD_START", vec![], post.clone(), true);
-        self.chan_event(now, ch, "MEDIA_BUG_START", vec![], media_bug_post(path), true);
+        self.chan_event(now, ch, "RECORD_START", vec![], post, true);
+        self.chan_event(
+            now,
+            ch,
+            "MEDIA_BUG_START",
+            media_bug_pre(path),
+            vec![],
+            true,
+        );
         true
     }
 
@@ -914,7 +921,14 @@ impl Switch {
             ("Record-Completion-Cause".into(), "success".into()),
         ];
         self.chan_event(now, ch, "RECORD_STOP", vec![], post, true);
-        self.chan_event(now, ch, "MEDIA_BUG_STOP", vec![], media_bug_post(&rec.path), true);
+        self.chan_event(
+            now,
+            ch,
+            "MEDIA_BUG_STOP",
+            media_bug_pre(&rec.path),
+            vec![],
+            true,
+        );
         if path.eq_ignore_ascii_case("all") {
             self.record_stop(now, ch, "all");
         }
@@ -922,9 +936,9 @@ impl Switch {
     }
 }
 
-/// MEDIA_BUG_START/STOP's own headers for a recording bug (switch_core_media_bug.c names
-/// the bug after the function and the file).
-fn media_bug_post(path: &str) -> Pairs {
+/// MEDIA_BUG_START/STOP's own headers for a recording bug, ahead of the channel's data as
+/// captured (switch_core_media_bug.c names the bug after the function and the file).
+fn media_bug_pre(path: &str) -> Pairs {
     vec![
         ("Media-Bug-Function".into(), "session_record".into()),
         ("Media-Bug-Target".into(), path.to_owned()),

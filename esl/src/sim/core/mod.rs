@@ -30,11 +30,11 @@
 mod api;
 mod channels;
 mod commands;
-mod recorder;
 mod events;
 mod expand;
 mod handover;
 mod inbound;
+mod recorder;
 mod resume;
 mod timers;
 mod util;
@@ -52,10 +52,10 @@ use super::channel::{
 use super::clock::date_strings;
 use super::config::{AfterSocket, SimConfig};
 use super::rng::{Dist, SimRng};
+use super::tone::{Voice, tone_hz};
 use crate::codec::{
     Command, CommandFrame, DisconnectNotice, Event, EventFormat, Headers, Message, Reply, percent,
 };
-use super::tone::{Voice, tone_hz};
 pub use recorder::RecorderAction;
 use util::*;
 

@@ -107,7 +107,16 @@ impl Switch {
             .or(timeout)
             .unwrap_or(Duration::from_secs(60));
         let name = format!("sofia/{profile}/{user}@{to}");
-        let ch = self.new_channel(now, uuid.clone(), name, true, &cid_name, &cid_num, &user, "mod_sofia");
+        let ch = self.new_channel(
+            now,
+            uuid.clone(),
+            name,
+            true,
+            &cid_name,
+            &cid_num,
+            &user,
+            "mod_sofia",
+        );
         if let Some(c) = self.chans.get_mut(&ch) {
             for (k, v) in &vars {
                 c.set_var(k, v.clone());
@@ -212,10 +221,7 @@ impl Switch {
                 .and_then(|c| c.var(n))
                 .is_some_and(is_true)
         };
-        let (aleg, bleg) = (
-            flag("eavesdrop_bridge_aleg"),
-            flag("eavesdrop_bridge_bleg"),
-        );
+        let (aleg, bleg) = (flag("eavesdrop_bridge_aleg"), flag("eavesdrop_bridge_bleg"));
         let said = self.tone_of(target);
         let heard = self.heard_by(target);
         match (aleg, bleg) {
@@ -271,7 +277,10 @@ mod tests {
     #[test]
     fn sip_targets_need_a_user_and_an_ip_literal() {
         let (u, a) = parse_sip_target("rec-1-a@127.0.0.1:5090").unwrap();
-        assert_eq!((u.as_str(), a.to_string().as_str()), ("rec-1-a", "127.0.0.1:5090"));
+        assert_eq!(
+            (u.as_str(), a.to_string().as_str()),
+            ("rec-1-a", "127.0.0.1:5090")
+        );
         let (_, a) = parse_sip_target("rec@127.0.0.1;transport=udp").unwrap();
         assert_eq!(a.port(), 5060);
         assert_eq!(parse_sip_target("rec-1-a"), None);
