@@ -32,12 +32,17 @@ struct Seen {
     /// RTP per leg (by request user), with arrival times.
     rtp: HashMap<String, Vec<(Instant, Vec<u8>)>>,
     answered_at: HashMap<String, Instant>,
+    /// The last INVITE and where it came from (for a BYE of our own).
+    last_invite: Option<(String, SocketAddr)>,
+    /// Status lines of responses the switch sent us.
+    responses: Vec<String>,
 }
 
 /// Answers INVITE with 100 + 200 (SDP naming an RTP socket of its own per call), or with
 /// `reject` if set; 200 to BYE and OPTIONS.
 struct Uas {
     addr: SocketAddr,
+    sock: Arc<UdpSocket>,
     seen: Arc<Mutex<Seen>>,
 }
 
@@ -47,7 +52,9 @@ impl Uas {
         let addr = sock.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Seen::default()));
         let s2 = seen.clone();
+        let sock2 = sock.clone();
         tokio::spawn(async move {
+            let sock = sock2;
             let mut buf = vec![0u8; 65_535];
             while let Ok((n, from)) = sock.recv_from(&mut buf).await {
                 let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -83,8 +90,13 @@ impl Uas {
                     )
                 };
                 match method.as_str() {
+                    "SIP/2.0" => s2.lock().unwrap().responses.push(line.to_owned()),
                     "INVITE" => {
-                        s2.lock().unwrap().invites.push(user.clone());
+                        {
+                            let mut s = s2.lock().unwrap();
+                            s.invites.push(user.clone());
+                            s.last_invite = Some((text.clone(), from));
+                        }
                         let _ = sock
                             .send_to(reply("100 Trying", "", "").as_bytes(), from)
                             .await;
@@ -134,7 +146,32 @@ impl Uas {
                 }
             }
         });
-        Uas { addr, seen }
+        Uas { addr, sock, seen }
+    }
+
+    /// Hangs the last call up from our side: a BYE within its dialog.
+    async fn send_bye(&self) {
+        let (invite, to) = self
+            .seen(|s| s.last_invite.clone())
+            .expect("an INVITE came");
+        let header = |name: &str| {
+            invite
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let bye = format!(
+            "BYE sip:mod_sofia@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKuasbye\r\n\
+             From: {from};tag=uas1\r\nTo: {their}\r\nCall-ID: {cid}\r\nCSeq: 1 BYE\r\n\
+             Content-Length: 0\r\n\r\n",
+            me = self.addr,
+            from = header("To:"),
+            their = header("From:"),
+            cid = header("Call-ID:"),
+        );
+        self.sock.send_to(bye.as_bytes(), to).await.unwrap();
     }
 
     fn seen<T>(&self, f: impl FnOnce(&Seen) -> T) -> T {
@@ -521,5 +558,45 @@ async fn a_recorder_originate_without_a_usable_sip_url_fails_at_once() {
         .bgapi("originate sofia/internal/rec-11-a@recorder.example:5090 &eavesdrop(x)")
         .await;
     assert_eq!(job, "-ERR INVALID_URL\n");
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uuid_kill_of_a_recorder_leg_sends_bye_and_a_bye_from_the_uas_hangs_one_up() {
+    let uas = Uas::start(None).await;
+    let sim = start_switch().await;
+    let mut esl = Esl::connect(&sim).await;
+    let (c, _) = esl.bridged_pair().await;
+    let (r1, r2) = (
+        "e0000000-0000-4000-8000-0000000000f1",
+        "e0000000-0000-4000-8000-0000000000f2",
+    );
+    let job = esl
+        .bgapi(&recorder_originate(r1, None, "rec-12-m", uas.addr, &c))
+        .await;
+    assert_eq!(job, format!("+OK {r1}\n"));
+    assert_eq!(esl.api(&format!("uuid_kill {r1}")).await, "+OK\n");
+    let h = esl.until_named("CHANNEL_HANGUP", r1).await;
+    assert_eq!(h.hangup_cause().as_deref(), Some("NORMAL_CLEARING"));
+    uas.wait_for("the BYE of the killed leg", |s| s.byes.len() == 1)
+        .await;
+
+    let job = esl
+        .bgapi(&recorder_originate(r2, None, "rec-13-m", uas.addr, &c))
+        .await;
+    assert_eq!(job, format!("+OK {r2}\n"));
+    uas.wait_for("the second ACK", |s| s.acks.len() == 2).await;
+    uas.send_bye().await;
+    let h = esl.until_named("CHANNEL_HANGUP", r2).await;
+    assert_eq!(h.hangup_cause().as_deref(), Some("NORMAL_CLEARING"));
+    uas.wait_for("200 to our BYE", |s| {
+        s.responses.iter().any(|r| r.starts_with("SIP/2.0 200"))
+    })
+    .await;
+    // Our BYE ended it: the switch sends none of its own.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(uas.seen(|s| s.byes.len()), 1);
+    // The caller is untouched by either.
+    assert_eq!(esl.api(&format!("uuid_exists {c}")).await, "true");
     sim.shutdown().await;
 }

@@ -8,8 +8,8 @@
 //!  outbound connect ┘        ▲  sleep_until   └─▶ connect task (inbound calls)
 //!                            └─ writers report Flushed(n) so the switch knows each backlog
 //! ```
-//! Recorder legs (`Output::Recorder`): one [`super::uac`] task per leg, dialling over UDP;
-//! their reports come back on a channel of [`REPORT_CAPACITY`] and become
+//! Recorder legs (`Output::Recorder`): one `uac` task per leg, dialling over UDP;
+//! their reports come back on a channel of `REPORT_CAPACITY` (256) and become
 //! `recorder_answered` / `recorder_failed` / `recorder_bye`.
 //!
 //! Bounds: the input channel holds 1024 inputs (readers wait: TCP backpressure); a writer's

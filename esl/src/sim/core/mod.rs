@@ -4,7 +4,8 @@
 //! let mut sw = Switch::new(config, seed, now);
 //! let conn = sw.connection_opened(now, ConnKind::Inbound);   // queues auth/request
 //! sw.handle_command(now, conn, frame);                       // a decoded CommandFrame
-//! while let Some(out) = sw.poll_output() { /* Send, Close, OpenOutbound, WriteRecording */ }
+//! while let Some(out) = sw.poll_output() { /* Send, Close, OpenOutbound, WriteRecording, Recorder */ }
+//! sw.recorder_answered(now, leg);                            // the shell's SIP reports
 //! if let Some(t) = sw.poll_timeout() { /* sleep until t, then */ sw.handle_timeout(t); }
 //! ```
 //! Nothing here reads a clock or a socket: tests drive a whole scenario in virtual time.
@@ -25,7 +26,9 @@
 //! `channels` (the channel state machine), `handover` (an originate's completion and
 //! `uuid_bridge`, with their race), `expand` (`${var}` and `${api args}`), `events` (building
 //! and delivering events),
-//! `timers`, `inbound` (calls placed over outbound sockets), `util` (parsers, formatters).
+//! `timers`, `inbound` (calls placed over outbound sockets), `recorder` (legs dialled over real
+//! SIP: what the shell must dial, feed and end, and what it reports back), `util` (parsers,
+//! formatters).
 
 mod api;
 mod channels;
