@@ -364,6 +364,7 @@ async fn aleg_and_bleg_recorder_legs_carry_the_caller_and_the_agent_and_end_with
     let mut esl = Esl::connect(&sim).await;
     let (c, u) = esl.bridged_pair().await;
     let (caller_hz, agent_hz) = (esl.tone(&c).await, esl.tone(&u).await);
+    assert_eq!(sim.tone_hz(&u).await, Some(agent_hz as u32));
     assert!((400.0..=480.0).contains(&caller_hz) && (960.0..=1040.0).contains(&agent_hz));
 
     let (ra, rb) = (

@@ -866,6 +866,69 @@ fn uuid_record_leaves_pauses_out_masks_with_silence_and_puts_caller_left_agent_r
 }
 
 #[test]
+fn stop_record_session_over_the_socket_ends_the_recording_with_record_stop_on_the_inbound_link_only()
+ {
+    let cfg = SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(
+        c,
+        "event plain RECORD_START RECORD_STOP MEDIA_BUG_START MEDIA_BUG_STOP",
+    );
+    h.take(c);
+    let uuid =
+        h.sw.place_inbound_call(h.now, InboundCall::default())
+            .unwrap();
+    h.pump();
+    let (o, _, _) = h.opened.pop().unwrap();
+    h.sw.outbound_connected(h.now, o);
+    h.cmd(o, "connect");
+    h.cmd(o, "myevents");
+    h.cmd(o, "linger");
+    let path = "/tmp/switchyard-sim-record-session.wav";
+    for app in [
+        ("answer", ""),
+        ("record_session", path),
+        ("stop_record_session", path),
+    ] {
+        h.cmd(
+            o,
+            &format!(
+                "sendmsg\ncall-command: execute\nexecute-app-name: {}\nexecute-app-arg: {}",
+                app.0, app.1
+            ),
+        );
+        h.advance(Duration::from_secs(1));
+    }
+    let names_on = |evs: &[Event]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| e.name().map(|n| n.into_owned()))
+            .filter(|n| n.starts_with("RECORD_") || n.starts_with("MEDIA_BUG_"))
+            .collect()
+    };
+    assert_eq!(
+        names_on(&h.events(c)),
+        [
+            "RECORD_START",
+            "MEDIA_BUG_START",
+            "RECORD_STOP",
+            "MEDIA_BUG_STOP"
+        ]
+    );
+    assert!(
+        names_on(&h.events(o)).is_empty(),
+        "myevents carries none of them"
+    );
+    // Stopped after a second, while the call goes on.
+    assert_eq!(h.recordings.len(), 1);
+    assert_eq!(h.recordings[0].duration, Duration::from_secs(1));
+    assert!(h.sw.has_channel(&uuid));
+}
+
+#[test]
 fn every_party_has_its_own_tone_callers_near_440_agents_near_1000() {
     let mut h = Harness::new(SimConfig::default());
     let c = h.authed();

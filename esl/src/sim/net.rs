@@ -126,6 +126,7 @@ enum Control {
     PlaceCall(InboundCall, oneshot::Sender<Option<String>>),
     CoreUuid(oneshot::Sender<String>),
     ChannelCount(oneshot::Sender<usize>),
+    ToneHz(String, oneshot::Sender<Option<u32>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -164,6 +165,13 @@ impl SimHandle {
 
     pub async fn channel_count(&self) -> usize {
         self.ask(Control::ChannelCount).await
+    }
+
+    /// A channel's tone in Hz (its `sim_tone_hz`; `None` for no such channel or a recorder
+    /// leg): what its audio is in recordings and recorder-leg RTP.
+    pub async fn tone_hz(&self, uuid: &str) -> Option<u32> {
+        let uuid = uuid.to_owned();
+        self.ask(|tx| Control::ToneHz(uuid, tx)).await
     }
 
     /// Sends a control request and waits for its answer; a switch that has stopped answers
@@ -314,6 +322,9 @@ async fn run(
                 }
                 Control::ChannelCount(reply) => {
                     let _ = reply.send(sw.channel_count());
+                }
+                Control::ToneHz(uuid, reply) => {
+                    let _ = reply.send(sw.tone_hz(&uuid));
                 }
                 Control::Shutdown(reply) => {
                     shutdown = Some(reply);

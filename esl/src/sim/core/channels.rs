@@ -449,6 +449,13 @@ impl Switch {
                 self.record_start(now, ch, app.data.trim(), None);
                 self.complete_app(now, ch, "_none_");
             }
+            // `record-session-socket.md`: RECORD_STOP + MEDIA_BUG_STOP, response `_none_`;
+            // without a path (or `all`) every recording of the channel stops.
+            "stop_record_session" => {
+                let path = app.data.trim();
+                self.record_stop(now, ch, if path.is_empty() { "all" } else { path });
+                self.complete_app(now, ch, "_none_");
+            }
             "eval" => {
                 // The expansion runs any `${api args}` in it, on this channel's thread.
                 self.expand(now, Some(ch), &app.data, 0);
