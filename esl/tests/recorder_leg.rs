@@ -404,10 +404,12 @@ async fn aleg_and_bleg_recorder_legs_carry_the_caller_and_the_agent_and_end_with
         assert_eq!(h.hangup_cause().as_deref(), Some("NORMAL_CLEARING"));
     }
     uas.wait_for("two BYEs", |s| s.byes.len() == 2).await;
+    // The capture's BYE left ~23 ms after the kill: one media tick, then the BYE.
     for (_, at) in uas.seen(|s| s.byes.clone()) {
+        let after = at.duration_since(killed);
         assert!(
-            at.duration_since(killed) < Duration::from_millis(500),
-            "BYE came late"
+            (Duration::from_millis(15)..Duration::from_millis(500)).contains(&after),
+            "BYE {after:?} after the kill"
         );
     }
 
@@ -460,16 +462,18 @@ async fn aleg_and_bleg_recorder_legs_carry_the_caller_and_the_agent_and_end_with
             assert_eq!(seq(b), seq(a).wrapping_add(1));
             assert_eq!(ts(b), ts(a).wrapping_add(160));
         }
+        // Paced by the clock at 20 ms (never faster; the bound above is slack for a loaded
+        // machine, not a speed claim).
         let span = packets.last().unwrap().0 - packets[0].0;
         let mean = span / (packets.len() as u32 - 1);
         assert!(
-            (Duration::from_millis(17)..=Duration::from_millis(23)).contains(&mean),
+            (Duration::from_millis(19)..=Duration::from_millis(40)).contains(&mean),
             "{user}: mean inter-arrival {mean:?}"
         );
         let answered = uas.seen(|s| s.answered_at[user]);
         let lead = packets[0].0 - answered;
         assert!(
-            (Duration::from_millis(30)..Duration::from_millis(200)).contains(&lead),
+            (Duration::from_millis(30)..Duration::from_millis(500)).contains(&lead),
             "{user}: first RTP {lead:?} after the 200"
         );
     }

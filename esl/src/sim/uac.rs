@@ -8,7 +8,8 @@
 //!      ◀── 3xx-6xx ─▶ ACK, Report::Failed(cause)     ICMP unreachable ─▶ Failed
 //!  answered: RTP every 20 ms from 40 ms after the 2xx (capture: first packet ~41 ms after it)
 //!      ◀── BYE ─▶ 200, Report::Bye        ◀── OPTIONS ─▶ 200
-//!      Command::HangUp ─▶ BYE (not answered yet: CANCEL), the task ends
+//!      Command::HangUp ─▶ 20 ms later BYE and one last RTP packet, as captured (not answered
+//!      yet: CANCEL at once); the task ends
 //! ```
 //! RTP as captured (`eavesdrop-recorder-leg.rtp.json`): PT 0, 160 bytes of u-law per packet,
 //! one SSRC, sequence +1 and timestamp +160 per packet, marker on the first. The tones are
@@ -38,6 +39,9 @@ const TIMER_B: Duration = Duration::from_secs(32);
 const FIRST_RTP_AFTER: Duration = Duration::from_millis(40);
 const PTIME: Duration = Duration::from_millis(20);
 const SAMPLES_PER_PACKET: u32 = 160;
+/// From the hangup to the BYE: the capture's BYE left ~23 ms after `uuid_kill`, one media
+/// tick later, and one more RTP packet followed it.
+const BYE_AFTER: Duration = Duration::from_millis(20);
 
 /// What the core asked of a running leg.
 #[derive(Debug)]
@@ -164,18 +168,27 @@ async fn run(
     let mut ticks = tokio::time::interval_at(Instant::now() + FIRST_RTP_AFTER, PTIME);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut rtp_in = [0u8; 2048];
+    let mut bye: Option<(Instant, String)> = None;
     loop {
+        let bye_at = bye.as_ref().map(|(at, _)| *at);
         tokio::select! {
             _ = ticks.tick() => {
                 let packet = rtp.next_packet(&tones);
                 let _ = rtp_sock.send_to(&packet, media).await;
+            }
+            _ = sleep_until(bye_at.unwrap_or_else(Instant::now)), if bye_at.is_some() => {
+                let cause = bye.map(|(_, c)| c).unwrap_or_default();
+                let _ = sip_sock.send(dialog.bye(&cause).as_bytes()).await;
+                let _ = rtp_sock.send_to(&rtp.next_packet(&tones), media).await;
+                return None;
             }
             r = sip_sock.recv(&mut buf) => {
                 let Ok(n) = r else { continue };
                 match sip::parse(&buf[..n]) {
                     Some(Incoming::Request(req)) if req.method == "BYE" => {
                         let _ = sip_sock.send(sip::respond(&req, 200, "OK").as_bytes()).await;
-                        return Some(Report::Bye(leg.to_owned()));
+                        // Already hanging up ourselves: the core knows; nothing to report.
+                        return if bye.is_some() { None } else { Some(Report::Bye(leg.to_owned())) };
                     }
                     Some(Incoming::Request(req)) => {
                         let _ = sip_sock.send(sip::respond(&req, 200, "OK").as_bytes()).await;
@@ -189,16 +202,10 @@ async fn run(
             }
             // Whatever the far end streams to us is read and dropped, so it never piles up.
             _ = rtp_sock.recv_from(&mut rtp_in) => {}
-            c = commands.recv() => match c {
+            c = commands.recv(), if bye.is_none() => match c {
                 Some(Command::Audio(t)) => tones = t,
-                Some(Command::HangUp(cause)) => {
-                    let _ = sip_sock.send(dialog.bye(&cause).as_bytes()).await;
-                    return None;
-                }
-                None => {
-                    let _ = sip_sock.send(dialog.bye("NORMAL_CLEARING").as_bytes()).await;
-                    return None;
-                }
+                Some(Command::HangUp(cause)) => bye = Some((Instant::now() + BYE_AFTER, cause)),
+                None => bye = Some((Instant::now() + BYE_AFTER, "NORMAL_CLEARING".to_owned())),
             },
         }
     }
