@@ -6,7 +6,8 @@
 //!  originate ─▶ CHANNEL_OUTGOING, STATE CS_INIT, CREATE, ORIGINATE, STATE CS_ROUTING,
 //!               STATE CS_CONSUME_MEDIA                 ──▶ Output::Recorder(Dial)
 //!  recorder_answered ─▶ CODEC x2, CHANNEL_ANSWER, CALLSTATE ACTIVE, CALL_UPDATE,
-//!               (handover) BACKGROUND_JOB +OK, STATE CS_EXECUTE, EXECUTE eavesdrop
+//!               then, after the originate's handover window (`handover`), the job's
+//!               BACKGROUND_JOB +OK and STATE CS_EXECUTE, EXECUTE eavesdrop
 //!                                                      ──▶ Output::Recorder(Audio)
 //!  target bridged elsewhere / unbridged                ──▶ Output::Recorder(Audio)
 //!  target hangs up ─▶ EXECUTE_COMPLETE eavesdrop, HANGUP NORMAL_CLEARING ...
