@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use switchyard_esl::codec::{CommandDecoder, Disposition, EslCodec, Event, Message, SwitchCodec};
 use switchyard_esl::sim::{
     AfterSocket, AgentOverride, BridgeRace, ConnId, ConnKind, Dist, Fault, InboundCall, Output,
-    RaceOutcome, SimConfig, Switch, SwitchModel,
+    RaceOutcome, RecorderAction, SimConfig, Switch, SwitchModel,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -69,6 +69,7 @@ struct Harness {
     killed: BTreeMap<ConnId, Message>,
     opened: Vec<(ConnId, String, String)>,
     recordings: Vec<switchyard_esl::sim::RecordingJob>,
+    recorder: Vec<RecorderAction>,
 }
 
 impl Harness {
@@ -83,6 +84,7 @@ impl Harness {
             killed: BTreeMap::new(),
             opened: Vec::new(),
             recordings: Vec::new(),
+            recorder: Vec::new(),
         }
     }
 
@@ -141,6 +143,7 @@ impl Harness {
                 }
                 Output::OpenOutbound { conn, addr, uuid } => self.opened.push((conn, addr, uuid)),
                 Output::WriteRecording(job) => self.recordings.push(job),
+                Output::Recorder(a) => self.recorder.push(a),
             }
         }
     }
@@ -772,11 +775,292 @@ fn uuid_broadcast_plays_and_uuid_record_writes_a_readable_stereo_wav() {
             .map(|f| (f[ch] as f64).powi(2))
             .sum::<f64>()
     };
-    // Party A talks first (left), party B next (right); the masked second is silent.
+    // Left is the agent leg's own tone; it is bridged to nobody, so the right is silent; the
+    // masked second is silent on both.
     assert!(energy(0, 8000, 0) > 0.0 && energy(0, 8000, 1) == 0.0);
     assert!(energy(16_000, 24_000, 0) == 0.0 && energy(16_000, 24_000, 1) == 0.0);
-    assert!(energy(24_000, 32_000, 1) > 0.0);
+    assert!(energy(24_000, 32_000, 0) > 0.0);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A parked loopback caller and a parked `user/<ext>` agent, bridged; their uuids.
+fn bridged_pair(h: &mut Harness, c: ConnId, ext: &str) -> (String, String) {
+    h.cmd(c, "api originate loopback/9441 &park()");
+    h.advance(Duration::from_millis(200));
+    let caller = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, &format!("api originate user/{ext} &park()"));
+    h.advance(Duration::from_secs(2));
+    let agent = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, &format!("api uuid_bridge {caller} {agent}"));
+    h.advance(Duration::from_millis(500));
+    h.take(c);
+    (caller, agent)
+}
+
+fn tone_of(h: &Harness, uuid: &str) -> u32 {
+    h.sw.tone_hz(uuid).expect("every party has a tone")
+}
+
+#[test]
+fn uuid_record_leaves_pauses_out_masks_with_silence_and_puts_caller_left_agent_right() {
+    let dir = std::env::temp_dir().join(format!("switchyard-sim-pause-{}", std::process::id()));
+    let path = dir.join("stereo.wav");
+    let p = path.to_string_lossy().into_owned();
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    let (caller, agent) = bridged_pair(&mut h, c, "1000");
+    h.cmd(
+        c,
+        "event plain RECORD_START RECORD_STOP MEDIA_BUG_START MEDIA_BUG_STOP",
+    );
+    h.cmd(c, &format!("api uuid_setvar {caller} RECORD_STEREO true"));
+    h.take(c);
+    // The capture's script: each verb 1.5 s after the last.
+    let mut replies = Vec::new();
+    for verb in ["start", "pause", "resume", "mask", "unmask", "stop"] {
+        h.cmd(c, &format!("api uuid_record {caller} {verb} {p}"));
+        let msgs = h.take(c);
+        replies.extend(api_text(&msgs));
+        let evs: Vec<String> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                Message::Event(e) => e.name().map(|n| n.into_owned()),
+                _ => None,
+            })
+            .collect();
+        let expected: &[&str] = match verb {
+            "start" => &["RECORD_START", "MEDIA_BUG_START"],
+            "stop" => &["RECORD_STOP", "MEDIA_BUG_STOP"],
+            // No event at all for pause, resume, mask or unmask (uuid-record.md).
+            _ => &[],
+        };
+        assert_eq!(evs, expected, "{verb}");
+        h.advance(Duration::from_millis(1500));
+    }
+    assert_eq!(replies, vec!["+OK Success\n"; 6]);
+    let job = h.recordings[0].clone();
+    // 7.5 s of wall time, 1.5 s of it paused: a 6 s file; the mask sits at 3.0..4.5 s.
+    assert_eq!(job.duration, Duration::from_secs(6));
+    assert_eq!(job.masked, [(ms(3000), ms(4500))]);
+    switchyard_esl::sim::wav::write_recording(&job).unwrap();
+    let mut r = hound::WavReader::open(&path).unwrap();
+    assert_eq!((r.spec().channels, r.duration()), (2, 48_000));
+    let s: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let side = |from: usize, to: usize, ch: usize| -> Vec<i16> {
+        s[from * 2..to * 2].chunks(2).map(|f| f[ch]).collect()
+    };
+    let (ct, at) = (tone_of(&h, &caller) as f64, tone_of(&h, &agent) as f64);
+    let g = |x: &[i16], f: f64| switchyard_esl::sim::tone::goertzel(x, 8000, f);
+    for (from, to) in [(0, 8000), (40_000, 48_000)] {
+        let (left, right) = (side(from, to, 0), side(from, to, 1));
+        assert!(g(&left, ct) > 100.0 * g(&left, at), "left is the caller");
+        assert!(g(&right, at) > 100.0 * g(&right, ct), "right is the agent");
+    }
+    assert!(
+        side(24_000, 36_000, 0)
+            .iter()
+            .chain(&side(24_000, 36_000, 1))
+            .all(|x| *x == 0)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn stop_record_session_over_the_socket_ends_the_recording_with_record_stop_on_the_inbound_link_only()
+ {
+    let cfg = SimConfig {
+        inbound_target: Some("127.0.0.1:8084".into()),
+        ..SimConfig::default()
+    };
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(
+        c,
+        "event plain RECORD_START RECORD_STOP MEDIA_BUG_START MEDIA_BUG_STOP",
+    );
+    h.take(c);
+    let uuid =
+        h.sw.place_inbound_call(h.now, InboundCall::default())
+            .unwrap();
+    h.pump();
+    let (o, _, _) = h.opened.pop().unwrap();
+    h.sw.outbound_connected(h.now, o);
+    h.cmd(o, "connect");
+    h.cmd(o, "myevents");
+    h.cmd(o, "linger");
+    let path = "/tmp/switchyard-sim-record-session.wav";
+    for app in [
+        ("answer", ""),
+        ("record_session", path),
+        ("stop_record_session", path),
+    ] {
+        h.cmd(
+            o,
+            &format!(
+                "sendmsg\ncall-command: execute\nexecute-app-name: {}\nexecute-app-arg: {}",
+                app.0, app.1
+            ),
+        );
+        h.advance(Duration::from_secs(1));
+    }
+    let names_on = |evs: &[Event]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|e| e.name().map(|n| n.into_owned()))
+            .filter(|n| n.starts_with("RECORD_") || n.starts_with("MEDIA_BUG_"))
+            .collect()
+    };
+    assert_eq!(
+        names_on(&h.events(c)),
+        [
+            "RECORD_START",
+            "MEDIA_BUG_START",
+            "RECORD_STOP",
+            "MEDIA_BUG_STOP"
+        ]
+    );
+    assert!(
+        names_on(&h.events(o)).is_empty(),
+        "myevents carries none of them"
+    );
+    // Stopped after a second, while the call goes on.
+    assert_eq!(h.recordings.len(), 1);
+    assert_eq!(h.recordings[0].duration, Duration::from_secs(1));
+    assert!(h.sw.has_channel(&uuid));
+}
+
+#[test]
+fn every_party_has_its_own_tone_callers_near_440_agents_near_1000() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    let (c1, a1) = bridged_pair(&mut h, c, "1000");
+    let (c2, a2) = bridged_pair(&mut h, c, "1001");
+    let tones: Vec<u32> = [&c1, &a1, &c2, &a2]
+        .iter()
+        .map(|u| tone_of(&h, u))
+        .collect();
+    assert!((400..=480).contains(&tones[0]) && (400..=480).contains(&tones[2]));
+    assert!((960..=1040).contains(&tones[1]) && (960..=1040).contains(&tones[3]));
+    assert_ne!(tones[0], tones[2]);
+    assert_ne!(tones[1], tones[3]);
+    h.cmd(c, &format!("api uuid_getvar {a1} sim_tone_hz"));
+    assert_eq!(api_text(&h.take(c)), [tones[1].to_string()]);
+}
+
+#[test]
+fn a_bleg_recorder_follows_the_caller_to_a_new_agent_and_stops_with_the_caller() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    let (caller, first) = bridged_pair(&mut h, c, "1000");
+    let leg = "e0000000-0000-4000-8000-00000000000b";
+    h.cmd(
+        c,
+        &format!(
+            "bgapi originate {{origination_uuid={leg},eavesdrop_bridge_bleg=true,\
+             absolute_codec_string=PCMU,originate_timeout=10}}sofia/internal/rec-1-b@127.0.0.1:5090 \
+             &eavesdrop({caller})"
+        ),
+    );
+    // The bgapi job's thread runs the originate a moment later.
+    h.advance(ms(100));
+    let Some(RecorderAction::Dial {
+        leg: l, to, user, ..
+    }) = h.recorder.first().cloned()
+    else {
+        panic!("no dial: {:?}", h.recorder)
+    };
+    assert_eq!(
+        (l.as_str(), to.to_string().as_str(), user.as_str()),
+        (leg, "127.0.0.1:5090", "rec-1-b")
+    );
+    h.sw.recorder_answered(h.now, leg);
+    h.pump();
+    h.advance(ms(100));
+    let audio = |h: &Harness| -> Vec<Vec<u32>> {
+        h.recorder
+            .iter()
+            .filter_map(|a| match a {
+                RecorderAction::Audio { tones_hz, .. } => Some(tones_hz.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let first_tone = tone_of(&h, &first);
+    assert_eq!(audio(&h), [vec![first_tone]]);
+    // A transfer: the caller is bridged to another agent; bleg now carries that one.
+    h.cmd(c, "api originate user/1001 &park()");
+    h.advance(Duration::from_secs(2));
+    let second = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, &format!("api uuid_bridge {caller} {second}"));
+    h.advance(Duration::from_millis(500));
+    assert_eq!(audio(&h).last(), Some(&vec![tone_of(&h, &second)]));
+    assert_ne!(first_tone, tone_of(&h, &second));
+    h.cmd(c, &format!("api uuid_kill {caller}"));
+    h.advance(ms(100));
+    assert_eq!(
+        h.recorder.last(),
+        Some(&RecorderAction::HangUp {
+            leg: leg.into(),
+            cause: "NORMAL_CLEARING".into()
+        })
+    );
+    assert!(!h.sw.has_channel(leg));
+}
+
+#[test]
+fn a_recorder_leg_nobody_answers_fails_no_answer_at_the_originate_timeout() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    h.cmd(c, "event plain BACKGROUND_JOB");
+    h.take(c);
+    h.cmd(
+        c,
+        "bgapi originate {origination_uuid=r1,originate_timeout=10}sofia/internal/rec-2-m@127.0.0.1:5090 &eavesdrop(x)",
+    );
+    h.advance(Duration::from_secs(9));
+    assert!(h.sw.has_channel("r1"));
+    h.advance(Duration::from_secs(2));
+    let jobs: Vec<String> = h
+        .events(c)
+        .iter()
+        .filter_map(|e| e.body_str().map(|b| b.into_owned()))
+        .collect();
+    assert_eq!(jobs, ["-ERR NO_ANSWER\n"]);
+    // The shell is told to give up the dial (CANCEL).
+    assert!(
+        matches!(h.recorder.last(), Some(RecorderAction::HangUp { cause, .. }) if cause == "NO_ANSWER")
+    );
+}
+
+#[test]
+fn a_bye_from_the_recorder_server_hangs_the_leg_up_normal_clearing() {
+    let mut h = Harness::new(SimConfig::default());
+    let c = h.authed();
+    let (caller, _) = bridged_pair(&mut h, c, "1000");
+    h.cmd(c, "event plain CHANNEL_HANGUP");
+    h.cmd(
+        c,
+        &format!("bgapi originate {{origination_uuid=r2}}sofia/internal/rec-3-m@127.0.0.1:5090 &eavesdrop({caller})"),
+    );
+    h.advance(ms(100));
+    h.sw.recorder_answered(h.now, "r2");
+    h.advance(ms(100));
+    // Neither flag: both directions mixed.
+    let mixed = h.recorder.iter().find_map(|a| match a {
+        RecorderAction::Audio { tones_hz, .. } => Some(tones_hz.len()),
+        _ => None,
+    });
+    assert_eq!(mixed, Some(2));
+    h.take(c);
+    h.sw.recorder_bye(h.now, "r2");
+    h.pump();
+    let hangups: Vec<String> = h
+        .events(c)
+        .iter()
+        .filter(|e| e.unique_id().as_deref() == Some("r2"))
+        .filter_map(|e| e.hangup_cause().map(|x| x.into_owned()))
+        .collect();
+    assert_eq!(hangups, ["NORMAL_CLEARING"]);
+    assert!(h.sw.has_channel(&caller));
 }
 
 // ---- inbound calls over the outbound socket --------------------------------------------------

@@ -126,13 +126,108 @@ pub struct App {
     pub seq: u64,
 }
 
+/// Spans and changes one recording may note (mask/unmask, pause/resume, peer changes); past
+/// it further ones are ignored (a client toggling a mask in a loop must not grow us).
+pub const MAX_RECORDING_MARKS: usize = 4096;
+
+/// A `uuid_record` / `record_session` in progress. Offsets are wall time since `started`;
+/// [`Recording::finish`] turns them into file time (the paused stretches taken out).
 #[derive(Clone, Debug)]
 pub struct Recording {
     pub path: String,
     pub started: Instant,
     pub masked: Vec<(Duration, Option<Duration>)>,
+    pub paused: Vec<(Duration, Option<Duration>)>,
+    /// From when on the recorded channel heard which tone (its bridged peer's).
+    pub heard: Vec<(Duration, Option<u32>)>,
+    /// What the recorded channel itself says.
+    pub said: Option<u32>,
     pub stereo: bool,
     pub limit: Option<Duration>,
+}
+
+/// A recording's spans in file time, ready for the WAV writer.
+pub struct FinishedRecording {
+    pub duration: Duration,
+    pub masked: Vec<(Duration, Duration)>,
+    pub heard: Vec<(Duration, Option<u32>)>,
+}
+
+impl Recording {
+    /// Opens (`on`) or closes a span of `spans` at `at`; opening an open span or closing a
+    /// closed one does nothing, as FreeSWITCH's flags do.
+    fn toggle(spans: &mut Vec<(Duration, Option<Duration>)>, at: Duration, on: bool) {
+        if on {
+            if spans.last().is_none_or(|(_, e)| e.is_some()) && spans.len() < MAX_RECORDING_MARKS {
+                spans.push((at, None));
+            }
+        } else if let Some(last) = spans.last_mut()
+            && last.1.is_none()
+        {
+            last.1 = Some(at);
+        }
+    }
+
+    pub fn mask(&mut self, now: Instant, on: bool) {
+        let at = now.saturating_duration_since(self.started);
+        Self::toggle(&mut self.masked, at, on);
+    }
+
+    pub fn pause(&mut self, now: Instant, on: bool) {
+        let at = now.saturating_duration_since(self.started);
+        Self::toggle(&mut self.paused, at, on);
+    }
+
+    /// The recorded channel hears `tone` from now on.
+    pub fn hears(&mut self, now: Instant, tone: Option<u32>) {
+        if self.heard.len() < MAX_RECORDING_MARKS {
+            let at = now.saturating_duration_since(self.started);
+            self.heard.push((at, tone));
+        }
+    }
+
+    /// Wall offset `wall` in file time: minus what was paused before it.
+    fn file_time(&self, wall: Duration, end: Duration) -> Duration {
+        let paused: Duration = self
+            .paused
+            .iter()
+            .map(|(s, e)| {
+                let e = e.unwrap_or(end).min(wall);
+                e.saturating_sub(*s)
+            })
+            .sum();
+        wall.saturating_sub(paused)
+    }
+
+    /// The file's length and spans, the recording stopping at `now`.
+    pub fn finish(&self, now: Instant) -> FinishedRecording {
+        let end = now.saturating_duration_since(self.started);
+        let mut duration = self.file_time(end, end);
+        if let Some(l) = self.limit {
+            duration = duration.min(l);
+        }
+        let masked = self
+            .masked
+            .iter()
+            .map(|(s, e)| {
+                (
+                    self.file_time(*s, end),
+                    self.file_time(e.unwrap_or(end), end),
+                )
+            })
+            .filter(|(s, e)| s < e)
+            .collect();
+        let heard = self
+            .heard
+            .iter()
+            .map(|(at, tone)| (self.file_time(*at, end), *tone))
+            .collect();
+        FinishedRecording {
+            duration,
+            masked,
+            heard,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +283,8 @@ pub struct Channel {
     pub app_seq: u64,
     pub last_app: Option<(String, String)>,
     pub eavesdrop: Option<(ChanId, &'static str)>,
+    /// Dialled over real SIP by the shell (`sofia/<profile>/<user>@<ip>:<port>`).
+    pub sip_leg: bool,
     pub ring_deadline: Option<Instant>,
     pub inbound_caller: bool,
     pub dtmf: Option<String>,
@@ -392,6 +489,15 @@ pub(crate) fn q850(cause: &str) -> u32 {
         "LOSE_RACE" => 502,
         "MANAGER_REQUEST" => 503,
         "USER_NOT_REGISTERED" => 606,
+        "NUMBER_CHANGED" => 22,
+        "EXCHANGE_ROUTING_ERROR" => 25,
+        "INVALID_NUMBER_FORMAT" => 28,
+        "NORMAL_UNSPECIFIED" => 31,
+        "NETWORK_OUT_OF_ORDER" => 38,
+        "SERVICE_UNAVAILABLE" => 63,
+        "SERVICE_NOT_IMPLEMENTED" => 79,
+        "INCOMPATIBLE_DESTINATION" => 88,
+        "INTERWORKING" => 127,
         _ => 0,
     }
 }
@@ -418,6 +524,13 @@ pub(crate) fn known_cause(c: &str) -> Option<&'static str> {
         "CHAN_NOT_IMPLEMENTED",
         "INVALID_NUMBER_FORMAT",
         "NORMAL_UNSPECIFIED",
+        "NUMBER_CHANGED",
+        "EXCHANGE_ROUTING_ERROR",
+        "NETWORK_OUT_OF_ORDER",
+        "SERVICE_UNAVAILABLE",
+        "SERVICE_NOT_IMPLEMENTED",
+        "INCOMPATIBLE_DESTINATION",
+        "INTERWORKING",
     ];
     let up = c.trim().to_ascii_uppercase();
     CAUSES.iter().copied().find(|k| *k == up)

@@ -9,6 +9,10 @@
 //! - [`Switch`] (module `core`): the sans-IO state machine. Time and randomness are inputs.
 //! - [`net`]: the tokio shell ([`net::spawn`], [`run_standalone`]).
 //! - [`wav`]: the WAV files `uuid_record` leaves behind.
+//! - [`tone`]: every channel's voice (`sim_tone_hz`: callers ~440 Hz, agents ~1000 Hz), shared
+//!   by the WAVs and recorder-leg RTP; u-law and Goertzel helpers for tests.
+//! - [`sip`] and `uac`: recorder legs (`sofia/<profile>/<user>@<ip>:<port>`) dialled over
+//!   real UDP by [`net`], streaming RTP of the eavesdropped party ([`RecorderAction`]).
 //! - [`wire`]: the switch on an in-memory wire in virtual time ([`Wire`]): our client ends of
 //!   its inbound links and outbound sockets, for stepping an engine against it without TCP.
 //!
@@ -49,6 +53,9 @@ pub mod config;
 mod core;
 pub mod net;
 pub mod rng;
+pub mod sip;
+pub mod tone;
+mod uac;
 pub mod wav;
 pub mod wire;
 
@@ -57,7 +64,9 @@ pub use config::{
     InboundModel, RaceOutcome, ResumeLoop, Scenario, ScenarioFile, SimConfig, SoundFiles,
     SwitchModel,
 };
-pub use core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
+pub use core::{
+    ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, RecordingJob, Switch,
+};
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};
 pub use rng::{Dist, SimRng};
-pub use wire::{Link, Socket, Wire, WireEvent};
+pub use wire::{Link, RecorderDials, Socket, Wire, WireEvent};

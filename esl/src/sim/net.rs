@@ -8,6 +8,10 @@
 //!  outbound connect ┘        ▲  sleep_until   └─▶ connect task (inbound calls)
 //!                            └─ writers report Flushed(n) so the switch knows each backlog
 //! ```
+//! Recorder legs (`Output::Recorder`): one `uac` task per leg, dialling over UDP;
+//! their reports come back on a channel of `REPORT_CAPACITY` (256) and become
+//! `recorder_answered` / `recorder_failed` / `recorder_bye`.
+//!
 //! Bounds: the input channel holds 1024 inputs (readers wait: TCP backpressure); a writer's
 //! channel holds the switch's event bound plus slack, and the switch itself kills a listener
 //! whose backlog passes the bound, so `try_send` never finds it full in practice (if it does,
@@ -29,11 +33,14 @@ use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
 use super::config::{ScenarioFile, SimConfig};
-use super::core::{ConnId, ConnKind, Fault, InboundCall, Output, Switch};
+use super::core::{ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, Switch};
+use super::uac;
 use crate::codec::{CommandFrame, Message, SwitchCodec};
 use crate::error::EslError;
 
 const INPUT_CAPACITY: usize = 1024;
+/// Reports of recorder legs waiting for the switch (their tasks wait when it is full).
+const REPORT_CAPACITY: usize = 256;
 /// Messages a writer batches into one socket write.
 const WRITE_BATCH: usize = 256;
 
@@ -119,6 +126,7 @@ enum Control {
     PlaceCall(InboundCall, oneshot::Sender<Option<String>>),
     CoreUuid(oneshot::Sender<String>),
     ChannelCount(oneshot::Sender<usize>),
+    ToneHz(String, oneshot::Sender<Option<u32>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -157,6 +165,13 @@ impl SimHandle {
 
     pub async fn channel_count(&self) -> usize {
         self.ask(Control::ChannelCount).await
+    }
+
+    /// A channel's tone in Hz (its `sim_tone_hz`; `None` for no such channel or a recorder
+    /// leg): what its audio is in recordings and recorder-leg RTP.
+    pub async fn tone_hz(&self, uuid: &str) -> Option<u32> {
+        let uuid = uuid.to_owned();
+        self.ask(|tx| Control::ToneHz(uuid, tx)).await
     }
 
     /// Sends a control request and waits for its answer; a switch that has stopped answers
@@ -238,10 +253,31 @@ async fn run(
     let mut sw = Switch::new(config, seed, now());
     let mut conns: HashMap<ConnId, ConnIo> = HashMap::new();
     let mut shutdown: Option<oneshot::Sender<()>> = None;
+    let (report_tx, mut reports) = mpsc::channel(REPORT_CAPACITY);
+    let mut legs = Legs {
+        running: HashMap::new(),
+        report: report_tx,
+    };
     loop {
         let deadline = sw.poll_timeout().map(tokio::time::Instant::from_std);
         let input = tokio::select! {
             i = rx.recv() => i,
+            Some(r) = reports.recv() => {
+                let t = now();
+                match r {
+                    uac::Report::Answered(leg) => sw.recorder_answered(t, &leg),
+                    uac::Report::Failed(leg, cause) => {
+                        legs.running.remove(&leg);
+                        sw.recorder_failed(t, &leg, cause);
+                    }
+                    uac::Report::Bye(leg) => {
+                        legs.running.remove(&leg);
+                        sw.recorder_bye(t, &leg);
+                    }
+                }
+                drain(&mut sw, &mut conns, &tx, &mut legs);
+                continue;
+            }
             _ = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -249,7 +285,7 @@ async fn run(
                 }
             } => {
                 sw.handle_timeout(now());
-                drain(&mut sw, &mut conns, &tx, writer_capacity);
+                drain(&mut sw, &mut conns, &tx, &mut legs);
                 continue;
             }
         };
@@ -287,12 +323,15 @@ async fn run(
                 Control::ChannelCount(reply) => {
                     let _ = reply.send(sw.channel_count());
                 }
+                Control::ToneHz(uuid, reply) => {
+                    let _ = reply.send(sw.tone_hz(&uuid));
+                }
                 Control::Shutdown(reply) => {
                     shutdown = Some(reply);
                 }
             },
         }
-        drain(&mut sw, &mut conns, &tx, writer_capacity);
+        drain(&mut sw, &mut conns, &tx, &mut legs);
         if shutdown.is_some() {
             break;
         }
@@ -307,11 +346,48 @@ async fn run(
     }
 }
 
+/// The running recorder legs by uuid (at most one per live SIP channel: an entry goes when
+/// its leg hangs up, fails or gets a BYE).
+struct Legs {
+    running: HashMap<String, mpsc::Sender<uac::Command>>,
+    report: mpsc::Sender<uac::Report>,
+}
+
+impl Legs {
+    fn act(&mut self, action: RecorderAction) {
+        match action {
+            RecorderAction::Dial {
+                leg,
+                to,
+                user,
+                from,
+            } => {
+                tracing::debug!(%leg, %to, %user, "fake switch: dialling a recorder leg");
+                let tx = uac::spawn(leg.clone(), to, user, from, self.report.clone());
+                self.running.insert(leg, tx);
+            }
+            RecorderAction::Audio { leg, tones_hz } => {
+                if let Some(tx) = self.running.get(&leg)
+                    && tx.try_send(uac::Command::Audio(tones_hz)).is_err()
+                {
+                    tracing::warn!(%leg, "fake switch: recorder leg busy, audio change dropped");
+                }
+            }
+            RecorderAction::HangUp { leg, cause } => {
+                if let Some(tx) = self.running.remove(&leg) {
+                    // A full or closed channel: dropping the sender ends the task (BYE) anyway.
+                    let _ = tx.try_send(uac::Command::HangUp(cause));
+                }
+            }
+        }
+    }
+}
+
 fn drain(
     sw: &mut Switch,
     conns: &mut HashMap<ConnId, ConnIo>,
     tx: &mpsc::Sender<Input>,
-    _capacity: usize,
+    legs: &mut Legs,
 ) {
     while let Some(out) = sw.poll_output() {
         match out {
@@ -353,6 +429,7 @@ fn drain(
                     let _ = tx.send(Input::Outbound(conn, res)).await;
                 });
             }
+            Output::Recorder(action) => legs.act(action),
             Output::WriteRecording(job) => {
                 // Written inline so the file is complete before RECORD_STOP goes out.
                 if let Err(e) = super::wav::write_recording(&job) {

@@ -1,15 +1,18 @@
-//! Synthetic recordings: a real WAV file per `uuid_record`, with audibly different content
-//! per party so that recording ingest (duration, channels, silence ratio) has something real
-//! to chew on.
+//! Synthetic recordings: a real WAV file per `uuid_record`, whose audio is the recorded
+//! parties' tones ([`super::tone`]), so a test can tell who is where by frequency and a
+//! `uuid_record` file agrees with a recorder leg's RTP of the same call.
 //!
-//! The two parties take turns talking in 2-second spurts: party A is a 440 Hz-ish tone, party
-//! B a 660 Hz-ish one (both nudged by the recording's seed). In stereo A is left and B right;
-//! in mono both are mixed. Masked intervals are written as digital silence.
+//! Layout as captured (`uuid-record.md`): in stereo the left channel is what the recorded
+//! channel itself says (its read stream) and the right what it hears (its bridged peer, which
+//! changes on a transfer; silence while it has none); in mono the two are mixed. A paused
+//! stretch is not in the file at all; a masked stretch is digital silence on both channels.
+//! Offsets in a [`RecordingJob`] are in file time (pauses already taken out).
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::core::RecordingJob;
+use super::tone;
 use crate::error::EslError;
 
 /// Recordings longer than this are cut (a runaway test must not fill the disk).
@@ -35,33 +38,35 @@ pub fn write_recording(job: &RecordingJob) -> Result<(), EslError> {
         other => EslError::Io(std::io::Error::other(other.to_string())),
     };
     let mut w = hound::WavWriter::create(path, spec).map_err(io)?;
-    let rate = job.sample_rate.max(1) as f64;
-    let total = (job.duration.min(MAX_RECORDING).as_secs_f64() * rate) as u64;
-    let fa = 420.0 + (job.seed % 40) as f64;
-    let fb = 640.0 + ((job.seed >> 8) % 40) as f64;
-    let spurt = (2.0 * rate) as u64;
+    let rate = u64::from(job.sample_rate.max(1));
+    let total = job.duration.min(MAX_RECORDING).as_micros() as u64 * rate / 1_000_000;
+    let near: Vec<u32> = job.said_hz.into_iter().collect();
+    let mut far_iter = job.heard_hz.iter().peekable();
+    let mut far: Vec<u32> = Vec::new();
     let mut mask_iter = job.masked.iter().peekable();
     for n in 0..total {
-        let t = n as f64 / rate;
-        let at = Duration::from_secs_f64(t);
+        let at = Duration::from_micros(n * 1_000_000 / rate);
+        while let Some((from, hz)) = far_iter.peek() {
+            if *from > at {
+                break;
+            }
+            far = hz.iter().copied().collect();
+            far_iter.next();
+        }
         while mask_iter.peek().is_some_and(|(_, e)| *e <= at) {
             mask_iter.next();
         }
         let masked = mask_iter.peek().is_some_and(|(s, e)| *s <= at && at < *e);
-        let a_talks = (n / spurt).is_multiple_of(2);
         let (a, b) = if masked {
             (0.0, 0.0)
-        } else if a_talks {
-            ((std::f64::consts::TAU * fa * t).sin() * 0.3, 0.0)
         } else {
-            (0.0, (std::f64::consts::TAU * fb * t).sin() * 0.3)
+            (tone::sample(&near, at), tone::sample(&far, at))
         };
-        let s = |x: f64| (x * i16::MAX as f64) as i16;
         if job.stereo {
-            w.write_sample(s(a)).map_err(io)?;
-            w.write_sample(s(b)).map_err(io)?;
+            w.write_sample(tone::to_i16(a)).map_err(io)?;
+            w.write_sample(tone::to_i16(b)).map_err(io)?;
         } else {
-            w.write_sample(s(a + b)).map_err(io)?;
+            w.write_sample(tone::to_i16(a + b)).map_err(io)?;
         }
     }
     w.finalize().map_err(io)

@@ -54,6 +54,10 @@
 //! - `OpenOutbound`: we accept `L` later (whatever the address: we are the only target) and
 //!   send `connect`; the switch learns of the accept `L` after that (`outbound_connected`),
 //!   just before the command.
+//! - `Recorder`: there is no UDP here. A `Dial` comes out as [`RecorderDials`] says (by
+//!   default answered [`RecorderDials::DEFAULT_ANSWER`] after the dial, as the capture's UAS
+//!   answered in ~4 ms); no RTP flows, and `Audio` and `HangUp` are dropped (there is no far
+//!   end to feed or say BYE to). The switch's events for the leg are the same as over UDP.
 //! - `WriteRecording`: not written; reported as [`WireEvent::Recording`] at the switch's time,
 //!   in order, ahead of anything the switch sent after it. The harness may write it with
 //!   [`super::wav::write_recording`].
@@ -83,7 +87,9 @@ use bytes::{Bytes, BytesMut};
 use tracing::{debug, warn};
 
 use super::config::SimConfig;
-use super::core::{ConnId, ConnKind, Fault, InboundCall, Output, RecordingJob, Switch};
+use super::core::{
+    ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, RecordingJob, Switch,
+};
 use crate::codec::{
     Command, CommandDecoder, EslCodec, Event, EventFormat, EventSet, Message, Reply, SendMsg,
 };
@@ -185,6 +191,31 @@ pub struct Wire {
     next_token: u64,
     /// Whether a `socket` that dials us is accepted (false: our port is closed).
     refusing: bool,
+    recorder_dials: RecorderDials,
+}
+
+/// How recorder legs (`sofia/<profile>/<user>@<ip>:<port>`) dialled on the wire come out:
+/// the wire has no UDP, so it decides in place of a user agent server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecorderDials {
+    /// The far end answers this long after the dial.
+    Answer(Duration),
+    /// The dial fails this long after it was sent, with this cause (e.g. `USER_BUSY` for a
+    /// 486, `NORMAL_TEMPORARY_FAILURE` for a closed port).
+    Fail { after: Duration, cause: String },
+    /// Nothing answers: the originate times out (`originate_timeout`) with NO_ANSWER.
+    Silent,
+}
+
+impl RecorderDials {
+    /// The capture's UAS answered ~4.4 ms after the INVITE.
+    pub const DEFAULT_ANSWER: Duration = Duration::from_millis(5);
+}
+
+impl Default for RecorderDials {
+    fn default() -> Self {
+        RecorderDials::Answer(Self::DEFAULT_ANSWER)
+    }
 }
 
 impl Wire {
@@ -199,7 +230,19 @@ impl Wire {
             peers: HashMap::new(),
             next_token: 1,
             refusing: false,
+            recorder_dials: RecorderDials::default(),
         }
+    }
+
+    /// How recorder legs dialled from now on come out (see [`RecorderDials`]).
+    pub fn with_recorder_dials(mut self, dials: RecorderDials) -> Wire {
+        self.recorder_dials = dials;
+        self
+    }
+
+    /// Changes how recorder legs dialled from now on come out.
+    pub fn set_recorder_dials(&mut self, dials: RecorderDials) {
+        self.recorder_dials = dials;
     }
 
     /// Delivers everything, in both directions, `latency` after it was sent.
@@ -526,6 +569,22 @@ impl Wire {
                     self.pipe.send(t, Carried::Dialled { conn, uuid });
                 }
                 Output::WriteRecording(job) => self.out.status(WireEvent::Recording(job)),
+                Output::Recorder(RecorderAction::Dial { leg, .. }) => {
+                    match self.recorder_dials.clone() {
+                        RecorderDials::Answer(after) => self
+                            .pipe
+                            .send_at(t + after, Carried::RecorderAnswer { leg, failed: None }),
+                        RecorderDials::Fail { after, cause } => self.pipe.send_at(
+                            t + after,
+                            Carried::RecorderAnswer {
+                                leg,
+                                failed: Some(cause),
+                            },
+                        ),
+                        RecorderDials::Silent => {}
+                    }
+                }
+                Output::Recorder(RecorderAction::Audio { .. } | RecorderAction::HangUp { .. }) => {}
             }
         }
     }
@@ -555,6 +614,13 @@ impl Wire {
                 self.drain(t);
             }
             Carried::Dialled { conn, uuid } => self.accept(t, conn, uuid),
+            Carried::RecorderAnswer { leg, failed } => {
+                match failed {
+                    None => self.sw.recorder_answered(t, &leg),
+                    Some(cause) => self.sw.recorder_failed(t, &leg, &cause),
+                }
+                self.drain(t);
+            }
         }
     }
 
@@ -682,7 +748,11 @@ struct Pipe {
 
 impl Pipe {
     fn send(&mut self, sent: Instant, what: Carried) {
-        let at = sent + self.latency;
+        self.send_at(sent + self.latency, what);
+    }
+
+    /// Puts `what` on the wire for delivery at `at` (after whatever is due by then).
+    fn send_at(&mut self, at: Instant, what: Carried) {
         // Send times never go back and the latency is fixed, so this appends; the search only
         // keeps the order right should either ever change.
         let pos = self
@@ -718,6 +788,8 @@ enum Carried {
     SwitchClosed(ConnId),
     /// The socket application connects to us.
     Dialled { conn: ConnId, uuid: String },
+    /// A recorder leg's far end answers (or the dial fails with this cause).
+    RecorderAnswer { leg: String, failed: Option<String> },
 }
 
 /// The events for the caller.

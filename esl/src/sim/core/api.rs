@@ -306,23 +306,20 @@ impl Switch {
                     "-ERR Cannot stop record session!\n".into()
                 }
             }
-            action @ ("mask" | "unmask") => {
-                let mask = action == "mask";
+            // Pause and resume work although the usage line does not name them, and none of
+            // the four sends an event (`uuid-record.md`).
+            action @ ("mask" | "unmask" | "pause" | "resume") => {
                 let Some(c) = self.chans.get_mut(&ch) else {
                     return "-ERR Cannot locate session!\n".into();
                 };
                 let Some(r) = c.recordings.iter_mut().find(|r| r.path == path) else {
                     return format!("-ERR Cannot {action} recording session!\n");
                 };
-                let at = now.saturating_duration_since(r.started);
-                if mask {
-                    if r.masked.last().is_none_or(|(_, e)| e.is_some()) {
-                        r.masked.push((at, None));
-                    }
-                } else if let Some(last) = r.masked.last_mut()
-                    && last.1.is_none()
-                {
-                    last.1 = Some(at);
+                match action {
+                    "mask" => r.mask(now, true),
+                    "unmask" => r.mask(now, false),
+                    "pause" => r.pause(now, true),
+                    _ => r.pause(now, false),
                 }
                 "+OK Success\n".into()
             }
@@ -464,6 +461,13 @@ impl Switch {
         let mut vars = vars;
         vars.extend(leg_vars);
         let parts: Vec<&str> = target.split('/').collect();
+        // A SIP URL of our own (not a gateway): dialled for real by the shell.
+        if let ["sofia", profile, dest] = parts.as_slice()
+            && *profile != "gateway"
+        {
+            return self.originate_sip(now, profile, dest, vars, waiter, opts);
+        }
+        let agent = parts.first() == Some(&"user");
         let (name, dest, outcome, delay, talk, media, source) = match parts.as_slice() {
             ["user", ext] | ["user", ext, ..] => {
                 let ext = ext.split('@').next().unwrap_or(ext);
@@ -605,6 +609,7 @@ impl Switch {
             .or(timeout)
             .unwrap_or(Duration::from_secs(60));
         let ch = self.new_channel(now, uuid, name, true, &cid_name, &cid_num, &dest, source);
+        self.give_voice(ch, if agent { Voice::Agent } else { Voice::Caller });
         if let Some(c) = self.chans.get_mut(&ch) {
             for (k, v) in &vars {
                 c.set_var(k, v.clone());

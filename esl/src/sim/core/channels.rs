@@ -89,6 +89,7 @@ impl Switch {
             app_seq: 0,
             last_app: None,
             eavesdrop: None,
+            sip_leg: false,
             ring_deadline: None,
             inbound_caller: false,
             dtmf: None,
@@ -105,6 +106,7 @@ impl Switch {
         ch.set_var("read_rate", "8000");
         ch.set_var("write_codec", "PCMU");
         ch.set_var("write_rate", "8000");
+        // Everyone is a caller's voice until `give_voice` says otherwise (agent legs).
         self.by_uuid.insert(uuid, id);
         self.chans.insert(id, ch);
         self.peak = self.peak.max(self.chans.len());
@@ -447,6 +449,13 @@ impl Switch {
                 self.record_start(now, ch, app.data.trim(), None);
                 self.complete_app(now, ch, "_none_");
             }
+            // `record-session-socket.md`: RECORD_STOP + MEDIA_BUG_STOP, response `_none_`;
+            // without a path (or `all`) every recording of the channel stops.
+            "stop_record_session" => {
+                let path = app.data.trim();
+                self.record_stop(now, ch, if path.is_empty() { "all" } else { path });
+                self.complete_app(now, ch, "_none_");
+            }
             "eval" => {
                 // The expansion runs any `${api args}` in it, on this channel's thread.
                 self.expand(now, Some(ch), &app.data, 0);
@@ -484,6 +493,7 @@ impl Switch {
                             c.set_var("eavesdrop_mode", "listen");
                         }
                         self.eavesdroppers.entry(t).or_default().push(ch);
+                        self.refresh_eavesdrop_audio(ch, t);
                     }
                     _ => self.complete_app(now, ch, "_none_"),
                 }
@@ -618,6 +628,8 @@ impl Switch {
             ("Bridge-B-Unique-ID".into(), ub),
         ];
         self.chan_event(now, a, "CHANNEL_BRIDGE", pre, vec![], true);
+        self.peer_changed(now, a);
+        self.peer_changed(now, b);
         for x in [a, b] {
             let talk = self
                 .chans
@@ -647,6 +659,8 @@ impl Switch {
             ("Bridge-B-Unique-ID".into(), uy),
         ];
         self.chan_event(now, x, "CHANNEL_UNBRIDGE", pre, vec![], true);
+        self.peer_changed(now, x);
+        self.peer_changed(now, y);
         // The survivor: a running bridge application completes; a socket-controlled or
         // park_after_bridge channel goes back to park; anything else hangs up. A socket
         // caller goes back into its extension (uuid_bridge_on_soft_execute sets CS_EXECUTE),
@@ -715,6 +729,7 @@ impl Switch {
             self.hangup(now, b, "ORIGINATOR_CANCEL");
         }
         self.chan_event(now, ch, "CHANNEL_HANGUP", vec![], vec![], true);
+        self.sip_leg_hung_up(ch, cause);
         // Playback in progress stops; recordings are finalised.
         if let Some(app) = self.chans.get(&ch).and_then(|c| c.current.clone())
             && app.name.ends_with("playback")
@@ -836,6 +851,8 @@ impl Switch {
         }
     }
 
+    /// `uuid_record start` / `record_session`: RECORD_START then MEDIA_BUG_START, as
+    /// captured (`uuid-record.md`).
     pub(super) fn record_start(
         &mut self,
         now: Instant,
@@ -843,25 +860,40 @@ impl Switch {
         path: &str,
         limit: Option<Duration>,
     ) -> bool {
-        let Some(c) = self.chans.get_mut(&ch) else {
-            return false;
-        };
         if path.is_empty() {
             return false;
         }
+        let said = self.tone_of(ch);
+        let heard = self.heard_by(ch);
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return false;
+        };
         let stereo = c.var("RECORD_STEREO").is_some_and(is_true);
         c.recordings.push(Recording {
             path: path.to_owned(),
             started: now,
             masked: Vec::new(),
+            paused: Vec::new(),
+            heard: vec![(Duration::ZERO, heard)],
+            said,
             stereo,
             limit,
         });
         let post = vec![("Record-File-Path".into(), path.to_owned())];
         self.chan_event(now, ch, "RECORD_START", vec![], post, true);
+        self.chan_event(
+            now,
+            ch,
+            "MEDIA_BUG_START",
+            media_bug_pre(path),
+            vec![],
+            true,
+        );
         true
     }
 
+    /// `uuid_record stop` (or the channel's hangup): the file is written, then RECORD_STOP
+    /// and MEDIA_BUG_STOP.
     pub(super) fn record_stop(&mut self, now: Instant, ch: ChanId, path: &str) -> bool {
         let Some(c) = self.chans.get_mut(&ch) else {
             return false;
@@ -874,39 +906,48 @@ impl Switch {
             return false;
         };
         let rec = c.recordings.remove(i);
-        let mut duration = now.saturating_duration_since(rec.started);
-        if let Some(l) = rec.limit {
-            duration = duration.min(l);
-        }
-        c.set_var("record_seconds", duration.as_secs().to_string());
-        c.set_var("record_ms", duration.as_millis().to_string());
+        let done = rec.finish(now);
+        c.set_var("record_seconds", done.duration.as_secs().to_string());
+        c.set_var("record_ms", done.duration.as_millis().to_string());
         c.set_var("record_completion_cause", "success");
-        let masked = rec
-            .masked
-            .iter()
-            .map(|(s, e)| (*s, e.unwrap_or(duration)))
-            .collect();
         self.recordings_written += 1;
         if self.known_lengths.len() < MAX_KNOWN_LENGTHS {
-            self.known_lengths.insert(rec.path.clone(), duration);
+            self.known_lengths.insert(rec.path.clone(), done.duration);
         }
-        let seed = self.rng.next_u64();
         self.out.push_back(Output::WriteRecording(RecordingJob {
             path: rec.path.clone(),
-            duration,
+            duration: done.duration,
             stereo: rec.stereo,
             sample_rate: 8000,
-            masked,
-            seed,
+            masked: done.masked,
+            said_hz: rec.said,
+            heard_hz: done.heard,
         }));
         let post = vec![
-            ("Record-File-Path".into(), rec.path),
+            ("Record-File-Path".into(), rec.path.clone()),
             ("Record-Completion-Cause".into(), "success".into()),
         ];
         self.chan_event(now, ch, "RECORD_STOP", vec![], post, true);
+        self.chan_event(
+            now,
+            ch,
+            "MEDIA_BUG_STOP",
+            media_bug_pre(&rec.path),
+            vec![],
+            true,
+        );
         if path.eq_ignore_ascii_case("all") {
             self.record_stop(now, ch, "all");
         }
         true
     }
+}
+
+/// MEDIA_BUG_START/STOP's own headers for a recording bug, ahead of the channel's data as
+/// captured (switch_core_media_bug.c names the bug after the function and the file).
+fn media_bug_pre(path: &str) -> Pairs {
+    vec![
+        ("Media-Bug-Function".into(), "session_record".into()),
+        ("Media-Bug-Target".into(), path.to_owned()),
+    ]
 }

@@ -479,6 +479,16 @@ impl Switch {
                 }
             }
             Fault::Restart => {
+                // The restarted switch's SIP stack forgets its dialogs: the shell stops them.
+                let sip_legs: Vec<ChanId> = self
+                    .chans
+                    .values()
+                    .filter(|c| c.sip_leg)
+                    .map(|c| c.id)
+                    .collect();
+                for ch in sip_legs {
+                    self.sip_leg_hung_up(ch, "NORMAL_UNSPECIFIED");
+                }
                 for id in self.conns.keys().copied().collect::<Vec<_>>() {
                     self.out.push_back(Output::Close(id));
                 }

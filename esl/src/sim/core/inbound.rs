@@ -32,6 +32,7 @@ impl Switch {
             &dest,
             "mod_sofia",
         );
+        self.give_voice(ch, Voice::Caller);
         if let Some(c) = self.chans.get_mut(&ch) {
             c.inbound_caller = true;
             c.talk_time = call.talk_time;

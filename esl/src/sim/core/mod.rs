@@ -4,7 +4,8 @@
 //! let mut sw = Switch::new(config, seed, now);
 //! let conn = sw.connection_opened(now, ConnKind::Inbound);   // queues auth/request
 //! sw.handle_command(now, conn, frame);                       // a decoded CommandFrame
-//! while let Some(out) = sw.poll_output() { /* Send, Close, OpenOutbound, WriteRecording */ }
+//! while let Some(out) = sw.poll_output() { /* Send, Close, OpenOutbound, WriteRecording, Recorder */ }
+//! sw.recorder_answered(now, leg);                            // the shell's SIP reports
 //! if let Some(t) = sw.poll_timeout() { /* sleep until t, then */ sw.handle_timeout(t); }
 //! ```
 //! Nothing here reads a clock or a socket: tests drive a whole scenario in virtual time.
@@ -25,7 +26,9 @@
 //! `channels` (the channel state machine), `handover` (an originate's completion and
 //! `uuid_bridge`, with their race), `expand` (`${var}` and `${api args}`), `events` (building
 //! and delivering events),
-//! `timers`, `inbound` (calls placed over outbound sockets), `util` (parsers, formatters).
+//! `timers`, `inbound` (calls placed over outbound sockets), `recorder` (legs dialled over real
+//! SIP: what the shell must dial, feed and end, and what it reports back), `util` (parsers,
+//! formatters).
 
 mod api;
 mod channels;
@@ -34,6 +37,7 @@ mod events;
 mod expand;
 mod handover;
 mod inbound;
+mod recorder;
 mod resume;
 mod timers;
 mod util;
@@ -51,9 +55,11 @@ use super::channel::{
 use super::clock::date_strings;
 use super::config::{AfterSocket, SimConfig};
 use super::rng::{Dist, SimRng};
+use super::tone::{Voice, tone_hz};
 use crate::codec::{
     Command, CommandFrame, DisconnectNotice, Event, EventFormat, Headers, Message, Reply, percent,
 };
+pub use recorder::RecorderAction;
 use util::*;
 
 /// A connection to the switch: an inbound ESL client or an outbound socket it opened.
@@ -86,19 +92,26 @@ pub enum Output {
     },
     /// Write this recording (a WAV file) before delivering anything queued after it.
     WriteRecording(RecordingJob),
+    /// Dial, feed or end a leg over real SIP and RTP (recorder legs, see `recorder`).
+    Recorder(RecorderAction),
 }
 
-/// A finished `uuid_record`/`record_session`: enough to synthesise the audio.
+/// A finished `uuid_record`/`record_session`: enough to synthesise the audio. Offsets are
+/// file time: paused stretches are not in the file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordingJob {
     pub path: String,
+    /// The file's length (wall time minus the paused stretches).
     pub duration: Duration,
     pub stereo: bool,
     pub sample_rate: u32,
     /// Intervals (from the start) to write as silence (`uuid_record ... mask`).
     pub masked: Vec<(Duration, Duration)>,
-    /// A per-recording number so two parties of two calls do not sound alike.
-    pub seed: u64,
+    /// What the recorded channel says (left in stereo): its `sim_tone_hz`.
+    pub said_hz: Option<u32>,
+    /// From which offset on it heard which tone (right in stereo): its bridged peer's, none
+    /// while unbridged. Ascending; the first entry is at zero.
+    pub heard_hz: Vec<(Duration, Option<u32>)>,
 }
 
 /// Faults to inject.
@@ -321,6 +334,8 @@ pub struct Switch {
     /// bgapi jobs whose thread has not run its command yet: job uuid, command, argument.
     bg_jobs: BTreeMap<u64, (String, String, String)>,
     next_bg_job: u64,
+    /// Channels given a caller's / an agent's voice so far (each the next tone).
+    voices: (u64, u64),
 }
 
 impl Switch {
@@ -353,6 +368,7 @@ impl Switch {
             known_lengths: HashMap::new(),
             bg_jobs: BTreeMap::new(),
             next_bg_job: 0,
+            voices: (0, 0),
         };
         sw.start_timers(now);
         sw

@@ -277,6 +277,24 @@ pub(super) fn calling_site(name: &str) -> (&'static str, &'static str, u32) {
         }
         "RECORD_START" | "RECORD_STOP" => ("switch_ivr_async.c", "record_callback", 1375),
         "DTMF" => ("switch_channel.c", "switch_channel_queue_dtmf", 681),
+        // The recorder-leg and uuid_record captures.
+        "CHANNEL_ORIGINATE" => (
+            "switch_core_state_machine.c",
+            "switch_core_session_run",
+            632,
+        ),
+        "CODEC" => (
+            "switch_core_codec.c",
+            "switch_core_session_set_read_codec",
+            279,
+        ),
+        "CALL_UPDATE" => ("switch_channel.c", "switch_channel_flip_cid", 3277),
+        "MEDIA_BUG_START" => ("switch_core_media_bug.c", "switch_core_media_bug_add", 1014),
+        "MEDIA_BUG_STOP" => (
+            "switch_core_media_bug.c",
+            "switch_core_media_bug_destroy",
+            84,
+        ),
         _ => ("switch_channel.c", "switch_channel_event_set_data", 0),
     }
 }

@@ -852,3 +852,79 @@ fn a_bridge_with_socket_resume_on_is_torn_down_when_the_controller_dies() {
         "the caller is in the hold loop again: {back:?}"
     );
 }
+
+// ---- recorder legs (no UDP on the wire) ----------------------------------------------------
+
+/// A recorder leg on a parked caller, dialled through the wire; the caller's uuid and the
+/// job's token.
+fn recorder_leg(t: &mut T, link: Link) -> (String, u64) {
+    let caller = "cccccccc-0000-4000-8000-00000000000c";
+    let tok =
+        t.w.bgapi(
+            t.now(),
+            link,
+            &format!("originate {{origination_uuid={caller}}}loopback/9441 &park()"),
+        )
+        .unwrap();
+    t.until(|e| matches!(e, WireEvent::Job { token, .. } if *token == tok));
+    let token =
+        t.w.bgapi(
+            t.now(),
+            link,
+            &format!(
+                "originate {{origination_uuid={X},eavesdrop_bridge_aleg=true,originate_timeout=10}}\
+                 sofia/internal/rec-1-a@127.0.0.1:5090 &eavesdrop({caller})"
+            ),
+        )
+        .unwrap();
+    (caller.to_owned(), token)
+}
+
+#[test]
+fn a_recorder_dial_on_the_wire_is_answered_after_the_modelled_delay_and_eavesdrops() {
+    let mut t = T::new(SimConfig::default());
+    let link = t.link("CHANNEL_ANSWER CHANNEL_EXECUTE");
+    let (caller, token) = recorder_leg(&mut t, link);
+    t.run_for(Duration::from_secs(1));
+    let evs = t.take();
+    let (_, text) = job_body(&evs, token).expect("the job's outcome");
+    assert_eq!(text, format!("+OK {X}\n"));
+    let exec = evs.iter().find_map(|(_, e)| match e {
+        WireEvent::Event { event, .. }
+            if name(event) == "CHANNEL_EXECUTE" && event.unique_id().as_deref() == Some(X) =>
+        {
+            event.header("Application-Data").map(|d| d.into_owned())
+        }
+        _ => None,
+    });
+    assert_eq!(exec.as_deref(), Some(caller.as_str()));
+    assert!(t.w.switch().has_channel(X));
+}
+
+#[test]
+fn a_recorder_dial_on_the_wire_fails_with_the_configured_cause() {
+    let mut t = T::new(SimConfig::default());
+    t.w.set_recorder_dials(RecorderDials::Fail {
+        after: ms(3),
+        cause: "USER_BUSY".into(),
+    });
+    let link = t.link("CHANNEL_HANGUP");
+    let (_, token) = recorder_leg(&mut t, link);
+    t.run_for(Duration::from_secs(1));
+    let (_, text) = job_body(&t.take(), token).expect("the job's outcome");
+    assert_eq!(text, "-ERR USER_BUSY\n");
+    assert!(!t.w.switch().has_channel(X));
+}
+
+#[test]
+fn a_silent_recorder_dial_on_the_wire_times_out_no_answer() {
+    let mut t = T::new(SimConfig::default());
+    t.w.set_recorder_dials(RecorderDials::Silent);
+    let link = t.link("CHANNEL_HANGUP");
+    let (_, token) = recorder_leg(&mut t, link);
+    t.run_for(Duration::from_secs(9));
+    assert!(job_body(&t.take(), token).is_none());
+    t.run_for(Duration::from_secs(2));
+    let (_, text) = job_body(&t.take(), token).expect("the job's outcome");
+    assert_eq!(text, "-ERR NO_ANSWER\n");
+}
