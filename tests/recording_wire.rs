@@ -24,7 +24,7 @@ use switchyard_esl::sim::{
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use wire_support::{Log, eventually};
+use wire_support::Log;
 
 const QUEUE: QueueId = QueueId(1);
 const NUMBER: &str = "5000";
@@ -184,26 +184,23 @@ impl World {
             .expect("the fake switch places the call")
     }
 
-    /// The agent leg bridged to `caller`, once it is.
+    /// The agent leg bridged to `caller`, once it is: FreeSWITCH sets both legs' `call_uuid`
+    /// to the bridge's A leg (the caller) at CHANNEL_BRIDGE.
     async fn agent_leg_of(&self, caller: &str) -> String {
-        let caller = caller.to_owned();
-        let mut found = None;
         for _ in 0..500 {
             let body = self.observer.api("show channels as json").await.unwrap();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let rows = v["rows"].as_array().cloned().unwrap_or_default();
-            let call_uuid = rows
-                .iter()
-                .find(|r| r["uuid"].as_str() == Some(&caller))
-                .and_then(|r| r["call_uuid"].as_str().map(str::to_owned))
-                .filter(|c| !c.is_empty() && *c != caller);
-            if let Some(c) = call_uuid {
-                found = Some(c);
-                break;
+            let other = rows.iter().find_map(|r| {
+                let uuid = r["uuid"].as_str()?;
+                (uuid != caller && r["call_uuid"].as_str() == Some(caller)).then(|| uuid.to_owned())
+            });
+            if let Some(o) = other {
+                return o;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        found.expect("the caller is bridged to an agent")
+        panic!("the caller is never bridged to an agent");
     }
 
     async fn recording(&self, caller: &str) -> RecordingRecord {
@@ -440,79 +437,4 @@ async fn recorder_legs_that_cannot_be_reached_fall_back_to_uuid_record() {
         strongest(span(&wav.channels[1], wav.rate, 0.1, end), wav.rate, &both),
         agent_hz
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
-    let w = World::start(
-        "transfer",
-        Setup {
-            policy: always(RecordingCapture::Live),
-            recorder_dial: Some(LIVE_DIAL.into()),
-        },
-    )
-    .await;
-    w.agent(1, 1001, true).await;
-    let caller = w.call(Duration::from_secs(5)).await;
-    let first = w.agent_leg_of(&caller).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    // The first agent's phone hands the caller to extension 1002 (an attended transfer done
-    // on the switch: the caller's leg is bridged to the new phone).
-    let second = "5ec0fd00-0000-4000-8000-000000000002";
-    w.observer
-        .bgapi(&format!(
-            "originate {{origination_uuid={second}}}user/1002 &park()"
-        ))
-        .await
-        .unwrap();
-    eventually("the second agent answers", || {
-        futures_ready(&w, second).then_some(())
-    })
-    .await;
-    let bridged = w
-        .observer
-        .api(&format!("uuid_bridge {caller} {second}"))
-        .await
-        .unwrap();
-    assert!(bridged.starts_with(b"+OK"), "{}", String::from_utf8_lossy(&bridged));
-    let first_hz = w.sim.tone_hz(&first).await.unwrap();
-    let second_hz = w.sim.tone_hz(second).await.unwrap();
-    assert_ne!(first_hz, second_hz);
-    let rec = w.recording(&caller).await;
-    let recordings = w
-        .records
-        .snapshot()
-        .iter()
-        .filter(|r| matches!(r, Record::Recording(_) | Record::RecordingOpened(_)))
-        .count();
-    assert_eq!(recordings, 2, "one open row and one final record: one recording");
-    let wav = read_wav(Path::new(&rec.path));
-    let right = &wav.channels[1];
-    let agents = [first_hz, second_hz];
-    assert_eq!(strongest(span(right, wav.rate, 0.3, 1.2), wav.rate, &agents), first_hz);
-    let len = right.len() as f64 / f64::from(wav.rate);
-    assert_eq!(
-        strongest(span(right, wav.rate, len - 1.5, len - 0.3), wav.rate, &agents),
-        second_hz,
-        "the second agent is heard in the same file"
-    );
-}
-
-/// Whether the fake switch has `uuid` answered (a synchronous peek for `eventually`).
-fn futures_ready(w: &World, uuid: &str) -> bool {
-    let observer = w.observer.clone();
-    let uuid = uuid.to_owned();
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::block_in_place(move || {
-        handle.block_on(async move {
-            let body = observer.api("show channels as json").await.unwrap_or_default();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-            v["rows"].as_array().is_some_and(|rows| {
-                rows.iter().any(|r| {
-                    r["uuid"].as_str() == Some(uuid.as_str())
-                        && r["callstate"].as_str() == Some("ACTIVE")
-                })
-            })
-        })
-    })
 }
