@@ -113,7 +113,7 @@ impl SqlBuilder {
 }
 
 /// One multi-row INSERT per chunk of `rows`: `head` `VALUES (...), (...)` `tail`.
-fn insert_statements<T>(
+pub(super) fn insert_statements<T>(
     head: &str,
     tail: &str,
     rows: &[T],

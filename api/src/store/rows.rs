@@ -309,6 +309,8 @@ pub(crate) trait RowExt {
     fn opt_bool(&self, col: &str) -> Result<Option<bool>, StoreError>;
     fn string(&self, col: &str) -> Result<String, StoreError>;
     fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn opt_i32(&self, col: &str) -> Result<Option<i32>, StoreError>;
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError>;
 
     fn uuid(&self, col: &str) -> Result<Uuid, StoreError> {
         parse_uuid(col, &self.string(col)?)
@@ -362,6 +364,12 @@ macro_rules! impl_row_ext {
                 Ok(self.try_get(col)?)
             }
             fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_i32(&self, col: &str) -> Result<Option<i32>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError> {
                 Ok(self.try_get(col)?)
             }
         }
