@@ -90,7 +90,10 @@ async fn an_open_row_is_replaced_by_the_final_record_of_its_recording() {
         let t = tenant();
         let call = Uuid::new_v4();
         let open = open_row(t, call, Uuid::new_v4(), T0);
-        store.insert_recordings(&[open.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&open))
+            .await
+            .unwrap();
         assert_eq!(
             store.recording(t, open.id).await.unwrap(),
             Some(open.clone())
@@ -98,7 +101,10 @@ async fn an_open_row_is_replaced_by_the_final_record_of_its_recording() {
         assert_eq!(store.open_recordings().await.unwrap(), vec![open.clone()]);
 
         let done = final_row(&open);
-        store.insert_recordings(&[done.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&done))
+            .await
+            .unwrap();
         // Every column back as written, the measurements and JSON documents included.
         assert_eq!(
             store.recording(t, open.id).await.unwrap(),
@@ -135,10 +141,19 @@ async fn the_same_final_record_twice_and_its_open_row_after_it_are_no_ops() {
         let t = tenant();
         let open = open_row(t, Uuid::new_v4(), Uuid::new_v4(), T0);
         let done = final_row(&open);
-        store.insert_recordings(&[done.clone()]).await.unwrap();
-        store.insert_recordings(&[done.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&done))
+            .await
+            .unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&done))
+            .await
+            .unwrap();
         // A replay that brings the open row after the final one does not reopen it.
-        store.insert_recordings(&[open.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&open))
+            .await
+            .unwrap();
         assert_eq!(
             store.recordings_for_call(t, open.call_id).await.unwrap(),
             vec![done]
@@ -154,7 +169,10 @@ async fn another_record_under_a_stored_id_is_a_duplicate_and_the_batch_writes_no
         let t = tenant();
         let open = open_row(t, Uuid::new_v4(), Uuid::new_v4(), T0);
         let done = final_row(&open);
-        store.insert_recordings(&[done.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&done))
+            .await
+            .unwrap();
 
         let damaged = RecordingRow {
             status: "damaged".into(),
@@ -190,7 +208,10 @@ async fn another_record_under_a_stored_id_is_a_duplicate_and_the_batch_writes_no
         ));
         // A final record of another recording under an open row's id does not replace it.
         let open2 = open_row(t, Uuid::new_v4(), Uuid::new_v4(), T0);
-        store.insert_recordings(&[open2.clone()]).await.unwrap();
+        store
+            .insert_recordings(std::slice::from_ref(&open2))
+            .await
+            .unwrap();
         let elsewhere = RecordingRow {
             leg: Uuid::new_v4(),
             ..final_row(&open2)
@@ -358,7 +379,10 @@ async fn recordings_written_while_postgres_is_away_are_stored_when_it_returns() 
     let dir = journal_dir("recordings-outage");
     let store = store.with_journal(&dir, 16 << 20).expect("journal opens");
     let before = open_row(tenant(), Uuid::new_v4(), Uuid::new_v4(), T0);
-    store.insert_recordings(&[before.clone()]).await.unwrap();
+    store
+        .insert_recordings(std::slice::from_ref(&before))
+        .await
+        .unwrap();
 
     proxy.cut().await;
     recordings_survive_an_outage(&store, before, || proxy.restore()).await;
@@ -379,7 +403,10 @@ async fn recordings_written_while_sqlite_is_locked_are_stored_when_it_is_release
     store.migrate().await.unwrap();
     let store = store.with_journal(&dir.join("journal"), 16 << 20).unwrap();
     let before = open_row(tenant(), Uuid::new_v4(), Uuid::new_v4(), T0);
-    store.insert_recordings(&[before.clone()]).await.unwrap();
+    store
+        .insert_recordings(std::slice::from_ref(&before))
+        .await
+        .unwrap();
 
     let mut locker = sqlx::SqliteConnection::connect(&url).await.unwrap();
     sqlx::query("BEGIN EXCLUSIVE")
