@@ -181,6 +181,8 @@ impl Store {
     /// first: what a restart must close. Not paged, like [`Store::open_calls`]: there are at
     /// most as many as calls were under way when the engine stopped.
     pub async fn open_recordings(&self) -> Result<Vec<RecordingRow>, StoreError> {
+        // The status as a literal, not a bind: PostgreSQL plans a partial index
+        // (`recordings_open`) only for a predicate it can see at planning time.
         const SQL: &str = concat!(
             "SELECT ",
             recording_cols!(),
