@@ -2,8 +2,9 @@
 //!
 //! Columns are portable on purpose (DESIGN §8): uuids are hyphenated TEXT, times BIGINT unix
 //! milliseconds (`*_ms` in Rust), JSON documents TEXT (`serde_json::Value` here), small counts
-//! INTEGER (`i32`), everything else BIGINT (`i64`). Decoding goes through [`RowExt`], which both
-//! backends' row types implement, so each decoder below is written once.
+//! INTEGER (`i32`), measurements REAL / DOUBLE PRECISION (`f64`), everything else BIGINT
+//! (`i64`). Decoding goes through [`RowExt`], which both backends' row types implement, so each
+//! decoder below is written once.
 
 use serde::Serialize;
 use serde_json::Value;
