@@ -36,7 +36,9 @@ use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::spec::QueueSpec;
-use crate::store::{CallRow, CdrRow, IntervalRow, IntervalScope, Store, StoreError, TraceRow};
+use crate::store::{
+    CallRow, CdrRow, IntervalRow, IntervalScope, RecordingRow, Store, StoreError, TraceRow,
+};
 
 /// Where FreeSWITCH is (one node; see [`SwitchNode`] and [`Runtime::start_with_nodes`] for
 /// several).
@@ -528,11 +530,120 @@ fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
     Uuid::from_u128(leg.0)
 }
 
+/// An engine figure (unix ms, a duration, a size) as the store's BIGINT; past `i64::MAX`
+/// (beyond any clock or file) it saturates.
+fn stored_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The open row of a recording about to start. The engine's open record carries the
+/// recording's identity and start only; mode, capture, agents and the caller arrive with the
+/// final record, so they stay empty here (a restart closes an open row from its identity).
+fn recording_open_row(
+    o: &switchyard_engine::recording::RecordingOpen,
+    tenant: TenantId,
+) -> RecordingRow {
+    RecordingRow {
+        id: Uuid::from_u128(o.id.0),
+        tenant,
+        call_id: uuid_of(o.call_leg),
+        leg: uuid_of(o.leg),
+        queue_id: i64::from(o.queue.0),
+        agents: Vec::new(),
+        caller_number: String::new(),
+        mode: String::new(),
+        capture: String::new(),
+        fell_back: false,
+        stereo: false,
+        path: String::new(),
+        started_at_ms: stored_i64(o.started_unix_ms),
+        ended_at_ms: None,
+        status: crate::store::OPEN_RECORDING.to_owned(),
+        error: None,
+        duration_ms: None,
+        sample_rate: None,
+        channels: None,
+        bytes: None,
+        silence_ratio: None,
+        spans: Value::Array(Vec::new()),
+        waveform: Value::Null,
+    }
+}
+
+/// The final row of a finished recording (it replaces the open row of its id).
+fn recording_row(
+    r: switchyard_engine::recording::RecordingRecord,
+    tenant: TenantId,
+) -> RecordingRow {
+    let figures = r.figures.as_ref();
+    RecordingRow {
+        id: Uuid::from_u128(r.id.0),
+        tenant,
+        call_id: uuid_of(r.call_leg),
+        leg: uuid_of(r.leg),
+        queue_id: i64::from(r.queue.0),
+        agents: r.agents.iter().map(|a| i64::from(a.0)).collect(),
+        caller_number: r.caller_number,
+        mode: r.mode.as_str().to_owned(),
+        capture: r.capture.as_str().to_owned(),
+        fell_back: r.fell_back,
+        stereo: r.stereo,
+        path: r.path,
+        started_at_ms: stored_i64(r.started_unix_ms),
+        ended_at_ms: Some(stored_i64(r.ended_unix_ms)),
+        status: r.status.as_str().to_owned(),
+        error: r.error,
+        duration_ms: figures.map(|f| stored_i64(f.duration_ms)),
+        sample_rate: figures.map(|f| i32::try_from(f.sample_rate).unwrap_or(i32::MAX)),
+        channels: figures.map(|f| i32::from(f.channels)),
+        bytes: figures.map(|f| stored_i64(f.bytes)),
+        // SQLite stores NaN as NULL: a measurement that is not a number is none.
+        silence_ratio: figures.map(|f| f.silence_ratio).filter(|v| v.is_finite()),
+        // Spans are plain structs of strings and integers: they always serialise.
+        spans: serde_json::to_value(&r.spans).unwrap_or_else(|_| Value::Array(Vec::new())),
+        waveform: figures.map_or(Value::Null, waveform),
+    }
+}
+
+/// A recording's measurements as its `waveform` document: per channel the peak (dBFS, null
+/// for an all-zero channel) and the silence share, and the drawn (min, max) pairs.
+fn waveform(f: &switchyard_engine::recording::AudioFigures) -> Value {
+    let peaks: Vec<Value> = f
+        .peaks
+        .iter()
+        .map(|channel| {
+            channel
+                .iter()
+                .map(|&(min, max)| Value::Array(vec![f32_json(min), f32_json(max)]))
+                .collect()
+        })
+        .collect();
+    serde_json::json!({
+        "peak_dbfs": f.peak_dbfs.iter().map(|p| p.map_or(Value::Null, f64_json)).collect::<Vec<_>>(),
+        "channel_silence": f.channel_silence.iter().copied().map(f64_json).collect::<Vec<_>>(),
+        "frames_per_peak": f.frames_per_peak,
+        "peaks": peaks,
+    })
+}
+
+/// A measurement as JSON; JSON has no NaN or infinity, so those are null.
+fn f64_json(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// An f32 sample value as JSON, by its shortest decimal form: widened bit for bit it would
+/// print as `0.10000000149011612` for `0.1`, doubling the size of every waveform for digits
+/// the samples never had.
+fn f32_json(v: f32) -> Value {
+    v.to_string().parse::<f64>().map_or(Value::Null, f64_json)
+}
+
 impl RecordSink for StoreSink {
     async fn write(&mut self, batch: Vec<Record>) -> u64 {
         let mut calls = Vec::new();
         let mut cdrs = Vec::new();
         let mut traces = Vec::new();
+        let mut recordings = Vec::new();
         let mut intervals = Vec::new();
         let mut presence: HashMap<AgentId, Value> = HashMap::new();
         let mut unfiled = 0u64;
@@ -627,8 +738,20 @@ impl RecordSink for StoreSink {
                         callback_leg: None,
                     });
                 }
-                // Written by the store's recordings table (issue 18, being built).
-                Record::RecordingOpened(_) | Record::Recording(_) => unfiled += 1,
+                Record::RecordingOpened(o) => {
+                    let Some(tenant) = self.directory.queue_tenant(o.queue) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    recordings.push(recording_open_row(&o, tenant));
+                }
+                Record::Recording(r) => {
+                    let Some(tenant) = self.directory.queue_tenant(r.queue) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    recordings.push(recording_row(*r, tenant));
+                }
                 // Taken by `campaign` above.
                 Record::Attempt(_)
                 | Record::AttemptStarted(_)
@@ -691,6 +814,17 @@ impl RecordSink for StoreSink {
             |rows| {
                 let store = store.clone();
                 Box::pin(async move { store.insert_traces(rows).await })
+            },
+        )
+        .await;
+        lost += write_records(
+            "recordings",
+            recordings,
+            |r| r.id.to_string(),
+            dups,
+            |rows| {
+                let store = store.clone();
+                Box::pin(async move { store.insert_recordings(rows).await })
             },
         )
         .await;
@@ -814,4 +948,155 @@ where
     }
     warn!(rows = n, "gave up writing {what}");
     n as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchyard_engine::recording::{
+        AudioFigures, RecordingOpen, RecordingRecord, RecordingSpan, RecordingStatus, SpanKind,
+    };
+    use switchyard_engine::{CallId, RecordingCapture, RecordingId, RecordingMode};
+
+    use super::*;
+
+    const ID: u128 = 0x0192_0000_0000_7000_8000_0000_0000_0001;
+    const CALL_LEG: u128 = 0xa1;
+    const LEG: u128 = 0xb2;
+
+    fn tenant() -> TenantId {
+        TenantId(Uuid::from_u128(0x7e))
+    }
+
+    fn record(figures: Option<AudioFigures>) -> RecordingRecord {
+        RecordingRecord {
+            id: RecordingId(ID),
+            call: CallId(4),
+            call_leg: LegId(CALL_LEG),
+            leg: LegId(LEG),
+            queue: QueueId(3),
+            agents: vec![AgentId(7), AgentId(9)],
+            caller_number: "+15550001234".into(),
+            mode: RecordingMode::AlwaysForced,
+            capture: RecordingCapture::Switch,
+            fell_back: true,
+            stereo: true,
+            path: "/rec/a.wav".into(),
+            started_unix_ms: 1_000,
+            ended_unix_ms: 61_000,
+            spans: vec![RecordingSpan {
+                kind: SpanKind::Masked,
+                start_ms: 5_000,
+                end_ms: 9_000,
+                by: "sup".into(),
+                ended_by: String::new(),
+            }],
+            status: RecordingStatus::Damaged,
+            figures,
+            error: Some("truncated".into()),
+        }
+    }
+
+    fn figures() -> AudioFigures {
+        AudioFigures {
+            duration_ms: 59_990,
+            sample_rate: 8000,
+            channels: 2,
+            bytes: 959_724,
+            silence_ratio: 0.25,
+            peak_dbfs: vec![Some(-3.5), None],
+            channel_silence: vec![0.125, 1.0],
+            peaks: vec![
+                vec![(-0.1, 0.1), (-0.5, 0.75)],
+                vec![(0.0, 0.0), (0.0, 0.0)],
+            ],
+            frames_per_peak: 240,
+        }
+    }
+
+    #[test]
+    fn an_open_recording_is_filed_as_an_open_row_with_nothing_measured() {
+        let open = RecordingOpen {
+            id: RecordingId(ID),
+            call: CallId(4),
+            call_leg: LegId(CALL_LEG),
+            leg: LegId(LEG),
+            queue: QueueId(3),
+            started_unix_ms: 1_000,
+        };
+        let row = recording_open_row(&open, tenant());
+        assert_eq!(row.id, Uuid::from_u128(ID));
+        assert_eq!(
+            (row.call_id, row.leg, row.queue_id, row.started_at_ms),
+            (Uuid::from_u128(CALL_LEG), Uuid::from_u128(LEG), 3, 1_000)
+        );
+        assert_eq!(row.status, crate::store::OPEN_RECORDING);
+        assert_eq!(
+            (row.ended_at_ms, row.duration_ms, row.silence_ratio),
+            (None, None, None)
+        );
+        assert_eq!((row.spans, row.waveform), (json!([]), Value::Null));
+    }
+
+    #[test]
+    fn a_finished_recording_files_its_names_figures_spans_and_waveform() {
+        let row = recording_row(record(Some(figures())), tenant());
+        assert_eq!(row.tenant, tenant());
+        assert_eq!(row.agents, vec![7, 9]);
+        assert_eq!(
+            (row.mode.as_str(), row.capture.as_str(), row.status.as_str()),
+            ("always-forced", "switch", "damaged")
+        );
+        assert_eq!((row.started_at_ms, row.ended_at_ms), (1_000, Some(61_000)));
+        assert_eq!(row.error.as_deref(), Some("truncated"));
+        assert_eq!(
+            (row.duration_ms, row.sample_rate, row.channels, row.bytes),
+            (Some(59_990), Some(8000), Some(2), Some(959_724))
+        );
+        assert_eq!(row.silence_ratio, Some(0.25));
+        assert_eq!(
+            row.spans,
+            json!([{"kind": "masked", "start_ms": 5000, "end_ms": 9000, "by": "sup", "ended_by": ""}])
+        );
+        // Sample values by their f32 decimal form (0.1, not 0.10000000149011612).
+        assert_eq!(
+            row.waveform,
+            json!({
+                "peak_dbfs": [-3.5, null],
+                "channel_silence": [0.125, 1.0],
+                "frames_per_peak": 240,
+                "peaks": [[[-0.1, 0.1], [-0.5, 0.75]], [[0.0, 0.0], [0.0, 0.0]]],
+            })
+        );
+    }
+
+    #[test]
+    fn a_recording_without_figures_files_no_measurements() {
+        let row = recording_row(record(None), tenant());
+        assert_eq!(
+            (
+                row.duration_ms,
+                row.sample_rate,
+                row.channels,
+                row.bytes,
+                row.silence_ratio
+            ),
+            (None, None, None, None, None)
+        );
+        assert_eq!(row.waveform, Value::Null);
+    }
+
+    #[test]
+    fn measurements_that_are_not_numbers_are_filed_as_null() {
+        let mut f = figures();
+        f.silence_ratio = f64::NAN;
+        f.peak_dbfs = vec![Some(f64::INFINITY)];
+        f.channel_silence = vec![f64::NAN];
+        f.peaks = vec![vec![(f32::NAN, f32::NEG_INFINITY)]];
+        let row = recording_row(record(Some(f)), tenant());
+        assert_eq!(row.silence_ratio, None);
+        assert_eq!(row.waveform["peak_dbfs"], json!([null]));
+        assert_eq!(row.waveform["channel_silence"], json!([null]));
+        assert_eq!(row.waveform["peaks"], json!([[[null, null]]]));
+    }
 }

@@ -28,7 +28,7 @@ pub enum StoreError {
         campaigns: Vec<i64>,
     },
 
-    /// History records (`what`: `call`, `cdr`, `trace`, `attempt`) whose id is already stored
+    /// History records (`what`: `call`, `cdr`, `trace`, `attempt`, `recording`) whose id is already stored
     /// with other content: another record under the same id (a switch that reuses channel
     /// uuids), never the same record written again (that is a no-op). `ids` names them; the
     /// stored rows are kept as they were and nothing of the batch was written: write the rest

@@ -2,8 +2,8 @@
 //! runtime and read (tenant-scoped) by the API; and reads of the audit log.
 //!
 //! A batch is one transaction: all of it lands or none. Calls, CDRs, traces (and campaign
-//! attempts, in `campaigns`) are records with an identity: each is compared with what is
-//! stored under its id first ([`Store::insert_records`]):
+//! attempts, in `campaigns`; recordings, in `recordings`) are records with an identity: each
+//! is compared with what is stored under its id first ([`Store::insert_records`]):
 //! - the same record again is a no-op (a batch retried after a commit whose answer was lost,
 //!   or replayed);
 //! - better information about the same record replaces it: a real CDR replacing the
@@ -113,7 +113,7 @@ impl SqlBuilder {
 }
 
 /// One multi-row INSERT per chunk of `rows`: `head` `VALUES (...), (...)` `tail`.
-fn insert_statements<T>(
+pub(super) fn insert_statements<T>(
     head: &str,
     tail: &str,
     rows: &[T],

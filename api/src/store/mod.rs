@@ -6,7 +6,8 @@
 //! store.migrate().await?;                       // embedded migrations, idempotent
 //! let queues = store.all_queues().await?;       // the engine loads configuration at start
 //! // HTTP handlers: store.authenticate(key, now_ms), store.create_queue(tenant, .., &audit) ...
-//! // the runtime, in batches: store.insert_calls(&rows), insert_cdrs, insert_traces, ...
+//! // the runtime, in batches: store.insert_calls(&rows), insert_cdrs, insert_traces,
+//! // insert_recordings, ...
 //! ```
 //!
 //! How it is built:
@@ -54,7 +55,7 @@ pub use error::StoreError;
 pub use keys::KeyCheck;
 pub use rows::{
     AgentRow, ApiKey, AuditEntry, AuditFilter, AuditRow, CallFilter, CallRow, CdrRow, IntervalRow,
-    IntervalScope, MemberRow, QueueRow, Skill, Tenant, TraceRow,
+    IntervalScope, MemberRow, QueueRow, RecordingRow, Skill, Tenant, TraceRow,
 };
 pub use spool::SpoolStatus;
 
@@ -175,6 +176,8 @@ macro_rules! bind_args {
                 Arg::Bool(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),
                 Arg::OptText(v) => q.bind(v.as_deref()),
+                Arg::OptI32(v) => q.bind(*v),
+                Arg::OptF64(v) => q.bind(*v),
             };
         }
         q
@@ -187,9 +190,12 @@ pub(crate) enum Arg {
     I64(i64),
     OptI64(Option<i64>),
     I32(i32),
+    OptI32(Option<i32>),
     Bool(bool),
     Text(String),
     OptText(Option<String>),
+    /// Measurements (a recording's silence ratio): REAL / DOUBLE PRECISION, exact both ways.
+    OptF64(Option<f64>),
 }
 
 impl From<i64> for Arg {
@@ -225,6 +231,16 @@ impl From<String> for Arg {
 impl From<Option<&str>> for Arg {
     fn from(v: Option<&str>) -> Arg {
         Arg::OptText(v.map(str::to_owned))
+    }
+}
+impl From<Option<i32>> for Arg {
+    fn from(v: Option<i32>) -> Arg {
+        Arg::OptI32(v)
+    }
+}
+impl From<Option<f64>> for Arg {
+    fn from(v: Option<f64>) -> Arg {
+        Arg::OptF64(v)
     }
 }
 impl From<Option<String>> for Arg {
@@ -269,11 +285,13 @@ pub(crate) use args;
 mod campaigns;
 mod config;
 mod history;
+mod recordings;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
+pub use recordings::OPEN_RECORDING;
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -342,6 +360,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
         include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
         include_str!("../../../migrations/sqlite/0009_platform_secrets.sql"),
+        include_str!("../../../migrations/sqlite/0010_recordings.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -355,6 +374,7 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
         include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
         include_str!("../../../migrations/postgres/0009_platform_secrets.sql"),
+        include_str!("../../../migrations/postgres/0010_recordings.sql"),
     ])
 });
 
@@ -371,7 +391,8 @@ fn embedded(
         campaign_pacer,
         dial_grants,
         platform_secrets,
-    ]: [&'static str; 9],
+        recordings,
+    ]: [&'static str; 10],
 ) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -435,6 +456,13 @@ fn embedded(
             "platform secrets".into(),
             MigrationType::Simple,
             SqlStr::from_static(platform_secrets),
+            false,
+        ),
+        Migration::new(
+            10,
+            "recordings".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(recordings),
             false,
         ),
     ])

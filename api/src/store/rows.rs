@@ -2,8 +2,9 @@
 //!
 //! Columns are portable on purpose (DESIGN §8): uuids are hyphenated TEXT, times BIGINT unix
 //! milliseconds (`*_ms` in Rust), JSON documents TEXT (`serde_json::Value` here), small counts
-//! INTEGER (`i32`), everything else BIGINT (`i64`). Decoding goes through [`RowExt`], which both
-//! backends' row types implement, so each decoder below is written once.
+//! INTEGER (`i32`), measurements REAL / DOUBLE PRECISION (`f64`), everything else BIGINT
+//! (`i64`). Decoding goes through [`RowExt`], which both backends' row types implement, so each
+//! decoder below is written once.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -309,6 +310,8 @@ pub(crate) trait RowExt {
     fn opt_bool(&self, col: &str) -> Result<Option<bool>, StoreError>;
     fn string(&self, col: &str) -> Result<String, StoreError>;
     fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn opt_i32(&self, col: &str) -> Result<Option<i32>, StoreError>;
+    fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError>;
 
     fn uuid(&self, col: &str) -> Result<Uuid, StoreError> {
         parse_uuid(col, &self.string(col)?)
@@ -362,6 +365,12 @@ macro_rules! impl_row_ext {
                 Ok(self.try_get(col)?)
             }
             fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_i32(&self, col: &str) -> Result<Option<i32>, StoreError> {
+                Ok(self.try_get(col)?)
+            }
+            fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError> {
                 Ok(self.try_get(col)?)
             }
         }

@@ -12,8 +12,9 @@
 //!                                                                (probes while down)
 //! ```
 //!
-//! What goes through here: calls, CDRs, decision traces, intervals, campaign attempts,
-//! dispositions and states, agent presence, stand-alone audit entries and queue pause/resume.
+//! What goes through here: calls, CDRs, decision traces, recordings, intervals, campaign
+//! attempts, dispositions and states, agent presence, stand-alone audit entries and queue
+//! pause/resume.
 //! (There is no webhook outbox in this build; it would be one more [`Op`].) Configuration
 //! changes do not: they are validated and written with their audit row in one transaction
 //! while the caller waits, so during an outage they answer 503 and nothing is journaled.
@@ -47,7 +48,7 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 use uuid::Uuid;
 
-use super::rows::{CallRow, CdrRow, IntervalRow, TraceRow};
+use super::rows::{CallRow, CdrRow, IntervalRow, RecordingRow, TraceRow};
 use super::{AttemptRow, AuditEntry, DispositionRow, Store, StoreError};
 use crate::journal::{Journal, JournalError};
 use crate::model::TenantId;
@@ -81,6 +82,10 @@ pub(crate) enum Op {
     },
     Traces {
         rows: Vec<TraceRow>,
+    },
+    /// Open rows and final records, keyed by the recording's id like calls.
+    Recordings {
+        rows: Vec<RecordingRow>,
     },
     Intervals {
         rows: Vec<IntervalRow>,
@@ -118,6 +123,7 @@ impl Op {
             Op::Calls { rows } => rows.len() as u64,
             Op::Cdrs { rows } => rows.len() as u64,
             Op::Traces { rows } => rows.len() as u64,
+            Op::Recordings { rows } => rows.len() as u64,
             Op::Intervals { rows } => rows.len() as u64,
             Op::Attempts { rows } => rows.len() as u64,
             Op::Dispositions { rows } => rows.len() as u64,
@@ -664,6 +670,19 @@ fn apply<'a>(
                     |r| {
                         let store = store.clone();
                         async move { store.insert_traces(&r).await }
+                    },
+                )
+                .await
+            }
+            Op::Recordings { rows } => {
+                keyed(
+                    rows.clone(),
+                    |r| r.id.to_string(),
+                    replay,
+                    spool_dups,
+                    |r| {
+                        let store = store.clone();
+                        async move { store.insert_recordings(&r).await }
                     },
                 )
                 .await
