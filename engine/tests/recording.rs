@@ -358,3 +358,24 @@ fn a_sample_percent_above_a_hundred_is_refused() {
     })));
     assert!(matches!(r, Err(EngineError::InvalidConfig { field, .. }) if field == "recording.sample_percent"));
 }
+
+#[test]
+fn a_recording_whose_leg_is_gone_at_a_resync_ends_there() {
+    let mut bed = Bed::new();
+    queue_recording(&mut bed, always(100));
+    bed.agent(1, &[1]);
+    let (_leg, _call, _agent_leg) = talking(&mut bed);
+    let id = starts(&bed)[0].0;
+    bed.advance(Duration::from_secs(2));
+    // The switch restarted: nothing of the call is left.
+    bed.event(SwitchEvent::Resync {
+        live: Vec::new(),
+        restarted: true,
+    });
+    bed.event(ended(id, false));
+    let rec = recording_records(&bed);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].ended_unix_ms - rec[0].started_unix_ms, 2000);
+    assert_eq!(rec[0].status, RecordingStatus::Failed);
+    assert_eq!(bed.engine.recordings_open(), 0);
+}

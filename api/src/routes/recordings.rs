@@ -13,7 +13,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::calls::tenant_call;
-use super::{AppState, audit, engine_error};
+use super::{AppState, NumberSight, READERS, audit, engine_error};
+use crate::store::RecordingRow;
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, acting_agent, require_role, require_tenant};
 use crate::model::{Principal, Role};
 use crate::openapi::ErrorBody;
@@ -21,6 +22,7 @@ use crate::openapi::ErrorBody;
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(control))
+        .routes(routes!(list_for_call))
         .routes(routes!(upload))
 }
 
@@ -132,6 +134,114 @@ async fn control(
         id,
         action: body.action,
     }))
+}
+
+/// One recording of a call.
+#[derive(Debug, Serialize, ToSchema)]
+struct RecordingView {
+    id: Uuid,
+    /// The call (its arrival leg).
+    call_id: Uuid,
+    /// The leg recorded (the customer's; a callback's customer leg).
+    leg: Uuid,
+    queue_id: i64,
+    /// Every agent heard in it, in order.
+    agents: Vec<i64>,
+    caller_number: String,
+    /// The policy mode that applied (`on-demand`, `always`, `always-forced`).
+    mode: String,
+    /// `live` (recorder legs) or `switch` (`uuid_record`).
+    capture: String,
+    /// The live capture failed and the switch recorded instead.
+    fell_back: bool,
+    stereo: bool,
+    started_at_ms: i64,
+    /// Null while it runs.
+    ended_at_ms: Option<i64>,
+    /// `recording`, `completed`, `damaged` (audio, but not whole), `failed` (no audio).
+    status: String,
+    error: Option<String>,
+    duration_ms: Option<i64>,
+    sample_rate: Option<i32>,
+    channels: Option<i32>,
+    bytes: Option<i64>,
+    /// Share of 20 ms windows in which nobody speaks.
+    silence_ratio: Option<f64>,
+    /// The silent spans: `{kind: paused|masked, start_ms, end_ms, by, ended_by}`.
+    #[schema(value_type = Vec<Object>)]
+    spans: serde_json::Value,
+    /// Per channel: `peak_dbfs`, `channel_silence`, `frames_per_peak` and `peaks` (min, max
+    /// pairs for drawing a waveform); null until measured.
+    #[schema(value_type = Object, nullable)]
+    waveform: serde_json::Value,
+}
+
+fn recording_view(st: &AppState, r: RecordingRow, sight: NumberSight) -> RecordingView {
+    let ids = &st.rt.ids;
+    let agent = r.agents.first().copied();
+    RecordingView {
+        id: r.id,
+        call_id: r.call_id,
+        leg: r.leg,
+        queue_id: ids.queue(r.queue_id),
+        agents: r.agents.iter().map(|a| ids.agent(*a)).collect(),
+        caller_number: sight.show(&r.caller_number, agent),
+        mode: r.mode,
+        capture: r.capture,
+        fell_back: r.fell_back,
+        stereo: r.stereo,
+        started_at_ms: r.started_at_ms,
+        ended_at_ms: r.ended_at_ms,
+        status: r.status,
+        error: r.error,
+        duration_ms: r.duration_ms,
+        sample_rate: r.sample_rate,
+        channels: r.channels,
+        bytes: r.bytes,
+        silence_ratio: r.silence_ratio,
+        spans: r.spans,
+        waveform: r.waveform,
+    }
+}
+
+/// A call's recordings.
+#[derive(Debug, Serialize, ToSchema)]
+struct RecordingList {
+    recordings: Vec<RecordingView>,
+}
+
+/// The recordings a call has (oldest first), with their silent spans, who silenced them,
+/// and what the files measured. An agent key sees only recordings of its own calls.
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}/recordings",
+    tag = "calls",
+    operation_id = "list_call_recordings",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    responses(
+        (status = 200, description = "The call's recordings (empty when none)", body = RecordingList),
+    ),
+)]
+async fn list_for_call(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<RecordingList>, ApiError> {
+    require_role(&p, READERS)?;
+    let tenant = require_tenant(&p)?;
+    let sight = NumberSight::of(&p);
+    let rows = st.rt.store.recordings_for_call(tenant, id).await?;
+    let mine = |r: &RecordingRow| match (p.role, p.agent_id) {
+        (Role::Agent, Some(a)) => r.agents.contains(&a),
+        (Role::Agent, None) => false,
+        _ => true,
+    };
+    let recordings = rows
+        .into_iter()
+        .filter(mine)
+        .map(|r| recording_view(&st, r, sight))
+        .collect();
+    Ok(Json(RecordingList { recordings }))
 }
 
 /// How the span log names a key: its id and role (the audit log has the rest).

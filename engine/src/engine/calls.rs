@@ -381,7 +381,7 @@ impl Engine {
     }
 
     pub(crate) fn forget_caller_leg(&mut self, id: CallId) {
-        self.recording_leg_gone(id);
+        self.recording_detached(id);
         if let Some(call) = self.calls.get(&id)
             && self.legs.get(&call.leg) == Some(&LegRole::Caller(id))
         {

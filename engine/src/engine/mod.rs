@@ -90,6 +90,8 @@ pub struct Engine {
     /// Recordings asked for and not yet recorded (running, or ended and awaiting the
     /// driver's report). At most one running per live call.
     pub(crate) recordings: FastMap<crate::recording::RecordingId, recordings::ActiveRecording>,
+    /// The leg each running recording taps: it ends when that leg does.
+    pub(crate) recorded_legs: FastMap<LegId, crate::recording::RecordingId>,
 }
 
 impl Engine {
@@ -125,6 +127,7 @@ impl Engine {
             instant_accepts: Vec::new(),
             switch_down: false,
             recordings: FastMap::default(),
+            recorded_legs: FastMap::default(),
         };
         engine.arm_stats_timer();
         engine

@@ -179,6 +179,7 @@ impl Engine {
     }
 
     pub(crate) fn on_leg_hangup(&mut self, leg: LegId, cause: HangupCause) {
+        self.recorded_leg_gone(leg);
         // A persistent line carrying an offer or a call ends them as any agent leg would,
         // then stops being the agent's line.
         let line = self.line_owner(leg);

@@ -4,8 +4,9 @@
 //!   Talking ── policy records from the bridge, not yet recording ──► start
 //!   Talking ── already recording this leg (a second agent) ────────► agent added, nothing sent
 //!   API start/stop/pause/resume/mask/unmask ─► checked (policy, who asks, state) ─► command
-//!   the recorded leg leaves (call ended, caller gone for a callback) or stop ─► ended: wait
-//!        for the driver's RecordingEnded, at most `recording_report_within`
+//!   the recorded leg hangs up (or is gone at a resync), or stop ─► ended: wait for the
+//!        driver's RecordingEnded, at most `recording_report_within`. A call that ends while
+//!        its leg lives on (an exit to voicemail) leaves the recording running with the leg.
 //!   RecordingEnded, or that deadline ─► Record::Recording, forgotten
 //! ```
 //!
@@ -123,6 +124,7 @@ impl Engine {
         };
         let (leg, call_leg, queue) = (active.leg, active.call_leg, active.queue);
         self.recordings.insert(id, active);
+        self.recorded_legs.insert(leg, id);
         self.persist(Record::RecordingOpened(RecordingOpen {
             id,
             call: c,
@@ -248,13 +250,31 @@ impl Engine {
         Ok(())
     }
 
-    /// The call's recorded leg is gone (the call ended, or its caller left for a callback):
-    /// the recording ends with it.
-    pub(crate) fn recording_leg_gone(&mut self, c: CallId) {
-        let Some(call) = self.calls.get_mut(&c) else {
-            return;
-        };
-        if let Some(id) = call.recording.take() {
+    /// The call no longer owns its leg (it ended, or its caller left for a callback): the
+    /// recording stays with the leg, which ends it when it hangs up.
+    pub(crate) fn recording_detached(&mut self, c: CallId) {
+        if let Some(call) = self.calls.get_mut(&c) {
+            call.recording = None;
+        }
+    }
+
+    /// A leg hung up: the recording tapping it has ended.
+    pub(crate) fn recorded_leg_gone(&mut self, leg: LegId) {
+        if let Some(id) = self.recorded_legs.get(&leg).copied() {
+            self.recording_ended(id, "");
+        }
+    }
+
+    /// After a reconnection: recordings whose legs the switch no longer has have ended.
+    pub(crate) fn recordings_resynced(&mut self, live: &crate::hash::FastSet<LegId>) {
+        let mut gone: Vec<(LegId, RecordingId)> = self
+            .recorded_legs
+            .iter()
+            .filter(|(leg, _)| !live.contains(*leg))
+            .map(|(l, id)| (*l, *id))
+            .collect();
+        gone.sort_unstable();
+        for (_, id) in gone {
             self.recording_ended(id, "");
         }
     }
@@ -270,6 +290,10 @@ impl Engine {
         }
         close_span(active, now, by);
         active.ended = Some(now);
+        let leg = active.leg;
+        if self.recorded_legs.get(&leg) == Some(&id) {
+            self.recorded_legs.remove(&leg);
+        }
         self.timers.arm(
             now + self.cfg.recording_report_within,
             TimerKey::RecordingReport(id),

@@ -162,6 +162,7 @@ impl Engine {
     /// hold that is not in it ended while we could not see it.
     pub(crate) fn on_resync(&mut self, live: &[LegId], restarted: bool) {
         let live: crate::hash::FastSet<LegId> = live.iter().copied().collect();
+        self.recordings_resynced(&live);
         let now = self.now;
         // An origination sent just before the disconnect may not exist yet: give offers
         // younger than this the benefit of the doubt (their own timeout still applies).
