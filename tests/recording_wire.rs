@@ -207,9 +207,10 @@ impl World {
         let leg = LegId::parse(caller).unwrap();
         match self
             .records
-            .wait_for("the recording's record", |r| {
-                matches!(r, Record::Recording(x) if x.leg == leg)
-            })
+            .wait_for(
+                "the recording's record",
+                |r| matches!(r, Record::Recording(x) if x.leg == leg),
+            )
             .await
         {
             Record::Recording(r) => *r,
@@ -263,8 +264,7 @@ struct Wav {
 }
 
 fn read_wav(path: &Path) -> Wav {
-    let mut r = hound::WavReader::open(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let spec = r.spec();
     let n = usize::from(spec.channels);
     let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
@@ -302,9 +302,7 @@ fn strongest(x: &[f64], rate: u32, candidates: &[u32]) -> u32 {
     candidates
         .iter()
         .copied()
-        .max_by(|a, b| {
-            power(x, rate, f64::from(*a)).total_cmp(&power(x, rate, f64::from(*b)))
-        })
+        .max_by(|a, b| power(x, rate, f64::from(*a)).total_cmp(&power(x, rate, f64::from(*b))))
         .unwrap()
 }
 
@@ -350,8 +348,16 @@ async fn a_bridged_call_is_recorded_live_in_stereo_caller_left_agent_right() {
     let talk = span(left, wav.rate, 0.5, 2.5);
     let hear = span(right, wav.rate, 0.5, 2.5);
     let both = [caller_hz, agent_hz];
-    assert_eq!(strongest(talk, wav.rate, &both), caller_hz, "left is the caller");
-    assert_eq!(strongest(hear, wav.rate, &both), agent_hz, "right is the agent");
+    assert_eq!(
+        strongest(talk, wav.rate, &both),
+        caller_hz,
+        "left is the caller"
+    );
+    assert_eq!(
+        strongest(hear, wav.rate, &both),
+        agent_hz,
+        "right is the agent"
+    );
     // Clean directions: the other party's tone is far below in each channel.
     assert!(
         power(talk, wav.rate, f64::from(agent_hz)) * 100.0
@@ -385,17 +391,27 @@ async fn a_pause_leaves_exactly_its_span_silent_and_is_logged() {
     assert_eq!(s.kind, SpanKind::Paused);
     assert_eq!(s.by, "test supervisor");
     let (from, to) = (s.start_ms as f64 / 1000.0, s.end_ms as f64 / 1000.0);
-    assert!((1.3..1.8).contains(&from) && (2.8..3.3).contains(&to), "{s:?}");
+    assert!(
+        (1.3..1.8).contains(&from) && (2.8..3.3).contains(&to),
+        "{s:?}"
+    );
     let wav = read_wav(Path::new(&rec.path));
     // The file starts when the recorder legs answered, a little after the engine asked:
     // the span is looked at with that much slack on each side.
     let slack = 0.25;
     for ch in &wav.channels {
         let inside = span(ch, wav.rate, from + slack, to - slack);
-        assert!(rms(inside) < 1e-4, "silent while paused: rms {}", rms(inside));
+        assert!(
+            rms(inside) < 1e-4,
+            "silent while paused: rms {}",
+            rms(inside)
+        );
         let before = span(ch, wav.rate, 0.3, from - slack);
         let after = span(ch, wav.rate, to + slack, to + 1.0);
-        assert!(rms(before) > 0.05 && rms(after) > 0.05, "audio around the pause");
+        assert!(
+            rms(before) > 0.05 && rms(after) > 0.05,
+            "audio around the pause"
+        );
     }
 }
 

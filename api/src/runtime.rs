@@ -149,7 +149,9 @@ pub struct Uploads {
 
 impl std::fmt::Debug for Uploads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Uploads").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Uploads")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

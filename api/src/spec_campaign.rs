@@ -10,8 +10,7 @@ use switchyard_engine::dialer::connect::ProgressiveDial;
 
 use serde::{Deserialize, Serialize};
 use switchyard_engine::dialer::config::{
-    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, RetryRule,
-    RetryRules,
+    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, RetryRule, RetryRules,
 };
 use switchyard_engine::dialer::window;
 use switchyard_engine::{CampaignId, QueueId};

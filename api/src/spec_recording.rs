@@ -65,7 +65,11 @@ pub struct RecordingSpec {
     pub capture: CaptureWay,
     /// Played to both parties as the recording starts (a sound file: 1-512 characters, no
     /// spaces or control characters).
-    #[schema(min_length = 1, max_length = 512, pattern = r"^[^\u0000-\u0020\u007f-\u009f]+$")]
+    #[schema(
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^[^\u0000-\u0020\u007f-\u009f]+$"
+    )]
     pub announcement: Option<String>,
 }
 
@@ -147,7 +151,10 @@ mod tests {
             percent: 101.0,
             ..RecordingSpec::default()
         };
-        assert_eq!(spec.to_engine("recording").unwrap_err().field, "recording.percent");
+        assert_eq!(
+            spec.to_engine("recording").unwrap_err().field,
+            "recording.percent"
+        );
         let spec = RecordingSpec {
             announcement: Some("this call is recorded.wav".into()),
             ..RecordingSpec::default()

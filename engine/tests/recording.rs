@@ -10,8 +10,8 @@ use switchyard_engine::recording::{
     AudioFigures, RecordingCapture, RecordingOutcome, RecordingRecord, RecordingStatus, SpanKind,
 };
 use switchyard_engine::{
-    AgentConfig, AgentId, CallId, Command, EngineError, HangupCause, LegId, Membership, QueueConfig,
-    QueueId, Record, RecordingAction, RecordingCommand, RecordingId, RecordingMode,
+    AgentConfig, AgentId, CallId, Command, EngineError, HangupCause, LegId, Membership,
+    QueueConfig, QueueId, Record, RecordingAction, RecordingCommand, RecordingId, RecordingMode,
     RecordingPolicy, Requester, Strategy, SwitchCommand, SwitchEvent,
 };
 
@@ -41,9 +41,9 @@ fn starts(bed: &Bed) -> Vec<(RecordingId, LegId, bool)> {
     bed.switch
         .iter()
         .filter_map(|c| match c {
-            SwitchCommand::Recording(RecordingCommand::Start { id, leg, stereo, .. }) => {
-                Some((*id, *leg, *stereo))
-            }
+            SwitchCommand::Recording(RecordingCommand::Start {
+                id, leg, stereo, ..
+            }) => Some((*id, *leg, *stereo)),
             _ => None,
         })
         .collect()
@@ -108,7 +108,10 @@ fn an_always_queue_records_each_call_from_its_bridge_and_writes_the_open_row_fir
     queue_recording(&mut bed, always(100));
     bed.agent(1, &[1]);
     let (leg, _call) = bed.call(1);
-    assert!(starts(&bed).is_empty(), "nothing is recorded before the bridge");
+    assert!(
+        starts(&bed).is_empty(),
+        "nothing is recorded before the bridge"
+    );
     bed.answer(bed.leg_of(1));
     let started = starts(&bed);
     assert_eq!(started.len(), 1);
@@ -235,7 +238,9 @@ fn agents_cannot_pause_or_stop_a_forced_recording_but_may_mask_a_card_number() {
     let pause = try_as(&mut bed, RecordingAction::Pause, by_agent(1));
     assert!(matches!(pause, Err(EngineError::Recording { why, .. }) if why.contains("pause")));
     let stop = try_as(&mut bed, RecordingAction::Stop, by_supervisor());
-    assert!(matches!(stop, Err(EngineError::Recording { why, .. }) if why.contains("cannot be stopped")));
+    assert!(
+        matches!(stop, Err(EngineError::Recording { why, .. }) if why.contains("cannot be stopped"))
+    );
     try_as(&mut bed, RecordingAction::Mask, by_agent(1)).expect("masking a card number");
     try_as(&mut bed, RecordingAction::Unmask, by_agent(1)).expect("unmasked");
     try_as(&mut bed, RecordingAction::Pause, by_supervisor()).expect("a supervisor may pause");
@@ -252,7 +257,9 @@ fn an_agent_cannot_act_on_a_call_that_is_not_theirs() {
         action: RecordingAction::Pause,
         by: by_agent(2),
     });
-    assert!(matches!(r, Err(EngineError::Recording { why, .. }) if why.contains("not this agent's")));
+    assert!(
+        matches!(r, Err(EngineError::Recording { why, .. }) if why.contains("not this agent's"))
+    );
 }
 
 #[test]
@@ -295,12 +302,26 @@ fn pause_and_mask_spans_are_logged_with_who_asked_and_closed_at_the_hangup() {
     let spans: Vec<_> = rec[0]
         .spans
         .iter()
-        .map(|s| (s.kind, s.start_ms, s.end_ms, s.by.as_str(), s.ended_by.as_str()))
+        .map(|s| {
+            (
+                s.kind,
+                s.start_ms,
+                s.end_ms,
+                s.by.as_str(),
+                s.ended_by.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         spans,
         vec![
-            (SpanKind::Paused, 2000, 5000, "key 9 (agent 1)", "key 7 (supervisor)"),
+            (
+                SpanKind::Paused,
+                2000,
+                5000,
+                "key 9 (agent 1)",
+                "key 7 (supervisor)"
+            ),
             (SpanKind::Masked, 6000, 10_000, "key 9 (agent 1)", ""),
         ]
     );
@@ -319,7 +340,13 @@ fn a_recording_the_driver_never_reports_is_written_as_failed_after_the_allowance
     let rec = recording_records(&bed);
     assert_eq!(rec.len(), 1);
     assert_eq!(rec[0].status, RecordingStatus::Failed);
-    assert!(rec[0].error.as_deref().unwrap_or("").contains("never reported"));
+    assert!(
+        rec[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("never reported")
+    );
     assert_eq!(bed.engine.recordings_open(), 0);
 }
 
@@ -356,7 +383,9 @@ fn a_sample_percent_above_a_hundred_is_refused() {
         recording: always(101),
         ..QueueConfig::default()
     })));
-    assert!(matches!(r, Err(EngineError::InvalidConfig { field, .. }) if field == "recording.sample_percent"));
+    assert!(
+        matches!(r, Err(EngineError::InvalidConfig { field, .. }) if field == "recording.sample_percent")
+    );
 }
 
 #[test]

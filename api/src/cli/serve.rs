@@ -130,9 +130,7 @@ impl FileRecording {
         use switchyard_engine::driver::{EndpointSetup, RecordingSetup};
         let mut capture = RecordingSetup::default();
         if let Some(sip) = self.sip {
-            let rtp = self
-                .rtp
-                .unwrap_or_else(|| SocketAddr::new(sip.ip(), 0));
+            let rtp = self.rtp.unwrap_or_else(|| SocketAddr::new(sip.ip(), 0));
             capture.endpoint = Some(EndpointSetup {
                 sip_bind: sip,
                 rtp_bind: rtp,
@@ -360,7 +358,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let s = settings(args)?;
     let store = open_store(&s.database_url).await?;
     let store = with_journal(store, s.journal).await?;
-    run_server(store, s.switch, s.nodes, s.recording, s.http, s.listen, None).await
+    run_server(
+        store,
+        s.switch,
+        s.nodes,
+        s.recording,
+        s.http,
+        s.listen,
+        None,
+    )
+    .await
 }
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {

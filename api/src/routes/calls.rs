@@ -447,7 +447,11 @@ fn shown_trace(ids: &IdCodec, trace: &mut Value) {
 
 /// The engine's call for a call id (its arrival leg), if it is in progress in one of the
 /// tenant's queues; another tenant's call is not there (404).
-pub(super) async fn tenant_call(st: &AppState, tenant: TenantId, id: Uuid) -> Result<CallId, ApiError> {
+pub(super) async fn tenant_call(
+    st: &AppState,
+    tenant: TenantId,
+    id: Uuid,
+) -> Result<CallId, ApiError> {
     let leg = LegId(id.as_u128());
     let dir = st.rt.directory.clone();
     st.rt

@@ -8,10 +8,10 @@ pub mod access;
 mod agents;
 mod audit;
 mod calls;
-mod recordings;
 mod campaigns;
 mod keys;
 mod queues;
+mod recordings;
 mod skills;
 mod tenants;
 

@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::calls::tenant_call;
 use super::{AppState, NumberSight, READERS, audit, engine_error};
-use crate::store::RecordingRow;
 use crate::http::{ApiError, ApiJson, ApiPath, Auth, acting_agent, require_role, require_tenant};
 use crate::model::{Principal, Role};
 use crate::openapi::ErrorBody;
+use crate::store::RecordingRow;
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -377,5 +377,8 @@ fn upload_authorized(headers: &axum::http::HeaderMap, secret: &str) -> bool {
     };
     let a = Sha256::digest(offered.as_bytes());
     let b = Sha256::digest(secret.as_bytes());
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use switchyard_api::app;
 use switchyard_api::http::HttpConfig;
 use switchyard_api::model::Role;
-use switchyard_api::runtime::{Runtime, SwitchConfig};
+use switchyard_api::runtime::{Recording, Runtime, SwitchNode};
 use switchyard_api::store::{AuditEntry, Pools, Store};
 use switchyard_engine::EngineConfig;
 use tokio::task::JoinHandle;
@@ -58,6 +58,30 @@ impl Server {
         http: HttpConfig,
         scenario: switchyard_esl::sim::Scenario,
     ) -> Server {
+        Server::start_full(store, http, scenario, Recording::default()).await
+    }
+
+    /// A server that records as `recording` says.
+    pub async fn start_recording(store: Store, recording: Recording) -> Server {
+        let http = HttpConfig {
+            rate_per_sec: 0,
+            ..HttpConfig::default()
+        };
+        Server::start_full(
+            store,
+            http,
+            switchyard_esl::sim::Scenario::default(),
+            recording,
+        )
+        .await
+    }
+
+    pub async fn start_full(
+        store: Store,
+        http: HttpConfig,
+        scenario: switchyard_esl::sim::Scenario,
+        recording: Recording,
+    ) -> Server {
         let esl = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl_addr = esl.local_addr().unwrap();
         // The fake switch sends inbound callers to the runtime's outbound listener, whose address
@@ -76,13 +100,15 @@ impl Server {
             },
             1,
         );
-        let rt = Runtime::start(
+        let rt = Runtime::start_recording(
             store.clone(),
-            SwitchConfig {
+            vec![SwitchNode {
+                name: "fs1".into(),
                 esl: esl_addr.to_string(),
                 password: "ClueCon".into(),
-                outbound_listen: outbound,
-            },
+            }],
+            &outbound,
+            recording,
             EngineConfig::default(),
             1,
         )

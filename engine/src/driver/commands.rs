@@ -321,7 +321,10 @@ pub(crate) fn recorder_originate(
     let vars = [
         ("origination_uuid".to_owned(), recorder.to_string()),
         ("originate_timeout".to_owned(), whole_seconds(timeout)),
-        (LEG_VARIABLE.to_owned(), super::media::RECORDER_LEG.to_owned()),
+        (
+            LEG_VARIABLE.to_owned(),
+            super::media::RECORDER_LEG.to_owned(),
+        ),
         ("switchyard_recording".to_owned(), recording.to_string()),
         (side.to_owned(), "true".to_owned()),
         ("absolute_codec_string".to_owned(), "PCMU".to_owned()),

@@ -174,7 +174,10 @@ impl Service {
                 caller_user,
                 agent_user,
             } => {
-                let report = match self.expect(id, path, stereo, [caller_user, agent_user]).await {
+                let report = match self
+                    .expect(id, path, stereo, [caller_user, agent_user])
+                    .await
+                {
                     Ok(()) => MediaReport::Ready { id },
                     Err(e) => MediaReport::Refused {
                         id,
@@ -276,7 +279,12 @@ impl Service {
         };
         for user in gone.users {
             let (reply, answer) = oneshot::channel();
-            if live.sip.send(SipCommand::Forget { user, reply }).await.is_ok() {
+            if live
+                .sip
+                .send(SipCommand::Forget { user, reply })
+                .await
+                .is_ok()
+            {
                 let _ = answer.await;
             }
         }
@@ -343,10 +351,8 @@ async fn run_check(check: Check) -> MediaReport {
         Err(why) => (None, Some(std::mem::take(why))),
         Ok(()) => {
             let p = path.clone();
-            let measured = tokio::task::spawn_blocking(move || {
-                inspect(&p, &InspectOptions::default())
-            })
-            .await;
+            let measured =
+                tokio::task::spawn_blocking(move || inspect(&p, &InspectOptions::default())).await;
             match measured {
                 Ok(Ok(report)) => (Some(figures_of(&report)), error),
                 Ok(Err(MediaError::Truncated { report, .. })) => {

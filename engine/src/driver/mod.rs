@@ -121,11 +121,11 @@ use crate::io::{Command, LiveEvent, SwitchCommand};
 pub use self::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
 pub use commands::EslRequest;
 pub use config::{
-    ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, LEG_VARIABLE, NODE_VARIABLE, NodeConfig,
-    EndpointSetup, OpenRecords, Probe, PromptTemplates, RecordingSetup,
+    ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, EndpointSetup, LEG_VARIABLE, NODE_VARIABLE,
+    NodeConfig, OpenRecords, Probe, PromptTemplates, RecordingSetup,
 };
-pub use media::{MediaReport, MediaRequest, RECORDER_LEG};
 pub use error::DriverError;
+pub use media::{MediaReport, MediaRequest, RECORDER_LEG};
 pub use nodes::NodeStatus;
 pub use records::{NullSink, RecordSink};
 pub use session::{Arrival, CallerInput, Origin, RouteKeys, SocketState, read_channel_data};
@@ -486,8 +486,7 @@ impl Driver {
         let shutdown_grace = config.shutdown_grace;
         let callers_admitted = !config.hold_callers;
         let mut config = config;
-        let (media, sip_addr) = media_service::start(config.recording.endpoint.as_ref())
-            .await?;
+        let (media, sip_addr) = media_service::start(config.recording.endpoint.as_ref()).await?;
         match (sip_addr, &mut config.recording.recorder_dial) {
             (Some(addr), Some(dial)) => *dial = dial.replace("{addr}", &addr.to_string()),
             // Without an endpoint there is nobody to dial.

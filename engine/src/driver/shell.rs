@@ -27,8 +27,8 @@ use tracing::{error, info, warn};
 use crate::io::LiveEvent;
 
 use super::commands::EslRequest;
-use super::media::{MediaReport, MediaRequest};
 use super::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
+use super::media::{MediaReport, MediaRequest};
 use super::records::RecordPipe;
 use super::session::{self, SessionMsg};
 use super::{ApiRequest, ShutdownReport};

@@ -20,9 +20,8 @@ use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, QueueId};
 use crate::io::{LegId, Record, RecordingCommand, SwitchCommand};
 use crate::recording::{
-    RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingOpen,
-    RecordingOutcome, RecordingPolicy, RecordingRecord, RecordingSpan, RecordingStatus,
-    Requester, SpanKind,
+    RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingOpen, RecordingOutcome,
+    RecordingPolicy, RecordingRecord, RecordingSpan, RecordingStatus, Requester, SpanKind,
 };
 use crate::timers::TimerKey;
 
@@ -71,7 +70,10 @@ impl Engine {
                 .map(|q| q.cfg.recording.clone())
                 .unwrap_or_default(),
         };
-        if let Some(mode) = agent.and_then(|a| self.agent(a)).and_then(|a| a.cfg.recording) {
+        if let Some(mode) = agent
+            .and_then(|a| self.agent(a))
+            .and_then(|a| a.cfg.recording)
+        {
             policy.mode = mode;
         }
         policy

@@ -56,9 +56,13 @@ struct Capture {
 enum Way {
     /// The endpoint was asked to expect the legs; they are dialled at its `Ready`.
     Expecting,
-    Live { legs: [LegId; 2] },
+    Live {
+        legs: [LegId; 2],
+    },
     /// `uuid_record` with this path (as the switch sees it).
-    Switch { path: String },
+    Switch {
+        path: String,
+    },
     /// RECORD_STOP came; the file is being checked.
     Ingesting,
 }
@@ -266,16 +270,20 @@ impl DriverCore {
             return;
         };
         let (leg, node, stereo, silenced) = (c.leg, c.node, c.stereo, c.silenced);
-        let path = match commands::switch_record_path(
-            &self.cfg.recording.switch_path,
-            &file_name(id),
-        ) {
-            Ok(p) => p,
-            Err(e) => {
-                let why = format!("no switch recording: {e}");
-                return self.capture_ended(id, RecordingCapture::Switch, PathBuf::new(), None, Some(why));
-            }
-        };
+        let path =
+            match commands::switch_record_path(&self.cfg.recording.switch_path, &file_name(id)) {
+                Ok(p) => p,
+                Err(e) => {
+                    let why = format!("no switch recording: {e}");
+                    return self.capture_ended(
+                        id,
+                        RecordingCapture::Switch,
+                        PathBuf::new(),
+                        None,
+                        Some(why),
+                    );
+                }
+            };
         let mut requests = commands::switch_record_start(leg, stereo, &path);
         if silenced {
             requests.push(commands::switch_record_verb(leg, "mask", &path));
@@ -419,11 +427,7 @@ impl DriverCore {
     /// Capture requests are few (a handful per recorded call) and are not the engine's
     /// commands: they go at once, outside the in-flight bound.
     fn ask_capture(&mut self, node: usize, requests: Vec<EslRequest>, tracking: Tracking) {
-        self.ask(
-            node,
-            requests,
-            super::Pending::Capture { tracking },
-        );
+        self.ask(node, requests, super::Pending::Capture { tracking });
     }
 }
 

@@ -754,7 +754,10 @@ const RECORDER_DIAL: &str = "sofia/internal/{user}@127.0.0.1:5090";
 
 /// A bench whose queue records every call (`capture` says how) and whose caller is talking
 /// to agent 1: the caller's leg.
-fn recorded_call(capture: RecordingCapture, tune: impl FnOnce(&mut DriverConfig)) -> (Bench, LegId) {
+fn recorded_call(
+    capture: RecordingCapture,
+    tune: impl FnOnce(&mut DriverConfig),
+) -> (Bench, LegId) {
     let mut b = bench_with(|c| {
         c.recording.recorder_dial = Some(RECORDER_DIAL.into());
         c.recording.switch_path = "/var/lib/fs/rec/{file}".into();
@@ -873,7 +876,9 @@ fn a_refused_recorder_leg_falls_back_to_uuid_record_and_its_file_is_ingested_at_
     let id = expected_id(&b);
     b.core.media_report(b.now, MediaReport::Ready { id });
     b.flush();
-    let a_leg = b.ticket("originate {origination_uuid=").expect("recorder leg a");
+    let a_leg = b
+        .ticket("originate {origination_uuid=")
+        .expect("recorder leg a");
     b.answer(
         a_leg,
         vec![Ok(Answer::Job(b"-ERR USER_NOT_REGISTERED\n".to_vec()))],
@@ -885,7 +890,10 @@ fn a_refused_recorder_leg_falls_back_to_uuid_record_and_its_file_is_ingested_at_
     );
     let path = format!("/var/lib/fs/rec/{id}.wav");
     let lines = b.lines();
-    assert!(lines.iter().any(|l| l.starts_with("api uuid_kill ")), "the other recorder leg goes: {lines:?}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("api uuid_kill ")),
+        "the other recorder leg goes: {lines:?}"
+    );
     assert!(lines.contains(&format!("api uuid_setvar {caller} RECORD_STEREO true")));
     assert!(lines.contains(&format!("api uuid_record {caller} start {path}")));
     assert_eq!(b.core.stats().recorder_fallbacks, 1);
@@ -938,7 +946,10 @@ fn a_switch_recording_is_masked_for_a_pause_and_stopped_on_request() {
     let path = b
         .lines()
         .into_iter()
-        .find_map(|l| l.strip_prefix(&format!("api uuid_record {caller} start ")).map(str::to_owned))
+        .find_map(|l| {
+            l.strip_prefix(&format!("api uuid_record {caller} start "))
+                .map(str::to_owned)
+        })
         .expect("uuid_record started");
     let call = b.core.engine.call_by_leg(caller).expect("the call");
     let by = crate::recording::Requester {

@@ -1,0 +1,333 @@
+//! Recording through the HTTP API on loopback, on SQLite and PostgreSQL: a queue's policy,
+//! pausing a call in progress (who may, and when not), the recording listed on its call with
+//! its span, and FreeSWITCH's upload of a switch recording.
+
+mod server_common;
+mod store_common;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use server_common::*;
+use switchyard_api::runtime::Recording;
+use switchyard_engine::driver::RecordingSetup;
+
+/// Switch recordings (`uuid_record`, which the fake switch writes on this host) land in `dir`.
+fn switch_recording(dir: &std::path::Path, upload_token: Option<&str>) -> Recording {
+    Recording {
+        capture: RecordingSetup {
+            switch_path: format!("{}/{{file}}", dir.display()),
+            switch_files: dir.to_path_buf(),
+            switch_file_wait: Duration::from_secs(5),
+            ..RecordingSetup::default()
+        },
+        upload_token: upload_token.map(str::to_owned),
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!(
+        "switchyard-recording-api-{name}-{}-{n}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn poll(s: &Server, path: &str, key: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..750 {
+        let (st, v) = s.call("GET", path, Some(key), None).await;
+        if st == 200 && done(&v) {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{path} never became what was waited for");
+}
+
+#[tokio::test]
+async fn a_recorded_call_is_paused_by_its_agent_and_listed_with_the_span_who_asked() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("pause");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(k),
+                Some(json!({"name": "sales", "config": {
+                    "numbers": ["5000"],
+                    "recording": {"policy": "always-forced", "capture": "switch"}
+                }})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        let ana = s.agent(k, "Ana", "user/1000").await;
+        let bo = s.agent(k, "Bo", "user/1001").await;
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{qid}/members"),
+                Some(k),
+                Some(json!({"agent_id": ana})),
+            )
+            .await;
+        assert!(st == 200 || st == 201, "{st} {e}");
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{ana}/state"),
+                Some(k),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let leg = s
+            .switch
+            .as_ref()
+            .unwrap()
+            .place_inbound_call(switchyard_esl::sim::InboundCall {
+                caller_number: "+15551234".into(),
+                caller_name: "Caller".into(),
+                destination: "5000".into(),
+                patience: None,
+                talk_time: Some(Duration::from_secs(3)),
+                dtmf: None,
+            })
+            .await
+            .expect("the fake switch places the call");
+        poll(&s, &format!("/v1/calls/{leg}"), k, |v| {
+            v["phase"] == "talking"
+        })
+        .await;
+        let control = format!("/v1/calls/{leg}/recording");
+        let ana_key = s.agent_key(tenant, ana).await;
+        let bo_key = s.agent_key(tenant, bo).await;
+        // Forced: the agent may not pause it, a supervisor may; another agent may not touch it.
+        let (st, e) = s
+            .call(
+                "POST",
+                &control,
+                Some(&ana_key),
+                Some(json!({"action": "pause"})),
+            )
+            .await;
+        assert_eq!(st, 409, "{e}");
+        assert!(
+            e["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("always-forced"),
+            "{e}"
+        );
+        let (st, e) = s
+            .call(
+                "POST",
+                &control,
+                Some(&bo_key),
+                Some(json!({"action": "mask"})),
+            )
+            .await;
+        assert_eq!(st, 403, "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &control,
+                Some(&ana_key),
+                Some(json!({"action": "mask"})),
+            )
+            .await;
+        assert_eq!(st, 200, "the agent masks a card number: {e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &control,
+                Some(&ana_key),
+                Some(json!({"action": "mask"})),
+            )
+            .await;
+        assert_eq!(st, 409, "already masked: {e}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let (st, e) = s
+            .call("POST", &control, Some(k), Some(json!({"action": "unmask"})))
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let (st, e) = s
+            .call("POST", &control, Some(k), Some(json!({"action": "rewind"})))
+            .await;
+        assert_eq!(st, 422, "an unknown action: {e}");
+        let list = poll(&s, &format!("/v1/calls/{leg}/recordings"), k, |v| {
+            v["recordings"][0]["status"] == "completed"
+        })
+        .await;
+        let r = &list["recordings"][0];
+        assert_eq!(r["capture"], "switch", "{r}");
+        assert_eq!(r["mode"], "always-forced");
+        assert_eq!(r["agents"], json!([ana]));
+        assert_eq!(r["channels"], 2);
+        assert_eq!(r["spans"].as_array().map(Vec::len), Some(1), "{r}");
+        let span = &r["spans"][0];
+        assert_eq!(span["kind"], "masked");
+        assert!(
+            span["by"].as_str().unwrap_or("").contains("(agent)"),
+            "{span}"
+        );
+        assert!(
+            span["ended_by"].as_str().unwrap_or("").contains("(admin)"),
+            "{span}"
+        );
+        let masked_ms = span["end_ms"].as_i64().unwrap() - span["start_ms"].as_i64().unwrap();
+        assert!((500..3000).contains(&masked_ms), "{span}");
+        assert!(r["duration_ms"].as_i64().unwrap_or(0) >= 2000, "{r}");
+        // The other agent sees none of it; a read-only key sees the number masked.
+        let (_, other) = s
+            .call(
+                "GET",
+                &format!("/v1/calls/{leg}/recordings"),
+                Some(&bo_key),
+                None,
+            )
+            .await;
+        assert_eq!(other["recordings"], json!([]), "{other}");
+        let ro = s
+            .key(Some(tenant), switchyard_api::model::Role::ReadOnly)
+            .await;
+        let (_, masked) = s
+            .call(
+                "GET",
+                &format!("/v1/calls/{leg}/recordings"),
+                Some(&ro),
+                None,
+            )
+            .await;
+        assert_ne!(
+            masked["recordings"][0]["caller_number"], "+15551234",
+            "{masked}"
+        );
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_recording_asked_of_no_call_is_404_and_a_percent_over_100_names_its_field() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("never");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (_, key) = s.tenant("acme").await;
+        let missing = "00000000-0000-4000-8000-000000000001";
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/calls/{missing}/recording"),
+                Some(&key),
+                Some(json!({"action": "start"})),
+            )
+            .await;
+        assert_eq!(st, 404, "{e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&key),
+                Some(json!({"name": "q", "config": {"recording": {"policy": "always", "percent": 101}}})),
+            )
+            .await;
+        assert_eq!(st, 422, "{e}");
+        assert_eq!(e["error"]["field"], "config.recording.percent", "{e}");
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn freeswitch_uploads_a_switch_recording_with_the_upload_secret_only() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("upload");
+        let secret = "an-upload-secret-of-some-length";
+        let s = Server::start_recording(store, switch_recording(&dir, Some(secret))).await;
+        let file = "3f0e1a52-7d5c-4b7e-9a61-0c3f5e2d8b11.wav";
+        let url = format!("{}/v1/recordings/upload/{file}", s.base);
+        let body = vec![7u8; 100_000];
+        let put = |auth: Option<String>, url: String| {
+            let mut req = s.http.put(url).body(body.clone());
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            req.send()
+        };
+        let status = |r: reqwest::Response| r.status().as_u16();
+        assert_eq!(status(put(None, url.clone()).await.unwrap()), 401);
+        assert_eq!(
+            status(put(Some("Bearer wrong".into()), url.clone()).await.unwrap()),
+            401
+        );
+        let (_, api_key) = s.tenant("acme").await;
+        assert_eq!(
+            status(
+                put(Some(format!("Bearer {api_key}")), url.clone())
+                    .await
+                    .unwrap()
+            ),
+            401,
+            "an API key is not the upload secret"
+        );
+        let bad_name = format!("{}/v1/recordings/upload/..%2Fetc%2Fpasswd", s.base);
+        assert_eq!(
+            status(
+                put(Some(format!("Bearer {secret}")), bad_name)
+                    .await
+                    .unwrap()
+            ),
+            422
+        );
+        // mod_http_cache sends the URL's user:password as Basic credentials.
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("switch:{secret}"));
+        assert_eq!(
+            status(
+                put(Some(format!("Basic {basic}")), url.clone())
+                    .await
+                    .unwrap()
+            ),
+            201
+        );
+        let stored = std::fs::read(dir.join(file)).expect("the upload is in the switch files");
+        assert_eq!(stored, body);
+        assert!(!dir.join(format!("{file}.part")).exists());
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uploads_are_refused_when_no_upload_secret_is_configured() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("no-upload");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let url = format!(
+            "{}/v1/recordings/upload/3f0e1a52-7d5c-4b7e-9a61-0c3f5e2d8b11.wav",
+            s.base
+        );
+        let r = s
+            .http
+            .put(url)
+            .header("authorization", "Bearer anything-at-all-here")
+            .body(vec![1u8; 10])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404);
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}
