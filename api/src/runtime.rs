@@ -243,6 +243,7 @@ impl Runtime {
         // is taken over then too (see the driver's `adopt`).
         dcfg.hold_callers = true;
         dcfg.open_records = open_records(&store).await?;
+        close_interrupted_recordings(&store, &recording.capture).await?;
         let uploads = recording.upload_token.clone().map(|token| Uploads {
             dir: recording.capture.switch_files.clone(),
             token,
@@ -570,6 +571,77 @@ fn recording_open_row(
         spans: Value::Array(Vec::new()),
         waveform: Value::Null,
     }
+}
+
+/// Recordings still open in the store when the runtime starts were cut off by the stop (a
+/// crash, a kill): no driver will report them. Each is closed from what its file holds: the
+/// live recorder rewrites its WAV header every second, so a live file plays up to its last
+/// flush (`damaged`, with the figures of what is there); with no file, `failed`. Run before the
+/// driver starts, so no recording of this run can be among them. (With several instances on
+/// one database this belongs to the instance that holds the lease.)
+async fn close_interrupted_recordings(
+    store: &Store,
+    setup: &switchyard_engine::driver::RecordingSetup,
+) -> Result<(), RuntimeError> {
+    let open = store.open_recordings().await?;
+    if open.is_empty() {
+        return Ok(());
+    }
+    let mut closed = Vec::with_capacity(open.len());
+    for row in open {
+        let file = format!("{}.wav", row.id);
+        let candidates = [
+            (setup.live_dir.join(&file), "live"),
+            (setup.switch_files.join(&file), "switch"),
+        ];
+        let found = candidates.into_iter().find(|(p, _)| p.exists());
+        let (path, capture, figures, why) = match found {
+            Some((path, capture)) => {
+                let p = path.clone();
+                let (figures, why) =
+                    tokio::task::spawn_blocking(move || switchyard_engine::driver::check_file(&p))
+                        .await
+                        .unwrap_or((None, Some("the check did not finish".into())));
+                (path.display().to_string(), capture, figures, why)
+            }
+            None => (String::new(), "", None, Some("no file".to_owned())),
+        };
+        let error = format!(
+            "interrupted: switchyard stopped while recording ({})",
+            why.as_deref().unwrap_or("the file is whole up to the stop")
+        );
+        let ended = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or_else(crate::store::now_ms, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })
+            .max(row.started_at_ms);
+        let status = if figures.is_some() {
+            "damaged"
+        } else {
+            "failed"
+        };
+        let mut done = row;
+        done.capture = capture.to_owned();
+        done.path = path;
+        done.ended_at_ms = Some(ended);
+        done.status = status.to_owned();
+        done.error = Some(error);
+        if let Some(f) = &figures {
+            done.duration_ms = Some(stored_i64(f.duration_ms));
+            done.sample_rate = Some(i32::try_from(f.sample_rate).unwrap_or(i32::MAX));
+            done.channels = Some(i32::from(f.channels));
+            done.bytes = Some(stored_i64(f.bytes));
+            done.silence_ratio = Some(f.silence_ratio).filter(|v| v.is_finite());
+            done.waveform = waveform(f);
+        }
+        warn!(recording = %done.id, status, "a recording cut off by the last stop is closed");
+        closed.push(done);
+    }
+    store.insert_recordings(&closed).await?;
+    Ok(())
 }
 
 /// The final row of a finished recording (it replaces the open row of its id).

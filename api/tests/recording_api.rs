@@ -331,3 +331,95 @@ async fn uploads_are_refused_when_no_upload_secret_is_configured() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_recording_cut_off_by_a_stop_is_closed_at_the_next_start_from_what_its_file_holds() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("restart");
+        let live = dir.join("live");
+        std::fs::create_dir_all(&live).unwrap();
+        let (tenant, _key) = {
+            let t = store
+                .create_tenant_granted("acme", &switchyard_api::grants::DialGrants::lab(), &audit())
+                .await
+                .unwrap();
+            (t.id, ())
+        };
+        // Two recordings the last run left open: one with a live file written up to its last
+        // flush (a header that still says 0 bytes of audio, as a crash leaves it), one with
+        // no file at all.
+        let with_file = uuid::Uuid::from_u128(0x1111_2222_3333_4444_5555_6666_7777_8888);
+        let without = uuid::Uuid::from_u128(0x9999_aaaa_bbbb_cccc_dddd_eeee_ffff_0000);
+        let path = live.join(format!("{with_file}.wav"));
+        {
+            let spec = hound::WavSpec {
+                channels: 2,
+                sample_rate: 8000,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(&path, spec).unwrap();
+            for i in 0..16_000 {
+                let v = ((f64::from(i) * 0.3).sin() * 8000.0) as i16;
+                w.write_sample(v).unwrap();
+                w.write_sample(v).unwrap();
+            }
+            w.flush().unwrap();
+            // Dropped without `finalize`: what a kill leaves.
+            std::mem::forget(w);
+        }
+        let open = |id: uuid::Uuid| switchyard_api::store::RecordingRow {
+            id,
+            tenant,
+            call_id: uuid::Uuid::from_u128(id.as_u128() ^ 1),
+            leg: uuid::Uuid::from_u128(id.as_u128() ^ 1),
+            queue_id: 1,
+            agents: Vec::new(),
+            caller_number: String::new(),
+            mode: String::new(),
+            capture: String::new(),
+            fell_back: false,
+            stereo: false,
+            path: String::new(),
+            started_at_ms: 1_700_000_000_000,
+            ended_at_ms: None,
+            status: "recording".into(),
+            error: None,
+            duration_ms: None,
+            sample_rate: None,
+            channels: None,
+            bytes: None,
+            silence_ratio: None,
+            spans: json!([]),
+            waveform: Value::Null,
+        };
+        store
+            .insert_recordings(&[open(with_file), open(without)])
+            .await
+            .unwrap();
+        let mut setup = switch_recording(&dir.join("switch"), None);
+        setup.capture.live_dir = live.clone();
+        let s = Server::start_recording(store.clone(), setup).await;
+        assert!(
+            store.open_recordings().await.unwrap().is_empty(),
+            "none left open"
+        );
+        let a = store.recording(tenant, with_file).await.unwrap().unwrap();
+        assert_eq!(a.status, "damaged", "{a:?}");
+        assert_eq!(a.capture, "live");
+        assert_eq!(a.duration_ms, Some(2000), "what the file holds: {a:?}");
+        assert!(
+            a.error.as_deref().unwrap_or("").contains("interrupted"),
+            "{a:?}"
+        );
+        let b = store.recording(tenant, without).await.unwrap().unwrap();
+        assert_eq!(b.status, "failed", "{b:?}");
+        assert!(
+            b.error.as_deref().unwrap_or("").contains("no file"),
+            "{b:?}"
+        );
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

@@ -405,6 +405,20 @@ async fn await_file(path: &Path, wait: Duration) -> Result<(), String> {
     }
 }
 
+/// Checks a recording's file in place (blocking: run it off the async threads): its figures,
+/// and why it is not whole if it is not. For a file left by a recording that was cut off (a
+/// restart), the figures of what is there.
+pub fn check_file(path: &Path) -> (Option<AudioFigures>, Option<String>) {
+    match inspect(path, &InspectOptions::default()) {
+        Ok(report) => (Some(figures_of(&report)), None),
+        Err(MediaError::Truncated { report, .. }) => (
+            Some(figures_of(&report)),
+            Some(format!("the file is cut short at {:?}", report.duration)),
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    }
+}
+
 fn figures_of(r: &AudioReport) -> AudioFigures {
     AudioFigures {
         duration_ms: u64::try_from(r.duration.as_millis()).unwrap_or(u64::MAX),

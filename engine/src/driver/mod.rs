@@ -92,6 +92,7 @@ mod error;
 mod handover;
 pub mod media;
 mod media_service;
+pub use media_service::check_file;
 mod nodes;
 mod prompts;
 mod records;
