@@ -54,6 +54,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/move"),
     ("PUT", "/v1/calls/{id}/priority"),
     ("POST", "/v1/calls/{id}/disposition"),
+    ("POST", "/v1/calls/{id}/recording"),
+    ("GET", "/v1/calls/{id}/recordings"),
+    ("PUT", "/v1/recordings/upload/{file}"),
     ("GET", "/v1/campaigns"),
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{id}"),
@@ -305,6 +308,8 @@ fn concrete(doc: &Value, method: &str, path: &str) -> String {
         let value = match (p["schema"]["type"].as_str(), p["schema"]["format"].as_str()) {
             (Some("integer"), _) => "1".to_owned(),
             (Some("string"), Some("uuid")) => uuid::Uuid::new_v4().to_string(),
+            // A recording's file name (the upload route).
+            (Some("string"), None) if name == "file" => format!("{}.wav", uuid::Uuid::new_v4()),
             other => panic!("{method} {path}: path parameter {name} of type {other:?}"),
         };
         out = out.replace(&format!("{{{name}}}"), &value);

@@ -265,8 +265,8 @@ const MAX_UPLOAD_BYTES: u64 = 4 << 30;
     path = "/v1/recordings/upload/{file}",
     tag = "recordings",
     operation_id = "upload_switch_recording",
-    params(("file" = String, Path, description = "`<recording id>.wav`, the name the driver gave `uuid_record`")),
-    request_body(content = Vec<u8>, content_type = "audio/wav"),
+    params(("file" = String, Path, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.wav$", description = "`<recording id>.wav`, the name the driver gave `uuid_record`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The WAV file as FreeSWITCH wrote it (any content type is taken)"),
     responses(
         (status = 201, description = "Stored"),
         (status = 401, description = "No upload secret, or a wrong one", body = ErrorBody),
@@ -274,7 +274,6 @@ const MAX_UPLOAD_BYTES: u64 = 4 << 30;
         (status = 413, description = "Larger than 4 GiB", body = ErrorBody),
         (status = 422, description = "`file` is not a recording's file name", body = ErrorBody),
     ),
-    security(()),
 )]
 async fn upload(
     State(st): State<AppState>,
@@ -282,8 +281,13 @@ async fn upload(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Result<axum::http::StatusCode, ApiError> {
+    // Credentials first, so an anonymous request learns nothing of the server's setup.
     let Some(uploads) = &st.rt.uploads else {
-        return Err(ApiError::not_found("recording uploads are not enabled"));
+        return Err(if headers.contains_key(axum::http::header::AUTHORIZATION) {
+            ApiError::not_found("recording uploads are not enabled")
+        } else {
+            ApiError::unauthorized("the recording upload secret is missing")
+        });
     };
     if !upload_authorized(&headers, &uploads.token) {
         return Err(ApiError::unauthorized(

@@ -207,7 +207,7 @@ impl Shell {
                     self.connects
                         .spawn(async move { (node, Client::connect(cfg).await) });
                 }
-                CoreOutput::Media(req) => self.to_media(req),
+                CoreOutput::Media(req) => self.hand_to_media(req),
             }
         }
     }
@@ -215,7 +215,7 @@ impl Shell {
     /// Hands a request to the media service. Its queue is far larger than the recordings
     /// the engine runs; if it is full anyway, the request's answer is given here so the
     /// core waits for nothing.
-    fn to_media(&mut self, req: MediaRequest) {
+    fn hand_to_media(&mut self, req: MediaRequest) {
         let Err(e) = self.media.requests.try_send(req) else {
             return;
         };

@@ -72,11 +72,9 @@ impl DriverCore {
             Some("CUSTOM") if e.header("Event-Subclass").as_deref() == Some("avmd::beep") => {
                 self.machine_detection(leg, AmdResult::Machine);
             }
-            Some("CHANNEL_HANGUP_COMPLETE") => {
-                if !self.on_recorder_gone(leg) {
-                    self.on_hangup_complete(leg, e);
-                }
-            }
+            // A recorder leg is the capture's, not a call's: no CDR, no engine event.
+            Some("CHANNEL_HANGUP_COMPLETE") if self.on_recorder_gone(leg) => {}
+            Some("CHANNEL_HANGUP_COMPLETE") => self.on_hangup_complete(leg, e),
             Some("RECORD_STOP") => {
                 let path = e.header("Record-File-Path");
                 self.on_record_stop(leg, path.as_deref());
