@@ -80,8 +80,14 @@ pub fn tenant_with_admin_key(db: &str) -> String {
 /// Starts `serve` on `db` against the switch at `esl`, callers connecting to `outbound`;
 /// returns the process and the API's base URL once it listens.
 pub async fn serve(db: &str, esl: &str, outbound: &str) -> (Kill, String) {
+    serve_with(db, esl, outbound, &[]).await
+}
+
+/// [`serve`] with more arguments (`--config <file>`).
+pub async fn serve_with(db: &str, esl: &str, outbound: &str, more: &[&str]) -> (Kill, String) {
     let mut child = switchyard()
         .args(["serve", "--database-url", db, "--listen", "127.0.0.1:0"])
+        .args(more)
         .args(["--esl", esl])
         .args(["--outbound-listen", outbound])
         // The tests read every record they made: no per-key rate limit.

@@ -192,6 +192,11 @@ impl Engine {
         }
         self.unindex_agent(a.agent);
         self.agent_changed(a.agent, before);
+        // The recording of the time before the stop ended with it (its file is closed at
+        // boot); the rest of the conversation is recorded anew under the same policy and the
+        // same draw (the call's own, from its leg), so a restart loses no recorded audio but
+        // the moments of the restart itself.
+        self.record_on_talking(id, a.agent);
         tracing::info!(call = %id, leg = %a.caller_leg, agent = %a.agent, "took over a conversation in progress on the switch");
     }
 
