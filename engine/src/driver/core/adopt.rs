@@ -24,7 +24,7 @@ use crate::engine::{AdoptedCall, DialSeen, OpenDial, Recovery};
 use crate::ids::AgentId;
 use crate::io::{LegId, SwitchCommand, SwitchEvent};
 
-use super::super::commands::EslRequest;
+use super::super::commands::{EslRequest, Tracking};
 use super::super::config::{ARRIVED_VARIABLE, LEG_VARIABLE};
 use super::super::resync::{self, ChannelRow};
 use super::timers::Chore;
@@ -311,7 +311,28 @@ impl DriverCore {
             self.originated.insert(*leg, Originated::taken_over(None));
             recovery.lines.push((*agent, *leg));
         }
-        let killed: Vec<LegId> = idle_agent_legs.iter().map(|(l, _)| *l).collect();
+        // A recorder leg of the last run feeds an endpoint that no longer expects it (its
+        // recording was closed at boot; a taken-over conversation is recorded anew): it goes
+        // now rather than at the next two sweeps.
+        let recorders: Vec<(LegId, usize)> = seen
+            .iter()
+            .filter(|(_, s)| var(s, 0).as_deref() == Some(super::super::media::RECORDER_LEG))
+            .map(|(l, s)| (*l, s.node))
+            .collect();
+        for (leg, node) in &recorders {
+            info!(%leg, "a recorder leg from before the start; hanging it up");
+            self.set_home(*leg, *node);
+            let req = EslRequest::Api(format!("uuid_kill {leg} NORMAL_CLEARING"));
+            self.ask(
+                *node,
+                vec![req],
+                Pending::Capture {
+                    tracking: Tracking::Other,
+                },
+            );
+        }
+        let mut killed: Vec<LegId> = idle_agent_legs.iter().map(|(l, _)| *l).collect();
+        killed.extend(recorders.iter().map(|(l, _)| *l));
         for (leg, node) in idle_agent_legs {
             info!(%leg, "an agent leg of ours from before the start carries no call; hanging it up");
             self.set_home(leg, node);

@@ -992,3 +992,52 @@ fn without_a_recorder_endpoint_a_live_policy_records_on_the_switch() {
         b.lines()
     );
 }
+
+#[test]
+fn a_recorder_leg_of_the_last_run_is_hung_up_at_the_takeover() {
+    let now = Instant::now();
+    let cfg = DriverConfig::new("127.0.0.1:8021", "ClueCon");
+    let engine = crate::Engine::new(EngineConfig::default(), 7, now);
+    let mut core = DriverCore::new(cfg, engine, &[true], now).expect("config");
+    core.node_connected(now, 0, CORE, false);
+    let recorder = leg(77);
+    let mut sent: Vec<(Ticket, Vec<EslRequest>)> = Vec::new();
+    let mut drain = |core: &mut DriverCore, sent: &mut Vec<(Ticket, Vec<EslRequest>)>| {
+        while let Some(o) = core.poll_output() {
+            if let CoreOutput::Send {
+                ticket, requests, ..
+            } = o
+            {
+                sent.push((ticket, requests));
+            }
+        }
+    };
+    drain(&mut core, &mut sent);
+    let first_line = |r: &Vec<EslRequest>| match &r[0] {
+        EslRequest::Api(l) | EslRequest::BgApi(l) => l.clone(),
+    };
+    let listing = sent
+        .iter()
+        .find(|(_, r)| first_line(r).starts_with("show channels"))
+        .map(|(t, _)| *t)
+        .expect("the takeover lists the channels");
+    let rows = format!(
+        "{{\"row_count\":1,\"rows\":[{{\"uuid\":\"{recorder}\",\"call_uuid\":\"\",\"callstate\":\"ACTIVE\",\"cid_num\":\"\"}}]}}"
+    );
+    core.answered(now, listing, vec![Ok(Answer::Api(rows.into_bytes()))]);
+    drain(&mut core, &mut sent);
+    let (vars, n) = sent
+        .iter()
+        .find(|(_, r)| first_line(r) == format!("uuid_getvar {recorder} switchyard_leg"))
+        .map(|(t, r)| (*t, r.len()))
+        .expect("the channel is asked who it is");
+    let mut replies = vec![Ok(Answer::Api(b"recorder".to_vec()))];
+    replies.extend((1..n).map(|_| Ok(Answer::Api(b"_undef_".to_vec()))));
+    core.answered(now, vars, replies);
+    drain(&mut core, &mut sent);
+    assert!(
+        sent.iter()
+            .any(|(_, r)| first_line(r) == format!("uuid_kill {recorder} NORMAL_CLEARING")),
+        "{sent:?}"
+    );
+}
