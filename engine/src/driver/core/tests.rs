@@ -1002,7 +1002,7 @@ fn a_recorder_leg_of_the_last_run_is_hung_up_at_the_takeover() {
     core.node_connected(now, 0, CORE, false);
     let recorder = leg(77);
     let mut sent: Vec<(Ticket, Vec<EslRequest>)> = Vec::new();
-    let mut drain = |core: &mut DriverCore, sent: &mut Vec<(Ticket, Vec<EslRequest>)>| {
+    let drain = |core: &mut DriverCore, sent: &mut Vec<(Ticket, Vec<EslRequest>)>| {
         while let Some(o) = core.poll_output() {
             if let CoreOutput::Send {
                 ticket, requests, ..
