@@ -119,7 +119,8 @@ impl World {
             name: "support".into(),
             strategy: Strategy::LongestIdleAgent,
             offer_timeout: Duration::from_secs(2),
-            wrapup: Duration::ZERO,
+            // An agent who transfers a call wraps up, so the call goes to another.
+            wrapup: Duration::from_secs(10),
             announcements: Announcements {
                 first_after: None,
                 every: None,
@@ -187,13 +188,19 @@ impl World {
     /// The agent leg bridged to `caller`, once it is: FreeSWITCH sets both legs' `call_uuid`
     /// to the bridge's A leg (the caller) at CHANNEL_BRIDGE.
     async fn agent_leg_of(&self, caller: &str) -> String {
+        self.agent_leg_other_than(caller, "").await
+    }
+
+    /// As [`World::agent_leg_of`], a leg other than `not`.
+    async fn agent_leg_other_than(&self, caller: &str, not: &str) -> String {
         for _ in 0..500 {
             let body = self.observer.api("show channels as json").await.unwrap();
             let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
             let rows = v["rows"].as_array().cloned().unwrap_or_default();
             let other = rows.iter().find_map(|r| {
                 let uuid = r["uuid"].as_str()?;
-                (uuid != caller && r["call_uuid"].as_str() == Some(caller)).then(|| uuid.to_owned())
+                (uuid != caller && uuid != not && r["call_uuid"].as_str() == Some(caller))
+                    .then(|| uuid.to_owned())
             });
             if let Some(o) = other {
                 return o;
@@ -452,5 +459,68 @@ async fn recorder_legs_that_cannot_be_reached_fall_back_to_uuid_record() {
     assert_eq!(
         strongest(span(&wav.channels[1], wav.rate, 0.1, end), wav.rate, &both),
         agent_hz
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
+    let w = World::start(
+        "transfer",
+        Setup {
+            policy: always(RecordingCapture::Live),
+            recorder_dial: Some(LIVE_DIAL.into()),
+        },
+    )
+    .await;
+    w.agent(1, 1001, true).await;
+    w.agent(2, 1002, true).await;
+    let caller = w.call(Duration::from_secs(5)).await;
+    let first = w.agent_leg_of(&caller).await;
+    let first_hz = w.sim.tone_hz(&first).await.expect("the first agent's tone");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let leg = LegId::parse(&caller).unwrap();
+    let call = w
+        .api
+        .query(move |e| e.call_by_leg(leg))
+        .await
+        .unwrap()
+        .expect("the call is in progress");
+    w.api
+        .command(Command::TransferCall {
+            call,
+            queue: None,
+            by: None,
+        })
+        .await
+        .unwrap();
+    let second = w.agent_leg_other_than(&caller, &first).await;
+    let second_hz = w.sim.tone_hz(&second).await.unwrap();
+    let rec = w.recording(&caller).await;
+    assert_eq!(rec.status, RecordingStatus::Completed, "{:?}", rec.error);
+    assert_eq!(rec.agents.len(), 2, "both agents named: {:?}", rec.agents);
+    let recordings = w
+        .records
+        .snapshot()
+        .iter()
+        .filter(|r| matches!(r, Record::Recording(_)))
+        .count();
+    assert_eq!(recordings, 1, "one recording");
+    let wav = read_wav(Path::new(&rec.path));
+    let right = &wav.channels[1];
+    let agents = [first_hz, second_hz];
+    assert_eq!(
+        strongest(span(right, wav.rate, 0.3, 1.2), wav.rate, &agents),
+        first_hz,
+        "the first agent before the transfer"
+    );
+    let len = right.len() as f64 / f64::from(wav.rate);
+    assert_eq!(
+        strongest(
+            span(right, wav.rate, len - 1.0, len - 0.2),
+            wav.rate,
+            &agents
+        ),
+        second_hz,
+        "the second agent after it, in the same file"
     );
 }

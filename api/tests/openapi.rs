@@ -54,6 +54,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/move"),
     ("PUT", "/v1/calls/{id}/priority"),
     ("POST", "/v1/calls/{id}/disposition"),
+    ("POST", "/v1/calls/{id}/transfer"),
     ("POST", "/v1/calls/{id}/recording"),
     ("GET", "/v1/calls/{id}/recordings"),
     ("PUT", "/v1/recordings/upload/{file}"),

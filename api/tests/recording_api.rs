@@ -423,3 +423,101 @@ async fn a_recording_cut_off_by_a_stop_is_closed_at_the_next_start_from_what_its
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_agent_transfers_its_own_call_back_to_the_queue_and_no_one_elses() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("transfer");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(k),
+                Some(json!({"name": "sales", "config": {"numbers": ["5000"], "wrapup_s": 30}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let qid = q["id"].as_i64().unwrap();
+        let ana = s.agent(k, "Ana", "user/1000").await;
+        let bo = s.agent(k, "Bo", "user/1001").await;
+        for a in [ana, bo] {
+            let (st, e) = s
+                .call(
+                    "POST",
+                    &format!("/v1/queues/{qid}/members"),
+                    Some(k),
+                    Some(json!({"agent_id": a})),
+                )
+                .await;
+            assert!(st == 200 || st == 201, "{st} {e}");
+        }
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{ana}/state"),
+                Some(k),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let leg = s
+            .switch
+            .as_ref()
+            .unwrap()
+            .place_inbound_call(switchyard_esl::sim::InboundCall {
+                caller_number: "+15551234".into(),
+                caller_name: "Caller".into(),
+                destination: "5000".into(),
+                patience: None,
+                talk_time: None,
+                dtmf: None,
+            })
+            .await
+            .expect("the fake switch places the call");
+        let path = format!("/v1/calls/{leg}");
+        poll(&s, &path, k, |v| v["phase"] == "talking").await;
+        let transfer = format!("/v1/calls/{leg}/transfer");
+        let bo_key = s.agent_key(tenant, bo).await;
+        let (st, e) = s
+            .call("POST", &transfer, Some(&bo_key), Some(json!({})))
+            .await;
+        assert_eq!(st, 403, "not Bo's call: {e}");
+        let (st, e) = s
+            .call(
+                "POST",
+                &transfer,
+                Some(k),
+                Some(json!({"queue_id": 999_999})),
+            )
+            .await;
+        assert_eq!(st, 422, "{e}");
+        assert_eq!(e["error"]["field"], "queue_id", "{e}");
+        let ana_key = s.agent_key(tenant, ana).await;
+        let (st, e) = s
+            .call("POST", &transfer, Some(&ana_key), Some(json!({})))
+            .await;
+        assert_eq!(st, 200, "{e}");
+        assert_eq!(e["queue_id"], qid, "{e}");
+        poll(&s, &path, k, |v| v["phase"] == "waiting").await;
+        let (st, e) = s.call("POST", &transfer, Some(k), Some(json!({}))).await;
+        assert_eq!(st, 409, "a waiting call is not in conversation: {e}");
+        // Bo comes: the call is his, Ana wraps up.
+        let (st, e) = s
+            .call(
+                "PUT",
+                &format!("/v1/agents/{bo}/state"),
+                Some(k),
+                Some(json!({"state": "available"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{e}");
+        let talking = poll(&s, &path, k, |v| v["phase"] == "talking").await;
+        assert_eq!(talking["agent_id"], bo, "{talking}");
+        s.stop().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await;
+}

@@ -25,6 +25,10 @@
 //!    │                                                 last of callback_attempts ─► Ended(CallbackFailed)
 //! ```
 //!
+//! A call in Talking can be transferred back to a queue (`Command::TransferCall`): the caller
+//! is parked out of the bridge alive, the agent wraps up, and the call joins the queue as a new
+//! member (Waiting) with its old seniority; its recording goes on.
+//!
 //! A call is *answered* (statistics, live feed, records, a campaign's `connected`) only once
 //! FreeSWITCH reports CHANNEL_BRIDGE between its two legs: an agent leg that answered can
 //! still be lost to the originate that created it (see the driver's module doc).

@@ -42,6 +42,10 @@ pub enum EngineError {
     AgentNotFree { agent: AgentId, why: &'static str },
     #[error("agent {agent} is not on a call")]
     AgentNotOnCall { agent: AgentId },
+    #[error("call {call} is not in conversation with an agent")]
+    CallNotTalking { call: CallId },
+    #[error("call {call} is not agent {agent}'s")]
+    NotAgentsCall { call: CallId, agent: AgentId },
     /// A recording request the call's policy or state does not allow.
     #[error("call {call}: cannot {action} the recording: {why}")]
     Recording {

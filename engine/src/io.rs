@@ -282,6 +282,15 @@ pub enum Command {
         code: String,
         retry_at_unix_ms: Option<u64>,
     },
+    /// Transfers a call in conversation to a queue (its own when `queue` is `None`): the
+    /// caller leaves the agent for music and the line, keeping its seniority; the agent goes
+    /// to wrap-up and is not offered the call again while others can take it. `by`: the agent
+    /// asking, who must be the one on the call.
+    TransferCall {
+        call: CallId,
+        queue: Option<QueueId>,
+        by: Option<AgentId>,
+    },
     /// Starts, stops, pauses or masks a call's recording (the API's verb; see
     /// [`crate::recording`] for who may do what).
     RecordCall {
@@ -363,6 +372,9 @@ pub enum SwitchCommand {
     },
     /// Capture a call's audio (see [`crate::recording`]).
     Recording(RecordingCommand),
+    /// Takes a caller out of its bridge into park, alive: `uuid_transfer <leg> park inline`
+    /// (the transfer flag keeps `hangup_after_bridge` from hanging it up as the bridge ends).
+    Park { leg: LegId },
 }
 
 /// What the driver must do for a recording. `leg` is the customer leg the recording taps.

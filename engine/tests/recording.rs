@@ -408,3 +408,68 @@ fn a_recording_whose_leg_is_gone_at_a_resync_ends_there() {
     assert_eq!(rec[0].status, RecordingStatus::Failed);
     assert_eq!(bed.engine.recordings_open(), 0);
 }
+
+#[test]
+fn a_call_transferred_to_the_queue_stays_in_one_recording_naming_both_agents() {
+    let mut bed = Bed::new();
+    // The agent who transfers wraps up (without wrap-up it could be offered the call again
+    // when nobody else can take it, as after a missed offer).
+    bed.queue(QueueConfig {
+        id: QueueId(1),
+        name: "q1".into(),
+        strategy: Strategy::LongestIdleAgent,
+        wrapup: Duration::from_secs(10),
+        announcements: switchyard_engine::config::Announcements {
+            first_after: None,
+            ..Default::default()
+        },
+        recording: always(100),
+        ..QueueConfig::default()
+    });
+    bed.agent(1, &[1]);
+    bed.agent(2, &[1]);
+    let (leg, call) = bed.call(1);
+    let first = bed.originations()[0];
+    bed.answer(first.0);
+    let id = starts(&bed)[0].0;
+    // The other agent may not transfer this one's call.
+    let refused = bed.try_cmd(Command::TransferCall {
+        call,
+        queue: None,
+        by: Some(AgentId(3 - first.1)),
+    });
+    assert!(matches!(refused, Err(EngineError::NotAgentsCall { .. })));
+    bed.cmd(Command::TransferCall {
+        call,
+        queue: None,
+        by: Some(AgentId(first.1)),
+    });
+    // The caller is parked alive first, then the agent's leg goes.
+    let park = bed
+        .switch
+        .iter()
+        .position(|c| matches!(c, SwitchCommand::Park { leg: l } if *l == leg))
+        .expect("the caller is taken out of the bridge");
+    let hangup = bed
+        .switch
+        .iter()
+        .position(|c| matches!(c, SwitchCommand::Hangup { leg: l, .. } if *l == first.0))
+        .expect("the first agent's leg goes");
+    assert!(park < hangup);
+    let second = bed
+        .originations()
+        .into_iter()
+        .find(|o| o.1 != first.1)
+        .expect("the next agent is offered the call, not the one who transferred it");
+    bed.answer(second.0);
+    assert_eq!(starts(&bed).len(), 1, "no second recording");
+    bed.hangup(leg, HangupCause::Normal);
+    bed.hangup(second.0, HangupCause::Normal);
+    bed.event(ended(id, true));
+    let rec = recording_records(&bed);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].agents, vec![AgentId(first.1), AgentId(second.1)]);
+    let calls = bed.call_records();
+    assert_eq!(calls.len(), 1, "one call, one record");
+    assert_eq!(calls[0].agent, Some(AgentId(second.1)));
+}

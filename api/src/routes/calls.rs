@@ -16,8 +16,11 @@ use uuid::Uuid;
 use super::{
     AppState, NumberSight, READERS, SUPERVISORS, audit, engine_error, engine_id, shown_ref,
 };
-use crate::http::{ApiError, ApiJson, ApiPath, ApiQuery, Auth, require_role, require_tenant};
+use crate::http::{
+    ApiError, ApiJson, ApiPath, ApiQuery, Auth, acting_agent, require_role, require_tenant,
+};
 use crate::ids::{IdCodec, IdKind};
+use crate::model::Role;
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
@@ -30,6 +33,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(assign))
         .routes(routes!(move_call))
         .routes(routes!(set_priority))
+        .routes(routes!(transfer))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -611,5 +615,100 @@ async fn set_priority(
     Ok(Json(PrioritySet {
         id,
         priority: body.priority,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Transfer {
+    /// One of the tenant's queues; absent: the call's own queue.
+    queue_id: Option<i64>,
+}
+
+/// The transfer made.
+#[derive(Debug, Serialize, ToSchema)]
+struct Transferred {
+    id: Uuid,
+    /// The queue the call waits in now.
+    queue_id: i64,
+}
+
+/// Transfers a call in conversation back to a queue (the agent on the call, or a
+/// supervisor): the caller hears the queue's music and waits with its old seniority, the
+/// agent wraps up and is not offered the call again while others can take it, and the call's
+/// recording goes on across both agents.
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/transfer",
+    tag = "calls",
+    operation_id = "transfer_call",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    request_body = Transfer,
+    responses(
+        (status = 200, description = "The call waits in the queue", body = Transferred),
+        (status = 403, description = "A read-only key, an agent key bound to no agent, or an agent on another agent's call", body = ErrorBody),
+        (status = 404, description = "No such call in progress in the tenant's queues", body = ErrorBody),
+        (status = 409, description = "The call is not in conversation with an agent", body = ErrorBody),
+        (status = 422, description = "`queue_id` is not one of the tenant's queues", body = ErrorBody),
+    ),
+)]
+async fn transfer(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(body): ApiJson<Transfer>,
+) -> Result<Json<Transferred>, ApiError> {
+    require_role(&p, &[Role::Admin, Role::Supervisor, Role::Agent])?;
+    let tenant = require_tenant(&p)?;
+    let by = acting_agent(&p)?
+        .and_then(|a| u32::try_from(a).ok())
+        .map(AgentId);
+    let queue = match body.queue_id {
+        None => None,
+        Some(shown) => Some(
+            st.rt
+                .ids
+                .decode(IdKind::Queue, shown)
+                .and_then(engine_id)
+                .map(QueueId)
+                .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
+                .ok_or_else(|| {
+                    ApiError::unprocessable(
+                        "queue_id",
+                        format!("queue {shown} is not one of yours"),
+                    )
+                })?,
+        ),
+    };
+    let call = tenant_call(&st, tenant, id).await?;
+    st.rt
+        .engine
+        .command(Command::TransferCall { call, queue, by })
+        .await
+        .map_err(engine_error)?;
+    let shown_queue = match (body.queue_id, queue) {
+        (Some(q), _) => q,
+        (None, _) => {
+            let q = st
+                .rt
+                .engine
+                .query(move |e| e.call_info(call).map(|c| c.queue))
+                .await
+                .map_err(engine_error)?;
+            q.map_or(0, |q| st.rt.ids.queue(i64::from(q.0)))
+        }
+    };
+    let a = audit(
+        &p,
+        Some(tenant),
+        "call.transfer",
+        "call",
+        id,
+        json!({ "queue_id": shown_queue }),
+    );
+    let _ = st.rt.store.insert_audit(&a).await;
+    Ok(Json(Transferred {
+        id,
+        queue_id: shown_queue,
     }))
 }

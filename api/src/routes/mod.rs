@@ -172,6 +172,13 @@ pub(crate) fn engine_error(e: DriverError) -> ApiError {
                 ApiError::conflict(format!("the agent cannot take an offer now: {why}"))
             }
             EngineError::AgentNotOnCall { .. } => ApiError::conflict("the agent is not on a call"),
+            EngineError::CallNotTalking { .. } => {
+                ApiError::conflict("the call is not in conversation with an agent")
+            }
+            EngineError::NotAgentsCall { .. } => {
+                ApiError::forbidden("the call is not this agent's")
+            }
+            EngineError::Recording { why, .. } => ApiError::conflict(why),
             EngineError::InvalidConfig { field, message } => {
                 ApiError::unprocessable(format!("config.{field}"), message)
             }

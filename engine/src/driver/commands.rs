@@ -92,6 +92,12 @@ pub(crate) fn plan(
     Ok(match cmd {
         // Issued by the core's module `capture`, never planned here.
         SwitchCommand::Recording(_) => (Vec::new(), Tracking::Other),
+        // `uuid_transfer` sets CF_TRANSFER before the state change, so the bridge ends without
+        // its hangup_after_bridge, and the inline `park` holds the caller for its music.
+        SwitchCommand::Park { leg } => (
+            vec![Api(format!("uuid_transfer {leg} park inline"))],
+            Tracking::Other,
+        ),
         SwitchCommand::Answer { leg } => (vec![Api(format!("uuid_answer {leg}"))], Tracking::Other),
         SwitchCommand::Music { leg, source } => {
             (vec![Api(broadcast(*leg, &music(source)?))], Tracking::Other)

@@ -280,6 +280,7 @@ impl Engine {
                 retry_at_unix_ms,
             } => self.disposition(call, code, retry_at_unix_ms),
             Command::RecordCall { call, action, by } => self.on_record_command(call, action, by),
+            Command::TransferCall { call, queue, by } => self.transfer_call(call, queue, by),
         }
     }
 

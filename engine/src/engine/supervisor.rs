@@ -90,6 +90,52 @@ impl Engine {
         Ok(())
     }
 
+    /// A call in conversation goes back to a queue (a blind transfer to a queue, mod_callcenter
+    /// has none): the caller is parked alive out of the bridge first, then the agent's side is
+    /// let go (hung up, or a persistent line back to park), the agent wraps up, and the call
+    /// joins the queue as a new member with its old seniority. Its recording, tapping the
+    /// caller's leg, goes on and will name the next agent too.
+    pub(crate) fn transfer_call(
+        &mut self,
+        c: CallId,
+        to: Option<QueueId>,
+        by: Option<AgentId>,
+    ) -> Result<(), EngineError> {
+        let now = self.now;
+        let call = self.calls.get(&c).ok_or(EngineError::UnknownCall(c))?;
+        let Phase::Talking {
+            agent,
+            agent_leg,
+            since,
+        } = call.phase
+        else {
+            return Err(EngineError::CallNotTalking { call: c });
+        };
+        if let Some(a) = by
+            && a != agent
+        {
+            return Err(EngineError::NotAgentsCall { call: c, agent: a });
+        }
+        if !call.caller_present {
+            return Err(EngineError::CallNotTalking { call: c });
+        }
+        let q = to.unwrap_or(call.queue);
+        self.queue(q).ok_or(EngineError::UnknownQueue(q))?;
+        let (leg, from) = (call.leg, call.queue);
+        // The caller first: once it is out of the bridge, the agent leg's end cannot take it
+        // along (it carries hangup_after_bridge from its bridge).
+        self.switch(SwitchCommand::Park { leg });
+        self.free_agent_leg(agent, agent_leg, "NORMAL_CLEARING");
+        let talk = now.saturating_duration_since(since);
+        self.stats.call_talk_ended(now, from, c, agent, talk);
+        self.finish_agent_call(agent, c, talk, true);
+        self.join_queue(c, q);
+        if let Some(call) = self.calls.get_mut(&c) {
+            call.remember_tried(agent);
+        }
+        Ok(())
+    }
+
     pub(crate) fn exit_call_cmd(&mut self, c: CallId, exit: Exit) -> Result<(), EngineError> {
         let call = self.calls.get(&c).ok_or(EngineError::UnknownCall(c))?;
         if !matches!(call.phase, Phase::Waiting | Phase::Offering) {

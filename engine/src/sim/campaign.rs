@@ -610,7 +610,8 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                     | SwitchCommand::Announce { .. }
                     | SwitchCommand::Eavesdrop { .. }
                     // Nothing is captured in the simulation.
-                    | SwitchCommand::Recording(_) => {}
+                    | SwitchCommand::Recording(_)
+                    | SwitchCommand::Park { .. } => {}
                 },
                 Output::Persist(Record::AgentState(s)) => {
                     let prev = agent_state.insert(s.agent, (s.state, s.at_unix_ms));

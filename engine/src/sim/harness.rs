@@ -386,7 +386,8 @@ impl Simulation {
                         | SwitchCommand::Announce { .. }
                         | SwitchCommand::Eavesdrop { .. }
                         // Nothing is captured in the simulation.
-                        | SwitchCommand::Recording(_) => {}
+                        | SwitchCommand::Recording(_)
+                        | SwitchCommand::Park { .. } => {}
                     },
                     Output::Persist(Record::Call(rec)) => {
                         if !seen_calls.insert(rec.call) {

@@ -452,7 +452,9 @@ impl DriverCore {
             _ => None,
         };
         let restamp = match &cmd {
-            Command::MoveCall { call, .. } | Command::SetCallPriority { call, .. } => Some(*call),
+            Command::MoveCall { call, .. }
+            | Command::SetCallPriority { call, .. }
+            | Command::TransferCall { call, .. } => Some(*call),
             _ => None,
         };
         let result = self.feed(Input::Api(self.now, cmd));

@@ -227,6 +227,7 @@ impl DriverCore {
             | SwitchCommand::Music { leg, .. }
             | SwitchCommand::Announce { leg, .. }
             | SwitchCommand::Hangup { leg, .. }
+            | SwitchCommand::Park { leg }
             | SwitchCommand::Transfer { leg, .. }
             | SwitchCommand::PlayThenHangup { leg, .. } => Some(self.leg_node(*leg)),
         }

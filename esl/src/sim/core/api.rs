@@ -356,9 +356,21 @@ impl Switch {
             _ => {}
         }
         let us = self.us(now);
+        // Transferred legs keep going in the dialplan rather than hang up: FreeSWITCH's
+        // CF_TRANSFER, modelled as park_after_bridge for the transfer's own unbridge only.
+        // The flag is no channel variable there, so none is left behind for a later bridge.
+        let before: Vec<(ChanId, Option<String>)> = targets
+            .iter()
+            .map(|t| {
+                let old = self
+                    .chans
+                    .get(t)
+                    .and_then(|c| c.var("park_after_bridge").map(str::to_owned));
+                (*t, old)
+            })
+            .collect();
         for t in &targets {
             if let Some(c) = self.chans.get_mut(t) {
-                // Transferred legs keep going in the dialplan rather than hang up.
                 c.set_var("park_after_bridge", "true");
             }
         }
@@ -390,6 +402,14 @@ impl Switch {
             } else {
                 // The simulated dialplan parks every extension.
                 self.park(now, t, None);
+            }
+        }
+        for (t, old) in before {
+            if let Some(c) = self.chans.get_mut(&t) {
+                match old {
+                    Some(v) => c.set_var("park_after_bridge", v),
+                    None => c.unset_var("park_after_bridge"),
+                }
             }
         }
         "+OK\n".into()
