@@ -47,6 +47,72 @@ async fn poll(s: &Server, path: &str, key: &str, done: impl Fn(&Value) -> bool) 
     panic!("{path} never became what was waited for");
 }
 
+/// A queue `sales` on 5000 with `config`, agents Ana (user/1000, available) and Bo
+/// (user/1001, not yet), both members, and a caller talking to Ana for `talk` (or until hung
+/// up): the queue's id, Ana's, Bo's, and the call's id.
+async fn call_talking_to_ana(
+    s: &Server,
+    k: &str,
+    config: Value,
+    talk: Option<Duration>,
+) -> (i64, i64, i64, String) {
+    let (st, q) = s
+        .call(
+            "POST",
+            "/v1/queues",
+            Some(k),
+            Some(json!({"name": "sales", "config": config})),
+        )
+        .await;
+    assert_eq!(st, 201, "{q}");
+    let qid = q["id"].as_i64().unwrap();
+    let ana = s.agent(k, "Ana", "user/1000").await;
+    let bo = s.agent(k, "Bo", "user/1001").await;
+    for a in [ana, bo] {
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/queues/{qid}/members"),
+                Some(k),
+                Some(json!({"agent_id": a})),
+            )
+            .await;
+        assert!(st == 200 || st == 201, "{st} {e}");
+    }
+    available(s, k, ana).await;
+    let leg = s
+        .switch
+        .as_ref()
+        .unwrap()
+        .place_inbound_call(switchyard_esl::sim::InboundCall {
+            caller_number: "+15551234".into(),
+            caller_name: "Caller".into(),
+            destination: "5000".into(),
+            patience: None,
+            talk_time: talk,
+            dtmf: None,
+        })
+        .await
+        .expect("the fake switch places the call");
+    poll(s, &format!("/v1/calls/{leg}"), k, |v| {
+        v["phase"] == "talking"
+    })
+    .await;
+    (qid, ana, bo, leg)
+}
+
+async fn available(s: &Server, k: &str, agent: i64) {
+    let (st, e) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{agent}/state"),
+            Some(k),
+            Some(json!({"state": "available"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{e}");
+}
+
 #[tokio::test]
 async fn a_recorded_call_is_paused_by_its_agent_and_listed_with_the_span_who_asked() {
     store_common::each_backend(|store| async move {
@@ -54,56 +120,15 @@ async fn a_recorded_call_is_paused_by_its_agent_and_listed_with_the_span_who_ask
         let s = Server::start_recording(store, switch_recording(&dir, None)).await;
         let (tenant, key) = s.tenant("acme").await;
         let k = key.as_str();
-        let (st, q) = s
-            .call(
-                "POST",
-                "/v1/queues",
-                Some(k),
-                Some(json!({"name": "sales", "config": {
-                    "numbers": ["5000"],
-                    "recording": {"policy": "always-forced", "capture": "switch"}
-                }})),
-            )
-            .await;
-        assert_eq!(st, 201, "{q}");
-        let qid = q["id"].as_i64().unwrap();
-        let ana = s.agent(k, "Ana", "user/1000").await;
-        let bo = s.agent(k, "Bo", "user/1001").await;
-        let (st, e) = s
-            .call(
-                "POST",
-                &format!("/v1/queues/{qid}/members"),
-                Some(k),
-                Some(json!({"agent_id": ana})),
-            )
-            .await;
-        assert!(st == 200 || st == 201, "{st} {e}");
-        let (st, e) = s
-            .call(
-                "PUT",
-                &format!("/v1/agents/{ana}/state"),
-                Some(k),
-                Some(json!({"state": "available"})),
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
-        let leg = s
-            .switch
-            .as_ref()
-            .unwrap()
-            .place_inbound_call(switchyard_esl::sim::InboundCall {
-                caller_number: "+15551234".into(),
-                caller_name: "Caller".into(),
-                destination: "5000".into(),
-                patience: None,
-                talk_time: Some(Duration::from_secs(3)),
-                dtmf: None,
-            })
-            .await
-            .expect("the fake switch places the call");
-        poll(&s, &format!("/v1/calls/{leg}"), k, |v| {
-            v["phase"] == "talking"
-        })
+        let (_, ana, bo, leg) = call_talking_to_ana(
+            &s,
+            k,
+            json!({
+                "numbers": ["5000"],
+                "recording": {"policy": "always-forced", "capture": "switch"}
+            }),
+            Some(Duration::from_secs(3)),
+        )
         .await;
         let control = format!("/v1/calls/{leg}/recording");
         let ana_key = s.agent_key(tenant, ana).await;
@@ -431,54 +456,9 @@ async fn an_agent_transfers_its_own_call_back_to_the_queue_and_no_one_elses() {
         let s = Server::start_recording(store, switch_recording(&dir, None)).await;
         let (tenant, key) = s.tenant("acme").await;
         let k = key.as_str();
-        let (st, q) = s
-            .call(
-                "POST",
-                "/v1/queues",
-                Some(k),
-                Some(json!({"name": "sales", "config": {"numbers": ["5000"], "wrapup_s": 30}})),
-            )
-            .await;
-        assert_eq!(st, 201, "{q}");
-        let qid = q["id"].as_i64().unwrap();
-        let ana = s.agent(k, "Ana", "user/1000").await;
-        let bo = s.agent(k, "Bo", "user/1001").await;
-        for a in [ana, bo] {
-            let (st, e) = s
-                .call(
-                    "POST",
-                    &format!("/v1/queues/{qid}/members"),
-                    Some(k),
-                    Some(json!({"agent_id": a})),
-                )
-                .await;
-            assert!(st == 200 || st == 201, "{st} {e}");
-        }
-        let (st, e) = s
-            .call(
-                "PUT",
-                &format!("/v1/agents/{ana}/state"),
-                Some(k),
-                Some(json!({"state": "available"})),
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
-        let leg = s
-            .switch
-            .as_ref()
-            .unwrap()
-            .place_inbound_call(switchyard_esl::sim::InboundCall {
-                caller_number: "+15551234".into(),
-                caller_name: "Caller".into(),
-                destination: "5000".into(),
-                patience: None,
-                talk_time: None,
-                dtmf: None,
-            })
-            .await
-            .expect("the fake switch places the call");
+        let (qid, ana, bo, leg) =
+            call_talking_to_ana(&s, k, json!({"numbers": ["5000"], "wrapup_s": 30}), None).await;
         let path = format!("/v1/calls/{leg}");
-        poll(&s, &path, k, |v| v["phase"] == "talking").await;
         let transfer = format!("/v1/calls/{leg}/transfer");
         let bo_key = s.agent_key(tenant, bo).await;
         let (st, e) = s
@@ -505,15 +485,7 @@ async fn an_agent_transfers_its_own_call_back_to_the_queue_and_no_one_elses() {
         let (st, e) = s.call("POST", &transfer, Some(k), Some(json!({}))).await;
         assert_eq!(st, 409, "a waiting call is not in conversation: {e}");
         // Bo comes: the call is his, Ana wraps up.
-        let (st, e) = s
-            .call(
-                "PUT",
-                &format!("/v1/agents/{bo}/state"),
-                Some(k),
-                Some(json!({"state": "available"})),
-            )
-            .await;
-        assert_eq!(st, 200, "{e}");
+        available(&s, k, bo).await;
         let talking = poll(&s, &path, k, |v| v["phase"] == "talking").await;
         assert_eq!(talking["agent_id"], bo, "{talking}");
         s.stop().await;

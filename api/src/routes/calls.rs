@@ -470,6 +470,21 @@ pub(super) async fn tenant_call(
         .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))
 }
 
+/// The engine's queue for a queue id a body names, if it is one of the tenant's (422 naming
+/// `queue_id` otherwise: a body naming something not the tenant's is a bad request whatever
+/// the call is).
+fn tenant_queue(st: &AppState, tenant: TenantId, shown: i64) -> Result<QueueId, ApiError> {
+    st.rt
+        .ids
+        .decode(IdKind::Queue, shown)
+        .and_then(engine_id)
+        .map(QueueId)
+        .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
+        .ok_or_else(|| {
+            ApiError::unprocessable("queue_id", format!("queue {shown} is not one of yours"))
+        })
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Move {
@@ -511,19 +526,7 @@ async fn move_call(
     let tenant = require_tenant(&p)?;
     // Checked before the call, like `assign`'s agent: a body naming something that is not
     // the tenant's is a bad request whatever the call is.
-    let queue = st
-        .rt
-        .ids
-        .decode(IdKind::Queue, body.queue_id)
-        .and_then(engine_id)
-        .map(QueueId)
-        .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "queue_id",
-                format!("queue {} is not one of yours", body.queue_id),
-            )
-        })?;
+    let queue = tenant_queue(&st, tenant, body.queue_id)?;
     let call = tenant_call(&st, tenant, id).await?;
     st.rt
         .engine
@@ -663,23 +666,10 @@ async fn transfer(
     let by = acting_agent(&p)?
         .and_then(|a| u32::try_from(a).ok())
         .map(AgentId);
-    let queue = match body.queue_id {
-        None => None,
-        Some(shown) => Some(
-            st.rt
-                .ids
-                .decode(IdKind::Queue, shown)
-                .and_then(engine_id)
-                .map(QueueId)
-                .filter(|q| st.rt.directory.queue_tenant(*q) == Some(tenant))
-                .ok_or_else(|| {
-                    ApiError::unprocessable(
-                        "queue_id",
-                        format!("queue {shown} is not one of yours"),
-                    )
-                })?,
-        ),
-    };
+    let queue = body
+        .queue_id
+        .map(|shown| tenant_queue(&st, tenant, shown))
+        .transpose()?;
     let call = tenant_call(&st, tenant, id).await?;
     st.rt
         .engine
