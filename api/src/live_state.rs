@@ -203,6 +203,14 @@ impl LiveState {
             }
             // Filed by the runtime (`campaign_runtime::live_message`): campaigns are not
             // part of the snapshot, each delta is the campaign's whole figures.
+            LiveEvent::CallRecording { call, state } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.recording",
+                    json!({ "id": id, "recording": state }),
+                )
+            }
             LiveEvent::Campaign(_)
             | LiveEvent::CallBridgeFailed { .. }
             | LiveEvent::CampaignPacing { .. } => return None,
@@ -293,6 +301,23 @@ mod tests {
         assert_eq!(
             s.snapshot(t)["calls"][0]["agent_id"],
             IdCodec::new(b"test").agent(3)
+        );
+        let m = s
+            .apply(
+                &LiveEvent::CallRecording {
+                    call: CallId(1),
+                    state: "paused",
+                },
+                qt,
+                at,
+            )
+            .unwrap();
+        assert_eq!(m.kind, "call.recording");
+        let call = &s.snapshot(t)["calls"][0];
+        assert_eq!(
+            (&call["recording"], &call["state"]),
+            (&serde_json::json!("paused"), &serde_json::json!("talking")),
+            "merged into the call: {call}"
         );
         let m = s
             .apply(

@@ -611,6 +611,12 @@ pub enum LiveEvent {
         agent: AgentId,
         reason: BridgeFailure,
     },
+    /// A call's recording changed: `recording` (audio captured), `paused`, `masked`, or
+    /// `stopped` (by request; a recording that ends with the call needs no event).
+    CallRecording {
+        call: CallId,
+        state: &'static str,
+    },
     CallMoved {
         call: CallId,
         from: QueueId,

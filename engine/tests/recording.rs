@@ -10,7 +10,7 @@ use switchyard_engine::recording::{
     AudioFigures, RecordingCapture, RecordingOutcome, RecordingRecord, RecordingStatus, SpanKind,
 };
 use switchyard_engine::{
-    AgentConfig, AgentId, CallId, Command, EngineError, HangupCause, LegId, Membership,
+    AgentConfig, AgentId, CallId, Command, EngineError, HangupCause, LegId, LiveEvent, Membership,
     QueueConfig, QueueId, Record, RecordingAction, RecordingCommand, RecordingId, RecordingMode,
     RecordingPolicy, Requester, Strategy, SwitchCommand, SwitchEvent,
 };
@@ -293,6 +293,19 @@ fn pause_and_mask_spans_are_logged_with_who_asked_and_closed_at_the_hangup() {
             (SpanKind::Paused, false),
             (SpanKind::Masked, true)
         ]
+    );
+    let live: Vec<&str> = bed
+        .live
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::CallRecording { state, .. } => Some(*state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        live,
+        ["recording", "paused", "recording", "masked"],
+        "supervisors see it live"
     );
     bed.advance(Duration::from_secs(4));
     bed.hangup(leg, HangupCause::Normal);

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, QueueId};
-use crate::io::{LegId, Record, RecordingCommand, SwitchCommand};
+use crate::io::{LegId, LiveEvent, Record, RecordingCommand, SwitchCommand};
 use crate::recording::{
     RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingOpen, RecordingOutcome,
     RecordingPolicy, RecordingRecord, RecordingSpan, RecordingStatus, Requester, SpanKind,
@@ -142,6 +142,10 @@ impl Engine {
             capture: policy.capture,
             announcement: policy.announcement.clone(),
         }));
+        self.notify(LiveEvent::CallRecording {
+            call: c,
+            state: "recording",
+        });
     }
 
     /// The API's verb on a call's recording.
@@ -206,6 +210,10 @@ impl Engine {
                 if let Some(call) = self.calls.get_mut(&c) {
                     call.recording = None;
                 }
+                self.notify(LiveEvent::CallRecording {
+                    call: c,
+                    state: "stopped",
+                });
                 return Ok(());
             }
             RecordingAction::Pause => (SpanKind::Paused, true),
@@ -249,6 +257,12 @@ impl Engine {
             kind,
             on,
         }));
+        let state = match (on, kind) {
+            (false, _) => "recording",
+            (true, SpanKind::Paused) => "paused",
+            (true, SpanKind::Masked) => "masked",
+        };
+        self.notify(LiveEvent::CallRecording { call: c, state });
         Ok(())
     }
 
