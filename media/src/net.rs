@@ -4,9 +4,10 @@
 //! FreeSWITCH sends a leg's RTP from the port its SDP offer names (symmetric RTP), so the
 //! SIP endpoint that answers the offer (`crate::sip`) knows each flow's source address before
 //! the first packet and adds it with `Route`; many legs then share one local port. Datagrams
-//! from an address no recording expects are counted and dropped. (mod_oreka sends each leg to
-//! a port number of its own choosing, ignoring the answer; accepting it would need a socket on
-//! that port feeding the same capture, which this shell does not do.)
+//! from an address no recording expects are counted and dropped. mod_oreka's forks are the
+//! exception (`crate::sip`'s `oreka`): each direction's RTP goes to a port number FreeSWITCH
+//! chose, ignoring the answer, so `Listen` binds a socket on that port whose datagrams a small
+//! task hands to this one over a bounded channel, and routes them by the port they arrived at.
 //!
 //! ```text
 //!   commands (Start/Pause/Resume/Stop) ─┐
@@ -21,7 +22,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ const MAX_FLOWS: usize = 4;
 const PER_CALL: usize = 64;
 /// System calls per wake-up before the tick and commands get a turn.
 const CALLS_PER_WAKE: usize = 16;
+/// Datagrams from fork ports waiting for the recorder; a full queue makes the port tasks
+/// wait, and the kernel's socket buffers hold what comes meanwhile.
+const FORK_QUEUE: usize = 1024;
 
 /// How the recorder binds and paces itself.
 #[derive(Debug, Clone)]
@@ -92,6 +96,19 @@ pub enum RecorderCommand<K> {
     },
     /// Stops taking RTP from `from` (the leg hung up); later datagrams from it are stray.
     Unroute { from: SocketAddr },
+    /// Binds local `port` (on the recorder's address) and records what arrives there from
+    /// `peers` as `leg` of recording `key`: an mod_oreka fork, which sends RTP to the port
+    /// number it chose rather than to the answer's.
+    Listen {
+        key: K,
+        leg: Leg,
+        port: u16,
+        peers: Vec<IpAddr>,
+        payload_types: PayloadMap,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Closes a `Listen` port (the fork's BYE); later datagrams to it are refused by the kernel.
+    Unlisten { port: u16 },
     /// Starts a silent span (see [`Capture::pause`]); answers where it starts.
     Pause {
         key: K,
@@ -135,6 +152,8 @@ struct Recording<K> {
     sink: Option<WavSink>,
     failure: Option<MediaError>,
     flows: Vec<SocketAddr>,
+    /// Fork ports (`Listen`) feeding this recording.
+    ports: Vec<u16>,
 }
 
 impl<K> Recording<K> {
@@ -183,6 +202,9 @@ pub struct UdpRecorder<K> {
     slots: Vec<Option<Recording<K>>>,
     by_key: HashMap<K, usize>,
     flows: HashMap<SocketAddr, (usize, Leg)>,
+    ports: HashMap<u16, ForkPort>,
+    fork_tx: mpsc::Sender<ForkDatagram>,
+    fork_rx: mpsc::Receiver<ForkDatagram>,
     batch: batch::Batch,
     datagrams: u64,
     bytes: u64,
@@ -195,6 +217,7 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
         if let Some(bytes) = config.recv_buffer_bytes {
             socket2::SockRef::from(&socket).set_recv_buffer_size(bytes)?;
         }
+        let (fork_tx, fork_rx) = mpsc::channel(FORK_QUEUE);
         Ok(UdpRecorder {
             socket,
             config,
@@ -202,6 +225,9 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
             slots: Vec::new(),
             by_key: HashMap::new(),
             flows: HashMap::new(),
+            ports: HashMap::new(),
+            fork_tx,
+            fork_rx,
             batch: batch::Batch::new(),
             datagrams: 0,
             bytes: 0,
@@ -237,6 +263,7 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
                     None => break,
                 },
                 _ = tick.tick() => self.poll_all(),
+                Some(datagram) = self.fork_rx.recv() => self.push_fork(datagram),
                 ready = self.socket.readable() => match ready {
                     Ok(()) => self.read_batch(),
                     Err(error) => tracing::warn!(%error, "RTP socket"),
@@ -297,6 +324,70 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
         }
     }
 
+    fn push_fork(&mut self, (port, source, datagram): ForkDatagram) {
+        self.datagrams += 1;
+        self.bytes += datagram.len() as u64;
+        let now = self.now();
+        match self.ports.get(&port) {
+            Some(fork) if fork.peers.contains(&source.ip()) => {
+                if let Some(Some(recording)) = self.slots.get_mut(fork.slot) {
+                    recording.capture.push(now, fork.leg, &datagram);
+                }
+            }
+            _ => self.stray += 1,
+        }
+    }
+
+    fn listen(
+        &mut self,
+        key: &K,
+        leg: Leg,
+        port: u16,
+        peers: Vec<IpAddr>,
+        payload_types: PayloadMap,
+    ) -> Result<(), MediaError> {
+        let slot = *self.by_key.get(key).ok_or(MediaError::NoSuchRecording)?;
+        if self.ports.contains_key(&port) {
+            return Err(MediaError::FlowInUse {
+                addr: SocketAddr::new(self.config.bind.ip(), port),
+            });
+        }
+        let recording = self
+            .slots
+            .get_mut(slot)
+            .and_then(Option::as_mut)
+            .ok_or(MediaError::NoSuchRecording)?;
+        if recording.ports.len() >= MAX_FLOWS {
+            return Err(MediaError::Config {
+                reason: "a recording takes RTP on at most 4 fork ports",
+            });
+        }
+        let socket = std::net::UdpSocket::bind(SocketAddr::new(self.config.bind.ip(), port))?;
+        socket.set_nonblocking(true)?;
+        let socket = UdpSocket::from_std(socket)?;
+        recording.capture.set_payload_types(leg, payload_types)?;
+        recording.ports.push(port);
+        let task = tokio::spawn(forward_fork(socket, port, self.fork_tx.clone()));
+        self.ports.insert(
+            port,
+            ForkPort {
+                slot,
+                leg,
+                peers,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    fn unlisten(&mut self, port: u16) {
+        if let Some(fork) = self.ports.remove(&port)
+            && let Some(Some(recording)) = self.slots.get_mut(fork.slot)
+        {
+            recording.ports.retain(|&p| p != port);
+        }
+    }
+
     fn poll_all(&mut self) {
         let now = self.now();
         for recording in self.slots.iter_mut().flatten() {
@@ -327,6 +418,17 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
                 let _ = reply.send(self.route(&key, leg, from, replaces, payload_types));
             }
             RecorderCommand::Unroute { from } => self.unroute(from),
+            RecorderCommand::Listen {
+                key,
+                leg,
+                port,
+                peers,
+                payload_types,
+                reply,
+            } => {
+                let _ = reply.send(self.listen(&key, leg, port, peers, payload_types));
+            }
+            RecorderCommand::Unlisten { port } => self.unlisten(port),
             RecorderCommand::Pause { key, reply } => {
                 let now = self.now();
                 let _ = reply.send(self.recording(&key).and_then(|r| r.capture.pause(now)));
@@ -390,6 +492,7 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
             sink: Some(sink),
             failure: None,
             flows: flows.into_iter().map(|(addr, _)| addr).collect(),
+            ports: Vec::new(),
         });
         self.by_key.insert(key, slot);
         Ok(())
@@ -454,7 +557,44 @@ impl<K: Hash + Eq + Clone> UdpRecorder<K> {
         for addr in &recording.flows {
             self.flows.remove(addr);
         }
+        for port in &recording.ports {
+            self.ports.remove(port);
+        }
         recording.finish(self.now())
+    }
+}
+
+/// A datagram from a fork port: (the local port, its source, its bytes).
+type ForkDatagram = (u16, SocketAddr, Vec<u8>);
+
+/// A fork port's socket, read by its own task. Dropping it closes the socket.
+#[derive(Debug)]
+struct ForkPort {
+    slot: usize,
+    leg: Leg,
+    peers: Vec<IpAddr>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for ForkPort {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Hands what arrives at a fork port to the recorder, until aborted or the recorder is gone.
+async fn forward_fork(socket: UdpSocket, port: u16, to: mpsc::Sender<ForkDatagram>) {
+    let mut buffer = vec![0u8; DATAGRAM_BUFFER];
+    loop {
+        match socket.recv_from(&mut buffer).await {
+            Ok((len, source)) => {
+                if to.send((port, source, buffer[..len].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            // ICMP port unreachable and the like.
+            Err(error) => tracing::debug!(%error, port, "fork RTP receive"),
+        }
     }
 }
 

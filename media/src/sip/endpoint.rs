@@ -7,6 +7,7 @@
 //!   tick (T1 / 10) ─> uas.handle_timeout(now)
 //!   after each: uas.poll_output() until None:
 //!       Send ─> send_to     Route ─> RecorderCommand::Route, await ─> uas.handle_routed
+//!       Listen ─> RecorderCommand::Listen, await ─> uas.handle_listened (mod_oreka forks)
 //!       Unroute ─> RecorderCommand::Unroute     Stop ─> RecorderCommand::Stop ─> Finished event
 //!       Event ─> events channel (bounded; awaited, so a slow reader slows SIP, never loses
 //!                an event: SIP waits in the socket buffer and UDP retransmits)
@@ -36,6 +37,17 @@ pub enum SipCommand<K> {
         key: K,
         leg: Leg,
         reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Take mod_oreka's fork of channel `call_id` (its uuid) into `key`.
+    ExpectFork {
+        call_id: String,
+        key: K,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// Withdraw a fork; answers whether there was one.
+    ForgetFork {
+        call_id: String,
+        reply: oneshot::Sender<bool>,
     },
     /// Withdraw an expectation not yet used; answers whether there was one.
     Forget {
@@ -127,6 +139,16 @@ impl<K: Clone + Eq + std::fmt::Debug> SipEndpoint<K> {
             } => {
                 let _ = reply.send(self.uas.expect(user, key, leg));
             }
+            SipCommand::ExpectFork {
+                call_id,
+                key,
+                reply,
+            } => {
+                let _ = reply.send(self.uas.expect_fork(call_id, key));
+            }
+            SipCommand::ForgetFork { call_id, reply } => {
+                let _ = reply.send(self.uas.forget_fork(&call_id));
+            }
             SipCommand::Forget { user, reply } => {
                 let _ = reply.send(self.uas.forget(&user));
             }
@@ -170,6 +192,32 @@ impl<K: Clone + Eq + std::fmt::Debug> SipEndpoint<K> {
                 }
                 UasOutput::Unroute { from } => {
                     let _ = self.recorder.send(RecorderCommand::Unroute { from }).await;
+                }
+                UasOutput::Listen {
+                    call_id,
+                    key,
+                    leg,
+                    port,
+                    peers,
+                    payload_types,
+                } => {
+                    let (reply, answer) = oneshot::channel();
+                    let command = RecorderCommand::Listen {
+                        key,
+                        leg,
+                        port,
+                        peers,
+                        payload_types,
+                        reply,
+                    };
+                    let result = match self.recorder.send(command).await {
+                        Ok(()) => answer.await.unwrap_or(Err(MediaError::RecorderGone)),
+                        Err(_) => Err(MediaError::RecorderGone),
+                    };
+                    self.uas.handle_listened(&call_id, leg, result);
+                }
+                UasOutput::Unlisten { port } => {
+                    let _ = self.recorder.send(RecorderCommand::Unlisten { port }).await;
                 }
                 UasOutput::Stop { key } => {
                     let (reply, answer) = oneshot::channel();

@@ -13,9 +13,11 @@
 //! routes datagrams by their source address: FreeSWITCH sends from the address its offer
 //! names (symmetric RTP), so that address is what a leg is routed by. One socket serves
 //! every leg (recvmmsg reads them in batches); binding a port per leg would cost a socket
-//! and a task per leg for nothing the routing needs. (mod_oreka ignores the answer and sends
-//! to a port of its own choosing; accepting it would need a socket on that port and is not
-//! done here.)
+//! and a task per leg for nothing the routing needs.
+//!
+//! mod_oreka's forks (`oreka`) are the exception: announced by the forked channel's uuid
+//! (`SipCommand::ExpectFork`), they ignore the answer and send RTP to the port number they
+//! chose, so each direction gets a socket of its own on that port (`RecorderCommand::Listen`).
 //!
 //! Which SIP crate, and why (checked Dec 2026 on this machine's registry, stable 1.95):
 //! - `ezk-sip-ua` 0.9 / `ezk-sip-core` 0.9: a full endpoint (transactions, transports, TLS
@@ -32,14 +34,16 @@
 //!   transaction cache, the dialogs and the SDP answer are this module's own, small and
 //!   sans-IO; both parsers are fed arbitrary and mutated datagrams by tests/sip_core.rs.
 //!
-//! Layout: `message` (datagram -> request facts), `sdp` (offer -> answer), `uas` (the
+//! Layout: `message` (datagram -> request facts), `oreka` (mod_oreka's datagrams), `sdp` (offer -> answer), `uas` (the
 //! sans-IO core: dialogs, transactions, bounds), `endpoint` (the tokio shell).
 
 mod endpoint;
 mod message;
+mod oreka;
 mod sdp;
 mod uas;
 
 pub use endpoint::{SipCommand, SipEndpoint};
+pub use oreka::wire as oreka_wire;
 pub use sdp::{Direction, Negotiated, Refusal, negotiate};
 pub use uas::{EndReason, LegEvent, SipStats, Uas, UasConfig, UasOutput};

@@ -18,12 +18,13 @@
 //! (the oldest is forgotten at the bound) and the size of a message.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ezk_sip_types::Method;
 
 use super::message::{self, Incoming, Request};
+use super::oreka::{self, ForkMessage};
 use super::sdp::{self, Negotiated};
 use crate::MediaError;
 use crate::config::{Leg, PayloadFormat, PayloadMap};
@@ -142,6 +143,20 @@ pub enum UasOutput<K> {
     Unroute {
         from: SocketAddr,
     },
+    /// An mod_oreka fork (see `oreka`): take RTP arriving at local `port` (from `peers` only)
+    /// into recording `key` as `leg`, then call [`Uas::handle_listened`] with the result.
+    Listen {
+        call_id: String,
+        key: K,
+        leg: Leg,
+        port: u16,
+        peers: Vec<IpAddr>,
+        payload_types: PayloadMap,
+    },
+    /// Stop listening on a fork's port.
+    Unlisten {
+        port: u16,
+    },
     /// No leg of recording `key` is expected or live any more: stop it.
     Stop {
         key: K,
@@ -207,6 +222,37 @@ struct Dialog<K> {
     unacked: Option<Unacked>,
 }
 
+/// One direction of an mod_oreka fork.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ForkLeg {
+    Unseen,
+    /// The port is being bound; the INVITE waits for [`Uas::handle_listened`].
+    Binding { port: u16 },
+    Listening { port: u16 },
+    Ended,
+}
+
+/// An mod_oreka fork of one channel (Call-ID = its uuid), announced by `expect_fork`.
+#[derive(Debug)]
+struct Fork<K> {
+    key: K,
+    legs: [ForkLeg; 2],
+    /// The INVITE of each direction while its port is bound, answered afterwards.
+    pending: [Option<(SocketAddr, ForkMessage)>; 2],
+    local_tag: String,
+}
+
+impl<K> Fork<K> {
+    /// Every direction that began has ended (and at least one began).
+    fn finished(&self) -> bool {
+        self.legs.contains(&ForkLeg::Ended)
+            && !self
+                .legs
+                .iter()
+                .any(|l| matches!(l, ForkLeg::Binding { .. } | ForkLeg::Listening { .. }))
+    }
+}
+
 type TxKey = (String, &'static str);
 
 #[derive(Debug)]
@@ -221,6 +267,8 @@ pub struct Uas<K> {
     config: UasConfig,
     expected: HashMap<String, Expected<K>>,
     dialogs: HashMap<String, Dialog<K>>,
+    /// mod_oreka forks by Call-ID (the forked channel's uuid).
+    forks: HashMap<String, Fork<K>>,
     transactions: HashMap<TxKey, Cached>,
     /// Cache entries by age: (expiry, key). An entry updated later keeps its first expiry.
     transaction_order: VecDeque<(Duration, TxKey)>,
@@ -235,6 +283,7 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
             config,
             expected: HashMap::new(),
             dialogs: HashMap::new(),
+            forks: HashMap::new(),
             transactions: HashMap::new(),
             transaction_order: VecDeque::new(),
             outputs: VecDeque::new(),
@@ -282,6 +331,104 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         true
     }
 
+    /// Announces an mod_oreka fork of the channel `call_id` (its uuid: mod_oreka's Call-ID):
+    /// its RX and TX INVITEs are taken into recording `key` as caller and agent.
+    pub fn expect_fork(&mut self, call_id: String, key: K) -> Result<(), MediaError> {
+        if self.forks.contains_key(&call_id) {
+            return Err(MediaError::LegExpected { user: call_id });
+        }
+        if self.expected.len() + self.forks.len() >= self.config.max_expected {
+            return Err(MediaError::SipFull {
+                what: "expected legs",
+                limit: self.config.max_expected,
+            });
+        }
+        self.counter += 1;
+        let local_tag = self.tag();
+        self.forks.insert(
+            call_id,
+            Fork {
+                key,
+                legs: [ForkLeg::Unseen; 2],
+                pending: [None, None],
+                local_tag,
+            },
+        );
+        Ok(())
+    }
+
+    /// Withdraws a fork whose INVITEs never came (`oreka_record` failed); true if there was
+    /// one. A direction already listening is unbound and the recording stopped when idle.
+    pub fn forget_fork(&mut self, call_id: &str) -> bool {
+        let Some(fork) = self.forks.remove(call_id) else {
+            return false;
+        };
+        for leg in fork.legs {
+            if let ForkLeg::Binding { port } | ForkLeg::Listening { port } = leg {
+                self.outputs.push_back(UasOutput::Unlisten { port });
+            }
+        }
+        self.stop_if_idle(&fork.key);
+        true
+    }
+
+    /// The result of a `Listen` output.
+    pub fn handle_listened(
+        &mut self,
+        call_id: &str,
+        leg: Leg,
+        result: Result<(), MediaError>,
+    ) {
+        let Some(fork) = self.forks.get_mut(call_id) else {
+            return;
+        };
+        let i = leg.index();
+        let (ForkLeg::Binding { port }, Some((source, message))) =
+            (fork.legs[i], fork.pending[i].take())
+        else {
+            return;
+        };
+        let key = fork.key.clone();
+        let tag = fork.local_tag.clone();
+        match result {
+            Ok(()) => {
+                fork.legs[i] = ForkLeg::Listening { port };
+                self.stats.answered += 1;
+                let ip = self.config.rtp_addr.ip();
+                let body = oreka::answer(ip, port, self.counter);
+                let datagram = oreka::response(&message, 200, "OK", &tag, Some(body));
+                self.outputs.push_back(UasOutput::Send {
+                    to: source,
+                    datagram,
+                });
+                let rtp_from = SocketAddr::new(message.origin.unwrap_or(source.ip()), port);
+                self.outputs.push_back(UasOutput::Event(LegEvent::Answered {
+                    key,
+                    leg,
+                    call_id: call_id.to_owned(),
+                    rtp_from,
+                    format: PayloadFormat::Pcmu,
+                }));
+            }
+            Err(error) => {
+                fork.legs[i] = ForkLeg::Ended;
+                let datagram =
+                    oreka::response(&message, 503, "Service Unavailable", &tag, None);
+                self.outputs.push_back(UasOutput::Send {
+                    to: source,
+                    datagram,
+                });
+                self.outputs.push_back(UasOutput::Event(LegEvent::Ended {
+                    key,
+                    leg,
+                    call_id: call_id.to_owned(),
+                    reason: EndReason::RouteFailed(error.to_string()),
+                }));
+                self.end_fork_if_finished(call_id);
+            }
+        }
+    }
+
     pub fn poll_output(&mut self) -> Option<UasOutput<K>> {
         self.outputs.pop_front()
     }
@@ -302,6 +449,13 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         self.stats.datagrams += 1;
         if datagram.len() > self.config.max_message_bytes {
             self.stats.oversize += 1;
+            return;
+        }
+        if let Some(fork) = oreka::parse(datagram) {
+            match fork {
+                Ok(message) => self.handle_fork(source, message),
+                Err(()) => self.stats.malformed += 1,
+            }
             return;
         }
         let request = match message::parse(datagram) {
@@ -426,6 +580,78 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
         }
         for call_id in no_ack {
             self.end(&call_id, EndReason::NoAck);
+        }
+    }
+
+    /// An mod_oreka INVITE or BYE. mod_oreka sends each once and reads no answer, so there is
+    /// no transaction to keep: a repeat of a direction's INVITE is ignored, as is a BYE for a
+    /// direction that is not listening.
+    fn handle_fork(&mut self, source: SocketAddr, message: ForkMessage) {
+        let Some(fork) = self.forks.get_mut(&message.call_id) else {
+            if message.begin {
+                self.stats.refused += 1;
+                self.counter += 1;
+                let tag = self.tag();
+                let datagram = oreka::response(&message, 404, "Not Found", &tag, None);
+                self.outputs.push_back(UasOutput::Send {
+                    to: source,
+                    datagram,
+                });
+            } else {
+                self.stats.ignored += 1;
+            }
+            return;
+        };
+        let i = message.leg.index();
+        let key = fork.key.clone();
+        let tag = fork.local_tag.clone();
+        match (message.begin, fork.legs[i], message.port) {
+            (true, ForkLeg::Unseen | ForkLeg::Ended, Some(port)) => {
+                fork.legs[i] = ForkLeg::Binding { port };
+                let mut peers = vec![source.ip()];
+                if let Some(origin) = message.origin
+                    && origin != source.ip()
+                {
+                    peers.push(origin);
+                }
+                fork.pending[i] = Some((source, message.clone()));
+                let payload_types = PayloadMap::empty()
+                    .with(0, PayloadFormat::Pcmu)
+                    .unwrap_or_default();
+                self.outputs.push_back(UasOutput::Listen {
+                    call_id: message.call_id,
+                    key,
+                    leg: message.leg,
+                    port,
+                    peers,
+                    payload_types,
+                });
+            }
+            (false, ForkLeg::Listening { port }, _) => {
+                fork.legs[i] = ForkLeg::Ended;
+                let datagram = oreka::response(&message, 200, "OK", &tag, None);
+                self.outputs.push_back(UasOutput::Send {
+                    to: source,
+                    datagram,
+                });
+                self.outputs.push_back(UasOutput::Unlisten { port });
+                self.outputs.push_back(UasOutput::Event(LegEvent::Ended {
+                    key,
+                    leg: message.leg,
+                    call_id: message.call_id.clone(),
+                    reason: EndReason::Bye,
+                }));
+                self.end_fork_if_finished(&message.call_id);
+            }
+            _ => self.stats.ignored += 1,
+        }
+    }
+
+    fn end_fork_if_finished(&mut self, call_id: &str) {
+        if self.forks.get(call_id).is_some_and(Fork::finished)
+            && let Some(fork) = self.forks.remove(call_id)
+        {
+            self.stop_if_idle(&fork.key);
         }
     }
 
@@ -755,7 +981,8 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
 
     fn stop_if_idle(&mut self, key: &K) {
         let busy = self.dialogs.values().any(|d| &d.key == key)
-            || self.expected.values().any(|e| &e.key == key);
+            || self.expected.values().any(|e| &e.key == key)
+            || self.forks.values().any(|f| &f.key == key);
         if !busy {
             self.outputs.push_back(UasOutput::Stop { key: key.clone() });
         }
