@@ -48,6 +48,9 @@ pub enum CaptureWay {
     Live,
     /// FreeSWITCH's `uuid_record`; the file is ingested after the call.
     Switch,
+    /// mod_oreka's fork (`oreka_record`) into the recorder endpoint, on nodes where
+    /// `[recording] oreka` says mod_oreka is set up; elsewhere as `live`.
+    Oreka,
 }
 
 /// A recording policy.
@@ -113,6 +116,7 @@ impl RecordingSpec {
             capture: match self.capture {
                 CaptureWay::Live => RecordingCapture::Live,
                 CaptureWay::Switch => RecordingCapture::Switch,
+                CaptureWay::Oreka => RecordingCapture::Oreka,
             },
             announcement,
         })

@@ -87,6 +87,10 @@ pub enum RecordingCapture {
     Live,
     /// FreeSWITCH writes the file itself (`uuid_record`); switchyard ingests it after the call.
     Switch,
+    /// mod_oreka forks the customer's leg to switchyard's endpoint (`oreka_record`): live
+    /// audio with no extra channels, where operators load mod_oreka. Nodes without it record
+    /// live with recorder legs instead.
+    Oreka,
 }
 
 impl RecordingCapture {
@@ -94,6 +98,7 @@ impl RecordingCapture {
         match self {
             RecordingCapture::Live => "live",
             RecordingCapture::Switch => "switch",
+            RecordingCapture::Oreka => "oreka",
         }
     }
 }

@@ -362,6 +362,15 @@ pub(crate) fn switch_record_verb(leg: LegId, verb: &str, path: &str) -> EslReque
     EslRequest::Api(format!("uuid_record {leg} {verb} {path}"))
 }
 
+/// `uuid_broadcast <leg> oreka_record:: aleg` (or `oreka_record::stop`): mod_oreka forks the
+/// leg's two directions to the recorder named in its `oreka.conf`, or stops. The application
+/// runs on the leg's own thread between two frames of its bridge; it only adds (or removes) a
+/// media bug, so the bridge carries on.
+pub(crate) fn oreka_record(leg: LegId, stop: bool) -> String {
+    let arg = if stop { "stop" } else { "" };
+    format!("uuid_broadcast {leg} oreka_record::{arg} aleg")
+}
+
 /// `uuid_broadcast <leg> <path> both`: the recording announcement, heard by both parties.
 pub(crate) fn announce_both(leg: LegId, path: &str) -> Result<EslRequest, DriverError> {
     let path = word("recording announcement", path)?;

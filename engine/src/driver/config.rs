@@ -252,6 +252,12 @@ pub struct RecordingSetup {
     pub recorder_dial: Option<String>,
     /// A recorder leg not answered this long is given up, and the switch records instead.
     pub recorder_timeout: Duration,
+    /// mod_oreka is set up on the nodes, its `oreka.conf` sending to the endpoint's SIP
+    /// address: policies with capture `oreka` fork with `oreka_record`. Each node is asked at
+    /// connect whether the module is loaded (`module_exists mod_oreka`): running an
+    /// application FreeSWITCH does not have hangs the channel up, so a node without it records
+    /// with recorder legs instead.
+    pub oreka: bool,
     /// Where live recordings are written (`<recording>.wav`).
     pub live_dir: std::path::PathBuf,
     /// The path `uuid_record` is given; `{file}` becomes `<recording>.wav`. A directory on
@@ -293,6 +299,7 @@ impl Default for RecordingSetup {
             endpoint: None,
             recorder_dial: None,
             recorder_timeout: Duration::from_secs(10),
+            oreka: false,
             live_dir: "recordings/live".into(),
             switch_path: "/var/lib/switchyard/recordings/{file}".into(),
             switch_files: "/var/lib/switchyard/recordings".into(),

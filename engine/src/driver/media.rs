@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!   live:   Expect ─► Ready ─► (the core originates the recorder legs) ... legs end ─► Finished
+//!   oreka:  ExpectFork ─► Ready ─► (the core runs oreka_record) ... its BYEs ─► Finished
 //!           Expect ─► Refused (full, file not writable) ─► the core records on the switch
 //!           Silence{on} while running; Abandon when the core gave the live capture up
 //!   switch: (RECORD_STOP) Ingest ─► Ingested (waits for the file to appear, then checks it)
@@ -37,6 +38,14 @@ pub enum MediaRequest {
         stereo: bool,
         caller_user: String,
         agent_user: String,
+    },
+    /// Open `path` and take mod_oreka's fork of `channel` (Call-ID = its uuid) into it; report
+    /// `Ready` (or `Refused`) before `oreka_record` runs.
+    ExpectFork {
+        id: RecordingId,
+        path: PathBuf,
+        stereo: bool,
+        channel: String,
     },
     /// Write silence from now on (`on`), or audio again.
     Silence { id: RecordingId, on: bool },

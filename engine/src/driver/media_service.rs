@@ -111,10 +111,19 @@ impl Live {
     }
 }
 
-/// A live recording's file and users, until it is finished or abandoned.
+/// A live recording's file and what the endpoint was told to expect, until it is finished
+/// or abandoned.
 struct Expected {
     path: PathBuf,
-    users: [String; 2],
+    announced: Announced,
+}
+
+/// What feeds a live recording.
+enum Announced {
+    /// The two recorder legs' users.
+    Legs([String; 2]),
+    /// mod_oreka's fork of this channel (its uuid).
+    Fork(String),
 }
 
 struct Service {
@@ -174,10 +183,24 @@ impl Service {
                 caller_user,
                 agent_user,
             } => {
-                let report = match self
-                    .expect(id, path, stereo, [caller_user, agent_user])
-                    .await
-                {
+                let announced = Announced::Legs([caller_user, agent_user]);
+                let report = match self.expect(id, path, stereo, announced).await {
+                    Ok(()) => MediaReport::Ready { id },
+                    Err(e) => MediaReport::Refused {
+                        id,
+                        error: e.to_string(),
+                    },
+                };
+                let _ = self.reports.send(report).await;
+            }
+            MediaRequest::ExpectFork {
+                id,
+                path,
+                stereo,
+                channel,
+            } => {
+                let announced = Announced::Fork(channel);
+                let report = match self.expect(id, path, stereo, announced).await {
                     Ok(()) => MediaReport::Ready { id },
                     Err(e) => MediaReport::Refused {
                         id,
@@ -226,7 +249,7 @@ impl Service {
         id: RecordingId,
         path: PathBuf,
         stereo: bool,
-        users: [String; 2],
+        announced: Announced,
     ) -> Result<(), MediaError> {
         let live = self.live.as_ref().ok_or(MediaError::RecorderGone)?;
         if let Some(dir) = path.parent() {
@@ -248,27 +271,45 @@ impl Service {
             .await
             .map_err(|_| MediaError::RecorderGone)?;
         answer.await.map_err(|_| MediaError::RecorderGone)??;
-        for (user, leg) in users.iter().zip([Leg::Caller, Leg::Agent]) {
-            let (reply, answer) = oneshot::channel();
-            let expected = async {
-                live.sip
-                    .send(SipCommand::Expect {
+        let mut commands = Vec::new();
+        match &announced {
+            Announced::Legs(users) => {
+                for (user, leg) in users.iter().zip([Leg::Caller, Leg::Agent]) {
+                    let (reply, answer) = oneshot::channel();
+                    let command = SipCommand::Expect {
                         user: user.clone(),
                         key: id,
                         leg,
                         reply,
-                    })
+                    };
+                    commands.push((command, answer));
+                }
+            }
+            Announced::Fork(channel) => {
+                let (reply, answer) = oneshot::channel();
+                let command = SipCommand::ExpectFork {
+                    call_id: channel.clone(),
+                    key: id,
+                    reply,
+                };
+                commands.push((command, answer));
+            }
+        }
+        for (command, answer) in commands {
+            let expected = async {
+                live.sip
+                    .send(command)
                     .await
                     .map_err(|_| MediaError::RecorderGone)?;
                 answer.await.map_err(|_| MediaError::RecorderGone)?
             };
             if let Err(e) = expected.await {
-                self.expected.insert(id, Expected { path, users });
+                self.expected.insert(id, Expected { path, announced });
                 self.abandon(id).await;
                 return Err(e);
             }
         }
-        self.expected.insert(id, Expected { path, users });
+        self.expected.insert(id, Expected { path, announced });
         Ok(())
     }
 
@@ -277,14 +318,21 @@ impl Service {
         let (Some(live), Some(gone)) = (&self.live, self.expected.remove(&id)) else {
             return;
         };
-        for user in gone.users {
-            let (reply, answer) = oneshot::channel();
-            if live
-                .sip
-                .send(SipCommand::Forget { user, reply })
-                .await
-                .is_ok()
-            {
+        let forgets: Vec<_> = match gone.announced {
+            Announced::Legs(users) => users
+                .into_iter()
+                .map(|user| {
+                    let (reply, answer) = oneshot::channel();
+                    (SipCommand::Forget { user, reply }, answer)
+                })
+                .collect(),
+            Announced::Fork(call_id) => {
+                let (reply, answer) = oneshot::channel();
+                vec![(SipCommand::ForgetFork { call_id, reply }, answer)]
+            }
+        };
+        for (command, answer) in forgets {
+            if live.sip.send(command).await.is_ok() {
                 let _ = answer.await;
             }
         }

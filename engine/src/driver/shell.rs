@@ -222,7 +222,7 @@ impl Shell {
         let req = e.into_inner();
         warn!(request = ?req, "media service behind; request answered as failed");
         let report = match req {
-            MediaRequest::Expect { id, .. } => MediaReport::Refused {
+            MediaRequest::Expect { id, .. } | MediaRequest::ExpectFork { id, .. } => MediaReport::Refused {
                 id,
                 error: "the media service is behind".into(),
             },

@@ -12,7 +12,16 @@
 //!   RECORD_STOP (Unique-ID C, Record-File-Path P) ─► Media Ingest ─► Ingested ─► RecordingEnded
 //!   Silence ─► live: Media Silence (silence written) · switch: uuid_record mask / unmask
 //!   Stop ─► live: the recorder legs killed (BYE ─► Finished) · switch: uuid_record stop
+//!
+//!   Start(oreka, node has mod_oreka) ─► Media ExpectFork ─► Ready ─► uuid_broadcast C
+//!        oreka_record:: aleg ─► mod_oreka's INVITEs ... its BYEs (C hung up, or Stop:
+//!        uuid_broadcast C oreka_record::stop aleg) ─► Media Finished ─► RecordingEnded(oreka)
+//!        -ERR or Refused ─► the switch records, as for recorder legs
 //! ```
+//!
+//! mod_oreka is asked for only on nodes that said `module_exists mod_oreka` is true at
+//! connect: FreeSWITCH hangs up a channel told to run an application it does not have
+//! (switch_core_session.c, "Invalid Application"), so guessing would drop the customer.
 //!
 //! A fallback keeps the recording's id and silent state; its record says `fell_back`. The
 //! recorder legs tap the customer's leg, so they outlive agent changes; they end when it ends
@@ -56,6 +65,10 @@ struct Capture {
 enum Way {
     /// The endpoint was asked to expect the legs; they are dialled at its `Ready`.
     Expecting,
+    /// The endpoint was asked to take mod_oreka's fork; `oreka_record` runs at its `Ready`.
+    ExpectingFork,
+    /// `oreka_record` runs on the customer's leg.
+    Fork,
     Live {
         legs: [LegId; 2],
     },
@@ -107,20 +120,39 @@ impl DriverCore {
                 Err(e) => warn!(error = %e, %id, "recording announcement not played"),
             }
         }
-        let live = capture == RecordingCapture::Live && self.cfg.recording.recorder_dial.is_some();
+        let endpoint = self.cfg.recording.endpoint.is_some();
+        let fork = capture == RecordingCapture::Oreka
+            && endpoint
+            && self.cfg.recording.oreka
+            && self.nodes[node].oreka == Some(true);
+        let live = capture != RecordingCapture::Switch
+            && !fork
+            && self.cfg.recording.recorder_dial.is_some();
         self.captures.map.insert(
             id,
             Capture {
                 leg,
                 node,
                 stereo,
-                way: Way::Expecting,
+                way: if fork {
+                    Way::ExpectingFork
+                } else {
+                    Way::Expecting
+                },
                 fell_back: false,
                 silenced: false,
                 stopped: false,
             },
         );
-        if live {
+        if fork {
+            let path = self.cfg.recording.live_dir.join(file_name(id));
+            self.out.push_back(CoreOutput::Media(MediaRequest::ExpectFork {
+                id,
+                path,
+                stereo,
+                channel: leg.to_string(),
+            }));
+        } else if live {
             let path = self.cfg.recording.live_dir.join(file_name(id));
             self.out.push_back(CoreOutput::Media(MediaRequest::Expect {
                 id,
@@ -146,13 +178,15 @@ impl DriverCore {
                 figures,
                 error,
             } => {
-                let live = self
-                    .captures
-                    .map
-                    .get(&id)
-                    .is_some_and(|c| matches!(c.way, Way::Live { .. }));
-                if live {
-                    self.capture_ended(id, RecordingCapture::Live, path, figures, error);
+                let way = self.captures.map.get(&id).map(|c| c.way.clone());
+                match way {
+                    Some(Way::Live { .. }) => {
+                        self.capture_ended(id, RecordingCapture::Live, path, figures, error)
+                    }
+                    Some(Way::Fork) => {
+                        self.capture_ended(id, RecordingCapture::Oreka, path, figures, error)
+                    }
+                    _ => {}
                 }
             }
             MediaReport::Ingested {
@@ -181,6 +215,9 @@ impl DriverCore {
                 .push_back(CoreOutput::Media(MediaRequest::Abandon { id }));
             return;
         };
+        if c.way == Way::ExpectingFork {
+            return self.run_fork(id);
+        }
         if c.way != Way::Expecting {
             return;
         }
@@ -228,13 +265,64 @@ impl DriverCore {
         }
     }
 
+    /// The endpoint expects mod_oreka's fork: run `oreka_record` on the customer's leg.
+    fn run_fork(&mut self, id: RecordingId) {
+        let Some(c) = self.captures.map.get_mut(&id) else {
+            return;
+        };
+        if c.stopped {
+            self.out
+                .push_back(CoreOutput::Media(MediaRequest::Abandon { id }));
+            return self.capture_ended(
+                id,
+                RecordingCapture::Oreka,
+                PathBuf::new(),
+                None,
+                Some("stopped before oreka_record ran".into()),
+            );
+        }
+        c.way = Way::Fork;
+        let (leg, node) = (c.leg, c.node);
+        let req = EslRequest::Api(commands::oreka_record(leg, false));
+        self.ask_capture(node, vec![req], Tracking::Recorder(id));
+    }
+
+    /// At each connection, when mod_oreka may be used: ask whether the node has it.
+    pub(super) fn check_oreka(&mut self, node: usize) {
+        self.nodes[node].oreka = None;
+        if !self.cfg.recording.oreka || self.cfg.recording.endpoint.is_none() {
+            return;
+        }
+        let req = EslRequest::Api("module_exists mod_oreka".into());
+        self.ask(node, vec![req], super::Pending::OrekaCheck { node });
+    }
+
+    pub(super) fn on_oreka_check(&mut self, node: usize, replies: Vec<Reply>) {
+        let Some(Ok(Answer::Api(body))) = replies.into_iter().next() else {
+            // The connection went: the next one asks again.
+            return;
+        };
+        let loaded = String::from_utf8_lossy(&body).trim() == "true";
+        if !loaded {
+            warn!(
+                node = %self.nodes[node].name,
+                "mod_oreka is not loaded on this FreeSWITCH; its `oreka` recordings use \
+                 recorder legs instead"
+            );
+        }
+        self.nodes[node].oreka = Some(loaded);
+    }
+
     /// The live capture will not happen: its legs go, the endpoint forgets it, and the
     /// switch records instead (unless the engine already stopped it).
     fn live_failed(&mut self, id: RecordingId, why: &str) {
         let Some(c) = self.captures.map.get_mut(&id) else {
             return;
         };
-        if !matches!(c.way, Way::Expecting | Way::Live { .. }) {
+        if !matches!(
+            c.way,
+            Way::Expecting | Way::Live { .. } | Way::ExpectingFork | Way::Fork
+        ) {
             return;
         }
         let legs = match c.way {
@@ -301,7 +389,7 @@ impl DriverCore {
         c.silenced = on;
         debug!(recording = %id, on, ?kind, "recording silence");
         match &c.way {
-            Way::Expecting | Way::Live { .. } => self
+            Way::Expecting | Way::Live { .. } | Way::ExpectingFork | Way::Fork => self
                 .out
                 .push_back(CoreOutput::Media(MediaRequest::Silence { id, on })),
             Way::Switch { path } => {
@@ -322,7 +410,12 @@ impl DriverCore {
         let node = c.node;
         match c.way.clone() {
             // At `Ready` the endpoint is told to forget it.
-            Way::Expecting => {}
+            Way::Expecting | Way::ExpectingFork => {}
+            // mod_oreka's BYEs follow, and the endpoint's Finished.
+            Way::Fork => {
+                let req = EslRequest::Api(commands::oreka_record(c.leg, true));
+                self.ask_capture(node, vec![req], Tracking::Other);
+            }
             Way::Live { legs } => {
                 for recorder in legs {
                     let req = EslRequest::Api(format!("uuid_kill {recorder} NORMAL_CLEARING"));

@@ -188,6 +188,8 @@ struct NodeState {
     /// Whether the node expands API calls (module `join`); `None` until it answered since
     /// its last connection.
     joins: Option<bool>,
+    /// Whether mod_oreka is loaded (module `capture`); `None` until it answered.
+    oreka: Option<bool>,
 }
 
 impl NodeState {
@@ -212,6 +214,7 @@ impl NodeState {
             resync_epoch: 0,
             failed_kills: HashMap::new(),
             joins: None,
+            oreka: None,
         }
     }
 }
@@ -238,6 +241,8 @@ enum Pending {
     Adopt(adopt::AdoptAsk),
     /// Whether a node expands API calls, so it can join legs at the answer (module `join`).
     JoinCheck { node: usize },
+    /// Whether a node has mod_oreka (module `capture`).
+    OrekaCheck { node: usize },
     /// A recording's request (module `capture`).
     Capture { tracking: Tracking },
 }
@@ -522,6 +527,7 @@ impl DriverCore {
             Some(Pending::Stray(ask)) => self.on_stray_answer(ask, replies),
             Some(Pending::Adopt(ask)) => self.on_adopt_answer(ask, replies),
             Some(Pending::JoinCheck { node }) => self.on_join_check(node, replies),
+            Some(Pending::OrekaCheck { node }) => self.on_oreka_check(node, replies),
             Some(Pending::Capture { tracking }) => self.on_capture_reply(tracking, replies),
             None => {}
         }

@@ -758,12 +758,22 @@ fn recorded_call(
     capture: RecordingCapture,
     tune: impl FnOnce(&mut DriverConfig),
 ) -> (Bench, LegId) {
+    recorded_call_after(capture, tune, |_| {})
+}
+
+/// `recorded_call`, with `before` run on the bench once it is connected.
+fn recorded_call_after(
+    capture: RecordingCapture,
+    tune: impl FnOnce(&mut DriverConfig),
+    before: impl FnOnce(&mut Bench),
+) -> (Bench, LegId) {
     let mut b = bench_with(|c| {
         c.recording.recorder_dial = Some(RECORDER_DIAL.into());
         c.recording.switch_path = "/var/lib/fs/rec/{file}".into();
         c.recording.switch_files = "/mnt/fs-rec".into();
         tune(c);
     });
+    before(&mut b);
     b.command(Command::UpsertQueue(Box::new(QueueConfig {
         id: QueueId(1),
         name: "sales".into(),
@@ -1040,4 +1050,143 @@ fn a_recorder_leg_of_the_last_run_is_hung_up_at_the_takeover() {
             .any(|(_, r)| first_line(r) == format!("uuid_kill {recorder} NORMAL_CLEARING")),
         "{sent:?}"
     );
+}
+
+/// A call recorded with capture `oreka` on a node that answered `module_exists mod_oreka`
+/// with `module`.
+fn oreka_call(module: &str) -> (Bench, LegId) {
+    recorded_call_after(
+        RecordingCapture::Oreka,
+        |c| {
+            c.recording.oreka = true;
+            c.recording.endpoint = Some(crate::driver::EndpointSetup::default());
+        },
+        |b| {
+            // The question went out at the first connection (cleared with the set-up's
+            // requests): ask again on a new one.
+            b.core
+                .node_disconnected(b.now, 0, &switchyard_esl::EslError::ConnectionClosed);
+            b.core.node_connected(b.now, 0, CORE, false);
+            b.flush();
+            b.answer_all_matching("show channels", "{\"row_count\":0}");
+            b.answer_all_matching("global_getvar", "");
+            b.answer_all_matching("file_exists", "true");
+            b.answer_all_matching("eval", "switchyard-join");
+            b.answer_api("module_exists mod_oreka", module);
+            b.sent.clear();
+        },
+    )
+}
+
+#[test]
+fn an_oreka_recording_runs_oreka_record_once_the_endpoint_expects_the_fork_and_stops_it() {
+    let (mut b, caller) = oreka_call("true");
+    let MediaRequest::ExpectFork {
+        id,
+        path,
+        stereo,
+        channel,
+    } = b.media[0].clone()
+    else {
+        panic!("the fork is announced first: {:?}", b.media);
+    };
+    assert!(stereo);
+    assert_eq!(channel, caller.to_string(), "mod_oreka's Call-ID is the channel's uuid");
+    assert!(
+        !b.lines().iter().any(|l| l.contains("oreka_record")),
+        "nothing runs before the endpoint is ready"
+    );
+    b.core.media_report(b.now, MediaReport::Ready { id });
+    b.flush();
+    let start = format!("api uuid_broadcast {caller} oreka_record:: aleg");
+    assert!(b.lines().contains(&start), "{:?}", b.lines());
+    assert!(!b.lines().iter().any(|l| l.contains("&eavesdrop")), "no recorder legs");
+    b.answer_api(
+        &format!("uuid_broadcast {caller} oreka_record"),
+        "+OK Message sent",
+    );
+    b.sent.clear();
+
+    // A supervisor's pause is the endpoint's silence, as for recorder legs.
+    let call = b.core.engine.call_by_leg(caller).expect("the call");
+    let by = crate::recording::Requester {
+        name: "supervisor".into(),
+        agent: None,
+    };
+    b.command(Command::RecordCall {
+        call,
+        action: crate::recording::RecordingAction::Pause,
+        by: by.clone(),
+    });
+    b.flush();
+    assert!(
+        b.media
+            .iter()
+            .any(|m| *m == MediaRequest::Silence { id, on: true }),
+        "{:?}",
+        b.media
+    );
+    b.command(Command::RecordCall {
+        call,
+        action: crate::recording::RecordingAction::Stop,
+        by,
+    });
+    b.flush();
+    let stop = format!("api uuid_broadcast {caller} oreka_record::stop aleg");
+    assert!(b.lines().contains(&stop), "{:?}", b.lines());
+    b.core.media_report(
+        b.now,
+        MediaReport::Finished {
+            id,
+            path: path.clone(),
+            figures: None,
+            error: None,
+        },
+    );
+    b.flush();
+    let r = recording_of(&b);
+    assert_eq!(r.capture, RecordingCapture::Oreka);
+    assert!(!r.fell_back);
+    assert_eq!(r.path, path.display().to_string());
+}
+
+#[test]
+fn a_node_without_mod_oreka_records_an_oreka_policy_with_recorder_legs_and_never_runs_it() {
+    // FreeSWITCH hangs up a channel told to run an application it lacks: never guess.
+    let (mut b, _caller) = oreka_call("false");
+    assert!(
+        matches!(b.media[0], MediaRequest::Expect { .. }),
+        "{:?}",
+        b.media
+    );
+    let id = expected_id(&b);
+    b.core.media_report(b.now, MediaReport::Ready { id });
+    b.flush();
+    assert_eq!(
+        b.lines().iter().filter(|l| l.contains("&eavesdrop")).count(),
+        2
+    );
+    assert!(!b.lines().iter().any(|l| l.contains("oreka_record")));
+}
+
+#[test]
+fn oreka_record_refused_falls_back_to_uuid_record() {
+    let (mut b, caller) = oreka_call("true");
+    let MediaRequest::ExpectFork { id, .. } = b.media[0].clone() else {
+        panic!("{:?}", b.media);
+    };
+    b.core.media_report(b.now, MediaReport::Ready { id });
+    b.flush();
+    b.answer_api(
+        &format!("uuid_broadcast {caller} oreka_record"),
+        "-ERR no such channel",
+    );
+    b.flush();
+    assert!(
+        b.media.contains(&MediaRequest::Abandon { id }),
+        "the endpoint forgets the fork: {:?}",
+        b.media
+    );
+    let record = format!("api uuid_record {caller} start /var/lib/fs/rec/{id}.wav");
+    assert!(b.lines().contains(&record), "{:?}", b.lines());
 }
