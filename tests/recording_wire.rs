@@ -20,7 +20,8 @@ use switchyard_engine::{
 };
 use switchyard_esl::client::{Auth, Client, ClientConfig};
 use switchyard_esl::sim::{
-    AgentBehaviour, AgentModel, CustomerModel, Dist, InboundCall, Scenario, SimConfig, SimHandle,
+    AgentBehaviour, AgentModel, CustomerModel, Dist, InboundCall, OrekaSetup, Scenario, SimConfig,
+    SimHandle,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -44,6 +45,8 @@ struct Setup {
     /// `None`: no recorder endpoint. `Some(dial)`: the endpoint runs and legs are dialled with
     /// `dial` (`{addr}` is its SIP address).
     recorder_dial: Option<String>,
+    /// mod_oreka loaded on the fake switch, its `oreka.conf` naming the endpoint.
+    oreka: bool,
 }
 
 impl World {
@@ -56,6 +59,18 @@ impl World {
         std::fs::create_dir_all(&dir).unwrap();
         let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // mod_oreka's `oreka.conf` names the endpoint's SIP address before either runs: a
+        // free port is picked for it here.
+        let sip_bind: std::net::SocketAddr = if setup.oreka {
+            let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        } else {
+            "127.0.0.1:0".parse().unwrap()
+        };
+        let oreka = setup.oreka.then(|| OrekaSetup {
+            server: sip_bind,
+            local_ip: "127.0.0.2".parse().unwrap(),
+        });
         let sim = switchyard_esl::sim::spawn(
             esl,
             SimConfig {
@@ -73,6 +88,7 @@ impl World {
                     customers: CustomerModel::default(),
                     inbound: None,
                 },
+                oreka,
                 ..SimConfig::default()
             },
             42,
@@ -87,11 +103,12 @@ impl World {
         cfg.recording.switch_file_wait = Duration::from_secs(5);
         if let Some(dial) = setup.recorder_dial {
             cfg.recording.endpoint = Some(EndpointSetup {
-                sip_bind: "127.0.0.1:0".parse().unwrap(),
+                sip_bind,
                 rtp_bind: "127.0.0.1:0".parse().unwrap(),
                 max_recordings: 100,
             });
             cfg.recording.recorder_dial = Some(dial);
+            cfg.recording.oreka = setup.oreka;
         }
         let engine = Engine::new(
             EngineConfig::default(),
@@ -333,6 +350,7 @@ async fn a_bridged_call_is_recorded_live_in_stereo_caller_left_agent_right() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: false,
         },
     )
     .await;
@@ -381,6 +399,7 @@ async fn a_pause_leaves_exactly_its_span_silent_and_is_logged() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: false,
         },
     )
     .await;
@@ -434,6 +453,7 @@ async fn recorder_legs_that_cannot_be_reached_fall_back_to_uuid_record() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(format!("sofia/internal/{{user}}@{closed}")),
+            oreka: false,
         },
     )
     .await;
@@ -469,6 +489,7 @@ async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: false,
         },
     )
     .await;
@@ -523,4 +544,39 @@ async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
         second_hz,
         "the second agent after it, in the same file"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oreka_policy_forks_the_caller_with_mod_oreka_into_a_stereo_recording() {
+    let w = World::start(
+        "oreka",
+        Setup {
+            policy: always(RecordingCapture::Oreka),
+            recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: true,
+        },
+    )
+    .await;
+    w.agent(1, 1001, true).await;
+    let caller = w.call(Duration::from_secs(3)).await;
+    let agent = w.agent_leg_of(&caller).await;
+    let caller_hz = w.sim.tone_hz(&caller).await.expect("caller tone");
+    let agent_hz = w.sim.tone_hz(&agent).await.expect("agent tone");
+    let rec = w.recording(&caller).await;
+    assert_eq!(rec.status, RecordingStatus::Completed, "{:?}", rec.error);
+    assert_eq!(rec.capture, RecordingCapture::Oreka);
+    assert!(!rec.fell_back);
+    let wav = read_wav(Path::new(&rec.path));
+    assert_eq!((wav.rate, wav.channels.len()), (8000, 2));
+    let talk = span(&wav.channels[0], wav.rate, 0.5, 2.5);
+    let hear = span(&wav.channels[1], wav.rate, 0.5, 2.5);
+    let both = [caller_hz, agent_hz];
+    assert_eq!(strongest(talk, wav.rate, &both), caller_hz, "RX is the caller, left");
+    assert_eq!(strongest(hear, wav.rate, &both), agent_hz, "TX is the agent, right");
+    assert!(
+        power(talk, wav.rate, f64::from(agent_hz)) * 100.0
+            < power(talk, wav.rate, f64::from(caller_hz))
+    );
+    let secs = rec.figures.as_ref().expect("measured").duration_ms as f64 / 1000.0;
+    assert!((2.5..4.5).contains(&secs), "about the 3 s of talk: {secs}");
 }

@@ -144,6 +144,8 @@ impl Harness {
                 Output::OpenOutbound { conn, addr, uuid } => self.opened.push((conn, addr, uuid)),
                 Output::WriteRecording(job) => self.recordings.push(job),
                 Output::Recorder(a) => self.recorder.push(a),
+                // mod_oreka forks: esl/src/sim/core/tests.rs and tests/recording_wire.rs.
+                Output::Oreka(_) => {}
             }
         }
     }

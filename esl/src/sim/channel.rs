@@ -285,6 +285,8 @@ pub struct Channel {
     pub eavesdrop: Option<(ChanId, &'static str)>,
     /// Dialled over real SIP by the shell (`sofia/<profile>/<user>@<ip>:<port>`).
     pub sip_leg: bool,
+    /// mod_oreka forks its audio (`oreka_record`).
+    pub oreka: bool,
     pub ring_deadline: Option<Instant>,
     pub inbound_caller: bool,
     pub dtmf: Option<String>,

@@ -94,6 +94,9 @@ pub struct SimConfig {
     /// Which sound files exist (`file_exists`, `global_getvar sound_prefix` / `sounds_dir`,
     /// and a `playback` of a file marked missing).
     pub sounds: SoundFiles,
+    /// mod_oreka loaded and its `oreka.conf` set (`None`: not loaded, as in a default
+    /// FreeSWITCH build: `module_exists mod_oreka` is false and `oreka_record` does not exist).
+    pub oreka: Option<super::core::OrekaSetup>,
 }
 
 impl Default for SimConfig {
@@ -111,6 +114,7 @@ impl Default for SimConfig {
             scenario: Scenario::default(),
             switch: SwitchModel::default(),
             sounds: SoundFiles::default(),
+            oreka: None,
         }
     }
 }

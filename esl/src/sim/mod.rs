@@ -52,6 +52,7 @@ mod clock;
 pub mod config;
 mod core;
 pub mod net;
+mod oreka;
 pub mod rng;
 pub mod sip;
 pub mod tone;
@@ -65,7 +66,8 @@ pub use config::{
     SwitchModel,
 };
 pub use core::{
-    ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, RecordingJob, Switch,
+    ConnId, ConnKind, Fault, InboundCall, OrekaAction, OrekaSetup, Output, RecorderAction,
+    RecordingJob, Switch,
 };
 pub use net::{SimHandle, StandaloneConfig, run_standalone, spawn};
 pub use rng::{Dist, SimRng};

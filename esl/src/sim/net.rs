@@ -8,6 +8,7 @@
 //!  outbound connect ┘        ▲  sleep_until   └─▶ connect task (inbound calls)
 //!                            └─ writers report Flushed(n) so the switch knows each backlog
 //! ```
+//! mod_oreka forks (`Output::Oreka`): one `oreka` task per forked channel.
 //! Recorder legs (`Output::Recorder`): one `uac` task per leg, dialling over UDP;
 //! their reports come back on a channel of `REPORT_CAPACITY` (256) and become
 //! `recorder_answered` / `recorder_failed` / `recorder_bye`.
@@ -257,6 +258,7 @@ async fn run(
     let mut legs = Legs {
         running: HashMap::new(),
         report: report_tx,
+        forks: HashMap::new(),
     };
     loop {
         let deadline = sw.poll_timeout().map(tokio::time::Instant::from_std);
@@ -347,13 +349,40 @@ async fn run(
 }
 
 /// The running recorder legs by uuid (at most one per live SIP channel: an entry goes when
-/// its leg hangs up, fails or gets a BYE).
+/// its leg hangs up, fails or gets a BYE), and the mod_oreka forks (at most one per channel).
 struct Legs {
     running: HashMap<String, mpsc::Sender<uac::Command>>,
     report: mpsc::Sender<uac::Report>,
+    forks: HashMap<String, mpsc::Sender<super::oreka::Command>>,
 }
 
 impl Legs {
+    fn fork(&mut self, action: super::core::OrekaAction) {
+        use super::core::OrekaAction;
+        use super::oreka::Command;
+        match action {
+            OrekaAction::Start { ref uuid, .. } => {
+                let uuid = uuid.clone();
+                if let Some(tx) = super::oreka::spawn(action) {
+                    self.forks.insert(uuid, tx);
+                }
+            }
+            OrekaAction::Audio { uuid, said, heard } => {
+                if let Some(tx) = self.forks.get(&uuid)
+                    && tx.try_send(Command::Audio { said, heard }).is_err()
+                {
+                    tracing::warn!(%uuid, "fake switch: oreka fork busy, audio change dropped");
+                }
+            }
+            OrekaAction::Stop { uuid } => {
+                if let Some(tx) = self.forks.remove(&uuid) {
+                    // A full or closed channel: dropping the sender ends the task (BYEs) too.
+                    let _ = tx.try_send(Command::Stop);
+                }
+            }
+        }
+    }
+
     fn act(&mut self, action: RecorderAction) {
         match action {
             RecorderAction::Dial {
@@ -430,6 +459,7 @@ fn drain(
                 });
             }
             Output::Recorder(action) => legs.act(action),
+            Output::Oreka(action) => legs.fork(action),
             Output::WriteRecording(job) => {
                 // Written inline so the file is complete before RECORD_STOP goes out.
                 if let Err(e) = super::wav::write_recording(&job) {

@@ -37,7 +37,7 @@ const T2: Duration = Duration::from_secs(4);
 const TIMER_B: Duration = Duration::from_secs(32);
 /// From the 2xx to the first RTP packet (the capture's ~41 ms).
 const FIRST_RTP_AFTER: Duration = Duration::from_millis(40);
-const PTIME: Duration = Duration::from_millis(20);
+pub(super) const PTIME: Duration = Duration::from_millis(20);
 const SAMPLES_PER_PACKET: u32 = 160;
 /// From the hangup to the BYE: the capture's BYE left ~23 ms after `uuid_kill`, one media
 /// tick later, and one more RTP packet followed it.
@@ -229,7 +229,7 @@ async fn bind_pair(to: SocketAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
 }
 
 /// One RTP stream: header fields and the tones' phase.
-struct RtpStream {
+pub(super) struct RtpStream {
     ssrc: u32,
     seq: u16,
     timestamp: u32,
@@ -239,7 +239,7 @@ struct RtpStream {
 }
 
 impl RtpStream {
-    fn new(leg: &str) -> RtpStream {
+    pub(super) fn new(leg: &str) -> RtpStream {
         // Derived from the leg, like the dialog's tags: a run is reproducible.
         let mut h: u32 = 0x811c_9dc5;
         for b in leg.bytes() {
@@ -254,7 +254,7 @@ impl RtpStream {
         }
     }
 
-    fn next_packet(&mut self, tones: &[u32]) -> Vec<u8> {
+    pub(super) fn next_packet(&mut self, tones: &[u32]) -> Vec<u8> {
         let mut p = Vec::with_capacity(12 + SAMPLES_PER_PACKET as usize);
         p.push(0x80); // version 2, no padding, no extension, no CSRC
         p.push(if self.first { 0x80 } else { 0x00 }); // marker, PT 0 (PCMU)

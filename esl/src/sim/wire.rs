@@ -585,6 +585,8 @@ impl Wire {
                     }
                 }
                 Output::Recorder(RecorderAction::Audio { .. } | RecorderAction::HangUp { .. }) => {}
+                // No network in virtual time: a fork's datagrams go nowhere.
+                Output::Oreka(_) => {}
             }
         }
     }

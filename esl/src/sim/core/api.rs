@@ -150,6 +150,16 @@ impl Switch {
                 }
                 _ => "-USAGE: <uuid> <other_uuid>\n".into(),
             },
+            // mod_commands' module_exists: whether a module is loaded. The fake switch is a
+            // default build (sofia, commands, dptools, event_socket...), plus mod_oreka when
+            // configured.
+            "module_exists" => {
+                match args.first().copied() {
+                    None => String::new(),
+                    Some("mod_oreka") => self.cfg.oreka.is_some().to_string(),
+                    Some(m) => DEFAULT_MODULES.contains(&m).to_string(),
+                }
+            }
             "uuid_broadcast" => {
                 if args.len() < 2 {
                     "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n".into()
@@ -161,7 +171,9 @@ impl Switch {
                                 Some((a, d)) => (a.to_owned(), d.to_owned()),
                                 None => ("playback".to_owned(), path.to_owned()),
                             };
-                            self.queue_app(now, ch, &app, &data, None);
+                            if !(app == "oreka_record" && self.oreka_in_bridge(now, ch, &data)) {
+                                self.queue_app(now, ch, &app, &data, None);
+                            }
                             "+OK Message sent\n".into()
                         }
                         None => "-ERR invalid uuid\n".into(),
@@ -851,3 +863,19 @@ impl Switch {
         s
     }
 }
+
+/// The modules a default FreeSWITCH 1.10 build loads that switchyard may ask about.
+const DEFAULT_MODULES: &[&str] = &[
+    "mod_sofia",
+    "mod_commands",
+    "mod_dptools",
+    "mod_event_socket",
+    "mod_sndfile",
+    "mod_native_file",
+    "mod_tone_stream",
+    "mod_local_stream",
+    "mod_loopback",
+    "mod_expr",
+    "mod_hash",
+    "mod_db",
+];

@@ -90,6 +90,7 @@ impl Switch {
             last_app: None,
             eavesdrop: None,
             sip_leg: false,
+            oreka: false,
             ring_deadline: None,
             inbound_caller: false,
             dtmf: None,
@@ -456,6 +457,10 @@ impl Switch {
                 self.record_stop(now, ch, if path.is_empty() { "all" } else { path });
                 self.complete_app(now, ch, "_none_");
             }
+            "oreka_record" => {
+                self.oreka_record(now, ch, &app.data);
+                self.complete_app(now, ch, "_none_");
+            }
             "eval" => {
                 // The expansion runs any `${api args}` in it, on this channel's thread.
                 self.expand(now, Some(ch), &app.data, 0);
@@ -730,6 +735,7 @@ impl Switch {
         }
         self.chan_event(now, ch, "CHANNEL_HANGUP", vec![], vec![], true);
         self.sip_leg_hung_up(ch, cause);
+        self.oreka_stop(now, ch);
         // Playback in progress stops; recordings are finalised.
         if let Some(app) = self.chans.get(&ch).and_then(|c| c.current.clone())
             && app.name.ends_with("playback")

@@ -37,6 +37,7 @@ mod events;
 mod expand;
 mod handover;
 mod inbound;
+mod oreka;
 mod recorder;
 mod resume;
 mod timers;
@@ -59,6 +60,7 @@ use super::tone::{Voice, tone_hz};
 use crate::codec::{
     Command, CommandFrame, DisconnectNotice, Event, EventFormat, Headers, Message, Reply, percent,
 };
+pub use oreka::{OrekaAction, OrekaSetup};
 pub use recorder::RecorderAction;
 use util::*;
 
@@ -94,6 +96,8 @@ pub enum Output {
     WriteRecording(RecordingJob),
     /// Dial, feed or end a leg over real SIP and RTP (recorder legs, see `recorder`).
     Recorder(RecorderAction),
+    /// Start, feed or end a channel's mod_oreka fork (see `oreka`).
+    Oreka(OrekaAction),
 }
 
 /// A finished `uuid_record`/`record_session`: enough to synthesise the audio. Offsets are

@@ -258,6 +258,7 @@ impl Switch {
         for leg in legs {
             self.refresh_eavesdrop_audio(leg, ch);
         }
+        self.oreka_refresh(ch);
     }
 
     /// A SIP leg is hanging up: the shell ends its dialog.

@@ -11,6 +11,7 @@ struct H {
     conn: ConnId,
     seen: Vec<(Instant, Event)>,
     answers: Vec<String>,
+    forks: Vec<OrekaAction>,
 }
 
 impl H {
@@ -37,6 +38,7 @@ impl H {
             conn,
             seen: Vec::new(),
             answers: Vec::new(),
+            forks: Vec::new(),
         };
         h.cmd("auth ClueCon");
         h.cmd("event plain CHANNEL_ANSWER CHANNEL_EXECUTE_COMPLETE PLAYBACK_START PLAYBACK_STOP CHANNEL_HANGUP_COMPLETE CUSTOM avmd::beep");
@@ -62,6 +64,7 @@ impl H {
                 Output::Send(_, Message::ApiResponse(b)) => {
                     self.answers.push(String::from_utf8_lossy(&b).into_owned());
                 }
+                Output::Oreka(action) => self.forks.push(action),
                 _ => {}
             }
         }
@@ -313,4 +316,83 @@ fn eval_expands_variables_and_api_calls_nested_or_in_either_form() {
     assert_eq!(h.api("eval ${echo a}-${echo(b c)}-${nope}"), "a-b c-");
     assert_eq!(h.api("eval ${echo ${echo inner}}"), "inner");
     assert_eq!(h.api("eval plain"), "plain");
+}
+
+#[test]
+fn without_mod_oreka_module_exists_says_false_and_oreka_record_hangs_the_channel_up() {
+    let mut h = H::new();
+    assert_eq!(h.api("module_exists mod_oreka"), "false");
+    assert_eq!(h.api("module_exists mod_sofia"), "true");
+    assert_eq!(h.api("module_exists"), "");
+    h.cmd(&format!(
+        "bgapi originate {{origination_uuid={HU}}}sofia/gateway/gw/+1555H &park()"
+    ));
+    h.advance(Duration::from_secs(2));
+    assert_eq!(
+        h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg")),
+        "+OK Message sent\n"
+    );
+    h.advance(Duration::from_millis(100));
+    // switch_core_session_execute_application_get_flags: "Invalid Application".
+    let (_, e) = h.when(HU, "CHANNEL_HANGUP_COMPLETE", None).expect("hung up");
+    assert_eq!(
+        e.header("Hangup-Cause").as_deref(),
+        Some("DESTINATION_OUT_OF_ORDER")
+    );
+    assert!(h.forks.is_empty());
+}
+
+#[test]
+fn oreka_record_forks_a_bridged_channel_once_and_stop_or_hangup_ends_the_fork() {
+    let mut cfg = SimConfig::default();
+    cfg.oreka = Some(OrekaSetup {
+        server: "127.0.0.1:5090".parse().unwrap(),
+        local_ip: "127.0.0.2".parse().unwrap(),
+    });
+    let mut h = H::with(cfg);
+    assert_eq!(h.api("module_exists mod_oreka"), "true");
+    for uuid in [HU, B] {
+        h.cmd(&format!(
+            "bgapi originate {{origination_uuid={uuid},sim_tone_hz={}}}sofia/gateway/gw/+1555H &park()",
+            if uuid == HU { 440 } else { 1000 }
+        ));
+    }
+    h.advance(Duration::from_secs(2));
+    assert!(h.api(&format!("uuid_bridge {HU} {B}")).starts_with("+OK"));
+    h.advance(Duration::from_secs(1));
+    h.forks.clear();
+    // Broadcast into the bridge: it runs between two frames, not after the park.
+    h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
+    let [OrekaAction::Start {
+        uuid,
+        said,
+        heard,
+        mux,
+        server,
+        ..
+    }] = h.forks.as_slice()
+    else {
+        panic!("one fork started: {:?}", h.forks);
+    };
+    assert_eq!(uuid, HU);
+    assert_eq!((said.as_slice(), heard.as_slice()), (&[440][..], &[1000][..]));
+    assert!(!mux);
+    assert_eq!(server.port(), 5090);
+    // A second oreka_record on a forked channel does nothing ("2 times").
+    h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
+    assert_eq!(h.forks.len(), 1);
+    h.api(&format!("uuid_broadcast {HU} oreka_record::stop aleg"));
+    assert_eq!(
+        h.forks.last(),
+        Some(&OrekaAction::Stop { uuid: HU.into() })
+    );
+    // Forked again, then the channel hangs up: the media bug closes with it.
+    h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
+    assert!(matches!(h.forks.last(), Some(OrekaAction::Start { .. })));
+    h.api(&format!("uuid_kill {HU}"));
+    h.advance(Duration::from_millis(100));
+    assert_eq!(
+        h.forks.last(),
+        Some(&OrekaAction::Stop { uuid: HU.into() })
+    );
 }
