@@ -114,6 +114,10 @@ struct FileRecording {
     dir: Option<PathBuf>,
     /// Live recordings at once [default: 5000].
     max_live: Option<usize>,
+    /// mod_oreka is loaded on the nodes and its `oreka.conf` names `sip`: policies with
+    /// capture `oreka` fork with `oreka_record` [default: false].
+    #[serde(default)]
+    oreka: bool,
     /// What `uuid_record` is given, `{file}` for the file name.
     switch_path: Option<String>,
     /// Where those files appear here (a shared directory, or the upload route's).
@@ -140,6 +144,12 @@ impl FileRecording {
                 self.dial
                     .clone()
                     .unwrap_or_else(|| "sofia/internal/{user}@{addr}".to_owned()),
+            );
+            capture.oreka = self.oreka;
+        } else {
+            anyhow::ensure!(
+                !self.oreka,
+                "[recording] oreka needs sip: mod_oreka sends to the recorder endpoint"
             );
         }
         if let Some(d) = &self.dir {
