@@ -104,7 +104,8 @@ pub enum MediaError {
         #[source]
         source: std::io::Error,
     },
-    /// An object key part cannot be used (`part` is "prefix", "tenant" or "recording id").
+    /// An object key part cannot be used (`part` is "prefix", "tenant" or "recording id"; "store
+    /// prefix" for the S3 configuration's prefix).
     #[cfg(feature = "storage")]
     #[error("invalid object key: the {part} is {reason}")]
     ObjectKey {

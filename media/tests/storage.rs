@@ -242,6 +242,25 @@ fn config_reads_both_kinds_and_hides_the_secret() {
     let debug = format!("{s3:?}");
     assert!(!debug.contains("s3cr3t") && debug.contains("<redacted>"));
     assert!(serde_json::from_str::<StorageConfig>(r#"{"kind": "ftp"}"#).is_err());
+
+    // A store prefix follows the rules of a key's.
+    let mut bad = S3Config::new("rec");
+    bad.prefix = "a/../b".to_owned();
+    assert!(matches!(
+        Storage::open(&StorageConfig::S3(bad)),
+        Err(MediaError::ObjectKey {
+            part: "store prefix",
+            ..
+        })
+    ));
+    let mut good = S3Config::new("rec");
+    good.prefix = "/switchyard/prod/".to_owned();
+    good.region = Some("eu-west-1".to_owned());
+    let store = Storage::open(&StorageConfig::S3(good)).unwrap();
+    assert_eq!(
+        store.location(&key("acme", "r1")),
+        "s3://rec/switchyard/prod/recordings/acme/r1.wav"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

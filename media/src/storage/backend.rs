@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::config::S3Config;
+use super::key::check_segment;
 use super::{
     MAX_OBJECT_BYTES, ObjectKey, ObjectSlice, RecordingStorage, StorageFuture, StoredObject,
 };
@@ -118,10 +119,11 @@ impl S3Store {
         let root = if prefix.is_empty() {
             String::new()
         } else {
-            // Refuses empty, `.` and `..` segments.
-            Path::parse(prefix).map_err(|source| MediaError::StorageOpen {
-                source: source.into(),
-            })?;
+            // The rules of a key's prefix, so that the location written on a recording is the
+            // key as stored (nothing to percent-encode).
+            for segment in prefix.split('/') {
+                check_segment("store prefix", segment)?;
+            }
             format!("{prefix}/")
         };
         let mut builder = AmazonS3Builder::from_env()

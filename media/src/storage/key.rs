@@ -54,7 +54,8 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-fn check_segment(part: &'static str, segment: &str) -> Result<(), MediaError> {
+/// Checks one `/`-free segment of a key or prefix.
+pub(super) fn check_segment(part: &'static str, segment: &str) -> Result<(), MediaError> {
     let reason = if segment.is_empty() {
         "empty"
     } else if segment.len() > ObjectKey::MAX_PART_BYTES {
