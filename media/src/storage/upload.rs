@@ -109,9 +109,12 @@ pub struct Uploader {
 }
 
 impl Uploader {
-    /// Starts the upload task. `capacity` (at least 1) bounds the job channel, the jobs the
-    /// task holds for retry, and the report channel. Read the reports: when their channel is
-    /// full, uploading waits.
+    /// Starts the upload task on the current tokio runtime. `capacity` (at least 1) bounds the
+    /// job channel, the jobs the task holds for retry, and the report channel. Read the reports
+    /// from a task other than the one that submits: when their channel is full uploading
+    /// waits, and a submitter that waits for room while nobody reads would wait for ever.
+    /// Aborting the returned handle stops the task; jobs it held are still in the spool
+    /// directory, to be submitted again on the next start.
     pub fn spawn(
         storage: Arc<dyn RecordingStorage>,
         backoff: Backoff,
