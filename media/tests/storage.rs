@@ -400,6 +400,65 @@ async fn uploader_retries_failed_puts_until_they_succeed() {
     assert_eq!(flaky.attempts.load(Ordering::SeqCst), 7 + 5);
 }
 
+#[tokio::test]
+async fn a_job_that_keeps_failing_does_not_hold_back_the_others() {
+    let tmp = TempDir::new("poison");
+    let store = Arc::new(LocalDir::open(&tmp.0.join("store")).unwrap());
+    let backoff = Backoff {
+        base: Duration::from_millis(5),
+        max: Duration::from_millis(10),
+    };
+    let (uploader, mut reports, task) = Uploader::spawn(store.clone(), backoff, 4);
+    let missing = key("acme", "missing");
+    uploader
+        .submit(missing.clone(), tmp.0.join("never-written.wav"))
+        .await
+        .unwrap();
+    let data = pattern(1000, 30);
+    let good = key("acme", "good");
+    uploader
+        .submit(good.clone(), tmp.file("good.wav", &data))
+        .await
+        .unwrap();
+
+    let mut missing_failures = 0;
+    loop {
+        let report = tokio::time::timeout(Duration::from_secs(10), reports.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        match report {
+            UploadReport::Uploaded { key, stored, .. } => {
+                assert_eq!(key, good);
+                assert_eq!(stored.sha256, sha256(&data));
+                break;
+            }
+            UploadReport::Failed { key, error, .. } => {
+                assert_eq!(key, missing);
+                assert!(matches!(error, MediaError::UploadRead { .. }));
+                missing_failures += 1;
+            }
+        }
+    }
+    // The missing file is still retried (never dropped): its failures keep coming.
+    let until = missing_failures + 3;
+    while missing_failures < until {
+        match tokio::time::timeout(Duration::from_secs(10), reports.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            UploadReport::Failed { key, attempt, .. } => {
+                assert_eq!(key, missing);
+                missing_failures += 1;
+                assert_eq!(attempt, missing_failures);
+            }
+            other => panic!("only the missing file is left: {other:?}"),
+        }
+    }
+    task.abort();
+}
+
 // ---------------------------------------------------------------------------------------------
 // S3, against moto on loopback
 
