@@ -104,6 +104,70 @@ pub enum MediaError {
         #[source]
         source: std::io::Error,
     },
+    /// An object key part cannot be used (`part` is "prefix", "tenant" or "recording id"; "store
+    /// prefix" for the S3 configuration's prefix).
+    #[cfg(feature = "storage")]
+    #[error("invalid object key: the {part} is {reason}")]
+    ObjectKey {
+        part: &'static str,
+        reason: &'static str,
+    },
+    /// The key already holds an object with other bytes: recordings are written once.
+    #[cfg(feature = "storage")]
+    #[error("{key} already holds a different object")]
+    ObjectConflict { key: String },
+    /// The file is larger than an upload takes (it is held in memory for one PUT).
+    #[cfg(feature = "storage")]
+    #[error("{path}: {bytes} bytes, more than the {limit} an upload takes")]
+    ObjectTooLarge {
+        path: PathBuf,
+        bytes: u64,
+        limit: u64,
+    },
+    /// No object under that key.
+    #[cfg(feature = "storage")]
+    #[error("no object {key}")]
+    ObjectMissing { key: String },
+    /// A read asked for an empty or inverted range.
+    #[cfg(feature = "storage")]
+    #[error("{key}: the range {start}..{end} is empty")]
+    ObjectRange { key: String, start: u64, end: u64 },
+    /// The local storage directory cannot be created or resolved.
+    #[cfg(feature = "storage")]
+    #[error("storage directory {path}: {source}")]
+    StorageDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The storage configuration cannot make a client (bucket, region, endpoint, prefix).
+    #[cfg(feature = "storage")]
+    #[error("storage configuration: {source}")]
+    StorageOpen {
+        #[source]
+        source: object_store::Error,
+    },
+    /// Reading the file to upload failed.
+    #[cfg(feature = "storage")]
+    #[error("reading {path} for upload: {source}")]
+    UploadRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store failed an operation (`op`: put, get, head, delete, presign).
+    #[cfg(feature = "storage")]
+    #[error("storage {op} {key}: {source}")]
+    Storage {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: object_store::Error,
+    },
+    /// The upload task has stopped (its runtime is shutting down).
+    #[cfg(feature = "storage")]
+    #[error("the uploader is not running")]
+    UploaderGone,
     /// A socket operation of the UDP shell failed.
     #[error("socket: {0}")]
     Io(#[from] std::io::Error),

@@ -33,7 +33,9 @@
 //! sequence and timestamp extension), `jitter` (the reorder window), `leg` (one direction's
 //! timeline), [`capture`] (the two legs together, pause spans), [`wav`], `net`, `sip` (the recorder endpoint:
 //! a SIP user agent server that answers the recorder legs and routes their RTP into `net`),
-//! [`ingest`] (feature `ingest`: checking and measuring recordings FreeSWITCH wrote itself).
+//! [`ingest`] (feature `ingest`: checking and measuring recordings FreeSWITCH wrote itself),
+//! `storage` (feature `storage`: the local directory or S3 bucket finished recordings go to,
+//! and the upload spool that retries until the store takes them).
 
 pub mod capture;
 pub mod config;
@@ -48,6 +50,8 @@ pub mod net;
 pub mod rtp;
 #[cfg(feature = "sip")]
 pub mod sip;
+#[cfg(feature = "storage")]
+pub mod storage;
 mod stream;
 pub mod wav;
 
