@@ -45,8 +45,18 @@ struct Setup {
     /// `None`: no recorder endpoint. `Some(dial)`: the endpoint runs and legs are dialled with
     /// `dial` (`{addr}` is its SIP address).
     recorder_dial: Option<String>,
-    /// mod_oreka loaded on the fake switch, its `oreka.conf` naming the endpoint.
-    oreka: bool,
+    /// mod_oreka on the fake switch.
+    oreka: Oreka,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Oreka {
+    /// Not loaded.
+    Off,
+    /// Loaded, its `oreka.conf` naming the endpoint.
+    ToEndpoint,
+    /// Loaded, its `oreka.conf` naming a port where nothing listens.
+    Elsewhere,
 }
 
 impl World {
@@ -61,14 +71,22 @@ impl World {
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
         // mod_oreka's `oreka.conf` names the endpoint's SIP address before either runs: a
         // free port is picked for it here.
-        let sip_bind: std::net::SocketAddr = if setup.oreka {
+        let free_port = || {
             let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             probe.local_addr().unwrap()
+        };
+        let sip_bind: std::net::SocketAddr = if setup.oreka == Oreka::ToEndpoint {
+            free_port()
         } else {
             "127.0.0.1:0".parse().unwrap()
         };
-        let oreka = setup.oreka.then(|| OrekaSetup {
-            server: sip_bind,
+        let oreka = match setup.oreka {
+            Oreka::Off => None,
+            Oreka::ToEndpoint => Some(sip_bind),
+            Oreka::Elsewhere => Some(free_port()),
+        }
+        .map(|server| OrekaSetup {
+            server,
             local_ip: "127.0.0.2".parse().unwrap(),
         });
         let sim = switchyard_esl::sim::spawn(
@@ -108,7 +126,9 @@ impl World {
                 max_recordings: 100,
             });
             cfg.recording.recorder_dial = Some(dial);
-            cfg.recording.oreka = setup.oreka;
+            cfg.recording.oreka = setup.oreka != Oreka::Off;
+            // A fork whose INVITE does not come is given up this soon (default 10 s).
+            cfg.recording.recorder_timeout = Duration::from_secs(1);
         }
         let engine = Engine::new(
             EngineConfig::default(),
@@ -350,7 +370,7 @@ async fn a_bridged_call_is_recorded_live_in_stereo_caller_left_agent_right() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
-            oreka: false,
+            oreka: Oreka::Off,
         },
     )
     .await;
@@ -399,7 +419,7 @@ async fn a_pause_leaves_exactly_its_span_silent_and_is_logged() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
-            oreka: false,
+            oreka: Oreka::Off,
         },
     )
     .await;
@@ -453,7 +473,7 @@ async fn recorder_legs_that_cannot_be_reached_fall_back_to_uuid_record() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(format!("sofia/internal/{{user}}@{closed}")),
-            oreka: false,
+            oreka: Oreka::Off,
         },
     )
     .await;
@@ -489,7 +509,7 @@ async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
         Setup {
             policy: always(RecordingCapture::Live),
             recorder_dial: Some(LIVE_DIAL.into()),
-            oreka: false,
+            oreka: Oreka::Off,
         },
     )
     .await;
@@ -553,7 +573,7 @@ async fn an_oreka_policy_forks_the_caller_with_mod_oreka_into_a_stereo_recording
         Setup {
             policy: always(RecordingCapture::Oreka),
             recorder_dial: Some(LIVE_DIAL.into()),
-            oreka: true,
+            oreka: Oreka::ToEndpoint,
         },
     )
     .await;
@@ -579,4 +599,25 @@ async fn an_oreka_policy_forks_the_caller_with_mod_oreka_into_a_stereo_recording
     );
     let secs = rec.figures.as_ref().expect("measured").duration_ms as f64 / 1000.0;
     assert!((2.5..4.5).contains(&secs), "about the 3 s of talk: {secs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_whose_invite_never_comes_falls_back_to_uuid_record() {
+    let w = World::start(
+        "oreka-elsewhere",
+        Setup {
+            policy: always(RecordingCapture::Oreka),
+            recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: Oreka::Elsewhere,
+        },
+    )
+    .await;
+    w.agent(1, 1001, true).await;
+    let caller = w.call(Duration::from_secs(3)).await;
+    let rec = w.recording(&caller).await;
+    assert_eq!(rec.status, RecordingStatus::Completed, "{:?}", rec.error);
+    assert_eq!(rec.capture, RecordingCapture::Switch);
+    assert!(rec.fell_back);
+    let wav = read_wav(Path::new(&rec.path));
+    assert_eq!(wav.channels.len(), 2);
 }

@@ -46,6 +46,10 @@ pub enum MediaRequest {
         path: PathBuf,
         stereo: bool,
         channel: String,
+        /// No INVITE from mod_oreka this long after `Ready` (its `oreka.conf` names another
+        /// server, a firewall): the fork is forgotten and `Refused` reported, so the switch
+        /// records instead.
+        wait: Duration,
     },
     /// Write silence from now on (`on`), or audio again.
     Silence { id: RecordingId, on: bool },

@@ -60,6 +60,7 @@ pub(crate) async fn start(
         expected: HashMap::new(),
         checks: JoinSet::new(),
         waiting: std::collections::VecDeque::new(),
+        fork_deadlines: JoinSet::new(),
     };
     tokio::spawn(service.run(requests_rx));
     Ok((MediaLink { requests, reports }, sip_addr))
@@ -116,6 +117,8 @@ impl Live {
 struct Expected {
     path: PathBuf,
     announced: Announced,
+    /// The endpoint answered one of its legs (a fork's INVITE came).
+    answered: bool,
 }
 
 /// What feeds a live recording.
@@ -134,6 +137,8 @@ struct Service {
     checks: JoinSet<MediaReport>,
     /// Checks waiting for a free slot (bounded by the recordings, which the engine bounds).
     waiting: std::collections::VecDeque<Check>,
+    /// Forks whose INVITE is awaited: each wakes with its recording after its `wait`.
+    fork_deadlines: JoinSet<RecordingId>,
 }
 
 /// A file to check, and what to report it as.
@@ -162,6 +167,9 @@ impl Service {
                     None => break,
                 },
                 Some(ev) = live_events => self.on_leg_event(ev),
+                Some(Ok(id)) = self.fork_deadlines.join_next(), if !self.fork_deadlines.is_empty() => {
+                    self.fork_deadline(id).await;
+                }
                 Some(done) = self.checks.join_next(), if !self.checks.is_empty() => {
                     if let Ok(report) = done
                         && self.reports.send(report).await.is_err()
@@ -198,10 +206,17 @@ impl Service {
                 path,
                 stereo,
                 channel,
+                wait,
             } => {
                 let announced = Announced::Fork(channel);
                 let report = match self.expect(id, path, stereo, announced).await {
-                    Ok(()) => MediaReport::Ready { id },
+                    Ok(()) => {
+                        self.fork_deadlines.spawn(async move {
+                            tokio::time::sleep(wait).await;
+                            id
+                        });
+                        MediaReport::Ready { id }
+                    }
                     Err(e) => MediaReport::Refused {
                         id,
                         error: e.to_string(),
@@ -304,12 +319,26 @@ impl Service {
                 answer.await.map_err(|_| MediaError::RecorderGone)?
             };
             if let Err(e) = expected.await {
-                self.expected.insert(id, Expected { path, announced });
+                self.expected.insert(
+                    id,
+                    Expected {
+                        path,
+                        announced,
+                        answered: false,
+                    },
+                );
                 self.abandon(id).await;
                 return Err(e);
             }
         }
-        self.expected.insert(id, Expected { path, announced });
+        self.expected.insert(
+            id,
+            Expected {
+                path,
+                announced,
+                answered: false,
+            },
+        );
         Ok(())
     }
 
@@ -352,7 +381,30 @@ impl Service {
         }
     }
 
+    /// A fork's wait is over: if mod_oreka never sent its INVITE, the fork is forgotten and
+    /// the core told, so that the switch records the call instead.
+    async fn fork_deadline(&mut self, id: RecordingId) {
+        if self.expected.get(&id).is_none_or(|e| e.answered) {
+            return;
+        }
+        warn!(recording = %id, "no INVITE from mod_oreka in time; FreeSWITCH records it instead");
+        self.abandon(id).await;
+        let error = "no INVITE from mod_oreka in time (does oreka.conf name this endpoint?)";
+        let _ = self
+            .reports
+            .send(MediaReport::Refused {
+                id,
+                error: error.into(),
+            })
+            .await;
+    }
+
     fn on_leg_event(&mut self, ev: LegEvent<RecordingId>) {
+        if let LegEvent::Answered { key, .. } = &ev
+            && let Some(e) = self.expected.get_mut(key)
+        {
+            e.answered = true;
+        }
         let LegEvent::Finished { key, result } = ev else {
             debug!(event = ?ev, "recorder leg");
             return;

@@ -151,6 +151,7 @@ impl DriverCore {
                 path,
                 stereo,
                 channel: leg.to_string(),
+                wait: self.cfg.recording.recorder_timeout,
             }));
         } else if live {
             let path = self.cfg.recording.live_dir.join(file_name(id));
