@@ -621,3 +621,36 @@ async fn a_fork_whose_invite_never_comes_falls_back_to_uuid_record() {
     let wav = read_wav(Path::new(&rec.path));
     assert_eq!(wav.channels.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_announcement_plays_first_and_the_recording_begins_after_it() {
+    // The fake switch plays a file of unknown length for 2 s (its `default_playback`).
+    let w = World::start(
+        "announced",
+        Setup {
+            policy: RecordingPolicy {
+                announcement: Some("ivr/ivr-this_call_may_be_recorded.wav".into()),
+                ..always(RecordingCapture::Live)
+            },
+            recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: Oreka::Off,
+        },
+    )
+    .await;
+    w.agent(1, 1001, true).await;
+    let caller = w.call(Duration::from_secs(5)).await;
+    let agent = w.agent_leg_of(&caller).await;
+    let caller_hz = w.sim.tone_hz(&caller).await.expect("caller tone");
+    let agent_hz = w.sim.tone_hz(&agent).await.expect("agent tone");
+    let rec = w.recording(&caller).await;
+    assert_eq!(rec.status, RecordingStatus::Completed, "{:?}", rec.error);
+    let secs = rec.figures.as_ref().expect("measured").duration_ms as f64 / 1000.0;
+    assert!(
+        (2.0..4.0).contains(&secs),
+        "5 s of talk less the 2 s announcement: {secs}"
+    );
+    let wav = read_wav(Path::new(&rec.path));
+    let both = [caller_hz, agent_hz];
+    let talk = span(&wav.channels[0], wav.rate, 0.5, 2.0);
+    assert_eq!(strongest(talk, wav.rate, &both), caller_hz);
+}

@@ -70,6 +70,8 @@ pub(crate) enum Tracking {
     Recorder(crate::recording::RecordingId),
     /// `uuid_record ... start`: a refusal ends the recording with an error.
     SwitchRecord(crate::recording::RecordingId),
+    /// A recording's announcement: refused, the recording starts at once.
+    Announcement(crate::recording::RecordingId),
     Other,
 }
 

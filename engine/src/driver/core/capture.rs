@@ -2,6 +2,9 @@
 //! and what the switch and the media side report becomes [`SwitchEvent::RecordingEnded`].
 //!
 //! ```text
+//!   Start with an announcement ─► uuid_broadcast C <announcement> both; the capture below
+//!        begins at C's CHANNEL_EXECUTE_COMPLETE of that playback (-ERR, or no end within
+//!        prompt_timeout: at once; C hung up meanwhile: ended, nothing recorded)
 //!   Start(live, endpoint configured) ─► Media Expect ─► Ready ─► two recorder legs
 //!        │                                  │                    (originate .. &eavesdrop(C))
 //!        │                                  └► Refused ─┐           │ job -ERR / not answered
@@ -38,7 +41,12 @@ use crate::recording::{AudioFigures, RecordingCapture, RecordingId, RecordingOut
 
 use super::super::commands::{self, EslRequest, Tracking};
 use super::super::media::{MediaReport, MediaRequest, recorder_user};
+use super::timers::Chore;
 use super::{Answer, CoreOutput, DriverCore, Reply, bump};
+
+/// How long an announcement may play before the recording starts anyway, when the core has
+/// no prompt timeout of its own.
+const ANNOUNCEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The captures under way and the recorder legs that feed them.
 #[derive(Debug, Default)]
@@ -54,6 +62,8 @@ struct Capture {
     leg: LegId,
     node: usize,
     stereo: bool,
+    /// The way the policy asked for (what it falls back from).
+    capture: RecordingCapture,
     way: Way,
     fell_back: bool,
     silenced: bool,
@@ -63,6 +73,10 @@ struct Capture {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Way {
+    /// The announcement (`path`) plays to both sides; the capture begins once it ended.
+    Announcing {
+        path: String,
+    },
     /// The endpoint was asked to expect the legs; they are dialled at its `Ready`.
     Expecting,
     /// The endpoint was asked to take mod_oreka's fork; `oreka_record` runs at its `Ready`.
@@ -114,11 +128,59 @@ impl DriverCore {
         }
         let node = self.leg_node(leg);
         bump(&self.counters.recordings_started);
-        if let Some(path) = announcement {
-            match commands::announce_both(leg, &path) {
-                Ok(req) => self.ask_capture(node, vec![req], Tracking::Other),
-                Err(e) => warn!(error = %e, %id, "recording announcement not played"),
+        let announce = announcement.and_then(|path| match commands::announce_both(leg, &path) {
+            Ok(req) => Some((path, req)),
+            Err(e) => {
+                warn!(error = %e, %id, "recording announcement not played");
+                None
             }
+        });
+        self.captures.map.insert(
+            id,
+            Capture {
+                leg,
+                node,
+                stereo,
+                capture,
+                way: Way::Expecting,
+                fell_back: false,
+                silenced: false,
+                stopped: false,
+            },
+        );
+        let Some((path, req)) = announce else {
+            return self.begin_capture(id);
+        };
+        // The announcement first, the recording once it has played: its end is the
+        // customer leg's CHANNEL_EXECUTE_COMPLETE of the playback (however it ended), or the
+        // deadline if that event is lost.
+        if let Some(c) = self.captures.map.get_mut(&id) {
+            c.way = Way::Announcing { path };
+        }
+        self.ask_capture(node, vec![req], Tracking::Announcement(id));
+        let after = if self.cfg.prompt_timeout.is_zero() {
+            ANNOUNCEMENT_TIMEOUT
+        } else {
+            self.cfg.prompt_timeout
+        };
+        self.later(after, Chore::AnnouncementOverdue { id });
+    }
+
+    /// The capture itself: mod_oreka's fork, recorder legs, or the switch's own recording.
+    fn begin_capture(&mut self, id: RecordingId) {
+        let Some(c) = self.captures.map.get(&id) else {
+            return;
+        };
+        let (leg, node, stereo, capture, silenced) =
+            (c.leg, c.node, c.stereo, c.capture, c.silenced);
+        if c.stopped {
+            return self.capture_ended(
+                id,
+                capture,
+                PathBuf::new(),
+                None,
+                Some("stopped during the announcement, before recording began".into()),
+            );
         }
         let endpoint = self.cfg.recording.endpoint.is_some();
         let fork = capture == RecordingCapture::Oreka
@@ -128,24 +190,15 @@ impl DriverCore {
         let live = capture != RecordingCapture::Switch
             && !fork
             && self.cfg.recording.recorder_dial.is_some();
-        self.captures.map.insert(
-            id,
-            Capture {
-                leg,
-                node,
-                stereo,
-                way: if fork {
-                    Way::ExpectingFork
-                } else {
-                    Way::Expecting
-                },
-                fell_back: false,
-                silenced: false,
-                stopped: false,
-            },
-        );
+        if let Some(c) = self.captures.map.get_mut(&id) {
+            c.way = if fork {
+                Way::ExpectingFork
+            } else {
+                Way::Expecting
+            };
+        }
+        let path = self.cfg.recording.live_dir.join(file_name(id));
         if fork {
-            let path = self.cfg.recording.live_dir.join(file_name(id));
             self.out.push_back(CoreOutput::Media(MediaRequest::ExpectFork {
                 id,
                 path,
@@ -154,7 +207,6 @@ impl DriverCore {
                 wait: self.cfg.recording.recorder_timeout,
             }));
         } else if live {
-            let path = self.cfg.recording.live_dir.join(file_name(id));
             self.out.push_back(CoreOutput::Media(MediaRequest::Expect {
                 id,
                 path,
@@ -163,7 +215,49 @@ impl DriverCore {
                 agent_user: recorder_user(id, 'b'),
             }));
         } else {
-            self.start_switch_capture(id);
+            return self.start_switch_capture(id);
+        }
+        if silenced {
+            // Paused or masked during the announcement.
+            self.out
+                .push_back(CoreOutput::Media(MediaRequest::Silence { id, on: true }));
+        }
+    }
+
+    /// A playback on `leg` completed: the announcement of a recording waiting for it, if it
+    /// is that one. A customer who hung up during it is not recorded.
+    pub(super) fn announcement_played(&mut self, leg: LegId, data: &str, hung_up: bool) {
+        let found = self.captures.map.iter().find_map(|(id, c)| match &c.way {
+            Way::Announcing { path } if c.leg == leg && path == data => Some(*id),
+            _ => None,
+        });
+        let Some(id) = found else {
+            return;
+        };
+        if hung_up {
+            let capture = self.captures.map.get(&id).map(|c| c.capture);
+            return self.capture_ended(
+                id,
+                capture.unwrap_or_default(),
+                PathBuf::new(),
+                None,
+                Some("the customer hung up during the announcement".into()),
+            );
+        }
+        self.begin_capture(id);
+    }
+
+    /// The announcement's end was never reported (or its broadcast was refused): record
+    /// anyway rather than lose the call.
+    pub(super) fn announcement_overdue(&mut self, id: RecordingId, why: &str) {
+        if self
+            .captures
+            .map
+            .get(&id)
+            .is_some_and(|c| matches!(c.way, Way::Announcing { .. }))
+        {
+            warn!(recording = %id, reason = %why, "recording announcement not confirmed; recording anyway");
+            self.begin_capture(id);
         }
     }
 
@@ -390,6 +484,8 @@ impl DriverCore {
         c.silenced = on;
         debug!(recording = %id, on, ?kind, "recording silence");
         match &c.way {
+            // Applied as the capture begins.
+            Way::Announcing { .. } => {}
             Way::Expecting | Way::Live { .. } | Way::ExpectingFork | Way::Fork => self
                 .out
                 .push_back(CoreOutput::Media(MediaRequest::Silence { id, on })),
@@ -410,6 +506,17 @@ impl DriverCore {
         c.stopped = true;
         let node = c.node;
         match c.way.clone() {
+            // Nothing captures yet: it ends now (the announcement plays on).
+            Way::Announcing { .. } => {
+                let capture = c.capture;
+                self.capture_ended(
+                    id,
+                    capture,
+                    PathBuf::new(),
+                    None,
+                    Some("stopped during the announcement, before recording began".into()),
+                );
+            }
             // At `Ready` the endpoint is told to forget it.
             Way::Expecting | Way::ExpectingFork => {}
             // mod_oreka's BYEs follow, and the endpoint's Finished.
@@ -477,6 +584,7 @@ impl DriverCore {
         bump(&self.counters.commands_failed);
         match tracking {
             Tracking::Recorder(id) => self.live_failed(id, &why),
+            Tracking::Announcement(id) => self.announcement_overdue(id, &why),
             Tracking::SwitchRecord(id) => {
                 warn!(recording = %id, reply = %why, "uuid_record refused");
                 self.capture_ended(

@@ -677,6 +677,9 @@ impl DriverCore {
             Chore::PromptOverdue { leg, generation } => self.on_prompt_overdue(leg, generation),
             Chore::Reconnect { node } => self.out.push_back(CoreOutput::Connect { node }),
             Chore::AdoptDeadline => self.on_adopt_deadline(),
+            Chore::AnnouncementOverdue { id } => {
+                self.announcement_overdue(id, "its end was not reported in time")
+            }
         }
     }
 

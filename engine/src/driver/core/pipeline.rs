@@ -318,7 +318,7 @@ impl DriverCore {
                     }
                 }
             }
-            Tracking::Recorder(_) | Tracking::SwitchRecord(_) => {
+            Tracking::Recorder(_) | Tracking::SwitchRecord(_) | Tracking::Announcement(_) => {
                 self.on_capture_reply(tracking, replies);
             }
             Tracking::Other => {

@@ -108,6 +108,10 @@ impl DriverCore {
         else {
             return;
         };
+        if app.ends_with("playback") {
+            let hung_up = e.header("Answer-State").as_deref() == Some("hangup");
+            self.announcement_played(leg, &data, hung_up);
+        }
         self.prompts.handle_input(
             self.now,
             prompts::Input::Executed {

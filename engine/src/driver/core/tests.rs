@@ -767,6 +767,20 @@ fn recorded_call_after(
     tune: impl FnOnce(&mut DriverConfig),
     before: impl FnOnce(&mut Bench),
 ) -> (Bench, LegId) {
+    let policy = RecordingPolicy {
+        mode: RecordingMode::Always,
+        capture,
+        ..RecordingPolicy::default()
+    };
+    recorded_call_with(policy, tune, before)
+}
+
+/// A call bridged in a queue recording by `policy`.
+fn recorded_call_with(
+    policy: RecordingPolicy,
+    tune: impl FnOnce(&mut DriverConfig),
+    before: impl FnOnce(&mut Bench),
+) -> (Bench, LegId) {
     let mut b = bench_with(|c| {
         c.recording.recorder_dial = Some(RECORDER_DIAL.into());
         c.recording.switch_path = "/var/lib/fs/rec/{file}".into();
@@ -777,11 +791,7 @@ fn recorded_call_after(
     b.command(Command::UpsertQueue(Box::new(QueueConfig {
         id: QueueId(1),
         name: "sales".into(),
-        recording: RecordingPolicy {
-            mode: RecordingMode::Always,
-            capture,
-            ..RecordingPolicy::default()
-        },
+        recording: policy,
         ..QueueConfig::default()
     })));
     b.available();
@@ -1086,12 +1096,14 @@ fn an_oreka_recording_runs_oreka_record_once_the_endpoint_expects_the_fork_and_s
         path,
         stereo,
         channel,
+        wait,
     } = b.media[0].clone()
     else {
         panic!("the fork is announced first: {:?}", b.media);
     };
     assert!(stereo);
     assert_eq!(channel, caller.to_string(), "mod_oreka's Call-ID is the channel's uuid");
+    assert_eq!(wait, std::time::Duration::from_secs(10), "the recorder timeout");
     assert!(
         !b.lines().iter().any(|l| l.contains("oreka_record")),
         "nothing runs before the endpoint is ready"
@@ -1189,4 +1201,97 @@ fn oreka_record_refused_falls_back_to_uuid_record() {
     );
     let record = format!("api uuid_record {caller} start /var/lib/fs/rec/{id}.wav");
     assert!(b.lines().contains(&record), "{:?}", b.lines());
+}
+
+#[test]
+fn an_announcement_plays_before_the_recording_begins() {
+    const NOTICE: &str = "ivr/ivr-this_call_may_be_recorded.wav";
+    let policy = RecordingPolicy {
+        mode: RecordingMode::Always,
+        announcement: Some(NOTICE.into()),
+        ..RecordingPolicy::default()
+    };
+    let (mut b, caller) = recorded_call_with(policy, |_| {}, |_| {});
+    let broadcast = format!("api uuid_broadcast {caller} {NOTICE} both");
+    assert!(b.lines().contains(&broadcast), "{:?}", b.lines());
+    assert!(b.media.is_empty(), "nothing captures during the announcement");
+    // Another playback's end (the music) is not the announcement's.
+    b.switch_event(event(
+        "CHANNEL_EXECUTE_COMPLETE",
+        caller,
+        &[("Application", "playback"), ("Application-Data", "local_stream://moh")],
+    ));
+    assert!(b.media.is_empty());
+    b.switch_event(event(
+        "CHANNEL_EXECUTE_COMPLETE",
+        caller,
+        &[("Application", "playback"), ("Application-Data", NOTICE)],
+    ));
+    assert!(
+        matches!(b.media.as_slice(), [MediaRequest::Expect { .. }]),
+        "{:?}",
+        b.media
+    );
+}
+
+#[test]
+fn a_recording_stopped_during_its_announcement_ends_with_nothing_captured() {
+    const NOTICE: &str = "ivr/notice.wav";
+    let policy = RecordingPolicy {
+        mode: RecordingMode::OnDemand,
+        announcement: Some(NOTICE.into()),
+        ..RecordingPolicy::default()
+    };
+    let (mut b, caller) = recorded_call_with(policy, |_| {}, |_| {});
+    let call = b.core.engine.call_by_leg(caller).expect("the call");
+    let by = crate::recording::Requester {
+        name: "supervisor".into(),
+        agent: None,
+    };
+    for action in [
+        crate::recording::RecordingAction::Start,
+        crate::recording::RecordingAction::Stop,
+    ] {
+        b.command(Command::RecordCall {
+            call,
+            action,
+            by: by.clone(),
+        });
+    }
+    b.flush();
+    assert!(
+        b.lines()
+            .contains(&format!("api uuid_broadcast {caller} {NOTICE} both"))
+    );
+    let r = recording_of(&b);
+    assert_eq!(r.status, RecordingStatus::Failed);
+    assert!(r.error.as_deref().is_some_and(|e| e.contains("announcement")), "{r:?}");
+    // The announcement's end later starts nothing.
+    b.switch_event(event(
+        "CHANNEL_EXECUTE_COMPLETE",
+        caller,
+        &[("Application", "playback"), ("Application-Data", NOTICE)],
+    ));
+    assert!(b.media.is_empty(), "{:?}", b.media);
+}
+
+#[test]
+fn a_refused_announcement_starts_the_recording_at_once() {
+    let policy = RecordingPolicy {
+        mode: RecordingMode::Always,
+        announcement: Some("ivr/notice.wav".into()),
+        ..RecordingPolicy::default()
+    };
+    let (mut b, caller) = recorded_call_with(policy, |_| {}, |_| {});
+    assert!(b.media.is_empty());
+    b.answer_api(
+        &format!("uuid_broadcast {caller} ivr/notice.wav"),
+        "-ERR no such channel",
+    );
+    b.flush();
+    assert!(
+        matches!(b.media.as_slice(), [MediaRequest::Expect { .. }]),
+        "{:?}",
+        b.media
+    );
 }

@@ -27,6 +27,8 @@ pub(super) enum Chore {
     Reconnect { node: usize },
     /// The takeover stops waiting for nodes that were never listed (module `adopt`).
     AdoptDeadline,
+    /// A recording's announcement was never reported ended (module `capture`).
+    AnnouncementOverdue { id: crate::recording::RecordingId },
 }
 
 /// Chores at once: far above what live legs need (a few per leg), so reaching it means a

@@ -550,6 +550,23 @@ impl Switch {
         self.deliver("CUSTOM", Some("avmd::beep"), Some(&uuid), p, None);
     }
 
+    /// `switch_channel_stop_broadcast`: a playback running (a broadcast: music, a prompt) stops
+    /// with PLAYBACK_STOP and completes; nothing queued is touched.
+    pub(super) fn stop_broadcast(&mut self, now: Instant, ch: ChanId) {
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
+        if !c.current.as_ref().is_some_and(|a| a.name.ends_with("playback")) {
+            return;
+        }
+        let Some(app) = c.current.take() else { return };
+        c.last_app = Some((app.name.clone(), app.data.clone()));
+        let post = playback_post(&app.data, "break");
+        self.chan_event(now, ch, "PLAYBACK_STOP", vec![], post, true);
+        let post = app_post(&app, Some("FILE PLAYED"));
+        self.chan_event(now, ch, "CHANNEL_EXECUTE_COMPLETE", vec![], post, true);
+    }
+
     /// Ends the running application at once (a transfer): a playback stops with
     /// PLAYBACK_STOP, and the application completes without starting the next one.
     pub(super) fn abort_current(&mut self, now: Instant, ch: ChanId) {
@@ -604,6 +621,11 @@ impl Switch {
             {
                 self.unbridge(now, x, old);
             }
+        }
+        // switch_ivr_uuid_bridge: `switch_channel_stop_broadcast` on both legs, so the music
+        // a parked caller had ends here; what is queued stays, and plays over the bridge.
+        for x in [a, b] {
+            self.stop_broadcast(now, x);
         }
         let (ua, ub) = (pa.uuid.clone(), pb.uuid.clone());
         for (x, other, kind, ou) in [
