@@ -11,6 +11,7 @@ pub mod ids;
 pub mod journal;
 pub mod live_state;
 pub mod model;
+pub mod recording_objects;
 pub mod openapi;
 pub mod routes;
 pub mod runtime;

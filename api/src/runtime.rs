@@ -36,6 +36,7 @@ use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::spec::QueueSpec;
+use crate::recording_objects::{Objects, ObjectsConfig};
 use crate::store::{
     CallRow, CdrRow, IntervalRow, IntervalScope, RecordingRow, Store, StoreError, TraceRow,
 };
@@ -95,6 +96,8 @@ pub enum RuntimeError {
     Store(#[from] StoreError),
     #[error("driver: {0}")]
     Driver(#[from] DriverError),
+    #[error("recordings: {0}")]
+    Objects(#[from] crate::recording_objects::ObjectsError),
     #[error("stored {kind} {id} is invalid: {message}")]
     StoredConfig {
         kind: &'static str,
@@ -128,6 +131,9 @@ pub struct Runtime {
     /// Where `PUT /v1/recordings/upload/{file}` writes, and the secret it takes; `None`: the
     /// route answers 404.
     pub uploads: Option<Uploads>,
+    /// Where recordings' audio is kept (`crate::recording_objects`).
+    pub objects: Objects,
+    objects_task: JoinHandle<()>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
 }
@@ -138,6 +144,8 @@ pub struct Recording {
     pub capture: switchyard_engine::driver::RecordingSetup,
     /// Enables the upload route (FreeSWITCH's mod_http_cache PUTs switch recordings there).
     pub upload_token: Option<String>,
+    /// Where finished recordings are stored.
+    pub objects: ObjectsConfig,
 }
 
 /// The upload route's directory and secret.
@@ -249,16 +257,20 @@ impl Runtime {
             token,
         });
         dcfg.recording = recording.capture;
+        let hub = LiveHub::new(LiveConfig::default());
+        let (objects, objects_task) =
+            Objects::start(store.clone(), &recording.objects, hub.clone()).await?;
         let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
             store: store.clone(),
             directory: directory.clone(),
             duplicates: records_duplicate.clone(),
+            objects: objects.clone(),
+            hub: hub.clone(),
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
         let live = Arc::new(LiveState::new(ids.clone()));
-        let hub = LiveHub::new(LiveConfig::default());
         // Subscribed before boot: the live state follows boot's events too.
         let forwarder = tokio::spawn(forward(
             handle.subscribe(),
@@ -292,6 +304,8 @@ impl Runtime {
             config_writes: tokio::sync::Mutex::new(()),
             records_duplicate,
             uploads,
+            objects,
+            objects_task,
             driver: Some(driver),
             forwarder,
         })
@@ -440,6 +454,7 @@ impl Runtime {
             }
         }
         self.forwarder.abort();
+        self.objects_task.abort();
         self.hub.close();
     }
 }
@@ -527,6 +542,8 @@ struct StoreSink {
     store: Store,
     directory: Arc<Directory>,
     duplicates: Arc<AtomicU64>,
+    objects: Objects,
+    hub: LiveHub,
 }
 
 fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
@@ -891,6 +908,13 @@ impl RecordSink for StoreSink {
             },
         )
         .await;
+        // Finished recordings go to storage once their rows are filed (a row the store lost
+        // is found by the next start's `pending_objects` if its record is replayed).
+        let finished: Vec<RecordingRow> = recordings
+            .iter()
+            .filter(|r| r.status != crate::store::OPEN_RECORDING)
+            .cloned()
+            .collect();
         lost += write_records(
             "recordings",
             recordings,
@@ -902,6 +926,10 @@ impl RecordSink for StoreSink {
             },
         )
         .await;
+        if !finished.is_empty() {
+            self.objects.spool(&finished).await;
+            crate::recording_objects::publish_failed(&self.hub, &finished);
+        }
         lost += retry("intervals", intervals.len(), || {
             self.store.insert_intervals(&intervals)
         })

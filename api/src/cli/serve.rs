@@ -127,6 +127,10 @@ struct FileRecording {
     /// A file holding the secret FreeSWITCH uploads recordings with (enables
     /// `PUT /v1/recordings/upload/{file}`).
     upload_token_file: Option<PathBuf>,
+    /// `[recording.storage]`: where finished recordings are kept: `kind = "local"` with
+    /// `dir`, or `kind = "s3"` with `bucket`, `region`, `endpoint`... [default: local,
+    /// "recordings/store"].
+    storage: Option<switchyard_media::storage::StorageConfig>,
 }
 
 impl FileRecording {
@@ -186,9 +190,14 @@ impl FileRecording {
             }
             None => None,
         };
+        let mut objects = switchyard_api::recording_objects::ObjectsConfig::default();
+        if let Some(storage) = &self.storage {
+            objects.storage = storage.clone();
+        }
         Ok(switchyard_api::runtime::Recording {
             capture,
             upload_token,
+            objects,
         })
     }
 }
@@ -958,6 +967,7 @@ fn demo_recording() -> switchyard_api::runtime::Recording {
             ..RecordingSetup::default()
         },
         upload_token: None,
+        objects: Default::default(),
     }
 }
 

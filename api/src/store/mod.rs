@@ -285,12 +285,14 @@ pub(crate) use args;
 mod campaigns;
 mod config;
 mod history;
+mod objects;
 mod recordings;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
+pub use objects::{DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState};
 pub use recordings::OPEN_RECORDING;
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
@@ -350,122 +352,142 @@ fn audit_args(audit: &AuditWrite<'_, '_>, object_id: String) -> Vec<Arg> {
 }
 
 static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-    embedded([
-        include_str!("../../../migrations/sqlite/0001_init.sql"),
-        include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
-        include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
-        include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
-        include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
-        include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
-        include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
-        include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
-        include_str!("../../../migrations/sqlite/0009_platform_secrets.sql"),
-        include_str!("../../../migrations/sqlite/0010_recordings.sql"),
+    embedded(&[
+        (
+            1,
+            "init",
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+        ),
+        (
+            2,
+            "campaigns",
+            include_str!("../../../migrations/sqlite/0002_campaigns.sql"),
+        ),
+        (
+            3,
+            "agent keys",
+            include_str!("../../../migrations/sqlite/0003_agent_keys.sql"),
+        ),
+        (
+            4,
+            "attempt legs",
+            include_str!("../../../migrations/sqlite/0004_attempt_legs.sql"),
+        ),
+        (
+            5,
+            "attempt machine",
+            include_str!("../../../migrations/sqlite/0005_attempt_machine.sql"),
+        ),
+        (
+            6,
+            "open rows",
+            include_str!("../../../migrations/sqlite/0006_open_rows.sql"),
+        ),
+        (
+            7,
+            "campaign pacer",
+            include_str!("../../../migrations/sqlite/0007_campaign_pacer.sql"),
+        ),
+        (
+            8,
+            "dial grants",
+            include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
+        ),
+        (
+            9,
+            "platform secrets",
+            include_str!("../../../migrations/sqlite/0009_platform_secrets.sql"),
+        ),
+        (
+            10,
+            "recordings",
+            include_str!("../../../migrations/sqlite/0010_recordings.sql"),
+        ),
+        (
+            12,
+            "recording objects",
+            include_str!("../../../migrations/sqlite/0012_recording_objects.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-    embedded([
-        include_str!("../../../migrations/postgres/0001_init.sql"),
-        include_str!("../../../migrations/postgres/0002_campaigns.sql"),
-        include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
-        include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
-        include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
-        include_str!("../../../migrations/postgres/0006_open_rows.sql"),
-        include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
-        include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
-        include_str!("../../../migrations/postgres/0009_platform_secrets.sql"),
-        include_str!("../../../migrations/postgres/0010_recordings.sql"),
+    embedded(&[
+        (
+            1,
+            "init",
+            include_str!("../../../migrations/postgres/0001_init.sql"),
+        ),
+        (
+            2,
+            "campaigns",
+            include_str!("../../../migrations/postgres/0002_campaigns.sql"),
+        ),
+        (
+            3,
+            "agent keys",
+            include_str!("../../../migrations/postgres/0003_agent_keys.sql"),
+        ),
+        (
+            4,
+            "attempt legs",
+            include_str!("../../../migrations/postgres/0004_attempt_legs.sql"),
+        ),
+        (
+            5,
+            "attempt machine",
+            include_str!("../../../migrations/postgres/0005_attempt_machine.sql"),
+        ),
+        (
+            6,
+            "open rows",
+            include_str!("../../../migrations/postgres/0006_open_rows.sql"),
+        ),
+        (
+            7,
+            "campaign pacer",
+            include_str!("../../../migrations/postgres/0007_campaign_pacer.sql"),
+        ),
+        (
+            8,
+            "dial grants",
+            include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
+        ),
+        (
+            9,
+            "platform secrets",
+            include_str!("../../../migrations/postgres/0009_platform_secrets.sql"),
+        ),
+        (
+            10,
+            "recordings",
+            include_str!("../../../migrations/postgres/0010_recordings.sql"),
+        ),
+        (
+            12,
+            "recording objects",
+            include_str!("../../../migrations/postgres/0012_recording_objects.sql"),
+        ),
     ])
 });
 
-/// The migrations, compiled in. (`sqlx::migrate!` needs sqlx's `macros` feature, which the
-/// workspace leaves off; checksums are the same either way, so the sqlx CLI agrees.)
-fn embedded(
-    [
-        init,
-        campaigns,
-        agent_keys,
-        attempt_legs,
-        attempt_machine,
-        open_rows,
-        campaign_pacer,
-        dial_grants,
-        platform_secrets,
-        recordings,
-    ]: [&'static str; 10],
-) -> Migrator {
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(init),
-            false,
-        ),
-        Migration::new(
-            2,
-            "campaigns".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(campaigns),
-            false,
-        ),
-        Migration::new(
-            3,
-            "agent keys".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(agent_keys),
-            false,
-        ),
-        Migration::new(
-            4,
-            "attempt legs".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(attempt_legs),
-            false,
-        ),
-        Migration::new(
-            5,
-            "attempt machine".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(attempt_machine),
-            false,
-        ),
-        Migration::new(
-            6,
-            "open rows".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(open_rows),
-            false,
-        ),
-        Migration::new(
-            7,
-            "campaign pacer".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(campaign_pacer),
-            false,
-        ),
-        Migration::new(
-            8,
-            "dial grants".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(dial_grants),
-            false,
-        ),
-        Migration::new(
-            9,
-            "platform secrets".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(platform_secrets),
-            false,
-        ),
-        Migration::new(
-            10,
-            "recordings".into(),
-            MigrationType::Simple,
-            SqlStr::from_static(recordings),
-            false,
-        ),
-    ])
+/// The migrations, compiled in: (version, description, SQL). (`sqlx::migrate!` needs sqlx's
+/// `macros` feature, which the workspace leaves off; checksums are the same either way, so
+/// the sqlx CLI agrees.)
+fn embedded(migrations: &[(i64, &'static str, &'static str)]) -> Migrator {
+    Migrator::with_migrations(
+        migrations
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    SqlStr::from_static(sql),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 impl Store {

@@ -177,6 +177,12 @@ impl Store {
         self.fetch_optional(Use::Read, SQL, args![tenant, id]).await
     }
 
+    /// A recording whatever its tenant (the recordings service, which found it by id).
+    pub async fn recording_any(&self, id: Uuid) -> Result<Option<RecordingRow>, StoreError> {
+        const SQL: &str = concat!("SELECT ", recording_cols!(), " FROM recordings WHERE id = $1");
+        self.fetch_optional(Use::Read, SQL, args![id]).await
+    }
+
     /// Every recording the store holds open (its final record was not written), oldest
     /// first: what a restart must close. Not paged, like [`Store::open_calls`]: there are at
     /// most as many as calls were under way when the engine stopped.
