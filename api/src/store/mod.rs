@@ -286,12 +286,17 @@ mod campaigns;
 mod config;
 mod history;
 mod recordings;
+mod transcripts;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
 pub use recordings::OPEN_RECORDING;
+pub use transcripts::{
+    FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
+    TranscriptInput, TranscriptRow, search_words,
+};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -361,6 +366,7 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/sqlite/0008_dial_grants.sql"),
         include_str!("../../../migrations/sqlite/0009_platform_secrets.sql"),
         include_str!("../../../migrations/sqlite/0010_recordings.sql"),
+        include_str!("../../../migrations/sqlite/0011_transcripts.sql"),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -375,6 +381,7 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         include_str!("../../../migrations/postgres/0008_dial_grants.sql"),
         include_str!("../../../migrations/postgres/0009_platform_secrets.sql"),
         include_str!("../../../migrations/postgres/0010_recordings.sql"),
+        include_str!("../../../migrations/postgres/0011_transcripts.sql"),
     ])
 });
 
@@ -392,7 +399,8 @@ fn embedded(
         dial_grants,
         platform_secrets,
         recordings,
-    ]: [&'static str; 10],
+        transcripts,
+    ]: [&'static str; 11],
 ) -> Migrator {
     Migrator::with_migrations(vec![
         Migration::new(
@@ -463,6 +471,13 @@ fn embedded(
             "recordings".into(),
             MigrationType::Simple,
             SqlStr::from_static(recordings),
+            false,
+        ),
+        Migration::new(
+            11,
+            "transcripts".into(),
+            MigrationType::Simple,
+            SqlStr::from_static(transcripts),
             false,
         ),
     ])
