@@ -115,6 +115,9 @@ struct SearchQuery {
     /// The caller's number, exactly (as the calls listing matches it).
     caller_number: Option<String>,
     /// `recording` (running), `completed`, `damaged` or `failed`; absent: all.
+    // Inline: a parameter's enum is not registered as a component, so a reference to it
+    // would not resolve.
+    #[param(inline)]
     status: Option<StatusFilter>,
     /// At least this long (recordings with no duration yet are left out).
     #[param(minimum = 0)]
@@ -128,6 +131,7 @@ struct SearchQuery {
     /// stemming, no prefixes); at most 16 words, 500 characters.
     q: Option<String>,
     /// The transcript's sentiment.
+    #[param(inline)]
     sentiment: Option<Sentiment>,
     /// The transcript's quality score at least this (0-100).
     #[param(minimum = 0, maximum = 100)]
