@@ -202,6 +202,61 @@ async fn the_sqlite_build_has_fts5() {
     store.migrate().await.expect("migrations with FTS5");
 }
 
+/// On SQLite the FTS5 index is kept by triggers (migration 0011): after every insert, replace
+/// and delete of a transcript, FTS5's own integrity check finds the index and the table agree,
+/// and a deleted transcript's words find nothing.
+#[tokio::test]
+async fn the_sqlite_search_index_follows_every_write_and_delete_of_a_transcript() {
+    let store = Store::sqlite_memory().await.expect("sqlite");
+    store.migrate().await.expect("migrated");
+    let f = acme(store.clone()).await;
+    let Pools::Sqlite { writer, .. } = store.pools() else {
+        unreachable!("sqlite_memory is SQLite");
+    };
+    let check = "INSERT INTO recording_transcripts_fts (recording_transcripts_fts, rank) \
+                 VALUES ('integrity-check', 1)";
+    sqlx::query(check)
+        .execute(writer)
+        .await
+        .expect("index in step after inserts");
+    let path = format!("/v1/recordings/{}/transcript", f.a);
+    let (st, v) =
+        f.s.call(
+            "PUT",
+            &path,
+            Some(&f.admin),
+            Some(transcript("exchange", "neutral", 50.0, &[])),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    sqlx::query(check)
+        .execute(writer)
+        .await
+        .expect("index in step after a replace");
+    // A retention job deletes rows with plain SQL, knowing nothing of the index.
+    sqlx::query("DELETE FROM recording_transcripts WHERE recording_id = $1")
+        .bind(&f.a)
+        .execute(writer)
+        .await
+        .expect("deleted");
+    sqlx::query(check)
+        .execute(writer)
+        .await
+        .expect("index in step after a delete");
+    for q in ["exchange", "refund"] {
+        let (_, v) =
+            f.s.call(
+                "GET",
+                &format!("/v1/recordings?q={q}"),
+                Some(&f.admin),
+                None,
+            )
+            .await;
+        assert_eq!(listed(&v), Vec::<String>::new(), "q={q}");
+    }
+    f.s.stop().await;
+}
+
 #[tokio::test]
 async fn a_transcript_is_read_back_as_written_and_a_second_put_replaces_it_whole() {
     store_common::each_backend(|store| async move {
