@@ -14,7 +14,7 @@ use switchyard_api::http::HttpConfig;
 use switchyard_api::model::{Role, TenantId};
 use switchyard_api::openapi;
 use switchyard_api::runtime::{Runtime, SwitchConfig};
-use switchyard_api::store::{AuditEntry, Store};
+use switchyard_api::store::{AuditEntry, RecordingRow, Store};
 use switchyard_engine::EngineConfig;
 use tokio::task::JoinHandle;
 
@@ -58,6 +58,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/recording"),
     ("GET", "/v1/calls/{id}/recordings"),
     ("PUT", "/v1/recordings/upload/{file}"),
+    ("GET", "/v1/recordings"),
+    ("GET", "/v1/recordings/{id}"),
+    ("GET", "/v1/recordings/{id}/transcript"),
+    ("PUT", "/v1/recordings/{id}/transcript"),
     ("GET", "/v1/campaigns"),
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{id}"),
@@ -264,6 +268,35 @@ impl Server {
             assert!(Instant::now() < deadline, "callers never queued: {waiting}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // Two finished recordings of Ana's (agent 1, queue 1), for the recordings routes.
+        let rows: Vec<RecordingRow> = (0..2)
+            .map(|n| RecordingRow {
+                id: uuid::Uuid::new_v4(),
+                tenant: t.id,
+                call_id: uuid::Uuid::new_v4(),
+                leg: uuid::Uuid::new_v4(),
+                queue_id: 1,
+                agents: vec![1],
+                caller_number: format!("555000{n}"),
+                mode: "always".into(),
+                capture: "live".into(),
+                fell_back: false,
+                stereo: true,
+                path: String::new(),
+                started_at_ms: 1_700_000_000_000 + n,
+                ended_at_ms: Some(1_700_000_060_000 + n),
+                status: "completed".into(),
+                error: None,
+                duration_ms: Some(60_000),
+                sample_rate: Some(8000),
+                channels: Some(2),
+                bytes: Some(1_920_044),
+                silence_ratio: Some(0.5),
+                spans: json!([]),
+                waveform: Value::Null,
+            })
+            .collect();
+        self.store.insert_recordings(&rows).await.unwrap();
         (admin, platform)
     }
 
@@ -468,6 +501,8 @@ struct Known {
     ids: Vec<i64>,
     /// Calls waiting in the queue.
     calls: Vec<String>,
+    /// Recordings the seed stored.
+    recordings: Vec<String>,
     tenants: Vec<String>,
 }
 
@@ -493,6 +528,9 @@ values = [{calls}]
 [dictionaries.tenants]
 values = [{tenants}]
 
+[dictionaries.recordings]
+values = [{recordings}]
+
 [parameters]
 "query.agent_id" = {{ dictionary = "ids", probability = 0.5 }}
 "body.agent_id" = {{ dictionary = "ids", probability = 0.5 }}
@@ -508,9 +546,14 @@ parameters = {{ "path.id" = {{ dictionary = "calls", probability = 0.5 }} }}
 [[operations]]
 include-path-regex = '^/v1/platform-admin/tenants/\{{id\}}'
 parameters = {{ "path.id" = {{ dictionary = "tenants", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = '^/v1/recordings/\{{id\}}'
+parameters = {{ "path.id" = {{ dictionary = "recordings", probability = 0.5 }} }}
 "#,
             ids = ids.join(", "),
             calls = list(&self.calls),
+            recordings = list(&self.recordings),
             tenants = list(&self.tenants),
         )
     }
@@ -596,8 +639,24 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
         .json()
         .await
         .unwrap();
+    let recordings: Value = s
+        .http
+        .get(s.url("/v1/recordings"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // The queue, agent and skill the seed made, as the API shows them.
     let known = Known {
+        recordings: recordings["recordings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect(),
         ids: vec![s.rt.ids.queue(1), s.rt.ids.agent(1), s.rt.ids.skill(1)],
         calls: waiting["calls"]
             .as_array()

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use server_common::*;
+use switchyard_api::recording_objects::ObjectsConfig;
 use switchyard_api::runtime::Recording;
+use switchyard_media::storage::StorageConfig;
 use switchyard_engine::driver::RecordingSetup;
 
 /// Switch recordings (`uuid_record`, which the fake switch writes on this host) land in `dir`.
@@ -22,6 +24,12 @@ fn switch_recording(dir: &std::path::Path, upload_token: Option<&str>) -> Record
             ..RecordingSetup::default()
         },
         upload_token: upload_token.map(str::to_owned),
+        objects: ObjectsConfig {
+            storage: StorageConfig::Local {
+                dir: dir.join("store"),
+            },
+            ..ObjectsConfig::default()
+        },
     }
 }
 

@@ -11,6 +11,7 @@ mod calls;
 mod campaigns;
 mod keys;
 mod queues;
+mod recording_search;
 mod recordings;
 mod skills;
 mod tenants;
@@ -59,6 +60,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(skills::routes())
         .merge(calls::routes())
         .merge(recordings::routes())
+        .merge(recording_search::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(tenants::routes())

@@ -138,7 +138,7 @@ async fn control(
 
 /// One recording of a call.
 #[derive(Debug, Serialize, ToSchema)]
-struct RecordingView {
+pub(super) struct RecordingView {
     id: Uuid,
     /// The call (its arrival leg).
     call_id: Uuid,
@@ -176,7 +176,7 @@ struct RecordingView {
     waveform: serde_json::Value,
 }
 
-fn recording_view(st: &AppState, r: RecordingRow, sight: NumberSight) -> RecordingView {
+pub(super) fn recording_view(st: &AppState, r: RecordingRow, sight: NumberSight) -> RecordingView {
     let ids = &st.rt.ids;
     let agent = r.agents.first().copied();
     RecordingView {

@@ -52,7 +52,7 @@ const CURSOR_VERSION: u8 = 1;
 const CURSOR_BYTES: usize = 1 + 8 + 16;
 
 /// The page cursor: opaque to clients (hex of version, arrived_at, id), checked on the way back.
-fn encode_cursor(arrived_at_ms: i64, id: Uuid) -> String {
+pub(super) fn encode_cursor(arrived_at_ms: i64, id: Uuid) -> String {
     let mut bytes = Vec::with_capacity(CURSOR_BYTES);
     bytes.push(CURSOR_VERSION);
     bytes.extend_from_slice(&arrived_at_ms.to_be_bytes());
@@ -60,7 +60,7 @@ fn encode_cursor(arrived_at_ms: i64, id: Uuid) -> String {
     hex::encode(bytes)
 }
 
-fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
+pub(super) fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
     let bad = || StoreError::invalid("cursor", "not a cursor from a previous page");
     let mut bytes = [0u8; CURSOR_BYTES];
     hex::decode_to_slice(cursor, &mut bytes).map_err(|_| bad())?;
@@ -76,18 +76,18 @@ fn decode_cursor(cursor: &str) -> Result<(i64, Uuid), StoreError> {
 
 /// SQL text with `$N` placeholders numbered as values are bound.
 #[derive(Debug, Default)]
-struct SqlBuilder {
+pub(super) struct SqlBuilder {
     sql: String,
     args: Vec<Arg>,
 }
 
 impl SqlBuilder {
-    fn push(&mut self, text: &str) -> &mut Self {
+    pub(super) fn push(&mut self, text: &str) -> &mut Self {
         self.sql.push_str(text);
         self
     }
 
-    fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
+    pub(super) fn bind(&mut self, value: impl Into<Arg>) -> &mut Self {
         self.args.push(value.into());
         // Writing to a String cannot fail.
         let _ = write!(self.sql, "${}", self.args.len());
@@ -107,7 +107,7 @@ impl SqlBuilder {
     }
 
     /// Only static fragments and placeholders are ever pushed; values travel as binds.
-    fn finish(self) -> (SqlStr, Vec<Arg>) {
+    pub(super) fn finish(self) -> (SqlStr, Vec<Arg>) {
         (AssertSqlSafe(self.sql).into_sql_str(), self.args)
     }
 }

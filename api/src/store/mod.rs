@@ -287,6 +287,7 @@ mod config;
 mod history;
 mod objects;
 mod recordings;
+mod transcripts;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
@@ -294,6 +295,10 @@ pub use campaigns::{
 pub use history::{MAX_AUDIT, OPEN_CALL};
 pub use objects::{DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState};
 pub use recordings::OPEN_RECORDING;
+pub use transcripts::{
+    FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
+    TranscriptInput, TranscriptRow, search_words,
+};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -404,6 +409,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/sqlite/0010_recordings.sql"),
         ),
         (
+            11,
+            "transcripts",
+            include_str!("../../../migrations/sqlite/0011_transcripts.sql"),
+        ),
+        (
             12,
             "recording objects",
             include_str!("../../../migrations/sqlite/0012_recording_objects.sql"),
@@ -461,6 +471,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             10,
             "recordings",
             include_str!("../../../migrations/postgres/0010_recordings.sql"),
+        ),
+        (
+            11,
+            "transcripts",
+            include_str!("../../../migrations/postgres/0011_transcripts.sql"),
         ),
         (
             12,

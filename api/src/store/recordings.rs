@@ -34,6 +34,8 @@ macro_rules! recording_cols {
          sample_rate, channels, bytes, silence_ratio, spans, waveform"
     };
 }
+// The search (`transcripts`) selects the same columns.
+pub(super) use recording_cols;
 
 impl FromStoreRow for RecordingRow {
     fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
