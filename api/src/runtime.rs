@@ -133,6 +133,8 @@ pub struct Runtime {
     pub uploads: Option<Uploads>,
     /// Where recordings' audio is kept (`crate::recording_objects`).
     pub objects: Objects,
+    /// Signs playback URLs (`routes::recording_media`).
+    pub playback_key: Vec<u8>,
     objects_task: JoinHandle<()>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
@@ -226,6 +228,7 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         let directory = Arc::new(Directory::default());
         let ids = IdCodec::new(&store.id_secret().await?);
+        let playback_key = store.playback_secret().await?;
         let now = tokio::time::Instant::now().into_std();
         let mut engine_cfg = engine_cfg;
         if engine_cfg.origin_unix_ms == 0 {
@@ -306,6 +309,7 @@ impl Runtime {
             uploads,
             objects,
             objects_task,
+            playback_key,
             driver: Some(driver),
             forwarder,
         })

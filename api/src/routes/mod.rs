@@ -12,6 +12,7 @@ mod campaigns;
 mod keys;
 mod queues;
 mod recording_search;
+mod recording_media;
 mod recordings;
 mod skills;
 mod tenants;
@@ -60,6 +61,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(skills::routes())
         .merge(calls::routes())
         .merge(recordings::routes())
+        .merge(recording_media::routes())
         .merge(recording_search::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())

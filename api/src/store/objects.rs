@@ -324,6 +324,12 @@ impl Store {
 
     /// The object and the spool file are gone: the deletion is done.
     pub async fn object_deleted(&self, id: Uuid) -> Result<(), StoreError> {
+        // The transcript is part of the recording (it may quote what was said).
+        self.execute(
+            "DELETE FROM recording_transcripts WHERE recording_id = $1",
+            args![id],
+        )
+        .await?;
         self.execute(
             "UPDATE recording_objects SET state = 'deleted', deleted_at = $2 \
              WHERE recording_id = $1 AND state = 'deleting'",

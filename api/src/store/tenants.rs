@@ -152,21 +152,35 @@ impl Store {
     /// instance on this database reads the same one. Two instances starting at once both try to
     /// insert, one wins, and both read the winner's.
     pub async fn id_secret(&self) -> Result<Vec<u8>, StoreError> {
-        const READ: &str = "SELECT value FROM platform_secrets WHERE name = 'ids'";
-        if let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![]).await? {
-            return hex::decode(v).map_err(|e| StoreError::Internal(format!("ids secret: {e}")));
+        self.platform_secret("ids").await
+    }
+
+    /// The key that signs playback URLs (`routes::recording_media`), made like the ids key.
+    pub async fn playback_secret(&self) -> Result<Vec<u8>, StoreError> {
+        self.platform_secret("playback").await
+    }
+
+    /// A platform secret by name: 32 random bytes made on first use, the same for every
+    /// instance on this database (two racing to make it both read the winner's).
+    async fn platform_secret(&self, name: &'static str) -> Result<Vec<u8>, StoreError> {
+        const READ: &str = "SELECT value FROM platform_secrets WHERE name = $1";
+        let decode = |v: String| {
+            hex::decode(v).map_err(|e| StoreError::Internal(format!("{name} secret: {e}")))
+        };
+        if let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![name]).await? {
+            return decode(v);
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| StoreError::Internal(format!("random: {e}")))?;
         self.execute(
-            "INSERT INTO platform_secrets (name, value) VALUES ('ids', $1) \
+            "INSERT INTO platform_secrets (name, value) VALUES ($1, $2) \
              ON CONFLICT (name) DO NOTHING",
-            args![hex::encode(bytes)],
+            args![name, hex::encode(bytes)],
         )
         .await?;
-        let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![]).await? else {
-            return Err(StoreError::Internal("ids secret vanished".into()));
+        let Some(SecretRow(v)) = self.fetch_optional(Use::Write, READ, args![name]).await? else {
+            return Err(StoreError::Internal(format!("{name} secret vanished")));
         };
-        hex::decode(v).map_err(|e| StoreError::Internal(format!("ids secret: {e}")))
+        decode(v)
     }
 }
