@@ -32,7 +32,9 @@ use uuid::Uuid;
 
 use crate::http::live::{LiveHub, LiveMessage};
 use crate::model::TenantId;
-use crate::store::{ObjectRow, ObjectSpool, ObjectState, RecordingRow, Store, StoreError};
+use crate::store::{
+    AuditEntry, ObjectRow, ObjectSpool, ObjectState, RecordingRow, Store, StoreError,
+};
 
 /// Uploads waiting at once; past it, spooling waits (the recordings stay on disk meanwhile).
 const UPLOAD_QUEUE: usize = 10_000;
@@ -46,6 +48,8 @@ pub struct ObjectsConfig {
     /// The first part of every key: `<prefix>/<tenant>/<recording>.wav`.
     pub prefix: String,
     pub backoff: Backoff,
+    /// How often the tenants' retention is applied (`None`: never, only by the CLI).
+    pub retention_every: Option<Duration>,
 }
 
 impl Default for ObjectsConfig {
@@ -56,6 +60,7 @@ impl Default for ObjectsConfig {
             },
             prefix: "recordings".into(),
             backoff: Backoff::default(),
+            retention_every: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -100,8 +105,17 @@ impl Objects {
                 store: store.clone(),
             }),
         };
-        let task = tokio::spawn(report_loop(objects.clone(), reports, hub));
+        let reports_task = tokio::spawn(report_loop(objects.clone(), reports, hub));
         objects.resume().await?;
+        let sweeper = config
+            .retention_every
+            .map(|every| tokio::spawn(retention_loop(objects.clone(), every)));
+        let task = tokio::spawn(async move {
+            let _ = reports_task.await;
+            if let Some(s) = sweeper {
+                s.abort();
+            }
+        });
         Ok((objects, task))
     }
 
@@ -208,6 +222,44 @@ impl Objects {
         Ok(())
     }
 
+    /// Deletes the audio the tenants' retention has passed, oldest first, at most `batch` per
+    /// tenant; recordings on legal hold are skipped. Each deletion is audited
+    /// (`recording.retention_delete`) and written before it is made, so a crash half-way is
+    /// finished by the next start. `apply` false: only says what it would delete.
+    pub async fn sweep_retention(
+        &self,
+        now_ms: i64,
+        apply: bool,
+        batch: i64,
+    ) -> Result<Vec<ObjectRow>, ObjectsError> {
+        let store = &self.inner.store;
+        let mut swept = Vec::new();
+        for (tenant, days) in store.recording_retentions().await? {
+            for row in store
+                .objects_past_retention(tenant, days, now_ms, batch)
+                .await?
+            {
+                if apply {
+                    let entry = AuditEntry {
+                        tenant: Some(tenant),
+                        key_id: None,
+                        action: "recording.retention_delete",
+                        object_kind: "recording",
+                        object_id: row.recording_id.to_string(),
+                        detail: json!({ "retention_days": days }),
+                    };
+                    if let Ok(r) = store.begin_delete(tenant, row.recording_id, &entry).await?
+                        && r.state == ObjectState::Deleting
+                    {
+                        self.finish_delete(&r).await?;
+                    }
+                }
+                swept.push(row);
+            }
+        }
+        Ok(swept)
+    }
+
     /// Where a recording's audio can be read on this host now: the stored object of a local
     /// storage, or the spool file while it waits for its upload. `None`: it is elsewhere (S3)
     /// or gone.
@@ -297,6 +349,24 @@ impl Objects {
         match self.inner.storage.as_ref() {
             Storage::Local(dir) => Some(dir.file_path(key)),
             Storage::S3(_) => None,
+        }
+    }
+}
+
+/// Applies retention every `every` (the first time one period after the start).
+async fn retention_loop(objects: Objects, every: Duration) {
+    const BATCH: i64 = 1000;
+    loop {
+        tokio::time::sleep(every).await;
+        match objects
+            .sweep_retention(crate::store::now_ms(), true, BATCH)
+            .await
+        {
+            Ok(swept) if !swept.is_empty() => {
+                info!(deleted = swept.len(), "recordings past their tenant's retention deleted");
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "retention not applied; trying again next time"),
         }
     }
 }

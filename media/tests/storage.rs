@@ -6,12 +6,14 @@
 //! it the S3 tests print a SKIPPED line and pass, except under CI (`CI` set), where they fail.
 #![cfg(feature = "storage")]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+mod moto;
+
+use moto::{Moto, free_port};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use switchyard_media::MediaError;
@@ -461,97 +463,6 @@ async fn a_job_that_keeps_failing_does_not_hold_back_the_others() {
 
 // ---------------------------------------------------------------------------------------------
 // S3, against moto on loopback
-
-/// A moto server process, killed on drop.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-impl Moto {
-    /// The moto binary, or None (after printing why) when it is missing outside CI.
-    fn binary() -> Option<String> {
-        let bin = std::env::var("SWITCHYARD_MOTO").unwrap_or_else(|_| "moto_server".to_owned());
-        match Command::new(&bin)
-            .arg("--help")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-        {
-            Ok(status) if status.success() => Some(bin),
-            outcome => {
-                let why = format!(
-                    "moto is not installed ({bin}: {outcome:?}); install it with \
-                     `python3 -m pip install 'moto[server]>=5,<6'` (or set SWITCHYARD_MOTO to \
-                     its moto_server)"
-                );
-                if std::env::var_os("CI").is_some() {
-                    panic!("CI must run the S3 storage tests: {why}");
-                }
-                eprintln!("SKIPPED the S3 storage test: {why}");
-                None
-            }
-        }
-    }
-
-    /// Starts moto on `port` and waits until it answers HTTP.
-    async fn start(bin: &str, port: u16) -> Self {
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {bin}: {e}"));
-        let moto = Self { child, port };
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let started = Instant::now();
-        loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto did not listen on {addr} within a minute"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        moto
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// object_store cannot create buckets: a plain PUT does (moto takes unsigned requests).
-    async fn create_bucket(&self, bucket: &str) {
-        let resp = reqwest::Client::new()
-            .put(format!("{}/{bucket}", self.endpoint()))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            resp.status().is_success(),
-            "create bucket: {}",
-            resp.status()
-        );
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn s3_config(port: u16, bucket: &str, prefix: &str) -> StorageConfig {
     let mut config = S3Config::new(bucket);

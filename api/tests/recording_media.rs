@@ -1,0 +1,382 @@
+//! A recording's audio through the API on loopback, on SQLite and PostgreSQL: stored with its
+//! SHA-256, played by a signed URL with Range (as a browser's audio element seeks), refused
+//! when the URL is expired or tampered with, downloaded, held, deleted and swept by retention;
+//! and, against a real S3-compatible server (moto), uploaded after the store was down.
+
+mod recording_common;
+mod server_common;
+mod store_common;
+
+#[path = "../../media/tests/moto/mod.rs"]
+mod moto;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use switchyard_api::recording_objects::ObjectsConfig;
+use switchyard_api::store::{ObjectRow, ObjectState};
+use switchyard_media::storage::{Backoff, S3Config, StorageConfig};
+use uuid::Uuid;
+
+use recording_common::*;
+use server_common::*;
+
+const POLICY: &str = r#"{"numbers": ["5000"], "recording": {"policy": "always", "capture": "switch"}}"#;
+
+/// A call recorded for `talk` and hung up; its recording's id once its audio is stored.
+async fn stored_recording(s: &Server, k: &str, tenant: switchyard_api::model::TenantId) -> (Uuid, ObjectRow) {
+    let config: Value = serde_json::from_str(POLICY).unwrap();
+    let (_, _, _, leg) = call_talking_to_ana(s, k, config, Some(Duration::from_secs(2))).await;
+    let list = poll(s, &format!("/v1/calls/{leg}/recordings"), k, |v| {
+        v["recordings"][0]["status"] == "completed"
+    })
+    .await;
+    let id: Uuid = list["recordings"][0]["id"].as_str().unwrap().parse().unwrap();
+    let row = stored(s, tenant, id).await;
+    (id, row)
+}
+
+/// The recording's storage row once it says stored.
+async fn stored(s: &Server, tenant: switchyard_api::model::TenantId, id: Uuid) -> ObjectRow {
+    for _ in 0..1500 {
+        if let Some(row) = s.store.recording_object(tenant, id).await.unwrap()
+            && row.state == ObjectState::Stored
+        {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("recording {id} was never stored");
+}
+
+async fn get(s: &Server, url: &str, range: Option<&str>) -> reqwest::Response {
+    let url = if url.starts_with("http") {
+        url.to_owned()
+    } else {
+        format!("{}{url}", s.base)
+    };
+    let mut req = s.http.get(url);
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_refused() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("media");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (id, row) = stored_recording(&s, k, tenant).await;
+
+        // The object is the spool file's bytes, its SHA-256 on the row; the spool file is gone.
+        let object = dir
+            .join("store")
+            .join(&row.object_key);
+        let bytes = std::fs::read(&object).unwrap();
+        assert_eq!(row.sha256.as_deref(), Some(hex::encode(Sha256::digest(&bytes)).as_str()));
+        assert_eq!(row.bytes, Some(bytes.len() as i64));
+        assert!(!std::path::Path::new(&row.spool_path).exists(), "spool file removed");
+
+        let (st, url) = s
+            .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+            .await;
+        assert_eq!(st, 200, "{url}");
+        assert_eq!(url["kind"], "signed");
+        let url = url["url"].as_str().unwrap().to_owned();
+        // Plain HTTP, no key: exactly the stored bytes.
+        let whole = get(&s, &url, None).await;
+        assert_eq!(whole.status(), 200);
+        assert_eq!(whole.headers()["content-type"], "audio/wav");
+        assert_eq!(whole.headers()["accept-ranges"], "bytes");
+        assert_eq!(
+            whole.headers()["content-length"],
+            bytes.len().to_string().as_str()
+        );
+        assert_eq!(whole.bytes().await.unwrap().as_ref(), bytes.as_slice());
+        // A seek: 206 with exactly the slice.
+        let part = get(&s, &url, Some("bytes=100-1099")).await;
+        assert_eq!(part.status(), 206);
+        assert_eq!(
+            part.headers()["content-range"],
+            format!("bytes 100-1099/{}", bytes.len()).as_str()
+        );
+        assert_eq!(part.bytes().await.unwrap().as_ref(), &bytes[100..1100]);
+        // Tampered with: 403, nothing served.
+        let tampered = if url.ends_with('0') {
+            format!("{}1", &url[..url.len() - 1])
+        } else {
+            format!("{}0", &url[..url.len() - 1])
+        };
+        assert_eq!(get(&s, &tampered, None).await.status(), 403);
+        let later = url.replace("expires=", "expires=9");
+        assert_eq!(get(&s, &later, None).await.status(), 403, "expiry not signed");
+        // Expired.
+        let (_, short) = s
+            .call(
+                "GET",
+                &format!("/v1/recordings/{id}/presigned-url?expires_in_s=1"),
+                Some(k),
+                None,
+            )
+            .await;
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+        assert_eq!(get(&s, short["url"].as_str().unwrap(), None).await.status(), 403);
+        let (st, e) = s
+            .call(
+                "GET",
+                &format!("/v1/recordings/{id}/presigned-url?expires_in_s=0"),
+                Some(k),
+                None,
+            )
+            .await;
+        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("expires_in_s")));
+
+        // Download: the key's, as an attachment.
+        let resp = s
+            .http
+            .get(format!("{}/v1/recordings/{id}/download", s.base))
+            .bearer_auth(k)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment")
+        );
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), bytes.as_slice());
+
+        // Another tenant sees none of it.
+        let (_, other) = s.tenant("other").await;
+        for path in [
+            format!("/v1/recordings/{id}/presigned-url"),
+            format!("/v1/recordings/{id}/download"),
+        ] {
+            assert_eq!(s.call("GET", &path, Some(&other), None).await.0, 404, "{path}");
+        }
+        assert_eq!(
+            s.call("DELETE", &format!("/v1/recordings/{id}"), Some(&other), None)
+                .await
+                .0,
+            404
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_held_recording_is_not_deleted_and_a_deletion_is_audited_and_idempotent() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("delete");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (id, row) = stored_recording(&s, k, tenant).await;
+        let object = dir.join("store").join(&row.object_key);
+        let hold = format!("/v1/recordings/{id}/legal-hold");
+        let (st, e) = s.call("PUT", &hold, Some(k), Some(json!({"hold": true}))).await;
+        assert_eq!(st, 200, "{e}");
+        let (st, e) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        assert_eq!(st, 409, "{e}");
+        assert!(object.exists());
+        // Retention passes over it too.
+        let (st, _) = s
+            .call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 1})))
+            .await;
+        assert_eq!(st, 200);
+        let in_a_week = switchyard_api::store::now_ms() + 7 * 86_400_000;
+        let swept = s.rt.objects.sweep_retention(in_a_week, true, 100).await.unwrap();
+        assert!(swept.is_empty(), "{swept:?}");
+        assert!(object.exists());
+
+        s.call("PUT", &hold, Some(k), Some(json!({"hold": false}))).await;
+        // A dry run lists it and deletes nothing.
+        let listed = s.rt.objects.sweep_retention(in_a_week, false, 100).await.unwrap();
+        assert_eq!(listed.iter().map(|r| r.recording_id).collect::<Vec<_>>(), vec![id]);
+        assert!(object.exists());
+        let (st, _) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        assert_eq!(st, 204);
+        assert!(!object.exists(), "the object is gone");
+        let row = s.store.recording_object(tenant, id).await.unwrap().unwrap();
+        assert_eq!(row.state, ObjectState::Deleted);
+        assert!(row.deleted_at_ms.is_some());
+        // Again: the same answer, nothing else happens.
+        let (st, _) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        assert_eq!(st, 204);
+        let (st, _) = s
+            .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+            .await;
+        assert_eq!(st, 404, "no audio any more");
+        // The metadata stays for the call's history.
+        let (st, _) = s.call("GET", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        assert_eq!(st, 200);
+        let (st, log) = s.call("GET", "/v1/audit", Some(k), None).await;
+        assert_eq!(st, 200);
+        let actions: Vec<&str> = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["action"].as_str())
+            .collect();
+        for a in [
+            "recording.legal_hold",
+            "recording.legal_hold_lifted",
+            "recording.delete",
+            "recording.retention",
+        ] {
+            assert!(actions.contains(&a), "{a} in {actions:?}");
+        }
+        // Only admins delete or hold.
+        let (_, ro) = s
+            .store
+            .create_api_key(
+                Some(tenant),
+                switchyard_api::model::Role::Supervisor,
+                None,
+                "sup",
+                None,
+                &audit(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.call("PUT", &hold, Some(&ro), Some(json!({"hold": true}))).await.0, 403);
+        assert_eq!(
+            s.call("DELETE", &format!("/v1/recordings/{id}"), Some(&ro), None).await.0,
+            403
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_deletes_recordings_past_it_and_audits_each() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("retention");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (id, row) = stored_recording(&s, k, tenant).await;
+        let object = dir.join("store").join(&row.object_key);
+        // No retention: kept.
+        let in_a_year = switchyard_api::store::now_ms() + 365 * 86_400_000;
+        assert!(s.rt.objects.sweep_retention(in_a_year, true, 100).await.unwrap().is_empty());
+        let (st, e) = s
+            .call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 0})))
+            .await;
+        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("days")));
+        s.call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 30})))
+            .await;
+        let (_, r) = s.call("GET", "/v1/recording-retention", Some(k), None).await;
+        assert_eq!(r["days"], 30);
+        // Not yet 30 days old.
+        let now = switchyard_api::store::now_ms();
+        assert!(s.rt.objects.sweep_retention(now, true, 100).await.unwrap().is_empty());
+        let swept = s.rt.objects.sweep_retention(in_a_year, true, 100).await.unwrap();
+        assert_eq!(swept.len(), 1);
+        assert!(!object.exists());
+        let row = s.store.recording_object(tenant, id).await.unwrap().unwrap();
+        assert_eq!(row.state, ObjectState::Deleted);
+        let (_, log) = s.call("GET", "/v1/audit", Some(k), None).await;
+        assert!(
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["action"] == "recording.retention_delete"),
+            "{log}"
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_back() {
+    let Some(bin) = moto::Moto::binary() else {
+        return;
+    };
+    store_common::each_backend(|store| {
+        let bin = bin.clone();
+        async move {
+            let dir = temp_dir("s3");
+            let port = moto::free_port();
+            let mut s3 = S3Config::new("calls");
+            s3.region = Some("us-east-1".into());
+            s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+            s3.access_key_id = Some("test".into());
+            s3.secret_access_key = Some("test".into());
+            s3.allow_http = true;
+            let mut recording = switch_recording(&dir, None);
+            recording.objects = ObjectsConfig {
+                storage: StorageConfig::S3(s3),
+                backoff: Backoff {
+                    base: Duration::from_millis(100),
+                    max: Duration::from_millis(400),
+                },
+                ..ObjectsConfig::default()
+            };
+            // Nothing listens on the S3 port yet: the store is down.
+            let s = Server::start_recording(store, recording).await;
+            let (tenant, key) = s.tenant("acme").await;
+            let k = key.as_str();
+            let config: Value = serde_json::from_str(POLICY).unwrap();
+            let (_, _, _, leg) =
+                call_talking_to_ana(&s, k, config, Some(Duration::from_secs(2))).await;
+            let list = poll(&s, &format!("/v1/calls/{leg}/recordings"), k, |v| {
+                v["recordings"][0]["status"] == "completed"
+            })
+            .await;
+            let id: Uuid = list["recordings"][0]["id"].as_str().unwrap().parse().unwrap();
+            // Spooled, failing, retried; its file kept; playable from the spool meanwhile.
+            let mut row = None;
+            for _ in 0..500 {
+                let r = s.store.recording_object(tenant, id).await.unwrap();
+                if r.as_ref().is_some_and(|r| r.attempts >= 2) {
+                    row = r;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let row = row.expect("upload attempts counted");
+            assert_eq!(row.state, ObjectState::Spooled);
+            assert!(row.last_error.is_some());
+            let spooled = std::fs::read(&row.spool_path).unwrap();
+            let (st, url) = s
+                .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+                .await;
+            assert_eq!((st, url["kind"].as_str()), (200, Some("signed")), "{url}");
+            let played = get(&s, url["url"].as_str().unwrap(), None).await;
+            assert_eq!(played.bytes().await.unwrap().as_ref(), spooled.as_slice());
+
+            // S3 comes back: the upload completes, the row is right, the spool file goes.
+            let moto = moto::Moto::start(&bin, port).await;
+            moto.create_bucket("calls").await;
+            let row = stored(&s, tenant, id).await;
+            assert_eq!(
+                row.sha256.as_deref(),
+                Some(hex::encode(Sha256::digest(&spooled)).as_str())
+            );
+            assert!(row.location.as_deref().unwrap_or("").starts_with("s3://calls/"));
+            assert!(!std::path::Path::new(&row.spool_path).exists());
+            // Playback now goes to S3: its presigned GET, fetched over plain HTTP.
+            let (st, url) = s
+                .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+                .await;
+            assert_eq!((st, url["kind"].as_str()), (200, Some("s3")), "{url}");
+            let fetched = reqwest::get(url["url"].as_str().unwrap()).await.unwrap();
+            assert_eq!(fetched.status(), 200);
+            assert_eq!(fetched.bytes().await.unwrap().as_ref(), spooled.as_slice());
+            s.stop().await;
+            drop(moto);
+        }
+    })
+    .await;
+}
