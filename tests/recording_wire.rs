@@ -591,8 +591,16 @@ async fn an_oreka_policy_forks_the_caller_with_mod_oreka_into_a_stereo_recording
     let talk = span(&wav.channels[0], wav.rate, 0.5, 2.5);
     let hear = span(&wav.channels[1], wav.rate, 0.5, 2.5);
     let both = [caller_hz, agent_hz];
-    assert_eq!(strongest(talk, wav.rate, &both), caller_hz, "RX is the caller, left");
-    assert_eq!(strongest(hear, wav.rate, &both), agent_hz, "TX is the agent, right");
+    assert_eq!(
+        strongest(talk, wav.rate, &both),
+        caller_hz,
+        "RX is the caller, left"
+    );
+    assert_eq!(
+        strongest(hear, wav.rate, &both),
+        agent_hz,
+        "TX is the agent, right"
+    );
     assert!(
         power(talk, wav.rate, f64::from(agent_hz)) * 100.0
             < power(talk, wav.rate, f64::from(caller_hz))

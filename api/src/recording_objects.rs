@@ -124,7 +124,11 @@ impl Objects {
     }
 
     /// The key a recording of `tenant` is stored under.
-    pub fn key(&self, tenant: TenantId, id: Uuid) -> Result<ObjectKey, switchyard_media::MediaError> {
+    pub fn key(
+        &self,
+        tenant: TenantId,
+        id: Uuid,
+    ) -> Result<ObjectKey, switchyard_media::MediaError> {
         ObjectKey::new(
             &self.inner.prefix,
             &tenant.0.hyphenated().to_string(),
@@ -308,10 +312,10 @@ async fn report_loop(
                     retry_store(|| store.object_stored(id, &stored.location, &sha, bytes)).await;
                 match done {
                     Ok(_) => {
-                        if !same_file(&path, objects.local_file_of(&key).as_deref()) {
-                            if let Err(e) = remove_file(&path).await {
-                                debug!(recording = %id, error = %e, "spool file not removed");
-                            }
+                        if !same_file(&path, objects.local_file_of(&key).as_deref())
+                            && let Err(e) = remove_file(&path).await
+                        {
+                            debug!(recording = %id, error = %e, "spool file not removed");
                         }
                         publish_completed(&objects, &hub, id).await;
                     }
@@ -363,7 +367,10 @@ async fn retention_loop(objects: Objects, every: Duration) {
             .await
         {
             Ok(swept) if !swept.is_empty() => {
-                info!(deleted = swept.len(), "recordings past their tenant's retention deleted");
+                info!(
+                    deleted = swept.len(),
+                    "recordings past their tenant's retention deleted"
+                );
             }
             Ok(_) => {}
             Err(e) => warn!(error = %e, "retention not applied; trying again next time"),

@@ -35,8 +35,8 @@ use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
 use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
-use crate::spec::QueueSpec;
 use crate::recording_objects::{Objects, ObjectsConfig};
+use crate::spec::QueueSpec;
 use crate::store::{
     CallRow, CdrRow, IntervalRow, IntervalScope, RecordingRow, Store, StoreError, TraceRow,
 };

@@ -8,8 +8,8 @@ mod store_common;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use recording_common::*;
+use serde_json::{Value, json};
 use server_common::*;
 
 #[tokio::test]

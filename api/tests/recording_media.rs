@@ -22,17 +22,26 @@ use uuid::Uuid;
 use recording_common::*;
 use server_common::*;
 
-const POLICY: &str = r#"{"numbers": ["5000"], "recording": {"policy": "always", "capture": "switch"}}"#;
+const POLICY: &str =
+    r#"{"numbers": ["5000"], "recording": {"policy": "always", "capture": "switch"}}"#;
 
 /// A call recorded for `talk` and hung up; its recording's id once its audio is stored.
-async fn stored_recording(s: &Server, k: &str, tenant: switchyard_api::model::TenantId) -> (Uuid, ObjectRow) {
+async fn stored_recording(
+    s: &Server,
+    k: &str,
+    tenant: switchyard_api::model::TenantId,
+) -> (Uuid, ObjectRow) {
     let config: Value = serde_json::from_str(POLICY).unwrap();
     let (_, _, _, leg) = call_talking_to_ana(s, k, config, Some(Duration::from_secs(2))).await;
     let list = poll(s, &format!("/v1/calls/{leg}/recordings"), k, |v| {
         v["recordings"][0]["status"] == "completed"
     })
     .await;
-    let id: Uuid = list["recordings"][0]["id"].as_str().unwrap().parse().unwrap();
+    let id: Uuid = list["recordings"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let row = stored(s, tenant, id).await;
     (id, row)
 }
@@ -73,16 +82,25 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
         let (id, row) = stored_recording(&s, k, tenant).await;
 
         // The object is the spool file's bytes, its SHA-256 on the row; the spool file is gone.
-        let object = dir
-            .join("store")
-            .join(&row.object_key);
+        let object = dir.join("store").join(&row.object_key);
         let bytes = std::fs::read(&object).unwrap();
-        assert_eq!(row.sha256.as_deref(), Some(hex::encode(Sha256::digest(&bytes)).as_str()));
+        assert_eq!(
+            row.sha256.as_deref(),
+            Some(hex::encode(Sha256::digest(&bytes)).as_str())
+        );
         assert_eq!(row.bytes, Some(bytes.len() as i64));
-        assert!(!std::path::Path::new(&row.spool_path).exists(), "spool file removed");
+        assert!(
+            !std::path::Path::new(&row.spool_path).exists(),
+            "spool file removed"
+        );
 
         let (st, url) = s
-            .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+            .call(
+                "GET",
+                &format!("/v1/recordings/{id}/presigned-url"),
+                Some(k),
+                None,
+            )
             .await;
         assert_eq!(st, 200, "{url}");
         assert_eq!(url["kind"], "signed");
@@ -112,8 +130,18 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
             format!("{}0", &url[..url.len() - 1])
         };
         assert_eq!(get(&s, &tampered, None).await.status(), 403);
+        let unsigned = format!("/v1/recordings/{id}/audio");
+        assert_eq!(
+            get(&s, &unsigned, None).await.status(),
+            401,
+            "no signature at all"
+        );
         let later = url.replace("expires=", "expires=9");
-        assert_eq!(get(&s, &later, None).await.status(), 403, "expiry not signed");
+        assert_eq!(
+            get(&s, &later, None).await.status(),
+            403,
+            "expiry not signed"
+        );
         // Expired.
         let (_, short) = s
             .call(
@@ -124,7 +152,10 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
             )
             .await;
         tokio::time::sleep(Duration::from_millis(2100)).await;
-        assert_eq!(get(&s, short["url"].as_str().unwrap(), None).await.status(), 403);
+        assert_eq!(
+            get(&s, short["url"].as_str().unwrap(), None).await.status(),
+            403
+        );
         let (st, e) = s
             .call(
                 "GET",
@@ -133,7 +164,10 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
                 None,
             )
             .await;
-        assert_eq!((st, e["error"]["field"].as_str()), (422, Some("expires_in_s")));
+        assert_eq!(
+            (st, e["error"]["field"].as_str()),
+            (422, Some("expires_in_s"))
+        );
 
         // Download: the key's, as an attachment.
         let resp = s
@@ -158,12 +192,21 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
             format!("/v1/recordings/{id}/presigned-url"),
             format!("/v1/recordings/{id}/download"),
         ] {
-            assert_eq!(s.call("GET", &path, Some(&other), None).await.0, 404, "{path}");
+            assert_eq!(
+                s.call("GET", &path, Some(&other), None).await.0,
+                404,
+                "{path}"
+            );
         }
         assert_eq!(
-            s.call("DELETE", &format!("/v1/recordings/{id}"), Some(&other), None)
-                .await
-                .0,
+            s.call(
+                "DELETE",
+                &format!("/v1/recordings/{id}"),
+                Some(&other),
+                None
+            )
+            .await
+            .0,
             404
         );
         s.stop().await;
@@ -181,41 +224,73 @@ async fn a_held_recording_is_not_deleted_and_a_deletion_is_audited_and_idempoten
         let (id, row) = stored_recording(&s, k, tenant).await;
         let object = dir.join("store").join(&row.object_key);
         let hold = format!("/v1/recordings/{id}/legal-hold");
-        let (st, e) = s.call("PUT", &hold, Some(k), Some(json!({"hold": true}))).await;
+        let (st, e) = s
+            .call("PUT", &hold, Some(k), Some(json!({"hold": true})))
+            .await;
         assert_eq!(st, 200, "{e}");
-        let (st, e) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        let (st, e) = s
+            .call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None)
+            .await;
         assert_eq!(st, 409, "{e}");
         assert!(object.exists());
         // Retention passes over it too.
         let (st, _) = s
-            .call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 1})))
+            .call(
+                "PUT",
+                "/v1/recording-retention",
+                Some(k),
+                Some(json!({"days": 1})),
+            )
             .await;
         assert_eq!(st, 200);
         let in_a_week = switchyard_api::store::now_ms() + 7 * 86_400_000;
-        let swept = s.rt.objects.sweep_retention(in_a_week, true, 100).await.unwrap();
+        let swept =
+            s.rt.objects
+                .sweep_retention(in_a_week, true, 100)
+                .await
+                .unwrap();
         assert!(swept.is_empty(), "{swept:?}");
         assert!(object.exists());
 
-        s.call("PUT", &hold, Some(k), Some(json!({"hold": false}))).await;
+        s.call("PUT", &hold, Some(k), Some(json!({"hold": false})))
+            .await;
         // A dry run lists it and deletes nothing.
-        let listed = s.rt.objects.sweep_retention(in_a_week, false, 100).await.unwrap();
-        assert_eq!(listed.iter().map(|r| r.recording_id).collect::<Vec<_>>(), vec![id]);
+        let listed =
+            s.rt.objects
+                .sweep_retention(in_a_week, false, 100)
+                .await
+                .unwrap();
+        assert_eq!(
+            listed.iter().map(|r| r.recording_id).collect::<Vec<_>>(),
+            vec![id]
+        );
         assert!(object.exists());
-        let (st, _) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        let (st, _) = s
+            .call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None)
+            .await;
         assert_eq!(st, 204);
         assert!(!object.exists(), "the object is gone");
         let row = s.store.recording_object(tenant, id).await.unwrap().unwrap();
         assert_eq!(row.state, ObjectState::Deleted);
         assert!(row.deleted_at_ms.is_some());
         // Again: the same answer, nothing else happens.
-        let (st, _) = s.call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        let (st, _) = s
+            .call("DELETE", &format!("/v1/recordings/{id}"), Some(k), None)
+            .await;
         assert_eq!(st, 204);
         let (st, _) = s
-            .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+            .call(
+                "GET",
+                &format!("/v1/recordings/{id}/presigned-url"),
+                Some(k),
+                None,
+            )
             .await;
         assert_eq!(st, 404, "no audio any more");
         // The metadata stays for the call's history.
-        let (st, _) = s.call("GET", &format!("/v1/recordings/{id}"), Some(k), None).await;
+        let (st, _) = s
+            .call("GET", &format!("/v1/recordings/{id}"), Some(k), None)
+            .await;
         assert_eq!(st, 200);
         let (st, log) = s.call("GET", "/v1/audit", Some(k), None).await;
         assert_eq!(st, 200);
@@ -246,9 +321,16 @@ async fn a_held_recording_is_not_deleted_and_a_deletion_is_audited_and_idempoten
             )
             .await
             .unwrap();
-        assert_eq!(s.call("PUT", &hold, Some(&ro), Some(json!({"hold": true}))).await.0, 403);
         assert_eq!(
-            s.call("DELETE", &format!("/v1/recordings/{id}"), Some(&ro), None).await.0,
+            s.call("PUT", &hold, Some(&ro), Some(json!({"hold": true})))
+                .await
+                .0,
+            403
+        );
+        assert_eq!(
+            s.call("DELETE", &format!("/v1/recordings/{id}"), Some(&ro), None)
+                .await
+                .0,
             403
         );
         s.stop().await;
@@ -267,19 +349,47 @@ async fn retention_deletes_recordings_past_it_and_audits_each() {
         let object = dir.join("store").join(&row.object_key);
         // No retention: kept.
         let in_a_year = switchyard_api::store::now_ms() + 365 * 86_400_000;
-        assert!(s.rt.objects.sweep_retention(in_a_year, true, 100).await.unwrap().is_empty());
+        assert!(
+            s.rt.objects
+                .sweep_retention(in_a_year, true, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let (st, e) = s
-            .call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 0})))
+            .call(
+                "PUT",
+                "/v1/recording-retention",
+                Some(k),
+                Some(json!({"days": 0})),
+            )
             .await;
         assert_eq!((st, e["error"]["field"].as_str()), (422, Some("days")));
-        s.call("PUT", "/v1/recording-retention", Some(k), Some(json!({"days": 30})))
+        s.call(
+            "PUT",
+            "/v1/recording-retention",
+            Some(k),
+            Some(json!({"days": 30})),
+        )
+        .await;
+        let (_, r) = s
+            .call("GET", "/v1/recording-retention", Some(k), None)
             .await;
-        let (_, r) = s.call("GET", "/v1/recording-retention", Some(k), None).await;
         assert_eq!(r["days"], 30);
         // Not yet 30 days old.
         let now = switchyard_api::store::now_ms();
-        assert!(s.rt.objects.sweep_retention(now, true, 100).await.unwrap().is_empty());
-        let swept = s.rt.objects.sweep_retention(in_a_year, true, 100).await.unwrap();
+        assert!(
+            s.rt.objects
+                .sweep_retention(now, true, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let swept =
+            s.rt.objects
+                .sweep_retention(in_a_year, true, 100)
+                .await
+                .unwrap();
         assert_eq!(swept.len(), 1);
         assert!(!object.exists());
         let row = s.store.recording_object(tenant, id).await.unwrap().unwrap();
@@ -334,7 +444,11 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
                 v["recordings"][0]["status"] == "completed"
             })
             .await;
-            let id: Uuid = list["recordings"][0]["id"].as_str().unwrap().parse().unwrap();
+            let id: Uuid = list["recordings"][0]["id"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             // Spooled, failing, retried; its file kept; playable from the spool meanwhile.
             let mut row = None;
             for _ in 0..500 {
@@ -350,7 +464,12 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
             assert!(row.last_error.is_some());
             let spooled = std::fs::read(&row.spool_path).unwrap();
             let (st, url) = s
-                .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+                .call(
+                    "GET",
+                    &format!("/v1/recordings/{id}/presigned-url"),
+                    Some(k),
+                    None,
+                )
                 .await;
             assert_eq!((st, url["kind"].as_str()), (200, Some("signed")), "{url}");
             let played = get(&s, url["url"].as_str().unwrap(), None).await;
@@ -364,11 +483,21 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
                 row.sha256.as_deref(),
                 Some(hex::encode(Sha256::digest(&spooled)).as_str())
             );
-            assert!(row.location.as_deref().unwrap_or("").starts_with("s3://calls/"));
+            assert!(
+                row.location
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("s3://calls/")
+            );
             assert!(!std::path::Path::new(&row.spool_path).exists());
             // Playback now goes to S3: its presigned GET, fetched over plain HTTP.
             let (st, url) = s
-                .call("GET", &format!("/v1/recordings/{id}/presigned-url"), Some(k), None)
+                .call(
+                    "GET",
+                    &format!("/v1/recordings/{id}/presigned-url"),
+                    Some(k),
+                    None,
+                )
                 .await;
             assert_eq!((st, url["kind"].as_str()), (200, Some("s3")), "{url}");
             let fetched = reqwest::get(url["url"].as_str().unwrap()).await.unwrap();

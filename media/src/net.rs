@@ -588,7 +588,11 @@ async fn forward_fork(socket: UdpSocket, port: u16, to: mpsc::Sender<ForkDatagra
     loop {
         match socket.recv_from(&mut buffer).await {
             Ok((len, source)) => {
-                if to.send((port, source, buffer[..len].to_vec())).await.is_err() {
+                if to
+                    .send((port, source, buffer[..len].to_vec()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }

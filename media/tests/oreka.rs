@@ -220,9 +220,12 @@ async fn an_oreka_fork_is_recorded_in_stereo_from_the_ports_it_chose_and_ends_on
     for i in 0..50 {
         tick.tick().await;
         let span = i * 160..(i + 1) * 160;
-        rx.send_to(&rx_sender.audio(&caller[span.clone()]), ("127.0.0.1", rx_port))
-            .await
-            .unwrap();
+        rx.send_to(
+            &rx_sender.audio(&caller[span.clone()]),
+            ("127.0.0.1", rx_port),
+        )
+        .await
+        .unwrap();
         tx.send_to(&tx_sender.audio(&agent[span]), ("127.0.0.1", tx_port))
             .await
             .unwrap();
@@ -230,7 +233,10 @@ async fn an_oreka_fork_is_recorded_in_stereo_from_the_ports_it_chose_and_ends_on
     // A packet from anywhere else to a fork's port is not audio of this call.
     let intruder = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     intruder
-        .send_to(&Sender::new(9, 0, 0).audio(&[0; 160]), ("127.0.0.1", rx_port))
+        .send_to(
+            &Sender::new(9, 0, 0).audio(&[0; 160]),
+            ("127.0.0.1", rx_port),
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -298,9 +304,12 @@ async fn a_muxed_fork_sends_rx_only_and_its_one_bye_finishes_the_recording() {
     ));
     let mut sender = Sender::new(5, 0, 0);
     for _ in 0..10 {
-        rx.send_to(&sender.audio(&tone(440.0, 8000.0, 0.0, 160)), ("127.0.0.1", port))
-            .await
-            .unwrap();
+        rx.send_to(
+            &sender.audio(&tone(440.0, 8000.0, 0.0, 160)),
+            ("127.0.0.1", port),
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     oreka.send(false, true, UUID, 0).await;

@@ -142,6 +142,7 @@ struct PlaybackUrl {
     responses(
         (status = 200, description = "The URL and when it expires", body = PlaybackUrl),
         (status = 404, description = "No such recording, or it has no audio", body = ErrorBody),
+        (status = 422, description = "`expires_in_s` out of range", body = ErrorBody),
     ),
 )]
 async fn presigned_url(
@@ -191,9 +192,9 @@ async fn presigned_url(
 #[into_params(parameter_in = Query)]
 struct Signed {
     /// When the URL stops working (unix seconds), as signed.
-    expires: i64,
+    expires: Option<i64>,
     /// HMAC-SHA256 of `<id>\n<expires>`, lowercase hex.
-    signature: String,
+    signature: Option<String>,
 }
 
 /// The recording's audio behind a signed URL (from `presigned-url`): no API key, the signature
@@ -210,6 +211,7 @@ struct Signed {
         (status = 200, description = "The WAV file", content_type = "audio/wav"),
         (status = 206, description = "The requested range of it", content_type = "audio/wav"),
         (status = 307, description = "Stored on S3: its presigned GET"),
+        (status = 401, description = "Not a signed URL (no `expires` or `signature`)", body = ErrorBody),
         (status = 403, description = "Expired or tampered signature", body = ErrorBody),
         (status = 404, description = "The recording has no audio (any more)", body = ErrorBody),
         (status = 416, description = "A range outside the file"),
@@ -221,8 +223,15 @@ async fn audio(
     ApiQuery(q): ApiQuery<Signed>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    if !signature_ok(&st.rt.playback_key, id, q.expires, &q.signature, now_s()) {
-        return Err(ApiError::forbidden("the URL is expired or its signature is wrong"));
+    let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
+        return Err(ApiError::unauthorized(
+            "a signed URL is needed (GET /v1/recordings/{id}/presigned-url)",
+        ));
+    };
+    if !signature_ok(&st.rt.playback_key, id, expires, &signature, now_s()) {
+        return Err(ApiError::forbidden(
+            "the URL is expired or its signature is wrong",
+        ));
     }
     let object = st.rt.store.recording_object_any(id).await?;
     let object = with_audio(id, object)?;
@@ -304,8 +313,10 @@ async fn serve(
     {
         res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(res)
 }
 
@@ -347,7 +358,9 @@ async fn delete_recording(
             return Err(ApiError::not_found(format!("recording {id} has no audio")));
         }
         Err(DeleteRefused::LegalHold) => {
-            return Err(ApiError::conflict(format!("recording {id} is on legal hold")));
+            return Err(ApiError::conflict(format!(
+                "recording {id} is on legal hold"
+            )));
         }
     };
     if row.state == ObjectState::Deleting {
@@ -407,7 +420,12 @@ async fn legal_hold(
         id,
         json!({ "hold": body.hold }),
     );
-    if !st.rt.store.set_legal_hold(tenant, id, body.hold, &entry).await? {
+    if !st
+        .rt
+        .store
+        .set_legal_hold(tenant, id, body.hold, &entry)
+        .await?
+    {
         return Err(ApiError::not_found(format!("recording {id} has no audio")));
     }
     Ok(Json(HoldState {
@@ -473,7 +491,10 @@ async fn put_retention(
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     if body.days.is_some_and(|d| !(1..=36_500).contains(&d)) {
-        return Err(ApiError::unprocessable("days", "must be 1 to 36500, or null"));
+        return Err(ApiError::unprocessable(
+            "days",
+            "must be 1 to 36500, or null",
+        ));
     }
     let entry = audit(
         &p,
@@ -502,7 +523,10 @@ mod tests {
         assert!(signature_ok(key, id, 1_000, &sig, 999));
         assert!(signature_ok(key, id, 1_000, &sig, 1_000));
         assert!(!signature_ok(key, id, 1_000, &sig, 1_001), "expired");
-        assert!(!signature_ok(key, Uuid::from_u128(8), 1_000, &sig, 0), "another recording");
+        assert!(
+            !signature_ok(key, Uuid::from_u128(8), 1_000, &sig, 0),
+            "another recording"
+        );
         assert!(!signature_ok(key, id, 1_001, &sig, 0), "a later expiry");
         let mut tampered = sig.clone().into_bytes();
         tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };

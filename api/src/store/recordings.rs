@@ -181,7 +181,11 @@ impl Store {
 
     /// A recording whatever its tenant (the recordings service, which found it by id).
     pub async fn recording_any(&self, id: Uuid) -> Result<Option<RecordingRow>, StoreError> {
-        const SQL: &str = concat!("SELECT ", recording_cols!(), " FROM recordings WHERE id = $1");
+        const SQL: &str = concat!(
+            "SELECT ",
+            recording_cols!(),
+            " FROM recordings WHERE id = $1"
+        );
         self.fetch_optional(Use::Read, SQL, args![id]).await
     }
 

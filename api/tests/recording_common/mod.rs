@@ -118,4 +118,3 @@ pub async fn available(s: &Server, k: &str, agent: i64) {
         .await;
     assert_eq!(st, 200, "{e}");
 }
-

@@ -222,10 +222,12 @@ impl Shell {
         let req = e.into_inner();
         warn!(request = ?req, "media service behind; request answered as failed");
         let report = match req {
-            MediaRequest::Expect { id, .. } | MediaRequest::ExpectFork { id, .. } => MediaReport::Refused {
-                id,
-                error: "the media service is behind".into(),
-            },
+            MediaRequest::Expect { id, .. } | MediaRequest::ExpectFork { id, .. } => {
+                MediaReport::Refused {
+                    id,
+                    error: "the media service is behind".into(),
+                }
+            }
             MediaRequest::Ingest { id, path, .. } => MediaReport::Ingested {
                 id,
                 path,

@@ -177,7 +177,10 @@ fn datagram(call: &Call, begin: bool, rx: bool, port: u16) -> Vec<u8> {
         "From: <sip:{}@{local}:5061;tag=1>\r\n",
         call.caller_number
     ));
-    head.push_str(&format!("To: <sip:{}@{local}:5060>\r\n", call.callee_number));
+    head.push_str(&format!(
+        "To: <sip:{}@{local}:5060>\r\n",
+        call.callee_number
+    ));
     head.push_str(&format!("Call-ID: {uuid}\r\n"));
     head.push_str(&format!("CSeq: 1 {method}\r\n"));
     head.push_str(&format!("Contact: sip:freeswitch@{local}:5061\r\n"));
@@ -217,7 +220,10 @@ mod tests {
         assert!(invite.starts_with("INVITE sip:Support Line@127.0.0.2:5060 SIP/2.0\r\n"));
         assert!(invite.contains("Subject: BEGIN RX recording of Alice\r\n"));
         assert!(invite.contains("X-Call: c-1\r\n"));
-        assert!(invite.contains("c=IN IP4 127.0.0.1\r\n"), "the server's address");
+        assert!(
+            invite.contains("c=IN IP4 127.0.0.1\r\n"),
+            "the server's address"
+        );
         assert!(invite.contains("m=audio 24680 RTP/AVP 0\r\n"));
         let (head, body) = invite.split_once("\r\n\r\n").unwrap();
         let len: usize = head

@@ -132,7 +132,10 @@ fn sdp_facts(body: &str) -> Option<(u16, Option<IpAddr>)> {
                 port = Some(p);
             }
         } else if let Some(o) = line.strip_prefix("o=") {
-            origin = o.split_ascii_whitespace().nth(5).and_then(|a| a.parse().ok());
+            origin = o
+                .split_ascii_whitespace()
+                .nth(5)
+                .and_then(|a| a.parse().ok());
         }
     }
     Some((port?, origin))
@@ -204,7 +207,9 @@ pub mod wire {
         head.push_str(&format!(
             "Via: SIP/2.0/UDP {local}:5061;branch=z9hG4bK-{uuid}\r\n"
         ));
-        head.push_str(&format!("From: <sip:{caller_number}@{local}:5061;tag=1>\r\n"));
+        head.push_str(&format!(
+            "From: <sip:{caller_number}@{local}:5061;tag=1>\r\n"
+        ));
         head.push_str(&format!("To: <sip:{callee}@{local}:5060>\r\n"));
         head.push_str(&format!("Call-ID: {uuid}\r\n"));
         head.push_str(&format!("CSeq: 1 {method}\r\n"));
@@ -256,9 +261,21 @@ mod tests {
         let tx = parse(&invite(false)).unwrap().unwrap();
         assert_eq!(tx.leg, Leg::Agent);
         // What a transaction layer keys on is the same for both.
-        assert_eq!((rx.via.as_str(), &rx.call_id), (tx.via.as_str(), &tx.call_id));
+        assert_eq!(
+            (rx.via.as_str(), &rx.call_id),
+            (tx.via.as_str(), &tx.call_id)
+        );
         let bye = wire::datagram(
-            false, false, "u-1", "1000", "Alice", "Bob", "10.0.0.5", "10.0.0.9", 0, &[],
+            false,
+            false,
+            "u-1",
+            "1000",
+            "Alice",
+            "Bob",
+            "10.0.0.5",
+            "10.0.0.9",
+            0,
+            &[],
         );
         let bye = parse(&bye).unwrap().unwrap();
         assert!(!bye.begin);

@@ -227,8 +227,12 @@ struct Dialog<K> {
 enum ForkLeg {
     Unseen,
     /// The port is being bound; the INVITE waits for [`Uas::handle_listened`].
-    Binding { port: u16 },
-    Listening { port: u16 },
+    Binding {
+        port: u16,
+    },
+    Listening {
+        port: u16,
+    },
     Ended,
 }
 
@@ -373,12 +377,7 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
     }
 
     /// The result of a `Listen` output.
-    pub fn handle_listened(
-        &mut self,
-        call_id: &str,
-        leg: Leg,
-        result: Result<(), MediaError>,
-    ) {
+    pub fn handle_listened(&mut self, call_id: &str, leg: Leg, result: Result<(), MediaError>) {
         let Some(fork) = self.forks.get_mut(call_id) else {
             return;
         };
@@ -412,8 +411,7 @@ impl<K: Clone + Eq + std::fmt::Debug> Uas<K> {
             }
             Err(error) => {
                 fork.legs[i] = ForkLeg::Ended;
-                let datagram =
-                    oreka::response(&message, 503, "Service Unavailable", &tag, None);
+                let datagram = oreka::response(&message, 503, "Service Unavailable", &tag, None);
                 self.outputs.push_back(UasOutput::Send {
                     to: source,
                     datagram,

@@ -97,4 +97,3 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
-

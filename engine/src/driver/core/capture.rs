@@ -199,13 +199,14 @@ impl DriverCore {
         }
         let path = self.cfg.recording.live_dir.join(file_name(id));
         if fork {
-            self.out.push_back(CoreOutput::Media(MediaRequest::ExpectFork {
-                id,
-                path,
-                stereo,
-                channel: leg.to_string(),
-                wait: self.cfg.recording.recorder_timeout,
-            }));
+            self.out
+                .push_back(CoreOutput::Media(MediaRequest::ExpectFork {
+                    id,
+                    path,
+                    stereo,
+                    channel: leg.to_string(),
+                    wait: self.cfg.recording.recorder_timeout,
+                }));
         } else if live {
             self.out.push_back(CoreOutput::Media(MediaRequest::Expect {
                 id,

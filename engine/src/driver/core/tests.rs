@@ -1102,8 +1102,16 @@ fn an_oreka_recording_runs_oreka_record_once_the_endpoint_expects_the_fork_and_s
         panic!("the fork is announced first: {:?}", b.media);
     };
     assert!(stereo);
-    assert_eq!(channel, caller.to_string(), "mod_oreka's Call-ID is the channel's uuid");
-    assert_eq!(wait, std::time::Duration::from_secs(10), "the recorder timeout");
+    assert_eq!(
+        channel,
+        caller.to_string(),
+        "mod_oreka's Call-ID is the channel's uuid"
+    );
+    assert_eq!(
+        wait,
+        std::time::Duration::from_secs(10),
+        "the recorder timeout"
+    );
     assert!(
         !b.lines().iter().any(|l| l.contains("oreka_record")),
         "nothing runs before the endpoint is ready"
@@ -1112,7 +1120,10 @@ fn an_oreka_recording_runs_oreka_record_once_the_endpoint_expects_the_fork_and_s
     b.flush();
     let start = format!("api uuid_broadcast {caller} oreka_record:: aleg");
     assert!(b.lines().contains(&start), "{:?}", b.lines());
-    assert!(!b.lines().iter().any(|l| l.contains("&eavesdrop")), "no recorder legs");
+    assert!(
+        !b.lines().iter().any(|l| l.contains("&eavesdrop")),
+        "no recorder legs"
+    );
     b.answer_api(
         &format!("uuid_broadcast {caller} oreka_record"),
         "+OK Message sent",
@@ -1132,9 +1143,7 @@ fn an_oreka_recording_runs_oreka_record_once_the_endpoint_expects_the_fork_and_s
     });
     b.flush();
     assert!(
-        b.media
-            .iter()
-            .any(|m| *m == MediaRequest::Silence { id, on: true }),
+        b.media.contains(&MediaRequest::Silence { id, on: true }),
         "{:?}",
         b.media
     );
@@ -1175,7 +1184,10 @@ fn a_node_without_mod_oreka_records_an_oreka_policy_with_recorder_legs_and_never
     b.core.media_report(b.now, MediaReport::Ready { id });
     b.flush();
     assert_eq!(
-        b.lines().iter().filter(|l| l.contains("&eavesdrop")).count(),
+        b.lines()
+            .iter()
+            .filter(|l| l.contains("&eavesdrop"))
+            .count(),
         2
     );
     assert!(!b.lines().iter().any(|l| l.contains("oreka_record")));
@@ -1214,12 +1226,18 @@ fn an_announcement_plays_before_the_recording_begins() {
     let (mut b, caller) = recorded_call_with(policy, |_| {}, |_| {});
     let broadcast = format!("api uuid_broadcast {caller} {NOTICE} both");
     assert!(b.lines().contains(&broadcast), "{:?}", b.lines());
-    assert!(b.media.is_empty(), "nothing captures during the announcement");
+    assert!(
+        b.media.is_empty(),
+        "nothing captures during the announcement"
+    );
     // Another playback's end (the music) is not the announcement's.
     b.switch_event(event(
         "CHANNEL_EXECUTE_COMPLETE",
         caller,
-        &[("Application", "playback"), ("Application-Data", "local_stream://moh")],
+        &[
+            ("Application", "playback"),
+            ("Application-Data", "local_stream://moh"),
+        ],
     ));
     assert!(b.media.is_empty());
     b.switch_event(event(
@@ -1265,7 +1283,12 @@ fn a_recording_stopped_during_its_announcement_ends_with_nothing_captured() {
     );
     let r = recording_of(&b);
     assert_eq!(r.status, RecordingStatus::Failed);
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("announcement")), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .is_some_and(|e| e.contains("announcement")),
+        "{r:?}"
+    );
     // The announcement's end later starts nothing.
     b.switch_event(event(
         "CHANNEL_EXECUTE_COMPLETE",

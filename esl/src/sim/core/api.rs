@@ -153,13 +153,11 @@ impl Switch {
             // mod_commands' module_exists: whether a module is loaded. The fake switch is a
             // default build (sofia, commands, dptools, event_socket...), plus mod_oreka when
             // configured.
-            "module_exists" => {
-                match args.first().copied() {
-                    None => String::new(),
-                    Some("mod_oreka") => self.cfg.oreka.is_some().to_string(),
-                    Some(m) => DEFAULT_MODULES.contains(&m).to_string(),
-                }
-            }
+            "module_exists" => match args.first().copied() {
+                None => String::new(),
+                Some("mod_oreka") => self.cfg.oreka.is_some().to_string(),
+                Some(m) => DEFAULT_MODULES.contains(&m).to_string(),
+            },
             "uuid_broadcast" => {
                 if args.len() < 2 {
                     "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n".into()

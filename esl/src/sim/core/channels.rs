@@ -556,7 +556,11 @@ impl Switch {
         let Some(c) = self.chans.get_mut(&ch) else {
             return;
         };
-        if !c.current.as_ref().is_some_and(|a| a.name.ends_with("playback")) {
+        if !c
+            .current
+            .as_ref()
+            .is_some_and(|a| a.name.ends_with("playback"))
+        {
             return;
         }
         let Some(app) = c.current.take() else { return };

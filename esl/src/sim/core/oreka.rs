@@ -73,7 +73,14 @@ impl Switch {
             uuid: self.rng.uuid(),
             seq: 0,
         };
-        self.chan_event(now, ch, "CHANNEL_EXECUTE", vec![], app_post(&app, None), true);
+        self.chan_event(
+            now,
+            ch,
+            "CHANNEL_EXECUTE",
+            vec![],
+            app_post(&app, None),
+            true,
+        );
         self.oreka_record(now, ch, data);
         let post = app_post(&app, Some("_none_"));
         self.chan_event(now, ch, "CHANNEL_EXECUTE_COMPLETE", vec![], post, true);
@@ -123,7 +130,9 @@ impl Switch {
             .vars
             .iter()
             .filter_map(|(k, v)| {
-                let name = k.get(..12).filter(|p| p.eq_ignore_ascii_case("oreka_sip_h_"))?;
+                let name = k
+                    .get(..12)
+                    .filter(|p| p.eq_ignore_ascii_case("oreka_sip_h_"))?;
                 Some((k[name.len()..].to_owned(), v.clone()))
             })
             .collect();
@@ -152,7 +161,8 @@ impl Switch {
         c.oreka = false;
         let uuid = c.uuid.clone();
         self.chan_event(now, ch, "MEDIA_BUG_STOP", oreka_bug_pre(), vec![], true);
-        self.out.push_back(Output::Oreka(OrekaAction::Stop { uuid }));
+        self.out
+            .push_back(Output::Oreka(OrekaAction::Stop { uuid }));
     }
 
     /// `ch` says or hears someone else now: the fork's directions follow.

@@ -334,7 +334,9 @@ fn without_mod_oreka_module_exists_says_false_and_oreka_record_hangs_the_channel
     );
     h.advance(Duration::from_millis(100));
     // switch_core_session_execute_application_get_flags: "Invalid Application".
-    let (_, e) = h.when(HU, "CHANNEL_HANGUP_COMPLETE", None).expect("hung up");
+    let (_, e) = h
+        .when(HU, "CHANNEL_HANGUP_COMPLETE", None)
+        .expect("hung up");
     assert_eq!(
         e.header("Hangup-Cause").as_deref(),
         Some("DESTINATION_OUT_OF_ORDER")
@@ -344,11 +346,13 @@ fn without_mod_oreka_module_exists_says_false_and_oreka_record_hangs_the_channel
 
 #[test]
 fn oreka_record_forks_a_bridged_channel_once_and_stop_or_hangup_ends_the_fork() {
-    let mut cfg = SimConfig::default();
-    cfg.oreka = Some(OrekaSetup {
-        server: "127.0.0.1:5090".parse().unwrap(),
-        local_ip: "127.0.0.2".parse().unwrap(),
-    });
+    let cfg = SimConfig {
+        oreka: Some(OrekaSetup {
+            server: "127.0.0.1:5090".parse().unwrap(),
+            local_ip: "127.0.0.2".parse().unwrap(),
+        }),
+        ..SimConfig::default()
+    };
     let mut h = H::with(cfg);
     assert_eq!(h.api("module_exists mod_oreka"), "true");
     for uuid in [HU, B] {
@@ -363,36 +367,35 @@ fn oreka_record_forks_a_bridged_channel_once_and_stop_or_hangup_ends_the_fork() 
     h.forks.clear();
     // Broadcast into the bridge: it runs between two frames, not after the park.
     h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
-    let [OrekaAction::Start {
-        uuid,
-        said,
-        heard,
-        mux,
-        server,
-        ..
-    }] = h.forks.as_slice()
+    let [
+        OrekaAction::Start {
+            uuid,
+            said,
+            heard,
+            mux,
+            server,
+            ..
+        },
+    ] = h.forks.as_slice()
     else {
         panic!("one fork started: {:?}", h.forks);
     };
     assert_eq!(uuid, HU);
-    assert_eq!((said.as_slice(), heard.as_slice()), (&[440][..], &[1000][..]));
+    assert_eq!(
+        (said.as_slice(), heard.as_slice()),
+        (&[440][..], &[1000][..])
+    );
     assert!(!mux);
     assert_eq!(server.port(), 5090);
     // A second oreka_record on a forked channel does nothing ("2 times").
     h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
     assert_eq!(h.forks.len(), 1);
     h.api(&format!("uuid_broadcast {HU} oreka_record::stop aleg"));
-    assert_eq!(
-        h.forks.last(),
-        Some(&OrekaAction::Stop { uuid: HU.into() })
-    );
+    assert_eq!(h.forks.last(), Some(&OrekaAction::Stop { uuid: HU.into() }));
     // Forked again, then the channel hangs up: the media bug closes with it.
     h.api(&format!("uuid_broadcast {HU} oreka_record:: aleg"));
     assert!(matches!(h.forks.last(), Some(OrekaAction::Start { .. })));
     h.api(&format!("uuid_kill {HU}"));
     h.advance(Duration::from_millis(100));
-    assert_eq!(
-        h.forks.last(),
-        Some(&OrekaAction::Stop { uuid: HU.into() })
-    );
+    assert_eq!(h.forks.last(), Some(&OrekaAction::Stop { uuid: HU.into() }));
 }
