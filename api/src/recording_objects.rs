@@ -236,9 +236,34 @@ impl Objects {
         apply: bool,
         batch: i64,
     ) -> Result<Vec<ObjectRow>, ObjectsError> {
+        self.sweep(None, now_ms, apply, batch).await
+    }
+
+    /// [`Objects::sweep_retention`] for one tenant.
+    pub async fn sweep_tenant(
+        &self,
+        tenant: TenantId,
+        now_ms: i64,
+        apply: bool,
+        batch: i64,
+    ) -> Result<Vec<ObjectRow>, ObjectsError> {
+        self.sweep(Some(tenant), now_ms, apply, batch).await
+    }
+
+    async fn sweep(
+        &self,
+        only: Option<TenantId>,
+        now_ms: i64,
+        apply: bool,
+        batch: i64,
+    ) -> Result<Vec<ObjectRow>, ObjectsError> {
         let store = &self.inner.store;
         let mut swept = Vec::new();
-        for (tenant, days) in store.recording_retentions().await? {
+        let retentions = store.recording_retentions().await?;
+        for (tenant, days) in retentions
+            .into_iter()
+            .filter(|(t, _)| only.is_none_or(|o| o == *t))
+        {
             for row in store
                 .objects_past_retention(tenant, days, now_ms, batch)
                 .await?

@@ -69,6 +69,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/recordings/{id}/legal-hold"),
     ("GET", "/v1/recording-retention"),
     ("PUT", "/v1/recording-retention"),
+    ("POST", "/v1/recording-retention/sweep"),
     ("GET", "/v1/campaigns"),
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{id}"),

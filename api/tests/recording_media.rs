@@ -3,6 +3,7 @@
 //! when the URL is expired or tampered with, downloaded, held, deleted and swept by retention;
 //! and, against a real S3-compatible server (moto), uploaded after the store was down.
 
+mod process_common;
 mod recording_common;
 mod server_common;
 mod store_common;
@@ -506,6 +507,138 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
             s.stop().await;
             drop(moto);
         }
+    })
+    .await;
+}
+
+/// Runs the `switchyard` binary with the tenant's key in its environment.
+async fn cli(s: &Server, key: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = process_common::switchyard();
+    cmd.args(args)
+        .args(["--url", &s.base])
+        .env("SWITCHYARD_API_KEY", key);
+    // Off the runtime's threads: the server answering it runs on them.
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_recordings_cli_lists_fetches_and_applies_retention_after_a_dry_run() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("cli");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let (recent, row) = stored_recording(&s, k, tenant).await;
+        let stored_bytes = std::fs::read(dir.join("store").join(&row.object_key)).unwrap();
+        // A recording of 40 days ago (its file a copy of the recent one's).
+        let mut old = s.store.recording(tenant, recent).await.unwrap().unwrap();
+        old.id = Uuid::new_v4();
+        old.started_at_ms -= 40 * 86_400_000;
+        old.ended_at_ms = old.ended_at_ms.map(|e| e - 40 * 86_400_000);
+        old.path = dir.join("old.wav").display().to_string();
+        std::fs::write(&old.path, &stored_bytes).unwrap();
+        s.store
+            .insert_recordings(std::slice::from_ref(&old))
+            .await
+            .unwrap();
+        s.rt.objects.spool(std::slice::from_ref(&old)).await;
+        let old_row = stored(&s, tenant, old.id).await;
+        let old_object = dir.join("store").join(&old_row.object_key);
+        s.call(
+            "PUT",
+            "/v1/recording-retention",
+            Some(k),
+            Some(json!({"days": 30})),
+        )
+        .await;
+
+        let out = cli(&s, k, &["recordings", "list"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            vec![recent.to_string(), old.id.to_string()],
+            "newest first"
+        );
+
+        let target = dir.join("fetched.wav");
+        let out = cli(
+            &s,
+            k,
+            &[
+                "recordings",
+                "fetch",
+                &recent.to_string(),
+                "-o",
+                target.to_str().unwrap(),
+            ],
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&target).unwrap(), stored_bytes);
+
+        // A dry run names the old recording and deletes nothing.
+        let out = cli(&s, k, &["recordings", "retention"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["applied"], false);
+        assert_eq!(report["recordings"], json!([old.id]));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("dry run"));
+        assert!(old_object.exists());
+        // Applied: the old one goes, the recent one stays.
+        let out = cli(&s, k, &["recordings", "retention", "--apply"]).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!old_object.exists());
+        let gone = s
+            .store
+            .recording_object(tenant, old.id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(gone.state, ObjectState::Deleted);
+        let kept = s
+            .store
+            .recording_object(tenant, recent)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.state, ObjectState::Stored);
+        // No key: a clear error.
+        let mut cmd = process_common::switchyard();
+        cmd.args(["recordings", "list", "--url", &s.base])
+            .env_remove("SWITCHYARD_API_KEY");
+        let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+            .await
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("SWITCHYARD_API_KEY"));
+        s.stop().await;
     })
     .await;
 }

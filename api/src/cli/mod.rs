@@ -4,6 +4,7 @@
 mod contacts;
 mod esl;
 mod fakeswitch;
+mod recordings;
 mod serve;
 mod sim;
 
@@ -69,6 +70,9 @@ pub enum Commands {
     /// Campaign contacts through the API (`contacts import --campaign ID FILE.csv`).
     #[command(subcommand)]
     Contacts(contacts::ContactsCommand),
+    /// Recordings through the API: list, fetch, apply retention (a dry run unless --apply).
+    #[command(subcommand)]
+    Recordings(recordings::RecordingsCommand),
     /// Run the engine against FreeSWITCH and serve the API.
     Serve(serve::ServeArgs),
     /// Apply the database migrations.
@@ -91,6 +95,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         // CPU-bound and seconds long: no point in the runtime's threads.
         Commands::Sim(cmd) => sim::run(cmd),
         Commands::Contacts(cmd) => contacts::run(cmd).await,
+        Commands::Recordings(cmd) => recordings::run(cmd).await,
         Commands::Serve(args) => serve::serve(args).await,
         Commands::Migrate(args) => serve::migrate(args).await,
         Commands::Tenant(cmd) => serve::tenant(cmd).await,

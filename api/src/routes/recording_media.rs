@@ -45,6 +45,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_recording))
         .routes(routes!(legal_hold))
         .routes(routes!(get_retention, put_retention))
+        .routes(routes!(sweep_retention))
 }
 
 /// Longest life of a playback URL, and its default.
@@ -509,6 +510,51 @@ async fn put_retention(
         .set_recording_retention(tenant, body.days, &entry)
         .await?;
     Ok(Json(body))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Sweep {
+    /// Delete (`true`), or only list what would be deleted (`false`, a dry run).
+    apply: bool,
+}
+
+/// What the retention deleted (or would delete).
+#[derive(Debug, Serialize, ToSchema)]
+struct Swept {
+    applied: bool,
+    /// The recordings, oldest first (at most 1000 a call: call again for more).
+    recordings: Vec<Uuid>,
+}
+
+/// Applies the tenant's retention now (admin): the recordings past it, not on legal hold,
+/// are listed, and deleted (audited as `recording.retention_delete`) with `apply: true`. The
+/// hourly sweep does the same for every tenant.
+#[utoipa::path(
+    post,
+    path = "/v1/recording-retention/sweep",
+    tag = "recordings",
+    operation_id = "sweep_recording_retention",
+    request_body = Sweep,
+    responses((status = 200, description = "What was (or would be) deleted", body = Swept)),
+)]
+async fn sweep_retention(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<Sweep>,
+) -> Result<Json<Swept>, ApiError> {
+    require_role(&p, ADMINS)?;
+    let tenant = require_tenant(&p)?;
+    let swept = st
+        .rt
+        .objects
+        .sweep_tenant(tenant, crate::store::now_ms(), body.apply, 1000)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("retention not applied: {e}")))?;
+    Ok(Json(Swept {
+        applied: body.apply,
+        recordings: swept.into_iter().map(|r| r.recording_id).collect(),
+    }))
 }
 
 #[cfg(test)]
