@@ -162,6 +162,13 @@ impl Objects {
             return;
         }
         for s in spools {
+            // A recording filed again (a replay after a restart) may be stored or deleted
+            // already, its spool file gone: only one still spooled is uploaded.
+            if let Ok(Some(row)) = self.inner.store.recording_object_any(s.recording_id).await
+                && row.state != ObjectState::Spooled
+            {
+                continue;
+            }
             self.submit(s.tenant, s.recording_id, PathBuf::from(s.spool_path))
                 .await;
         }
