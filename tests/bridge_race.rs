@@ -134,9 +134,10 @@ async fn a_thousand_calls_through_the_race_are_all_bridged_with_true_records_and
         assert_eq!(r.outcome, CallOutcome::Answered, "{r:?}");
         assert!(r.agent.is_some(), "{r:?}");
         assert!(!r.synthetic, "{r:?}");
-        // Talk is counted from the bridge: the caller talks 0.3 s after it.
+        // Talk is counted from the bridge: the caller talks 0.3 s after it (less the time the
+        // engine took to hear of the bridge, which grows on a loaded machine).
         assert!(
-            r.talk_s >= 0.25 && r.talk_s < 2.0,
+            r.talk_s >= 0.1 && r.talk_s < 2.0,
             "talk {}: {r:?}",
             r.talk_s
         );
@@ -303,10 +304,11 @@ async fn a_predictive_campaign_through_the_race_connects_or_abandons_every_perso
                     .get(&leg)
                     .unwrap_or_else(|| panic!("connected but never bridged: {a:?}"));
                 let wait = at.saturating_duration_since(answered[&leg]);
-                // The allowance is 2 s from the person's answer to the bridge; the observer's
-                // reading adds a little on loopback.
+                // The allowance is 2 s from the person's answer to the bridge, and a bridge
+                // already in flight then gets the bridge allowance (300 ms) to complete; the
+                // observer's reading adds a little on loopback.
                 assert!(
-                    wait < Duration::from_millis(2_300),
+                    wait < Duration::from_millis(2_600),
                     "bridged {wait:?} after answer: {a:?}"
                 );
                 assert!(a.agent.is_some(), "{a:?}");

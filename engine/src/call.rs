@@ -164,6 +164,9 @@ pub struct CampaignCall {
     pub connected: bool,
     /// The `connect_within` deadline passed: abandoned.
     pub abandoned: bool,
+    /// The `connect_within` deadline passed while the bridge was already in flight: the
+    /// deadline was moved on by the bridge allowance once, to learn how the bridge ends.
+    pub overdue: bool,
     pub deadline: Option<Instant>,
     /// Why the customer leg went away, for a preview dial that failed.
     pub cause: Option<crate::io::HangupCause>,

@@ -189,6 +189,74 @@ fn a_person_with_no_agent_within_two_seconds_hears_the_abandon_message() {
     assert_eq!(attempts(&bed).len(), 1);
 }
 
+/// A person whose agent has answered, with the bridge asked for just before the two seconds
+/// ran out: (person leg, agent leg), the clock at the deadline plus 100 ms.
+fn bridge_in_flight_at_the_deadline(bed: &mut Bed) -> (LegId, LegId) {
+    // The test says when (and whether) FreeSWITCH joins the legs.
+    bed.auto_bridge = false;
+    start(bed);
+    bed.advance(Duration::from_secs(1));
+    let (leg, _) = dials_since(bed, 0)[0].clone();
+    let mark = bed.switch.len();
+    bed.event(SwitchEvent::LegAnswered { leg });
+    let agent_leg = agent_leg_since(bed, mark).expect("the agent is rung at once");
+    bed.advance(Duration::from_millis(1950));
+    bed.event(SwitchEvent::LegAnswered { leg: agent_leg });
+    assert!(bed.switch.contains(&SwitchCommand::Bridge {
+        a: leg,
+        b: agent_leg
+    }));
+    bed.advance(Duration::from_millis(150));
+    (leg, agent_leg)
+}
+
+#[test]
+fn a_bridge_in_flight_at_the_two_seconds_is_not_torn_down_and_connects_the_person() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    let (leg, agent_leg) = bridge_in_flight_at_the_deadline(&mut bed);
+    let torn = bed.switch.iter().any(|c| {
+        matches!(c, SwitchCommand::PlayThenHangup { .. })
+            || matches!(c, SwitchCommand::Hangup { leg: l, .. } if *l == leg || *l == agent_leg)
+    });
+    assert!(!torn, "neither side hung up mid-bridge: {:?}", bed.switch);
+    assert!(attempts(&bed).is_empty(), "nothing final yet");
+    bed.event(SwitchEvent::Bridged {
+        a: leg,
+        b: agent_leg,
+    });
+    bed.advance(Duration::from_secs(30));
+    bed.event(SwitchEvent::LegHungUp {
+        leg,
+        cause: HangupCause::Normal,
+    });
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::Connected);
+    let stats = bed.engine.campaign_stats(C).unwrap();
+    assert_eq!((stats.connected, stats.abandoned), (1, 0));
+}
+
+#[test]
+fn a_bridge_in_flight_at_the_two_seconds_that_never_completes_abandons_after_its_allowance() {
+    let mut bed = bed_with(campaign(DialMode::Progressive), 1, 1);
+    let (leg, agent_leg) = bridge_in_flight_at_the_deadline(&mut bed);
+    assert!(attempts(&bed).is_empty());
+    // The allowance (300 ms) from the deadline runs out.
+    bed.advance(Duration::from_millis(250));
+    assert!(bed.switch.contains(&SwitchCommand::PlayThenHangup {
+        leg,
+        path: "/sounds/abandon.wav".into()
+    }));
+    assert!(
+        bed.switch
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::Hangup { leg: l, .. } if *l == agent_leg)),
+        "the agent leg is let go"
+    );
+    let a = attempts(&bed);
+    assert_eq!(a[0].outcome, AttemptOutcome::Abandoned);
+    assert_eq!(bed.engine.campaign_stats(C).unwrap().abandoned, 1);
+}
+
 #[test]
 fn busy_is_retried_after_its_interval_until_the_attempts_run_out() {
     let mut cfg = campaign(DialMode::Progressive);

@@ -764,6 +764,7 @@ impl Engine {
                 machine: false,
                 connected: false,
                 abandoned: false,
+                overdue: false,
                 deadline: None,
                 cause: None,
             })),
@@ -926,6 +927,7 @@ impl Engine {
             machine,
             connected: false,
             abandoned: false,
+            overdue: false,
             deadline: Some(deadline),
             cause: None,
         };
@@ -1063,6 +1065,19 @@ impl Engine {
         if info.connected
             || (connecting.is_none() && !matches!(call.phase, Phase::Waiting | Phase::Offering))
         {
+            return;
+        }
+        // An agent answered and the bridge is in flight: FreeSWITCH may be joining the legs
+        // this instant (a join on answer cannot be called back), and hanging up both sides
+        // now would tear a bridge down as it is made. The bridge gets its allowance once; the
+        // person is connected if it comes, abandoned if not. The 2 s count from the person's
+        // CHANNEL_ANSWER is already stricter than the rule's "completed greeting" by the time
+        // the person takes to say hello.
+        if connecting.is_some() && !info.overdue {
+            info.overdue = true;
+            let at = now + crate::dialer::connect::BRIDGE_ALLOWANCE;
+            info.deadline = Some(at);
+            self.timers.arm(at, TimerKey::ConnectDeadline(id));
             return;
         }
         info.abandoned = true;
