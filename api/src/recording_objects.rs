@@ -233,8 +233,9 @@ impl Objects {
         Ok(())
     }
 
-    /// Deletes the audio the tenants' retention has passed, oldest first, at most `batch` per
-    /// tenant; recordings on legal hold are skipped. Each deletion is audited
+    /// Deletes the audio the tenants' retention has passed (each recording's campaign rule,
+    /// else its queue's, else the tenant's days), oldest first, at most `batch` per tenant;
+    /// recordings on legal hold are skipped. Each deletion is audited
     /// (`recording.retention_delete`) and written before it is made, so a crash half-way is
     /// finished by the next start. `apply` false: only says what it would delete.
     pub async fn sweep_retention(
@@ -266,15 +267,13 @@ impl Objects {
     ) -> Result<Vec<ObjectRow>, ObjectsError> {
         let store = &self.inner.store;
         let mut swept = Vec::new();
-        let retentions = store.recording_retentions().await?;
-        for (tenant, days) in retentions
-            .into_iter()
-            .filter(|(t, _)| only.is_none_or(|o| o == *t))
-        {
-            for row in store
-                .objects_past_retention(tenant, days, now_ms, batch)
-                .await?
-            {
+        let tenants = match only {
+            Some(t) => vec![t],
+            None => store.tenants_with_retention().await?,
+        };
+        for tenant in tenants {
+            for past in store.objects_past_retention(tenant, now_ms, batch).await? {
+                let row = past.object;
                 if apply {
                     let entry = AuditEntry {
                         tenant: Some(tenant),
@@ -282,7 +281,7 @@ impl Objects {
                         action: "recording.retention_delete",
                         object_kind: "recording",
                         object_id: row.recording_id.to_string(),
-                        detail: json!({ "retention_days": days }),
+                        detail: json!({ "retention_days": past.days, "rule": past.rule }),
                     };
                     if let Ok(r) = store.begin_delete(tenant, row.recording_id, &entry).await?
                         && r.state == ObjectState::Deleting

@@ -573,6 +573,7 @@ fn recording_open_row(
         call_id: uuid_of(o.call_leg),
         leg: uuid_of(o.leg),
         queue_id: i64::from(o.queue.0),
+        campaign_id: o.campaign.map(|c| i64::from(c.0)),
         agents: Vec::new(),
         caller_number: String::new(),
         mode: String::new(),
@@ -677,6 +678,7 @@ fn recording_row(
         call_id: uuid_of(r.call_leg),
         leg: uuid_of(r.leg),
         queue_id: i64::from(r.queue.0),
+        campaign_id: r.campaign.map(|c| i64::from(c.0)),
         agents: r.agents.iter().map(|a| i64::from(a.0)).collect(),
         caller_number: r.caller_number,
         mode: r.mode.as_str().to_owned(),
@@ -1062,7 +1064,7 @@ mod tests {
     use switchyard_engine::recording::{
         AudioFigures, RecordingOpen, RecordingRecord, RecordingSpan, RecordingStatus, SpanKind,
     };
-    use switchyard_engine::{CallId, RecordingCapture, RecordingId, RecordingMode};
+    use switchyard_engine::{CallId, CampaignId, RecordingCapture, RecordingId, RecordingMode};
 
     use super::*;
 
@@ -1081,6 +1083,7 @@ mod tests {
             call_leg: LegId(CALL_LEG),
             leg: LegId(LEG),
             queue: QueueId(3),
+            campaign: Some(CampaignId(11)),
             agents: vec![AgentId(7), AgentId(9)],
             caller_number: "+15550001234".into(),
             mode: RecordingMode::AlwaysForced,
@@ -1128,6 +1131,7 @@ mod tests {
             call_leg: LegId(CALL_LEG),
             leg: LegId(LEG),
             queue: QueueId(3),
+            campaign: None,
             started_unix_ms: 1_000,
         };
         let row = recording_open_row(&open, tenant());
@@ -1148,7 +1152,7 @@ mod tests {
     fn a_finished_recording_files_its_names_figures_spans_and_waveform() {
         let row = recording_row(record(Some(figures())), tenant());
         assert_eq!(row.tenant, tenant());
-        assert_eq!(row.agents, vec![7, 9]);
+        assert_eq!((row.agents, row.campaign_id), (vec![7, 9], Some(11)));
         assert_eq!(
             (row.mode.as_str(), row.capture.as_str(), row.status.as_str()),
             ("always-forced", "switch", "damaged")

@@ -284,6 +284,7 @@ impl Server {
                 call_id: uuid::Uuid::new_v4(),
                 leg: uuid::Uuid::new_v4(),
                 queue_id: 1,
+                campaign_id: None,
                 agents: vec![1],
                 caller_number: format!("555000{n}"),
                 mode: "always".into(),

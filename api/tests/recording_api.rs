@@ -298,6 +298,7 @@ async fn a_recording_cut_off_by_a_stop_is_closed_at_the_next_start_from_what_its
             call_id: uuid::Uuid::from_u128(id.as_u128() ^ 1),
             leg: uuid::Uuid::from_u128(id.as_u128() ^ 1),
             queue_id: 1,
+            campaign_id: None,
             agents: Vec::new(),
             caller_number: String::new(),
             mode: String::new(),

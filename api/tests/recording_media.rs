@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use switchyard_api::ids::IdKind;
 use switchyard_api::recording_objects::ObjectsConfig;
 use switchyard_api::store::{ObjectRow, ObjectState};
 use switchyard_media::storage::{Backoff, S3Config, StorageConfig};
@@ -45,19 +46,6 @@ async fn stored_recording(
         .unwrap();
     let row = stored(s, tenant, id).await;
     (id, row)
-}
-
-/// The recording's storage row once it says stored.
-async fn stored(s: &Server, tenant: switchyard_api::model::TenantId, id: Uuid) -> ObjectRow {
-    for _ in 0..1500 {
-        if let Some(row) = s.store.recording_object(tenant, id).await.unwrap()
-            && row.state == ObjectState::Stored
-        {
-            return row;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("recording {id} was never stored");
 }
 
 async fn get(s: &Server, url: &str, range: Option<&str>) -> reqwest::Response {
@@ -91,7 +79,7 @@ async fn a_stored_recording_plays_by_a_signed_url_with_range_and_a_bad_url_is_re
         );
         assert_eq!(row.bytes, Some(bytes.len() as i64));
         assert!(
-            !std::path::Path::new(&row.spool_path).exists(),
+            spool_file_removed(&row.spool_path).await,
             "spool file removed"
         );
 
@@ -409,6 +397,242 @@ async fn retention_deletes_recordings_past_it_and_audits_each() {
     .await;
 }
 
+/// A finished recording row of `days_old` days in a queue and maybe a campaign (store ids),
+/// with its audio spooled (a real file, so the uploader stores it): its id.
+async fn aged_recording(
+    s: &Server,
+    tenant: switchyard_api::model::TenantId,
+    dir: &std::path::Path,
+    days_old: i64,
+    queue: i64,
+    campaign: Option<i64>,
+) -> Uuid {
+    let id = Uuid::new_v4();
+    let started = switchyard_api::store::now_ms() - days_old * 86_400_000;
+    let path = dir.join(format!("{id}.wav"));
+    std::fs::write(&path, b"RIFF....WAVE").unwrap();
+    let row = switchyard_api::store::RecordingRow {
+        id,
+        tenant,
+        call_id: Uuid::new_v4(),
+        leg: Uuid::new_v4(),
+        queue_id: queue,
+        campaign_id: campaign,
+        agents: vec![],
+        caller_number: "+15550001".into(),
+        mode: "always".into(),
+        capture: "switch".into(),
+        fell_back: false,
+        stereo: false,
+        path: path.display().to_string(),
+        started_at_ms: started,
+        ended_at_ms: Some(started + 60_000),
+        status: "completed".into(),
+        error: None,
+        duration_ms: Some(60_000),
+        sample_rate: Some(8000),
+        channels: Some(1),
+        bytes: Some(12),
+        silence_ratio: Some(0.0),
+        spans: json!([]),
+        waveform: Value::Null,
+    };
+    s.store.insert_recordings(&[row]).await.unwrap();
+    s.store
+        .spool_objects(&[switchyard_api::store::ObjectSpool {
+            recording_id: id,
+            tenant,
+            object_key: format!("{}/{id}.wav", tenant.0),
+            spool_path: path.display().to_string(),
+        }])
+        .await
+        .unwrap();
+    id
+}
+
+/// The dry run's answer: the recordings past their retention now, oldest first.
+async fn due(s: &Server, k: &str) -> Vec<Uuid> {
+    let (st, v) = s
+        .call(
+            "POST",
+            "/v1/recording-retention/sweep",
+            Some(k),
+            Some(json!({"apply": false})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|id| id.as_str().unwrap().parse().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_campaigns_or_a_queues_retention_goes_before_the_tenants_days() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("retention-rules");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let k = key.as_str();
+        let queue = |name: &'static str| {
+            let s = &s;
+            async move {
+                let (st, q) = s
+                    .call(
+                        "POST",
+                        "/v1/queues",
+                        Some(k),
+                        Some(json!({"name": name, "config": {}})),
+                    )
+                    .await;
+                assert_eq!(st, 201, "{q}");
+                q["id"].as_i64().unwrap()
+            }
+        };
+        let (sales, support) = (queue("sales").await, queue("support").await);
+        let (st, c) = s
+            .call(
+                "POST",
+                "/v1/campaigns",
+                Some(k),
+                Some(json!({"name": "spring", "config": {"queue": sales, "caller_id": "+12015550100"}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+        let spring = c["id"].as_i64().unwrap();
+        let ids = &s.rt.ids;
+        let stored = |kind, shown| ids.decode(kind, shown).unwrap();
+        let (sales_q, support_q) = (
+            stored(IdKind::Queue, sales),
+            stored(IdKind::Queue, support),
+        );
+        let spring_c = stored(IdKind::Campaign, spring);
+        let support_old = aged_recording(&s, tenant, &dir, 41, support_q, None).await;
+        let spring_old = aged_recording(&s, tenant, &dir, 40, sales_q, Some(spring_c)).await;
+        let sales_old = aged_recording(&s, tenant, &dir, 39, sales_q, None).await;
+        let _support_new = aged_recording(&s, tenant, &dir, 5, support_q, None).await;
+
+        let (st, r) = s
+            .call(
+                "PUT",
+                "/v1/recording-retention",
+                Some(k),
+                Some(json!({
+                    "days": 30,
+                    "queues": [{"queue_id": sales, "days": 365}],
+                    "campaigns": [{"campaign_id": spring, "days": 10}],
+                })),
+            )
+            .await;
+        assert_eq!(st, 200, "{r}");
+        assert_eq!(
+            r,
+            json!({"days": 30, "queues": [{"queue_id": sales, "days": 365}],
+                   "campaigns": [{"campaign_id": spring, "days": 10}]})
+        );
+        // Support's old one by the tenant's 30 days; spring's by its 10 days, although its
+        // queue keeps a year; sales' own by its year: kept.
+        assert_eq!(due(&s, k).await, vec![support_old, spring_old]);
+        let _ = sales_old;
+
+        // Days alone: the rules stay.
+        let (st, r) = s
+            .call(
+                "PUT",
+                "/v1/recording-retention",
+                Some(k),
+                Some(json!({"days": null})),
+            )
+            .await;
+        assert_eq!((st, &r["campaigns"][0]["days"]), (200, &json!(10)), "{r}");
+        assert_eq!(due(&s, k).await, vec![spring_old]);
+        // An empty list removes that kind's rules, and keeps the other.
+        let (_, r) = s
+            .call(
+                "PUT",
+                "/v1/recording-retention",
+                Some(k),
+                Some(json!({"days": null, "campaigns": []})),
+            )
+            .await;
+        assert_eq!(r["queues"], json!([{"queue_id": sales, "days": 365}]), "{r}");
+        assert_eq!(r["campaigns"], json!([]), "{r}");
+        assert!(due(&s, k).await.is_empty());
+
+        // Applied: deleted with the rule named in the audit entry.
+        s.call(
+            "PUT",
+            "/v1/recording-retention",
+            Some(k),
+            Some(json!({"days": null, "campaigns": [{"campaign_id": spring, "days": 10}]})),
+        )
+        .await;
+        let (st, v) = s
+            .call(
+                "POST",
+                "/v1/recording-retention/sweep",
+                Some(k),
+                Some(json!({"apply": true})),
+            )
+            .await;
+        assert_eq!((st, &v["recordings"]), (200, &json!([spring_old])), "{v}");
+        let (_, log) = s.call("GET", "/v1/audit", Some(k), None).await;
+        let entry = log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "recording.retention_delete")
+            .cloned()
+            .unwrap_or_else(|| panic!("no retention audit entry: {log}"));
+        assert_eq!(
+            (&entry["detail"]["rule"], &entry["detail"]["retention_days"]),
+            (&json!("campaign"), &json!(10)),
+            "{entry}"
+        );
+
+        // Refused rules name their field, and change nothing.
+        let (_, other) = s.tenant("globex").await;
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&other),
+                Some(json!({"name": "theirs", "config": {}})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let theirs = q["id"].as_i64().unwrap();
+        let refused = [
+            (json!({"days": 30, "queues": [{"queue_id": sales, "days": 0}]}), "queues[0].days"),
+            (
+                json!({"days": 30, "queues": [{"queue_id": sales, "days": 9}, {"queue_id": sales, "days": 8}]}),
+                "queues[1].queue_id",
+            ),
+            (json!({"days": 30, "queues": [{"queue_id": theirs, "days": 9}]}), "queues[0].queue_id"),
+            (json!({"days": 30, "campaigns": [{"campaign_id": 7, "days": 9}]}), "campaigns[0].campaign_id"),
+            (json!({"days": 30, "campaigns": [{"campaign_id": spring, "days": 36_501}]}), "campaigns[0].days"),
+        ];
+        for (body, field) in refused {
+            let (st, e) = s
+                .call("PUT", "/v1/recording-retention", Some(k), Some(body.clone()))
+                .await;
+            assert_eq!((st, e["error"]["field"].as_str()), (422, Some(field)), "{body}: {e}");
+        }
+        let (_, r) = s
+            .call("GET", "/v1/recording-retention", Some(k), None)
+            .await;
+        assert_eq!(
+            r,
+            json!({"days": null, "queues": [{"queue_id": sales, "days": 365}],
+                   "campaigns": [{"campaign_id": spring, "days": 10}]})
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_back() {
     let Some(bin) = moto::Moto::binary() else {
@@ -490,7 +714,7 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
                     .unwrap_or("")
                     .starts_with("s3://calls/")
             );
-            assert!(!std::path::Path::new(&row.spool_path).exists());
+            assert!(spool_file_removed(&row.spool_path).await);
             // Playback now goes to S3: its presigned GET, fetched over plain HTTP.
             let (st, url) = s
                 .call(

@@ -38,6 +38,7 @@ fn recording(
         call_id: Uuid::new_v4(),
         leg: Uuid::new_v4(),
         queue_id: queue,
+        campaign_id: None,
         agents: agents.iter().map(|a| s.stored_agent(*a)).collect(),
         caller_number: caller.into(),
         mode: "always".into(),
@@ -107,7 +108,7 @@ async fn acme(store: Store) -> Acme {
     let (tenant, admin) = s.tenant("acme").await;
     let ana = s.agent(&admin, "Ana", "user/1000").await;
     let bo = s.agent(&admin, "Bo", "user/1001").await;
-    let rows = vec![
+    let mut rows = vec![
         recording(
             &s,
             tenant,
@@ -149,6 +150,9 @@ async fn acme(store: Store) -> Acme {
             None,
         ),
     ];
+    // b and c were campaign 5's dials.
+    rows[1].campaign_id = Some(5);
+    rows[2].campaign_id = Some(5);
     s.store
         .insert_recordings(&rows)
         .await
@@ -495,6 +499,7 @@ async fn each_filter_narrows_the_listing_to_the_recordings_that_match() {
         let (s, k) = (&f.s, f.admin.as_str());
         let ids = &s.rt.ids;
         let (q11, q12) = (ids.encode(IdKind::Queue, 11), ids.encode(IdKind::Queue, 12));
+        let c5 = ids.encode(IdKind::Campaign, 5);
         let (a, b, c, d) = (&f.a, &f.b, &f.c, &f.d);
         let cases: Vec<(String, Vec<&String>)> = vec![
             (String::new(), vec![d, c, b, a]),
@@ -506,6 +511,9 @@ async fn each_filter_narrows_the_listing_to_the_recordings_that_match() {
             ),
             (format!("queue_id={q11}"), vec![c, a]),
             (format!("queue_id={q12}"), vec![d, b]),
+            (format!("campaign_id={c5}"), vec![c, b]),
+            (format!("campaign_id={c5}&queue_id={q11}"), vec![c]),
+            ("campaign_id=7".into(), vec![]),
             (format!("agent_id={}", f.ana), vec![c, a]),
             (format!("agent_id={}", f.bo), vec![c, b]),
             // An id never shown matches nothing.
@@ -551,6 +559,8 @@ async fn each_filter_narrows_the_listing_to_the_recordings_that_match() {
         assert_eq!(first_a["quality_score"], 40.0);
         assert_eq!(first_a["tags"], json!(["refund", "escalated"]));
         assert_eq!(first_a["queue_id"], q11);
+        assert_eq!(first_a["campaign_id"], Value::Null);
+        assert_eq!(v["recordings"][1]["campaign_id"], c5);
         assert!(first_a.get("waveform").is_none(), "{first_a}");
         assert_eq!(v["recordings"][0]["tags"], json!([]));
 

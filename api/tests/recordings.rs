@@ -31,6 +31,7 @@ fn open_row(tenant: TenantId, call: Uuid, id: Uuid, started_at_ms: i64) -> Recor
         call_id: call,
         leg: call,
         queue_id: 3,
+        campaign_id: None,
         agents: vec![],
         caller_number: String::new(),
         mode: String::new(),

@@ -286,6 +286,8 @@ pub struct RecordingOpen {
     /// The leg recorded (the customer's; a callback's customer leg).
     pub leg: LegId,
     pub queue: QueueId,
+    /// The campaign whose dial the call is (retention and search by campaign).
+    pub campaign: Option<crate::ids::CampaignId>,
     pub started_unix_ms: u64,
 }
 
@@ -297,6 +299,8 @@ pub struct RecordingRecord {
     pub call_leg: LegId,
     pub leg: LegId,
     pub queue: QueueId,
+    /// The campaign whose dial the call is.
+    pub campaign: Option<crate::ids::CampaignId>,
     /// Every agent heard in it, in order.
     pub agents: Vec<AgentId>,
     pub caller_number: String,

@@ -12,6 +12,7 @@ mod campaigns;
 mod keys;
 mod queues;
 mod recording_media;
+mod recording_retention;
 mod recording_search;
 mod recordings;
 mod skills;
@@ -62,6 +63,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(calls::routes())
         .merge(recordings::routes())
         .merge(recording_media::routes())
+        .merge(recording_retention::routes())
         .merge(recording_search::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())

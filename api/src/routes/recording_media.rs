@@ -44,8 +44,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(download))
         .routes(routes!(delete_recording))
         .routes(routes!(legal_hold))
-        .routes(routes!(get_retention, put_retention))
-        .routes(routes!(sweep_retention))
 }
 
 /// Longest life of a playback URL, and its default.
@@ -432,128 +430,6 @@ async fn legal_hold(
     Ok(Json(HoldState {
         id,
         legal_hold: body.hold,
-    }))
-}
-
-// ---- retention ------------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Retention {
-    /// Days a recording's audio is kept after it started (1 to 36500); `null` keeps it until
-    /// deleted. Recordings on legal hold are kept whatever this says.
-    #[schema(minimum = 1, maximum = 36500)]
-    days: Option<i32>,
-}
-
-/// The tenant's recording retention.
-#[utoipa::path(
-    get,
-    path = "/v1/recording-retention",
-    tag = "recordings",
-    operation_id = "get_recording_retention",
-    responses((status = 200, description = "The retention", body = Retention)),
-)]
-async fn get_retention(
-    State(st): State<AppState>,
-    Auth(p): Auth,
-) -> Result<Json<Retention>, ApiError> {
-    require_role(&p, READERS)?;
-    let tenant = require_tenant(&p)?;
-    let days = st
-        .rt
-        .store
-        .recording_retentions()
-        .await?
-        .into_iter()
-        .find(|(t, _)| *t == tenant)
-        .map(|(_, d)| i32::try_from(d).unwrap_or(i32::MAX));
-    Ok(Json(Retention { days }))
-}
-
-/// Sets the tenant's recording retention (admin, audited). The sweeper deletes what is past it
-/// (README, "Recordings service").
-#[utoipa::path(
-    put,
-    path = "/v1/recording-retention",
-    tag = "recordings",
-    operation_id = "put_recording_retention",
-    request_body = Retention,
-    responses(
-        (status = 200, description = "The retention as it now is", body = Retention),
-        (status = 422, description = "Days out of range", body = ErrorBody),
-    ),
-)]
-async fn put_retention(
-    State(st): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(body): ApiJson<Retention>,
-) -> Result<Json<Retention>, ApiError> {
-    require_role(&p, ADMINS)?;
-    let tenant = require_tenant(&p)?;
-    if body.days.is_some_and(|d| !(1..=36_500).contains(&d)) {
-        return Err(ApiError::unprocessable(
-            "days",
-            "must be 1 to 36500, or null",
-        ));
-    }
-    let entry = audit(
-        &p,
-        Some(tenant),
-        "recording.retention",
-        "tenant",
-        tenant.0,
-        json!({ "days": body.days }),
-    );
-    st.rt
-        .store
-        .set_recording_retention(tenant, body.days, &entry)
-        .await?;
-    Ok(Json(body))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Sweep {
-    /// Delete (`true`), or only list what would be deleted (`false`, a dry run).
-    apply: bool,
-}
-
-/// What the retention deleted (or would delete).
-#[derive(Debug, Serialize, ToSchema)]
-struct Swept {
-    applied: bool,
-    /// The recordings, oldest first (at most 1000 a call: call again for more).
-    recordings: Vec<Uuid>,
-}
-
-/// Applies the tenant's retention now (admin): the recordings past it, not on legal hold,
-/// are listed, and deleted (audited as `recording.retention_delete`) with `apply: true`. The
-/// hourly sweep does the same for every tenant.
-#[utoipa::path(
-    post,
-    path = "/v1/recording-retention/sweep",
-    tag = "recordings",
-    operation_id = "sweep_recording_retention",
-    request_body = Sweep,
-    responses((status = 200, description = "What was (or would be) deleted", body = Swept)),
-)]
-async fn sweep_retention(
-    State(st): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(body): ApiJson<Sweep>,
-) -> Result<Json<Swept>, ApiError> {
-    require_role(&p, ADMINS)?;
-    let tenant = require_tenant(&p)?;
-    let swept = st
-        .rt
-        .objects
-        .sweep_tenant(tenant, crate::store::now_ms(), body.apply, 1000)
-        .await
-        .map_err(|e| ApiError::unavailable(format!("retention not applied: {e}")))?;
-    Ok(Json(Swept {
-        applied: body.apply,
-        recordings: swept.into_iter().map(|r| r.recording_id).collect(),
     }))
 }
 

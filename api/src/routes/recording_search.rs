@@ -110,6 +110,8 @@ struct SearchQuery {
     to_ms: Option<i64>,
     /// The queue the recorded call was in.
     queue_id: Option<i64>,
+    /// The campaign whose dial the recorded call was.
+    campaign_id: Option<i64>,
     /// An agent heard in the recording (any of its agents).
     agent_id: Option<i64>,
     /// The caller's number, exactly (as the calls listing matches it).
@@ -155,6 +157,8 @@ struct RecordingSummary {
     /// The leg recorded (the customer's; a callback's customer leg).
     leg: Uuid,
     queue_id: i64,
+    /// The campaign whose dial the call was (null for other calls).
+    campaign_id: Option<i64>,
     /// Every agent heard in it, in order.
     agents: Vec<i64>,
     caller_number: String,
@@ -189,6 +193,7 @@ fn summary(st: &AppState, h: RecordingHit, sight: NumberSight) -> RecordingSumma
         call_id: r.call_id,
         leg: r.leg,
         queue_id: ids.queue(r.queue_id),
+        campaign_id: r.campaign_id.map(|c| ids.campaign(c)),
         agents: r.agents.iter().map(|a| ids.agent(*a)).collect(),
         // As on the call's recordings: the number is the first agent's call.
         caller_number: sight.show(&r.caller_number, r.agents.first().copied()),
@@ -320,6 +325,9 @@ fn search_filter(
         queue_id: q
             .queue_id
             .map(|v| st.rt.ids.decode(IdKind::Queue, v).unwrap_or(-1)),
+        campaign_id: q
+            .campaign_id
+            .map(|v| st.rt.ids.decode(IdKind::Campaign, v).unwrap_or(-1)),
         agent_id: q
             .agent_id
             .map(|v| st.rt.ids.decode(IdKind::Agent, v).unwrap_or(-1)),

@@ -145,6 +145,8 @@ pub(super) struct RecordingView {
     /// The leg recorded (the customer's; a callback's customer leg).
     leg: Uuid,
     queue_id: i64,
+    /// The campaign whose dial the call was (null for other calls).
+    campaign_id: Option<i64>,
     /// Every agent heard in it, in order.
     agents: Vec<i64>,
     caller_number: String,
@@ -184,6 +186,7 @@ pub(super) fn recording_view(st: &AppState, r: RecordingRow, sight: NumberSight)
         call_id: r.call_id,
         leg: r.leg,
         queue_id: ids.queue(r.queue_id),
+        campaign_id: r.campaign_id.map(|c| ids.campaign(c)),
         agents: r.agents.iter().map(|a| ids.agent(*a)).collect(),
         caller_number: sight.show(&r.caller_number, agent),
         mode: r.mode,

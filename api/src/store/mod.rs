@@ -293,7 +293,10 @@ pub use campaigns::{
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
-pub use objects::{DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState};
+pub use objects::{
+    DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState, PastRetention, RetentionRule,
+    RetentionScope,
+};
 pub use recordings::OPEN_RECORDING;
 pub use transcripts::{
     FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
@@ -418,6 +421,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "recording objects",
             include_str!("../../../migrations/sqlite/0012_recording_objects.sql"),
         ),
+        (
+            13,
+            "retention rules",
+            include_str!("../../../migrations/sqlite/0013_retention_rules.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -481,6 +489,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             12,
             "recording objects",
             include_str!("../../../migrations/postgres/0012_recording_objects.sql"),
+        ),
+        (
+            13,
+            "retention rules",
+            include_str!("../../../migrations/postgres/0013_retention_rules.sql"),
         ),
     ])
 });

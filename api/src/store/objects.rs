@@ -8,6 +8,7 @@
 //!   DELETE / retention ─► deleting ─(object, spool file removed)─► deleted
 //! ```
 
+use sqlx::SqlStr;
 use uuid::Uuid;
 
 use super::rows::{FromStoreRow, RowExt};
@@ -339,67 +340,191 @@ impl Store {
         Ok(())
     }
 
-    /// Recordings of `tenant` due for deletion under a retention of `days`: started before
-    /// the cut-off, not on hold, not deleted; oldest first, at most `limit`.
+    /// Recordings of `tenant` past the retention that applies to each (its campaign's rule,
+    /// else its queue's, else the tenant's days; see migration 0013): started before
+    /// `now_ms` less those days, not on hold, not deleted; oldest first, at most `limit`.
     pub async fn objects_past_retention(
         &self,
         tenant: TenantId,
-        days: i64,
         now_ms: i64,
         limit: i64,
-    ) -> Result<Vec<ObjectRow>, StoreError> {
-        let cutoff = now_ms.saturating_sub(days.saturating_mul(86_400_000));
-        const SQL: &str = "SELECT o.recording_id, o.tenant_id, o.state, o.object_key, \
-             o.spool_path, o.location, o.sha256, o.bytes, o.spooled_at, o.stored_at, o.attempts, \
-             o.last_error, o.legal_hold, o.deleted_at \
+    ) -> Result<Vec<PastRetention>, StoreError> {
+        // The days are cast before the multiplication: INTEGER days times a day's
+        // milliseconds overflows PostgreSQL's int4 past 24 days.
+        macro_rules! keep_days {
+            () => {
+                "COALESCE(rc.days, rq.days, t.recording_retention_days)"
+            };
+        }
+        const SQL: &str = concat!(
+            "SELECT o.recording_id, o.tenant_id, o.state, o.object_key, o.spool_path, \
+             o.location, o.sha256, o.bytes, o.spooled_at, o.stored_at, o.attempts, \
+             o.last_error, o.legal_hold, o.deleted_at, ",
+            keep_days!(),
+            " AS keep_days, CASE WHEN rc.days IS NOT NULL THEN 'campaign' \
+             WHEN rq.days IS NOT NULL THEN 'queue' ELSE 'tenant' END AS rule \
              FROM recording_objects o JOIN recordings r ON r.id = o.recording_id \
-             WHERE o.tenant_id = $1 AND r.started_at < $2 AND o.legal_hold = FALSE \
-             AND o.state IN ('spooled', 'stored') ORDER BY r.started_at, o.recording_id \
-             LIMIT $3";
-        self.fetch_all(Use::Read, SQL, args![tenant, cutoff, limit])
+             JOIN tenants t ON t.id = o.tenant_id \
+             LEFT JOIN recording_retention_rules rq ON rq.tenant_id = o.tenant_id \
+             AND rq.scope = 'queue' AND rq.scope_id = r.queue_id \
+             LEFT JOIN recording_retention_rules rc ON rc.tenant_id = o.tenant_id \
+             AND rc.scope = 'campaign' AND rc.scope_id = r.campaign_id \
+             WHERE o.tenant_id = $1 AND o.legal_hold = FALSE \
+             AND o.state IN ('spooled', 'stored') AND ",
+            keep_days!(),
+            " IS NOT NULL AND r.started_at < $2 - CAST(",
+            keep_days!(),
+            " AS BIGINT) * 86400000 ORDER BY r.started_at, o.recording_id LIMIT $3"
+        );
+        self.fetch_all(Use::Read, SQL, args![tenant, now_ms, limit])
             .await
     }
 
-    /// Sets a tenant's recording retention in days (`None`: keep until deleted); audited.
+    /// Sets a tenant's recording retention in days (`None`: keep until deleted) and, when
+    /// `rules` is given, replaces its per-queue and per-campaign rules with them; one
+    /// transaction, then the audit entry.
     pub async fn set_recording_retention(
         &self,
         tenant: TenantId,
         days: Option<i32>,
+        rules: Option<&[RetentionRule]>,
         audit: &AuditEntry<'_>,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .execute(
-                "UPDATE tenants SET recording_retention_days = $2 WHERE id = $1",
-                args![tenant, days],
-            )
-            .await?;
-        if n > 0 {
-            self.insert_audit(audit).await?;
+    ) -> Result<(), StoreError> {
+        let mut statements = vec![(
+            SqlStr::from_static("UPDATE tenants SET recording_retention_days = $2 WHERE id = $1"),
+            args![tenant, days],
+        )];
+        if let Some(rules) = rules {
+            statements.push((
+                SqlStr::from_static("DELETE FROM recording_retention_rules WHERE tenant_id = $1"),
+                args![tenant],
+            ));
+            for r in rules {
+                statements.push((
+                    SqlStr::from_static(
+                        "INSERT INTO recording_retention_rules \
+                         (tenant_id, scope, scope_id, days) VALUES ($1, $2, $3, $4)",
+                    ),
+                    args![tenant, r.scope.as_str(), r.id, r.days],
+                ));
+            }
         }
-        Ok(n > 0)
+        self.batch(statements).await?;
+        self.insert_audit(audit).await
     }
 
-    /// Every tenant with a retention: (tenant, days).
-    pub async fn recording_retentions(&self) -> Result<Vec<(TenantId, i64)>, StoreError> {
-        let rows: Vec<Retention> = self
+    /// A tenant's retention: its days (`None`: kept until deleted) and its rules, queues
+    /// first, each by id.
+    pub async fn recording_retention(
+        &self,
+        tenant: TenantId,
+    ) -> Result<(Option<i32>, Vec<RetentionRule>), StoreError> {
+        let days: Option<TenantDays> = self
+            .fetch_optional(
+                Use::Read,
+                "SELECT recording_retention_days FROM tenants WHERE id = $1",
+                args![tenant],
+            )
+            .await?;
+        let rules = self
             .fetch_all(
                 Use::Read,
-                "SELECT id, recording_retention_days FROM tenants \
-                 WHERE recording_retention_days IS NOT NULL",
+                "SELECT scope, scope_id, days FROM recording_retention_rules \
+                 WHERE tenant_id = $1 ORDER BY scope DESC, scope_id",
+                args![tenant],
+            )
+            .await?;
+        Ok((days.and_then(|d| d.0), rules))
+    }
+
+    /// Every tenant with a retention of some kind (days or a rule): the sweep's round.
+    pub async fn tenants_with_retention(&self) -> Result<Vec<TenantId>, StoreError> {
+        let rows: Vec<TenantOnly> = self
+            .fetch_all(
+                Use::Read,
+                "SELECT id FROM tenants WHERE recording_retention_days IS NOT NULL \
+                 UNION SELECT tenant_id FROM recording_retention_rules ORDER BY 1",
                 args![],
             )
             .await?;
-        Ok(rows.into_iter().map(|r| (r.0, r.1)).collect())
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }
 
-struct Retention(TenantId, i64);
+/// A recording past its retention, with the days that applied and where they came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PastRetention {
+    pub object: ObjectRow,
+    pub days: i64,
+    /// `campaign`, `queue` or `tenant`.
+    pub rule: String,
+}
 
-impl FromStoreRow for Retention {
+impl FromStoreRow for PastRetention {
     fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
-        Ok(Retention(
-            row.tenant("id")?,
-            i64::from(row.i32("recording_retention_days")?),
-        ))
+        Ok(PastRetention {
+            object: ObjectRow::from_row(row)?,
+            days: i64::from(row.i32("keep_days")?),
+            rule: row.string("rule")?,
+        })
+    }
+}
+
+/// What a retention rule covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetentionScope {
+    Queue,
+    Campaign,
+}
+
+impl RetentionScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionScope::Queue => "queue",
+            RetentionScope::Campaign => "campaign",
+        }
+    }
+}
+
+/// Days a queue's or a campaign's recordings are kept (store ids), whatever the tenant's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetentionRule {
+    pub scope: RetentionScope,
+    pub id: i64,
+    pub days: i32,
+}
+
+impl FromStoreRow for RetentionRule {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        let scope = match row.string("scope")?.as_str() {
+            "queue" => RetentionScope::Queue,
+            "campaign" => RetentionScope::Campaign,
+            other => {
+                return Err(StoreError::Internal(format!(
+                    "recording_retention_rules.scope {other:?}"
+                )));
+            }
+        };
+        Ok(RetentionRule {
+            scope,
+            id: row.i64("scope_id")?,
+            days: row.i32("days")?,
+        })
+    }
+}
+
+struct TenantDays(Option<i32>);
+
+impl FromStoreRow for TenantDays {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(TenantDays(row.opt_i32("recording_retention_days")?))
+    }
+}
+
+struct TenantOnly(TenantId);
+
+impl FromStoreRow for TenantOnly {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(TenantOnly(row.tenant("id")?))
     }
 }

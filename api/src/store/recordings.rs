@@ -31,7 +31,7 @@ macro_rules! recording_cols {
     () => {
         "id, tenant_id, call_id, leg, queue_id, agents, caller_number, mode, capture, \
          fell_back, stereo, path, started_at, ended_at, status, error, duration_ms, \
-         sample_rate, channels, bytes, silence_ratio, spans, waveform"
+         sample_rate, channels, bytes, silence_ratio, spans, waveform, campaign_id"
     };
 }
 // The search (`transcripts`) selects the same columns.
@@ -65,6 +65,7 @@ impl FromStoreRow for RecordingRow {
             silence_ratio: row.opt_f64("silence_ratio")?,
             spans: row.json("spans")?,
             waveform: row.json("waveform")?,
+            campaign_id: row.opt_i64("campaign_id")?,
         })
     }
 }
@@ -96,6 +97,7 @@ fn recording_values(r: &RecordingRow) -> Vec<Arg> {
         r.silence_ratio,
         &r.spans,
         &r.waveform,
+        r.campaign_id,
     ]
 }
 
@@ -215,6 +217,7 @@ mod tests {
             call_id: Uuid::from_u128(3),
             leg: Uuid::from_u128(4),
             queue_id: 5,
+            campaign_id: None,
             agents: vec![],
             caller_number: String::new(),
             mode: String::new(),

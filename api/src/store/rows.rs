@@ -127,6 +127,9 @@ pub struct RecordingRow {
     /// The leg recorded (the customer's; a callback's customer leg).
     pub leg: Uuid,
     pub queue_id: i64,
+    /// The campaign whose dial the call was (store id); `None` for other calls.
+    #[serde(default)]
+    pub campaign_id: Option<i64>,
     /// Every agent heard, in order.
     pub agents: Vec<i64>,
     pub caller_number: String,

@@ -286,6 +286,8 @@ pub struct RecordingFilter {
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
     pub queue_id: Option<i64>,
+    /// The campaign whose dial the call was.
+    pub campaign_id: Option<i64>,
     /// Heard in the recording (any of its agents).
     pub agent_id: Option<i64>,
     /// Exactly this number, as the calls listing matches it.
@@ -462,6 +464,9 @@ impl Store {
         }
         if let Some(queue) = filter.queue_id {
             b.push(" AND queue_id = ").bind(queue);
+        }
+        if let Some(campaign) = filter.campaign_id {
+            b.push(" AND campaign_id = ").bind(campaign);
         }
         for agent in [filter.agent_id, filter.own_agent].into_iter().flatten() {
             heard(&mut b, backend, agent);

@@ -2,6 +2,8 @@
 //! into a temporary directory, and a call talking to an agent.
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -117,4 +119,33 @@ pub async fn available(s: &Server, k: &str, agent: i64) {
         )
         .await;
     assert_eq!(st, 200, "{e}");
+}
+
+/// The recording's storage row once it says stored (within 30 s).
+pub async fn stored(
+    s: &Server,
+    tenant: switchyard_api::model::TenantId,
+    id: uuid::Uuid,
+) -> switchyard_api::store::ObjectRow {
+    for _ in 0..1500 {
+        if let Some(row) = s.store.recording_object(tenant, id).await.unwrap()
+            && row.state == switchyard_api::store::ObjectState::Stored
+        {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("recording {id} was never stored");
+}
+
+/// Whether the spool file at `path` is removed within 5 s: the uploader removes it just after
+/// it marks the row stored.
+pub async fn spool_file_removed(path: &str) -> bool {
+    for _ in 0..250 {
+        if !std::path::Path::new(path).exists() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
 }

@@ -34,6 +34,7 @@ pub(crate) struct ActiveRecording {
     call_leg: LegId,
     leg: LegId,
     queue: QueueId,
+    campaign: Option<crate::ids::CampaignId>,
     agents: Vec<AgentId>,
     caller_number: String,
     mode: RecordingMode,
@@ -114,6 +115,7 @@ impl Engine {
             call_leg: call.origin_leg,
             leg: call.leg,
             queue: call.queue,
+            campaign: call.campaign.as_ref().map(|c| c.campaign),
             agents: vec![agent],
             caller_number: call.caller.number.clone(),
             mode: policy.mode,
@@ -124,7 +126,8 @@ impl Engine {
             spans: Vec::new(),
             ended: None,
         };
-        let (leg, call_leg, queue) = (active.leg, active.call_leg, active.queue);
+        let (leg, call_leg, queue, campaign) =
+            (active.leg, active.call_leg, active.queue, active.campaign);
         self.recordings.insert(id, active);
         self.recorded_legs.insert(leg, id);
         self.persist(Record::RecordingOpened(RecordingOpen {
@@ -133,6 +136,7 @@ impl Engine {
             call_leg,
             leg,
             queue,
+            campaign,
             started_unix_ms,
         }));
         self.switch(SwitchCommand::Recording(RecordingCommand::Start {
@@ -370,6 +374,7 @@ impl Engine {
             call_leg: active.call_leg,
             leg: active.leg,
             queue: active.queue,
+            campaign: active.campaign,
             agents: active.agents,
             caller_number: active.caller_number,
             mode: active.mode,
