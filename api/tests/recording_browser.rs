@@ -1,0 +1,253 @@
+//! A recording played in a real browser: headless Chromium (the Debian `chromium` binary,
+//! driven by playwright-core from `tests/browser`) loads an `<audio>` element pointed at the
+//! API's signed URL, plays it, and seeks to the middle, which a browser does by byte ranges.
+//! The browser side is `tests/browser/recording_player.mjs`; this test starts the API, records
+//! a call, runs the script and checks what it reports and the screenshot it leaves.
+//!
+//! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`) and chromium
+//! (`/usr/bin/chromium` or `$SWITCHYARD_CHROMIUM`); without them the test is skipped, except
+//! under CI (`CI` set), where it fails. `.ci/run` installs all three.
+
+mod recording_common;
+mod server_common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_api::store::{ObjectState, Store};
+use uuid::Uuid;
+
+use recording_common::*;
+use server_common::*;
+
+const POLICY: &str =
+    r#"{"numbers": ["5000"], "recording": {"policy": "always", "capture": "switch"}}"#;
+
+/// Long enough that the middle is seconds away from both ends, so a seek that lands at 0 or
+/// at the end cannot pass for one that landed in the middle.
+const TALK: Duration = Duration::from_secs(6);
+
+/// The script has its own 90 s deadline; this one is for a node that hangs before it.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
+}
+
+/// What the browser check needs, or None (after printing why) when something is missing
+/// outside CI: under CI a missing piece fails the test, so it can never be skipped silently.
+fn browser_check_ready() -> Option<()> {
+    let chromium =
+        std::env::var("SWITCHYARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let missing = if !matches!(node, Ok(s) if s.success()) {
+        Some(format!(
+            "node is not installed ({node:?}); install Debian's nodejs and npm"
+        ))
+    } else if !browser_dir()
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        Some(
+            "tests/browser/node_modules has no playwright-core; run \
+             `npm ci --prefix tests/browser --no-audit --no-fund`"
+                .to_owned(),
+        )
+    } else if !Path::new(&chromium).is_file() {
+        Some(format!(
+            "chromium is not at {chromium}; install it with `apt-get install -y \
+             --no-install-recommends chromium` (or set SWITCHYARD_CHROMIUM to its binary)"
+        ))
+    } else {
+        None
+    };
+    let Some(why) = missing else {
+        return Some(());
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run the browser check: {why}");
+    }
+    eprintln!("SKIPPED the browser check: {why}");
+    None
+}
+
+/// Runs the player script and returns its JSON result line and whether it exited 0. Killed
+/// if it overruns [`SCRIPT_DEADLINE`].
+fn run_player(url: &str, screenshot: &Path, expected_s: f64) -> (bool, Value, String) {
+    let mut child = Command::new("node")
+        .arg("recording_player.mjs")
+        .arg(url)
+        .arg(screenshot)
+        .arg(format!("{expected_s:.3}"))
+        .current_dir(browser_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // Chromium's and node's own complaints go straight to the test's output.
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting node");
+    // Read stdout on a thread so a chatty child can never block on a full pipe while we wait.
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        stdout.read_to_string(&mut out).map(|_| out)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for node") {
+            break status;
+        }
+        if started.elapsed() > SCRIPT_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser check did not finish within {SCRIPT_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = reader.join().unwrap().expect("reading node's stdout");
+    let line = out
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON result from the browser check: {out:?}"));
+    let result: Value = serde_json::from_str(line).expect("the result line is JSON");
+    (status.success(), result, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_audio_element_plays_a_signed_recording_and_seeks_to_the_middle_by_range() {
+    if browser_check_ready().is_none() {
+        return;
+    }
+    // SQLite alone: the storage path is the same on both backends (recording_media.rs covers
+    // both), and this test is about what a browser does with the URL.
+    let store = Store::sqlite_memory().await.expect("in-memory sqlite");
+    store.migrate().await.expect("sqlite migrations");
+    let dir = temp_dir("browser");
+    let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+    let (tenant, key) = s.tenant("acme").await;
+    let k = key.as_str();
+
+    let config: Value = serde_json::from_str(POLICY).unwrap();
+    let (_, _, _, leg) = call_talking_to_ana(&s, k, config, Some(TALK)).await;
+    let list = poll(&s, &format!("/v1/calls/{leg}/recordings"), k, |v| {
+        v["recordings"][0]["status"] == "completed"
+    })
+    .await;
+    let id: Uuid = list["recordings"][0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut row = None;
+    for _ in 0..1500 {
+        if let Some(r) = s.store.recording_object(tenant, id).await.unwrap()
+            && r.state == ObjectState::Stored
+        {
+            row = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = row.unwrap_or_else(|| panic!("recording {id} was never stored"));
+
+    // What the browser should find: the stored file's own length, from its header.
+    let object = dir.join("store").join(&row.object_key);
+    let file_len = std::fs::metadata(&object).unwrap().len();
+    let wav = hound::WavReader::open(&object).unwrap();
+    let expected_s = f64::from(wav.duration()) / f64::from(wav.spec().sample_rate);
+    assert!(
+        expected_s >= 4.0,
+        "a {TALK:?} call left only {expected_s} s of audio"
+    );
+
+    let (st, signed) = s
+        .call(
+            "GET",
+            &format!("/v1/recordings/{id}/presigned-url"),
+            Some(k),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{signed}");
+    assert_eq!(signed["kind"], "signed");
+    let url = format!("{}{}", s.base, signed["url"].as_str().unwrap());
+
+    let screenshot = std::env::temp_dir().join(format!(
+        "switchyard-recording-browser-{}.png",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&screenshot);
+    let (url_for_node, shot) = (url.clone(), screenshot.clone());
+    let (success, result, out) =
+        tokio::task::spawn_blocking(move || run_player(&url_for_node, &shot, expected_s))
+            .await
+            .unwrap();
+    println!("browser check: {}", out.trim());
+    println!("browser check screenshot: {}", screenshot.display());
+    assert!(success, "the browser check failed: {result}");
+
+    // The script's verdict, and the same facts checked again here against the file.
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["failures"], serde_json::json!([]), "{result}");
+    let duration = result["duration"].as_f64().unwrap();
+    assert!(
+        (duration - expected_s).abs() <= 0.25,
+        "browser says {duration} s, the file {expected_s} s"
+    );
+    assert!(
+        result["played_to"].as_f64().unwrap() > 0.0,
+        "playback never advanced: {result}"
+    );
+    let landed = result["seek_landed"].as_f64().unwrap();
+    assert!(
+        (landed - expected_s / 2.0).abs() <= 0.5,
+        "the seek to the middle ({} s) landed at {landed} s",
+        expected_s / 2.0
+    );
+    let exchanges = result["exchanges"].as_array().unwrap();
+    let ranged: Vec<&Value> = exchanges
+        .iter()
+        .filter(|x| x["range"].is_string() && x["status"] == 206)
+        .collect();
+    assert!(
+        !ranged.is_empty(),
+        "no Range request answered 206: {exchanges:?}"
+    );
+    for x in &ranged {
+        // Every partial answer is a slice of exactly this file.
+        let content_range = x["contentRange"].as_str().unwrap();
+        assert!(
+            content_range.starts_with("bytes ") && content_range.ends_with(&format!("/{file_len}")),
+            "Content-Range {content_range} is not a slice of the {file_len}-byte file"
+        );
+    }
+    assert!(
+        exchanges
+            .iter()
+            .all(|x| x["status"] == 200 || x["status"] == 206),
+        "a request for the audio failed: {exchanges:?}"
+    );
+
+    let png = std::fs::read(&screenshot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    // A blank page compresses to well under this; the player and its label do not.
+    assert!(
+        png.len() > 4_000,
+        "the screenshot is only {} bytes",
+        png.len()
+    );
+
+    s.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
