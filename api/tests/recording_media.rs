@@ -437,16 +437,9 @@ async fn aged_recording(
         spans: json!([]),
         waveform: Value::Null,
     };
-    s.store.insert_recordings(&[row]).await.unwrap();
-    s.store
-        .spool_objects(&[switchyard_api::store::ObjectSpool {
-            recording_id: id,
-            tenant,
-            object_key: format!("{}/{id}.wav", tenant.0),
-            spool_path: path.display().to_string(),
-        }])
-        .await
-        .unwrap();
+    s.store.insert_recordings(&[row.clone()]).await.unwrap();
+    // Spooled and handed to the uploader as the runtime does with a finished recording.
+    s.rt.objects.spool(&[row]).await;
     id
 }
 

@@ -303,7 +303,11 @@ async fn a_kill_9_while_recordings_wait_for_a_down_s3_loses_none_and_the_restart
             assert!(Instant::now() < deadline, "{id}: no failed upload counted");
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
-        assert_eq!(row.state, switchyard_api::store::ObjectState::Spooled, "{row:?}");
+        assert_eq!(
+            row.state,
+            switchyard_api::store::ObjectState::Spooled,
+            "{row:?}"
+        );
         let bytes = std::fs::read(&row.spool_path).unwrap();
         spooled.push((id, bytes));
     }

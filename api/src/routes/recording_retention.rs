@@ -159,7 +159,11 @@ async fn put_retention(
     let replaced = if queues.is_some() || campaigns.is_some() {
         let (_, stored) = st.rt.store.recording_retention(tenant).await?;
         let keep = |scope: RetentionScope| -> Vec<RetentionRule> {
-            stored.iter().filter(|r| r.scope == scope).copied().collect()
+            stored
+                .iter()
+                .filter(|r| r.scope == scope)
+                .copied()
+                .collect()
         };
         let mut all = queues.unwrap_or_else(|| keep(RetentionScope::Queue));
         all.extend(campaigns.unwrap_or_else(|| keep(RetentionScope::Campaign)));
