@@ -1,0 +1,1 @@
+//! Flows and IVR menus (filled in by the flow work).
