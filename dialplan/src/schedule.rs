@@ -1,1 +1,0 @@
-//! Business hours (filled in by the schedule work).
