@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use jiff::civil::{Date, DateTime, Time};
 use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
 
-use super::compile::{ClockRange, CompiledSchedule, DatedHours, HolidayRule, RecurringHoliday};
 use super::Weekday;
+use super::compile::{ClockRange, CompiledSchedule, DatedHours, HolidayRule, RecurringHoliday};
 
 /// The rule that decides one date's hours (see the precedence sketch in the module doc).
 #[derive(Debug, Clone, Copy)]
@@ -43,11 +43,13 @@ impl CompiledSchedule {
         let years = (i32::from(first.year()) - 1)..=(i32::from(last.year()) + 1);
         for h in &self.holidays {
             for year in years.clone() {
-                let Ok(year) = i16::try_from(year) else { continue };
-                if let Some(date) = observed_date(h, year) {
-                    if (first..=last).contains(&date) {
-                        by_date.entry(date).or_insert(h);
-                    }
+                let Ok(year) = i16::try_from(year) else {
+                    continue;
+                };
+                if let Some(date) = observed_date(h, year)
+                    && (first..=last).contains(&date)
+                {
+                    by_date.entry(date).or_insert(h);
                 }
             }
         }
@@ -59,10 +61,10 @@ impl CompiledSchedule {
         // Overrides are sorted and disjoint: the only candidate is the last one starting on or
         // before `date`.
         let after = self.overrides.partition_point(|o| o.first <= date);
-        if let Some(o) = after.checked_sub(1).map(|i| &self.overrides[i]) {
-            if date <= o.last {
-                return DayRule::Override(o);
-            }
+        if let Some(o) = after.checked_sub(1).map(|i| &self.overrides[i])
+            && date <= o.last
+        {
+            return DayRule::Override(o);
         }
         if let Some(h) = holidays.by_date.get(&date) {
             return DayRule::Holiday(h);
@@ -82,13 +84,18 @@ impl CompiledSchedule {
     /// in a spring-forward gap, see the module doc) is left out; so is one past jiff's range.
     pub(super) fn push_intervals(&self, date: Date, rule: DayRule<'_>, out: &mut Vec<Interval>) {
         for (range, r) in self.ranges_of(rule).iter().enumerate() {
-            let Some(start) = r.start.civil().map(|t| date.to_datetime(t)) else { continue };
+            let Some(start) = r.start.civil().map(|t| date.to_datetime(t)) else {
+                continue;
+            };
             let end = match r.end.civil() {
                 Some(t) if r.end > r.start => Some(date.to_datetime(t)),
                 // At or before the start: the next date. ClockTime::END_OF_DAY is the next
                 // date's midnight.
                 Some(t) => date.tomorrow().ok().map(|d| d.to_datetime(t)),
-                None => date.tomorrow().ok().map(|d| d.to_datetime(Time::midnight())),
+                None => date
+                    .tomorrow()
+                    .ok()
+                    .map(|d| d.to_datetime(Time::midnight())),
             };
             let Some(end) = end else { continue };
             let (Some(start), Some(end)) = (self.instant(start), self.instant(end)) else {

@@ -6,8 +6,8 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 
 use super::{
-    Force, Holiday, Nth, Override, OverrideHours, Range, Schedule, Weekday, MAX_HOLIDAYS,
-    MAX_NAME_CHARS, MAX_OVERRIDES, MAX_RANGES_PER_DAY,
+    Force, Holiday, MAX_HOLIDAYS, MAX_NAME_CHARS, MAX_OVERRIDES, MAX_RANGES_PER_DAY, Nth, Override,
+    OverrideHours, Range, Schedule, Weekday,
 };
 use crate::DialplanError;
 
@@ -61,9 +61,14 @@ pub(super) struct RecurringHoliday {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) enum HolidayRule {
-    Fixed { day: i8 },
+    Fixed {
+        day: i8,
+    },
     /// 1..=5 counts from the month's start, -1 is the last.
-    NthWeekday { nth: i8, weekday: jiff::civil::Weekday },
+    NthWeekday {
+        nth: i8,
+        weekday: jiff::civil::Weekday,
+    },
 }
 
 impl Schedule {
@@ -139,7 +144,10 @@ fn time_zone(name: &str) -> Result<TimeZone, DialplanError> {
     // An empty name or a path-like one is not an IANA zone; jiff would refuse it too, but say so
     // plainly rather than echo a parser error.
     if name.is_empty() || name.len() > MAX_NAME_CHARS {
-        return Err(DialplanError::invalid("time_zone", "an IANA zone name is required"));
+        return Err(DialplanError::invalid(
+            "time_zone",
+            "an IANA zone name is required",
+        ));
     }
     TimeZone::get(name).map_err(|_| {
         DialplanError::invalid(
@@ -307,7 +315,9 @@ fn holiday(index: usize, h: &Holiday) -> Result<RecurringHoliday, DialplanError>
         (Some(day), None, None) => {
             // 2000 is a leap year, so the 29th of February is allowed (and skipped in other
             // years, as documented).
-            let longest = Date::new(2000, month, 1).map(|d| d.days_in_month()).unwrap_or(31);
+            let longest = Date::new(2000, month, 1)
+                .map(|d| d.days_in_month())
+                .unwrap_or(31);
             if day < 1 || day > longest as u32 {
                 return Err(DialplanError::invalid(
                     format!("{path}.day"),
@@ -355,13 +365,13 @@ fn holiday(index: usize, h: &Holiday) -> Result<RecurringHoliday, DialplanError>
     };
     let first_year = year(&format!("{path}.first_year"), h.first_year)?;
     let last_year = year(&format!("{path}.last_year"), h.last_year)?;
-    if let (Some(first), Some(last)) = (first_year, last_year) {
-        if last < first {
-            return Err(DialplanError::invalid(
-                format!("{path}.last_year"),
-                "last_year is before first_year",
-            ));
-        }
+    if let (Some(first), Some(last)) = (first_year, last_year)
+        && last < first
+    {
+        return Err(DialplanError::invalid(
+            format!("{path}.last_year"),
+            "last_year is before first_year",
+        ));
     }
     Ok(RecurringHoliday {
         index,
@@ -421,8 +431,17 @@ mod tests {
 
     #[test]
     fn dates_are_strict_iso() {
-        assert_eq!(civil_date("2026-02-28"), Some(jiff::civil::date(2026, 2, 28)));
-        for bad in ["2026-02-29", "2026-2-28", "20260228", "2026-02-28T00:00", "0000-01-01"] {
+        assert_eq!(
+            civil_date("2026-02-28"),
+            Some(jiff::civil::date(2026, 2, 28))
+        );
+        for bad in [
+            "2026-02-29",
+            "2026-2-28",
+            "20260228",
+            "2026-02-28T00:00",
+            "0000-01-01",
+        ] {
             assert_eq!(civil_date(bad), None, "{bad:?}");
         }
     }

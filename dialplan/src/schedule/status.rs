@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 
 use super::calendar::{DayRule, Interval};
 use super::compile::CompiledSchedule;
-use super::{Force, Weekday, NEXT_CHANGE_HORIZON_DAYS};
+use super::{Force, NEXT_CHANGE_HORIZON_DAYS, Weekday};
 
 /// Open or closed at an instant, and why. Serializes for `GET /v1/schedules/{id}/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +94,10 @@ impl CompiledSchedule {
             let rule = self.day_rule(date, &holidays);
             let before = intervals.len();
             self.push_intervals(date, rule, &mut intervals);
-            if let Some(hit) = intervals[before..].iter().find(|i| i.start <= at && at < i.end) {
+            if let Some(hit) = intervals[before..]
+                .iter()
+                .find(|i| i.start <= at && at < i.end)
+            {
                 return Status {
                     open: true,
                     reason: self.reason_open(rule, hit),
@@ -164,9 +167,13 @@ impl CompiledSchedule {
         intervals.sort_by_key(|i| i.start);
         let mut blocks = merged(&intervals);
         let change = if open_now {
-            blocks.find(|&(start, end)| start <= at && at < end).map(|(_, end)| end)
+            blocks
+                .find(|&(start, end)| start <= at && at < end)
+                .map(|(_, end)| end)
         } else {
-            blocks.find(|&(start, _)| start > at).map(|(start, _)| start)
+            blocks
+                .find(|&(start, _)| start > at)
+                .map(|(start, _)| start)
         }?;
         (change < horizon).then_some(change)
     }
@@ -238,11 +245,8 @@ impl CompiledSchedule {
 /// `date` moved by `days`, clamped to jiff's calendar (a date past its end repeats the edge,
 /// which only ever repeats intervals already looked at).
 fn add_days(date: Date, days: i32) -> Date {
-    date.checked_add(days.days()).unwrap_or(if days < 0 {
-        Date::MIN
-    } else {
-        Date::MAX
-    })
+    date.checked_add(days.days())
+        .unwrap_or(if days < 0 { Date::MIN } else { Date::MAX })
 }
 
 fn display<T: std::fmt::Display, S: Serializer>(value: &T, s: S) -> Result<S::Ok, S::Error> {
