@@ -27,6 +27,20 @@ fn sunday(zone: &str, ranges: serde_json::Value) -> CompiledSchedule {
 fn dst_transitions_follow_compatible_disambiguation() {
     // (what, zone, sunday ranges, instant, open)
     let cases = [
+        (
+            "ny spring range ending before its moved start never opens",
+            "America/New_York",
+            json!([["02:30", "03:00"]]),
+            "2026-03-08T03:00-04:00[America/New_York]",
+            false,
+        ),
+        (
+            "ny spring range ending before its moved start never opens (before)",
+            "America/New_York",
+            json!([["02:30", "03:00"]]),
+            "2026-03-08T01:59-05:00[America/New_York]",
+            false,
+        ),
         // New York springs forward 2026-03-08 02:00 EST -> 03:00 EDT.
         (
             "ny spring 01:00-03:00 opens at 01:00",
@@ -212,6 +226,13 @@ fn dst_transitions_follow_compatible_disambiguation() {
 fn dst_ranges_last_the_real_time_between_their_ends() {
     // (zone, day, range, opening instant, real open duration in minutes)
     let cases = [
+        (
+            "America/New_York",
+            "sunday",
+            ("01:30", "03:00"),
+            "2026-11-01T01:30-04:00[America/New_York]",
+            150,
+        ),
         (
             "America/New_York",
             "sunday",

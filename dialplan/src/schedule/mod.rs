@@ -37,10 +37,12 @@
 //! with jiff's *compatible* disambiguation (the rule of RFC 5545 and `java.time`):
 //! - a wall time that does not exist (spring-forward gap) means the instant it would be with the
 //!   offset before the gap, which lands after the gap: 02:30 on a New York spring-forward night
-//!   is 03:30 EDT. So `01:00-03:00` that night is open one real hour, and a range lying wholly in
-//!   the gap (or ending inside it before its start's image) is open not at all;
+//!   is 03:30 EDT. So `01:00-03:00` that night is open one real hour, and a range whose start,
+//!   so moved, is no earlier than its end (`02:00-03:00` on Berlin's spring-forward night, or
+//!   New York's `02:30-03:00`) is not open at all that night;
 //! - a wall time that occurs twice (fall-back fold) means its first occurrence: `00:00-01:30` on
-//!   a New York fall-back night closes at the first 01:30 (EDT), 2 h 30 min after opening.
+//!   a New York fall-back night closes at the first 01:30 (EDT), 1 h 30 min after opening, and
+//!   `01:30-03:00` opens at the first 01:30 and stays open through the repeated hour (2 h 30 min).
 //!
 //! Never fixed offsets: every conversion goes through jiff's bundled tz database.
 //!
