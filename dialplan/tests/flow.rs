@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_dialplan::flow::{
-    read_input, CallerInfo, Flow, Input, Known, Node, NumberPlan, Outcome, Output, QueueExit,
-    Run, RunState, Target, VoicemailBox, MAX_PROMPTS_PER_CALL,
-};
 use switchyard_dialplan::DialplanError;
+use switchyard_dialplan::flow::{
+    CallerInfo, Flow, Input, Known, MAX_PROMPTS_PER_CALL, Node, NumberPlan, Outcome, Output,
+    QueueExit, Run, RunState, Target, VoicemailBox, read_input,
+};
 
 struct World;
 
@@ -135,7 +135,8 @@ fn drive(flow: Flow, open: Option<bool>, inputs: &[Input]) -> (Vec<Output>, Run)
             "input {i} ({input:?}) while {:?}; outputs so far {out:#?}",
             run.state()
         );
-        run.handle_input(&ctx, input.clone()).expect("input accepted");
+        run.handle_input(&ctx, input.clone())
+            .expect("input accepted");
         out.extend(drain(&mut run));
     }
     (out, run)
@@ -162,65 +163,184 @@ fn table_of_calls_lands_where_the_flow_says() {
     // (case, schedule open?, inputs, check on the final target)
     type Check = fn(&Target, &Run);
     let cases: Vec<(&str, Option<bool>, Vec<Input>, Check)> = vec![
-        ("press 2: sales queue with the skill the menu set", Some(true), vec![d("2")], |t, _| {
-            let Target::Queue { queue, vars } = t else { panic!("{t:?}") };
-            assert_eq!(queue, "sales");
-            assert_eq!(vars.skills.get("sales"), Some(&5));
-            assert_eq!(vars.language.as_deref(), Some("en"));
-            assert_eq!(vars.priority, Some(10));
-        }),
-        ("invalid three times: max-failures action", Some(true), vec![inv("*"), inv("*"), inv("*")], |t, _| {
-            assert_eq!(t, &Target::PlayHangup { prompt: "ivr/goodbye.wav".into() });
-        }),
-        ("silence three times: max-timeouts action", Some(true), vec![T, T, T], |t, _| {
-            assert!(matches!(t, Target::Agent { agent, .. } if agent == "alice"), "{t:?}");
-        }),
-        ("keys no entry takes count as failures", Some(true), vec![d("7"), d("55"), d("7")], |t, _| {
-            assert_eq!(t, &Target::PlayHangup { prompt: "ivr/goodbye.wav".into() });
-        }),
-        ("failures and timeouts are counted apart", Some(true), vec![inv("*"), T, inv("*"), T, d("2")], |t, _| {
-            assert!(matches!(t, Target::Queue { queue, .. } if queue == "sales"), "{t:?}");
-        }),
+        (
+            "press 2: sales queue with the skill the menu set",
+            Some(true),
+            vec![d("2")],
+            |t, _| {
+                let Target::Queue { queue, vars } = t else {
+                    panic!("{t:?}")
+                };
+                assert_eq!(queue, "sales");
+                assert_eq!(vars.skills.get("sales"), Some(&5));
+                assert_eq!(vars.language.as_deref(), Some("en"));
+                assert_eq!(vars.priority, Some(10));
+            },
+        ),
+        (
+            "invalid three times: max-failures action",
+            Some(true),
+            vec![inv("*"), inv("*"), inv("*")],
+            |t, _| {
+                assert_eq!(
+                    t,
+                    &Target::PlayHangup {
+                        prompt: "ivr/goodbye.wav".into()
+                    }
+                );
+            },
+        ),
+        (
+            "silence three times: max-timeouts action",
+            Some(true),
+            vec![T, T, T],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Agent { agent, .. } if agent == "alice"),
+                    "{t:?}"
+                );
+            },
+        ),
+        (
+            "keys no entry takes count as failures",
+            Some(true),
+            vec![d("7"), d("55"), d("7")],
+            |t, _| {
+                assert_eq!(
+                    t,
+                    &Target::PlayHangup {
+                        prompt: "ivr/goodbye.wav".into()
+                    }
+                );
+            },
+        ),
+        (
+            "failures and timeouts are counted apart",
+            Some(true),
+            vec![inv("*"), T, inv("*"), T, d("2")],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Queue { queue, .. } if queue == "sales"),
+                    "{t:?}"
+                );
+            },
+        ),
         ("closed: the closed branch", Some(false), vec![], |t, _| {
-            assert!(matches!(t, Target::Voicemail { mailbox: VoicemailBox::Queue(q), .. } if q == "support"), "{t:?}");
+            assert!(
+                matches!(t, Target::Voicemail { mailbox: VoicemailBox::Queue(q), .. } if q == "support"),
+                "{t:?}"
+            );
         }),
-        ("schedule unknown: the closed branch", None, vec![], |t, run| {
-            assert!(matches!(t, Target::Voicemail { .. }), "{t:?}");
-            assert_eq!(run.journey().entries[0].outcome, Outcome::ScheduleUnknown);
-        }),
-        ("submenu then back then 2", Some(true), vec![d("1"), d("8"), d("2")], |t, _| {
-            assert!(matches!(t, Target::Queue { queue, .. } if queue == "sales"), "{t:?}");
-        }),
-        ("two levels down, back, top, operator", Some(true), vec![d("1"), d("1"), d("*"), d("9"), d("0")], |t, _| {
-            assert!(matches!(t, Target::Agent { agent, .. } if agent == "alice"), "{t:?}");
-        }),
-        ("repeat then 2", Some(true), vec![d("9"), d("9"), d("2")], |t, run| {
-            assert!(matches!(t, Target::Queue { .. }), "{t:?}");
-            assert_eq!(run.prompts(), 3);
-        }),
-        ("account number stored as a variable", Some(true), vec![d("1"), d("1"), d("12345678")], |t, run| {
-            let Target::Queue { queue, vars } = t else { panic!("{t:?}") };
-            assert_eq!(queue, "support");
-            assert_eq!(vars.custom.get("account_number").map(String::as_str), Some("12345678"));
-            assert_eq!(vars.custom.get("callback").map(String::as_str), Some("+15550199"));
-            assert_eq!(vars.account_tier.as_deref(), Some("gold"));
-            assert_eq!(run.caller_input(), Some("12345678"));
-        }),
-        ("account number too short, then silence: the timeout exit", Some(true), vec![d("1"), d("1"), d("123"), T], |t, _| {
-            assert!(matches!(t, Target::Queue { queue, .. } if queue == "support"), "{t:?}");
-        }),
-        ("direct extension 2XXX", Some(true), vec![d("2345")], |t, _| {
-            let Target::Agent { agent, vars } = t else { panic!("{t:?}") };
-            assert_eq!(agent, "alice");
-            assert_eq!(vars.custom.get("extension").map(String::as_str), Some("2345"));
-        }),
-        ("support menu failures go to the top menu", Some(true), vec![d("1"), inv("#"), d("7"), d("2")], |t, _| {
-            assert!(matches!(t, Target::Queue { queue, .. } if queue == "sales"), "{t:?}");
-        }),
-        ("queue without agents: its voicemail", Some(true), vec![d("2"), Input::QueueExit(QueueExit::NoAgent)], |t, run| {
-            assert!(matches!(t, Target::Voicemail { mailbox: VoicemailBox::Queue(q), .. } if q == "sales"), "{t:?}");
-            assert_eq!(run.state(), RunState::Ended);
-        }),
+        (
+            "schedule unknown: the closed branch",
+            None,
+            vec![],
+            |t, run| {
+                assert!(matches!(t, Target::Voicemail { .. }), "{t:?}");
+                assert_eq!(run.journey().entries[0].outcome, Outcome::ScheduleUnknown);
+            },
+        ),
+        (
+            "submenu then back then 2",
+            Some(true),
+            vec![d("1"), d("8"), d("2")],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Queue { queue, .. } if queue == "sales"),
+                    "{t:?}"
+                );
+            },
+        ),
+        (
+            "two levels down, back, top, operator",
+            Some(true),
+            vec![d("1"), d("1"), d("*"), d("9"), d("0")],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Agent { agent, .. } if agent == "alice"),
+                    "{t:?}"
+                );
+            },
+        ),
+        (
+            "repeat then 2",
+            Some(true),
+            vec![d("9"), d("9"), d("2")],
+            |t, run| {
+                assert!(matches!(t, Target::Queue { .. }), "{t:?}");
+                assert_eq!(run.prompts(), 3);
+            },
+        ),
+        (
+            "account number stored as a variable",
+            Some(true),
+            vec![d("1"), d("1"), d("12345678")],
+            |t, run| {
+                let Target::Queue { queue, vars } = t else {
+                    panic!("{t:?}")
+                };
+                assert_eq!(queue, "support");
+                assert_eq!(
+                    vars.custom.get("account_number").map(String::as_str),
+                    Some("12345678")
+                );
+                assert_eq!(
+                    vars.custom.get("callback").map(String::as_str),
+                    Some("+15550199")
+                );
+                assert_eq!(vars.account_tier.as_deref(), Some("gold"));
+                assert_eq!(run.caller_input(), Some("12345678"));
+            },
+        ),
+        (
+            "account number too short, then silence: the timeout exit",
+            Some(true),
+            vec![d("1"), d("1"), d("123"), T],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Queue { queue, .. } if queue == "support"),
+                    "{t:?}"
+                );
+            },
+        ),
+        (
+            "direct extension 2XXX",
+            Some(true),
+            vec![d("2345")],
+            |t, _| {
+                let Target::Agent { agent, vars } = t else {
+                    panic!("{t:?}")
+                };
+                assert_eq!(agent, "alice");
+                assert_eq!(
+                    vars.custom.get("extension").map(String::as_str),
+                    Some("2345")
+                );
+            },
+        ),
+        (
+            "support menu failures go to the top menu",
+            Some(true),
+            vec![d("1"), inv("#"), d("7"), d("2")],
+            |t, _| {
+                assert!(
+                    matches!(t, Target::Queue { queue, .. } if queue == "sales"),
+                    "{t:?}"
+                );
+            },
+        ),
+        (
+            "queue without agents: its voicemail",
+            Some(true),
+            vec![d("2"), Input::QueueExit(QueueExit::NoAgent)],
+            |t, run| {
+                assert!(
+                    matches!(t, Target::Voicemail { mailbox: VoicemailBox::Queue(q), .. } if q == "sales"),
+                    "{t:?}"
+                );
+                assert_eq!(run.state(), RunState::Ended);
+            },
+        ),
     ];
     for (name, open, inputs, check) in cases {
         let (out, run) = drive(flow(), open, &inputs);
@@ -257,7 +377,12 @@ fn prompts_are_one_try_each_long_first_then_short() {
     );
     // Leaving the menus for a step plays the exit sound, then routes.
     let n = out.len();
-    assert_eq!(out[n - 2], Output::Play { prompt: "thanks.wav".into() });
+    assert_eq!(
+        out[n - 2],
+        Output::Play {
+            prompt: "thanks.wav".into()
+        }
+    );
 }
 
 #[test]
@@ -287,7 +412,10 @@ fn journey_records_nodes_digits_and_outcomes() {
     assert_eq!(run.journey().dropped, 0);
     // The journey is what the call detail stores.
     let json = serde_json::to_value(run.journey()).expect("serialises");
-    assert_eq!(json["entries"][4]["outcome"], serde_json::json!({"digits": "1"}));
+    assert_eq!(
+        json["entries"][4]["outcome"],
+        serde_json::json!({"digits": "1"})
+    );
 }
 
 #[test]
@@ -310,11 +438,12 @@ fn pressing_repeat_forever_ends_in_the_fallback_at_the_prompt_bound() {
         last_route(&out),
         Target::Voicemail { mailbox: VoicemailBox::Queue(q), .. } if q == "support"
     ));
-    assert!(run
-        .journey()
-        .entries
-        .iter()
-        .any(|e| e.node == Node::Fallback && e.outcome == Outcome::PromptBound));
+    assert!(
+        run.journey()
+            .entries
+            .iter()
+            .any(|e| e.node == Node::Fallback && e.outcome == Outcome::PromptBound)
+    );
 }
 
 #[test]
@@ -324,9 +453,10 @@ fn inputs_out_of_place_are_errors_not_panics() {
     assert!(run.handle_input(&ctx, Input::Timeout).is_err());
     run.handle_input(&ctx, Input::CallArrived).expect("start");
     assert!(run.handle_input(&ctx, Input::CallArrived).is_err());
-    assert!(run
-        .handle_input(&ctx, Input::QueueExit(QueueExit::MaxWait))
-        .is_err());
+    assert!(
+        run.handle_input(&ctx, Input::QueueExit(QueueExit::MaxWait))
+            .is_err()
+    );
     run.handle_input(&ctx, d("0")).expect("operator");
     assert_eq!(run.state(), RunState::Ended);
     assert!(run.handle_input(&ctx, d("2")).is_err());
@@ -336,9 +466,10 @@ fn inputs_out_of_place_are_errors_not_panics() {
     run.handle_input(&ctx, d("1")).expect("support menu");
     run.handle_input(&ctx, d("0")).expect("support queue");
     assert_eq!(run.state(), RunState::InQueue);
-    assert!(run
-        .handle_input(&ctx, Input::QueueExit(QueueExit::NoAgent))
-        .is_err());
+    assert!(
+        run.handle_input(&ctx, Input::QueueExit(QueueExit::NoAgent))
+            .is_err()
+    );
 }
 
 /// The three rows of `esl-captures/play-and-get-digits.md`.
@@ -351,7 +482,10 @@ fn read_input_maps_the_captured_variables() {
     // o3: `*#` against `\d+`: digits unset, digits_invalid=*, read_result stays success.
     assert_eq!(read_input(None, Some("success"), Some("*")), inv("*"));
     // What uuid_getvar says for an unset variable counts as unset.
-    assert_eq!(read_input(Some("_undef_"), Some("failure"), Some("_undef_")), Input::Timeout);
+    assert_eq!(
+        read_input(Some("_undef_"), Some("failure"), Some("_undef_")),
+        Input::Timeout
+    );
     // A stale digits_invalid from an earlier try does not turn a timeout into an invalid.
     assert_eq!(read_input(None, Some("failure"), Some("*")), Input::Timeout);
     // Only the terminator pressed: nothing collected, nothing refused.
@@ -371,30 +505,135 @@ fn refused(json: serde_json::Value) -> (String, String) {
 fn validation_refuses_with_the_field_path() {
     type Mutate = fn(&mut serde_json::Value);
     let cases: Vec<(&str, Mutate, &str)> = vec![
-        ("missing menu", |j| j["steps"][1]["menu"] = "nope".into(), "steps[1].menu"),
-        ("missing queue", |j| j["steps"][3]["queue"] = "nope".into(), "steps[3].queue"),
-        ("missing agent", |j| j["steps"][9]["agent"] = "bob".into(), "steps[9].agent"),
-        ("missing schedule", |j| j["steps"][0]["schedule"] = "xmas".into(), "steps[0].schedule"),
-        ("missing mailbox owner", |j| j["steps"][4]["mailbox"] = serde_json::json!({"agent": "bob"}), "steps[4].mailbox"),
-        ("missing step in an entry", |j| j["menus"][0]["entries"][1]["action"]["step"] = "nope".into(), "menus[0].entries[1].action.step"),
-        ("missing submenu", |j| j["menus"][0]["entries"][0]["action"]["menu"] = "nope".into(), "menus[0].entries[0].action.menu"),
-        ("missing queue exit", |j| j["steps"][3]["on_no_agent"] = "nope".into(), "steps[3].on_no_agent"),
-        ("duplicate step id", |j| j["steps"][5]["id"] = "sales".into(), "steps[5].id"),
-        ("duplicate menu id", |j| j["menus"][2]["id"] = "main".into(), "menus[2].id"),
-        ("duplicate keys", |j| j["menus"][0]["entries"][2]["keys"] = serde_json::json!({"exact": "1"}), "menus[0].entries[2].keys"),
-        ("bad pattern", |j| j["menus"][0]["entries"][3]["keys"] = serde_json::json!({"pattern": "2XY"}), "menus[0].entries[3].keys"),
-        ("terminator as a key", |j| j["menus"][0]["entries"][2]["keys"] = serde_json::json!({"exact": "#"}), "menus[0].entries[2].keys"),
-        ("bad length", |j| j["menus"][2]["entries"][0]["keys"] = serde_json::json!({"length": {"min": 9, "max": 6}}), "menus[2].entries[0].keys"),
-        ("repeat as an exit", |j| j["menus"][0]["on_max_failures"] = serde_json::json!({"kind": "repeat"}), "menus[0].on_max_failures"),
-        ("zero timeout", |j| j["menus"][1]["timeout_ms"] = 0.into(), "menus[1].timeout_ms"),
-        ("zero max failures", |j| j["menus"][1]["max_failures"] = 0.into(), "menus[1].max_failures"),
-        ("bad skill level", |j| j["steps"][2]["vars"][0]["level"] = serde_json::json!({"literal": "11"}), "steps[2].vars[0].level"),
-        ("bad transfer number", |j| j["steps"][9] = serde_json::json!({"kind": "transfer", "id": "operator", "number": "call me"}), "steps[9].number"),
-        ("string too long", |j| j["steps"][8]["prompt"] = "x".repeat(300).into(), "steps[8].prompt"),
-        ("unreachable step", |j| j["menus"][0]["entries"][3]["action"]["step"] = "operator".into(), "steps[10]"),
-        ("submenu cycle", |j| j["menus"][2]["entries"][1]["action"] = serde_json::json!({"kind": "submenu", "menu": "support_menu"}), "menus[2].entries[1].action.menu"),
-        ("bad fallback", |j| j["fallback"] = serde_json::json!({"queue": "nope"}), "fallback.queue"),
-        ("digit_len too narrow", |j| j["menus"][0]["digit_len"] = serde_json::json!({"min": 1, "max": 1}), "menus[0].entries[3].keys"),
+        (
+            "missing menu",
+            |j| j["steps"][1]["menu"] = "nope".into(),
+            "steps[1].menu",
+        ),
+        (
+            "missing queue",
+            |j| j["steps"][3]["queue"] = "nope".into(),
+            "steps[3].queue",
+        ),
+        (
+            "missing agent",
+            |j| j["steps"][9]["agent"] = "bob".into(),
+            "steps[9].agent",
+        ),
+        (
+            "missing schedule",
+            |j| j["steps"][0]["schedule"] = "xmas".into(),
+            "steps[0].schedule",
+        ),
+        (
+            "missing mailbox owner",
+            |j| j["steps"][4]["mailbox"] = serde_json::json!({"agent": "bob"}),
+            "steps[4].mailbox",
+        ),
+        (
+            "missing step in an entry",
+            |j| j["menus"][0]["entries"][1]["action"]["step"] = "nope".into(),
+            "menus[0].entries[1].action.step",
+        ),
+        (
+            "missing submenu",
+            |j| j["menus"][0]["entries"][0]["action"]["menu"] = "nope".into(),
+            "menus[0].entries[0].action.menu",
+        ),
+        (
+            "missing queue exit",
+            |j| j["steps"][3]["on_no_agent"] = "nope".into(),
+            "steps[3].on_no_agent",
+        ),
+        (
+            "duplicate step id",
+            |j| j["steps"][5]["id"] = "sales".into(),
+            "steps[5].id",
+        ),
+        (
+            "duplicate menu id",
+            |j| j["menus"][2]["id"] = "main".into(),
+            "menus[2].id",
+        ),
+        (
+            "duplicate keys",
+            |j| j["menus"][0]["entries"][2]["keys"] = serde_json::json!({"exact": "1"}),
+            "menus[0].entries[2].keys",
+        ),
+        (
+            "bad pattern",
+            |j| j["menus"][0]["entries"][3]["keys"] = serde_json::json!({"pattern": "2XY"}),
+            "menus[0].entries[3].keys",
+        ),
+        (
+            "terminator as a key",
+            |j| j["menus"][0]["entries"][2]["keys"] = serde_json::json!({"exact": "#"}),
+            "menus[0].entries[2].keys",
+        ),
+        (
+            "bad length",
+            |j| {
+                j["menus"][2]["entries"][0]["keys"] =
+                    serde_json::json!({"length": {"min": 9, "max": 6}})
+            },
+            "menus[2].entries[0].keys",
+        ),
+        (
+            "repeat as an exit",
+            |j| j["menus"][0]["on_max_failures"] = serde_json::json!({"kind": "repeat"}),
+            "menus[0].on_max_failures",
+        ),
+        (
+            "zero timeout",
+            |j| j["menus"][1]["timeout_ms"] = 0.into(),
+            "menus[1].timeout_ms",
+        ),
+        (
+            "zero max failures",
+            |j| j["menus"][1]["max_failures"] = 0.into(),
+            "menus[1].max_failures",
+        ),
+        (
+            "bad skill level",
+            |j| j["steps"][2]["vars"][0]["level"] = serde_json::json!({"literal": "11"}),
+            "steps[2].vars[0].level",
+        ),
+        (
+            "bad transfer number",
+            |j| {
+                j["steps"][9] =
+                    serde_json::json!({"kind": "transfer", "id": "operator", "number": "call me"})
+            },
+            "steps[9].number",
+        ),
+        (
+            "string too long",
+            |j| j["steps"][8]["prompt"] = "x".repeat(300).into(),
+            "steps[8].prompt",
+        ),
+        (
+            "unreachable step",
+            |j| j["menus"][0]["entries"][3]["action"]["step"] = "operator".into(),
+            "steps[10]",
+        ),
+        (
+            "submenu cycle",
+            |j| {
+                j["menus"][2]["entries"][1]["action"] =
+                    serde_json::json!({"kind": "submenu", "menu": "support_menu"})
+            },
+            "menus[2].entries[1].action.menu",
+        ),
+        (
+            "bad fallback",
+            |j| j["fallback"] = serde_json::json!({"queue": "nope"}),
+            "fallback.queue",
+        ),
+        (
+            "digit_len too narrow",
+            |j| j["menus"][0]["digit_len"] = serde_json::json!({"min": 1, "max": 1}),
+            "menus[0].entries[3].keys",
+        ),
     ];
     for (name, mutate, want) in cases {
         let mut j = flow_json();
@@ -515,15 +754,24 @@ fn numbers_normalise_lightly_and_default() {
     dup.numbers[1].number = "15550100100".into();
     assert_eq!(
         dup.validate(flows),
-        Err(DialplanError::invalid("numbers[1].number", "the same number as numbers[0]"))
+        Err(DialplanError::invalid(
+            "numbers[1].number",
+            "the same number as numbers[0]"
+        ))
     );
     let mut bad = plan.clone();
     bad.numbers[0].flow = "nope".into();
-    assert!(matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "numbers[0].flow"));
+    assert!(
+        matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "numbers[0].flow")
+    );
     let mut bad = plan.clone();
     bad.numbers[1].number = "abc".into();
-    assert!(matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "numbers[1].number"));
+    assert!(
+        matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "numbers[1].number")
+    );
     let mut bad = plan;
     bad.default_flow = "nope".into();
-    assert!(matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "default_flow"));
+    assert!(
+        matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "default_flow")
+    );
 }

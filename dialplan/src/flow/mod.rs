@@ -43,8 +43,8 @@ pub use model::{
 };
 pub use numbers::normalise_number;
 pub use runner::{
-    read_input, CallerInfo, FlowContext, Input, Journey, JourneyEntry, Node, Outcome, Output,
-    PlayAndGetDigits, QueueExit, Run, RunState, Target, Vars,
+    CallerInfo, FlowContext, Input, Journey, JourneyEntry, Node, Outcome, Output, PlayAndGetDigits,
+    QueueExit, Run, RunState, Target, Vars, read_input,
 };
 pub use validate::Known;
 

@@ -60,7 +60,10 @@ pub enum Step {
         closed: String,
     },
     /// Run a menu of this flow; its entries name where to go.
-    Menu { id: String, menu: String },
+    Menu {
+        id: String,
+        menu: String,
+    },
     /// Set call variables, then go on.
     Set {
         id: String,
@@ -75,11 +78,26 @@ pub enum Step {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         on_max_wait: Option<String>,
     },
-    Agent { id: String, agent: String },
-    Voicemail { id: String, mailbox: VoicemailBox },
-    Transfer { id: String, number: String },
-    PlayHangup { id: String, prompt: String },
-    Goto { id: String, step: String },
+    Agent {
+        id: String,
+        agent: String,
+    },
+    Voicemail {
+        id: String,
+        mailbox: VoicemailBox,
+    },
+    Transfer {
+        id: String,
+        number: String,
+    },
+    PlayHangup {
+        id: String,
+        prompt: String,
+    },
+    Goto {
+        id: String,
+        step: String,
+    },
 }
 
 impl Step {
@@ -134,13 +152,25 @@ pub enum Fallback {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Assignment {
     /// A skill the queue's routing requires, with its minimum level (1..=10).
-    Skill { skill: String, level: Value },
+    Skill {
+        skill: String,
+        level: Value,
+    },
     /// Higher is served first.
-    Priority { value: Value },
-    Language { value: Value },
-    AccountTier { value: Value },
+    Priority {
+        value: Value,
+    },
+    Language {
+        value: Value,
+    },
+    AccountTier {
+        value: Value,
+    },
     /// Anything else the agent desktop or the CDR should see (`account_number`).
-    Custom { name: String, value: Value },
+    Custom {
+        name: String,
+        value: Value,
+    },
 }
 
 /// Where an assigned value comes from.

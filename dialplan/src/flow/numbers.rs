@@ -27,7 +27,9 @@ pub fn normalise_number(raw: &str) -> Option<String> {
         .collect();
     let ok = !out.is_empty()
         && out.len() <= 32
-        && out.chars().all(|c| c.is_ascii_digit() || c == '*' || c == '#');
+        && out
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '*' || c == '#');
     ok.then_some(out)
 }
 
@@ -47,10 +49,7 @@ impl NumberPlan {
         for (i, route) in self.numbers.iter().enumerate() {
             let path = format!("numbers[{i}]");
             if route.number.len() > MAX_STRING_LEN {
-                return Err(DialplanError::invalid(
-                    format!("{path}.number"),
-                    "too long",
-                ));
+                return Err(DialplanError::invalid(format!("{path}.number"), "too long"));
             }
             let Some(norm) = normalise_number(&route.number) else {
                 return Err(DialplanError::invalid(
@@ -65,7 +64,10 @@ impl NumberPlan {
                 ));
             }
             if !flow_exists(&route.flow) {
-                return Err(DialplanError::invalid(format!("{path}.flow"), "no such flow"));
+                return Err(DialplanError::invalid(
+                    format!("{path}.flow"),
+                    "no such flow",
+                ));
             }
         }
         Ok(())

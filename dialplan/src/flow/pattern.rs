@@ -13,8 +13,8 @@
 //! Parsing never panics: an unknown character, an open class or a reversed range is an `Err`
 //! with a reason for the validator to put behind the field's path.
 
-use super::model::Keys;
 use super::MAX_DIGITS;
+use super::model::Keys;
 
 /// One position of a pattern: the set of keys it accepts (bit i: digit i; 10: `*`; 11: `#`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +83,7 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Atom>, String> {
                 None => {
                     return Err(format!(
                         "{other:?} is not a key or pattern letter (X, Z, N, [..])"
-                    ))
+                    ));
                 }
             },
         };
@@ -94,7 +94,10 @@ fn parse_pattern(pattern: &str) -> Result<Vec<Atom>, String> {
 
 /// Checks an entry's keys; `terminators` end input early, so no entry may need one as a key.
 pub fn check(keys: &Keys, terminators: &str) -> Result<(), String> {
-    let term_bits = terminators.chars().filter_map(key_bit).fold(0, |a, b| a | b);
+    let term_bits = terminators
+        .chars()
+        .filter_map(key_bit)
+        .fold(0, |a, b| a | b);
     let atoms = match keys {
         Keys::Exact(s) => {
             if s.is_empty() {

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Assignment, Fallback, Flow, Keys, MenuAction, Step, Value, VoicemailBox};
 use super::validate::{parse_level, parse_priority};
-use super::{pattern, MAX_DIGITS, MAX_JOURNEY_ENTRIES, MAX_MENU_DEPTH, MAX_PROMPTS_PER_CALL};
+use super::{MAX_DIGITS, MAX_JOURNEY_ENTRIES, MAX_MENU_DEPTH, MAX_PROMPTS_PER_CALL, pattern};
 use super::{MAX_STEPS_PER_WALK, MAX_STRING_LEN};
 use crate::DialplanError;
 
@@ -153,7 +153,9 @@ impl PlayAndGetDigits {
             self.timeout.as_millis(),
             terminators,
             self.prompt,
-            self.invalid_prompt.as_deref().unwrap_or("silence_stream://250"),
+            self.invalid_prompt
+                .as_deref()
+                .unwrap_or("silence_stream://250"),
             self.var_name,
             self.regex,
             self.inter_digit_timeout.as_millis()
@@ -393,7 +395,9 @@ impl Run {
                     _ => return Err(misuse("no queue step to leave")),
                 };
                 let Some(next) = next else {
-                    return Err(misuse(format!("queue step {node:?} has no exit for {exit:?}")));
+                    return Err(misuse(format!(
+                        "queue step {node:?} has no exit for {exit:?}"
+                    )));
                 };
                 self.journey
                     .push(Node::Step(node), Outcome::QueueExit(exit));
@@ -576,17 +580,15 @@ impl Run {
             return;
         }
         self.stack.push(m);
-        self.show_current(true);
+        self.show_current();
     }
 
     /// Enters the menu now on top of the stack afresh: counters reset, long greeting.
-    fn show_current(&mut self, log: bool) {
+    fn show_current(&mut self) {
         self.failures = 0;
         self.timeouts = 0;
-        if log {
-            if let Some(menu) = self.current_menu_id() {
-                self.journey.push(Node::Menu(menu), Outcome::Entered);
-            }
+        if let Some(menu) = self.current_menu_id() {
+            self.journey.push(Node::Menu(menu), Outcome::Entered);
         }
         self.prompt(true);
     }
@@ -621,7 +623,9 @@ impl Run {
         let prompt = if long {
             menu.greet_long.clone()
         } else {
-            menu.greet_short.clone().unwrap_or_else(|| menu.greet_long.clone())
+            menu.greet_short
+                .clone()
+                .unwrap_or_else(|| menu.greet_long.clone())
         };
         let pagd = PlayAndGetDigits {
             min: min.max(1),
@@ -640,7 +644,12 @@ impl Run {
     }
 
     fn on_digits<C: FlowContext + ?Sized>(&mut self, ctx: &C, digits: String) {
-        let Some(menu) = self.stack.last().and_then(|&m| self.flow.menus.get(m)).cloned() else {
+        let Some(menu) = self
+            .stack
+            .last()
+            .and_then(|&m| self.flow.menus.get(m))
+            .cloned()
+        else {
             self.fallback(Outcome::BrokenReference("menu stack".into()));
             return;
         };
@@ -653,9 +662,9 @@ impl Run {
                 .iter()
                 .find(|e| matches!(&e.keys, Keys::Exact(k) if *k == digits))
                 .or_else(|| {
-                    menu.entries
-                        .iter()
-                        .find(|e| !matches!(e.keys, Keys::Exact(_)) && pattern::matches(&e.keys, &digits))
+                    menu.entries.iter().find(|e| {
+                        !matches!(e.keys, Keys::Exact(_)) && pattern::matches(&e.keys, &digits)
+                    })
                 })
         };
         let Some(entry) = entry else {
@@ -691,22 +700,38 @@ impl Run {
     }
 
     fn count_miss<C: FlowContext + ?Sized>(&mut self, ctx: &C, invalid: Option<String>) {
-        let Some(menu) = self.stack.last().and_then(|&m| self.flow.menus.get(m)).cloned() else {
+        let Some(menu) = self
+            .stack
+            .last()
+            .and_then(|&m| self.flow.menus.get(m))
+            .cloned()
+        else {
             self.fallback(Outcome::BrokenReference("menu stack".into()));
             return;
         };
         let (count, max, exit, outcome) = if invalid.is_some() {
             self.failures = self.failures.saturating_add(1);
-            (self.failures, menu.max_failures, menu.on_max_failures.clone(), Outcome::MaxFailures)
+            (
+                self.failures,
+                menu.max_failures,
+                menu.on_max_failures.clone(),
+                Outcome::MaxFailures,
+            )
         } else {
             self.timeouts = self.timeouts.saturating_add(1);
-            (self.timeouts, menu.max_timeouts, menu.on_max_timeouts.clone(), Outcome::MaxTimeouts)
+            (
+                self.timeouts,
+                menu.max_timeouts,
+                menu.on_max_timeouts.clone(),
+                Outcome::MaxTimeouts,
+            )
         };
         if count >= max {
-            self.journey.push(Node::Menu(menu.id.clone()), outcome);
+            self.journey
+                .push(Node::Menu(menu.id.clone()), outcome.clone());
             // `repeat` as an exit would ask forever; validation refuses it, the runner leaves.
             if exit == MenuAction::Repeat {
-                self.fallback(Outcome::MaxFailures);
+                self.fallback(outcome);
             } else {
                 self.act(ctx, &exit);
             }
@@ -734,11 +759,11 @@ impl Run {
                 if self.stack.len() > 1 {
                     self.stack.pop();
                 }
-                self.show_current(true);
+                self.show_current();
             }
             MenuAction::Top => {
                 self.stack.truncate(1);
-                self.show_current(true);
+                self.show_current();
             }
             MenuAction::Repeat => self.prompt(true),
         }

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::model::{Assignment, Fallback, Flow, Keys, Menu, MenuAction, Step, Value, VoicemailBox};
 use super::numbers::normalise_number;
-use super::{pattern, MAX_DIGITS, MAX_ENTRIES_PER_MENU, MAX_MENUS, MAX_MENU_DEPTH};
+use super::{MAX_DIGITS, MAX_ENTRIES_PER_MENU, MAX_MENU_DEPTH, MAX_MENUS, pattern};
 use super::{MAX_STEPS, MAX_STRING_LEN, MAX_TIMEOUT, MAX_TRIES, MAX_VARS_PER_SET};
 use crate::DialplanError;
 
@@ -50,6 +50,20 @@ fn check_str(path: &str, s: &str) -> Res {
     }
     if s.chars().any(char::is_control) {
         return Err(err(path, "control characters"));
+    }
+    Ok(())
+}
+
+/// A prompt is a file path or a FreeSWITCH URL (`tone_stream://...`). `play_and_get_digits`
+/// takes its arguments separated by spaces, so a space in a prompt would shift every argument
+/// after it.
+fn check_prompt(path: &str, s: &str) -> Res {
+    check_str(path, s)?;
+    if s.chars().any(char::is_whitespace) {
+        return Err(err(
+            path,
+            "no spaces: play_and_get_digits separates its arguments by spaces",
+        ));
     }
     Ok(())
 }
@@ -184,7 +198,7 @@ fn check_step<K: Known + ?Sized>(p: &str, step: &Step, ids: &Ids, known: &K) -> 
         }
         Step::Voicemail { mailbox, .. } => check_mailbox(&format!("{p}.mailbox"), mailbox, known),
         Step::Transfer { number, .. } => check_number(&format!("{p}.number"), number),
-        Step::PlayHangup { prompt, .. } => check_str(&format!("{p}.prompt"), prompt),
+        Step::PlayHangup { prompt, .. } => check_prompt(&format!("{p}.prompt"), prompt),
         Step::Goto { step, .. } => ids.step(&format!("{p}.step"), step),
     }
 }
@@ -203,7 +217,10 @@ fn check_number(path: &str, number: &str) -> Res {
     check_str(path, number)?;
     match normalise_number(number) {
         Some(_) => Ok(()),
-        None => Err(err(path, "not a number: digits, * and # with an optional leading +")),
+        None => Err(err(
+            path,
+            "not a number: digits, * and # with an optional leading +",
+        )),
     }
 }
 
@@ -225,7 +242,7 @@ fn check_fallback<K: Known + ?Sized>(fallback: &Fallback, known: &K) -> Res {
         }
         Fallback::Voicemail(b) => check_mailbox("fallback.voicemail", b, known),
         Fallback::Transfer(n) => check_number("fallback.transfer", n),
-        Fallback::PlayHangup(p) => check_str("fallback.play_hangup", p),
+        Fallback::PlayHangup(p) => check_prompt("fallback.play_hangup", p),
     }
 }
 
@@ -262,9 +279,9 @@ fn check_assignment(p: &str, a: &Assignment) -> Res {
             check_str(&format!("{p}.skill"), skill)?;
             check_value(&format!("{p}.level"), level, |s| parse_level(s).map(drop))
         }
-        Assignment::Priority { value } => {
-            check_value(&format!("{p}.value"), value, |s| parse_priority(s).map(drop))
-        }
+        Assignment::Priority { value } => check_value(&format!("{p}.value"), value, |s| {
+            parse_priority(s).map(drop)
+        }),
         Assignment::Language { value } | Assignment::AccountTier { value } => {
             check_value(&format!("{p}.value"), value, any_text)
         }
@@ -289,7 +306,10 @@ fn check_action(path: &str, action: &MenuAction, this_menu: &str, ids: &Ids, exi
         MenuAction::Submenu { menu } => {
             ids.menu(&format!("{path}.menu"), menu)?;
             if menu == this_menu {
-                return Err(err(format!("{path}.menu"), "a menu cannot be its own submenu; use repeat"));
+                return Err(err(
+                    format!("{path}.menu"),
+                    "a menu cannot be its own submenu; use repeat",
+                ));
             }
             Ok(())
         }
@@ -302,14 +322,14 @@ fn check_action(path: &str, action: &MenuAction, this_menu: &str, ids: &Ids, exi
 }
 
 fn check_menu(p: &str, menu: &Menu, ids: &Ids) -> Res {
-    check_str(&format!("{p}.greet_long"), &menu.greet_long)?;
+    check_prompt(&format!("{p}.greet_long"), &menu.greet_long)?;
     for (name, v) in [
         ("greet_short", &menu.greet_short),
         ("invalid_sound", &menu.invalid_sound),
         ("exit_sound", &menu.exit_sound),
     ] {
         if let Some(s) = v {
-            check_str(&format!("{p}.{name}"), s)?;
+            check_prompt(&format!("{p}.{name}"), s)?;
         }
     }
     for (name, d) in [
@@ -345,16 +365,19 @@ fn check_menu(p: &str, menu: &Menu, ids: &Ids) -> Res {
             "at most 4 keys among 0-9, * and #",
         ));
     }
-    if let Some(len) = menu.digit_len {
-        if len.min == 0 || len.min > len.max || len.max > MAX_DIGITS {
-            return Err(err(
-                format!("{p}.digit_len"),
-                format!("needs 1 <= min <= max <= {MAX_DIGITS}"),
-            ));
-        }
+    if let Some(len) = menu.digit_len
+        && (len.min == 0 || len.min > len.max || len.max > MAX_DIGITS)
+    {
+        return Err(err(
+            format!("{p}.digit_len"),
+            format!("needs 1 <= min <= max <= {MAX_DIGITS}"),
+        ));
     }
     if menu.entries.is_empty() {
-        return Err(err(format!("{p}.entries"), "a menu needs at least one entry"));
+        return Err(err(
+            format!("{p}.entries"),
+            "a menu needs at least one entry",
+        ));
     }
     if menu.entries.len() > MAX_ENTRIES_PER_MENU {
         return Err(err(
@@ -366,24 +389,45 @@ fn check_menu(p: &str, menu: &Menu, ids: &Ids) -> Res {
     for (e, entry) in menu.entries.iter().enumerate() {
         let kp = format!("{p}.entries[{e}].keys");
         pattern::check(&entry.keys, &menu.terminators).map_err(|r| err(&kp, r))?;
-        if let Keys::Exact(k) = &entry.keys {
-            if let Some(first) = exact.insert(k, e) {
-                return Err(err(kp, format!("the same keys as entries[{first}]")));
-            }
+        if let Keys::Exact(k) = &entry.keys
+            && let Some(first) = exact.insert(k, e)
+        {
+            return Err(err(kp, format!("the same keys as entries[{first}]")));
         }
         if let Some(len) = menu.digit_len {
             let (lo, hi) = pattern::lengths(&entry.keys);
             if lo < len.min || hi > len.max {
                 return Err(err(
                     kp,
-                    format!("takes {lo}..={hi} digits, outside digit_len {}..={}", len.min, len.max),
+                    format!(
+                        "takes {lo}..={hi} digits, outside digit_len {}..={}",
+                        len.min, len.max
+                    ),
                 ));
             }
         }
-        check_action(&format!("{p}.entries[{e}].action"), &entry.action, &menu.id, ids, false)?;
+        check_action(
+            &format!("{p}.entries[{e}].action"),
+            &entry.action,
+            &menu.id,
+            ids,
+            false,
+        )?;
     }
-    check_action(&format!("{p}.on_max_failures"), &menu.on_max_failures, &menu.id, ids, true)?;
-    check_action(&format!("{p}.on_max_timeouts"), &menu.on_max_timeouts, &menu.id, ids, true)
+    check_action(
+        &format!("{p}.on_max_failures"),
+        &menu.on_max_failures,
+        &menu.id,
+        ids,
+        true,
+    )?;
+    check_action(
+        &format!("{p}.on_max_timeouts"),
+        &menu.on_max_timeouts,
+        &menu.id,
+        ids,
+        true,
+    )
 }
 
 /// Submenu edges per menu: (child menu index, path of the action naming it).
@@ -394,7 +438,9 @@ fn submenu_edges(flow: &Flow, ids: &Ids) -> Vec<Vec<(usize, String)>> {
         .map(|(m, menu)| {
             menu_actions(m, menu)
                 .filter_map(|(path, a)| match a {
-                    MenuAction::Submenu { menu } => ids.menus.get(menu.as_str()).map(|&c| (c, path)),
+                    MenuAction::Submenu { menu } => {
+                        ids.menus.get(menu.as_str()).map(|&c| (c, path))
+                    }
                     _ => None,
                 })
                 .collect()
@@ -438,7 +484,7 @@ fn check_submenu_depth(flow: &Flow, sub: &[Vec<(usize, String)>]) -> Res {
                         return Err(err(
                             format!("{path}.menu"),
                             "submenus form a cycle; use back or top to return",
-                        ))
+                        ));
                     }
                     _ => {}
                 }
