@@ -1,1 +1,0 @@
-//! Flows and IVR menus (filled in by the flow work).
