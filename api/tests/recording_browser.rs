@@ -81,7 +81,10 @@ async fn long_recording(s: &Server, tenant: switchyard_api::model::TenantId, dir
         spans: serde_json::json!([]),
         waveform: Value::Null,
     };
-    s.store.insert_recordings(&[row.clone()]).await.unwrap();
+    s.store
+        .insert_recordings(std::slice::from_ref(&row))
+        .await
+        .unwrap();
     // Spooled and handed to the uploader as the runtime does with a finished recording.
     s.rt.objects.spool(&[row]).await;
     id

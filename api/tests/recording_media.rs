@@ -437,7 +437,10 @@ async fn aged_recording(
         spans: json!([]),
         waveform: Value::Null,
     };
-    s.store.insert_recordings(&[row.clone()]).await.unwrap();
+    s.store
+        .insert_recordings(std::slice::from_ref(&row))
+        .await
+        .unwrap();
     // Spooled and handed to the uploader as the runtime does with a finished recording.
     s.rt.objects.spool(&[row]).await;
     id
