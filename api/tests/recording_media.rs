@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_api::ids::IdKind;
+use switchyard_api::model::Role;
 use switchyard_api::recording_objects::ObjectsConfig;
 use switchyard_api::store::{ObjectRow, ObjectState};
 use switchyard_media::storage::{Backoff, S3Config, StorageConfig};
@@ -407,6 +408,19 @@ async fn aged_recording(
     queue: i64,
     campaign: Option<i64>,
 ) -> Uuid {
+    heard_recording(s, tenant, dir, days_old, queue, campaign, vec![]).await
+}
+
+/// [`aged_recording`] with the agents heard in it (store ids).
+async fn heard_recording(
+    s: &Server,
+    tenant: switchyard_api::model::TenantId,
+    dir: &std::path::Path,
+    days_old: i64,
+    queue: i64,
+    campaign: Option<i64>,
+    agents: Vec<i64>,
+) -> Uuid {
     let id = Uuid::new_v4();
     let started = switchyard_api::store::now_ms() - days_old * 86_400_000;
     let path = dir.join(format!("{id}.wav"));
@@ -418,7 +432,7 @@ async fn aged_recording(
         leg: Uuid::new_v4(),
         queue_id: queue,
         campaign_id: campaign,
-        agents: vec![],
+        agents,
         caller_number: "+15550001".into(),
         mode: "always".into(),
         capture: "switch".into(),
@@ -624,6 +638,142 @@ async fn a_campaigns_or_a_queues_retention_goes_before_the_tenants_days() {
             json!({"days": null, "queues": [{"queue_id": sales, "days": 365}],
                    "campaigns": [{"campaign_id": spring, "days": 10}]})
         );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn every_audio_and_retention_route_answers_each_role_and_tenant_as_the_matrix_says() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("matrix");
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let bo = s.agent(&admin, "Bo", "user/1001").await;
+        let (ana_s, bo_s) = (s.stored_agent(ana), s.stored_agent(bo));
+        // Ana's own, Bo's (another agent's), and one each for the admin's DELETE and hold.
+        let own = heard_recording(&s, tenant, &dir, 1, 1, None, vec![ana_s]).await;
+        let other = heard_recording(&s, tenant, &dir, 1, 1, None, vec![bo_s]).await;
+        let doomed = heard_recording(&s, tenant, &dir, 1, 1, None, vec![ana_s]).await;
+        for id in [own, other, doomed] {
+            stored(&s, tenant, id).await;
+        }
+        let (_, globex) = s.tenant("globex").await;
+        let keys = [
+            ("admin", admin.clone()),
+            ("supervisor", s.key(Some(tenant), Role::Supervisor).await),
+            ("ana", s.agent_key(tenant, ana).await),
+            ("read-only", s.key(Some(tenant), Role::ReadOnly).await),
+            ("unbound agent", s.legacy_agent_key(tenant, bo).await),
+            ("platform", s.key(None, Role::PlatformAdmin).await),
+            ("globex admin", globex),
+        ];
+        let hold = || Some(json!({"hold": false}));
+        let retention = || Some(json!({"days": null}));
+        let dry_run = || Some(json!({"apply": false}));
+        // (method, path, body, who, status)
+        type Body = fn() -> Option<Value>;
+        let none: Body = || None;
+        let mut matrix: Vec<(&str, String, Body, &str, u16)> = Vec::new();
+        for path in [
+            format!("/v1/recordings/{own}/presigned-url"),
+            format!("/v1/recordings/{own}/download"),
+        ] {
+            for (who, want) in [
+                ("admin", 200),
+                ("supervisor", 200),
+                ("ana", 200),
+                ("read-only", 200),
+                ("unbound agent", 404),
+                ("platform", 403),
+                ("globex admin", 404),
+            ] {
+                matrix.push(("GET", path.clone(), none, who, want));
+            }
+            let theirs = path.replace(&own.to_string(), &other.to_string());
+            matrix.push(("GET", theirs, none, "ana", 404));
+        }
+        let hold_path = format!("/v1/recordings/{own}/legal-hold");
+        for (who, want) in [
+            ("admin", 200),
+            ("supervisor", 403),
+            ("ana", 403),
+            ("read-only", 403),
+            ("unbound agent", 403),
+            ("platform", 403),
+            ("globex admin", 404),
+        ] {
+            matrix.push(("PUT", hold_path.clone(), hold, who, want));
+        }
+        for (who, want) in [
+            ("admin", 200),
+            ("supervisor", 200),
+            ("ana", 200),
+            ("read-only", 200),
+            ("unbound agent", 200),
+            ("platform", 403),
+            ("globex admin", 200),
+        ] {
+            matrix.push(("GET", "/v1/recording-retention".into(), none, who, want));
+        }
+        for (who, want) in [
+            ("supervisor", 403),
+            ("ana", 403),
+            ("read-only", 403),
+            ("unbound agent", 403),
+            ("platform", 403),
+            ("admin", 200),
+        ] {
+            matrix.push((
+                "PUT",
+                "/v1/recording-retention".into(),
+                retention,
+                who,
+                want,
+            ));
+            matrix.push((
+                "POST",
+                "/v1/recording-retention/sweep".into(),
+                dry_run,
+                who,
+                want,
+            ));
+        }
+        let delete_path = format!("/v1/recordings/{doomed}");
+        for (who, want) in [
+            ("supervisor", 403),
+            ("ana", 403),
+            ("read-only", 403),
+            ("unbound agent", 403),
+            ("platform", 403),
+            ("globex admin", 404),
+            ("admin", 204),
+        ] {
+            matrix.push(("DELETE", delete_path.clone(), none, who, want));
+        }
+        for (method, path, body, who, want) in &matrix {
+            let key = &keys
+                .iter()
+                .find(|(n, _)| n == who)
+                .expect("a key of the matrix")
+                .1;
+            let (st, v) = s.call(method, path, Some(key), body()).await;
+            assert_eq!(st, *want, "{method} {path} as {who}: {v}");
+        }
+        // Another tenant's retention is its own: globex's PUT leaves acme's as it was.
+        let globex_key = &keys[6].1;
+        s.call(
+            "PUT",
+            "/v1/recording-retention",
+            Some(globex_key),
+            Some(json!({"days": 7})),
+        )
+        .await;
+        let (_, mine) = s
+            .call("GET", "/v1/recording-retention", Some(&admin), None)
+            .await;
+        assert_eq!(mine["days"], Value::Null, "{mine}");
         s.stop().await;
     })
     .await;
