@@ -36,10 +36,12 @@ pub enum IdKind {
     Dnc,
     /// An audit-log entry.
     Audit,
+    /// A business-hours schedule.
+    Schedule,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 10] = [
+    const ALL: [IdKind; 11] = [
         IdKind::Agent,
         IdKind::Queue,
         IdKind::Skill,
@@ -50,6 +52,7 @@ impl IdKind {
         IdKind::Attempt,
         IdKind::Dnc,
         IdKind::Audit,
+        IdKind::Schedule,
     ];
 
     /// The noun an error message uses (`no agent 123`).
@@ -65,6 +68,7 @@ impl IdKind {
             IdKind::Attempt => "attempt",
             IdKind::Dnc => "do-not-call entry",
             IdKind::Audit => "audit entry",
+            IdKind::Schedule => "schedule",
         }
     }
 
@@ -77,7 +81,8 @@ impl IdKind {
             | IdKind::Skill
             | IdKind::Campaign
             | IdKind::Call
-            | IdKind::Offer => 16,
+            | IdKind::Offer
+            | IdKind::Schedule => 16,
             IdKind::Contact | IdKind::Attempt | IdKind::Dnc | IdKind::Audit => 26,
         }
     }
@@ -99,7 +104,7 @@ const ROUNDS: u8 = 8;
 pub struct IdCodec {
     /// Per kind: the hash state after absorbing the secret and the kind's name, cloned for
     /// every round so a round hashes only its own few bytes.
-    keys: std::sync::Arc<[Sha256; 10]>,
+    keys: std::sync::Arc<[Sha256; 11]>,
 }
 
 impl std::fmt::Debug for IdCodec {

@@ -15,6 +15,7 @@ mod recording_media;
 mod recording_retention;
 mod recording_search;
 mod recordings;
+mod schedules;
 mod skills;
 mod tenants;
 
@@ -64,6 +65,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(recordings::routes())
         .merge(recording_media::routes())
         .merge(recording_retention::routes())
+        .merge(schedules::routes())
         .merge(recording_search::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())

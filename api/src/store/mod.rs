@@ -287,6 +287,7 @@ mod config;
 mod history;
 mod objects;
 mod recordings;
+mod schedules;
 mod transcripts;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
@@ -298,6 +299,7 @@ pub use objects::{
     RetentionScope,
 };
 pub use recordings::OPEN_RECORDING;
+pub use schedules::ScheduleRow;
 pub use transcripts::{
     FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
     TranscriptInput, TranscriptRow, search_words,
@@ -426,6 +428,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "retention rules",
             include_str!("../../../migrations/sqlite/0013_retention_rules.sql"),
         ),
+        (
+            14,
+            "schedules",
+            include_str!("../../../migrations/sqlite/0014_schedules.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -494,6 +501,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             13,
             "retention rules",
             include_str!("../../../migrations/postgres/0013_retention_rules.sql"),
+        ),
+        (
+            14,
+            "schedules",
+            include_str!("../../../migrations/postgres/0014_schedules.sql"),
         ),
     ])
 });
