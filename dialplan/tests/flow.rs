@@ -749,6 +749,22 @@ fn numbers_normalise_lightly_and_default() {
     assert_eq!(plan.flow_for("2001"), "internal");
     assert_eq!(plan.flow_for("+442071234567"), "main");
     assert_eq!(plan.flow_for("garbage"), "main");
+    let index = plan.index();
+    for dialled in [
+        "+15550100100",
+        "15550100100",
+        "1 555 010 0100",
+        "2001",
+        "+442071234567",
+        "garbage",
+        "",
+    ] {
+        assert_eq!(
+            index.flow_for(dialled),
+            plan.flow_for(dialled),
+            "{dialled:?}"
+        );
+    }
 
     let mut dup = plan.clone();
     dup.numbers[1].number = "15550100100".into();

@@ -41,7 +41,7 @@ pub use model::{
     Assignment, DigitLen, Fallback, Flow, Keys, Menu, MenuAction, MenuEntry, NumberPlan,
     NumberRoute, Step, Value, VoicemailBox,
 };
-pub use numbers::normalise_number;
+pub use numbers::{NumberIndex, normalise_number};
 pub use runner::{
     CallerInfo, FlowContext, Input, Journey, JourneyEntry, Node, Outcome, Output, PlayAndGetDigits,
     QueueExit, Run, RunState, Target, Vars, read_input,
