@@ -780,6 +780,55 @@ async fn every_audio_and_retention_route_answers_each_role_and_tenant_as_the_mat
 }
 
 #[tokio::test]
+async fn a_deletion_cut_off_half_way_is_finished_by_the_next_start() {
+    store_common::each_backend(|store| async move {
+        let dir = temp_dir("half-deleted");
+        let s = Server::start_recording(store.clone(), switch_recording(&dir, None)).await;
+        let (tenant, _) = s.tenant("acme").await;
+        let id = aged_recording(&s, tenant, &dir, 1, 1, None).await;
+        let row = stored(&s, tenant, id).await;
+        let object = dir.join("store").join(&row.object_key);
+        assert!(object.exists());
+        // The first half of a deletion, as written before the object is touched; then the
+        // process goes (no second half).
+        let entry = switchyard_api::store::AuditEntry {
+            tenant: Some(tenant),
+            key_id: None,
+            action: "recording.delete",
+            object_kind: "recording",
+            object_id: id.to_string(),
+            detail: Value::Null,
+        };
+        let half = s
+            .store
+            .begin_delete(tenant, id, &entry)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(half.state, ObjectState::Deleting);
+        s.stop().await;
+        assert!(object.exists(), "nothing deleted yet");
+
+        // The next start finishes it: the object gone, the row deleted.
+        let s = Server::start_recording(store, switch_recording(&dir, None)).await;
+        let mut row = None;
+        for _ in 0..500 {
+            let r = s.store.recording_object(tenant, id).await.unwrap().unwrap();
+            if r.state == ObjectState::Deleted {
+                row = Some(r);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let row = row.expect("the deletion was finished at start");
+        assert!(row.deleted_at_ms.is_some());
+        assert!(!object.exists());
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_back() {
     let Some(bin) = moto::Moto::binary() else {
         return;
