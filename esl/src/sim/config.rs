@@ -28,6 +28,10 @@
 //! patience = { exp = 60.0 }
 //! talk_time = { exp = 180.0 }
 //! dtmf = ["1", "2"]
+//! # A caller script instead (every generated caller follows it; `dtmf` is then ignored):
+//! # press 2 three seconds after the answer, then 1234# one second after that.
+//! dtmf_script = [{ after_s = 3.0, digits = "2" }, { after_s = 1.0, digits = "1234#" }]
+//! dtmf_digit_gap = { uniform = [0.1, 0.2] }   # between the digits of one press
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
 //! originate_handover = { choice = [[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]] }
 //! bgapi_start = { uniform = [0.005, 0.022] }         # bgapi read -> its command runs
@@ -50,6 +54,15 @@
 //!   (a bridge in the window waits for the originate and then always holds).
 //! - No window at all (the originate completes with CHANNEL_ANSWER, as before the captures):
 //!   `originate_handover = { fixed = 0.0 }`; `bridge_delay = { fixed = 0.0 }` bridges at once.
+//!
+//! Caller DTMF scripts ([`DtmfScript`]): presses are timed from the caller's answer (the
+//! controller's `answer`, when media starts flowing, as the older `dtmf`/`dtmf_delay` are);
+//! each press's `after_s` counts from the end of the press before it (its last digit), the
+//! first from the answer. The digits of one press go `dtmf_digit_gap` apart. A press holds at
+//! most [`MAX_PRESS_DIGITS`] digits of `0-9 * # A-D`, a script at most [`MAX_SCRIPT_PRESSES`]
+//! presses; anything else is refused when the scenario is read. What the switch does with a
+//! digit (collected by `play_and_get_digits`, or consumed by park and only reported as a DTMF
+//! event) is in `core/digits.rs`.
 //!
 //! The file is read with [`ScenarioFile::from_toml`]; [`Scenario::from_toml`] reads the
 //! behaviour model alone and rejects a `[switch]` section like any unknown key.
@@ -587,6 +600,10 @@ pub struct InboundModel {
     /// Digits the caller may press (one chosen at random), `dtmf_delay` after answer.
     pub dtmf: Vec<String>,
     pub dtmf_delay: Dist,
+    /// What every generated caller presses, and when (takes the place of `dtmf`).
+    pub dtmf_script: Option<DtmfScript>,
+    /// Gap between the digits of one press, sampled once per caller.
+    pub dtmf_digit_gap: Dist,
 }
 
 impl Default for InboundModel {
@@ -599,7 +616,147 @@ impl Default for InboundModel {
             talk_time: None,
             dtmf: Vec::new(),
             dtmf_delay: Dist::Fixed(2.0),
+            dtmf_script: None,
+            dtmf_digit_gap: Dist::Uniform([0.1, 0.2]),
         }
+    }
+}
+
+/// Digits one press may hold; a longer one is refused (a typo, not a caller).
+pub const MAX_PRESS_DIGITS: usize = 64;
+/// Presses one script may hold; a longer script is refused.
+pub const MAX_SCRIPT_PRESSES: usize = 128;
+/// The latest a press may come after the one before it (a day, as [`Dist`] caps its samples).
+const MAX_PRESS_AFTER: Duration = Duration::from_secs(86_400);
+/// The gap between two digits of a press when none is given (real phones: 100-200 ms).
+pub const DEFAULT_DIGIT_GAP: Duration = Duration::from_millis(150);
+
+/// One press of a caller's script: `digits`, `after` the press before it ended (the first:
+/// after the answer). Built only through [`DtmfPress::new`], so the switch never meets a
+/// digit it cannot send.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "PressToml")]
+pub struct DtmfPress {
+    after: Duration,
+    digits: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PressToml {
+    after_s: f64,
+    digits: String,
+}
+
+impl TryFrom<PressToml> for DtmfPress {
+    type Error = EslError;
+    fn try_from(p: PressToml) -> Result<Self, EslError> {
+        if !p.after_s.is_finite() || p.after_s < 0.0 {
+            return Err(script_error(format!("after_s {} is not a time", p.after_s)));
+        }
+        let after = Duration::from_secs_f64(p.after_s.min(MAX_PRESS_AFTER.as_secs_f64()));
+        DtmfPress::new(after, &p.digits)
+    }
+}
+
+fn script_error(reason: String) -> EslError {
+    EslError::Protocol {
+        reason: format!("bad dtmf script: {reason}"),
+    }
+}
+
+impl DtmfPress {
+    /// `digits` (1 to [`MAX_PRESS_DIGITS`] of `0-9 * # A-D`, case-insensitive) pressed
+    /// `after` the previous press (capped at a day).
+    pub fn new(after: Duration, digits: &str) -> Result<Self, EslError> {
+        if digits.is_empty() || digits.len() > MAX_PRESS_DIGITS {
+            return Err(script_error(format!(
+                "a press holds 1 to {MAX_PRESS_DIGITS} digits, not {}",
+                digits.len()
+            )));
+        }
+        if let Some(bad) = digits.chars().find(|c| !is_dtmf_digit(*c)) {
+            return Err(script_error(format!("{bad:?} is not a DTMF digit")));
+        }
+        Ok(DtmfPress {
+            after: after.min(MAX_PRESS_AFTER),
+            digits: digits.to_ascii_uppercase(),
+        })
+    }
+
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    pub fn digits(&self) -> &str {
+        &self.digits
+    }
+}
+
+/// What RFC 2833 / `uuid_send_dtmf` can carry.
+pub fn is_dtmf_digit(c: char) -> bool {
+    matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d')
+}
+
+/// A caller's DTMF: presses in order, each digit of a press `digit_gap` after the one before
+/// (e.g. "press 2 after 3 s, then 1234# after 1 s"). See the module doc for the timing.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(try_from = "Vec<DtmfPress>")]
+pub struct DtmfScript {
+    presses: Vec<DtmfPress>,
+    digit_gap: Duration,
+}
+
+impl TryFrom<Vec<DtmfPress>> for DtmfScript {
+    type Error = EslError;
+    fn try_from(presses: Vec<DtmfPress>) -> Result<Self, EslError> {
+        DtmfScript::new(presses)
+    }
+}
+
+impl DtmfScript {
+    /// At most [`MAX_SCRIPT_PRESSES`] presses, digits [`DEFAULT_DIGIT_GAP`] apart.
+    pub fn new(presses: Vec<DtmfPress>) -> Result<Self, EslError> {
+        if presses.len() > MAX_SCRIPT_PRESSES {
+            return Err(script_error(format!(
+                "{} presses, at most {MAX_SCRIPT_PRESSES}",
+                presses.len()
+            )));
+        }
+        Ok(DtmfScript {
+            presses,
+            digit_gap: DEFAULT_DIGIT_GAP,
+        })
+    }
+
+    /// The same presses with this gap between the digits of a press (capped at a minute).
+    pub fn with_digit_gap(mut self, gap: Duration) -> Self {
+        self.digit_gap = gap.min(Duration::from_secs(60));
+        self
+    }
+
+    pub fn presses(&self) -> &[DtmfPress] {
+        &self.presses
+    }
+
+    pub fn digit_gap(&self) -> Duration {
+        self.digit_gap
+    }
+
+    /// Every digit with its offset from the answer.
+    pub fn timeline(&self) -> Vec<(Duration, char)> {
+        let mut out = Vec::new();
+        let mut t = Duration::ZERO;
+        for p in &self.presses {
+            t += p.after;
+            for (i, d) in p.digits.chars().enumerate() {
+                if i > 0 {
+                    t += self.digit_gap;
+                }
+                out.push((t, d));
+            }
+        }
+        out
     }
 }
 
@@ -768,5 +925,44 @@ cancel_bridged = 0.0
         assert_eq!(d.pick(28.5 / 33.0), RaceOutcome::CancelStuck);
         assert_eq!(d.pick(30.5 / 33.0), RaceOutcome::Parked);
         assert_eq!(d.pick(32.5 / 33.0), RaceOutcome::Stuck);
+    }
+
+    #[test]
+    fn dtmf_scripts_parse_with_their_timeline_and_bad_ones_are_refused() {
+        let text = r#"
+[inbound]
+dtmf_script = [{ after_s = 3.0, digits = "2" }, { after_s = 1.0, digits = "1234#" }]
+dtmf_digit_gap = { fixed = 0.1 }
+"#;
+        let s = Scenario::from_toml(text).unwrap();
+        let inbound = s.inbound.unwrap();
+        let script = inbound.dtmf_script.unwrap();
+        assert_eq!(script.presses().len(), 2);
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(
+            script.with_digit_gap(ms(100)).timeline(),
+            vec![
+                (ms(3000), '2'),
+                (ms(4000), '1'),
+                (ms(4100), '2'),
+                (ms(4200), '3'),
+                (ms(4300), '4'),
+                (ms(4400), '#'),
+            ]
+        );
+        for bad in [
+            r#"dtmf_script = [{ after_s = 1.0, digits = "12x" }]"#,
+            r#"dtmf_script = [{ after_s = -1.0, digits = "1" }]"#,
+            r#"dtmf_script = [{ after_s = 1.0, digits = "" }]"#,
+            r#"dtmf_script = [{ after_s = 1.0, digits = "1", extra = 2 }]"#,
+        ] {
+            let text = format!("[inbound]\n{bad}\n");
+            assert!(Scenario::from_toml(&text).is_err(), "{bad}");
+        }
+        let long = "1".repeat(MAX_PRESS_DIGITS + 1);
+        assert!(DtmfPress::new(Duration::ZERO, &long).is_err());
+        let one = DtmfPress::new(Duration::ZERO, "1").unwrap();
+        assert!(DtmfScript::new(vec![one.clone(); MAX_SCRIPT_PRESSES]).is_ok());
+        assert!(DtmfScript::new(vec![one; MAX_SCRIPT_PRESSES + 1]).is_err());
     }
 }

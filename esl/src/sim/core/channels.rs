@@ -139,6 +139,7 @@ impl Switch {
         if let Some(d) = dtmf_after {
             self.schedule(now + d, TimerKey::Dtmf(ch));
         }
+        self.start_caller_script(now, ch);
     }
 
     pub(super) fn progress(&mut self, now: Instant, ch: ChanId, media: bool) {
@@ -446,6 +447,7 @@ impl Switch {
                     c.set_var("sim_last_response", "FILE PLAYED");
                 }
             }
+            "play_and_get_digits" => self.pagd_start(now, ch, &app),
             "record_session" => {
                 self.record_start(now, ch, app.data.trim(), None);
                 self.complete_app(now, ch, "_none_");
@@ -579,6 +581,10 @@ impl Switch {
         };
         // Park's placeholder (seq 0) goes with `unpark`; everything else queued is dropped.
         c.queue.retain(|a| a.seq == 0);
+        self.collect_abort(now, ch);
+        let Some(c) = self.chans.get_mut(&ch) else {
+            return;
+        };
         let Some(app) = c.current.take() else { return };
         c.last_app = Some((app.name.clone(), app.data.clone()));
         let response = if app.name.ends_with("playback") {
@@ -762,7 +768,9 @@ impl Switch {
         self.chan_event(now, ch, "CHANNEL_HANGUP", vec![], vec![], true);
         self.sip_leg_hung_up(ch, cause);
         self.oreka_stop(now, ch);
-        // Playback in progress stops; recordings are finalised.
+        // A digit collection in progress stops (its file, its read); so does a playback;
+        // recordings are finalised.
+        self.collect_hangup(now, ch);
         if let Some(app) = self.chans.get(&ch).and_then(|c| c.current.clone())
             && app.name.ends_with("playback")
         {
@@ -832,6 +840,7 @@ impl Switch {
         if let Some(c) = self.chans.remove(&ch) {
             self.by_uuid.remove(&c.uuid);
         }
+        self.forget_digits(ch);
         match waiter {
             Waiter::None => {}
             w => self.resolve(now, w, ch, Err(cause)),

@@ -499,6 +499,9 @@ impl Switch {
                 self.dialing.clear();
                 self.timers.clear();
                 self.bg_jobs.clear();
+                self.collectors.clear();
+                self.dtmf_scripts.clear();
+                self.caller_digits.clear();
                 self.core_uuid = self.rng.uuid();
                 self.seq = 0;
                 self.started = now;

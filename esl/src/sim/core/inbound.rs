@@ -1,6 +1,7 @@
 //! Inbound calls, placed the way a dialplan `socket` application does.
 
 use super::*;
+use crate::sim::config::DtmfScript;
 
 impl Switch {
     // ---- inbound calls -------------------------------------------------------------------
@@ -8,6 +9,27 @@ impl Switch {
     /// A caller arrives: the channel runs the dialplan's `socket` application, which opens an
     /// outbound socket to the inbound target. `None` when no target is configured.
     pub fn place_inbound_call(&mut self, now: Instant, call: InboundCall) -> Option<String> {
+        self.place_inbound(now, call, None)
+    }
+
+    /// [`Switch::place_inbound_call`] with a caller who presses digits as `script` says,
+    /// timed from the answer (see `config`'s module doc). The call's own `dtmf`, if any, is
+    /// pressed too; the digits of both reach the channel in time order.
+    pub fn place_scripted_call(
+        &mut self,
+        now: Instant,
+        call: InboundCall,
+        script: DtmfScript,
+    ) -> Option<String> {
+        self.place_inbound(now, call, Some(script))
+    }
+
+    pub(super) fn place_inbound(
+        &mut self,
+        now: Instant,
+        call: InboundCall,
+        script: Option<DtmfScript>,
+    ) -> Option<String> {
         let addr = self.cfg.inbound_target.clone()?;
         self.inbound_placed += 1;
         let uuid = self.rng.uuid();
@@ -42,12 +64,17 @@ impl Switch {
                 c.dtmf = Some(digits.clone());
                 c.set_var("sim_dtmf_delay_ms", d.as_millis().to_string());
             }
-            if let Some(r) = &self.cfg.switch.resume_loop {
-                // The documented dialplan's first actions.
-                c.set_var("socket_resume", "true");
-                c.set_var("resume_tries", "1");
-                c.set_var("resume_max", r.max_tries.to_string());
-            }
+        }
+        if let Some(script) = script {
+            self.dtmf_scripts.insert(ch, script);
+        }
+        if let Some(c) = self.chans.get_mut(&ch)
+            && let Some(r) = &self.cfg.switch.resume_loop
+        {
+            // The documented dialplan's first actions.
+            c.set_var("socket_resume", "true");
+            c.set_var("resume_tries", "1");
+            c.set_var("resume_max", r.max_tries.to_string());
         }
         self.chan_event(now, ch, "CHANNEL_CREATE", vec![], vec![], true);
         self.set_state(now, ch, CState::Routing);

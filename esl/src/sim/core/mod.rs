@@ -26,19 +26,22 @@
 //! `channels` (the channel state machine), `handover` (an originate's completion and
 //! `uuid_bridge`, with their race), `expand` (`${var}` and `${api args}`), `events` (building
 //! and delivering events),
-//! `timers`, `inbound` (calls placed over outbound sockets), `recorder` (legs dialled over real
+//! `timers`, `inbound` (calls placed over outbound sockets), `digits` (caller DTMF and
+//! `play_and_get_digits`, with `regex` for its patterns), `recorder` (legs dialled over real
 //! SIP: what the shell must dial, feed and end, and what it reports back), `util` (parsers,
 //! formatters).
 
 mod api;
 mod channels;
 mod commands;
+mod digits;
 mod events;
 mod expand;
 mod handover;
 mod inbound;
 mod oreka;
 mod recorder;
+mod regex;
 mod resume;
 mod timers;
 mod util;
@@ -142,6 +145,9 @@ pub struct InboundCall {
     pub destination: String,
     pub patience: Option<Duration>,
     pub talk_time: Option<Duration>,
+    /// These digits all at once, this long after the answer. A script of presses goes
+    /// through [`Switch::place_scripted_call`] (a field here would break every struct literal
+    /// of this type in the workspace).
     pub dtmf: Option<(Duration, String)>,
 }
 
@@ -157,6 +163,10 @@ enum TimerKey {
     AvmdBeep(ChanId),
     Patience(ChanId),
     Dtmf(ChanId),
+    /// A caller's scripted digit is due (module `digits`).
+    CallerDigit(ChanId),
+    /// A `play_and_get_digits` timer: prompt end, timeout, invalid file end (by arm id).
+    Collect(ChanId, u64),
     Arrival,
     LingerEnd(ConnId),
     ConnectTimeout(ConnId),
@@ -340,6 +350,14 @@ pub struct Switch {
     next_bg_job: u64,
     /// Channels given a caller's / an agent's voice so far (each the next tone).
     voices: (u64, u64),
+    /// Running `play_and_get_digits`, by channel (module `digits`).
+    collectors: HashMap<ChanId, digits::Collect>,
+    /// Callers' DTMF scripts, until the answer starts their clock.
+    dtmf_scripts: HashMap<ChanId, super::config::DtmfScript>,
+    /// Scripted digits still to come, in time order (at most a script's 128 x 64).
+    caller_digits: HashMap<ChanId, VecDeque<(Instant, char)>>,
+    /// Last collection timer armed (ids start at 1; 0 is "none").
+    next_collect_timer: u64,
 }
 
 impl Switch {
@@ -373,6 +391,10 @@ impl Switch {
             bg_jobs: BTreeMap::new(),
             next_bg_job: 0,
             voices: (0, 0),
+            collectors: HashMap::new(),
+            dtmf_scripts: HashMap::new(),
+            caller_digits: HashMap::new(),
+            next_collect_timer: 0,
         };
         sw.start_timers(now);
         sw

@@ -95,16 +95,18 @@ impl Switch {
                     return;
                 };
                 if let Some(digits) = c.dtmf.take() {
-                    for d in digits.chars() {
-                        let post = vec![
-                            ("DTMF-Digit".into(), d.to_string()),
-                            ("DTMF-Duration".into(), "2000".into()),
-                            ("DTMF-Source".into(), "RTP".into()),
-                        ];
-                        self.chan_event(now, ch, "DTMF", vec![], post, false);
+                    // All at once, as `uuid_send_dtmf` sends them; non-DTMF characters are
+                    // not sent (a phone has no such key).
+                    for d in digits
+                        .chars()
+                        .filter(|d| crate::sim::config::is_dtmf_digit(*d))
+                    {
+                        self.caller_pressed(now, ch, d.to_ascii_uppercase());
                     }
                 }
             }
+            TimerKey::CallerDigit(ch) => self.caller_digits_due(now, ch),
+            TimerKey::Collect(ch, id) => self.collect_timeout(now, ch, id),
             TimerKey::Arrival => {
                 let Some(model) = self.cfg.scenario.inbound.clone() else {
                     return;
@@ -118,7 +120,11 @@ impl Switch {
                 let num = format!("+1555{:07}", self.rng.range(0, 9_999_999));
                 let patience = model.patience.as_ref().map(|d| d.sample(&mut self.rng));
                 let talk = model.talk_time.as_ref().map(|d| d.sample(&mut self.rng));
-                let dtmf = if model.dtmf.is_empty() {
+                let dtmf_script = model.dtmf_script.as_ref().map(|s| {
+                    let gap = model.dtmf_digit_gap.sample(&mut self.rng);
+                    s.clone().with_digit_gap(gap)
+                });
+                let dtmf = if model.dtmf.is_empty() || dtmf_script.is_some() {
                     None
                 } else {
                     let i = self.rng.range(0, model.dtmf.len() as u64 - 1) as usize;
@@ -127,7 +133,7 @@ impl Switch {
                         model.dtmf[i].clone(),
                     ))
                 };
-                self.place_inbound_call(
+                self.place_inbound(
                     now,
                     InboundCall {
                         caller_number: num,
@@ -137,6 +143,7 @@ impl Switch {
                         talk_time: talk,
                         dtmf,
                     },
+                    dtmf_script,
                 );
                 self.schedule_arrival(now);
             }

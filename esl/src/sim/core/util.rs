@@ -276,7 +276,8 @@ pub(super) fn calling_site(name: &str) -> (&'static str, &'static str, u32) {
             ("switch_ivr_play_say.c", "switch_ivr_play_file", 1538)
         }
         "RECORD_START" | "RECORD_STOP" => ("switch_ivr_async.c", "record_callback", 1375),
-        "DTMF" => ("switch_channel.c", "switch_channel_queue_dtmf", 681),
+        // The capture: the event fires as a reader takes the digit off the channel's queue.
+        "DTMF" => ("switch_channel.c", "switch_channel_dequeue_dtmf", 677),
         // The recorder-leg and uuid_record captures.
         "CHANNEL_ORIGINATE" => (
             "switch_core_state_machine.c",
