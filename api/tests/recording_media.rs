@@ -837,10 +837,15 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
         let bin = bin.clone();
         async move {
             let dir = temp_dir("s3");
-            let port = moto::free_port();
+            // S3 is down: reached through a cut relay, which holds its port all along (a port
+            // picked now and bound by moto later could be taken meanwhile).
+            let moto = moto::Moto::start(&bin, moto::free_port()).await;
+            moto.create_bucket("calls").await;
+            let relay = moto::relay::Relay::start(moto.port).await;
+            relay.cut();
             let mut s3 = S3Config::new("calls");
             s3.region = Some("us-east-1".into());
-            s3.endpoint = Some(format!("http://127.0.0.1:{port}"));
+            s3.endpoint = Some(relay.endpoint());
             s3.access_key_id = Some("test".into());
             s3.secret_access_key = Some("test".into());
             s3.allow_http = true;
@@ -896,8 +901,7 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
             assert_eq!(played.bytes().await.unwrap().as_ref(), spooled.as_slice());
 
             // S3 comes back: the upload completes, the row is right, the spool file goes.
-            let moto = moto::Moto::start(&bin, port).await;
-            moto.create_bucket("calls").await;
+            relay.restore();
             let row = stored(&s, tenant, id).await;
             assert_eq!(
                 row.sha256.as_deref(),
@@ -924,6 +928,7 @@ async fn with_s3_down_a_recording_waits_spooled_and_is_uploaded_when_s3_comes_ba
             assert_eq!(fetched.status(), 200);
             assert_eq!(fetched.bytes().await.unwrap().as_ref(), spooled.as_slice());
             s.stop().await;
+            drop(relay);
             drop(moto);
         }
     })

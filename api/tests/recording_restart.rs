@@ -212,8 +212,13 @@ async fn a_kill_9_while_recordings_wait_for_a_down_s3_loses_none_and_the_restart
         .for_this_run(),
         22,
     );
-    // S3 is down: nothing listens on its port until after the kill.
-    let s3_port = moto::free_port();
+    // S3 is down until after the kill: reached through a cut relay, which holds its port all
+    // along (a port picked now and bound by moto later could be taken meanwhile).
+    let moto = moto::Moto::start(&moto_bin, moto::free_port()).await;
+    moto.create_bucket("calls").await;
+    let relay = moto::relay::Relay::start(moto.port).await;
+    relay.cut();
+    let s3_port = relay.port;
     let files = dir.join("switch");
     let config = dir.join("serve.toml");
     std::fs::write(
@@ -314,8 +319,7 @@ async fn a_kill_9_while_recordings_wait_for_a_down_s3_loses_none_and_the_restart
     first.signal("KILL");
 
     // S3 comes back, then switchyard: the new process takes up the spool.
-    let moto = moto::Moto::start(&moto_bin, s3_port).await;
-    moto.create_bucket("calls").await;
+    relay.restore();
     let (_second, base) = serve_with(&db, &esl_addr, &outbound, &args).await;
     let api = Api {
         http: reqwest::Client::new(),
@@ -354,6 +358,7 @@ async fn a_kill_9_while_recordings_wait_for_a_down_s3_loses_none_and_the_restart
     }
     store.close().await;
     switch.shutdown().await;
+    drop(relay);
     drop(moto);
     let _ = std::fs::remove_dir_all(&dir);
 }

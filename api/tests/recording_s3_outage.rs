@@ -20,7 +20,7 @@ use switchyard_api::store::ObjectState;
 use switchyard_media::storage::{Backoff, S3Config, StorageConfig};
 use uuid::Uuid;
 
-use recording_common::relay::Relay;
+use moto::relay::Relay;
 use recording_common::*;
 use server_common::*;
 

@@ -571,10 +571,15 @@ async fn s3_put_get_presign_and_delete_against_moto() {
 #[tokio::test]
 async fn s3_uploads_wait_for_the_server_and_then_complete() {
     let Some(bin) = Moto::binary() else { return };
-    // Nothing listens on the port yet: every put fails (connection refused).
-    let port = free_port();
+    // The server is reached through a relay that is cut: every put fails (the connection is
+    // closed at once). The relay holds its port throughout, so nothing else can take it while
+    // the server is away (a port picked now and bound later could be).
+    let moto = Moto::start(&bin, free_port()).await;
+    moto.create_bucket("spool").await;
+    let relay = moto::relay::Relay::start(moto.port).await;
+    relay.cut();
     let store: Arc<dyn RecordingStorage> =
-        Arc::new(Storage::open(&s3_config(port, "spool", "")).unwrap());
+        Arc::new(Storage::open(&s3_config(relay.port, "spool", "")).unwrap());
     let backoff = Backoff {
         base: Duration::from_millis(20),
         max: Duration::from_millis(200),
@@ -610,9 +615,8 @@ async fn s3_uploads_wait_for_the_server_and_then_complete() {
         }
     }
 
-    // The server comes (back) on the same port; moto keeps buckets in memory, so create it.
-    let moto = Moto::start(&bin, port).await;
-    moto.create_bucket("spool").await;
+    // The server comes back at the same address.
+    relay.restore();
 
     let mut uploaded = std::collections::HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);

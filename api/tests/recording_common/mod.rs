@@ -2,8 +2,6 @@
 //! into a temporary directory, and a call talking to an agent.
 #![allow(dead_code)]
 
-pub mod relay;
-
 use std::time::Duration;
 
 use serde_json::{Value, json};

@@ -3,6 +3,8 @@
 //! on PATH (`.ci/run` installs it); without it a test is skipped, except under CI (`CI` set).
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
