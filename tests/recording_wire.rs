@@ -15,13 +15,13 @@ use switchyard_engine::recording::{
     RecordingCapture, RecordingPolicy, RecordingRecord, RecordingStatus, Requester, SpanKind,
 };
 use switchyard_engine::{
-    AgentConfig, AgentId, Command, Engine, LegId, Membership, Presence, QueueConfig, QueueId,
-    Record, RecordingAction, RecordingMode, Strategy,
+    AgentConfig, AgentId, CallOutcome, Command, Engine, LegId, Membership, Presence, QueueConfig,
+    QueueId, Record, RecordingAction, RecordingMode, Strategy,
 };
 use switchyard_esl::client::{Auth, Client, ClientConfig};
 use switchyard_esl::sim::{
-    AgentBehaviour, AgentModel, CustomerModel, Dist, InboundCall, OrekaSetup, Scenario, SimConfig,
-    SimHandle,
+    AgentBehaviour, AgentModel, AgentOverride, CustomerModel, Dist, InboundCall, OrekaSetup,
+    PhoneTransfer, Scenario, SimConfig, SimHandle,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -29,6 +29,7 @@ use wire_support::Log;
 
 const QUEUE: QueueId = QueueId(1);
 const NUMBER: &str = "5000";
+const REFERRING_PHONE: u32 = 1050;
 
 struct World {
     sim: SimHandle,
@@ -101,7 +102,18 @@ impl World {
                             answer_delay: Dist::Fixed(0.2),
                             ..AgentBehaviour::default()
                         },
-                        overrides: Vec::new(),
+                        // The phone at 1050 presses its transfer key 1.5 s into a call.
+                        overrides: vec![AgentOverride {
+                            extensions: vec![REFERRING_PHONE.to_string()],
+                            behaviour: AgentBehaviour {
+                                answer_delay: Dist::Fixed(0.2),
+                                transfer: Some(PhoneTransfer {
+                                    after: Dist::Fixed(1.5),
+                                    to: "2000".into(),
+                                }),
+                                ..AgentBehaviour::default()
+                            },
+                        }],
                     },
                     customers: CustomerModel::default(),
                     inbound: None,
@@ -563,6 +575,91 @@ async fn a_caller_transferred_to_a_second_agent_stays_in_one_recording() {
         ),
         second_hz,
         "the second agent after it, in the same file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transfer_made_on_the_agents_phone_keeps_the_caller_up_and_in_its_recording() {
+    let w = World::start(
+        "refer",
+        Setup {
+            policy: always(RecordingCapture::Live),
+            recorder_dial: Some(LIVE_DIAL.into()),
+            oreka: Oreka::Off,
+        },
+    )
+    .await;
+    w.agent(1, REFERRING_PHONE, true).await;
+    // The caller hangs up 5 s after the bridge; the agent's phone transfers it at 1.5 s.
+    let caller = w.call(Duration::from_secs(5)).await;
+    let agent = w.agent_leg_of(&caller).await;
+    let agent_hz = w.sim.tone_hz(&agent).await.expect("the agent's tone");
+    let leg = LegId::parse(&caller).unwrap();
+    let ended = w
+        .records
+        .wait_for(
+            "the call's record",
+            |r| matches!(r, Record::Call(c) if c.leg == leg),
+        )
+        .await;
+    let Record::Call(call) = ended else {
+        unreachable!()
+    };
+    assert_eq!(call.outcome, CallOutcome::Transferred);
+    assert_eq!(call.agent, Some(AgentId(1)));
+    assert!(
+        call.talk_s >= 1.3 && call.talk_s < 3.0,
+        "talk ends at the transfer: {}",
+        call.talk_s
+    );
+    // The transferred caller is FreeSWITCH's now: up and parked where the REFER sent it,
+    // never hung up by switchyard; the phone that transferred is gone.
+    let exists = |uuid: String| {
+        let observer = &w.observer;
+        async move {
+            let body = observer.api(&format!("uuid_exists {uuid}")).await.unwrap();
+            String::from_utf8_lossy(&body).trim().to_owned()
+        }
+    };
+    assert_eq!(exists(caller.clone()).await, "true", "the caller lives on");
+    let phone_gone = async {
+        for _ in 0..100 {
+            if exists(agent.clone()).await == "false" {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    };
+    assert!(phone_gone.await, "the transferring phone's leg hangs up");
+    let destination = w
+        .observer
+        .api(&format!("uuid_getvar {caller} sip_refer_to"))
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&destination).contains("2000"));
+    // The recording taps the caller's leg: it goes on past the transfer, until the caller
+    // hangs up, and is one file.
+    let rec = w.recording(&caller).await;
+    assert_eq!(rec.status, RecordingStatus::Completed, "{:?}", rec.error);
+    let wav = read_wav(Path::new(&rec.path));
+    let len = wav.channels[1].len() as f64 / f64::from(wav.rate);
+    assert!(
+        len > 4.0,
+        "recorded until the caller left, not the transfer: {len}"
+    );
+    let right = &wav.channels[1];
+    let candidates = [agent_hz, 400, 480];
+    assert_eq!(
+        strongest(span(right, wav.rate, 0.3, 1.2), wav.rate, &candidates),
+        agent_hz,
+        "the agent before the transfer"
+    );
+    let after = rms(span(right, wav.rate, len - 1.5, len - 0.3));
+    let before = rms(span(right, wav.rate, 0.3, 1.2));
+    assert!(
+        after < before / 10.0,
+        "no agent after the transfer: rms {after} against {before}"
     );
 }
 

@@ -157,6 +157,11 @@ pub enum SwitchEvent {
     BridgeFailed { a: LegId, b: LegId },
     /// A leg hung up, or its origination failed. Repeats for a leg already gone are ignored.
     LegHungUp { leg: LegId, cause: HangupCause },
+    /// The phone on `leg` handed its peer elsewhere in FreeSWITCH: a SIP REFER, blind or
+    /// attended (`endpoint_disposition` BLIND_TRANSFER or ATTENDED_TRANSFER on the
+    /// transferor's leg, set by mod_sofia before it moves the peer). Reported just before that
+    /// leg's [`SwitchEvent::LegHungUp`]; the peer's leg lives on outside the engine's call.
+    Transferred { leg: LegId },
     /// The caller pressed a key.
     Dtmf { leg: LegId, digit: char },
     /// Answering-machine detection finished on an answered leg the engine dialled (mod_amd's

@@ -486,3 +486,149 @@ fn a_call_transferred_to_the_queue_stays_in_one_recording_naming_both_agents() {
     assert_eq!(calls.len(), 1, "one call, one record");
     assert_eq!(calls[0].agent, Some(AgentId(second.1)));
 }
+
+#[test]
+fn a_transfer_made_on_the_agents_phone_ends_the_talk_and_leaves_the_caller_and_its_recording() {
+    let mut bed = Bed::new();
+    bed.queue(QueueConfig {
+        id: QueueId(1),
+        name: "q1".into(),
+        strategy: Strategy::LongestIdleAgent,
+        wrapup: Duration::from_secs(10),
+        announcements: switchyard_engine::config::Announcements {
+            first_after: None,
+            ..Default::default()
+        },
+        recording: always(100),
+        ..QueueConfig::default()
+    });
+    bed.agent(1, &[1]);
+    let (leg, _call, agent_leg) = talking(&mut bed);
+    let id = starts(&bed)[0].0;
+    bed.advance(Duration::from_secs(30));
+    let before = bed.switch.len();
+    // The driver reports the REFER (the agent leg's endpoint_disposition), then its hangup.
+    bed.event(SwitchEvent::Transferred { leg: agent_leg });
+    bed.hangup(agent_leg, HangupCause::Normal);
+    let after = &bed.switch[before..];
+    assert!(
+        !after
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::Hangup { leg: l, .. } if *l == leg)),
+        "the transferred caller is not hung up: {after:?}"
+    );
+    assert!(
+        !after
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::Recording(RecordingCommand::Stop { .. }))),
+        "the recording is not stopped: it follows the caller's leg"
+    );
+    let calls = bed.call_records();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].outcome,
+        switchyard_engine::CallOutcome::Transferred
+    );
+    assert_eq!(calls[0].agent, Some(AgentId(1)));
+    assert!((calls[0].talk_s - 30.0).abs() < 0.01, "{}", calls[0].talk_s);
+    assert_eq!(
+        bed.state(1),
+        switchyard_engine::agent::AgentStateKind::WrapUp,
+        "the agent wraps up the call it handed on"
+    );
+    // The caller talks on elsewhere; when its leg goes, the recording ends with it, and the
+    // call is not ended a second time.
+    bed.advance(Duration::from_secs(20));
+    bed.hangup(leg, HangupCause::Normal);
+    bed.event(ended(id, true));
+    let rec = recording_records(&bed);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].status, RecordingStatus::Completed);
+    assert_eq!(rec[0].agents, vec![AgentId(1)]);
+    assert_eq!(bed.call_records().len(), 1, "one call, one record");
+}
+
+#[test]
+fn a_transfer_report_for_a_call_not_in_conversation_changes_nothing() {
+    let mut bed = Bed::new();
+    queue_recording(&mut bed, always(100));
+    bed.agent(1, &[1]);
+    let (leg, _call) = bed.call(1);
+    let offered = bed.leg_of(1);
+    // Ringing, not bridged: a disposition seen on such a leg moved nobody the engine holds.
+    bed.event(SwitchEvent::Transferred { leg: offered });
+    bed.event(SwitchEvent::Transferred { leg });
+    assert!(bed.call_records().is_empty());
+    bed.answer(offered);
+    assert_eq!(starts(&bed).len(), 1, "the call goes on to its bridge");
+}
+
+#[test]
+fn a_caller_transferred_by_phone_to_a_queue_number_arrives_anew_in_the_same_recording() {
+    let mut bed = Bed::new();
+    bed.queue(QueueConfig {
+        id: QueueId(1),
+        name: "q1".into(),
+        strategy: Strategy::LongestIdleAgent,
+        wrapup: Duration::from_secs(10),
+        announcements: switchyard_engine::config::Announcements {
+            first_after: None,
+            ..Default::default()
+        },
+        recording: always(100),
+        ..QueueConfig::default()
+    });
+    bed.agent(1, &[1]);
+    bed.agent(2, &[1]);
+    let (leg, first_call) = bed.call(1);
+    let first = bed.originations()[0];
+    bed.answer(first.0);
+    let id = starts(&bed)[0].0;
+    bed.advance(Duration::from_secs(20));
+    // The agent's phone sent the caller to the queue's number: FreeSWITCH runs the
+    // extension's `socket` again before the agent leg's hangup is seen.
+    bed.event(SwitchEvent::CallArrived {
+        leg,
+        queue: QueueId(1),
+        caller: switchyard_engine::CallerInfo {
+            number: "+15550001".into(),
+            ..Default::default()
+        },
+    });
+    let calls = bed.call_records();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].call, first_call);
+    assert_eq!(
+        calls[0].outcome,
+        switchyard_engine::CallOutcome::Transferred
+    );
+    let second_call = bed.engine.call_by_leg(leg).expect("the caller waits again");
+    assert_ne!(second_call, first_call);
+    assert!(
+        !bed.hangups().iter().any(|(l, _)| *l == leg),
+        "the caller is never hung up"
+    );
+    // The late report of the agent leg changes nothing more.
+    bed.event(SwitchEvent::Transferred { leg: first.0 });
+    bed.hangup(first.0, HangupCause::Normal);
+    assert_eq!(bed.call_records().len(), 1);
+    let second = bed
+        .originations()
+        .into_iter()
+        .find(|o| o.1 != first.1)
+        .expect("the other agent is offered the caller");
+    bed.answer(second.0);
+    assert_eq!(
+        starts(&bed).len(),
+        1,
+        "the recording running on the leg goes on"
+    );
+    bed.hangup(leg, HangupCause::Normal);
+    bed.event(ended(id, true));
+    let rec = recording_records(&bed);
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].agents, vec![AgentId(first.1), AgentId(second.1)]);
+    let calls = bed.call_records();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1].outcome, switchyard_engine::CallOutcome::Answered);
+}

@@ -676,6 +676,120 @@ fn uuid_bridge_and_uuid_kill_produce_bridge_unbridge_and_hangup_causes() {
 }
 
 #[test]
+fn a_blind_refer_from_the_agents_phone_moves_the_caller_and_marks_the_phone_leg() {
+    let mut cfg = captured_timing(SimConfig::default());
+    cfg.scenario.agents.overrides = vec![AgentOverride {
+        extensions: vec!["1020".into()],
+        behaviour: switchyard_esl::sim::AgentBehaviour {
+            transfer: Some(switchyard_esl::sim::PhoneTransfer {
+                after: switchyard_esl::sim::Dist::Fixed(3.0),
+                to: "2000".into(),
+            }),
+            ..Default::default()
+        },
+    }];
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(c, "api originate sofia/gateway/gw/+15551230000 &park()");
+    h.advance(Duration::from_secs(10));
+    let cust = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, "api originate user/1020 &park()");
+    h.advance(Duration::from_secs(2));
+    let agent = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(
+        c,
+        &format!("api uuid_setvar {cust} hangup_after_bridge true"),
+    );
+    h.cmd(
+        c,
+        "event plain CHANNEL_BRIDGE CHANNEL_UNBRIDGE CHANNEL_PARK CHANNEL_HANGUP_COMPLETE",
+    );
+    h.take(c);
+    h.cmd(c, &format!("api uuid_bridge {cust} {agent}"));
+    h.advance(Duration::from_millis(40));
+    assert_eq!(names(&h.events(c)), ["CHANNEL_BRIDGE"]);
+    // The phone's transfer key, 3 s into the conversation.
+    h.advance(Duration::from_secs(3));
+    h.advance(Duration::from_millis(100));
+    let evs = h.events(c);
+    assert_eq!(
+        names(&evs),
+        [
+            "CHANNEL_UNBRIDGE",
+            "CHANNEL_HANGUP_COMPLETE",
+            "CHANNEL_PARK"
+        ],
+        "the caller leaves the bridge (CF_TRANSFER: no hangup_after_bridge), the phone's \
+         leg goes, and the caller runs the Refer-To extension"
+    );
+    let phone = &evs[1];
+    assert_eq!(phone.unique_id().unwrap(), agent);
+    assert_eq!(phone.hangup_cause().unwrap(), "NORMAL_CLEARING");
+    assert_eq!(
+        phone.variable("endpoint_disposition").unwrap(),
+        "BLIND_TRANSFER"
+    );
+    assert_eq!(
+        phone.variable("transfer_to").unwrap(),
+        format!("blind:{cust}")
+    );
+    assert_eq!(
+        phone.variable("transfer_destination").unwrap(),
+        "blind:2000"
+    );
+    assert_eq!(evs[2].unique_id().unwrap(), cust);
+    assert!(h.sw.has_channel(&cust), "the caller lives on");
+    assert!(!h.sw.has_channel(&agent));
+    let history = h.sw.channel_var(&cust, "transfer_history").unwrap();
+    assert!(
+        history.ends_with(&format!(":{cust}:bl_xfer:2000/default/XML")),
+        "{history}"
+    );
+    assert!(
+        h.sw.channel_var(&cust, "sip_refer_to")
+            .unwrap()
+            .contains("sip:2000@")
+    );
+}
+
+#[test]
+fn a_refer_with_no_bridged_peer_moves_nobody_and_the_call_goes_on() {
+    let mut cfg = SimConfig::default();
+    cfg.scenario.agents.overrides = vec![AgentOverride {
+        extensions: vec!["1021".into()],
+        behaviour: switchyard_esl::sim::AgentBehaviour {
+            transfer: Some(switchyard_esl::sim::PhoneTransfer {
+                after: switchyard_esl::sim::Dist::Fixed(0.5),
+                to: "2000".into(),
+            }),
+            ..Default::default()
+        },
+    }];
+    let mut h = Harness::new(cfg);
+    let c = h.authed();
+    h.cmd(c, "api originate loopback/9441 &park()");
+    h.advance(Duration::from_millis(200));
+    let caller = ok_uuid(&api_text(&h.take(c))[0]);
+    // A persistent line: parked again when its bridge ends.
+    h.cmd(c, "api originate {park_after_bridge=true}user/1021 &park()");
+    h.advance(Duration::from_secs(2));
+    let agent = ok_uuid(&api_text(&h.take(c))[0]);
+    h.cmd(c, &format!("api uuid_bridge {caller} {agent}"));
+    h.advance(Duration::from_millis(100));
+    // The caller goes before the phone's transfer key is pressed: nothing to move.
+    h.cmd(c, &format!("api uuid_kill {caller}"));
+    h.advance(Duration::from_secs(1));
+    assert!(!h.sw.has_channel(&caller));
+    assert!(h.sw.has_channel(&agent), "the line keeps its call");
+    assert_eq!(
+        h.sw.channel_var(&agent, "endpoint_disposition").as_deref(),
+        Some("ATTENDED_TRANSFER_ERROR"),
+        "mod_sofia's mark for 'Cannot Blind Transfer 1 Legged calls'"
+    );
+    assert!(h.sw.channel_var(&agent, "transfer_to").is_none());
+}
+
+#[test]
 fn bridge_application_dials_the_agent_and_reports_failures() {
     let mut cfg = SimConfig::default();
     cfg.scenario.agents.overrides = vec![AgentOverride {

@@ -13,10 +13,23 @@ use crate::queueing::ewt;
 use crate::stats::ExitReason;
 use crate::timers::TimerKey;
 
+use super::offers::TalkEnd;
 use super::{Engine, LegRole};
 
 impl Engine {
     pub(crate) fn on_call_arrived(&mut self, leg: LegId, queue: QueueId, caller: CallerInfo) {
+        // A caller in conversation reaching the `socket` again was moved out of its bridge by
+        // FreeSWITCH and through the dialplan: a transfer made on the agent's phone to a
+        // number switchyard serves. Its REFER may be reported after this arrival (the agent
+        // leg's hangup comes on another connection), so the arrival itself ends the talk.
+        if let Some(LegRole::Caller(c)) = self.legs.get(&leg).copied()
+            && matches!(
+                self.calls.get(&c).map(|c| c.phase),
+                Some(Phase::Talking { .. })
+            )
+        {
+            self.end_talk(c, TalkEnd::Transferred);
+        }
         if self.legs.contains_key(&leg) {
             return; // a repeated arrival for a leg we already hold
         }
@@ -51,7 +64,9 @@ impl Engine {
             callback: false,
             callback_failures: 0,
             callback_held: None,
-            recording: None,
+            // A recording still tapping this leg (the caller came back after a transfer) goes
+            // on as the call's: the next agent is added to it, not a second file started.
+            recording: self.recorded_legs.get(&leg).copied(),
             record_draw: crate::recording::draw(leg),
             timers: CallTimers::default(),
             campaign: None,
@@ -547,7 +562,14 @@ impl Engine {
                 };
                 self.end_call(id, outcome, lost);
             }
-            Phase::Talking { .. } => self.end_talk(id, true, cause == HangupCause::Lost),
+            Phase::Talking { .. } => self.end_talk(
+                id,
+                if cause == HangupCause::Lost {
+                    TalkEnd::Lost { caller_side: true }
+                } else {
+                    TalkEnd::CallerLeft
+                },
+            ),
         }
     }
 

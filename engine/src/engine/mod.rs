@@ -222,6 +222,7 @@ impl Engine {
             SwitchEvent::Bridged { a, b } => self.on_bridged(a, b),
             SwitchEvent::BridgeFailed { a, b } => self.on_bridge_failed(a, b),
             SwitchEvent::LegHungUp { leg, cause } => self.on_leg_hangup(leg, cause),
+            SwitchEvent::Transferred { leg } => self.on_leg_transferred(leg),
             SwitchEvent::Dtmf { leg, digit } => self.on_dtmf(leg, digit),
             SwitchEvent::MachineDetection { leg, result } => self.on_machine_detection(leg, result),
             SwitchEvent::Resync { live, restarted } => self.on_resync(&live, restarted),

@@ -207,9 +207,14 @@ impl Engine {
             Some(LegRole::AgentOnCall(c)) => {
                 self.legs.remove(&leg);
                 match self.calls.get(&c).map(|c| c.phase) {
-                    Some(Phase::Talking { .. }) => {
-                        self.end_talk(c, false, cause == HangupCause::Lost)
-                    }
+                    Some(Phase::Talking { .. }) => self.end_talk(
+                        c,
+                        if cause == HangupCause::Lost {
+                            TalkEnd::Lost { caller_side: false }
+                        } else {
+                            TalkEnd::AgentLeft
+                        },
+                    ),
                     // The agent (or a callback's customer) dropped before the bridge.
                     Some(Phase::Connecting { .. }) => {
                         self.bridge_lost(c, Some(leg), crate::io::BridgeFailure::LegGone)
@@ -500,7 +505,7 @@ impl Engine {
     }
 
     /// A bridged call ended: one side hung up (or the switch lost it).
-    pub(crate) fn end_talk(&mut self, c: CallId, caller_side: bool, lost: bool) {
+    pub(crate) fn end_talk(&mut self, c: CallId, how: TalkEnd) {
         let now = self.now;
         let Some(call) = self.calls.get(&c) else {
             return;
@@ -517,23 +522,29 @@ impl Engine {
         let callback = call.callback;
         let q = call.queue;
         // Hang up whichever side is still there; the driver ignores legs already gone. A
-        // persistent agent line stays up: FreeSWITCH parks it again (park_after_bridge).
-        if !lost {
-            if caller_side {
-                if !self.is_line(agent, agent_leg) {
-                    self.switch(SwitchCommand::Hangup {
-                        leg: agent_leg,
-                        cause: "NORMAL_CLEARING",
-                    });
-                }
-            } else {
+        // persistent agent line stays up: FreeSWITCH parks it again (park_after_bridge). A
+        // transferred caller is FreeSWITCH's now: hanging it up would drop the person the
+        // agent just handed on.
+        match how {
+            TalkEnd::CallerLeft if !self.is_line(agent, agent_leg) => {
                 self.switch(SwitchCommand::Hangup {
-                    leg: caller_leg,
+                    leg: agent_leg,
                     cause: "NORMAL_CLEARING",
                 });
             }
+            TalkEnd::AgentLeft => self.switch(SwitchCommand::Hangup {
+                leg: caller_leg,
+                cause: "NORMAL_CLEARING",
+            }),
+            _ => {}
         }
-        if caller_side && self.is_line(agent, agent_leg) {
+        // A line whose phone made the transfer hangs up next (or is parked again): as an
+        // idle line, its hangup still takes the line down.
+        let line_stays = matches!(
+            how,
+            TalkEnd::CallerLeft | TalkEnd::Transferred | TalkEnd::Lost { caller_side: true }
+        ) && self.is_line(agent, agent_leg);
+        if line_stays {
             self.legs.insert(agent_leg, LegRole::AgentLine(agent));
         } else {
             self.legs.remove(&agent_leg);
@@ -542,14 +553,30 @@ impl Engine {
         let talk = now.saturating_duration_since(since);
         self.stats.call_talk_ended(now, q, c, agent, talk);
         self.finish_agent_call(agent, c, talk, true);
-        let outcome = if lost {
-            CallOutcome::Lost
-        } else if callback {
-            CallOutcome::CallbackAnswered
-        } else {
-            CallOutcome::Answered
+        let lost = matches!(how, TalkEnd::Lost { .. });
+        let outcome = match how {
+            TalkEnd::Lost { .. } => CallOutcome::Lost,
+            TalkEnd::Transferred => CallOutcome::Transferred,
+            _ if callback => CallOutcome::CallbackAnswered,
+            _ => CallOutcome::Answered,
         };
         self.end_call(c, outcome, lost);
+    }
+
+    /// The agent's phone handed its caller elsewhere in FreeSWITCH (SIP REFER, blind or
+    /// attended): the conversation is over for the engine and the agent wraps up, but the
+    /// caller's leg lives on, and so does its recording (it taps that leg and ends when the
+    /// leg hangs up). The agent's leg hangs up next; that hangup finds nothing left to end.
+    pub(crate) fn on_leg_transferred(&mut self, leg: LegId) {
+        let Some(LegRole::AgentOnCall(c)) = self.legs.get(&leg).copied() else {
+            return;
+        };
+        if matches!(
+            self.calls.get(&c).map(|c| c.phase),
+            Some(Phase::Talking { .. })
+        ) {
+            self.end_talk(c, TalkEnd::Transferred);
+        }
     }
 
     /// The agent's part of a call is over: wrap-up (if any) then ready again.
@@ -613,4 +640,17 @@ fn dial_safe(number: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '.' | '-' | '_'))
         .take(64)
         .collect()
+}
+
+/// How a conversation ended, which decides who the engine hangs up and what the record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TalkEnd {
+    /// The caller hung up: the agent's leg is hung up (a persistent line stays).
+    CallerLeft,
+    /// The agent hung up: the caller's leg is hung up.
+    AgentLeft,
+    /// The agent's phone handed the caller elsewhere (SIP REFER): nobody is hung up.
+    Transferred,
+    /// The switch lost the legs; `caller_side` says whose leg reported it.
+    Lost { caller_side: bool },
 }

@@ -280,6 +280,8 @@ pub struct Channel {
     pub resuming: bool,
     pub recordings: Vec<Recording>,
     pub talk_time: Option<Duration>,
+    /// The phone sends a blind REFER to this extension this long after its bridge.
+    pub refer: Option<(Duration, String)>,
     pub app_seq: u64,
     pub last_app: Option<(String, String)>,
     pub eavesdrop: Option<(ChanId, &'static str)>,

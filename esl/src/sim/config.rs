@@ -522,6 +522,18 @@ pub struct AgentBehaviour {
     pub answer_delay: Dist,
     /// Absent: the phone stays up until the far end or the API hangs up.
     pub talk_time: Option<Dist>,
+    /// The phone's transfer key: a blind SIP REFER this long into the conversation.
+    pub transfer: Option<PhoneTransfer>,
+}
+
+/// A blind transfer made on the agent's phone (module `core::refer`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneTransfer {
+    /// From the bridge.
+    pub after: Dist,
+    /// The Refer-To user: the extension the caller is sent to, in the caller's own context.
+    pub to: String,
 }
 
 impl Default for AgentBehaviour {
@@ -533,6 +545,7 @@ impl Default for AgentBehaviour {
             busy: 0.0,
             answer_delay: Dist::Fixed(1.0),
             talk_time: None,
+            transfer: None,
         }
     }
 }

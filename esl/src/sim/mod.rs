@@ -62,8 +62,8 @@ pub mod wire;
 
 pub use config::{
     AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel, DtmfPress,
-    DtmfScript, InboundModel, RaceOutcome, ResumeLoop, Scenario, ScenarioFile, SimConfig,
-    SoundFiles, SwitchModel,
+    DtmfScript, InboundModel, PhoneTransfer, RaceOutcome, ResumeLoop, Scenario, ScenarioFile,
+    SimConfig, SoundFiles, SwitchModel,
 };
 pub use core::{
     ConnId, ConnKind, Fault, InboundCall, OrekaAction, OrekaSetup, Output, RecorderAction,

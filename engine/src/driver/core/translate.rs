@@ -9,6 +9,7 @@
 //! | CHANNEL_EXECUTE_COMPLETE (other)             | callers             | the prompt queue             |
 //! | CUSTOM `avmd::beep`                          | campaign legs       | `MachineDetection` Machine   |
 //! | CHANNEL_HANGUP_COMPLETE                      | legs of ours        | a CDR, then `LegHungUp`      |
+//! | CHANNEL_HANGUP_COMPLETE, `endpoint_disposition` *_TRANSFER | originated legs | `Transferred` first |
 //! | CHANNEL_HANGUP_COMPLETE                      | recorder legs       | forgotten (module `capture`) |
 //! | RECORD_STOP (`Record-File-Path`)             | switch recordings   | the file's check (`capture`) |
 //!
@@ -90,11 +91,16 @@ impl DriverCore {
         }
         // The leg's CDR, for legs of ours, before the engine forgets whose it was.
         let call_leg = self.call_leg_of(leg);
+        let transferred = self.originated.contains_key(&leg) && transferred_its_peer(e);
         self.caller_queues.remove(&leg);
         self.forget_home(leg);
         let ours = self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
         if ours || call_leg.is_some() {
             self.record(Record::Cdr(cdr_from(e, leg, call_leg)));
+        }
+        if transferred {
+            debug!(%leg, to = ?e.variable("transfer_destination"), "agent phone transferred its peer");
+            self.feed_switch(SwitchEvent::Transferred { leg });
         }
         if ours {
             let cause = e
@@ -120,6 +126,18 @@ impl DriverCore {
         }
         self.feed_switch(SwitchEvent::MachineDetection { leg, result });
     }
+}
+
+/// mod_sofia marks the leg whose phone sent a REFER it carried out with
+/// `endpoint_disposition` BLIND_TRANSFER (`sofia_handle_sip_i_refer`: set before
+/// `switch_ivr_session_transfer` moves the peer) or ATTENDED_TRANSFER (REFER with Replaces, the
+/// peer bridged to the consulted party). The variable outlives the leg's hangup, so it rides
+/// on CHANNEL_HANGUP_COMPLETE; `*_TRANSFER_ERROR` dispositions moved nobody.
+fn transferred_its_peer(e: &Event) -> bool {
+    matches!(
+        e.variable("endpoint_disposition").as_deref(),
+        Some("BLIND_TRANSFER" | "ATTENDED_TRANSFER")
+    )
 }
 
 /// Microseconds since the epoch (FreeSWITCH's `*-Time` headers) to milliseconds; 0 = unset.

@@ -365,63 +365,7 @@ impl Switch {
             (Some("-both"), Some(p)) => targets.push(p),
             _ => {}
         }
-        let us = self.us(now);
-        // Transferred legs keep going in the dialplan rather than hang up: FreeSWITCH's
-        // CF_TRANSFER, modelled as park_after_bridge for the transfer's own unbridge only.
-        // The flag is no channel variable there, so none is left behind for a later bridge.
-        let before: Vec<(ChanId, Option<String>)> = targets
-            .iter()
-            .map(|t| {
-                let old = self
-                    .chans
-                    .get(t)
-                    .and_then(|c| c.var("park_after_bridge").map(str::to_owned));
-                (*t, old)
-            })
-            .collect();
-        for t in &targets {
-            if let Some(c) = self.chans.get_mut(t) {
-                c.set_var("park_after_bridge", "true");
-            }
-        }
-        for t in targets {
-            if let Some(p) = self.chans.get(&t).and_then(|c| c.peer) {
-                self.unbridge(now, t, p);
-            }
-            if inline {
-                // A transfer ends whatever the leg was doing (music, detection...).
-                self.abort_current(now, t);
-            }
-            if let Some(c) = self.chans.get_mut(&t) {
-                c.profile.dest = dest.to_owned();
-                c.transfer_us = us;
-                c.set_var(
-                    "transfer_history",
-                    format!("{}:{}:uuid_br:{dest}", us / 1_000_000, c.uuid),
-                );
-                c.state = CState::Routing;
-            }
-            self.unpark(now, t);
-            self.chan_event(now, t, "CHANNEL_STATE", vec![], vec![], false);
-            self.set_state(now, t, CState::Execute);
-            if inline {
-                for item in dest.split(',').filter(|i| !i.trim().is_empty()) {
-                    let (app, data) = item.split_once(':').unwrap_or((item, ""));
-                    self.queue_app(now, t, app.trim(), data.trim(), None);
-                }
-            } else {
-                // The simulated dialplan parks every extension.
-                self.park(now, t, None);
-            }
-        }
-        for (t, old) in before {
-            if let Some(c) = self.chans.get_mut(&t) {
-                match old {
-                    Some(v) => c.set_var("park_after_bridge", v),
-                    None => c.unset_var("park_after_bridge"),
-                }
-            }
-        }
+        self.session_transfer(now, &targets, dest, inline);
         "+OK\n".into()
     }
 
@@ -498,6 +442,7 @@ impl Switch {
             return self.originate_sip(now, profile, dest, vars, waiter, opts);
         }
         let agent = parts.first() == Some(&"user");
+        let mut refer = None;
         let (name, dest, outcome, delay, talk, media, source) = match parts.as_slice() {
             ["user", ext] | ["user", ext, ..] => {
                 let ext = ext.split('@').next().unwrap_or(ext);
@@ -517,6 +462,11 @@ impl Switch {
                 };
                 let delay = b.answer_delay.sample(&mut self.rng);
                 let talk = b.talk_time.as_ref().map(|d| d.sample(&mut self.rng));
+                // Drawn only when configured, so other scenarios keep their random streams.
+                refer = b
+                    .transfer
+                    .as_ref()
+                    .map(|t| (t.after.sample(&mut self.rng), t.to.clone()));
                 let n = format!("sofia/internal/{ext}@192.0.2.50:5060");
                 (n, ext.to_owned(), outcome, delay, talk, false, "mod_sofia")
             }
@@ -649,6 +599,7 @@ impl Switch {
             c.waiter = waiter;
             c.after_answer = after;
             c.talk_time = talk;
+            c.refer = refer;
             c.ring_deadline = Some(now + timeout);
             if let Some(o) = &outcome {
                 c.set_var(

@@ -86,6 +86,7 @@ impl Switch {
             resuming: false,
             recordings: Vec::new(),
             talk_time: None,
+            refer: None,
             app_seq: 0,
             last_app: None,
             eavesdrop: None,
@@ -675,6 +676,14 @@ impl Switch {
                 .and_then(|c| c.talk_time);
             if let Some(t) = talk {
                 self.schedule(now + t, TimerKey::TalkEnd(x));
+            }
+            let refer = self
+                .chans
+                .get(&x)
+                .and_then(|c| c.refer.as_ref())
+                .map(|r| r.0);
+            if let Some(after) = refer {
+                self.schedule(now + after, TimerKey::Refer(x));
             }
         }
     }

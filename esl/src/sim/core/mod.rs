@@ -41,6 +41,7 @@ mod handover;
 mod inbound;
 mod oreka;
 mod recorder;
+mod refer;
 mod regex;
 mod resume;
 mod timers;
@@ -158,6 +159,8 @@ enum TimerKey {
     Ring(ChanId),
     OriginateTimeout(ChanId),
     TalkEnd(ChanId),
+    /// The phone's transfer key (module `refer`).
+    Refer(ChanId),
     AppDone(ChanId, u64),
     /// mod_avmd hears a machine's beep.
     AvmdBeep(ChanId),

@@ -54,6 +54,12 @@ impl Switch {
                     self.hangup(now, ch, "NORMAL_CLEARING");
                 }
             }
+            TimerKey::Refer(ch) => {
+                let to = self.chans.get(&ch).and_then(|c| c.refer.clone());
+                if let Some((_, to)) = to {
+                    self.phone_refer(now, ch, &to);
+                }
+            }
             TimerKey::AppDone(ch, seq) => {
                 let Some(c) = self.chans.get(&ch) else { return };
                 let Some(app) = c.current.as_ref().filter(|a| a.seq == seq) else {
