@@ -1318,3 +1318,83 @@ fn a_refused_announcement_starts_the_recording_at_once() {
         b.media
     );
 }
+
+/// A caller bridged to the agent: the caller's and the agent's legs.
+fn talking_bench() -> (Bench, LegId, LegId) {
+    let mut b = bench();
+    b.available();
+    let caller = leg(1);
+    b.arrive(caller);
+    let originate = b.ticket("originate").expect("the agent is dialled");
+    let agent = b.agent_leg();
+    b.switch_event(event("CHANNEL_ANSWER", agent, &[]));
+    b.answer(
+        originate,
+        vec![Ok(Answer::Job(format!("+OK {agent}\n").into()))],
+    );
+    let caller_text = caller.to_string();
+    b.switch_event(event(
+        "CHANNEL_BRIDGE",
+        caller,
+        &[("Other-Leg-Unique-ID", agent.to_string().as_str())],
+    ));
+    assert!(b.lines().iter().any(|l| l.contains(&caller_text)));
+    (b, caller, agent)
+}
+
+fn call_outcome(b: &Bench) -> Option<crate::io::CallOutcome> {
+    b.records.iter().find_map(|r| match r {
+        Record::Call(c) => Some(c.outcome),
+        _ => None,
+    })
+}
+
+#[test]
+fn an_agent_leg_gone_with_a_transfer_disposition_leaves_its_caller_up() {
+    for disposition in ["BLIND_TRANSFER", "ATTENDED_TRANSFER"] {
+        let (mut b, caller, agent) = talking_bench();
+        let sent = b.lines().len();
+        b.switch_event(event(
+            "CHANNEL_HANGUP_COMPLETE",
+            agent,
+            &[
+                ("Hangup-Cause", "NORMAL_CLEARING"),
+                ("variable_endpoint_disposition", disposition),
+                ("variable_transfer_destination", "blind:2000"),
+            ],
+        ));
+        let kill = format!("uuid_kill {caller}");
+        assert!(
+            !b.lines()[sent..].iter().any(|l| l.contains(&kill)),
+            "{disposition}: the caller is not hung up: {:?}",
+            &b.lines()[sent..]
+        );
+        assert_eq!(
+            call_outcome(&b),
+            Some(crate::io::CallOutcome::Transferred),
+            "{disposition}"
+        );
+    }
+}
+
+#[test]
+fn an_agent_leg_gone_without_a_transfer_takes_its_caller_down() {
+    let (mut b, caller, agent) = talking_bench();
+    let sent = b.lines().len();
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        agent,
+        &[
+            ("Hangup-Cause", "NORMAL_CLEARING"),
+            // A REFER mod_sofia could not carry out moved nobody.
+            ("variable_endpoint_disposition", "ATTENDED_TRANSFER_ERROR"),
+        ],
+    ));
+    let kill = format!("uuid_kill {caller}");
+    assert!(
+        b.lines()[sent..].iter().any(|l| l.contains(&kill)),
+        "{:?}",
+        &b.lines()[sent..]
+    );
+    assert_eq!(call_outcome(&b), Some(crate::io::CallOutcome::Answered));
+}
