@@ -246,10 +246,18 @@ impl Pair {
                         (_, None) => Err(EslError::ConnectionClosed),
                         (EslRequest::Api(l), Some(link)) => n.wire.api(now, link, l),
                         (EslRequest::BgApi(l), Some(link)) => n.wire.bgapi(now, link, l),
+                        // The pair's wire carries api and bgapi only; its driver runs no flows,
+                        // the only source of executions.
+                        (EslRequest::Execute { .. }, Some(_)) => Err(EslError::InvalidCommand {
+                            reason: "sendmsg is not carried by the pair's wire".into(),
+                        }),
                     };
                     let line = match r {
                         EslRequest::Api(l) => format!("api {l}"),
                         EslRequest::BgApi(l) => format!("bgapi {l}"),
+                        EslRequest::Execute { leg, app, arg, .. } => {
+                            format!("sendmsg {leg} {app} {arg}")
+                        }
                     };
                     self.sent.push((node, now, line));
                     match sent {

@@ -53,6 +53,15 @@ use super::error::DriverError;
 pub enum EslRequest {
     Api(String),
     BgApi(String),
+    /// `sendmsg <leg>` with `call-command: execute`: runs `app` on the channel, queued after
+    /// what it runs now. `id` goes out as `Event-UUID`, which FreeSWITCH echoes as
+    /// `Application-UUID` on the execution's events.
+    Execute {
+        leg: LegId,
+        app: String,
+        arg: String,
+        id: Option<String>,
+    },
 }
 
 /// What the loop must remember about a command while it runs.

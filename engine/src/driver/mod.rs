@@ -119,7 +119,7 @@ use crate::error::EngineError;
 use crate::ids::QueueId;
 use crate::io::{Command, LiveEvent, SwitchCommand};
 
-pub use self::core::{Admission, Answer, CoreOutput, DriverCore, Reply, Ticket};
+pub use self::core::{Admission, Answer, CoreOutput, DriverCore, InboundPlan, Reply, Ticket};
 pub use commands::EslRequest;
 pub use config::{
     ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, EndpointSetup, LEG_VARIABLE, NODE_VARIABLE,
@@ -142,6 +142,7 @@ enum ApiRequest {
     Query(Query),
     /// Replaces the number/name -> queue routes (a queue's numbers changed through the API).
     Routes(HashMap<String, QueueId>),
+    Inbound(Option<Arc<InboundPlan>>),
     /// A switch command sent as if the core had emitted it (tests, operator tooling).
     Inject(SwitchCommand),
     /// Admit the callers held since start (`DriverConfig::hold_callers`), and all after them.
@@ -327,6 +328,15 @@ impl DriverHandle {
     pub async fn set_routes(&self, routes: HashMap<String, QueueId>) -> Result<(), DriverError> {
         self.api
             .send(ApiRequest::Routes(routes))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Replaces the number plan and flows new callers walk (`None`: callers go by number or
+    /// `switchyard_queue` alone); callers already in a flow finish theirs.
+    pub async fn set_inbound(&self, plan: Option<Arc<InboundPlan>>) -> Result<(), DriverError> {
+        self.api
+            .send(ApiRequest::Inbound(plan))
             .await
             .map_err(|_| DriverError::Stopped)
     }

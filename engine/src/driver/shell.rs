@@ -289,6 +289,7 @@ impl Shell {
             }
             ApiRequest::Query(read) => read(self.core.engine()),
             ApiRequest::Routes(routes) => self.core.set_routes(routes),
+            ApiRequest::Inbound(plan) => self.core.set_inbound(plan),
             ApiRequest::Inject(cmd) => self.core.inject(now(), cmd),
             ApiRequest::AdmitCallers => {
                 self.callers_admitted = true;
@@ -416,6 +417,26 @@ fn start(client: Client, req: EslRequest) -> Started {
                 .await
                 .map(|job| Answer::Job(job.body().to_vec()))
         })),
+        EslRequest::Execute { leg, app, arg, id } => {
+            Box::pin(tokio::task::unconstrained(async move {
+                let msg = switchyard_esl::codec::SendMsg::Execute {
+                    app,
+                    arg: Some(arg),
+                    event_uuid: id,
+                    event_lock: false,
+                    async_: false,
+                    loops: None,
+                };
+                let cmd = switchyard_esl::codec::Command::SendMsg {
+                    uuid: Some(leg.to_string()),
+                    msg,
+                };
+                client
+                    .send(cmd)
+                    .await
+                    .map(|reply| Answer::Api(reply.text().as_bytes().to_vec()))
+            }))
+        }
     };
     first_poll(fut)
 }

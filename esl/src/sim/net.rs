@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::codec::FramedRead;
 
-use super::config::{ScenarioFile, SimConfig};
+use super::config::{DtmfScript, ScenarioFile, SimConfig};
 use super::core::{ConnId, ConnKind, Fault, InboundCall, Output, RecorderAction, Switch};
 use super::uac;
 use crate::codec::{CommandFrame, Message, SwitchCodec};
@@ -125,6 +125,7 @@ enum Input {
 enum Control {
     Inject(Fault),
     PlaceCall(InboundCall, oneshot::Sender<Option<String>>),
+    PlaceScriptedCall(InboundCall, DtmfScript, oneshot::Sender<Option<String>>),
     CoreUuid(oneshot::Sender<String>),
     ChannelCount(oneshot::Sender<usize>),
     ToneHz(String, oneshot::Sender<Option<u32>>),
@@ -158,6 +159,17 @@ impl SimHandle {
     /// Places an inbound call (needs an inbound target); returns its uuid.
     pub async fn place_inbound_call(&self, call: InboundCall) -> Option<String> {
         self.ask(|tx| Control::PlaceCall(call, tx)).await
+    }
+
+    /// As [`SimHandle::place_inbound_call`], the caller pressing keys by `script` (from its
+    /// answer), as [`Switch::place_scripted_call`] does.
+    pub async fn place_scripted_call(
+        &self,
+        call: InboundCall,
+        script: DtmfScript,
+    ) -> Option<String> {
+        self.ask(|tx| Control::PlaceScriptedCall(call, script, tx))
+            .await
     }
 
     pub async fn core_uuid(&self) -> String {
@@ -318,6 +330,9 @@ async fn run(
                 Control::Inject(f) => sw.inject(t, f),
                 Control::PlaceCall(call, reply) => {
                     let _ = reply.send(sw.place_inbound_call(t, call));
+                }
+                Control::PlaceScriptedCall(call, script, reply) => {
+                    let _ = reply.send(sw.place_scripted_call(t, call, script));
                 }
                 Control::CoreUuid(reply) => {
                     let _ = reply.send(sw.core_uuid().to_owned());

@@ -41,6 +41,21 @@ impl DriverCore {
                 cause: "NORMAL_TEMPORARY_FAILURE".into(),
             };
         };
+        // A number plan decides where a new caller goes, through its flow.
+        if !returning
+            && route.queue_var.is_none()
+            && let Some(flow) = self.flow_for(route.destination.as_deref())
+        {
+            self.callers.insert(leg);
+            self.set_home(leg, node);
+            if let Some(r) = &mut self.nodes[node].resync {
+                r.extra.insert(leg);
+            }
+            let dialled = route.destination.unwrap_or_default();
+            self.start_flow(leg, flow, caller, dialled);
+            self.settle();
+            return Admission::Accepted;
+        }
         let Some(queue) = self.route(&route) else {
             bump(&self.counters.calls_unrouted);
             warn!(%leg, ?route, "no queue for this caller; hanging up");
@@ -83,6 +98,7 @@ impl DriverCore {
             }
             CallerInput::HungUp { leg, cause } => {
                 self.prompt_leg_gone(leg);
+                self.flow_leg_gone(leg);
                 if self.callers.remove(&leg) {
                     self.forget_home(leg);
                     self.feed_switch(SwitchEvent::LegHungUp { leg, cause });
@@ -105,7 +121,7 @@ impl DriverCore {
     /// Writes on the caller's channel when it first arrived, for it to come back with its
     /// seniority if this process dies while it waits (see [`ARRIVED_VARIABLE`]). Its queue
     /// and priority come back as the dialplan gave them, or as `restamp_caller` rewrote them.
-    fn stamp_caller(&mut self, node: usize, leg: LegId) {
+    pub(super) fn stamp_caller(&mut self, node: usize, leg: LegId) {
         let arrived = self.engine.unix_ms(self.now);
         self.send_command(
             node,

@@ -37,6 +37,7 @@ mod adopt;
 mod callers;
 mod capture;
 mod gate;
+mod ivr;
 mod join;
 mod pipeline;
 mod playback;
@@ -68,6 +69,7 @@ use super::nodes::{Homes, NodeCounters};
 use super::{Counters, DriverError, DriverStats, prompts, sounds};
 
 pub use callers::Admission;
+pub use ivr::InboundPlan;
 pub(crate) use playback::PlaybackAsk;
 pub(crate) use recovery::Resync;
 use timers::{Chore, Chores};
@@ -271,6 +273,10 @@ pub struct DriverCore {
     originated: HashMap<LegId, Originated>,
     /// Caller legs (with a socket) the core knows, until their hangup is reported.
     callers: HashSet<LegId>,
+    /// The number plan and flows callers walk before a queue (module `ivr`).
+    inbound: Option<Arc<InboundPlan>>,
+    /// Callers walking a flow, bounded by `ivr::MAX_FLOW_CALLERS`.
+    flows: HashMap<LegId, ivr::FlowCall>,
     /// The queue each caller was routed to, kept until its CHANNEL_HANGUP_COMPLETE (the
     /// session may report the hangup first) so its CDR can be filed under its call.
     caller_queues: HashMap<LegId, QueueId>,
@@ -365,6 +371,8 @@ impl DriverCore {
             backlog: VecDeque::new(),
             originated: HashMap::new(),
             callers: HashSet::new(),
+            inbound: None,
+            flows: HashMap::new(),
             caller_queues: HashMap::new(),
             followups: VecDeque::new(),
             // Replaced by the engine's own answer in the drain below.

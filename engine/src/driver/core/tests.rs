@@ -146,6 +146,7 @@ impl Bench {
             .map(|r| match r {
                 EslRequest::Api(l) => format!("api {l}"),
                 EslRequest::BgApi(l) => format!("bgapi {l}"),
+                EslRequest::Execute { leg, app, arg, .. } => format!("sendmsg {leg} {app} {arg}"),
             })
             .collect()
     }
@@ -154,7 +155,8 @@ impl Bench {
     fn ticket(&self, prefix: &str) -> Option<Ticket> {
         self.sent.iter().find_map(|(t, r)| {
             let l = match r.first()? {
-                EslRequest::Api(l) | EslRequest::BgApi(l) => l,
+                EslRequest::Api(l) | EslRequest::BgApi(l) => l.clone(),
+                EslRequest::Execute { app, arg, .. } => format!("{app} {arg}"),
             };
             l.starts_with(prefix).then_some(*t)
         })
@@ -1035,6 +1037,7 @@ fn a_recorder_leg_of_the_last_run_is_hung_up_at_the_takeover() {
     drain(&mut core, &mut sent);
     let first_line = |r: &Vec<EslRequest>| match &r[0] {
         EslRequest::Api(l) | EslRequest::BgApi(l) => l.clone(),
+        EslRequest::Execute { app, arg, .. } => format!("{app} {arg}"),
     };
     let listing = sent
         .iter()

@@ -6,6 +6,7 @@
 //! | CHANNEL_PARK                                 | originated legs     | the handover (held bridges go) |
 //! | CHANNEL_BRIDGE (`Other-Leg-Unique-ID` or `Bridge-B-Unique-ID`) | either leg ours | `Bridged` |
 //! | CHANNEL_EXECUTE_COMPLETE `Application: amd`  | campaign legs       | `MachineDetection` (once)    |
+//! | CHANNEL_EXECUTE_COMPLETE, `Application-UUID` of a flow's collection | callers in a flow | the flow (module `ivr`) |
 //! | CHANNEL_EXECUTE_COMPLETE (other)             | callers             | the prompt queue             |
 //! | CUSTOM `avmd::beep`                          | campaign legs       | `MachineDetection` Machine   |
 //! | CHANNEL_HANGUP_COMPLETE                      | legs of ours        | a CDR, then `LegHungUp`      |
@@ -69,6 +70,7 @@ impl DriverCore {
                     .map_or(AmdResult::Unsure, |v| AmdResult::from_freeswitch(&v));
                 self.machine_detection(leg, verdict);
             }
+            Some("CHANNEL_EXECUTE_COMPLETE") if self.flow_executed(leg, e) => {}
             Some("CHANNEL_EXECUTE_COMPLETE") => self.on_executed(leg, e),
             Some("CUSTOM") if e.header("Event-Subclass").as_deref() == Some("avmd::beep") => {
                 self.machine_detection(leg, AmdResult::Machine);
@@ -86,6 +88,7 @@ impl DriverCore {
 
     fn on_hangup_complete(&mut self, leg: LegId, e: &Event) {
         self.prompt_leg_gone(leg);
+        self.flow_leg_gone(leg);
         for (a, b) in self.handover.drop_leg(leg) {
             self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
         }

@@ -1,0 +1,273 @@
+//! Inbound flows (issue 20): a caller whose number runs a flow walks it here, on its own
+//! channel, before the engine hears of it; the flow's route then brings it to a queue as any
+//! caller arrives.
+//!
+//! ```text
+//!   caller_arrived, a number plan set, no switchyard_queue ─► Run (switchyard_dialplan)
+//!   Output::Play             ─► sendmsg <leg> execute playback
+//!   Output::PlayAndGetDigits ─► sendmsg <leg> execute play_and_get_digits (Event-UUID = ours,
+//!                               a variable of its own per attempt)
+//!   CHANNEL_EXECUTE_COMPLETE, Application-UUID ours ─► read_input(digits, read_result,
+//!                               digits_invalid) ─► the run
+//!   Output::Route(Queue)     ─► the engine's CallArrived, with the flow's skills and priority
+//!   Output::Route(Transfer)  ─► uuid_transfer <leg> <number> (the caller leaves switchyard)
+//!   Output::Route(PlayHangup)─► playback, then hangup
+//! ```
+//!
+//! The executions go through `sendmsg <uuid>` on the node's inbound connection, queued on the
+//! channel in order (a prompt, then the digit collection); their completions come there too.
+//! `play_and_get_digits` answers only in channel variables (`Application-Response: _none_`,
+//! capture `play-and-get-digits`), and variables outlive the application: each attempt
+//! collects into a variable of its own, so an earlier attempt's digits are never read again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use switchyard_dialplan::flow::{self as dp, Flow, NumberIndex, Output, Run, Target};
+use switchyard_dialplan::schedule::CompiledSchedule;
+use switchyard_esl::Event;
+use tracing::{debug, warn};
+
+use crate::ids::SkillId;
+use crate::io::{CallerInfo, Input, LegId, SwitchEvent};
+
+use super::super::commands::{EslRequest, Tracking};
+use super::DriverCore;
+
+/// Callers walking a flow at once; past it a caller goes straight to its queue by number.
+pub(crate) const MAX_FLOW_CALLERS: usize = 100_000;
+
+/// What inbound routing needs on the call path, built whole when the configuration changes.
+#[derive(Debug, Clone)]
+pub struct InboundPlan {
+    /// Dialled number -> flow id (a default flow for numbers it does not list).
+    pub numbers: NumberIndex,
+    pub flows: HashMap<String, Arc<Flow>>,
+    pub schedules: HashMap<String, CompiledSchedule>,
+    /// Skill names a flow sets -> the engine's ids.
+    pub skills: HashMap<String, SkillId>,
+}
+
+/// One caller in a flow.
+#[derive(Debug)]
+pub(crate) struct FlowCall {
+    run: Run,
+    /// What the caller brought, handed to the engine with the flow's variables.
+    caller: CallerInfo,
+    /// The execution awaited: its Event-UUID and the variable it collects into.
+    waiting: Option<(String, String)>,
+    attempts: u32,
+}
+
+impl DriverCore {
+    /// Replaces the number plan and flows; callers already in a flow finish the one they
+    /// started (each run holds its flow).
+    pub fn set_inbound(&mut self, plan: Option<Arc<InboundPlan>>) {
+        self.inbound = plan;
+    }
+
+    /// The flow a new caller runs: with a number plan set, every caller that does not name
+    /// its queue (`switchyard_queue`) and is not coming back into its queue after a restart.
+    pub(super) fn flow_for(&self, destination: Option<&str>) -> Option<Arc<Flow>> {
+        let plan = self.inbound.as_ref()?;
+        if self.flows.len() >= MAX_FLOW_CALLERS {
+            warn!("too many callers in flows at once; this one goes by its number");
+            return None;
+        }
+        let id = plan.numbers.flow_for(destination.unwrap_or(""));
+        let flow = plan.flows.get(id).cloned();
+        if flow.is_none() {
+            warn!(flow = id, "the number plan names a flow that is not loaded");
+        }
+        flow
+    }
+
+    /// Starts `leg` on `flow` (the caller's bookkeeping is done).
+    pub(super) fn start_flow(
+        &mut self,
+        leg: LegId,
+        flow: Arc<Flow>,
+        caller: CallerInfo,
+        dialled: String,
+    ) {
+        let who = dp::CallerInfo {
+            caller_id: caller.number.clone(),
+            dialled,
+        };
+        let run = Run::new(flow, who);
+        // A menu answers the call first: prompts and keys in early media depend on the
+        // carrier, and a caller in a menu is a call in progress (billing starts here).
+        self.execute(leg, "answer", String::new(), None);
+        self.flows.insert(
+            leg,
+            FlowCall {
+                run,
+                caller,
+                waiting: None,
+                attempts: 0,
+            },
+        );
+        self.flow_input(leg, dp::Input::CallArrived);
+    }
+
+    /// A completion on a leg in a flow: `true` when it was the collection awaited.
+    pub(super) fn flow_executed(&mut self, leg: LegId, e: &Event) -> bool {
+        let Some(call) = self.flows.get_mut(&leg) else {
+            return false;
+        };
+        let Some((id, var)) = &call.waiting else {
+            return false;
+        };
+        if e.header("Application-UUID").as_deref() != Some(id.as_str()) {
+            return false;
+        }
+        let digits = e.variable(var);
+        let result = e.variable("read_result");
+        let invalid = e.variable(&format!("{var}_invalid"));
+        let input = dp::read_input(digits.as_deref(), result.as_deref(), invalid.as_deref());
+        call.waiting = None;
+        self.flow_input(leg, input);
+        true
+    }
+
+    /// The caller hung up (or vanished) while in a flow.
+    pub(super) fn flow_leg_gone(&mut self, leg: LegId) {
+        if let Some(call) = self.flows.remove(&leg) {
+            debug!(%leg, journey = ?call.run.journey(), "caller left during its flow");
+        }
+    }
+
+    fn flow_input(&mut self, leg: LegId, input: dp::Input) {
+        let at = self.engine.unix_ms(self.now);
+        let Some(call) = self.flows.get_mut(&leg) else {
+            return;
+        };
+        let plan = self.inbound.clone();
+        let open = |schedule: &str| -> Option<bool> {
+            let ts = jiff::Timestamp::from_millisecond(i64::try_from(at).ok()?).ok()?;
+            plan.as_ref()?
+                .schedules
+                .get(schedule)
+                .map(|s| s.is_open(ts))
+        };
+        if let Err(e) = call.run.handle_input(&open, input) {
+            // An input the run did not expect (a completion after it moved on): logged only.
+            debug!(%leg, error = %e, "flow input ignored");
+        }
+        while let Some(out) = self.flows.get_mut(&leg).and_then(|c| c.run.poll_output()) {
+            match out {
+                Output::Play { prompt } => self.execute(leg, "playback", prompt, None),
+                Output::PlayAndGetDigits(mut p) => {
+                    let Some(call) = self.flows.get_mut(&leg) else {
+                        return;
+                    };
+                    call.attempts = call.attempts.saturating_add(1);
+                    let var = format!("switchyard_ivr_{}", call.attempts);
+                    let id = format!("switchyard-ivr-{leg}-{}", call.attempts);
+                    p.var_name = var.clone();
+                    call.waiting = Some((id.clone(), var));
+                    self.execute(leg, "play_and_get_digits", p.app_args(), Some(id));
+                }
+                Output::Route(target) => {
+                    if let Some(call) = self.flows.remove(&leg) {
+                        self.route_from_flow(leg, call, target);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn route_from_flow(&mut self, leg: LegId, call: FlowCall, target: Target) {
+        debug!(%leg, ?target, journey = ?call.run.journey(), "flow routed");
+        let mut caller = call.caller;
+        match target {
+            Target::Queue { queue, vars } => {
+                let Some(q) = self.lookup_route(&queue).or(self.cfg.default_queue) else {
+                    warn!(%leg, queue, "the flow routes to a queue switchyard does not know");
+                    self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+                    return;
+                };
+                if let Some(p) = vars.priority {
+                    caller.priority = i32::try_from(p).unwrap_or(i32::MAX);
+                }
+                let skills = self.inbound.as_ref().map(|p| &p.skills);
+                for (name, level) in &vars.skills {
+                    let id = skills
+                        .and_then(|s| s.get(name).copied())
+                        .or_else(|| name.parse::<u32>().ok().map(SkillId));
+                    match id {
+                        Some(id) if !caller.skills.iter().any(|(s, _)| *s == id) => {
+                            caller.skills.push((id, *level))
+                        }
+                        Some(_) => {}
+                        None => {
+                            warn!(%leg, skill = name, "the flow sets a skill switchyard does not know")
+                        }
+                    }
+                }
+                self.hand_to_queue(leg, q, caller);
+            }
+            Target::Transfer { number } => {
+                let (dialplan, context) = (
+                    self.cfg.transfer_dialplan.clone(),
+                    self.cfg.transfer_context.clone(),
+                );
+                self.api_on_leg(
+                    leg,
+                    format!("uuid_transfer {leg} {number} {dialplan} {context}"),
+                );
+            }
+            Target::PlayHangup { prompt } => {
+                self.execute(leg, "playback", prompt, None);
+                self.execute(leg, "hangup", "NORMAL_CLEARING".into(), None);
+            }
+            Target::Agent { agent, .. } => {
+                warn!(%leg, agent, "routing a flow to one agent is not built yet; the caller is hung up");
+                self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+            }
+            Target::Voicemail { mailbox, .. } => {
+                warn!(%leg, ?mailbox, "voicemail is not built yet; the caller is hung up");
+                self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+            }
+        }
+    }
+
+    /// The caller enters its queue as any caller does at arrival.
+    fn hand_to_queue(&mut self, leg: LegId, queue: crate::ids::QueueId, caller: CallerInfo) {
+        if self.caller_queues.len() < super::MAX_CALLER_QUEUES {
+            self.caller_queues.insert(leg, queue);
+        }
+        if let Err(e) = self.feed(Input::Switch(
+            self.now,
+            SwitchEvent::CallArrived { leg, queue, caller },
+        )) {
+            warn!(%leg, error = %e, "the core refused a caller from its flow");
+        }
+        if self.engine.owns_leg(leg) {
+            let node = self.leg_node(leg);
+            self.stamp_caller(node, leg);
+        }
+    }
+
+    /// `sendmsg <leg>` execute on the leg's node, queued on the channel after what is there.
+    fn execute(&mut self, leg: LegId, app: &str, arg: String, id: Option<String>) {
+        let node = self.leg_node(leg);
+        self.send_command(
+            node,
+            vec![EslRequest::Execute {
+                leg,
+                app: app.to_owned(),
+                arg,
+                id,
+            }],
+            Tracking::Other,
+            None,
+        );
+    }
+
+    fn api_on_leg(&mut self, leg: LegId, line: String) {
+        let node = self.leg_node(leg);
+        self.send_command(node, vec![EslRequest::Api(line)], Tracking::Other, None);
+    }
+}

@@ -1,0 +1,341 @@
+//! Inbound flows against the fake switch over loopback: the driver walks a caller through an
+//! IVR menu with `play_and_get_digits` (sendmsg on the inbound connection), reads the result
+//! from CHANNEL_EXECUTE_COMPLETE's variables, and routes the caller where the menu says, with
+//! the skills and priority it set. The fake's callers press keys by script.
+
+#[path = "wire_support/mod.rs"]
+mod wire_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_dialplan::flow::{Flow, NumberPlan};
+use switchyard_engine::config::{Announcements, EngineConfig};
+use switchyard_engine::driver::{Driver, DriverConfig, DriverHandle, InboundPlan};
+use switchyard_engine::{
+    AgentConfig, AgentId, Command, Engine, LegId, Membership, Presence, QueueConfig, QueueId,
+    Record, SkillId, Strategy,
+};
+use switchyard_esl::client::{Auth, Client, ClientConfig, ClientEvent, EventStream};
+use switchyard_esl::sim::{
+    AgentBehaviour, AgentModel, CustomerModel, Dist, DtmfPress, DtmfScript, InboundCall, Scenario,
+    SimConfig, SimHandle,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use wire_support::Log;
+
+const SALES: QueueId = QueueId(1);
+const SUPPORT: QueueId = QueueId(2);
+const SPANISH: SkillId = SkillId(7);
+const NUMBER: &str = "+15550100";
+
+/// Press 1 for support, 2 for sales (in Spanish, priority 5); three invalid entries or three
+/// silences end in a message and a hangup, each its own.
+const FLOW: &str = r#"{
+  "id": "main",
+  "steps": [
+    {"kind": "menu", "id": "greet", "menu": "main"},
+    {"kind": "set", "id": "sales_vars", "next": "sales", "vars": [
+      {"kind": "skill", "skill": "spanish", "level": {"literal": "3"}},
+      {"kind": "priority", "value": {"literal": "5"}}
+    ]},
+    {"kind": "queue", "id": "sales", "queue": "sales"},
+    {"kind": "queue", "id": "support", "queue": "support"},
+    {"kind": "play_hangup", "id": "too_many_invalid", "prompt": "ivr/invalid-goodbye.wav"},
+    {"kind": "play_hangup", "id": "too_many_timeouts", "prompt": "ivr/timeout-goodbye.wav"}
+  ],
+  "menus": [{
+    "id": "main",
+    "greet_long": "ivr/main.wav",
+    "timeout_ms": 1500,
+    "inter_digit_timeout_ms": 1000,
+    "max_failures": 3,
+    "max_timeouts": 3,
+    "entries": [
+      {"keys": {"exact": "1"}, "action": {"kind": "step", "step": "support"}},
+      {"keys": {"exact": "2"}, "action": {"kind": "step", "step": "sales_vars"}}
+    ],
+    "on_max_failures": {"kind": "step", "step": "too_many_invalid"},
+    "on_max_timeouts": {"kind": "step", "step": "too_many_timeouts"}
+  }],
+  "fallback": {"queue": "support"}
+}"#;
+
+struct World {
+    sim: SimHandle,
+    api: DriverHandle,
+    records: Log<Record>,
+    /// CHANNEL_EXECUTE_COMPLETE seen on an observer's inbound connection: (leg, app, data).
+    executed: Log<(String, String, String)>,
+    observer: Client,
+    _driver: Driver,
+}
+
+impl World {
+    async fn start() -> World {
+        let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim = switchyard_esl::sim::spawn(
+            esl,
+            SimConfig {
+                inbound_target: Some(outbound.local_addr().unwrap().to_string()),
+                scenario: Scenario {
+                    seed: 3,
+                    agents: AgentModel {
+                        extensions: vec!["1000-1099".into()],
+                        behaviour: AgentBehaviour {
+                            answer_delay: Dist::Fixed(0.2),
+                            ..AgentBehaviour::default()
+                        },
+                        overrides: Vec::new(),
+                    },
+                    customers: CustomerModel::default(),
+                    inbound: None,
+                },
+                ..SimConfig::default()
+            },
+            11,
+        );
+        let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon")
+            .route("sales", SALES)
+            .route("support", SUPPORT);
+        let engine = Engine::new(
+            EngineConfig::default(),
+            7,
+            tokio::time::Instant::now().into_std(),
+        );
+        let (rec_tx, mut rec_rx) = mpsc::channel(100_000);
+        let driver = Driver::start(cfg, engine, outbound, rec_tx).await.unwrap();
+        let api = driver.handle().clone();
+        let records = Log::new();
+        let r = records.clone();
+        tokio::spawn(async move {
+            while let Some(rec) = rec_rx.recv().await {
+                r.push(rec);
+            }
+        });
+        let (observer, events) = Client::connect(
+            ClientConfig::new(
+                sim.local_addr().to_string(),
+                Auth::Password("ClueCon".into()),
+            )
+            .events("CHANNEL_EXECUTE_COMPLETE"),
+        )
+        .await
+        .unwrap();
+        let executed = Log::new();
+        tokio::spawn(collect_executions(events, executed.clone()));
+        for (id, name) in [(SALES, "sales"), (SUPPORT, "support")] {
+            api.command(Command::UpsertQueue(Box::new(QueueConfig {
+                id,
+                name: name.into(),
+                strategy: Strategy::LongestIdleAgent,
+                announcements: Announcements {
+                    first_after: None,
+                    every: None,
+                    ..Announcements::default()
+                },
+                ..QueueConfig::default()
+            })))
+            .await
+            .unwrap();
+        }
+        let flow: Flow = serde_json::from_str(FLOW).unwrap();
+        let plan = NumberPlan {
+            numbers: vec![switchyard_dialplan::flow::NumberRoute {
+                number: NUMBER.into(),
+                flow: "main".into(),
+            }],
+            default_flow: "main".into(),
+        };
+        api.set_inbound(Some(Arc::new(InboundPlan {
+            numbers: plan.index(),
+            flows: HashMap::from([("main".to_owned(), Arc::new(flow))]),
+            schedules: HashMap::new(),
+            skills: HashMap::from([("spanish".to_owned(), SPANISH)]),
+        })))
+        .await
+        .unwrap();
+        World {
+            sim,
+            api,
+            records,
+            executed,
+            observer,
+            _driver: driver,
+        }
+    }
+
+    async fn agent(&self, id: u32, queue: QueueId, skills: Vec<(SkillId, u8)>) {
+        self.api
+            .command(Command::UpsertAgent(Box::new(AgentConfig {
+                id: AgentId(id),
+                name: format!("agent {id}"),
+                contact: format!("user/{}", 1000 + id),
+                skills,
+                ..AgentConfig::default()
+            })))
+            .await
+            .unwrap();
+        self.api
+            .command(Command::SetMemberships {
+                agent: AgentId(id),
+                memberships: vec![Membership::new(queue)],
+            })
+            .await
+            .unwrap();
+        self.api
+            .command(Command::SetAgentPresence {
+                agent: AgentId(id),
+                presence: Presence::Available,
+            })
+            .await
+            .unwrap();
+    }
+
+    async fn call(&self, presses: &[(u64, &str)]) -> String {
+        let call = InboundCall {
+            destination: NUMBER.into(),
+            caller_number: "+15557770001".into(),
+            talk_time: Some(Duration::from_secs(2)),
+            ..InboundCall::default()
+        };
+        let presses = presses
+            .iter()
+            .map(|(ms, d)| DtmfPress::new(Duration::from_millis(*ms), d).unwrap())
+            .collect();
+        self.sim
+            .place_scripted_call(call, DtmfScript::new(presses).unwrap())
+            .await
+            .expect("the fake switch places the call")
+    }
+
+    async fn call_record_of(&self, caller: &str) -> switchyard_engine::CallRecord {
+        let leg = LegId::parse(caller).unwrap();
+        match self
+            .records
+            .wait_for(
+                "the call's record",
+                |r| matches!(r, Record::Call(c) if c.leg == leg),
+            )
+            .await
+        {
+            Record::Call(c) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    /// Once the caller's channel is gone: what was played on it.
+    async fn ended_hearing(&self, caller: &str) -> Vec<String> {
+        let mut gone = false;
+        for _ in 0..1500 {
+            let body = self
+                .observer
+                .api(&format!("uuid_exists {caller}"))
+                .await
+                .unwrap();
+            if String::from_utf8_lossy(&body).trim() == "false" {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the flow hangs the caller up");
+        // The observer's events are read on their own task: wait for the last one.
+        self.executed
+            .wait_for("the hangup's completion", |(l, app, _)| {
+                l == caller && app == "hangup"
+            })
+            .await;
+        self.executed
+            .snapshot()
+            .into_iter()
+            .filter(|(l, app, _)| l == caller && app == "playback")
+            .map(|(_, _, data)| data)
+            .collect()
+    }
+
+    fn collections(&self, caller: &str) -> usize {
+        self.executed
+            .snapshot()
+            .iter()
+            .filter(|(l, app, _)| l == caller && app == "play_and_get_digits")
+            .count()
+    }
+}
+
+async fn collect_executions(mut events: EventStream, log: Log<(String, String, String)>) {
+    while let Some(e) = events.recv().await {
+        let ClientEvent::Event(e) = e else { continue };
+        let text = |h: &str| e.header(h).map(|v| v.into_owned()).unwrap_or_default();
+        log.push((
+            text("Unique-ID"),
+            text("Application"),
+            text("Application-Data"),
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_pressing_2_lands_in_sales_with_the_skill_and_priority_the_menu_set() {
+    let w = World::start().await;
+    // Agent 3 has waited longest but lacks Spanish: only the menu's skill keeps the call from
+    // them. Agent 4 serves support only.
+    w.agent(3, SALES, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.agent(4, SUPPORT, vec![]).await;
+    w.agent(5, SALES, vec![(SPANISH, 5)]).await;
+    let caller = w.call(&[(800, "2")]).await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.queues, vec![SALES]);
+    assert_eq!(record.agent, Some(AgentId(5)), "the Spanish-speaking agent");
+    assert_eq!(w.collections(&caller), 1, "one press, one collection");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_pressing_1_lands_in_support() {
+    let w = World::start().await;
+    w.agent(4, SUPPORT, vec![]).await;
+    let caller = w.call(&[(800, "1")]).await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.queues, vec![SUPPORT]);
+    assert_eq!(record.agent, Some(AgentId(4)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_invalid_entries_lead_to_the_max_invalid_action() {
+    let w = World::start().await;
+    w.agent(4, SUPPORT, vec![]).await;
+    // 9 is no entry of the menu: FreeSWITCH's regex refuses it (digits_invalid).
+    let caller = w.call(&[(800, "9"), (1500, "9"), (1500, "9")]).await;
+    let heard = w.ended_hearing(&caller).await;
+    assert_eq!(
+        heard.last().map(String::as_str),
+        Some("ivr/invalid-goodbye.wav")
+    );
+    assert!(!heard.iter().any(|p| p.contains("timeout-goodbye")));
+    assert_eq!(w.collections(&caller), 3);
+    let leg = LegId::parse(&caller).unwrap();
+    assert!(
+        !w.records
+            .snapshot()
+            .iter()
+            .any(|r| matches!(r, Record::Call(c) if c.leg == leg)),
+        "the caller never reached a queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_leads_to_the_max_timeout_action() {
+    let w = World::start().await;
+    w.agent(4, SUPPORT, vec![]).await;
+    let caller = w.call(&[]).await;
+    let heard = w.ended_hearing(&caller).await;
+    assert_eq!(
+        heard.last().map(String::as_str),
+        Some("ivr/timeout-goodbye.wav")
+    );
+    assert_eq!(w.collections(&caller), 3);
+}
