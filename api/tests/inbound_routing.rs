@@ -668,7 +668,8 @@ async fn deleting_what_a_flow_or_a_number_uses_answers_409_saying_what_uses_it()
             200
         );
 
-        let refused = |path: String, names: &'static [&'static str]| {
+        let refused = |path: String, names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
             let s = &s;
             async move {
                 let (st, e) = s.call("DELETE", &path, Some(k), None).await;
@@ -678,8 +679,11 @@ async fn deleting_what_a_flow_or_a_number_uses_answers_409_saying_what_uses_it()
                     "{path}: {e}"
                 );
                 let message = e["error"]["message"].as_str().unwrap();
-                for name in names {
-                    assert!(message.contains(name), "{path}: {message:?} names {name:?}");
+                for name in &names {
+                    assert!(
+                        message.contains(name.as_str()),
+                        "{path}: {message:?} names {name:?}"
+                    );
                 }
                 let (st, _) = s.call("GET", &path, Some(k), None).await;
                 assert_eq!(st, 200, "{path} is still there");
@@ -689,6 +693,12 @@ async fn deleting_what_a_flow_or_a_number_uses_answers_409_saying_what_uses_it()
         refused(format!("/v1/ivr-menus/{top_id}"), &["front door"]).await;
         refused(format!("/v1/ivr-menus/{sub}"), &["\"top\""]).await;
         refused(format!("/v1/flows/{f}"), &["+15550100100", "default route"]).await;
+        refused(format!("/v1/agents/{}", w.agent), &["front door"]).await;
+        refused(format!("/v1/queues/{}", w.queue), &[&f.to_string()]).await;
+        let (_, e) = s
+            .call("DELETE", &format!("/v1/queues/{}", w.queue), Some(k), None)
+            .await;
+        assert_eq!(e["used_by"]["flows"], json!([f]), "{e}");
 
         // Once nothing uses them, each goes.
         assert_eq!(
@@ -709,6 +719,8 @@ async fn deleting_what_a_flow_or_a_number_uses_answers_409_saying_what_uses_it()
             format!("/v1/schedules/{}", w.schedule),
             format!("/v1/ivr-menus/{top_id}"),
             format!("/v1/ivr-menus/{sub}"),
+            format!("/v1/agents/{}", w.agent),
+            format!("/v1/queues/{}", w.queue),
         ] {
             let (st, e) = s.call("DELETE", &path, Some(k), None).await;
             assert_eq!(st, 204, "{path}: {e}");

@@ -4,7 +4,7 @@
 //! written as strings (`{"kind": "queue", "id": "sales", "queue": "48213"}`); a missing
 //! reference, a loop with no exit or an unreachable step is refused with the field's path
 //! (`config.steps[2].queue`). The helpers here (what a tenant's flows may name, who uses what)
-//! serve the menu, number and schedule routes too.
+//! serve the menu, number, schedule, queue and agent routes too.
 //!
 //! Every write takes [`crate::runtime::Runtime::config_writes`] for its checks and its write:
 //! a flow cannot be written naming a schedule or menu that a concurrent deletion is removing.
@@ -17,7 +17,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_dialplan::DialplanError;
-use switchyard_dialplan::flow::{Flow, Known, Menu, MenuAction, Step};
+use switchyard_dialplan::flow::{Fallback, Flow, Known, Menu, MenuAction, Step, VoicemailBox};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -165,6 +165,50 @@ pub(super) fn flow_uses_menu(flow: &Flow, menu_id: &str) -> bool {
         || flow.menus.iter().any(|m| menu_names_menu(m, menu_id))
 }
 
+/// Whether a flow routes to the queue (by shown id): a queue step, its voicemail box, the
+/// fallback.
+pub(super) fn flow_uses_queue(flow: &Flow, queue_id: &str) -> bool {
+    let is = |q: &String| q == queue_id;
+    let boxed = |b: &VoicemailBox| matches!(b, VoicemailBox::Queue(q) if is(q));
+    flow.steps.iter().any(|s| match s {
+        Step::Queue { queue, .. } => is(queue),
+        Step::Voicemail { mailbox, .. } => boxed(mailbox),
+        _ => false,
+    }) || match &flow.fallback {
+        Fallback::Queue(q) => is(q),
+        Fallback::Voicemail(b) => boxed(b),
+        _ => false,
+    }
+}
+
+/// Whether a flow routes to the agent (by shown id): an agent step, its voicemail box, the
+/// fallback.
+pub(super) fn flow_uses_agent(flow: &Flow, agent_id: &str) -> bool {
+    let is = |a: &String| a == agent_id;
+    let boxed = |b: &VoicemailBox| matches!(b, VoicemailBox::Agent(a) if is(a));
+    flow.steps.iter().any(|s| match s {
+        Step::Agent { agent, .. } => is(agent),
+        Step::Voicemail { mailbox, .. } => boxed(mailbox),
+        _ => false,
+    }) || match &flow.fallback {
+        Fallback::Agent(a) => is(a),
+        Fallback::Voicemail(b) => boxed(b),
+        _ => false,
+    }
+}
+
+/// The tenant's flows that `uses`.
+pub(super) async fn flow_rows_using(
+    st: &AppState,
+    tenant: TenantId,
+    uses: impl Fn(&Flow) -> bool,
+) -> Result<Vec<FlowRow>, ApiError> {
+    let ids = &st.rt.ids;
+    let mut rows = st.rt.store.list_flows(tenant).await?;
+    rows.retain(|r| stored_flow(ids, r).is_some_and(|f| uses(&f)));
+    Ok(rows)
+}
+
 /// The tenant's flows that `uses`, each named for an "in use" answer.
 pub(super) async fn flows_using(
     st: &AppState,
@@ -172,13 +216,9 @@ pub(super) async fn flows_using(
     uses: impl Fn(&Flow) -> bool,
 ) -> Result<Vec<String>, ApiError> {
     let ids = &st.rt.ids;
-    Ok(st
-        .rt
-        .store
-        .list_flows(tenant)
+    Ok(flow_rows_using(st, tenant, uses)
         .await?
         .iter()
-        .filter(|r| stored_flow(ids, r).is_some_and(|f| uses(&f)))
         .map(|r| format!("flow {} {:?}", ids.encode(IdKind::Flow, r.id), r.name))
         .collect())
 }
