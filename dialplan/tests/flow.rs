@@ -946,3 +946,32 @@ fn a_stored_menu_is_checked_alone_with_its_own_paths_and_any_step() {
     bad.on_max_timeouts = switchyard_dialplan::flow::MenuAction::Repeat;
     assert_eq!(path_of(&bad), "on_max_timeouts");
 }
+
+#[test]
+fn a_document_without_an_id_parses_and_is_refused_at_id_until_one_is_given() {
+    let mut json = flow_json();
+    json.as_object_mut().expect("an object").remove("id");
+    json["menus"][0]
+        .as_object_mut()
+        .expect("an object")
+        .remove("id");
+    let mut flow: Flow = serde_json::from_value(json).expect("parses without ids");
+    assert_eq!(flow.id, "");
+    let path = |f: &Flow| match f.validate(&World) {
+        Err(DialplanError::Invalid { path, .. }) => path,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(path(&flow), "id");
+    flow.id = "main".into();
+    assert_eq!(path(&flow), "menus[0].id");
+    flow.menus[0].id = "main".into();
+    assert_eq!(flow.validate(&World), Ok(()));
+    // An empty id is left out of the document, so a stored one reads back the same.
+    flow.id.clear();
+    let stored = serde_json::to_value(&flow).expect("serialises");
+    assert!(stored.get("id").is_none(), "{stored}");
+    assert_eq!(
+        serde_json::from_value::<Flow>(stored).expect("reads back"),
+        flow
+    );
+}
