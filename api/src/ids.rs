@@ -38,10 +38,16 @@ pub enum IdKind {
     Audit,
     /// A business-hours schedule.
     Schedule,
+    /// An IVR menu stored apart from any flow.
+    IvrMenu,
+    /// An inbound flow.
+    Flow,
+    /// A number of the tenant's number plan.
+    Number,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 11] = [
+    const ALL: [IdKind; 14] = [
         IdKind::Agent,
         IdKind::Queue,
         IdKind::Skill,
@@ -53,6 +59,9 @@ impl IdKind {
         IdKind::Dnc,
         IdKind::Audit,
         IdKind::Schedule,
+        IdKind::IvrMenu,
+        IdKind::Flow,
+        IdKind::Number,
     ];
 
     /// The noun an error message uses (`no agent 123`).
@@ -69,6 +78,9 @@ impl IdKind {
             IdKind::Dnc => "do-not-call entry",
             IdKind::Audit => "audit entry",
             IdKind::Schedule => "schedule",
+            IdKind::IvrMenu => "IVR menu",
+            IdKind::Flow => "flow",
+            IdKind::Number => "number",
         }
     }
 
@@ -82,7 +94,10 @@ impl IdKind {
             | IdKind::Campaign
             | IdKind::Call
             | IdKind::Offer
-            | IdKind::Schedule => 16,
+            | IdKind::Schedule
+            | IdKind::IvrMenu
+            | IdKind::Flow
+            | IdKind::Number => 16,
             IdKind::Contact | IdKind::Attempt | IdKind::Dnc | IdKind::Audit => 26,
         }
     }
@@ -104,7 +119,7 @@ const ROUNDS: u8 = 8;
 pub struct IdCodec {
     /// Per kind: the hash state after absorbing the secret and the kind's name, cloned for
     /// every round so a round hashes only its own few bytes.
-    keys: std::sync::Arc<[Sha256; 11]>,
+    keys: std::sync::Arc<[Sha256; 14]>,
 }
 
 impl std::fmt::Debug for IdCodec {

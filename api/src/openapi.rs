@@ -126,7 +126,7 @@ pub fn router(doc: Document) -> Router {
         (name = "skills", description = "The tenant's skill catalogue"),
         (name = "calls", description = "Call history with decision traces and CDRs; live calls"),
         (name = "campaigns", description = "Outbound campaigns: settings, state, contacts (CSV import), attempts, figures"),
-        (name = "routing", description = "Inbound routing: business-hours schedules"),
+        (name = "routing", description = "Inbound routing: business-hours schedules, IVR menus, flows and the number plan"),
         (name = "dnc", description = "The tenant's do-not-call list"),
         (name = "api-keys", description = "The tenant's API keys; an agent key acts for one agent (`agent_id`)"),
         (name = "audit", description = "The tenant's audit log (admin keys only)"),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use switchyard_api::app;
 use switchyard_api::http::HttpConfig;
+use switchyard_api::ids::IdKind;
 use switchyard_api::model::{Role, TenantId};
 use switchyard_api::openapi;
 use switchyard_api::runtime::{Runtime, SwitchConfig};
@@ -76,6 +77,24 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/schedules/{id}"),
     ("DELETE", "/v1/schedules/{id}"),
     ("GET", "/v1/schedules/{id}/status"),
+    ("GET", "/v1/ivr-menus"),
+    ("POST", "/v1/ivr-menus"),
+    ("GET", "/v1/ivr-menus/{id}"),
+    ("PUT", "/v1/ivr-menus/{id}"),
+    ("DELETE", "/v1/ivr-menus/{id}"),
+    ("GET", "/v1/flows"),
+    ("POST", "/v1/flows"),
+    ("GET", "/v1/flows/{id}"),
+    ("PUT", "/v1/flows/{id}"),
+    ("DELETE", "/v1/flows/{id}"),
+    ("GET", "/v1/numbers"),
+    ("POST", "/v1/numbers"),
+    ("GET", "/v1/numbers/default"),
+    ("PUT", "/v1/numbers/default"),
+    ("DELETE", "/v1/numbers/default"),
+    ("GET", "/v1/numbers/{id}"),
+    ("PUT", "/v1/numbers/{id}"),
+    ("DELETE", "/v1/numbers/{id}"),
     ("GET", "/v1/campaigns"),
     ("POST", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{id}"),
@@ -238,6 +257,34 @@ impl Server {
             (
                 format!("/v1/queues/{queue}/members"),
                 json!({"agent_id": agent}),
+            ),
+            // Inbound routing: a schedule, a stored menu, a flow using them, a number to it.
+            (
+                "/v1/schedules".to_owned(),
+                json!({"name": "hours", "config": {"time_zone": "UTC", "weekly": {"monday": [{"start": "09:00", "end": "17:00"}]}}}),
+            ),
+            (
+                "/v1/ivr-menus".to_owned(),
+                json!({"name": "main", "config": {
+                    "greet_long": "main.wav", "timeout_ms": 5000, "inter_digit_timeout_ms": 2000,
+                    "max_failures": 3, "max_timeouts": 3,
+                    "entries": [{"keys": {"exact": "1"}, "action": {"kind": "step", "step": "sales"}}],
+                    "on_max_failures": {"kind": "step", "step": "sales"},
+                    "on_max_timeouts": {"kind": "step", "step": "sales"}}}),
+            ),
+            (
+                "/v1/flows".to_owned(),
+                json!({"name": "front door", "config": {
+                "fallback": {"queue": queue.to_string()},
+                "steps": [
+                    {"kind": "schedule", "id": "hours", "schedule": ids.encode(IdKind::Schedule, 1).to_string(), "open": "greet", "closed": "sales"},
+                    {"kind": "menu", "id": "greet", "menu": ids.encode(IdKind::IvrMenu, 1).to_string()},
+                    {"kind": "queue", "id": "sales", "queue": queue.to_string()}
+                ]}}),
+            ),
+            (
+                "/v1/numbers".to_owned(),
+                json!({"number": "+15550100100", "flow": ids.encode(IdKind::Flow, 1)}),
             ),
         ] {
             let resp = self
@@ -512,7 +559,7 @@ fn schemathesis() -> Option<String> {
 /// Real ids for generated requests to use half of the time (schemathesis "dictionaries"):
 /// random ids alone would only ever reach the 404s.
 struct Known {
-    /// Queue, agent and skill ids.
+    /// Queue, agent, skill, schedule, IVR menu, flow and number ids.
     ids: Vec<i64>,
     /// Calls waiting in the queue.
     calls: Vec<String>,
@@ -551,7 +598,7 @@ values = [{recordings}]
 "body.agent_id" = {{ dictionary = "ids", probability = 0.5 }}
 
 [[operations]]
-include-path-regex = '^/v1/(queues|agents|skills)/\{{id\}}'
+include-path-regex = '^/v1/(queues|agents|skills|schedules|ivr-menus|flows|numbers)/\{{id\}}'
 parameters = {{ "path.id" = {{ dictionary = "ids", probability = 0.5 }} }}
 
 [[operations]]
@@ -664,7 +711,7 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
         .json()
         .await
         .unwrap();
-    // The queue, agent and skill the seed made, as the API shows them.
+    // The queue, agent, skill and routing documents the seed made, as the API shows them.
     let known = Known {
         recordings: recordings["recordings"]
             .as_array()
@@ -672,7 +719,15 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
             .iter()
             .map(|r| r["id"].as_str().unwrap().to_owned())
             .collect(),
-        ids: vec![s.rt.ids.queue(1), s.rt.ids.agent(1), s.rt.ids.skill(1)],
+        ids: vec![
+            s.rt.ids.queue(1),
+            s.rt.ids.agent(1),
+            s.rt.ids.skill(1),
+            s.rt.ids.encode(IdKind::Schedule, 1),
+            s.rt.ids.encode(IdKind::IvrMenu, 1),
+            s.rt.ids.encode(IdKind::Flow, 1),
+            s.rt.ids.encode(IdKind::Number, 1),
+        ],
         calls: waiting["calls"]
             .as_array()
             .unwrap()

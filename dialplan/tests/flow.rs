@@ -791,3 +791,187 @@ fn numbers_normalise_lightly_and_default() {
         matches!(bad.validate(flows), Err(DialplanError::Invalid { path, .. }) if path == "default_flow")
     );
 }
+
+/// The world above, with menus stored apart from any flow: "m1" (1: sales, 2: submenu "m2",
+/// 9: a step named "nope") and "m2" (0: support, 8: back).
+struct Stored {
+    menus: Vec<switchyard_dialplan::flow::Menu>,
+}
+
+impl Known for Stored {
+    fn queue(&self, id: &str) -> bool {
+        World.queue(id)
+    }
+    fn agent(&self, id: &str) -> bool {
+        World.agent(id)
+    }
+    fn schedule(&self, id: &str) -> bool {
+        World.schedule(id)
+    }
+    fn menu(&self, id: &str) -> Option<&switchyard_dialplan::flow::Menu> {
+        self.menus.iter().find(|m| m.id == id)
+    }
+}
+
+fn stored_menu(id: &str, entries: serde_json::Value) -> switchyard_dialplan::flow::Menu {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "greet_long": format!("{id}.wav"),
+        "timeout_ms": 5000, "inter_digit_timeout_ms": 2000,
+        "max_failures": 3, "max_timeouts": 3,
+        "entries": entries,
+        "on_max_failures": {"kind": "step", "step": "support"},
+        "on_max_timeouts": {"kind": "step", "step": "support"}
+    }))
+    .expect("the stored menu parses")
+}
+
+fn stored() -> Stored {
+    Stored {
+        menus: vec![
+            stored_menu(
+                "m1",
+                serde_json::json!([
+                    {"keys": {"exact": "1"}, "action": {"kind": "step", "step": "sales"}},
+                    {"keys": {"exact": "2"}, "action": {"kind": "submenu", "menu": "m2"}}
+                ]),
+            ),
+            stored_menu(
+                "m2",
+                serde_json::json!([
+                    {"keys": {"exact": "0"}, "action": {"kind": "step", "step": "support"}},
+                    {"keys": {"exact": "8"}, "action": {"kind": "back"}}
+                ]),
+            ),
+        ],
+    }
+}
+
+fn flow_on_stored(menu: &str) -> Flow {
+    serde_json::from_value(serde_json::json!({
+        "id": "lean",
+        "fallback": {"queue": "support"},
+        "steps": [
+            {"kind": "menu", "id": "greet", "menu": menu},
+            {"kind": "queue", "id": "sales", "queue": "sales"},
+            {"kind": "queue", "id": "support", "queue": "support"}
+        ]
+    }))
+    .expect("parses")
+}
+
+#[test]
+fn a_flow_runs_the_stored_menus_it_names_and_their_submenus_as_its_own() {
+    let known = stored();
+    let flow = flow_on_stored("m1");
+    assert_eq!(flow.validate(&known), Ok(()));
+    let runnable = flow.resolve_menus(&known).expect("resolves");
+    let ids: Vec<&str> = runnable.menus.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"], "the submenu comes in through m1");
+    let (out, _) = drive(runnable.clone(), None, &[d("2"), d("0")]);
+    assert!(
+        matches!(last_route(&out), Target::Queue { queue, .. } if queue == "support"),
+        "{out:#?}"
+    );
+    let (out, _) = drive(runnable, None, &[d("1")]);
+    assert!(
+        matches!(last_route(&out), Target::Queue { queue, .. } if queue == "sales"),
+        "{out:#?}"
+    );
+    // Without the stored menus the same flow names a menu that is not there.
+    assert_eq!(
+        flow.validate(&World).map_err(|e| match e {
+            DialplanError::Invalid { path, .. } => path,
+            other => format!("{other:?}"),
+        }),
+        Err("steps[0].menu".to_owned())
+    );
+}
+
+#[test]
+fn a_problem_inside_a_stored_menu_is_told_at_the_flow_field_that_brings_it_in() {
+    let mut known = stored();
+    known.menus[1] = stored_menu(
+        "m2",
+        serde_json::json!([{"keys": {"exact": "0"}, "action": {"kind": "step", "step": "billing"}}]),
+    );
+    match flow_on_stored("m1").validate(&known) {
+        Err(DialplanError::Invalid { path, reason }) => {
+            assert_eq!(path, "steps[0].menu");
+            assert!(
+                reason.starts_with("IVR menu \"m2\", entries[0].action.step: no step \"billing\""),
+                "{reason}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_local_menu_may_not_take_the_id_of_a_stored_one() {
+    let known = stored();
+    let mut json = flow_json();
+    json["menus"][1]["id"] = "m1".into();
+    json["menus"][0]["entries"][0]["action"]["menu"] = "m1".into();
+    let flow: Flow = serde_json::from_value(json).expect("parses");
+    match flow.validate(&known) {
+        Err(DialplanError::Invalid { path, .. }) => assert_eq!(path, "menus[1].id"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_stored_menu_is_checked_alone_with_its_own_paths_and_any_step() {
+    let known = stored();
+    let ok = stored_menu(
+        "x",
+        serde_json::json!([
+            {"keys": {"exact": "1"}, "action": {"kind": "step", "step": "whatever_flow_step"}},
+            {"keys": {"exact": "2"}, "action": {"kind": "submenu", "menu": "m1"}}
+        ]),
+    );
+    assert_eq!(ok.validate_stored("x", &known), Ok(()));
+    let path_of = |m: &switchyard_dialplan::flow::Menu| match m.validate_stored("x", &known) {
+        Err(DialplanError::Invalid { path, .. }) => path,
+        other => panic!("{other:?}"),
+    };
+    let mut bad = ok.clone();
+    bad.entries[1].action = switchyard_dialplan::flow::MenuAction::Submenu { menu: "m9".into() };
+    assert_eq!(path_of(&bad), "entries[1].action.menu", "no stored menu m9");
+    bad.entries[1].action = switchyard_dialplan::flow::MenuAction::Submenu { menu: "x".into() };
+    assert_eq!(path_of(&bad), "entries[1].action.menu", "itself");
+    let mut bad = ok.clone();
+    bad.timeout = Duration::ZERO;
+    assert_eq!(path_of(&bad), "timeout_ms");
+    let mut bad = ok;
+    bad.on_max_timeouts = switchyard_dialplan::flow::MenuAction::Repeat;
+    assert_eq!(path_of(&bad), "on_max_timeouts");
+}
+
+#[test]
+fn a_document_without_an_id_parses_and_is_refused_at_id_until_one_is_given() {
+    let mut json = flow_json();
+    json.as_object_mut().expect("an object").remove("id");
+    json["menus"][0]
+        .as_object_mut()
+        .expect("an object")
+        .remove("id");
+    let mut flow: Flow = serde_json::from_value(json).expect("parses without ids");
+    assert_eq!(flow.id, "");
+    let path = |f: &Flow| match f.validate(&World) {
+        Err(DialplanError::Invalid { path, .. }) => path,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(path(&flow), "id");
+    flow.id = "main".into();
+    assert_eq!(path(&flow), "menus[0].id");
+    flow.menus[0].id = "main".into();
+    assert_eq!(flow.validate(&World), Ok(()));
+    // An empty id is left out of the document, so a stored one reads back the same.
+    flow.id.clear();
+    let stored = serde_json::to_value(&flow).expect("serialises");
+    assert!(stored.get("id").is_none(), "{stored}");
+    assert_eq!(
+        serde_json::from_value::<Flow>(stored).expect("reads back"),
+        flow
+    );
+}

@@ -309,8 +309,8 @@ async fn update(
     Ok(Json(view(&st.rt.ids, &row)))
 }
 
-/// Removes an agent (admin); refused while the agent has a call. The API keys bound to the
-/// agent are revoked with it.
+/// Removes an agent (admin); refused while the agent has a call or an inbound flow routes to
+/// it (409 naming the flows). The API keys bound to the agent are revoked with it.
 #[utoipa::path(
     delete,
     path = "/v1/agents/{id}",
@@ -319,7 +319,7 @@ async fn update(
     params(AgentPath),
     responses(
         (status = 204, description = "Removed"),
-        (status = 409, description = "The agent has a call", body = ErrorBody),
+        (status = 409, description = "The agent has a call, or a flow routes to it", body = ErrorBody),
     ),
 )]
 async fn remove(
@@ -333,6 +333,10 @@ async fn remove(
     // Not between another change's write and its undo (see `change`).
     let _one_at_a_time = st.rt.config_writes.lock().await;
     owned(&st, tenant, id).await?;
+    let me = shown.to_string();
+    let flows =
+        super::flows::flows_using(&st, tenant, |f| super::flows::flow_uses_agent(f, &me)).await?;
+    super::flows::not_in_use("agent", flows)?;
     let agent = live_agent(&st, tenant, id)?;
     // The engine refuses while the agent has a call.
     st.rt

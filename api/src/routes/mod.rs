@@ -9,7 +9,10 @@ mod agents;
 mod audit;
 mod calls;
 mod campaigns;
+mod flows;
+mod ivr_menus;
 mod keys;
+mod numbers;
 mod queues;
 mod recording_media;
 mod recording_retention;
@@ -66,6 +69,9 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(recording_media::routes())
         .merge(recording_retention::routes())
         .merge(schedules::routes())
+        .merge(ivr_menus::routes())
+        .merge(flows::routes())
+        .merge(numbers::routes())
         .merge(recording_search::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())

@@ -379,6 +379,10 @@ struct UsedBy {
     calls: usize,
     /// The campaigns that dial for the queue's agents, whatever their state.
     campaigns: Vec<i64>,
+    /// The inbound flows that route to it (a queue step, its voicemail box, a fallback);
+    /// absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    flows: Vec<i64>,
 }
 
 /// 409 for a queue in use: the usual error, and what uses the queue.
@@ -394,6 +398,9 @@ fn in_use(ids: &IdCodec, id: i64, mut used_by: UsedBy) -> Response {
     for c in &mut used_by.campaigns {
         *c = ids.campaign(*c);
     }
+    for f in &mut used_by.flows {
+        *f = ids.encode(IdKind::Flow, *f);
+    }
     let mut what = Vec::new();
     if used_by.calls > 0 {
         what.push(format!(
@@ -408,6 +415,13 @@ fn in_use(ids: &IdCodec, id: i64, mut used_by: UsedBy) -> Response {
             ids.join(", ")
         ));
     }
+    if !used_by.flows.is_empty() {
+        let ids: Vec<String> = used_by.flows.iter().map(i64::to_string).collect();
+        what.push(format!(
+            "flows {} route to it (change them first)",
+            ids.join(", ")
+        ));
+    }
     let body = QueueInUse {
         error: crate::openapi::ErrorDetail {
             code: "conflict".into(),
@@ -419,9 +433,9 @@ fn in_use(ids: &IdCodec, id: i64, mut used_by: UsedBy) -> Response {
     (StatusCode::CONFLICT, Json(body)).into_response()
 }
 
-/// Removes a queue (admin). Refused (409, naming them) while calls are in it or campaigns
-/// dial for it: the queue is never drained or its campaigns re-pointed on the operator's
-/// behalf.
+/// Removes a queue (admin). Refused (409, naming them) while calls are in it, campaigns
+/// dial for it or inbound flows route to it: the queue is never drained or its campaigns or
+/// flows re-pointed on the operator's behalf.
 #[utoipa::path(
     delete,
     path = "/v1/queues/{id}",
@@ -430,7 +444,7 @@ fn in_use(ids: &IdCodec, id: i64, mut used_by: UsedBy) -> Response {
     params(QueuePath),
     responses(
         (status = 204, description = "Removed"),
-        (status = 409, description = "Calls are in the queue or campaigns dial for it; `used_by` says which", body = QueueInUse),
+        (status = 409, description = "Calls are in the queue, campaigns dial for it or inbound flows route to it; `used_by` says which", body = QueueInUse),
     ),
 )]
 async fn remove(
@@ -460,8 +474,23 @@ async fn remove(
         campaigns.dedup();
     };
     merge(&mut campaigns, running);
-    if calls > 0 || !campaigns.is_empty() {
-        return Ok(in_use(&st.rt.ids, id, UsedBy { calls, campaigns }));
+    let me = shown.to_string();
+    let flows: Vec<i64> =
+        super::flows::flow_rows_using(&st, tenant, |f| super::flows::flow_uses_queue(f, &me))
+            .await?
+            .iter()
+            .map(|r| r.id)
+            .collect();
+    if calls > 0 || !campaigns.is_empty() || !flows.is_empty() {
+        return Ok(in_use(
+            &st.rt.ids,
+            id,
+            UsedBy {
+                calls,
+                campaigns,
+                flows,
+            },
+        ));
     }
     // The engine checks again as it removes (a caller may have arrived since).
     match st.rt.engine.command(Command::RemoveQueue(q)).await {
@@ -473,7 +502,15 @@ async fn remove(
         })) => {
             let mut campaigns = Vec::new();
             merge(&mut campaigns, c);
-            return Ok(in_use(&st.rt.ids, id, UsedBy { calls, campaigns }));
+            return Ok(in_use(
+                &st.rt.ids,
+                id,
+                UsedBy {
+                    calls,
+                    campaigns,
+                    flows: Vec::new(),
+                },
+            ));
         }
         Err(other) => return Err(engine_error(other)),
     }
@@ -490,6 +527,7 @@ async fn remove(
                 UsedBy {
                     calls: 0,
                     campaigns,
+                    flows: Vec::new(),
                 },
             ));
         }

@@ -226,7 +226,7 @@ async fn replace(
     Ok(Json(ScheduleView::of(&st, row)))
 }
 
-/// Removes a schedule (admin, audited).
+/// Removes a schedule (admin, audited); 409 naming the flows that use it.
 #[utoipa::path(
     delete,
     path = "/v1/schedules/{id}",
@@ -236,6 +236,7 @@ async fn replace(
     responses(
         (status = 204, description = "Removed"),
         (status = 404, description = "No such schedule", body = ErrorBody),
+        (status = 409, description = "A flow uses it", body = ErrorBody),
     ),
 )]
 async fn remove(
@@ -246,6 +247,12 @@ async fn remove(
     require_role(&p, ADMINS)?;
     let tenant = require_tenant(&p)?;
     let id = super::stored_id(&st, IdKind::Schedule, shown)?;
+    let _one_at_a_time = st.rt.config_writes.lock().await;
+    let me = shown.to_string();
+    let users =
+        super::flows::flows_using(&st, tenant, |f| super::flows::flow_uses_schedule(f, &me))
+            .await?;
+    super::flows::not_in_use("schedule", users)?;
     let a = audit(
         &p,
         Some(tenant),

@@ -287,6 +287,7 @@ mod config;
 mod history;
 mod objects;
 mod recordings;
+mod routing;
 mod schedules;
 mod transcripts;
 pub use campaigns::{
@@ -299,6 +300,7 @@ pub use objects::{
     RetentionScope,
 };
 pub use recordings::OPEN_RECORDING;
+pub use routing::{FlowRow, MenuRow, NumberRow};
 pub use schedules::ScheduleRow;
 pub use transcripts::{
     FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
@@ -433,6 +435,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "schedules",
             include_str!("../../../migrations/sqlite/0014_schedules.sql"),
         ),
+        (
+            15,
+            "inbound flows",
+            include_str!("../../../migrations/sqlite/0015_inbound_flows.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -506,6 +513,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             14,
             "schedules",
             include_str!("../../../migrations/postgres/0014_schedules.sql"),
+        ),
+        (
+            15,
+            "inbound flows",
+            include_str!("../../../migrations/postgres/0015_inbound_flows.sql"),
         ),
     ])
 });

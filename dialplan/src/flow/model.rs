@@ -39,6 +39,9 @@ pub struct NumberRoute {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Flow {
+    /// Left out, it reads as empty, which validation refuses: the API leaves it out of the
+    /// documents it stores and fills in the flow's own id.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     pub steps: Vec<Step>,
     #[serde(default)]
@@ -188,6 +191,9 @@ pub enum Value {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Menu {
+    /// Left out, it reads as empty, which validation refuses: a menu stored apart from any
+    /// flow (the API's `/v1/ivr-menus`) is named by its stored id instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub id: String,
     /// Played on entering the menu, and on `repeat`.
     pub greet_long: String,

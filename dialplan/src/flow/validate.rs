@@ -13,7 +13,7 @@
 //! prompt bound ends them. `back` and `top` are taken to reach every menu that can stack the
 //! menu (a slight over-approximation: the runner knows the actual stack).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::model::{Assignment, Fallback, Flow, Keys, Menu, MenuAction, Step, Value, VoicemailBox};
 use super::numbers::normalise_number;
@@ -26,6 +26,13 @@ pub trait Known {
     fn queue(&self, id: &str) -> bool;
     fn agent(&self, id: &str) -> bool;
     fn schedule(&self, id: &str) -> bool;
+    /// A menu stored apart from any flow (the API's `/v1/ivr-menus`), by the id flows name it
+    /// by in a `menu` step or a `submenu` action; none by default. A flow that names one is
+    /// validated (and run, [`Flow::resolve_menus`]) as if the menu were among its own.
+    fn menu(&self, id: &str) -> Option<&Menu> {
+        let _ = id;
+        None
+    }
     /// A queue's or agent's box; by default it exists when its owner does.
     fn voicemail_box(&self, mailbox: &VoicemailBox) -> bool {
         match mailbox {
@@ -71,12 +78,17 @@ fn check_prompt(path: &str, s: &str) -> Res {
 struct Ids<'a> {
     steps: BTreeMap<&'a str, usize>,
     menus: BTreeMap<&'a str, usize>,
+    /// A stored menu, checked apart from any flow: its `step` actions name steps of the flows
+    /// that will use it, checked when each of them is.
+    any_step: bool,
+    /// Where menus are looked for, for the message.
+    scope: &'static str,
 }
 
 impl Ids<'_> {
     fn step(&self, path: &str, id: &str) -> Res {
         check_str(path, id)?;
-        if self.steps.contains_key(id) {
+        if self.any_step || self.steps.contains_key(id) {
             Ok(())
         } else {
             Err(err(path, format!("no step {id:?} in this flow")))
@@ -87,14 +99,97 @@ impl Ids<'_> {
         if self.menus.contains_key(id) {
             Ok(())
         } else {
-            Err(err(path, format!("no menu {id:?} in this flow")))
+            Err(err(path, format!("no menu {id:?} {}", self.scope)))
         }
     }
 }
 
 impl Flow {
-    /// Validates the whole flow; the first problem found is the error.
+    /// Validates the whole flow, with the stored menus it names ([`Known::menu`]) as if they
+    /// were among its own; the first problem found is the error. A problem inside a stored
+    /// menu (an entry naming a step this flow lacks) is reported at the field of this flow that
+    /// brings the menu in (`steps[1].menu`), the menu and its own field in the reason.
     pub fn validate<K: Known + ?Sized>(&self, known: &K) -> Res {
+        let (merged, origins) = self.resolve(known)?;
+        merged
+            .validate_merged(known)
+            .map_err(|e| remap(e, self.menus.len(), &merged, &origins))
+    }
+
+    /// The flow as the runner needs it: its own menus, then every stored menu it names
+    /// (directly or through submenus), each under the id it is named by. Validate first:
+    /// this refuses only a local menu that takes a stored menu's id and a flow past
+    /// [`MAX_MENUS`] with them.
+    pub fn resolve_menus<K: Known + ?Sized>(&self, known: &K) -> Result<Flow, DialplanError> {
+        self.resolve(known).map(|(flow, _)| flow)
+    }
+
+    /// [`Flow::resolve_menus`], with the path of the field that brought in each stored menu.
+    fn resolve<K: Known + ?Sized>(&self, known: &K) -> Result<(Flow, Vec<String>), DialplanError> {
+        if self.steps.len() > MAX_STEPS {
+            return Err(err("steps", format!("more than {MAX_STEPS} steps")));
+        }
+        if self.menus.len() > MAX_MENUS {
+            return Err(err("menus", format!("more than {MAX_MENUS} menus")));
+        }
+        let mut local: BTreeSet<&str> = BTreeSet::new();
+        for (m, menu) in self.menus.iter().enumerate() {
+            if known.menu(&menu.id).is_some() {
+                return Err(err(
+                    format!("menus[{m}].id"),
+                    format!(
+                        "{:?} is the id of a stored IVR menu; a menu of the flow needs its own",
+                        menu.id
+                    ),
+                ));
+            }
+            local.insert(&menu.id);
+        }
+        let mut wanted: VecDeque<(String, String)> = VecDeque::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if let Step::Menu { menu, .. } = step {
+                wanted.push_back((menu.clone(), format!("steps[{i}].menu")));
+            }
+        }
+        for (m, menu) in self.menus.iter().enumerate() {
+            for (path, action) in menu_actions(m, menu) {
+                if let MenuAction::Submenu { menu } = action {
+                    wanted.push_back((menu.clone(), format!("{path}.menu")));
+                }
+            }
+        }
+        let mut merged = self.clone();
+        let mut origins: Vec<String> = Vec::new();
+        let mut added: BTreeSet<String> = BTreeSet::new();
+        while let Some((id, origin)) = wanted.pop_front() {
+            if local.contains(id.as_str()) || added.contains(&id) {
+                continue;
+            }
+            let Some(stored) = known.menu(&id) else {
+                continue;
+            };
+            if merged.menus.len() >= MAX_MENUS {
+                return Err(err(
+                    origin,
+                    format!("more than {MAX_MENUS} menus with the stored IVR menus it names"),
+                ));
+            }
+            let mut menu = stored.clone();
+            menu.id.clone_from(&id);
+            for (_, action) in menu_actions(0, &menu) {
+                if let MenuAction::Submenu { menu } = action {
+                    wanted.push_back((menu.clone(), origin.clone()));
+                }
+            }
+            merged.menus.push(menu);
+            origins.push(origin);
+            added.insert(id);
+        }
+        Ok((merged, origins))
+    }
+
+    /// The checks, on a flow whose stored menus are merged in.
+    fn validate_merged<K: Known + ?Sized>(&self, known: &K) -> Res {
         check_str("id", &self.id)?;
         if self.steps.is_empty() {
             return Err(err("steps", "a flow needs at least one step (the entry)"));
@@ -108,6 +203,8 @@ impl Flow {
         let mut ids = Ids {
             steps: BTreeMap::new(),
             menus: BTreeMap::new(),
+            any_step: false,
+            scope: "in this flow",
         };
         for (i, s) in self.steps.iter().enumerate() {
             let path = format!("steps[{i}].id");
@@ -133,6 +230,63 @@ impl Flow {
         let sub = submenu_edges(self, &ids);
         check_submenu_depth(self, &sub)?;
         check_graph(self, &ids, &sub)
+    }
+}
+
+/// A problem found in a merged stored menu (`menus[k]` past the flow's own), told at the field
+/// of the flow that brought the menu in.
+fn remap(e: DialplanError, local: usize, merged: &Flow, origins: &[String]) -> DialplanError {
+    let DialplanError::Invalid { path, reason } = e;
+    let stored = path
+        .strip_prefix("menus[")
+        .and_then(|rest| rest.split_once(']'))
+        .and_then(|(k, tail)| Some((k.parse::<usize>().ok()?, tail)))
+        .filter(|(k, _)| *k >= local)
+        .and_then(|(k, tail)| Some((merged.menus.get(k)?, origins.get(k - local)?, tail)));
+    match stored {
+        Some((menu, origin, tail)) => {
+            let tail = tail.strip_prefix('.').unwrap_or(tail);
+            let reason = if tail.is_empty() {
+                format!("IVR menu {:?}: {reason}", menu.id)
+            } else {
+                format!("IVR menu {:?}, {tail}: {reason}", menu.id)
+            };
+            DialplanError::invalid(origin.clone(), reason)
+        }
+        None => DialplanError::Invalid { path, reason },
+    }
+}
+
+impl Menu {
+    /// Validates a menu stored apart from any flow (the API's `/v1/ivr-menus`) under the id
+    /// flows will name it by: everything [`Flow::validate`] checks of a menu, except that its
+    /// `step` actions may name any step (each flow that uses the menu is checked for them, and
+    /// for loops, when it is validated); its submenus must be stored menus ([`Known::menu`]).
+    /// Paths are the document's own (`entries[2].action.menu`).
+    pub fn validate_stored<K: Known + ?Sized>(&self, id: &str, known: &K) -> Res {
+        check_str("id", id)?;
+        let mut menu = self.clone();
+        menu.id = id.to_owned();
+        let mut menus: BTreeMap<&str, usize> = BTreeMap::new();
+        menus.insert(id, 0);
+        for (_, action) in menu_actions(0, self) {
+            if let MenuAction::Submenu { menu } = action
+                && known.menu(menu).is_some()
+            {
+                menus.insert(menu, 0);
+            }
+        }
+        let ids = Ids {
+            steps: BTreeMap::new(),
+            menus,
+            any_step: true,
+            scope: "among the stored IVR menus",
+        };
+        check_menu("menu", &menu, &ids).map_err(|e| {
+            let DialplanError::Invalid { path, reason } = e;
+            let path = path.strip_prefix("menu.").unwrap_or(&path).to_owned();
+            DialplanError::Invalid { path, reason }
+        })
     }
 }
 
