@@ -110,7 +110,34 @@ pub struct SimConfig {
     /// mod_oreka loaded and its `oreka.conf` set (`None`: not loaded, as in a default
     /// FreeSWITCH build: `module_exists mod_oreka` is false and `oreka_record` does not exist).
     pub oreka: Option<super::core::OrekaSetup>,
+    /// The modules loaded, as `module_exists` answers (`"true"` / `"false"`, the body of
+    /// mod_commands' `module_exists_function`). Default: [`DEFAULT_MODULES`]. `mod_oreka`
+    /// follows [`SimConfig::oreka`] whatever this says (the fake runs `oreka_record` only
+    /// with an `oreka.conf`). Only the answer follows this list: the fake still runs `amd`
+    /// and `avmd_start` when a leg asks for them.
+    pub modules: Vec<String>,
 }
+
+/// The modules the fake switch says it has by default: what a FreeSWITCH 1.10 build loads
+/// with vanilla `modules.conf.xml` that switchyard asks about, plus mod_amd and mod_avmd,
+/// whose detection the fake does (a real node needs them built and loaded: mod_avmd is left
+/// out of the default build, mod_amd is not in FreeSWITCH's tree).
+pub const DEFAULT_MODULES: &[&str] = &[
+    "mod_sofia",
+    "mod_commands",
+    "mod_dptools",
+    "mod_event_socket",
+    "mod_sndfile",
+    "mod_native_file",
+    "mod_tone_stream",
+    "mod_local_stream",
+    "mod_loopback",
+    "mod_expr",
+    "mod_hash",
+    "mod_db",
+    "mod_amd",
+    "mod_avmd",
+];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -128,6 +155,7 @@ impl Default for SimConfig {
             switch: SwitchModel::default(),
             sounds: SoundFiles::default(),
             oreka: None,
+            modules: DEFAULT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
         }
     }
 }
