@@ -32,6 +32,8 @@
 //! # press 2 three seconds after the answer, then 1234# one second after that.
 //! dtmf_script = [{ after_s = 3.0, digits = "2" }, { after_s = 1.0, digits = "1234#" }]
 //! dtmf_digit_gap = { uniform = [0.1, 0.2] }   # between the digits of one press
+//! modules = ["mod_sofia", "mod_commands", "mod_dptools"]   # what module_exists says is
+//!                                # loaded [default: DEFAULT_MODULES] (SimConfig::modules)
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
 //! originate_handover = { choice = [[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]] }
 //! bgapi_start = { uniform = [0.005, 0.022] }         # bgapi read -> its command runs
@@ -65,7 +67,7 @@
 //! event) is in `core/digits.rs`.
 //!
 //! The file is read with [`ScenarioFile::from_toml`]; [`Scenario::from_toml`] reads the
-//! behaviour model alone and rejects a `[switch]` section like any unknown key.
+//! behaviour model alone and rejects a `[switch]` section or `modules` like any unknown key.
 
 use std::time::Duration;
 
@@ -452,11 +454,14 @@ impl BridgeRace {
     }
 }
 
-/// A scenario file: the behaviour model plus the optional `[switch]` section.
+/// A scenario file: the behaviour model plus the optional `[switch]` section and `modules`
+/// list.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScenarioFile {
     pub scenario: Scenario,
     pub switch: SwitchModel,
+    /// The modules `module_exists` says are loaded (`None`: [`DEFAULT_MODULES`]).
+    pub modules: Option<Vec<String>>,
 }
 
 impl ScenarioFile {
@@ -474,10 +479,22 @@ impl ScenarioFile {
                 .map_err(|e| bad(&format!("[switch]: {e}")))?,
             None => SwitchModel::default(),
         };
+        // Like `switch`, a SimConfig setting, not part of the behaviour model.
+        let modules = match table.remove("modules") {
+            Some(v) => Some(
+                v.try_into::<Vec<String>>()
+                    .map_err(|e| bad(&format!("modules: {e}")))?,
+            ),
+            None => None,
+        };
         let scenario = toml::Value::Table(table)
             .try_into::<Scenario>()
             .map_err(|e| bad(&e))?;
-        Ok(ScenarioFile { scenario, switch })
+        Ok(ScenarioFile {
+            scenario,
+            switch,
+            modules,
+        })
     }
 }
 
@@ -848,6 +865,15 @@ dtmf = ["1", "2"]
         assert_eq!(s.customers.numbers["+15550001"], "busy");
         assert_eq!(s.inbound.unwrap().calls_per_minute, 6.0);
         assert!(Scenario::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn a_scenario_modules_list_is_split_off_and_must_be_a_list_of_names() {
+        assert_eq!(ScenarioFile::from_toml("seed = 4").unwrap().modules, None);
+        let lean = ScenarioFile::from_toml("modules = [\"mod_sofia\"]").unwrap();
+        assert_eq!(lean.modules, Some(vec!["mod_sofia".to_owned()]));
+        assert!(ScenarioFile::from_toml("modules = \"mod_sofia\"").is_err());
+        assert!(Scenario::from_toml("modules = [\"mod_sofia\"]").is_err());
     }
 
     #[test]
