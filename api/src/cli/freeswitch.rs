@@ -96,6 +96,10 @@ pub(super) struct FileFreeSwitch {
     pub context: String,
     /// Passes of the hold loop (each about 3 s of tone) before the fallback.
     pub hold_max: u32,
+    /// What `socket` connects to, when not `outbound_listen` as given (a wildcard bind such
+    /// as 0.0.0.0 is no address to dial): `host:port`, or several switchyard instances
+    /// tried in turn, `10.0.0.5:8084|10.0.0.6:8084`.
+    pub socket: String,
     pub fallback: FileFallback,
 }
 
@@ -105,6 +109,7 @@ impl Default for FileFreeSwitch {
             numbers: "^(7000)$".into(),
             context: "default".into(),
             hold_max: 20,
+            socket: String::new(),
             fallback: FileFallback::default(),
         }
     }
@@ -227,12 +232,37 @@ fn check(s: &Setup) -> anyhow::Result<()> {
         !cause.is_empty() && cause.chars().all(|c| c.is_ascii_uppercase() || c == '_'),
         "[freeswitch.fallback] hangup: a hangup cause such as NORMAL_TEMPORARY_FAILURE, not {cause:?}"
     );
-    // `socket`'s data is split at blanks (mod_event_socket.c): an address with one would be
-    // cut.
-    if s.outbound_listen.chars().any(char::is_whitespace) || s.outbound_listen.is_empty() {
-        bail!("outbound_listen: host:port, not {:?}", s.outbound_listen);
+    // `socket`'s data is split at blanks and its host list at `|` (mod_event_socket.c): an
+    // address with a blank would be cut, and each host needs an address FreeSWITCH can dial.
+    let target = socket_target(s);
+    let from = if f.socket.trim().is_empty() {
+        "outbound_listen"
+    } else {
+        "[freeswitch] socket"
+    };
+    for host in target.split('|') {
+        if host.is_empty() || host.chars().any(char::is_whitespace) {
+            bail!("{from}: host:port (several joined by |), not {target:?}");
+        }
+        let (h, _) = split_host_port(host);
+        if h.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+            bail!(
+                "{from}: {host} is a wildcard, not an address FreeSWITCH can connect to; \
+                 give [freeswitch] socket = \"<switchyard's address>:<port>\""
+            );
+        }
     }
     Ok(())
+}
+
+/// What the `socket` application is given: `[freeswitch] socket`, else `outbound_listen`.
+fn socket_target(s: &Setup) -> String {
+    let t = s.freeswitch.socket.trim();
+    if t.is_empty() {
+        s.outbound_listen.clone()
+    } else {
+        t.to_owned()
+    }
 }
 
 fn is_word(s: &str) -> bool {
@@ -269,8 +299,8 @@ fn dialplan(s: &Setup) -> String {
     let f = &s.freeswitch;
     let numbers = esc(&f.numbers);
     let ctx = &f.context;
-    // The socket's address as FreeSWITCH must reach it: a wildcard bind is no address.
-    let target = esc(&s.outbound_listen);
+    let target_raw = socket_target(s);
+    let target = esc(&target_raw);
     let mut x = String::new();
     let _ = writeln!(
         x,
@@ -280,7 +310,7 @@ fn dialplan(s: &Setup) -> String {
          again, at most {max} times (about {secs} s), then the fallback. Put this file where \
          context \"{ctx}\" includes it (vanilla: dialplan/{ctx}/). -->",
         numbers_c = comment(&f.numbers),
-        target_c = comment(&s.outbound_listen),
+        target_c = comment(&target_raw),
         max = f.hold_max,
         secs = u64::from(f.hold_max) * 3,
     );
@@ -372,34 +402,44 @@ fn private(ip: IpAddr) -> bool {
 }
 
 fn event_socket(s: &Setup) -> Vec<Part> {
-    let (sy_host, _) = split_host_port(&s.outbound_listen);
-    let sy_ip = sy_host.parse::<IpAddr>().ok();
-    // switchyard connects from the address its outbound socket listens on (the same host);
-    // on loopback FreeSWITCH's own loopback.auto list is that address.
-    let (acl, acl_part) = match sy_ip {
-        Some(ip) if ip.is_loopback() => ("loopback.auto".to_owned(), None),
-        Some(ip) if !ip.is_unspecified() => {
+    // switchyard connects from the host its outbound socket listens on: the hosts `socket`
+    // dials are switchyard's addresses. All on loopback: FreeSWITCH's own loopback.auto.
+    let target = socket_target(s);
+    let ips: Vec<IpAddr> = target
+        .split('|')
+        .filter_map(|h| split_host_port(h).0.parse::<IpAddr>().ok())
+        .collect();
+    let named = ips.len() == target.split('|').count();
+    let (acl, acl_part) = if named && ips.iter().all(IpAddr::is_loopback) {
+        ("loopback.auto".to_owned(), None)
+    } else if named {
+        let mut body = String::from(
+            "<!-- Inside <network-lists> of autoload_configs/acl.conf.xml on every node: only \
+             switchyard's hosts may open the Event Socket. -->\n\
+             <list name=\"switchyard\" default=\"deny\">\n",
+        );
+        let mut seen = Vec::new();
+        for ip in ips {
+            if seen.contains(&ip) {
+                continue;
+            }
+            seen.push(ip);
             let cidr = match ip {
                 IpAddr::V4(_) => format!("{ip}/32"),
                 IpAddr::V6(_) => format!("{ip}/128"),
             };
-            let body = format!(
-                "<!-- Inside <network-lists> of autoload_configs/acl.conf.xml on every node: only \
-                 switchyard's host may open the Event Socket. -->\n\
-                 <list name=\"switchyard\" default=\"deny\">\n\
-                 \x20 <node type=\"allow\" cidr=\"{}\"/>\n\
-                 </list>\n",
-                esc(&cidr)
-            );
-            (
-                "switchyard".to_owned(),
-                Some(Part {
-                    title: "autoload_configs/acl.conf.xml, in <network-lists> (every node)".into(),
-                    body,
-                }),
-            )
+            let _ = writeln!(body, "  <node type=\"allow\" cidr=\"{}\"/>", esc(&cidr));
         }
-        _ => ("switchyard".to_owned(), None),
+        body.push_str("</list>\n");
+        (
+            "switchyard".to_owned(),
+            Some(Part {
+                title: "autoload_configs/acl.conf.xml, in <network-lists> (every node)".into(),
+                body,
+            }),
+        )
+    } else {
+        ("switchyard".to_owned(), None)
     };
     let mut parts = Vec::new();
     for n in &s.nodes {
@@ -425,11 +465,10 @@ fn event_socket(s: &Setup) -> Vec<Part> {
                     .to_owned(),
             );
         }
-        if sy_ip.is_none_or(|ip| ip.is_unspecified()) {
+        if acl_part.is_none() && acl != "loopback.auto" {
             notes.push(format!(
                 "define the ACL \"switchyard\" in acl.conf.xml allowing only switchyard's \
-                 address (outbound_listen {} names none)",
-                s.outbound_listen
+                 address ({target} names a host, not an address)"
             ));
         }
         let mut body = String::new();
@@ -670,6 +709,23 @@ mod tests {
             "{all}"
         );
         assert_eq!(all, render(&s, Section::All).unwrap(), "deterministic");
+    }
+
+    #[test]
+    fn a_wildcard_outbound_listen_needs_the_socket_address_and_a_host_list_is_allowed_in_the_acl() {
+        let mut s = setup();
+        s.outbound_listen = "0.0.0.0:8084".into();
+        let err = render(&s, Section::Dialplan).unwrap_err().to_string();
+        assert!(err.contains("wildcard"), "{err}");
+        s.freeswitch.socket = "10.0.0.5:8084|10.0.0.6:8084".into();
+        let d = render(&s, Section::Dialplan).unwrap();
+        assert!(
+            d.contains("data=\"10.0.0.5:8084|10.0.0.6:8084 async full\""),
+            "{d}"
+        );
+        let es = render(&s, Section::EventSocket).unwrap();
+        assert!(es.contains("cidr=\"10.0.0.5/32\""), "{es}");
+        assert!(es.contains("cidr=\"10.0.0.6/32\""), "{es}");
     }
 
     #[test]
