@@ -371,15 +371,18 @@ impl Runtime {
             let calls = g("switchyard_calls_active");
             let waiting = g("switchyard_calls_waiting");
             let connected = g("switchyard_freeswitch_connected");
-            // Per node: connection and legs in flight.
+            // Per node: connection, legs in flight, and features lacking a module there.
             let per_node: Vec<_> = engine
                 .nodes()
                 .into_iter()
                 .map(|n| {
                     let label = [("node", n.name)];
                     (
-                        metrics.gauge("switchyard_freeswitch_node_connected", &label),
-                        metrics.gauge("switchyard_freeswitch_node_legs", &label),
+                        (
+                            metrics.gauge("switchyard_freeswitch_node_connected", &label),
+                            metrics.gauge("switchyard_freeswitch_node_legs", &label),
+                        ),
+                        metrics.gauge("switchyard_freeswitch_node_features_unavailable", &label),
                     )
                 })
                 .collect();
@@ -422,9 +425,10 @@ impl Runtime {
                     gauge.set(f64::from(*snap.agents.get(*k)));
                 }
                 connected.set(if engine.connected() { 1.0 } else { 0.0 });
-                for ((up, legs), n) in per_node.iter().zip(engine.nodes()) {
+                for (((up, legs), unavailable), n) in per_node.iter().zip(engine.nodes()) {
                     up.set(if n.connected { 1.0 } else { 0.0 });
                     legs.set(n.legs as f64);
+                    unavailable.set(n.features_unavailable.map_or(0, |g| g.len()) as f64);
                 }
                 let st = engine.stats();
                 // A replay's losses are the sink's too: the records left the driver as written.

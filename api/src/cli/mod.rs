@@ -4,6 +4,7 @@
 mod contacts;
 mod esl;
 mod fakeswitch;
+mod freeswitch;
 mod recordings;
 mod serve;
 mod sim;
@@ -73,6 +74,9 @@ pub enum Commands {
     /// Recordings through the API: list, fetch, apply retention (a dry run unless --apply).
     #[command(subcommand)]
     Recordings(recordings::RecordingsCommand),
+    /// What to configure on FreeSWITCH for this switchyard (`freeswitch config`).
+    #[command(subcommand)]
+    Freeswitch(freeswitch::FreeSwitchCommand),
     /// Run the engine against FreeSWITCH and serve the API.
     Serve(serve::ServeArgs),
     /// Apply the database migrations.
@@ -96,6 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Sim(cmd) => sim::run(cmd),
         Commands::Contacts(cmd) => contacts::run(cmd).await,
         Commands::Recordings(cmd) => recordings::run(cmd).await,
+        Commands::Freeswitch(cmd) => freeswitch::run(cmd),
         Commands::Serve(args) => serve::serve(args).await,
         Commands::Migrate(args) => serve::migrate(args).await,
         Commands::Tenant(cmd) => serve::tenant(cmd).await,

@@ -97,6 +97,66 @@ struct FileConfig {
     /// `[recording]`: how calls are recorded (README, "Recording").
     #[serde(default)]
     recording: FileRecording,
+    /// `[freeswitch]`: what `switchyard freeswitch config` prints for the dialplan (numbers,
+    /// context, hold loop, fallback); `serve` does not use it.
+    #[serde(default)]
+    freeswitch: super::freeswitch::FileFreeSwitch,
+}
+
+/// The `--config` file, or every default without one.
+fn read_file_config(path: Option<&std::path::Path>) -> anyhow::Result<FileConfig> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("--config: reading {}", p.display()))?;
+            Ok(toml::from_str(&text).with_context(|| format!("--config: {}", p.display()))?)
+        }
+        None => Ok(FileConfig::default()),
+    }
+}
+
+/// What `switchyard freeswitch config` prints from: the nodes, passwords, outbound address
+/// and recorder endpoint resolved exactly as `serve` resolves them (flags, environment, the
+/// file, defaults), so that the printed configuration matches the running server.
+pub(super) fn freeswitch_setup(
+    a: &super::freeswitch::ConfigArgs,
+) -> anyhow::Result<super::freeswitch::Setup> {
+    let file = read_file_config(a.config())?;
+    let password = super::read_secret(
+        "SWITCHYARD_ESL_PASSWORD",
+        a.esl_password_file(),
+        "--esl-password-file",
+    )?
+    .or(file.esl_password.clone())
+    .unwrap_or_else(|| "ClueCon".to_owned());
+    let nodes = switch_nodes(
+        a.esl().or(file.esl.clone()),
+        &password,
+        a.switches(),
+        file.switch,
+    )?;
+    let rec = &file.recording;
+    anyhow::ensure!(
+        rec.sip.is_some() || !rec.oreka,
+        "[recording] oreka needs sip: mod_oreka sends to the recorder endpoint"
+    );
+    let recorder = rec.sip.map(|sip| super::freeswitch::Recorder {
+        sip,
+        dial: rec
+            .dial
+            .clone()
+            .unwrap_or_else(|| "sofia/internal/{user}@{addr}".to_owned()),
+        oreka: rec.oreka,
+    });
+    Ok(super::freeswitch::Setup {
+        outbound_listen: a
+            .outbound_listen()
+            .or(file.outbound_listen)
+            .unwrap_or_else(|| "127.0.0.1:8084".to_owned()),
+        nodes,
+        recorder,
+        freeswitch: file.freeswitch,
+    })
 }
 
 /// The `[recording]` table. Without `sip` no recorder endpoint runs and every recording is
@@ -298,14 +358,7 @@ fn switch_nodes(
 }
 
 fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
-    let file: FileConfig = match &a.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .with_context(|| format!("--config: reading {}", p.display()))?;
-            toml::from_str(&text).with_context(|| format!("--config: {}", p.display()))?
-        }
-        None => FileConfig::default(),
-    };
+    let file = read_file_config(a.config.as_deref())?;
     let mut http = HttpConfig::default();
     let origins = if a.cors_origins.is_empty() {
         file.cors_origins

@@ -92,6 +92,7 @@ mod error;
 mod handover;
 pub mod media;
 mod media_service;
+pub mod modules;
 pub use media_service::check_file;
 mod nodes;
 mod prompts;
@@ -127,6 +128,7 @@ pub use config::{
 };
 pub use error::DriverError;
 pub use media::{MediaReport, MediaRequest, RECORDER_LEG};
+pub use modules::{Feature, FeatureGap};
 pub use nodes::NodeStatus;
 pub use records::{NullSink, RecordSink};
 pub use session::{Arrival, CallerInput, Origin, RouteKeys, SocketState, read_channel_data};

@@ -25,6 +25,10 @@ pub struct NodeStatus {
     pub core_uuid: Option<String>,
     /// Resyncs of this node fed to the core.
     pub resyncs: u64,
+    /// What will not work on this node for want of a module, as it answered `module_exists`
+    /// since its latest connection: `None` until it answered, `Some([])` when nothing the
+    /// configured features need is missing.
+    pub features_unavailable: Option<Vec<super::FeatureGap>>,
 }
 
 /// The shared, lock-free (but for the Core-UUID) view of one node.
@@ -36,6 +40,8 @@ pub(crate) struct NodeCounters {
     pub legs: AtomicU64,
     pub resyncs: AtomicU64,
     pub core_uuid: Mutex<Option<String>>,
+    /// The module check's latest report (module `core::modules`).
+    pub unavailable: Mutex<Option<Vec<super::FeatureGap>>>,
 }
 
 impl NodeCounters {
@@ -55,6 +61,11 @@ impl NodeCounters {
             legs: self.legs.load(Ordering::Relaxed),
             core_uuid: self.core_uuid.lock().ok().and_then(|g| g.clone()),
             resyncs: self.resyncs.load(Ordering::Relaxed),
+            features_unavailable: self
+                .unavailable
+                .lock()
+                .map(|g| g.clone())
+                .unwrap_or_default(),
         }
     }
 

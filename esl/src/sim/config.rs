@@ -32,6 +32,8 @@
 //! # press 2 three seconds after the answer, then 1234# one second after that.
 //! dtmf_script = [{ after_s = 3.0, digits = "2" }, { after_s = 1.0, digits = "1234#" }]
 //! dtmf_digit_gap = { uniform = [0.1, 0.2] }   # between the digits of one press
+//! modules = ["mod_sofia", "mod_commands", "mod_dptools"]   # what module_exists says is
+//!                                # loaded [default: DEFAULT_MODULES] (SimConfig::modules)
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
 //! originate_handover = { choice = [[114.0, 0.0005], [6.0, 0.003], [80.0, 0.020]] }
 //! bgapi_start = { uniform = [0.005, 0.022] }         # bgapi read -> its command runs
@@ -65,7 +67,7 @@
 //! event) is in `core/digits.rs`.
 //!
 //! The file is read with [`ScenarioFile::from_toml`]; [`Scenario::from_toml`] reads the
-//! behaviour model alone and rejects a `[switch]` section like any unknown key.
+//! behaviour model alone and rejects a `[switch]` section or `modules` like any unknown key.
 
 use std::time::Duration;
 
@@ -110,7 +112,34 @@ pub struct SimConfig {
     /// mod_oreka loaded and its `oreka.conf` set (`None`: not loaded, as in a default
     /// FreeSWITCH build: `module_exists mod_oreka` is false and `oreka_record` does not exist).
     pub oreka: Option<super::core::OrekaSetup>,
+    /// The modules loaded, as `module_exists` answers (`"true"` / `"false"`, the body of
+    /// mod_commands' `module_exists_function`). Default: [`DEFAULT_MODULES`]. `mod_oreka`
+    /// follows [`SimConfig::oreka`] whatever this says (the fake runs `oreka_record` only
+    /// with an `oreka.conf`). Only the answer follows this list: the fake still runs `amd`
+    /// and `avmd_start` when a leg asks for them.
+    pub modules: Vec<String>,
 }
+
+/// The modules the fake switch says it has by default: what a FreeSWITCH 1.10 build loads
+/// with vanilla `modules.conf.xml` that switchyard asks about, plus mod_amd and mod_avmd,
+/// whose detection the fake does (a real node needs them built and loaded: mod_avmd is left
+/// out of the default build, mod_amd is not in FreeSWITCH's tree).
+pub const DEFAULT_MODULES: &[&str] = &[
+    "mod_sofia",
+    "mod_commands",
+    "mod_dptools",
+    "mod_event_socket",
+    "mod_sndfile",
+    "mod_native_file",
+    "mod_tone_stream",
+    "mod_local_stream",
+    "mod_loopback",
+    "mod_expr",
+    "mod_hash",
+    "mod_db",
+    "mod_amd",
+    "mod_avmd",
+];
 
 impl Default for SimConfig {
     fn default() -> Self {
@@ -128,6 +157,7 @@ impl Default for SimConfig {
             switch: SwitchModel::default(),
             sounds: SoundFiles::default(),
             oreka: None,
+            modules: DEFAULT_MODULES.iter().map(|m| (*m).to_owned()).collect(),
         }
     }
 }
@@ -424,11 +454,14 @@ impl BridgeRace {
     }
 }
 
-/// A scenario file: the behaviour model plus the optional `[switch]` section.
+/// A scenario file: the behaviour model plus the optional `[switch]` section and `modules`
+/// list.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ScenarioFile {
     pub scenario: Scenario,
     pub switch: SwitchModel,
+    /// The modules `module_exists` says are loaded (`None`: [`DEFAULT_MODULES`]).
+    pub modules: Option<Vec<String>>,
 }
 
 impl ScenarioFile {
@@ -446,10 +479,22 @@ impl ScenarioFile {
                 .map_err(|e| bad(&format!("[switch]: {e}")))?,
             None => SwitchModel::default(),
         };
+        // Like `switch`, a SimConfig setting, not part of the behaviour model.
+        let modules = match table.remove("modules") {
+            Some(v) => Some(
+                v.try_into::<Vec<String>>()
+                    .map_err(|e| bad(&format!("modules: {e}")))?,
+            ),
+            None => None,
+        };
         let scenario = toml::Value::Table(table)
             .try_into::<Scenario>()
             .map_err(|e| bad(&e))?;
-        Ok(ScenarioFile { scenario, switch })
+        Ok(ScenarioFile {
+            scenario,
+            switch,
+            modules,
+        })
     }
 }
 
@@ -833,6 +878,15 @@ dtmf = ["1", "2"]
         assert_eq!(s.customers.numbers["+15550001"], "busy");
         assert_eq!(s.inbound.unwrap().calls_per_minute, 6.0);
         assert!(Scenario::from_toml("nonsense = 1").is_err());
+    }
+
+    #[test]
+    fn a_scenario_modules_list_is_split_off_and_must_be_a_list_of_names() {
+        assert_eq!(ScenarioFile::from_toml("seed = 4").unwrap().modules, None);
+        let lean = ScenarioFile::from_toml("modules = [\"mod_sofia\"]").unwrap();
+        assert_eq!(lean.modules, Some(vec!["mod_sofia".to_owned()]));
+        assert!(ScenarioFile::from_toml("modules = \"mod_sofia\"").is_err());
+        assert!(Scenario::from_toml("modules = [\"mod_sofia\"]").is_err());
     }
 
     #[test]

@@ -61,9 +61,9 @@ pub mod wav;
 pub mod wire;
 
 pub use config::{
-    AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel, DtmfPress,
-    DtmfScript, InboundModel, PhoneTransfer, RaceOutcome, ResumeLoop, Scenario, ScenarioFile,
-    SimConfig, SoundFiles, SwitchModel,
+    AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
+    DEFAULT_MODULES, DtmfPress, DtmfScript, InboundModel, PhoneTransfer, RaceOutcome, ResumeLoop,
+    Scenario, ScenarioFile, SimConfig, SoundFiles, SwitchModel,
 };
 pub use core::{
     ConnId, ConnKind, Fault, InboundCall, OrekaAction, OrekaSetup, Output, RecorderAction,

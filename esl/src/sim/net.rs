@@ -73,7 +73,11 @@ impl Default for StandaloneConfig {
 impl StandaloneConfig {
     /// The switch configuration this describes (reads the scenario file).
     pub fn sim_config(&self) -> Result<(SimConfig, u64), EslError> {
-        let ScenarioFile { scenario, switch } = match &self.scenario {
+        let ScenarioFile {
+            scenario,
+            switch,
+            modules,
+        } = match &self.scenario {
             Some(p) => ScenarioFile::from_toml(&std::fs::read_to_string(p)?)?,
             None => ScenarioFile::default(),
         };
@@ -84,6 +88,12 @@ impl StandaloneConfig {
             inbound_target: self.inbound_target.clone(),
             scenario,
             switch,
+            modules: modules.unwrap_or_else(|| {
+                super::config::DEFAULT_MODULES
+                    .iter()
+                    .map(|m| (*m).to_owned())
+                    .collect()
+            }),
             ..SimConfig::default()
         }
         .for_this_run();

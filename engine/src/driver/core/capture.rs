@@ -383,32 +383,6 @@ impl DriverCore {
         self.ask_capture(node, vec![req], Tracking::Recorder(id));
     }
 
-    /// At each connection, when mod_oreka may be used: ask whether the node has it.
-    pub(super) fn check_oreka(&mut self, node: usize) {
-        self.nodes[node].oreka = None;
-        if !self.cfg.recording.oreka || self.cfg.recording.endpoint.is_none() {
-            return;
-        }
-        let req = EslRequest::Api("module_exists mod_oreka".into());
-        self.ask(node, vec![req], super::Pending::OrekaCheck { node });
-    }
-
-    pub(super) fn on_oreka_check(&mut self, node: usize, replies: Vec<Reply>) {
-        let Some(Ok(Answer::Api(body))) = replies.into_iter().next() else {
-            // The connection went: the next one asks again.
-            return;
-        };
-        let loaded = String::from_utf8_lossy(&body).trim() == "true";
-        if !loaded {
-            warn!(
-                node = %self.nodes[node].name,
-                "mod_oreka is not loaded on this FreeSWITCH; its `oreka` recordings use \
-                 recorder legs instead"
-            );
-        }
-        self.nodes[node].oreka = Some(loaded);
-    }
-
     /// The live capture will not happen: its legs go, the endpoint forgets it, and the
     /// switch records instead (unless the engine already stopped it).
     fn live_failed(&mut self, id: RecordingId, why: &str) {

@@ -39,6 +39,7 @@ mod capture;
 mod gate;
 mod ivr;
 mod join;
+mod modules;
 mod pipeline;
 mod playback;
 mod recovery;
@@ -190,7 +191,8 @@ struct NodeState {
     /// Whether the node expands API calls (module `join`); `None` until it answered since
     /// its last connection.
     joins: Option<bool>,
-    /// Whether mod_oreka is loaded (module `capture`); `None` until it answered.
+    /// Whether mod_oreka is loaded (module `modules`, used by `capture`); `None` until it
+    /// answered.
     oreka: Option<bool>,
 }
 
@@ -243,8 +245,11 @@ enum Pending {
     Adopt(adopt::AdoptAsk),
     /// Whether a node expands API calls, so it can join legs at the answer (module `join`).
     JoinCheck { node: usize },
-    /// Whether a node has mod_oreka (module `capture`).
-    OrekaCheck { node: usize },
+    /// `module_exists` of each of `asked`, in order (module `modules`).
+    ModuleCheck {
+        node: usize,
+        asked: Vec<&'static str>,
+    },
     /// A recording's request (module `capture`).
     Capture { tracking: Tracking },
 }
@@ -535,7 +540,9 @@ impl DriverCore {
             Some(Pending::Stray(ask)) => self.on_stray_answer(ask, replies),
             Some(Pending::Adopt(ask)) => self.on_adopt_answer(ask, replies),
             Some(Pending::JoinCheck { node }) => self.on_join_check(node, replies),
-            Some(Pending::OrekaCheck { node }) => self.on_oreka_check(node, replies),
+            Some(Pending::ModuleCheck { node, asked }) => {
+                self.on_module_check(node, asked, replies)
+            }
             Some(Pending::Capture { tracking }) => self.on_capture_reply(tracking, replies),
             None => {}
         }

@@ -112,7 +112,7 @@ impl DriverCore {
         // After the resync's question.
         self.check_sounds(node);
         self.check_joins(node);
-        self.check_oreka(node);
+        self.check_modules(node);
         self.settle();
     }
 

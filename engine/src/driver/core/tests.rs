@@ -1085,7 +1085,7 @@ fn oreka_call(module: &str) -> (Bench, LegId) {
             b.answer_all_matching("global_getvar", "");
             b.answer_all_matching("file_exists", "true");
             b.answer_all_matching("eval", "switchyard-join");
-            b.answer_api("module_exists mod_oreka", module);
+            b.answer_api("module_exists", module);
             b.sent.clear();
         },
     )

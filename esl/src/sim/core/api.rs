@@ -150,13 +150,13 @@ impl Switch {
                 }
                 _ => "-USAGE: <uuid> <other_uuid>\n".into(),
             },
-            // mod_commands' module_exists: whether a module is loaded. The fake switch is a
-            // default build (sofia, commands, dptools, event_socket...), plus mod_oreka when
-            // configured.
+            // mod_commands' module_exists: "true" or "false" (no line end), nothing for no
+            // argument. The modules are the configured list (a default build by default),
+            // plus mod_oreka when configured.
             "module_exists" => match args.first().copied() {
                 None => String::new(),
                 Some("mod_oreka") => self.cfg.oreka.is_some().to_string(),
-                Some(m) => DEFAULT_MODULES.contains(&m).to_string(),
+                Some(m) => self.cfg.modules.iter().any(|x| x == m).to_string(),
             },
             "uuid_broadcast" => {
                 if args.len() < 2 {
@@ -812,19 +812,3 @@ impl Switch {
         s
     }
 }
-
-/// The modules a default FreeSWITCH 1.10 build loads that switchyard may ask about.
-const DEFAULT_MODULES: &[&str] = &[
-    "mod_sofia",
-    "mod_commands",
-    "mod_dptools",
-    "mod_event_socket",
-    "mod_sndfile",
-    "mod_native_file",
-    "mod_tone_stream",
-    "mod_local_stream",
-    "mod_loopback",
-    "mod_expr",
-    "mod_hash",
-    "mod_db",
-];

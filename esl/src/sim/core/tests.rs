@@ -345,6 +345,26 @@ fn without_mod_oreka_module_exists_says_false_and_oreka_record_hangs_the_channel
 }
 
 #[test]
+fn module_exists_answers_true_or_false_from_the_configured_module_list() {
+    let cfg = SimConfig {
+        modules: vec!["mod_sofia".into(), "mod_commands".into()],
+        ..SimConfig::default()
+    };
+    let mut h = H::with(cfg);
+    // mod_commands' module_exists_function writes exactly "true" or "false", no line end.
+    assert_eq!(h.api("module_exists mod_sofia"), "true");
+    assert_eq!(h.api("module_exists mod_avmd"), "false");
+    assert_eq!(h.api("module_exists mod_sndfile"), "false");
+    let mut h = H::new();
+    assert_eq!(
+        h.api("module_exists mod_avmd"),
+        "true",
+        "the fake does avmd"
+    );
+    assert_eq!(h.api("module_exists mod_local_stream"), "true");
+}
+
+#[test]
 fn oreka_record_forks_a_bridged_channel_once_and_stop_or_hangup_ends_the_fork() {
     let cfg = SimConfig {
         oreka: Some(OrekaSetup {
