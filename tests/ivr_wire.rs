@@ -154,6 +154,7 @@ impl World {
             numbers: plan.index(),
             flows: HashMap::from([("main".to_owned(), Arc::new(flow))]),
             schedules: HashMap::new(),
+            queues: HashMap::new(),
             skills: HashMap::from([("spanish".to_owned(), SPANISH)]),
         })))
         .await

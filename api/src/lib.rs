@@ -8,6 +8,7 @@ pub mod directory;
 pub mod grants;
 pub mod http;
 pub mod ids;
+pub mod inbound_plan;
 pub mod journal;
 pub mod live_state;
 pub mod model;

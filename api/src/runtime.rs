@@ -282,7 +282,13 @@ impl Runtime {
             hub.clone(),
             ids.clone(),
         ));
-        let booted = crate::boot::load(&store, &handle, &directory, &live).await;
+        let booted = match crate::boot::load(&store, &handle, &directory, &live).await {
+            // Flows apply from the first caller: the plan goes in before callers are admitted.
+            Ok(b) => push_inbound(&store, &ids, &directory, &handle)
+                .await
+                .map(|()| b),
+            Err(e) => Err(e),
+        };
         // Admitting callers also starts the driver's takeover of the switch (conversations in
         // progress, the store's open rows): it needs the loaded configuration, and nothing is
         // dialled or offered to a possibly busy agent before it is over.
@@ -356,7 +362,14 @@ impl Runtime {
             );
         }
         self.engine.set_routes(routes).await?;
-        Ok(())
+        // A queue added or removed changes what flows can route to.
+        self.refresh_inbound().await
+    }
+
+    /// Rebuilds the number plan, flows and schedules from the store and hands them to the
+    /// driver: new callers walk them at once.
+    pub async fn refresh_inbound(&self) -> Result<(), RuntimeError> {
+        push_inbound(&self.store, &self.ids, &self.directory, &self.engine).await
     }
 
     /// Keeps the engine's gauges in `/metrics` current (every `every`): calls in progress
@@ -1213,4 +1226,15 @@ mod tests {
         assert_eq!(row.waveform["channel_silence"], json!([null]));
         assert_eq!(row.waveform["peaks"], json!([[[null, null]]]));
     }
+}
+
+async fn push_inbound(
+    store: &Store,
+    ids: &IdCodec,
+    directory: &Directory,
+    engine: &DriverHandle,
+) -> Result<(), RuntimeError> {
+    let plan = crate::inbound_plan::build(store, ids, directory).await?;
+    engine.set_inbound(plan.map(Arc::new)).await?;
+    Ok(())
 }

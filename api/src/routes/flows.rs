@@ -92,7 +92,7 @@ pub(super) async fn tenant_refs(st: &AppState, tenant: TenantId) -> Result<Tenan
 
 /// A stored menu as flows see it: under its shown id. None if it no longer reads (it was
 /// validated on the way in; a later version's stricter rules are logged, not answered).
-pub(super) fn stored_menu(ids: &IdCodec, row: &MenuRow) -> Option<Menu> {
+pub(crate) fn stored_menu(ids: &IdCodec, row: &MenuRow) -> Option<Menu> {
     match serde_json::from_value::<Menu>(row.config.clone()) {
         Ok(mut m) => {
             m.id = ids.encode(IdKind::IvrMenu, row.id).to_string();
@@ -106,7 +106,7 @@ pub(super) fn stored_menu(ids: &IdCodec, row: &MenuRow) -> Option<Menu> {
 }
 
 /// A stored flow under its shown id; None (logged) if it no longer reads.
-pub(super) fn stored_flow(ids: &IdCodec, row: &FlowRow) -> Option<Flow> {
+pub(crate) fn stored_flow(ids: &IdCodec, row: &FlowRow) -> Option<Flow> {
     match serde_json::from_value::<Flow>(row.config.clone()) {
         Ok(mut f) => {
             f.id = ids.encode(IdKind::Flow, row.id).to_string();

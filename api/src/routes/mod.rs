@@ -9,7 +9,7 @@ mod agents;
 mod audit;
 mod calls;
 mod campaigns;
-mod flows;
+pub(crate) mod flows;
 mod ivr_menus;
 mod keys;
 mod numbers;
@@ -53,7 +53,31 @@ impl std::fmt::Debug for AppState {
 /// All resource routes (to be wrapped by `http::layers`).
 pub fn router(state: AppState) -> Router {
     let (router, _doc) = openapi_router().split_for_parts();
-    router.with_state(state)
+    router
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(state, inbound_applied))
+}
+
+/// Where a caller goes is applied before a write that changes it is answered: after a
+/// successful write to numbers, flows, IVR menus or schedules, the driver gets the rebuilt
+/// number plan (a failure to rebuild is logged; the write stands and the next one retries).
+async fn inbound_applied(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let routing = req.method() != axum::http::Method::GET
+        && ["/v1/numbers", "/v1/flows", "/v1/ivr-menus", "/v1/schedules"]
+            .iter()
+            .any(|p| req.uri().path().starts_with(p));
+    let response = next.run(req).await;
+    if routing
+        && response.status().is_success()
+        && let Err(e) = st.rt.refresh_inbound().await
+    {
+        tracing::warn!(error = %e, "the number plan could not be rebuilt after a write");
+    }
+    response
 }
 
 /// The resource routes with their OpenAPI description: every handler is mounted through

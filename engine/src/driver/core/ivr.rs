@@ -44,6 +44,9 @@ pub struct InboundPlan {
     pub numbers: NumberIndex,
     pub flows: HashMap<String, Arc<Flow>>,
     pub schedules: HashMap<String, CompiledSchedule>,
+    /// A flow's queue references -> the engine's queues; a reference not here is looked up in
+    /// the driver's routes (queue names and numbers).
+    pub queues: HashMap<String, crate::ids::QueueId>,
     /// Skill names a flow sets -> the engine's ids.
     pub skills: HashMap<String, SkillId>,
 }
@@ -75,6 +78,10 @@ impl DriverCore {
             return None;
         }
         let id = plan.numbers.flow_for(destination.unwrap_or(""));
+        if id.is_empty() {
+            // Not a number of the plan, and no default flow: the caller goes by its number.
+            return None;
+        }
         let flow = plan.flows.get(id).cloned();
         if flow.is_none() {
             warn!(flow = id, "the number plan names a flow that is not loaded");
@@ -183,7 +190,14 @@ impl DriverCore {
         let mut caller = call.caller;
         match target {
             Target::Queue { queue, vars } => {
-                let Some(q) = self.lookup_route(&queue).or(self.cfg.default_queue) else {
+                let planned = self
+                    .inbound
+                    .as_ref()
+                    .and_then(|p| p.queues.get(&queue).copied());
+                let Some(q) = planned
+                    .or_else(|| self.lookup_route(&queue))
+                    .or(self.cfg.default_queue)
+                else {
                     warn!(%leg, queue, "the flow routes to a queue switchyard does not know");
                     self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
                     return;
