@@ -30,6 +30,8 @@ const SALES: QueueId = QueueId(1);
 const SUPPORT: QueueId = QueueId(2);
 const SPANISH: SkillId = SkillId(7);
 const NUMBER: &str = "+15550100";
+/// A number the support queue has as its own (the queue's `numbers`), not in the plan.
+const SUPPORT_LINE: &str = "5000";
 
 /// Press 1 for support, 2 for sales (in Spanish, priority 5); three invalid entries or three
 /// silences end in a message and a hangup, each its own.
@@ -100,7 +102,8 @@ impl World {
         );
         let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon")
             .route("sales", SALES)
-            .route("support", SUPPORT);
+            .route("support", SUPPORT)
+            .route(SUPPORT_LINE, SUPPORT);
         let engine = Engine::new(
             EngineConfig::default(),
             7,
@@ -197,8 +200,12 @@ impl World {
     }
 
     async fn call(&self, presses: &[(u64, &str)]) -> String {
+        self.call_to(NUMBER, presses).await
+    }
+
+    async fn call_to(&self, number: &str, presses: &[(u64, &str)]) -> String {
         let call = InboundCall {
-            destination: NUMBER.into(),
+            destination: number.into(),
             caller_number: "+15557770001".into(),
             talk_time: Some(Duration::from_secs(2)),
             ..InboundCall::default()
@@ -339,4 +346,14 @@ async fn silence_leads_to_the_max_timeout_action() {
         Some("ivr/timeout-goodbye.wav")
     );
     assert_eq!(w.collections(&caller), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_own_number_goes_to_the_queue_not_to_the_default_flow() {
+    let w = World::start().await;
+    w.agent(4, SUPPORT, vec![]).await;
+    let caller = w.call_to(SUPPORT_LINE, &[]).await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.queues, vec![SUPPORT]);
+    assert_eq!(w.collections(&caller), 0, "no menu on the queue's own line");
 }

@@ -1075,6 +1075,17 @@ where
     n as u64
 }
 
+async fn push_inbound(
+    store: &Store,
+    ids: &IdCodec,
+    directory: &Directory,
+    engine: &DriverHandle,
+) -> Result<(), RuntimeError> {
+    let plan = crate::inbound_plan::build(store, ids, directory).await?;
+    engine.set_inbound(plan.map(Arc::new)).await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -1226,15 +1237,4 @@ mod tests {
         assert_eq!(row.waveform["channel_silence"], json!([null]));
         assert_eq!(row.waveform["peaks"], json!([[[null, null]]]));
     }
-}
-
-async fn push_inbound(
-    store: &Store,
-    ids: &IdCodec,
-    directory: &Directory,
-    engine: &DriverHandle,
-) -> Result<(), RuntimeError> {
-    let plan = crate::inbound_plan::build(store, ids, directory).await?;
-    engine.set_inbound(plan.map(Arc::new)).await?;
-    Ok(())
 }

@@ -975,3 +975,19 @@ fn a_document_without_an_id_parses_and_is_refused_at_id_until_one_is_given() {
         flow
     );
 }
+
+#[test]
+fn the_index_tells_a_listed_number_from_one_the_default_flow_takes() {
+    let plan = switchyard_dialplan::flow::NumberPlan {
+        numbers: vec![switchyard_dialplan::flow::NumberRoute {
+            number: "+1 (555) 010-0100".into(),
+            flow: "main".into(),
+        }],
+        default_flow: "fallback".into(),
+    };
+    let index = plan.index();
+    assert_eq!(index.listed("+15550100100"), Some("main"));
+    assert_eq!(index.listed("5000"), None);
+    assert_eq!(index.flow_for("5000"), "fallback");
+    assert_eq!(index.default_flow(), "fallback");
+}

@@ -115,8 +115,19 @@ impl NumberPlan {
 impl NumberIndex {
     /// What [`NumberPlan::flow_for`] answers for the same plan.
     pub fn flow_for(&self, dialled: &str) -> &str {
+        self.listed(dialled).unwrap_or(self.default_flow.as_str())
+    }
+
+    /// The flow of a number the plan names itself; `None` for one it would send to the
+    /// default (a shell that routes some numbers elsewhere asks this first).
+    pub fn listed(&self, dialled: &str) -> Option<&str> {
         normalise_number(dialled)
             .and_then(|n| self.routes.get(&n))
-            .map_or(self.default_flow.as_str(), String::as_str)
+            .map(String::as_str)
+    }
+
+    /// The flow for numbers the plan does not name (empty: none).
+    pub fn default_flow(&self) -> &str {
+        &self.default_flow
     }
 }

@@ -69,15 +69,22 @@ impl DriverCore {
         self.inbound = plan;
     }
 
-    /// The flow a new caller runs: with a number plan set, every caller that does not name
-    /// its queue (`switchyard_queue`) and is not coming back into its queue after a restart.
+    /// The flow a new caller runs: with a number plan set, a caller that does not name its
+    /// queue (`switchyard_queue`) and is not coming back into its queue after a restart runs
+    /// the flow of its number if the plan names it; else a number a queue has as its own goes
+    /// to that queue (another tenant's default flow must not take it); else the default flow.
     pub(super) fn flow_for(&self, destination: Option<&str>) -> Option<Arc<Flow>> {
         let plan = self.inbound.as_ref()?;
         if self.flows.len() >= MAX_FLOW_CALLERS {
             warn!("too many callers in flows at once; this one goes by its number");
             return None;
         }
-        let id = plan.numbers.flow_for(destination.unwrap_or(""));
+        let dialled = destination.unwrap_or("");
+        let id = match plan.numbers.listed(dialled) {
+            Some(id) => id,
+            None if !dialled.is_empty() && self.lookup_route(dialled).is_some() => return None,
+            None => plan.numbers.default_flow(),
+        };
         if id.is_empty() {
             // Not a number of the plan, and no default flow: the caller goes by its number.
             return None;
