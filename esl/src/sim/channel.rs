@@ -244,6 +244,9 @@ pub struct Channel {
     pub codec: &'static str,
     pub codec_rate: &'static str,
     pub codec_bits: &'static str,
+    /// A read codec pushed over the negotiated one (`record` reads raw L16): name, rate,
+    /// bit rate. Events show it as `Channel-Read-Codec-*` while it is pushed.
+    pub read_codec_push: Option<(&'static str, &'static str, &'static str)>,
     pub profile: Profile,
     pub created_at: Instant,
     pub answered_at: Option<Instant>,
@@ -379,9 +382,12 @@ pub(crate) fn channel_data(h: &mut Pairs, ch: &Channel, created_us: u64, vars: b
     if let Some(c) = &ch.hangup_cause {
         push(h, "Hangup-Cause", c.clone());
     }
-    push(h, "Channel-Read-Codec-Name", ch.codec);
-    push(h, "Channel-Read-Codec-Rate", ch.codec_rate);
-    push(h, "Channel-Read-Codec-Bit-Rate", ch.codec_bits);
+    let (rn, rr, rb) = ch
+        .read_codec_push
+        .unwrap_or((ch.codec, ch.codec_rate, ch.codec_bits));
+    push(h, "Channel-Read-Codec-Name", rn);
+    push(h, "Channel-Read-Codec-Rate", rr);
+    push(h, "Channel-Read-Codec-Bit-Rate", rb);
     push(h, "Channel-Write-Codec-Name", ch.codec);
     push(h, "Channel-Write-Codec-Rate", ch.codec_rate);
     push(h, "Channel-Write-Codec-Bit-Rate", ch.codec_bits);

@@ -32,6 +32,9 @@
 //! # press 2 three seconds after the answer, then 1234# one second after that.
 //! dtmf_script = [{ after_s = 3.0, digits = "2" }, { after_s = 1.0, digits = "1234#" }]
 //! dtmf_digit_gap = { uniform = [0.1, 0.2] }   # between the digits of one press
+//! message = { uniform = [3.0, 8.0] }  # seconds each caller speaks into a `record` (absent:
+//!                                # silent callers, the default)
+//! after_message = "hang_up"      # or "silence" (default): stays on the line, silent
 //! modules = ["mod_sofia", "mod_commands", "mod_dptools"]   # what module_exists says is
 //!                                # loaded [default: DEFAULT_MODULES] (SimConfig::modules)
 //! [switch]                       # the switch's own timing (ScenarioFile / SimConfig::switch)
@@ -65,6 +68,11 @@
 //! presses; anything else is refused when the scenario is read. What the switch does with a
 //! digit (collected by `play_and_get_digits`, or consumed by park and only reported as a DTMF
 //! event) is in `core/digits.rs`.
+//!
+//! Voice messages ([`DtmfScript::with_message`], `[inbound] message`): what a caller says into
+//! the `record` application (`core/record.rs`): its tone for the message's length from the
+//! start of its first recording, then silence or a hangup ([`AfterMessage`]). A caller told
+//! nothing says nothing.
 //!
 //! The file is read with [`ScenarioFile::from_toml`]; [`Scenario::from_toml`] reads the
 //! behaviour model alone and rejects a `[switch]` section or `modules` like any unknown key.
@@ -662,6 +670,14 @@ pub struct InboundModel {
     pub dtmf_script: Option<DtmfScript>,
     /// Gap between the digits of one press, sampled once per caller.
     pub dtmf_digit_gap: Dist,
+    /// How long every generated caller speaks when a `record` application records it
+    /// (seconds, sampled per caller, capped at [`MAX_MESSAGE`]). Absent (the default): callers
+    /// say nothing, so a `record` with a silence threshold ends by its silence rule with an
+    /// empty file.
+    pub message: Option<Dist>,
+    /// What a generated caller does after its message (`"silence"`, the default, or
+    /// `"hang_up"`).
+    pub after_message: AfterMessage,
 }
 
 impl Default for InboundModel {
@@ -676,6 +692,8 @@ impl Default for InboundModel {
             dtmf_delay: Dist::Fixed(2.0),
             dtmf_script: None,
             dtmf_digit_gap: Dist::Uniform([0.1, 0.2]),
+            message: None,
+            after_message: AfterMessage::Silence,
         }
     }
 }
@@ -751,6 +769,57 @@ impl DtmfPress {
     }
 }
 
+/// The longest voice message a caller leaves (longer ones are refused, sampled ones capped).
+pub const MAX_MESSAGE: Duration = Duration::from_secs(3600);
+
+/// What a caller does once its voice message is said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AfterMessage {
+    /// Stays on the line, silent: a `record` with a silence threshold ends by its silence rule
+    /// (`silence_hits_exhausted=true`), one without it by its time limit.
+    #[default]
+    Silence,
+    /// Hangs up (NORMAL_CLEARING) as soon as the message is said.
+    HangUp,
+}
+
+/// A caller's voice message for the `record` application (see
+/// [`DtmfScript::with_message`]): `length` of speech from the start of the recording.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VoiceMessage {
+    length: Duration,
+    then: AfterMessage,
+}
+
+impl VoiceMessage {
+    /// At most [`MAX_MESSAGE`] of speech (zero: the caller says nothing, then does `then`).
+    pub fn new(length: Duration, then: AfterMessage) -> Result<Self, EslError> {
+        if length > MAX_MESSAGE {
+            return Err(script_error(format!(
+                "a voice message of {length:?}, at most {MAX_MESSAGE:?}"
+            )));
+        }
+        Ok(VoiceMessage { length, then })
+    }
+
+    /// `length` capped at [`MAX_MESSAGE`] (a sampled length).
+    pub(crate) fn capped(length: Duration, then: AfterMessage) -> Self {
+        VoiceMessage {
+            length: length.min(MAX_MESSAGE),
+            then,
+        }
+    }
+
+    pub fn length(&self) -> Duration {
+        self.length
+    }
+
+    pub fn then(&self) -> AfterMessage {
+        self.then
+    }
+}
+
 /// What RFC 2833 / `uuid_send_dtmf` can carry.
 pub fn is_dtmf_digit(c: char) -> bool {
     matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d')
@@ -763,6 +832,8 @@ pub fn is_dtmf_digit(c: char) -> bool {
 pub struct DtmfScript {
     presses: Vec<DtmfPress>,
     digit_gap: Duration,
+    /// What the caller says when a `record` application records it (none: silence).
+    message: Option<VoiceMessage>,
 }
 
 impl TryFrom<Vec<DtmfPress>> for DtmfScript {
@@ -784,7 +855,46 @@ impl DtmfScript {
         Ok(DtmfScript {
             presses,
             digit_gap: DEFAULT_DIGIT_GAP,
+            message: None,
         })
+    }
+
+    /// The same presses, and a caller who leaves a voice message: once the first `record`
+    /// application on its channel starts (RECORD_START, the caller hears the beep), it speaks
+    /// (its tone, `sim_tone_hz`) for `length`, then does `then`. At most [`MAX_MESSAGE`].
+    /// A caller without a message says nothing into a recording.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use switchyard_esl::sim::{AfterMessage, DtmfScript};
+    /// let s = DtmfScript::new(vec![])?.with_message(Duration::from_secs(4), AfterMessage::HangUp)?;
+    /// assert_eq!(s.message().map(|m| m.length()), Some(Duration::from_secs(4)));
+    /// assert!(DtmfScript::new(vec![])?.with_message(Duration::from_secs(86_400), AfterMessage::Silence).is_err());
+    /// # Ok::<(), switchyard_esl::EslError>(())
+    /// ```
+    pub fn with_message(mut self, length: Duration, then: AfterMessage) -> Result<Self, EslError> {
+        self.message = Some(VoiceMessage::new(length, then)?);
+        Ok(self)
+    }
+
+    /// The voice message, if the caller leaves one.
+    pub fn message(&self) -> Option<&VoiceMessage> {
+        self.message.as_ref()
+    }
+
+    /// A script with no presses carrying `message` (the arrival process's callers).
+    pub(crate) fn only_message(message: VoiceMessage) -> Self {
+        DtmfScript {
+            presses: Vec::new(),
+            digit_gap: DEFAULT_DIGIT_GAP,
+            message: Some(message),
+        }
+    }
+
+    /// The same script carrying `message` (already bounded).
+    pub(crate) fn with_voice_message(mut self, message: VoiceMessage) -> Self {
+        self.message = Some(message);
+        self
     }
 
     /// The same presses with this gap between the digits of a press (capped at a minute).

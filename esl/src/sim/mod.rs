@@ -8,7 +8,7 @@
 //!
 //! - [`Switch`] (module `core`): the sans-IO state machine. Time and randomness are inputs.
 //! - [`net`]: the tokio shell ([`net::spawn`], [`run_standalone`]).
-//! - [`wav`]: the WAV files `uuid_record` leaves behind.
+//! - [`wav`]: the WAV files `uuid_record` and the `record` application leave behind.
 //! - [`tone`]: every channel's voice (`sim_tone_hz`: callers ~440 Hz, agents ~1000 Hz), shared
 //!   by the WAVs and recorder-leg RTP; u-law and Goertzel helpers for tests.
 //! - [`sip`] and `uac`: recorder legs (`sofia/<profile>/<user>@<ip>:<port>`) dialled over
@@ -61,9 +61,10 @@ pub mod wav;
 pub mod wire;
 
 pub use config::{
-    AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace, CustomerModel,
-    DEFAULT_MODULES, DtmfPress, DtmfScript, InboundModel, PhoneTransfer, RaceOutcome, ResumeLoop,
-    Scenario, ScenarioFile, SimConfig, SoundFiles, SwitchModel,
+    AfterMessage, AfterSocket, AgentBehaviour, AgentModel, AgentOverride, BridgeRace,
+    CustomerModel, DEFAULT_MODULES, DtmfPress, DtmfScript, InboundModel, PhoneTransfer,
+    RaceOutcome, ResumeLoop, Scenario, ScenarioFile, SimConfig, SoundFiles, SwitchModel,
+    VoiceMessage,
 };
 pub use core::{
     ConnId, ConnKind, Fault, InboundCall, OrekaAction, OrekaSetup, Output, RecorderAction,

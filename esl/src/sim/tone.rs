@@ -50,6 +50,13 @@ pub fn sample(tones_hz: &[u32], t: Duration) -> f64 {
         .sum()
 }
 
+/// The mean absolute 16-bit sample of one voice (a tone at the sim's amplitude, about 6258):
+/// the `score` the silence detection of `switch_ivr_record_file_event` computes for a frame of
+/// it. A `record` whose threshold is above this takes the caller's speech for silence.
+pub fn speech_score() -> u32 {
+    (AMPLITUDE * f64::from(i16::MAX) * 2.0 / std::f64::consts::PI) as u32
+}
+
 /// A linear sample as 16-bit PCM.
 pub fn to_i16(x: f64) -> i16 {
     // Clamped first, so the cast saturates nothing.

@@ -195,6 +195,9 @@ impl Switch {
                         let post = playback_post(&app.data, "break");
                         self.chan_event(now, ch, "PLAYBACK_STOP", vec![], post, true);
                         self.complete_app(now, ch, "FILE PLAYED");
+                    } else {
+                        // A `record` sees CF_BREAK and stops (SWITCH_STATUS_BREAK).
+                        self.record_break(now, ch);
                     }
                     "+OK\n".into()
                 }

@@ -58,6 +58,7 @@ impl Switch {
             codec: "PCMU",
             codec_rate: "8000",
             codec_bits: "64000",
+            read_codec_push: None,
             profile,
             created_at: now,
             answered_at: None,
@@ -449,6 +450,7 @@ impl Switch {
                 }
             }
             "play_and_get_digits" => self.pagd_start(now, ch, &app),
+            "record" => self.record_app_start(now, ch, &app),
             "record_session" => {
                 self.record_start(now, ch, app.data.trim(), None);
                 self.complete_app(now, ch, "_none_");
@@ -583,6 +585,7 @@ impl Switch {
         // Park's placeholder (seq 0) goes with `unpark`; everything else queued is dropped.
         c.queue.retain(|a| a.seq == 0);
         self.collect_abort(now, ch);
+        self.record_finish(now, ch, super::record::RecordEnd::Break);
         let Some(c) = self.chans.get_mut(&ch) else {
             return;
         };
@@ -780,6 +783,9 @@ impl Switch {
         // A digit collection in progress stops (its file, its read); so does a playback;
         // recordings are finalised.
         self.collect_hangup(now, ch);
+        // A `record` running: its file holds what was said until now; RECORD_STOP here,
+        // its EXECUTE_COMPLETE with the other applications' below.
+        self.record_finish(now, ch, super::record::RecordEnd::Hangup);
         if let Some(app) = self.chans.get(&ch).and_then(|c| c.current.clone())
             && app.name.ends_with("playback")
         {

@@ -500,6 +500,8 @@ impl Switch {
                 self.timers.clear();
                 self.bg_jobs.clear();
                 self.collectors.clear();
+                self.records.clear();
+                self.caller_messages.clear();
                 self.dtmf_scripts.clear();
                 self.caller_digits.clear();
                 self.core_uuid = self.rng.uuid();

@@ -34,6 +34,7 @@
 //!   queue alone): queued, and dequeued when the next try starts reading, the first breaking its
 //!   prompt. 1.10's `switch_ivr_read` does not flush the queue first (older versions of
 //!   `switch_play_and_get_digits` did);
+//! - while `record` runs: a DTMF event, then its terminators (module `record`);
 //! - otherwise (parked under `socket`, other applications): a DTMF event, then gone (park
 //!   dequeues and discards), so presses made before the application starts are not collected.
 //!
@@ -119,7 +120,7 @@ impl PagdArgs {
 
 /// `switch_separate_string(data, ' ', argv, n)`: words split at runs of blanks, the last of
 /// `n` taking the rest of the line.
-fn split_args(data: &str, n: usize) -> Vec<String> {
+pub(super) fn split_args(data: &str, n: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = data.trim_start_matches(' ');
     while !rest.is_empty() {
@@ -135,7 +136,7 @@ fn split_args(data: &str, n: usize) -> Vec<String> {
 }
 
 /// C's `atoi`: an optional sign and leading digits, 0 when there are none.
-fn atoi(s: &str) -> i64 {
+pub(super) fn atoi(s: &str) -> i64 {
     let s = s.trim_start();
     let (neg, rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
@@ -185,7 +186,7 @@ pub(super) struct Collect {
     queued: VecDeque<char>,
 }
 
-fn set_var_last(c: &mut Channel, name: &str, value: impl Into<String>) {
+pub(super) fn set_var_last(c: &mut Channel, name: &str, value: impl Into<String>) {
     // switch_channel_set_variable deletes, then appends: the variable moves to the end, which
     // is the order events list them in.
     c.unset_var(name);
@@ -257,7 +258,11 @@ impl Switch {
                 self.dtmf_event(now, ch, digit);
                 self.collect_digit(now, ch, digit);
             }
-            None => self.dtmf_event(now, ch, digit),
+            None => {
+                self.dtmf_event(now, ch, digit);
+                // A running `record` reads it (its terminators).
+                self.record_digit(now, ch, digit);
+            }
         }
     }
 
@@ -650,6 +655,7 @@ impl Switch {
         self.collectors.remove(&ch);
         self.dtmf_scripts.remove(&ch);
         self.caller_digits.remove(&ch);
+        self.forget_record(ch);
     }
 }
 

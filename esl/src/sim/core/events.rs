@@ -109,6 +109,22 @@ impl Switch {
         post: Pairs,
         vars: bool,
     ) {
+        self.chan_event_at(now, ch, name, calling_site(name), pre, post, vars);
+    }
+
+    /// [`Switch::chan_event`] fired from a given place (`Event-Calling-*`), for events more
+    /// than one source function fires (RECORD_START from `record` vs `uuid_record`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn chan_event_at(
+        &mut self,
+        now: Instant,
+        ch: ChanId,
+        name: &'static str,
+        calling: (&'static str, &'static str, u32),
+        pre: Pairs,
+        post: Pairs,
+        vars: bool,
+    ) {
         let Some(uuid) = self.chans.get(&ch).map(|c| c.uuid.clone()) else {
             return;
         };
@@ -116,7 +132,6 @@ impl Switch {
             self.seq += 1;
             return;
         }
-        let calling = calling_site(name);
         let mut p = self.common(now, name, calling);
         p.extend(pre);
         let Some(c) = self.chans.get(&ch) else { return };

@@ -14,7 +14,8 @@ impl Switch {
 
     /// [`Switch::place_inbound_call`] with a caller who presses digits as `script` says,
     /// timed from the answer (see `config`'s module doc). The call's own `dtmf`, if any, is
-    /// pressed too; the digits of both reach the channel in time order.
+    /// pressed too; the digits of both reach the channel in time order. A script's voice
+    /// message ([`DtmfScript::with_message`]) is what the caller says into a `record`.
     pub fn place_scripted_call(
         &mut self,
         now: Instant,
@@ -66,6 +67,9 @@ impl Switch {
             }
         }
         if let Some(script) = script {
+            if let Some(m) = script.message() {
+                self.set_caller_message(ch, *m);
+            }
             self.dtmf_scripts.insert(ch, script);
         }
         if let Some(c) = self.chans.get_mut(&ch)

@@ -27,7 +27,8 @@
 //! `uuid_bridge`, with their race), `expand` (`${var}` and `${api args}`), `events` (building
 //! and delivering events),
 //! `timers`, `inbound` (calls placed over outbound sockets), `digits` (caller DTMF and
-//! `play_and_get_digits`, with `regex` for its patterns), `recorder` (legs dialled over real
+//! `play_and_get_digits`, with `regex` for its patterns), `record` (the `record` application:
+//! voicemail), `recorder` (legs dialled over real
 //! SIP: what the shell must dial, feed and end, and what it reports back), `util` (parsers,
 //! formatters).
 
@@ -40,6 +41,7 @@ mod expand;
 mod handover;
 mod inbound;
 mod oreka;
+mod record;
 mod recorder;
 mod refer;
 mod regex;
@@ -170,6 +172,10 @@ enum TimerKey {
     CallerDigit(ChanId),
     /// A `play_and_get_digits` timer: prompt end, timeout, invalid file end (by arm id).
     Collect(ChanId, u64),
+    /// A `record` application's silence rule or time limit (by application seq).
+    RecordEnd(ChanId, u64),
+    /// A caller who said its voice message hangs up (module `record`).
+    MessageEnd(ChanId),
     Arrival,
     LingerEnd(ConnId),
     ConnectTimeout(ConnId),
@@ -361,6 +367,10 @@ pub struct Switch {
     caller_digits: HashMap<ChanId, VecDeque<(Instant, char)>>,
     /// Last collection timer armed (ids start at 1; 0 is "none").
     next_collect_timer: u64,
+    /// Running `record` applications, by channel (module `record`).
+    records: HashMap<ChanId, record::RecordRun>,
+    /// Callers' voice messages, until their first recording.
+    caller_messages: HashMap<ChanId, super::config::VoiceMessage>,
 }
 
 impl Switch {
@@ -398,6 +408,8 @@ impl Switch {
             dtmf_scripts: HashMap::new(),
             caller_digits: HashMap::new(),
             next_collect_timer: 0,
+            records: HashMap::new(),
+            caller_messages: HashMap::new(),
         };
         sw.start_timers(now);
         sw

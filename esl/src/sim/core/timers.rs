@@ -113,6 +113,8 @@ impl Switch {
             }
             TimerKey::CallerDigit(ch) => self.caller_digits_due(now, ch),
             TimerKey::Collect(ch, id) => self.collect_timeout(now, ch, id),
+            TimerKey::RecordEnd(ch, seq) => self.record_deadline(now, ch, seq),
+            TimerKey::MessageEnd(ch) => self.message_end(now, ch),
             TimerKey::Arrival => {
                 let Some(model) = self.cfg.scenario.inbound.clone() else {
                     return;
@@ -130,7 +132,15 @@ impl Switch {
                     let gap = model.dtmf_digit_gap.sample(&mut self.rng);
                     s.clone().with_digit_gap(gap)
                 });
-                let dtmf = if model.dtmf.is_empty() || dtmf_script.is_some() {
+                // A voice message, when the scenario gives callers one (drawn only then, so
+                // scenarios without it keep their random sequence).
+                let message = model.message.as_ref().map(|d| {
+                    crate::sim::config::VoiceMessage::capped(
+                        d.sample(&mut self.rng),
+                        model.after_message,
+                    )
+                });
+                let dtmf = if model.dtmf.is_empty() || model.dtmf_script.is_some() {
                     None
                 } else {
                     let i = self.rng.range(0, model.dtmf.len() as u64 - 1) as usize;
@@ -149,7 +159,11 @@ impl Switch {
                         talk_time: talk,
                         dtmf,
                     },
-                    dtmf_script,
+                    match (dtmf_script, message) {
+                        (Some(s), Some(m)) => Some(s.with_voice_message(m)),
+                        (None, Some(m)) => Some(crate::sim::config::DtmfScript::only_message(m)),
+                        (s, None) => s,
+                    },
                 );
                 self.schedule_arrival(now);
             }
