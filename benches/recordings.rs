@@ -341,6 +341,9 @@ async fn stored_recording(store: &Store, rt: &Runtime, tenant: TenantId) -> Uuid
         silence_ratio: Some(0.0),
         spans: json!([]),
         waveform: Value::Null,
+        kind: "call".into(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     };
     store
         .insert_recordings(std::slice::from_ref(&row))

@@ -609,6 +609,9 @@ fn recording_open_row(
         silence_ratio: None,
         spans: Value::Array(Vec::new()),
         waveform: Value::Null,
+        kind: crate::store::CALL_RECORDING.to_owned(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     }
 }
 
@@ -716,6 +719,9 @@ fn recording_row(
         // Spans are plain structs of strings and integers: they always serialise.
         spans: serde_json::to_value(&r.spans).unwrap_or_else(|_| Value::Array(Vec::new())),
         waveform: figures.map_or(Value::Null, waveform),
+        kind: crate::store::CALL_RECORDING.to_owned(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     }
 }
 

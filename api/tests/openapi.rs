@@ -68,6 +68,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/recordings/{id}/download"),
     ("DELETE", "/v1/recordings/{id}"),
     ("PUT", "/v1/recordings/{id}/legal-hold"),
+    ("GET", "/v1/voicemail"),
+    ("GET", "/v1/voicemail/{id}"),
+    ("PATCH", "/v1/voicemail/{id}"),
+    ("DELETE", "/v1/voicemail/{id}"),
     ("GET", "/v1/recording-retention"),
     ("PUT", "/v1/recording-retention"),
     ("POST", "/v1/recording-retention/sweep"),
@@ -356,9 +360,30 @@ impl Server {
                 silence_ratio: Some(0.5),
                 spans: json!([]),
                 waveform: Value::Null,
+                kind: "call".into(),
+                mailbox_queue: None,
+                mailbox_agent: None,
             })
             .collect();
         self.store.insert_recordings(&rows).await.unwrap();
+        // Two voicemail messages, in queue 1's box and in Ana's, for the voicemail routes.
+        let messages: Vec<RecordingRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(n, r)| RecordingRow {
+                id: uuid::Uuid::new_v4(),
+                call_id: uuid::Uuid::new_v4(),
+                leg: uuid::Uuid::new_v4(),
+                agents: vec![],
+                stereo: false,
+                channels: Some(1),
+                kind: "voicemail".into(),
+                mailbox_queue: (n == 0).then_some(1),
+                mailbox_agent: (n == 1).then_some(1),
+                ..r.clone()
+            })
+            .collect();
+        self.store.insert_recordings(&messages).await.unwrap();
         (admin, platform)
     }
 
@@ -565,6 +590,8 @@ struct Known {
     calls: Vec<String>,
     /// Recordings the seed stored.
     recordings: Vec<String>,
+    /// Voicemail messages the seed stored.
+    voicemail: Vec<String>,
     tenants: Vec<String>,
 }
 
@@ -593,6 +620,9 @@ values = [{tenants}]
 [dictionaries.recordings]
 values = [{recordings}]
 
+[dictionaries.voicemail]
+values = [{voicemail}]
+
 [parameters]
 "query.agent_id" = {{ dictionary = "ids", probability = 0.5 }}
 "body.agent_id" = {{ dictionary = "ids", probability = 0.5 }}
@@ -612,10 +642,15 @@ parameters = {{ "path.id" = {{ dictionary = "tenants", probability = 0.5 }} }}
 [[operations]]
 include-path-regex = '^/v1/recordings/\{{id\}}'
 parameters = {{ "path.id" = {{ dictionary = "recordings", probability = 0.5 }} }}
+
+[[operations]]
+include-path-regex = '^/v1/voicemail/\{{id\}}'
+parameters = {{ "path.id" = {{ dictionary = "voicemail", probability = 0.5 }} }}
 "#,
             ids = ids.join(", "),
             calls = list(&self.calls),
             recordings = list(&self.recordings),
+            voicemail = list(&self.voicemail),
             tenants = list(&self.tenants),
         )
     }
@@ -711,8 +746,24 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
         .json()
         .await
         .unwrap();
+    let voicemail: Value = s
+        .http
+        .get(s.url("/v1/voicemail"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     // The queue, agent, skill and routing documents the seed made, as the API shows them.
     let known = Known {
+        voicemail: voicemail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect(),
         recordings: recordings["recordings"]
             .as_array()
             .unwrap()

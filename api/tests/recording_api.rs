@@ -317,6 +317,9 @@ async fn a_recording_cut_off_by_a_stop_is_closed_at_the_next_start_from_what_its
             silence_ratio: None,
             spans: json!([]),
             waveform: Value::Null,
+            kind: "call".into(),
+            mailbox_queue: None,
+            mailbox_agent: None,
         };
         store
             .insert_recordings(&[open(with_file), open(without)])

@@ -80,6 +80,9 @@ async fn long_recording(s: &Server, tenant: switchyard_api::model::TenantId, dir
         silence_ratio: Some(0.0),
         spans: serde_json::json!([]),
         waveform: Value::Null,
+        kind: "call".into(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     };
     s.store
         .insert_recordings(std::slice::from_ref(&row))

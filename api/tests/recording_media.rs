@@ -450,6 +450,9 @@ async fn heard_recording(
         silence_ratio: Some(0.0),
         spans: json!([]),
         waveform: Value::Null,
+        kind: "call".into(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     };
     s.store
         .insert_recordings(std::slice::from_ref(&row))

@@ -58,6 +58,9 @@ fn recording(
         spans: json!([{"kind": "paused", "start_ms": 1000, "end_ms": 2000,
                        "by": "key 1 (agent)", "ended_by": "key 1 (agent)"}]),
         waveform: json!({"peak_dbfs": [-3.0, -6.0], "peaks": [[[-1, 1]], [[-2, 2]]]}),
+        kind: "call".into(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     }
 }
 

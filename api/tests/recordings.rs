@@ -50,6 +50,9 @@ fn open_row(tenant: TenantId, call: Uuid, id: Uuid, started_at_ms: i64) -> Recor
         silence_ratio: None,
         spans: json!([]),
         waveform: Value::Null,
+        kind: "call".into(),
+        mailbox_queue: None,
+        mailbox_agent: None,
     }
 }
 

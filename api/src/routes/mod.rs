@@ -21,6 +21,7 @@ mod recordings;
 mod schedules;
 mod skills;
 mod tenants;
+mod voicemail;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(flows::routes())
         .merge(numbers::routes())
         .merge(recording_search::routes())
+        .merge(voicemail::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(tenants::routes())

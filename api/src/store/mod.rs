@@ -290,6 +290,7 @@ mod recordings;
 mod routing;
 mod schedules;
 mod transcripts;
+mod voicemail;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
@@ -299,13 +300,14 @@ pub use objects::{
     DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState, PastRetention, RetentionRule,
     RetentionScope,
 };
-pub use recordings::OPEN_RECORDING;
+pub use recordings::{CALL_RECORDING, OPEN_RECORDING, VOICEMAIL};
 pub use routing::{FlowRow, MenuRow, NumberRow};
 pub use schedules::ScheduleRow;
 pub use transcripts::{
     FieldProblem, MAX_RECORDINGS_PAGE, RecordingFilter, RecordingHit, SENTIMENTS, Segment,
     TranscriptInput, TranscriptRow, search_words,
 };
+pub use voicemail::{MAX_VOICEMAIL_PAGE, VoicemailFilter, VoicemailRow};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -440,6 +442,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "inbound flows",
             include_str!("../../../migrations/sqlite/0015_inbound_flows.sql"),
         ),
+        (
+            16,
+            "voicemail",
+            include_str!("../../../migrations/sqlite/0016_voicemail.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -518,6 +525,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             15,
             "inbound flows",
             include_str!("../../../migrations/postgres/0015_inbound_flows.sql"),
+        ),
+        (
+            16,
+            "voicemail",
+            include_str!("../../../migrations/postgres/0016_voicemail.sql"),
         ),
     ])
 });

@@ -27,11 +27,17 @@ use crate::model::TenantId;
 /// The status of a recording's open row (see the module doc).
 pub const OPEN_RECORDING: &str = "recording";
 
+/// The kind of a call's recording (`recordings.kind`, migration 0016).
+pub const CALL_RECORDING: &str = "call";
+/// The kind of a voicemail message (see the `voicemail` module).
+pub const VOICEMAIL: &str = "voicemail";
+
 macro_rules! recording_cols {
     () => {
         "id, tenant_id, call_id, leg, queue_id, agents, caller_number, mode, capture, \
          fell_back, stereo, path, started_at, ended_at, status, error, duration_ms, \
-         sample_rate, channels, bytes, silence_ratio, spans, waveform, campaign_id"
+         sample_rate, channels, bytes, silence_ratio, spans, waveform, campaign_id, kind, \
+         mailbox_queue, mailbox_agent"
     };
 }
 // The search (`transcripts`) selects the same columns.
@@ -66,6 +72,9 @@ impl FromStoreRow for RecordingRow {
             spans: row.json("spans")?,
             waveform: row.json("waveform")?,
             campaign_id: row.opt_i64("campaign_id")?,
+            kind: row.string("kind")?,
+            mailbox_queue: row.opt_i64("mailbox_queue")?,
+            mailbox_agent: row.opt_i64("mailbox_agent")?,
         })
     }
 }
@@ -98,6 +107,9 @@ fn recording_values(r: &RecordingRow) -> Vec<Arg> {
         &r.spans,
         &r.waveform,
         r.campaign_id,
+        r.kind.as_str(),
+        r.mailbox_queue,
+        r.mailbox_agent,
     ]
 }
 
@@ -236,6 +248,9 @@ mod tests {
             silence_ratio: None,
             spans: Value::Array(vec![]),
             waveform: Value::Null,
+            kind: CALL_RECORDING.into(),
+            mailbox_queue: None,
+            mailbox_agent: None,
         }
     }
 
@@ -278,6 +293,17 @@ mod tests {
             recording_versus(&open_row(), &other_tenant),
             Versus::Collides
         );
+    }
+
+    #[test]
+    fn a_row_journaled_before_voicemail_reads_as_a_calls_recording() {
+        let mut old = serde_json::to_value(final_row()).unwrap();
+        for field in ["kind", "mailbox_queue", "mailbox_agent"] {
+            old.as_object_mut().unwrap().remove(field);
+        }
+        let row: RecordingRow = serde_json::from_value(old).unwrap();
+        assert_eq!(row, final_row());
+        assert_eq!(row.kind, CALL_RECORDING);
     }
 
     #[test]

@@ -156,6 +156,21 @@ pub struct RecordingRow {
     pub spans: Value,
     /// Per-channel peaks and waveform (JSON), `null` until measured.
     pub waveform: Value,
+    /// `call` (a call's recording) or `voicemail` (a message left in a box). Journals written
+    /// before voicemail read as `call`.
+    #[serde(default = "call_kind")]
+    pub kind: String,
+    /// The queue whose box a voicemail message is in (store id); `None` otherwise.
+    #[serde(default)]
+    pub mailbox_queue: Option<i64>,
+    /// The agent whose box a voicemail message is in (store id); `None` otherwise.
+    #[serde(default)]
+    pub mailbox_agent: Option<i64>,
+}
+
+/// A recording's kind when a journal from before voicemail does not name one.
+fn call_kind() -> String {
+    super::recordings::CALL_RECORDING.to_owned()
 }
 
 /// A call detail record of one leg, from CHANNEL_HANGUP_COMPLETE (or synthetic, for a leg that
