@@ -1,7 +1,9 @@
 //! Inbound flows against the fake switch over loopback: the driver walks a caller through an
 //! IVR menu with `play_and_get_digits` (sendmsg on the inbound connection), reads the result
 //! from CHANNEL_EXECUTE_COMPLETE's variables, and routes the caller where the menu says, with
-//! the skills and priority it set. The fake's callers press keys by script.
+//! the skills and priority it set. The fake's callers press keys by script. After hours, and
+//! when a queue's wait runs out, callers leave a message: the driver greets them and runs
+//! `record` on their leg, and the fake writes what they say (`voicemail-record-app`).
 
 #[path = "wire_support/mod.rs"]
 mod wire_support;
@@ -11,16 +13,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_dialplan::flow::{Flow, NumberPlan};
+use switchyard_dialplan::schedule::Schedule;
 use switchyard_engine::config::{Announcements, EngineConfig};
 use switchyard_engine::driver::{Driver, DriverConfig, DriverHandle, InboundPlan};
 use switchyard_engine::{
-    AgentConfig, AgentId, Command, Engine, LegId, Membership, Presence, QueueConfig, QueueId,
-    Record, SkillId, Strategy,
+    AgentConfig, AgentId, CallOutcome, Command, Engine, Exit, LegId, Mailbox, Membership, Presence,
+    QueueConfig, QueueId, Record, SkillId, Strategy, VoicemailRecord,
 };
 use switchyard_esl::client::{Auth, Client, ClientConfig, ClientEvent, EventStream};
 use switchyard_esl::sim::{
-    AgentBehaviour, AgentModel, CustomerModel, Dist, DtmfPress, DtmfScript, InboundCall, Scenario,
-    SimConfig, SimHandle,
+    AfterMessage, AgentBehaviour, AgentModel, CustomerModel, Dist, DtmfPress, DtmfScript,
+    InboundCall, Scenario, SimConfig, SimHandle,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -28,6 +31,14 @@ use wire_support::Log;
 
 const SALES: QueueId = QueueId(1);
 const SUPPORT: QueueId = QueueId(2);
+/// No agents; callers wait 1.5 s, then leave a message in its box (its own exit).
+const BILLING: QueueId = QueueId(3);
+/// The agent whose box the `held` flow sends callers to when billing's wait runs out.
+const BOX_AGENT: AgentId = AgentId(9);
+/// Runs the `after_hours` flow: its schedule has no opening hours.
+const AFTER_HOURS: &str = "+15550199";
+/// Runs the `held` flow: billing, then the agent's box when the wait runs out.
+const HELD: &str = "+15550177";
 const SPANISH: SkillId = SkillId(7);
 const NUMBER: &str = "+15550100";
 /// A number the support queue has as its own (the queue's `numbers`), not in the plan.
@@ -65,8 +76,31 @@ const FLOW: &str = r#"{
   "fallback": {"queue": "support"}
 }"#;
 
+/// Closed at all hours, then a message in sales' box.
+const AFTER_HOURS_FLOW: &str = r#"{
+  "id": "after_hours",
+  "steps": [
+    {"kind": "schedule", "id": "hours", "schedule": "office", "open": "sales", "closed": "vm"},
+    {"kind": "queue", "id": "sales", "queue": "sales"},
+    {"kind": "voicemail", "id": "vm", "mailbox": {"queue": "sales"}}
+  ],
+  "fallback": {"queue": "sales"}
+}"#;
+
+/// Billing; when its wait runs out the flow, not the queue, says where: an agent's box.
+const HELD_FLOW: &str = r#"{
+  "id": "held",
+  "steps": [
+    {"kind": "queue", "id": "billing", "queue": "billing", "on_max_wait": "agent_box"},
+    {"kind": "voicemail", "id": "agent_box", "mailbox": {"agent": "nine"}}
+  ],
+  "fallback": {"queue": "billing"}
+}"#;
+
 struct World {
     sim: SimHandle,
+    /// Where the fake writes `record`'s files and the driver reads them.
+    dir: std::path::PathBuf,
     api: DriverHandle,
     records: Log<Record>,
     /// CHANNEL_EXECUTE_COMPLETE seen on an observer's inbound connection: (leg, app, data).
@@ -76,7 +110,11 @@ struct World {
 }
 
 impl World {
-    async fn start() -> World {
+    async fn start(name: &str) -> World {
+        let dir =
+            std::env::temp_dir().join(format!("switchyard-ivr-wire-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let outbound = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let esl = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim = switchyard_esl::sim::spawn(
@@ -100,10 +138,14 @@ impl World {
             },
             11,
         );
-        let cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon")
+        let mut cfg = DriverConfig::new(sim.local_addr().to_string(), "ClueCon")
             .route("sales", SALES)
             .route("support", SUPPORT)
+            .route("billing", BILLING)
             .route(SUPPORT_LINE, SUPPORT);
+        cfg.recording.switch_path = format!("{}/{{file}}", dir.display());
+        cfg.recording.switch_files = dir.clone();
+        cfg.recording.switch_file_wait = Duration::from_secs(5);
         let engine = Engine::new(
             EngineConfig::default(),
             7,
@@ -130,7 +172,15 @@ impl World {
         .unwrap();
         let executed = Log::new();
         tokio::spawn(collect_executions(events, executed.clone()));
-        for (id, name) in [(SALES, "sales"), (SUPPORT, "support")] {
+        for (id, name) in [(SALES, "sales"), (SUPPORT, "support"), (BILLING, "billing")] {
+            let (max_wait, on_timeout) = if id == BILLING {
+                (
+                    Some(Duration::from_millis(1500)),
+                    Exit::Mailbox(Mailbox::Queue(BILLING)),
+                )
+            } else {
+                (None, Exit::Hangup)
+            };
             api.command(Command::UpsertQueue(Box::new(QueueConfig {
                 id,
                 name: name.into(),
@@ -140,30 +190,55 @@ impl World {
                     every: None,
                     ..Announcements::default()
                 },
+                max_wait,
+                on_timeout,
                 ..QueueConfig::default()
             })))
             .await
             .unwrap();
         }
-        let flow: Flow = serde_json::from_str(FLOW).unwrap();
+        api.command(Command::UpsertAgent(Box::new(AgentConfig {
+            id: BOX_AGENT,
+            name: "nine".into(),
+            contact: "user/1099".into(),
+            ..AgentConfig::default()
+        })))
+        .await
+        .unwrap();
+        let flows: HashMap<String, Arc<Flow>> = [FLOW, AFTER_HOURS_FLOW, HELD_FLOW]
+            .into_iter()
+            .map(|json| {
+                let flow: Flow = serde_json::from_str(json).unwrap();
+                (flow.id.clone(), Arc::new(flow))
+            })
+            .collect();
+        let route = |number: &str, flow: &str| switchyard_dialplan::flow::NumberRoute {
+            number: number.into(),
+            flow: flow.into(),
+        };
         let plan = NumberPlan {
-            numbers: vec![switchyard_dialplan::flow::NumberRoute {
-                number: NUMBER.into(),
-                flow: "main".into(),
-            }],
+            numbers: vec![
+                route(NUMBER, "main"),
+                route(AFTER_HOURS, "after_hours"),
+                route(HELD, "held"),
+            ],
             default_flow: "main".into(),
         };
+        // No opening hours at all: closed whenever the test runs.
+        let office: Schedule = serde_json::from_str(r#"{"time_zone": "Europe/Paris"}"#).unwrap();
         api.set_inbound(Some(Arc::new(InboundPlan {
             numbers: plan.index(),
-            flows: HashMap::from([("main".to_owned(), Arc::new(flow))]),
-            schedules: HashMap::new(),
+            flows,
+            schedules: HashMap::from([("office".to_owned(), office.compile().unwrap())]),
             queues: HashMap::new(),
             skills: HashMap::from([("spanish".to_owned(), SPANISH)]),
+            agents: HashMap::from([("nine".to_owned(), BOX_AGENT)]),
         })))
         .await
         .unwrap();
         World {
             sim,
+            dir,
             api,
             records,
             executed,
@@ -237,6 +312,11 @@ impl World {
 
     /// Once the caller's channel is gone: what was played on it.
     async fn ended_hearing(&self, caller: &str) -> Vec<String> {
+        self.ended_hearing_after(caller, "hangup").await
+    }
+
+    /// Once the caller's channel is gone and `last` has completed on it: what was played.
+    async fn ended_hearing_after(&self, caller: &str, last: &str) -> Vec<String> {
         let mut gone = false;
         for _ in 0..1500 {
             let body = self
@@ -250,11 +330,11 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(gone, "the flow hangs the caller up");
+        assert!(gone, "the caller's channel ends");
         // The observer's events are read on their own task: wait for the last one.
         self.executed
-            .wait_for("the hangup's completion", |(l, app, _)| {
-                l == caller && app == "hangup"
+            .wait_for("the last application's completion", |(l, app, _)| {
+                l == caller && app == last
             })
             .await;
         self.executed
@@ -265,12 +345,50 @@ impl World {
             .collect()
     }
 
+    /// A caller who says something for `message` when recorded, then hangs up.
+    async fn call_leaving_message(&self, number: &str, message: Duration) -> String {
+        let call = InboundCall {
+            destination: number.into(),
+            caller_number: "+15557770002".into(),
+            ..InboundCall::default()
+        };
+        let script = DtmfScript::new(Vec::new())
+            .unwrap()
+            .with_message(message, AfterMessage::HangUp)
+            .unwrap();
+        self.sim
+            .place_scripted_call(call, script)
+            .await
+            .expect("the fake switch places the call")
+    }
+
+    async fn message_of(&self, caller: &str) -> VoicemailRecord {
+        let leg = LegId::parse(caller).unwrap();
+        match self
+            .records
+            .wait_for(
+                "the message's record",
+                |r| matches!(r, Record::Voicemail(v) if v.leg == leg),
+            )
+            .await
+        {
+            Record::Voicemail(v) => *v,
+            _ => unreachable!(),
+        }
+    }
+
     fn collections(&self, caller: &str) -> usize {
         self.executed
             .snapshot()
             .iter()
             .filter(|(l, app, _)| l == caller && app == "play_and_get_digits")
             .count()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -288,7 +406,7 @@ async fn collect_executions(mut events: EventStream, log: Log<(String, String, S
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_pressing_2_lands_in_sales_with_the_skill_and_priority_the_menu_set() {
-    let w = World::start().await;
+    let w = World::start("a_caller_pressing_2_land").await;
     // Agent 3 has waited longest but lacks Spanish: only the menu's skill keeps the call from
     // them. Agent 4 serves support only.
     w.agent(3, SALES, vec![]).await;
@@ -304,7 +422,7 @@ async fn a_caller_pressing_2_lands_in_sales_with_the_skill_and_priority_the_menu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_pressing_1_lands_in_support() {
-    let w = World::start().await;
+    let w = World::start("a_caller_pressing_1_land").await;
     w.agent(4, SUPPORT, vec![]).await;
     let caller = w.call(&[(800, "1")]).await;
     let record = w.call_record_of(&caller).await;
@@ -314,7 +432,7 @@ async fn a_caller_pressing_1_lands_in_support() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_invalid_entries_lead_to_the_max_invalid_action() {
-    let w = World::start().await;
+    let w = World::start("three_invalid_entries_le").await;
     w.agent(4, SUPPORT, vec![]).await;
     // 9 is no entry of the menu: FreeSWITCH's regex refuses it (digits_invalid).
     let caller = w.call(&[(800, "9"), (1500, "9"), (1500, "9")]).await;
@@ -337,7 +455,7 @@ async fn three_invalid_entries_lead_to_the_max_invalid_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silence_leads_to_the_max_timeout_action() {
-    let w = World::start().await;
+    let w = World::start("silence_leads_to_the_max").await;
     w.agent(4, SUPPORT, vec![]).await;
     let caller = w.call(&[]).await;
     let heard = w.ended_hearing(&caller).await;
@@ -350,10 +468,103 @@ async fn silence_leads_to_the_max_timeout_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queues_own_number_goes_to_the_queue_not_to_the_default_flow() {
-    let w = World::start().await;
+    let w = World::start("a_queues_own_number_goes").await;
     w.agent(4, SUPPORT, vec![]).await;
     let caller = w.call_to(SUPPORT_LINE, &[]).await;
     let record = w.call_record_of(&caller).await;
     assert_eq!(record.queues, vec![SUPPORT]);
     assert_eq!(w.collections(&caller), 0, "no menu on the queue's own line");
+}
+
+/// The file the driver filed, as the fake wrote it: its length is what the caller said.
+fn assert_message_of_length(m: &VoicemailRecord, said: Duration) {
+    assert_eq!(
+        m.status,
+        switchyard_engine::recording::RecordingStatus::Completed,
+        "{m:?}"
+    );
+    let f = m.figures.as_ref().expect("the file was checked");
+    let ms = u128::from(f.duration_ms);
+    assert!(
+        ms.abs_diff(said.as_millis()) <= 100,
+        "the message is what was said ({} ms), not the silence after: {ms} ms",
+        said.as_millis()
+    );
+    assert!(std::path::Path::new(&m.path).exists(), "{}", m.path);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_hours_the_caller_is_greeted_and_leaves_a_message_in_the_queues_box() {
+    let w = World::start("after_hours").await;
+    let caller = w
+        .call_leaving_message(AFTER_HOURS, Duration::from_secs(3))
+        .await;
+    let message = w.message_of(&caller).await;
+    assert_eq!(message.mailbox, Mailbox::Queue(SALES));
+    assert_eq!(message.caller_number, "+15557770002");
+    assert_message_of_length(&message, Duration::from_secs(3));
+    let heard = w.ended_hearing_after(&caller, "record").await;
+    let greeting = switchyard_engine::driver::VoicemailSetup::default().greeting;
+    assert!(heard.contains(&greeting), "{heard:?}");
+    let leg = LegId::parse(&caller).unwrap();
+    assert!(
+        !w.records
+            .snapshot()
+            .iter()
+            .any(|r| matches!(r, Record::Call(c) if c.leg == leg)),
+        "the caller never reached a queue"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queues_max_wait_exit_leads_to_its_voicemail_box() {
+    let w = World::start("max_wait").await;
+    let caller = w
+        .call_leaving_message("billing", Duration::from_secs(2))
+        .await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.outcome, CallOutcome::Voicemail);
+    assert_eq!(record.queues, vec![BILLING]);
+    let message = w.message_of(&caller).await;
+    assert_eq!(message.mailbox, Mailbox::Queue(BILLING));
+    assert_message_of_length(&message, Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_max_wait_step_takes_over_from_the_queue_and_fills_an_agents_box() {
+    let w = World::start("flow_max_wait").await;
+    let caller = w.call_leaving_message(HELD, Duration::from_secs(2)).await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.outcome, CallOutcome::FlowExit);
+    assert_eq!(record.queues, vec![BILLING]);
+    let message = w.message_of(&caller).await;
+    assert_eq!(
+        message.mailbox,
+        Mailbox::Agent(BOX_AGENT),
+        "the flow's box, not billing's"
+    );
+    assert_message_of_length(&message, Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_hangs_up_during_the_greeting_leaves_no_message() {
+    let w = World::start("greeting_hangup").await;
+    let call = InboundCall {
+        destination: AFTER_HOURS.into(),
+        caller_number: "+15557770003".into(),
+        // Gone before the greeting and the tone are over.
+        patience: Some(Duration::from_millis(300)),
+        ..InboundCall::default()
+    };
+    let caller = w
+        .sim
+        .place_scripted_call(call, DtmfScript::new(Vec::new()).unwrap())
+        .await
+        .unwrap();
+    let message = w.message_of(&caller).await;
+    assert_eq!(
+        message.status,
+        switchyard_engine::recording::RecordingStatus::Failed
+    );
+    assert!(message.path.is_empty());
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use switchyard_dialplan::flow::{Known, Menu, NumberPlan, NumberRoute};
 use switchyard_dialplan::schedule::Schedule;
 use switchyard_engine::driver::InboundPlan;
-use switchyard_engine::{QueueId, SkillId};
+use switchyard_engine::{AgentId, QueueId, SkillId};
 use tracing::warn;
 
 use crate::directory::Directory;
@@ -54,6 +54,7 @@ pub async fn build(
     let mut schedules = HashMap::new();
     let mut queues = HashMap::new();
     let mut skills = HashMap::new();
+    let mut agents = HashMap::new();
     for tenant in store.list_tenants().await? {
         let t = tenant.id;
         let menus = Menus(
@@ -101,6 +102,14 @@ pub async fn build(
                 queues.insert(shown(IdKind::Queue, q.id), QueueId(id));
             }
         }
+        for a in store.list_agents(t).await? {
+            let Ok(id) = u32::try_from(a.id) else {
+                continue;
+            };
+            if directory.agent_tenant(AgentId(id)).is_some() {
+                agents.insert(shown(IdKind::Agent, a.id), AgentId(id));
+            }
+        }
         for s in store.list_skills(t).await? {
             let Ok(id) = u32::try_from(s.id) else {
                 continue;
@@ -136,5 +145,6 @@ pub async fn build(
         schedules,
         queues,
         skills,
+        agents,
     }))
 }

@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::http::live::{LiveHub, LiveMessage};
+use crate::ids::IdCodec;
 use crate::model::TenantId;
 use crate::store::{
     AuditEntry, ObjectRow, ObjectSpool, ObjectState, RecordingRow, Store, StoreError,
@@ -76,6 +77,8 @@ struct Inner {
     uploader: Uploader,
     prefix: String,
     store: Store,
+    /// Live events show ids as the API does.
+    ids: IdCodec,
 }
 
 impl std::fmt::Debug for Objects {
@@ -93,6 +96,7 @@ impl Objects {
         store: Store,
         config: &ObjectsConfig,
         hub: LiveHub,
+        ids: IdCodec,
     ) -> Result<(Objects, JoinHandle<()>), ObjectsError> {
         let storage = Arc::new(Storage::open(&config.storage)?);
         let dyn_storage: Arc<dyn RecordingStorage> = storage.clone();
@@ -103,6 +107,7 @@ impl Objects {
                 uploader,
                 prefix: config.prefix.clone(),
                 store: store.clone(),
+                ids,
             }),
         };
         let reports_task = tokio::spawn(report_loop(objects.clone(), reports, hub));
@@ -412,20 +417,40 @@ async fn retention_loop(objects: Objects, every: Duration) {
 /// `recording.completed`: the audio is stored, with what the AI service and the portal need.
 async fn publish_completed(objects: &Objects, hub: &LiveHub, id: Uuid) {
     let store = &objects.inner.store;
+    let ids = &objects.inner.ids;
     let (Ok(Some(object)), Ok(Some(rec))) = (
         store.recording_object_any(id).await,
         store.recording_any(id).await,
     ) else {
         return;
     };
+    if rec.kind == crate::store::VOICEMAIL {
+        // A message is playable once stored: its box hears of it now, not when recorded.
+        hub.publish(LiveMessage {
+            tenant: object.tenant,
+            kind: "voicemail.received",
+            data: json!({
+                "id": id,
+                "call_id": rec.call_id,
+                "mailbox": match (rec.mailbox_queue, rec.mailbox_agent) {
+                    (_, Some(a)) => json!({ "agent": ids.agent(a) }),
+                    (q, None) => json!({ "queue": q.map(|q| ids.queue(q)) }),
+                },
+                "caller_number": rec.caller_number,
+                "duration_ms": rec.duration_ms,
+                "left_at_ms": rec.started_at_ms,
+            }),
+        });
+        return;
+    }
     hub.publish(LiveMessage {
         tenant: object.tenant,
         kind: "recording.completed",
         data: json!({
             "id": id,
             "call_id": rec.call_id,
-            "queue_id": rec.queue_id,
-            "agents": rec.agents,
+            "queue_id": ids.queue(rec.queue_id),
+            "agents": rec.agents.iter().map(|a| ids.agent(*a)).collect::<Vec<_>>(),
             "status": rec.status,
             "duration_ms": rec.duration_ms,
             "channels": rec.channels,
@@ -440,7 +465,11 @@ async fn publish_completed(objects: &Objects, hub: &LiveHub, id: Uuid) {
 
 /// `recording.failed`: a recording ended without audio (the reason in `error`).
 pub fn publish_failed(hub: &LiveHub, rows: &[RecordingRow]) {
-    for r in rows.iter().filter(|r| r.status == "failed") {
+    // A voicemail that failed is a caller who left no message, not a recording that broke.
+    for r in rows
+        .iter()
+        .filter(|r| r.status == "failed" && r.kind != crate::store::VOICEMAIL)
+    {
         hub.publish(LiveMessage {
             tenant: r.tenant,
             kind: "recording.failed",

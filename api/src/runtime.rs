@@ -262,7 +262,7 @@ impl Runtime {
         dcfg.recording = recording.capture;
         let hub = LiveHub::new(LiveConfig::default());
         let (objects, objects_task) =
-            Objects::start(store.clone(), &recording.objects, hub.clone()).await?;
+            Objects::start(store.clone(), &recording.objects, hub.clone(), ids.clone()).await?;
         let records_duplicate = Arc::new(AtomicU64::new(0));
         let sink = StoreSink {
             store: store.clone(),
@@ -725,6 +725,102 @@ fn recording_row(
     }
 }
 
+/// The tenant of a voicemail box, and the box as the recordings table keeps it: a queue's
+/// box under that queue (`queue_id` and `mailbox_queue`), an agent's under no queue (0).
+fn mailbox_row(
+    directory: &Directory,
+    mailbox: switchyard_engine::Mailbox,
+) -> Option<(TenantId, i64, Option<i64>, Option<i64>)> {
+    use switchyard_engine::Mailbox;
+    match mailbox {
+        Mailbox::Queue(q) => {
+            let tenant = directory.queue_tenant(q)?;
+            Some((tenant, i64::from(q.0), Some(i64::from(q.0)), None))
+        }
+        Mailbox::Agent(a) => {
+            let tenant = directory.agent_tenant(a)?;
+            Some((tenant, 0, None, Some(i64::from(a.0))))
+        }
+    }
+}
+
+/// The open row of a voicemail message about to be recorded (kind `voicemail`; the call is
+/// the caller's leg). A restart closes it from its file like a recording's.
+fn voicemail_open_row(
+    o: &switchyard_engine::VoicemailOpen,
+    directory: &Directory,
+) -> Option<RecordingRow> {
+    let (tenant, queue_id, mailbox_queue, mailbox_agent) = mailbox_row(directory, o.mailbox)?;
+    Some(RecordingRow {
+        id: Uuid::from_u128(o.id.0),
+        tenant,
+        call_id: uuid_of(o.leg),
+        leg: uuid_of(o.leg),
+        queue_id,
+        campaign_id: None,
+        // The box's agent, so its own key may play the message (recordings' rule).
+        agents: mailbox_agent.into_iter().collect(),
+        caller_number: o.caller_number.clone(),
+        mode: "voicemail".to_owned(),
+        capture: "switch".to_owned(),
+        fell_back: false,
+        stereo: false,
+        path: String::new(),
+        started_at_ms: stored_i64(o.started_unix_ms),
+        ended_at_ms: None,
+        status: crate::store::OPEN_RECORDING.to_owned(),
+        error: None,
+        duration_ms: None,
+        sample_rate: None,
+        channels: None,
+        bytes: None,
+        silence_ratio: None,
+        spans: Value::Array(Vec::new()),
+        waveform: Value::Null,
+        kind: crate::store::VOICEMAIL.to_owned(),
+        mailbox_queue,
+        mailbox_agent,
+    })
+}
+
+/// The final row of a voicemail message (it replaces the open row of its id).
+fn voicemail_row(
+    r: switchyard_engine::VoicemailRecord,
+    directory: &Directory,
+) -> Option<RecordingRow> {
+    let (tenant, queue_id, mailbox_queue, mailbox_agent) = mailbox_row(directory, r.mailbox)?;
+    let figures = r.figures.as_ref();
+    Some(RecordingRow {
+        id: Uuid::from_u128(r.id.0),
+        tenant,
+        call_id: uuid_of(r.leg),
+        leg: uuid_of(r.leg),
+        queue_id,
+        campaign_id: None,
+        agents: mailbox_agent.into_iter().collect(),
+        caller_number: r.caller_number,
+        mode: "voicemail".to_owned(),
+        capture: "switch".to_owned(),
+        fell_back: false,
+        stereo: false,
+        path: r.path,
+        started_at_ms: stored_i64(r.started_unix_ms),
+        ended_at_ms: Some(stored_i64(r.ended_unix_ms)),
+        status: r.status.as_str().to_owned(),
+        error: r.error,
+        duration_ms: figures.map(|f| stored_i64(f.duration_ms)),
+        sample_rate: figures.map(|f| i32::try_from(f.sample_rate).unwrap_or(i32::MAX)),
+        channels: figures.map(|f| i32::from(f.channels)),
+        bytes: figures.map(|f| stored_i64(f.bytes)),
+        silence_ratio: figures.map(|f| f.silence_ratio).filter(|v| v.is_finite()),
+        spans: Value::Array(Vec::new()),
+        waveform: figures.map_or(Value::Null, waveform),
+        kind: crate::store::VOICEMAIL.to_owned(),
+        mailbox_queue,
+        mailbox_agent,
+    })
+}
+
 /// A recording's measurements as its `waveform` document: per channel the peak (dBFS, null
 /// for an all-zero channel) and the silence share, and the drawn (min, max) pairs.
 fn waveform(f: &switchyard_engine::recording::AudioFigures) -> Value {
@@ -872,6 +968,14 @@ impl RecordSink for StoreSink {
                     };
                     recordings.push(recording_row(*r, tenant));
                 }
+                Record::VoicemailOpened(o) => match voicemail_open_row(&o, &self.directory) {
+                    Some(row) => recordings.push(row),
+                    None => unfiled += 1,
+                },
+                Record::Voicemail(r) => match voicemail_row(*r, &self.directory) {
+                    Some(row) => recordings.push(row),
+                    None => unfiled += 1,
+                },
                 // Taken by `campaign` above.
                 Record::Attempt(_)
                 | Record::AttemptStarted(_)

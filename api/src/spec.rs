@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use switchyard_engine::config::{
     Announcements, DEFAULT_CALLBACK_CONFIRM, EmptyRule, EscalationStep, SkillRequirement,
 };
-use switchyard_engine::{AgentConfig, AgentId, Exit, QueueConfig, QueueId, SkillId, Strategy};
+use switchyard_engine::{
+    AgentConfig, AgentId, Exit, Mailbox, QueueConfig, QueueId, SkillId, Strategy,
+};
 use utoipa::ToSchema;
 
 use crate::grants::DialGrants;
@@ -75,10 +77,23 @@ pub enum ExitSpec {
         destination: String,
     },
     Callback,
+    /// A message in switchyard's own voicemail: this queue's box, or the box of `queue` or
+    /// of `agent` (one of them at most); listed at `/v1/voicemail`.
+    Mailbox {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        queue: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<u32>,
+    },
 }
 
 impl ExitSpec {
-    fn to_engine(&self, field: &str, grants: &DialGrants) -> Result<Exit, FieldError> {
+    fn to_engine(
+        &self,
+        field: &str,
+        own: QueueId,
+        grants: &DialGrants,
+    ) -> Result<Exit, FieldError> {
         let granted = |d: &str| {
             let d = dest(field, d)?;
             grants.destination(&format!("{field}.destination"), &d)?;
@@ -90,7 +105,28 @@ impl ExitSpec {
             ExitSpec::Voicemail { destination } => Exit::Voicemail(granted(destination)?),
             ExitSpec::Transfer { destination } => Exit::Transfer(granted(destination)?),
             ExitSpec::Callback => Exit::Callback,
+            ExitSpec::Mailbox { queue, agent } => Exit::Mailbox(match (queue, agent) {
+                (None, None) => Mailbox::Queue(own),
+                (Some(q), None) => Mailbox::Queue(QueueId(*q)),
+                (None, Some(a)) => Mailbox::Agent(AgentId(*a)),
+                (Some(_), Some(_)) => {
+                    return Err(bad(
+                        &format!("{field}.agent"),
+                        "a message goes to one box: a queue's or an agent's, not both",
+                    ));
+                }
+            }),
         })
+    }
+
+    /// The voicemail box this exit names, other than its own queue's: (queue, agent).
+    pub fn mailbox_target(&self) -> Option<(Option<u32>, Option<u32>)> {
+        match self {
+            ExitSpec::Mailbox { queue, agent } if queue.is_some() || agent.is_some() => {
+                Some((*queue, *agent))
+            }
+            _ => None,
+        }
     }
 
     /// The queue this exit sends callers to, if any (checked against the tenant's queues).
@@ -417,7 +453,7 @@ impl QueueSpec {
                 return Err(bad(&format!("dtmf_exits[{i}].digit"), "one of 0-9 * #"));
             }
             let field = format!("dtmf_exits[{i}].exit");
-            dtmf_exits.push((d.digit, d.exit.to_engine(&field, grants)?));
+            dtmf_exits.push((d.digit, d.exit.to_engine(&field, id, grants)?));
         }
         Ok(QueueConfig {
             id,
@@ -440,9 +476,9 @@ impl QueueSpec {
                 periodic,
             },
             max_wait: opt_secs("max_wait_s", self.max_wait_s)?,
-            on_timeout: self.on_timeout.to_engine("on_timeout", grants)?,
+            on_timeout: self.on_timeout.to_engine("on_timeout", id, grants)?,
             max_wait_no_agent: opt_secs("max_wait_no_agent_s", self.max_wait_no_agent_s)?,
-            on_no_agents: self.on_no_agents.to_engine("on_no_agents", grants)?,
+            on_no_agents: self.on_no_agents.to_engine("on_no_agents", id, grants)?,
             join_empty: self.join_empty,
             leave_when_empty: self.leave_when_empty,
             dtmf_exits,
@@ -516,7 +552,7 @@ impl QueueSpec {
                     grants.destination("exit", destination).is_err()
                 }
                 ExitSpec::Callback => no_callbacks,
-                ExitSpec::Hangup | ExitSpec::Queue { .. } => false,
+                ExitSpec::Hangup | ExitSpec::Queue { .. } | ExitSpec::Mailbox { .. } => false,
             };
             if withdrawn {
                 *exit = ExitSpec::Hangup;
@@ -531,6 +567,23 @@ impl QueueSpec {
             .into_iter()
             .chain(self.dtmf_exits.iter().map(|d| &d.exit))
             .any(|e| matches!(e, ExitSpec::Callback))
+    }
+
+    /// Voicemail boxes of other queues and of agents its exits name, to check they are the
+    /// tenant's: (field, queue, agent).
+    pub fn mailbox_targets(&self) -> Vec<(&'static str, Option<u32>, Option<u32>)> {
+        [
+            ("config.on_timeout", &self.on_timeout),
+            ("config.on_no_agents", &self.on_no_agents),
+        ]
+        .into_iter()
+        .chain(
+            self.dtmf_exits
+                .iter()
+                .map(|d| ("config.dtmf_exits", &d.exit)),
+        )
+        .filter_map(|(f, e)| e.mailbox_target().map(|(q, a)| (f, q, a)))
+        .collect()
     }
 
     /// Queues this one sends callers to (overflow exits), to check they are the tenant's.
@@ -558,8 +611,17 @@ impl ConfigIds for QueueSpec {
             .into_iter()
             .chain(self.dtmf_exits.iter_mut().map(|d| &mut d.exit))
         {
-            if let ExitSpec::Queue { queue } = exit {
-                *queue = f(IdKind::Queue, *queue);
+            match exit {
+                ExitSpec::Queue { queue } => *queue = f(IdKind::Queue, *queue),
+                ExitSpec::Mailbox { queue, agent } => {
+                    if let Some(q) = queue {
+                        *q = f(IdKind::Queue, *q);
+                    }
+                    if let Some(a) = agent {
+                        *a = f(IdKind::Agent, *a);
+                    }
+                }
+                _ => {}
             }
         }
     }

@@ -758,7 +758,7 @@ async fn schemathesis_finds_no_server_errors_and_no_answer_the_document_does_not
         .unwrap();
     // The queue, agent, skill and routing documents the seed made, as the API shows them.
     let known = Known {
-        voicemail: voicemail["items"]
+        voicemail: voicemail["voicemail"]
             .as_array()
             .unwrap()
             .iter()

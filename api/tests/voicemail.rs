@@ -76,7 +76,7 @@ fn call_recording(tenant: TenantId, at_ms: i64, queue: i64) -> RecordingRow {
 
 /// The ids of a listing, in order.
 fn ids(v: &Value) -> Vec<String> {
-    v["items"]
+    v["voicemail"]
         .as_array()
         .unwrap_or_else(|| panic!("a listing: {v}"))
         .iter()
@@ -186,17 +186,23 @@ async fn the_boxes_list_newest_first_page_by_cursor_and_filter_by_box_heard_and_
         let (st, p1) = f.get("/v1/voicemail?limit=2", k).await;
         assert_eq!(st, 200, "{p1}");
         assert_eq!(ids(&p1), f.ms(&[4, 3]));
-        let next = p1["next"].as_str().expect("a next cursor").to_owned();
+        let next = p1["next_cursor"]
+            .as_str()
+            .expect("a next cursor")
+            .to_owned();
         let (_, p2) = f
-            .get(&format!("/v1/voicemail?limit=2&after={next}"), k)
+            .get(&format!("/v1/voicemail?limit=2&cursor={next}"), k)
             .await;
         assert_eq!(ids(&p2), f.ms(&[2, 1]));
-        let next = p2["next"].as_str().expect("a next cursor").to_owned();
+        let next = p2["next_cursor"]
+            .as_str()
+            .expect("a next cursor")
+            .to_owned();
         let (_, p3) = f
-            .get(&format!("/v1/voicemail?limit=2&after={next}"), k)
+            .get(&format!("/v1/voicemail?limit=2&cursor={next}"), k)
             .await;
         assert_eq!(ids(&p3), f.ms(&[0]));
-        assert_eq!(p3["next"], Value::Null);
+        assert_eq!(p3["next_cursor"], Value::Null);
 
         // By box.
         let q11 = f.s.rt.ids.queue(11);
@@ -225,11 +231,11 @@ async fn the_boxes_list_newest_first_page_by_cursor_and_filter_by_box_heard_and_
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["mailbox"], json!({ "queue": q11 }));
         assert_eq!(v["caller_number"], "+15550000");
-        assert_eq!(v["left_at"], T0);
+        assert_eq!(v["left_at_ms"], T0);
         assert_eq!(v["duration_ms"], 20_000);
         assert_eq!(v["status"], "completed");
         assert_eq!(v["heard"], false);
-        assert_eq!(v["heard_at"], Value::Null);
+        assert_eq!(v["heard_at_ms"], Value::Null);
         assert_eq!(v["heard_by"], Value::Null);
         assert_eq!(
             v["media_url"],
@@ -242,12 +248,12 @@ async fn the_boxes_list_newest_first_page_by_cursor_and_filter_by_box_heard_and_
         let (st, v) = f.patch(&f.m[3], k, json!({"heard": true})).await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["heard"], true);
-        let heard_at = v["heard_at"].as_i64().expect("heard_at");
+        let heard_at = v["heard_at_ms"].as_i64().expect("heard_at");
         assert!(heard_at >= T0, "{v}");
         assert!(v["heard_by"].is_string(), "{v}");
         // Marked again: when and by whom it was first heard stay.
         let (_, again) = f.patch(&f.m[3], k, json!({"heard": true})).await;
-        assert_eq!(again["heard_at"], heard_at);
+        assert_eq!(again["heard_at_ms"], heard_at);
         f.patch(&f.m[1], k, json!({"heard": true})).await;
         assert_eq!(f.list("/v1/voicemail?heard=true", k).await, f.ms(&[3, 1]));
         assert_eq!(
@@ -262,7 +268,7 @@ async fn the_boxes_list_newest_first_page_by_cursor_and_filter_by_box_heard_and_
         let (st, v) = f.patch(&f.m[1], k, json!({"heard": false})).await;
         assert_eq!(st, 200, "{v}");
         assert_eq!(v["heard"], false);
-        assert_eq!(v["heard_at"], Value::Null);
+        assert_eq!(v["heard_at_ms"], Value::Null);
         assert_eq!(f.list("/v1/voicemail?heard=true", k).await, f.ms(&[3]));
         // Not heard again is not an error.
         let (st, _) = f.patch(&f.m[1], k, json!({"heard": false})).await;
@@ -367,7 +373,7 @@ async fn an_agent_key_sees_and_marks_only_its_own_box_and_numbers_are_masked_as_
         assert_eq!(st, 200, "{v}");
         assert_eq!(ids(&v), f.ms(&[4, 3, 2, 1, 0]));
         assert!(
-            v["items"]
+            v["voicemail"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -561,8 +567,8 @@ async fn bad_queries_and_bodies_are_refused_with_the_field_named() {
         for (query, field) in [
             ("limit=0", "limit"),
             (&format!("since={}&until={}", T0 + 1, T0) as &str, "until"),
-            ("after=not-a-cursor", "after"),
-            ("after=01", "after"),
+            ("cursor=not-a-cursor", "cursor"),
+            ("cursor=01", "cursor"),
         ] {
             let (st, v) = f.get(&format!("/v1/voicemail?{query}"), k).await;
             assert_eq!(st, 422, "{query}: {v}");

@@ -101,9 +101,20 @@ pub enum Exit {
     Voicemail(String),
     /// Transfer to a dialplan destination (an external overflow number).
     Transfer(String),
+    /// Leave a message in switchyard's own voicemail box of a queue or an agent: the driver
+    /// plays the greeting and records on the caller's leg (issue 20).
+    Mailbox(Mailbox),
     /// The caller hangs up and keeps their place; when it is their turn an agent is rung first
     /// and then the caller is called back at their number.
     Callback,
+}
+
+/// Whose voicemail box a message goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mailbox {
+    Queue(QueueId),
+    Agent(AgentId),
 }
 
 /// When a caller may join, and when waiting callers are sent away (Asterisk's joinempty and

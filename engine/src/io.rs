@@ -100,6 +100,8 @@ pub struct CallerInfo {
     /// restarts, with what it stamped on the channel (`switchyard_arrived`). The call keeps
     /// its seniority in line from then; `None` (or a time not before now): it arrives now.
     pub first_arrived_unix_ms: Option<u64>,
+    /// Exits the caller's inbound flow takes over (none for a caller with no flow).
+    pub flow_exits: FlowExits,
 }
 
 /// Why a leg went away, reduced to what routing cares about.
@@ -380,6 +382,34 @@ pub enum SwitchCommand {
     /// Takes a caller out of its bridge into park, alive: `uuid_transfer <leg> park inline`
     /// (the transfer flag keeps `hangup_after_bridge` from hanging it up as the bridge ends).
     Park { leg: LegId },
+    /// The caller leaves a message in a switchyard voicemail box: the driver plays the
+    /// greeting and records on the leg (the call has ended for the engine).
+    Voicemail {
+        leg: LegId,
+        mailbox: crate::config::Mailbox,
+        caller_number: String,
+    },
+    /// The caller's queue let it go for a reason its inbound flow has a step for: the driver
+    /// walks the flow on from there (the call has ended for the engine).
+    ResumeFlow { leg: LegId, exit: FlowExit },
+}
+
+/// Why a queue hands a caller back to its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowExit {
+    /// No agent could take it (`on_no_agents` would apply).
+    NoAgent,
+    /// It waited the queue's `max_wait` (`on_timeout` would apply).
+    MaxWait,
+}
+
+/// Which queue exits the caller's inbound flow takes over (the flow's queue step names a
+/// step for them); the queue's own exits apply to the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FlowExits {
+    pub no_agent: bool,
+    pub max_wait: bool,
 }
 
 /// What the driver must do for a recording. `leg` is the customer leg the recording taps.
@@ -473,6 +503,11 @@ pub enum Record {
     RecordingOpened(crate::recording::RecordingOpen),
     /// A finished recording.
     Recording(Box<crate::recording::RecordingRecord>),
+    /// A voicemail message about to be recorded (the driver writes it before `record` runs,
+    /// so a restart finds the message's file; replaced by its [`Record::Voicemail`]).
+    VoicemailOpened(crate::recording::VoicemailOpen),
+    /// A voicemail message, recorded and checked (the driver writes it; the core never does).
+    Voicemail(Box<crate::recording::VoicemailRecord>),
 }
 
 impl Record {
@@ -481,7 +516,10 @@ impl Record {
     pub fn must_precede_action(&self) -> bool {
         matches!(
             self,
-            Record::CallOpened(_) | Record::AttemptStarted(_) | Record::RecordingOpened(_)
+            Record::CallOpened(_)
+                | Record::AttemptStarted(_)
+                | Record::RecordingOpened(_)
+                | Record::VoicemailOpened(_)
         )
     }
 }
@@ -528,6 +566,9 @@ pub enum CallOutcome {
     Abandoned,
     /// Sent to voicemail.
     Voicemail,
+    /// Handed back to its inbound flow by a queue exit the flow names a step for (the flow
+    /// goes on: voicemail, another queue, a message).
+    FlowExit,
     /// Sent to an external destination (overflow outside the engine).
     Transferred,
     /// Hung up by the engine (max wait with exit `hangup`, join refused...).

@@ -51,15 +51,16 @@ pub mod trace;
 #[cfg(feature = "driver")]
 pub mod driver;
 
-pub use config::{AgentConfig, EngineConfig, Exit, Membership, QueueConfig, Strategy};
+pub use config::{AgentConfig, EngineConfig, Exit, Mailbox, Membership, QueueConfig, Strategy};
 pub use engine::{AdoptedCall, DialSeen, Engine, InvariantViolation, OpenDial, Recovery};
 pub use error::EngineError;
 pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
     AmdResult, BridgeFailure, CallOpen, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command,
-    HangupCause, Input, LegId, LegKind, LineState, LiveEvent, MonitorMode, Output, Presence,
-    Prompt, Record, RecordingCommand, SwitchCommand, SwitchEvent,
+    FlowExit, FlowExits, HangupCause, Input, LegId, LegKind, LineState, LiveEvent, MonitorMode,
+    Output, Presence, Prompt, Record, RecordingCommand, SwitchCommand, SwitchEvent,
 };
 pub use recording::{
     RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingPolicy, Requester,
+    VoicemailOpen, VoicemailRecord,
 };

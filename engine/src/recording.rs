@@ -316,3 +316,33 @@ pub struct RecordingRecord {
     pub figures: Option<AudioFigures>,
     pub error: Option<String>,
 }
+
+/// A voicemail message about to be recorded ([`crate::io::Record::VoicemailOpened`]).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct VoicemailOpen {
+    /// The message's id: it names the file as a recording's does.
+    pub id: RecordingId,
+    /// The caller's leg (the call's lasting identity).
+    pub leg: LegId,
+    pub mailbox: crate::config::Mailbox,
+    pub caller_number: String,
+    pub started_unix_ms: u64,
+}
+
+/// A voicemail message, recorded ([`crate::io::Record::Voicemail`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct VoicemailRecord {
+    pub id: RecordingId,
+    pub leg: LegId,
+    pub mailbox: crate::config::Mailbox,
+    pub caller_number: String,
+    /// Where the file was read (empty when there is none).
+    pub path: String,
+    pub started_unix_ms: u64,
+    pub ended_unix_ms: u64,
+    /// `completed` with the message; `failed` when nothing was left (the caller hung up
+    /// before the tone, or said nothing) or the file could not be read.
+    pub status: RecordingStatus,
+    pub figures: Option<AudioFigures>,
+    pub error: Option<String>,
+}

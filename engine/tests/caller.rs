@@ -428,3 +428,113 @@ fn a_caller_who_comes_back_after_a_restart_keeps_its_place_by_first_arrival() {
     assert_eq!(rec.arrived_unix_ms, 1_010_000);
     assert!(rec.wait_s >= 49.9, "waited {}", rec.wait_s);
 }
+
+#[test]
+fn max_wait_to_a_mailbox_hands_the_caller_to_the_driver_for_a_message() {
+    let mut bed = Bed::new();
+    let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
+    q.max_wait = Some(Duration::from_secs(90));
+    q.on_timeout = Exit::Mailbox(switchyard_engine::Mailbox::Queue(QueueId(1)));
+    bed.queue(q);
+    let (leg, _) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            number: "+15550100".into(),
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    bed.advance(Duration::from_secs(90));
+    assert!(bed.switch.contains(&SwitchCommand::Voicemail {
+        leg,
+        mailbox: switchyard_engine::Mailbox::Queue(QueueId(1)),
+        caller_number: "+15550100".into(),
+    }));
+    // The caller is the driver's now: the engine neither hangs it up nor transfers it.
+    assert!(bed.hangups().is_empty());
+    assert_eq!(bed.call_records()[0].outcome, CallOutcome::Voicemail);
+    assert_eq!(bed.engine.active_calls(), 0);
+}
+
+#[test]
+fn a_flow_that_names_a_max_wait_step_takes_the_caller_back_instead_of_the_queue_exit() {
+    let mut bed = Bed::new();
+    let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
+    q.max_wait = Some(Duration::from_secs(60));
+    q.on_timeout = Exit::Queue(QueueId(2));
+    q.max_wait_no_agent = None;
+    bed.queue(q);
+    bed.simple_queue(2, Strategy::LongestIdleAgent);
+    let flow_exits = switchyard_engine::FlowExits {
+        no_agent: false,
+        max_wait: true,
+    };
+    let (leg, _) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            flow_exits,
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    bed.advance(Duration::from_secs(60));
+    assert!(bed.switch.contains(&SwitchCommand::ResumeFlow {
+        leg,
+        exit: switchyard_engine::FlowExit::MaxWait,
+    }));
+    // Not moved to the overflow queue: the flow decides.
+    assert!(bed.engine.waiting_calls(QueueId(2)).is_empty());
+    assert_eq!(bed.call_records()[0].outcome, CallOutcome::FlowExit);
+    assert_eq!(bed.engine.active_calls(), 0);
+}
+
+#[test]
+fn a_flow_exit_the_flow_does_not_name_leaves_the_queue_exit_in_charge() {
+    let mut bed = Bed::new();
+    let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
+    q.max_wait = Some(Duration::from_secs(60));
+    q.on_timeout = Exit::Voicemail("vm".into());
+    bed.queue(q);
+    let (leg, _) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            flow_exits: switchyard_engine::FlowExits {
+                no_agent: true,
+                max_wait: false,
+            },
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    bed.advance(Duration::from_secs(60));
+    assert!(bed.switch.contains(&SwitchCommand::Transfer {
+        leg,
+        destination: "vm".into()
+    }));
+    assert!(
+        !bed.switch
+            .iter()
+            .any(|c| matches!(c, SwitchCommand::ResumeFlow { .. }))
+    );
+}
+
+#[test]
+fn a_flow_with_a_no_agent_step_takes_back_a_caller_refused_at_join() {
+    let mut bed = Bed::new();
+    let mut q = bed.simple_queue(1, Strategy::LongestIdleAgent);
+    q.join_empty = EmptyRule::NoneLoggedIn;
+    q.on_no_agents = Exit::Hangup;
+    bed.queue(q);
+    let (leg, _) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            flow_exits: switchyard_engine::FlowExits {
+                no_agent: true,
+                max_wait: false,
+            },
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    assert!(bed.switch.contains(&SwitchCommand::ResumeFlow {
+        leg,
+        exit: switchyard_engine::FlowExit::NoAgent,
+    }));
+    assert!(bed.hangups().is_empty());
+}

@@ -131,6 +131,19 @@ async fn check_spec(
         spec.skills.iter().map(|s| s.skill),
     )
     .await?;
+    for (field, queue, agent) in spec.mailbox_targets() {
+        let found = match (queue, agent) {
+            (Some(q), _) => st.rt.store.get_queue(tenant, i64::from(q)).await?.is_some(),
+            (_, Some(a)) => st.rt.store.get_agent(tenant, i64::from(a)).await?.is_some(),
+            (None, None) => true,
+        };
+        if !found {
+            return Err(ApiError::unprocessable(
+                field,
+                "the voicemail box is not one of your queues or agents",
+            ));
+        }
+    }
     for target in spec.exit_targets() {
         if st
             .rt

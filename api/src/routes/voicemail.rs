@@ -2,7 +2,7 @@
 //! listed newest first, read one by one, marked heard or not heard, and deleted.
 //!
 //! ```text
-//!   GET    /v1/voicemail?queue=&agent=&heard=&since=&until=&limit=&after= ─► page + next
+//!   GET    /v1/voicemail?queue=&agent=&heard=&since=&until=&limit=&cursor= ─► page + next_cursor
 //!   GET    /v1/voicemail/{id}
 //!   PATCH  /v1/voicemail/{id} {"heard": true|false} ─► voicemail_heard row + audit entry
 //!   DELETE /v1/voicemail/{id} ─► as DELETE /v1/recordings/{id}: audio gone, row 'deleted'
@@ -94,13 +94,13 @@ struct VoicemailView {
     /// Masked for keys that may not see it (as on recordings).
     caller_number: String,
     /// When the caller began leaving it (unix ms, as a recording's `started_at_ms`).
-    left_at: i64,
+    left_at_ms: i64,
     duration_ms: Option<i64>,
     /// `completed`, `damaged` (audio, but not whole) or `failed` (no audio).
     status: String,
     heard: bool,
     /// When it was marked heard (unix ms); null when not heard.
-    heard_at: Option<i64>,
+    heard_at_ms: Option<i64>,
     /// The API key that marked it heard; null when not heard.
     heard_by: Option<String>,
     /// Its audio: the recording's download (with `Range`; `GET
@@ -129,11 +129,11 @@ fn view(st: &AppState, m: VoicemailRow, sight: NumberSight) -> VoicemailView {
         call_id: r.call_id,
         // The box's agent is the one whose call it is.
         caller_number: sight.show(&r.caller_number, r.mailbox_agent),
-        left_at: r.started_at_ms,
+        left_at_ms: r.started_at_ms,
         duration_ms: r.duration_ms,
         status: r.status,
         heard,
-        heard_at: m.heard_at_ms,
+        heard_at_ms: m.heard_at_ms,
         heard_by: m.heard_by,
         media_url: format!("/v1/recordings/{}/download", r.id),
     }
@@ -158,16 +158,16 @@ struct ListQuery {
     /// Page size (default 50, at most 500: more is cut to 500; 0 is refused).
     #[param(minimum = 1)]
     limit: Option<u32>,
-    /// `next` of the previous page.
-    after: Option<String>,
+    /// `next_cursor` of the previous page.
+    cursor: Option<String>,
 }
 
 /// A page of voicemail, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 struct VoicemailPage {
-    items: Vec<VoicemailView>,
-    /// Pass as `after` for the next page; `null` on the last.
-    next: Option<String>,
+    voicemail: Vec<VoicemailView>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    next_cursor: Option<String>,
 }
 
 /// The tenant's voicemail, newest first (by when it was left), filtered and paged like the
@@ -181,7 +181,7 @@ struct VoicemailPage {
     responses(
         (status = 200, description = "A page of messages", body = VoicemailPage),
         (status = 400, description = "A parameter that does not parse, such as `heard=maybe` (named in `field`)", body = ErrorBody),
-        (status = 422, description = "`until` before `since`, an `after` not from a previous page, or `limit=0` (named in `field`)", body = ErrorBody),
+        (status = 422, description = "`until` before `since`, a `cursor` not from a previous page, or `limit=0` (named in `field`)", body = ErrorBody),
     ),
 )]
 async fn list(
@@ -205,13 +205,13 @@ async fn list(
         heard: q.heard,
         since_ms: q.since,
         until_ms: q.until,
-        cursor: q.after,
+        cursor: q.cursor,
         // `page_limit` keeps it in 1..=500.
         limit: u32::try_from(limit).unwrap_or(50),
     };
     let empty = Json(VoicemailPage {
-        items: Vec::new(),
-        next: None,
+        voicemail: Vec::new(),
+        next_cursor: None,
     });
     if p.role == Role::Agent {
         // An agent key's listing is its own box: asking for another box finds nothing, and a
@@ -230,13 +230,13 @@ async fn list(
             StoreError::Invalid {
                 field: "cursor",
                 message,
-            } => ApiError::unprocessable("after", message),
+            } => ApiError::unprocessable("cursor", message),
             other => other.into(),
         })?;
     let sight = NumberSight::of(&p);
     Ok(Json(VoicemailPage {
-        items: rows.into_iter().map(|m| view(&st, m, sight)).collect(),
-        next,
+        voicemail: rows.into_iter().map(|m| view(&st, m, sight)).collect(),
+        next_cursor: next,
     }))
 }
 

@@ -11,8 +11,8 @@
 //!   DELETE ─► begin_delete / finish_delete (recording_objects 'deleting' -> 'deleted') ─► gone
 //! ```
 //!
-//! - A message is listed once its final row is written (status other than `recording`: the
-//!   caller has finished speaking) and until its audio is deleted (`recording_objects` in
+//! - A message is listed once its final row is written with audio (`completed`, or `damaged`
+//!   with what could be read: the caller has finished speaking; `failed` is no message) and until its audio is deleted (`recording_objects` in
 //!   `deleting` or `deleted`): a deleted message is in no listing and no read.
 //! - Heard state lives in its own table (migration 0016): a recording's final row replaces its
 //!   open row (DELETE and INSERT), which would wipe a column of the row.
@@ -92,11 +92,13 @@ macro_rules! voicemail_select {
     };
 }
 
-/// A listed message of tenant `$1`: a voicemail's final row whose audio is not deleted. The
+/// A listed message of tenant `$1`: a voicemail's final row with audio (a caller who left
+/// during the greeting or said nothing left no message: `failed`), whose audio is not
+/// deleted. The
 /// kind as a literal: the index (`recordings_tenant_kind`) is planned from it.
 macro_rules! listed {
     () => {
-        " WHERE tenant_id = $1 AND kind = 'voicemail' AND status <> 'recording' \
+        " WHERE tenant_id = $1 AND kind = 'voicemail' AND status IN ('completed', 'damaged') \
          AND NOT EXISTS (SELECT 1 FROM recording_objects o WHERE o.recording_id = recordings.id \
          AND o.state IN ('deleting', 'deleted'))"
     };

@@ -327,6 +327,22 @@ impl Run {
     pub fn state(&self) -> RunState {
         self.state
     }
+
+    /// In a queue: which exits its step names a step for (`(no agent, max wait)`); a queue
+    /// exit the step does not name is the queue's own business.
+    pub fn queue_exits(&self) -> Option<(bool, bool)> {
+        if self.state != RunState::InQueue {
+            return None;
+        }
+        match self.queue_step.and_then(|i| self.flow.steps.get(i)) {
+            Some(Step::Queue {
+                on_no_agent,
+                on_max_wait,
+                ..
+            }) => Some((on_no_agent.is_some(), on_max_wait.is_some())),
+            _ => None,
+        }
+    }
     pub fn journey(&self) -> &Journey {
         &self.journey
     }

@@ -103,6 +103,10 @@ pub(crate) fn plan(
     Ok(match cmd {
         // Issued by the core's module `capture`, never planned here.
         SwitchCommand::Recording(_) => (Vec::new(), Tracking::Other),
+        // Issued by the core's modules `voicemail` and `ivr`, never planned here.
+        SwitchCommand::Voicemail { .. } | SwitchCommand::ResumeFlow { .. } => {
+            (Vec::new(), Tracking::Other)
+        }
         // `uuid_transfer` sets CF_TRANSFER before the state change, so the bridge ends without
         // its hangup_after_bridge, and the inline `park` holds the caller for its music.
         SwitchCommand::Park { leg } => (

@@ -91,6 +91,8 @@ pub struct DriverConfig {
     /// `uuid_transfer <leg> <destination> <dialplan> <context>` for voicemail and overflow.
     pub transfer_dialplan: String,
     pub transfer_context: String,
+    /// How switchyard's own voicemail boxes record a message (module `voicemail`).
+    pub voicemail: VoicemailSetup,
     /// How long a supervisor's phone rings for an eavesdrop before FreeSWITCH gives up.
     pub monitor_ring_timeout: Duration,
     /// API requests waiting for the loop. At the bound, callers of [`super::DriverHandle`]
@@ -165,6 +167,7 @@ impl DriverConfig {
             fallback_prompt: "tone_stream://%(500,500,800)".into(),
             transfer_dialplan: "XML".into(),
             transfer_context: "default".into(),
+            voicemail: VoicemailSetup::default(),
             monitor_ring_timeout: Duration::from_secs(30),
             api_queue: 1024,
             session_queue: 4096,
@@ -270,6 +273,37 @@ pub struct RecordingSetup {
     /// How long after RECORD_STOP a switch recording may take to appear in `switch_files`
     /// (an upload after the file closed, a slow network mount).
     pub switch_file_wait: Duration,
+}
+
+/// How a voicemail message is taken: the greeting, the tone, then FreeSWITCH's `record` on the
+/// caller's leg into the switch recordings' directory ([`RecordingSetup::switch_path`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VoicemailSetup {
+    /// Played first ("leave a message after the tone"); vanilla FreeSWITCH's sounds have it.
+    pub greeting: String,
+    /// The tone after the greeting.
+    pub beep: String,
+    /// The longest message (`record`'s time limit, whole seconds).
+    pub max_message: Duration,
+    /// `record`'s silence threshold (energy; FreeSWITCH's own voicemail uses 200).
+    pub silence_threshold: u32,
+    /// Seconds of silence that end the message (trailing silence is not kept).
+    pub silence_hits: u32,
+    /// A message shorter than this counts as none (a caller who hung up at the tone).
+    pub min_message: Duration,
+}
+
+impl Default for VoicemailSetup {
+    fn default() -> Self {
+        VoicemailSetup {
+            greeting: "voicemail/vm-record_message.wav".into(),
+            beep: "tone_stream://%(1000,0,640)".into(),
+            max_message: Duration::from_secs(180),
+            silence_threshold: 200,
+            silence_hits: 3,
+            min_message: Duration::from_millis(500),
+        }
+    }
 }
 
 /// Where switchyard's recorder endpoint listens.

@@ -124,7 +124,7 @@ pub use self::core::{Admission, Answer, CoreOutput, DriverCore, InboundPlan, Rep
 pub use commands::EslRequest;
 pub use config::{
     ARRIVED_VARIABLE, DRIVER_EVENTS, DriverConfig, EndpointSetup, LEG_VARIABLE, NODE_VARIABLE,
-    NodeConfig, OpenRecords, Probe, PromptTemplates, RecordingSetup,
+    NodeConfig, OpenRecords, Probe, PromptTemplates, RecordingSetup, VoicemailSetup,
 };
 pub use error::DriverError;
 pub use media::{MediaReport, MediaRequest, RECORDER_LEG};

@@ -169,6 +169,7 @@ pub fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
             first_arrived_unix_ms: data
                 .variable(super::config::ARRIVED_VARIABLE)
                 .and_then(|v| v.trim().parse::<u64>().ok()),
+            flow_exits: Default::default(),
         },
         origin: Origin {
             core_uuid: data

@@ -6,7 +6,7 @@ use crate::call::{Call, CallTimers, Phase};
 use crate::config::{EmptyRule, Exit};
 use crate::ids::{CallId, QueueId};
 use crate::io::{
-    CallOutcome, CallRecord, CallerInfo, HangupCause, LegId, LiveEvent, Prompt, Record,
+    CallOutcome, CallRecord, CallerInfo, FlowExit, HangupCause, LegId, LiveEvent, Prompt, Record,
     SwitchCommand,
 };
 use crate::queueing::ewt;
@@ -230,6 +230,15 @@ impl Engine {
         let q = call.queue;
         let leg = call.leg;
         let present = call.caller_present;
+        let caller_number = call.caller.number.clone();
+        // The caller's flow names a step for this exit: it takes precedence over the queue's
+        // own (in whichever queue the caller waits), for a caller still on the line.
+        let flow_exit = match reason {
+            ExitReason::Timeout if call.caller.flow_exits.max_wait => Some(FlowExit::MaxWait),
+            ExitReason::NoAgents if call.caller.flow_exits.no_agent => Some(FlowExit::NoAgent),
+            _ => None,
+        }
+        .filter(|_| present && !call.callback);
         if was_in_line {
             self.leave_line(id);
             if let Some(queue) = self.queue_mut(q) {
@@ -238,6 +247,12 @@ impl Engine {
         }
         self.set_call_timers(id, CallTimers::default());
         self.stats.call_exited(now, q, id, reason);
+        if let Some(exit) = flow_exit {
+            self.switch(SwitchCommand::ResumeFlow { leg, exit });
+            self.forget_caller_leg(id);
+            self.end_call(id, CallOutcome::FlowExit, false);
+            return;
+        }
         match exit {
             Exit::Hangup => self.drop_call(id, "NORMAL_CLEARING"),
             Exit::Queue(to) if self.queue(to).is_some() => {
@@ -252,6 +267,17 @@ impl Engine {
             Exit::Voicemail(destination) => {
                 if present {
                     self.switch(SwitchCommand::Transfer { leg, destination });
+                }
+                self.forget_caller_leg(id);
+                self.end_call(id, CallOutcome::Voicemail, false);
+            }
+            Exit::Mailbox(mailbox) => {
+                if present {
+                    self.switch(SwitchCommand::Voicemail {
+                        leg,
+                        mailbox,
+                        caller_number,
+                    });
                 }
                 self.forget_caller_leg(id);
                 self.end_call(id, CallOutcome::Voicemail, false);

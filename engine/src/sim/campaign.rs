@@ -602,7 +602,9 @@ pub fn run_campaign(sim: &CampaignSimConfig) -> Result<CampaignSimReport, SimErr
                         }
                     }
                     SwitchCommand::PlayThenHangup { leg, .. }
-                    | SwitchCommand::Transfer { leg, .. } => {
+                    | SwitchCommand::Transfer { leg, .. }
+                    | SwitchCommand::Voicemail { leg, .. }
+                    | SwitchCommand::ResumeFlow { leg, .. } => {
                         customers.remove(&leg);
                     }
                     SwitchCommand::Answer { .. }

@@ -261,6 +261,7 @@ impl Simulation {
                                 priority,
                                 skills: Vec::new(),
                                 first_arrived_unix_ms: None,
+                                flow_exits: Default::default(),
                             };
                             Input::Switch(
                                 t,
@@ -378,7 +379,9 @@ impl Simulation {
                             callers.remove(&leg);
                         }
                         SwitchCommand::Transfer { leg, .. }
-                        | SwitchCommand::PlayThenHangup { leg, .. } => {
+                        | SwitchCommand::PlayThenHangup { leg, .. }
+                        | SwitchCommand::Voicemail { leg, .. }
+                        | SwitchCommand::ResumeFlow { leg, .. } => {
                             callers.remove(&leg);
                         }
                         SwitchCommand::Answer { .. }

@@ -99,6 +99,7 @@ impl DriverCore {
             CallerInput::HungUp { leg, cause } => {
                 self.prompt_leg_gone(leg);
                 self.flow_leg_gone(leg);
+                self.voicemail_leg_gone(leg);
                 if self.callers.remove(&leg) {
                     self.forget_home(leg);
                     self.feed_switch(SwitchEvent::LegHungUp { leg, cause });

@@ -290,6 +290,14 @@ impl DriverCore {
                 path,
                 figures,
                 error,
+            } if self.is_message(id) => {
+                self.voicemail_ingested(id, path, figures, error);
+            }
+            MediaReport::Ingested {
+                id,
+                path,
+                figures,
+                error,
             } => {
                 if self
                     .captures

@@ -61,7 +61,13 @@ impl DriverCore {
                 self.switch_now(cmd);
             }
         }
+        self.release_voicemail();
         self.settle();
+    }
+
+    /// Records the shell has reported settled.
+    pub(super) fn records_kept_count(&self) -> u64 {
+        self.gate.kept
     }
 
     /// Records handed out that the shell has not reported settled.

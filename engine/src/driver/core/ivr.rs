@@ -28,10 +28,10 @@ use switchyard_dialplan::schedule::CompiledSchedule;
 use switchyard_esl::Event;
 use tracing::{debug, warn};
 
+use crate::config::Mailbox;
 use crate::ids::SkillId;
-use crate::io::{CallerInfo, Input, LegId, SwitchEvent};
+use crate::io::{CallerInfo, FlowExit, FlowExits, Input, LegId, SwitchEvent};
 
-use super::super::commands::{EslRequest, Tracking};
 use super::DriverCore;
 
 /// Callers walking a flow at once; past it a caller goes straight to its queue by number.
@@ -49,6 +49,8 @@ pub struct InboundPlan {
     pub queues: HashMap<String, crate::ids::QueueId>,
     /// Skill names a flow sets -> the engine's ids.
     pub skills: HashMap<String, SkillId>,
+    /// A flow's agent references (voicemail boxes, agent steps) -> the engine's agents.
+    pub agents: HashMap<String, crate::ids::AgentId>,
 }
 
 /// One caller in a flow.
@@ -144,10 +146,46 @@ impl DriverCore {
         true
     }
 
-    /// The caller hung up (or vanished) while in a flow.
+    /// The caller hung up (or vanished) while in a flow, or in the queue a flow sent it to.
     pub(super) fn flow_leg_gone(&mut self, leg: LegId) {
         if let Some(call) = self.flows.remove(&leg) {
             debug!(%leg, journey = ?call.run.journey(), "caller left during its flow");
+        }
+        self.queued_flows.remove(&leg);
+    }
+
+    /// The queue let the caller go by an exit its flow names a step for: the flow goes on.
+    pub(super) fn resume_flow(&mut self, leg: LegId, exit: FlowExit) {
+        let Some(call) = self.queued_flows.remove(&leg) else {
+            // The engine sets flow exits only for callers with a run kept here.
+            warn!(%leg, ?exit, "a queue handed back a caller whose flow is not kept; the caller is hung up");
+            self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+            return;
+        };
+        // The music on hold runs as a broadcast: only `uuid_break all` stops it, and the
+        // flow's next prompts would queue behind it.
+        self.prompt_leg_gone(leg);
+        self.api_on_leg(leg, format!("uuid_break {leg} all"));
+        self.flows.insert(leg, call);
+        let exit = match exit {
+            FlowExit::NoAgent => dp::QueueExit::NoAgent,
+            FlowExit::MaxWait => dp::QueueExit::MaxWait,
+        };
+        self.flow_input(leg, dp::Input::QueueExit(exit));
+    }
+
+    /// A flow's voicemail box: a queue by its API id or name, an agent by its API id.
+    fn mailbox_of(&self, mailbox: &dp::VoicemailBox) -> Option<Mailbox> {
+        match mailbox {
+            dp::VoicemailBox::Queue(q) => {
+                let planned = self.inbound.as_ref().and_then(|p| p.queues.get(q).copied());
+                planned.or_else(|| self.lookup_route(q)).map(Mailbox::Queue)
+            }
+            dp::VoicemailBox::Agent(a) => self
+                .inbound
+                .as_ref()
+                .and_then(|p| p.agents.get(a).copied())
+                .map(Mailbox::Agent),
         }
     }
 
@@ -192,9 +230,14 @@ impl DriverCore {
         }
     }
 
-    fn route_from_flow(&mut self, leg: LegId, call: FlowCall, target: Target) {
+    fn route_from_flow(&mut self, leg: LegId, mut call: FlowCall, target: Target) {
         debug!(%leg, ?target, journey = ?call.run.journey(), "flow routed");
-        let mut caller = call.caller;
+        // A queue step with exits of its own keeps the run, for the queue to hand back.
+        let exits = call
+            .run
+            .queue_exits()
+            .filter(|e| (e.0 || e.1) && self.queued_flows.len() < MAX_FLOW_CALLERS);
+        let mut caller = std::mem::take(&mut call.caller);
         match target {
             Target::Queue { queue, vars } => {
                 let planned = self
@@ -227,6 +270,10 @@ impl DriverCore {
                         }
                     }
                 }
+                if let Some((no_agent, max_wait)) = exits {
+                    caller.flow_exits = FlowExits { no_agent, max_wait };
+                    self.queued_flows.insert(leg, call);
+                }
                 self.hand_to_queue(leg, q, caller);
             }
             Target::Transfer { number } => {
@@ -247,10 +294,13 @@ impl DriverCore {
                 warn!(%leg, agent, "routing a flow to one agent is not built yet; the caller is hung up");
                 self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
             }
-            Target::Voicemail { mailbox, .. } => {
-                warn!(%leg, ?mailbox, "voicemail is not built yet; the caller is hung up");
-                self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
-            }
+            Target::Voicemail { mailbox, .. } => match self.mailbox_of(&mailbox) {
+                Some(mailbox) => self.start_voicemail(leg, mailbox, caller.number),
+                None => {
+                    warn!(%leg, ?mailbox, "the flow names a voicemail box switchyard does not know; the caller is hung up");
+                    self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+                }
+            },
         }
     }
 
@@ -269,26 +319,5 @@ impl DriverCore {
             let node = self.leg_node(leg);
             self.stamp_caller(node, leg);
         }
-    }
-
-    /// `sendmsg <leg>` execute on the leg's node, queued on the channel after what is there.
-    fn execute(&mut self, leg: LegId, app: &str, arg: String, id: Option<String>) {
-        let node = self.leg_node(leg);
-        self.send_command(
-            node,
-            vec![EslRequest::Execute {
-                leg,
-                app: app.to_owned(),
-                arg,
-                id,
-            }],
-            Tracking::Other,
-            None,
-        );
-    }
-
-    fn api_on_leg(&mut self, leg: LegId, line: String) {
-        let node = self.leg_node(leg);
-        self.send_command(node, vec![EslRequest::Api(line)], Tracking::Other, None);
     }
 }

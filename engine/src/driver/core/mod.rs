@@ -45,6 +45,7 @@ mod playback;
 mod recovery;
 mod timers;
 mod translate;
+mod voicemail;
 
 #[cfg(test)]
 mod tests;
@@ -282,6 +283,11 @@ pub struct DriverCore {
     inbound: Option<Arc<InboundPlan>>,
     /// Callers walking a flow, bounded by `ivr::MAX_FLOW_CALLERS`.
     flows: HashMap<LegId, ivr::FlowCall>,
+    /// Callers a flow sent to a queue whose step names exits: the run, for the queue to hand
+    /// back (bounded by `ivr::MAX_FLOW_CALLERS`).
+    queued_flows: HashMap<LegId, ivr::FlowCall>,
+    /// Voicemail messages being taken (module `voicemail`).
+    messages: voicemail::Messages,
     /// The queue each caller was routed to, kept until its CHANNEL_HANGUP_COMPLETE (the
     /// session may report the hangup first) so its CDR can be filed under its call.
     caller_queues: HashMap<LegId, QueueId>,
@@ -378,6 +384,8 @@ impl DriverCore {
             callers: HashSet::new(),
             inbound: None,
             flows: HashMap::new(),
+            queued_flows: HashMap::new(),
+            messages: voicemail::Messages::default(),
             caller_queues: HashMap::new(),
             followups: VecDeque::new(),
             // Replaced by the engine's own answer in the drain below.

@@ -69,6 +69,14 @@ impl DriverCore {
         // Recordings have requests and answers of their own (module `capture`).
         let cmd = match cmd {
             SwitchCommand::Recording(r) => return self.on_recording_command(r),
+            // A message and a flow's next steps are the core's own exchanges (modules
+            // `voicemail` and `ivr`).
+            SwitchCommand::Voicemail {
+                leg,
+                mailbox,
+                caller_number,
+            } => return self.start_voicemail(leg, mailbox, caller_number),
+            SwitchCommand::ResumeFlow { leg, exit } => return self.resume_flow(leg, exit),
             other => other,
         };
         // Music and prompts go through the prompt queue (module `playback`).
@@ -229,7 +237,9 @@ impl DriverCore {
             | SwitchCommand::Hangup { leg, .. }
             | SwitchCommand::Park { leg }
             | SwitchCommand::Transfer { leg, .. }
-            | SwitchCommand::PlayThenHangup { leg, .. } => Some(self.leg_node(*leg)),
+            | SwitchCommand::PlayThenHangup { leg, .. }
+            | SwitchCommand::Voicemail { leg, .. }
+            | SwitchCommand::ResumeFlow { leg, .. } => Some(self.leg_node(*leg)),
         }
     }
 

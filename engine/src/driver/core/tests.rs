@@ -1401,3 +1401,168 @@ fn an_agent_leg_gone_without_a_transfer_takes_its_caller_down() {
     );
     assert_eq!(call_outcome(&b), Some(crate::io::CallOutcome::Answered));
 }
+
+/// A caller whose queue's max wait leads to the queue's own voicemail box, past that wait.
+fn caller_sent_to_voicemail(keep_records: bool) -> (Bench, LegId) {
+    let mut b = bench_with(|cfg| {
+        cfg.recording.switch_path = "/fs/rec/{file}".into();
+        cfg.recording.switch_files = "/mnt/fs-rec".into();
+    });
+    b.command(Command::UpsertQueue(Box::new(QueueConfig {
+        id: QueueId(1),
+        name: "sales".into(),
+        max_wait: Some(Duration::from_secs(30)),
+        on_timeout: crate::config::Exit::Mailbox(crate::config::Mailbox::Queue(QueueId(1))),
+        ..QueueConfig::default()
+    })));
+    b.keep_records = keep_records;
+    let caller = leg(1);
+    assert_eq!(b.arrive(caller), Admission::Accepted);
+    b.sent.clear();
+    b.advance(Duration::from_secs(31));
+    (b, caller)
+}
+
+#[test]
+fn a_message_is_greeted_recorded_after_its_open_row_then_checked_and_filed() {
+    let (mut b, caller) = caller_sent_to_voicemail(false);
+    let open = b.records.iter().find_map(|r| match r {
+        Record::VoicemailOpened(o) => Some(o.clone()),
+        _ => None,
+    });
+    let open = open.expect("the open row goes first");
+    assert_eq!(open.leg, caller);
+    assert_eq!(open.mailbox, crate::config::Mailbox::Queue(QueueId(1)));
+    let lines = b.lines();
+    // Before it: the queue's own announcements while the caller waited.
+    let from = lines
+        .iter()
+        .rposition(|l| l.starts_with("api uuid_break"))
+        .expect("the music is stopped");
+    let vm = crate::driver::VoicemailSetup::default();
+    assert_eq!(
+        lines[from..].to_vec(),
+        vec![
+            format!("api uuid_break {caller} all"),
+            format!("sendmsg {caller} answer "),
+            format!("sendmsg {caller} playback {}", vm.greeting),
+            format!("sendmsg {caller} playback {}", vm.beep),
+        ],
+        "the music stops, the greeting and the tone play; record waits for the open row"
+    );
+    // The writer keeps the open row: record goes, into the switch's directory.
+    let n = b.core.records_handed_out();
+    b.core.records_kept(b.now, n);
+    b.flush();
+    let id = open.id;
+    let record = format!("sendmsg {caller} record /fs/rec/{id}.wav 180 200 3");
+    assert_eq!(b.lines().last(), Some(&record));
+    let exec = b
+        .sent
+        .iter()
+        .flat_map(|(_, r)| r.iter())
+        .find_map(|r| match r {
+            EslRequest::Execute { app, id, .. } if app == "record" => id.clone(),
+            _ => None,
+        })
+        .expect("record has an execution id");
+    // Another application's completion is not the message's.
+    b.switch_event(event(
+        "CHANNEL_EXECUTE_COMPLETE",
+        caller,
+        &[("Application", "playback"), ("Application-UUID", "other")],
+    ));
+    assert!(b.media.is_empty());
+    b.sent.clear();
+    b.switch_event(event(
+        "CHANNEL_EXECUTE_COMPLETE",
+        caller,
+        &[
+            ("Application", "record"),
+            ("Application-UUID", exec.as_str()),
+            ("Application-Response", "_none_"),
+            ("variable_record_ms", "1940"),
+            ("variable_silence_hits_exhausted", "true"),
+        ],
+    ));
+    assert_eq!(
+        b.lines(),
+        vec![format!("sendmsg {caller} hangup NORMAL_CLEARING")]
+    );
+    assert_eq!(
+        b.media.last(),
+        Some(&MediaRequest::Ingest {
+            id,
+            path: format!("/mnt/fs-rec/{id}.wav").into(),
+            wait: b.core.cfg.recording.switch_file_wait,
+        })
+    );
+    let figures = crate::recording::AudioFigures {
+        duration_ms: 1940,
+        sample_rate: 8000,
+        channels: 1,
+        bytes: 31_084,
+        silence_ratio: 0.0,
+        peak_dbfs: vec![Some(-3.0)],
+        channel_silence: vec![0.0],
+        peaks: vec![Vec::new()],
+        frames_per_peak: 1,
+    };
+    b.core.media_report(
+        b.now,
+        MediaReport::Ingested {
+            id,
+            path: format!("/mnt/fs-rec/{id}.wav").into(),
+            figures: Some(figures.clone()),
+            error: None,
+        },
+    );
+    b.flush();
+    let filed = b.records.iter().find_map(|r| match r {
+        Record::Voicemail(v) => Some(v.clone()),
+        _ => None,
+    });
+    let filed = filed.expect("the message is filed");
+    assert_eq!(filed.id, id);
+    assert_eq!(filed.status, RecordingStatus::Completed);
+    assert_eq!(filed.figures, Some(figures));
+    assert_eq!(filed.path, format!("/mnt/fs-rec/{id}.wav"));
+}
+
+#[test]
+fn a_caller_who_leaves_during_the_greeting_leaves_no_message() {
+    let (mut b, caller) = caller_sent_to_voicemail(true);
+    let id = b
+        .records
+        .iter()
+        .find_map(|r| match r {
+            Record::VoicemailOpened(o) => Some(o.id),
+            _ => None,
+        })
+        .expect("opened");
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        caller,
+        &[("Hangup-Cause", "NORMAL_CLEARING")],
+    ));
+    // Whatever is there is checked: the switch writes what `record` had, if it ran.
+    assert!(matches!(b.media.last(), Some(MediaRequest::Ingest { id: i, .. }) if *i == id));
+    b.core.media_report(
+        b.now,
+        MediaReport::Ingested {
+            id,
+            path: format!("/mnt/fs-rec/{id}.wav").into(),
+            figures: None,
+            error: Some("no file".into()),
+        },
+    );
+    b.flush();
+    let filed = b.records.iter().find_map(|r| match r {
+        Record::Voicemail(v) => Some(v.clone()),
+        _ => None,
+    });
+    let filed = filed.expect("the open row is closed");
+    assert_eq!(filed.status, RecordingStatus::Failed);
+    assert!(filed.path.is_empty());
+    assert!(filed.error.is_some_and(|e| e.contains("no message")));
+}

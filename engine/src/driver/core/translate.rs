@@ -70,6 +70,7 @@ impl DriverCore {
                     .map_or(AmdResult::Unsure, |v| AmdResult::from_freeswitch(&v));
                 self.machine_detection(leg, verdict);
             }
+            Some("CHANNEL_EXECUTE_COMPLETE") if self.voicemail_executed(leg, e) => {}
             Some("CHANNEL_EXECUTE_COMPLETE") if self.flow_executed(leg, e) => {}
             Some("CHANNEL_EXECUTE_COMPLETE") => self.on_executed(leg, e),
             Some("CUSTOM") if e.header("Event-Subclass").as_deref() == Some("avmd::beep") => {
@@ -89,6 +90,7 @@ impl DriverCore {
     fn on_hangup_complete(&mut self, leg: LegId, e: &Event) {
         self.prompt_leg_gone(leg);
         self.flow_leg_gone(leg);
+        self.voicemail_leg_gone(leg);
         for (a, b) in self.handover.drop_leg(leg) {
             self.followups.push_back(SwitchEvent::BridgeFailed { a, b });
         }
