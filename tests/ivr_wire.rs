@@ -39,6 +39,8 @@ const BOX_AGENT: AgentId = AgentId(9);
 const AFTER_HOURS: &str = "+15550199";
 /// Runs the `held` flow: billing, then the agent's box when the wait runs out.
 const HELD: &str = "+15550177";
+/// Runs the `direct` flow: straight to agent 5 (a direct extension).
+const DIRECT: &str = "+15550155";
 const SPANISH: SkillId = SkillId(7);
 const NUMBER: &str = "+15550100";
 /// A number the support queue has as its own (the queue's `numbers`), not in the plan.
@@ -95,6 +97,13 @@ const HELD_FLOW: &str = r#"{
     {"kind": "voicemail", "id": "agent_box", "mailbox": {"agent": "nine"}}
   ],
   "fallback": {"queue": "billing"}
+}"#;
+
+/// A direct line to one agent.
+const DIRECT_FLOW: &str = r#"{
+  "id": "direct",
+  "steps": [{"kind": "agent", "id": "ana", "agent": "five"}],
+  "fallback": {"queue": "sales"}
 }"#;
 
 struct World {
@@ -205,7 +214,7 @@ impl World {
         })))
         .await
         .unwrap();
-        let flows: HashMap<String, Arc<Flow>> = [FLOW, AFTER_HOURS_FLOW, HELD_FLOW]
+        let flows: HashMap<String, Arc<Flow>> = [FLOW, AFTER_HOURS_FLOW, HELD_FLOW, DIRECT_FLOW]
             .into_iter()
             .map(|json| {
                 let flow: Flow = serde_json::from_str(json).unwrap();
@@ -221,6 +230,7 @@ impl World {
                 route(NUMBER, "main"),
                 route(AFTER_HOURS, "after_hours"),
                 route(HELD, "held"),
+                route(DIRECT, "direct"),
             ],
             default_flow: "main".into(),
         };
@@ -232,7 +242,10 @@ impl World {
             schedules: HashMap::from([("office".to_owned(), office.compile().unwrap())]),
             queues: HashMap::new(),
             skills: HashMap::from([("spanish".to_owned(), SPANISH)]),
-            agents: HashMap::from([("nine".to_owned(), BOX_AGENT)]),
+            agents: HashMap::from([
+                ("nine".to_owned(), BOX_AGENT),
+                ("five".to_owned(), AgentId(5)),
+            ]),
         })))
         .await
         .unwrap();
@@ -567,4 +580,33 @@ async fn a_caller_who_hangs_up_during_the_greeting_leaves_no_message() {
         switchyard_engine::recording::RecordingStatus::Failed
     );
     assert!(message.path.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flows_agent_step_rings_that_agent_though_another_has_waited_longer() {
+    let w = World::start("agent_step").await;
+    w.agent(3, SALES, vec![]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.agent(5, SALES, vec![]).await;
+    let caller = w.call_to(DIRECT, &[]).await;
+    let record = w.call_record_of(&caller).await;
+    assert_eq!(record.queues, vec![SALES], "the agent's queue");
+    assert_eq!(
+        record.agent,
+        Some(AgentId(5)),
+        "the flow's agent, not the longest idle"
+    );
+    let leg = LegId::parse(&caller).unwrap();
+    let journey = match w
+        .records
+        .wait_for(
+            "the journey",
+            |r| matches!(r, Record::Journey(j) if j.leg == leg),
+        )
+        .await
+    {
+        Record::Journey(j) => j,
+        _ => unreachable!(),
+    };
+    assert_eq!(journey.routed.as_deref(), Some("agent:five"));
 }

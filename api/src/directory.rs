@@ -20,6 +20,9 @@ struct Inner {
     queues: HashMap<QueueId, TenantId>,
     agents: HashMap<AgentId, TenantId>,
     campaigns: HashMap<CampaignId, TenantId>,
+    /// Flows by the id the API shows (their records carry no queue). Never removed: a
+    /// journey may end after its flow was deleted; flows are few.
+    flows: HashMap<String, TenantId>,
     /// Agents kept logged out because their contact left their tenant's grants while they
     /// were on a call (`routes::tenants`): they may not log in until the contact is fixed.
     withheld: std::collections::HashSet<AgentId>,
@@ -72,6 +75,16 @@ impl Directory {
 
     pub fn agent_withheld(&self, a: AgentId) -> bool {
         self.inner.read().is_ok_and(|g| g.withheld.contains(&a))
+    }
+
+    pub fn flow_tenant(&self, flow: &str) -> Option<TenantId> {
+        self.inner.read().ok()?.flows.get(flow).copied()
+    }
+
+    pub fn note_flow(&self, flow: String, t: TenantId) {
+        if let Ok(mut g) = self.inner.write() {
+            g.flows.insert(flow, t);
+        }
     }
 
     pub fn campaign_tenant(&self, c: CampaignId) -> Option<TenantId> {

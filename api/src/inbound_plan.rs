@@ -69,6 +69,7 @@ pub async fn build(
             let Some(flow) = stored_flow(ids, &row) else {
                 continue;
             };
+            directory.note_flow(flow.id.clone(), t);
             match flow.resolve_menus(&menus) {
                 Ok(resolved) => {
                     flows.insert(flow.id.clone(), Arc::new(resolved));

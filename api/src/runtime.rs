@@ -861,6 +861,7 @@ impl RecordSink for StoreSink {
         let mut traces = Vec::new();
         let mut recordings = Vec::new();
         let mut intervals = Vec::new();
+        let mut journeys = Vec::new();
         let mut presence: HashMap<AgentId, Value> = HashMap::new();
         let mut unfiled = 0u64;
         let mut campaign = crate::campaign_runtime::CampaignRecords::default();
@@ -982,8 +983,33 @@ impl RecordSink for StoreSink {
                 | Record::PacerState { .. }
                 | Record::Disposition(_)
                 | Record::CampaignState { .. } => {}
+                Record::Journey(j) => {
+                    let Some(tenant) = self.directory.flow_tenant(&j.flow) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    journeys.push(crate::store::JourneyRow {
+                        call_id: uuid_of(j.leg),
+                        tenant,
+                        flow_id: j.flow,
+                        dialled: j.dialled,
+                        caller_number: j.caller_number,
+                        started_at_ms: stored_i64(j.started_unix_ms),
+                        ended_at_ms: stored_i64(j.ended_unix_ms),
+                        routed: j.routed,
+                        journey: serde_json::from_str(&j.journey).unwrap_or(Value::Null),
+                    });
+                }
                 Record::Cdr(c) => {
-                    let tenant = c.queue.and_then(|q| self.directory.queue_tenant(q));
+                    // A caller who left in its flow has no queue: its flow says whose it is.
+                    let tenant = c
+                        .queue
+                        .and_then(|q| self.directory.queue_tenant(q))
+                        .or_else(|| {
+                            c.flow
+                                .as_deref()
+                                .and_then(|f| self.directory.flow_tenant(f))
+                        });
                     cdrs.push(CdrRow {
                         leg: uuid_of(c.leg),
                         tenant,
@@ -1065,6 +1091,10 @@ impl RecordSink for StoreSink {
         }
         lost += retry("intervals", intervals.len(), || {
             self.store.insert_intervals(&intervals)
+        })
+        .await;
+        lost += retry("journeys", journeys.len(), || {
+            self.store.insert_journeys(&journeys)
         })
         .await;
         lost += write_records(

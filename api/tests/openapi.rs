@@ -51,6 +51,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/skills/{id}"),
     ("GET", "/v1/calls"),
     ("GET", "/v1/calls/{id}"),
+    ("GET", "/v1/calls/{id}/journey"),
     ("POST", "/v1/calls/{id}/assign"),
     ("POST", "/v1/calls/{id}/move"),
     ("PUT", "/v1/calls/{id}/priority"),

@@ -102,6 +102,9 @@ pub struct CallerInfo {
     pub first_arrived_unix_ms: Option<u64>,
     /// Exits the caller's inbound flow takes over (none for a caller with no flow).
     pub flow_exits: FlowExits,
+    /// Only this agent may take the call (a flow's agent step: a direct call that waits in
+    /// one of the agent's queues for that agent alone).
+    pub agent: Option<AgentId>,
 }
 
 /// Why a leg went away, reduced to what routing cares about.
@@ -508,6 +511,27 @@ pub enum Record {
     VoicemailOpened(crate::recording::VoicemailOpen),
     /// A voicemail message, recorded and checked (the driver writes it; the core never does).
     Voicemail(Box<crate::recording::VoicemailRecord>),
+    /// An inbound caller's walk through its flow, once it is over (the driver writes it).
+    Journey(Box<JourneyRecord>),
+}
+
+/// Where an inbound caller went in its flow: every node visited, the keys pressed and what
+/// came of them, for the call detail and analytics (IVR containment, menu abandons).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct JourneyRecord {
+    /// The caller's leg (the call's lasting identity).
+    pub leg: LegId,
+    /// The flow, as the number plan names it.
+    pub flow: String,
+    pub dialled: String,
+    pub caller_number: String,
+    pub started_unix_ms: u64,
+    pub ended_unix_ms: u64,
+    /// Where the flow sent the caller (`queue:<id>`, `agent:<id>`, `voicemail:queue:<id>`,
+    /// `transfer:<number>`, `play_hangup`); `None`: the caller hung up in the flow.
+    pub routed: Option<String>,
+    /// The journey as JSON: `{"entries": [{"node": .., "outcome": ..}], "dropped": n}`.
+    pub journey: String,
 }
 
 impl Record {
@@ -540,6 +564,8 @@ pub struct CallOpen {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct CdrRecord {
     pub leg: LegId,
+    /// The flow the leg's caller walked (its tenant's, when no queue says whose it is).
+    pub flow: Option<String>,
     /// The arrival leg of the call this leg served (the caller's own leg, or the call an
     /// agent or callback leg was dialled for), when the driver knows it.
     pub call_leg: Option<LegId>,

@@ -57,8 +57,8 @@ pub use error::EngineError;
 pub use ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 pub use io::{
     AmdResult, BridgeFailure, CallOpen, CallOutcome, CallRecord, CallerInfo, CdrRecord, Command,
-    FlowExit, FlowExits, HangupCause, Input, LegId, LegKind, LineState, LiveEvent, MonitorMode,
-    Output, Presence, Prompt, Record, RecordingCommand, SwitchCommand, SwitchEvent,
+    FlowExit, FlowExits, HangupCause, Input, JourneyRecord, LegId, LegKind, LineState, LiveEvent,
+    MonitorMode, Output, Presence, Prompt, Record, RecordingCommand, SwitchCommand, SwitchEvent,
 };
 pub use recording::{
     RecordingAction, RecordingCapture, RecordingId, RecordingMode, RecordingPolicy, Requester,

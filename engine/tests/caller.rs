@@ -538,3 +538,38 @@ fn a_flow_with_a_no_agent_step_takes_back_a_caller_refused_at_join() {
     }));
     assert!(bed.hangups().is_empty());
 }
+
+#[test]
+fn a_direct_call_rings_only_its_agent_and_waits_for_it_while_others_are_free() {
+    let mut bed = Bed::new();
+    bed.simple_queue(1, Strategy::LongestIdleAgent);
+    // Agent 1 has waited longest: an ordinary caller would go to it.
+    bed.agent(1, &[1]);
+    bed.advance(Duration::from_secs(5));
+    bed.agent(2, &[1]);
+    let (_, direct) = bed.call_with(
+        1,
+        switchyard_engine::CallerInfo {
+            agent: Some(AgentId(2)),
+            ..switchyard_engine::CallerInfo::default()
+        },
+    );
+    assert_eq!(bed.originations(), vec![(bed.leg_of(2), 2)]);
+    // Agent 2 lets it ring out: the call waits for it again, agent 1 stays untouched.
+    let rung = bed.leg_of(2);
+    bed.hangup(rung, HangupCause::NoAnswer);
+    bed.advance(Duration::from_secs(30));
+    assert!(
+        bed.originations().iter().all(|(_, a)| *a == 2),
+        "{:?}",
+        bed.originations()
+    );
+    assert!(
+        bed.engine.call_info(direct).is_some(),
+        "the direct call still waits"
+    );
+    // An ordinary caller still reaches agent 1.
+    let from = bed.switch.len();
+    bed.call(1);
+    assert!(bed.originations_since(from).iter().any(|(_, a)| *a == 1));
+}

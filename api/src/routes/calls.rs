@@ -30,6 +30,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list))
         .routes(routes!(read))
+        .routes(routes!(read_journey))
         .routes(routes!(assign))
         .routes(routes!(move_call))
         .routes(routes!(set_priority))
@@ -212,6 +213,83 @@ struct CallRecord {
     /// The call detail records of its legs.
     #[schema(value_type = Vec<crate::openapi::Cdr>)]
     cdrs: Vec<CdrRow>,
+    /// Its walk through an inbound flow, when it walked one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    journey: Option<JourneyView>,
+}
+
+/// An inbound caller's walk through its flow: every node visited, the keys pressed and what
+/// came of each, and where the flow sent the caller.
+#[derive(Debug, Serialize, ToSchema)]
+struct JourneyView {
+    call_id: Uuid,
+    flow_id: String,
+    dialled: String,
+    caller_number: String,
+    started_at_ms: i64,
+    ended_at_ms: i64,
+    /// `queue:<id>`, `agent:<id>`, `voicemail:queue:<id>`, `voicemail:agent:<id>`,
+    /// `transfer:<number>` or `play_hangup`; `null`: the caller hung up in the flow.
+    routed: Option<String>,
+    /// In order: `{"node": {"step"|"menu": id} | "fallback", "outcome": ..}` (outcomes:
+    /// `entered`, `schedule_open`, `schedule_closed`, `{"digits": ".."}`, `{"no_match": ".."}`,
+    /// `timeout`, `{"invalid": ".."}`, `max_failures`, `max_timeouts`, `routed`,
+    /// `{"queue_exit": "no_agent"|"max_wait"}`, ...).
+    #[schema(value_type = Vec<Object>)]
+    entries: Value,
+    /// Entries past the bound a journey keeps, counted.
+    dropped: u64,
+}
+
+fn journey_view(j: crate::store::JourneyRow, sight: NumberSight) -> JourneyView {
+    JourneyView {
+        call_id: j.call_id,
+        flow_id: j.flow_id,
+        dialled: sight.show(&j.dialled, None),
+        caller_number: sight.show(&j.caller_number, None),
+        started_at_ms: j.started_at_ms,
+        ended_at_ms: j.ended_at_ms,
+        routed: j.routed,
+        entries: j
+            .journey
+            .get("entries")
+            .cloned()
+            .unwrap_or(Value::Array(Vec::new())),
+        dropped: j
+            .journey
+            .get("dropped")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+    }
+}
+
+/// A call's walk through its inbound flow, also for a caller who hung up in the flow (who
+/// never reached a queue, so has no call record).
+#[utoipa::path(
+    get,
+    path = "/v1/calls/{id}/journey",
+    tag = "calls",
+    operation_id = "get_call_journey",
+    params(("id" = Uuid, Path, description = "The call's id (its arrival leg)")),
+    responses(
+        (status = 200, description = "The journey; numbers masked as on the call", body = JourneyView),
+        (status = 404, description = "The call walked no flow (or is another tenant's), or its walk is not over", body = ErrorBody),
+    ),
+)]
+async fn read_journey(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<JourneyView>, ApiError> {
+    require_role(&p, READERS)?;
+    let tenant = require_tenant(&p)?;
+    let j = st
+        .rt
+        .store
+        .journey(tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no journey for call {id}")))?;
+    Ok(Json(journey_view(j, NumberSight::of(&p))))
 }
 
 /// A call in progress, as the engine sees it.
@@ -283,6 +361,7 @@ async fn read(
         return Ok(Json(CallDetail::Live(c)));
     }
     if let Some(row) = row {
+        let journey = st.rt.store.journey(tenant, id).await?;
         let traces = st.rt.store.traces_for_call(tenant, id).await?;
         let mut cdrs = st.rt.store.cdrs_for_call(tenant, id).await?;
         // Both ends of a leg are someone's number: the customer's, or the one dialled.
@@ -302,6 +381,7 @@ async fn read(
                 })
                 .collect(),
             cdrs,
+            journey: journey.map(|j| journey_view(j, sight)),
         })));
     }
     Err(ApiError::not_found(format!("no call {id}")))

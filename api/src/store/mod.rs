@@ -285,6 +285,7 @@ pub(crate) use args;
 mod campaigns;
 mod config;
 mod history;
+mod journeys;
 mod objects;
 mod recordings;
 mod routing;
@@ -296,6 +297,7 @@ pub use campaigns::{
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
+pub use journeys::JourneyRow;
 pub use objects::{
     DeleteCause, DeleteRefused, ObjectRow, ObjectSpool, ObjectState, PastRetention, RetentionRule,
     RetentionScope,
@@ -447,6 +449,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "voicemail",
             include_str!("../../../migrations/sqlite/0016_voicemail.sql"),
         ),
+        (
+            17,
+            "call journeys",
+            include_str!("../../../migrations/sqlite/0017_call_journeys.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -530,6 +537,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             16,
             "voicemail",
             include_str!("../../../migrations/postgres/0016_voicemail.sql"),
+        ),
+        (
+            17,
+            "call journeys",
+            include_str!("../../../migrations/postgres/0017_call_journeys.sql"),
         ),
     ])
 });

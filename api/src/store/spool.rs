@@ -90,6 +90,9 @@ pub(crate) enum Op {
     Intervals {
         rows: Vec<IntervalRow>,
     },
+    Journeys {
+        rows: Vec<super::JourneyRow>,
+    },
     Attempts {
         rows: Vec<JournalAttempt>,
     },
@@ -125,6 +128,7 @@ impl Op {
             Op::Traces { rows } => rows.len() as u64,
             Op::Recordings { rows } => rows.len() as u64,
             Op::Intervals { rows } => rows.len() as u64,
+            Op::Journeys { rows } => rows.len() as u64,
             Op::Attempts { rows } => rows.len() as u64,
             Op::Dispositions { rows } => rows.len() as u64,
             _ => 1,
@@ -688,6 +692,7 @@ fn apply<'a>(
                 .await
             }
             Op::Intervals { rows } => store.insert_intervals(rows).await,
+            Op::Journeys { rows } => store.insert_journeys(rows).await,
             Op::Attempts { rows } => {
                 let rows: Vec<AttemptRow> = rows.iter().cloned().map(AttemptRow::from).collect();
                 keyed(

@@ -343,6 +343,11 @@ impl Run {
             _ => None,
         }
     }
+    /// The flow's id.
+    pub fn flow_id(&self) -> &str {
+        &self.flow.id
+    }
+
     pub fn journey(&self) -> &Journey {
         &self.journey
     }

@@ -170,6 +170,7 @@ pub fn read_channel_data(data: &Event, uuid: &str) -> Option<Arrival> {
                 .variable(super::config::ARRIVED_VARIABLE)
                 .and_then(|v| v.trim().parse::<u64>().ok()),
             flow_exits: Default::default(),
+            agent: None,
         },
         origin: Origin {
             core_uuid: data

@@ -320,6 +320,16 @@ impl Engine {
         if queue.cfg.paused || queue.ready.is_empty() {
             return out;
         }
+        if let Some(a) = call.caller.agent {
+            // A direct call: its one agent (ready and a member), however far down the ready
+            // index it is.
+            if let Some(agent) = self.agents.get(a.index()).and_then(Option::as_ref)
+                && let Ok(p) = eligible_now(agent, call, &queue.cfg, allow_tried, now)
+            {
+                out.push((a, p));
+            }
+            return out;
+        }
         let scan_limit = self.cfg.scan_limit.max(want);
         match queue.cfg.strategy {
             Strategy::Random | Strategy::WeightedRandom => {

@@ -21,6 +21,8 @@ pub enum Ineligible {
     TriedAlready,
     /// A callback waiting out the retry interval after a failed dial.
     CallbackHeld,
+    /// The call is for another agent (a flow's agent step: a direct call).
+    OtherAgent,
 }
 
 /// Whether `agent` may take `call` waiting in `queue`, ignoring readiness (the ready index
@@ -33,6 +35,9 @@ pub fn eligible(
 ) -> Result<u32, Ineligible> {
     if call.callback_held.is_some() {
         return Err(Ineligible::CallbackHeld);
+    }
+    if call.caller.agent.is_some_and(|a| a != agent.cfg.id) {
+        return Err(Ineligible::OtherAgent);
     }
     let m = agent.membership(queue.id).ok_or(Ineligible::NotMember)?;
     if m.level > call.max_level {

@@ -262,6 +262,7 @@ impl Simulation {
                                 skills: Vec::new(),
                                 first_arrived_unix_ms: None,
                                 flow_exits: Default::default(),
+                                agent: None,
                             };
                             Input::Switch(
                                 t,

@@ -33,9 +33,13 @@ use crate::ids::SkillId;
 use crate::io::{CallerInfo, FlowExit, FlowExits, Input, LegId, SwitchEvent};
 
 use super::DriverCore;
+use super::timers::Chore;
 
 /// Callers walking a flow at once; past it a caller goes straight to its queue by number.
 pub(crate) const MAX_FLOW_CALLERS: usize = 100_000;
+
+/// How long a collection's prompt may play when the driver sets no prompt deadline.
+const COLLECTION_ALLOWANCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What inbound routing needs on the call path, built whole when the configuration changes.
 #[derive(Debug, Clone)]
@@ -62,6 +66,9 @@ pub(crate) struct FlowCall {
     /// The execution awaited: its Event-UUID and the variable it collects into.
     waiting: Option<(String, String)>,
     attempts: u32,
+    started_unix_ms: u64,
+    /// Where the flow sent the caller, while a queue may still hand it back.
+    routed: Option<String>,
 }
 
 impl DriverCore {
@@ -111,6 +118,9 @@ impl DriverCore {
             dialled,
         };
         let run = Run::new(flow, who);
+        if self.walked.len() < super::MAX_CALLER_QUEUES {
+            self.walked.insert(leg, run.flow_id().to_owned());
+        }
         // A menu answers the call first: prompts and keys in early media depend on the
         // carrier, and a caller in a menu is a call in progress (billing starts here).
         self.execute(leg, "answer", String::new(), None);
@@ -121,6 +131,8 @@ impl DriverCore {
                 caller,
                 waiting: None,
                 attempts: 0,
+                started_unix_ms: self.engine.unix_ms(self.now),
+                routed: None,
             },
         );
         self.flow_input(leg, dp::Input::CallArrived);
@@ -146,12 +158,59 @@ impl DriverCore {
         true
     }
 
+    /// A collection's end was never reported: it counts as a silence (the run asks again or
+    /// takes the menu's timeout exit), and the execution is interrupted in case it still runs.
+    pub(super) fn collection_overdue(&mut self, leg: LegId, id: &str) {
+        let Some(call) = self.flows.get_mut(&leg) else {
+            return;
+        };
+        if call.waiting.as_ref().is_none_or(|(w, _)| w != id) {
+            return;
+        }
+        call.waiting = None;
+        warn!(%leg, execution = id, "a digit collection never reported its end; taken as a silence");
+        self.api_on_leg(leg, format!("uuid_break {leg} all"));
+        self.flow_input(leg, dp::Input::Timeout);
+    }
+
     /// The caller hung up (or vanished) while in a flow, or in the queue a flow sent it to.
     pub(super) fn flow_leg_gone(&mut self, leg: LegId) {
         if let Some(call) = self.flows.remove(&leg) {
             debug!(%leg, journey = ?call.run.journey(), "caller left during its flow");
+            self.journey_over(leg, &call);
         }
-        self.queued_flows.remove(&leg);
+        if let Some(call) = self.queued_flows.remove(&leg) {
+            self.journey_over(leg, &call);
+        }
+    }
+
+    /// The flow `leg` walked, until its CHANNEL_HANGUP_COMPLETE (its CDR names it).
+    pub(super) fn walked_flow(&mut self, leg: LegId) -> Option<String> {
+        self.walked.remove(&leg)
+    }
+
+    /// Files the caller's walk through its flow: it is over (routed for good, or gone).
+    fn journey_over(&mut self, leg: LegId, call: &FlowCall) {
+        let journey = match serde_json::to_string(call.run.journey()) {
+            Ok(j) => j,
+            Err(e) => {
+                warn!(%leg, error = %e, "a journey could not be written");
+                return;
+            }
+        };
+        let who = call.run.caller();
+        self.record(crate::io::Record::Journey(Box::new(
+            crate::io::JourneyRecord {
+                leg,
+                flow: call.run.flow_id().to_owned(),
+                dialled: who.dialled.clone(),
+                caller_number: who.caller_id.clone(),
+                started_unix_ms: call.started_unix_ms,
+                ended_unix_ms: self.engine.unix_ms(self.now),
+                routed: call.routed.clone(),
+                journey,
+            },
+        )));
     }
 
     /// The queue let the caller go by an exit its flow names a step for: the flow goes on.
@@ -218,6 +277,22 @@ impl DriverCore {
                     let id = format!("switchyard-ivr-{leg}-{}", call.attempts);
                     p.var_name = var.clone();
                     call.waiting = Some((id.clone(), var));
+                    // A collection whose end never comes (a refused sendmsg, a lost event)
+                    // must not leave the caller in silence: past the prompt's allowance and
+                    // the wait for keys, it counts as a silence.
+                    let allowance = if self.cfg.prompt_timeout.is_zero() {
+                        COLLECTION_ALLOWANCE
+                    } else {
+                        self.cfg.prompt_timeout
+                    };
+                    let keys = p.timeout + p.inter_digit_timeout * u32::from(p.max.max(1));
+                    self.later(
+                        allowance + keys,
+                        Chore::CollectionOverdue {
+                            leg,
+                            id: id.clone(),
+                        },
+                    );
                     self.execute(leg, "play_and_get_digits", p.app_args(), Some(id));
                 }
                 Output::Route(target) => {
@@ -238,6 +313,11 @@ impl DriverCore {
             .queue_exits()
             .filter(|e| (e.0 || e.1) && self.queued_flows.len() < MAX_FLOW_CALLERS);
         let mut caller = std::mem::take(&mut call.caller);
+        call.routed = Some(routed_to(&target));
+        if !matches!(target, Target::Queue { .. }) || exits.is_none() {
+            // Routed for good: no queue can hand the caller back.
+            self.journey_over(leg, &call);
+        }
         match target {
             Target::Queue { queue, vars } => {
                 let planned = self
@@ -252,24 +332,7 @@ impl DriverCore {
                     self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
                     return;
                 };
-                if let Some(p) = vars.priority {
-                    caller.priority = i32::try_from(p).unwrap_or(i32::MAX);
-                }
-                let skills = self.inbound.as_ref().map(|p| &p.skills);
-                for (name, level) in &vars.skills {
-                    let id = skills
-                        .and_then(|s| s.get(name).copied())
-                        .or_else(|| name.parse::<u32>().ok().map(SkillId));
-                    match id {
-                        Some(id) if !caller.skills.iter().any(|(s, _)| *s == id) => {
-                            caller.skills.push((id, *level))
-                        }
-                        Some(_) => {}
-                        None => {
-                            warn!(%leg, skill = name, "the flow sets a skill switchyard does not know")
-                        }
-                    }
-                }
+                self.apply_vars(leg, &vars, &mut caller);
                 if let Some((no_agent, max_wait)) = exits {
                     caller.flow_exits = FlowExits { no_agent, max_wait };
                     self.queued_flows.insert(leg, call);
@@ -290,9 +353,29 @@ impl DriverCore {
                 self.execute(leg, "playback", prompt, None);
                 self.execute(leg, "hangup", "NORMAL_CLEARING".into(), None);
             }
-            Target::Agent { agent, .. } => {
-                warn!(%leg, agent, "routing a flow to one agent is not built yet; the caller is hung up");
-                self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+            Target::Agent { agent, vars } => {
+                // A direct call waits for its agent alone in the agent's first queue (its
+                // music, announcements and limits), as a caller to an extension would.
+                let found = self
+                    .inbound
+                    .as_ref()
+                    .and_then(|p| p.agents.get(&agent).copied())
+                    .and_then(|a| {
+                        let info = self.engine.agent_info(a)?;
+                        let first = info
+                            .memberships
+                            .iter()
+                            .min_by_key(|m| (m.level, m.position))?;
+                        Some((a, first.queue))
+                    });
+                let Some((a, q)) = found else {
+                    warn!(%leg, agent, "the flow routes to an agent switchyard does not know, or one in no queue; the caller is hung up");
+                    self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
+                    return;
+                };
+                self.apply_vars(leg, &vars, &mut caller);
+                caller.agent = Some(a);
+                self.hand_to_queue(leg, q, caller);
             }
             Target::Voicemail { mailbox, .. } => match self.mailbox_of(&mailbox) {
                 Some(mailbox) => self.start_voicemail(leg, mailbox, caller.number),
@@ -301,6 +384,28 @@ impl DriverCore {
                     self.execute(leg, "hangup", self.cfg.unrouted_cause.clone(), None);
                 }
             },
+        }
+    }
+
+    /// The priority and skills a flow set, onto what the caller brings.
+    fn apply_vars(&self, leg: LegId, vars: &dp::Vars, caller: &mut CallerInfo) {
+        if let Some(p) = vars.priority {
+            caller.priority = i32::try_from(p).unwrap_or(i32::MAX);
+        }
+        let skills = self.inbound.as_ref().map(|p| &p.skills);
+        for (name, level) in &vars.skills {
+            let id = skills
+                .and_then(|s| s.get(name).copied())
+                .or_else(|| name.parse::<u32>().ok().map(SkillId));
+            match id {
+                Some(id) if !caller.skills.iter().any(|(s, _)| *s == id) => {
+                    caller.skills.push((id, *level))
+                }
+                Some(_) => {}
+                None => {
+                    warn!(%leg, skill = name, "the flow sets a skill switchyard does not know")
+                }
+            }
         }
     }
 
@@ -319,5 +424,23 @@ impl DriverCore {
             let node = self.leg_node(leg);
             self.stamp_caller(node, leg);
         }
+    }
+}
+
+/// Where a flow sent a caller, for its journey's record.
+fn routed_to(target: &Target) -> String {
+    match target {
+        Target::Queue { queue, .. } => format!("queue:{queue}"),
+        Target::Agent { agent, .. } => format!("agent:{agent}"),
+        Target::Voicemail {
+            mailbox: dp::VoicemailBox::Queue(q),
+            ..
+        } => format!("voicemail:queue:{q}"),
+        Target::Voicemail {
+            mailbox: dp::VoicemailBox::Agent(a),
+            ..
+        } => format!("voicemail:agent:{a}"),
+        Target::Transfer { number } => format!("transfer:{number}"),
+        Target::PlayHangup { .. } => "play_hangup".to_owned(),
     }
 }

@@ -286,6 +286,9 @@ pub struct DriverCore {
     /// Callers a flow sent to a queue whose step names exits: the run, for the queue to hand
     /// back (bounded by `ivr::MAX_FLOW_CALLERS`).
     queued_flows: HashMap<LegId, ivr::FlowCall>,
+    /// The flow each caller that walked one walked, until its CHANNEL_HANGUP_COMPLETE (its
+    /// CDR names it; bounded by `MAX_CALLER_QUEUES`).
+    walked: HashMap<LegId, String>,
     /// Voicemail messages being taken (module `voicemail`).
     messages: voicemail::Messages,
     /// The queue each caller was routed to, kept until its CHANNEL_HANGUP_COMPLETE (the
@@ -385,6 +388,7 @@ impl DriverCore {
             inbound: None,
             flows: HashMap::new(),
             queued_flows: HashMap::new(),
+            walked: HashMap::new(),
             messages: voicemail::Messages::default(),
             caller_queues: HashMap::new(),
             followups: VecDeque::new(),
@@ -703,6 +707,7 @@ impl DriverCore {
             Chore::AnnouncementOverdue { id } => {
                 self.announcement_overdue(id, "its end was not reported in time")
             }
+            Chore::CollectionOverdue { leg, id } => self.collection_overdue(leg, &id),
         }
     }
 

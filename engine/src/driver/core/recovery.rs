@@ -262,6 +262,20 @@ impl DriverCore {
         self.originated.retain(|l, _| !judged(l) || alive(l));
         self.callers.retain(|l| !judged(l) || alive(l));
         self.caller_queues.retain(|l, _| !judged(l) || alive(l));
+        self.walked.retain(|l, _| !judged(l) || alive(l));
+        // Callers gone unseen from a flow or a message: their journey and message are over.
+        let gone: Vec<LegId> = self
+            .flows
+            .keys()
+            .chain(self.queued_flows.keys())
+            .copied()
+            .chain(self.message_legs())
+            .filter(|l| judged(l) && !alive(l))
+            .collect();
+        for leg in gone {
+            self.flow_leg_gone(leg);
+            self.voicemail_leg_gone(leg);
+        }
         self.homes.prune(node, |l| alive(&l));
         self.publish_legs(node);
         let mut kills: Vec<(LegId, &'static str)> = self.nodes[node].failed_kills.drain().collect();

@@ -1566,3 +1566,160 @@ fn a_caller_who_leaves_during_the_greeting_leaves_no_message() {
     assert!(filed.path.is_empty());
     assert!(filed.error.is_some_and(|e| e.contains("no message")));
 }
+
+/// A plan whose number `+15550100` runs a one-menu flow: a single silence ends in a message
+/// and a hangup.
+fn bench_with_flow() -> Bench {
+    let mut b = bench_with(|cfg| cfg.prompt_timeout = Duration::from_secs(10));
+    let flow: switchyard_dialplan::flow::Flow = serde_json::from_str(
+        r#"{
+          "id": "main",
+          "steps": [
+            {"kind": "menu", "id": "greet", "menu": "m"},
+            {"kind": "play_hangup", "id": "bye", "prompt": "ivr/bye.wav"}
+          ],
+          "menus": [{
+            "id": "m", "greet_long": "ivr/main.wav",
+            "timeout_ms": 2000, "inter_digit_timeout_ms": 1000,
+            "max_failures": 1, "max_timeouts": 1,
+            "entries": [{"keys": {"exact": "1"}, "action": {"kind": "step", "step": "bye"}}],
+            "on_max_failures": {"kind": "step", "step": "bye"},
+            "on_max_timeouts": {"kind": "step", "step": "bye"}
+          }],
+          "fallback": {"play_hangup": "ivr/bye.wav"}
+        }"#,
+    )
+    .unwrap();
+    let plan = switchyard_dialplan::flow::NumberPlan {
+        numbers: vec![switchyard_dialplan::flow::NumberRoute {
+            number: "+15550100".into(),
+            flow: "main".into(),
+        }],
+        default_flow: String::new(),
+    };
+    b.core
+        .set_inbound(Some(std::sync::Arc::new(crate::driver::InboundPlan {
+            numbers: plan.index(),
+            flows: std::collections::HashMap::from([(
+                "main".to_owned(),
+                std::sync::Arc::new(flow),
+            )]),
+            schedules: Default::default(),
+            queues: Default::default(),
+            skills: Default::default(),
+            agents: Default::default(),
+        })));
+    b
+}
+
+fn arrive_dialling(b: &mut Bench, caller: LegId, number: &str) {
+    let a = b.core.caller_arrived(
+        b.now,
+        Arrival {
+            leg: caller,
+            route: RouteKeys {
+                queue_var: None,
+                destination: Some(number.into()),
+            },
+            caller: CallerInfo {
+                number: "+15557770001".into(),
+                ..CallerInfo::default()
+            },
+            origin: Origin {
+                core_uuid: Some(CORE.into()),
+                ..Origin::default()
+            },
+        },
+    );
+    assert_eq!(a, Admission::Accepted);
+    b.flush();
+}
+
+#[test]
+fn a_collection_whose_end_never_comes_counts_as_a_silence_and_the_flow_goes_on() {
+    let mut b = bench_with_flow();
+    let caller = leg(1);
+    arrive_dialling(&mut b, caller, "+15550100");
+    assert!(
+        b.lines()
+            .iter()
+            .any(|l| l.starts_with(&format!("sendmsg {caller} play_and_get_digits"))),
+        "{:?}",
+        b.lines()
+    );
+    b.sent.clear();
+    // No CHANNEL_EXECUTE_COMPLETE ever: past the prompt's allowance and the wait for keys.
+    b.advance(Duration::from_secs(9));
+    assert!(b.lines().is_empty(), "still within the allowance");
+    b.advance(Duration::from_secs(5));
+    assert_eq!(
+        b.lines(),
+        vec![
+            format!("api uuid_break {caller} all"),
+            format!("sendmsg {caller} playback ivr/bye.wav"),
+            format!("sendmsg {caller} hangup NORMAL_CLEARING"),
+        ]
+    );
+    // The walk is over: its journey is filed, with the silence and where it led.
+    let journey = b.records.iter().find_map(|r| match r {
+        Record::Journey(j) => Some(j.clone()),
+        _ => None,
+    });
+    let journey = journey.expect("journey filed");
+    assert_eq!(journey.leg, caller);
+    assert_eq!(journey.flow, "main");
+    assert_eq!(journey.dialled, "+15550100");
+    assert_eq!(journey.routed.as_deref(), Some("play_hangup"));
+    let entries: serde_json::Value = serde_json::from_str(&journey.journey).unwrap();
+    let outcomes: Vec<&serde_json::Value> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["outcome"])
+        .collect();
+    assert!(
+        outcomes.contains(&&serde_json::json!("timeout")),
+        "{entries}"
+    );
+    // Its CDR names the flow: a caller who never reached a queue is still its tenant's.
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        caller,
+        &[("Hangup-Cause", "NORMAL_CLEARING")],
+    ));
+    let cdr = b.records.iter().find_map(|r| match r {
+        Record::Cdr(c) if c.leg == caller => Some(c.clone()),
+        _ => None,
+    });
+    let cdr = cdr.expect("the caller's CDR");
+    assert_eq!(cdr.flow.as_deref(), Some("main"));
+    assert_eq!(cdr.queue, None);
+    assert_eq!(cdr.call_leg, Some(caller), "its own call");
+}
+
+#[test]
+fn a_caller_who_hangs_up_in_the_flow_has_a_journey_that_routed_nowhere() {
+    let mut b = bench_with_flow();
+    let caller = leg(2);
+    arrive_dialling(&mut b, caller, "+15550100");
+    b.switch_event(event(
+        "CHANNEL_HANGUP_COMPLETE",
+        caller,
+        &[("Hangup-Cause", "NORMAL_CLEARING")],
+    ));
+    let journey = b.records.iter().find_map(|r| match r {
+        Record::Journey(j) => Some(j.clone()),
+        _ => None,
+    });
+    let journey = journey.expect("journey filed at the hangup");
+    assert_eq!(journey.routed, None);
+    // Nothing is left waiting: the overdue collection changes nothing.
+    b.sent.clear();
+    b.advance(Duration::from_secs(30));
+    let about_caller: Vec<String> = b
+        .lines()
+        .into_iter()
+        .filter(|l| l.contains(&caller.to_string()))
+        .collect();
+    assert!(about_caller.is_empty(), "{about_caller:?}");
+}

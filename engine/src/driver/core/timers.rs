@@ -29,6 +29,8 @@ pub(super) enum Chore {
     AdoptDeadline,
     /// A recording's announcement was never reported ended (module `capture`).
     AnnouncementOverdue { id: crate::recording::RecordingId },
+    /// A flow's digit collection was never reported ended (module `ivr`): its execution id.
+    CollectionOverdue { leg: LegId, id: String },
 }
 
 /// Chores at once: far above what live legs need (a few per leg), so reaching it means a

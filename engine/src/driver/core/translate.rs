@@ -100,8 +100,17 @@ impl DriverCore {
         self.caller_queues.remove(&leg);
         self.forget_home(leg);
         let ours = self.originated.remove(&leg).is_some() | self.callers.remove(&leg);
-        if ours || call_leg.is_some() {
-            self.record(Record::Cdr(cdr_from(e, leg, call_leg)));
+        let flow = self.walked_flow(leg);
+        // A caller's session may report its hangup first (it is then no longer among the
+        // callers): the queue it was routed to, or the flow it walked, still makes it ours.
+        if ours || call_leg.is_some() || flow.is_some() {
+            let mut cdr = cdr_from(e, leg, call_leg);
+            if cdr.call_leg.is_none() && flow.is_some() {
+                // A caller who walked a flow and reached no queue is its own call.
+                cdr.call_leg = Some(leg);
+            }
+            cdr.flow = flow;
+            self.record(Record::Cdr(cdr));
         }
         if transferred {
             debug!(%leg, to = ?e.variable("transfer_destination"), "agent phone transferred its peer");
@@ -160,6 +169,7 @@ pub(super) fn cdr_from(e: &Event, leg: LegId, call: Option<(LegId, QueueId)>) ->
     let ended = usec_header(e, "Caller-Channel-Hangup-Time").unwrap_or(started);
     CdrRecord {
         leg,
+        flow: None,
         call_leg: call.map(|c| c.0),
         queue: call.map(|c| c.1),
         direction: text(e.header("Call-Direction")),

@@ -81,6 +81,11 @@ fn message_id(leg: LegId) -> RecordingId {
 }
 
 impl DriverCore {
+    /// The caller legs of the messages being taken.
+    pub(super) fn message_legs(&self) -> Vec<LegId> {
+        self.messages.by_leg.keys().copied().collect()
+    }
+
     pub(super) fn is_message(&self, id: RecordingId) -> bool {
         self.messages.map.contains_key(&id)
     }
