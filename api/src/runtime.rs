@@ -148,6 +148,8 @@ pub struct Recording {
     pub upload_token: Option<String>,
     /// Where finished recordings are stored.
     pub objects: ObjectsConfig,
+    /// How voicemail messages are taken (greeting, tone, `record`'s limits).
+    pub voicemail: switchyard_engine::driver::VoicemailSetup,
 }
 
 /// The upload route's directory and secret.
@@ -260,6 +262,7 @@ impl Runtime {
             token,
         });
         dcfg.recording = recording.capture;
+        dcfg.voicemail = recording.voicemail;
         let hub = LiveHub::new(LiveConfig::default());
         let (objects, objects_task) =
             Objects::start(store.clone(), &recording.objects, hub.clone(), ids.clone()).await?;

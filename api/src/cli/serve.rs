@@ -191,6 +191,77 @@ struct FileRecording {
     /// `dir`, or `kind = "s3"` with `bucket`, `region`, `endpoint`... [default: local,
     /// "recordings/store"].
     storage: Option<switchyard_media::storage::StorageConfig>,
+    /// `[recording.voicemail]`: how messages are taken.
+    #[serde(default)]
+    voicemail: FileVoicemail,
+}
+
+/// The `[recording.voicemail]` table (every key optional; defaults in brackets).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVoicemail {
+    /// Played first [default: "voicemail/vm-record_message.wav"].
+    greeting: Option<String>,
+    /// The tone after it [default: "tone_stream://%(1000,0,640)"].
+    beep: Option<String>,
+    /// The longest message, whole seconds, 1-3600 [default: 180].
+    max_message_s: Option<u64>,
+    /// `record`'s silence threshold (energy), 0-100000 [default: 200].
+    silence_threshold: Option<u32>,
+    /// Seconds of silence that end a message, 1-60 [default: 3].
+    silence_hits_s: Option<u32>,
+    /// A shorter message counts as none, 0-60 s [default: 0.5].
+    min_message_s: Option<f64>,
+}
+
+impl FileVoicemail {
+    fn to_setup(&self) -> anyhow::Result<switchyard_engine::driver::VoicemailSetup> {
+        let mut v = switchyard_engine::driver::VoicemailSetup::default();
+        // Both go into a `sendmsg` header: one line of printable characters, no spaces
+        // (`playback` takes the whole argument as the file).
+        let sound = |key: &str, s: &str| -> anyhow::Result<String> {
+            anyhow::ensure!(
+                !s.is_empty() && s.len() <= 512 && s.chars().all(|c| c.is_ascii_graphic()),
+                "[recording.voicemail] {key}: a file or tone_stream:// of 1-512 printable characters, no spaces"
+            );
+            Ok(s.to_owned())
+        };
+        if let Some(g) = &self.greeting {
+            v.greeting = sound("greeting", g)?;
+        }
+        if let Some(b) = &self.beep {
+            v.beep = sound("beep", b)?;
+        }
+        if let Some(m) = self.max_message_s {
+            anyhow::ensure!(
+                (1..=3600).contains(&m),
+                "[recording.voicemail] max_message_s must be 1-3600"
+            );
+            v.max_message = std::time::Duration::from_secs(m);
+        }
+        if let Some(t) = self.silence_threshold {
+            anyhow::ensure!(
+                t <= 100_000,
+                "[recording.voicemail] silence_threshold must be 0-100000"
+            );
+            v.silence_threshold = t;
+        }
+        if let Some(h) = self.silence_hits_s {
+            anyhow::ensure!(
+                (1..=60).contains(&h),
+                "[recording.voicemail] silence_hits_s must be 1-60"
+            );
+            v.silence_hits = h;
+        }
+        if let Some(m) = self.min_message_s {
+            anyhow::ensure!(
+                m.is_finite() && (0.0..=60.0).contains(&m),
+                "[recording.voicemail] min_message_s must be 0-60"
+            );
+            v.min_message = std::time::Duration::from_secs_f64(m);
+        }
+        Ok(v)
+    }
 }
 
 impl FileRecording {
@@ -258,6 +329,7 @@ impl FileRecording {
             capture,
             upload_token,
             objects,
+            voicemail: self.voicemail.to_setup()?,
         })
     }
 }
@@ -1021,6 +1093,7 @@ fn demo_recording() -> switchyard_api::runtime::Recording {
         },
         upload_token: None,
         objects: Default::default(),
+        voicemail: Default::default(),
     }
 }
 
@@ -1211,6 +1284,35 @@ mod tests {
             .iter()
             .map(|n| (n.name.as_str(), n.esl.as_str(), n.password.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn the_voicemail_table_sets_the_driver_and_refuses_what_would_break_a_sendmsg() {
+        let rec: FileRecording = toml::from_str(
+            "[voicemail]\ngreeting = \"acme/leave-a-message.wav\"\nmax_message_s = 60\n\
+             silence_hits_s = 5\nmin_message_s = 1.5\n",
+        )
+        .unwrap();
+        let v = rec.voicemail.to_setup().unwrap();
+        assert_eq!(v.greeting, "acme/leave-a-message.wav");
+        assert_eq!(v.max_message, std::time::Duration::from_secs(60));
+        assert_eq!(v.silence_hits, 5);
+        assert_eq!(v.min_message, std::time::Duration::from_millis(1500));
+        assert_eq!(
+            v.beep,
+            switchyard_engine::driver::VoicemailSetup::default().beep
+        );
+        for bad in [
+            "[voicemail]\ngreeting = \"two words.wav\"",
+            "[voicemail]\nbeep = \"\"",
+            "[voicemail]\nmax_message_s = 0",
+            "[voicemail]\nsilence_hits_s = 61",
+            "[voicemail]\nmin_message_s = -1.0",
+        ] {
+            let rec: FileRecording = toml::from_str(bad).unwrap();
+            assert!(rec.voicemail.to_setup().is_err(), "{bad}");
+        }
+        assert!(toml::from_str::<FileRecording>("[voicemail]\ngreting = \"x\"").is_err());
     }
 
     #[test]

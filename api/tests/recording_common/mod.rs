@@ -28,6 +28,7 @@ pub fn switch_recording(dir: &std::path::Path, upload_token: Option<&str>) -> Re
             },
             ..ObjectsConfig::default()
         },
+        voicemail: Default::default(),
     }
 }
 
