@@ -20,3 +20,4 @@ pub mod spec;
 pub mod spec_campaign;
 pub mod spec_recording;
 pub mod store;
+pub mod webhooks;
