@@ -44,10 +44,12 @@ pub enum IdKind {
     Flow,
     /// A number of the tenant's number plan.
     Number,
+    /// A webhook endpoint.
+    Webhook,
 }
 
 impl IdKind {
-    const ALL: [IdKind; 14] = [
+    const ALL: [IdKind; 15] = [
         IdKind::Agent,
         IdKind::Queue,
         IdKind::Skill,
@@ -62,6 +64,7 @@ impl IdKind {
         IdKind::IvrMenu,
         IdKind::Flow,
         IdKind::Number,
+        IdKind::Webhook,
     ];
 
     /// The noun an error message uses (`no agent 123`).
@@ -81,6 +84,7 @@ impl IdKind {
             IdKind::IvrMenu => "IVR menu",
             IdKind::Flow => "flow",
             IdKind::Number => "number",
+            IdKind::Webhook => "webhook",
         }
     }
 
@@ -97,7 +101,8 @@ impl IdKind {
             | IdKind::Schedule
             | IdKind::IvrMenu
             | IdKind::Flow
-            | IdKind::Number => 16,
+            | IdKind::Number
+            | IdKind::Webhook => 16,
             IdKind::Contact | IdKind::Attempt | IdKind::Dnc | IdKind::Audit => 26,
         }
     }
@@ -119,7 +124,7 @@ const ROUNDS: u8 = 8;
 pub struct IdCodec {
     /// Per kind: the hash state after absorbing the secret and the kind's name, cloned for
     /// every round so a round hashes only its own few bytes.
-    keys: std::sync::Arc<[Sha256; 14]>,
+    keys: std::sync::Arc<[Sha256; 15]>,
 }
 
 impl std::fmt::Debug for IdCodec {

@@ -135,6 +135,9 @@ pub struct Runtime {
     pub objects: Objects,
     /// Signs playback URLs (`routes::recording_media`).
     pub playback_key: Vec<u8>,
+    /// Webhook targets on private, loopback or link-local addresses are allowed (the
+    /// operator's `[webhooks] allow_private_targets`; off by default).
+    webhooks_private: std::sync::atomic::AtomicBool,
     objects_task: JoinHandle<()>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
@@ -319,9 +322,23 @@ impl Runtime {
             objects,
             objects_task,
             playback_key,
+            webhooks_private: std::sync::atomic::AtomicBool::new(false),
             driver: Some(driver),
             forwarder,
         })
+    }
+
+    /// Whether webhook targets may be private, loopback or link-local addresses.
+    pub fn webhooks_private(&self) -> bool {
+        self.webhooks_private
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Allows (or refuses) private webhook targets from now on (an endpoint already stored
+    /// is checked again at every delivery).
+    pub fn allow_private_webhooks(&self, allow: bool) {
+        self.webhooks_private
+            .store(allow, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// What `/v1/live` sends first: the tenant's current state.

@@ -22,6 +22,7 @@ mod schedules;
 mod skills;
 mod tenants;
 mod voicemail;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -97,6 +98,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(ivr_menus::routes())
         .merge(flows::routes())
         .merge(numbers::routes())
+        .merge(webhooks::routes())
         .merge(recording_search::routes())
         .merge(voicemail::routes())
         .merge(campaigns::routes())

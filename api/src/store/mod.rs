@@ -174,6 +174,7 @@ macro_rules! bind_args {
                 Arg::OptI64(v) => q.bind(*v),
                 Arg::I32(v) => q.bind(*v),
                 Arg::Bool(v) => q.bind(*v),
+                Arg::OptBool(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),
                 Arg::OptText(v) => q.bind(v.as_deref()),
                 Arg::OptI32(v) => q.bind(*v),
@@ -192,6 +193,7 @@ pub(crate) enum Arg {
     I32(i32),
     OptI32(Option<i32>),
     Bool(bool),
+    OptBool(Option<bool>),
     Text(String),
     OptText(Option<String>),
     /// Measurements (a recording's silence ratio): REAL / DOUBLE PRECISION, exact both ways.
@@ -216,6 +218,11 @@ impl From<i32> for Arg {
 impl From<bool> for Arg {
     fn from(v: bool) -> Arg {
         Arg::Bool(v)
+    }
+}
+impl From<Option<bool>> for Arg {
+    fn from(v: Option<bool>) -> Arg {
+        Arg::OptBool(v)
     }
 }
 impl From<&str> for Arg {
@@ -292,6 +299,7 @@ mod routing;
 mod schedules;
 mod transcripts;
 mod voicemail;
+mod webhooks;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
@@ -310,6 +318,7 @@ pub use transcripts::{
     TranscriptInput, TranscriptRow, search_words,
 };
 pub use voicemail::{MAX_VOICEMAIL_PAGE, VoicemailFilter, VoicemailRow};
+pub use webhooks::{StoredSecret, WebhookAttemptRow, WebhookRow};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
 fn uuid_text(id: Uuid) -> String {
@@ -454,6 +463,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "call journeys",
             include_str!("../../../migrations/sqlite/0017_call_journeys.sql"),
         ),
+        (
+            18,
+            "webhooks",
+            include_str!("../../../migrations/sqlite/0018_webhooks.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -542,6 +556,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             17,
             "call journeys",
             include_str!("../../../migrations/postgres/0017_call_journeys.sql"),
+        ),
+        (
+            18,
+            "webhooks",
+            include_str!("../../../migrations/postgres/0018_webhooks.sql"),
         ),
     ])
 });

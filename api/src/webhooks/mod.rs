@@ -9,9 +9,12 @@
 //!   are arguments).
 //! - [`target`]: which addresses and URLs may be delivered to, and the reqwest client and
 //!   resolver that enforce it at connect time.
+//! - [`send`]: one signed attempt over HTTP, with what came back for the delivery log.
 //!
-//! The outbox table, the delivery worker and the routes build on these.
+//! The routes (`/v1/webhooks`: endpoints, a test send, the delivery log) use them; the
+//! outbox and the delivery worker for the engine's events are still to come.
 
 pub mod schedule;
+pub mod send;
 pub mod signing;
 pub mod target;
