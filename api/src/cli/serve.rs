@@ -101,6 +101,20 @@ struct FileConfig {
     /// context, hold loop, fallback); `serve` does not use it.
     #[serde(default)]
     freeswitch: super::freeswitch::FileFreeSwitch,
+    /// `[webhooks]`: what webhook endpoints may be.
+    #[serde(default)]
+    webhooks: FileWebhooks,
+}
+
+/// The `[webhooks]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhooks {
+    /// Endpoints on private, loopback or link-local addresses (a receiver inside the
+    /// operator's network; note that link-local includes cloud metadata services) are
+    /// allowed [default: false].
+    #[serde(default)]
+    allow_private_targets: bool,
 }
 
 /// The `--config` file, or every default without one.
@@ -353,6 +367,8 @@ struct Settings {
     http: HttpConfig,
     journal: Option<JournalSettings>,
     recording: switchyard_api::runtime::Recording,
+    /// `[webhooks] allow_private_targets`.
+    webhooks_private: bool,
 }
 
 /// Where the journal lives and how large it may grow.
@@ -475,6 +491,7 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
     let recording = file.recording.to_runtime()?;
     Ok(Settings {
         recording,
+        webhooks_private: file.webhooks.allow_private_targets,
         listen: a
             .listen
             .or(file.listen)
@@ -509,7 +526,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         s.recording,
         s.http,
         s.listen,
-        None,
+        RunOptions {
+            banner: None,
+            webhooks_private: s.webhooks_private,
+        },
     )
     .await
 }
@@ -562,7 +582,15 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Runs the engine and the API until Ctrl-C. `banner` is printed once the API listens.
+/// What `serve` and `demo` run differently.
+struct RunOptions {
+    /// Printed once the API listens.
+    banner: Option<String>,
+    /// Webhook endpoints may be private, loopback or link-local addresses.
+    webhooks_private: bool,
+}
+
+/// Runs the engine and the API until Ctrl-C.
 async fn run_server(
     store: Store,
     switch: SwitchConfig,
@@ -570,8 +598,12 @@ async fn run_server(
     recording: switchyard_api::runtime::Recording,
     http: HttpConfig,
     listen: SocketAddr,
-    banner: Option<String>,
+    opts: RunOptions,
 ) -> anyhow::Result<()> {
+    let RunOptions {
+        banner,
+        webhooks_private,
+    } = opts;
     let rt = Runtime::start_recording(
         store,
         nodes.clone(),
@@ -582,6 +614,7 @@ async fn run_server(
     )
     .await
     .context("starting the engine")?;
+    rt.allow_private_webhooks(webhooks_private);
     let rt = Arc::new(rt);
     let http_rates = (http.rate_per_sec, http.live_rate_per_sec);
     let (router, _kit) = app::build(rt.clone(), http);
@@ -1066,7 +1099,11 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         demo_recording(),
         HttpConfig::default(),
         args.listen,
-        Some(banner),
+        RunOptions {
+            banner: Some(banner),
+            // The demo runs on this machine: a receiver to try webhooks with is too.
+            webhooks_private: true,
+        },
     )
     .await;
     switch.shutdown().await;
@@ -1284,6 +1321,16 @@ mod tests {
             .iter()
             .map(|n| (n.name.as_str(), n.esl.as_str(), n.password.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn private_webhook_targets_are_refused_unless_the_operator_allows_them() {
+        let file: FileConfig = toml::from_str("").unwrap();
+        assert!(!file.webhooks.allow_private_targets);
+        let file: FileConfig =
+            toml::from_str("[webhooks]\nallow_private_targets = true\n").unwrap();
+        assert!(file.webhooks.allow_private_targets);
+        assert!(toml::from_str::<FileConfig>("[webhooks]\nallow_private = true\n").is_err());
     }
 
     #[test]
