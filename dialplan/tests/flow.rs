@@ -645,6 +645,43 @@ fn validation_refuses_with_the_field_path() {
 }
 
 #[test]
+fn a_queue_exit_leading_to_a_queue_again_is_refused_and_one_to_a_message_is_not() {
+    // On no agent: a menu whose key 1 leads into another queue.
+    let j = serde_json::json!({
+        "id": "exits", "fallback": {"play_hangup": "sorry.wav"},
+        "steps": [
+            {"kind": "queue", "id": "sales", "queue": "sales",
+             "on_no_agent": "offer", "on_max_wait": "vm"},
+            {"kind": "menu", "id": "offer", "menu": "a"},
+            {"kind": "queue", "id": "support", "queue": "support"},
+            {"kind": "voicemail", "id": "vm", "mailbox": {"queue": "sales"}},
+            {"kind": "play_hangup", "id": "bye", "prompt": "bye.wav"}
+        ],
+        "menus": [{
+            "id": "a", "greet_long": "a.wav", "timeout_ms": 3000, "inter_digit_timeout_ms": 1000,
+            "max_failures": 3, "max_timeouts": 3,
+            "entries": [
+                {"keys": {"exact": "1"}, "action": {"kind": "step", "step": "support"}},
+                {"keys": {"exact": "2"}, "action": {"kind": "step", "step": "vm"}}
+            ],
+            "on_max_failures": {"kind": "step", "step": "bye"},
+            "on_max_timeouts": {"kind": "step", "step": "bye"}
+        }]
+    });
+    let (path, reason) = refused(j.clone());
+    assert_eq!(path, "steps[0].on_no_agent");
+    assert!(reason.contains("steps[2]"), "{reason}");
+    // The same menu without the way into support: voicemail or a message only.
+    let mut ok = j;
+    ok["menus"][0]["entries"][0]["action"]["step"] = "bye".into();
+    ok["steps"][2]["id"] = "unused".into();
+    ok["steps"].as_array_mut().unwrap().remove(2);
+    let flow: Flow = serde_json::from_value(ok).unwrap();
+    flow.validate(&World)
+        .expect("exits to voicemail and a message are fine");
+}
+
+#[test]
 fn a_loop_with_no_exit_is_refused() {
     let j = serde_json::json!({
         "id": "loop", "fallback": {"play_hangup": "sorry.wav"},

@@ -70,6 +70,29 @@ impl Builder<'_> {
         }
     }
 
+    /// Where a queue's exit may lead: a box, a transfer or a message (never a queue or an
+    /// agent again; validation refuses that).
+    fn exit_target(&mut self) -> String {
+        let i = self.steps.len();
+        let id = format!("s{i}");
+        let step = match self.pick(3) {
+            0 => Step::Voicemail {
+                id: id.clone(),
+                mailbox: VoicemailBox::Queue("q0".into()),
+            },
+            1 => Step::Transfer {
+                id: id.clone(),
+                number: "+15550100".into(),
+            },
+            _ => Step::PlayHangup {
+                id: id.clone(),
+                prompt: "bye.wav".into(),
+            },
+        };
+        self.steps.push(Some(step));
+        id
+    }
+
     fn value(&mut self, literal: &str) -> Value {
         match self.pick(3) {
             0 => Value::Literal(literal.into()),
@@ -78,15 +101,15 @@ impl Builder<'_> {
         }
     }
 
-    fn terminal(&mut self, id: String, depth: u8) -> Step {
+    fn terminal(&mut self, id: String) -> Step {
         match self.pick(5) {
             0 => {
                 let exits = self.pick(3);
                 Step::Queue {
                     id,
                     queue: format!("q{}", self.pick(3)),
-                    on_no_agent: (exits >= 1).then(|| self.any_step(depth + 1)),
-                    on_max_wait: (exits >= 2).then(|| self.any_step(depth + 1)),
+                    on_no_agent: (exits >= 1).then(|| self.exit_target()),
+                    on_max_wait: (exits >= 2).then(|| self.exit_target()),
                 }
             }
             1 => Step::Agent {
@@ -115,7 +138,7 @@ impl Builder<'_> {
     fn step(&mut self, i: usize, depth: u8) -> Step {
         let id = format!("s{i}");
         if depth >= MAX_GEN_DEPTH || self.steps.len() >= MAX_GEN_STEPS {
-            return self.terminal(id, depth);
+            return self.terminal(id);
         }
         match self.pick(8) {
             0 => Step::Schedule {
@@ -152,7 +175,7 @@ impl Builder<'_> {
                 id,
                 step: self.fresh_step(depth + 1),
             },
-            _ => self.terminal(id, depth),
+            _ => self.terminal(id),
         }
     }
 

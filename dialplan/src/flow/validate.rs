@@ -754,5 +754,52 @@ fn check_graph(flow: &Flow, ids: &Ids, sub: &[Vec<(usize, String)>]) -> Res {
             "a loop with no exit: no queue, agent, voicemail, transfer or play_hangup can be reached from here",
         ));
     }
+    check_queue_exits(flow, &edges, step_node)
+}
+
+/// A queue's exits lead to a message, a voicemail box or a transfer, never into a queue or
+/// an agent again: the engine keeps one call per caller leg, and the call that left the queue
+/// is over (a second one on the same leg would collide with its record). Overflow from one
+/// queue to another is the queue's own exit (`on_timeout`, `on_no_agents`), which keeps the
+/// call.
+fn check_queue_exits<'f>(
+    flow: &'f Flow,
+    edges: &[Vec<usize>],
+    step_node: impl Fn(&'f str) -> Option<usize>,
+) -> Res {
+    let s = flow.steps.len();
+    for (i, step) in flow.steps.iter().enumerate() {
+        let Step::Queue {
+            on_no_agent,
+            on_max_wait,
+            ..
+        } = step
+        else {
+            continue;
+        };
+        for (field, next) in [("on_no_agent", on_no_agent), ("on_max_wait", on_max_wait)] {
+            let Some(start) = next.as_deref().and_then(&step_node) else {
+                continue;
+            };
+            let mut seen = vec![false; edges.len()];
+            let mut queue = VecDeque::from([start]);
+            while let Some(k) = queue.pop_front() {
+                if std::mem::replace(&mut seen[k], true) {
+                    continue;
+                }
+                if k < s && matches!(flow.steps[k], Step::Queue { .. } | Step::Agent { .. }) {
+                    return Err(err(
+                        format!("steps[{i}].{field}"),
+                        format!(
+                            "leads to a queue or an agent again (steps[{k}]); a queue's exit leads \
+                             to voicemail, a transfer or a message (overflow to another queue \
+                             is the queue's own on_timeout / on_no_agents)"
+                        ),
+                    ));
+                }
+                queue.extend(edges[k].iter().copied());
+            }
+        }
+    }
     Ok(())
 }
