@@ -463,8 +463,9 @@ async fn publish_completed(objects: &Objects, hub: &LiveHub, id: Uuid) {
     });
 }
 
-/// `recording.failed`: a recording ended without audio (the reason in `error`).
-pub fn publish_failed(hub: &LiveHub, rows: &[RecordingRow]) {
+/// `recording.failed`: a recording ended without audio (the reason in `error`); ids as the
+/// API shows them.
+pub fn publish_failed(hub: &LiveHub, ids: &IdCodec, rows: &[RecordingRow]) {
     // A voicemail that failed is a caller who left no message, not a recording that broke.
     for r in rows
         .iter()
@@ -476,8 +477,8 @@ pub fn publish_failed(hub: &LiveHub, rows: &[RecordingRow]) {
             data: json!({
                 "id": r.id,
                 "call_id": r.call_id,
-                "queue_id": r.queue_id,
-                "agents": r.agents,
+                "queue_id": ids.queue(r.queue_id),
+                "agents": r.agents.iter().map(|a| ids.agent(*a)).collect::<Vec<_>>(),
                 "error": r.error,
                 "started_at_ms": r.started_at_ms,
                 "ended_at_ms": r.ended_at_ms,
@@ -531,4 +532,72 @@ pub enum ObjectsError {
     Store(#[from] StoreError),
     #[error("spool file: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::live::{LiveConfig, LiveItem};
+
+    fn row(status: &str, kind: &str) -> RecordingRow {
+        RecordingRow {
+            id: Uuid::from_u128(1),
+            tenant: TenantId(Uuid::from_u128(2)),
+            call_id: Uuid::from_u128(3),
+            leg: Uuid::from_u128(3),
+            queue_id: 7,
+            campaign_id: None,
+            agents: vec![5],
+            caller_number: "+15550100".into(),
+            mode: "always".into(),
+            capture: "live".into(),
+            fell_back: false,
+            stereo: true,
+            path: String::new(),
+            started_at_ms: 1,
+            ended_at_ms: Some(2),
+            status: status.into(),
+            error: Some("no audio".into()),
+            duration_ms: None,
+            sample_rate: None,
+            channels: None,
+            bytes: None,
+            silence_ratio: None,
+            spans: serde_json::Value::Array(Vec::new()),
+            waveform: serde_json::Value::Null,
+            kind: kind.into(),
+            mailbox_queue: None,
+            mailbox_agent: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_recording_is_announced_with_the_ids_the_api_shows_and_a_failed_message_is_not()
+     {
+        let hub = LiveHub::new(LiveConfig::default());
+        let ids = IdCodec::new(b"test secret");
+        let tenant = TenantId(Uuid::from_u128(2));
+        let snapshot: crate::http::live::SnapshotFn =
+            std::sync::Arc::new(|_| serde_json::Value::Null);
+        let mut sub = hub.subscribe(tenant, None, snapshot).unwrap();
+        assert!(matches!(sub.next().await, Some(LiveItem::Snapshot { .. })));
+        publish_failed(
+            &hub,
+            &ids,
+            &[
+                row("failed", crate::store::VOICEMAIL),
+                row("completed", crate::store::CALL_RECORDING),
+                row("failed", crate::store::CALL_RECORDING),
+            ],
+        );
+        let Some(LiveItem::Event(ev)) = sub.next().await else {
+            panic!("an event");
+        };
+        assert_eq!(ev.kind(), "recording.failed");
+        let data: serde_json::Value = serde_json::from_slice(&ev.data_json()).unwrap();
+        assert_eq!(data["queue_id"], ids.queue(7));
+        assert_eq!(data["agents"], serde_json::json!([ids.agent(5)]));
+        // Only the one call recording: nothing else is pending.
+        assert_eq!(hub.last_seq(tenant), ev.seq());
+    }
 }

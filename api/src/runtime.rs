@@ -276,6 +276,7 @@ impl Runtime {
             duplicates: records_duplicate.clone(),
             objects: objects.clone(),
             hub: hub.clone(),
+            ids: ids.clone(),
         };
         let driver = Driver::bind(dcfg, engine, outbound_listen, sink).await?;
         let handle = driver.handle().clone();
@@ -585,6 +586,8 @@ struct StoreSink {
     duplicates: Arc<AtomicU64>,
     objects: Objects,
     hub: LiveHub,
+    /// Live events show ids as the API does.
+    ids: IdCodec,
 }
 
 fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
@@ -1107,7 +1110,7 @@ impl RecordSink for StoreSink {
         .await;
         if !finished.is_empty() {
             self.objects.spool(&finished).await;
-            crate::recording_objects::publish_failed(&self.hub, &finished);
+            crate::recording_objects::publish_failed(&self.hub, &self.ids, &finished);
         }
         lost += retry("intervals", intervals.len(), || {
             self.store.insert_intervals(&intervals)
