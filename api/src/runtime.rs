@@ -695,12 +695,7 @@ async fn close_interrupted_recordings(
         done.status = status.to_owned();
         done.error = Some(error);
         if let Some(f) = &figures {
-            done.duration_ms = Some(stored_i64(f.duration_ms));
-            done.sample_rate = Some(i32::try_from(f.sample_rate).unwrap_or(i32::MAX));
-            done.channels = Some(i32::from(f.channels));
-            done.bytes = Some(stored_i64(f.bytes));
-            done.silence_ratio = Some(f.silence_ratio).filter(|v| v.is_finite());
-            done.waveform = waveform(f);
+            measured(&mut done, f);
         }
         warn!(recording = %done.id, status, "a recording cut off by the last stop is closed");
         closed.push(done);
@@ -714,8 +709,7 @@ fn recording_row(
     r: switchyard_engine::recording::RecordingRecord,
     tenant: TenantId,
 ) -> RecordingRow {
-    let figures = r.figures.as_ref();
-    RecordingRow {
+    let mut row = RecordingRow {
         id: Uuid::from_u128(r.id.0),
         tenant,
         call_id: uuid_of(r.call_leg),
@@ -733,19 +727,22 @@ fn recording_row(
         ended_at_ms: Some(stored_i64(r.ended_unix_ms)),
         status: r.status.as_str().to_owned(),
         error: r.error,
-        duration_ms: figures.map(|f| stored_i64(f.duration_ms)),
-        sample_rate: figures.map(|f| i32::try_from(f.sample_rate).unwrap_or(i32::MAX)),
-        channels: figures.map(|f| i32::from(f.channels)),
-        bytes: figures.map(|f| stored_i64(f.bytes)),
-        // SQLite stores NaN as NULL: a measurement that is not a number is none.
-        silence_ratio: figures.map(|f| f.silence_ratio).filter(|v| v.is_finite()),
+        duration_ms: None,
+        sample_rate: None,
+        channels: None,
+        bytes: None,
+        silence_ratio: None,
         // Spans are plain structs of strings and integers: they always serialise.
         spans: serde_json::to_value(&r.spans).unwrap_or_else(|_| Value::Array(Vec::new())),
-        waveform: figures.map_or(Value::Null, waveform),
+        waveform: Value::Null,
         kind: crate::store::CALL_RECORDING.to_owned(),
         mailbox_queue: None,
         mailbox_agent: None,
+    };
+    if let Some(f) = &r.figures {
+        measured(&mut row, f);
     }
+    row
 }
 
 /// The tenant of a voicemail box, and the box as the recordings table keeps it: a queue's
@@ -806,42 +803,39 @@ fn voicemail_open_row(
     })
 }
 
-/// The final row of a voicemail message (it replaces the open row of its id).
+/// The final row of a voicemail message: its open row, ended (it replaces the open row of
+/// its id).
 fn voicemail_row(
     r: switchyard_engine::VoicemailRecord,
     directory: &Directory,
 ) -> Option<RecordingRow> {
-    let (tenant, queue_id, mailbox_queue, mailbox_agent) = mailbox_row(directory, r.mailbox)?;
-    let figures = r.figures.as_ref();
-    Some(RecordingRow {
-        id: Uuid::from_u128(r.id.0),
-        tenant,
-        call_id: uuid_of(r.leg),
-        leg: uuid_of(r.leg),
-        queue_id,
-        campaign_id: None,
-        agents: mailbox_agent.into_iter().collect(),
+    let open = switchyard_engine::VoicemailOpen {
+        id: r.id,
+        leg: r.leg,
+        mailbox: r.mailbox,
         caller_number: r.caller_number,
-        mode: "voicemail".to_owned(),
-        capture: "switch".to_owned(),
-        fell_back: false,
-        stereo: false,
-        path: r.path,
-        started_at_ms: stored_i64(r.started_unix_ms),
-        ended_at_ms: Some(stored_i64(r.ended_unix_ms)),
-        status: r.status.as_str().to_owned(),
-        error: r.error,
-        duration_ms: figures.map(|f| stored_i64(f.duration_ms)),
-        sample_rate: figures.map(|f| i32::try_from(f.sample_rate).unwrap_or(i32::MAX)),
-        channels: figures.map(|f| i32::from(f.channels)),
-        bytes: figures.map(|f| stored_i64(f.bytes)),
-        silence_ratio: figures.map(|f| f.silence_ratio).filter(|v| v.is_finite()),
-        spans: Value::Array(Vec::new()),
-        waveform: figures.map_or(Value::Null, waveform),
-        kind: crate::store::VOICEMAIL.to_owned(),
-        mailbox_queue,
-        mailbox_agent,
-    })
+        started_unix_ms: r.started_unix_ms,
+    };
+    let mut row = voicemail_open_row(&open, directory)?;
+    row.path = r.path;
+    row.ended_at_ms = Some(stored_i64(r.ended_unix_ms));
+    row.status = r.status.as_str().to_owned();
+    row.error = r.error;
+    if let Some(f) = &r.figures {
+        measured(&mut row, f);
+    }
+    Some(row)
+}
+
+/// A recording row's measurements, from the checked file.
+fn measured(row: &mut RecordingRow, f: &switchyard_engine::recording::AudioFigures) {
+    row.duration_ms = Some(stored_i64(f.duration_ms));
+    row.sample_rate = Some(i32::try_from(f.sample_rate).unwrap_or(i32::MAX));
+    row.channels = Some(i32::from(f.channels));
+    row.bytes = Some(stored_i64(f.bytes));
+    // SQLite stores NaN as NULL: a measurement that is not a number is none.
+    row.silence_ratio = Some(f.silence_ratio).filter(|v| v.is_finite());
+    row.waveform = waveform(f);
 }
 
 /// A recording's measurements as its `waveform` document: per channel the peak (dBFS, null
