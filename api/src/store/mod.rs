@@ -468,6 +468,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "webhooks",
             include_str!("../../../migrations/sqlite/0018_webhooks.sql"),
         ),
+        (
+            19,
+            "outbox and agent states",
+            include_str!("../../../migrations/sqlite/0019_outbox_agent_states.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -561,6 +566,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             18,
             "webhooks",
             include_str!("../../../migrations/postgres/0018_webhooks.sql"),
+        ),
+        (
+            19,
+            "outbox and agent states",
+            include_str!("../../../migrations/postgres/0019_outbox_agent_states.sql"),
         ),
     ])
 });
