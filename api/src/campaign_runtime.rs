@@ -281,7 +281,8 @@ fn ms(v: u64) -> i64 {
 pub struct CampaignRecords {
     attempts: Vec<AttemptRow>,
     dispositions: Vec<DispositionRow>,
-    states: Vec<(i64, &'static str)>,
+    /// Engine-made state changes, with when the sink took them (unix ms).
+    states: Vec<(i64, &'static str, i64)>,
     /// The newest pacer snapshot of each campaign in the batch.
     pacers: BTreeMap<i64, String>,
     /// Records of campaigns with no tenant (removed meanwhile).
@@ -377,7 +378,8 @@ impl CampaignRecords {
                 None
             }
             Record::CampaignState { campaign, state } => {
-                self.states.push((i64::from(campaign.0), state.name()));
+                let at = crate::store::outbox::wall_ms();
+                self.states.push((i64::from(campaign.0), state.name(), at));
                 None
             }
             other => Some(other),
@@ -410,8 +412,8 @@ impl CampaignRecords {
                 warn!(error = %e, campaigns = rows.len(), "could not keep the pacers' snapshots");
             }
         }
-        for (id, state) in self.states {
-            if let Err(e) = store.record_campaign_state(id, state).await {
+        for (id, state, at) in self.states {
+            if let Err(e) = store.record_campaign_state(id, state, at).await {
                 warn!(error = %e, campaign = id, "could not save a campaign's state");
             }
         }

@@ -137,7 +137,9 @@ pub struct Runtime {
     pub playback_key: Vec<u8>,
     /// Webhook targets on private, loopback or link-local addresses are allowed (the
     /// operator's `[webhooks] allow_private_targets`; off by default).
-    webhooks_private: std::sync::atomic::AtomicBool,
+    webhooks_private: Arc<std::sync::atomic::AtomicBool>,
+    /// Delivers the outbox's messages to the tenants' endpoints (`crate::webhooks::worker`).
+    pub webhooks: crate::webhooks::worker::WorkerHandle,
     objects_task: JoinHandle<()>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
@@ -270,7 +272,17 @@ impl Runtime {
         let (objects, objects_task) =
             Objects::start(store.clone(), &recording.objects, hub.clone(), ids.clone()).await?;
         let records_duplicate = Arc::new(AtomicU64::new(0));
+        let webhooks_private = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Before the sink: every record batch it files wakes the worker.
+        let webhooks = crate::webhooks::worker::start(crate::webhooks::worker::WorkerParts {
+            store: store.clone(),
+            ids: ids.clone(),
+            hub: hub.clone(),
+            allow_private: webhooks_private.clone(),
+            clock: crate::webhooks::worker::Clock::default(),
+        });
         let sink = StoreSink {
+            wake_webhooks: webhooks.waker(),
             store: store.clone(),
             directory: directory.clone(),
             duplicates: records_duplicate.clone(),
@@ -305,6 +317,7 @@ impl Runtime {
         };
         if let Err(e) = admitted {
             forwarder.abort();
+            webhooks.stop();
             if let Err(stop) = driver.shutdown().await {
                 warn!(error = %stop, "the driver stopped with an error after a failed start");
             }
@@ -323,7 +336,8 @@ impl Runtime {
             objects,
             objects_task,
             playback_key,
-            webhooks_private: std::sync::atomic::AtomicBool::new(false),
+            webhooks_private,
+            webhooks,
             driver: Some(driver),
             forwarder,
         })
@@ -496,6 +510,7 @@ impl Runtime {
             }
         }
         self.forwarder.abort();
+        self.webhooks.stop();
         self.objects_task.abort();
         self.hub.close();
     }
@@ -582,6 +597,8 @@ async fn forward(
 /// routing never waits).
 struct StoreSink {
     store: Store,
+    /// The webhook worker: told when a batch (and its outbox messages) is filed.
+    wake_webhooks: Arc<tokio::sync::Notify>,
     directory: Arc<Directory>,
     duplicates: Arc<AtomicU64>,
     objects: Objects,
@@ -879,6 +896,8 @@ impl RecordSink for StoreSink {
         let mut recordings = Vec::new();
         let mut intervals = Vec::new();
         let mut journeys = Vec::new();
+        let mut answers = Vec::new();
+        let mut agent_states = Vec::new();
         let mut presence: HashMap<AgentId, Value> = HashMap::new();
         let mut unfiled = 0u64;
         let mut campaign = crate::campaign_runtime::CampaignRecords::default();
@@ -1044,7 +1063,35 @@ impl RecordSink for StoreSink {
                         synthetic: false,
                     });
                 }
+                Record::CallAnswered(a) => {
+                    let Some(tenant) = self.directory.queue_tenant(a.queue) else {
+                        unfiled += 1;
+                        continue;
+                    };
+                    answers.push(crate::store::outbox::AnswerRow {
+                        call_id: uuid_of(a.leg),
+                        tenant,
+                        queue_id: i64::from(a.queue.0),
+                        agent_id: i64::from(a.agent.0),
+                        caller_number: a.caller_number,
+                        answered_at_ms: stored_i64(a.answered_unix_ms),
+                        wait_ms: (a.wait_s * 1000.0) as i64,
+                        callback_leg: a.callback_leg.map(uuid_of),
+                    });
+                }
                 Record::AgentState(s) => {
+                    if let Some(tenant) = self.directory.agent_tenant(s.agent) {
+                        agent_states.push(crate::store::outbox::AgentStateRow {
+                            tenant,
+                            agent_id: i64::from(s.agent.0),
+                            at_ms: stored_i64(s.at_unix_ms),
+                            state: serde_json::to_value(s.state)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_owned))
+                                .unwrap_or_default(),
+                            reason: s.reason.clone(),
+                        });
+                    }
                     // Presence survives a restart; the engine's own states do not need to.
                     use switchyard_engine::agent::AgentStateKind as K;
                     let p = match s.state {
@@ -1126,6 +1173,15 @@ impl RecordSink for StoreSink {
         )
         .await;
         lost += campaign.write(&self.store, dups).await;
+        lost += retry("answers", answers.len(), || {
+            self.store.insert_answers(&answers)
+        })
+        .await;
+        lost += retry("agent states", agent_states.len(), || {
+            self.store.insert_agent_states(&agent_states)
+        })
+        .await;
+        self.wake_webhooks.notify_one();
 
         for (agent, p) in presence {
             if let Some(t) = self.directory.agent_tenant(agent)

@@ -1144,7 +1144,7 @@ async fn attempts_update_their_contacts_and_dispositions_are_kept() {
             .await
             .unwrap();
         store
-            .record_campaign_state(c.id, "completed")
+            .record_campaign_state(c.id, "completed", 0)
             .await
             .unwrap();
         assert_eq!(

@@ -60,6 +60,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/webhooks/{id}/rotate-secret"),
     ("POST", "/v1/webhooks/{id}/test"),
     ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("POST", "/v1/webhooks/{id}/replay"),
+    ("POST", "/v1/webhooks/{id}/messages/{message_id}/resend"),
     ("POST", "/v1/calls/{id}/assign"),
     ("POST", "/v1/calls/{id}/move"),
     ("PUT", "/v1/calls/{id}/priority"),
@@ -440,6 +442,10 @@ fn concrete(doc: &Value, method: &str, path: &str) -> String {
             (Some("string"), Some("uuid")) => uuid::Uuid::new_v4().to_string(),
             // A recording's file name (the upload route).
             (Some("string"), None) if name == "file" => format!("{}.wav", uuid::Uuid::new_v4()),
+            // A webhook message's id (`webhook-id`).
+            (Some("string"), None) if name == "message_id" => {
+                format!("msg_{}", uuid::Uuid::new_v4().simple())
+            }
             other => panic!("{method} {path}: path parameter {name} of type {other:?}"),
         };
         out = out.replace(&format!("{{{name}}}"), &value);

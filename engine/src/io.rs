@@ -513,6 +513,9 @@ pub enum Record {
     Voicemail(Box<crate::recording::VoicemailRecord>),
     /// An inbound caller's walk through its flow, once it is over (the driver writes it).
     Journey(Box<JourneyRecord>),
+    /// A call bridged to its agent: the moment the caller was answered by a person (the
+    /// `call.answered` webhook; the call's own record comes when it ends).
+    CallAnswered(CallAnswer),
 }
 
 /// Where an inbound caller went in its flow: every node visited, the keys pressed and what
@@ -558,6 +561,21 @@ pub struct CallOpen {
     pub caller_number: String,
     /// First arrival (a caller who comes back after a restart keeps it).
     pub arrived_unix_ms: u64,
+}
+
+/// A call connected to its agent (see [`Record::CallAnswered`]).
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct CallAnswer {
+    /// The caller's arrival leg (the call's lasting identity, its record's id).
+    pub leg: LegId,
+    pub queue: QueueId,
+    pub agent: AgentId,
+    pub caller_number: String,
+    pub answered_unix_ms: u64,
+    /// Seconds in the queue before the answer (0 for a callback, which waited as a request).
+    pub wait_s: f64,
+    /// A callback's customer leg, when the call is a callback that was dialled.
+    pub callback_leg: Option<LegId>,
 }
 
 /// A leg's CDR as FreeSWITCH reports it at CHANNEL_HANGUP_COMPLETE.

@@ -37,7 +37,9 @@ CREATE INDEX webhook_outbox_tenant ON webhook_outbox (tenant_id, occurred_at, se
 
 -- One message owed to one endpoint: pending (next_at: when it is next tried), delivered, or
 -- failed (the schedule ran out, or the endpoint was disabled). attempts counts every try, a
--- replay's included; first_at starts the schedule's clock (a replay restarts it).
+-- replay's included; first_at starts the schedule's clock (a replay restarts it). claimed_at:
+-- an attempt is under way since then (next_at is pushed past it meanwhile); a start finds the
+-- attempts its predecessor did not finish by it and makes them due at once.
 CREATE TABLE webhook_deliveries (
     message_id  TEXT    NOT NULL,
     endpoint_id BIGINT  NOT NULL,
@@ -46,6 +48,7 @@ CREATE TABLE webhook_deliveries (
     attempts    INTEGER NOT NULL,
     first_at    BIGINT  NOT NULL,
     next_at     BIGINT  NULL,
+    claimed_at  BIGINT  NULL,
     updated_at  BIGINT  NOT NULL,
     PRIMARY KEY (message_id, endpoint_id)
 );

@@ -9,7 +9,13 @@
 //!                                          alongside it for `overlap_s` (default 24 h)
 //!   POST   /v1/webhooks/{id}/test        ─► a signed `webhook.test` now; what came back
 //!   GET    /v1/webhooks/{id}/deliveries  ─► the newest 100 attempts
+//!   POST   /v1/webhooks/{id}/replay      ─► every message since a time owed again
+//!   POST   /v1/webhooks/{id}/messages/{message_id}/resend ─► one message owed again
 //! ```
+//!
+//! The engine's events reach endpoints through the outbox and the delivery worker
+//! (`store::outbox`, `webhooks::worker`): a replay or a resend makes messages owed again with
+//! their own `webhook-id`, so a receiver that keeps ids drops what it already has.
 //!
 //! A URL is checked when written (`http`/`https`, no credentials in it, no private, loopback
 //! or link-local address unless the operator allows them) and its addresses again at every
@@ -46,6 +52,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rotate_secret))
         .routes(routes!(test_send))
         .routes(routes!(deliveries))
+        .routes(routes!(replay))
+        .routes(routes!(resend))
 }
 
 /// Endpoints a tenant keeps.
@@ -571,9 +579,14 @@ async fn test_send(
     let ts = wall
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    // Standard Webhooks' payload: the timestamp as an RFC 3339 instant (the header has the
+    // seconds).
+    let timestamp = jiff::Timestamp::from_second(ts)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
     let body = json!({
         "type": "webhook.test",
-        "timestamp": ts,
+        "timestamp": timestamp,
         "data": { "webhook_id": view(&st, &row).id },
     });
     let body = serde_json::to_vec(&body).map_err(ApiError::internal)?;
@@ -667,4 +680,132 @@ async fn deliveries(
     Ok(Json(AttemptList {
         deliveries: rows.into_iter().map(attempt_view).collect(),
     }))
+}
+
+/// What a replay asks for.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    /// Messages from this instant on (RFC 3339, e.g. `2026-12-07T09:00:00Z`); at most the
+    /// outbox's retention (30 days) back.
+    since: String,
+}
+
+/// How many messages a replay made owed again.
+#[derive(Debug, Serialize, ToSchema)]
+struct Replayed {
+    queued: u64,
+}
+
+/// Sends again every message since a time that the endpoint wants (its event filter),
+/// delivered or not, each with its own `webhook-id` (a receiver that keeps ids drops what it
+/// already has). For a receiver that was down past the retries, or lost what it took.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/replay",
+    tag = "webhooks",
+    operation_id = "replay_webhook",
+    params(("id" = i64, Path, description = "The endpoint's id")),
+    request_body = ReplayBody,
+    responses(
+        (status = 202, description = "The messages are owed again", body = Replayed),
+        (status = 404, description = "No such endpoint", body = ErrorBody),
+        (status = 422, description = "`since` is not an instant within the retention", body = ErrorBody),
+    ),
+)]
+async fn replay(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(shown): ApiPath<i64>,
+    ApiJson(body): ApiJson<ReplayBody>,
+) -> Result<(StatusCode, Json<Replayed>), ApiError> {
+    require_role(&p, ADMINS)?;
+    let tenant = require_tenant(&p)?;
+    let since: jiff::Timestamp = body.since.parse().map_err(|_| {
+        ApiError::unprocessable("since", "an RFC 3339 instant, e.g. 2026-12-07T09:00:00Z")
+    })?;
+    let now = now_ms();
+    let since_ms = since.as_millisecond();
+    let oldest = now.saturating_sub(crate::store::outbox::OUTBOX_RETENTION_MS);
+    if since_ms < oldest {
+        return Err(ApiError::unprocessable(
+            "since",
+            "messages are kept 30 days: give an instant within them",
+        ));
+    }
+    let row = find(&st, tenant, shown).await?;
+    let a = audit(
+        &p,
+        Some(tenant),
+        "webhook.replay",
+        "webhook",
+        row.id,
+        json!({ "since": body.since }),
+    );
+    let queued = st
+        .rt
+        .store
+        .replay_webhook_since(tenant, row.id, since_ms, &row.events, now)
+        .await?;
+    st.rt.store.insert_audit(&a).await?;
+    st.rt.webhooks.wake();
+    Ok((StatusCode::ACCEPTED, Json(Replayed { queued })))
+}
+
+/// A message made owed again.
+#[derive(Debug, Serialize, ToSchema)]
+struct Resent {
+    message_id: String,
+    event_type: String,
+}
+
+/// Sends one message again (its `webhook-id` as before), whatever became of it.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/{id}/messages/{message_id}/resend",
+    tag = "webhooks",
+    operation_id = "resend_webhook_message",
+    params(
+        ("id" = i64, Path, description = "The endpoint's id"),
+        ("message_id" = String, Path, description = "The message's `webhook-id`"),
+    ),
+    responses(
+        (status = 202, description = "The message is owed again", body = Resent),
+        (status = 404, description = "No such endpoint or message", body = ErrorBody),
+    ),
+)]
+async fn resend(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath((shown, message_id)): ApiPath<(i64, String)>,
+) -> Result<(StatusCode, Json<Resent>), ApiError> {
+    require_role(&p, ADMINS)?;
+    let tenant = require_tenant(&p)?;
+    let row = find(&st, tenant, shown).await?;
+    if MessageId::parse(&message_id).is_err() {
+        return Err(ApiError::not_found(format!("no message {message_id}")));
+    }
+    let event_type = st
+        .rt
+        .store
+        .resend_webhook_message(tenant, row.id, &message_id, now_ms())
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no message {message_id}")))?;
+    let a = audit(
+        &p,
+        Some(tenant),
+        "webhook.resend",
+        "webhook",
+        row.id,
+        json!({ "message_id": message_id }),
+    );
+    st.rt.store.insert_audit(&a).await?;
+    st.rt.webhooks.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Resent {
+            message_id,
+            event_type,
+        }),
+    ))
 }

@@ -512,34 +512,70 @@ impl Store {
              RETURNING ",
             campaign_cols!()
         );
-        self.change(
+        let at = now_ms();
+        self.change_then(
             "campaign",
             SQL,
-            args![tenant, id, state, now_ms()],
+            args![tenant, id, state, at],
             tenant_audit(tenant, audit),
             |row: &CampaignRow| row.id.to_string(),
+            |row: &CampaignRow| {
+                super::outbox::outbox_statements(&super::outbox::campaign_events(
+                    tenant, row.id, &row.state, at, "api",
+                ))
+            },
         )
         .await
     }
 
     /// The engine's own state change (a campaign that ran out of contacts or past its end):
     /// runtime state, no audit row.
-    pub async fn record_campaign_state(&self, id: i64, state: &str) -> Result<(), StoreError> {
+    ///
+    /// A campaign the engine completed gets its `campaign.completed` message in the same
+    /// transaction (once: its id is the campaign's, and it is made only while the stored state
+    /// is not yet completed). Running and paused come from the API's controls, which file their
+    /// own messages; boot writes those states again and must not announce them again.
+    pub async fn record_campaign_state(
+        &self,
+        id: i64,
+        state: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         if let Some(done) = self
             .spooled(|| super::spool::Op::CampaignState {
                 id,
                 state: state.to_owned(),
+                at_ms,
             })
             .await
         {
             return done;
         }
-        self.execute(
-            "UPDATE campaigns SET state = $2 WHERE id = $1",
+        let mut statements = Vec::new();
+        if state == "completed" {
+            let data = serde_json::json!({
+                "campaign_id": id, "state": state, "at_ms": at_ms, "by": "engine",
+            });
+            statements.push((
+                sqlx::SqlStr::from_static(
+                    "INSERT INTO webhook_outbox (id, tenant_id, event_type, occurred_at, data) \
+                     SELECT $1, tenant_id, $2, $3, $4 FROM campaigns \
+                     WHERE id = $5 AND state <> 'completed' ON CONFLICT (id) DO NOTHING",
+                ),
+                args![
+                    super::outbox::completed_message_id(id).as_str(),
+                    super::outbox::CAMPAIGN_COMPLETED,
+                    at_ms,
+                    &data,
+                    id
+                ],
+            ));
+        }
+        statements.push((
+            sqlx::SqlStr::from_static("UPDATE campaigns SET state = $2 WHERE id = $1"),
             args![id, state],
-        )
-        .await?;
-        Ok(())
+        ));
+        self.batch(statements).await
     }
 
     /// Deletes the campaign with its contacts and campaign DNC entries (history stays).

@@ -365,7 +365,15 @@ impl Store {
             rows,
             |c| c.id,
             call_versus,
-            |rows| insert_statements(HEAD, "", rows, |c| call_values(c)),
+            |rows| {
+                let mut statements = insert_statements(HEAD, "", rows, |c| call_values(c));
+                let events: Vec<_> = rows
+                    .iter()
+                    .flat_map(|c| super::outbox::call_events(c))
+                    .collect();
+                statements.extend(super::outbox::outbox_statements(&events));
+                statements
+            },
         )
         .await
     }

@@ -294,6 +294,7 @@ mod config;
 mod history;
 mod journeys;
 mod objects;
+pub mod outbox;
 mod recordings;
 mod routing;
 mod schedules;
@@ -901,6 +902,26 @@ impl Store {
         T: FromStoreRow + Send,
         F: FnOnce(&T) -> String + Send,
     {
+        self.change_then(what, sql, args, audit, object_id, |_| Vec::new())
+            .await
+    }
+
+    /// As [`Store::change`], with `then`'s statements (made from the changed row) in the same
+    /// transaction: what the change causes (its webhook message) commits with it or not at all.
+    async fn change_then<T, F, G>(
+        &self,
+        what: &'static str,
+        sql: impl SqlSafeStr,
+        args: Vec<Arg>,
+        audit: AuditWrite<'_, '_>,
+        object_id: F,
+        then: G,
+    ) -> Result<Option<T>, StoreError>
+    where
+        T: FromStoreRow + Send,
+        F: FnOnce(&T) -> String + Send,
+        G: FnOnce(&T) -> Vec<(SqlStr, Vec<Arg>)> + Send,
+    {
         let sql = sql.into_sql_str();
         let map = |e| StoreError::from_sqlx(e, what);
         with_pool!(self, Use::Write, |pool| {
@@ -918,6 +939,12 @@ impl Store {
             bind_args!(sqlx::query(INSERT_AUDIT), &audit_args)
                 .execute(&mut *tx)
                 .await?;
+            for (sql, args) in then(&value) {
+                bind_args!(sqlx::query(sql), &args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map)?;
+            }
             tx.commit().await?;
             Ok(Some(value))
         })

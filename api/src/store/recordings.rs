@@ -157,7 +157,15 @@ impl Store {
             rows,
             |r| r.id,
             recording_versus,
-            |rows| insert_statements(HEAD, "", rows, |r| recording_values(r)),
+            |rows| {
+                let mut statements = insert_statements(HEAD, "", rows, |r| recording_values(r));
+                let events: Vec<_> = rows
+                    .iter()
+                    .flat_map(|r| super::outbox::recording_events(r))
+                    .collect();
+                statements.extend(super::outbox::outbox_statements(&events));
+                statements
+            },
         )
         .await
     }

@@ -102,6 +102,17 @@ pub(crate) enum Op {
     CampaignState {
         id: i64,
         state: String,
+        /// When it changed (its webhook message's identity); journals from before the outbox
+        /// read as 0.
+        #[serde(default)]
+        at_ms: i64,
+    },
+    /// Calls answered by their agents (their `call.answered` messages).
+    Answers {
+        rows: Vec<super::outbox::AnswerRow>,
+    },
+    AgentStates {
+        rows: Vec<super::outbox::AgentStateRow>,
     },
     Presence {
         tenant: TenantId,
@@ -129,6 +140,8 @@ impl Op {
             Op::Recordings { rows } => rows.len() as u64,
             Op::Intervals { rows } => rows.len() as u64,
             Op::Journeys { rows } => rows.len() as u64,
+            Op::Answers { rows } => rows.len() as u64,
+            Op::AgentStates { rows } => rows.len() as u64,
             Op::Attempts { rows } => rows.len() as u64,
             Op::Dispositions { rows } => rows.len() as u64,
             _ => 1,
@@ -693,6 +706,8 @@ fn apply<'a>(
             }
             Op::Intervals { rows } => store.insert_intervals(rows).await,
             Op::Journeys { rows } => store.insert_journeys(rows).await,
+            Op::Answers { rows } => store.insert_answers(rows).await,
+            Op::AgentStates { rows } => store.insert_agent_states(rows).await,
             Op::Attempts { rows } => {
                 let rows: Vec<AttemptRow> = rows.iter().cloned().map(AttemptRow::from).collect();
                 keyed(
@@ -708,7 +723,9 @@ fn apply<'a>(
                 .await
             }
             Op::Dispositions { rows } => store.insert_dispositions_guarded(rows, replay).await,
-            Op::CampaignState { id, state } => store.record_campaign_state(*id, state).await,
+            Op::CampaignState { id, state, at_ms } => {
+                store.record_campaign_state(*id, state, *at_ms).await
+            }
             Op::Presence {
                 tenant,
                 agent,

@@ -297,47 +297,14 @@ impl Store {
         Ok(deleted.is_some())
     }
 
-    /// Files an attempt and what it says of the endpoint: a delivery clears the failure count,
-    /// a failure starts it (if it is not running), `disable` stops the endpoint with its reason.
+    /// Files an attempt and what it says of the endpoint (see [`attempt_statements`]), in
+    /// one transaction.
     pub async fn record_webhook_attempt(
         &self,
         a: &WebhookAttemptRow,
         disable: Option<&str>,
     ) -> Result<(), StoreError> {
-        const INSERT: &str = concat!(
-            "INSERT INTO webhook_attempts (",
-            attempt_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-        );
-        self.execute(
-            INSERT,
-            args![
-                a.id,
-                a.tenant,
-                a.endpoint_id,
-                a.message_id.as_str(),
-                a.event_type.as_str(),
-                a.attempt,
-                a.at_ms,
-                a.status,
-                a.latency_ms,
-                a.response.as_deref(),
-                a.error.as_deref(),
-                a.delivered
-            ],
-        )
-        .await?;
-        const STATE: &str = "UPDATE webhook_endpoints SET \
-             failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END, \
-             enabled = CASE WHEN $5 IS NULL THEN enabled ELSE FALSE END, \
-             disabled_reason = COALESCE($5, disabled_reason) \
-             WHERE tenant_id = $1 AND id = $2";
-        self.execute(
-            STATE,
-            args![a.tenant, a.endpoint_id, a.delivered, a.at_ms, disable],
-        )
-        .await?;
-        Ok(())
+        self.batch(attempt_statements(a, disable)).await
     }
 
     /// The endpoint's newest attempts (at most [`WEBHOOK_LOG`]), newest first.
@@ -399,4 +366,45 @@ mod tests {
         assert_eq!(r.signing_secrets(999), vec!["new", "old"]);
         assert_eq!(r.signing_secrets(1_000), vec!["new"]);
     }
+}
+
+/// An attempt's log row and what it says of the endpoint: a delivery clears the failure run,
+/// a failure starts it (if it is not running), `disable` stops the endpoint with its reason.
+pub(super) fn attempt_statements(
+    a: &WebhookAttemptRow,
+    disable: Option<&str>,
+) -> Vec<(sqlx::SqlStr, Vec<super::Arg>)> {
+    const INSERT: &str = concat!(
+        "INSERT INTO webhook_attempts (",
+        attempt_cols!(),
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    );
+    const STATE: &str = "UPDATE webhook_endpoints SET \
+         failing_since = CASE WHEN $3 THEN NULL ELSE COALESCE(failing_since, $4) END, \
+         enabled = CASE WHEN $5 IS NULL THEN enabled ELSE FALSE END, \
+         disabled_reason = COALESCE($5, disabled_reason) \
+         WHERE tenant_id = $1 AND id = $2";
+    vec![
+        (
+            sqlx::SqlStr::from_static(INSERT),
+            args![
+                a.id,
+                a.tenant,
+                a.endpoint_id,
+                a.message_id.as_str(),
+                a.event_type.as_str(),
+                a.attempt,
+                a.at_ms,
+                a.status,
+                a.latency_ms,
+                a.response.as_deref(),
+                a.error.as_deref(),
+                a.delivered
+            ],
+        ),
+        (
+            sqlx::SqlStr::from_static(STATE),
+            args![a.tenant, a.endpoint_id, a.delivered, a.at_ms, disable],
+        ),
+    ]
 }

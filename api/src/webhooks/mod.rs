@@ -18,3 +18,4 @@ pub mod schedule;
 pub mod send;
 pub mod signing;
 pub mod target;
+pub mod worker;

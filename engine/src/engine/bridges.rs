@@ -28,7 +28,7 @@ use std::time::Duration;
 use crate::agent::Activity;
 use crate::call::{CallTimers, Phase};
 use crate::ids::CallId;
-use crate::io::{BridgeFailure, LegId, LiveEvent, SwitchCommand};
+use crate::io::{BridgeFailure, LegId, LiveEvent, Record, SwitchCommand};
 use crate::timers::TimerKey;
 
 use super::{Engine, LegRole};
@@ -117,6 +117,21 @@ impl Engine {
             queue: q,
             wait_s: wait.as_secs_f64(),
         });
+        if let Some(call) = self.calls.get(&c) {
+            let answer = crate::io::CallAnswer {
+                leg: call.origin_leg,
+                queue: q,
+                agent,
+                caller_number: call.caller.number.clone(),
+                answered_unix_ms: self.unix_ms(now),
+                wait_s: wait.as_secs_f64(),
+                callback_leg: call
+                    .callback
+                    .then_some(call.leg)
+                    .filter(|l| *l != call.origin_leg),
+            };
+            self.persist(Record::CallAnswered(answer));
+        }
         self.record_on_talking(c, agent);
     }
 

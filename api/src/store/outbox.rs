@@ -1,0 +1,806 @@
+//! The webhook outbox (migration 0019): every event a tenant's endpoints may want, written in
+//! the same transaction as the record that caused it, and what is owed to each endpoint.
+//!
+//! ```text
+//!  record write (calls, recordings, agent states, answers, campaign state)
+//!    └─ same transaction ─► webhook_outbox (id derived from the record: written twice, kept once)
+//!  worker: fan_out ─► webhook_deliveries (pending, one per endpoint that wants the type)
+//!          due ─► claim (next_at pushed past the attempt) ─► send ─► finish (attempt logged,
+//!          delivered / next try / failed; the endpoint's failure run and disable in the same
+//!          transaction)
+//!  replay since a time, resend one message ─► pending again, same message id
+//! ```
+//!
+//! Events are derived from rows alone ([`call_events`], [`recording_events`], ...), never from
+//! what the writer knew besides: the journal replays rows through the same inserts after an
+//! outage, and must make the same messages. Payloads keep store ids; the sender shows them as
+//! the API does.
+//!
+//! A message's id is a hash of what caused it (`call.completed` and the call's id, say), so a
+//! record written again (a journal replay after a crash between commit and journal removal)
+//! makes no second message, and a receiver sees one `webhook-id` however often it is sent.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::SqlStr;
+use uuid::Uuid;
+
+use super::history::insert_statements;
+use super::rows::{CallRow, FromStoreRow, RecordingRow, RowExt};
+use super::{Arg, Store, StoreError, Use, now_ms};
+use crate::model::TenantId;
+use crate::webhooks::signing::MessageId;
+
+/// Event types the engine's records make (`webhook.test` is sent by the route, not stored).
+pub const CALL_QUEUED: &str = "call.queued";
+pub const CALL_ANSWERED: &str = "call.answered";
+pub const CALL_COMPLETED: &str = "call.completed";
+pub const CALL_ABANDONED: &str = "call.abandoned";
+pub const AGENT_STATE_CHANGED: &str = "agent.state_changed";
+pub const CAMPAIGN_STARTED: &str = "campaign.started";
+pub const CAMPAIGN_PAUSED: &str = "campaign.paused";
+pub const CAMPAIGN_COMPLETED: &str = "campaign.completed";
+pub const RECORDING_COMPLETED: &str = "recording.completed";
+
+/// How long outbox messages and their delivery state are kept (replay reaches this far
+/// back); older ones are pruned by the worker. Svix keeps 90 days on paid plans and Stripe
+/// 30 days of events; 30 days covers any outage a receiver recovers from.
+pub const OUTBOX_RETENTION_MS: i64 = 30 * 24 * 3600 * 1000;
+
+/// Messages fanned out per pass, and deliveries claimed per pass.
+pub const FAN_OUT_BATCH: i64 = 500;
+
+/// One event, ready to be filed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEvent {
+    /// `msg_<hex>`, derived from what caused it.
+    pub id: String,
+    pub tenant: TenantId,
+    pub event_type: &'static str,
+    pub occurred_at_ms: i64,
+    /// The payload's `data`, with store ids.
+    pub data: Value,
+}
+
+impl OutboxEvent {
+    /// `source` names what caused it uniquely (the event type is part of the id).
+    fn new(
+        source: &str,
+        tenant: TenantId,
+        event_type: &'static str,
+        occurred_at_ms: i64,
+        data: Value,
+    ) -> OutboxEvent {
+        OutboxEvent {
+            id: message_id(&format!("{event_type}:{source}")),
+            tenant,
+            event_type,
+            occurred_at_ms,
+            data,
+        }
+    }
+}
+
+/// A stable message id for `source`: its SHA-256, the first 16 bytes as a UUID (version 8,
+/// "custom"), so the same cause always gives the same `webhook-id`.
+pub fn message_id(source: &str) -> String {
+    let digest = Sha256::digest(source.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    MessageId::from_uuid(uuid::Builder::from_custom_bytes(bytes).into_uuid())
+        .as_str()
+        .to_owned()
+}
+
+/// What a call's row says happened: an open row is the call queued; a final row is the call
+/// abandoned (outcome `abandoned`) or otherwise completed (answered, timed out, sent to
+/// voicemail, ...; the outcome says which).
+pub fn call_events(row: &CallRow) -> Vec<OutboxEvent> {
+    let id = row.id.to_string();
+    if row.outcome == super::OPEN_CALL {
+        let data = json!({
+            "call_id": id,
+            "queue_id": row.queue_id,
+            "caller_number": row.caller_number,
+            "arrived_at_ms": row.arrived_at_ms,
+        });
+        return vec![OutboxEvent::new(
+            &id,
+            row.tenant,
+            CALL_QUEUED,
+            row.arrived_at_ms,
+            data,
+        )];
+    }
+    let event_type = if row.outcome == "abandoned" {
+        CALL_ABANDONED
+    } else {
+        CALL_COMPLETED
+    };
+    // The row has no end time: arrival plus the wait and the talk is when it ended.
+    let ended = row
+        .arrived_at_ms
+        .saturating_add(row.wait_ms)
+        .saturating_add(row.talk_ms);
+    let data = json!({
+        "call_id": id,
+        "queue_id": row.queue_id,
+        "queues": row.queues,
+        "agent_id": row.agent_id,
+        "caller_number": row.caller_number,
+        "outcome": row.outcome,
+        "arrived_at_ms": row.arrived_at_ms,
+        "wait_ms": row.wait_ms,
+        "talk_ms": row.talk_ms,
+        "offers": row.offers,
+        "callback_leg": row.callback_leg.map(|l| l.to_string()),
+        "synthetic": row.synthetic,
+    });
+    vec![OutboxEvent::new(&id, row.tenant, event_type, ended, data)]
+}
+
+/// A finished recording that was kept (`completed`); voicemail messages too, with their kind
+/// and box.
+pub fn recording_events(row: &RecordingRow) -> Vec<OutboxEvent> {
+    if row.status != "completed" {
+        return Vec::new();
+    }
+    let id = row.id.to_string();
+    let data = json!({
+        "recording_id": id,
+        "call_id": row.call_id.to_string(),
+        "kind": row.kind,
+        "queue_id": row.queue_id,
+        "campaign_id": row.campaign_id,
+        "agents": row.agents,
+        "mailbox_queue_id": row.mailbox_queue,
+        "mailbox_agent_id": row.mailbox_agent,
+        "caller_number": row.caller_number,
+        "started_at_ms": row.started_at_ms,
+        "ended_at_ms": row.ended_at_ms,
+        "duration_ms": row.duration_ms,
+        "media_url": format!("/v1/recordings/{id}/download"),
+    });
+    let at = row.ended_at_ms.unwrap_or(row.started_at_ms);
+    vec![OutboxEvent::new(
+        &id,
+        row.tenant,
+        RECORDING_COMPLETED,
+        at,
+        data,
+    )]
+}
+
+/// A call answered by its agent (the engine's `CallAnswered`).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct AnswerRow {
+    pub call_id: Uuid,
+    pub tenant: TenantId,
+    pub queue_id: i64,
+    pub agent_id: i64,
+    pub caller_number: String,
+    pub answered_at_ms: i64,
+    pub wait_ms: i64,
+    pub callback_leg: Option<Uuid>,
+}
+
+pub fn answer_events(row: &AnswerRow) -> Vec<OutboxEvent> {
+    let id = row.call_id.to_string();
+    let data = json!({
+        "call_id": id,
+        "queue_id": row.queue_id,
+        "agent_id": row.agent_id,
+        "caller_number": row.caller_number,
+        "answered_at_ms": row.answered_at_ms,
+        "wait_ms": row.wait_ms,
+        "callback_leg": row.callback_leg.map(|l| l.to_string()),
+    });
+    // A call is answered once per agent at most... and a call may be answered again after a
+    // failed transfer: the time keeps such answers apart.
+    let source = format!("{id}:{}:{}", row.agent_id, row.answered_at_ms);
+    vec![OutboxEvent::new(
+        &source,
+        row.tenant,
+        CALL_ANSWERED,
+        row.answered_at_ms,
+        data,
+    )]
+}
+
+/// One state an agent entered (`agent_states`).
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct AgentStateRow {
+    pub tenant: TenantId,
+    pub agent_id: i64,
+    pub at_ms: i64,
+    /// The engine's name: `logged-out`, `available`, `on-break`, `reserved`, `on-call`,
+    /// `wrap-up`.
+    pub state: String,
+    pub reason: Option<String>,
+}
+
+impl FromStoreRow for AgentStateRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(AgentStateRow {
+            tenant: row.tenant("tenant_id")?,
+            agent_id: row.i64("agent_id")?,
+            at_ms: row.i64("at")?,
+            state: row.string("state")?,
+            reason: row.opt_string("reason")?,
+        })
+    }
+}
+
+pub fn agent_state_events(row: &AgentStateRow) -> Vec<OutboxEvent> {
+    let data = json!({
+        "agent_id": row.agent_id,
+        "state": row.state,
+        "reason": row.reason,
+        "at_ms": row.at_ms,
+    });
+    let source = format!("{}:{}:{}", row.agent_id, row.at_ms, row.state);
+    vec![OutboxEvent::new(
+        &source,
+        row.tenant,
+        AGENT_STATE_CHANGED,
+        row.at_ms,
+        data,
+    )]
+}
+
+/// The event a campaign's new state makes (`draft` makes none).
+pub fn campaign_event_type(state: &str) -> Option<&'static str> {
+    match state {
+        "running" => Some(CAMPAIGN_STARTED),
+        "paused" => Some(CAMPAIGN_PAUSED),
+        "completed" => Some(CAMPAIGN_COMPLETED),
+        _ => None,
+    }
+}
+
+/// A campaign's state change, when its tenant is known.
+pub fn campaign_events(
+    tenant: TenantId,
+    campaign: i64,
+    state: &str,
+    at_ms: i64,
+    by: &str,
+) -> Vec<OutboxEvent> {
+    let Some(event_type) = campaign_event_type(state) else {
+        return Vec::new();
+    };
+    let data = json!({ "campaign_id": campaign, "state": state, "at_ms": at_ms, "by": by });
+    if event_type == CAMPAIGN_COMPLETED {
+        return vec![OutboxEvent {
+            id: completed_message_id(campaign),
+            tenant,
+            event_type,
+            occurred_at_ms: at_ms,
+            data,
+        }];
+    }
+    vec![OutboxEvent::new(
+        &format!("{campaign}:{at_ms}"),
+        tenant,
+        event_type,
+        at_ms,
+        data,
+    )]
+}
+
+/// A campaign completes once (a completed campaign takes no controls but stop): its message
+/// id is the campaign's, so the API's stop and the engine's own record of it make one message.
+pub fn completed_message_id(campaign: i64) -> String {
+    message_id(&format!("{CAMPAIGN_COMPLETED}:{campaign}"))
+}
+
+const OUTBOX_HEAD: &str =
+    "INSERT INTO webhook_outbox (id, tenant_id, event_type, occurred_at, data)";
+const OUTBOX_TAIL: &str = "ON CONFLICT (id) DO NOTHING";
+
+/// The statements that file `events` (appended to the transaction of their records).
+pub(super) fn outbox_statements(events: &[OutboxEvent]) -> Vec<(SqlStr, Vec<Arg>)> {
+    insert_statements(OUTBOX_HEAD, OUTBOX_TAIL, events, |e| {
+        args![
+            e.id.as_str(),
+            e.tenant,
+            e.event_type,
+            e.occurred_at_ms,
+            &e.data
+        ]
+    })
+}
+
+/// A message owed to an endpoint, due now, with what sending it needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DueDelivery {
+    pub message_id: String,
+    pub endpoint_id: i64,
+    pub tenant: TenantId,
+    pub event_type: String,
+    pub occurred_at_ms: i64,
+    pub data: Value,
+    /// Attempts made so far (this one is `attempts + 1`).
+    pub attempts: i32,
+    pub first_at_ms: i64,
+    /// When this attempt was claimed: its end is filed against this claim only (a replay or
+    /// resend meanwhile made the message owed afresh, and that stands).
+    pub claimed_at_ms: i64,
+}
+
+impl FromStoreRow for DueDelivery {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(DueDelivery {
+            message_id: row.string("message_id")?,
+            endpoint_id: row.i64("endpoint_id")?,
+            tenant: row.tenant("tenant_id")?,
+            event_type: row.string("event_type")?,
+            occurred_at_ms: row.i64("occurred_at")?,
+            data: row.json("data")?,
+            attempts: row.i32("attempts")?,
+            first_at_ms: row.i64("first_at")?,
+            claimed_at_ms: 0,
+        })
+    }
+}
+
+/// How one attempt left a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    Delivered,
+    /// Tried again at this time (unix ms).
+    RetryAt(i64),
+    /// No more attempts (the schedule ran out, or the endpoint was disabled).
+    Failed,
+}
+
+/// A message an endpoint's delivery log shows by id.
+#[derive(Clone, Debug, PartialEq)]
+struct MessageRow {
+    event_type: String,
+}
+
+impl FromStoreRow for MessageRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(MessageRow {
+            event_type: row.string("event_type")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Unfanned {
+    seq: i64,
+    id: String,
+    tenant: TenantId,
+    event_type: String,
+}
+
+impl FromStoreRow for Unfanned {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(Unfanned {
+            seq: row.i64("seq")?,
+            id: row.string("id")?,
+            tenant: row.tenant("tenant_id")?,
+            event_type: row.string("event_type")?,
+        })
+    }
+}
+
+#[derive(Debug)]
+struct EndpointFilter {
+    id: i64,
+    tenant: TenantId,
+    events: Vec<String>,
+}
+
+impl FromStoreRow for EndpointFilter {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(EndpointFilter {
+            id: row.i64("id")?,
+            tenant: row.tenant("tenant_id")?,
+            events: serde_json::from_value(row.json("events")?).unwrap_or_default(),
+        })
+    }
+}
+
+impl Store {
+    /// Files calls answered by their agents, each with its `call.answered` message (the
+    /// answer has no row of its own: the message is its record). Journaled through outages.
+    pub async fn insert_answers(&self, rows: &[AnswerRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::Answers {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
+        let events: Vec<OutboxEvent> = rows.iter().flat_map(answer_events).collect();
+        self.batch(outbox_statements(&events)).await
+    }
+
+    /// Files agents' states, each with its `agent.state_changed` message, in one transaction.
+    /// A state filed again (same agent, time and state) is skipped. Journaled through outages.
+    pub async fn insert_agent_states(&self, rows: &[AgentStateRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if let Some(done) = self
+            .spooled(|| super::spool::Op::AgentStates {
+                rows: rows.to_vec(),
+            })
+            .await
+        {
+            return done;
+        }
+        const HEAD: &str = "INSERT INTO agent_states (tenant_id, agent_id, at, state, reason)";
+        const TAIL: &str = "ON CONFLICT (tenant_id, agent_id, at, state) DO NOTHING";
+        let mut statements = insert_statements(HEAD, TAIL, rows, |r| {
+            args![
+                r.tenant,
+                r.agent_id,
+                r.at_ms,
+                r.state.as_str(),
+                r.reason.as_deref()
+            ]
+        });
+        let events: Vec<OutboxEvent> = rows.iter().flat_map(agent_state_events).collect();
+        statements.extend(outbox_statements(&events));
+        self.batch(statements).await
+    }
+
+    /// An agent's states from `from_ms` (inclusive) to `to_ms` (exclusive), oldest first.
+    pub async fn agent_states(
+        &self,
+        tenant: TenantId,
+        agent: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<AgentStateRow>, StoreError> {
+        self.fetch_all(
+            Use::Read,
+            "SELECT tenant_id, agent_id, at, state, reason FROM agent_states \
+             WHERE tenant_id = $1 AND agent_id = $2 AND at >= $3 AND at < $4 ORDER BY at, id",
+            args![tenant, agent, from_ms, to_ms],
+        )
+        .await
+    }
+
+    /// Gives the oldest messages not yet fanned out their delivery rows: one per enabled
+    /// endpoint of the message's tenant that wants its type, due at once. Returns how many
+    /// messages were fanned (the caller goes on while it is [`FAN_OUT_BATCH`]).
+    pub async fn fan_out_outbox(&self, now_ms: i64) -> Result<usize, StoreError> {
+        let pending: Vec<Unfanned> = self
+            .fetch_all(
+                Use::Write,
+                "SELECT seq, id, tenant_id, event_type FROM webhook_outbox \
+                 WHERE fanned = FALSE ORDER BY seq LIMIT $1",
+                args![FAN_OUT_BATCH],
+            )
+            .await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let endpoints: Vec<EndpointFilter> = self
+            .fetch_all(
+                Use::Write,
+                "SELECT id, tenant_id, events FROM webhook_endpoints WHERE enabled = TRUE",
+                args![],
+            )
+            .await?;
+        let mut owed: Vec<(&str, i64, TenantId)> = Vec::new();
+        for m in &pending {
+            for e in &endpoints {
+                let wants = e.events.is_empty() || e.events.iter().any(|t| *t == m.event_type);
+                if e.tenant == m.tenant && wants {
+                    owed.push((m.id.as_str(), e.id, m.tenant));
+                }
+            }
+        }
+        const HEAD: &str = "INSERT INTO webhook_deliveries \
+             (message_id, endpoint_id, tenant_id, state, attempts, first_at, next_at, updated_at)";
+        const TAIL: &str = "ON CONFLICT (message_id, endpoint_id) DO NOTHING";
+        let mut statements = insert_statements(HEAD, TAIL, &owed, |(m, e, t)| {
+            args![*m, *e, *t, "pending", 0i32, now_ms, now_ms, now_ms]
+        });
+        let last = pending.last().map_or(0, |m| m.seq);
+        statements.push((
+            SqlStr::from_static(
+                "UPDATE webhook_outbox SET fanned = TRUE WHERE fanned = FALSE AND seq <= $1",
+            ),
+            args![last],
+        ));
+        self.batch(statements).await?;
+        Ok(pending.len())
+    }
+
+    /// Deliveries due by `now_ms` to enabled endpoints, oldest due first, at most `limit`;
+    /// each is claimed: its next try moves to `now_ms + lease_ms`, so a crash during the
+    /// attempt leaves it to be tried again then (at least once), and a second worker does
+    /// not take it meanwhile.
+    pub async fn claim_due_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        const SELECT: &str = "SELECT d.message_id, d.endpoint_id, d.tenant_id, o.event_type, \
+             o.occurred_at, o.data, d.attempts, d.first_at \
+             FROM webhook_deliveries d \
+             JOIN webhook_outbox o ON o.id = d.message_id \
+             JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+             WHERE d.state = 'pending' AND d.next_at <= $1 AND e.enabled = TRUE \
+             ORDER BY d.next_at, d.message_id LIMIT $2";
+        let mut due: Vec<DueDelivery> = self
+            .fetch_all(Use::Write, SELECT, args![now_ms, limit])
+            .await?;
+        for d in &mut due {
+            d.claimed_at_ms = now_ms;
+        }
+        if due.is_empty() {
+            return Ok(due);
+        }
+        let statements = due
+            .iter()
+            .map(|d| {
+                (
+                    SqlStr::from_static(
+                        "UPDATE webhook_deliveries SET next_at = $3, claimed_at = $4, \
+                         updated_at = $4 \
+                         WHERE message_id = $1 AND endpoint_id = $2 AND state = 'pending'",
+                    ),
+                    args![
+                        d.message_id.as_str(),
+                        d.endpoint_id,
+                        now_ms.saturating_add(lease_ms),
+                        now_ms
+                    ],
+                )
+            })
+            .collect();
+        self.batch(statements).await?;
+        Ok(due)
+    }
+
+    /// Makes the attempts a previous process claimed and never finished (it was killed) due
+    /// at once: they are sent again, with their message ids. Only the one worker of a
+    /// database calls this, at its start. Returns how many.
+    pub async fn release_claims(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.execute(
+            "UPDATE webhook_deliveries SET next_at = $1, claimed_at = NULL \
+             WHERE claimed_at IS NOT NULL AND state = 'pending'",
+            args![now_ms],
+        )
+        .await
+    }
+
+    /// The next time a pending delivery to an enabled endpoint is due (unix ms), if any.
+    pub async fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
+        let row: Option<MinRow> = self
+            .fetch_optional(
+                Use::Read,
+                "SELECT MIN(d.next_at) AS v FROM webhook_deliveries d \
+                 JOIN webhook_endpoints e ON e.id = d.endpoint_id \
+                 WHERE d.state = 'pending' AND e.enabled = TRUE",
+                args![],
+            )
+            .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+
+    /// Files an attempt's end in one transaction: its log row, the delivery's new state, and
+    /// what it says of the endpoint (a delivery clears the failure run, a failure starts it
+    /// if it is not running, `disable` stops the endpoint with its reason). Returns whether
+    /// this attempt disabled the endpoint (it was enabled until now).
+    pub async fn finish_delivery(
+        &self,
+        attempt: &super::webhooks::WebhookAttemptRow,
+        claimed_at_ms: i64,
+        state: DeliveryState,
+        disable: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let (name, next_at) = match state {
+            DeliveryState::Delivered => ("delivered", None),
+            DeliveryState::RetryAt(at) => ("pending", Some(at)),
+            DeliveryState::Failed => ("failed", None),
+        };
+        let mut statements = super::webhooks::attempt_statements(attempt, disable);
+        statements.push((
+            SqlStr::from_static(
+                "UPDATE webhook_deliveries SET state = $3, attempts = $4, next_at = $5, \
+                 claimed_at = NULL, updated_at = $6 \
+                 WHERE message_id = $1 AND endpoint_id = $2 AND claimed_at = $7",
+            ),
+            args![
+                attempt.message_id.as_str(),
+                attempt.endpoint_id,
+                name,
+                attempt.attempt,
+                next_at,
+                attempt.at_ms,
+                claimed_at_ms
+            ],
+        ));
+        let was_enabled: Option<EnabledRow> = if disable.is_some() {
+            self.fetch_optional(
+                Use::Write,
+                "SELECT enabled AS v FROM webhook_endpoints WHERE id = $1",
+                args![attempt.endpoint_id],
+            )
+            .await?
+        } else {
+            None
+        };
+        self.batch(statements).await?;
+        Ok(disable.is_some() && was_enabled.is_some_and(|r| r.0))
+    }
+
+    /// Makes every message of the endpoint's tenant since `since_ms` that the endpoint wants
+    /// owed to it again (pending now, its schedule restarted; delivered ones are sent again,
+    /// with the same message id). Returns how many.
+    pub async fn replay_webhook_since(
+        &self,
+        tenant: TenantId,
+        endpoint: i64,
+        since_ms: i64,
+        events: &[String],
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        // The filter is applied here, not in SQL: it is a JSON list, read the same way on
+        // both backends; messages are read in pages so a month of events is never one list.
+        const PAGE: &str = "SELECT seq, id, tenant_id, event_type FROM webhook_outbox \
+             WHERE tenant_id = $1 AND occurred_at >= $2 AND seq > $3 ORDER BY seq LIMIT $4";
+        let mut after = 0i64;
+        let mut total = 0u64;
+        loop {
+            let page: Vec<Unfanned> = self
+                .fetch_all(
+                    Use::Write,
+                    PAGE,
+                    args![tenant, since_ms, after, FAN_OUT_BATCH],
+                )
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(total);
+            };
+            after = last.seq;
+            let wanted: Vec<&Unfanned> = page
+                .iter()
+                .filter(|m| events.is_empty() || events.iter().any(|t| *t == m.event_type))
+                .collect();
+            total += wanted.len() as u64;
+            let statements = insert_statements(
+                "INSERT INTO webhook_deliveries (message_id, endpoint_id, tenant_id, state, \
+                 attempts, first_at, next_at, updated_at)",
+                "ON CONFLICT (message_id, endpoint_id) DO UPDATE SET state = 'pending', \
+                 attempts = 0, first_at = EXCLUDED.first_at, next_at = EXCLUDED.next_at, \
+                 claimed_at = NULL, updated_at = EXCLUDED.updated_at",
+                &wanted,
+                |m| {
+                    args![
+                        m.id.as_str(),
+                        endpoint,
+                        tenant,
+                        "pending",
+                        0i32,
+                        now_ms,
+                        now_ms,
+                        now_ms
+                    ]
+                },
+            );
+            self.batch(statements).await?;
+            if (page.len() as i64) < FAN_OUT_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Makes one message owed to the endpoint again (pending now, its schedule restarted).
+    /// `None`: no such message of this tenant. Returns its event type.
+    pub async fn resend_webhook_message(
+        &self,
+        tenant: TenantId,
+        endpoint: i64,
+        message_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let found: Option<MessageRow> = self
+            .fetch_optional(
+                Use::Write,
+                "SELECT event_type FROM webhook_outbox WHERE tenant_id = $1 AND id = $2",
+                args![tenant, message_id],
+            )
+            .await?;
+        let Some(found) = found else {
+            return Ok(None);
+        };
+        self.execute(
+            "INSERT INTO webhook_deliveries (message_id, endpoint_id, tenant_id, state, \
+             attempts, first_at, next_at, updated_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4) \
+             ON CONFLICT (message_id, endpoint_id) DO UPDATE SET state = 'pending', \
+             attempts = 0, first_at = EXCLUDED.first_at, next_at = EXCLUDED.next_at, \
+             claimed_at = NULL, updated_at = EXCLUDED.updated_at",
+            args![message_id, endpoint, tenant, now_ms],
+        )
+        .await?;
+        Ok(Some(found.event_type))
+    }
+
+    /// Deletes messages older than `before_ms` and what was owed of them. Returns how many
+    /// messages went.
+    pub async fn prune_outbox(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.execute(
+            "DELETE FROM webhook_deliveries WHERE message_id IN \
+             (SELECT id FROM webhook_outbox WHERE occurred_at < $1 AND fanned = TRUE)",
+            args![before_ms],
+        )
+        .await?;
+        self.execute(
+            "DELETE FROM webhook_outbox WHERE occurred_at < $1 AND fanned = TRUE",
+            args![before_ms],
+        )
+        .await
+    }
+
+    /// The outbox's messages of a tenant, oldest first (tests and the operator's eye).
+    pub async fn outbox_messages(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(String, String, Value)>, StoreError> {
+        let rows: Vec<OutboxListRow> = self
+            .fetch_all(
+                Use::Read,
+                "SELECT id, event_type, data FROM webhook_outbox WHERE tenant_id = $1 \
+                 ORDER BY seq",
+                args![tenant],
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.id, r.event_type, r.data))
+            .collect())
+    }
+}
+
+struct MinRow(Option<i64>);
+
+impl FromStoreRow for MinRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(MinRow(row.opt_i64("v")?))
+    }
+}
+
+struct EnabledRow(bool);
+
+impl FromStoreRow for EnabledRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(EnabledRow(row.bool("v")?))
+    }
+}
+
+struct OutboxListRow {
+    id: String,
+    event_type: String,
+    data: Value,
+}
+
+impl FromStoreRow for OutboxListRow {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(OutboxListRow {
+            id: row.string("id")?,
+            event_type: row.string("event_type")?,
+            data: row.json("data")?,
+        })
+    }
+}
+
+/// Milliseconds now (the worker passes its own clock; this is for callers without one).
+pub fn wall_ms() -> i64 {
+    now_ms()
+}

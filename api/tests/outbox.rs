@@ -1,0 +1,411 @@
+//! The webhook outbox in the store, on SQLite and PostgreSQL: records make their messages in
+//! the same write, a record written again makes no second message, messages are owed only to
+//! the endpoints that want them, a claimed attempt cut off by a kill is owed again at the next
+//! start, and replay and resend make messages owed again under their own ids.
+
+mod store_common;
+
+use serde_json::json;
+use store_common::each_backend;
+use switchyard_api::model::TenantId;
+use switchyard_api::store::outbox::{AgentStateRow, AnswerRow, DeliveryState};
+use switchyard_api::store::{
+    AuditEntry, CallRow, OPEN_CALL, Store, StoredSecret, WebhookAttemptRow,
+};
+use uuid::Uuid;
+
+fn audit(tenant: Option<TenantId>) -> AuditEntry<'static> {
+    AuditEntry {
+        tenant,
+        key_id: None,
+        action: "test",
+        object_kind: "test",
+        object_id: String::new(),
+        detail: json!({}),
+    }
+}
+
+async fn tenant(store: &Store, name: &str) -> TenantId {
+    store.create_tenant(name, &audit(None)).await.unwrap().id
+}
+
+async fn endpoint(store: &Store, t: TenantId, events: &[&str]) -> i64 {
+    let events: Vec<String> = events.iter().map(|e| (*e).to_owned()).collect();
+    store
+        .create_webhook(
+            t,
+            "https://example.com/hook",
+            "",
+            &events,
+            StoredSecret {
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                created_at_ms: 0,
+                expires_at_ms: None,
+            },
+            &audit(Some(t)),
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+fn open_call(t: TenantId, id: Uuid) -> CallRow {
+    CallRow {
+        id,
+        tenant: t,
+        queue_id: 4,
+        queues: vec![4],
+        agent_id: None,
+        caller_number: "+15550001".into(),
+        outcome: OPEN_CALL.into(),
+        arrived_at_ms: 1_700_000_000_000,
+        wait_ms: 0,
+        talk_ms: 0,
+        offers: 0,
+        synthetic: false,
+        callback_leg: None,
+    }
+}
+
+fn final_call(t: TenantId, id: Uuid, outcome: &str) -> CallRow {
+    CallRow {
+        agent_id: Some(9),
+        outcome: outcome.into(),
+        wait_ms: 3_000,
+        talk_ms: 60_000,
+        offers: 1,
+        ..open_call(t, id)
+    }
+}
+
+fn types(messages: &[(String, String, serde_json::Value)]) -> Vec<&str> {
+    messages.iter().map(|(_, t, _)| t.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_call_makes_queued_then_completed_once_however_often_it_is_written() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        store.insert_calls(&[open_call(t, a)]).await.unwrap();
+        store.insert_calls(&[open_call(t, a)]).await.unwrap();
+        store
+            .insert_calls(&[final_call(t, a, "answered"), open_call(t, b)])
+            .await
+            .unwrap();
+        // A replayed journal writes the same rows again.
+        store
+            .insert_calls(&[final_call(t, a, "answered")])
+            .await
+            .unwrap();
+        store
+            .insert_calls(&[final_call(t, b, "abandoned")])
+            .await
+            .unwrap();
+        let m = store.outbox_messages(t).await.unwrap();
+        assert_eq!(
+            types(&m),
+            [
+                "call.queued",
+                "call.completed",
+                "call.queued",
+                "call.abandoned"
+            ]
+        );
+        let completed = &m[1].2;
+        assert_eq!(completed["call_id"], a.to_string());
+        assert_eq!(completed["outcome"], "answered");
+        assert_eq!(completed["agent_id"], 9);
+        assert_eq!(completed["wait_ms"], 3_000);
+        // Ids are stable and distinct per event.
+        let ids: std::collections::HashSet<&str> = m.iter().map(|(id, _, _)| id.as_str()).collect();
+        assert_eq!(ids.len(), 4);
+        assert!(m.iter().all(|(id, _, _)| id.starts_with("msg_")));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn answers_and_agent_states_are_filed_with_their_messages_once() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let call = Uuid::new_v4();
+        let answer = AnswerRow {
+            call_id: call,
+            tenant: t,
+            queue_id: 4,
+            agent_id: 9,
+            caller_number: "+15550001".into(),
+            answered_at_ms: 1_700_000_003_000,
+            wait_ms: 3_000,
+            callback_leg: None,
+        };
+        store.insert_answers(&[answer.clone()]).await.unwrap();
+        store.insert_answers(&[answer]).await.unwrap();
+        let states = [
+            AgentStateRow {
+                tenant: t,
+                agent_id: 9,
+                at_ms: 1_700_000_000_000,
+                state: "available".into(),
+                reason: None,
+            },
+            AgentStateRow {
+                tenant: t,
+                agent_id: 9,
+                at_ms: 1_700_000_100_000,
+                state: "on-break".into(),
+                reason: Some("lunch".into()),
+            },
+        ];
+        store.insert_agent_states(&states).await.unwrap();
+        store.insert_agent_states(&states).await.unwrap();
+        let m = store.outbox_messages(t).await.unwrap();
+        assert_eq!(
+            types(&m),
+            [
+                "call.answered",
+                "agent.state_changed",
+                "agent.state_changed"
+            ]
+        );
+        assert_eq!(m[2].2["reason"], "lunch");
+        let kept = store.agent_states(t, 9, 0, i64::MAX).await.unwrap();
+        assert_eq!(kept, states.to_vec(), "each state once, in order");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn messages_are_owed_only_to_the_endpoints_of_their_tenant_that_want_them() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let other = tenant(&store, "globex").await;
+        let all = endpoint(&store, t, &[]).await;
+        let completed_only = endpoint(&store, t, &["call.completed"]).await;
+        let theirs = endpoint(&store, other, &[]).await;
+        let a = Uuid::new_v4();
+        store.insert_calls(&[open_call(t, a)]).await.unwrap();
+        store
+            .insert_calls(&[final_call(t, a, "answered")])
+            .await
+            .unwrap();
+        let now = 1_800_000_000_000;
+        assert_eq!(store.fan_out_outbox(now).await.unwrap(), 2);
+        assert_eq!(store.fan_out_outbox(now).await.unwrap(), 0, "fanned once");
+        let due = store.claim_due_deliveries(now, 60_000, 100).await.unwrap();
+        let mut owed: Vec<(i64, &str)> = due
+            .iter()
+            .map(|d| (d.endpoint_id, d.event_type.as_str()))
+            .collect();
+        owed.sort();
+        let mut expected = vec![
+            (all, "call.queued"),
+            (all, "call.completed"),
+            (completed_only, "call.completed"),
+        ];
+        expected.sort();
+        assert_eq!(owed, expected);
+        assert!(due.iter().all(|d| d.endpoint_id != theirs && d.tenant == t));
+        // Claimed: not due again within the lease.
+        assert!(
+            store
+                .claim_due_deliveries(now + 59_000, 60_000, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_attempt_cut_off_by_a_kill_is_owed_again_at_the_next_start_with_its_id() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let e = endpoint(&store, t, &[]).await;
+        store
+            .insert_calls(&[open_call(t, Uuid::new_v4())])
+            .await
+            .unwrap();
+        let now = 1_800_000_000_000;
+        store.fan_out_outbox(now).await.unwrap();
+        let first = store.claim_due_deliveries(now, 60_000, 10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        // The process dies here; the next one starts a second later.
+        assert_eq!(store.release_claims(now + 1_000).await.unwrap(), 1);
+        let again = store
+            .claim_due_deliveries(now + 1_000, 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message_id, first[0].message_id);
+        assert_eq!(again[0].attempts, 0, "the cut-off attempt never finished");
+
+        // Delivered, then replayed since before it: owed again, same id.
+        let attempt = WebhookAttemptRow {
+            id: Uuid::new_v4(),
+            tenant: t,
+            endpoint_id: e,
+            message_id: again[0].message_id.clone(),
+            event_type: again[0].event_type.clone(),
+            attempt: 1,
+            at_ms: now + 1_100,
+            status: Some(200),
+            latency_ms: 5,
+            response: Some("ok".into()),
+            error: None,
+            delivered: true,
+        };
+        assert!(
+            !store
+                .finish_delivery(
+                    &attempt,
+                    again[0].claimed_at_ms,
+                    DeliveryState::Delivered,
+                    None
+                )
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.next_delivery_due().await.unwrap(), None);
+        let n = store
+            .replay_webhook_since(t, e, 0, &[], now + 2_000)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let replayed = store
+            .claim_due_deliveries(now + 2_000, 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(replayed[0].message_id, first[0].message_id);
+        // Resend of a message that is not the tenant's: nothing.
+        let other = tenant(&store, "globex").await;
+        assert_eq!(
+            store
+                .resend_webhook_message(other, e, &first[0].message_id, now)
+                .await
+                .unwrap(),
+            None
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_410_disables_the_endpoint_once_and_leaves_its_messages_owed() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let e = endpoint(&store, t, &[]).await;
+        store
+            .insert_calls(&[open_call(t, Uuid::new_v4())])
+            .await
+            .unwrap();
+        let now = 1_800_000_000_000;
+        store.fan_out_outbox(now).await.unwrap();
+        let due = store.claim_due_deliveries(now, 60_000, 10).await.unwrap();
+        let attempt = WebhookAttemptRow {
+            id: Uuid::new_v4(),
+            tenant: t,
+            endpoint_id: e,
+            message_id: due[0].message_id.clone(),
+            event_type: due[0].event_type.clone(),
+            attempt: 1,
+            at_ms: now,
+            status: Some(410),
+            latency_ms: 5,
+            response: None,
+            error: None,
+            delivered: false,
+        };
+        let disabled = store
+            .finish_delivery(
+                &attempt,
+                due[0].claimed_at_ms,
+                DeliveryState::RetryAt(now),
+                Some("gone"),
+            )
+            .await
+            .unwrap();
+        assert!(disabled, "this attempt disabled it");
+        let row = store.get_webhook(t, e).await.unwrap().unwrap();
+        assert!(!row.enabled);
+        assert_eq!(row.disabled_reason.as_deref(), Some("gone"));
+        // Nothing is sent to a disabled endpoint, and nothing is lost: it is still owed.
+        assert!(
+            store
+                .claim_due_deliveries(now + 1, 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let attempt = WebhookAttemptRow {
+            id: Uuid::new_v4(),
+            ..attempt
+        };
+        let again = store
+            .finish_delivery(
+                &attempt,
+                due[0].claimed_at_ms,
+                DeliveryState::RetryAt(now),
+                Some("gone"),
+            )
+            .await
+            .unwrap();
+        assert!(!again, "announced once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_replay_during_an_attempt_stands_when_the_attempt_ends() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let e = endpoint(&store, t, &[]).await;
+        store
+            .insert_calls(&[open_call(t, Uuid::new_v4())])
+            .await
+            .unwrap();
+        let now = 1_800_000_000_000;
+        store.fan_out_outbox(now).await.unwrap();
+        let due = store.claim_due_deliveries(now, 60_000, 10).await.unwrap();
+        // While the attempt is in flight, the owner replays everything.
+        assert_eq!(
+            store
+                .replay_webhook_since(t, e, 0, &[], now + 10)
+                .await
+                .unwrap(),
+            1
+        );
+        let attempt = WebhookAttemptRow {
+            id: Uuid::new_v4(),
+            tenant: t,
+            endpoint_id: e,
+            message_id: due[0].message_id.clone(),
+            event_type: due[0].event_type.clone(),
+            attempt: 1,
+            at_ms: now + 20,
+            status: Some(200),
+            latency_ms: 20,
+            response: None,
+            error: None,
+            delivered: true,
+        };
+        store
+            .finish_delivery(
+                &attempt,
+                due[0].claimed_at_ms,
+                DeliveryState::Delivered,
+                None,
+            )
+            .await
+            .unwrap();
+        let again = store
+            .claim_due_deliveries(now + 30, 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1, "the replay is still owed");
+        assert_eq!(again[0].message_id, due[0].message_id);
+    })
+    .await;
+}
