@@ -283,6 +283,7 @@ impl Runtime {
         });
         let sink = StoreSink {
             wake_webhooks: webhooks.waker(),
+            agent_states: HashMap::new(),
             store: store.clone(),
             directory: directory.clone(),
             duplicates: records_duplicate.clone(),
@@ -599,6 +600,10 @@ struct StoreSink {
     store: Store,
     /// The webhook worker: told when a batch (and its outbox messages) is filed.
     wake_webhooks: Arc<tokio::sync::Notify>,
+    /// The state (and reason) each agent was last filed in: boot reports every agent's
+    /// stored presence again, and the same state again is no change (no row, no
+    /// `agent.state_changed`). Read from the store the first time an agent is seen.
+    agent_states: HashMap<AgentId, (String, Option<String>)>,
     directory: Arc<Directory>,
     duplicates: Arc<AtomicU64>,
     objects: Objects,
@@ -888,6 +893,31 @@ fn f32_json(v: f32) -> Value {
     v.to_string().parse::<f64>().map_or(Value::Null, f64_json)
 }
 
+impl StoreSink {
+    /// Whether `row` is a change from the agent's last filed state (and notes it as the
+    /// last). A store that does not answer counts as a change: a repeated row is harmless,
+    /// a lost one is not.
+    async fn agent_state_changed(
+        &mut self,
+        agent: AgentId,
+        row: &crate::store::outbox::AgentStateRow,
+    ) -> bool {
+        let now = (row.state.clone(), row.reason.clone());
+        let last = match self.agent_states.get(&agent) {
+            Some(last) => Some(last.clone()),
+            None => self
+                .store
+                .last_agent_state(row.tenant, row.agent_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|r| (r.state, r.reason)),
+        };
+        self.agent_states.insert(agent, now.clone());
+        last.as_ref() != Some(&now)
+    }
+}
+
 impl RecordSink for StoreSink {
     async fn write(&mut self, batch: Vec<Record>) -> u64 {
         let mut calls = Vec::new();
@@ -1081,7 +1111,7 @@ impl RecordSink for StoreSink {
                 }
                 Record::AgentState(s) => {
                     if let Some(tenant) = self.directory.agent_tenant(s.agent) {
-                        agent_states.push(crate::store::outbox::AgentStateRow {
+                        let row = crate::store::outbox::AgentStateRow {
                             tenant,
                             agent_id: i64::from(s.agent.0),
                             at_ms: stored_i64(s.at_unix_ms),
@@ -1090,7 +1120,10 @@ impl RecordSink for StoreSink {
                                 .and_then(|v| v.as_str().map(str::to_owned))
                                 .unwrap_or_default(),
                             reason: s.reason.clone(),
-                        });
+                        };
+                        if self.agent_state_changed(s.agent, &row).await {
+                            agent_states.push(row);
+                        }
                     }
                     // Presence survives a restart; the engine's own states do not need to.
                     use switchyard_engine::agent::AgentStateKind as K;

@@ -465,3 +465,62 @@ async fn a_410_from_the_receiver_disables_the_endpoint_and_says_so_on_the_live_f
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_controls_make_their_messages_and_a_stop_completes_once() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, key) = s.tenant("acme").await;
+        let (st, q) = s
+            .call(
+                "POST",
+                "/v1/queues",
+                Some(&key),
+                Some(json!({"name": "out"})),
+            )
+            .await;
+        assert_eq!(st, 201, "{q}");
+        let (st, c) = s
+            .call(
+                "POST",
+                "/v1/campaigns",
+                Some(&key),
+                Some(
+                    json!({"name": "c", "config": {"queue": q["id"], "caller_id": "+12015550100"}}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 201, "{c}");
+        let cid = c["id"].as_i64().unwrap();
+        for verb in ["start", "pause", "resume", "stop"] {
+            let (st, r) = s
+                .call(
+                    "POST",
+                    &format!("/v1/campaigns/{cid}/{verb}"),
+                    Some(&key),
+                    None,
+                )
+                .await;
+            assert_eq!(st, 200, "{verb}: {r}");
+        }
+        // The engine's own record of the stop comes too; give it time to be filed.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let messages = s.rt.store.outbox_messages(tenant).await.unwrap();
+        let campaign: Vec<&str> = messages
+            .iter()
+            .filter(|(_, t, _)| t.starts_with("campaign."))
+            .map(|(_, t, _)| t.as_str())
+            .collect();
+        assert_eq!(
+            campaign,
+            [
+                "campaign.started",
+                "campaign.paused",
+                "campaign.started",
+                "campaign.completed"
+            ]
+        );
+        s.stop().await;
+    })
+    .await;
+}

@@ -551,31 +551,47 @@ impl Store {
         {
             return done;
         }
-        let mut statements = Vec::new();
-        if state == "completed" {
+        // The campaign's row first (as the API's controls do), so two writers of its state
+        // queue on its lock rather than deadlock; the message only if this write completed it.
+        let message = (state == "completed").then(|| {
             let data = serde_json::json!({
                 "campaign_id": id, "state": state, "at_ms": at_ms, "by": "engine",
             });
-            statements.push((
-                sqlx::SqlStr::from_static(
-                    "INSERT INTO webhook_outbox (id, tenant_id, event_type, occurred_at, data) \
-                     SELECT $1, tenant_id, $2, $3, $4 FROM campaigns \
-                     WHERE id = $5 AND state <> 'completed' ON CONFLICT (id) DO NOTHING",
+            (super::outbox::completed_message_id(id), data)
+        });
+        with_pool!(self, Use::Write, |pool| {
+            let mut tx = pool.begin().await?;
+            let changed: Option<TenantRowOf> = bind_args!(
+                sqlx::query(
+                    "UPDATE campaigns SET state = $2 WHERE id = $1 AND state <> $2 \
+                     RETURNING tenant_id"
                 ),
-                args![
-                    super::outbox::completed_message_id(id).as_str(),
-                    super::outbox::CAMPAIGN_COMPLETED,
-                    at_ms,
-                    &data,
-                    id
-                ],
-            ));
-        }
-        statements.push((
-            sqlx::SqlStr::from_static("UPDATE campaigns SET state = $2 WHERE id = $1"),
-            args![id, state],
-        ));
-        self.batch(statements).await
+                &args![id, state]
+            )
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| TenantRowOf::from_row(&r))
+            .transpose()?;
+            if let (Some(changed), Some((msg, data))) = (changed, &message) {
+                bind_args!(
+                    sqlx::query(
+                        "INSERT INTO webhook_outbox (id, tenant_id, event_type, occurred_at, \
+                         data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
+                    ),
+                    &args![
+                        msg.as_str(),
+                        changed.0,
+                        super::outbox::CAMPAIGN_COMPLETED,
+                        at_ms,
+                        data
+                    ]
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Deletes the campaign with its contacts and campaign DNC entries (history stays).
@@ -1090,5 +1106,14 @@ impl Store {
             args![since_ms],
         )
         .await
+    }
+}
+
+/// The `tenant_id` column alone.
+struct TenantRowOf(crate::model::TenantId);
+
+impl FromStoreRow for TenantRowOf {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(TenantRowOf(row.tenant("tenant_id")?))
     }
 }

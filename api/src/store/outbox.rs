@@ -345,6 +345,14 @@ impl FromStoreRow for DueDelivery {
     }
 }
 
+/// An attempt's end, to be filed with others ([`Store::finish_deliveries`]).
+#[derive(Clone, Debug)]
+pub struct FinishedAttempt {
+    pub attempt: super::webhooks::WebhookAttemptRow,
+    pub claimed_at_ms: i64,
+    pub state: DeliveryState,
+}
+
 /// How one attempt left a delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryState {
@@ -452,6 +460,21 @@ impl Store {
         let events: Vec<OutboxEvent> = rows.iter().flat_map(agent_state_events).collect();
         statements.extend(outbox_statements(&events));
         self.batch(statements).await
+    }
+
+    /// The state (and break reason) an agent last entered, as kept.
+    pub async fn last_agent_state(
+        &self,
+        tenant: TenantId,
+        agent: i64,
+    ) -> Result<Option<AgentStateRow>, StoreError> {
+        self.fetch_optional(
+            Use::Read,
+            "SELECT tenant_id, agent_id, at, state, reason FROM agent_states \
+             WHERE tenant_id = $1 AND agent_id = $2 ORDER BY at DESC, id DESC LIMIT 1",
+            args![tenant, agent],
+        )
+        .await
     }
 
     /// An agent's states from `from_ms` (inclusive) to `to_ms` (exclusive), oldest first.
@@ -638,6 +661,61 @@ impl Store {
         };
         self.batch(statements).await?;
         Ok(disable.is_some() && was_enabled.is_some_and(|r| r.0))
+    }
+
+    /// Files the ends of many attempts that disabled nothing, in one transaction: their log
+    /// rows, each delivery's new state (against its claim, as [`Store::finish_delivery`]), and
+    /// per endpoint what its latest attempt says of it (delivered: the failure run is over;
+    /// failed: it runs from then, if it was not running).
+    pub async fn finish_deliveries(&self, done: &[FinishedAttempt]) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let attempts: Vec<&super::webhooks::WebhookAttemptRow> =
+            done.iter().map(|f| &f.attempt).collect();
+        let mut statements = super::webhooks::attempt_rows_statements(&attempts);
+        for f in done {
+            let (name, next_at) = match f.state {
+                DeliveryState::Delivered => ("delivered", None),
+                DeliveryState::RetryAt(at) => ("pending", Some(at)),
+                DeliveryState::Failed => ("failed", None),
+            };
+            statements.push((
+                SqlStr::from_static(
+                    "UPDATE webhook_deliveries SET state = $3, attempts = $4, next_at = $5, \
+                     claimed_at = NULL, updated_at = $6 \
+                     WHERE message_id = $1 AND endpoint_id = $2 AND claimed_at = $7",
+                ),
+                args![
+                    f.attempt.message_id.as_str(),
+                    f.attempt.endpoint_id,
+                    name,
+                    f.attempt.attempt,
+                    next_at,
+                    f.attempt.at_ms,
+                    f.claimed_at_ms
+                ],
+            ));
+        }
+        let mut latest: std::collections::BTreeMap<i64, &super::webhooks::WebhookAttemptRow> =
+            std::collections::BTreeMap::new();
+        for a in &attempts {
+            let e = latest.entry(a.endpoint_id).or_insert(a);
+            if a.at_ms >= e.at_ms {
+                *e = a;
+            }
+        }
+        for a in latest.values() {
+            statements.push((
+                SqlStr::from_static(
+                    "UPDATE webhook_endpoints SET failing_since = CASE WHEN $3 THEN NULL \
+                     ELSE $4 END \
+                     WHERE tenant_id = $1 AND id = $2 AND (failing_since IS NULL) <> $3",
+                ),
+                args![a.tenant, a.endpoint_id, a.delivered, a.at_ms],
+            ));
+        }
+        self.batch(statements).await
     }
 
     /// Makes every message of the endpoint's tenant since `since_ms` that the endpoint wants

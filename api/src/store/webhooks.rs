@@ -408,3 +408,26 @@ pub(super) fn attempt_statements(
         ),
     ]
 }
+
+/// Attempts' log rows, many per statement.
+pub(super) fn attempt_rows_statements(
+    attempts: &[&WebhookAttemptRow],
+) -> Vec<(sqlx::SqlStr, Vec<super::Arg>)> {
+    const HEAD: &str = concat!("INSERT INTO webhook_attempts (", attempt_cols!(), ")");
+    super::history::insert_statements(HEAD, "", attempts, |a| {
+        args![
+            a.id,
+            a.tenant,
+            a.endpoint_id,
+            a.message_id.as_str(),
+            a.event_type.as_str(),
+            a.attempt,
+            a.at_ms,
+            a.status,
+            a.latency_ms,
+            a.response.as_deref(),
+            a.error.as_deref(),
+            a.delivered
+        ]
+    })
+}

@@ -33,7 +33,7 @@ use super::signing::{MessageId, Secret};
 use super::target::{self, Target};
 use crate::http::live::{LiveHub, LiveMessage};
 use crate::ids::{IdCodec, IdKind};
-use crate::store::outbox::{DeliveryState, DueDelivery, OUTBOX_RETENTION_MS};
+use crate::store::outbox::{DeliveryState, DueDelivery, FinishedAttempt, OUTBOX_RETENTION_MS};
 use crate::store::{Store, WebhookAttemptRow, WebhookRow};
 
 /// How long a claimed delivery is left to its attempt before it is due again: longer than
@@ -222,17 +222,23 @@ async fn pass(parts: &WorkerParts) -> Result<bool, crate::store::StoreError> {
     };
     let endpoints = &endpoints;
     let client = &client;
-    futures_util::stream::iter(due)
+    let finished: Vec<FinishedAttempt> = futures_util::stream::iter(due)
         .map(|d| async move {
             let Some(Some(endpoint)) = endpoints.get(&d.endpoint_id) else {
                 // Deleted since it was claimed: nothing to send to.
-                return;
+                return None;
             };
-            deliver(parts, client, endpoint, d).await;
+            deliver(parts, client, endpoint, d).await
         })
         .buffer_unordered(CONCURRENCY)
-        .collect::<()>()
+        .filter_map(|f| async move { f })
+        .collect()
         .await;
+    // One transaction for the pass's attempts (a busy endpoint set makes thousands a
+    // second); if it fails, the leases make them due again: sent again, same ids.
+    if let Err(e) = parts.store.finish_deliveries(&finished).await {
+        warn!(error = %e, attempts = finished.len(), "webhook delivery: could not file the attempts");
+    }
     Ok(true)
 }
 
@@ -284,12 +290,14 @@ fn jitter() -> f64 {
     getrandom::u32().map_or(0.5, |v| f64::from(v) / (f64::from(u32::MAX) + 1.0))
 }
 
+/// One attempt. Its end comes back to be filed with the pass's others, unless it disabled
+/// the endpoint: that one is filed (and announced) at once.
 async fn deliver(
     parts: &WorkerParts,
     client: &reqwest::Client,
     endpoint: &WebhookRow,
     d: DueDelivery,
-) {
+) -> Option<FinishedAttempt> {
     let number = u32::try_from(d.attempts).unwrap_or(0).saturating_add(1);
     let started_ms = parts.clock.now_ms();
     let allow_private = parts.allow_private.load(Ordering::Relaxed);
@@ -364,6 +372,13 @@ async fn deliver(
         error: sent.error,
         delivered: decision == Decision::Delivered,
     };
+    if disable.is_none() {
+        return Some(FinishedAttempt {
+            attempt,
+            claimed_at_ms: d.claimed_at_ms,
+            state,
+        });
+    }
     match parts
         .store
         .finish_delivery(&attempt, d.claimed_at_ms, state, disable)
@@ -388,4 +403,5 @@ async fn deliver(
             warn!(error = %e, message = %d.message_id, "webhook delivery: could not file the attempt")
         }
     }
+    None
 }
