@@ -366,7 +366,7 @@ async fn interval_exports_give_each_agent_and_queue_its_figures_per_interval() {
             ]
         );
         // Per agent (in store order), then by time.
-        let mut expected = vec![
+        let mut expected = [
             (a1_stored, a1, DAY, "2"),
             (a1_stored, a1, DAY + QUARTER, "0"),
             (a2_stored, a2, DAY, "4"),
@@ -427,7 +427,7 @@ async fn interval_exports_give_each_agent_and_queue_its_figures_per_interval() {
                 queues[0]
             );
         }
-        let mut want = vec![(q1_stored, q1, "4"), (q2_stored, q2, "0")];
+        let mut want = [(q1_stored, q1, "4"), (q2_stored, q2, "0")];
         want.sort();
         assert_eq!(
             column(&queues, "queue"),

@@ -36,6 +36,7 @@
 //! or another program). Numbers, ids and times are written by us and never need it.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -311,7 +312,7 @@ async fn checked(st: &AppState, tenant: TenantId, req: &ExportRequest) -> Result
     };
     Ok(Export {
         tenant,
-        ids: ids.clone(),
+        ids: ShownIds::new(ids.clone()),
         source,
         done: false,
         rows: 0,
@@ -368,7 +369,7 @@ async fn pump(store: Store, mut export: Export, tx: mpsc::Sender<Result<Bytes, s
 #[derive(Debug)]
 struct Export {
     tenant: TenantId,
-    ids: IdCodec,
+    ids: ShownIds,
     source: Source,
     /// The last page was short (or empty): nothing more to read.
     done: bool,
@@ -450,7 +451,7 @@ impl Export {
                     .export_calls(self.tenant, filter, after, EXPORT_PAGE_ROWS)
                     .await?;
                 for c in &page {
-                    w.write_record(call_record(&self.ids, c))?;
+                    w.write_record(call_record(&mut self.ids, c))?;
                 }
                 if let Some(last) = page.last() {
                     *after = CallsAfter::row(last);
@@ -462,7 +463,7 @@ impl Export {
                     .export_intervals(self.tenant, filter, *after, EXPORT_PAGE_ROWS)
                     .await?;
                 for r in &page {
-                    w.write_record(interval_record(&self.ids, filter.scope, r))?;
+                    w.write_record(interval_record(&mut self.ids, filter.scope, r))?;
                 }
                 if let Some(last) = page.last() {
                     *after = IntervalsAfter::row(last);
@@ -478,6 +479,50 @@ impl Export {
             return Ok(None);
         }
         finish(w).map(Some)
+    }
+}
+
+/// The most store ids [`ShownIds`] remembers per kind (a tenant's queues or agents; past it
+/// the memory is cleared and refilled).
+const MAX_REMEMBERED_IDS: usize = 10_000;
+
+/// The API's ids of the queues and agents an export names, each encoded once: encoding is a
+/// keyed permutation of eight SHA-256 rounds (`crate::ids`), and a million calls name the same
+/// few queues and agents over and over.
+#[derive(Debug)]
+struct ShownIds {
+    codec: IdCodec,
+    queues: HashMap<i64, i64>,
+    agents: HashMap<i64, i64>,
+}
+
+impl ShownIds {
+    fn new(codec: IdCodec) -> ShownIds {
+        ShownIds {
+            codec,
+            queues: HashMap::new(),
+            agents: HashMap::new(),
+        }
+    }
+
+    fn queue(&mut self, id: i64) -> i64 {
+        Self::shown(&self.codec, &mut self.queues, IdKind::Queue, id)
+    }
+
+    fn agent(&mut self, id: i64) -> i64 {
+        Self::shown(&self.codec, &mut self.agents, IdKind::Agent, id)
+    }
+
+    fn shown(codec: &IdCodec, known: &mut HashMap<i64, i64>, kind: IdKind, id: i64) -> i64 {
+        if let Some(shown) = known.get(&id) {
+            return *shown;
+        }
+        if known.len() >= MAX_REMEMBERED_IDS {
+            known.clear();
+        }
+        let shown = codec.encode(kind, id);
+        known.insert(id, shown);
+        shown
     }
 }
 
@@ -503,7 +548,7 @@ const CALL_COLUMNS: &[&str] = &[
 
 /// A call as a row of [`CALL_COLUMNS`]. `queues`: every queue it passed through, in order,
 /// separated by spaces; `callback`: the leg of the callback it chose, if it did.
-fn call_record(ids: &IdCodec, c: &CallRow) -> [String; 12] {
+fn call_record(ids: &mut ShownIds, c: &CallRow) -> [String; 12] {
     [
         c.id.to_string(),
         rfc3339(c.arrived_at_ms),
@@ -596,7 +641,7 @@ fn figure_columns(scope: ExportScope) -> (&'static str, &'static [(&'static str,
 
 /// An interval as a row: [`INTERVAL_COLUMNS`], the scope's id, its figures (empty where the
 /// stored figures have no value, as for a ratio without a denominator).
-fn interval_record(ids: &IdCodec, scope: ExportScope, r: &IntervalRow) -> Vec<String> {
+fn interval_record(ids: &mut ShownIds, scope: ExportScope, r: &IntervalRow) -> Vec<String> {
     let (_, figures) = figure_columns(scope);
     let shown = match scope {
         ExportScope::Agent => ids.agent(r.scope.id()),
@@ -750,7 +795,7 @@ mod tests {
         store.insert_calls(&calls).await.unwrap();
         let mut export = Export {
             tenant,
-            ids: IdCodec::new(b"test"),
+            ids: ShownIds::new(IdCodec::new(b"test")),
             source: Source::Calls {
                 filter: ExportCalls {
                     from_ms: 0,
