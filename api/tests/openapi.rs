@@ -132,6 +132,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/api-keys"),
     ("POST", "/v1/api-keys"),
     ("GET", "/v1/audit"),
+    ("POST", "/v1/analytics/export"),
     ("DELETE", "/v1/api-keys/{id}"),
     ("GET", "/v1/platform-admin/tenants"),
     ("POST", "/v1/platform-admin/tenants"),

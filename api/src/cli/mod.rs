@@ -3,6 +3,7 @@
 
 mod contacts;
 mod esl;
+mod export;
 mod fakeswitch;
 mod freeswitch;
 mod recordings;
@@ -74,6 +75,8 @@ pub enum Commands {
     /// Recordings through the API: list, fetch, apply retention (a dry run unless --apply).
     #[command(subcommand)]
     Recordings(recordings::RecordingsCommand),
+    /// A CSV export of calls, agent or queue intervals through the API, streamed to a file.
+    Export(export::ExportArgs),
     /// What to configure on FreeSWITCH for this switchyard (`freeswitch config`).
     #[command(subcommand)]
     Freeswitch(freeswitch::FreeSwitchCommand),
@@ -100,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Sim(cmd) => sim::run(cmd),
         Commands::Contacts(cmd) => contacts::run(cmd).await,
         Commands::Recordings(cmd) => recordings::run(cmd).await,
+        Commands::Export(args) => export::run(args).await,
         Commands::Freeswitch(cmd) => freeswitch::run(cmd),
         Commands::Serve(args) => serve::serve(args).await,
         Commands::Migrate(args) => serve::migrate(args).await,

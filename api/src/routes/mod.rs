@@ -9,6 +9,7 @@ mod agents;
 mod audit;
 mod calls;
 mod campaigns;
+mod export;
 pub(crate) mod flows;
 mod ivr_menus;
 mod keys;
@@ -105,6 +106,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(keys::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
+        .merge(export::routes())
 }
 
 /// Roles allowed to read.

@@ -291,6 +291,7 @@ pub(crate) use args;
 // keys) and the history's record writes run multi-statement transactions of their own.
 mod campaigns;
 mod config;
+mod export;
 mod history;
 mod journeys;
 mod objects;
@@ -304,6 +305,9 @@ mod webhooks;
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
+};
+pub use export::{
+    CallsAfter, EXPORT_PAGE_ROWS, ExportCalls, ExportIntervals, ExportScope, IntervalsAfter,
 };
 pub use history::{MAX_AUDIT, OPEN_CALL};
 pub use journeys::JourneyRow;
