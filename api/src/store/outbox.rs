@@ -568,22 +568,30 @@ impl Store {
         if due.is_empty() {
             return Ok(due);
         }
+        // One UPDATE for the lot (a pass claims hundreds): keys as row values.
         let statements = due
-            .iter()
-            .map(|d| {
-                (
-                    SqlStr::from_static(
-                        "UPDATE webhook_deliveries SET next_at = $3, claimed_at = $4, \
-                         updated_at = $4 \
-                         WHERE message_id = $1 AND endpoint_id = $2 AND state = 'pending'",
-                    ),
-                    args![
-                        d.message_id.as_str(),
-                        d.endpoint_id,
-                        now_ms.saturating_add(lease_ms),
-                        now_ms
-                    ],
-                )
+            .chunks(super::history::INSERT_CHUNK_ROWS)
+            .map(|chunk| {
+                let mut b = super::history::SqlBuilder::default();
+                b.push("UPDATE webhook_deliveries SET next_at = ")
+                    .bind(now_ms.saturating_add(lease_ms))
+                    .push(", claimed_at = ")
+                    .bind(now_ms)
+                    .push(", updated_at = ")
+                    .bind(now_ms)
+                    .push(" WHERE state = 'pending' AND (message_id, endpoint_id) IN (VALUES ");
+                for (i, d) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        b.push(", ");
+                    }
+                    b.push("(")
+                        .bind(d.message_id.as_str())
+                        .push(", ")
+                        .bind(d.endpoint_id)
+                        .push(")");
+                }
+                b.push(")");
+                b.finish()
             })
             .collect();
         self.batch(statements).await?;

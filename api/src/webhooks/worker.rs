@@ -143,8 +143,9 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
         Err(e) => warn!(error = %e, "webhook delivery: could not release the last run's attempts"),
     }
     let mut last_prune: Option<SystemTime> = None;
+    let mut clients: Option<(bool, reqwest::Client)> = None;
     loop {
-        let idle = match pass(&parts).await {
+        let idle = match pass(&parts, &mut clients).await {
             Ok(true) => continue,
             Ok(false) => idle_for(&parts).await,
             Err(e) => {
@@ -188,7 +189,10 @@ async fn idle_for(parts: &WorkerParts) -> Duration {
 }
 
 /// One pass: fan out, claim, send. `true` if it did something (go again at once).
-async fn pass(parts: &WorkerParts) -> Result<bool, crate::store::StoreError> {
+async fn pass(
+    parts: &WorkerParts,
+    clients: &mut Option<(bool, reqwest::Client)>,
+) -> Result<bool, crate::store::StoreError> {
     let now = parts.clock.now_ms();
     let mut busy = false;
     loop {
@@ -213,15 +217,25 @@ async fn pass(parts: &WorkerParts) -> Result<bool, crate::store::StoreError> {
             endpoints.insert(d.endpoint_id, row);
         }
     }
-    let client = match target::client(parts.allow_private.load(Ordering::Relaxed)) {
-        Ok(c) => c,
-        Err(e) => {
-            warn!(error = %e, "webhook delivery: no HTTP client");
-            return Ok(false);
+    // One client (and its pool of kept-alive connections) for as long as the operator's
+    // private-target switch stays as it is.
+    let allow_private = parts.allow_private.load(Ordering::Relaxed);
+    if clients
+        .as_ref()
+        .is_none_or(|(allowed, _)| *allowed != allow_private)
+    {
+        match target::client(allow_private) {
+            Ok(c) => *clients = Some((allow_private, c)),
+            Err(e) => {
+                warn!(error = %e, "webhook delivery: no HTTP client");
+                return Ok(false);
+            }
         }
+    }
+    let Some((_, client)) = clients.as_ref() else {
+        return Ok(false);
     };
     let endpoints = &endpoints;
-    let client = &client;
     let finished: Vec<FinishedAttempt> = futures_util::stream::iter(due)
         .map(|d| async move {
             let Some(Some(endpoint)) = endpoints.get(&d.endpoint_id) else {
