@@ -6,6 +6,7 @@
 
 pub mod access;
 mod agents;
+mod analytics;
 mod audit;
 mod calls;
 mod campaigns;
@@ -105,6 +106,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(keys::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
+        .merge(analytics::routes())
 }
 
 /// Roles allowed to read.
