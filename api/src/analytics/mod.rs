@@ -619,14 +619,11 @@ pub fn state_history(
 
 /// The ids of the `n` best entries by `key` (higher first, or lower first when `ascending`);
 /// entries with no value are left out; ties go to the lower id.
-pub fn leaderboard<K: Copy>(
+pub fn leaderboard<K: Copy + Ord>(
     entries: &[(K, Option<f64>)],
     n: usize,
     ascending: bool,
-) -> Vec<(K, f64)>
-where
-    K: Ord,
-{
+) -> Vec<(K, f64)> {
     let mut ranked: Vec<(K, f64)> = entries
         .iter()
         .filter_map(|(k, v)| v.filter(|v| v.is_finite()).map(|v| (*k, v)))

@@ -3,8 +3,10 @@
 //! callers). All tenant-scoped; every range is half-open `[from_ms, to_ms)` on unix ms.
 //!
 //! What keeps them fast on large tables (migration 0020): the rollup's counters are generated
-//! columns (no JSON is parsed on read), rows are summed per 15-minute start in SQL (a month
-//! is at most 2,976 rows back, whatever the number of queues or calls), and each query walks
+//! columns (no JSON is parsed on read); a tenant's rows are kept summed per 15-minute start by
+//! triggers (`interval_tenant_sums`: a month is at most 2,976 rows per kind, whatever the
+//! number of queues, agents or calls); one queue's or agent's rows are summed in SQL; and
+//! each query walks
 //! an index that starts with the tenant and the time (`interval_stats_range`,
 //! `recordings_tenant_kind`, `campaign_attempts_tenant_dialed`, `dispositions_tenant_at`,
 //! `agent_states_tenant_at`, `calls_tenant_caller_arrived`). Other tables are counted
@@ -56,6 +58,13 @@ macro_rules! rollup_sums {
             "CAST(SUM(s_on_break) AS DOUBLE PRECISION) AS s_on_break, ",
             "CAST(SUM(s_logged_out) AS DOUBLE PRECISION) AS s_logged_out",
         )
+    };
+}
+
+/// The counter columns of `interval_tenant_sums`, as [`RollupRow`] reads them.
+macro_rules! rollup_cols {
+    () => {
+        "n_offered,n_answered,n_within,n_abandoned,n_short_abandoned,n_exited,n_callback,n_voicemail,n_handled,n_accepted,n_rejected,n_no_answer,n_busy,n_failed,s_answer_wait,s_abandon_wait,s_talk,s_wrapup,s_handle,s_available,s_on_call,s_wrap_up,s_reserved,s_on_break,s_logged_out"
     };
 }
 
@@ -206,7 +215,7 @@ impl Store {
     }
 
     /// The tenant's queue (or agent) rows summed per 15-minute start, oldest first; `scope`
-    /// 0 for all of them, else one queue's (agent's).
+    /// 0 for all of them (read from `interval_tenant_sums`), else one queue's (agent's).
     pub async fn rollup_by_start(
         &self,
         tenant: TenantId,
@@ -215,14 +224,26 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<RollupRow>, StoreError> {
-        const SQL: &str = concat!(
+        // The whole tenant: its sums per start, kept by triggers (migration 0020).
+        const TENANT: &str = concat!(
+            "SELECT start_ms, CAST(0 AS BIGINT) AS scope_id, ",
+            rollup_cols!(),
+            " FROM interval_tenant_sums WHERE tenant_id = $1 AND scope_kind = $2 \
+             AND start_ms >= $3 AND start_ms < $4 ORDER BY start_ms"
+        );
+        const ONE: &str = concat!(
             "SELECT start_ms, CAST(0 AS BIGINT) AS scope_id, ",
             rollup_sums!(),
             " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND start_ms >= $3 \
-             AND start_ms < $4 AND ($5 = 0 OR scope_id = $5) GROUP BY start_ms ORDER BY start_ms"
+             AND start_ms < $4 AND scope_id = $5 GROUP BY start_ms ORDER BY start_ms"
         );
-        let args = args![tenant, kind.as_str(), from_ms, to_ms, scope];
-        self.fetch_all(Use::Read, SQL, args).await
+        if scope == 0 {
+            let args = args![tenant, kind.as_str(), from_ms, to_ms];
+            self.fetch_all(Use::Read, TENANT, args).await
+        } else {
+            let args = args![tenant, kind.as_str(), from_ms, to_ms, scope];
+            self.fetch_all(Use::Read, ONE, args).await
+        }
     }
 
     /// The tenant's queue (or agent) rows summed per queue (agent), by id; `scope` 0 for all.
