@@ -447,14 +447,27 @@ async fn overview(
         }
     }
 
+    // The previous period needs only its totals: summed in the database (one row per kind).
     let (prev_from, prev_to) = range.previous();
-    let prev_rows = period_rows(&st, tenant, queue, prev_from, prev_to).await?;
-    let mut prev = Sums::default();
-    for (_, s) in row_sums(&prev_rows, queue, None) {
-        prev.add(&s);
+    let store = &st.rt.store;
+    let prev_queues = store
+        .rollup_total(tenant, RollupKind::Queue, queue, prev_from, prev_to)
+        .await?;
+    let mut prev = Sums {
+        counters: prev_queues.sums.counters,
+        times: StateTimes::default(),
+    };
+    if queue == 0 {
+        let agents = store
+            .rollup_total(tenant, RollupKind::Agent, 0, prev_from, prev_to)
+            .await?;
+        prev.times = agents.sums.times;
+    } else {
+        prev.times = prev_queues.sums.times;
     }
-    let prev_extra = prev_rows
-        .slots
+    let mut prev_slots = store.voicemails_by_slot(tenant, prev_from, prev_to).await?;
+    prev_slots.extend(store.dials_by_slot(tenant, prev_from, prev_to).await?);
+    let prev_extra = by_slot(&prev_slots)
         .values()
         .fold((0, 0, 0), |a, e| (a.0 + e.0, a.1 + e.1, a.2 + e.2));
 

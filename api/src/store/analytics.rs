@@ -246,6 +246,42 @@ impl Store {
         }
     }
 
+    /// The tenant's queue (or agent) rows summed over the whole range (one row; `start_ms`
+    /// and `scope_id` 0); `scope` 0 for all of them, else one queue's (agent's).
+    pub async fn rollup_total(
+        &self,
+        tenant: TenantId,
+        kind: RollupKind,
+        scope: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<RollupRow, StoreError> {
+        const TENANT: &str = concat!(
+            "SELECT CAST(0 AS BIGINT) AS start_ms, CAST(0 AS BIGINT) AS scope_id, ",
+            rollup_sums!(),
+            " FROM interval_tenant_sums WHERE tenant_id = $1 AND scope_kind = $2 \
+             AND start_ms >= $3 AND start_ms < $4"
+        );
+        const ONE: &str = concat!(
+            "SELECT CAST(0 AS BIGINT) AS start_ms, CAST(0 AS BIGINT) AS scope_id, ",
+            rollup_sums!(),
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND start_ms >= $3 \
+             AND start_ms < $4 AND scope_id = $5"
+        );
+        let row: Option<RollupRow> = if scope == 0 {
+            let args = args![tenant, kind.as_str(), from_ms, to_ms];
+            self.fetch_optional(Use::Read, TENANT, args).await?
+        } else {
+            let args = args![tenant, kind.as_str(), from_ms, to_ms, scope];
+            self.fetch_optional(Use::Read, ONE, args).await?
+        };
+        Ok(row.unwrap_or(RollupRow {
+            start_ms: 0,
+            scope_id: 0,
+            sums: Sums::default(),
+        }))
+    }
+
     /// The tenant's queue (or agent) rows summed per queue (agent), by id; `scope` 0 for all.
     pub async fn rollup_by_scope(
         &self,
