@@ -1,5 +1,6 @@
 //! switchyard's HTTP API, storage and runtime (the `switchyard` binary is a thin CLI over it).
 
+pub mod analytics;
 pub mod app;
 pub mod boot;
 pub mod campaign_runtime;

@@ -130,6 +130,7 @@ pub fn router(doc: Document) -> Router {
         (name = "dnc", description = "The tenant's do-not-call list"),
         (name = "api-keys", description = "The tenant's API keys; an agent key acts for one agent (`agent_id`)"),
         (name = "audit", description = "The tenant's audit log (admin keys only)"),
+        (name = "analytics", description = "Figures over a date range from the stored history, in the tenant's time zone"),
         (name = "platform-admin", description = "Tenants (platform-admin keys only)"),
         (name = "live", description = "The live feed (server-sent events)"),
         (name = "operations", description = "Probes, metrics and this document"),

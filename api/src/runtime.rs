@@ -1332,6 +1332,21 @@ async fn push_inbound(
     Ok(())
 }
 
+/// Files engine records through the running writer (`StoreSink`), as the driver does: for
+/// tests that run a simulated day through the real record path. Returns the records lost.
+#[doc(hidden)]
+pub async fn file_records(rt: &Runtime, records: Vec<Record>) -> u64 {
+    let mut sink = StoreSink {
+        store: rt.store.clone(),
+        directory: rt.directory.clone(),
+        duplicates: rt.records_duplicate.clone(),
+        objects: rt.objects.clone(),
+        hub: rt.hub.clone(),
+        ids: rt.ids.clone(),
+    };
+    sink.write(records).await
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

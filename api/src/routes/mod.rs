@@ -6,6 +6,7 @@
 
 pub mod access;
 mod agents;
+mod analytics;
 mod audit;
 mod calls;
 mod campaigns;
@@ -107,6 +108,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(export::routes())
+        .merge(analytics::routes())
 }
 
 /// Roles allowed to read.

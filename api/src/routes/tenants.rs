@@ -266,6 +266,9 @@ struct TenantView {
     /// A disabled tenant's keys are refused.
     disabled: bool,
     created_at_ms: i64,
+    /// The IANA zone analytics cut days in (shown by the update route).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_zone: Option<String>,
 }
 
 impl From<&Tenant> for TenantView {
@@ -275,6 +278,7 @@ impl From<&Tenant> for TenantView {
             name: t.name.clone(),
             disabled: t.disabled,
             created_at_ms: t.created_at_ms,
+            time_zone: None,
         }
     }
 }
@@ -295,7 +299,9 @@ struct CreateTenant {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PatchTenant {
-    disabled: bool,
+    disabled: Option<bool>,
+    /// An IANA time zone (`Europe/Paris`): analytics cut hours, days, weeks and months in it.
+    time_zone: Option<String>,
 }
 
 /// Every tenant (platform-admin).
@@ -373,7 +379,8 @@ async fn read(
     Ok(Json(TenantView::from(&t)))
 }
 
-/// Disables or re-enables a tenant (platform-admin); a disabled tenant's keys stop at once.
+/// Disables or re-enables a tenant, or sets its time zone (platform-admin); a disabled
+/// tenant's keys stop at once.
 #[utoipa::path(
     patch,
     path = "/v1/platform-admin/tenants/{id}",
@@ -390,31 +397,53 @@ async fn update(
     ApiJson(body): ApiJson<PatchTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
     require_platform_admin(&p)?;
+    if body.disabled.is_none() && body.time_zone.is_none() {
+        return Err(ApiError::unprocessable(
+            "disabled",
+            "nothing to change: give disabled or time_zone",
+        ));
+    }
+    if let Some(tz) = &body.time_zone {
+        crate::analytics::zone("time_zone", tz)?;
+    }
     let a = audit(
         &p,
         None,
         "tenant.update",
         "tenant",
         id,
-        json!({ "disabled": body.disabled }),
+        json!({ "disabled": body.disabled, "time_zone": body.time_zone }),
     );
-    if !st
-        .rt
-        .store
-        .set_tenant_disabled(TenantId(id), body.disabled, &a)
-        .await?
+    if let Some(tz) = &body.time_zone
+        && !st
+            .rt
+            .store
+            .set_tenant_time_zone(TenantId(id), tz, &a)
+            .await?
     {
         return Err(ApiError::not_found(format!("no tenant {id}")));
     }
-    // A disabled tenant's keys stop at once, not when their cache entries expire.
-    st.kit.auth().invalidate(|p| p.tenant == Some(TenantId(id)));
+    if let Some(disabled) = body.disabled {
+        if !st
+            .rt
+            .store
+            .set_tenant_disabled(TenantId(id), disabled, &a)
+            .await?
+        {
+            return Err(ApiError::not_found(format!("no tenant {id}")));
+        }
+        // A disabled tenant's keys stop at once, not when their cache entries expire.
+        st.kit.auth().invalidate(|p| p.tenant == Some(TenantId(id)));
+    }
     let t = st
         .rt
         .store
         .get_tenant(TenantId(id))
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no tenant {id}")))?;
-    Ok(Json(TenantView::from(&t)))
+    let mut view = TenantView::from(&t);
+    view.time_zone = st.rt.store.tenant_time_zone(TenantId(id)).await?;
+    Ok(Json(view))
 }
 
 /// Creates a key for a tenant (platform-admin): how a new tenant gets its first admin key. An

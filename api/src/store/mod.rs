@@ -289,6 +289,7 @@ pub(crate) use args;
 
 // After the macros above: the campaign store, the agent deletion (which revokes the agent's
 // keys) and the history's record writes run multi-statement transactions of their own.
+mod analytics;
 mod campaigns;
 mod config;
 mod export;
@@ -302,6 +303,7 @@ mod schedules;
 mod transcripts;
 mod voicemail;
 mod webhooks;
+pub use analytics::{MAX_SCOPES, RollupKind, RollupRow, Tally};
 pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
@@ -478,6 +480,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "outbox and agent states",
             include_str!("../../../migrations/sqlite/0019_outbox_agent_states.sql"),
         ),
+        (
+            20,
+            "analytics",
+            include_str!("../../../migrations/sqlite/0020_analytics.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -576,6 +583,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             19,
             "outbox and agent states",
             include_str!("../../../migrations/postgres/0019_outbox_agent_states.sql"),
+        ),
+        (
+            20,
+            "analytics",
+            include_str!("../../../migrations/postgres/0020_analytics.sql"),
         ),
     ])
 });
