@@ -503,6 +503,24 @@ impl Runtime {
         })
     }
 
+    /// Deletes raw history older than `keep` now and once a day (`[history] keep_days`;
+    /// `store::retention`). The interval rollups stay.
+    pub fn spawn_history_retention(&self, keep: Duration) -> JoinHandle<()> {
+        let store = self.store.clone();
+        let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(24 * 3600));
+            loop {
+                every.tick().await;
+                let before = crate::store::now_ms().saturating_sub(keep_ms);
+                match store.prune_history(before).await {
+                    Ok(p) => info!(?p, before_ms = before, "history past its retention deleted"),
+                    Err(e) => warn!(error = %e, "could not delete history past its retention"),
+                }
+            }
+        })
+    }
+
     pub async fn shutdown(mut self) {
         if let Some(driver) = self.driver.take() {
             match driver.shutdown().await {
@@ -1337,6 +1355,8 @@ async fn push_inbound(
 #[doc(hidden)]
 pub async fn file_records(rt: &Runtime, records: Vec<Record>) -> u64 {
     let mut sink = StoreSink {
+        wake_webhooks: rt.webhooks.waker(),
+        agent_states: HashMap::new(),
         store: rt.store.clone(),
         directory: rt.directory.clone(),
         duplicates: rt.records_duplicate.clone(),

@@ -140,7 +140,10 @@ async fn answers_and_agent_states_are_filed_with_their_messages_once() {
             wait_ms: 3_000,
             callback_leg: None,
         };
-        store.insert_answers(&[answer.clone()]).await.unwrap();
+        store
+            .insert_answers(std::slice::from_ref(&answer))
+            .await
+            .unwrap();
         store.insert_answers(&[answer]).await.unwrap();
         let states = [
             AgentStateRow {
@@ -406,6 +409,55 @@ async fn a_replay_during_an_attempt_stands_when_the_attempt_ends() {
             .unwrap();
         assert_eq!(again.len(), 1, "the replay is still owed");
         assert_eq!(again[0].message_id, due[0].message_id);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn history_past_its_retention_is_deleted_and_open_calls_and_newer_rows_stay() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let (old, open, new) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let cutoff = 1_700_000_000_000 + 1;
+        store
+            .insert_calls(&[
+                final_call(t, old, "answered"),
+                open_call(t, open),
+                CallRow {
+                    arrived_at_ms: cutoff + 10,
+                    ..final_call(t, new, "answered")
+                },
+            ])
+            .await
+            .unwrap();
+        store
+            .insert_agent_states(&[
+                AgentStateRow {
+                    tenant: t,
+                    agent_id: 9,
+                    at_ms: cutoff - 100,
+                    state: "available".into(),
+                    reason: None,
+                },
+                AgentStateRow {
+                    tenant: t,
+                    agent_id: 9,
+                    at_ms: cutoff + 100,
+                    state: "on-break".into(),
+                    reason: Some("lunch".into()),
+                },
+            ])
+            .await
+            .unwrap();
+        let pruned = store.prune_history(cutoff).await.unwrap();
+        assert_eq!(pruned.calls, 1, "{pruned:?}");
+        assert_eq!(pruned.agent_states, 1, "{pruned:?}");
+        let open_calls = store.open_calls().await.unwrap();
+        assert_eq!(open_calls.len(), 1, "a call still open is kept");
+        let kept = store.agent_states(t, 9, 0, i64::MAX).await.unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].state, "on-break");
+        assert_eq!(store.prune_history(cutoff).await.unwrap().calls, 0);
     })
     .await;
 }

@@ -294,11 +294,11 @@ async fn a_receiver_down_for_an_hour_gets_everything_after_and_replay_sends_it_a
     store_common::each_backend(|store| async move {
         let s = Server::start(store).await;
         s.rt.allow_private_webhooks(true);
+        let started = jiff::Timestamp::now();
         let (tenant, key) = s.tenant("acme").await;
         let r = receiver().await;
         let (id, secret) = endpoint(&s, &key, &r.url).await;
         let (_, agent) = contact_center(&s, &key).await;
-        let started = jiff::Timestamp::now();
         // Down: every answer is a 503 for the next hour.
         r.status.store(503, Ordering::Relaxed);
         set_available(&s, &key, agent).await;

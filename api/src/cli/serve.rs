@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -104,6 +105,20 @@ struct FileConfig {
     /// `[webhooks]`: what webhook endpoints may be.
     #[serde(default)]
     webhooks: FileWebhooks,
+    /// `[history]`: how long raw history is kept.
+    #[serde(default)]
+    history: FileHistory,
+}
+
+/// The `[history]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHistory {
+    /// Days of raw history kept (calls, CDRs, decision traces, journeys, agent states,
+    /// webhook attempts); older rows are deleted once a day. 0 keeps everything [default: 0].
+    /// The 15-minute interval figures that analytics read are kept whatever this says.
+    #[serde(default)]
+    keep_days: u32,
 }
 
 /// The `[webhooks]` table.
@@ -369,6 +384,8 @@ struct Settings {
     recording: switchyard_api::runtime::Recording,
     /// `[webhooks] allow_private_targets`.
     webhooks_private: bool,
+    /// `[history] keep_days` (`None`: keep everything).
+    keep_history: Option<Duration>,
 }
 
 /// Where the journal lives and how large it may grow.
@@ -492,6 +509,11 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
     Ok(Settings {
         recording,
         webhooks_private: file.webhooks.allow_private_targets,
+        keep_history: match file.history.keep_days {
+            0 => None,
+            d if d > 36_500 => bail!("[history] keep_days: at most 36500 (100 years), or 0"),
+            d => Some(Duration::from_secs(u64::from(d) * 24 * 3600)),
+        },
         listen: a
             .listen
             .or(file.listen)
@@ -529,6 +551,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         RunOptions {
             banner: None,
             webhooks_private: s.webhooks_private,
+            keep_history: s.keep_history,
         },
     )
     .await
@@ -588,6 +611,8 @@ struct RunOptions {
     banner: Option<String>,
     /// Webhook endpoints may be private, loopback or link-local addresses.
     webhooks_private: bool,
+    /// Raw history older than this is deleted daily.
+    keep_history: Option<Duration>,
 }
 
 /// Runs the engine and the API until Ctrl-C.
@@ -603,6 +628,7 @@ async fn run_server(
     let RunOptions {
         banner,
         webhooks_private,
+        keep_history,
     } = opts;
     let rt = Runtime::start_recording(
         store,
@@ -615,6 +641,7 @@ async fn run_server(
     .await
     .context("starting the engine")?;
     rt.allow_private_webhooks(webhooks_private);
+    let _retention = keep_history.map(|keep| AbortOnDrop(rt.spawn_history_retention(keep)));
     let rt = Arc::new(rt);
     let http_rates = (http.rate_per_sec, http.live_rate_per_sec);
     let (router, _kit) = app::build(rt.clone(), http);
@@ -1103,6 +1130,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             banner: Some(banner),
             // The demo runs on this machine: a receiver to try webhooks with is too.
             webhooks_private: true,
+            keep_history: None,
         },
     )
     .await;
@@ -1312,6 +1340,15 @@ async fn seed_demo_campaign(
     Ok(())
 }
 
+/// Stops a background task when `serve` returns.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1331,6 +1368,14 @@ mod tests {
             toml::from_str("[webhooks]\nallow_private_targets = true\n").unwrap();
         assert!(file.webhooks.allow_private_targets);
         assert!(toml::from_str::<FileConfig>("[webhooks]\nallow_private = true\n").is_err());
+        let file: FileConfig = toml::from_str("[history]\nkeep_days = 400\n").unwrap();
+        assert_eq!(file.history.keep_days, 400);
+        assert_eq!(
+            toml::from_str::<FileConfig>("").unwrap().history.keep_days,
+            0,
+            "history is kept unless the operator says otherwise"
+        );
+        assert!(toml::from_str::<FileConfig>("[history]\nkeep = 4\n").is_err());
     }
 
     #[test]

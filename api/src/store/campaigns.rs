@@ -561,30 +561,32 @@ impl Store {
         });
         with_pool!(self, Use::Write, |pool| {
             let mut tx = pool.begin().await?;
+            let update = args![id, state];
             let changed: Option<TenantRowOf> = bind_args!(
                 sqlx::query(
                     "UPDATE campaigns SET state = $2 WHERE id = $1 AND state <> $2 \
                      RETURNING tenant_id"
                 ),
-                &args![id, state]
+                &update
             )
             .fetch_optional(&mut *tx)
             .await?
             .map(|r| TenantRowOf::from_row(&r))
             .transpose()?;
             if let (Some(changed), Some((msg, data))) = (changed, &message) {
+                let insert = args![
+                    msg.as_str(),
+                    changed.0,
+                    super::outbox::CAMPAIGN_COMPLETED,
+                    at_ms,
+                    data
+                ];
                 bind_args!(
                     sqlx::query(
                         "INSERT INTO webhook_outbox (id, tenant_id, event_type, occurred_at, \
                          data) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
                     ),
-                    &args![
-                        msg.as_str(),
-                        changed.0,
-                        super::outbox::CAMPAIGN_COMPLETED,
-                        at_ms,
-                        data
-                    ]
+                    &insert
                 )
                 .execute(&mut *tx)
                 .await?;

@@ -298,6 +298,7 @@ mod journeys;
 mod objects;
 pub mod outbox;
 mod recordings;
+pub mod retention;
 mod routing;
 mod schedules;
 mod transcripts;

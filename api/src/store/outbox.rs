@@ -519,7 +519,7 @@ impl Store {
         let mut owed: Vec<(&str, i64, TenantId)> = Vec::new();
         for m in &pending {
             for e in &endpoints {
-                let wants = e.events.is_empty() || e.events.iter().any(|t| *t == m.event_type);
+                let wants = e.events.is_empty() || e.events.contains(&m.event_type);
                 if e.tenant == m.tenant && wants {
                     owed.push((m.id.as_str(), e.id, m.tenant));
                 }
@@ -757,7 +757,7 @@ impl Store {
             after = last.seq;
             let wanted: Vec<&Unfanned> = page
                 .iter()
-                .filter(|m| events.is_empty() || events.iter().any(|t| *t == m.event_type))
+                .filter(|m| events.is_empty() || events.contains(&m.event_type))
                 .collect();
             total += wanted.len() as u64;
             let statements = insert_statements(

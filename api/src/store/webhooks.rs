@@ -324,50 +324,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(events: &[&str], secrets: Vec<StoredSecret>) -> WebhookRow {
-        WebhookRow {
-            id: 1,
-            tenant: TenantId(Uuid::from_u128(1)),
-            url: "https://example.com/hook".into(),
-            description: String::new(),
-            events: events.iter().map(|e| (*e).to_owned()).collect(),
-            secrets,
-            enabled: true,
-            disabled_reason: None,
-            failing_since_ms: None,
-            created_at_ms: 0,
-            updated_at_ms: 0,
-        }
-    }
-
-    fn secret(s: &str, expires: Option<i64>) -> StoredSecret {
-        StoredSecret {
-            secret: s.into(),
-            created_at_ms: 0,
-            expires_at_ms: expires,
-        }
-    }
-
-    #[test]
-    fn no_filter_takes_every_event_and_a_filter_only_its_own() {
-        assert!(row(&[], vec![]).wants("call.completed"));
-        let r = row(&["call.completed"], vec![]);
-        assert!(r.wants("call.completed"));
-        assert!(!r.wants("call.queued"));
-    }
-
-    #[test]
-    fn a_rotated_out_secret_signs_until_it_expires() {
-        let r = row(&[], vec![secret("new", None), secret("old", Some(1_000))]);
-        assert_eq!(r.signing_secrets(999), vec!["new", "old"]);
-        assert_eq!(r.signing_secrets(1_000), vec!["new"]);
-    }
-}
-
 /// An attempt's log row and what it says of the endpoint: a delivery clears the failure run,
 /// a failure starts it (if it is not running), `disable` stops the endpoint with its reason.
 pub(super) fn attempt_statements(
@@ -430,4 +386,48 @@ pub(super) fn attempt_rows_statements(
             a.delivered
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(events: &[&str], secrets: Vec<StoredSecret>) -> WebhookRow {
+        WebhookRow {
+            id: 1,
+            tenant: TenantId(Uuid::from_u128(1)),
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            secrets,
+            enabled: true,
+            disabled_reason: None,
+            failing_since_ms: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    fn secret(s: &str, expires: Option<i64>) -> StoredSecret {
+        StoredSecret {
+            secret: s.into(),
+            created_at_ms: 0,
+            expires_at_ms: expires,
+        }
+    }
+
+    #[test]
+    fn no_filter_takes_every_event_and_a_filter_only_its_own() {
+        assert!(row(&[], vec![]).wants("call.completed"));
+        let r = row(&["call.completed"], vec![]);
+        assert!(r.wants("call.completed"));
+        assert!(!r.wants("call.queued"));
+    }
+
+    #[test]
+    fn a_rotated_out_secret_signs_until_it_expires() {
+        let r = row(&[], vec![secret("new", None), secret("old", Some(1_000))]);
+        assert_eq!(r.signing_secrets(999), vec!["new", "old"]);
+        assert_eq!(r.signing_secrets(1_000), vec!["new"]);
+    }
 }

@@ -212,9 +212,8 @@ async fn pass(
     }
     let mut endpoints: HashMap<i64, Option<WebhookRow>> = HashMap::new();
     for d in &due {
-        if !endpoints.contains_key(&d.endpoint_id) {
-            let row = parts.store.get_webhook(d.tenant, d.endpoint_id).await?;
-            endpoints.insert(d.endpoint_id, row);
+        if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry(d.endpoint_id) {
+            slot.insert(parts.store.get_webhook(d.tenant, d.endpoint_id).await?);
         }
     }
     // One client (and its pool of kept-alive connections) for as long as the operator's
