@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use server_common::live::LiveStream;
 use server_common::*;
 use standardwebhooks::Webhook;
+use switchyard_api::store::outbox::AgentStateRow;
 use switchyard_esl::sim::{DtmfScript, InboundCall};
 
 const DID: &str = "+15550100100";
@@ -522,6 +523,90 @@ async fn campaign_controls_make_their_messages_and_a_stop_completes_once() {
                 "campaign.started",
                 "campaign.completed"
             ]
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_that_hangs_does_not_hold_back_the_others() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        s.rt.allow_private_webhooks(true);
+        let (tenant, key) = s.tenant("acme").await;
+        // One receiver never answers within the 15 s timeout; the other answers at once.
+        let hung = Arc::new(Mutex::new(0usize));
+        let h = hung.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move || {
+                let h = h.clone();
+                async move {
+                    *h.lock().unwrap() += 1;
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hung_url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let quick = receiver().await;
+        endpoint(&s, &key, &hung_url).await;
+        let (_, secret) = endpoint(&s, &key, &quick.url).await;
+
+        let file = |from: i64, n: i64| {
+            let store = s.rt.store.clone();
+            async move {
+                let at = jiff::Timestamp::now().as_millisecond();
+                let rows: Vec<AgentStateRow> = (from..from + n)
+                    .map(|agent| AgentStateRow {
+                        tenant,
+                        agent_id: agent,
+                        at_ms: at,
+                        state: "available".into(),
+                        reason: None,
+                    })
+                    .collect();
+                store.insert_agent_states(&rows).await.unwrap();
+            }
+        };
+        // The first messages: the hanging endpoint's attempts take their slots and hang.
+        file(1, 40).await;
+        s.rt.webhooks.wake();
+        until(
+            "the hanging endpoint is being tried",
+            Duration::from_secs(10),
+            || (*hung.lock().unwrap() > 0).then_some(()),
+        )
+        .await;
+        until(
+            "the quick endpoint has the first messages",
+            Duration::from_secs(10),
+            || (quick.taken(&secret).len() == 40).then_some(()),
+        )
+        .await;
+        // Messages made while those attempts hang reach the quick endpoint long before the
+        // hanging attempts time out (15 s).
+        let started = tokio::time::Instant::now();
+        file(100, 40).await;
+        s.rt.webhooks.wake();
+        until(
+            "the quick endpoint has the later messages",
+            Duration::from_secs(5),
+            || (quick.taken(&secret).len() == 80).then_some(()),
+        )
+        .await;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "delivered while the other endpoint hangs"
+        );
+        // The hanging endpoint holds a bounded share of the slots, not all of them.
+        let tried = *hung.lock().unwrap();
+        assert!(
+            (1..=switchyard_api::webhooks::worker::PER_ENDPOINT).contains(&tried),
+            "the hanging endpoint has at most its share in flight: {tried}"
         );
         s.stop().await;
     })

@@ -20,6 +20,8 @@
 //! record written again (a journal replay after a crash between commit and journal removal)
 //! makes no second message, and a receiver sees one `webhook-id` however often it is sent.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -552,25 +554,72 @@ impl Store {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<DueDelivery>, StoreError> {
-        const SELECT: &str = "SELECT d.message_id, d.endpoint_id, d.tenant_id, o.event_type, \
+        self.claim_due_deliveries_within(now_ms, lease_ms, limit, &HashMap::new(), usize::MAX)
+            .await
+    }
+
+    /// As [`Store::claim_due_deliveries`], leaving out what would give an endpoint more than
+    /// `per_endpoint` deliveries in hand, counting the `held` ones the caller has (claimed,
+    /// not yet filed): a slow endpoint's backlog then waits in the database, not in the
+    /// worker's slots, and the other endpoints' deliveries go past it.
+    pub async fn claim_due_deliveries_within(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+        held: &HashMap<i64, usize>,
+        per_endpoint: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let full: Vec<i64> = held
+            .iter()
+            .filter(|(_, n)| **n >= per_endpoint)
+            .map(|(e, _)| *e)
+            .collect();
+        let mut b = super::history::SqlBuilder::default();
+        b.push(
+            "SELECT d.message_id, d.endpoint_id, d.tenant_id, o.event_type, \
              o.occurred_at, o.data, d.attempts, d.first_at \
              FROM webhook_deliveries d \
              JOIN webhook_outbox o ON o.id = d.message_id \
              JOIN webhook_endpoints e ON e.id = d.endpoint_id \
-             WHERE d.state = 'pending' AND d.next_at <= $1 AND e.enabled = TRUE \
-             ORDER BY d.next_at, d.message_id LIMIT $2";
-        let mut due: Vec<DueDelivery> = self
-            .fetch_all(Use::Write, SELECT, args![now_ms, limit])
-            .await?;
-        for d in &mut due {
+             WHERE d.state = 'pending' AND d.next_at <= ",
+        )
+        .bind(now_ms)
+        .push(" AND e.enabled = TRUE");
+        if !full.is_empty() {
+            b.push(" AND d.endpoint_id NOT IN (");
+            for (i, e) in full.iter().enumerate() {
+                if i > 0 {
+                    b.push(", ");
+                }
+                b.bind(*e);
+            }
+            b.push(")");
+        }
+        b.push(" ORDER BY d.next_at, d.message_id LIMIT ")
+            .bind(limit);
+        let (sql, args) = b.finish();
+        let found: Vec<DueDelivery> = self.fetch_all(Use::Write, sql, args).await?;
+        // What the endpoints not excluded can still take: the first of theirs, in due order.
+        let mut room: HashMap<i64, usize> = HashMap::new();
+        let mut due: Vec<DueDelivery> = Vec::with_capacity(found.len());
+        for mut d in found {
+            let taken = room
+                .entry(d.endpoint_id)
+                .or_insert_with(|| held.get(&d.endpoint_id).copied().unwrap_or(0));
+            if *taken >= per_endpoint {
+                continue;
+            }
+            *taken += 1;
             d.claimed_at_ms = now_ms;
+            due.push(d);
         }
         if due.is_empty() {
             return Ok(due);
         }
-        // One UPDATE for the lot (a pass claims hundreds): keys as row values.
+        // One UPDATE per chunk (a pass claims hundreds): keys as row values.
         let statements = due
-            .chunks(super::history::INSERT_CHUNK_ROWS)
+            .chunks(super::history::MAX_STATEMENT_PARAMS / 2)
             .map(|chunk| {
                 let mut b = super::history::SqlBuilder::default();
                 b.push("UPDATE webhook_deliveries SET next_at = ")
@@ -682,29 +731,30 @@ impl Store {
         let attempts: Vec<&super::webhooks::WebhookAttemptRow> =
             done.iter().map(|f| &f.attempt).collect();
         let mut statements = super::webhooks::attempt_rows_statements(&attempts);
-        for f in done {
+        // Each delivery's new state, many to a statement (one statement each cost PostgreSQL
+        // a round trip per delivery): the values as a table, joined on the key and the claim.
+        const HEAD: &str = "UPDATE webhook_deliveries SET state = v.column3, \
+             attempts = v.column4, next_at = v.column5, claimed_at = NULL, \
+             updated_at = v.column6 FROM (";
+        const TAIL: &str = ") AS v WHERE webhook_deliveries.message_id = v.column1 \
+             AND webhook_deliveries.endpoint_id = v.column2 \
+             AND webhook_deliveries.claimed_at = v.column7";
+        statements.extend(insert_statements(HEAD, TAIL, done, |f| {
             let (name, next_at) = match f.state {
                 DeliveryState::Delivered => ("delivered", None),
                 DeliveryState::RetryAt(at) => ("pending", Some(at)),
                 DeliveryState::Failed => ("failed", None),
             };
-            statements.push((
-                SqlStr::from_static(
-                    "UPDATE webhook_deliveries SET state = $3, attempts = $4, next_at = $5, \
-                     claimed_at = NULL, updated_at = $6 \
-                     WHERE message_id = $1 AND endpoint_id = $2 AND claimed_at = $7",
-                ),
-                args![
-                    f.attempt.message_id.as_str(),
-                    f.attempt.endpoint_id,
-                    name,
-                    f.attempt.attempt,
-                    next_at,
-                    f.attempt.at_ms,
-                    f.claimed_at_ms
-                ],
-            ));
-        }
+            args![
+                f.attempt.message_id.as_str(),
+                f.attempt.endpoint_id,
+                name,
+                f.attempt.attempt,
+                next_at,
+                f.attempt.at_ms,
+                f.claimed_at_ms
+            ]
+        }));
         let mut latest: std::collections::BTreeMap<i64, &super::webhooks::WebhookAttemptRow> =
             std::collections::BTreeMap::new();
         for a in &attempts {

@@ -3,10 +3,15 @@
 //! disabled.
 //!
 //! ```text
-//!  wake (a record batch was filed) or the next due time or 1 s
-//!    ─► fan out new messages ─► claim due deliveries (lease) ─► send them, at most
-//!       CONCURRENCY at once ─► finish each (log, next try, disable + endpoint.disabled)
+//!  wake (a record batch was filed), an attempt's end, the next due time or 1 s
+//!    ─► fan out new messages ─► claim due deliveries (lease; at most PER_ENDPOINT in hand
+//!       per endpoint) ─► start them as slots free up, CONCURRENCY at once, each a task
+//!    ─► file the ended ones together every FILE_EVERY (log, next try; a disabling attempt
+//!       is filed at once and announced as endpoint.disabled)
 //! ```
+//!
+//! Claiming, sending and filing overlap: the store works while attempts are in flight, and an
+//! endpoint that hangs holds its own slots only.
 //!
 //! At least once: a delivery is claimed by pushing its next try past the attempt
 //! ([`LEASE`]); a crash between the claim and the attempt's end leaves it due again after the
@@ -16,15 +21,14 @@
 //! Time is [`Clock`]: the wall clock plus an offset that tests move forward to play a receiver
 //! down for an hour in a second.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::{debug, warn};
 use uuid::Uuid;
 
@@ -41,10 +45,33 @@ use crate::store::{Store, WebhookAttemptRow, WebhookRow};
 pub const LEASE: Duration = Duration::from_secs(60);
 
 /// Attempts in flight at once (across endpoints).
-pub const CONCURRENCY: usize = 32;
+pub const CONCURRENCY: usize = 64;
 
-/// Deliveries claimed per pass.
+/// Deliveries one endpoint may have in hand at once (claimed, in flight, or ended and not
+/// yet filed): an endpoint that hangs for its 15 s timeout holds this many slots, and the
+/// other endpoints' deliveries go on in the rest.
+pub const PER_ENDPOINT: usize = 16;
+
+/// Deliveries claimed at once, at most.
 pub const CLAIM_BATCH: i64 = 256;
+
+/// Ended attempts filed in one transaction: at most this many, and none waits longer than
+/// [`FILE_EVERY`] (a crash loses only the filing: those are sent again, same ids).
+const FILE_BATCH: usize = 512;
+const FILE_EVERY: Duration = Duration::from_millis(20);
+
+/// How long an endpoint's settings are reused before they are read again.
+const ENDPOINT_FRESH: Duration = Duration::from_secs(1);
+
+/// The least time between claims while an endpoint is full (its backlog is due now).
+const FULL_ENDPOINT_PAUSE: Duration = Duration::from_millis(250);
+
+/// Endpoints whose settings are kept between reads, at most (beyond it, only fresh ones).
+const MAX_CACHED_ENDPOINTS: usize = 4096;
+
+/// The least time between claims that found less than they could take (a wake for new
+/// records claims at once).
+const SHORT_CLAIM_PAUSE: Duration = Duration::from_millis(10);
 
 /// Longest sleep between passes when nothing wakes the worker (a delivery made due by
 /// another process, a replay, the clock moved by a test).
@@ -142,17 +169,13 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
         ),
         Err(e) => warn!(error = %e, "webhook delivery: could not release the last run's attempts"),
     }
+    let parts = Arc::new(parts);
+    let mut d = Dispatcher::new(parts.clone());
     let mut last_prune: Option<SystemTime> = None;
-    let mut clients: Option<(bool, reqwest::Client)> = None;
     loop {
-        let idle = match pass(&parts, &mut clients).await {
-            Ok(true) => continue,
-            Ok(false) => idle_for(&parts).await,
-            Err(e) => {
-                warn!(error = %e, "webhook delivery: the store did not answer; trying again");
-                IDLE_POLL
-            }
-        };
+        let idle = d.top_up().await;
+        d.start_waiting();
+        d.file().await;
         let now = parts.clock.now();
         let prune_due = last_prune.is_none_or(|t| {
             now.duration_since(t)
@@ -170,89 +193,265 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
                 Err(e) => warn!(error = %e, "webhook outbox: could not prune"),
             }
         }
+        let wait = d.file_deadline().map_or(idle, |at| idle.min(at));
         tokio::select! {
-            () = wake.notified() => {}
-            () = tokio::time::sleep(idle) => {}
+            Some(ended) = d.in_flight.join_next(), if !d.in_flight.is_empty() => d.ended(ended),
+            () = wake.notified() => d.more_due = true,
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
 
-/// How long to sleep with nothing due: until the next due delivery, at most [`IDLE_POLL`].
-async fn idle_for(parts: &WorkerParts) -> Duration {
-    match parts.store.next_delivery_due().await {
-        Ok(Some(at)) => {
-            let wait = at.saturating_sub(parts.clock.now_ms()).max(0);
-            Duration::from_millis(wait as u64).min(IDLE_POLL)
-        }
-        Ok(None) | Err(_) => IDLE_POLL,
-    }
+/// The worker's hands: deliveries claimed and waiting for a slot, attempts in flight (each a
+/// task of its own, so a slow endpoint holds one slot and nothing else), and ended attempts
+/// waiting to be filed together.
+struct Dispatcher {
+    parts: Arc<WorkerParts>,
+    client: Option<(bool, reqwest::Client)>,
+    /// Endpoints as last read, and when (a changed URL or secret holds within
+    /// [`ENDPOINT_FRESH`]; a disabled or deleted endpoint is not claimed for at all).
+    endpoints: HashMap<i64, (Instant, Option<Arc<WebhookRow>>)>,
+    waiting: VecDeque<DueDelivery>,
+    in_flight: JoinSet<(i64, Option<FinishedAttempt>)>,
+    /// Deliveries in hand per endpoint: waiting, in flight, or ended and not yet filed.
+    held: HashMap<i64, usize>,
+    ended: Vec<FinishedAttempt>,
+    first_ended_at: Option<Instant>,
+    /// Something may be due that is not claimed: new records, a full claim, a slot freed on
+    /// an endpoint that was full.
+    more_due: bool,
+    /// A claim that came back short is not repeated before this (unless woken or an endpoint
+    /// that was full has room again).
+    next_claim_at: Instant,
 }
 
-/// One pass: fan out, claim, send. `true` if it did something (go again at once).
-async fn pass(
-    parts: &WorkerParts,
-    clients: &mut Option<(bool, reqwest::Client)>,
-) -> Result<bool, crate::store::StoreError> {
-    let now = parts.clock.now_ms();
-    let mut busy = false;
-    loop {
-        let fanned = parts.store.fan_out_outbox(now).await?;
-        busy |= fanned > 0;
-        if (fanned as i64) < crate::store::outbox::FAN_OUT_BATCH {
-            break;
+impl Dispatcher {
+    fn new(parts: Arc<WorkerParts>) -> Dispatcher {
+        Dispatcher {
+            parts,
+            client: None,
+            endpoints: HashMap::new(),
+            waiting: VecDeque::new(),
+            in_flight: JoinSet::new(),
+            held: HashMap::new(),
+            ended: Vec::new(),
+            first_ended_at: None,
+            more_due: true,
+            next_claim_at: Instant::now(),
         }
     }
-    let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-    let due = parts
-        .store
-        .claim_due_deliveries(now, lease, CLAIM_BATCH)
-        .await?;
-    if due.is_empty() {
-        return Ok(busy);
-    }
-    let mut endpoints: HashMap<i64, Option<WebhookRow>> = HashMap::new();
-    for d in &due {
-        if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry(d.endpoint_id) {
-            slot.insert(parts.store.get_webhook(d.tenant, d.endpoint_id).await?);
+
+    /// Fans out new messages and claims due deliveries while there is room for them. Returns
+    /// how long the worker may sleep if nothing else happens.
+    async fn top_up(&mut self) -> Duration {
+        let low_water = self.waiting.len() < CONCURRENCY / 2;
+        let in_hand: usize = self.waiting.len() + self.in_flight.len();
+        if !low_water || in_hand >= 2 * CONCURRENCY {
+            return IDLE_POLL;
         }
-    }
-    // One client (and its pool of kept-alive connections) for as long as the operator's
-    // private-target switch stays as it is.
-    let allow_private = parts.allow_private.load(Ordering::Relaxed);
-    if clients
-        .as_ref()
-        .is_none_or(|(allowed, _)| *allowed != allow_private)
-    {
-        match target::client(allow_private) {
-            Ok(c) => *clients = Some((allow_private, c)),
+        if !self.more_due && Instant::now() < self.next_claim_at {
+            return self.next_claim_at.saturating_duration_since(Instant::now());
+        }
+        match self.claim(2 * CONCURRENCY - in_hand).await {
+            Ok(idle) => idle,
             Err(e) => {
-                warn!(error = %e, "webhook delivery: no HTTP client");
-                return Ok(false);
+                warn!(error = %e, "webhook delivery: the store did not answer; trying again");
+                self.more_due = false;
+                self.next_claim_at = Instant::now() + IDLE_POLL;
+                IDLE_POLL
             }
         }
     }
-    let Some((_, client)) = clients.as_ref() else {
-        return Ok(false);
-    };
-    let endpoints = &endpoints;
-    let finished: Vec<FinishedAttempt> = futures_util::stream::iter(due)
-        .map(|d| async move {
-            let Some(Some(endpoint)) = endpoints.get(&d.endpoint_id) else {
-                // Deleted since it was claimed: nothing to send to.
-                return None;
-            };
-            deliver(parts, client, endpoint, d).await
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
-    // One transaction for the pass's attempts (a busy endpoint set makes thousands a
-    // second); if it fails, the leases make them due again: sent again, same ids.
-    if let Err(e) = parts.store.finish_deliveries(&finished).await {
-        warn!(error = %e, attempts = finished.len(), "webhook delivery: could not file the attempts");
+
+    async fn claim(&mut self, room: usize) -> Result<Duration, crate::store::StoreError> {
+        let parts = self.parts.clone();
+        let store = &parts.store;
+        let now = parts.clock.now_ms();
+        loop {
+            let fanned = store.fan_out_outbox(now).await?;
+            if (fanned as i64) < crate::store::outbox::FAN_OUT_BATCH {
+                break;
+            }
+        }
+        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+        let limit = CLAIM_BATCH.min(i64::try_from(room).unwrap_or(CLAIM_BATCH));
+        let due = store
+            .claim_due_deliveries_within(now, lease, limit, &self.held, PER_ENDPOINT)
+            .await?;
+        let full = due.len() as i64 >= limit;
+        let claimed = !due.is_empty();
+        for d in due {
+            *self.held.entry(d.endpoint_id).or_default() += 1;
+            self.waiting.push_back(d);
+        }
+        if claimed {
+            self.refresh_endpoints().await;
+        }
+        if full {
+            self.more_due = true;
+            return Ok(Duration::ZERO);
+        }
+        // Everything due now is in hand: the next look is when the next one falls due (a
+        // wake for new records comes sooner), or when an attempt ends.
+        self.more_due = false;
+        // What is due now and was left is a full endpoint's: its room comes back with an
+        // attempt's end (which sets `more_due`), so it is not polled for meanwhile.
+        let floor = if self.held.values().any(|n| *n >= PER_ENDPOINT) {
+            FULL_ENDPOINT_PAUSE
+        } else {
+            SHORT_CLAIM_PAUSE
+        };
+        let wait = match store.next_delivery_due().await? {
+            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64),
+            None => IDLE_POLL,
+        }
+        .clamp(floor, IDLE_POLL);
+        self.next_claim_at = Instant::now() + wait;
+        Ok(wait)
     }
-    Ok(true)
+
+    /// Starts waiting deliveries while there are free slots.
+    fn start_waiting(&mut self) {
+        while self.in_flight.len() < CONCURRENCY {
+            let Some(d) = self.waiting.pop_front() else {
+                return;
+            };
+            let Some(endpoint) = self.endpoint(d.endpoint_id) else {
+                // Not known (deleted since, or the store did not answer): it stays owed and
+                // is claimed again after its lease.
+                self.release(d.endpoint_id);
+                continue;
+            };
+            let Some(client) = self.client() else {
+                self.release(d.endpoint_id);
+                continue;
+            };
+            let parts = self.parts.clone();
+            let endpoint_id = d.endpoint_id;
+            self.in_flight
+                .spawn(async move { (endpoint_id, deliver(&parts, &client, &endpoint, d).await) });
+        }
+    }
+
+    /// The endpoint as last read (at the claim of its delivery, or within [`ENDPOINT_FRESH`]
+    /// before). None: deleted, or never read because the store did not answer; the delivery
+    /// is then left to its lease.
+    fn endpoint(&self, id: i64) -> Option<Arc<WebhookRow>> {
+        self.endpoints.get(&id).and_then(|(_, row)| row.clone())
+    }
+
+    /// Reads the endpoints of what is waiting that are not freshly known.
+    async fn refresh_endpoints(&mut self) {
+        // Bounded: endpoints not read for a while (deleted ones, quiet ones) are forgotten.
+        if self.endpoints.len() > MAX_CACHED_ENDPOINTS {
+            self.endpoints
+                .retain(|_, (at, _)| at.elapsed() < ENDPOINT_FRESH);
+        }
+        let stale: Vec<(i64, crate::model::TenantId)> = {
+            let mut seen = std::collections::HashSet::new();
+            self.waiting
+                .iter()
+                .filter(|d| {
+                    self.endpoints
+                        .get(&d.endpoint_id)
+                        .is_none_or(|(at, _)| at.elapsed() >= ENDPOINT_FRESH)
+                })
+                .filter(|d| seen.insert(d.endpoint_id))
+                .map(|d| (d.endpoint_id, d.tenant))
+                .collect()
+        };
+        for (id, tenant) in stale {
+            match self.parts.store.get_webhook(tenant, id).await {
+                Ok(row) => {
+                    self.endpoints
+                        .insert(id, (Instant::now(), row.map(Arc::new)));
+                }
+                Err(e) => {
+                    warn!(error = %e, endpoint = id, "webhook delivery: could not read the endpoint")
+                }
+            }
+        }
+    }
+
+    /// One client (and its pool of kept-alive connections) for as long as the operator's
+    /// private-target switch stays as it is.
+    fn client(&mut self) -> Option<reqwest::Client> {
+        let allow_private = self.parts.allow_private.load(Ordering::Relaxed);
+        if self
+            .client
+            .as_ref()
+            .is_none_or(|(allowed, _)| *allowed != allow_private)
+        {
+            match target::client(allow_private) {
+                Ok(c) => self.client = Some((allow_private, c)),
+                Err(e) => {
+                    warn!(error = %e, "webhook delivery: no HTTP client");
+                    return None;
+                }
+            }
+        }
+        self.client.as_ref().map(|(_, c)| c.clone())
+    }
+
+    /// One delivery of `endpoint` is out of hand. An endpoint that was full has room again:
+    /// what the last claim left out for it may be claimed now.
+    fn release(&mut self, endpoint: i64) {
+        if let Some(n) = self.held.get_mut(&endpoint) {
+            if *n >= PER_ENDPOINT {
+                self.more_due = true;
+            }
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.held.remove(&endpoint);
+            }
+        }
+    }
+
+    /// An attempt's task ended: its end waits to be filed with others.
+    fn ended(&mut self, ended: Result<(i64, Option<FinishedAttempt>), tokio::task::JoinError>) {
+        match ended {
+            Ok((_, Some(f))) => {
+                self.first_ended_at.get_or_insert_with(Instant::now);
+                self.ended.push(f);
+            }
+            // Filed by the attempt itself (it disabled the endpoint).
+            Ok((endpoint, None)) => self.release(endpoint),
+            // A panicked attempt (none is expected) is owed again after its lease; its slot
+            // in `held` is recounted when nothing is in hand.
+            Err(e) => warn!(error = %e, "webhook delivery: an attempt's task failed"),
+        }
+        if self.in_flight.is_empty() && self.waiting.is_empty() && self.ended.is_empty() {
+            self.held.clear();
+        }
+    }
+
+    /// When the ended attempts must be filed, if there are any.
+    fn file_deadline(&self) -> Option<Duration> {
+        self.first_ended_at
+            .map(|at| FILE_EVERY.saturating_sub(at.elapsed()))
+    }
+
+    /// Files the ended attempts in one transaction when there are enough of them, when the
+    /// oldest has waited [`FILE_EVERY`], or when nothing else is in hand.
+    async fn file(&mut self) {
+        if self.ended.is_empty() {
+            return;
+        }
+        let quiet = self.in_flight.is_empty() && self.waiting.is_empty();
+        let due = self.file_deadline().is_some_and(|d| d.is_zero());
+        if !(quiet || due || self.ended.len() >= FILE_BATCH) {
+            return;
+        }
+        let ended = std::mem::take(&mut self.ended);
+        self.first_ended_at = None;
+        // If this fails, the leases make them due again: sent again, same ids.
+        if let Err(e) = self.parts.store.finish_deliveries(&ended).await {
+            warn!(error = %e, attempts = ended.len(), "webhook delivery: could not file the attempts");
+        }
+        for f in &ended {
+            self.release(f.attempt.endpoint_id);
+        }
+    }
 }
 
 /// The body receivers get: Standard Webhooks' `{type, timestamp, data}`, ids as the API
