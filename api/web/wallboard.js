@@ -100,7 +100,8 @@
     }
     const total = { waiting: 0, longest: 0, states: {} };
     for (const c of model.calls.values()) {
-      if (c.state !== "waiting") continue;
+      // A caller whose offer is ringing an agent still waits: it leaves when answered.
+      if (c.state !== "waiting" && c.state !== "ringing") continue;
       const wait = typeof c.waiting_since_ms === "number" ? t - c.waiting_since_ms : 0;
       const q = byQueue.get(c.queue_id);
       if (q) {

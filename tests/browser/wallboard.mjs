@@ -5,6 +5,7 @@
 //   script -> test (stdout, JSON): {"step":"ready"}   signed in, the live snapshot shown
 //   test -> script (stdin):        placed             a caller was just placed
 //   script -> test:                {"step":"seen"}    the page shows 1 waiting in the queue
+//   script -> test:                {"step":"shot"}    the wait ticked; screenshot taken
 //   test -> script:                answered           an agent was made available
 //   script -> test:                {"step":"left"}    the page shows nobody waiting
 //   script -> test:                {"ok":..,...}      the result, last
@@ -129,6 +130,7 @@ try {
   result.longest_ticked = true;
   result.longest_level = await page.$eval('#total-longest-tile', (t) => t.dataset.level);
   await page.screenshot({ path: screenshot, fullPage: false });
+  say({ step: 'shot' });
 
   if ((await nextLine()) !== 'answered') throw new Error('expected "answered"');
   await page.waitForFunction(
@@ -137,7 +139,8 @@ try {
     { timeout: STEP_MS },
   );
   result.total_waiting_after = await page.textContent('#total-waiting');
-  // The agent who took the call shows on call in the roster.
+  // It left because it was answered: the agent who took it shows on call in the roster.
+  await page.waitForSelector('#roster tbody tr[data-state="on-call"]', { timeout: STEP_MS });
   result.roster_states = await page.$$eval('#roster tbody tr', (trs) => trs.map((tr) => tr.dataset.state));
   say({ step: 'left' });
 
@@ -169,6 +172,23 @@ try {
   result.ok = failures.length === 0;
 } catch (e) {
   failures.push(String(e && e.stack ? e.stack : e));
+  try {
+    const page = browser?.contexts()[0]?.pages()[0];
+    result.debug = await page?.evaluate(async () => {
+      const r = await fetch('/v1/live');
+      const reader = r.body.getReader();
+      let text = '';
+      while (!text.includes('server_time_ms')) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += new TextDecoder().decode(value);
+      }
+      reader.cancel();
+      return { longest: document.getElementById('total-longest').textContent, now: Date.now(), live: text };
+    });
+  } catch (e2) {
+    result.debug = String(e2);
+  }
 } finally {
   clearTimeout(deadline);
   try {
