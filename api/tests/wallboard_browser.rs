@@ -2,8 +2,9 @@
 //! playwright-core from `tests/browser`) opens `/wallboard` as served by switchyard, signs in
 //! with a display token typed into the page's form and follows the live feed. A caller placed
 //! on the fake switch shows as waiting in its queue within a second and leaves when an agent
-//! answers; the display session cannot act (403); a screenshot of the board with the caller
-//! waiting is saved under `target/tmp/`. The browser side is `tests/browser/wallboard.mjs`;
+//! answers; the display session cannot act (403); when the feed goes down the page says its
+//! figures may be stale; a screenshot of the board with the caller waiting is saved under
+//! `target/tmp/`. The browser side is `tests/browser/wallboard.mjs`;
 //! the two talk in lines (see the script).
 //!
 //! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`) and chromium
@@ -263,8 +264,16 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
         .await;
     assert_eq!(st, 200, "{a}");
     writeln!(stdin, "answered").unwrap();
-    let (lines, result) = tokio::task::spawn_blocking(move || {
+    let lines = tokio::task::spawn_blocking(move || {
         lines.step("left", Duration::from_secs(30));
+        lines
+    })
+    .await
+    .unwrap();
+    // The live feed goes away (as at a shutdown: streams end, new ones get 503).
+    s.rt.hub.close();
+    writeln!(stdin, "feed-down").unwrap();
+    let (lines, result) = tokio::task::spawn_blocking(move || {
         let result = lines.next("the result", Duration::from_secs(30));
         (lines, result)
     })
@@ -296,6 +305,20 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
     assert_eq!(
         result["longest_level"], "ok",
         "a wait of seconds is green: {result}"
+    );
+    // With thresholds of 1 s and 2 s the same wait went amber, then red.
+    assert_eq!(result["levels"], json!(["amber", "red"]), "{result}");
+    assert!(
+        result["queue_cell_class"]
+            .as_str()
+            .unwrap()
+            .contains("level-red"),
+        "{result}"
+    );
+    assert_eq!(result["feed_state"], "stale", "{result}");
+    assert!(
+        result["banner_after_ms"].as_u64().unwrap() < 5_000,
+        "the stale banner took too long: {result}"
     );
     assert_eq!(result["action"]["status"], 403, "{result}");
     assert_eq!(result["action"]["code"], "read_only", "{result}");

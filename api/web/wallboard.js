@@ -92,6 +92,16 @@
     model.agents.set(data.id, { ...a, ...data });
   }
 
+  // Every agent: those the feed has told of, and the tenant's other agents, which the feed
+  // has not seen log in since the server started (offline, for how long unknown).
+  function allAgents() {
+    const all = new Map(model.agents);
+    for (const id of model.agentNames.keys()) {
+      if (!all.has(id)) all.set(id, { state: "logged-out" });
+    }
+    return all;
+  }
+
   function queueFigures(filter) {
     const t = now();
     const byQueue = new Map();
@@ -114,7 +124,7 @@
       }
     }
     const members = filter ? model.queues.get(filter)?.members : null;
-    for (const [id, a] of model.agents) {
+    for (const [id, a] of allAgents()) {
       const b = bucket(a.state);
       if (!members || members.has(id)) total.states[b] = (total.states[b] || 0) + 1;
       for (const q of model.queues.values()) {
@@ -170,14 +180,14 @@
     const t = now();
     const members = filter ? model.queues.get(filter)?.members : null;
     const roster = [];
-    for (const [id, a] of model.agents) {
+    for (const [id, a] of allAgents()) {
       if (members && !members.has(id)) continue;
       roster.push({
         id,
         name: model.agentNames.get(id) || `agent ${id}`,
         state: a.state || "logged-out",
         reason: a.reason,
-        inState: typeof a.since_ms === "number" ? t - a.since_ms : 0,
+        inState: typeof a.since_ms === "number" ? t - a.since_ms : null,
       });
     }
     const order = (s) => {
@@ -186,8 +196,8 @@
     };
     roster.sort((x, y) => {
       if (sortBy === "name") return x.name.localeCompare(y.name);
-      if (sortBy === "time") return y.inState - x.inState;
-      return order(x.state) - order(y.state) || y.inState - x.inState;
+      if (sortBy === "time") return (y.inState ?? -1) - (x.inState ?? -1);
+      return order(x.state) - order(y.state) || (y.inState ?? -1) - (x.inState ?? -1);
     });
     $("roster").tBodies[0].replaceChildren(
       ...roster.map((r) => {
@@ -195,7 +205,11 @@
         tr.dataset.agent = String(r.id);
         tr.dataset.state = r.state;
         const label = (STATE_LABEL[r.state] || r.state) + (r.reason ? ` (${r.reason})` : "");
-        tr.append(cell(r.name), cell(label, `state state-${bucket(r.state)}`), cell(clock(r.inState), "num"));
+        tr.append(
+          cell(r.name),
+          cell(label, `state state-${bucket(r.state)}`),
+          cell(r.inState === null ? "–" : clock(r.inState), "num"),
+        );
         return tr;
       }),
     );

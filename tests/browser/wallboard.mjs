@@ -8,6 +8,7 @@
 //   script -> test:                {"step":"shot"}    the wait ticked; screenshot taken
 //   test -> script:                answered           an agent was made available
 //   script -> test:                {"step":"left"}    the page shows nobody waiting
+//   test -> script:                feed-down          the live feed was closed
 //   script -> test:                {"ok":..,...}      the result, last
 //
 //   node wallboard.mjs <base-url> <display-token> <queue-id> <screenshot.png>
@@ -69,7 +70,8 @@ const cspViolations = [];
 
 try {
   browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
-  const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
+  const page = await context.newPage();
   // The 401 of the first who-am-I (no session yet) and the 403 of the refused action below
   // are logged by Chromium as failed loads: expected, not errors of the page.
   page.on('console', (m) => {
@@ -130,6 +132,23 @@ try {
   result.longest_ticked = true;
   result.longest_level = await page.$eval('#total-longest-tile', (t) => t.dataset.level);
   await page.screenshot({ path: screenshot, fullPage: false });
+  // Thresholds from the URL (amber from 1 s, red from 2 s) on a second screen of the same
+  // session, while the caller waits: the longest-wait tile goes amber, then red.
+  const tight = await context.newPage();
+  await tight.goto(`${base}/wallboard?amber=1&red=2`, { timeout: STEP_MS });
+  const levelIs = (want) =>
+    tight.waitForFunction(
+      (w) => document.getElementById('total-longest-tile')?.dataset.level === w,
+      want,
+      { timeout: 5000 },
+    );
+  await levelIs('amber').catch(() => null);
+  const seen = [await tight.$eval('#total-longest-tile', (t) => t.dataset.level)];
+  await levelIs('red');
+  seen.push('red');
+  result.levels = seen;
+  result.queue_cell_class = await tight.$eval(`${row} .longest`, (td) => td.className);
+  await tight.close();
   say({ step: 'shot' });
 
   if ((await nextLine()) !== 'answered') throw new Error('expected "answered"');
@@ -155,6 +174,13 @@ try {
     const body = await r.json().catch(() => null);
     return { status: r.status, code: body?.error?.code ?? null };
   }, queueId);
+
+  // The feed goes down (the test closes the server's live hub): the banner says so.
+  if ((await nextLine()) !== 'feed-down') throw new Error('expected "feed-down"');
+  const down = Date.now();
+  await page.waitForSelector('#banner', { state: 'visible', timeout: STEP_MS });
+  result.banner_after_ms = Date.now() - down;
+  result.feed_state = await page.evaluate(() => document.body.dataset.feed);
   result.csp_violations = await page.evaluate(() => window.__csp || []);
   result.console_errors = consoleErrors;
 
@@ -167,11 +193,13 @@ try {
   if (result.action.status !== 403 || result.action.code !== 'read_only') {
     failures.push(`the display session acted: ${JSON.stringify(result.action)}`);
   }
+  if (result.feed_state !== 'stale') failures.push(`the feed is down, the page says ${result.feed_state}`);
   if (result.csp_violations.length) failures.push(`CSP violations: ${result.csp_violations}`);
   if (consoleErrors.length) failures.push(`console errors: ${consoleErrors}`);
   result.ok = failures.length === 0;
 } catch (e) {
   failures.push(String(e && e.stack ? e.stack : e));
+  // What the page shows and what the feed says now, to tell a page bug from a feed one.
   try {
     const page = browser?.contexts()[0]?.pages()[0];
     result.debug = await page?.evaluate(async () => {
