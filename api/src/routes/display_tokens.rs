@@ -110,7 +110,7 @@ fn expiry(body: &CreateDisplayToken, now: i64) -> Result<i64, ApiError> {
             "a display token must expire: give expires_in_s or expires_at_ms",
         )),
         (Some(s), None) => {
-            if s < 1 || s > MAX_DISPLAY_LIFETIME_MS / 1000 {
+            if !(1..=MAX_DISPLAY_LIFETIME_MS / 1000).contains(&s) {
                 return Err(ApiError::unprocessable(
                     "expires_in_s",
                     format!("must be 1 to {} seconds", MAX_DISPLAY_LIFETIME_MS / 1000),
