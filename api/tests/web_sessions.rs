@@ -590,3 +590,53 @@ async fn a_session_shares_its_keys_rate_limit_and_is_secure_when_configured() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_display_token_revoked_elsewhere_ends_its_sessions_within_the_audit_followers_round() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let (_, created) = s
+            .call(
+                "POST",
+                "/v1/display-tokens",
+                Some(&admin),
+                Some(json!({ "name": "lobby", "expires_in_s": 600 })),
+            )
+            .await;
+        let (cookie, _) = sign_in(&s, created["token"].as_str().unwrap()).await;
+        let r = by_cookie(&s, "GET", "/v1/queues", Some(&cookie), None, None).await;
+        assert_eq!(r.status, 200);
+        // As another server or the admin CLI would: the database only, with its audit entry.
+        let id: uuid::Uuid = created["id"].as_str().unwrap().parse().unwrap();
+        let mut entry = audit();
+        entry.tenant = Some(tenant);
+        entry.action = "display_token.revoke";
+        entry.object_kind = "display_token";
+        entry.object_id = id.to_string();
+        assert!(
+            s.store
+                .revoke_display_token(tenant, id, &entry)
+                .await
+                .unwrap()
+        );
+        // The follower reads the audit log every 2 s; the kit's cache alone would keep the
+        // session 5 s.
+        let started = std::time::Instant::now();
+        loop {
+            let r = by_cookie(&s, "GET", "/v1/queues", Some(&cookie), None, None).await;
+            if r.status == 401 {
+                break;
+            }
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert!(
+                started.elapsed() < Duration::from_millis(4_500),
+                "still signed in {:?} after the revocation",
+                started.elapsed()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        s.stop().await;
+    })
+    .await;
+}
