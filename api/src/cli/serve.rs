@@ -1115,7 +1115,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let switch = switchyard_esl::sim::spawn(esl_listener, sim_cfg, seed);
     let key = seed_demo(&store).await?;
     let banner = format!(
-        "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}"
+        "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}\nWallboard: http://{{addr}}/wallboard (sign in with the API key)"
     );
     let result = run_server(
         store,
