@@ -306,8 +306,8 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
         result["longest_level"], "ok",
         "a wait of seconds is green: {result}"
     );
-    // With thresholds of 1 s and 2 s the same wait went amber, then red.
-    assert_eq!(result["levels"], json!(["amber", "red"]), "{result}");
+    // With thresholds a few seconds past the wait, the same wait went green, amber, red.
+    assert_eq!(result["levels"], json!(["ok", "amber", "red"]), "{result}");
     assert!(
         result["queue_cell_class"]
             .as_str()

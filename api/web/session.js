@@ -20,11 +20,25 @@ const SY = (() => {
     return message || `the server answered ${status}`;
   }
 
-  // Who the session is, or null when there is none (or it ended).
+  // Who the session is; null when there is none (it ended, or never began: 401); undefined
+  // when the server cannot say now (down, restarting, overloaded): ask again later, and
+  // do not send a wall screen back to its sign-in form for that.
   async function whoAmI() {
-    const r = await fetch("/web/session", { credentials: "same-origin", cache: "no-store" });
-    session = r.status === 200 ? await readJson(r) : null;
-    return session;
+    let r;
+    try {
+      r = await fetch("/web/session", { credentials: "same-origin", cache: "no-store" });
+    } catch {
+      return undefined;
+    }
+    if (r.status === 200) {
+      session = await readJson(r);
+      return session;
+    }
+    if (r.status === 401) {
+      session = null;
+      return null;
+    }
+    return undefined;
   }
 
   async function signIn(key) {
@@ -106,15 +120,15 @@ const SY = (() => {
     });
   }
 
-  // The signed-in session: the current one, or the sign-in form's.
+  // The signed-in session: the current one, or the sign-in form's. While the server cannot
+  // answer, it asks again every few seconds.
   async function session_or_sign_in(section) {
-    let s = null;
-    try {
-      s = await whoAmI();
-    } catch {
-      s = null;
+    for (;;) {
+      const s = await whoAmI();
+      if (s) return s;
+      if (s === null) return signInWith(section);
+      await new Promise((resolve) => setTimeout(resolve, 2000 + Math.random() * 2000));
     }
-    return s || signInWith(section);
   }
 
   function describe(s) {

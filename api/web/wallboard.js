@@ -236,13 +236,18 @@
     source.addEventListener("snapshot", (e) => {
       const msg = JSON.parse(e.data);
       applySnapshot(msg.state || {});
+      // A snapshot comes after every (re)connection without resume: the queues and the
+      // agents' names may have changed meanwhile.
+      refresh();
       document.body.dataset.snapshots = String(Number(document.body.dataset.snapshots || 0) + 1);
       stale(false);
       schedule();
     });
     for (const kind of ["call.queued", "call.offered", "call.answered", "call.completed", "call.abandoned", "call.recording"]) {
       source.addEventListener(kind, (e) => {
-        applyCall(JSON.parse(e.data));
+        const data = JSON.parse(e.data);
+        if (data.queue_id !== undefined && !model.queues.has(data.queue_id)) refresh();
+        applyCall(data);
         stale(false);
         schedule();
       });
@@ -266,18 +271,16 @@
       // CLOSED: the server refused the stream (the session ended, or the feed is full);
       // EventSource does not retry that by itself.
       if (source.readyState === EventSource.CLOSED) {
-        let s = null;
-        try {
-          s = await SY.whoAmI();
-        } catch {
-          s = null;
-        }
-        if (s) {
-          setTimeout(follow, 2000);
-        } else {
+        const s = await SY.whoAmI();
+        if (s === null) {
+          source.close();
           source = null;
           $("board").hidden = true;
           start();
+        } else {
+          // Signed in (or the server cannot say yet): follow again, spread out so that many
+          // screens do not come back at the same instant.
+          setTimeout(follow, 2000 + Math.random() * 3000);
         }
       }
     });
@@ -306,7 +309,19 @@
       model.queues.set(q.id, { id: q.id, name: q.name, members: new Set(m.map((x) => x.agent_id)) });
       select.append(new Option(q.name, String(q.id)));
     });
-    select.value = params.get("queue") || chosen;
+    select.value = chosen || params.get("queue") || "";
+  }
+
+  // Reloads the queues and agents' names, at most once every 10 s (a burst of calls in a
+  // queue created since the page loaded asks once).
+  let lastRefresh = 0;
+  function refresh() {
+    const at = Date.now();
+    if (at - lastRefresh < 10_000) return;
+    lastRefresh = at;
+    load().then(schedule, () => {
+      lastRefresh = 0;
+    });
   }
 
   async function start() {
@@ -314,6 +329,7 @@
     $("who").textContent = SY.describe(s);
     $("board").hidden = false;
     try {
+      lastRefresh = Date.now();
       await load();
     } catch (e) {
       $("who").textContent = `${SY.describe(s)} · ${e.message}`;

@@ -132,20 +132,30 @@ try {
   result.longest_ticked = true;
   result.longest_level = await page.$eval('#total-longest-tile', (t) => t.dataset.level);
   await page.screenshot({ path: screenshot, fullPage: false });
-  // Thresholds from the URL (amber from 1 s, red from 2 s) on a second screen of the same
-  // session, while the caller waits: the longest-wait tile goes amber, then red.
+  // Thresholds from the URL on a second screen of the same session, a few seconds past the
+  // wait so far (amber 3 s on, red 5 s on), while the caller waits: the longest-wait tile
+  // starts green, goes amber, then red.
+  const [m, ss] = (await page.textContent('#total-longest')).split(':').map(Number);
+  const waited = m * 60 + ss;
+  result.thresholds = { amber: waited + 3, red: waited + 5 };
   const tight = await context.newPage();
-  await tight.goto(`${base}/wallboard?amber=1&red=2`, { timeout: STEP_MS });
+  await tight.goto(`${base}/wallboard?amber=${waited + 3}&red=${waited + 5}`, { timeout: STEP_MS });
+  const levelOf = () => tight.$eval('#total-longest-tile', (t) => t.dataset.level);
   const levelIs = (want) =>
     tight.waitForFunction(
       (w) => document.getElementById('total-longest-tile')?.dataset.level === w,
       want,
-      { timeout: 5000 },
+      { timeout: 8000 },
     );
-  await levelIs('amber').catch(() => null);
-  const seen = [await tight.$eval('#total-longest-tile', (t) => t.dataset.level)];
+  await tight.waitForFunction(() => Number(document.body.dataset.snapshots) > 0, null, {
+    timeout: STEP_MS,
+  });
+  await tight.waitForFunction(() => document.getElementById('total-waiting').textContent === '1');
+  const seen = [await levelOf()];
+  await levelIs('amber');
+  seen.push(await levelOf());
   await levelIs('red');
-  seen.push('red');
+  seen.push(await levelOf());
   result.levels = seen;
   result.queue_cell_class = await tight.$eval(`${row} .longest`, (td) => td.className);
   await tight.close();
