@@ -176,6 +176,16 @@ async fn a_key_exchanged_for_a_cookie_acts_as_the_key_and_writes_need_the_csrf_t
         assert_eq!(r.status, 401, "{}", r.body);
         let r = by_cookie(&s, "GET", "/web/session", Some(&cookie), None, None).await;
         assert_eq!(r.status, 401, "{}", r.body);
+        // A request with an Authorization header is the header's, whatever cookie it carries.
+        let resp = s
+            .http
+            .get(format!("{}/v1/queues", s.base))
+            .bearer_auth(&admin)
+            .header("cookie", format!("sy_session={cookie}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
         // A bearer key on the session routes is no session.
         let (st, _) = s.call("GET", "/web/session", Some(&admin), None).await;
         assert_eq!(st, 401);

@@ -917,6 +917,44 @@ mod tests {
     }
 
     #[test]
+    fn the_session_cookie_is_found_among_others_and_refused_when_it_cannot_be_a_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(session_cookie(&h), None);
+        h.insert("cookie", "a=1; sy_session=sys_abc; b=2".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("sys_abc"));
+        h.insert(
+            "cookie",
+            "sy_sessionx=1;sy_session= sys_def ".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h), Some("sys_def"));
+        h.insert("cookie", "sy_session=first".parse().unwrap());
+        h.append("cookie", "sy_session=second".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("first"), "the first one wins");
+        for bad in ["sy_session=", "other=sys_abc", "sy_session"] {
+            h.insert("cookie", bad.parse().unwrap());
+            assert_eq!(session_cookie(&h), None, "{bad}");
+        }
+        h.insert(
+            "cookie",
+            format!("sy_session={}", "a".repeat(MAX_KEY_LEN + 1))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(session_cookie(&h), None, "too long");
+    }
+
+    #[test]
+    fn a_csrf_token_matches_only_its_own_session() {
+        let t = csrf_token("sys_one");
+        assert_eq!(t.len(), 64);
+        assert_ne!(t, csrf_token("sys_two"));
+        assert!(csrf_matches("sys_one", t.as_bytes()));
+        assert!(!csrf_matches("sys_two", t.as_bytes()));
+        assert!(!csrf_matches("sys_one", &t.as_bytes()[..63]));
+        assert!(!csrf_matches("sys_one", b""));
+    }
+
+    #[test]
     fn bearer_header_parsing() {
         let mut h = HeaderMap::new();
         assert_eq!(presented_key(&h), Presented::None);
