@@ -65,6 +65,54 @@ impl KeyVerifier for StoreKeys {
     }
 }
 
+/// Verifies browser-session tokens (the `sy_session` cookie) against the store, with the key
+/// or display token each was made from; cached by the kit like keys.
+#[derive(Debug, Clone)]
+pub struct StoreSessions {
+    store: Store,
+}
+
+impl StoreSessions {
+    pub fn new(store: Store) -> StoreSessions {
+        StoreSessions { store }
+    }
+}
+
+impl KeyVerifier for StoreSessions {
+    fn verify<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
+        Box::pin(async move {
+            match self.store.check_web_session(token, now_ms()).await {
+                Ok(found) => Ok(verdict(found)),
+                Err(e) => {
+                    self.store.note_error(&e);
+                    Err(ApiError::from(e))
+                }
+            }
+        })
+    }
+
+    fn available(&self) -> bool {
+        !self.store.known_down()
+    }
+}
+
+/// The kit's verdict of what the store said of a key, a display token or a session.
+pub(crate) fn verdict(found: KeyCheck) -> KeyVerdict {
+    match found {
+        KeyCheck::Valid {
+            principal,
+            expires_at_ms,
+        } => KeyVerdict::Valid {
+            principal,
+            // A negative expiry (before 1970) is long past: the epoch says so.
+            expires: expires_at_ms
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        },
+        KeyCheck::Invalid => KeyVerdict::Invalid,
+        KeyCheck::TenantDisabled(t) => KeyVerdict::TenantDisabled(t),
+    }
+}
+
 /// What `/readyz` says about the database while it is away or the journal is replaying:
 /// since when, why, and what the journal holds. None when all is well.
 pub fn database_report(store: &Store) -> Option<serde_json::Value> {
@@ -111,9 +159,10 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
     let metrics = Metrics::new();
     // The engine's gauges; the task ends when the engine stops.
     let _gauges = rt.spawn_gauges(metrics.clone(), std::time::Duration::from_secs(5));
-    let kit = HttpKit::new(
+    let kit = HttpKit::with_sessions(
         config,
         Arc::new(StoreKeys::new(rt.store.clone())),
+        Arc::new(StoreSessions::new(rt.store.clone())),
         metrics.clone(),
     );
     let store = rt.store.clone();
@@ -146,6 +195,7 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
         kit: kit.clone(),
     };
     let app = Router::new()
+        .merge(routes::web::router(state.clone()))
         .merge(routes::router(state))
         .merge(live)
         .merge(metrics.router())

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::http::LiveMessage;
 use crate::ids::IdCodec;
 use crate::model::TenantId;
+use crate::store::now_ms;
 
 /// Ids in what this keeps and sends are the API's (`crate::ids`), never the engine's.
 #[derive(Debug)]
@@ -62,10 +63,10 @@ impl LiveState {
     ) {
         if let Ok(mut g) = self.inner.lock() {
             let a = self.agent(agent);
-            g.entry(tenant)
-                .or_default()
-                .agents
-                .insert(a, json!({ "id": a, "state": state, "reason": reason }));
+            g.entry(tenant).or_default().agents.insert(
+                a,
+                json!({ "id": a, "state": state, "reason": reason, "since_ms": now_ms() }),
+            );
         }
     }
 
@@ -106,9 +107,17 @@ impl LiveState {
             return Value::Null;
         };
         let Some(t) = g.get(&tenant) else {
-            return json!({ "agents": [], "calls": [], "paused_queues": [] });
+            return json!({
+                "server_time_ms": now_ms(),
+                "agents": [],
+                "calls": [],
+                "paused_queues": [],
+            });
         };
         json!({
+            // The server's clock, so a screen can tick waits and times in state from the
+            // `*_since_ms` fields whatever its own clock says.
+            "server_time_ms": now_ms(),
             "agents": t.agents.values().collect::<Vec<_>>(),
             "calls": t.calls.values().collect::<Vec<_>>(),
             "paused_queues": t.paused.iter().filter(|(_, p)| **p).map(|(q, _)| q).collect::<Vec<_>>(),
@@ -124,7 +133,7 @@ impl LiveState {
     ) -> Option<LiveMessage> {
         let mut calls = self.calls.lock().ok()?;
         let mut g = self.inner.lock().ok()?;
-        let (tenant, kind, data) = match ev {
+        let (tenant, kind, mut data) = match ev {
             LiveEvent::CallQueued {
                 call,
                 leg,
@@ -136,7 +145,9 @@ impl LiveState {
                 if calls.len() < MAX_CALLS * 4 {
                     calls.insert(*call, (tenant, id));
                 }
-                let v = json!({ "id": id, "queue_id": self.queue(*queue), "state": "waiting", "position": position });
+                // When the caller started waiting: a move to another queue keeps it (the
+                // delta of a move does not name it, and deltas merge).
+                let v = json!({ "id": id, "queue_id": self.queue(*queue), "state": "waiting", "position": position, "waiting_since_ms": now_ms() });
                 (tenant, "call.queued", v)
             }
             LiveEvent::CallMoved { call, to, .. } => {
@@ -190,7 +201,7 @@ impl LiveState {
                 (
                     tenant,
                     "agent.state_changed",
-                    json!({ "id": self.agent(*agent), "state": state, "reason": reason }),
+                    json!({ "id": self.agent(*agent), "state": state, "reason": reason, "since_ms": now_ms() }),
                 )
             }
             LiveEvent::AgentLine { agent, line } => {
@@ -242,8 +253,16 @@ impl LiveState {
                     if data["state"] == "ended" {
                         t.calls.remove(&id);
                     } else if t.calls.len() < MAX_CALLS || t.calls.contains_key(&id) {
+                        let entry = t.calls.entry(id).or_insert_with(|| json!({}));
+                        // A caller queued again (an offer not taken) keeps its first wait
+                        // start, in the snapshot and in the delta.
+                        if let Some(since) = entry.get("waiting_since_ms").cloned()
+                            && data.get("waiting_since_ms").is_some()
+                        {
+                            data["waiting_since_ms"] = since;
+                        }
                         // Merge: an offer keeps the queue the call waited in.
-                        merge(t.calls.entry(id).or_insert_with(|| json!({})), &data);
+                        merge(entry, &data);
                     }
                 }
             }

@@ -21,8 +21,9 @@ use tokio::task::JoinHandle;
 
 /// Every operation the server answers, kept by hand: the routes of `routes::*` (mounted from
 /// their own `#[utoipa::path]`), the kit's (`http::live`, `http::probes`, `http::metrics`) and
-/// the document itself. Swagger UI (`/docs`, `/docs/`, `/docs/{*rest}`) is the only thing
-/// served and not described.
+/// the document itself. Swagger UI (`/docs`, `/docs/`, `/docs/{*rest}`) and the pages served for
+/// browsers (`/wallboard`, `/agent`, `/web/assets/{name}`, and their sessions at `/web/session`,
+/// cookie-authenticated) are the only things served and not described.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/queues"),
     ("POST", "/v1/queues"),
@@ -137,6 +138,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/audit"),
     ("POST", "/v1/analytics/export"),
     ("DELETE", "/v1/api-keys/{id}"),
+    ("GET", "/v1/display-tokens"),
+    ("POST", "/v1/display-tokens"),
+    ("DELETE", "/v1/display-tokens/{id}"),
     ("GET", "/v1/platform-admin/tenants"),
     ("POST", "/v1/platform-admin/tenants"),
     ("GET", "/v1/platform-admin/tenants/{id}"),

@@ -88,6 +88,21 @@ async fn demo_runs_with_no_setup_and_serves_live_traffic() {
     let (_guard, base, key) = start_demo(&dir.join("demo.db"), "120").await;
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{base}{path}")).bearer_auth(&key).send();
+    // The wallboard the banner's third line names is served, as a page under its own CSP.
+    let page = http.get(format!("{base}/wallboard")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("/web/assets/wallboard.js")
+    );
     let queues: serde_json::Value = get("/v1/queues").await.unwrap().json().await.unwrap();
     let names: Vec<&str> = queues["queues"]
         .as_array()

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// a budget of their own (0: no limit) [default: 100, burst 1000].
     #[arg(long)]
     live_rate_per_sec: Option<u32>,
+    /// Mark the wallboard's and agent page's session cookie `Secure`: set it when browsers
+    /// reach this server over https (a TLS-terminating proxy in front).
+    #[arg(long, env = "SWITCHYARD_SECURE_COOKIES")]
+    secure_cookies: bool,
     /// Where records, audit entries and presence wait while the database is unavailable
     /// [default: beside the SQLite file (`<file>.journal/`), `switchyard-journal/` in the
     /// working directory for PostgreSQL].
@@ -90,6 +94,7 @@ struct FileConfig {
     cors_origins: Vec<String>,
     rate_per_sec: Option<u32>,
     live_rate_per_sec: Option<u32>,
+    secure_cookies: Option<bool>,
     journal_dir: Option<PathBuf>,
     journal_max_bytes: Option<u64>,
     /// `[[switch]]` tables: several FreeSWITCH nodes.
@@ -477,6 +482,7 @@ fn settings(a: ServeArgs) -> anyhow::Result<Settings> {
     if let Some(r) = a.live_rate_per_sec.or(file.live_rate_per_sec) {
         http.live_rate_per_sec = r;
     }
+    http.secure_cookies = a.secure_cookies || file.secure_cookies.unwrap_or(false);
     let password = super::read_secret(
         "SWITCHYARD_ESL_PASSWORD",
         a.esl_password_file.as_deref(),
@@ -1109,7 +1115,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let switch = switchyard_esl::sim::spawn(esl_listener, sim_cfg, seed);
     let key = seed_demo(&store).await?;
     let banner = format!(
-        "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}"
+        "switchyard demo: http://{{addr}} (try: curl -H 'Authorization: Bearer {key}' http://{{addr}}/v1/queues)\nAPI key: {key}\nWallboard: http://{{addr}}/wallboard (sign in with the API key)"
     );
     let result = run_server(
         store,

@@ -224,6 +224,18 @@ impl AuthCache {
         }
     }
 
+    /// Forget the cached verification of `key` alone (a session just ended); a lookup of it
+    /// in flight is not cached (as with [`AuthCache::invalidate_all`]).
+    pub fn forget(&self, key: &str) {
+        self.core.generation.fetch_add(1, Ordering::AcqRel);
+        let digest = digest(key);
+        self.core
+            .shard(&digest)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&digest);
+    }
+
     /// Verifies `key`, from the cache when it can.
     pub async fn resolve(&self, key: &str) -> Result<KeyVerdict, ApiError> {
         if let Some(hit) = self.cached(key, Instant::now()) {
@@ -427,6 +439,52 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Presented<'_> {
         return Presented::Malformed;
     }
     Presented::Key(key)
+}
+
+/// The cookie that carries a browser session's token (see `routes::web`).
+pub const SESSION_COOKIE: &str = "sy_session";
+
+/// The header a cookie-authenticated request that is not GET or HEAD must carry: the
+/// session's CSRF token ([`csrf_token`]).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The session token of the request's `sy_session` cookie, if there is one that could be a
+/// token (visible ASCII, at most 512 characters). The first one wins: a browser sends the
+/// most specific path first.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|v| {
+            !v.is_empty() && v.len() <= MAX_KEY_LEN && v.bytes().all(|b| b.is_ascii_graphic())
+        })
+}
+
+/// The CSRF token of a session: derived from its token (SHA-256 with a purpose of its own),
+/// so it needs no storage and cannot drift from the session, and knowing it tells nothing of
+/// the cookie. A page reads it from `POST`/`GET /web/session` and sends it back in
+/// [`CSRF_HEADER`]; a cross-site form or `fetch` cannot read it, nor set the header.
+pub fn csrf_token(session_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"switchyard csrf v1\0");
+    h.update(session_token.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// True if `presented` is the CSRF token of `session_token`, compared in constant time.
+pub(crate) fn csrf_matches(session_token: &str, presented: &[u8]) -> bool {
+    let expected = csrf_token(session_token);
+    expected.len() == presented.len()
+        && expected
+            .bytes()
+            .zip(presented.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
 }
 
 /// The authentication outcome the middleware leaves in the request's extensions.
@@ -856,6 +914,44 @@ mod tests {
             cache.cached("good", Instant::now()).map(|v| v.principal()),
             Some(Some(p))
         );
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_refused_when_it_cannot_be_a_token() {
+        let mut h = HeaderMap::new();
+        assert_eq!(session_cookie(&h), None);
+        h.insert("cookie", "a=1; sy_session=sys_abc; b=2".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("sys_abc"));
+        h.insert(
+            "cookie",
+            "sy_sessionx=1;sy_session= sys_def ".parse().unwrap(),
+        );
+        assert_eq!(session_cookie(&h), Some("sys_def"));
+        h.insert("cookie", "sy_session=first".parse().unwrap());
+        h.append("cookie", "sy_session=second".parse().unwrap());
+        assert_eq!(session_cookie(&h), Some("first"), "the first one wins");
+        for bad in ["sy_session=", "other=sys_abc", "sy_session"] {
+            h.insert("cookie", bad.parse().unwrap());
+            assert_eq!(session_cookie(&h), None, "{bad}");
+        }
+        h.insert(
+            "cookie",
+            format!("sy_session={}", "a".repeat(MAX_KEY_LEN + 1))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(session_cookie(&h), None, "too long");
+    }
+
+    #[test]
+    fn a_csrf_token_matches_only_its_own_session() {
+        let t = csrf_token("sys_one");
+        assert_eq!(t.len(), 64);
+        assert_ne!(t, csrf_token("sys_two"));
+        assert!(csrf_matches("sys_one", t.as_bytes()));
+        assert!(!csrf_matches("sys_two", t.as_bytes()));
+        assert!(!csrf_matches("sys_one", &t.as_bytes()[..63]));
+        assert!(!csrf_matches("sys_one", b""));
     }
 
     #[test]

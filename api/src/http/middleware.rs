@@ -15,14 +15,16 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::HttpKit;
-use super::auth::{AuthOutcome, Presented, presented_key};
+use super::auth::{
+    AuthOutcome, CSRF_HEADER, Presented, csrf_matches, presented_key, session_cookie,
+};
 use super::error::ApiError;
 use super::ratelimit::{Allowance, BucketKey, RateClass, RateLimiter};
 
@@ -276,11 +278,26 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
         Presented::Malformed => Some(None),
         Presented::Key(key) => Some(Some(key.to_owned())),
     };
+    // Without an `Authorization` header, a browser session's cookie stands in for a key. Not
+    // on sign-in itself, which authenticates by the key in its body (a stale cookie must not
+    // stop a new sign-in).
+    let on_session_path = matched == Some(SESSION_PATH);
+    let session = match presented {
+        None if !(on_session_path && req.method() == Method::POST) => {
+            session_cookie(req.headers()).map(str::to_owned)
+        }
+        _ => None,
+    };
+    let by_cookie = session.is_some();
+    let (presented, cache) = match session {
+        Some(token) => (Some(Some(token)), kit.sessions()),
+        None => (presented, kit.auth()),
+    };
     let mut charged = None;
-    let outcome = match presented {
+    let outcome = match &presented {
         None => AuthOutcome::Missing,
         Some(None) => AuthOutcome::Invalid,
-        Some(Some(key)) => match kit.auth().cached(&key, now) {
+        Some(Some(key)) => match cache.cached(key, now) {
             Some(verdict) => verdict.into(),
             None => {
                 if limited {
@@ -289,7 +306,7 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
                         Err(wait) => return rate_limited(limiter, wait, None),
                     }
                 }
-                match kit.auth().verify_and_cache(&key).await {
+                match cache.verify_and_cache(key).await {
                     Ok(verdict) => verdict.into(),
                     Err(e) => AuthOutcome::Failed(e),
                 }
@@ -313,6 +330,20 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
             Err(wait) => return rate_limited(limiter, wait, key_id),
         }
     }
+    // A browser session may write only with its CSRF token, and a wall screen's never: the
+    // cookie goes with every request to this origin, whoever made the page that sent it.
+    if by_cookie
+        && outcome.principal().is_some()
+        && let Some(Some(token)) = &presented
+        && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && let Some(refused) = session_write_refused(req.headers(), on_session_path, token)
+    {
+        let mut resp = refused.into_response();
+        if let Some(id) = key_id {
+            resp.extensions_mut().insert(KeyId(id));
+        }
+        return resp;
+    }
     req.extensions_mut().insert(outcome);
     let mut resp = next.run(req).await;
     if let Some(id) = key_id {
@@ -322,6 +353,38 @@ pub async fn authenticate(State(kit): State<HttpKit>, mut req: Request, next: Ne
         set_allowance(resp.headers_mut(), a);
     }
     resp
+}
+
+/// The route of sign-in, sign-out and who-am-I of browser sessions.
+pub const SESSION_PATH: &str = "/web/session";
+
+/// Why a write by the session of `token` is refused, if it is: a display session may only
+/// end itself (sign-out); any session needs its CSRF token in `X-CSRF-Token`.
+fn session_write_refused(
+    headers: &HeaderMap,
+    on_session_path: bool,
+    token: &str,
+) -> Option<ApiError> {
+    if crate::store::web::is_display_session(token) && !on_session_path {
+        return Some(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "a display session reads only: it cannot act",
+        ));
+    }
+    let presented = headers.get(CSRF_HEADER).map(HeaderValue::as_bytes);
+    match presented {
+        Some(p) if csrf_matches(token, p) => None,
+        _ => Some(
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "a request signed in by a session cookie that changes anything needs the \
+                 session's CSRF token in X-CSRF-Token (POST or GET /web/session gives it)",
+            )
+            .with_field("X-CSRF-Token"),
+        ),
+    }
 }
 
 /// The 429 of an empty bucket of `limiter`: `Retry-After`, `RateLimit-Reset` (the same whole

@@ -100,6 +100,11 @@ pub struct HttpConfig {
     pub auth_cache_ttl: Duration,
     /// Cap on cached verifications.
     pub auth_cache_capacity: usize,
+    /// Mark the session cookie `Secure` whatever the request came over (behind a proxy that
+    /// terminates TLS without saying so). Without it the cookie is `Secure` when the request
+    /// came over https: `X-Forwarded-Proto: https` from a trusted proxy
+    /// (`trust_forwarded_for`).
+    pub secure_cookies: bool,
     /// Path prefixes that get no `Content-Security-Policy` from the stack (Swagger UI needs
     /// scripts and styles); a route can also set its own CSP header, which is kept.
     pub csp_exempt_prefixes: Vec<String>,
@@ -127,6 +132,7 @@ impl Default for HttpConfig {
             auth_cache_ttl: Duration::from_secs(5),
             auth_cache_capacity: 10_000,
             csp_exempt_prefixes: vec!["/docs".to_owned()],
+            secure_cookies: false,
         }
     }
 }
@@ -142,14 +148,29 @@ pub struct HttpKit {
 struct KitInner {
     config: HttpConfig,
     auth: AuthCache,
+    /// Browser sessions (the `sy_session` cookie), verified and cached as keys are.
+    sessions: AuthCache,
     limiter: RateLimiter,
     live_limiter: RateLimiter,
     metrics: Metrics,
 }
 
 impl HttpKit {
+    /// A kit whose session cookies are never valid (no session store): bearer keys only.
     pub fn new(config: HttpConfig, verifier: Arc<dyn KeyVerifier>, metrics: Metrics) -> HttpKit {
+        HttpKit::with_sessions(config, verifier, Arc::new(NoSessions), metrics)
+    }
+
+    /// A kit that also accepts browser sessions, verified by `sessions` (which answers for
+    /// session tokens as a [`KeyVerifier`] does for keys).
+    pub fn with_sessions(
+        config: HttpConfig,
+        verifier: Arc<dyn KeyVerifier>,
+        sessions: Arc<dyn KeyVerifier>,
+        metrics: Metrics,
+    ) -> HttpKit {
         let auth = AuthCache::new(verifier, config.auth_cache_capacity, config.auth_cache_ttl);
+        let sessions = AuthCache::new(sessions, config.auth_cache_capacity, config.auth_cache_ttl);
         let limiter = RateLimiter::new(config.rate_per_sec, config.burst, config.max_rate_buckets);
         let live_limiter = RateLimiter::new(
             config.live_rate_per_sec,
@@ -160,6 +181,7 @@ impl HttpKit {
             inner: Arc::new(KitInner {
                 config,
                 auth,
+                sessions,
                 limiter,
                 live_limiter,
                 metrics,
@@ -174,6 +196,19 @@ impl HttpKit {
     /// The key cache: call [`AuthCache::invalidate_all`] after revoking or changing a key.
     pub fn auth(&self) -> &AuthCache {
         &self.inner.auth
+    }
+
+    /// The session cache: [`AuthCache::forget`] a session that ended.
+    pub fn sessions(&self) -> &AuthCache {
+        &self.inner.sessions
+    }
+
+    /// Drops the cached verifications, of keys and of sessions, whose principal `revoked`
+    /// says: call it after revoking a key or a display token (a session's principal carries
+    /// the id of the credential it was made from, so its sessions go too).
+    pub fn invalidate(&self, revoked: impl Fn(&crate::model::Principal) -> bool) {
+        self.inner.auth.invalidate(&revoked);
+        self.inner.sessions.invalidate(&revoked);
     }
 
     /// The limiter of the API class.
@@ -196,6 +231,15 @@ impl HttpKit {
     /// Same as [`layers`].
     pub fn layers(&self, router: Router) -> Router {
         layers(router, self)
+    }
+}
+
+/// The session verifier of a kit without a session store: every token is unknown.
+struct NoSessions;
+
+impl KeyVerifier for NoSessions {
+    fn verify<'a>(&'a self, _token: &'a str) -> BoxFuture<'a, Result<KeyVerdict, ApiError>> {
+        Box::pin(async { Ok(KeyVerdict::Invalid) })
     }
 }
 

@@ -72,9 +72,11 @@ pub fn follow(rt: &Arc<Runtime>, kit: HttpKit) -> JoinHandle<()> {
 }
 
 async fn apply(st: &AppState, row: &AuditRow) {
-    let auth = st.kit.auth();
+    // Keys and the browser sessions made from them (a session's principal carries the id of
+    // its key or display token) go together.
+    let auth = &st.kit;
     match row.action.as_str() {
-        "api_key.revoke" => {
+        "api_key.revoke" | "display_token.revoke" => {
             if let Ok(key) = row.object_id.parse::<Uuid>() {
                 auth.invalidate(|p| p.key_id == key);
             }

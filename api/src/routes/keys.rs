@@ -203,6 +203,6 @@ async fn revoke(
     }
     // Cached verifications would keep the key alive for a few seconds otherwise (and through
     // an outage). Only this key's: the others stay cached, so they ride out an outage.
-    st.kit.auth().invalidate(|p| p.key_id == id);
+    st.kit.invalidate(|p| p.key_id == id);
     Ok(StatusCode::NO_CONTENT)
 }

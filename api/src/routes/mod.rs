@@ -10,6 +10,7 @@ mod analytics;
 mod audit;
 mod calls;
 mod campaigns;
+mod display_tokens;
 mod export;
 pub(crate) mod flows;
 mod ivr_menus;
@@ -24,6 +25,7 @@ mod schedules;
 mod skills;
 mod tenants;
 mod voicemail;
+pub mod web;
 mod webhooks;
 
 use std::sync::Arc;
@@ -105,6 +107,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(voicemail::routes())
         .merge(campaigns::routes())
         .merge(keys::routes())
+        .merge(display_tokens::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(export::routes())

@@ -433,7 +433,7 @@ async fn update(
             return Err(ApiError::not_found(format!("no tenant {id}")));
         }
         // A disabled tenant's keys stop at once, not when their cache entries expire.
-        st.kit.auth().invalidate(|p| p.tenant == Some(TenantId(id)));
+        st.kit.invalidate(|p| p.tenant == Some(TenantId(id)));
     }
     let t = st
         .rt

@@ -782,7 +782,8 @@ impl Store {
             "SELECT ",
             audit_cols!(),
             " FROM audit_log WHERE id > $1 AND action IN \
-             ('api_key.revoke', 'agent.delete', 'tenant.update', 'tenant.grants') \
+             ('api_key.revoke', 'display_token.revoke', 'agent.delete', 'tenant.update', \
+             'tenant.grants') \
              ORDER BY id LIMIT $2"
         );
         let limit = i64::from(limit.clamp(1, MAX_AUDIT));

@@ -38,13 +38,13 @@ fn key_prefix(key: &str) -> Option<&str> {
     well_formed.then(|| body.get(..PREFIX_HEX)).flatten()
 }
 
-fn key_hash(key: &str) -> [u8; 32] {
+pub(super) fn key_hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
 /// Constant-time equality of a presented key's hash and a stored hex hash: the time taken does
 /// not depend on where they differ. A stored hash that is not 64 hex characters never matches.
-fn hash_matches(presented: &[u8; 32], stored_hex: &str) -> bool {
+pub(super) fn hash_matches(presented: &[u8; 32], stored_hex: &str) -> bool {
     let mut stored = [0u8; 32];
     if hex::decode_to_slice(stored_hex, &mut stored).is_err() {
         return false;

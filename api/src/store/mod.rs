@@ -39,6 +39,7 @@ mod keys;
 mod rows;
 pub mod spool;
 mod tenants;
+pub mod web;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -486,6 +487,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "analytics",
             include_str!("../../../migrations/sqlite/0020_analytics.sql"),
         ),
+        (
+            21,
+            "web sessions and display tokens",
+            include_str!("../../../migrations/sqlite/0021_web_sessions.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -589,6 +595,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             20,
             "analytics",
             include_str!("../../../migrations/postgres/0020_analytics.sql"),
+        ),
+        (
+            21,
+            "web sessions and display tokens",
+            include_str!("../../../migrations/postgres/0021_web_sessions.sql"),
         ),
     ])
 });

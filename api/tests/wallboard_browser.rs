@@ -1,0 +1,350 @@
+//! The wallboard in a real browser: headless Chromium (the Debian `chromium` binary, driven by
+//! playwright-core from `tests/browser`) opens `/wallboard` as served by switchyard, signs in
+//! with a display token typed into the page's form and follows the live feed. A caller placed
+//! on the fake switch shows as waiting in its queue within a second and leaves when an agent
+//! answers; the display session cannot act (403); when the feed goes down the page says its
+//! figures may be stale; a screenshot of the board with the caller waiting is saved under
+//! `target/tmp/`. The browser side is `tests/browser/wallboard.mjs`;
+//! the two talk in lines (see the script).
+//!
+//! Needs `node`, `tests/browser/node_modules` (`npm ci --prefix tests/browser`) and chromium
+//! (`/usr/bin/chromium` or `$SWITCHYARD_CHROMIUM`); without them the test is skipped, except
+//! under CI (`CI` set), where it fails.
+
+mod server_common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use server_common::*;
+use switchyard_api::store::Store;
+use switchyard_esl::sim::{DtmfScript, InboundCall};
+
+const DID: &str = "+15550100100";
+
+/// The script has its own 90 s deadline; this one is for a node that hangs before it.
+const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
+
+/// From placing the caller to the page showing it: the issue's bound.
+const SHOWN_WITHIN: Duration = Duration::from_secs(1);
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
+}
+
+/// What the browser check needs, or None (after printing why) when something is missing
+/// outside CI: under CI a missing piece fails the test, so it can never be skipped silently.
+fn browser_check_ready() -> Option<()> {
+    let chromium =
+        std::env::var("SWITCHYARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    let missing = if !matches!(node, Ok(s) if s.success()) {
+        Some(format!(
+            "node is not installed ({node:?}); install Debian's nodejs and npm"
+        ))
+    } else if !browser_dir()
+        .join("node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        Some(
+            "tests/browser/node_modules has no playwright-core; run \
+             `npm ci --prefix tests/browser --no-audit --no-fund`"
+                .to_owned(),
+        )
+    } else if !Path::new(&chromium).is_file() {
+        Some(format!(
+            "chromium is not at {chromium}; install it with `apt-get install -y \
+             --no-install-recommends chromium` (or set SWITCHYARD_CHROMIUM to its binary)"
+        ))
+    } else {
+        None
+    };
+    let Some(why) = missing else {
+        return Some(());
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("CI must run the browser check: {why}");
+    }
+    eprintln!("SKIPPED the browser check: {why}");
+    None
+}
+
+/// A queue with one agent (on a break) and a number whose flow goes to the queue.
+async fn contact_center(s: &Server, key: &str) -> (i64, i64) {
+    let (st, q) = s
+        .call(
+            "POST",
+            "/v1/queues",
+            Some(key),
+            Some(json!({"name": "sales", "config": {}})),
+        )
+        .await;
+    assert_eq!(st, 201, "{q}");
+    let queue = q["id"].as_i64().unwrap();
+    let agent = s.agent(key, "Ana", "user/1000").await;
+    let (st, m) = s
+        .call(
+            "POST",
+            &format!("/v1/queues/{queue}/members"),
+            Some(key),
+            Some(json!({"agent_id": agent})),
+        )
+        .await;
+    assert!((200..300).contains(&st), "{m}");
+    let (st, f) = s
+        .call(
+            "POST",
+            "/v1/flows",
+            Some(key),
+            Some(json!({"name": "front door", "config": {
+                "steps": [{"kind": "queue", "id": "sales", "queue": queue.to_string()}],
+                "fallback": {"queue": queue.to_string()}
+            }})),
+        )
+        .await;
+    assert_eq!(st, 201, "{f}");
+    let (st, n) = s
+        .call(
+            "POST",
+            "/v1/numbers",
+            Some(key),
+            Some(json!({"number": DID, "flow": f["id"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{n}");
+    // On a break until the test says otherwise, so the caller waits.
+    let (st, a) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{agent}/state"),
+            Some(key),
+            Some(json!({"state": "on-break", "reason": "lunch"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{a}");
+    (queue, agent)
+}
+
+/// The script's stdout, a JSON line at a time (other lines are printed and skipped).
+struct Lines(mpsc::Receiver<Value>);
+
+impl Lines {
+    fn next(&self, what: &str, within: Duration) -> Value {
+        match self.0.recv_timeout(within) {
+            Ok(v) => v,
+            Err(e) => panic!("the browser check said nothing of {what} within {within:?}: {e}"),
+        }
+    }
+
+    fn step(&self, step: &str, within: Duration) {
+        let v = self.next(step, within);
+        assert_eq!(
+            v["step"], step,
+            "the browser check failed before {step}: {v}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answered() {
+    if browser_check_ready().is_none() {
+        return;
+    }
+    // SQLite alone: the pages and the feed are the same on both backends (web_sessions.rs
+    // covers the sessions on both), and this test is about what a browser does.
+    let store = Store::sqlite_memory().await.expect("in-memory sqlite");
+    store.migrate().await.expect("sqlite migrations");
+    let s = Server::start(store).await;
+    let (_tenant, admin) = s.tenant("acme").await;
+    let (queue, agent) = contact_center(&s, &admin).await;
+    let (st, created) = s
+        .call(
+            "POST",
+            "/v1/display-tokens",
+            Some(&admin),
+            Some(json!({"name": "floor TV", "expires_in_s": 3600})),
+        )
+        .await;
+    assert_eq!(st, 201, "{created}");
+    let token = created["token"].as_str().unwrap().to_owned();
+
+    let screenshot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("wallboard.png");
+    let _ = std::fs::remove_file(&screenshot);
+    let mut child = Command::new("node")
+        .arg("wallboard.mjs")
+        .arg(&s.base)
+        .arg(&token)
+        .arg(queue.to_string())
+        .arg(&screenshot)
+        .current_dir(browser_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting node");
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    // A thread reads the script's output so it can never block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("browser check: {line}");
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    let lines = Lines(rx);
+    let started = Instant::now();
+
+    let lines = tokio::task::spawn_blocking(move || {
+        lines.step("ready", SCRIPT_DEADLINE);
+        lines
+    })
+    .await
+    .unwrap();
+
+    // The caller: placed, and the time from here to the page showing it measured here (the
+    // pipe's own latency counts against the bound, never for it).
+    let placed = Instant::now();
+    s.switch
+        .as_ref()
+        .unwrap()
+        .place_scripted_call(
+            InboundCall {
+                caller_number: "5557770001".into(),
+                destination: DID.into(),
+                talk_time: Some(Duration::from_secs(30)),
+                ..InboundCall::default()
+            },
+            DtmfScript::new(Vec::new()).unwrap(),
+        )
+        .await
+        .expect("the fake switch places the call");
+    writeln!(stdin, "placed").unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        lines.step("seen", Duration::from_secs(20));
+        lines
+    })
+    .await
+    .unwrap();
+    let shown_after = placed.elapsed();
+    println!("the caller showed on the wallboard {shown_after:?} after it was placed");
+    assert!(
+        shown_after <= SHOWN_WITHIN,
+        "the caller took {shown_after:?} to show (bound {SHOWN_WITHIN:?})"
+    );
+
+    let lines = tokio::task::spawn_blocking(move || {
+        lines.step("shot", Duration::from_secs(20));
+        lines
+    })
+    .await
+    .unwrap();
+
+    // An agent becomes available and takes the call: it leaves the board.
+    let (st, a) = s
+        .call(
+            "PUT",
+            &format!("/v1/agents/{agent}/state"),
+            Some(&admin),
+            Some(json!({"state": "available"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{a}");
+    writeln!(stdin, "answered").unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        lines.step("left", Duration::from_secs(30));
+        lines
+    })
+    .await
+    .unwrap();
+    // The live feed goes away (as at a shutdown: streams end, new ones get 503).
+    s.rt.hub.close();
+    writeln!(stdin, "feed-down").unwrap();
+    let (lines, result) = tokio::task::spawn_blocking(move || {
+        let result = lines.next("the result", Duration::from_secs(30));
+        (lines, result)
+    })
+    .await
+    .unwrap();
+    drop(lines);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for node") {
+            break status;
+        }
+        if started.elapsed() > SCRIPT_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the browser check did not finish within {SCRIPT_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = reader.join();
+    println!("wallboard screenshot: {}", screenshot.display());
+    assert!(status.success(), "the browser check failed: {result}");
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["failures"], json!([]), "{result}");
+
+    // The script's verdict, and the facts it reports checked again here.
+    assert_eq!(result["waiting_before"], 0, "{result}");
+    assert_eq!(result["total_waiting_seen"], "1", "{result}");
+    assert_eq!(result["total_waiting_after"], "0", "{result}");
+    assert_eq!(result["longest_ticked"], true, "{result}");
+    assert_eq!(
+        result["longest_level"], "ok",
+        "a wait of seconds is green: {result}"
+    );
+    // With thresholds a few seconds past the wait, the same wait went green, amber, red.
+    assert_eq!(result["levels"], json!(["ok", "amber", "red"]), "{result}");
+    assert!(
+        result["queue_cell_class"]
+            .as_str()
+            .unwrap()
+            .contains("level-red"),
+        "{result}"
+    );
+    assert_eq!(result["feed_state"], "stale", "{result}");
+    assert!(
+        result["banner_after_ms"].as_u64().unwrap() < 5_000,
+        "the stale banner took too long: {result}"
+    );
+    assert_eq!(result["action"]["status"], 403, "{result}");
+    assert_eq!(result["action"]["code"], "read_only", "{result}");
+    assert!(
+        result["roster_states"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "on-call"),
+        "the agent who took the call is on it: {result}"
+    );
+    let csp = result["csp"].as_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let png = std::fs::read(&screenshot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "the screenshot is not a PNG"
+    );
+    // A blank page compresses to well under this; the board with its tiles does not.
+    assert!(
+        png.len() > 20_000,
+        "the screenshot is only {} bytes",
+        png.len()
+    );
+    s.stop().await;
+}
