@@ -488,9 +488,9 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/sqlite/0020_analytics.sql"),
         ),
         (
-            21,
+            22,
             "web sessions and display tokens",
-            include_str!("../../../migrations/sqlite/0021_web_sessions.sql"),
+            include_str!("../../../migrations/sqlite/0022_web_sessions.sql"),
         ),
     ])
 });
@@ -597,9 +597,9 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/postgres/0020_analytics.sql"),
         ),
         (
-            21,
+            22,
             "web sessions and display tokens",
-            include_str!("../../../migrations/postgres/0021_web_sessions.sql"),
+            include_str!("../../../migrations/postgres/0022_web_sessions.sql"),
         ),
     ])
 });
