@@ -387,6 +387,196 @@ async fn queues_show_each_queue_with_its_previous_period_and_campaign_results_sh
     .await;
 }
 
+/// Walks `path` page by page (`limit` each, `after` the previous `next`) and returns every
+/// page's items under `list`, and each page's whole answer.
+async fn walk(
+    s: &Server,
+    key: &str,
+    path: &str,
+    list: &str,
+    limit: usize,
+) -> (Vec<Value>, Vec<Value>) {
+    let (mut items, mut pages) = (Vec::new(), Vec::new());
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let v = get(s, key, &format!("{path}&limit={limit}{cursor}")).await;
+        let page = v[list].as_array().unwrap().clone();
+        assert!(page.len() <= limit, "{v}");
+        items.extend(page.iter().cloned());
+        let next = v["next"].clone();
+        pages.push(v);
+        match next {
+            Value::Null => break,
+            Value::String(n) => {
+                // `next` is the last id the page showed.
+                assert_eq!(page.last().unwrap()["id"].as_i64().unwrap().to_string(), n);
+                after = Some(n);
+            }
+            other => panic!("next: {other}"),
+        }
+        assert!(pages.len() <= 100, "pages do not end");
+    }
+    (items, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_and_queue_pages_walk_every_one_exactly_once_and_the_leaderboards_cover_all_agents() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (acme, key) = s.tenant("acme").await;
+        let (other, _) = s.tenant("other").await;
+        let day = ms("2026-03-02T00:00:00Z");
+        // 23 agents with figures in the range (store ids with gaps, written out of order),
+        // one with figures only the day before, and another tenant's.
+        let agents: Vec<i64> = (0..23).map(|i| 3 + ((i * 7) % 23) * 5).collect();
+        for (n, &id) in agents.iter().enumerate() {
+            let handled = 1 + n as u64;
+            put_agent(
+                &store,
+                acme,
+                id,
+                day + 9 * HOUR,
+                agent_json(handled, 60.0 * handled as f64, 0, 0, 300.0, 600.0),
+            )
+            .await;
+        }
+        put_agent(
+            &store,
+            acme,
+            500,
+            day - 9 * HOUR,
+            agent_json(99, 99.0, 0, 0, 0.0, 900.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            other,
+            501,
+            day + 9 * HOUR,
+            agent_json(99, 99.0, 0, 0, 0.0, 900.0),
+        )
+        .await;
+        let range = format!("from={day}&to={}", day + DAY);
+
+        let mut expected: Vec<i64> = agents
+            .iter()
+            .map(|a| s.rt.ids.encode(IdKind::Agent, *a))
+            .collect();
+        expected.sort_unstable();
+        for limit in [1, 5, 23, 1000] {
+            let (items, pages) = walk(
+                &s,
+                &key,
+                &format!("/v1/analytics/agents?{range}&top=100"),
+                "agents",
+                limit,
+            )
+            .await;
+            assert_eq!(pages.len(), 23usize.div_ceil(limit), "limit {limit}");
+            let mut shown: Vec<i64> = items.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+            // In the store's order, each once.
+            let stored: Vec<i64> = shown
+                .iter()
+                .map(|id| s.rt.ids.decode(IdKind::Agent, *id).unwrap())
+                .collect();
+            assert!(
+                stored.windows(2).all(|w| w[0] < w[1]),
+                "limit {limit}: {stored:?}"
+            );
+            shown.sort_unstable();
+            assert_eq!(shown, expected, "limit {limit}");
+            // Each agent's figures are its own, whatever page it is on.
+            for a in &items {
+                let n = agents
+                    .iter()
+                    .position(|id| s.rt.ids.encode(IdKind::Agent, *id) == a["id"])
+                    .unwrap();
+                assert_eq!(a["handled_inbound"], 1 + n as u64);
+            }
+            // The leaderboards rank every agent of the range on every page, the same.
+            for p in &pages {
+                assert_eq!(p["leaderboards"], pages[0]["leaderboards"], "limit {limit}");
+                let handled = p["leaderboards"]["handled"].as_array().unwrap();
+                assert_eq!(handled.len(), 23);
+                assert_eq!(handled[0]["id"], s.rt.ids.encode(IdKind::Agent, agents[22]));
+                close(&handled[0]["value"], 23.0);
+            }
+        }
+        // A filter pages too: one agent, one page.
+        let one = s.rt.ids.encode(IdKind::Agent, agents[4]);
+        let (items, pages) = walk(
+            &s,
+            &key,
+            &format!("/v1/analytics/agents?{range}&agent={one}"),
+            "agents",
+            1,
+        )
+        .await;
+        assert_eq!((items.len(), pages.len()), (1, 1));
+        assert_eq!(items[0]["id"], one);
+
+        // Queues: 11 with figures in the range, 2 only in the previous period (listed, with
+        // their previous figures), one after both.
+        let q = Q {
+            offered: 4,
+            answered: 3,
+            within: 3,
+            abandoned: 1,
+            wait_s: 30.0,
+            handled: 3,
+            handle_s: 300.0,
+            ..Q::default()
+        };
+        let mut queues: Vec<i64> = (1..=11).map(|i| i * 3).collect();
+        for &id in &queues {
+            put_queue(&store, acme, id, day + HOUR, q).await;
+        }
+        for id in [4, 40] {
+            put_queue(&store, acme, id, day - HOUR, q).await;
+            queues.push(id);
+        }
+        put_queue(&store, acme, 41, day + DAY, q).await;
+        put_queue(&store, other, 42, day + HOUR, q).await;
+        let mut expected: Vec<i64> = queues
+            .iter()
+            .map(|id| s.rt.ids.encode(IdKind::Queue, *id))
+            .collect();
+        expected.sort_unstable();
+        for limit in [1, 4, 13, 200] {
+            let (items, pages) = walk(
+                &s,
+                &key,
+                &format!("/v1/analytics/queues?{range}"),
+                "queues",
+                limit,
+            )
+            .await;
+            assert_eq!(pages.len(), 13usize.div_ceil(limit), "limit {limit}");
+            let mut shown: Vec<i64> = items.iter().map(|x| x["id"].as_i64().unwrap()).collect();
+            shown.sort_unstable();
+            assert_eq!(shown, expected, "limit {limit}");
+            for x in &items {
+                let id =
+                    s.rt.ids
+                        .decode(IdKind::Queue, x["id"].as_i64().unwrap())
+                        .unwrap();
+                let (now, before) = if id == 4 || id == 40 { (0, 4) } else { (4, 0) };
+                assert_eq!(
+                    (x["offered"].as_u64(), x["previous"]["offered"].as_u64()),
+                    (Some(now), Some(before)),
+                    "queue {id}"
+                );
+            }
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_naming_the_field_and_agents_may_not_read_analytics() {
     store_common::each_backend(|store| async move {
@@ -463,6 +653,58 @@ async fn bad_input_is_refused_naming_the_field_and_agents_may_not_read_analytics
                 format!("/v1/analytics/queues?from={day}&to=soon"),
                 422,
                 "to",
+            ),
+            (
+                format!("/v1/analytics/agents?from={day}&to={}&limit=0", day + DAY),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/agents?from={day}&to={}&limit=1001",
+                    day + DAY
+                ),
+                422,
+                "limit",
+            ),
+            (
+                format!("/v1/analytics/queues?from={day}&to={}&limit=0", day + DAY),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/queues?from={day}&to={}&limit=5000",
+                    day + DAY
+                ),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/queues?from={day}&to={}&limit=many",
+                    day + DAY
+                ),
+                400,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/agents?from={day}&to={}&after=last",
+                    day + DAY
+                ),
+                422,
+                "after",
+            ),
+            (
+                format!("/v1/analytics/agents?from={day}&to={}&after=-3", day + DAY),
+                422,
+                "after",
+            ),
+            (
+                format!("/v1/analytics/queues?from={day}&to={}&after=1.5", day + DAY),
+                422,
+                "after",
             ),
         ];
         for (path, status, field) in cases {

@@ -282,23 +282,35 @@ impl Store {
         }))
     }
 
-    /// The tenant's queue (or agent) rows summed per queue (agent), by id; `scope` 0 for all.
+    /// The tenant's queue (or agent) rows summed per queue (agent): the first `limit` ids
+    /// after `after`, ascending (a page; `i64::MIN, MAX_SCOPES` for all); `scope` 0 for all,
+    /// else that one. The keyset is the primary key's `(tenant_id, scope_kind, scope_id,
+    /// start_ms)`: a later page does not read the rows of the ids before it.
     pub async fn rollup_by_scope(
         &self,
         tenant: TenantId,
         kind: RollupKind,
         scope: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        after: i64,
+        limit: i64,
     ) -> Result<Vec<RollupRow>, StoreError> {
         const SQL: &str = concat!(
             "SELECT CAST(MIN(start_ms) AS BIGINT) AS start_ms, scope_id, ",
             rollup_sums!(),
-            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND start_ms >= $3 \
-             AND start_ms < $4 AND ($5 = 0 OR scope_id = $5) GROUP BY scope_id ORDER BY scope_id \
-             LIMIT $6"
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id > $3 \
+             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $5 AND start_ms < $6 \
+             GROUP BY scope_id ORDER BY scope_id LIMIT $7"
         );
-        let args = args![tenant, kind.as_str(), from_ms, to_ms, scope, MAX_SCOPES];
+        let args = args![
+            tenant,
+            kind.as_str(),
+            after,
+            scope,
+            from_ms,
+            to_ms,
+            limit.min(MAX_SCOPES)
+        ];
         self.fetch_all(Use::Read, SQL, args).await
     }
 
@@ -390,21 +402,21 @@ impl Store {
             .await
     }
 
-    /// Per agent (`a`): outbound dials connected to it (`n`).
+    /// Per agent (`a`) in `(after, through]`: outbound dials connected to it (`n`).
     pub async fn outbound_by_agent(
         &self,
         tenant: TenantId,
         agent: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        (after, through): (i64, i64),
     ) -> Result<Vec<Tally>, StoreError> {
         const SQL: &str = "SELECT agent_id AS a, CAST(0 AS BIGINT) AS b, '' AS k, \
              CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS m FROM campaign_attempts \
              WHERE tenant_id = $1 AND dialed_at >= $2 AND dialed_at < $3 \
              AND outcome = 'connected' AND agent_id IS NOT NULL AND ($4 = 0 OR agent_id = $4) \
-             GROUP BY agent_id ORDER BY agent_id";
-        self.fetch_all(Use::Read, SQL, args![tenant, from_ms, to_ms, agent])
-            .await
+             AND agent_id > $5 AND agent_id <= $6 GROUP BY agent_id ORDER BY agent_id";
+        let args = args![tenant, from_ms, to_ms, agent, after, through];
+        self.fetch_all(Use::Read, SQL, args).await
     }
 
     /// Per agent (`a`): answered inbound calls that arrived in the range (`n`) and those of
@@ -430,22 +442,24 @@ impl Store {
     }
 
     /// The agents' state changes from [`STATE_LOOKBACK_MS`] before the range to its end, by
-    /// agent and time (`agent` 0: all of the tenant's agents).
+    /// agent and time (`agent` 0: all of the tenant's agents in `(after, through]`).
     pub async fn agent_state_changes(
         &self,
         tenant: TenantId,
         agent: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        (after, through): (i64, i64),
     ) -> Result<Vec<StateChange>, StoreError> {
         const SQL: &str = "SELECT agent_id, at, state, reason FROM agent_states \
              WHERE tenant_id = $1 AND at >= $2 AND at < $3 AND ($4 = 0 OR agent_id = $4) \
-             ORDER BY agent_id, at, id LIMIT $5";
+             AND agent_id > $5 AND agent_id <= $6 ORDER BY agent_id, at, id LIMIT $7";
         let args = args![
             tenant,
             from_ms.saturating_sub(STATE_LOOKBACK_MS),
             to_ms,
             agent,
+            after,
+            through,
             MAX_STATE_ROWS
         ];
         self.fetch_all(Use::Read, SQL, args).await
