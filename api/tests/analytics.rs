@@ -577,6 +577,155 @@ async fn agent_and_queue_pages_walk_every_one_exactly_once_and_the_leaderboards_
     .await;
 }
 
+/// A call as the repeat-caller test writes it.
+struct TestCall {
+    id: String,
+    number: String,
+    agent: Option<i64>,
+    outcome: &'static str,
+    at: i64,
+}
+
+async fn put_call(store: &Store, tenant: TenantId, c: &TestCall) {
+    let agent = c.agent.map_or("NULL".to_owned(), |a| a.to_string());
+    exec(store, &format!("INSERT INTO calls (id, tenant_id, queue_id, queues, agent_id, caller_number, outcome, arrived_at, wait_ms, talk_ms, offers, synthetic) VALUES ('{}', '{}', 1, '[1]', {agent}, '{}', '{}', {}, 0, 0, 1, FALSE)", c.id, tenant.0, c.number, c.outcome, c.at)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_callers_kept_by_triggers_equal_a_count_from_the_calls_after_scrambled_writes_replacements_and_deletes()
+ {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (acme, _) = s.tenant("acme").await;
+        let (other, _) = s.tenant("other").await;
+        let day = ms("2026-03-02T00:00:00Z");
+        // 160 calls over three days from 12 numbers (some none), agents 1-4, some abandoned.
+        let mut x: u64 = 7;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) as i64
+        };
+        let mut calls: Vec<TestCall> = (0..160)
+            .map(|i| TestCall {
+                id: format!("00000000-0000-4000-8000-{i:012}"),
+                number: if i % 17 == 0 {
+                    String::new()
+                } else {
+                    format!("+1{}", next() % 12)
+                },
+                agent: Some(1 + next() % 4),
+                outcome: if i % 9 == 0 { "abandoned" } else { "answered" },
+                at: day + next() % (3 * DAY),
+            })
+            .collect();
+        // Written in a scrambled order (a later call often before an earlier one), every
+        // eleventh first as an open row (no agent yet) that its final record replaces, as the
+        // record writer does: the open row deleted, the final one inserted.
+        for i in (0..160).map(|i| (i * 37) % 160) {
+            let c = &calls[i];
+            if i % 11 == 0 {
+                put_call(
+                    &store,
+                    acme,
+                    &TestCall {
+                        id: c.id.clone(),
+                        number: c.number.clone(),
+                        agent: None,
+                        outcome: "in-progress",
+                        at: c.at,
+                    },
+                )
+                .await;
+                exec(&store, &format!("DELETE FROM calls WHERE id = '{}'", c.id)).await;
+            }
+            put_call(&store, acme, c).await;
+        }
+        // Another tenant's calls from the same numbers repeat nothing of acme's.
+        for (i, c) in calls.iter().take(40).enumerate() {
+            put_call(
+                &store,
+                other,
+                &TestCall {
+                    id: format!("10000000-0000-4000-8000-{i:012}"),
+                    number: c.number.clone(),
+                    agent: Some(1),
+                    outcome: "answered",
+                    at: c.at + 60_000,
+                },
+            )
+            .await;
+        }
+        // Retention-like deletes (every seventh), and two calls still open.
+        for i in (0..160).step_by(7) {
+            exec(
+                &store,
+                &format!("DELETE FROM calls WHERE id = '{}'", calls[i].id),
+            )
+            .await;
+        }
+        calls = calls
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .map(|(_, c)| c)
+            .collect();
+        for (i, at) in [(0, day + 30 * HOUR), (1, day + 31 * HOUR)] {
+            let open = TestCall {
+                id: format!("20000000-0000-4000-8000-{i:012}"),
+                number: "+13".to_owned(),
+                agent: None,
+                outcome: "in-progress",
+                at,
+            };
+            put_call(&store, acme, &open).await;
+            calls.push(open);
+        }
+
+        // The definition, counted here: answered calls with an agent and a number arriving in
+        // [day, day + 2 days), and those whose number called acme again within 24 h after.
+        let (from, to) = (day, day + 2 * DAY);
+        let mut expected: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+        for c in &calls {
+            if c.outcome == "answered"
+                && !c.number.is_empty()
+                && (from..to).contains(&c.at)
+                && let Some(agent) = c.agent
+            {
+                let again = calls
+                    .iter()
+                    .any(|r| r.number == c.number && r.at > c.at && r.at <= c.at + DAY);
+                let e = expected.entry(agent).or_default();
+                e.0 += 1;
+                e.1 += i64::from(again);
+            }
+        }
+        assert!(
+            expected.values().map(|e| e.1).sum::<i64>() >= 10,
+            "the data has repeats: {expected:?}"
+        );
+        let counted: std::collections::BTreeMap<i64, (i64, i64)> = store
+            .repeat_callers_by_agent(acme, 0, from, to)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.a, (t.n, t.m)))
+            .collect();
+        assert_eq!(counted, expected);
+        let one = store
+            .repeat_callers_by_agent(acme, 2, from, to)
+            .await
+            .unwrap();
+        assert_eq!(
+            one.iter().map(|t| (t.a, (t.n, t.m))).collect::<Vec<_>>(),
+            vec![(2, expected[&2])]
+        );
+        s.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_naming_the_field_and_agents_may_not_read_analytics() {
     store_common::each_backend(|store| async move {

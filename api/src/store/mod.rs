@@ -486,6 +486,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "analytics",
             include_str!("../../../migrations/sqlite/0020_analytics.sql"),
         ),
+        (
+            21,
+            "repeat callers",
+            include_str!("../../../migrations/sqlite/0021_repeat_callers.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -589,6 +594,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             20,
             "analytics",
             include_str!("../../../migrations/postgres/0020_analytics.sql"),
+        ),
+        (
+            21,
+            "repeat callers",
+            include_str!("../../../migrations/postgres/0021_repeat_callers.sql"),
         ),
     ])
 });
