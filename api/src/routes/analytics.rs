@@ -895,13 +895,14 @@ struct AgentsView {
 /// Paged: the agents with interval figures in the range (an agent logged in, offered a call
 /// or on one has them) or in the engine's open interval when the range covers it, `limit` at
 /// a time in the store's id order (not the order of the ids shown); pass `next` as `after`
-/// for the next page. The page's rollup, state history and outbound dials are read for its
-/// agents only (`WHERE scope_id > after ... ORDER BY scope_id LIMIT`, then the page's id
-/// span). The leaderboards are top-N over every agent, the same on every page: computed here
-/// from one per-agent sum of the whole range (grouped in SQL, at most `MAX_SCOPES` agents,
-/// plus the open interval, so the live quarter hour ranks too) and one repeat-caller count
-/// per agent, which the page's agents take their repeat callers from. On a first page that
-/// is also the last, the page's sum is the whole range's and is not read twice.
+/// for the next page. The page's rollup sums, state history and outbound dials are read for
+/// its agents only (`WHERE scope_id > after ... ORDER BY scope_id LIMIT`, then the page's id
+/// span). The leaderboards are top-N over every agent, the same on every page, and are kept
+/// the way they were: ranked here from one per-agent sum of the whole range (grouped in SQL,
+/// at most `MAX_SCOPES` agents; plus the open interval, so the live quarter hour ranks too)
+/// and the repeat-caller counts of every agent (`call_repeat_sums`, which the page's agents
+/// take theirs from). On a first page that is also the last, the page's sum is the whole
+/// range's and is not read twice.
 #[utoipa::path(
     get,
     path = "/v1/analytics/agents",
@@ -947,6 +948,19 @@ async fn agents(
             .collect(),
         limit,
     );
+    // The page's own figures, from its keyset read.
+    let mut page_sums: BTreeMap<i64, Sums> = rows
+        .iter()
+        .filter(|r| r.scope_id <= page.through)
+        .map(|r| (r.scope_id, r.sums))
+        .collect();
+    for (id, s) in open
+        .iter()
+        .filter(|(id, _)| *id > after && *id <= page.through)
+    {
+        page_sums.entry(*id).or_default().add(s);
+    }
+    // Every agent's, for the leaderboards: a first page that is also the last has them.
     let whole_rows = if after == 0 && !page.more {
         rows
     } else {
@@ -961,12 +975,12 @@ async fn agents(
             )
             .await?
     };
-    let mut sums: BTreeMap<i64, Sums> = whole_rows
+    let mut whole: BTreeMap<i64, Sums> = whole_rows
         .into_iter()
         .map(|r| (r.scope_id, r.sums))
         .collect();
     for (id, s) in &open {
-        sums.entry(*id).or_default().add(s);
+        whole.entry(*id).or_default().add(s);
     }
     let repeats: HashMap<i64, (u64, u64)> = store
         .repeat_callers_by_agent(tenant, agent, from_ms, to_ms)
@@ -988,7 +1002,7 @@ async fn agents(
         .into_iter()
         .map(|t| (t.a, t.key))
         .collect();
-    let leaderboards = leaderboards(&st, &sums, &repeats, &names, top);
+    let leaderboards = leaderboards(&st, &whole, &repeats, &names, top);
     let span = (after, page.through);
     let (history, outbound) = if page.ids.is_empty() {
         (BTreeMap::new(), HashMap::new())
@@ -1009,7 +1023,7 @@ async fn agents(
         .ids
         .iter()
         .map(|&id| {
-            let s = sums.get(&id).copied().unwrap_or_default();
+            let s = page_sums.get(&id).copied().unwrap_or_default();
             let c = &s.counters;
             let h = history.get(&id).cloned().unwrap_or_default();
             let (answered_calls, repeat_callers) = repeats.get(&id).copied().unwrap_or((0, 0));
