@@ -506,6 +506,50 @@ async fn agent_and_queue_pages_walk_every_one_exactly_once_and_the_leaderboards_
                 close(&handled[0]["value"], 23.0);
             }
         }
+        // A range of whole days and quarter hours at both ends: agents[0] also worked the
+        // half hour before it and the quarter hour after its last whole day.
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day - 2 * QUARTER,
+            agent_json(5, 300.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day + DAY,
+            agent_json(7, 700.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day + DAY + HOUR,
+            agent_json(100, 100.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        let first = s.rt.ids.encode(IdKind::Agent, agents[0]);
+        for (from, to, handled) in [
+            (day, day + DAY, 1),
+            (day - HOUR, day + DAY + HOUR, 13),
+            (day - QUARTER, day + DAY + QUARTER, 8),
+            (day + DAY, day + DAY + QUARTER, 7),
+        ] {
+            let v = get(
+                &s,
+                &key,
+                &format!("/v1/analytics/agents?from={from}&to={to}&agent={first}"),
+            )
+            .await;
+            assert_eq!(
+                v["agents"][0]["handled_inbound"], handled,
+                "[{from}, {to}): {v}"
+            );
+        }
         // A filter pages too: one agent, one page.
         let one = s.rt.ids.encode(IdKind::Agent, agents[4]);
         let (items, pages) = walk(
@@ -685,42 +729,54 @@ async fn repeat_callers_kept_by_triggers_equal_a_count_from_the_calls_after_scra
 
         // The definition, counted here: answered calls with an agent and a number arriving in
         // [day, day + 2 days), and those whose number called acme again within 24 h after.
-        let (from, to) = (day, day + 2 * DAY);
-        let mut expected: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
-        for c in &calls {
-            if c.outcome == "answered"
-                && !c.number.is_empty()
-                && (from..to).contains(&c.at)
-                && let Some(agent) = c.agent
-            {
-                let again = calls
-                    .iter()
-                    .any(|r| r.number == c.number && r.at > c.at && r.at <= c.at + DAY);
-                let e = expected.entry(agent).or_default();
-                e.0 += 1;
-                e.1 += i64::from(again);
+        // Whole days only, whole days with quarter hours at both ends, and a few hours.
+        for (from, to) in [
+            (day, day + 2 * DAY),
+            (day + 5 * HOUR + QUARTER, day + 2 * DAY + 3 * HOUR),
+            (day + HOUR, day + 3 * HOUR),
+        ] {
+            let mut expected: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+            for c in &calls {
+                if c.outcome == "answered"
+                    && !c.number.is_empty()
+                    && (from..to).contains(&c.at)
+                    && let Some(agent) = c.agent
+                {
+                    let again = calls
+                        .iter()
+                        .any(|r| r.number == c.number && r.at > c.at && r.at <= c.at + DAY);
+                    let e = expected.entry(agent).or_default();
+                    e.0 += 1;
+                    e.1 += i64::from(again);
+                }
             }
+            if to - from > DAY {
+                assert!(
+                    expected.values().map(|e| e.1).sum::<i64>() >= 10,
+                    "the data has repeats: {expected:?}"
+                );
+            }
+            let counted: std::collections::BTreeMap<i64, (i64, i64)> = store
+                .repeat_callers_by_agent(acme, 0, from, to)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.a, (t.n, t.m)))
+                .collect();
+            assert_eq!(counted, expected);
+            let one = store
+                .repeat_callers_by_agent(acme, 2, from, to)
+                .await
+                .unwrap();
+            assert_eq!(
+                one.iter().map(|t| (t.a, (t.n, t.m))).collect::<Vec<_>>(),
+                expected
+                    .get(&2)
+                    .map(|e| (2, *e))
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            );
         }
-        assert!(
-            expected.values().map(|e| e.1).sum::<i64>() >= 10,
-            "the data has repeats: {expected:?}"
-        );
-        let counted: std::collections::BTreeMap<i64, (i64, i64)> = store
-            .repeat_callers_by_agent(acme, 0, from, to)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| (t.a, (t.n, t.m)))
-            .collect();
-        assert_eq!(counted, expected);
-        let one = store
-            .repeat_callers_by_agent(acme, 2, from, to)
-            .await
-            .unwrap();
-        assert_eq!(
-            one.iter().map(|t| (t.a, (t.n, t.m))).collect::<Vec<_>>(),
-            vec![(2, expected[&2])]
-        );
         s.stop().await;
     })
     .await;

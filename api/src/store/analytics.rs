@@ -71,6 +71,21 @@ macro_rules! rollup_cols {
     };
 }
 
+/// `[from, to)` cut for the per-day sums: the whole UTC days in it, `[first_day, end_day)`;
+/// the quarter hours `[from, first_day)` and `[end_day, to)` are read per quarter hour. A
+/// range with no whole day is all ends (`(to, to)`).
+pub(crate) fn day_cut(from_ms: i64, to_ms: i64) -> (i64, i64) {
+    const DAY: i64 = 86_400_000;
+    let first_day =
+        from_ms.div_euclid(DAY) * DAY + if from_ms.rem_euclid(DAY) == 0 { 0 } else { DAY };
+    let end_day = to_ms.div_euclid(DAY) * DAY;
+    if first_day < end_day {
+        (first_day, end_day)
+    } else {
+        (to_ms, to_ms)
+    }
+}
+
 /// Summed interval counters: per 15-minute start (`scope_id` 0) or per queue / agent
 /// (`start_ms` the first start seen).
 #[derive(Clone, Debug, PartialEq)]
@@ -287,8 +302,9 @@ impl Store {
 
     /// The tenant's queue (or agent) rows summed per queue (agent): the first `limit` ids
     /// after `after`, ascending (a page; `i64::MIN, MAX_SCOPES` for all); `scope` 0 for all,
-    /// else that one. The keyset is the primary key's `(tenant_id, scope_kind, scope_id,
-    /// start_ms)`: a later page does not read the rows of the ids before it.
+    /// else that one. Whole UTC days are read from `interval_scope_day_sums` and the quarter
+    /// hours at the range's ends from `interval_stats` (see [`day_cut`]). Both are keyed
+    /// `(tenant_id, scope_kind, scope_id, ..)`: a later page does not read the ids before it.
     pub async fn rollup_by_scope(
         &self,
         tenant: TenantId,
@@ -301,15 +317,28 @@ impl Store {
         const SQL: &str = concat!(
             "SELECT CAST(MIN(start_ms) AS BIGINT) AS start_ms, scope_id, ",
             rollup_sums!(),
+            " FROM (SELECT scope_id, day_ms AS start_ms, ",
+            rollup_cols!(),
+            " FROM interval_scope_day_sums WHERE tenant_id = $1 AND scope_kind = $2 \
+             AND scope_id > $3 AND ($4 = 0 OR scope_id = $4) AND day_ms >= $5 AND day_ms < $6 \
+             UNION ALL SELECT scope_id, start_ms, ",
+            rollup_cols!(),
             " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id > $3 \
-             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $5 AND start_ms < $6 \
-             GROUP BY scope_id ORDER BY scope_id LIMIT $7"
+             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $7 AND start_ms < $5 \
+             UNION ALL SELECT scope_id, start_ms, ",
+            rollup_cols!(),
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id > $3 \
+             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $6 AND start_ms < $8) parts \
+             GROUP BY scope_id ORDER BY scope_id LIMIT $9"
         );
+        let (first_day, end_day) = day_cut(from_ms, to_ms);
         let args = args![
             tenant,
             kind.as_str(),
             after,
             scope,
+            first_day,
+            end_day,
             from_ms,
             to_ms,
             limit.min(MAX_SCOPES)
@@ -425,9 +454,10 @@ impl Store {
     /// Per agent (`a`): answered inbound calls that arrived in the range (`n`) and those of
     /// them whose caller number called the tenant again within 24 h after arriving (`m`: the
     /// repeat callers, see `crate::analytics`). Calls with no caller number are left out.
-    /// Read from `call_repeat_sums` (migration 0021: kept by triggers on calls, per
-    /// 15-minute start of arrival, so the range snaps to quarter hours like the rollup's);
-    /// counting from calls probed the caller index once per answered call.
+    /// Read from `call_repeat_sums` (migration 0021: kept by triggers on calls per UTC day and
+    /// per quarter hour of arrival; whole days and the quarter hours at the ends, see
+    /// [`day_cut`], so the range snaps to quarter hours like the rollup's); counting from
+    /// calls probed the caller index once per answered call: seconds at ten million calls.
     pub async fn repeat_callers_by_agent(
         &self,
         tenant: TenantId,
@@ -436,16 +466,20 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<Tally>, StoreError> {
         const SQL: &str = "SELECT agent_id AS a, CAST(0 AS BIGINT) AS b, '' AS k, \
-             CAST(SUM(answered) AS BIGINT) AS n, CAST(SUM(repeated) AS BIGINT) AS m \
-             FROM call_repeat_sums WHERE tenant_id = $1 AND start_ms >= $2 AND start_ms < $3 \
-             AND ($4 = 0 OR agent_id = $4) GROUP BY agent_id HAVING SUM(answered) > 0 \
-             ORDER BY agent_id LIMIT $5";
-        self.fetch_all(
-            Use::Read,
-            SQL,
-            args![tenant, from_ms, to_ms, agent, MAX_SCOPES],
-        )
-        .await
+             CAST(SUM(answered) AS BIGINT) AS n, CAST(SUM(repeated) AS BIGINT) AS m FROM ( \
+             SELECT agent_id, answered, repeated FROM call_repeat_sums WHERE tenant_id = $1 \
+             AND span_ms = 86400000 AND start_ms >= $2 AND start_ms < $3 \
+             UNION ALL SELECT agent_id, answered, repeated FROM call_repeat_sums \
+             WHERE tenant_id = $1 AND span_ms = 900000 AND start_ms >= $4 AND start_ms < $2 \
+             UNION ALL SELECT agent_id, answered, repeated FROM call_repeat_sums \
+             WHERE tenant_id = $1 AND span_ms = 900000 AND start_ms >= $3 AND start_ms < $5) parts \
+             WHERE ($6 = 0 OR agent_id = $6) GROUP BY agent_id HAVING SUM(answered) > 0 \
+             ORDER BY agent_id LIMIT $7";
+        let (first_day, end_day) = day_cut(from_ms, to_ms);
+        let args = args![
+            tenant, first_day, end_day, from_ms, to_ms, agent, MAX_SCOPES
+        ];
+        self.fetch_all(Use::Read, SQL, args).await
     }
 
     /// The agents' state changes from [`STATE_LOOKBACK_MS`] before the range to its end, by

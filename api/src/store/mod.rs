@@ -488,8 +488,8 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         ),
         (
             21,
-            "repeat callers",
-            include_str!("../../../migrations/sqlite/0021_repeat_callers.sql"),
+            "analytics sums",
+            include_str!("../../../migrations/sqlite/0021_analytics_sums.sql"),
         ),
     ])
 });
@@ -597,8 +597,8 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
         ),
         (
             21,
-            "repeat callers",
-            include_str!("../../../migrations/postgres/0021_repeat_callers.sql"),
+            "analytics sums",
+            include_str!("../../../migrations/postgres/0021_analytics_sums.sql"),
         ),
     ])
 });
