@@ -387,6 +387,401 @@ async fn queues_show_each_queue_with_its_previous_period_and_campaign_results_sh
     .await;
 }
 
+/// Walks `path` page by page (`limit` each, `after` the previous `next`) and returns every
+/// page's items under `list`, and each page's whole answer.
+async fn walk(
+    s: &Server,
+    key: &str,
+    path: &str,
+    list: &str,
+    limit: usize,
+) -> (Vec<Value>, Vec<Value>) {
+    let (mut items, mut pages) = (Vec::new(), Vec::new());
+    let mut after: Option<String> = None;
+    loop {
+        let cursor = after
+            .as_ref()
+            .map(|a| format!("&after={a}"))
+            .unwrap_or_default();
+        let v = get(s, key, &format!("{path}&limit={limit}{cursor}")).await;
+        let page = v[list].as_array().unwrap().clone();
+        assert!(page.len() <= limit, "{v}");
+        items.extend(page.iter().cloned());
+        let next = v["next"].clone();
+        pages.push(v);
+        match next {
+            Value::Null => break,
+            Value::String(n) => {
+                // `next` is the last id the page showed.
+                assert_eq!(page.last().unwrap()["id"].as_i64().unwrap().to_string(), n);
+                after = Some(n);
+            }
+            other => panic!("next: {other}"),
+        }
+        assert!(pages.len() <= 100, "pages do not end");
+    }
+    (items, pages)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_and_queue_pages_walk_every_one_exactly_once_and_the_leaderboards_cover_all_agents() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (acme, key) = s.tenant("acme").await;
+        let (other, _) = s.tenant("other").await;
+        let day = ms("2026-03-02T00:00:00Z");
+        // 23 agents with figures in the range (store ids with gaps, written out of order),
+        // one with figures only the day before, and another tenant's.
+        let agents: Vec<i64> = (0..23).map(|i| 3 + ((i * 7) % 23) * 5).collect();
+        for (n, &id) in agents.iter().enumerate() {
+            let handled = 1 + n as u64;
+            put_agent(
+                &store,
+                acme,
+                id,
+                day + 9 * HOUR,
+                agent_json(handled, 60.0 * handled as f64, 0, 0, 300.0, 600.0),
+            )
+            .await;
+        }
+        put_agent(
+            &store,
+            acme,
+            500,
+            day - 9 * HOUR,
+            agent_json(99, 99.0, 0, 0, 0.0, 900.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            other,
+            501,
+            day + 9 * HOUR,
+            agent_json(99, 99.0, 0, 0, 0.0, 900.0),
+        )
+        .await;
+        let range = format!("from={day}&to={}", day + DAY);
+
+        let mut expected: Vec<i64> = agents
+            .iter()
+            .map(|a| s.rt.ids.encode(IdKind::Agent, *a))
+            .collect();
+        expected.sort_unstable();
+        for limit in [1, 5, 23, 1000] {
+            let (items, pages) = walk(
+                &s,
+                &key,
+                &format!("/v1/analytics/agents?{range}&top=100"),
+                "agents",
+                limit,
+            )
+            .await;
+            assert_eq!(pages.len(), 23usize.div_ceil(limit), "limit {limit}");
+            let mut shown: Vec<i64> = items.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+            // In the store's order, each once.
+            let stored: Vec<i64> = shown
+                .iter()
+                .map(|id| s.rt.ids.decode(IdKind::Agent, *id).unwrap())
+                .collect();
+            assert!(
+                stored.windows(2).all(|w| w[0] < w[1]),
+                "limit {limit}: {stored:?}"
+            );
+            shown.sort_unstable();
+            assert_eq!(shown, expected, "limit {limit}");
+            // Each agent's figures are its own, whatever page it is on.
+            for a in &items {
+                let n = agents
+                    .iter()
+                    .position(|id| s.rt.ids.encode(IdKind::Agent, *id) == a["id"])
+                    .unwrap();
+                assert_eq!(a["handled_inbound"], 1 + n as u64);
+            }
+            // The leaderboards rank every agent of the range on every page, the same.
+            for p in &pages {
+                assert_eq!(p["leaderboards"], pages[0]["leaderboards"], "limit {limit}");
+                let handled = p["leaderboards"]["handled"].as_array().unwrap();
+                assert_eq!(handled.len(), 23);
+                assert_eq!(handled[0]["id"], s.rt.ids.encode(IdKind::Agent, agents[22]));
+                close(&handled[0]["value"], 23.0);
+            }
+        }
+        // A range of whole days and quarter hours at both ends: agents[0] also worked the
+        // half hour before it and the quarter hour after its last whole day.
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day - 2 * QUARTER,
+            agent_json(5, 300.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day + DAY,
+            agent_json(7, 700.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        put_agent(
+            &store,
+            acme,
+            agents[0],
+            day + DAY + HOUR,
+            agent_json(100, 100.0, 0, 0, 0.0, 0.0),
+        )
+        .await;
+        let first = s.rt.ids.encode(IdKind::Agent, agents[0]);
+        for (from, to, handled) in [
+            (day, day + DAY, 1),
+            (day - HOUR, day + DAY + HOUR, 13),
+            (day - QUARTER, day + DAY + QUARTER, 8),
+            (day + DAY, day + DAY + QUARTER, 7),
+        ] {
+            let v = get(
+                &s,
+                &key,
+                &format!("/v1/analytics/agents?from={from}&to={to}&agent={first}"),
+            )
+            .await;
+            assert_eq!(
+                v["agents"][0]["handled_inbound"], handled,
+                "[{from}, {to}): {v}"
+            );
+        }
+        // A filter pages too: one agent, one page.
+        let one = s.rt.ids.encode(IdKind::Agent, agents[4]);
+        let (items, pages) = walk(
+            &s,
+            &key,
+            &format!("/v1/analytics/agents?{range}&agent={one}"),
+            "agents",
+            1,
+        )
+        .await;
+        assert_eq!((items.len(), pages.len()), (1, 1));
+        assert_eq!(items[0]["id"], one);
+
+        // Queues: 11 with figures in the range, 2 only in the previous period (listed, with
+        // their previous figures), one after both.
+        let q = Q {
+            offered: 4,
+            answered: 3,
+            within: 3,
+            abandoned: 1,
+            wait_s: 30.0,
+            handled: 3,
+            handle_s: 300.0,
+            ..Q::default()
+        };
+        let mut queues: Vec<i64> = (1..=11).map(|i| i * 3).collect();
+        for &id in &queues {
+            put_queue(&store, acme, id, day + HOUR, q).await;
+        }
+        for id in [4, 40] {
+            put_queue(&store, acme, id, day - HOUR, q).await;
+            queues.push(id);
+        }
+        put_queue(&store, acme, 41, day + DAY, q).await;
+        put_queue(&store, other, 42, day + HOUR, q).await;
+        let mut expected: Vec<i64> = queues
+            .iter()
+            .map(|id| s.rt.ids.encode(IdKind::Queue, *id))
+            .collect();
+        expected.sort_unstable();
+        for limit in [1, 4, 13, 200] {
+            let (items, pages) = walk(
+                &s,
+                &key,
+                &format!("/v1/analytics/queues?{range}"),
+                "queues",
+                limit,
+            )
+            .await;
+            assert_eq!(pages.len(), 13usize.div_ceil(limit), "limit {limit}");
+            let mut shown: Vec<i64> = items.iter().map(|x| x["id"].as_i64().unwrap()).collect();
+            shown.sort_unstable();
+            assert_eq!(shown, expected, "limit {limit}");
+            for x in &items {
+                let id =
+                    s.rt.ids
+                        .decode(IdKind::Queue, x["id"].as_i64().unwrap())
+                        .unwrap();
+                let (now, before) = if id == 4 || id == 40 { (0, 4) } else { (4, 0) };
+                assert_eq!(
+                    (x["offered"].as_u64(), x["previous"]["offered"].as_u64()),
+                    (Some(now), Some(before)),
+                    "queue {id}"
+                );
+            }
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
+/// A call as the repeat-caller test writes it.
+struct TestCall {
+    id: String,
+    number: String,
+    agent: Option<i64>,
+    outcome: &'static str,
+    at: i64,
+}
+
+async fn put_call(store: &Store, tenant: TenantId, c: &TestCall) {
+    let agent = c.agent.map_or("NULL".to_owned(), |a| a.to_string());
+    exec(store, &format!("INSERT INTO calls (id, tenant_id, queue_id, queues, agent_id, caller_number, outcome, arrived_at, wait_ms, talk_ms, offers, synthetic) VALUES ('{}', '{}', 1, '[1]', {agent}, '{}', '{}', {}, 0, 0, 1, FALSE)", c.id, tenant.0, c.number, c.outcome, c.at)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_callers_kept_by_triggers_equal_a_count_from_the_calls_after_scrambled_writes_replacements_and_deletes()
+ {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (acme, _) = s.tenant("acme").await;
+        let (other, _) = s.tenant("other").await;
+        let day = ms("2026-03-02T00:00:00Z");
+        // 160 calls over three days from 12 numbers (some none), agents 1-4, some abandoned.
+        let mut x: u64 = 7;
+        let mut next = move || {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) as i64
+        };
+        let mut calls: Vec<TestCall> = (0..160)
+            .map(|i| TestCall {
+                id: format!("00000000-0000-4000-8000-{i:012}"),
+                number: if i % 17 == 0 {
+                    String::new()
+                } else {
+                    format!("+1{}", next() % 12)
+                },
+                agent: Some(1 + next() % 4),
+                outcome: if i % 9 == 0 { "abandoned" } else { "answered" },
+                at: day + next() % (3 * DAY),
+            })
+            .collect();
+        // Written in a scrambled order (a later call often before an earlier one), every
+        // eleventh first as an open row (no agent yet) that its final record replaces, as the
+        // record writer does: the open row deleted, the final one inserted.
+        for i in (0..160).map(|i| (i * 37) % 160) {
+            let c = &calls[i];
+            if i % 11 == 0 {
+                put_call(
+                    &store,
+                    acme,
+                    &TestCall {
+                        id: c.id.clone(),
+                        number: c.number.clone(),
+                        agent: None,
+                        outcome: "in-progress",
+                        at: c.at,
+                    },
+                )
+                .await;
+                exec(&store, &format!("DELETE FROM calls WHERE id = '{}'", c.id)).await;
+            }
+            put_call(&store, acme, c).await;
+        }
+        // Another tenant's calls from the same numbers repeat nothing of acme's.
+        for (i, c) in calls.iter().take(40).enumerate() {
+            put_call(
+                &store,
+                other,
+                &TestCall {
+                    id: format!("10000000-0000-4000-8000-{i:012}"),
+                    number: c.number.clone(),
+                    agent: Some(1),
+                    outcome: "answered",
+                    at: c.at + 60_000,
+                },
+            )
+            .await;
+        }
+        // Retention-like deletes (every seventh), and two calls still open.
+        for i in (0..160).step_by(7) {
+            exec(
+                &store,
+                &format!("DELETE FROM calls WHERE id = '{}'", calls[i].id),
+            )
+            .await;
+        }
+        calls = calls
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 != 0)
+            .map(|(_, c)| c)
+            .collect();
+        for (i, at) in [(0, day + 30 * HOUR), (1, day + 31 * HOUR)] {
+            let open = TestCall {
+                id: format!("20000000-0000-4000-8000-{i:012}"),
+                number: "+13".to_owned(),
+                agent: None,
+                outcome: "in-progress",
+                at,
+            };
+            put_call(&store, acme, &open).await;
+            calls.push(open);
+        }
+
+        // The definition, counted here: answered calls with an agent and a number arriving in
+        // [day, day + 2 days), and those whose number called acme again within 24 h after.
+        // Whole days only, whole days with quarter hours at both ends, and a few hours.
+        for (from, to) in [
+            (day, day + 2 * DAY),
+            (day + 5 * HOUR + QUARTER, day + 2 * DAY + 3 * HOUR),
+            (day + HOUR, day + 3 * HOUR),
+        ] {
+            let mut expected: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
+            for c in &calls {
+                if c.outcome == "answered"
+                    && !c.number.is_empty()
+                    && (from..to).contains(&c.at)
+                    && let Some(agent) = c.agent
+                {
+                    let again = calls
+                        .iter()
+                        .any(|r| r.number == c.number && r.at > c.at && r.at <= c.at + DAY);
+                    let e = expected.entry(agent).or_default();
+                    e.0 += 1;
+                    e.1 += i64::from(again);
+                }
+            }
+            if to - from > DAY {
+                assert!(
+                    expected.values().map(|e| e.1).sum::<i64>() >= 10,
+                    "the data has repeats: {expected:?}"
+                );
+            }
+            let counted: std::collections::BTreeMap<i64, (i64, i64)> = store
+                .repeat_callers_by_agent(acme, 0, from, to)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| (t.a, (t.n, t.m)))
+                .collect();
+            assert_eq!(counted, expected);
+            let one = store
+                .repeat_callers_by_agent(acme, 2, from, to)
+                .await
+                .unwrap();
+            assert_eq!(
+                one.iter().map(|t| (t.a, (t.n, t.m))).collect::<Vec<_>>(),
+                expected
+                    .get(&2)
+                    .map(|e| (2, *e))
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            );
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_naming_the_field_and_agents_may_not_read_analytics() {
     store_common::each_backend(|store| async move {
@@ -463,6 +858,58 @@ async fn bad_input_is_refused_naming_the_field_and_agents_may_not_read_analytics
                 format!("/v1/analytics/queues?from={day}&to=soon"),
                 422,
                 "to",
+            ),
+            (
+                format!("/v1/analytics/agents?from={day}&to={}&limit=0", day + DAY),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/agents?from={day}&to={}&limit=1001",
+                    day + DAY
+                ),
+                422,
+                "limit",
+            ),
+            (
+                format!("/v1/analytics/queues?from={day}&to={}&limit=0", day + DAY),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/queues?from={day}&to={}&limit=5000",
+                    day + DAY
+                ),
+                422,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/queues?from={day}&to={}&limit=many",
+                    day + DAY
+                ),
+                400,
+                "limit",
+            ),
+            (
+                format!(
+                    "/v1/analytics/agents?from={day}&to={}&after=last",
+                    day + DAY
+                ),
+                422,
+                "after",
+            ),
+            (
+                format!("/v1/analytics/agents?from={day}&to={}&after=-3", day + DAY),
+                422,
+                "after",
+            ),
+            (
+                format!("/v1/analytics/queues?from={day}&to={}&after=1.5", day + DAY),
+                422,
+                "after",
             ),
         ];
         for (path, status, field) in cases {

@@ -24,7 +24,7 @@ use crate::ids::IdKind;
 use crate::model::TenantId;
 use crate::openapi::ErrorBody;
 use crate::runtime::read_now;
-use crate::store::{RollupKind, RollupRow, Tally};
+use crate::store::{MAX_SCOPES, RollupKind, RollupRow, Tally};
 
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -77,6 +77,11 @@ struct AgentsQuery {
     /// Entries per leaderboard (1-100, default 10).
     #[param(minimum = 1, maximum = 100)]
     top: Option<u32>,
+    /// Agents per page (1-1000, default 200): more is refused naming `limit`.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The previous page's `next` (the last agent id it showed): this page starts after it.
+    after: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -92,6 +97,11 @@ struct QueuesQuery {
     queue: Option<i64>,
     /// An IANA time zone overriding the tenant's.
     tz: Option<String>,
+    /// Queues per page (1-1000, default 200): more is refused naming `limit`.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The previous page's `next` (the last queue id it showed): this page starts after it.
+    after: Option<String>,
 }
 
 /// A period's figures (see `crate::analytics` for the definitions) and what is counted
@@ -271,6 +281,101 @@ fn start_of_day(ms: i64, tz: &TimeZone) -> i64 {
 /// (-1 is no store id), like another tenant's.
 fn scope_filter(st: &AppState, kind: IdKind, shown: Option<i64>) -> i64 {
     shown.map_or(0, |s| st.rt.ids.decode(kind, s).unwrap_or(-1))
+}
+
+/// Queues (agents) per page of `/queues` and `/agents` unless `limit` says otherwise.
+const PAGE_DEFAULT: usize = 200;
+/// The most queues (agents) one page holds.
+const PAGE_MAX: usize = 1000;
+
+/// `limit`: 1-[`PAGE_MAX`]; anything else is refused, not clamped, so a client learns it.
+fn page_size(limit: Option<u32>) -> Result<usize, ApiError> {
+    match limit.map(|n| n as usize) {
+        None => Ok(PAGE_DEFAULT),
+        Some(n @ 1..=PAGE_MAX) => Ok(n),
+        Some(_) => Err(ApiError::unprocessable(
+            "limit",
+            format!("must be 1-{PAGE_MAX}"),
+        )),
+    }
+}
+
+/// `after`: the store's id behind the last id a previous page showed (its `next`); 0 for the
+/// first page (store ids start at 1).
+fn page_after(st: &AppState, kind: IdKind, after: Option<&str>) -> Result<i64, ApiError> {
+    match after {
+        None | Some("") => Ok(0),
+        Some(a) => a
+            .parse::<i64>()
+            .ok()
+            .and_then(|shown| st.rt.ids.decode(kind, shown))
+            .filter(|id| *id > 0)
+            .ok_or_else(|| ApiError::unprocessable("after", "not a `next` from a previous page")),
+    }
+}
+
+/// A page of queues (agents), in the store's id order (not the order of the ids shown,
+/// which are encoded).
+struct Page {
+    ids: Vec<i64>,
+    /// Whether another page follows.
+    more: bool,
+    /// The page's last id, or `i64::MAX` on the last page: reads bounded by it miss none.
+    through: i64,
+}
+
+impl Page {
+    /// The first `limit` of `ids` (in any order, repeats allowed), from candidates that hold
+    /// at least the first `limit + 1` ids after the cursor of every source.
+    fn of(mut ids: Vec<i64>, limit: usize) -> Page {
+        ids.sort_unstable();
+        ids.dedup();
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let through = match ids.last() {
+            Some(last) if more => *last,
+            _ => i64::MAX,
+        };
+        Page { ids, more, through }
+    }
+
+    /// The `next` of this page: the last id it shows, as the API shows it.
+    fn next(&self, st: &AppState, kind: IdKind) -> Option<String> {
+        self.more
+            .then(|| st.rt.ids.encode(kind, self.through).to_string())
+    }
+}
+
+/// The open interval's queues (agents) when `[from, to)` covers it and the rollup does not
+/// hold it yet (it is filed when it closes; counting it then as well would count it twice),
+/// those of the filter only.
+async fn open_unstored(
+    st: &AppState,
+    tenant: TenantId,
+    kind: RollupKind,
+    scope: i64,
+    (from_ms, to_ms): (i64, i64),
+) -> Result<Vec<(i64, Sums)>, ApiError> {
+    let Some(open) = open_interval(st, tenant, from_ms, to_ms).await? else {
+        return Ok(Vec::new());
+    };
+    let stored = !st
+        .rt
+        .store
+        .rollup_by_start(tenant, kind, scope, open.start_ms, open.start_ms + 1)
+        .await?
+        .is_empty();
+    if stored {
+        return Ok(Vec::new());
+    }
+    let all = match kind {
+        RollupKind::Queue => open.queues,
+        RollupKind::Agent => open.agents,
+    };
+    Ok(all
+        .into_iter()
+        .filter(|(id, _)| scope == 0 || *id == scope)
+        .collect())
 }
 
 /// Counts per slot start.
@@ -584,11 +689,19 @@ struct QueuesView {
     previous_from_ms: i64,
     previous_to_ms: i64,
     queues: Vec<QueueAnalytics>,
+    /// Pass as `after` for the next page; `null` on the last.
+    next: Option<String>,
 }
 
 /// Analytics per queue: each queue's figures over the range and the previous period
 /// (definitions as in the overview; a queue's occupancy is over its member agents, so an
 /// agent in two queues counts in both).
+///
+/// Paged: the queues with figures in the range or the previous period (or in the engine's
+/// open interval, when the range covers it), `limit` at a time in the store's id order
+/// (which is not the order of the ids shown); pass `next` as `after` for the next page. The
+/// store groups only the page's queues (`WHERE scope_id > after ... ORDER BY scope_id
+/// LIMIT`), so a page costs the same whatever page it is.
 #[utoipa::path(
     get,
     path = "/v1/analytics/queues",
@@ -596,9 +709,9 @@ struct QueuesView {
     operation_id = "analytics_queues",
     params(QueuesQuery),
     responses(
-        (status = 200, description = "Figures per queue", body = QueuesView),
+        (status = 200, description = "A page of figures per queue", body = QueuesView),
         (status = 400, description = "A parameter that does not parse, named in `field`", body = ErrorBody),
-        (status = 422, description = "A bad range or zone, named in `field`", body = ErrorBody),
+        (status = 422, description = "A bad range, zone, `limit` or `after`, named in `field`", body = ErrorBody),
     ),
 )]
 async fn queues(
@@ -608,6 +721,8 @@ async fn queues(
 ) -> Result<Json<QueuesView>, ApiError> {
     require_role(&p, SUPERVISORS)?;
     let tenant = require_tenant(&p)?;
+    let limit = page_size(q.limit)?;
+    let after = page_after(&st, IdKind::Queue, q.after.as_deref())?;
     let (zone_name, tz) = answer_zone(&st, tenant, q.tz.as_deref()).await?;
     let (from_ms, to_ms) = period(q.from.as_deref(), q.to.as_deref(), &tz)?;
     // Checks the span (731 days).
@@ -615,34 +730,49 @@ async fn queues(
     let (prev_from, prev_to) = range.previous();
     let queue = scope_filter(&st, IdKind::Queue, q.queue);
     let store = &st.rt.store;
-    let mut now: BTreeMap<i64, Sums> = store
-        .rollup_by_scope(tenant, RollupKind::Queue, queue, from_ms, to_ms)
-        .await?
-        .into_iter()
-        .map(|r| (r.scope_id, r.sums))
-        .collect();
-    if let Some(open) = open_interval(&st, tenant, from_ms, to_ms).await? {
-        let stored = !store
-            .rollup_by_start(
-                tenant,
-                RollupKind::Queue,
-                queue,
-                open.start_ms,
-                open.start_ms + 1,
-            )
+    // One more than the page from each source: the page is the first `limit` of their union,
+    // and the one past it says whether another page follows.
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let now_rows = store
+        .rollup_by_scope(
+            tenant,
+            RollupKind::Queue,
+            queue,
+            (from_ms, to_ms),
+            after,
+            fetch,
+        )
+        .await?;
+    let before_rows = store
+        .rollup_by_scope(
+            tenant,
+            RollupKind::Queue,
+            queue,
+            (prev_from, prev_to),
+            after,
+            fetch,
+        )
+        .await?;
+    let open: Vec<(i64, Sums)> =
+        open_unstored(&st, tenant, RollupKind::Queue, queue, (from_ms, to_ms))
             .await?
-            .is_empty();
-        if !stored {
-            for (id, s) in open.queues {
-                if queue == 0 || id == queue {
-                    now.entry(id).or_default().add(&s);
-                }
-            }
-        }
+            .into_iter()
+            .filter(|(id, _)| *id > after)
+            .collect();
+    let page = Page::of(
+        now_rows
+            .iter()
+            .chain(&before_rows)
+            .map(|r| r.scope_id)
+            .chain(open.iter().map(|(id, _)| *id))
+            .collect(),
+        limit,
+    );
+    let mut now: BTreeMap<i64, Sums> = now_rows.into_iter().map(|r| (r.scope_id, r.sums)).collect();
+    for (id, s) in &open {
+        now.entry(*id).or_default().add(s);
     }
-    let before: HashMap<i64, Sums> = store
-        .rollup_by_scope(tenant, RollupKind::Queue, queue, prev_from, prev_to)
-        .await?
+    let before: HashMap<i64, Sums> = before_rows
         .into_iter()
         .map(|r| (r.scope_id, r.sums))
         .collect();
@@ -652,16 +782,14 @@ async fn queues(
         .into_iter()
         .map(|t| (t.a, t.key))
         .collect();
-    let mut ids: Vec<i64> = now.keys().chain(before.keys()).copied().collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let queues = ids
-        .into_iter()
+    let queues = page
+        .ids
+        .iter()
         .map(|id| QueueAnalytics {
-            id: st.rt.ids.encode(IdKind::Queue, id),
-            name: names.get(&id).cloned().unwrap_or_default(),
-            figures: Figures::derive(&now.get(&id).copied().unwrap_or_default()),
-            previous: Figures::derive(&before.get(&id).copied().unwrap_or_default()),
+            id: st.rt.ids.encode(IdKind::Queue, *id),
+            name: names.get(id).cloned().unwrap_or_default(),
+            figures: Figures::derive(&now.get(id).copied().unwrap_or_default()),
+            previous: Figures::derive(&before.get(id).copied().unwrap_or_default()),
         })
         .collect();
     Ok(Json(QueuesView {
@@ -671,6 +799,7 @@ async fn queues(
         previous_from_ms: prev_from,
         previous_to_ms: prev_to,
         queues,
+        next: page.next(&st, IdKind::Queue),
     }))
 }
 
@@ -751,7 +880,10 @@ struct AgentsView {
     from_ms: i64,
     to_ms: i64,
     agents: Vec<AgentAnalytics>,
+    /// Over every agent in the range, whatever the page.
     leaderboards: Leaderboards,
+    /// Pass as `after` for the next page; `null` on the last.
+    next: Option<String>,
 }
 
 /// Analytics per agent: calls handled inbound and outbound, AHT, talk / wrap-up time, missed
@@ -759,6 +891,18 @@ struct AgentsView {
 /// repeat callers: an answered call whose caller number called the same tenant again (any
 /// queue) within 24 h after the call's arrival, the first-contact-resolution proxy. Hold time
 /// is null: nothing records hold yet. With leaderboards.
+///
+/// Paged: the agents with interval figures in the range (an agent logged in, offered a call
+/// or on one has them) or in the engine's open interval when the range covers it, `limit` at
+/// a time in the store's id order (not the order of the ids shown); pass `next` as `after`
+/// for the next page. The page's rollup sums, state history and outbound dials are read for
+/// its agents only (`WHERE scope_id > after ... ORDER BY scope_id LIMIT`, then the page's id
+/// span). The leaderboards are top-N over every agent, the same on every page, and are kept
+/// the way they were: ranked here from one per-agent sum of the whole range (grouped in SQL,
+/// at most `MAX_SCOPES` agents; plus the open interval, so the live quarter hour ranks too)
+/// and the repeat-caller counts of every agent (`call_repeat_sums`, which the page's agents
+/// take theirs from). On a first page that is also the last, the page's sum is the whole
+/// range's and is not read twice.
 #[utoipa::path(
     get,
     path = "/v1/analytics/agents",
@@ -766,9 +910,9 @@ struct AgentsView {
     operation_id = "analytics_agents",
     params(AgentsQuery),
     responses(
-        (status = 200, description = "Figures per agent", body = AgentsView),
+        (status = 200, description = "A page of figures per agent, and leaderboards over all of them", body = AgentsView),
         (status = 400, description = "A parameter that does not parse, named in `field`", body = ErrorBody),
-        (status = 422, description = "A bad range, zone or `top`, named in `field`", body = ErrorBody),
+        (status = 422, description = "A bad range, zone, `top`, `limit` or `after`, named in `field`", body = ErrorBody),
     ),
 )]
 async fn agents(
@@ -783,47 +927,61 @@ async fn agents(
         Some(n @ 1..=100) => n as usize,
         Some(_) => return Err(ApiError::unprocessable("top", "must be 1-100")),
     };
+    let limit = page_size(q.limit)?;
+    let after = page_after(&st, IdKind::Agent, q.after.as_deref())?;
     let (zone_name, tz) = answer_zone(&st, tenant, q.tz.as_deref()).await?;
     let (from_ms, to_ms) = period(q.from.as_deref(), q.to.as_deref(), &tz)?;
     // Checks the span (92 days) without keeping the buckets.
     Range::new(from_ms, to_ms, Granularity::Hour, &tz, usize::MAX)?;
     let agent = scope_filter(&st, IdKind::Agent, q.agent);
     let store = &st.rt.store;
-    let mut sums: BTreeMap<i64, Sums> = store
-        .rollup_by_scope(tenant, RollupKind::Agent, agent, from_ms, to_ms)
-        .await?
-        .into_iter()
+    let range = (from_ms, to_ms);
+    let fetch = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+    let rows = store
+        .rollup_by_scope(tenant, RollupKind::Agent, agent, range, after, fetch)
+        .await?;
+    let open = open_unstored(&st, tenant, RollupKind::Agent, agent, range).await?;
+    let page = Page::of(
+        rows.iter()
+            .map(|r| r.scope_id)
+            .chain(open.iter().map(|(id, _)| *id).filter(|id| *id > after))
+            .collect(),
+        limit,
+    );
+    // The page's own figures, from its keyset read.
+    let mut page_sums: BTreeMap<i64, Sums> = rows
+        .iter()
+        .filter(|r| r.scope_id <= page.through)
         .map(|r| (r.scope_id, r.sums))
         .collect();
-    if let Some(open) = open_interval(&st, tenant, from_ms, to_ms).await? {
-        let stored = !store
-            .rollup_by_start(
+    for (id, s) in open
+        .iter()
+        .filter(|(id, _)| *id > after && *id <= page.through)
+    {
+        page_sums.entry(*id).or_default().add(s);
+    }
+    // Every agent's, for the leaderboards: a first page that is also the last has them.
+    let whole_rows = if after == 0 && !page.more {
+        rows
+    } else {
+        store
+            .rollup_by_scope(
                 tenant,
                 RollupKind::Agent,
                 agent,
-                open.start_ms,
-                open.start_ms + 1,
+                range,
+                i64::MIN,
+                MAX_SCOPES,
             )
             .await?
-            .is_empty();
-        if !stored {
-            for (id, s) in open.agents {
-                if agent == 0 || id == agent {
-                    sums.entry(id).or_default().add(&s);
-                }
-            }
-        }
-    }
-    let changes = store
-        .agent_state_changes(tenant, agent, from_ms, to_ms)
-        .await?;
-    let history = analytics::state_history(&changes, from_ms, to_ms, crate::store::now_ms());
-    let outbound: HashMap<i64, u64> = store
-        .outbound_by_agent(tenant, agent, from_ms, to_ms)
-        .await?
+    };
+    let mut whole: BTreeMap<i64, Sums> = whole_rows
         .into_iter()
-        .map(|t| (t.a, u64::try_from(t.n).unwrap_or(0)))
+        .map(|r| (r.scope_id, r.sums))
         .collect();
+    for (id, s) in &open {
+        whole.entry(*id).or_default().add(s);
+    }
     let repeats: HashMap<i64, (u64, u64)> = store
         .repeat_callers_by_agent(tenant, agent, from_ms, to_ms)
         .await?
@@ -844,23 +1002,32 @@ async fn agents(
         .into_iter()
         .map(|t| (t.a, t.key))
         .collect();
-    let mut ids: Vec<i64> = sums
-        .keys()
-        .chain(history.keys())
-        .chain(outbound.keys())
-        .chain(repeats.keys())
-        .copied()
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let list: Vec<(i64, AgentAnalytics)> = ids
-        .into_iter()
-        .map(|id| {
-            let s = sums.get(&id).copied().unwrap_or_default();
+    let leaderboards = leaderboards(&st, &whole, &repeats, &names, top);
+    let span = (after, page.through);
+    let (history, outbound) = if page.ids.is_empty() {
+        (BTreeMap::new(), HashMap::new())
+    } else {
+        let changes = store
+            .agent_state_changes(tenant, agent, range, span)
+            .await?;
+        let history = analytics::state_history(&changes, from_ms, to_ms, crate::store::now_ms());
+        let outbound: HashMap<i64, u64> = store
+            .outbound_by_agent(tenant, agent, range, span)
+            .await?
+            .into_iter()
+            .map(|t| (t.a, u64::try_from(t.n).unwrap_or(0)))
+            .collect();
+        (history, outbound)
+    };
+    let list: Vec<AgentAnalytics> = page
+        .ids
+        .iter()
+        .map(|&id| {
+            let s = page_sums.get(&id).copied().unwrap_or_default();
             let c = &s.counters;
             let h = history.get(&id).cloned().unwrap_or_default();
             let (answered_calls, repeat_callers) = repeats.get(&id).copied().unwrap_or((0, 0));
-            let view = AgentAnalytics {
+            AgentAnalytics {
                 id: st.rt.ids.encode(IdKind::Agent, id),
                 name: names.get(&id).cloned().unwrap_or_default(),
                 offered: c.offered,
@@ -870,7 +1037,7 @@ async fn agents(
                 answered: c.answered,
                 handled_inbound: c.handled,
                 handled_outbound: outbound.get(&id).copied().unwrap_or(0),
-                aht_s: (c.handled > 0).then(|| c.handle_s / c.handled as f64),
+                aht_s: aht(&s),
                 talk_s: c.talk_s,
                 wrapup_s: c.wrapup_s,
                 hold_s: None,
@@ -888,41 +1055,66 @@ async fn agents(
                 state_time_s: s.times,
                 answered_calls,
                 repeat_callers,
-                fcr_rate: (answered_calls > 0)
-                    .then(|| 1.0 - repeat_callers as f64 / answered_calls as f64),
-            };
-            (id, view)
+                fcr_rate: fcr((answered_calls, repeat_callers)),
+            }
         })
         .collect();
-    let board = |value: &dyn Fn(&AgentAnalytics) -> Option<f64>, ascending: bool| {
-        let entries: Vec<(usize, Option<f64>)> = list
-            .iter()
-            .enumerate()
-            .map(|(i, (_, a))| (i, value(a)))
-            .collect();
-        analytics::leaderboard(&entries, top, ascending)
-            .into_iter()
-            .map(|(i, v)| LeaderEntry {
-                id: list[i].1.id,
-                name: list[i].1.name.clone(),
-                value: v,
-            })
-            .collect::<Vec<_>>()
-    };
-    let leaderboards = Leaderboards {
-        handled: board(
-            &|a| (a.handled_inbound > 0).then_some(a.handled_inbound as f64),
-            false,
-        ),
-        aht_s: board(&|a| a.aht_s, true),
-        occupancy: board(&|a| a.occupancy, false),
-        fcr_rate: board(&|a| a.fcr_rate, false),
-    };
     Ok(Json(AgentsView {
         time_zone: zone_name,
         from_ms,
         to_ms,
-        agents: list.into_iter().map(|(_, a)| a).collect(),
+        agents: list,
         leaderboards,
+        next: page.next(&st, IdKind::Agent),
     }))
+}
+
+/// (talk + wrap-up) / handled inbound calls; None with none.
+fn aht(s: &Sums) -> Option<f64> {
+    (s.counters.handled > 0).then(|| s.counters.handle_s / s.counters.handled as f64)
+}
+
+/// 1 - repeat callers / answered calls; None with none.
+fn fcr((answered, repeats): (u64, u64)) -> Option<f64> {
+    (answered > 0).then(|| 1.0 - repeats as f64 / answered as f64)
+}
+
+/// The top `top` of every agent in `sums` or `repeats` (the whole range's, not a page's);
+/// ties go to the lower store id.
+fn leaderboards(
+    st: &AppState,
+    sums: &BTreeMap<i64, Sums>,
+    repeats: &HashMap<i64, (u64, u64)>,
+    names: &HashMap<i64, String>,
+    top: usize,
+) -> Leaderboards {
+    let mut ids: Vec<i64> = sums.keys().chain(repeats.keys()).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let board = |value: &dyn Fn(i64, &Sums) -> Option<f64>, ascending: bool| {
+        let entries: Vec<(i64, Option<f64>)> = ids
+            .iter()
+            .map(|&id| (id, value(id, &sums.get(&id).copied().unwrap_or_default())))
+            .collect();
+        analytics::leaderboard(&entries, top, ascending)
+            .into_iter()
+            .map(|(id, value)| LeaderEntry {
+                id: st.rt.ids.encode(IdKind::Agent, id),
+                name: names.get(&id).cloned().unwrap_or_default(),
+                value,
+            })
+            .collect::<Vec<_>>()
+    };
+    Leaderboards {
+        handled: board(
+            &|_, s| (s.counters.handled > 0).then_some(s.counters.handled as f64),
+            false,
+        ),
+        aht_s: board(&|_, s| aht(s), true),
+        occupancy: board(&|_, s| s.times.occupancy(), false),
+        fcr_rate: board(
+            &|id, _| fcr(repeats.get(&id).copied().unwrap_or((0, 0))),
+            false,
+        ),
+    }
 }

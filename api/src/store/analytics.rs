@@ -9,7 +9,10 @@
 //! each query walks
 //! an index that starts with the tenant and the time (`interval_stats_range`,
 //! `recordings_tenant_kind`, `campaign_attempts_tenant_dialed`, `dispositions_tenant_at`,
-//! `agent_states_tenant_at`, `calls_tenant_caller_arrived`). Other tables are counted
+//! `agent_states_tenant_at`). Repeat callers are counted per agent and quarter hour by
+//! triggers on calls (`call_repeat_sums`, migration 0021), not from calls: at ten million
+//! calls that count took seconds. Per-agent and per-queue pages are keyset pages on the
+//! rollup's primary key. Other tables are counted
 //! per quarter hour (`time / 900000`) so the caller can cut local days in any zone.
 
 use super::rows::{FromStoreRow, RowExt, TextIdRow};
@@ -66,6 +69,21 @@ macro_rules! rollup_cols {
     () => {
         "n_offered,n_answered,n_within,n_abandoned,n_short_abandoned,n_exited,n_callback,n_voicemail,n_handled,n_accepted,n_rejected,n_no_answer,n_busy,n_failed,s_answer_wait,s_abandon_wait,s_talk,s_wrapup,s_handle,s_available,s_on_call,s_wrap_up,s_reserved,s_on_break,s_logged_out"
     };
+}
+
+/// `[from, to)` cut for the per-day sums: the whole UTC days in it, `[first_day, end_day)`;
+/// the quarter hours `[from, first_day)` and `[end_day, to)` are read per quarter hour. A
+/// range with no whole day is all ends (`(to, to)`).
+pub(crate) fn day_cut(from_ms: i64, to_ms: i64) -> (i64, i64) {
+    const DAY: i64 = 86_400_000;
+    let first_day =
+        from_ms.div_euclid(DAY) * DAY + if from_ms.rem_euclid(DAY) == 0 { 0 } else { DAY };
+    let end_day = to_ms.div_euclid(DAY) * DAY;
+    if first_day < end_day {
+        (first_day, end_day)
+    } else {
+        (to_ms, to_ms)
+    }
 }
 
 /// Summed interval counters: per 15-minute start (`scope_id` 0) or per queue / agent
@@ -282,23 +300,49 @@ impl Store {
         }))
     }
 
-    /// The tenant's queue (or agent) rows summed per queue (agent), by id; `scope` 0 for all.
+    /// The tenant's queue (or agent) rows summed per queue (agent): the first `limit` ids
+    /// after `after`, ascending (a page; `i64::MIN, MAX_SCOPES` for all); `scope` 0 for all,
+    /// else that one. Whole UTC days are read from `interval_scope_day_sums` and the quarter
+    /// hours at the range's ends from `interval_stats` (see [`day_cut`]). Both are keyed
+    /// `(tenant_id, scope_kind, scope_id, ..)`: a later page does not read the ids before it.
     pub async fn rollup_by_scope(
         &self,
         tenant: TenantId,
         kind: RollupKind,
         scope: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        after: i64,
+        limit: i64,
     ) -> Result<Vec<RollupRow>, StoreError> {
         const SQL: &str = concat!(
             "SELECT CAST(MIN(start_ms) AS BIGINT) AS start_ms, scope_id, ",
             rollup_sums!(),
-            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND start_ms >= $3 \
-             AND start_ms < $4 AND ($5 = 0 OR scope_id = $5) GROUP BY scope_id ORDER BY scope_id \
-             LIMIT $6"
+            " FROM (SELECT scope_id, day_ms AS start_ms, ",
+            rollup_cols!(),
+            " FROM interval_scope_day_sums WHERE tenant_id = $1 AND scope_kind = $2 \
+             AND scope_id > $3 AND ($4 = 0 OR scope_id = $4) AND day_ms >= $5 AND day_ms < $6 \
+             UNION ALL SELECT scope_id, start_ms, ",
+            rollup_cols!(),
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id > $3 \
+             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $7 AND start_ms < $5 \
+             UNION ALL SELECT scope_id, start_ms, ",
+            rollup_cols!(),
+            " FROM interval_stats WHERE tenant_id = $1 AND scope_kind = $2 AND scope_id > $3 \
+             AND ($4 = 0 OR scope_id = $4) AND start_ms >= $6 AND start_ms < $8) parts \
+             GROUP BY scope_id ORDER BY scope_id LIMIT $9"
         );
-        let args = args![tenant, kind.as_str(), from_ms, to_ms, scope, MAX_SCOPES];
+        let (first_day, end_day) = day_cut(from_ms, to_ms);
+        let args = args![
+            tenant,
+            kind.as_str(),
+            after,
+            scope,
+            first_day,
+            end_day,
+            from_ms,
+            to_ms,
+            limit.min(MAX_SCOPES)
+        ];
         self.fetch_all(Use::Read, SQL, args).await
     }
 
@@ -390,26 +434,30 @@ impl Store {
             .await
     }
 
-    /// Per agent (`a`): outbound dials connected to it (`n`).
+    /// Per agent (`a`) in `(after, through]`: outbound dials connected to it (`n`).
     pub async fn outbound_by_agent(
         &self,
         tenant: TenantId,
         agent: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        (after, through): (i64, i64),
     ) -> Result<Vec<Tally>, StoreError> {
         const SQL: &str = "SELECT agent_id AS a, CAST(0 AS BIGINT) AS b, '' AS k, \
              CAST(COUNT(*) AS BIGINT) AS n, CAST(0 AS BIGINT) AS m FROM campaign_attempts \
              WHERE tenant_id = $1 AND dialed_at >= $2 AND dialed_at < $3 \
              AND outcome = 'connected' AND agent_id IS NOT NULL AND ($4 = 0 OR agent_id = $4) \
-             GROUP BY agent_id ORDER BY agent_id";
-        self.fetch_all(Use::Read, SQL, args![tenant, from_ms, to_ms, agent])
-            .await
+             AND agent_id > $5 AND agent_id <= $6 GROUP BY agent_id ORDER BY agent_id";
+        let args = args![tenant, from_ms, to_ms, agent, after, through];
+        self.fetch_all(Use::Read, SQL, args).await
     }
 
     /// Per agent (`a`): answered inbound calls that arrived in the range (`n`) and those of
     /// them whose caller number called the tenant again within 24 h after arriving (`m`: the
     /// repeat callers, see `crate::analytics`). Calls with no caller number are left out.
+    /// Read from `call_repeat_sums` (migration 0021: kept by triggers on calls per UTC day and
+    /// per quarter hour of arrival; whole days and the quarter hours at the ends, see
+    /// [`day_cut`], so the range snaps to quarter hours like the rollup's); counting from
+    /// calls probed the caller index once per answered call: seconds at ten million calls.
     pub async fn repeat_callers_by_agent(
         &self,
         tenant: TenantId,
@@ -417,35 +465,42 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Tally>, StoreError> {
-        const SQL: &str = "SELECT c.agent_id AS a, CAST(0 AS BIGINT) AS b, '' AS k, \
-             CAST(COUNT(*) AS BIGINT) AS n, \
-             CAST(SUM(CASE WHEN EXISTS (SELECT 1 FROM calls r WHERE r.tenant_id = c.tenant_id \
-             AND r.caller_number = c.caller_number AND r.arrived_at > c.arrived_at \
-             AND r.arrived_at <= c.arrived_at + 86400000) THEN 1 ELSE 0 END) AS BIGINT) AS m \
-             FROM calls c WHERE c.tenant_id = $1 AND c.arrived_at >= $2 AND c.arrived_at < $3 \
-             AND c.outcome = 'answered' AND c.agent_id IS NOT NULL AND c.caller_number <> '' \
-             AND ($4 = 0 OR c.agent_id = $4) GROUP BY c.agent_id ORDER BY c.agent_id";
-        self.fetch_all(Use::Read, SQL, args![tenant, from_ms, to_ms, agent])
-            .await
+        const SQL: &str = "SELECT agent_id AS a, CAST(0 AS BIGINT) AS b, '' AS k, \
+             CAST(SUM(answered) AS BIGINT) AS n, CAST(SUM(repeated) AS BIGINT) AS m FROM ( \
+             SELECT agent_id, answered, repeated FROM call_repeat_sums WHERE tenant_id = $1 \
+             AND span_ms = 86400000 AND start_ms >= $2 AND start_ms < $3 \
+             UNION ALL SELECT agent_id, answered, repeated FROM call_repeat_sums \
+             WHERE tenant_id = $1 AND span_ms = 900000 AND start_ms >= $4 AND start_ms < $2 \
+             UNION ALL SELECT agent_id, answered, repeated FROM call_repeat_sums \
+             WHERE tenant_id = $1 AND span_ms = 900000 AND start_ms >= $3 AND start_ms < $5) parts \
+             WHERE ($6 = 0 OR agent_id = $6) GROUP BY agent_id HAVING SUM(answered) > 0 \
+             ORDER BY agent_id LIMIT $7";
+        let (first_day, end_day) = day_cut(from_ms, to_ms);
+        let args = args![
+            tenant, first_day, end_day, from_ms, to_ms, agent, MAX_SCOPES
+        ];
+        self.fetch_all(Use::Read, SQL, args).await
     }
 
     /// The agents' state changes from [`STATE_LOOKBACK_MS`] before the range to its end, by
-    /// agent and time (`agent` 0: all of the tenant's agents).
+    /// agent and time (`agent` 0: all of the tenant's agents in `(after, through]`).
     pub async fn agent_state_changes(
         &self,
         tenant: TenantId,
         agent: i64,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        (after, through): (i64, i64),
     ) -> Result<Vec<StateChange>, StoreError> {
         const SQL: &str = "SELECT agent_id, at, state, reason FROM agent_states \
              WHERE tenant_id = $1 AND at >= $2 AND at < $3 AND ($4 = 0 OR agent_id = $4) \
-             ORDER BY agent_id, at, id LIMIT $5";
+             AND agent_id > $5 AND agent_id <= $6 ORDER BY agent_id, at, id LIMIT $7";
         let args = args![
             tenant,
             from_ms.saturating_sub(STATE_LOOKBACK_MS),
             to_ms,
             agent,
+            after,
+            through,
             MAX_STATE_ROWS
         ];
         self.fetch_all(Use::Read, SQL, args).await

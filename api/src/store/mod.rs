@@ -488,6 +488,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/sqlite/0020_analytics.sql"),
         ),
         (
+            21,
+            "analytics sums",
+            include_str!("../../../migrations/sqlite/0021_analytics_sums.sql"),
+        ),
+        (
             22,
             "web sessions and display tokens",
             include_str!("../../../migrations/sqlite/0022_web_sessions.sql"),
@@ -595,6 +600,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             20,
             "analytics",
             include_str!("../../../migrations/postgres/0020_analytics.sql"),
+        ),
+        (
+            21,
+            "analytics sums",
+            include_str!("../../../migrations/postgres/0021_analytics_sums.sql"),
         ),
         (
             22,
