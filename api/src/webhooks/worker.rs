@@ -4,8 +4,9 @@
 //!
 //! ```text
 //!  wake (a record batch was filed), an attempt's end, the next due time or 1 s
-//!    ─► fan out new messages ─► claim due deliveries (lease; at most PER_ENDPOINT in hand
-//!       per endpoint) ─► start them as slots free up, CONCURRENCY at once, each a task
+//!    ─► fan out new messages ─► claim due deliveries when half of MAX_IN_HAND is free
+//!       (lease; at most PER_ENDPOINT_IN_HAND per endpoint) ─► start them as slots free up,
+//!       CONCURRENCY at once and PER_ENDPOINT per endpoint, each a task
 //!    ─► file the ended ones together every FILE_EVERY (log, next try; a disabling attempt
 //!       is filed at once and announced as endpoint.disabled)
 //! ```
@@ -47,18 +48,25 @@ pub const LEASE: Duration = Duration::from_secs(60);
 /// Attempts in flight at once (across endpoints).
 pub const CONCURRENCY: usize = 64;
 
-/// Deliveries one endpoint may have in hand at once (claimed, in flight, or ended and not
-/// yet filed): an endpoint that hangs for its 15 s timeout holds this many slots, and the
-/// other endpoints' deliveries go on in the rest.
+/// Attempts one endpoint may have in flight at once: an endpoint that hangs for its 15 s
+/// timeout holds this many slots, and the other endpoints' deliveries go on in the rest.
 pub const PER_ENDPOINT: usize = 16;
 
-/// Deliveries claimed at once, at most.
-pub const CLAIM_BATCH: i64 = 256;
+/// Deliveries one endpoint may have in hand (claimed: waiting or in flight); its backlog
+/// beyond waits in the database.
+pub const PER_ENDPOINT_IN_HAND: usize = 512;
+
+/// Deliveries in hand at once, at most; the worker claims when half are free.
+pub const MAX_IN_HAND: usize = 2048;
+
+/// A claimed delivery not started within this is left to its lease rather than started:
+/// its attempt (up to the 15 s timeout) would outlast the lease.
+const STALE_CLAIM_MS: i64 = 40_000;
 
 /// Ended attempts filed in one transaction: at most this many, and none waits longer than
 /// [`FILE_EVERY`] (a crash loses only the filing: those are sent again, same ids).
-const FILE_BATCH: usize = 512;
-const FILE_EVERY: Duration = Duration::from_millis(20);
+const FILE_BATCH: usize = 2048;
+const FILE_EVERY: Duration = Duration::from_millis(50);
 
 /// How long an endpoint's settings are reused before they are read again.
 const ENDPOINT_FRESH: Duration = Duration::from_secs(1);
@@ -175,7 +183,7 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
     loop {
         let idle = d.top_up().await;
         d.start_waiting();
-        d.file().await;
+        d.file();
         let now = parts.clock.now();
         let prune_due = last_prune.is_none_or(|t| {
             now.duration_since(t)
@@ -194,16 +202,39 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
             }
         }
         let wait = d.file_deadline().map_or(idle, |at| idle.min(at));
-        tokio::select! {
-            Some(ended) = d.in_flight.join_next(), if !d.in_flight.is_empty() => d.ended(ended),
-            () = wake.notified() => d.more_due = true,
-            () = tokio::time::sleep(wait) => {}
+        let woke = {
+            let in_flight = &mut d.in_flight;
+            let filing = &mut d.filing;
+            tokio::select! {
+                Some(ended) = in_flight.join_next(), if !in_flight.is_empty() => Woke::Ended(ended),
+                () = async {
+                    if let Some((_, task)) = filing.as_mut() {
+                        let _ = task.await;
+                    }
+                }, if filing.is_some() => Woke::Filed,
+                () = wake.notified() => Woke::Records,
+                () = tokio::time::sleep(wait) => Woke::Timer,
+            }
+        };
+        match woke {
+            Woke::Ended(ended) => d.ended(ended),
+            Woke::Filed => d.filing = None,
+            Woke::Records => d.more_due = true,
+            Woke::Timer => {}
         }
     }
 }
 
+/// What ended the worker's wait.
+enum Woke {
+    Ended(Result<(i64, Option<FinishedAttempt>), tokio::task::JoinError>),
+    Filed,
+    Records,
+    Timer,
+}
+
 /// The worker's hands: deliveries claimed and waiting for a slot, attempts in flight (each a
-/// task of its own, so a slow endpoint holds one slot and nothing else), and ended attempts
+/// task of its own, so a slow endpoint holds its slots and nothing else), and ended attempts
 /// waiting to be filed together.
 struct Dispatcher {
     parts: Arc<WorkerParts>,
@@ -213,11 +244,16 @@ struct Dispatcher {
     endpoints: HashMap<i64, (Instant, Option<Arc<WebhookRow>>)>,
     waiting: VecDeque<DueDelivery>,
     in_flight: JoinSet<(i64, Option<FinishedAttempt>)>,
-    /// Deliveries in hand per endpoint: waiting, in flight, or ended and not yet filed.
+    /// Attempts in flight per endpoint (at most [`PER_ENDPOINT`]).
+    flying: HashMap<i64, usize>,
+    /// Deliveries in hand per endpoint, waiting or in flight (at most [`PER_ENDPOINT_IN_HAND`]).
     held: HashMap<i64, usize>,
     ended: Vec<FinishedAttempt>,
     first_ended_at: Option<Instant>,
-    /// Something may be due that is not claimed: new records, a full claim, a slot freed on
+    /// The filing under way (how many attempts, its task): one at a time, beside the
+    /// attempts (a commit waits for the disk; the slots do not wait for it).
+    filing: Option<(usize, JoinHandle<()>)>,
+    /// Something may be due that is not claimed: new records, a full claim, room again on
     /// an endpoint that was full.
     more_due: bool,
     /// A claim that came back short is not repeated before this (unless woken or an endpoint
@@ -233,26 +269,33 @@ impl Dispatcher {
             endpoints: HashMap::new(),
             waiting: VecDeque::new(),
             in_flight: JoinSet::new(),
+            flying: HashMap::new(),
             held: HashMap::new(),
             ended: Vec::new(),
             first_ended_at: None,
+            filing: None,
             more_due: true,
             next_claim_at: Instant::now(),
         }
     }
 
-    /// Fans out new messages and claims due deliveries while there is room for them. Returns
-    /// how long the worker may sleep if nothing else happens.
+    /// Fans out new messages and claims due deliveries when half the hands are free (a
+    /// claim is a commit: few large ones, not one per attempt). Returns how long the worker
+    /// may sleep if nothing else happens.
     async fn top_up(&mut self) -> Duration {
-        let low_water = self.waiting.len() < CONCURRENCY / 2;
-        let in_hand: usize = self.waiting.len() + self.in_flight.len();
-        if !low_water || in_hand >= 2 * CONCURRENCY {
+        // Ended attempts not yet filed count: their filing holds them, and a slow disk must
+        // slow the claims, not grow the list.
+        let in_hand: usize = self.waiting.len()
+            + self.in_flight.len()
+            + self.ended.len()
+            + self.filing.as_ref().map_or(0, |(n, _)| *n);
+        if in_hand > MAX_IN_HAND / 2 {
             return IDLE_POLL;
         }
         if !self.more_due && Instant::now() < self.next_claim_at {
             return self.next_claim_at.saturating_duration_since(Instant::now());
         }
-        match self.claim(2 * CONCURRENCY - in_hand).await {
+        match self.claim(MAX_IN_HAND - in_hand).await {
             Ok(idle) => idle,
             Err(e) => {
                 warn!(error = %e, "webhook delivery: the store did not answer; trying again");
@@ -274,9 +317,9 @@ impl Dispatcher {
             }
         }
         let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-        let limit = CLAIM_BATCH.min(i64::try_from(room).unwrap_or(CLAIM_BATCH));
+        let limit = i64::try_from(room).unwrap_or(i64::MAX);
         let due = store
-            .claim_due_deliveries_within(now, lease, limit, &self.held, PER_ENDPOINT)
+            .claim_due_deliveries_within(now, lease, limit, &self.held, PER_ENDPOINT_IN_HAND)
             .await?;
         let full = due.len() as i64 >= limit;
         let claimed = !due.is_empty();
@@ -292,11 +335,11 @@ impl Dispatcher {
             return Ok(Duration::ZERO);
         }
         // Everything due now is in hand: the next look is when the next one falls due (a
-        // wake for new records comes sooner), or when an attempt ends.
+        // wake for new records comes sooner), or when an endpoint that was full has room.
         self.more_due = false;
         // What is due now and was left is a full endpoint's: its room comes back with an
         // attempt's end (which sets `more_due`), so it is not polled for meanwhile.
-        let floor = if self.held.values().any(|n| *n >= PER_ENDPOINT) {
+        let floor = if self.held.values().any(|n| *n >= PER_ENDPOINT_IN_HAND) {
             FULL_ENDPOINT_PAUSE
         } else {
             SHORT_CLAIM_PAUSE
@@ -310,24 +353,33 @@ impl Dispatcher {
         Ok(wait)
     }
 
-    /// Starts waiting deliveries while there are free slots.
+    /// Starts waiting deliveries while there are free slots, oldest first, passing over those
+    /// of endpoints that have their share in flight.
     fn start_waiting(&mut self) {
-        while self.in_flight.len() < CONCURRENCY {
-            let Some(d) = self.waiting.pop_front() else {
+        let now_ms = self.parts.clock.now_ms();
+        let mut i = 0;
+        while self.in_flight.len() < CONCURRENCY && i < self.waiting.len() {
+            let endpoint_id = self.waiting[i].endpoint_id;
+            if self.flying.get(&endpoint_id).copied().unwrap_or(0) >= PER_ENDPOINT {
+                i += 1;
+                continue;
+            }
+            let Some(d) = self.waiting.remove(i) else {
                 return;
             };
-            let Some(endpoint) = self.endpoint(d.endpoint_id) else {
-                // Not known (deleted since, or the store did not answer): it stays owed and
-                // is claimed again after its lease.
-                self.release(d.endpoint_id);
+            // Waited too long behind a slow endpoint: its lease may run out during the
+            // attempt, and it could be claimed twice. Left to its lease, claimed afresh.
+            let stale = now_ms.saturating_sub(d.claimed_at_ms) > STALE_CLAIM_MS;
+            let endpoint = self.endpoint(endpoint_id);
+            let client = self.client();
+            let (Some(endpoint), Some(client), false) = (endpoint, client, stale) else {
+                // Not known (deleted since, or the store did not answer), or stale: it
+                // stays owed and is claimed again after its lease.
+                self.release(endpoint_id);
                 continue;
             };
-            let Some(client) = self.client() else {
-                self.release(d.endpoint_id);
-                continue;
-            };
+            *self.flying.entry(endpoint_id).or_default() += 1;
             let parts = self.parts.clone();
-            let endpoint_id = d.endpoint_id;
             self.in_flight
                 .spawn(async move { (endpoint_id, deliver(&parts, &client, &endpoint, d).await) });
         }
@@ -397,7 +449,7 @@ impl Dispatcher {
     /// what the last claim left out for it may be claimed now.
     fn release(&mut self, endpoint: i64) {
         if let Some(n) = self.held.get_mut(&endpoint) {
-            if *n >= PER_ENDPOINT {
+            if *n >= PER_ENDPOINT_IN_HAND {
                 self.more_due = true;
             }
             *n = n.saturating_sub(1);
@@ -407,33 +459,47 @@ impl Dispatcher {
         }
     }
 
-    /// An attempt's task ended: its end waits to be filed with others.
+    /// An attempt's task ended: its slot is free, and its end waits to be filed with others
+    /// (its claim keeps it from being claimed again meanwhile).
     fn ended(&mut self, ended: Result<(i64, Option<FinishedAttempt>), tokio::task::JoinError>) {
         match ended {
-            Ok((_, Some(f))) => {
-                self.first_ended_at.get_or_insert_with(Instant::now);
-                self.ended.push(f);
+            Ok((endpoint, finished)) => {
+                if let Some(n) = self.flying.get_mut(&endpoint) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.flying.remove(&endpoint);
+                    }
+                }
+                self.release(endpoint);
+                // None: filed by the attempt itself (it disabled the endpoint).
+                if let Some(f) = finished {
+                    self.first_ended_at.get_or_insert_with(Instant::now);
+                    self.ended.push(f);
+                }
             }
-            // Filed by the attempt itself (it disabled the endpoint).
-            Ok((endpoint, None)) => self.release(endpoint),
-            // A panicked attempt (none is expected) is owed again after its lease; its slot
-            // in `held` is recounted when nothing is in hand.
+            // A panicked attempt (none is expected) is owed again after its lease; its
+            // counts are recounted when nothing is in hand.
             Err(e) => warn!(error = %e, "webhook delivery: an attempt's task failed"),
         }
-        if self.in_flight.is_empty() && self.waiting.is_empty() && self.ended.is_empty() {
+        if self.in_flight.is_empty() && self.waiting.is_empty() {
             self.held.clear();
+            self.flying.clear();
         }
     }
 
     /// When the ended attempts must be filed, if there are any.
     fn file_deadline(&self) -> Option<Duration> {
+        // While a filing is under way its end wakes the worker (the next one waits for it).
+        if self.filing.is_some() {
+            return None;
+        }
         self.first_ended_at
             .map(|at| FILE_EVERY.saturating_sub(at.elapsed()))
     }
 
     /// Files the ended attempts in one transaction when there are enough of them, when the
     /// oldest has waited [`FILE_EVERY`], or when nothing else is in hand.
-    async fn file(&mut self) {
+    fn file(&mut self) {
         if self.ended.is_empty() {
             return;
         }
@@ -442,15 +508,23 @@ impl Dispatcher {
         if !(quiet || due || self.ended.len() >= FILE_BATCH) {
             return;
         }
+        if let Some((_, task)) = &self.filing {
+            if !task.is_finished() {
+                return;
+            }
+            self.filing = None;
+        }
         let ended = std::mem::take(&mut self.ended);
         self.first_ended_at = None;
-        // If this fails, the leases make them due again: sent again, same ids.
-        if let Err(e) = self.parts.store.finish_deliveries(&ended).await {
-            warn!(error = %e, attempts = ended.len(), "webhook delivery: could not file the attempts");
-        }
-        for f in &ended {
-            self.release(f.attempt.endpoint_id);
-        }
+        let store = self.parts.store.clone();
+        let count = ended.len();
+        let task = tokio::spawn(async move {
+            // If this fails, the leases make them due again: sent again, same ids.
+            if let Err(e) = store.finish_deliveries(&ended).await {
+                warn!(error = %e, attempts = ended.len(), "webhook delivery: could not file the attempts");
+            }
+        });
+        self.filing = Some((count, task));
     }
 }
 
