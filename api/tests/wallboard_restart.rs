@@ -249,6 +249,7 @@ async fn a_stopped_and_restarted_server_shows_the_same_figures_of_the_day() {
     let (switch, esl, outbound) = fake_switch().await;
     let port = free_port();
     let (first, api) = serve_on(&db, port, &esl, &outbound, &key).await;
+    let started = std::time::SystemTime::now();
     let (_queue, agent) = contact_center(&api).await;
     let token = api
         .ok(
@@ -307,7 +308,28 @@ async fn a_stopped_and_restarted_server_shows_the_same_figures_of_the_day() {
     let (lines, before) = step(lines, "before").await;
     assert_eq!((&before["handled"], &before["abandoned"]), (&json!("1"), &json!("1")));
 
+    let slot = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() / 900_000
+    };
+    let started_slot = slot(started);
     stop(first).await;
+    // Stopped in the interval the calls were counted in: nothing of it is in an interval
+    // row, so the figures can only come back from what the stop filed.
+    let pool = sqlx::SqlitePool::connect(&db).await.expect("the database");
+    let carried: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM wallboard_carry")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interval_stats")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    println!("at the stop: {carried} carried rows, {rows} interval rows");
+    if slot(std::time::SystemTime::now()) == started_slot {
+        assert!(carried >= 1, "the stop filed the open interval");
+        assert_eq!(rows, 0, "no interval closed while the test ran");
+    }
     writeln!(stdin, "down").unwrap();
     let (lines, _) = step(lines, "banner").await;
     let (second, api) = serve_on(&db, port, &esl, &outbound, &key).await;

@@ -79,7 +79,12 @@ const tilesFit = (page) =>
         return v && v.scrollWidth > t.clientWidth;
       })
       .map((t) => t.id || t.textContent.trim().slice(0, 20));
-    return { tiles: tiles.length, bottom, right, width: innerWidth, height: innerHeight, spilled };
+    // Tables wider than their panels would hide columns (or the actions) off to the side.
+    const overflowing = ['queues', 'waiting-calls', 'roster']
+      .map((id) => document.getElementById(id))
+      .filter((t) => t.offsetParent && t.scrollWidth > t.closest('.panel').clientWidth + 1)
+      .map((t) => t.id);
+    return { tiles: tiles.length, bottom, right, width: innerWidth, height: innerHeight, spilled, overflowing };
   });
 
 try {
@@ -168,6 +173,7 @@ try {
   for (const [name, fit] of [['1080p', result.fit_1080p], ['laptop', result.fit_laptop]]) {
     if (fit.bottom > fit.height || fit.right > fit.width) failures.push(`the tiles do not fit at ${name}: ${JSON.stringify(fit)}`);
     if (fit.spilled.length) failures.push(`values spill out of their tiles at ${name}: ${fit.spilled}`);
+    if (fit.overflowing.length) failures.push(`tables wider than their panels at ${name}: ${fit.overflowing}`);
   }
   if (consoleErrors.length) failures.push(`console errors: ${consoleErrors}`);
   result.ok = failures.length === 0;
