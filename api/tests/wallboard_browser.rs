@@ -350,7 +350,10 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
 }
 
 /// A browser script started with `args`: its stdin, its JSON lines, and the process.
-fn start_script(script: &str, args: &[String]) -> (std::process::Child, std::process::ChildStdin, Lines) {
+fn start_script(
+    script: &str,
+    args: &[String],
+) -> (std::process::Child, std::process::ChildStdin, Lines) {
     let mut child = Command::new("node")
         .arg(script)
         .args(args)
@@ -389,11 +392,10 @@ async fn step(lines: Lines, name: &'static str) -> Lines {
 
 /// Whether the engine itself has the queue (shown id) paused.
 async fn engine_paused(s: &Server, shown: i64) -> bool {
-    let id = s
-        .rt
-        .ids
-        .decode(switchyard_api::ids::IdKind::Queue, shown)
-        .expect("a queue id of ours");
+    let id =
+        s.rt.ids
+            .decode(switchyard_api::ids::IdKind::Queue, shown)
+            .expect("a queue id of ours");
     let q = switchyard_engine::QueueId(u32::try_from(id).unwrap());
     s.rt.engine
         .query(move |e| e.queue_config(q).map(|c| c.paused))
@@ -454,7 +456,10 @@ async fn a_supervisor_pauses_a_queue_sets_states_and_sees_tiles_turn_at_stored_t
     // Paused from the page: the engine has paused it, and the stored queue says so.
     writeln!(stdin, "pause").unwrap();
     let lines = step(lines, "paused").await;
-    assert!(engine_paused(&s, queue).await, "the engine paused the queue");
+    assert!(
+        engine_paused(&s, queue).await,
+        "the engine paused the queue"
+    );
     let (st, q) = s
         .call("GET", &format!("/v1/queues/{queue}"), Some(&admin), None)
         .await;
@@ -481,7 +486,10 @@ async fn a_supervisor_pauses_a_queue_sets_states_and_sees_tiles_turn_at_stored_t
         )
         .await;
     assert_eq!(st, 422, "{bad}");
-    assert_eq!(bad["error"]["field"], "service_level_pct.red_below", "{bad}");
+    assert_eq!(
+        bad["error"]["field"], "service_level_pct.red_below",
+        "{bad}"
+    );
     place_waiting_caller(&s, "5557770001").await;
     writeln!(stdin, "one").unwrap();
     let lines = step(lines, "amber").await;
@@ -509,15 +517,25 @@ async fn a_supervisor_pauses_a_queue_sets_states_and_sees_tiles_turn_at_stored_t
     assert!(status.success(), "the browser check failed: {result}");
     assert_eq!(result["ok"], true, "{result}");
     assert!(!engine_paused(&s, queue).await, "resumed from the page");
-    assert_eq!(result["waiting_levels"], json!(["amber", "red"]), "{result}");
+    assert_eq!(
+        result["waiting_levels"],
+        json!(["amber", "red"]),
+        "{result}"
+    );
     let pause = result["pause_action"].as_str().unwrap();
-    assert!(pause.starts_with("POST /v1/queues/") && pause.ends_with(" 200"), "{result}");
+    assert!(
+        pause.starts_with("POST /v1/queues/") && pause.ends_with(" 200"),
+        "{result}"
+    );
     assert!(
         result["assign_action"].as_str().unwrap().ends_with(" 409")
             || result["assign_action"].as_str().unwrap().ends_with(" 422"),
         "assigning to an agent on a break is refused: {result}"
     );
-    assert!(!result["assign_error"].as_str().unwrap().is_empty(), "{result}");
+    assert!(
+        !result["assign_error"].as_str().unwrap().is_empty(),
+        "{result}"
+    );
     assert!(
         result["state_action"].as_str().unwrap().ends_with(" 200"),
         "{result}"

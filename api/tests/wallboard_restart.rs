@@ -184,8 +184,12 @@ async fn contact_center(api: &Api) -> (i64, i64) {
 }
 
 async fn set_state(api: &Api, agent: i64, body: Value) {
-    api.ok(Method::PUT, &format!("/v1/agents/{agent}/state"), Some(body))
-        .await;
+    api.ok(
+        Method::PUT,
+        &format!("/v1/agents/{agent}/state"),
+        Some(body),
+    )
+    .await;
 }
 
 async fn place(switch: &SimHandle, number: &str, patience: Option<Duration>) {
@@ -220,7 +224,10 @@ impl Lines {
             .0
             .recv_timeout(within)
             .unwrap_or_else(|e| panic!("the browser check said nothing of {step}: {e}"));
-        assert_eq!(v["step"], step, "the browser check failed before {step}: {v}");
+        assert_eq!(
+            v["step"], step,
+            "the browser check failed before {step}: {v}"
+        );
         v
     }
 }
@@ -301,12 +308,18 @@ async fn a_stopped_and_restarted_server_shows_the_same_figures_of_the_day() {
     set_state(&api, agent, json!({"state": "available"})).await;
     place(&switch, "5557770002", None).await;
     while history(&api).await.0 < 1 {
-        assert!(Instant::now() < deadline, "the second caller was never handled");
+        assert!(
+            Instant::now() < deadline,
+            "the second caller was never handled"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     writeln!(stdin, "expect 1 1").unwrap();
     let (lines, before) = step(lines, "before").await;
-    assert_eq!((&before["handled"], &before["abandoned"]), (&json!("1"), &json!("1")));
+    assert_eq!(
+        (&before["handled"], &before["abandoned"]),
+        (&json!("1"), &json!("1"))
+    );
 
     let slot = |t: std::time::SystemTime| {
         t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() / 900_000

@@ -30,22 +30,37 @@ async fn thresholds_are_stored_per_tenant_by_admins_validated_and_audited() {
         let sup = sup["key"].as_str().unwrap().to_owned();
 
         // The defaults until an admin stores some.
-        let (st, d) = s.call("GET", "/v1/wallboard/settings", Some(&sup), None).await;
+        let (st, d) = s
+            .call("GET", "/v1/wallboard/settings", Some(&sup), None)
+            .await;
         assert_eq!(st, 200, "{d}");
-        assert_eq!(d["service_level_pct"], json!({"amber_below": 90.0, "red_below": 80.0}));
-        assert_eq!(d["longest_wait_s"], json!({"amber_from": 60.0, "red_from": 180.0}));
+        assert_eq!(
+            d["service_level_pct"],
+            json!({"amber_below": 90.0, "red_below": 80.0})
+        );
+        assert_eq!(
+            d["longest_wait_s"],
+            json!({"amber_from": 60.0, "red_from": 180.0})
+        );
 
         // A supervisor reads but does not write.
         let body = json!({"service_level_pct": {"amber_below": 95, "red_below": 85}});
         let (st, e) = s
-            .call("PUT", "/v1/wallboard/settings", Some(&sup), Some(body.clone()))
+            .call(
+                "PUT",
+                "/v1/wallboard/settings",
+                Some(&sup),
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(st, 403, "{e}");
         let (st, put) = s
             .call("PUT", "/v1/wallboard/settings", Some(&admin), Some(body))
             .await;
         assert_eq!(st, 200, "{put}");
-        let (_, got) = s.call("GET", "/v1/wallboard/settings", Some(&sup), None).await;
+        let (_, got) = s
+            .call("GET", "/v1/wallboard/settings", Some(&sup), None)
+            .await;
         assert_eq!(got["service_level_pct"]["red_below"], 85.0, "{got}");
         // Left out of the PUT: the default.
         assert_eq!(got["longest_wait_s"]["red_from"], 180.0, "{got}");
@@ -57,22 +72,43 @@ async fn thresholds_are_stored_per_tenant_by_admins_validated_and_audited() {
 
         // Refused, naming the field: out of range, wrong order, unknown.
         for (body, field) in [
-            (json!({"abandon_rate_pct": {"amber_from": 5, "red_from": 101}}), "abandon_rate_pct.red_from"),
-            (json!({"asa_s": {"amber_from": 30, "red_from": 10}}), "asa_s.red_from"),
-            (json!({"waiting": {"amber_from": -1, "red_from": 2}}), "waiting.amber_from"),
+            (
+                json!({"abandon_rate_pct": {"amber_from": 5, "red_from": 101}}),
+                "abandon_rate_pct.red_from",
+            ),
+            (
+                json!({"asa_s": {"amber_from": 30, "red_from": 10}}),
+                "asa_s.red_from",
+            ),
+            (
+                json!({"waiting": {"amber_from": -1, "red_from": 2}}),
+                "waiting.amber_from",
+            ),
         ] {
             let (st, e) = s
-                .call("PUT", "/v1/wallboard/settings", Some(&admin), Some(body.clone()))
+                .call(
+                    "PUT",
+                    "/v1/wallboard/settings",
+                    Some(&admin),
+                    Some(body.clone()),
+                )
                 .await;
             assert_eq!(st, 422, "{body}: {e}");
             assert_eq!(e["error"]["field"], field, "{e}");
         }
         let (st, e) = s
-            .call("PUT", "/v1/wallboard/settings", Some(&admin), Some(json!({"colour": "red"})))
+            .call(
+                "PUT",
+                "/v1/wallboard/settings",
+                Some(&admin),
+                Some(json!({"colour": "red"})),
+            )
             .await;
         assert_eq!(st, 422, "{e}");
         // Nothing refused was stored.
-        let (_, got) = s.call("GET", "/v1/wallboard/settings", Some(&sup), None).await;
+        let (_, got) = s
+            .call("GET", "/v1/wallboard/settings", Some(&sup), None)
+            .await;
         assert_eq!(got["abandon_rate_pct"]["red_from"], 10.0, "{got}");
 
         let (st, audit) = s.call("GET", "/v1/audit", Some(&admin), None).await;
@@ -103,11 +139,10 @@ async fn the_live_snapshot_carries_the_days_figures_with_the_counters_a_stop_fil
             .await;
         assert_eq!(st, 201, "{q}");
         let shown = q["id"].as_i64().unwrap();
-        let id = s
-            .rt
-            .ids
-            .decode(switchyard_api::ids::IdKind::Queue, shown)
-            .unwrap();
+        let id =
+            s.rt.ids
+                .decode(switchyard_api::ids::IdKind::Queue, shown)
+                .unwrap();
         s.stop().await;
         // As a graceful stop in the current quarter hour filed them (today in UTC, the
         // tenant's zone).
@@ -149,7 +184,11 @@ async fn the_live_snapshot_carries_the_days_figures_with_the_counters_a_stop_fil
         let q = &figures["queues"][0];
         assert_eq!(q["id"], shown, "{figures}");
         assert_eq!(q["sl_threshold_s"], 15.0, "{figures}");
-        assert_eq!((&q["handled"], &q["abandoned"]), (&json!(3), &json!(2)), "{figures}");
+        assert_eq!(
+            (&q["handled"], &q["abandoned"]),
+            (&json!(3), &json!(2)),
+            "{figures}"
+        );
         assert_eq!(q["service_level"], json!(2.0 / 5.0), "{figures}");
         assert_eq!(q["asa_s"], json!(2.0), "{figures}");
         assert_eq!(q["aht_s"], json!(100.0), "{figures}");

@@ -129,10 +129,10 @@ pub struct Stored {
 /// were read + carried counters + the open interval.
 pub fn today(q: &OpenQueue, day_start: i64, stored: &Stored) -> Counters {
     let mut c = Counters::default();
-    if stored.closed_to > day_start {
-        if let Some(closed) = stored.closed.get(&q.queue) {
-            c.add(closed);
-        }
+    if stored.closed_to > day_start
+        && let Some(closed) = stored.closed.get(&q.queue)
+    {
+        c.add(closed);
     }
     let read_from = stored.closed_to.max(day_start);
     for ((queue, start), counters) in &stored.stand_in {
@@ -212,7 +212,9 @@ pub fn compose(
         .collect();
     let mut t = tile_figures(&total, callbacks);
     // Each queue counts within its own threshold; the total names one only when they agree.
-    let same = thresholds.first().filter(|f| thresholds.iter().all(|x| x == *f));
+    let same = thresholds
+        .first()
+        .filter(|f| thresholds.iter().all(|x| x == *f));
     t["sl_threshold_s"] = json!(same);
     json!({
         "day_start_ms": day_start,
@@ -346,7 +348,9 @@ mod tests {
             ..Stored::default()
         };
         stored.closed.insert(1, calls(5, 5, 0, 5));
-        stored.carry.push((1, yesterday + 3_600_000, calls(1, 1, 0, 1)));
+        stored
+            .carry
+            .push((1, yesterday + 3_600_000, calls(1, 1, 0, 1)));
         // Read for yesterday (closed_to at most this midnight): nothing of it counts today.
         let q = queue(day, calls(1, 0, 1, 1));
         let c = today(&q, day, &stored);

@@ -202,7 +202,9 @@ async fn tenant_figures(
 ) -> Value {
     let now = Instant::now();
     let now_ms = crate::store::now_ms();
-    if c.zone_read.is_none_or(|at| now.duration_since(at) >= ZONE_EVERY) {
+    if c.zone_read
+        .is_none_or(|at| now.duration_since(at) >= ZONE_EVERY)
+    {
         match store.tenant_time_zone(tenant).await {
             Ok(Some(name)) => {
                 if let Ok(z) = TimeZone::get(&name) {
@@ -234,7 +236,10 @@ async fn tenant_figures(
         c.reread = ROW_DELAYS.iter().map(|d| now + *d).collect();
     }
     if !c.carry_read {
-        match store.wallboard_carry(tenant, day_start.min(open_start)).await {
+        match store
+            .wallboard_carry(tenant, day_start.min(open_start))
+            .await
+        {
             Ok(rows) => {
                 c.stored.carry = rows
                     .iter()

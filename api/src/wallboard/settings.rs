@@ -72,7 +72,10 @@ const MAX_VALUE: f64 = 86_400.0;
 
 fn check_range(field: &str, v: f64, max: f64) -> Result<(), (String, String)> {
     if !v.is_finite() || v < 0.0 || v > max {
-        return Err((field.to_owned(), format!("must be a number from 0 to {max}")));
+        return Err((
+            field.to_owned(),
+            format!("must be a number from 0 to {max}"),
+        ));
     }
     Ok(())
 }
@@ -128,8 +131,17 @@ mod tests {
     #[test]
     fn the_defaults_are_the_issues_and_valid() {
         let d = WallboardSettings::default();
-        assert_eq!((d.service_level_pct.red_below, d.service_level_pct.amber_below), (80.0, 90.0));
-        assert_eq!((d.longest_wait_s.amber_from, d.longest_wait_s.red_from), (60.0, 180.0));
+        assert_eq!(
+            (
+                d.service_level_pct.red_below,
+                d.service_level_pct.amber_below
+            ),
+            (80.0, 90.0)
+        );
+        assert_eq!(
+            (d.longest_wait_s.amber_from, d.longest_wait_s.red_from),
+            (60.0, 180.0)
+        );
         assert!(d.validate().is_ok());
     }
 
@@ -138,7 +150,10 @@ mod tests {
         let s: WallboardSettings =
             serde_json::from_value(json!({"asa_s": {"amber_from": 10, "red_from": 20}})).unwrap();
         assert_eq!(s.asa_s.red_from, 20.0);
-        assert_eq!(s.longest_wait_s, WallboardSettings::default().longest_wait_s);
+        assert_eq!(
+            s.longest_wait_s,
+            WallboardSettings::default().longest_wait_s
+        );
         let mut bad = s;
         bad.service_level_pct.red_below = 95.0;
         assert_eq!(bad.validate().unwrap_err().0, "service_level_pct.red_below");
