@@ -540,6 +540,19 @@ async fn a_supervisor_pauses_a_queue_sets_states_and_sees_tiles_turn_at_stored_t
         result["state_action"].as_str().unwrap().ends_with(" 200"),
         "{result}"
     );
+    // Listen / whisper / barge dial the supervisor's phone typed on the page.
+    assert!(
+        result["monitor_without_phone"]
+            .as_str()
+            .unwrap()
+            .contains("type your phone"),
+        "{result}"
+    );
+    let monitor = result["monitor_action"].as_str().unwrap();
+    assert!(
+        monitor.contains("/monitor") && monitor.ends_with(" 202"),
+        "{result}"
+    );
     for size in ["fit_1080p", "fit_laptop"] {
         let fit = &result[size];
         assert!(

@@ -15,7 +15,8 @@
 //                                         break: refused, the error shows; then sets the
 //                                         agent available from the roster)
 //   script -> test: {"step":"acted"}
-//   test -> script: resume                (the script clicks Resume)
+//   test -> script: resume                (the script clicks Resume; the agent takes a
+//                                         caller; the script listens in to the agent)
 //   script -> test: {"ok":..,...}         the result, last
 //
 //   node wallboard_actions.mjs <base-url> <admin-key> <queue-id> <agent-id> <shots-dir>
@@ -166,6 +167,19 @@ try {
   // Resumed: the waiting callers go to the available agent.
   await page.waitForSelector(`${agentRow}[data-state="on-call"]`, { timeout: STEP_MS });
   result.resumed = true;
+  // Listening in: without a phone the page asks for one; with one, the server dials it.
+  await page.fill('#sup-phone', '');
+  await page.click(`${agentRow} button.monitor-listen`);
+  result.monitor_without_phone = await page.textContent('#action-error');
+  await page.fill('#sup-phone', 'user/1001');
+  await page.click(`${agentRow} button.monitor-listen`);
+  await page.waitForFunction(
+    () => (document.body.dataset.lastAction || '').includes('/monitor'),
+    null,
+    { timeout: STEP_MS },
+  );
+  result.monitor_action = await page.evaluate(() => document.body.dataset.lastAction);
+  result.monitor_error = await page.textContent('#action-error');
   result.console_errors = consoleErrors;
 
   if (!result.actions_shown) failures.push('the supervisor actions are hidden for an admin');

@@ -358,6 +358,29 @@ mod tests {
     }
 
     #[test]
+    fn campaigns_show_lines_connects_and_the_ledgers_rate_against_their_target() {
+        let c = CampaignTile {
+            shown: 9,
+            name: "renewals".into(),
+            lines: 4,
+            connects_today: 31,
+            abandon_rate_day: 0.025,
+            abandon_rate_30d: 0.012,
+            abandon_target: 0.03,
+        };
+        let v = compose(0, "UTC", &[], &Stored::default(), &[c]);
+        assert_eq!(
+            v["campaigns"][0],
+            json!({"id": 9, "name": "renewals", "lines": 4, "connects_today": 31,
+                "abandon_rate_day": 0.025, "abandon_rate_30d": 0.012, "abandon_target": 0.03})
+        );
+        // No queues: zeros and nulls, never a division by zero.
+        assert_eq!(v["total"]["handled"], 0);
+        assert_eq!(v["total"]["service_level"], Value::Null);
+        assert_eq!(v["total"]["sl_threshold_s"], Value::Null);
+    }
+
+    #[test]
     fn carried_counters_survive_their_json_form() {
         let c = Counters {
             answer_wait_s: 12.5,
