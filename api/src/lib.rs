@@ -21,4 +21,5 @@ pub mod spec;
 pub mod spec_campaign;
 pub mod spec_recording;
 pub mod store;
+pub mod wallboard;
 pub mod webhooks;

@@ -29,6 +29,8 @@ struct TenantState {
     agents: BTreeMap<u32, Value>,
     calls: BTreeMap<Uuid, Value>,
     paused: BTreeMap<u32, bool>,
+    /// The day's figures (`crate::wallboard`), as last published.
+    figures: Option<Value>,
 }
 
 /// Calls kept per tenant at most (bounded memory; the oldest entries are not special, the
@@ -112,6 +114,7 @@ impl LiveState {
                 "agents": [],
                 "calls": [],
                 "paused_queues": [],
+                "figures": null,
             });
         };
         json!({
@@ -121,7 +124,16 @@ impl LiveState {
             "agents": t.agents.values().collect::<Vec<_>>(),
             "calls": t.calls.values().collect::<Vec<_>>(),
             "paused_queues": t.paused.iter().filter(|(_, p)| **p).map(|(q, _)| q).collect::<Vec<_>>(),
+            // The wallboard's figures of the day; `figures` deltas replace them whole.
+            "figures": t.figures,
         })
+    }
+
+    /// Keeps the tenant's figures of the day for new subscribers' snapshots.
+    pub fn set_figures(&self, tenant: TenantId, figures: Value) {
+        if let Ok(mut g) = self.inner.lock() {
+            g.entry(tenant).or_default().figures = Some(figures);
+        }
     }
 
     /// Applies an engine event; returns the delta to publish, if it belongs to a tenant.
@@ -394,6 +406,18 @@ mod tests {
             (&json!("on-call"), &json!("up")),
             "{agent}"
         );
+    }
+
+    #[test]
+    fn the_snapshot_carries_the_last_figures_of_the_day() {
+        let s = LiveState::new(IdCodec::new(b"test"));
+        let t = TenantId(Uuid::new_v4());
+        assert_eq!(s.snapshot(t)["figures"], Value::Null);
+        s.set_figures(t, json!({"total": {"handled": 3}}));
+        s.set_figures(t, json!({"total": {"handled": 4}}));
+        assert_eq!(s.snapshot(t)["figures"]["total"]["handled"], 4);
+        // Another tenant's figures are not this one's.
+        assert_eq!(s.snapshot(TenantId(Uuid::new_v4()))["figures"], Value::Null);
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub fn router(doc: Document) -> Router {
         (name = "dnc", description = "The tenant's do-not-call list"),
         (name = "api-keys", description = "The tenant's API keys; an agent key acts for one agent (`agent_id`)"),
         (name = "display-tokens", description = "Read-only tokens for wall screens: exchanged at `POST /web/session` for a session that reads the live feed and never acts"),
+        (name = "wallboard", description = "The wallboard's tile thresholds, stored per tenant (the figures themselves are in the live feed)"),
         (name = "audit", description = "The tenant's audit log (admin keys only)"),
         (name = "analytics", description = "Figures over a date range from the stored history, in the tenant's time zone"),
         (name = "platform-admin", description = "Tenants (platform-admin keys only)"),

@@ -143,6 +143,8 @@ pub struct Runtime {
     objects_task: JoinHandle<()>,
     driver: Option<Driver>,
     forwarder: JoinHandle<()>,
+    /// Publishes the wallboard's figures of the day (`crate::wallboard::publisher`).
+    wallboard: JoinHandle<()>,
 }
 
 /// Recording settings of a runtime.
@@ -324,6 +326,14 @@ impl Runtime {
             }
             return Err(e);
         }
+        let wallboard = crate::wallboard::publisher::spawn(crate::wallboard::publisher::Parts {
+            store: store.clone(),
+            engine: handle.clone(),
+            directory: directory.clone(),
+            live: live.clone(),
+            hub: hub.clone(),
+            ids: ids.clone(),
+        });
         Ok(Runtime {
             store,
             directory,
@@ -341,6 +351,7 @@ impl Runtime {
             webhooks,
             driver: Some(driver),
             forwarder,
+            wallboard,
         })
     }
 
@@ -524,10 +535,21 @@ impl Runtime {
     pub async fn shutdown(mut self) {
         if let Some(driver) = self.driver.take() {
             match driver.shutdown().await {
-                Ok(report) => info!(?report, "driver stopped"),
+                Ok(report) => {
+                    // The open interval is in no interval row: filed for the wallboard's
+                    // figures of the day, which the next start reads.
+                    crate::wallboard::publisher::file_carry(
+                        &self.store,
+                        &report.engine,
+                        &self.directory,
+                    )
+                    .await;
+                    info!(?report, "driver stopped");
+                }
                 Err(e) => warn!(error = %e, "driver stopped with an error"),
             }
         }
+        self.wallboard.abort();
         self.forwarder.abort();
         self.webhooks.stop();
         self.objects_task.abort();

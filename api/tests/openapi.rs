@@ -141,6 +141,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/display-tokens"),
     ("POST", "/v1/display-tokens"),
     ("DELETE", "/v1/display-tokens/{id}"),
+    ("GET", "/v1/wallboard/settings"),
+    ("PUT", "/v1/wallboard/settings"),
     ("GET", "/v1/platform-admin/tenants"),
     ("POST", "/v1/platform-admin/tenants"),
     ("GET", "/v1/platform-admin/tenants/{id}"),

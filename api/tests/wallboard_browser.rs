@@ -348,3 +348,223 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
     );
     s.stop().await;
 }
+
+/// A browser script started with `args`: its stdin, its JSON lines, and the process.
+fn start_script(
+    script: &str,
+    args: &[String],
+) -> (std::process::Child, std::process::ChildStdin, Lines) {
+    let mut child = Command::new("node")
+        .arg(script)
+        .args(args)
+        .current_dir(browser_dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("starting node");
+    let stdin = child.stdin.take().expect("stdin is piped");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            println!("browser check: {line}");
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    (child, stdin, Lines(rx))
+}
+
+/// Waits (off the runtime's threads) for the script's next step.
+async fn step(lines: Lines, name: &'static str) -> Lines {
+    tokio::task::spawn_blocking(move || {
+        lines.step(name, Duration::from_secs(30));
+        lines
+    })
+    .await
+    .unwrap()
+}
+
+/// Whether the engine itself has the queue (shown id) paused.
+async fn engine_paused(s: &Server, shown: i64) -> bool {
+    let id =
+        s.rt.ids
+            .decode(switchyard_api::ids::IdKind::Queue, shown)
+            .expect("a queue id of ours");
+    let q = switchyard_engine::QueueId(u32::try_from(id).unwrap());
+    s.rt.engine
+        .query(move |e| e.queue_config(q).map(|c| c.paused))
+        .await
+        .unwrap()
+        .expect("the engine runs the queue")
+}
+
+async fn place_waiting_caller(s: &Server, number: &str) {
+    s.switch
+        .as_ref()
+        .unwrap()
+        .place_scripted_call(
+            InboundCall {
+                caller_number: number.into(),
+                destination: DID.into(),
+                talk_time: Some(Duration::from_secs(30)),
+                ..InboundCall::default()
+            },
+            DtmfScript::new(Vec::new()).unwrap(),
+        )
+        .await
+        .expect("the fake switch places the call");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_supervisor_pauses_a_queue_sets_states_and_sees_tiles_turn_at_stored_thresholds() {
+    if browser_check_ready().is_none() {
+        return;
+    }
+    let store = Store::sqlite_memory().await.expect("in-memory sqlite");
+    store.migrate().await.expect("sqlite migrations");
+    let s = Server::start(store).await;
+    let (_tenant, admin) = s.tenant("acme").await;
+    let (queue, agent) = contact_center(&s, &admin).await;
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for f in ["wallboard-1080p.png", "wallboard-laptop.png"] {
+        let _ = std::fs::remove_file(shots.join(f));
+    }
+    let (mut child, mut stdin, lines) = start_script(
+        "wallboard_actions.mjs",
+        &[
+            s.base.clone(),
+            admin.clone(),
+            queue.to_string(),
+            agent.to_string(),
+            shots.display().to_string(),
+        ],
+    );
+    let lines = tokio::task::spawn_blocking(move || {
+        lines.step("ready", SCRIPT_DEADLINE);
+        lines
+    })
+    .await
+    .unwrap();
+    assert!(!engine_paused(&s, queue).await);
+
+    // Paused from the page: the engine has paused it, and the stored queue says so.
+    writeln!(stdin, "pause").unwrap();
+    let lines = step(lines, "paused").await;
+    assert!(
+        engine_paused(&s, queue).await,
+        "the engine paused the queue"
+    );
+    let (st, q) = s
+        .call("GET", &format!("/v1/queues/{queue}"), Some(&admin), None)
+        .await;
+    assert_eq!(st, 200, "{q}");
+    assert_eq!(q["config"]["paused"], true, "{q}");
+
+    // Thresholds stored for the tenant (not in the URL): waiting amber at 1, red at 2.
+    let (st, body) = s
+        .call(
+            "PUT",
+            "/v1/wallboard/settings",
+            Some(&admin),
+            Some(json!({"waiting": {"amber_from": 1, "red_from": 2}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    // A bad one is refused, naming its field.
+    let (st, bad) = s
+        .call(
+            "PUT",
+            "/v1/wallboard/settings",
+            Some(&admin),
+            Some(json!({"service_level_pct": {"amber_below": 70, "red_below": 80}})),
+        )
+        .await;
+    assert_eq!(st, 422, "{bad}");
+    assert_eq!(
+        bad["error"]["field"], "service_level_pct.red_below",
+        "{bad}"
+    );
+    place_waiting_caller(&s, "5557770001").await;
+    writeln!(stdin, "one").unwrap();
+    let lines = step(lines, "amber").await;
+    place_waiting_caller(&s, "5557770002").await;
+    writeln!(stdin, "two").unwrap();
+    let lines = step(lines, "red").await;
+
+    writeln!(stdin, "act").unwrap();
+    let lines = step(lines, "acted").await;
+    let (st, a) = s
+        .call("GET", &format!("/v1/agents/{agent}"), Some(&admin), None)
+        .await;
+    assert_eq!(st, 200, "{a}");
+    println!("agent after the page set it available: {a}");
+
+    writeln!(stdin, "resume").unwrap();
+    let (lines, result) = tokio::task::spawn_blocking(move || {
+        let result = lines.next("the result", Duration::from_secs(60));
+        (lines, result)
+    })
+    .await
+    .unwrap();
+    drop(lines);
+    let status = child.wait().expect("waiting for node");
+    assert!(status.success(), "the browser check failed: {result}");
+    assert_eq!(result["ok"], true, "{result}");
+    assert!(!engine_paused(&s, queue).await, "resumed from the page");
+    assert_eq!(
+        result["waiting_levels"],
+        json!(["amber", "red"]),
+        "{result}"
+    );
+    let pause = result["pause_action"].as_str().unwrap();
+    assert!(
+        pause.starts_with("POST /v1/queues/") && pause.ends_with(" 200"),
+        "{result}"
+    );
+    assert!(
+        result["assign_action"].as_str().unwrap().ends_with(" 409")
+            || result["assign_action"].as_str().unwrap().ends_with(" 422"),
+        "assigning to an agent on a break is refused: {result}"
+    );
+    assert!(
+        !result["assign_error"].as_str().unwrap().is_empty(),
+        "{result}"
+    );
+    assert!(
+        result["state_action"].as_str().unwrap().ends_with(" 200"),
+        "{result}"
+    );
+    // Listen / whisper / barge dial the supervisor's phone typed on the page.
+    assert!(
+        result["monitor_without_phone"]
+            .as_str()
+            .unwrap()
+            .contains("type your phone"),
+        "{result}"
+    );
+    let monitor = result["monitor_action"].as_str().unwrap();
+    assert!(
+        monitor.contains("/monitor") && monitor.ends_with(" 202"),
+        "{result}"
+    );
+    for size in ["fit_1080p", "fit_laptop"] {
+        let fit = &result[size];
+        assert!(
+            fit["bottom"].as_f64().unwrap() <= fit["height"].as_f64().unwrap(),
+            "the tiles end below the screen at {size}: {fit}"
+        );
+        assert_eq!(fit["tiles"], 14, "{fit}");
+    }
+    for f in ["wallboard-1080p.png", "wallboard-laptop.png"] {
+        let png = std::fs::read(shots.join(f)).expect("the screenshot was written");
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{f} is not a PNG");
+        println!("wallboard screenshot: {}", shots.join(f).display());
+    }
+    s.stop().await;
+}

@@ -112,6 +112,9 @@ try {
   const waitingIn = () =>
     page.$eval(row, (tr) => Number(tr.querySelector('.waiting').textContent));
   result.waiting_before = await waitingIn();
+  // A display screen is shown no supervisor action at all.
+  result.actions_hidden =
+    (await page.isHidden('#actions')) && (await page.$$('button.act')).length === 0;
   say({ step: 'ready' });
 
   if ((await nextLine()) !== 'placed') throw new Error('expected "placed"');
@@ -203,6 +206,7 @@ try {
   if (result.action.status !== 403 || result.action.code !== 'read_only') {
     failures.push(`the display session acted: ${JSON.stringify(result.action)}`);
   }
+  if (!result.actions_hidden) failures.push('a display screen shows supervisor actions');
   if (result.feed_state !== 'stale') failures.push(`the feed is down, the page says ${result.feed_state}`);
   if (result.csp_violations.length) failures.push(`CSP violations: ${result.csp_violations}`);
   if (consoleErrors.length) failures.push(`console errors: ${consoleErrors}`);

@@ -681,8 +681,14 @@ async fn run_server(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(async {
-        let _ = tokio::signal::ctrl_c().await;
+    .with_graceful_shutdown({
+        // Live streams never end by themselves: closing the hub ends them, or a connected
+        // wallboard would hold the graceful stop (and the runtime's shutdown) forever.
+        let hub = rt.hub.clone();
+        async move {
+            let _ = tokio::signal::ctrl_c().await;
+            hub.close();
+        }
     })
     .await
     .context("serving the API")?;

@@ -25,6 +25,7 @@ mod schedules;
 mod skills;
 mod tenants;
 mod voicemail;
+mod wallboard;
 pub mod web;
 mod webhooks;
 
@@ -112,6 +113,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(export::routes())
         .merge(analytics::routes())
+        .merge(wallboard::routes())
 }
 
 /// Roles allowed to read.

@@ -304,6 +304,7 @@ mod routing;
 mod schedules;
 mod transcripts;
 mod voicemail;
+mod wallboard;
 mod webhooks;
 pub use analytics::{MAX_SCOPES, RollupKind, RollupRow, Tally};
 pub use campaigns::{
@@ -327,6 +328,7 @@ pub use transcripts::{
     TranscriptInput, TranscriptRow, search_words,
 };
 pub use voicemail::{MAX_VOICEMAIL_PAGE, VoicemailFilter, VoicemailRow};
+pub use wallboard::CarryRow;
 pub use webhooks::{StoredSecret, WebhookAttemptRow, WebhookRow};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
@@ -497,6 +499,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "web sessions and display tokens",
             include_str!("../../../migrations/sqlite/0022_web_sessions.sql"),
         ),
+        (
+            23,
+            "wallboard settings and carried counters",
+            include_str!("../../../migrations/sqlite/0023_wallboard.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -610,6 +617,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             22,
             "web sessions and display tokens",
             include_str!("../../../migrations/postgres/0022_web_sessions.sql"),
+        ),
+        (
+            23,
+            "wallboard settings and carried counters",
+            include_str!("../../../migrations/postgres/0023_wallboard.sql"),
         ),
     ])
 });
