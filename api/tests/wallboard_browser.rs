@@ -298,6 +298,18 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
     assert_eq!(result["failures"], json!([]), "{result}");
 
     // The script's verdict, and the facts it reports checked again here.
+    // Page weight and time to the live figures, for README (figures, not assertions of speed).
+    let load = &result["load"];
+    println!(
+        "wallboard load: first contentful paint {} ms, live figures drawn {} ms after navigation, {} bytes in {} files",
+        load["first_contentful_paint_ms"],
+        load["live_figures_ms"],
+        load["page_bytes"],
+        load["files"]
+    );
+    assert!(load["page_bytes"].as_u64().unwrap_or(0) > 10_000, "{result}");
+    assert!(load["files"].as_u64().unwrap_or(0) >= 4, "{result}");
+    assert!(load["live_figures_ms"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
     assert_eq!(result["waiting_before"], 0, "{result}");
     assert_eq!(result["total_waiting_seen"], "1", "{result}");
     assert_eq!(result["total_waiting_after"], "0", "{result}");

@@ -95,48 +95,79 @@ pub struct RollupRow {
     pub sums: Sums,
 }
 
-fn count<R: RowExt>(row: &R, col: &str) -> Result<u64, StoreError> {
-    Ok(u64::try_from(row.opt_i64(col)?.unwrap_or(0)).unwrap_or(0))
-}
-
-fn secs<R: RowExt>(row: &R, col: &str) -> Result<f64, StoreError> {
-    Ok(row.opt_f64(col)?.unwrap_or(0.0))
-}
+/// The columns of every query [`RollupRow`] decodes, in order: `start_ms`, `scope_id`, then
+/// the counters of [`rollup_cols!`] / [`rollup_sums!`]. Rows are decoded by position (a month
+/// is thousands of rows of 27 columns); `rollup_columns_are_in_the_decoded_order` checks the
+/// two lists against this one.
+#[cfg(test)]
+const ROLLUP_ORDER: [&str; 27] = [
+    "start_ms",
+    "scope_id",
+    "n_offered",
+    "n_answered",
+    "n_within",
+    "n_abandoned",
+    "n_short_abandoned",
+    "n_exited",
+    "n_callback",
+    "n_voicemail",
+    "n_handled",
+    "n_accepted",
+    "n_rejected",
+    "n_no_answer",
+    "n_busy",
+    "n_failed",
+    "s_answer_wait",
+    "s_abandon_wait",
+    "s_talk",
+    "s_wrapup",
+    "s_handle",
+    "s_available",
+    "s_on_call",
+    "s_wrap_up",
+    "s_reserved",
+    "s_on_break",
+    "s_logged_out",
+];
 
 impl FromStoreRow for RollupRow {
     fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        let count = |i: usize| -> Result<u64, StoreError> {
+            Ok(u64::try_from(row.opt_i64_at(i)?.unwrap_or(0)).unwrap_or(0))
+        };
+        let secs = |i: usize| -> Result<f64, StoreError> { Ok(row.opt_f64_at(i)?.unwrap_or(0.0)) };
         Ok(RollupRow {
-            start_ms: row.i64("start_ms")?,
-            scope_id: row.i64("scope_id")?,
+            start_ms: row.opt_i64_at(0)?.unwrap_or(0),
+            scope_id: row.opt_i64_at(1)?.unwrap_or(0),
             sums: Sums {
                 counters: Counters {
-                    offered: count(row, "n_offered")?,
-                    answered: count(row, "n_answered")?,
-                    answered_within_sl: count(row, "n_within")?,
-                    abandoned: count(row, "n_abandoned")?,
-                    short_abandoned: count(row, "n_short_abandoned")?,
-                    exited: count(row, "n_exited")?,
-                    callbacks: count(row, "n_callback")?,
-                    voicemail_exits: count(row, "n_voicemail")?,
-                    handled: count(row, "n_handled")?,
-                    accepted: count(row, "n_accepted")?,
-                    rejected: count(row, "n_rejected")?,
-                    no_answer: count(row, "n_no_answer")?,
-                    busy: count(row, "n_busy")?,
-                    failed: count(row, "n_failed")?,
-                    answer_wait_s: secs(row, "s_answer_wait")?,
-                    abandon_wait_s: secs(row, "s_abandon_wait")?,
-                    talk_s: secs(row, "s_talk")?,
-                    wrapup_s: secs(row, "s_wrapup")?,
-                    handle_s: secs(row, "s_handle")?,
+                    offered: count(2)?,
+                    answered: count(3)?,
+                    answered_within_sl: count(4)?,
+                    abandoned: count(5)?,
+                    short_abandoned: count(6)?,
+                    exited: count(7)?,
+                    callbacks: count(8)?,
+                    voicemail_exits: count(9)?,
+                    handled: count(10)?,
+                    accepted: count(11)?,
+                    rejected: count(12)?,
+                    no_answer: count(13)?,
+                    busy: count(14)?,
+                    failed: count(15)?,
+                    answer_wait_s: secs(16)?,
+                    abandon_wait_s: secs(17)?,
+                    talk_s: secs(18)?,
+                    wrapup_s: secs(19)?,
+                    handle_s: secs(20)?,
                 },
                 times: StateTimes {
-                    available: secs(row, "s_available")?,
-                    on_call: secs(row, "s_on_call")?,
-                    wrap_up: secs(row, "s_wrap_up")?,
-                    reserved: secs(row, "s_reserved")?,
-                    on_break: secs(row, "s_on_break")?,
-                    logged_out: secs(row, "s_logged_out")?,
+                    available: secs(21)?,
+                    on_call: secs(22)?,
+                    wrap_up: secs(23)?,
+                    reserved: secs(24)?,
+                    on_break: secs(25)?,
+                    logged_out: secs(26)?,
                 },
             },
         })
@@ -504,5 +535,21 @@ impl Store {
             MAX_STATE_ROWS
         ];
         self.fetch_all(Use::Read, SQL, args).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ROLLUP_ORDER;
+
+    #[test]
+    fn rollup_columns_are_in_the_decoded_order() {
+        let cols: Vec<&str> = rollup_cols!().split(',').map(str::trim).collect();
+        assert_eq!(cols, ROLLUP_ORDER[2..]);
+        let sums: Vec<&str> = rollup_sums!()
+            .split(", ")
+            .map(|c| c.rsplit(" AS ").next().unwrap_or("").trim())
+            .collect();
+        assert_eq!(sums, ROLLUP_ORDER[2..]);
     }
 }

@@ -330,6 +330,10 @@ pub(crate) trait RowExt {
     fn opt_string(&self, col: &str) -> Result<Option<String>, StoreError>;
     fn opt_i32(&self, col: &str) -> Result<Option<i32>, StoreError>;
     fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError>;
+    /// By position, for wide rows read in bulk (analytics sums): a lookup by name costs a
+    /// hash of the name per column and row, most of decoding such rows.
+    fn opt_i64_at(&self, index: usize) -> Result<Option<i64>, StoreError>;
+    fn opt_f64_at(&self, index: usize) -> Result<Option<f64>, StoreError>;
 
     fn uuid(&self, col: &str) -> Result<Uuid, StoreError> {
         parse_uuid(col, &self.string(col)?)
@@ -390,6 +394,12 @@ macro_rules! impl_row_ext {
             }
             fn opt_f64(&self, col: &str) -> Result<Option<f64>, StoreError> {
                 Ok(self.try_get(col)?)
+            }
+            fn opt_i64_at(&self, index: usize) -> Result<Option<i64>, StoreError> {
+                Ok(self.try_get(index)?)
+            }
+            fn opt_f64_at(&self, index: usize) -> Result<Option<f64>, StoreError> {
+                Ok(self.try_get(index)?)
             }
         }
     };
