@@ -301,6 +301,7 @@ impl Runtime {
             live.clone(),
             hub.clone(),
             ids.clone(),
+            store.clone(),
         ));
         let booted = match crate::boot::load(&store, &handle, &directory, &live).await {
             // Flows apply from the first caller: the plan goes in before callers are admitted.
@@ -590,6 +591,7 @@ async fn forward(
     live: Arc<LiveState>,
     hub: LiveHub,
     ids: IdCodec,
+    store: Store,
 ) {
     loop {
         let ev = match rx.recv().await {
@@ -600,10 +602,21 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if let Some(msg) = live
+        if let Some(mut msg) = live
             .apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a))
             .or_else(|| crate::campaign_runtime::live_message(&ev, &dir, &ids))
         {
+            // An agent's screen shows a preview's contact with its fields: the store's.
+            if let LiveEvent::PreviewReserved {
+                campaign, contact, ..
+            } = &ev
+            {
+                let details = crate::campaign_runtime::preview_details(
+                    &store, msg.tenant, *campaign, *contact,
+                )
+                .await;
+                live.add_call_details(&mut msg, &details);
+            }
             hub.publish(msg);
         }
     }

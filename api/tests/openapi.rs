@@ -71,6 +71,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/calls/{id}/priority"),
     ("POST", "/v1/calls/{id}/disposition"),
     ("POST", "/v1/calls/{id}/transfer"),
+    ("POST", "/v1/calls/{id}/preview/accept"),
+    ("POST", "/v1/calls/{id}/preview/skip"),
     ("POST", "/v1/calls/{id}/recording"),
     ("GET", "/v1/calls/{id}/recordings"),
     ("PUT", "/v1/recordings/upload/{file}"),

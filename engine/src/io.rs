@@ -703,6 +703,13 @@ pub enum LiveEvent {
         number: String,
         expires_unix_ms: u64,
     },
+    /// A desktop preview's reservation ended without a call: the agent skipped it
+    /// (`skipped`) or let it time out (`timeout`). The call waits for the next agent.
+    PreviewEnded {
+        call: CallId,
+        agent: AgentId,
+        reason: &'static str,
+    },
     CallAnswered {
         call: CallId,
         agent: AgentId,

@@ -1332,6 +1332,14 @@ fn a_skipped_desktop_preview_goes_to_the_next_agent() {
     assert_eq!(r.len(), 1, "{:?}", &bed.live[mark..]);
     assert_eq!((r[0].0, r[0].1, r[0].2), (call, 2, 1), "same call, same contact");
     assert!(bed.switch.is_empty(), "nothing rang and nothing is hung up");
+    assert!(
+        matches!(
+            &bed.live[mark],
+            LiveEvent::PreviewEnded { call: c, agent: AgentId(1), reason: "skipped" } if *c == call
+        ),
+        "the first agent's screen is cleared first: {:?}",
+        bed.live[mark]
+    );
     assert!(attempts(&bed).is_empty(), "a skip is not an attempt");
     assert_eq!(
         bed.engine

@@ -228,6 +228,10 @@ pub(crate) fn engine_error(e: DriverError) -> ApiError {
                 ApiError::forbidden("the call is not this agent's")
             }
             EngineError::Recording { why, .. } => ApiError::conflict(why),
+            EngineError::NotReserved { agent, .. } => ApiError::conflict(match agent {
+                Some(_) => "the call is not a preview reserved to this agent",
+                None => "the call is not a preview reserved to an agent",
+            }),
             EngineError::InvalidConfig { field, message } => {
                 ApiError::unprocessable(format!("config.{field}"), message)
             }

@@ -458,6 +458,11 @@ impl Engine {
         };
         if offer.desktop {
             self.let_go_of_desktop_leg(offer.agent, offer.leg);
+            self.notify(LiveEvent::PreviewEnded {
+                call: offer.call,
+                agent: offer.agent,
+                reason: "timeout",
+            });
         } else {
             self.switch(SwitchCommand::Hangup {
                 leg: offer.leg,
@@ -495,6 +500,16 @@ impl Engine {
         Ok(offer)
     }
 
+    /// A preview call by the leg it is known by before its customer is dialled (that leg is
+    /// not yet the switch's, so [`Engine::call_by_leg`] does not know it). A scan: only for
+    /// an agent's click, never per event.
+    pub fn preview_by_leg(&self, leg: LegId) -> Option<CallId> {
+        self.calls
+            .values()
+            .find(|c| c.origin_leg == leg && c.campaign.as_ref().is_some_and(|i| i.preview))
+            .map(|c| c.id)
+    }
+
     /// The agent takes its desktop preview: from here it is a phone preview whose agent
     /// answers (a persistent line) or is rung now with the queue's offer timeout.
     pub(crate) fn accept_preview(
@@ -527,6 +542,13 @@ impl Engine {
             x.desktop = false;
             x.timeout_at = timeout_at;
         }
+        // The screen's reservation is now an offer like any other (ringing, or answered at
+        // once on a line).
+        self.notify(LiveEvent::CallOffered {
+            call,
+            agent: offer.agent,
+            offer: o,
+        });
         if line {
             self.accept_offer(o);
             return Ok(());
@@ -559,6 +581,11 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let offer = self.reserved_offer(call, by)?;
         self.let_go_of_desktop_leg(offer.agent, offer.leg);
+        self.notify(LiveEvent::PreviewEnded {
+            call,
+            agent: offer.agent,
+            reason: "skipped",
+        });
         self.offer_failed(offer.id, HangupCause::Rejected);
         Ok(())
     }
