@@ -73,6 +73,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/calls/{id}/transfer"),
     ("POST", "/v1/calls/{id}/preview/accept"),
     ("POST", "/v1/calls/{id}/preview/skip"),
+    ("POST", "/v1/agents/{id}/sign-in-links"),
     ("POST", "/v1/calls/{id}/recording"),
     ("GET", "/v1/calls/{id}/recordings"),
     ("PUT", "/v1/recordings/upload/{file}"),

@@ -360,6 +360,12 @@
     render();
   }
 
+  // A link opened in a tab already on this page changes only the fragment (no load): load
+  // the page again so that it signs in with the link.
+  window.addEventListener("hashchange", () => {
+    if (window.location.hash.startsWith("#code=")) window.location.reload();
+  });
+
   $("signout").addEventListener("click", async () => {
     await SY.signOut();
     signedOut();

@@ -95,6 +95,8 @@ try {
     left: await page.textContent('#preview-left'),
   };
   result.state_while_reserved = await page.evaluate(() => document.body.dataset.agentState);
+  // The screenshot: the reservation with the contact's fields, Accept and Skip.
+  await page.screenshot({ path: screenshot, fullPage: true });
   await page.click('#preview-accept');
 
   // The fake switch answers the agent's phone, then the customer: the call shows.
@@ -120,7 +122,6 @@ try {
   result.disposed_call = await page.evaluate(() => document.body.dataset.disposed);
   result.dispose_result = await page.textContent('#dispose-result');
   result.page_error = await page.textContent('#error');
-  await page.screenshot({ path: screenshot, fullPage: true });
   result.writes = writes;
   result.storage = await page.evaluate(() => ({
     local: localStorage.length,
@@ -141,8 +142,9 @@ try {
       url_after: await page.evaluate(() => location.href),
       history_has_code: await page.evaluate(() => location.hash.includes('code')),
     };
-    // The same link again (another tab): refused, the form shows why.
-    const again = await context.newPage();
+    // The same link again, in another browser (no session there): refused, the form says why.
+    const other = await browser.newContext();
+    const again = await other.newPage();
     await again.goto(link, { timeout: STEP_MS });
     await again.waitForFunction(() => document.getElementById('signin-error')?.textContent.length > 0 ||
       !document.getElementById('panel').hidden, null, { timeout: STEP_MS });
@@ -150,7 +152,7 @@ try {
       panel_visible: await again.isVisible('#panel'),
       error: await again.textContent('#signin-error'),
     };
-    await again.close();
+    await other.close();
   }
   result.console_errors = consoleErrors;
 

@@ -11,6 +11,7 @@ mod audit;
 mod calls;
 mod campaigns;
 mod display_tokens;
+mod sign_in_links;
 mod export;
 pub(crate) mod flows;
 mod ivr_menus;
@@ -108,6 +109,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(display_tokens::routes())
+        .merge(sign_in_links::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(export::routes())

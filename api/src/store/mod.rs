@@ -304,6 +304,7 @@ mod routing;
 mod schedules;
 mod transcripts;
 mod voicemail;
+pub mod sign_in_links;
 mod webhooks;
 pub use analytics::{MAX_SCOPES, RollupKind, RollupRow, Tally};
 pub use campaigns::{
@@ -497,6 +498,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "web sessions and display tokens",
             include_str!("../../../migrations/sqlite/0022_web_sessions.sql"),
         ),
+        (
+            24,
+            "agent sign-in links",
+            include_str!("../../../migrations/sqlite/0024_agent_sign_in_links.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -610,6 +616,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             22,
             "web sessions and display tokens",
             include_str!("../../../migrations/postgres/0022_web_sessions.sql"),
+        ),
+        (
+            24,
+            "agent sign-in links",
+            include_str!("../../../migrations/postgres/0024_agent_sign_in_links.sql"),
         ),
     ])
 });
