@@ -443,7 +443,10 @@ pub async fn preview_details(
         (c, rows)
     };
     let Ok((c, rows)) = tokio::time::timeout(PREVIEW_LOOKUP, lookup).await else {
-        warn!(campaign = campaign.0, "a preview's details took too long; shown without them");
+        warn!(
+            campaign = campaign.0,
+            "a preview's details took too long; shown without them"
+        );
         return serde_json::json!({});
     };
     let mut out = serde_json::Map::new();
@@ -457,7 +460,9 @@ pub async fn preview_details(
         out.insert("dispositions".into(), codes);
     }
     if let Ok(rows) = rows
-        && let Some(row) = rows.into_iter().find(|r| r.id == i64::try_from(contact.0).unwrap_or(-1))
+        && let Some(row) = rows
+            .into_iter()
+            .find(|r| r.id == i64::try_from(contact.0).unwrap_or(-1))
     {
         out.insert("contact_fields".into(), row.fields);
     }

@@ -304,13 +304,14 @@ impl LiveState {
     /// to its delta and to the call in the snapshot, if it is still there.
     pub fn add_call_details(&self, msg: &mut LiveMessage, details: &Value) {
         merge(&mut msg.data, details);
-        let Some(id) = msg.data["id"].as_str().and_then(|s| Uuid::parse_str(s).ok()) else {
+        let Some(id) = msg.data["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
             return;
         };
         if let Ok(mut g) = self.inner.lock()
-            && let Some(entry) = g
-                .get_mut(&msg.tenant)
-                .and_then(|t| t.calls.get_mut(&id))
+            && let Some(entry) = g.get_mut(&msg.tenant).and_then(|t| t.calls.get_mut(&id))
         {
             merge(entry, details);
         }

@@ -299,7 +299,11 @@ async fn an_agent_takes_a_desktop_preview_and_disposes_it_from_the_page() {
     }
     let png = std::fs::read(&screenshot).expect("the screenshot was written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
-    assert!(png.len() > 10_000, "the screenshot is only {} bytes", png.len());
+    assert!(
+        png.len() > 10_000,
+        "the screenshot is only {} bytes",
+        png.len()
+    );
     s.stop().await;
 }
 

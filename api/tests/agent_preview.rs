@@ -117,7 +117,10 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
         assert_eq!(p["campaign_id"], json!(cid));
         assert_eq!(p["campaign_name"], "renewals");
         assert_eq!(p["contact_number"], "+12015550123");
-        assert_eq!(p["contact_fields"], json!({"name": "Jane Roe", "plan": "gold"}));
+        assert_eq!(
+            p["contact_fields"],
+            json!({"name": "Jane Roe", "plan": "gold"})
+        );
         assert_eq!(p["dispositions"], json!(["sale", "no-sale", "call-back"]));
         assert!(p["expires_ms"].as_u64().unwrap() > 0);
         let call = p["id"].as_str().unwrap().to_owned();
@@ -132,7 +135,11 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
         let carl = s.agent(&other_admin, "Carl", "user/1002").await;
         let carls_desk = s.agent_key(other, carl).await;
         let (st, e) = s.call("POST", &accept, Some(&carls_desk), None).await;
-        assert_eq!((st, error_code(&e)), (404, "not_found"), "other tenant: {e}");
+        assert_eq!(
+            (st, error_code(&e)),
+            (404, "not_found"),
+            "other tenant: {e}"
+        );
         let (st, e) = s
             .call(
                 "POST",
@@ -141,18 +148,29 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
                 None,
             )
             .await;
-        assert_eq!((st, error_code(&e)), (404, "not_found"), "no such call: {e}");
+        assert_eq!(
+            (st, error_code(&e)),
+            (404, "not_found"),
+            "no such call: {e}"
+        );
 
         let (st, r) = s.call("POST", &accept, Some(&anas_desk), None).await;
         assert_eq!(st, 200, "{r}");
         assert_eq!(r, json!({"id": call, "result": "accepted"}));
         let (st, e) = s.call("POST", &accept, Some(&anas_desk), None).await;
-        assert_eq!((st, error_code(&e)), (409, "conflict"), "accepted once: {e}");
+        assert_eq!(
+            (st, error_code(&e)),
+            (409, "conflict"),
+            "accepted once: {e}"
+        );
 
         // The fake switch answers Ana's phone, then the customer: the call is Ana's, under
         // the id the preview had.
         let t = next_of(&mut live, "call.answered", Duration::from_secs(30)).await;
-        assert_eq!((t["id"].as_str(), &t["agent_id"]), (Some(call.as_str()), &json!(ana)));
+        assert_eq!(
+            (t["id"].as_str(), &t["agent_id"]),
+            (Some(call.as_str()), &json!(ana))
+        );
         let (st, d) = s
             .call(
                 "POST",
@@ -184,7 +202,11 @@ async fn a_skipped_desktop_preview_leaves_the_agents_screen_and_cannot_be_skippe
         assert_eq!((st, &r["result"]), (200, &json!("skipped")), "{r}");
         let ended = next_of(&mut live, "call.preview_ended", Duration::from_secs(5)).await;
         assert_eq!(
-            (ended["id"].as_str(), &ended["state"], &ended["preview_ended"]),
+            (
+                ended["id"].as_str(),
+                &ended["state"],
+                &ended["preview_ended"]
+            ),
             (Some(call.as_str()), &json!("waiting"), &json!("skipped"))
         );
         // Ana's reject delay (10 s) keeps the contact waiting: nothing is reserved now.

@@ -153,7 +153,11 @@ async fn a_sign_in_link_signs_its_agent_in_once_and_is_audited() {
                 None,
             )
             .await;
-        assert_eq!(page["entries"][0]["object_id"], json!(ana.to_string()), "{page}");
+        assert_eq!(
+            page["entries"][0]["object_id"],
+            json!(ana.to_string()),
+            "{page}"
+        );
         assert!(
             !page.to_string().contains(&code),
             "the code is not in the audit log"

@@ -311,10 +311,16 @@ pub enum Command {
     /// A desktop preview reserved to an agent is taken: the agent's phone is rung (or its
     /// persistent line used), then the customer dialled. `by`: the agent asking, who must be
     /// the one it is reserved to (`None`: a supervisor, for whichever agent holds it).
-    AcceptPreview { call: CallId, by: Option<AgentId> },
+    AcceptPreview {
+        call: CallId,
+        by: Option<AgentId>,
+    },
     /// A desktop preview reserved to an agent is passed over: the offer ends as rejected (the
     /// agent's reject delay) and the contact goes to the next agent.
-    SkipPreview { call: CallId, by: Option<AgentId> },
+    SkipPreview {
+        call: CallId,
+        by: Option<AgentId>,
+    },
 }
 
 /// An agent's chosen presence. Reserved, on-call and wrap-up are the engine's to set.

@@ -14,8 +14,8 @@ use switchyard_engine::dialer::{
     CampaignState, ContactNext, ContactSpec, DialMode, MachineAction, RetryRule, RetryRules,
 };
 use switchyard_engine::{
-    AgentId, AmdResult, CallId, CampaignId, Command, ContactId, EngineConfig, EngineError, HangupCause,
-    LegId, LegKind, Presence, Record, Strategy, SwitchCommand, SwitchEvent,
+    AgentId, AmdResult, CallId, CampaignId, Command, ContactId, EngineConfig, EngineError,
+    HangupCause, LegId, LegKind, Presence, Record, Strategy, SwitchCommand, SwitchEvent,
 };
 
 const C: CampaignId = CampaignId(7);
@@ -1285,7 +1285,10 @@ fn a_desktop_preview_reserves_the_agent_without_ringing_until_it_accepts() {
     let rung = bed.originations_since(0);
     assert_eq!(rung.len(), 1, "the agent's phone rings now");
     let agent_leg = rung[0].0;
-    assert!(dials_since(&bed, 0).is_empty(), "the customer waits for the agent");
+    assert!(
+        dials_since(&bed, 0).is_empty(),
+        "the customer waits for the agent"
+    );
     // Accepted once: a second accept finds no reservation.
     assert_eq!(
         bed.try_cmd(Command::AcceptPreview { call, by: None }),
@@ -1311,7 +1314,10 @@ fn a_desktop_preview_reserves_the_agent_without_ringing_until_it_accepts() {
     assert_eq!(a[0].agent, Some(AgentId(1)));
     assert_eq!(a[0].leg, customer);
     // The call is disposed by the leg the API showed from the reservation on.
-    let (ended, _) = bed.engine.ended_campaign_call(customer).expect("remembered");
+    let (ended, _) = bed
+        .engine
+        .ended_campaign_call(customer)
+        .expect("remembered");
     assert_eq!(ended, call);
 }
 
@@ -1330,7 +1336,11 @@ fn a_skipped_desktop_preview_goes_to_the_next_agent() {
     });
     let r = reservations_since(&bed, mark);
     assert_eq!(r.len(), 1, "{:?}", &bed.live[mark..]);
-    assert_eq!((r[0].0, r[0].1, r[0].2), (call, 2, 1), "same call, same contact");
+    assert_eq!(
+        (r[0].0, r[0].1, r[0].2),
+        (call, 2, 1),
+        "same call, same contact"
+    );
     assert!(bed.switch.is_empty(), "nothing rang and nothing is hung up");
     assert!(
         matches!(
@@ -1365,7 +1375,11 @@ fn an_unanswered_desktop_preview_times_out_as_no_answer() {
     bed.advance(Duration::from_secs(19));
     assert_eq!(bed.state(1), AgentStateKind::Reserved, "not yet");
     bed.advance(Duration::from_secs(1));
-    assert!(bed.switch.is_empty(), "nothing to hang up: {:?}", bed.switch);
+    assert!(
+        bed.switch.is_empty(),
+        "nothing to hang up: {:?}",
+        bed.switch
+    );
     assert_eq!(
         bed.engine
             .stats()
@@ -1446,7 +1460,11 @@ fn a_desktop_preview_accepted_on_a_persistent_line_dials_the_customer_at_once() 
     assert!(dials_since(&bed, 0).is_empty(), "the line is not used yet");
     bed.cmd(Command::AcceptPreview { call, by: None });
     let dials = dials_since(&bed, 0);
-    assert_eq!(dials.len(), 1, "the line is up: the customer is dialled now");
+    assert_eq!(
+        dials.len(),
+        1,
+        "the line is up: the customer is dialled now"
+    );
     bed.answer(dials[0].0);
     assert_eq!(bed.bridges(), vec![(dials[0].0, line)]);
 }

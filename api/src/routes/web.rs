@@ -33,8 +33,8 @@ use crate::http::auth::{SESSION_COOKIE, csrf_token, session_cookie};
 use crate::http::middleware::SESSION_PATH;
 use crate::http::{ApiError, ApiJson, Auth, HttpKit, KeyVerdict};
 use crate::model::{Principal, Role};
-use crate::store::{AuditEntry, now_ms};
 use crate::store::web::{DISPLAY_TAG, SessionSource, is_display_session};
+use crate::store::{AuditEntry, now_ms};
 
 /// A person's session lasts this long at most.
 pub const PERSON_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -222,7 +222,8 @@ async fn sign_in(
 }
 
 fn bad_link() -> ApiError {
-    ApiError::unauthorized("the sign-in link is invalid, already used or expired").with_field("code")
+    ApiError::unauthorized("the sign-in link is invalid, already used or expired")
+        .with_field("code")
 }
 
 /// A sign-in link's code spent for an agent key of the link's agent, made for this one

@@ -302,9 +302,9 @@ mod recordings;
 pub mod retention;
 mod routing;
 mod schedules;
+pub mod sign_in_links;
 mod transcripts;
 mod voicemail;
-pub mod sign_in_links;
 mod webhooks;
 pub use analytics::{MAX_SCOPES, RollupKind, RollupRow, Tally};
 pub use campaigns::{

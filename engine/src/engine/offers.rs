@@ -486,7 +486,10 @@ impl Engine {
     /// The desktop preview reserved on `call` (to `by`, when an agent asks): its offer.
     fn reserved_offer(&self, call: CallId, by: Option<AgentId>) -> Result<Offer, EngineError> {
         let not = EngineError::NotReserved { call, agent: by };
-        let c = self.calls.get(&call).ok_or(EngineError::UnknownCall(call))?;
+        let c = self
+            .calls
+            .get(&call)
+            .ok_or(EngineError::UnknownCall(call))?;
         let offer = c
             .offers
             .iter()
