@@ -124,6 +124,28 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
         assert_eq!(p["dispositions"], json!(["sale", "no-sale", "call-back"]));
         assert!(p["expires_ms"].as_u64().unwrap() > 0);
         let call = p["id"].as_str().unwrap().to_owned();
+        // A page opened now (or reloaded) finds the reservation, fields and all, in its
+        // snapshot.
+        let mut later = LiveStream::open(&s, &anas_desk, None).await;
+        let snap = later.next(Duration::from_secs(5)).await.expect("a snapshot");
+        assert_eq!(snap.event, "snapshot");
+        let shown = snap.data["state"]["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == json!(call))
+            .cloned()
+            .expect("the reservation is in the snapshot");
+        assert_eq!(
+            (&shown["state"], &shown["agent_id"], &shown["contact_fields"]),
+            (
+                &json!("reserved"),
+                &json!(ana),
+                &json!({"name": "Jane Roe", "plan": "gold"})
+            ),
+            "{shown}"
+        );
+        drop(later);
         let accept = format!("/v1/calls/{call}/preview/accept");
 
         // Only Ana's key (or a supervisor) takes Ana's reservation.
