@@ -421,14 +421,15 @@ impl CampaignRecords {
     }
 }
 
-/// The forwarder waits at most this for a preview's details: the feed of every tenant
-/// waits behind it.
-const PREVIEW_LOOKUP: std::time::Duration = std::time::Duration::from_millis(500);
+/// A contact's details are looked up for at most this long: the forwarder waits behind a
+/// preview's, and a campaign person's lookups in flight are this many seconds' worth of
+/// dials at most.
+const CONTACT_LOOKUP: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// What an agent's screen shows of a preview beyond the engine's facts: the campaign's name
-/// and disposition codes, the contact's fields (`{}` for what the store could not say in
-/// time: the screen still has the number).
-pub async fn preview_details(
+/// What an agent's screen shows of a campaign call (a preview or a person) beyond the
+/// engine's facts: the campaign's name and disposition codes, the contact's fields (`{}` for
+/// what the store could not say in time: the screen still has the number).
+pub async fn contact_details(
     store: &Store,
     tenant: crate::model::TenantId,
     campaign: CampaignId,
@@ -442,7 +443,7 @@ pub async fn preview_details(
             .await;
         (c, rows)
     };
-    let Ok((c, rows)) = tokio::time::timeout(PREVIEW_LOOKUP, lookup).await else {
+    let Ok((c, rows)) = tokio::time::timeout(CONTACT_LOOKUP, lookup).await else {
         warn!(
             campaign = campaign.0,
             "a preview's details took too long; shown without them"

@@ -242,6 +242,21 @@ impl LiveState {
                             "contact_number": number, "expires_ms": expires_unix_ms }),
                 )
             }
+            LiveEvent::CampaignCall {
+                call,
+                campaign,
+                contact,
+                number,
+            } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.contact",
+                    json!({ "id": id, "campaign_id": self.ids.campaign(i64::from(campaign.0)),
+                            "contact_id": self.ids.contact(i64::try_from(contact.0).unwrap_or(i64::MAX)),
+                            "contact_number": number }),
+                )
+            }
             LiveEvent::PreviewEnded { call, reason, .. } => {
                 let (tenant, id) = *calls.get(call)?;
                 (
@@ -302,19 +317,22 @@ impl LiveState {
 impl LiveState {
     /// Adds what the store knows of a call (a preview's contact fields, its campaign's name)
     /// to its delta and to the call in the snapshot, if it is still there.
-    pub fn add_call_details(&self, msg: &mut LiveMessage, details: &Value) {
+    /// False when the call is no longer there (its details need not be published).
+    pub fn add_call_details(&self, msg: &mut LiveMessage, details: &Value) -> bool {
         merge(&mut msg.data, details);
         let Some(id) = msg.data["id"]
             .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
         else {
-            return;
+            return false;
         };
         if let Ok(mut g) = self.inner.lock()
             && let Some(entry) = g.get_mut(&msg.tenant).and_then(|t| t.calls.get_mut(&id))
         {
             merge(entry, details);
+            return true;
         }
+        false
     }
 }
 

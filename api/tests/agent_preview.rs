@@ -17,6 +17,18 @@ use switchyard_api::model::Role;
 /// A desktop-preview campaign on a new queue whose one member is `agent` (made available by
 /// its own `desk` key), with one contact carrying fields; started. Returns the campaign id.
 async fn desktop_campaign(s: &Server, admin: &str, agent: i64, desk: &str) -> i64 {
+    campaign_with(
+        s,
+        admin,
+        agent,
+        desk,
+        json!({"mode": "preview", "preview_accept": "desktop", "preview_timeout_s": 120}),
+    )
+    .await
+}
+
+/// A campaign with these settings (merged over the common ones), as [`desktop_campaign`].
+async fn campaign_with(s: &Server, admin: &str, agent: i64, desk: &str, mode: Value) -> i64 {
     let (st, q) = s
         .call(
             "POST",
@@ -27,17 +39,20 @@ async fn desktop_campaign(s: &Server, admin: &str, agent: i64, desk: &str) -> i6
         .await;
     assert_eq!(st, 201, "{q}");
     let qid = q["id"].as_i64().unwrap();
+    let mut config = json!({
+        "queue": qid, "caller_id": "+12015550100",
+        "dispositions": ["sale", "no-sale", "call-back"],
+        "window": {"start": "00:00", "end": "24:00"}
+    });
+    for (k, v) in mode.as_object().unwrap() {
+        config[k] = v.clone();
+    }
     let (st, c) = s
         .call(
             "POST",
             "/v1/campaigns",
             Some(admin),
-            Some(json!({"name": "renewals", "config": {
-                "queue": qid, "caller_id": "+12015550100", "mode": "preview",
-                "preview_accept": "desktop", "preview_timeout_s": 120,
-                "dispositions": ["sale", "no-sale", "call-back"],
-                "window": {"start": "00:00", "end": "24:00"}
-            }})),
+            Some(json!({"name": "renewals", "config": config})),
         )
         .await;
     assert_eq!(st, 201, "{c}");
@@ -127,7 +142,10 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
         // A page opened now (or reloaded) finds the reservation, fields and all, in its
         // snapshot.
         let mut later = LiveStream::open(&s, &anas_desk, None).await;
-        let snap = later.next(Duration::from_secs(5)).await.expect("a snapshot");
+        let snap = later
+            .next(Duration::from_secs(5))
+            .await
+            .expect("a snapshot");
         assert_eq!(snap.event, "snapshot");
         let shown = snap.data["state"]["calls"]
             .as_array()
@@ -137,7 +155,11 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
             .cloned()
             .expect("the reservation is in the snapshot");
         assert_eq!(
-            (&shown["state"], &shown["agent_id"], &shown["contact_fields"]),
+            (
+                &shown["state"],
+                &shown["agent_id"],
+                &shown["contact_fields"]
+            ),
             (
                 &json!("reserved"),
                 &json!(ana),
@@ -234,6 +256,53 @@ async fn a_skipped_desktop_preview_leaves_the_agents_screen_and_cannot_be_skippe
         // Ana's reject delay (10 s) keeps the contact waiting: nothing is reserved now.
         let (st, e) = s.call("POST", &skip, Some(&supervisor), None).await;
         assert_eq!((st, error_code(&e)), (409, "conflict"), "{e}");
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_progressive_campaign_call_carries_its_contacts_fields_in_the_live_feed() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let mut live = LiveStream::open(&s, &anas_desk, None).await;
+        let cid = campaign_with(
+            &s,
+            &admin,
+            ana,
+            &anas_desk,
+            json!({"mode": "progressive", "progressive_dial": "customer-first"}),
+        )
+        .await;
+        // The customer answers: a person in the campaign's queue, with whom Ana will talk.
+        // Two deltas: the engine's facts, and the store's details looked up aside (either
+        // may come first).
+        let one = next_of(&mut live, "call.contact", Duration::from_secs(30)).await;
+        let two = next_of(&mut live, "call.contact", Duration::from_secs(10)).await;
+        assert_eq!(one["id"], two["id"], "{one} {two}");
+        for d in [&one, &two] {
+            assert_eq!(
+                (&d["campaign_id"], &d["contact_number"]),
+                (&json!(cid), &json!("+12015550123")),
+                "{d}"
+            );
+        }
+        let details = if one.get("contact_fields").is_some() {
+            one
+        } else {
+            two
+        };
+        assert_eq!(
+            (&details["contact_fields"], &details["campaign_name"]),
+            (
+                &json!({"name": "Jane Roe", "plan": "gold"}),
+                &json!("renewals")
+            ),
+            "{details}"
+        );
         s.stop().await;
     })
     .await;

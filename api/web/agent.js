@@ -267,7 +267,7 @@
     });
     for (const kind of [
       "call.queued", "call.offered", "call.answered", "call.completed", "call.abandoned",
-      "call.recording", "call.preview", "call.preview_ended",
+      "call.recording", "call.preview", "call.preview_ended", "call.contact",
     ]) {
       source.addEventListener(kind, (e) => {
         applyCall(JSON.parse(e.data));

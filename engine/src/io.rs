@@ -709,6 +709,14 @@ pub enum LiveEvent {
         number: String,
         expires_unix_ms: u64,
     },
+    /// A campaign's person joined the campaign's queue (after its `CallQueued`): the contact
+    /// the call is with, for the agent's screen.
+    CampaignCall {
+        call: CallId,
+        campaign: CampaignId,
+        contact: ContactId,
+        number: String,
+    },
     /// A desktop preview's reservation ended without a call: the agent skipped it
     /// (`skipped`) or let it time out (`timeout`). The call waits for the next agent.
     PreviewEnded {

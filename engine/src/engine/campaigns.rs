@@ -916,6 +916,7 @@ impl Engine {
         let call_id = CallId(self.next_call);
         self.next_call = self.next_call.wrapping_add(1).max(1);
         line.phase = LinePhase::Waiting(call_id);
+        let shown = (line.contact, line.number.clone());
         let deadline = now + connect;
         let info = CampaignCall {
             campaign: id,
@@ -975,6 +976,13 @@ impl Engine {
         self.timers
             .arm(deadline, TimerKey::ConnectDeadline(call_id));
         self.join_queue(call_id, q);
+        // Whom the agent will be talking to (its screen shows the contact).
+        self.notify(LiveEvent::CampaignCall {
+            call: call_id,
+            campaign: id,
+            contact: shown.0,
+            number: shown.1,
+        });
     }
 
     /// An agent answered an offer of a campaign call `lag` after it was made: progressive
