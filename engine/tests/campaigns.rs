@@ -1468,3 +1468,38 @@ fn a_desktop_preview_accepted_on_a_persistent_line_dials_the_customer_at_once() 
     bed.answer(dials[0].0);
     assert_eq!(bed.bridges(), vec![(dials[0].0, line)]);
 }
+
+#[test]
+fn an_agent_going_on_break_gives_back_its_desktop_preview_to_the_next_agent() {
+    let mut bed = bed_with(desktop_preview(), 1, 1);
+    start(&mut bed);
+    let (call, agent, ..) = reservations_since(&bed, 0)[0].clone();
+    assert_eq!(agent, 1);
+    bed.agent(2, &[1]);
+    let mark = bed.live.len();
+    bed.cmd(Command::SetAgentPresence {
+        agent: AgentId(1),
+        presence: Presence::OnBreak("lunch".into()),
+    });
+    assert!(
+        matches!(
+            &bed.live[mark],
+            LiveEvent::PreviewEnded { call: c, agent: AgentId(1), reason: "withdrawn" } if *c == call
+        ),
+        "{:?}",
+        bed.live[mark]
+    );
+    assert_eq!(bed.state(1), AgentStateKind::OnBreak);
+    let r = reservations_since(&bed, mark);
+    assert_eq!((r[0].0, r[0].1), (call, 2), "the next agent at once");
+    assert_eq!(
+        bed.engine
+            .stats()
+            .agent_snapshot(bed.now, AgentId(1))
+            .since_start
+            .rejected,
+        0,
+        "leaving is not refusing"
+    );
+    assert!(bed.switch.is_empty());
+}

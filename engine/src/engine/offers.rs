@@ -575,6 +575,25 @@ impl Engine {
         Ok(())
     }
 
+    /// An agent who leaves (a break, logging out) gives back a desktop preview it has not
+    /// accepted: the contact goes to the next agent at once, at no cost to the agent (nothing
+    /// rang, nothing was refused).
+    pub(crate) fn release_desktop_reservation(&mut self, agent: AgentId) {
+        let Some(Activity::Reserved(o)) = self.agent(agent).map(|a| a.activity) else {
+            return;
+        };
+        let Some(offer) = self.offers.get(&o).copied().filter(|x| x.desktop) else {
+            return;
+        };
+        self.let_go_of_desktop_leg(agent, offer.leg);
+        self.notify(LiveEvent::PreviewEnded {
+            call: offer.call,
+            agent,
+            reason: "withdrawn",
+        });
+        self.offer_failed(o, HangupCause::Lost);
+    }
+
     /// The agent passes over its desktop preview: a rejected offer (the agent's reject
     /// delay), the contact back in line for the next agent.
     pub(crate) fn skip_preview(
