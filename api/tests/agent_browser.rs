@@ -11,6 +11,8 @@
 //! (`/usr/bin/chromium` or `$SWITCHYARD_CHROMIUM`); without them the test is skipped, except
 //! under CI (`CI` set), where it fails.
 
+#[path = "recording_common/mod.rs"]
+mod recording_common;
 mod server_common;
 
 use std::path::{Path, PathBuf};
@@ -92,7 +94,8 @@ async fn desktop_campaign(s: &Server, admin: &str, agent: i64) -> i64 {
                 "queue": qid, "caller_id": "+12015550100", "mode": "preview",
                 "preview_accept": "desktop", "preview_timeout_s": 300,
                 "dispositions": ["sale", "no-sale", "call-back"],
-                "window": {"start": "00:00", "end": "24:00"}
+                "window": {"start": "00:00", "end": "24:00"},
+                "recording": {"policy": "always", "capture": "switch"}
             }})),
         )
         .await;
@@ -167,16 +170,19 @@ async fn an_agent_takes_a_desktop_preview_and_disposes_it_from_the_page() {
     // covers the preview routes on both), and this test is about what a browser does.
     let store = Store::sqlite_memory().await.expect("in-memory sqlite");
     store.migrate().await.expect("sqlite migrations");
-    // The customer talks 5 s, then hangs up: the call ends while the page watches.
+    // The customer talks 8 s, then hangs up: the call ends while the page watches. The
+    // campaign records its calls (on the switch, to a scratch directory).
     let mut scenario = switchyard_esl::sim::Scenario::default();
-    scenario.customers.talk_time = Some(switchyard_esl::sim::Dist::Fixed(5.0));
-    let s = Server::start_with_scenario(
+    scenario.customers.talk_time = Some(switchyard_esl::sim::Dist::Fixed(8.0));
+    let dir = recording_common::temp_dir("agent-page");
+    let s = Server::start_full(
         store.clone(),
         HttpConfig {
             rate_per_sec: 0,
             ..HttpConfig::default()
         },
         scenario,
+        recording_common::switch_recording(&dir, None),
     )
     .await;
     let (tenant, admin) = s.tenant("acme").await;
@@ -211,6 +217,12 @@ async fn an_agent_takes_a_desktop_preview_and_disposes_it_from_the_page() {
     assert_eq!(result["call"]["queue"], "outbound", "{result}");
     assert_eq!(result["call"]["campaign"], "renewals", "{result}");
     assert_eq!(result["preview_hidden_on_call"], true, "{result}");
+    // The recording was paused and resumed from the page.
+    assert_eq!(
+        result["recording_states"],
+        json!(["recording", "paused", "recording"]),
+        "{result}"
+    );
     assert_eq!(
         result["disposition_codes"],
         json!(["sale", "no-sale", "call-back"]),
@@ -228,6 +240,7 @@ async fn an_agent_takes_a_desktop_preview_and_disposes_it_from_the_page() {
     assert!(
         paths.contains(&format!("/v1/agents/{ana}/state").as_str())
             && paths.contains(&format!("/v1/calls/{call}/preview/accept").as_str())
+            && paths.contains(&format!("/v1/calls/{call}/recording").as_str())
             && paths.contains(&format!("/v1/calls/{call}/disposition").as_str()),
         "{paths:?}"
     );

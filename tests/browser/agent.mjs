@@ -2,9 +2,10 @@
 // signed in with the agent's key typed into its form, following /v1/live. The agent goes
 // available; a desktop-preview campaign (started by api/tests/agent_browser.rs) reserves a
 // contact to it; the page shows the contact's fields; the agent accepts; the fake switch
-// answers the agent's phone and then the customer; the call shows; the customer hangs up; the
-// agent saves a disposition with a call-back time from the page. Then it signs out and signs
-// in again with a sign-in link (`/agent#code=...`), whose code must leave the address bar.
+// answers the agent's phone and then the customer; the call shows; the agent pauses and
+// resumes its recording; the customer hangs up; the agent saves a disposition with a
+// call-back time from the page. Then it signs out and signs in again with a sign-in link
+// (`/agent#code=...`), whose code must leave the address bar.
 //
 //   node agent.mjs <base-url> <agent-key> <sign-in-link-url | -> <screenshot.png>
 //
@@ -109,6 +110,18 @@ try {
     fields: await page.$$eval('#call-fields tr', (trs) => trs.length),
   };
   result.preview_hidden_on_call = await page.isHidden('#preview-panel');
+  // The call is recorded: paused and resumed from the page.
+  const recordingIs = (want) =>
+    page.waitForFunction((w) => !document.getElementById('recording-actions').hidden &&
+      document.getElementById('recording-state').textContent === w, want, { timeout: 5000 });
+  await recordingIs('recording');
+  result.recording_states = ['recording'];
+  await page.click('#recording-toggle');
+  await recordingIs('paused');
+  result.recording_states.push('paused');
+  await page.click('#recording-toggle');
+  await recordingIs('recording');
+  result.recording_states.push('recording');
   await page.waitForSelector('#dispose-panel', { state: 'visible', timeout: STEP_MS });
   result.disposition_codes = await page.$$eval('#dispose-code-list option', (os) => os.map((o) => o.value));
 
