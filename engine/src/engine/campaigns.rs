@@ -5,7 +5,9 @@
 //! A person who answers becomes an ordinary [`Call`] in the campaign's queue, with top
 //! priority and a `ConnectDeadline` timer; offers, bridging, wrap-up and statistics are the
 //! inbound machinery's. Preview dials are callbacks the other way round: the agent is rung
-//! with the contact first and the customer is dialled when the agent answers.
+//! with the contact first and the customer is dialled when the agent answers (or, for a
+//! desktop preview, the agent is reserved and shown the contact, and rung when it accepts:
+//! see `offers.rs`).
 
 use std::time::Duration;
 

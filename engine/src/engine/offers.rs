@@ -14,6 +14,12 @@
 //!   A leg that answers after its offer ended is hung up (LOSE_RACE), never bridged.
 //! ```
 //!
+//! A desktop preview (a preview campaign with `preview_accept: desktop`) is an offer that
+//! rings nothing at first: the agent is reserved and its screen shows the contact
+//! (`PreviewReserved`) until it accepts (`AcceptPreview`: from there a ringing offer, or an
+//! instant one on a persistent line), skips (`SkipPreview`: rejected), lets the campaign's
+//! `preview_timeout` pass (no answer) or leaves (`release_desktop_reservation`: lost).
+//!
 //! An agent on a persistent line (`lines.rs`) skips the ringing: the offer is made on the
 //! line's leg and accepted as soon as the matching step ends, and the leg is never hung up
 //! when the offer or the call ends.
