@@ -421,6 +421,55 @@ impl CampaignRecords {
     }
 }
 
+/// A contact's details are looked up for at most this long: the forwarder waits behind a
+/// preview's, and a campaign person's lookups in flight are this many seconds' worth of
+/// dials at most.
+const CONTACT_LOOKUP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// What an agent's screen shows of a campaign call (a preview or a person) beyond the
+/// engine's facts: the campaign's name and disposition codes, the contact's fields (`{}` for
+/// what the store could not say in time: the screen still has the number).
+pub async fn contact_details(
+    store: &Store,
+    tenant: crate::model::TenantId,
+    campaign: CampaignId,
+    contact: ContactId,
+) -> Value {
+    let lookup = async {
+        let c = store.get_campaign(tenant, i64::from(campaign.0)).await;
+        let id = i64::try_from(contact.0).unwrap_or(i64::MAX);
+        let rows = store
+            .list_contacts(tenant, i64::from(campaign.0), None, id.saturating_sub(1), 1)
+            .await;
+        (c, rows)
+    };
+    let Ok((c, rows)) = tokio::time::timeout(CONTACT_LOOKUP, lookup).await else {
+        warn!(
+            campaign = campaign.0,
+            "a preview's details took too long; shown without them"
+        );
+        return serde_json::json!({});
+    };
+    let mut out = serde_json::Map::new();
+    if let Ok(Some(c)) = c {
+        out.insert("campaign_name".into(), Value::from(c.name));
+        let codes = c
+            .config
+            .get("dispositions")
+            .cloned()
+            .unwrap_or_else(|| Value::Array(Vec::new()));
+        out.insert("dispositions".into(), codes);
+    }
+    if let Ok(rows) = rows
+        && let Some(row) = rows
+            .into_iter()
+            .find(|r| r.id == i64::try_from(contact.0).unwrap_or(-1))
+    {
+        out.insert("contact_fields".into(), row.fields);
+    }
+    Value::Object(out)
+}
+
 /// A campaign's statistics as a live-feed delta of its tenant (`campaign.stats`).
 pub fn live_message(
     ev: &LiveEvent,

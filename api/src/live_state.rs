@@ -234,6 +234,49 @@ impl LiveState {
                     json!({ "id": id, "recording": state }),
                 )
             }
+            // A desktop preview waits on its agent's screen: the call names the agent and the
+            // contact (the forwarder adds the contact's fields, `add_call_details`).
+            LiveEvent::PreviewReserved {
+                call,
+                agent,
+                campaign,
+                contact,
+                number,
+                expires_unix_ms,
+            } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.preview",
+                    json!({ "id": id, "state": "reserved", "agent_id": self.agent(*agent), "preview": true,
+                            "campaign_id": self.ids.campaign(i64::from(campaign.0)),
+                            "contact_id": self.ids.contact(i64::try_from(contact.0).unwrap_or(i64::MAX)),
+                            "contact_number": number, "expires_ms": expires_unix_ms }),
+                )
+            }
+            LiveEvent::CampaignCall {
+                call,
+                campaign,
+                contact,
+                number,
+            } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.contact",
+                    json!({ "id": id, "campaign_id": self.ids.campaign(i64::from(campaign.0)),
+                            "contact_id": self.ids.contact(i64::try_from(contact.0).unwrap_or(i64::MAX)),
+                            "contact_number": number }),
+                )
+            }
+            LiveEvent::PreviewEnded { call, reason, .. } => {
+                let (tenant, id) = *calls.get(call)?;
+                (
+                    tenant,
+                    "call.preview_ended",
+                    json!({ "id": id, "state": "waiting", "agent_id": null, "preview_ended": reason }),
+                )
+            }
             LiveEvent::Campaign(_)
             | LiveEvent::CallBridgeFailed { .. }
             | LiveEvent::CampaignPacing { .. } => return None,
@@ -280,6 +323,28 @@ impl LiveState {
             }
         }
         Some(LiveMessage { tenant, kind, data })
+    }
+}
+
+impl LiveState {
+    /// Adds what the store knows of a call (a preview's contact fields, its campaign's name)
+    /// to its delta and to the call in the snapshot, if it is still there.
+    /// False when the call is no longer there (its details need not be published).
+    pub fn add_call_details(&self, msg: &mut LiveMessage, details: &Value) -> bool {
+        merge(&mut msg.data, details);
+        let Some(id) = msg.data["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok())
+        else {
+            return false;
+        };
+        if let Ok(mut g) = self.inner.lock()
+            && let Some(entry) = g.get_mut(&msg.tenant).and_then(|t| t.calls.get_mut(&id))
+        {
+            merge(entry, details);
+            return true;
+        }
+        false
     }
 }
 

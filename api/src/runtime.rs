@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::directory::Directory;
-use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
+use crate::http::{LiveConfig, LiveHub, LiveMessage, Metrics, SnapshotFn};
 use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
@@ -303,6 +303,7 @@ impl Runtime {
             live.clone(),
             hub.clone(),
             ids.clone(),
+            store.clone(),
         ));
         let booted = match crate::boot::load(&store, &handle, &directory, &live).await {
             // Flows apply from the first caller: the plan goes in before callers are admitted.
@@ -612,6 +613,7 @@ async fn forward(
     live: Arc<LiveState>,
     hub: LiveHub,
     ids: IdCodec,
+    store: Store,
 ) {
     loop {
         let ev = match rx.recv().await {
@@ -622,10 +624,50 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if let Some(msg) = live
+        if let Some(mut msg) = live
             .apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a))
             .or_else(|| crate::campaign_runtime::live_message(&ev, &dir, &ids))
         {
+            // An agent's screen shows a campaign call's contact with its fields: the store's.
+            // A preview's are looked up before its reservation is published (the screen
+            // shows nothing else); a campaign person's follow as their own delta, looked up
+            // aside (the feed does not wait for them at dialling rates).
+            match &ev {
+                LiveEvent::PreviewReserved {
+                    campaign, contact, ..
+                } => {
+                    let details = crate::campaign_runtime::contact_details(
+                        &store, msg.tenant, *campaign, *contact,
+                    )
+                    .await;
+                    live.add_call_details(&mut msg, &details);
+                }
+                LiveEvent::CampaignCall {
+                    campaign, contact, ..
+                } => {
+                    let (store, live, hub) = (store.clone(), live.clone(), hub.clone());
+                    let (campaign, contact) = (*campaign, *contact);
+                    let mut later = LiveMessage {
+                        tenant: msg.tenant,
+                        kind: "call.contact",
+                        // The whole delta again: it may overtake the first one.
+                        data: msg.data.clone(),
+                    };
+                    tokio::spawn(async move {
+                        let details = crate::campaign_runtime::contact_details(
+                            &store,
+                            later.tenant,
+                            campaign,
+                            contact,
+                        )
+                        .await;
+                        if live.add_call_details(&mut later, &details) {
+                            hub.publish(later);
+                        }
+                    });
+                }
+                _ => {}
+            }
             hub.publish(msg);
         }
     }

@@ -10,7 +10,8 @@ use switchyard_engine::dialer::connect::ProgressiveDial;
 
 use serde::{Deserialize, Serialize};
 use switchyard_engine::dialer::config::{
-    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, RetryRule, RetryRules,
+    AmdPolicy, CallingWindow, CampaignConfig, DialMode, MachineAction, PreviewAccept, RetryRule,
+    RetryRules,
 };
 use switchyard_engine::dialer::window;
 use switchyard_engine::{CampaignId, QueueId};
@@ -184,6 +185,22 @@ pub enum ProgressiveDialSpec {
     AgentFirst,
 }
 
+/// Preview only: how an agent takes a contact.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreviewAcceptSpec {
+    /// The agent's phone rings with the contact's number; answering accepts.
+    #[default]
+    Phone,
+    /// The agent is reserved without ringing and sees the contact on `/agent`: Accept rings
+    /// its phone (or uses its persistent line) and then dials the customer, Skip passes the
+    /// contact to the next agent; no answer within `preview_timeout_s` counts as no answer.
+    Desktop,
+}
+
+/// Most disposition codes a campaign lists.
+pub const MAX_DISPOSITIONS: usize = 50;
+
 /// A campaign as the API reads and writes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -227,6 +244,13 @@ pub struct CampaignSpec {
     /// IANA zone whose midnight starts a ledger day.
     pub ledger_zone: String,
     pub progressive_dial: ProgressiveDialSpec,
+    pub preview_accept: PreviewAcceptSpec,
+    /// Desktop previews: seconds (5-1800) a reservation waits for Accept or Skip.
+    #[schema(minimum = 5, maximum = 1800)]
+    pub preview_timeout_s: f64,
+    /// The disposition codes agents choose from on `/agent` (at most 50, each 1-64
+    /// characters, no duplicates); empty: agents type a code.
+    pub dispositions: Vec<String>,
 }
 
 impl Default for CampaignSpec {
@@ -252,6 +276,9 @@ impl Default for CampaignSpec {
             agent_reserve: 0,
             ledger_zone: d.ledger_zone,
             progressive_dial: ProgressiveDialSpec::Auto,
+            preview_accept: PreviewAcceptSpec::Phone,
+            preview_timeout_s: d.preview_timeout.as_secs_f64(),
+            dispositions: Vec::new(),
         }
     }
 }
@@ -398,6 +425,28 @@ impl CampaignSpec {
         if self.agent_reserve > 10_000 {
             return Err(bad("agent_reserve", "at most 10000"));
         }
+        if !(self.preview_timeout_s.is_finite() && (5.0..=1800.0).contains(&self.preview_timeout_s))
+        {
+            return Err(bad("preview_timeout_s", "5 to 1800 seconds"));
+        }
+        if self.dispositions.len() > MAX_DISPOSITIONS {
+            return Err(bad("dispositions", "at most 50 codes"));
+        }
+        for (i, code) in self.dispositions.iter().enumerate() {
+            if code.trim().is_empty()
+                || code.trim() != code
+                || code.chars().count() > 64
+                || code.chars().any(crate::model::is_forbidden_in_text)
+            {
+                return Err(bad(
+                    "dispositions",
+                    "each code 1-64 characters, no control characters or outer spaces",
+                ));
+            }
+            if self.dispositions[..i].contains(code) {
+                return Err(bad("dispositions", format!("{code:?} is listed twice")));
+            }
+        }
         let cfg = CampaignConfig {
             id: CampaignId(id),
             name: name.to_owned(),
@@ -432,6 +481,11 @@ impl CampaignSpec {
                 ProgressiveDialSpec::CustomerFirst => ProgressiveDial::CustomerFirst,
                 ProgressiveDialSpec::AgentFirst => ProgressiveDial::AgentFirst,
             },
+            preview_accept: match self.preview_accept {
+                PreviewAcceptSpec::Phone => PreviewAccept::Phone,
+                PreviewAcceptSpec::Desktop => PreviewAccept::Desktop,
+            },
+            preview_timeout: Duration::from_secs_f64(self.preview_timeout_s),
             ..CampaignConfig::default()
         };
         // The engine's own checks, under the API's field names (they should never fire after
@@ -442,6 +496,7 @@ impl CampaignSpec {
                 "release_after" => "release_after_s",
                 "window" => "window.end",
                 "recording" => "recording.percent",
+                "preview_timeout" => "preview_timeout_s",
                 other => other,
             };
             bad(field, message)
@@ -481,12 +536,51 @@ mod tests {
         assert_eq!(cfg.id, CampaignId(4));
         assert_eq!(cfg.window, CallingWindow::default());
         assert!((cfg.abandon_target - 0.03).abs() < 1e-12);
+        assert_eq!(cfg.preview_accept, PreviewAccept::Phone, "today's previews");
+        let desktop = CampaignSpec {
+            mode: ModeSpec::Preview,
+            preview_accept: PreviewAcceptSpec::Desktop,
+            preview_timeout_s: 45.0,
+            ..spec()
+        }
+        .to_engine(4, "renewals", &crate::grants::test_grants())
+        .unwrap();
+        assert_eq!(desktop.preview_accept, PreviewAccept::Desktop);
+        assert_eq!(desktop.preview_timeout, Duration::from_secs(45));
     }
 
     #[test]
     fn bad_values_name_their_field() {
         let cases: Vec<(CampaignSpec, &str)> = vec![
             (CampaignSpec::default(), "queue"),
+            (
+                CampaignSpec {
+                    preview_timeout_s: 2.0,
+                    ..spec()
+                },
+                "preview_timeout_s",
+            ),
+            (
+                CampaignSpec {
+                    preview_timeout_s: f64::NAN,
+                    ..spec()
+                },
+                "preview_timeout_s",
+            ),
+            (
+                CampaignSpec {
+                    dispositions: vec!["sale".into(), "sale".into()],
+                    ..spec()
+                },
+                "dispositions",
+            ),
+            (
+                CampaignSpec {
+                    dispositions: vec![String::new()],
+                    ..spec()
+                },
+                "dispositions",
+            ),
             (
                 CampaignSpec {
                     ring_timeout_s: 10.0,

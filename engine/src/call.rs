@@ -212,4 +212,8 @@ pub struct Offer {
     pub queue: QueueId,
     pub started: Instant,
     pub timeout_at: Instant,
+    /// A desktop preview's reservation not yet accepted: nothing rings (`leg` is not
+    /// originated, unless it is the agent's persistent line) and `timeout_at` is the
+    /// campaign's preview timeout.
+    pub desktop: bool,
 }

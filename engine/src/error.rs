@@ -46,6 +46,12 @@ pub enum EngineError {
     CallNotTalking { call: CallId },
     #[error("call {call} is not agent {agent}'s")]
     NotAgentsCall { call: CallId, agent: AgentId },
+    /// A preview verb for a call that is not a desktop preview reserved (to that agent).
+    #[error("call {call} is not a preview reserved {}", match .agent { Some(a) => format!("to agent {a}"), None => "to an agent".into() })]
+    NotReserved {
+        call: CallId,
+        agent: Option<AgentId>,
+    },
     /// A recording request the call's policy or state does not allow.
     #[error("call {call}: cannot {action} the recording: {why}")]
     Recording {

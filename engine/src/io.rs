@@ -16,7 +16,7 @@ use crate::dialer::{
     AttemptRecord, CampaignConfig, CampaignControl, CampaignState, CampaignStats, ContactSpec,
     DispositionRecord, LedgerDay,
 };
-use crate::ids::{AgentId, CallId, CampaignId, OfferId, QueueId, SkillId};
+use crate::ids::{AgentId, CallId, CampaignId, ContactId, OfferId, QueueId, SkillId};
 use crate::stats::IntervalRecord;
 use crate::trace::DecisionTrace;
 
@@ -307,6 +307,19 @@ pub enum Command {
         call: CallId,
         action: crate::recording::RecordingAction,
         by: crate::recording::Requester,
+    },
+    /// A desktop preview reserved to an agent is taken: the agent's phone is rung (or its
+    /// persistent line used), then the customer dialled. `by`: the agent asking, who must be
+    /// the one it is reserved to (`None`: a supervisor, for whichever agent holds it).
+    AcceptPreview {
+        call: CallId,
+        by: Option<AgentId>,
+    },
+    /// A desktop preview reserved to an agent is passed over: the offer ends as rejected (the
+    /// agent's reject delay) and the contact goes to the next agent.
+    SkipPreview {
+        call: CallId,
+        by: Option<AgentId>,
     },
 }
 
@@ -683,6 +696,33 @@ pub enum LiveEvent {
         call: CallId,
         agent: AgentId,
         offer: OfferId,
+    },
+    /// A desktop preview was reserved to an agent (after its `CallOffered`): the agent's
+    /// screen shows the contact until it accepts or skips, or `expires_unix_ms` passes. A
+    /// reservation that ends otherwise is followed by the call's next event (queued again,
+    /// answered, ended).
+    PreviewReserved {
+        call: CallId,
+        agent: AgentId,
+        campaign: CampaignId,
+        contact: ContactId,
+        number: String,
+        expires_unix_ms: u64,
+    },
+    /// A campaign's person joined the campaign's queue (after its `CallQueued`): the contact
+    /// the call is with, for the agent's screen.
+    CampaignCall {
+        call: CallId,
+        campaign: CampaignId,
+        contact: ContactId,
+        number: String,
+    },
+    /// A desktop preview's reservation ended without a call: the agent skipped it
+    /// (`skipped`) or let it time out (`timeout`). The call waits for the next agent.
+    PreviewEnded {
+        call: CallId,
+        agent: AgentId,
+        reason: &'static str,
     },
     CallAnswered {
         call: CallId,

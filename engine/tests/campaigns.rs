@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use common::Bed;
 use switchyard_engine::LiveEvent;
+use switchyard_engine::agent::AgentStateKind;
 use switchyard_engine::dialer::connect::{Brake, ProgressiveDial};
 use switchyard_engine::dialer::{
     AmdPolicy, AttemptOutcome, AttemptRecord, CallingWindow, CampaignConfig, CampaignControl,
     CampaignState, ContactNext, ContactSpec, DialMode, MachineAction, RetryRule, RetryRules,
 };
 use switchyard_engine::{
-    AgentId, AmdResult, CampaignId, Command, ContactId, EngineConfig, EngineError, HangupCause,
-    LegId, LegKind, Presence, Record, Strategy, SwitchCommand, SwitchEvent,
+    AgentId, AmdResult, CallId, CampaignId, Command, ContactId, EngineConfig, EngineError,
+    HangupCause, LegId, LegKind, Presence, Record, Strategy, SwitchCommand, SwitchEvent,
 };
 
 const C: CampaignId = CampaignId(7);
@@ -1214,4 +1215,291 @@ fn a_pacer_restored_from_its_last_snapshot_knows_what_it_knew() {
         "{refused:?}"
     );
     assert_eq!(other.engine.pacer_snapshot(C), before);
+}
+
+// ----- desktop previews -----
+
+fn desktop_preview() -> CampaignConfig {
+    CampaignConfig {
+        preview_accept: switchyard_engine::dialer::config::PreviewAccept::Desktop,
+        preview_timeout: Duration::from_secs(60),
+        ..campaign(DialMode::Preview)
+    }
+}
+
+/// The reservations announced since `from`: (call, agent, contact, number, expires).
+fn reservations_since(bed: &Bed, from: usize) -> Vec<(CallId, u32, u64, String, u64)> {
+    bed.live[from..]
+        .iter()
+        .filter_map(|e| match e {
+            LiveEvent::PreviewReserved {
+                call,
+                agent,
+                campaign,
+                contact,
+                number,
+                expires_unix_ms,
+            } => {
+                assert_eq!(*campaign, C);
+                Some((*call, agent.0, contact.0, number.clone(), *expires_unix_ms))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn origin_ms(bed: &Bed) -> u64 {
+    EngineConfig::default().origin_unix_ms + (bed.now - bed.t0).as_millis() as u64
+}
+
+#[test]
+fn a_desktop_preview_reserves_the_agent_without_ringing_until_it_accepts() {
+    let mut bed = bed_with(desktop_preview(), 1, 2);
+    let reserved_at = origin_ms(&bed);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    assert!(bed.switch.is_empty(), "nothing rings: {:?}", bed.switch);
+    let r = reservations_since(&bed, 0);
+    assert_eq!(r.len(), 1);
+    let (call, agent, contact, number, expires) = r[0].clone();
+    assert_eq!((agent, contact, number.as_str()), (1, 1, "+12125550001"));
+    assert_eq!(expires, reserved_at + 60_000, "the campaign's timeout");
+    assert_eq!(bed.state(1), AgentStateKind::Reserved);
+    assert_eq!(bed.engine.call_agent(call), Some(AgentId(1)));
+
+    // Another agent cannot take it; the agent it is reserved to can.
+    assert_eq!(
+        bed.try_cmd(Command::AcceptPreview {
+            call,
+            by: Some(AgentId(2)),
+        }),
+        Err(EngineError::NotReserved {
+            call,
+            agent: Some(AgentId(2)),
+        })
+    );
+    bed.cmd(Command::AcceptPreview {
+        call,
+        by: Some(AgentId(1)),
+    });
+    let rung = bed.originations_since(0);
+    assert_eq!(rung.len(), 1, "the agent's phone rings now");
+    let agent_leg = rung[0].0;
+    assert!(
+        dials_since(&bed, 0).is_empty(),
+        "the customer waits for the agent"
+    );
+    // Accepted once: a second accept finds no reservation.
+    assert_eq!(
+        bed.try_cmd(Command::AcceptPreview { call, by: None }),
+        Err(EngineError::NotReserved { call, agent: None })
+    );
+    bed.answer(agent_leg);
+    let dials = dials_since(&bed, 0);
+    assert_eq!(dials.len(), 1);
+    assert_eq!(dials[0].1, "sofia/gateway/carrier/+12125550001");
+    let customer = dials[0].0;
+    assert_eq!(
+        bed.engine.call_by_leg(customer),
+        Some(call),
+        "the customer is dialled on the call's own leg"
+    );
+    bed.answer(customer);
+    assert_eq!(bed.bridges(), vec![(customer, agent_leg)]);
+    bed.advance(Duration::from_secs(30));
+    bed.hangup(customer, HangupCause::Normal);
+    let a = attempts(&bed);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].outcome, AttemptOutcome::Connected);
+    assert_eq!(a[0].agent, Some(AgentId(1)));
+    assert_eq!(a[0].leg, customer);
+    // The call is disposed by the leg the API showed from the reservation on.
+    let (ended, _) = bed
+        .engine
+        .ended_campaign_call(customer)
+        .expect("remembered");
+    assert_eq!(ended, call);
+}
+
+#[test]
+fn a_skipped_desktop_preview_goes_to_the_next_agent() {
+    let mut bed = bed_with(desktop_preview(), 1, 1);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (call, agent, ..) = reservations_since(&bed, 0)[0].clone();
+    assert_eq!(agent, 1);
+    bed.agent(2, &[1]);
+    let mark = bed.live.len();
+    bed.cmd(Command::SkipPreview {
+        call,
+        by: Some(AgentId(1)),
+    });
+    let r = reservations_since(&bed, mark);
+    assert_eq!(r.len(), 1, "{:?}", &bed.live[mark..]);
+    assert_eq!(
+        (r[0].0, r[0].1, r[0].2),
+        (call, 2, 1),
+        "same call, same contact"
+    );
+    assert!(bed.switch.is_empty(), "nothing rang and nothing is hung up");
+    assert!(
+        matches!(
+            &bed.live[mark],
+            LiveEvent::PreviewEnded { call: c, agent: AgentId(1), reason: "skipped" } if *c == call
+        ),
+        "the first agent's screen is cleared first: {:?}",
+        bed.live[mark]
+    );
+    assert!(attempts(&bed).is_empty(), "a skip is not an attempt");
+    assert_eq!(
+        bed.engine
+            .stats()
+            .agent_snapshot(bed.now, AgentId(1))
+            .since_start
+            .rejected,
+        1,
+        "counted as a rejected offer"
+    );
+    // The agent who skipped is free again (after its reject delay, zero here).
+    assert_eq!(bed.state(1), AgentStateKind::Available);
+}
+
+#[test]
+fn an_unanswered_desktop_preview_times_out_as_no_answer() {
+    let mut cfg = desktop_preview();
+    cfg.preview_timeout = Duration::from_secs(20);
+    let mut bed = bed_with(cfg, 1, 1);
+    start(&mut bed);
+    let (call, ..) = reservations_since(&bed, 0)[0].clone();
+    let mark = bed.live.len();
+    bed.advance(Duration::from_secs(19));
+    assert_eq!(bed.state(1), AgentStateKind::Reserved, "not yet");
+    bed.advance(Duration::from_secs(1));
+    assert!(
+        bed.switch.is_empty(),
+        "nothing to hang up: {:?}",
+        bed.switch
+    );
+    assert_eq!(
+        bed.engine
+            .stats()
+            .agent_snapshot(bed.now, AgentId(1))
+            .since_start
+            .no_answer,
+        1
+    );
+    assert!(bed.engine.call_info(call).is_some(), "the contact waits on");
+    assert!(
+        bed.live[mark..].iter().any(|e| matches!(
+            e,
+            LiveEvent::AgentState { agent, state: AgentStateKind::Available, .. } if *agent == AgentId(1)
+        )),
+        "the reservation ended"
+    );
+    assert!(attempts(&bed).is_empty());
+}
+
+#[test]
+fn pausing_a_campaign_withdraws_a_desktop_reservation_before_the_agent_accepts() {
+    let mut bed = bed_with(desktop_preview(), 1, 3);
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (call, ..) = reservations_since(&bed, 0)[0].clone();
+    control(&mut bed, CampaignControl::Pause);
+    assert!(bed.switch.is_empty(), "nothing rang, nothing is hung up");
+    assert_eq!(bed.state(1), AgentStateKind::Available);
+    let a = attempts(&bed);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].outcome, AttemptOutcome::Cancelled);
+    assert!(matches!(a[0].next, ContactNext::Retry { .. }));
+    // The agent's click arrives after the pause: refused, nothing rings.
+    assert_eq!(
+        bed.try_cmd(Command::AcceptPreview {
+            call,
+            by: Some(AgentId(1)),
+        }),
+        Err(EngineError::UnknownCall(call))
+    );
+    assert!(bed.switch.is_empty());
+    control(&mut bed, CampaignControl::Resume);
+    bed.advance(Duration::from_secs(1));
+    let r = reservations_since(&bed, 0);
+    assert_eq!(r.len(), 2);
+    assert_eq!(r[1].2, 1, "the same contact first");
+}
+
+#[test]
+fn a_desktop_preview_accepted_on_a_persistent_line_dials_the_customer_at_once() {
+    let mut bed = Bed::new();
+    bed.simple_queue(1, Strategy::LongestIdleAgent);
+    bed.agent_with(
+        switchyard_engine::AgentConfig {
+            id: AgentId(1),
+            contact: "user/1".into(),
+            persistent_line: true,
+            ..switchyard_engine::AgentConfig::default()
+        },
+        vec![switchyard_engine::Membership {
+            queue: switchyard_engine::QueueId(1),
+            level: 1,
+            position: 1,
+            weight: 1,
+        }],
+        true,
+    );
+    let line = bed.leg_of(1);
+    bed.answer(line);
+    bed.cmd(Command::UpsertCampaign(Box::new(desktop_preview())));
+    bed.cmd(Command::AddContacts {
+        campaign: C,
+        contacts: contacts(1),
+    });
+    start(&mut bed);
+    bed.advance(Duration::from_secs(1));
+    let (call, ..) = reservations_since(&bed, 0)[0].clone();
+    assert!(dials_since(&bed, 0).is_empty(), "the line is not used yet");
+    bed.cmd(Command::AcceptPreview { call, by: None });
+    let dials = dials_since(&bed, 0);
+    assert_eq!(
+        dials.len(),
+        1,
+        "the line is up: the customer is dialled now"
+    );
+    bed.answer(dials[0].0);
+    assert_eq!(bed.bridges(), vec![(dials[0].0, line)]);
+}
+
+#[test]
+fn an_agent_going_on_break_gives_back_its_desktop_preview_to_the_next_agent() {
+    let mut bed = bed_with(desktop_preview(), 1, 1);
+    start(&mut bed);
+    let (call, agent, ..) = reservations_since(&bed, 0)[0].clone();
+    assert_eq!(agent, 1);
+    bed.agent(2, &[1]);
+    let mark = bed.live.len();
+    bed.cmd(Command::SetAgentPresence {
+        agent: AgentId(1),
+        presence: Presence::OnBreak("lunch".into()),
+    });
+    assert!(
+        matches!(
+            &bed.live[mark],
+            LiveEvent::PreviewEnded { call: c, agent: AgentId(1), reason: "withdrawn" } if *c == call
+        ),
+        "{:?}",
+        bed.live[mark]
+    );
+    assert_eq!(bed.state(1), AgentStateKind::OnBreak);
+    let r = reservations_since(&bed, mark);
+    assert_eq!((r[0].0, r[0].1), (call, 2), "the next agent at once");
+    assert_eq!(
+        bed.engine
+            .stats()
+            .agent_snapshot(bed.now, AgentId(1))
+            .since_start
+            .rejected,
+        0,
+        "leaving is not refusing"
+    );
+    assert!(bed.switch.is_empty());
 }

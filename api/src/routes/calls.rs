@@ -35,6 +35,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(move_call))
         .routes(routes!(set_priority))
         .routes(routes!(transfer))
+        .routes(routes!(accept_preview))
+        .routes(routes!(skip_preview))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -781,4 +783,100 @@ async fn transfer(
         id,
         queue_id: shown_queue,
     }))
+}
+
+/// What became of a desktop preview.
+#[derive(Debug, Serialize, ToSchema)]
+struct PreviewTaken {
+    id: Uuid,
+    /// `accepted` (the agent's phone rings, or its line is used, then the customer is
+    /// dialled) or `skipped` (the contact goes to the next agent).
+    result: &'static str,
+}
+
+/// Accept or skip, by the agent the preview is reserved to (its agent key) or a supervisor.
+async fn preview_verb(
+    st: &AppState,
+    p: &crate::model::Principal,
+    id: Uuid,
+    accept: bool,
+) -> Result<Json<PreviewTaken>, ApiError> {
+    require_role(p, &[Role::Admin, Role::Supervisor, Role::Agent])?;
+    let tenant = require_tenant(p)?;
+    let by = acting_agent(p)?
+        .and_then(|a| u32::try_from(a).ok())
+        .map(AgentId);
+    let leg = LegId(id.as_u128());
+    let dir = st.rt.directory.clone();
+    let call = st
+        .rt
+        .engine
+        .query(move |e| {
+            let c = e.call_by_leg(leg).or_else(|| e.preview_by_leg(leg))?;
+            let info = e.call_info(c)?;
+            (dir.queue_tenant(info.queue) == Some(tenant)).then_some(c)
+        })
+        .await
+        .map_err(engine_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no call {id} in progress")))?;
+    let cmd = if accept {
+        Command::AcceptPreview { call, by }
+    } else {
+        Command::SkipPreview { call, by }
+    };
+    st.rt.engine.command(cmd).await.map_err(engine_error)?;
+    let (action, result) = if accept {
+        ("call.preview_accept", "accepted")
+    } else {
+        ("call.preview_skip", "skipped")
+    };
+    let a = audit(p, Some(tenant), action, "call", id, json!({}));
+    let _ = st.rt.store.insert_audit(&a).await;
+    Ok(Json(PreviewTaken { id, result }))
+}
+
+/// Accepts a desktop preview reserved to an agent: its phone is rung (or its persistent line
+/// used), then the customer is dialled on the call's id.
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/preview/accept",
+    tag = "calls",
+    operation_id = "accept_preview",
+    params(("id" = Uuid, Path, description = "The call's id (its leg, as the live feed shows it)")),
+    responses(
+        (status = 200, description = "Accepted", body = PreviewTaken),
+        (status = 403, description = "A read-only key or an agent key bound to no agent", body = ErrorBody),
+        (status = 404, description = "No such call in progress in the tenant's queues", body = ErrorBody),
+        (status = 409, description = "The call is not a desktop preview reserved to this agent (or to any agent)", body = ErrorBody),
+    ),
+)]
+async fn accept_preview(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<PreviewTaken>, ApiError> {
+    preview_verb(&st, &p, id, true).await
+}
+
+/// Skips a desktop preview reserved to an agent: the offer ends as rejected (the agent's
+/// reject delay) and the contact goes to the next agent.
+#[utoipa::path(
+    post,
+    path = "/v1/calls/{id}/preview/skip",
+    tag = "calls",
+    operation_id = "skip_preview",
+    params(("id" = Uuid, Path, description = "The call's id (its leg, as the live feed shows it)")),
+    responses(
+        (status = 200, description = "Skipped", body = PreviewTaken),
+        (status = 403, description = "A read-only key or an agent key bound to no agent", body = ErrorBody),
+        (status = 404, description = "No such call in progress in the tenant's queues", body = ErrorBody),
+        (status = 409, description = "The call is not a desktop preview reserved to this agent (or to any agent)", body = ErrorBody),
+    ),
+)]
+async fn skip_preview(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<PreviewTaken>, ApiError> {
+    preview_verb(&st, &p, id, false).await
 }

@@ -22,6 +22,7 @@ mod recording_retention;
 mod recording_search;
 mod recordings;
 mod schedules;
+mod sign_in_links;
 mod skills;
 mod tenants;
 mod voicemail;
@@ -109,6 +110,7 @@ pub fn openapi_router() -> OpenApiRouter<AppState> {
         .merge(campaigns::routes())
         .merge(keys::routes())
         .merge(display_tokens::routes())
+        .merge(sign_in_links::routes())
         .merge(tenants::routes())
         .merge(audit::routes())
         .merge(export::routes())
@@ -230,6 +232,10 @@ pub(crate) fn engine_error(e: DriverError) -> ApiError {
                 ApiError::forbidden("the call is not this agent's")
             }
             EngineError::Recording { why, .. } => ApiError::conflict(why),
+            EngineError::NotReserved { agent, .. } => ApiError::conflict(match agent {
+                Some(_) => "the call is not a preview reserved to this agent",
+                None => "the call is not a preview reserved to an agent",
+            }),
             EngineError::InvalidConfig { field, message } => {
                 ApiError::unprocessable(format!("config.{field}"), message)
             }

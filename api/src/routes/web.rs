@@ -33,8 +33,8 @@ use crate::http::auth::{SESSION_COOKIE, csrf_token, session_cookie};
 use crate::http::middleware::SESSION_PATH;
 use crate::http::{ApiError, ApiJson, Auth, HttpKit, KeyVerdict};
 use crate::model::{Principal, Role};
-use crate::store::now_ms;
 use crate::store::web::{DISPLAY_TAG, SessionSource, is_display_session};
+use crate::store::{AuditEntry, now_ms};
 
 /// A person's session lasts this long at most.
 pub const PERSON_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
@@ -61,7 +61,11 @@ pub fn router(state: AppState) -> Router {
 #[serde(deny_unknown_fields)]
 struct SignIn {
     /// An API key (`sy_...`) or a display token (`syd_...`).
-    key: String,
+    #[serde(default)]
+    key: Option<String>,
+    /// Or a sign-in link's code (`syl_...`, from `/agent#code=...`): works once.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// Who a session is, and the CSRF token its writes carry.
@@ -128,7 +132,22 @@ async fn sign_in(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Response, ApiError> {
-    let key = body.key.trim();
+    let key = match (&body.key, &body.code) {
+        (Some(key), None) => key.trim().to_owned(),
+        (None, Some(code)) => link_key(&st, code.trim()).await?,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "key",
+                "send either `key` (a key or display token) or `code` (a sign-in link's)",
+            ));
+        }
+    };
+    let method = match (&body.code, key.starts_with(DISPLAY_TAG)) {
+        (Some(_), _) => "link",
+        (None, true) => "display_token",
+        (None, false) => "key",
+    };
+    let key = key.as_str();
     if key.is_empty() {
         return Err(ApiError::unprocessable("key", "must not be empty"));
     }
@@ -178,12 +197,80 @@ async fn sign_in(
         .store
         .create_web_session(&principal, source, expires_at_ms)
         .await?;
+    // Every sign-in is in the tenant's audit log: how, as whom (a display token is named in
+    // the detail: it is no API key).
+    let a = AuditEntry {
+        tenant: principal.tenant,
+        key_id: (!display).then_some(principal.key_id),
+        action: "web.sign_in",
+        object_kind: "web_session",
+        object_id: session.id.to_string(),
+        detail: serde_json::json!({
+            "method": method,
+            "role": principal.role.as_str(),
+            "agent_id": principal.agent_id.map(|a| st.rt.ids.agent(a)),
+            "display_token_id": display.then_some(principal.key_id),
+        }),
+    };
+    let _ = st.rt.store.insert_audit(&a).await;
     let max_age_s = (session.expires_at_ms - now).max(0) / 1000;
     let set = cookie(&session.token, max_age_s, secure(&st.kit, &headers))?;
     let body = view(&st, &principal, &session.token, Some(session.expires_at_ms));
     let mut resp = (StatusCode::CREATED, axum::Json(body)).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, set);
     Ok(resp)
+}
+
+fn bad_link() -> ApiError {
+    ApiError::unauthorized("the sign-in link is invalid, already used or expired")
+        .with_field("code")
+}
+
+/// A sign-in link's code spent for an agent key of the link's agent, made for this one
+/// session (it expires with it, and goes with the agent like its other keys): a session
+/// hangs on a key, which is what revokes it.
+async fn link_key(st: &AppState, code: &str) -> Result<String, ApiError> {
+    if code.len() > MAX_CREDENTIAL_LEN {
+        return Err(bad_link());
+    }
+    let now = now_ms();
+    let link = st
+        .rt
+        .store
+        .redeem_sign_in_link(code, now)
+        .await?
+        .ok_or_else(bad_link)?;
+    let ttl = i64::try_from(PERSON_SESSION_TTL.as_millis()).unwrap_or(i64::MAX);
+    let a = AuditEntry {
+        tenant: Some(link.tenant),
+        key_id: None,
+        action: "api_key.create",
+        object_kind: "api_key",
+        object_id: String::new(),
+        detail: serde_json::json!({
+            "role": "agent",
+            "agent_id": st.rt.ids.agent(link.agent_id),
+            "sign_in_link_id": link.id,
+        }),
+    };
+    let made = st
+        .rt
+        .store
+        .create_api_key(
+            Some(link.tenant),
+            Role::Agent,
+            Some(link.agent_id),
+            "sign-in link",
+            Some(now.saturating_add(ttl)),
+            &a,
+        )
+        .await;
+    match made {
+        Ok((_, key)) => Ok(key),
+        // The agent went between the link's redemption and the key: the link is spent.
+        Err(crate::store::StoreError::Invalid { .. }) => Err(bad_link()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The session token of a request that the middleware let in by its cookie (401 otherwise:
@@ -219,11 +306,25 @@ async fn who_am_i(
 /// middleware checks it), so another site cannot sign a screen out.
 async fn sign_out(
     State(st): State<AppState>,
-    Auth(_): Auth,
+    Auth(p): Auth,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = own_session(&headers)?;
     st.rt.store.end_web_session(&token).await?;
+    let display = is_display_session(&token);
+    let a = AuditEntry {
+        tenant: p.tenant,
+        key_id: (!display).then_some(p.key_id),
+        action: "web.sign_out",
+        object_kind: "web_session",
+        object_id: String::new(),
+        detail: serde_json::json!({
+            "role": p.role.as_str(),
+            "agent_id": p.agent_id.map(|a| st.rt.ids.agent(a)),
+            "display_token_id": display.then_some(p.key_id),
+        }),
+    };
+    let _ = st.rt.store.insert_audit(&a).await;
     st.kit.sessions().forget(&token);
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(

@@ -302,6 +302,7 @@ mod recordings;
 pub mod retention;
 mod routing;
 mod schedules;
+pub mod sign_in_links;
 mod transcripts;
 mod voicemail;
 mod wallboard;
@@ -505,6 +506,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/sqlite/0023_wallboard.sql"),
         ),
         (
+            24,
+            "agent sign-in links",
+            include_str!("../../../migrations/sqlite/0024_agent_sign_in_links.sql"),
+        ),
+        (
             25,
             "pending deliveries in the claim's order",
             include_str!("../../../migrations/sqlite/0025_webhook_pending_index.sql"),
@@ -627,6 +633,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             23,
             "wallboard settings and carried counters",
             include_str!("../../../migrations/postgres/0023_wallboard.sql"),
+        ),
+        (
+            24,
+            "agent sign-in links",
+            include_str!("../../../migrations/postgres/0024_agent_sign_in_links.sql"),
         ),
         (
             25,

@@ -45,6 +45,39 @@ impl DialMode {
     }
 }
 
+/// How an agent takes a preview.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreviewAccept {
+    /// The agent's phone rings with the contact's number; answering accepts.
+    #[default]
+    Phone,
+    /// The agent is reserved without ringing and shown the contact on its screen; it accepts
+    /// (then its phone is rung, or its persistent line used) or skips, within
+    /// `preview_timeout`.
+    Desktop,
+}
+
+impl PreviewAccept {
+    pub fn name(self) -> &'static str {
+        match self {
+            PreviewAccept::Phone => "phone",
+            PreviewAccept::Desktop => "desktop",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<PreviewAccept> {
+        [PreviewAccept::Phone, PreviewAccept::Desktop]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// Bounds of a desktop preview's reservation: long enough to read a contact, short enough
+/// that an agent who walked away does not hold a contact for long.
+pub const PREVIEW_TIMEOUT_MIN: Duration = Duration::from_secs(5);
+pub const PREVIEW_TIMEOUT_MAX: Duration = Duration::from_secs(30 * 60);
+
 /// What to do when answering-machine detection says a machine answered.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", content = "message", rename_all = "kebab-case")]
@@ -180,6 +213,11 @@ pub struct CampaignConfig {
     /// Progressive: learn whether to dial customers or agents first, or fix it (see
     /// `dialer::connect`).
     pub progressive_dial: super::connect::ProgressiveDial,
+    /// Preview mode: how the agent accepts a contact (its phone, or its screen first).
+    pub preview_accept: PreviewAccept,
+    /// Desktop previews: a reservation neither accepted nor skipped by then ends as a
+    /// no-answer offer and the contact goes to the next agent.
+    pub preview_timeout: Duration,
 }
 
 impl Default for CampaignConfig {
@@ -207,6 +245,8 @@ impl Default for CampaignConfig {
             recording: RecordingPolicy::default(),
             agent_reserve: 0,
             progressive_dial: super::connect::ProgressiveDial::Auto,
+            preview_accept: PreviewAccept::Phone,
+            preview_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -242,6 +282,9 @@ impl CampaignConfig {
         }
         if self.recording.sample_percent > 100 {
             return Err(("recording", "percent must be in 0..=100".into()));
+        }
+        if !(PREVIEW_TIMEOUT_MIN..=PREVIEW_TIMEOUT_MAX).contains(&self.preview_timeout) {
+            return Err(("preview_timeout", "must be in [5 s, 30 min]".into()));
         }
         if let (Some(s), Some(e)) = (self.start_unix_ms, self.end_unix_ms)
             && s >= e

@@ -190,6 +190,10 @@ impl Engine {
         id: AgentId,
         presence: Presence,
     ) -> Result<(), EngineError> {
+        if presence != Presence::Available && self.agent(id).is_some_and(|a| a.presence != presence)
+        {
+            self.release_desktop_reservation(id);
+        }
         let agent = self.agent(id).ok_or(EngineError::UnknownAgent(id))?;
         if agent.presence == presence {
             return Ok(());

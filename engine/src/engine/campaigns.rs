@@ -5,7 +5,9 @@
 //! A person who answers becomes an ordinary [`Call`] in the campaign's queue, with top
 //! priority and a `ConnectDeadline` timer; offers, bridging, wrap-up and statistics are the
 //! inbound machinery's. Preview dials are callbacks the other way round: the agent is rung
-//! with the contact first and the customer is dialled when the agent answers.
+//! with the contact first and the customer is dialled when the agent answers (or, for a
+//! desktop preview, the agent is reserved and shown the contact, and rung when it accepts:
+//! see `offers.rs`).
 
 use std::time::Duration;
 
@@ -916,6 +918,7 @@ impl Engine {
         let call_id = CallId(self.next_call);
         self.next_call = self.next_call.wrapping_add(1).max(1);
         line.phase = LinePhase::Waiting(call_id);
+        let shown = (line.contact, line.number.clone());
         let deadline = now + connect;
         let info = CampaignCall {
             campaign: id,
@@ -975,6 +978,13 @@ impl Engine {
         self.timers
             .arm(deadline, TimerKey::ConnectDeadline(call_id));
         self.join_queue(call_id, q);
+        // Whom the agent will be talking to (its screen shows the contact).
+        self.notify(LiveEvent::CampaignCall {
+            call: call_id,
+            campaign: id,
+            contact: shown.0,
+            number: shown.1,
+        });
     }
 
     /// An agent answered an offer of a campaign call `lag` after it was made: progressive

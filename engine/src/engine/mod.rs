@@ -282,6 +282,8 @@ impl Engine {
             } => self.disposition(call, code, retry_at_unix_ms),
             Command::RecordCall { call, action, by } => self.on_record_command(call, action, by),
             Command::TransferCall { call, queue, by } => self.transfer_call(call, queue, by),
+            Command::AcceptPreview { call, by } => self.accept_preview(call, by),
+            Command::SkipPreview { call, by } => self.skip_preview(call, by),
         }
     }
 

@@ -14,6 +14,12 @@
 //!   A leg that answers after its offer ended is hung up (LOSE_RACE), never bridged.
 //! ```
 //!
+//! A desktop preview (a preview campaign with `preview_accept: desktop`) is an offer that
+//! rings nothing at first: the agent is reserved and its screen shows the contact
+//! (`PreviewReserved`) until it accepts (`AcceptPreview`: from there a ringing offer, or an
+//! instant one on a persistent line), skips (`SkipPreview`: rejected), lets the campaign's
+//! `preview_timeout` pass (no answer) or leaves (`release_desktop_reservation`: lost).
+//!
 //! An agent on a persistent line (`lines.rs`) skips the ringing: the offer is made on the
 //! line's leg and accepted as soon as the matching step ends, and the leg is never hung up
 //! when the offer or the call ends.
@@ -23,6 +29,8 @@ use std::time::Duration;
 use crate::agent::Activity;
 use crate::call::{Offer, Phase};
 use crate::config::Strategy;
+use crate::dialer::config::PreviewAccept;
+use crate::error::EngineError;
 use crate::ids::{AgentId, CallId, OfferId, QueueId};
 use crate::io::{
     CallOutcome, HangupCause, LegId, LegKind, LiveEvent, Presence, Record, SwitchCommand,
@@ -50,6 +58,20 @@ impl Engine {
         }
         let q = call.queue;
         let was_waiting = call.phase == Phase::Waiting;
+        // A desktop preview reserves the agent without ringing: (its timeout, what the
+        // screen shows).
+        let desktop = call
+            .campaign
+            .as_ref()
+            .filter(|i| i.preview)
+            .and_then(|i| Some((i, self.campaigns.get(&i.campaign)?)))
+            .filter(|(_, c)| c.cfg.preview_accept == PreviewAccept::Desktop)
+            .map(|(i, c)| {
+                (
+                    c.cfg.preview_timeout,
+                    (i.campaign, i.contact, i.number.clone()),
+                )
+            });
         let (number, name) = (call.caller.number.clone(), call.caller.name.clone());
         let caller_leg = (call.caller_present && !call.callback).then_some(call.leg);
         let queue = self.queue(q)?;
@@ -85,7 +107,7 @@ impl Engine {
         if let Some(a) = self.agent_mut(agent_id) {
             a.activity = Activity::Reserved(id);
         }
-        let timeout_at = now + timeout;
+        let timeout_at = now + desktop.as_ref().map_or(timeout, |(t, _)| *t);
         self.offers.insert(
             id,
             Offer {
@@ -96,10 +118,11 @@ impl Engine {
                 queue: q,
                 started: now,
                 timeout_at,
+                desktop: desktop.is_some(),
             },
         );
         self.legs.insert(leg, LegRole::Offer(id));
-        if line.is_none() {
+        if line.is_none() || desktop.is_some() {
             self.timers.arm(timeout_at, TimerKey::OfferTimeout(id));
         }
         if let Some(call) = self.calls.get_mut(&call_id) {
@@ -111,7 +134,9 @@ impl Engine {
         // park): only where no other agent can answer this caller too.
         let join = caller_leg
             .filter(|_| !matches!(strategy, Strategy::RingAll | Strategy::RingProgressively));
-        if line.is_some() {
+        if desktop.is_some() {
+            // Nothing rings yet: the agent's screen shows the contact (`PreviewReserved`).
+        } else if line.is_some() {
             // The agent's phone is already connected: taken as answered once this matching
             // step is over (ring-all may still add offers to the call meanwhile).
             self.instant_accepts.push(id);
@@ -138,6 +163,17 @@ impl Engine {
             agent: agent_id,
             offer: id,
         });
+        if let Some((_, (campaign, contact, number))) = desktop {
+            let expires_unix_ms = self.unix_ms(timeout_at);
+            self.notify(LiveEvent::PreviewReserved {
+                call: call_id,
+                agent: agent_id,
+                campaign,
+                contact,
+                number,
+                expires_unix_ms,
+            });
+        }
         self.agent_changed(agent_id, before);
         if let Some(mut t) = trace {
             t.offer = id;
@@ -292,7 +328,20 @@ impl Engine {
         self.legs
             .insert(offer.leg, LegRole::AgentOnCall(offer.call));
         if callback {
-            let customer_leg = self.new_leg();
+            // A preview's customer is dialled on the leg the call was created with (its id
+            // from the start, never originated before): the API, the live feed and the
+            // disposition know the call by one leg from reservation to wrap-up. A preview
+            // dials its customer once (a failed dial ends the call).
+            let origin = self
+                .calls
+                .get(&offer.call)
+                .filter(|c| c.campaign.as_ref().is_some_and(|i| i.preview))
+                .map(|c| c.origin_leg)
+                .filter(|l| !self.legs.contains_key(l));
+            let customer_leg = match origin {
+                Some(leg) => leg,
+                None => self.new_leg(),
+            };
             let Some(call) = self.calls.get_mut(&offer.call) else {
                 return;
             };
@@ -376,7 +425,11 @@ impl Engine {
                 if let Some(i) = self.instant_accepts.iter().position(|x| *x == o) {
                     self.instant_accepts.swap_remove(i);
                 }
-                self.free_agent_leg(offer.agent, offer.leg, "LOSE_RACE");
+                if offer.desktop {
+                    self.let_go_of_desktop_leg(offer.agent, offer.leg);
+                } else {
+                    self.free_agent_leg(offer.agent, offer.leg, "LOSE_RACE");
+                }
                 self.release_agent(offer.agent, None);
             }
         }
@@ -409,12 +462,160 @@ impl Engine {
         let Some(offer) = self.offers.get(&o).copied() else {
             return;
         };
-        self.switch(SwitchCommand::Hangup {
-            leg: offer.leg,
-            cause: "NO_ANSWER",
-        });
-        self.legs.remove(&offer.leg);
+        if offer.desktop {
+            self.let_go_of_desktop_leg(offer.agent, offer.leg);
+            self.notify(LiveEvent::PreviewEnded {
+                call: offer.call,
+                agent: offer.agent,
+                reason: "timeout",
+            });
+        } else {
+            self.switch(SwitchCommand::Hangup {
+                leg: offer.leg,
+                cause: "NO_ANSWER",
+            });
+            self.legs.remove(&offer.leg);
+        }
         self.offer_failed(o, HangupCause::NoAnswer);
+    }
+
+    /// A desktop reservation's leg when the reservation ends without a call: nothing was
+    /// originated, so nothing is hung up; a persistent line is the agent's idle line again.
+    fn let_go_of_desktop_leg(&mut self, agent: AgentId, leg: LegId) {
+        if self.is_line(agent, leg) {
+            self.legs.insert(leg, LegRole::AgentLine(agent));
+        } else {
+            self.legs.remove(&leg);
+        }
+    }
+
+    /// The desktop preview reserved on `call` (to `by`, when an agent asks): its offer.
+    fn reserved_offer(&self, call: CallId, by: Option<AgentId>) -> Result<Offer, EngineError> {
+        let not = EngineError::NotReserved { call, agent: by };
+        let c = self
+            .calls
+            .get(&call)
+            .ok_or(EngineError::UnknownCall(call))?;
+        let offer = c
+            .offers
+            .iter()
+            .filter_map(|o| self.offers.get(o))
+            .find(|o| o.desktop)
+            .copied()
+            .ok_or(not.clone())?;
+        if by.is_some_and(|a| a != offer.agent) {
+            return Err(not);
+        }
+        Ok(offer)
+    }
+
+    /// A preview call by the leg it is known by before its customer is dialled (that leg is
+    /// not yet the switch's, so [`Engine::call_by_leg`] does not know it). A scan: only for
+    /// an agent's click, never per event.
+    pub fn preview_by_leg(&self, leg: LegId) -> Option<CallId> {
+        self.calls
+            .values()
+            .find(|c| c.origin_leg == leg && c.campaign.as_ref().is_some_and(|i| i.preview))
+            .map(|c| c.id)
+    }
+
+    /// The agent takes its desktop preview: from here it is a phone preview whose agent
+    /// answers (a persistent line) or is rung now with the queue's offer timeout.
+    pub(crate) fn accept_preview(
+        &mut self,
+        call: CallId,
+        by: Option<AgentId>,
+    ) -> Result<(), EngineError> {
+        let offer = self.reserved_offer(call, by)?;
+        let now = self.now;
+        let o = offer.id;
+        let Some(q) = self.queue(offer.queue) else {
+            return Err(EngineError::UnknownQueue(offer.queue));
+        };
+        let timeout = q.cfg.offer_timeout;
+        let queue_name = q.cfg.name.clone();
+        let dial = self
+            .agent(offer.agent)
+            .map(|a| a.cfg.contact.clone())
+            .unwrap_or_default();
+        let (number, name) = self
+            .calls
+            .get(&call)
+            .map(|c| (c.caller.number.clone(), c.caller.name.clone()))
+            .unwrap_or_default();
+        self.timers
+            .cancel(offer.timeout_at, TimerKey::OfferTimeout(o));
+        let line = self.is_line(offer.agent, offer.leg);
+        let timeout_at = now + timeout;
+        if let Some(x) = self.offers.get_mut(&o) {
+            x.desktop = false;
+            x.timeout_at = timeout_at;
+        }
+        // The screen's reservation is now an offer like any other (ringing, or answered at
+        // once on a line).
+        self.notify(LiveEvent::CallOffered {
+            call,
+            agent: offer.agent,
+            offer: o,
+        });
+        if line {
+            self.accept_offer(o);
+            return Ok(());
+        }
+        self.timers.arm(timeout_at, TimerKey::OfferTimeout(o));
+        self.switch(SwitchCommand::Originate {
+            kind: LegKind::Agent,
+            leg: offer.leg,
+            dial,
+            caller_id_number: number,
+            caller_id_name: name,
+            timeout,
+            vars: vec![
+                ("switchyard_call".into(), call.0.to_string()),
+                ("switchyard_queue".into(), queue_name),
+                ("switchyard_offer".into(), o.0.to_string()),
+                ("switchyard_agent".into(), offer.agent.0.to_string()),
+            ],
+            join: None,
+        });
+        Ok(())
+    }
+
+    /// An agent who leaves (a break, logging out) gives back a desktop preview it has not
+    /// accepted: the contact goes to the next agent at once, at no cost to the agent (nothing
+    /// rang, nothing was refused).
+    pub(crate) fn release_desktop_reservation(&mut self, agent: AgentId) {
+        let Some(Activity::Reserved(o)) = self.agent(agent).map(|a| a.activity) else {
+            return;
+        };
+        let Some(offer) = self.offers.get(&o).copied().filter(|x| x.desktop) else {
+            return;
+        };
+        self.let_go_of_desktop_leg(agent, offer.leg);
+        self.notify(LiveEvent::PreviewEnded {
+            call: offer.call,
+            agent,
+            reason: "withdrawn",
+        });
+        self.offer_failed(o, HangupCause::Lost);
+    }
+
+    /// The agent passes over its desktop preview: a rejected offer (the agent's reject
+    /// delay), the contact back in line for the next agent.
+    pub(crate) fn skip_preview(
+        &mut self,
+        call: CallId,
+        by: Option<AgentId>,
+    ) -> Result<(), EngineError> {
+        let offer = self.reserved_offer(call, by)?;
+        self.let_go_of_desktop_leg(offer.agent, offer.leg);
+        self.notify(LiveEvent::PreviewEnded {
+            call,
+            agent: offer.agent,
+            reason: "skipped",
+        });
+        self.offer_failed(offer.id, HangupCause::Rejected);
+        Ok(())
     }
 
     /// The agent's leg did not come up: apply the agent's delay for this cause, count
