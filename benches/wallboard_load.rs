@@ -81,7 +81,8 @@ fn start_demo(port: u16, calls_per_minute: f64) -> (Demo, String) {
         "{} is missing: run `cargo build --release --bin switchyard` first (or set SWITCHYARD_BIN)",
         bin.display()
     );
-    let dir = std::env::temp_dir().join(format!("switchyard-wallboard-load-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("switchyard-wallboard-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut child = Command::new(&bin)
         .arg("demo")
@@ -147,7 +148,13 @@ struct Tally {
 
 /// One wallboard: the snapshot, then every delta; records the lag of each first `call.queued`
 /// of a caller. Stops at `until`.
-async fn wallboard(http: reqwest::Client, url: String, key: String, tally: Arc<Tally>, until: Instant) {
+async fn wallboard(
+    http: reqwest::Client,
+    url: String,
+    key: String,
+    tally: Arc<Tally>,
+    until: Instant,
+) {
     let Ok(mut resp) = http.get(&url).bearer_auth(&key).send().await else {
         return;
     };
@@ -175,8 +182,14 @@ async fn wallboard(http: reqwest::Client, url: String, key: String, tally: Arc<T
         while let Some(end) = buf.find("\n\n") {
             let block: String = buf.drain(..end + 2).collect();
             tally.frames.fetch_add(1, Ordering::Relaxed);
-            let event = block.lines().find_map(|l| l.strip_prefix("event: ")).unwrap_or("");
-            let data = block.lines().find_map(|l| l.strip_prefix("data: ")).unwrap_or("");
+            let event = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("");
+            let data = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or("");
             match event {
                 "snapshot" | "resync" => {
                     if event == "resync" {

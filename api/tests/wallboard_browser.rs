@@ -307,9 +307,15 @@ async fn a_caller_shows_on_the_wallboard_within_a_second_and_leaves_when_answere
         load["page_bytes"],
         load["files"]
     );
-    assert!(load["page_bytes"].as_u64().unwrap_or(0) > 10_000, "{result}");
+    assert!(
+        load["page_bytes"].as_u64().unwrap_or(0) > 10_000,
+        "{result}"
+    );
     assert!(load["files"].as_u64().unwrap_or(0) >= 4, "{result}");
-    assert!(load["live_figures_ms"].as_f64().unwrap_or(0.0) > 0.0, "{result}");
+    assert!(
+        load["live_figures_ms"].as_f64().unwrap_or(0.0) > 0.0,
+        "{result}"
+    );
     assert_eq!(result["waiting_before"], 0, "{result}");
     assert_eq!(result["total_waiting_seen"], "1", "{result}");
     assert_eq!(result["total_waiting_after"], "0", "{result}");
