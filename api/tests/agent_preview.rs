@@ -215,6 +215,17 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
             (t["id"].as_str(), &t["agent_id"]),
             (Some(call.as_str()), &json!(ana))
         );
+        // The campaign lists its codes: one it does not list is refused, naming the field.
+        let (st, e) = s
+            .call(
+                "POST",
+                &format!("/v1/calls/{call}/disposition"),
+                Some(&anas_desk),
+                Some(json!({"code": "maybe"})),
+            )
+            .await;
+        assert_eq!((st, error_code(&e)), (422, "invalid_field"), "{e}");
+        assert_eq!(e["error"]["field"], "code", "{e}");
         let (st, d) = s
             .call(
                 "POST",

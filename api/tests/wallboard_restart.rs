@@ -24,6 +24,9 @@ use switchyard_esl::sim::{DtmfScript, InboundCall, Scenario, SimConfig, SimHandl
 
 const DID: &str = "+15550100100";
 
+/// The servers' warnings, errors and stop reports (see `serve_on`).
+static SERVE_NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
 }
@@ -71,12 +74,21 @@ async fn serve_on(db: &str, port: u16, esl: &str, outbound: &str, key: &str) -> 
         .spawn()
         .expect("start serve");
     let stderr = child.stderr.take().unwrap();
-    // Drained so serve never blocks on a full pipe (printed with SERVE_LOG set).
+    // Drained so serve never blocks on a full pipe (printed with SERVE_LOG set); its warnings
+    // and its stop are kept (the last 200) for the message of a failed check.
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let line = line.unwrap_or_default();
             if std::env::var_os("SERVE_LOG").is_some() {
                 eprintln!("serve: {line}");
+            }
+            if (line.contains("WARN") || line.contains("ERROR") || line.contains("driver stop"))
+                && let Ok(mut kept) = SERVE_NOTES.lock()
+            {
+                if kept.len() >= 200 {
+                    kept.remove(0);
+                }
+                kept.push(line);
             }
         }
     });
@@ -340,7 +352,11 @@ async fn a_stopped_and_restarted_server_shows_the_same_figures_of_the_day() {
     pool.close().await;
     println!("at the stop: {carried} carried rows, {rows} interval rows");
     if slot(std::time::SystemTime::now()) == started_slot {
-        assert!(carried >= 1, "the stop filed the open interval");
+        assert!(
+            carried >= 1,
+            "the stop filed the open interval; serve said: {:#?}",
+            SERVE_NOTES.lock().map(|n| n.clone()).unwrap_or_default()
+        );
         assert_eq!(rows, 0, "no interval closed while the test ran");
     }
     writeln!(stdin, "down").unwrap();

@@ -675,7 +675,15 @@ async fn run_server(
         "serving the API"
     );
     if let Some(b) = banner {
-        println!("{}", b.replace("{addr}", &addr.to_string()));
+        // One write of whole lines, and no panic when stdout is gone: `println!` wrote the
+        // banner's last line apart from the others, and a script that read the lines it
+        // wanted and closed the pipe made that second write fail and the demo die (EPIPE).
+        use std::io::Write;
+        let text = format!("{}\n", b.replace("{addr}", &addr.to_string()));
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            tracing::warn!(error = %e, "the banner could not be written to stdout");
+        }
     }
     axum::serve(
         listener,
@@ -692,11 +700,36 @@ async fn run_server(
     })
     .await
     .context("serving the API")?;
-    if let Ok(rt) = Arc::try_unwrap(rt) {
-        rt.shutdown().await;
+    // The runtime's own stop (the driver's: records flushed, the open interval filed for the
+    // wallboard) needs the last handle. Connections that just ended may still be dropping
+    // their clones when `serve` returns: wait for them a little rather than skip the stop
+    // (it was skipped, silently, when a closed live stream let go a moment late).
+    let mut rt = rt;
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_HANDLES_WAIT;
+    loop {
+        match Arc::try_unwrap(rt) {
+            Ok(rt) => {
+                rt.shutdown().await;
+                break;
+            }
+            Err(shared) if tokio::time::Instant::now() < deadline => {
+                rt = shared;
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(shared) => {
+                tracing::warn!(
+                    handles = Arc::strong_count(&shared),
+                    "the runtime is still in use {SHUTDOWN_HANDLES_WAIT:?} after the API stopped: exiting without the runtime's stop"
+                );
+                break;
+            }
+        }
     }
     Ok(())
 }
+
+/// How long a stopping server waits for the API's last handles on the runtime.
+const SHUTDOWN_HANDLES_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn seed() -> u64 {
     std::time::SystemTime::now()

@@ -1377,6 +1377,7 @@ struct Disposed {
         (status = 202, description = "Recorded", body = Disposed),
         (status = 403, description = "A read-only key, an agent key on a call its agent is not on, or an agent key bound to no agent", body = ErrorBody),
         (status = 404, description = "No such campaign call of yours, or one that ended before the last 20,000 ended campaign calls", body = ErrorBody),
+        (status = 422, description = "A code that is empty, too long, or not one of the campaign's `dispositions` when it lists them; a `retry_at` that is not an instant", body = ErrorBody),
     ),
 )]
 async fn disposition(
@@ -1413,19 +1414,25 @@ async fn disposition(
     };
     let leg = LegId(id.as_u128());
     let dir = st.rt.directory.clone();
-    let (call, on_call) = st
+    let (call, on_call, campaign) = st
         .rt
         .engine
         .query(move |e| {
             if let Some(c) = e.call_by_leg(leg)
                 && let Some(info) = e.call_info(c)
             {
-                return (dir.queue_tenant(info.queue) == Some(tenant)).then(|| (c, info.agent()));
+                let campaign = info.campaign.as_ref().map(|k| k.campaign);
+                return (dir.queue_tenant(info.queue) == Some(tenant))
+                    .then(|| (c, info.agent(), campaign));
             }
             // Dispositions usually come in wrap-up, after the customer hung up: the call is
             // gone from the live tables but the engine still remembers it.
             let (c, ended) = e.ended_campaign_call(leg)?;
-            (dir.campaign_tenant(ended.campaign) == Some(tenant)).then_some((c, ended.agent))
+            (dir.campaign_tenant(ended.campaign) == Some(tenant)).then_some((
+                c,
+                ended.agent,
+                Some(ended.campaign),
+            ))
         })
         .await
         .map_err(engine_error)?
@@ -1437,6 +1444,26 @@ async fn disposition(
         && on_call.map(|a| i64::from(a.0)) != Some(own)
     {
         return Err(forbidden_for());
+    }
+    // A campaign that lists its codes takes only those (the agent page offers the list; a
+    // report grouped by code is only as good as the codes).
+    if let Some(campaign) = campaign
+        && let Some(c) = st
+            .rt
+            .store
+            .get_campaign(tenant, i64::from(campaign.0))
+            .await?
+        && let Some(codes) = c.config.get("dispositions").and_then(|v| v.as_array())
+        && !codes.is_empty()
+        && !codes.iter().any(|v| v.as_str() == Some(code))
+    {
+        return Err(ApiError::unprocessable(
+            "code",
+            format!(
+                "not one of the campaign's dispositions: {}",
+                Value::from(codes.clone())
+            ),
+        ));
     }
     send_campaign(
         &st.rt.engine,
