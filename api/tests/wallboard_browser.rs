@@ -11,8 +11,10 @@
 //! (`/usr/bin/chromium` or `$SWITCHYARD_CHROMIUM`); without them the test is skipped, except
 //! under CI (`CI` set), where it fails.
 
+mod browser_common;
 mod server_common;
 
+use browser_common::{browser_check_ready, browser_dir};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -31,51 +33,6 @@ const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// From placing the caller to the page showing it: the issue's bound.
 const SHOWN_WITHIN: Duration = Duration::from_secs(1);
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
-}
-
-/// What the browser check needs, or None (after printing why) when something is missing
-/// outside CI: under CI a missing piece fails the test, so it can never be skipped silently.
-fn browser_check_ready() -> Option<()> {
-    let chromium =
-        std::env::var("SWITCHYARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let missing = if !matches!(node, Ok(s) if s.success()) {
-        Some(format!(
-            "node is not installed ({node:?}); install Debian's nodejs and npm"
-        ))
-    } else if !browser_dir()
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        Some(
-            "tests/browser/node_modules has no playwright-core; run \
-             `npm ci --prefix tests/browser --no-audit --no-fund`"
-                .to_owned(),
-        )
-    } else if !Path::new(&chromium).is_file() {
-        Some(format!(
-            "chromium is not at {chromium}; install it with `apt-get install -y \
-             --no-install-recommends chromium` (or set SWITCHYARD_CHROMIUM to its binary)"
-        ))
-    } else {
-        None
-    };
-    let Some(why) = missing else {
-        return Some(());
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must run the browser check: {why}");
-    }
-    eprintln!("SKIPPED the browser check: {why}");
-    None
-}
 
 /// A queue with one agent (on a break) and a number whose flow goes to the queue.
 async fn contact_center(s: &Server, key: &str) -> (i64, i64) {

@@ -9,10 +9,12 @@
 //! Needs node, `tests/browser/node_modules` and chromium, like `wallboard_browser.rs`;
 //! skipped without them outside CI.
 
+mod browser_common;
 mod process_common;
 
+use browser_common::{browser_check_ready, browser_dir};
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,40 +28,6 @@ const DID: &str = "+15550100100";
 
 /// The servers' warnings, errors and stop reports (see `serve_on`).
 static SERVE_NOTES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/browser")
-}
-
-fn browser_check_ready() -> Option<()> {
-    let chromium =
-        std::env::var("SWITCHYARD_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    let node = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    let missing = if !matches!(node, Ok(s) if s.success()) {
-        Some("node is not installed".to_owned())
-    } else if !browser_dir()
-        .join("node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        Some("run `npm ci --prefix tests/browser --no-audit --no-fund`".to_owned())
-    } else if !Path::new(&chromium).is_file() {
-        Some(format!("chromium is not at {chromium}"))
-    } else {
-        None
-    };
-    let Some(why) = missing else {
-        return Some(());
-    };
-    if std::env::var_os("CI").is_some() {
-        panic!("CI must run the browser check: {why}");
-    }
-    eprintln!("SKIPPED the browser check: {why}");
-    None
-}
 
 /// `serve` on `db` listening on `port` (the same one after the restart: the page reconnects
 /// where it was); the process once `/readyz` says ready.

@@ -13,7 +13,7 @@
 // failed check, 2 on bad arguments, 3 when the whole run overran its deadline. The browser is
 // the Debian chromium binary ($SWITCHYARD_CHROMIUM or /usr/bin/chromium).
 
-import { chromium } from 'playwright-core';
+import { armDeadline, launch } from './common.mjs';
 
 const [base, key, link, screenshot] = process.argv.slice(2);
 if (!base || !key || !link || !screenshot) {
@@ -23,34 +23,16 @@ if (!base || !key || !link || !screenshot) {
 
 const DEADLINE_MS = 100_000;
 const STEP_MS = 30_000;
-const executablePath = process.env.SWITCHYARD_CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let browser;
-const deadline = setTimeout(async () => {
-  console.log(JSON.stringify({ ok: false, failures: [`no result within ${DEADLINE_MS} ms`] }));
-  try {
-    await browser?.close();
-  } finally {
-    process.exit(3);
-  }
-}, DEADLINE_MS);
+const deadline = armDeadline(DEADLINE_MS);
 
 const failures = [];
 const result = { ok: false, failures };
 const consoleErrors = [];
 
 try {
-  browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
+  browser = await launch(STEP_MS);
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   page.on('console', (m) => {

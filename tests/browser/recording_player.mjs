@@ -16,7 +16,7 @@
 // The browser is the Debian chromium binary ($SWITCHYARD_CHROMIUM or /usr/bin/chromium):
 // playwright-core never downloads one, and this network could not serve it anyway.
 
-import { chromium } from 'playwright-core';
+import { armDeadline, launch } from './common.mjs';
 
 const [url, screenshot, expectedArg] = process.argv.slice(2);
 const expected = Number(expectedArg);
@@ -34,31 +34,8 @@ const STEP_MS = 20_000;
 const DURATION_TOLERANCE_S = 0.25;
 const SEEK_TOLERANCE_S = 0.5;
 
-const executablePath = process.env.SWITCHYARD_CHROMIUM || '/usr/bin/chromium';
-// The background-networking flags keep Chromium from reaching out to Google services, which
-// on a closed network only stalls start-up; autoplay without a gesture lets play() start.
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-  '--mute-audio',
-];
-
 let browser;
-const deadline = setTimeout(async () => {
-  console.log(JSON.stringify({ ok: false, failures: [`no result within ${DEADLINE_MS} ms`] }));
-  try {
-    await browser?.close();
-  } finally {
-    process.exit(3);
-  }
-}, DEADLINE_MS);
+const deadline = armDeadline(DEADLINE_MS);
 
 // The label shows what the element reports, so the screenshot is evidence on its own.
 const PAGE = `<!doctype html>
@@ -92,7 +69,7 @@ const check = (ok, what) => {
 // Kept on a throw too, so a failed run still shows what the browser was answered.
 let result = { exchanges };
 try {
-  browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
+  browser = await launch(STEP_MS, ['--autoplay-policy=no-user-gesture-required', '--mute-audio']);
   const page = await browser.newPage();
   page.setDefaultTimeout(STEP_MS);
   const pending = [];

@@ -17,8 +17,7 @@
 // the whole run overran its deadline. The browser is the Debian chromium binary
 // ($SWITCHYARD_CHROMIUM or /usr/bin/chromium): playwright-core never downloads one.
 
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { armDeadline, launch, say, stdinLines } from './common.mjs';
 
 const [base, token, queueId, screenshot] = process.argv.slice(2);
 if (!base || !token || !queueId || !screenshot) {
@@ -28,40 +27,13 @@ if (!base || !token || !queueId || !screenshot) {
 
 const DEADLINE_MS = 90_000;
 const STEP_MS = 15_000;
-const executablePath = process.env.SWITCHYARD_CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let browser;
-const deadline = setTimeout(async () => {
-  console.log(JSON.stringify({ ok: false, failures: [`no result within ${DEADLINE_MS} ms`] }));
-  try {
-    await browser?.close();
-  } finally {
-    process.exit(3);
-  }
-}, DEADLINE_MS);
+const deadline = armDeadline(DEADLINE_MS);
 
 // Lines from the test, one awaited at a time.
-const lines = [];
-const waiting = [];
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const w = waiting.shift();
-  if (w) w(line.trim());
-  else lines.push(line.trim());
-});
-const nextLine = () =>
-  lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve));
+const nextLine = stdinLines();
 
-const say = (o) => console.log(JSON.stringify(o));
 
 const failures = [];
 const result = { ok: false, failures };
@@ -69,7 +41,7 @@ const consoleErrors = [];
 const cspViolations = [];
 
 try {
-  browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
+  browser = await launch(STEP_MS);
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
   const page = await context.newPage();
   // The 401 of the first who-am-I (no session yet) and the 403 of the refused action below

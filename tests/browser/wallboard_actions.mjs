@@ -23,8 +23,7 @@
 //
 // Exits 0 only when every check passed.
 
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { armDeadline, launch, say, stdinLines } from './common.mjs';
 
 const [base, key, queueId, agentId, shots] = process.argv.slice(2);
 if (!base || !key || !queueId || !agentId || !shots) {
@@ -34,34 +33,15 @@ if (!base || !key || !queueId || !agentId || !shots) {
 
 const DEADLINE_MS = 120_000;
 const STEP_MS = 15_000;
-const executablePath = process.env.SWITCHYARD_CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let browser;
-const deadline = setTimeout(async () => {
-  console.log(JSON.stringify({ ok: false, failures: [`no result within ${DEADLINE_MS} ms`] }));
-  try {
-    await browser?.close();
-  } finally {
-    process.exit(3);
-  }
-}, DEADLINE_MS);
+const deadline = armDeadline(DEADLINE_MS);
 
-const lines = [];
-const waiting = [];
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const w = waiting.shift();
-  if (w) w(line.trim());
-  else lines.push(line.trim());
-});
-const nextLine = () =>
-  lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve));
+const nextLine = stdinLines();
 const expect = async (want) => {
   const got = await nextLine();
   if (got !== want) throw new Error(`expected "${want}", got "${got}"`);
 };
-const say = (o) => console.log(JSON.stringify(o));
 
 const failures = [];
 const result = { ok: false, failures };
@@ -89,7 +69,7 @@ const tilesFit = (page) =>
   });
 
 try {
-  browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
+  browser = await launch(STEP_MS);
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
   const page = await context.newPage();
   page.on('console', (m) => {

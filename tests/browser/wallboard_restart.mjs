@@ -13,8 +13,7 @@
 //
 //   node wallboard_restart.mjs <base-url> <display-token> <screenshot.png>
 
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { armDeadline, launch, say, stdinLines } from './common.mjs';
 
 const [base, token, screenshot] = process.argv.slice(2);
 if (!base || !token || !screenshot) {
@@ -24,30 +23,11 @@ if (!base || !token || !screenshot) {
 
 const DEADLINE_MS = 150_000;
 const STEP_MS = 30_000;
-const executablePath = process.env.SWITCHYARD_CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let browser;
-const deadline = setTimeout(async () => {
-  console.log(JSON.stringify({ ok: false, failures: [`no result within ${DEADLINE_MS} ms`] }));
-  try {
-    await browser?.close();
-  } finally {
-    process.exit(3);
-  }
-}, DEADLINE_MS);
+const deadline = armDeadline(DEADLINE_MS);
 
-const lines = [];
-const waiting = [];
-createInterface({ input: process.stdin }).on('line', (line) => {
-  const w = waiting.shift();
-  if (w) w(line.trim());
-  else lines.push(line.trim());
-});
-const nextLine = () =>
-  lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve) => waiting.push(resolve));
-const say = (o) => console.log(JSON.stringify(o));
+const nextLine = stdinLines();
 
 const failures = [];
 const result = { ok: false, failures };
@@ -69,7 +49,7 @@ const showing = (page, handled, abandoned) =>
   );
 
 try {
-  browser = await chromium.launch({ executablePath, args: ARGS, timeout: STEP_MS });
+  browser = await launch(STEP_MS);
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 } });
   const page = await context.newPage();
   await page.goto(`${base}/wallboard`, { timeout: STEP_MS });
