@@ -186,7 +186,7 @@ pub fn build(rt: Arc<Runtime>, config: HttpConfig) -> (Router, HttpKit) {
             let ready = crate::runtime::switch_readiness(&engine);
             async move { ready }
         });
-    let live = http::live::router(rt.hub.clone(), rt.snapshot_fn());
+    let live = http::live::router(rt.hub.clone(), rt.snapshot_fn(), rt.ids.clone());
     // Revocations, disabled tenants and narrowed grants written elsewhere (the admin CLI,
     // another server) hold here within `access::EVERY`; the task ends with the runtime.
     let _access = routes::access::follow(&rt, kit.clone());

@@ -10,6 +10,7 @@ pub mod grants;
 pub mod http;
 pub mod ids;
 pub mod inbound_plan;
+pub mod interval_carry;
 pub mod journal;
 pub mod live_state;
 pub mod model;

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use switchyard_engine::{AgentId, CallId, CallOutcome, LiveEvent, QueueId};
 use uuid::Uuid;
 
-use crate::http::LiveMessage;
+use crate::http::sight::personal_fields;
+use crate::http::{LiveHub, LiveMessage};
 use crate::ids::IdCodec;
 use crate::model::TenantId;
 use crate::store::now_ms;
@@ -151,6 +152,8 @@ impl LiveState {
                 leg,
                 queue,
                 position,
+                caller_number,
+                caller_name,
             } => {
                 let tenant = queue_tenant(*queue)?;
                 let id = Uuid::from_u128(leg.0);
@@ -158,8 +161,12 @@ impl LiveState {
                     calls.insert(*call, (tenant, id));
                 }
                 // When the caller started waiting: a move to another queue keeps it (the
-                // delta of a move does not name it, and deltas merge).
-                let v = json!({ "id": id, "queue_id": self.queue(*queue), "state": "waiting", "position": position, "waiting_since_ms": now_ms() });
+                // delta of a move does not name it, and deltas merge). Who is calling is
+                // personal: the feed masks it for those who may not see it (`http::sight`).
+                // No agent: one whose offer ended (not taken, failed) no longer has the call,
+                // nor sight of who it is.
+                let v = json!({ "id": id, "queue_id": self.queue(*queue), "state": "waiting", "position": position, "waiting_since_ms": now_ms(),
+                                "agent_id": null, "caller_number": caller_number, "caller_name": caller_name });
                 (tenant, "call.queued", v)
             }
             LiveEvent::CallMoved { call, to, .. } => {
@@ -167,7 +174,7 @@ impl LiveState {
                 (
                     tenant,
                     "call.queued",
-                    json!({ "id": id, "queue_id": self.queue(*to), "state": "waiting" }),
+                    json!({ "id": id, "queue_id": self.queue(*to), "state": "waiting", "agent_id": null }),
                 )
             }
             LiveEvent::CallOffered { call, agent, .. } => {
@@ -318,6 +325,12 @@ impl LiveState {
                         }
                         // Merge: an offer keeps the queue the call waited in.
                         merge(entry, &data);
+                        // The agent a call goes to sees who it is with: the personal fields
+                        // the call gathered so far go again with the delta that names the
+                        // agent (the feed shows them whole to that agent alone).
+                        if matches!(kind, "call.offered" | "call.answered" | "call.preview") {
+                            copy_personal(entry, &mut data);
+                        }
                     }
                 }
             }
@@ -328,23 +341,46 @@ impl LiveState {
 
 impl LiveState {
     /// Adds what the store knows of a call (a preview's contact fields, its campaign's name)
-    /// to its delta and to the call in the snapshot, if it is still there.
-    /// False when the call is no longer there (its details need not be published).
-    pub fn add_call_details(&self, msg: &mut LiveMessage, details: &Value) -> bool {
-        merge(&mut msg.data, details);
-        let Some(id) = msg.data["id"]
-            .as_str()
-            .and_then(|s| Uuid::parse_str(s).ok())
-        else {
+    /// to the call in the snapshot and publishes it as a `kind` delta, if the call is still
+    /// there: its id, its agent if it has one (who may see the personal fields whole) and
+    /// every personal field it holds. Published under the state's lock, so no delta of the
+    /// call's end can come between the check and the publication (a screen would show a
+    /// call that has ended). Returns whether it was published.
+    pub fn publish_details(
+        &self,
+        hub: &LiveHub,
+        tenant: TenantId,
+        kind: &'static str,
+        call: Uuid,
+        details: &Value,
+    ) -> bool {
+        let Ok(mut g) = self.inner.lock() else {
             return false;
         };
-        if let Ok(mut g) = self.inner.lock()
-            && let Some(entry) = g.get_mut(&msg.tenant).and_then(|t| t.calls.get_mut(&id))
-        {
-            merge(entry, details);
-            return true;
+        let Some(entry) = g.get_mut(&tenant).and_then(|t| t.calls.get_mut(&call)) else {
+            return false;
+        };
+        merge(entry, details);
+        let mut data = json!({ "id": call });
+        // What the details are of, and whose call it is (who sees them whole).
+        for k in ["campaign_id", "contact_id", "agent_id"] {
+            if let Some(v) = entry.get(k).filter(|v| !v.is_null()) {
+                data[k] = v.clone();
+            }
         }
-        false
+        merge(&mut data, details);
+        copy_personal(entry, &mut data);
+        hub.publish(LiveMessage { tenant, kind, data });
+        true
+    }
+}
+
+/// Sets on `delta` every personal field `entry` holds (`http::sight`).
+fn copy_personal(entry: &Value, delta: &mut Value) {
+    for k in personal_fields() {
+        if let Some(v) = entry.get(k) {
+            delta[k] = v.clone();
+        }
     }
 }
 
@@ -375,6 +411,8 @@ mod tests {
                 leg,
                 queue: QueueId(2),
                 position: 1,
+                caller_number: "+12015550123".into(),
+                caller_name: "Jane Roe".into(),
             },
             qt,
             at,
@@ -394,6 +432,11 @@ mod tests {
             )
             .unwrap();
         assert_eq!(m.kind, "call.answered");
+        // The agent who answers is told who it is with (the feed shows it to that agent).
+        assert_eq!(
+            (&m.data["caller_number"], &m.data["caller_name"]),
+            (&json!("+12015550123"), &json!("Jane Roe"))
+        );
         assert_eq!(
             s.snapshot(t)["calls"][0]["agent_id"],
             IdCodec::new(b"test").agent(3)
@@ -496,7 +539,9 @@ mod tests {
                     call: CallId(1),
                     leg: LegId(1),
                     queue: QueueId(9),
-                    position: 1
+                    position: 1,
+                    caller_number: String::new(),
+                    caller_name: String::new(),
                 },
                 none,
                 none_a

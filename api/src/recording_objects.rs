@@ -579,7 +579,9 @@ mod tests {
         let tenant = TenantId(Uuid::from_u128(2));
         let snapshot: crate::http::live::SnapshotFn =
             std::sync::Arc::new(|_| serde_json::Value::Null);
-        let mut sub = hub.subscribe(tenant, None, snapshot).unwrap();
+        let mut sub = hub
+            .subscribe(tenant, None, snapshot, crate::http::sight::Sight::Whole)
+            .unwrap();
         assert!(matches!(sub.next().await, Some(LiveItem::Snapshot { .. })));
         publish_failed(
             &hub,

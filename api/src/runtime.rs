@@ -21,7 +21,7 @@ use switchyard_engine::dialer::AttemptStart;
 use switchyard_engine::driver::{
     Driver, DriverConfig, DriverError, DriverHandle, OpenRecords, RecordSink,
 };
-use switchyard_engine::stats::Scope;
+use switchyard_engine::stats::{IntervalRecord, Scope};
 use switchyard_engine::{
     AgentId, CallOpen, Engine, EngineConfig, LegId, LiveEvent, Presence, QueueId, Record,
 };
@@ -31,7 +31,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::directory::Directory;
-use crate::http::{LiveConfig, LiveHub, LiveMessage, Metrics, SnapshotFn};
+use crate::http::{LiveConfig, LiveHub, Metrics, SnapshotFn};
 use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
@@ -109,6 +109,11 @@ pub enum RuntimeError {
 /// The time a live figure is read at, inside an engine query: the driver's clock (tokio's,
 /// pausable in tests), never before the engine's last input. The engine's own `now` is its last
 /// input's, so a wait computed against it would stand still between events.
+/// How long an API change waits for its records to be filed before it answers anyway
+/// (`DriverHandle::command_filed`): a database that is away costs one acquire timeout, then
+/// the records go to the journal.
+pub const FILED_WITHIN: Duration = Duration::from_secs(10);
+
 pub fn read_now(e: &Engine) -> std::time::Instant {
     e.now().max(tokio::time::Instant::now().into_std())
 }
@@ -145,6 +150,9 @@ pub struct Runtime {
     forwarder: JoinHandle<()>,
     /// Publishes the wallboard's figures of the day (`crate::wallboard::publisher`).
     wallboard: JoinHandle<()>,
+    /// Saves the open interval for the next start (`crate::interval_carry`).
+    checkpoints: Arc<crate::interval_carry::Checkpoints>,
+    checkpoint_task: JoinHandle<()>,
 }
 
 /// Recording settings of a runtime.
@@ -327,6 +335,10 @@ impl Runtime {
             }
             return Err(e);
         }
+        // What earlier runs counted in the open interval, added before anything reads it.
+        let checkpoints =
+            Arc::new(crate::interval_carry::Checkpoints::start(&store, &handle, &directory).await);
+        let checkpoint_task = checkpoints.clone().spawn(handle.clone());
         let wallboard = crate::wallboard::publisher::spawn(crate::wallboard::publisher::Parts {
             store: store.clone(),
             engine: handle.clone(),
@@ -353,6 +365,8 @@ impl Runtime {
             driver: Some(driver),
             forwarder,
             wallboard,
+            checkpoints,
+            checkpoint_task,
         })
     }
 
@@ -534,17 +548,14 @@ impl Runtime {
     }
 
     pub async fn shutdown(mut self) {
+        // The last checkpoint is the stopped engine's, below: none may overtake it.
+        self.checkpoint_task.abort();
         if let Some(driver) = self.driver.take() {
             match driver.shutdown().await {
                 Ok(report) => {
-                    // The open interval is in no interval row: filed for the wallboard's
-                    // figures of the day, which the next start reads.
-                    crate::wallboard::publisher::file_carry(
-                        &self.store,
-                        &report.engine,
-                        &self.directory,
-                    )
-                    .await;
+                    // The open interval is in no interval row: saved for the next start,
+                    // which carries it in.
+                    self.checkpoints.save_stopped(&report.engine).await;
                     info!(?report, "driver stopped");
                 }
                 Err(e) => warn!(error = %e, "driver stopped with an error"),
@@ -624,51 +635,38 @@ async fn forward(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if let Some(mut msg) = live
+        let Some(msg) = live
             .apply(&ev, |q| dir.queue_tenant(q), |a| dir.agent_tenant(a))
             .or_else(|| crate::campaign_runtime::live_message(&ev, &dir, &ids))
-        {
-            // An agent's screen shows a campaign call's contact with its fields: the store's.
-            // A preview's are looked up before its reservation is published (the screen
-            // shows nothing else); a campaign person's follow as their own delta, looked up
-            // aside (the feed does not wait for them at dialling rates).
-            match &ev {
-                LiveEvent::PreviewReserved {
-                    campaign, contact, ..
-                } => {
-                    let details = crate::campaign_runtime::contact_details(
-                        &store, msg.tenant, *campaign, *contact,
-                    )
-                    .await;
-                    live.add_call_details(&mut msg, &details);
-                }
-                LiveEvent::CampaignCall {
-                    campaign, contact, ..
-                } => {
-                    let (store, live, hub) = (store.clone(), live.clone(), hub.clone());
-                    let (campaign, contact) = (*campaign, *contact);
-                    let mut later = LiveMessage {
-                        tenant: msg.tenant,
-                        kind: "call.contact",
-                        // The whole delta again: it may overtake the first one.
-                        data: msg.data.clone(),
-                    };
-                    tokio::spawn(async move {
-                        let details = crate::campaign_runtime::contact_details(
-                            &store,
-                            later.tenant,
-                            campaign,
-                            contact,
-                        )
+        else {
+            continue;
+        };
+        // An agent's screen shows a campaign call's contact with its fields, and a preview's
+        // campaign name and codes: the store's. They are looked up aside and follow as a
+        // delta of their own (the feed never waits on the store: every tenant's events go
+        // through here).
+        let details = match &ev {
+            LiveEvent::PreviewReserved {
+                campaign, contact, ..
+            } => Some(("call.preview", *campaign, *contact)),
+            LiveEvent::CampaignCall {
+                campaign, contact, ..
+            } => Some(("call.contact", *campaign, *contact)),
+            _ => None,
+        };
+        let call = msg.data["id"]
+            .as_str()
+            .and_then(|s| Uuid::parse_str(s).ok());
+        let tenant = msg.tenant;
+        hub.publish(msg);
+        if let (Some((kind, campaign, contact)), Some(call)) = (details, call) {
+            let (store, live, hub) = (store.clone(), live.clone(), hub.clone());
+            tokio::spawn(async move {
+                let details =
+                    crate::campaign_runtime::contact_details(&store, tenant, campaign, contact)
                         .await;
-                        if live.add_call_details(&mut later, &details) {
-                            hub.publish(later);
-                        }
-                    });
-                }
-                _ => {}
-            }
-            hub.publish(msg);
+                live.publish_details(&hub, tenant, kind, call, &details);
+            });
         }
     }
 }
@@ -692,6 +690,23 @@ struct StoreSink {
     hub: LiveHub,
     /// Live events show ids as the API does.
     ids: IdCodec,
+}
+
+/// An interval record as the store keeps it, under its queue's or agent's tenant (the total
+/// is platform-wide).
+pub(crate) fn interval_row(i: &IntervalRecord, dir: &Directory) -> IntervalRow {
+    let (tenant, scope) = match i.scope {
+        Scope::Queue(q) => (dir.queue_tenant(q), IntervalScope::Queue(i64::from(q.0))),
+        Scope::Agent(a) => (dir.agent_tenant(a), IntervalScope::Agent(i64::from(a.0))),
+        Scope::Total => (None, IntervalScope::Total),
+    };
+    IntervalRow {
+        tenant,
+        scope,
+        start_ms: i64::try_from(i.start_unix_ms).unwrap_or(i64::MAX),
+        end_ms: i64::try_from(i.end_unix_ms).unwrap_or(i64::MAX),
+        figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
+    }
 }
 
 fn uuid_of(leg: switchyard_engine::LegId) -> Uuid {
@@ -1062,26 +1077,7 @@ impl RecordSink for StoreSink {
                         trace: serde_json::to_value(&*t).unwrap_or(Value::Null),
                     });
                 }
-                Record::Interval(i) => {
-                    let (tenant, scope) = match i.scope {
-                        Scope::Queue(q) => (
-                            self.directory.queue_tenant(q),
-                            IntervalScope::Queue(i64::from(q.0)),
-                        ),
-                        Scope::Agent(a) => (
-                            self.directory.agent_tenant(a),
-                            IntervalScope::Agent(i64::from(a.0)),
-                        ),
-                        Scope::Total => (None, IntervalScope::Total),
-                    };
-                    intervals.push(IntervalRow {
-                        tenant,
-                        scope,
-                        start_ms: i64::try_from(i.start_unix_ms).unwrap_or(i64::MAX),
-                        end_ms: i64::try_from(i.end_unix_ms).unwrap_or(i64::MAX),
-                        figures: serde_json::to_value(&i.figures).unwrap_or(Value::Null),
-                    });
-                }
+                Record::Interval(i) => intervals.push(interval_row(&i, &self.directory)),
                 Record::CallOpened(o) => {
                     let Some(tenant) = self.directory.queue_tenant(o.queue) else {
                         unfiled += 1;

@@ -123,22 +123,40 @@ async fn an_agent_sees_its_desktop_preview_with_the_contact_and_accepts_it() {
         let bobs_desk = s.agent_key(tenant, bob).await;
         let reader = s.key(Some(tenant), Role::ReadOnly).await;
         let mut live = LiveStream::open(&s, &anas_desk, None).await;
+        let mut bobs_live = LiveStream::open(&s, &bobs_desk, None).await;
+        let mut readers_live = LiveStream::open(&s, &reader, None).await;
         let cid = desktop_campaign(&s, &admin, ana, &anas_desk).await;
 
+        // The reservation at once, then the store's details of the contact as a second delta.
         let p = next_of(&mut live, "call.preview", Duration::from_secs(20)).await;
         assert_eq!(p["state"], "reserved", "{p}");
         assert_eq!(p["preview"], true);
         assert_eq!(p["agent_id"], json!(ana));
         assert_eq!(p["campaign_id"], json!(cid));
-        assert_eq!(p["campaign_name"], "renewals");
         assert_eq!(p["contact_number"], "+12015550123");
-        assert_eq!(
-            p["contact_fields"],
-            json!({"name": "Jane Roe", "plan": "gold"})
-        );
-        assert_eq!(p["dispositions"], json!(["sale", "no-sale", "call-back"]));
         assert!(p["expires_ms"].as_u64().unwrap() > 0);
         let call = p["id"].as_str().unwrap().to_owned();
+        let d = next_of(&mut live, "call.preview", Duration::from_secs(5)).await;
+        assert_eq!(
+            (d["id"].as_str(), &d["agent_id"]),
+            (Some(call.as_str()), &json!(ana))
+        );
+        assert_eq!(d["campaign_name"], "renewals");
+        assert_eq!(d["contact_number"], "+12015550123");
+        assert_eq!(
+            d["contact_fields"],
+            json!({"name": "Jane Roe", "plan": "gold"})
+        );
+        assert_eq!(d["dispositions"], json!(["sale", "no-sale", "call-back"]));
+        // Another agent and a read-only key see that a contact is reserved, not whom.
+        for (who, feed) in [("Bob", &mut bobs_live), ("read-only", &mut readers_live)] {
+            for _ in 0..2 {
+                let seen = next_of(feed, "call.preview", Duration::from_secs(5)).await;
+                assert_eq!(seen["contact_number"], "+*********23", "{who}: {seen}");
+                assert!(seen.get("contact_fields").is_none(), "{who}: {seen}");
+            }
+        }
+        drop((bobs_live, readers_live));
         // A page opened now (or reloaded) finds the reservation, fields and all, in its
         // snapshot.
         let mut later = LiveStream::open(&s, &anas_desk, None).await;
@@ -279,7 +297,9 @@ async fn a_progressive_campaign_call_carries_its_contacts_fields_in_the_live_fee
         let (tenant, admin) = s.tenant("acme").await;
         let ana = s.agent(&admin, "Ana", "user/1000").await;
         let anas_desk = s.agent_key(tenant, ana).await;
-        let mut live = LiveStream::open(&s, &anas_desk, None).await;
+        let supervisor = s.key(Some(tenant), Role::Supervisor).await;
+        let mut live = LiveStream::open(&s, &supervisor, None).await;
+        let mut anas_live = LiveStream::open(&s, &anas_desk, None).await;
         let cid = campaign_with(
             &s,
             &admin,
@@ -289,8 +309,8 @@ async fn a_progressive_campaign_call_carries_its_contacts_fields_in_the_live_fee
         )
         .await;
         // The customer answers: a person in the campaign's queue, with whom Ana will talk.
-        // Two deltas: the engine's facts, and the store's details looked up aside (either
-        // may come first).
+        // Two deltas: the engine's facts, then the store's details looked up aside. The
+        // supervisor sees them whole.
         let one = next_of(&mut live, "call.contact", Duration::from_secs(30)).await;
         let two = next_of(&mut live, "call.contact", Duration::from_secs(10)).await;
         assert_eq!(one["id"], two["id"], "{one} {two}");
@@ -301,19 +321,111 @@ async fn a_progressive_campaign_call_carries_its_contacts_fields_in_the_live_fee
                 "{d}"
             );
         }
-        let details = if one.get("contact_fields").is_some() {
-            one
-        } else {
-            two
-        };
         assert_eq!(
-            (&details["contact_fields"], &details["campaign_name"]),
+            (&two["contact_fields"], &two["campaign_name"]),
             (
                 &json!({"name": "Jane Roe", "plan": "gold"}),
                 &json!("renewals")
             ),
-            "{details}"
+            "{two}"
         );
+        // Ana: the person is no one's while it waits (masked, no fields); once the call is
+        // hers, the contact whole, fields and all, whichever came first of the answer and the
+        // details.
+        let call = one["id"].clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut hers = json!({});
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let ev = anas_live
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("Ana never saw her contact whole: {hers}"));
+            if ev.data["id"] != call {
+                continue;
+            }
+            if ev.data["agent_id"] != json!(ana) {
+                assert_ne!(ev.data["contact_number"], "+12015550123", "{ev:?}");
+                assert!(ev.data.get("contact_fields").is_none(), "{ev:?}");
+            }
+            if let (Value::Object(h), Value::Object(d)) = (&mut hers, &ev.data) {
+                h.extend(d.clone());
+            }
+            if hers["agent_id"] == json!(ana)
+                && hers["contact_number"] == "+12015550123"
+                && hers["contact_fields"] == json!({"name": "Jane Roe", "plan": "gold"})
+            {
+                break;
+            }
+        }
+        s.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_desktop_preview_reserves_the_same_contact_again() {
+    store_common::each_backend(|store| async move {
+        let s = Server::start(store.clone()).await;
+        let (tenant, admin) = s.tenant("acme").await;
+        let ana = s.agent(&admin, "Ana", "user/1000").await;
+        let anas_desk = s.agent_key(tenant, ana).await;
+        let mut live = LiveStream::open(&s, &anas_desk, None).await;
+        let cid = desktop_campaign(&s, &admin, ana, &anas_desk).await;
+        let p = next_of(&mut live, "call.preview", Duration::from_secs(20)).await;
+        let (first, contact) = (p["id"].clone(), p["contact_id"].clone());
+        drop(live);
+        s.stop().await;
+
+        // The new process knows nothing of the reservation; the contact was never dialled,
+        // so it is reserved again (to Ana, available as she was), not lost and not dialled.
+        let s = Server::start(store).await;
+        let mut live = LiveStream::open(&s, &anas_desk, None).await;
+        // Boot reserves it before the feed is open (then it is in the snapshot), or after.
+        let p = loop {
+            let ev = live
+                .next(Duration::from_secs(30))
+                .await
+                .expect("a reservation after the restart");
+            if ev.event == "call.preview" {
+                break ev.data;
+            }
+            if ev.event == "snapshot"
+                && let Some(c) = ev.data["state"]["calls"]
+                    .as_array()
+                    .and_then(|calls| calls.iter().find(|c| c["state"] == "reserved"))
+            {
+                break c.clone();
+            }
+        };
+        assert_eq!(
+            (&p["agent_id"], &p["campaign_id"], &p["contact_id"]),
+            (&json!(ana), &json!(cid), &contact),
+            "{p}"
+        );
+        assert_eq!(p["contact_number"], "+12015550123");
+        // The same id (these test runtimes draw leg ids from the same seed), or the old one
+        // is gone.
+        let call = p["id"].as_str().unwrap().to_owned();
+        if call != first.as_str().unwrap() {
+            let old = format!("/v1/calls/{}/preview/accept", first.as_str().unwrap());
+            let (st, e) = s.call("POST", &old, Some(&anas_desk), None).await;
+            assert!(
+                st == 404 || st == 409,
+                "the old reservation is gone: {st} {e}"
+            );
+        }
+        let (st, r) = s
+            .call(
+                "POST",
+                &format!("/v1/calls/{call}/preview/accept"),
+                Some(&anas_desk),
+                None,
+            )
+            .await;
+        assert_eq!((st, &r["result"]), (200, &json!("accepted")), "{r}");
+        let t = next_of(&mut live, "call.answered", Duration::from_secs(30)).await;
+        assert_eq!(t["id"], json!(call), "{t}");
         s.stop().await;
     })
     .await;

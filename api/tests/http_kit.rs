@@ -77,7 +77,11 @@ async fn start(http: HttpConfig, live_config: LiveConfig) -> Server {
             post(|ApiJson(v): ApiJson<Value>| async move { ApiJson(v) }),
         )
         .route("/v1/public", get(|| async { "hi" }))
-        .merge(live::router(hub.clone(), snapshot))
+        .merge(live::router(
+            hub.clone(),
+            snapshot,
+            switchyard_api::ids::IdCodec::new(b"test"),
+        ))
         .merge(metrics.router())
         .merge(Probes::new().router());
     let app = layers(app, &kit);

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_api::model::{Principal, Role, TenantId};
 use switchyard_api::store::{
-    AuditEntry, Backend, CallFilter, CallRow, CdrRow, IntervalRow, IntervalScope, Pools, Store,
-    StoreError, TraceRow, now_ms,
+    AuditEntry, Backend, CallFilter, CallRow, CdrRow, CheckpointRow, IntervalRow, IntervalScope,
+    Pools, Store, StoreError, TraceRow, now_ms,
 };
 use uuid::Uuid;
 
@@ -1965,4 +1965,67 @@ async fn sqlite_file_survives_reconnect_and_takes_concurrent_writes() {
     assert_eq!(calls.len(), 1);
     assert_eq!(store.list_audit(Some(t), 100).await.unwrap().len(), 21);
     store.close().await;
+}
+
+#[tokio::test]
+async fn absorbing_checkpoints_fills_only_the_passed_intervals_nobody_wrote_and_keeps_one_row() {
+    each_backend(|store| async move {
+        let t = TenantId(Uuid::new_v4());
+        let iv = |start: i64, n: i64| IntervalRow {
+            tenant: Some(t),
+            scope: IntervalScope::Queue(1),
+            start_ms: start,
+            end_ms: start + 900_000,
+            figures: json!({"offered": n}),
+        };
+        let checkpoint = |run: &str, start: i64, n: i64| CheckpointRow {
+            run_id: run.to_owned(),
+            start_ms: start,
+            saved_at: now_ms(),
+            counters: json!({"n": n}),
+        };
+        // A run closed 0-15 (its row is whole) and was killed in 15-30, saving twice.
+        store.insert_intervals(&[iv(0, 7)]).await.unwrap();
+        store
+            .save_interval_checkpoint(&checkpoint("a", 900_000, 1))
+            .await
+            .unwrap();
+        store
+            .save_interval_checkpoint(&checkpoint("a", 900_000, 2))
+            .await
+            .unwrap();
+        store
+            .save_interval_checkpoint(&checkpoint("b", 0, 3))
+            .await
+            .unwrap();
+        let saved = store.interval_checkpoints().await.unwrap();
+        assert_eq!(
+            saved
+                .iter()
+                .map(|r| (r.run_id.as_str(), r.counters["n"].as_i64()))
+                .collect::<Vec<_>>(),
+            [("a", Some(2)), ("b", Some(3))],
+            "one row per run, its last save"
+        );
+        // The next start: both passed; 0-15 has its row already, 15-30 none.
+        store
+            .absorb_interval_checkpoints(
+                &[iv(0, 3), iv(900_000, 2)],
+                &checkpoint("c", 1_800_000, 0),
+                &["a".to_owned(), "b".to_owned()],
+            )
+            .await
+            .unwrap();
+        let rows = store
+            .list_intervals(Some(t), IntervalScope::Queue(1), 0, 10_000_000)
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![iv(0, 7), iv(900_000, 2)]);
+        let saved = store.interval_checkpoints().await.unwrap();
+        assert_eq!(
+            saved.iter().map(|r| r.run_id.as_str()).collect::<Vec<_>>(),
+            ["c"]
+        );
+    })
+    .await;
 }

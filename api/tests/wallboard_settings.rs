@@ -1,7 +1,7 @@
 //! The wallboard's stored state on both backends: tile thresholds (`GET/PUT
 //! /v1/wallboard/settings`: readers read, admins write, validated with the field named,
-//! audited), the counters a graceful stop files, and the day's figures the runtime publishes
-//! into the live snapshot.
+//! audited), and the day's figures the runtime publishes into the live snapshot, with what an
+//! earlier run saved of the open interval.
 
 mod server_common;
 mod store_common;
@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use server_common::*;
-use switchyard_api::store::CarryRow;
+use switchyard_api::store::CheckpointRow;
+use switchyard_engine::stats::{QueueStatsConfig, Stats, StatsConfig};
+use switchyard_engine::{AgentId, CallId, QueueId};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn thresholds_are_stored_per_tenant_by_admins_validated_and_audited() {
@@ -125,7 +127,7 @@ async fn thresholds_are_stored_per_tenant_by_admins_validated_and_audited() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_live_snapshot_carries_the_days_figures_with_the_counters_a_stop_filed() {
+async fn the_live_snapshot_carries_the_days_figures_with_what_an_earlier_run_counted() {
     store_common::each_backend(|store| async move {
         let s = Server::start(store.clone()).await;
         let (tenant, admin) = s.tenant("acme").await;
@@ -144,34 +146,47 @@ async fn the_live_snapshot_carries_the_days_figures_with_the_counters_a_stop_fil
                 .decode(switchyard_api::ids::IdKind::Queue, shown)
                 .unwrap();
         s.stop().await;
-        // As a graceful stop in the current quarter hour filed them (today in UTC, the
-        // tenant's zone).
-        let start_ms = switchyard_api::store::now_ms() / 900_000 * 900_000;
-        let counters = json!({"offered": 5, "answered": 3, "answered_within_sl": 2,
-            "abandoned": 2, "handled": 3, "answer_wait_s": 6.0, "handle_s": 300.0});
+        // What a run killed a moment ago saved of the quarter hour open now: 3 calls answered
+        // (waits 1, 2 and 30 s: 2 within 15 s), 2 abandoned, 3 handled in 300 s. Counted by
+        // the engine's own statistics, as a running server counts them.
+        let now_ms = switchyard_api::store::now_ms();
+        let t0 = std::time::Instant::now();
+        let mut stats = Stats::new(StatsConfig::new(t0, u64::try_from(now_ms).unwrap()));
+        let (queue, agent) = (QueueId(u32::try_from(id).unwrap()), AgentId(1));
+        stats.configure_queue(
+            queue,
+            QueueStatsConfig {
+                sl_threshold: Duration::from_secs(15),
+                ..QueueStatsConfig::default()
+            },
+        );
+        for n in 1..=5 {
+            stats.call_entered(t0, queue, CallId(n));
+        }
+        // In time order: the stats take no event from before the last one.
+        for (n, wait) in [(1u32, 1u64), (2, 2), (4, 10), (5, 10), (3, 30)] {
+            let at = t0 + Duration::from_secs(wait);
+            if n >= 4 {
+                stats.call_abandoned(at, queue, CallId(n));
+                continue;
+            }
+            stats.call_answered(at, queue, CallId(n), agent);
+            stats.call_talk_ended(at, queue, CallId(n), agent, Duration::ZERO);
+            stats.wrapup_ended(at, queue, agent, Duration::from_secs(100));
+        }
+        let open = stats.open_interval(t0 + Duration::from_secs(40));
         store
-            .insert_wallboard_carry(&[CarryRow {
-                tenant,
-                queue_id: id,
-                start_ms,
-                counters: counters.clone(),
-            }])
+            .save_interval_checkpoint(&CheckpointRow {
+                run_id: "killed-run".into(),
+                start_ms: i64::try_from(open.start_unix_ms()).unwrap(),
+                saved_at: now_ms,
+                counters: serde_json::to_value(&open).unwrap(),
+            })
             .await
             .unwrap();
-        let back = store.wallboard_carry(tenant, start_ms).await.unwrap();
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].counters, counters);
-        // Yesterday's are not read for today.
-        assert!(
-            store
-                .wallboard_carry(tenant, start_ms + 900_000)
-                .await
-                .unwrap()
-                .is_empty()
-        );
 
         // The next start publishes today's figures with them, derived as the engine does.
-        let s = Server::start(store).await;
+        let s = Server::start(store.clone()).await;
         let deadline = Instant::now() + Duration::from_secs(10);
         let figures = loop {
             let f = s.rt.live.snapshot(tenant)["figures"].clone();
@@ -190,8 +205,19 @@ async fn the_live_snapshot_carries_the_days_figures_with_the_counters_a_stop_fil
             "{figures}"
         );
         assert_eq!(q["service_level"], json!(2.0 / 5.0), "{figures}");
-        assert_eq!(q["asa_s"], json!(2.0), "{figures}");
+        assert_eq!(q["asa_s"], json!(11.0), "{figures}");
         assert_eq!(q["aht_s"], json!(100.0), "{figures}");
+        // The start took the killed run's checkpoint over (at its first save, at once): its
+        // own holds the counters now.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let rows = store.interval_checkpoints().await.unwrap();
+            if rows.len() == 1 && rows[0].run_id != "killed-run" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "not taken over: {rows:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         assert_eq!(figures["total"]["handled"], 3, "{figures}");
         assert_eq!(figures["time_zone"], "UTC", "{figures}");
         assert_eq!(figures["campaigns"], json!([]), "{figures}");

@@ -52,6 +52,10 @@ pub enum EngineError {
         call: CallId,
         agent: Option<AgentId>,
     },
+    /// Counters of an open interval that is no longer open (`Command::SeedInterval`): they
+    /// belong in that interval's own records.
+    #[error("the interval starting at {start_unix_ms} is not the open one")]
+    StaleInterval { start_unix_ms: u64 },
     /// A recording request the call's policy or state does not allow.
     #[error("call {call}: cannot {action} the recording: {why}")]
     Recording {

@@ -286,6 +286,10 @@ pub enum Command {
         campaign: CampaignId,
         pacer: Box<crate::dialer::pacing::PacerSnapshot>,
     },
+    /// What the open interval had counted before a restart (`Stats::open_interval` of the
+    /// process before, saved by the runtime): added to this interval's counters. Refused
+    /// (`EngineError::StaleInterval`) when that interval is no longer the open one.
+    SeedInterval(Box<crate::stats::OpenInterval>),
     /// An agent's disposition of a campaign call, with an optional time to call again.
     Disposition {
         call: CallId,
@@ -691,6 +695,10 @@ pub enum LiveEvent {
         leg: LegId,
         queue: QueueId,
         position: u32,
+        /// Who is calling (`CallerInfo`'s number and name): personal data, which the API's
+        /// live feed shows whole only to those who may see it.
+        caller_number: String,
+        caller_name: String,
     },
     CallOffered {
         call: CallId,

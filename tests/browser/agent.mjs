@@ -70,6 +70,9 @@ try {
   await page.waitForFunction(() => document.body.dataset.agentState !== 'logged-out' &&
     document.body.dataset.agentState !== 'on-break', null, { timeout: STEP_MS });
   await page.waitForSelector('#preview-panel', { state: 'visible', timeout: STEP_MS });
+  // The contact's fields follow the reservation in a delta of their own (looked up aside).
+  await page.waitForFunction(() => document.querySelectorAll('#preview-fields tr').length > 0,
+    null, { timeout: STEP_MS });
   result.preview = {
     campaign: await page.textContent('#preview-campaign'),
     number: await page.textContent('#preview-number'),

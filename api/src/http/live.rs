@@ -55,6 +55,8 @@ use tokio::time::Instant;
 use super::auth::{Auth, require_tenant};
 use super::error::ApiError;
 use super::json::ApiQuery;
+use super::sight::{self, Sight};
+use crate::ids::IdCodec;
 use crate::model::TenantId;
 
 /// What the runtime publishes. `kind` is the SSE event name (`call.queued`,
@@ -103,6 +105,15 @@ pub struct LiveEvent {
     kind: &'static str,
     frame: Bytes,
     data: Range<usize>,
+    /// An event with personal fields (`http::sight`): its frame as those who may not see it
+    /// whole get it, and the agent whose call it is (who may).
+    masked: Option<MaskedFrame>,
+}
+
+#[derive(Debug)]
+struct MaskedFrame {
+    frame: Bytes,
+    agent: Option<u64>,
 }
 
 impl LiveEvent {
@@ -123,9 +134,17 @@ impl LiveEvent {
         self.frame.slice(self.data.clone())
     }
 
-    /// `id: <seq>\nevent: <kind>\ndata: <json>\n\n`.
+    /// `id: <seq>\nevent: <kind>\ndata: <json>\n\n`, whole.
     pub fn sse_frame(&self) -> Bytes {
         self.frame.clone()
+    }
+
+    /// The frame as `sight` may see it: whole, or with its personal fields masked.
+    pub fn sse_frame_for(&self, sight: Sight) -> Bytes {
+        match &self.masked {
+            Some(m) if !sight.sees_agents_call(m.agent) => m.frame.clone(),
+            _ => self.frame.clone(),
+        }
     }
 }
 
@@ -208,6 +227,12 @@ impl LiveHub {
         };
         // Rendering the JSON outside the lock; `Value`'s Display is compact: one line.
         let json = msg.data.to_string();
+        let masked = sight::is_personal(&msg.data).then(|| {
+            (
+                sight::masked(&msg.data).to_string(),
+                msg.data.get("agent_id").and_then(Value::as_u64),
+            )
+        });
         let mut st = self.inner.lock();
         if st.closed {
             return st.last_seq(msg.tenant);
@@ -220,16 +245,23 @@ impl LiveHub {
         counter.last += 1;
         let seq = counter.last;
         let head = format!("id: {seq}\nevent: {kind}\ndata: ");
-        let mut frame = Vec::with_capacity(head.len() + json.len() + 2);
-        frame.extend_from_slice(head.as_bytes());
-        frame.extend_from_slice(json.as_bytes());
-        frame.extend_from_slice(b"\n\n");
+        let render = |json: &str| {
+            let mut frame = Vec::with_capacity(head.len() + json.len() + 2);
+            frame.extend_from_slice(head.as_bytes());
+            frame.extend_from_slice(json.as_bytes());
+            frame.extend_from_slice(b"\n\n");
+            Bytes::from(frame)
+        };
         let event = Arc::new(LiveEvent {
             seq,
             tenant: msg.tenant,
             kind,
             data: head.len()..head.len() + json.len(),
-            frame: Bytes::from(frame),
+            frame: render(&json),
+            masked: masked.map(|(json, agent)| MaskedFrame {
+                frame: render(&json),
+                agent,
+            }),
         });
         let cap = self.inner.config.ring_capacity;
         if cap > 0 {
@@ -268,13 +300,14 @@ impl LiveHub {
         st.channels.clear();
     }
 
-    /// Follows `tenant`: a snapshot (or, from `last_event_id`, the missed events), then deltas.
-    /// 503 when the hub is full or closed.
+    /// Follows `tenant`: a snapshot (or, from `last_event_id`, the missed events), then deltas,
+    /// with personal data as `sight` may see it. 503 when the hub is full or closed.
     pub fn subscribe(
         &self,
         tenant: TenantId,
         last_event_id: Option<u64>,
         snapshot: SnapshotFn,
+        sight: Sight,
     ) -> Result<Subscription, ApiError> {
         let max = self.inner.config.max_subscribers;
         if self.inner.subscribers.fetch_add(1, Ordering::AcqRel) >= max {
@@ -287,6 +320,7 @@ impl LiveHub {
         let mut sub = Subscription {
             hub: self.inner.clone(),
             tenant,
+            sight,
             snapshot,
             rx: None,
             pending: VecDeque::new(),
@@ -338,14 +372,14 @@ pub enum LiveItem {
 }
 
 impl LiveItem {
-    /// The SSE frame.
-    pub fn sse_frame(&self) -> Bytes {
+    /// The SSE frame as `sight` may see it (a snapshot is already the subscriber's own).
+    pub fn sse_frame(&self, sight: Sight) -> Bytes {
         match self {
             LiveItem::Snapshot { seq, data } => {
                 let data = json!({ "seq": seq, "state": data });
                 Bytes::from(format!("id: {seq}\nevent: snapshot\ndata: {data}\n\n"))
             }
-            LiveItem::Event(e) => e.sse_frame(),
+            LiveItem::Event(e) => e.sse_frame_for(sight),
             LiveItem::Resync => {
                 Bytes::from_static(b"event: resync\ndata: {\"reason\":\"lagged\"}\n\n")
             }
@@ -357,6 +391,8 @@ impl LiveItem {
 pub struct Subscription {
     hub: Arc<Hub>,
     tenant: TenantId,
+    /// What this subscriber may see of personal data.
+    sight: Sight,
     snapshot: SnapshotFn,
     rx: Option<broadcast::Receiver<Arc<LiveEvent>>>,
     pending: VecDeque<LiveItem>,
@@ -440,7 +476,7 @@ impl Subscription {
         self.last_seq = now;
         if replay_from.is_none() {
             // Outside the lock: the callback reads the runtime's state and may take a while.
-            let data = (self.snapshot)(self.tenant);
+            let data = sight::snapshot_for((self.snapshot)(self.tenant), self.sight);
             self.pending
                 .push_back(LiveItem::Snapshot { seq: now, data });
         }
@@ -480,9 +516,10 @@ pub fn sse_stream(
         Instant::now(),
     );
     let rest = futures_util::stream::unfold(state, move |(mut sub, mut timer, last)| async move {
+        let sight = sub.sight;
         let frame = loop {
             tokio::select! {
-                item = sub.next() => break item?.sse_frame(),
+                item = sub.next() => break item?.sse_frame(sight),
                 () = timer.as_mut() => {
                     let due = last + keep_alive;
                     if Instant::now() >= due {
@@ -520,6 +557,8 @@ pub fn sse_response(sub: Subscription, keep_alive: Duration, retry: Duration) ->
 struct LiveState {
     hub: LiveHub,
     snapshot: SnapshotFn,
+    /// Agent keys name their agent by store id; the feed shows API ids.
+    ids: IdCodec,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -528,10 +567,10 @@ struct LiveQuery {
 }
 
 /// `GET /v1/live`: any tenant key (a platform-admin key: 403).
-pub fn router(hub: LiveHub, snapshot: SnapshotFn) -> Router {
+pub fn router(hub: LiveHub, snapshot: SnapshotFn, ids: IdCodec) -> Router {
     Router::new()
         .route("/v1/live", get(live))
-        .with_state(LiveState { hub, snapshot })
+        .with_state(LiveState { hub, snapshot, ids })
 }
 
 async fn live(
@@ -547,7 +586,12 @@ async fn live(
         .and_then(|v| v.to_str().ok())
         .or(query.last_event_id.as_deref())
         .and_then(|s| s.trim().parse::<u64>().ok());
-    let sub = st.hub.subscribe(tenant, resume, st.snapshot.clone())?;
+    let sub = st.hub.subscribe(
+        tenant,
+        resume,
+        st.snapshot.clone(),
+        Sight::of(&who, |a| st.ids.agent(a)),
+    )?;
     let config = st.hub.config();
     Ok(sse_response(sub, config.keep_alive, config.retry))
 }
@@ -612,7 +656,7 @@ mod tests {
         let hub = hub(100, 16);
         let a = tenant(1);
         hub.publish(msg(a, 0));
-        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         assert_eq!(expect_snapshot(&mut sub).await, 1001);
         for n in 1..=3 {
             assert_eq!(hub.publish(msg(a, n)), 1001 + n);
@@ -634,10 +678,81 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn personal_fields_reach_whole_only_those_who_may_see_them_live_and_in_replay() {
+        let hub = hub(100, 16);
+        let a = tenant(1);
+        let snap: SnapshotFn = Arc::new(|_| {
+            json!({"calls": [{"id": "x", "agent_id": 7, "caller_number": "+12015550123",
+                              "caller_name": "Jane Roe"}]})
+        });
+        let whole = hub.subscribe(a, None, snap.clone(), Sight::Whole).unwrap();
+        let ana = hub
+            .subscribe(a, None, snap.clone(), Sight::Agent(7))
+            .unwrap();
+        let bob = hub
+            .subscribe(a, None, snap.clone(), Sight::Agent(8))
+            .unwrap();
+        let wall = hub.subscribe(a, None, snap.clone(), Sight::Masked).unwrap();
+        let call = |agent: Value| LiveMessage {
+            tenant: a,
+            kind: "call.answered",
+            data: json!({"id": "x", "agent_id": agent, "contact_number": "+12015550123",
+                         "contact_fields": {"plan": "gold"}}),
+        };
+        let first = hub.publish(call(json!(7)));
+        hub.publish(call(Value::Null));
+        let frames = |mut sub: Subscription, sight: Sight| async move {
+            let mut out = Vec::new();
+            for _ in 0..3 {
+                let item = tokio::time::timeout(Duration::from_secs(1), sub.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                out.push(String::from_utf8(item.sse_frame(sight).to_vec()).unwrap());
+            }
+            out
+        };
+        let whole_seen = frames(whole, Sight::Whole).await;
+        assert!(
+            whole_seen[0].contains("\"caller_name\":\"Jane Roe\""),
+            "{whole_seen:?}"
+        );
+        assert!(whole_seen[1].contains("+12015550123") && whole_seen[2].contains("gold"));
+        let ana_seen = frames(ana, Sight::Agent(7)).await;
+        assert!(
+            ana_seen[0].contains("+12015550123"),
+            "her call in her snapshot"
+        );
+        assert!(ana_seen[1].contains("+12015550123") && ana_seen[1].contains("gold"));
+        assert!(
+            ana_seen[2].contains("+*********23") && !ana_seen[2].contains("gold"),
+            "no one's call is not hers: {ana_seen:?}"
+        );
+        for (sub, sight) in [(bob, Sight::Agent(8)), (wall, Sight::Masked)] {
+            for f in frames(sub, sight).await {
+                assert!(!f.contains("+12015550123"), "{sight:?}: {f}");
+                assert!(!f.contains("gold") && !f.contains("Jane"), "{sight:?}: {f}");
+            }
+        }
+        // A resumed subscriber gets the replayed events masked the same way.
+        let mut again = hub
+            .subscribe(a, Some(first - 1), snap, Sight::Masked)
+            .unwrap();
+        let e = expect_event(&mut again).await;
+        let f = e.sse_frame_for(Sight::Masked);
+        assert!(
+            std::str::from_utf8(&f)
+                .unwrap()
+                .contains("\"contact_number\":\"+*********23\""),
+            "{f:?}"
+        );
+    }
+
+    #[tokio::test]
     async fn resuming_replays_exactly_this_tenants_missed_events_without_a_snapshot() {
         let hub = hub(100, 16);
         let (a, b) = (tenant(1), tenant(2));
-        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         expect_snapshot(&mut sub).await;
         hub.publish(msg(a, 1));
         let seen = expect_event(&mut sub).await.seq();
@@ -649,7 +764,9 @@ mod tests {
                 (t == a).then_some(seq)
             })
             .collect();
-        let mut sub = hub.subscribe(a, Some(seen), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(seen), snapshot(), Sight::Whole)
+            .unwrap();
         for want in missed {
             assert_eq!(expect_event(&mut sub).await.seq(), want);
         }
@@ -663,7 +780,9 @@ mod tests {
         let hub = hub(100, 16);
         let a = tenant(1);
         let last = hub.publish(msg(a, 1));
-        let mut sub = hub.subscribe(a, Some(last), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(last), snapshot(), Sight::Whole)
+            .unwrap();
         expect_quiet(&mut sub).await;
         let next = hub.publish(msg(a, 2));
         assert_eq!(expect_event(&mut sub).await.seq(), next);
@@ -677,14 +796,20 @@ mod tests {
         for n in 1..=10 {
             hub.publish(msg(a, n));
         }
-        let mut sub = hub.subscribe(a, Some(old), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(old), snapshot(), Sight::Whole)
+            .unwrap();
         assert_eq!(expect_snapshot(&mut sub).await, hub.last_seq(a));
         // The boundary: the oldest event still held is `last - 3`; resuming right before it
         // replays; one earlier cannot.
         let last = hub.last_seq(a);
-        let mut sub = hub.subscribe(a, Some(last - 4), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(last - 4), snapshot(), Sight::Whole)
+            .unwrap();
         assert_eq!(expect_event(&mut sub).await.seq(), last - 3);
-        let mut sub = hub.subscribe(a, Some(last - 5), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(last - 5), snapshot(), Sight::Whole)
+            .unwrap();
         expect_snapshot(&mut sub).await;
     }
 
@@ -694,7 +819,7 @@ mod tests {
         let a = tenant(1);
         hub.publish(msg(a, 1));
         let mut sub = hub
-            .subscribe(a, Some(hub.last_seq(a) + 50), snapshot())
+            .subscribe(a, Some(hub.last_seq(a) + 50), snapshot(), Sight::Whole)
             .unwrap();
         expect_snapshot(&mut sub).await;
         // A new process starts its seqs past any id the old one could have issued.
@@ -709,8 +834,8 @@ mod tests {
     async fn a_tenant_never_sees_another_tenants_events() {
         let hub = hub(100, 16);
         let (a, b) = (tenant(1), tenant(2));
-        let mut sa = hub.subscribe(a, None, snapshot()).unwrap();
-        let mut sb = hub.subscribe(b, None, snapshot()).unwrap();
+        let mut sa = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
+        let mut sb = hub.subscribe(b, None, snapshot(), Sight::Whole).unwrap();
         expect_snapshot(&mut sa).await;
         expect_snapshot(&mut sb).await;
         let from_b = hub.publish(msg(b, 1));
@@ -721,7 +846,9 @@ mod tests {
         assert_eq!((e.seq(), e.tenant()), (from_b, b));
         expect_quiet(&mut sb).await;
         // Nor on resume.
-        let mut sa = hub.subscribe(a, Some(from_b - 1), snapshot()).unwrap();
+        let mut sa = hub
+            .subscribe(a, Some(from_b - 1), snapshot(), Sight::Whole)
+            .unwrap();
         assert_eq!(expect_event(&mut sa).await.seq(), from_a);
         expect_quiet(&mut sa).await;
     }
@@ -736,7 +863,7 @@ mod tests {
         }
         assert_eq!(hub.publish(msg(a, 2)), first + 1);
         assert_eq!(hub.last_seq(b), 1020);
-        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         assert_eq!(expect_snapshot(&mut sub).await, first + 1);
     }
 
@@ -750,10 +877,14 @@ mod tests {
             hub.publish(msg(b, n));
         }
         // a's event 2 left the ring: resuming after event 1 cannot replay it.
-        let mut sub = hub.subscribe(a, Some(seen), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(seen), snapshot(), Sight::Whole)
+            .unwrap();
         assert_eq!(expect_snapshot(&mut sub).await, seen + 1);
         // Resuming from a's last event needs nothing from the ring.
-        let mut sub = hub.subscribe(a, Some(seen + 1), snapshot()).unwrap();
+        let mut sub = hub
+            .subscribe(a, Some(seen + 1), snapshot(), Sight::Whole)
+            .unwrap();
         expect_quiet(&mut sub).await;
     }
 
@@ -761,8 +892,8 @@ mod tests {
     async fn a_slow_subscriber_is_resynced_while_the_hub_and_others_carry_on() {
         let hub = hub(1000, 4);
         let a = tenant(1);
-        let mut fast = hub.subscribe(a, None, snapshot()).unwrap();
-        let mut slow = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut fast = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
+        let mut slow = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         expect_snapshot(&mut fast).await;
         expect_snapshot(&mut slow).await;
         let mut fast_seen = Vec::new();
@@ -791,21 +922,23 @@ mod tests {
             0,
         );
         let a = tenant(1);
-        let s1 = hub.subscribe(a, None, snapshot()).unwrap();
-        let _s2 = hub.subscribe(a, None, snapshot()).unwrap();
-        let err = hub.subscribe(a, None, snapshot()).unwrap_err();
+        let s1 = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
+        let _s2 = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
+        let err = hub
+            .subscribe(a, None, snapshot(), Sight::Whole)
+            .unwrap_err();
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(hub.subscriber_count(), 2);
         drop(s1);
-        assert!(hub.subscribe(a, None, snapshot()).is_ok());
+        assert!(hub.subscribe(a, None, snapshot(), Sight::Whole).is_ok());
     }
 
     #[tokio::test]
     async fn a_tenants_channel_goes_with_its_last_subscriber() {
         let hub = hub(10, 4);
         let a = tenant(1);
-        let s1 = hub.subscribe(a, None, snapshot()).unwrap();
-        let s2 = hub.subscribe(a, None, snapshot()).unwrap();
+        let s1 = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
+        let s2 = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         drop(s1);
         assert_eq!(hub.inner.lock().channels.len(), 1);
         drop(s2);
@@ -818,7 +951,7 @@ mod tests {
     async fn a_subscriber_dropped_between_resync_and_snapshot_leaves_no_channel() {
         let hub = hub(10, 2);
         let a = tenant(1);
-        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         expect_snapshot(&mut sub).await;
         for n in 0..10 {
             hub.publish(msg(a, n));
@@ -833,18 +966,18 @@ mod tests {
     async fn closing_the_hub_ends_subscriptions_and_refuses_new_ones() {
         let hub = hub(10, 4);
         let a = tenant(1);
-        let mut sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let mut sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         expect_snapshot(&mut sub).await;
         hub.close();
         assert!(sub.next().await.is_none());
-        assert!(hub.subscribe(a, None, snapshot()).is_err());
+        assert!(hub.subscribe(a, None, snapshot(), Sight::Whole).is_err());
     }
 
     #[tokio::test]
     async fn the_sse_stream_renders_frames_and_keeps_alive() {
         let hub = hub(10, 4);
         let a = tenant(1);
-        let sub = hub.subscribe(a, None, snapshot()).unwrap();
+        let sub = hub.subscribe(a, None, snapshot(), Sight::Whole).unwrap();
         let mut stream = Box::pin(sse_stream(
             sub,
             Duration::from_millis(20),

@@ -10,7 +10,7 @@
 //! let hub = LiveHub::new(LiveConfig::default());      // runtime: hub.publish(LiveMessage { .. })
 //! let app = Router::new()
 //!     .merge(resource_routes.with_state(app_state))  // handlers take Auth, ApiJson, ApiPath...
-//!     .merge(live::router(hub.clone(), snapshot_fn))  // GET /v1/live
+//!     .merge(live::router(hub.clone(), snapshot_fn, ids))  // GET /v1/live
 //!     .merge(metrics.router())                        // GET /metrics
 //!     .merge(probes.router());                        // GET /healthz, /readyz
 //! let app = http::layers(app, &kit);                  // after every route: layers wrap routes
@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod probes;
 pub mod ratelimit;
+pub mod sight;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -477,12 +477,17 @@ async fn set_state(
         )
         .with_field("config.contact"));
     }
+    // Answered once the change's records (its history row, its webhook message) are filed:
+    // a `kill -9` right after the answer loses neither.
     st.rt
         .engine
-        .command(Command::SetAgentPresence {
-            agent,
-            presence: presence.clone(),
-        })
+        .command_filed(
+            Command::SetAgentPresence {
+                agent,
+                presence: presence.clone(),
+            },
+            crate::runtime::FILED_WITHIN,
+        )
         .await
         .map_err(engine_error)?;
     // Saved now as well as through the engine's records: a restart right after keeps it.

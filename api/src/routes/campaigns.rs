@@ -1465,16 +1465,19 @@ async fn disposition(
             ),
         ));
     }
-    send_campaign(
-        &st.rt.engine,
-        Command::Disposition {
-            call,
-            code: code.to_owned(),
-            retry_at_unix_ms: retry_at_ms,
-        },
-    )
-    .await
-    .map_err(engine_error)?;
+    // Answered once its records (the contact's attempt and next call) are filed.
+    st.rt
+        .engine
+        .command_filed(
+            Command::Disposition {
+                call,
+                code: code.to_owned(),
+                retry_at_unix_ms: retry_at_ms,
+            },
+            crate::runtime::FILED_WITHIN,
+        )
+        .await
+        .map_err(engine_error)?;
     let a = audit(
         &p,
         Some(tenant),

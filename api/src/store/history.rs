@@ -199,7 +199,7 @@ fn interval_tenant(tenant: Option<TenantId>) -> String {
         .unwrap_or_default()
 }
 
-fn interval_values(r: &IntervalRow) -> Vec<Arg> {
+pub(super) fn interval_values(r: &IntervalRow) -> Vec<Arg> {
     args![
         interval_tenant(r.tenant),
         r.scope.kind(),

@@ -292,6 +292,7 @@ pub(crate) use args;
 // keys) and the history's record writes run multi-statement transactions of their own.
 mod analytics;
 mod campaigns;
+mod checkpoints;
 mod config;
 mod export;
 mod history;
@@ -312,6 +313,7 @@ pub use campaigns::{
     AttemptRow, CampaignRow, ContactInput, ContactRow, DispositionRow, DncRow, ImportBatch,
     LedgerAttempt, MAX_BATCH as MAX_CONTACT_BATCH, OPEN_ATTEMPT, OpenDialRow,
 };
+pub use checkpoints::CheckpointRow;
 pub use export::{
     CallsAfter, EXPORT_PAGE_ROWS, ExportCalls, ExportIntervals, ExportScope, IntervalsAfter,
 };
@@ -329,7 +331,6 @@ pub use transcripts::{
     TranscriptInput, TranscriptRow, search_words,
 };
 pub use voicemail::{MAX_VOICEMAIL_PAGE, VoicemailFilter, VoicemailRow};
-pub use wallboard::CarryRow;
 pub use webhooks::{StoredSecret, WebhookAttemptRow, WebhookRow};
 
 /// The one textual form of uuids in the database: lowercase, hyphenated.
@@ -515,6 +516,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             "pending deliveries in the claim's order",
             include_str!("../../../migrations/sqlite/0025_webhook_pending_index.sql"),
         ),
+        (
+            27,
+            "the open interval's counters, saved for the next start",
+            include_str!("../../../migrations/sqlite/0027_interval_checkpoints.sql"),
+        ),
     ])
 });
 static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
@@ -643,6 +649,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             25,
             "pending deliveries in the claim's order",
             include_str!("../../../migrations/postgres/0025_webhook_pending_index.sql"),
+        ),
+        (
+            27,
+            "the open interval's counters, saved for the next start",
+            include_str!("../../../migrations/postgres/0027_interval_checkpoints.sql"),
         ),
     ])
 });

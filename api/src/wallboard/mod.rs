@@ -1,26 +1,23 @@
 //! The wallboard's figures of the day and its tile thresholds.
 //!
 //! "Today" is from local midnight in the tenant's time zone to now. A queue's today is the
-//! sum of three parts, each counted once:
+//! sum of two parts, each counted once:
 //!
 //! ```text
 //!  midnight            open interval start S                 now
 //!     |── closed interval rows (store) ──|── engine's open interval ──|
-//!     + counters carried from intervals that were open at a graceful stop (wallboard_carry)
 //! ```
 //!
 //! - Closed intervals are the engine's interval rows, summed by the analytics reads
 //!   (`Store::rollup_by_scope`); they are re-read when an interval closes (its row is written
 //!   asynchronously: until it is read, the last counters seen of that interval stand in).
-//! - The open interval is read from the engine (`QueueSnapshot::interval`).
-//! - A graceful stop writes no interval row for the open interval, and the next process
-//!   starts its first interval empty (its close would overwrite a row of the same start), so
-//!   the stopping runtime files each queue's open counters in `wallboard_carry`
-//!   ([`carry_rows`]); they are in no interval row and are added here.
+//! - The open interval is read from the engine (`QueueSnapshot::interval`). It holds what
+//!   earlier runs counted in it too: each run saves it every few seconds and at a graceful
+//!   stop, and the next start carries it in (`crate::interval_carry`), so a restart, even a
+//!   `kill -9`, loses at most the last few seconds of counting.
 //!
 //! Ratios are derived once from the summed counters with the engine's definitions
 //! (`crate::analytics::Figures::derive`): service level, ASA, AHT, abandon rate.
-//! A `kill -9` loses the open interval's counters (up to 15 minutes of them).
 
 pub mod publisher;
 pub mod settings;
@@ -40,59 +37,6 @@ pub fn day_start_ms(now_ms: i64, tz: &TimeZone) -> i64 {
         .ok()
         .and_then(|t| t.to_zoned(tz.clone()).start_of_day().ok())
         .map_or(now_ms, |z| z.timestamp().as_millisecond())
-}
-
-/// Counters as stored in `wallboard_carry` (the fields the figures use, named as in
-/// [`Counters`]).
-pub fn counters_json(c: &Counters) -> Value {
-    json!({
-        "offered": c.offered,
-        "answered": c.answered,
-        "answered_within_sl": c.answered_within_sl,
-        "abandoned": c.abandoned,
-        "short_abandoned": c.short_abandoned,
-        "exited": c.exited,
-        "callbacks": c.callbacks,
-        "voicemail_exits": c.voicemail_exits,
-        "handled": c.handled,
-        "accepted": c.accepted,
-        "rejected": c.rejected,
-        "no_answer": c.no_answer,
-        "busy": c.busy,
-        "failed": c.failed,
-        "answer_wait_s": c.answer_wait_s,
-        "abandon_wait_s": c.abandon_wait_s,
-        "talk_s": c.talk_s,
-        "wrapup_s": c.wrapup_s,
-        "handle_s": c.handle_s,
-    })
-}
-
-/// [`counters_json`] read back; a missing or malformed field counts 0.
-pub fn counters_of_json(v: &Value) -> Counters {
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    let s = |k: &str| v[k].as_f64().filter(|x| x.is_finite()).unwrap_or(0.0);
-    Counters {
-        offered: n("offered"),
-        answered: n("answered"),
-        answered_within_sl: n("answered_within_sl"),
-        abandoned: n("abandoned"),
-        short_abandoned: n("short_abandoned"),
-        exited: n("exited"),
-        callbacks: n("callbacks"),
-        voicemail_exits: n("voicemail_exits"),
-        handled: n("handled"),
-        accepted: n("accepted"),
-        rejected: n("rejected"),
-        no_answer: n("no_answer"),
-        busy: n("busy"),
-        failed: n("failed"),
-        answer_wait_s: s("answer_wait_s"),
-        abandon_wait_s: s("abandon_wait_s"),
-        talk_s: s("talk_s"),
-        wrapup_s: s("wrapup_s"),
-        handle_s: s("handle_s"),
-    }
 }
 
 /// One queue as the engine shows it now.
@@ -118,15 +62,13 @@ pub struct Stored {
     pub closed: HashMap<i64, Counters>,
     /// Where the rows read end (the open interval's start when they were read).
     pub closed_to: i64,
-    /// Carried counters: (queue, interval start, counters).
-    pub carry: Vec<(i64, i64, Counters)>,
     /// The last open counters seen per (queue, interval start): they count for an interval
     /// that closed after `closed_to` was read and whose row is not read yet.
     pub stand_in: HashMap<(i64, i64), Counters>,
 }
 
 /// A queue's counters of today: closed rows + stand-in for the interval closed since they
-/// were read + carried counters + the open interval.
+/// were read + the open interval.
 pub fn today(q: &OpenQueue, day_start: i64, stored: &Stored) -> Counters {
     let mut c = Counters::default();
     if stored.closed_to > day_start
@@ -137,11 +79,6 @@ pub fn today(q: &OpenQueue, day_start: i64, stored: &Stored) -> Counters {
     let read_from = stored.closed_to.max(day_start);
     for ((queue, start), counters) in &stored.stand_in {
         if *queue == q.queue && *start >= read_from && *start < q.open_start_ms {
-            c.add(counters);
-        }
-    }
-    for (queue, start, counters) in &stored.carry {
-        if *queue == q.queue && *start >= day_start {
             c.add(counters);
         }
     }
@@ -286,7 +223,7 @@ mod tests {
     }
 
     #[test]
-    fn today_adds_closed_rows_the_carry_and_the_open_interval_once_each() {
+    fn today_adds_closed_rows_and_the_open_interval_once_each() {
         let day = ms("2026-12-07T05:00:00Z");
         let open_start = ms("2026-12-07T15:45:00Z");
         let mut stored = Stored {
@@ -296,10 +233,8 @@ mod tests {
         stored.closed.insert(1, calls(10, 8, 2, 9));
         // Another queue's rows are not this one's.
         stored.closed.insert(2, calls(100, 100, 0, 100));
-        // Carried from a stop at 15:50 in the open interval, and from yesterday (left out).
-        stored.carry.push((1, open_start, calls(3, 3, 1, 3)));
-        stored.carry.push((1, day - 900_000, calls(50, 0, 50, 0)));
-        let q = queue(open_start, calls(2, 1, 1, 2));
+        // The open interval holds what an earlier run counted in it (`interval_carry`).
+        let q = queue(open_start, calls(5, 4, 2, 5));
         let c = today(&q, day, &stored);
         assert_eq!(
             (c.answered, c.answered_within_sl, c.abandoned, c.handled),
@@ -349,8 +284,8 @@ mod tests {
         };
         stored.closed.insert(1, calls(5, 5, 0, 5));
         stored
-            .carry
-            .push((1, yesterday + 3_600_000, calls(1, 1, 0, 1)));
+            .stand_in
+            .insert((1, yesterday + 3_600_000), calls(1, 1, 0, 1));
         // Read for yesterday (closed_to at most this midnight): nothing of it counts today.
         let q = queue(day, calls(1, 0, 1, 1));
         let c = today(&q, day, &stored);
@@ -378,15 +313,5 @@ mod tests {
         assert_eq!(v["total"]["handled"], 0);
         assert_eq!(v["total"]["service_level"], Value::Null);
         assert_eq!(v["total"]["sl_threshold_s"], Value::Null);
-    }
-
-    #[test]
-    fn carried_counters_survive_their_json_form() {
-        let c = Counters {
-            answer_wait_s: 12.5,
-            ..calls(3, 2, 1, 3)
-        };
-        assert_eq!(counters_of_json(&counters_json(&c)), c);
-        assert_eq!(counters_of_json(&json!("nonsense")), Counters::default());
     }
 }

@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::{CampaignTile, OpenQueue, Stored, compose, counters_json, counters_of_json};
+use super::{CampaignTile, OpenQueue, Stored, compose};
 use crate::analytics::Counters;
 use crate::directory::Directory;
 use crate::http::{LiveHub, LiveMessage};
@@ -25,7 +25,7 @@ use crate::ids::IdCodec;
 use crate::live_state::LiveState;
 use crate::model::TenantId;
 use crate::runtime::read_now;
-use crate::store::{CarryRow, MAX_SCOPES, RollupKind, Store};
+use crate::store::{MAX_SCOPES, RollupKind, Store};
 
 /// At most one `figures` delta per tenant per this.
 pub const EVERY: Duration = Duration::from_secs(1);
@@ -120,7 +120,6 @@ struct TenantCache {
     stored: Stored,
     /// When to read the closed rows again (soonest first); empty: nothing due.
     reread: Vec<Instant>,
-    carry_read: bool,
     campaigns_read: Option<Instant>,
     campaigns_moved: u64,
     /// Store id -> (name, abandon target, connects today).
@@ -137,7 +136,6 @@ impl TenantCache {
             day_start: i64::MIN,
             stored: Stored::default(),
             reread: Vec::new(),
-            carry_read: false,
             campaigns_read: None,
             campaigns_moved: u64::MAX,
             campaign_info: HashMap::new(),
@@ -234,21 +232,6 @@ async fn tenant_figures(
         c.campaigns_read = None;
     } else if open_start > c.stored.closed_to && c.reread.is_empty() {
         c.reread = ROW_DELAYS.iter().map(|d| now + *d).collect();
-    }
-    if !c.carry_read {
-        match store
-            .wallboard_carry(tenant, day_start.min(open_start))
-            .await
-        {
-            Ok(rows) => {
-                c.stored.carry = rows
-                    .iter()
-                    .map(|r| (r.queue_id, r.start_ms, counters_of_json(&r.counters)))
-                    .collect();
-                c.carry_read = true;
-            }
-            Err(e) => debug!(error = %e, "wallboard: carried counters not read"),
-        }
     }
     if c.reread.first().is_some_and(|at| *at <= now) {
         let to = open_start.max(day_start);
@@ -367,36 +350,4 @@ async fn campaign_tiles(
         .collect();
     tiles.sort_by_key(|t| t.shown);
     tiles
-}
-
-/// Each queue's open interval, to file at a graceful stop ([`Store::insert_wallboard_carry`]):
-/// read from the stopped engine (`ShutdownReport::engine`). Queues that counted nothing are
-/// left out.
-pub fn carry_rows(e: &Engine, dir: &Directory) -> Vec<CarryRow> {
-    let now = e.now();
-    e.queue_ids()
-        .filter_map(|q| {
-            let tenant = dir.queue_tenant(q)?;
-            let snap = e.stats().queue_snapshot(now, q);
-            let counters = Counters::of_queue(&snap.interval);
-            (counters != Counters::default()).then(|| CarryRow {
-                tenant,
-                queue_id: i64::from(q.0),
-                start_ms: i64::try_from(snap.interval_start_unix_ms).unwrap_or(i64::MAX),
-                counters: counters_json(&counters),
-            })
-        })
-        .collect()
-}
-
-/// Files the stopped engine's open interval (see [`carry_rows`]); a failure is logged (the
-/// figures of today then miss that interval's counters, as after a `kill -9`).
-pub async fn file_carry(store: &Store, e: &Engine, dir: &Directory) {
-    let rows = carry_rows(e, dir);
-    if rows.is_empty() {
-        return;
-    }
-    if let Err(e) = store.insert_wallboard_carry(&rows).await {
-        warn!(error = %e, rows = rows.len(), "the open interval's counters were not filed at the stop");
-    }
 }

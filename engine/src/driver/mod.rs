@@ -106,6 +106,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use switchyard_esl::EslError;
 use switchyard_esl::client::{Client, EventStream};
@@ -141,6 +142,9 @@ pub type Query = Box<dyn FnOnce(&Engine) + Send>;
 
 enum ApiRequest {
     Command(Command, oneshot::Sender<Result<(), EngineError>>),
+    /// A command whose records are to be filed before its caller is answered: the reply is
+    /// how many records had been handed to the writer once its outputs were carried out.
+    CommandFiled(Command, oneshot::Sender<Result<u64, EngineError>>),
     Query(Query),
     /// Replaces the number/name -> queue routes (a queue's numbers changed through the API).
     Routes(HashMap<String, QueueId>),
@@ -224,6 +228,9 @@ pub(crate) struct Counters {
     records: AtomicU64,
     records_written: AtomicU64,
     records_dropped: AtomicU64,
+    /// Of `records_dropped`, those the loop's end of the pipe dropped (they never reach the
+    /// writer, so `settled` never counts them).
+    records_unqueued: AtomicU64,
     resyncs: AtomicU64,
     events_lagged: AtomicU64,
     legs_lost: AtomicU64,
@@ -279,6 +286,8 @@ impl Counters {
 #[derive(Clone)]
 pub struct DriverHandle {
     api: mpsc::Sender<ApiRequest>,
+    /// Records the writer settled (`records::writer`), for [`DriverHandle::command_filed`].
+    settled: watch::Receiver<u64>,
     live: broadcast::Sender<LiveEvent>,
     counters: Arc<Counters>,
     stop: Arc<watch::Sender<bool>>,
@@ -305,6 +314,38 @@ impl DriverHandle {
         rx.await
             .map_err(|_| DriverError::Stopped)?
             .map_err(DriverError::Engine)
+    }
+
+    /// Runs a command and answers once the records it made are filed (the sink's `write`
+    /// returned for them: stored, or journaled while the database is away), or `within` has
+    /// passed (logged; the command has taken effect either way). For the API's changes whose
+    /// answer promises that they are kept, so a `kill -9` just after cannot lose them: an
+    /// agent's presence, a disposition.
+    pub async fn command_filed(&self, cmd: Command, within: Duration) -> Result<(), DriverError> {
+        let (tx, rx) = oneshot::channel();
+        self.api
+            .send(ApiRequest::CommandFiled(cmd, tx))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        let upto = rx
+            .await
+            .map_err(|_| DriverError::Stopped)?
+            .map_err(DriverError::Engine)?;
+        let mut settled = self.settled.clone();
+        let unqueued = &self.counters.records_unqueued;
+        let filed = settled.wait_for(|s| s + unqueued.load(Ordering::Relaxed) >= upto);
+        match tokio::time::timeout(within, filed).await {
+            Ok(Ok(_)) => Ok(()),
+            // The writer is gone: the driver is stopping.
+            Ok(Err(_)) => Err(DriverError::Stopped),
+            Err(_) => {
+                warn!(
+                    ?within,
+                    "a command's records were not filed in time; answered anyway"
+                );
+                Ok(())
+            }
+        }
     }
 
     /// Reads the engine's state (on the loop, between two inputs, so the view is consistent).
@@ -509,6 +550,7 @@ impl Driver {
         let core = DriverCore::new(config, engine, &up, shell::now())?;
         let counters = core.counters();
         let (settled_tx, settled) = watch::channel(0);
+        let settled_seen = settled.clone();
         let writer = tokio::spawn(records::writer(
             records_rx,
             sink,
@@ -543,6 +585,7 @@ impl Driver {
         Ok(Driver {
             handle: DriverHandle {
                 api: api_tx,
+                settled: settled_seen,
                 live,
                 counters,
                 stop: Arc::new(stop),

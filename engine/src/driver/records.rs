@@ -116,6 +116,9 @@ impl RecordPipe {
     fn lose(&mut self, n: u64) {
         self.dropped += n;
         self.counters
+            .records_unqueued
+            .fetch_add(n, Ordering::Relaxed);
+        self.counters
             .records_dropped
             .fetch_add(n, Ordering::Relaxed);
         if !self.loss_logged {
@@ -125,6 +128,11 @@ impl RecordPipe {
                 "record store far behind: records dropped (see records_dropped)"
             );
         }
+    }
+
+    /// Records handed to this end so far (queued, parked or dropped).
+    pub(crate) fn pushed(&self) -> u64 {
+        self.counters.records.load(Ordering::Relaxed)
     }
 
     /// Records this end dropped so far.

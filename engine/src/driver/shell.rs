@@ -287,6 +287,12 @@ impl Shell {
             ApiRequest::Command(cmd, reply) => {
                 let _ = reply.send(self.core.command(now(), cmd));
             }
+            ApiRequest::CommandFiled(cmd, reply) => {
+                let done = self.core.command(now(), cmd);
+                // Its records go to the pipe now, so the count covers them.
+                self.carry_out();
+                let _ = reply.send(done.map(|()| self.records.pushed()));
+            }
             ApiRequest::Query(read) => read(self.core.engine()),
             ApiRequest::Routes(routes) => self.core.set_routes(routes),
             ApiRequest::Inbound(plan) => self.core.set_inbound(plan),

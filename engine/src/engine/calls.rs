@@ -136,6 +136,7 @@ impl Engine {
         let leg = call.leg;
         let origin = call.origin_leg;
         let present = call.caller_present;
+        let (caller_number, caller_name) = (call.caller.number.clone(), call.caller.name.clone());
         self.stats.call_entered(now, q, id);
         if refuse {
             self.exit_waiting(id, on_no_agents, ExitReason::NoAgents, false);
@@ -181,6 +182,8 @@ impl Engine {
             leg: origin,
             queue: q,
             position,
+            caller_number,
+            caller_name,
         });
         self.dirty_calls.push(id);
     }
@@ -369,6 +372,7 @@ impl Engine {
         let at = now + retry;
         let old = call.callback_held.replace(at);
         let (key, origin) = (call.wait_key(), call.origin_leg);
+        let (caller_number, caller_name) = (call.caller.number.clone(), call.caller.name.clone());
         self.timers
             .rearm(old, Some(at), TimerKey::CallbackRetry(id));
         let Some(queue) = self.queue_mut(q) else {
@@ -389,6 +393,8 @@ impl Engine {
             leg: origin,
             queue: q,
             position,
+            caller_number,
+            caller_name,
         });
     }
 

@@ -275,6 +275,15 @@ impl Engine {
             Command::BlockNumbers { campaign, numbers } => self.block_numbers(campaign, numbers),
             Command::SeedLedger { campaign, days } => self.seed_ledger(campaign, &days),
             Command::SeedPacer { campaign, pacer } => self.seed_pacer(campaign, &pacer),
+            Command::SeedInterval(open) => {
+                if self.stats.carry_in(self.now, &open) {
+                    Ok(())
+                } else {
+                    Err(EngineError::StaleInterval {
+                        start_unix_ms: open.start_unix_ms(),
+                    })
+                }
+            }
             Command::Disposition {
                 call,
                 code,

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::agent::AgentStateKind;
 
@@ -21,7 +21,7 @@ pub(crate) const ALL_STATES: [AgentStateKind; 6] = [
 
 /// One value per agent state. Named fields rather than an array indexed by the enum, so that
 /// reading or bumping a state can never index out of bounds and the JSON names the states.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PerState<T> {
     pub logged_out: T,
     pub available: T,
@@ -66,6 +66,16 @@ impl<T> PerState<T> {
     }
 }
 
+impl PerState<Duration> {
+    /// Adds `other`'s time in each state.
+    pub(crate) fn add(&mut self, other: &PerState<Duration>) {
+        for state in ALL_STATES {
+            let t = self.get_mut(state);
+            *t = t.saturating_add(*other.get(state));
+        }
+    }
+}
+
 /// Why a call left a queue other than by being answered or abandoned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,7 +97,7 @@ pub enum ExitReason {
 }
 
 /// Calls that left a queue for a reason other than answer or abandon, by reason.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExitCounts {
     pub timeout: u64,
     pub no_agents: u64,
@@ -127,6 +137,17 @@ impl ExitCounts {
         *slot += 1;
     }
 
+    fn add(&mut self, o: &ExitCounts) {
+        self.timeout += o.timeout;
+        self.no_agents += o.no_agents;
+        self.overflow += o.overflow;
+        self.voicemail += o.voicemail;
+        self.callback += o.callback;
+        self.dtmf += o.dtmf;
+        self.supervisor += o.supervisor;
+        self.other += o.other;
+    }
+
     pub fn total(&self) -> u64 {
         self.timeout
             + self.no_agents
@@ -153,7 +174,7 @@ pub enum OfferResult {
 }
 
 /// Offers by result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferCounts {
     pub accepted: u64,
     pub rejected: u64,
@@ -176,6 +197,15 @@ impl OfferCounts {
         *slot += 1;
     }
 
+    fn add(&mut self, o: &OfferCounts) {
+        self.accepted += o.accepted;
+        self.rejected += o.rejected;
+        self.no_answer += o.no_answer;
+        self.busy += o.busy;
+        self.failed += o.failed;
+        self.lost += o.lost;
+    }
+
     pub fn total(&self) -> u64 {
         self.accepted + self.rejected + self.no_answer + self.busy + self.failed + self.lost
     }
@@ -196,7 +226,7 @@ impl<T> Periods<T> {
 }
 
 /// Call counters of one queue (or of all queues together) over one period.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct CallCounters {
     pub offered: u64,
     pub answered: u64,
@@ -220,6 +250,23 @@ pub(crate) struct CallCounters {
 }
 
 impl CallCounters {
+    /// Adds another period's counts (what another process counted in the same interval).
+    pub fn add(&mut self, o: &CallCounters) {
+        self.offered += o.offered;
+        self.answered += o.answered;
+        self.answered_within_sl += o.answered_within_sl;
+        self.answer_wait = self.answer_wait.saturating_add(o.answer_wait);
+        self.abandoned += o.abandoned;
+        self.short_abandoned += o.short_abandoned;
+        self.abandon_wait = self.abandon_wait.saturating_add(o.abandon_wait);
+        self.exited.add(&o.exited);
+        self.offers.add(&o.offers);
+        self.talk = self.talk.saturating_add(o.talk);
+        self.wrapup = self.wrapup.saturating_add(o.wrapup);
+        self.handled += o.handled;
+        self.handle = self.handle.saturating_add(o.handle);
+    }
+
     pub fn exit(&mut self, reason: ExitReason) {
         self.exited.bump(reason);
     }
@@ -230,7 +277,7 @@ impl CallCounters {
 }
 
 /// Counters of one agent over one period.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub(crate) struct AgentCounters {
     pub offers: OfferCounts,
     pub answered: u64,
@@ -241,6 +288,16 @@ pub(crate) struct AgentCounters {
 }
 
 impl AgentCounters {
+    /// Adds another period's counts (what another process counted in the same interval).
+    pub fn add(&mut self, o: &AgentCounters) {
+        self.offers.add(&o.offers);
+        self.answered += o.answered;
+        self.talk = self.talk.saturating_add(o.talk);
+        self.wrapup = self.wrapup.saturating_add(o.wrapup);
+        self.handled += o.handled;
+        self.handle = self.handle.saturating_add(o.handle);
+    }
+
     pub fn offer(&mut self, result: OfferResult) {
         self.offers.bump(result);
     }
@@ -328,6 +385,12 @@ impl StatePool {
             *open = open.saturating_add(add);
         }
         (since_start, interval)
+    }
+
+    /// Adds time another process counted in the open interval (not to `since_start`, which
+    /// is this process's own).
+    pub fn carry_in(&mut self, time: &PerState<Duration>) {
+        self.interval.add(time);
     }
 
     /// Accrues to the boundary and hands back the interval's times, starting a fresh interval.

@@ -87,10 +87,12 @@ use std::time::{Duration, Instant};
 use crate::agent::AgentStateKind;
 use crate::ids::{AgentId, CallId, QueueId};
 
+mod carry;
 mod figures;
 mod interval;
 mod waiting;
 
+pub use carry::OpenInterval;
 pub use figures::{
     AgentFigures, AgentSnapshot, ExitCounts, ExitReason, OfferCounts, OfferResult, PerState,
     QueueFigures, QueueSnapshot,
@@ -275,6 +277,20 @@ fn ensure_agent<'a>(
 
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
+}
+
+/// Whether an agent gets an interval record: it was logged in or counted something.
+fn agent_record_due(time: &PerState<Duration>, counters: &AgentCounters) -> bool {
+    let logged_in = [
+        time.available,
+        time.on_break,
+        time.reserved,
+        time.on_call,
+        time.wrap_up,
+    ]
+    .iter()
+    .any(|d| !d.is_zero());
+    logged_in || counters.is_active()
 }
 
 impl Stats {
@@ -743,16 +759,7 @@ impl Stats {
             let Some(ag) = ag else { continue };
             let time = ag.time.close_interval(boundary);
             let counters = std::mem::take(&mut ag.counters.interval);
-            let logged_in = [
-                time.available,
-                time.on_break,
-                time.reserved,
-                time.on_call,
-                time.wrap_up,
-            ]
-            .iter()
-            .any(|d| !d.is_zero());
-            if !logged_in && !counters.is_active() {
+            if !agent_record_due(&time, &counters) {
                 continue;
             }
             let Ok(id) = u32::try_from(i) else { continue };
