@@ -517,6 +517,11 @@ static SQLITE_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             include_str!("../../../migrations/sqlite/0025_webhook_pending_index.sql"),
         ),
         (
+            26,
+            "pending deliveries per endpoint in the claim's order",
+            include_str!("../../../migrations/sqlite/0026_webhook_endpoint_due_index.sql"),
+        ),
+        (
             27,
             "the open interval's counters, saved for the next start",
             include_str!("../../../migrations/sqlite/0027_interval_checkpoints.sql"),
@@ -649,6 +654,11 @@ static PG_MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
             25,
             "pending deliveries in the claim's order",
             include_str!("../../../migrations/postgres/0025_webhook_pending_index.sql"),
+        ),
+        (
+            26,
+            "pending deliveries per endpoint in the claim's order",
+            include_str!("../../../migrations/postgres/0026_webhook_endpoint_due_index.sql"),
         ),
         (
             27,
