@@ -12,7 +12,9 @@
 //! `ANALYTICS_BENCH_QUEUES` (20), `ANALYTICS_BENCH_AGENTS` (100), `ANALYTICS_BENCH_RUNS` (50;
 //! 10 for a route whose warm-up takes over a second), `ANALYTICS_BENCH_KEEP` (1: leave the
 //! SQLite file and the PostgreSQL schema for EXPLAIN; their names are printed),
-//! `ANALYTICS_BENCH_SQLITE` (0: PostgreSQL only).
+//! `ANALYTICS_BENCH_SQLITE` (0: PostgreSQL only), `ANALYTICS_BENCH_REUSE` (1: a fixed SQLite
+//! file and PostgreSQL schema, kept, filled only when empty; a later run times the same
+//! history without filling it again, e.g. once the machine is quiet).
 //! Two months of 15-minute interval rows (the month asked for and the previous period) are
 //! filled for every queue and agent. The fill is INSERT ... SELECT (a recursive CTE on
 //! SQLite, generate_series on PostgreSQL), so it runs inside the database, in statements of
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use server_common::*;
 use sqlx::postgres::{PgConnectOptions, PgPool};
+use switchyard_api::model::Role;
 use switchyard_api::store::{Pools, Store};
 
 const DAY: i64 = 86_400_000;
@@ -217,9 +220,19 @@ async fn measure(label: &str, store: Store, raw: Raw<'_>) {
     };
     let runs = knob("ANALYTICS_BENCH_RUNS", 50).max(1) as usize;
     let s = Server::start(store.clone()).await;
-    let (tenant, key) = s.tenant("bench").await;
     println!("{label}:");
-    fill(&raw, &tenant.0.to_string(), &f).await;
+    let kept = match store.tenant_by_name("bench").await.unwrap() {
+        Some(t) if knob("ANALYTICS_BENCH_REUSE", 0) == 1 => Some(t.id),
+        _ => None,
+    };
+    let key = if let Some(tenant) = kept {
+        println!("  reusing the history filled by an earlier run");
+        s.key(Some(tenant), Role::Admin).await
+    } else {
+        let (tenant, key) = s.tenant("bench").await;
+        fill(&raw, &tenant.0.to_string(), &f).await;
+        key
+    };
     // The second month: its previous period is the first.
     let from = f.from + 31 * DAY;
     let range = format!("from={from}&to={}", from + 31 * DAY);
@@ -277,15 +290,24 @@ async fn measure(label: &str, store: Store, raw: Raw<'_>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: fills millions of rows; run with --run-ignored only --no-capture"]
 async fn analytics_overview_for_a_month_over_a_large_history() {
-    let keep = knob("ANALYTICS_BENCH_KEEP", 0) == 1;
+    let keep = knob("ANALYTICS_BENCH_KEEP", 0) == 1 || reuse();
     if knob("ANALYTICS_BENCH_SQLITE", 1) == 1 {
         sqlite_bench(keep).await;
     }
     postgres_bench(keep).await;
 }
 
+/// `ANALYTICS_BENCH_REUSE=1`: the history lives at fixed names and is kept.
+fn reuse() -> bool {
+    knob("ANALYTICS_BENCH_REUSE", 0) == 1
+}
+
 async fn sqlite_bench(keep: bool) {
-    let dir = std::env::temp_dir().join(format!("analytics-bench-{}", std::process::id()));
+    let dir = if reuse() {
+        std::env::temp_dir().join("analytics-bench-kept")
+    } else {
+        std::env::temp_dir().join(format!("analytics-bench-{}", std::process::id()))
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
     let sqlite = Store::connect(&url).await.unwrap();
@@ -305,11 +327,17 @@ async fn postgres_bench(keep: bool) {
         return;
     };
     let admin = PgPool::connect(&url).await.unwrap();
-    let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .unwrap();
+    let schema = if reuse() {
+        "bench_kept".to_owned()
+    } else {
+        format!("bench_{}", uuid::Uuid::new_v4().simple())
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
     let options = PgConnectOptions::from_str(&url)
         .unwrap()
         .options([("search_path", schema.as_str())]);

@@ -5,10 +5,12 @@
 
 mod store_common;
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::json;
 use store_common::each_backend;
 use switchyard_api::model::TenantId;
-use switchyard_api::store::outbox::{AgentStateRow, AnswerRow, DeliveryState};
+use switchyard_api::store::outbox::{AgentStateRow, AnswerRow, DeliveryState, FanOutClaim};
 use switchyard_api::store::{
     AuditEntry, CallRow, OPEN_CALL, Store, StoredSecret, WebhookAttemptRow,
 };
@@ -218,6 +220,131 @@ async fn messages_are_owed_only_to_the_endpoints_of_their_tenant_that_want_them(
                 .unwrap()
                 .is_empty()
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_fan_out_claims_first_attempts_within_each_endpoints_room_and_files_the_rest_behind() {
+    each_backend(|store| async move {
+        let t = tenant(&store, "acme").await;
+        let roomy = endpoint(&store, t, &[]).await;
+        let nearly_full = endpoint(&store, t, &[]).await;
+        let behind = endpoint(&store, t, &[]).await;
+        let replayed = endpoint(&store, t, &["call.queued"]).await;
+        for _ in 0..3 {
+            store
+                .insert_calls(&[open_call(t, Uuid::new_v4())])
+                .await
+                .unwrap();
+        }
+        let now = 1_800_000_000_000;
+        // A replay reaches the messages before their fan-out: owed, not claimed.
+        assert_eq!(
+            store
+                .replay_webhook_since(t, replayed, 0, &[], now)
+                .await
+                .unwrap(),
+            3
+        );
+        let held = HashMap::from([(nearly_full, 3)]);
+        let behind_set = HashSet::from([behind]);
+        let claim = FanOutClaim {
+            lease_ms: 60_000,
+            held: &held,
+            per_endpoint: 4,
+            behind: &behind_set,
+            limit: 100,
+        };
+        let fanned = store.fan_out_claiming(now, Some(claim)).await.unwrap();
+        assert_eq!((fanned.messages, fanned.stopped), (3, false));
+        let claimed = fanned.claimed;
+        let count = |e: i64| claimed.iter().filter(|d| d.endpoint_id == e).count();
+        assert_eq!(count(roomy), 3, "room for all three");
+        assert_eq!(count(nearly_full), 1, "three in hand already, four at most");
+        assert_eq!(count(behind), 0, "older deliveries are due for it");
+        assert_eq!(
+            count(replayed),
+            3,
+            "the replay's owed rows are claimed as they are"
+        );
+        for d in &claimed {
+            assert_eq!(d.event_type, "call.queued");
+            assert_eq!(d.tenant, t);
+            assert_eq!((d.attempts, d.claimed_at_ms), (0, now));
+            assert_eq!(d.data["queue_id"], 4, "sent with its payload: {}", d.data);
+        }
+        // What was not claimed is due now, in the claim's hands; the claimed are not.
+        let due = store.claim_due_deliveries(now, 60_000, 100).await.unwrap();
+        let mut rest: Vec<i64> = due.iter().map(|d| d.endpoint_id).collect();
+        rest.sort();
+        let mut expected = vec![nearly_full, nearly_full, behind, behind, behind];
+        expected.sort();
+        assert_eq!(rest, expected);
+        assert!(due.iter().all(|d| {
+            !claimed.iter().any(|c| {
+                (c.message_id.as_str(), c.endpoint_id) == (d.message_id.as_str(), d.endpoint_id)
+            })
+        }));
+        // A claimed first attempt files against its claim like any other.
+        let first = &claimed[0];
+        let attempt = WebhookAttemptRow {
+            id: Uuid::new_v4(),
+            tenant: t,
+            endpoint_id: first.endpoint_id,
+            message_id: first.message_id.clone(),
+            event_type: first.event_type.clone(),
+            attempt: 1,
+            at_ms: now + 10,
+            status: Some(204),
+            latency_ms: 3,
+            response: None,
+            error: None,
+            delivered: true,
+        };
+        store
+            .finish_delivery(
+                &attempt,
+                first.claimed_at_ms,
+                DeliveryState::Delivered,
+                None,
+            )
+            .await
+            .unwrap();
+        // The lease runs out for everything else in hand (a kill): all of it is owed again.
+        let again = store
+            .claim_due_deliveries(now + 60_000, 60_000, 100)
+            .await
+            .unwrap();
+        assert_eq!(again.len(), claimed.len() - 1 + due.len());
+        assert!(again.iter().all(|d| {
+            (d.message_id.as_str(), d.endpoint_id) != (first.message_id.as_str(), first.endpoint_id)
+        }));
+
+        // Whole messages, while the worker has room for their claims: the rest wait in the
+        // outbox for the next pass.
+        for _ in 0..2 {
+            store
+                .insert_calls(&[open_call(t, Uuid::new_v4())])
+                .await
+                .unwrap();
+        }
+        let none = HashMap::new();
+        let nobody = HashSet::new();
+        let claim = FanOutClaim {
+            lease_ms: 60_000,
+            held: &none,
+            per_endpoint: 4,
+            behind: &nobody,
+            limit: 6,
+        };
+        let later = store
+            .fan_out_claiming(now + 61_000, Some(claim))
+            .await
+            .unwrap();
+        assert_eq!((later.messages, later.claimed.len()), (1, 4));
+        assert!(later.stopped, "four more do not fit in two");
+        assert_eq!(store.fan_out_outbox(now + 61_000).await.unwrap(), 1);
     })
     .await;
 }

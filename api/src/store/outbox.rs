@@ -4,7 +4,8 @@
 //! ```text
 //!  record write (calls, recordings, agent states, answers, campaign state)
 //!    └─ same transaction ─► webhook_outbox (id derived from the record: written twice, kept once)
-//!  worker: fan_out ─► webhook_deliveries (pending, one per endpoint that wants the type)
+//!  worker: fan_out ─► webhook_deliveries (pending, one per endpoint that wants the type;
+//!          or claimed at once, for an endpoint with nothing older due)
 //!          due ─► claim (next_at pushed past the attempt) ─► send ─► finish (attempt logged,
 //!          delivered / next try / failed; the endpoint's failure run and disable in the same
 //!          transaction)
@@ -20,7 +21,7 @@
 //! record written again (a journal replay after a crash between commit and journal removal)
 //! makes no second message, and a receiver sees one `webhook-id` however often it is sent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -383,7 +384,6 @@ impl FromStoreRow for MessageRow {
 struct Unfanned {
     seq: i64,
     id: String,
-    tenant: TenantId,
     event_type: String,
 }
 
@@ -392,9 +392,119 @@ impl FromStoreRow for Unfanned {
         Ok(Unfanned {
             seq: row.i64("seq")?,
             id: row.string("id")?,
-            tenant: row.tenant("tenant_id")?,
             event_type: row.string("event_type")?,
         })
+    }
+}
+
+/// A message being fanned out, with what its claimed deliveries are sent with.
+#[derive(Debug)]
+struct Fanning {
+    seq: i64,
+    id: String,
+    tenant: TenantId,
+    event_type: String,
+    occurred_at_ms: i64,
+    data: Value,
+}
+
+impl FromStoreRow for Fanning {
+    fn from_row<R: RowExt>(row: &R) -> Result<Self, StoreError> {
+        Ok(Fanning {
+            seq: row.i64("seq")?,
+            id: row.string("id")?,
+            tenant: row.tenant("tenant_id")?,
+            event_type: row.string("event_type")?,
+            occurred_at_ms: row.i64("occurred_at")?,
+            data: row.json("data")?,
+        })
+    }
+}
+
+/// One delivery row a fan-out files.
+#[derive(Debug)]
+struct Owed<'a> {
+    /// Its message's place in the fanned batch.
+    message: usize,
+    message_id: &'a str,
+    endpoint: i64,
+    tenant: TenantId,
+    /// Filed claimed (in the worker's hands at once) rather than pending.
+    claimed: bool,
+}
+
+/// What a fan-out did ([`Store::fan_out_claiming`]).
+#[derive(Debug, Default)]
+pub struct FannedOut {
+    /// Messages fanned (the caller goes on while it is [`FAN_OUT_BATCH`]).
+    pub messages: usize,
+    /// First attempts filed claimed, in the caller's hands now.
+    pub claimed: Vec<DueDelivery>,
+    /// It stopped at a message its claims had no room for: more wait in the outbox.
+    pub stopped: bool,
+}
+
+/// What a fan-out may take in hand for the worker as it files the rows
+/// ([`Store::fan_out_claiming`]): first attempts of endpoints with nothing older due in the
+/// database, up to each one's room and the worker's.
+#[derive(Clone, Copy, Debug)]
+pub struct FanOutClaim<'a> {
+    /// As [`Store::claim_due_deliveries`]'s: the claimed rows are due again after it.
+    pub lease_ms: i64,
+    /// Deliveries the worker has in hand per endpoint.
+    pub held: &'a HashMap<i64, usize>,
+    /// An endpoint's deliveries in hand, at most.
+    pub per_endpoint: usize,
+    /// Endpoints with deliveries due in the database still (full ones): theirs are filed
+    /// pending, behind those (a claim takes them in due order).
+    pub behind: &'a HashSet<i64>,
+    /// Claimed in all, at most.
+    pub limit: usize,
+}
+
+/// A fan-out's running count of what it claims.
+struct ClaimRoom<'a> {
+    claim: FanOutClaim<'a>,
+    taken: HashMap<i64, usize>,
+    total: usize,
+}
+
+impl<'a> ClaimRoom<'a> {
+    fn new(claim: FanOutClaim<'a>) -> ClaimRoom<'a> {
+        ClaimRoom {
+            claim,
+            taken: HashMap::new(),
+            total: 0,
+        }
+    }
+
+    /// Whether the claimable deliveries of a message to `endpoints` fit what is left.
+    fn fits(&self, endpoints: &[i64]) -> bool {
+        let claimable = endpoints.iter().filter(|e| self.would_take(**e)).count();
+        self.total + claimable <= self.claim.limit
+    }
+
+    fn would_take(&self, endpoint: i64) -> bool {
+        if self.claim.behind.contains(&endpoint) {
+            return false;
+        }
+        let held = self.claim.held.get(&endpoint).copied().unwrap_or(0);
+        self.taken.get(&endpoint).copied().unwrap_or(held) < self.claim.per_endpoint
+    }
+
+    /// Whether the endpoint's next new delivery is claimed (and counts it if so).
+    fn take(&mut self, endpoint: i64) -> bool {
+        if self.total >= self.claim.limit || self.claim.behind.contains(&endpoint) {
+            return false;
+        }
+        let held = self.claim.held.get(&endpoint).copied().unwrap_or(0);
+        let taken = self.taken.entry(endpoint).or_insert(held);
+        if *taken >= self.claim.per_endpoint {
+            return false;
+        }
+        *taken += 1;
+        self.total += 1;
+        true
     }
 }
 
@@ -500,16 +610,28 @@ impl Store {
     /// endpoint of the message's tenant that wants its type, due at once. Returns how many
     /// messages were fanned (the caller goes on while it is [`FAN_OUT_BATCH`]).
     pub async fn fan_out_outbox(&self, now_ms: i64) -> Result<usize, StoreError> {
-        let pending: Vec<Unfanned> = self
+        Ok(self.fan_out_claiming(now_ms, None).await?.messages)
+    }
+
+    /// As [`Store::fan_out_outbox`], filing the first attempts `claim` allows already
+    /// claimed (leased as [`Store::claim_due_deliveries`] would) and returning them: the
+    /// worker then skips the claim's own row write and round trips for them. Messages are
+    /// fanned whole, only while their claimed rows fit `claim.limit` (the first always).
+    pub async fn fan_out_claiming(
+        &self,
+        now_ms: i64,
+        claim: Option<FanOutClaim<'_>>,
+    ) -> Result<FannedOut, StoreError> {
+        let pending: Vec<Fanning> = self
             .fetch_all(
                 Use::Write,
-                "SELECT seq, id, tenant_id, event_type FROM webhook_outbox \
+                "SELECT seq, id, tenant_id, event_type, occurred_at, data FROM webhook_outbox \
                  WHERE fanned = FALSE ORDER BY seq LIMIT $1",
                 args![FAN_OUT_BATCH],
             )
             .await?;
         if pending.is_empty() {
-            return Ok(0);
+            return Ok(FannedOut::default());
         }
         let endpoints: Vec<EndpointFilter> = self
             .fetch_all(
@@ -518,34 +640,116 @@ impl Store {
                 args![],
             )
             .await?;
-        let mut owed: Vec<(&str, i64, TenantId)> = Vec::new();
-        for m in &pending {
-            for e in &endpoints {
-                let wants = e.events.is_empty() || e.events.contains(&m.event_type);
-                if e.tenant == m.tenant && wants {
-                    owed.push((m.id.as_str(), e.id, m.tenant));
-                }
+        let mut room = claim.map(ClaimRoom::new);
+        let mut owed: Vec<Owed<'_>> = Vec::new();
+        let mut stopped = false;
+        let mut fanned = 0;
+        for (i, m) in pending.iter().enumerate() {
+            let wanted: Vec<i64> = endpoints
+                .iter()
+                .filter(|e| {
+                    e.tenant == m.tenant
+                        && (e.events.is_empty() || e.events.contains(&m.event_type))
+                })
+                .map(|e| e.id)
+                .collect();
+            // Whole messages while the worker has room for them: the rest wait in the
+            // outbox, in order, and are born claimed at a later pass (the first always goes,
+            // whatever its size, so that no message waits for room it can never have).
+            if let Some(r) = &room
+                && i > 0
+                && !r.fits(&wanted)
+            {
+                stopped = true;
+                break;
             }
+            for &endpoint in &wanted {
+                let claimed = room.as_mut().is_some_and(|r| r.take(endpoint));
+                owed.push(Owed {
+                    message: i,
+                    message_id: m.id.as_str(),
+                    endpoint,
+                    tenant: m.tenant,
+                    claimed,
+                });
+            }
+            fanned = i + 1;
         }
+        let pending = &pending[..fanned];
+        let lease_ms = room.as_ref().map_or(0, |r| r.claim.lease_ms);
         let last = pending.last().map_or(0, |m| m.seq);
-        if let super::Inner::Postgres(pool) = &self.inner {
-            pg::fan_out(pool, &owed, now_ms, last).await?;
-            return Ok(pending.len());
-        }
-        const HEAD: &str = "INSERT INTO webhook_deliveries \
-             (message_id, endpoint_id, tenant_id, state, attempts, first_at, next_at, updated_at)";
-        const TAIL: &str = "ON CONFLICT (message_id, endpoint_id) DO NOTHING";
-        let mut statements = insert_statements(HEAD, TAIL, &owed, |(m, e, t)| {
-            args![*m, *e, *t, "pending", 0i32, now_ms, now_ms, now_ms]
-        });
-        statements.push((
-            SqlStr::from_static(
-                "UPDATE webhook_outbox SET fanned = TRUE WHERE fanned = FALSE AND seq <= $1",
-            ),
-            args![last],
-        ));
-        self.batch(statements).await?;
-        Ok(pending.len())
+        let filed_claimed: Vec<(String, i64)> = if let super::Inner::Postgres(pool) = &self.inner {
+            pg::fan_out(pool, &owed, now_ms, lease_ms, last).await?
+        } else {
+            const HEAD: &str = "INSERT INTO webhook_deliveries (message_id, endpoint_id, \
+                 tenant_id, state, attempts, first_at, next_at, claimed_at, updated_at)";
+            // A row already there (a replay reached the message before its fan-out) stays
+            // as it is, unless it is owed and unclaimed: then this claim takes it. Unlike
+            // PostgreSQL's, this statement cannot say which rows it filed: one a replay
+            // filed and a claim took between the two reads (both within milliseconds of the
+            // message) is sent once more, with its id, and the filing of that send matches
+            // no claim, so the row keeps its own state. At least once either way.
+            const TAIL: &str = "ON CONFLICT (message_id, endpoint_id) DO UPDATE SET \
+                 next_at = excluded.next_at, claimed_at = excluded.claimed_at, \
+                 updated_at = excluded.updated_at WHERE excluded.claimed_at IS NOT NULL \
+                 AND webhook_deliveries.state = 'pending' \
+                 AND webhook_deliveries.claimed_at IS NULL";
+            let mut statements = insert_statements(HEAD, TAIL, &owed, |o| {
+                let (next_at, claimed_at) = if o.claimed {
+                    (now_ms.saturating_add(lease_ms), Some(now_ms))
+                } else {
+                    (now_ms, None)
+                };
+                args![
+                    o.message_id,
+                    o.endpoint,
+                    o.tenant,
+                    "pending",
+                    0i32,
+                    now_ms,
+                    next_at,
+                    claimed_at,
+                    now_ms
+                ]
+            });
+            statements.push((
+                SqlStr::from_static(
+                    "UPDATE webhook_outbox SET fanned = TRUE WHERE fanned = FALSE AND seq <= $1",
+                ),
+                args![last],
+            ));
+            self.batch(statements).await?;
+            owed.iter()
+                .filter(|o| o.claimed)
+                .map(|o| (o.message_id.to_owned(), o.endpoint))
+                .collect()
+        };
+        let by_key: HashMap<(&str, i64), usize> = owed
+            .iter()
+            .map(|o| ((o.message_id, o.endpoint), o.message))
+            .collect();
+        let claimed = filed_claimed
+            .iter()
+            .filter_map(|(message_id, endpoint)| {
+                let m = &pending[*by_key.get(&(message_id.as_str(), *endpoint))?];
+                Some(DueDelivery {
+                    message_id: m.id.clone(),
+                    endpoint_id: *endpoint,
+                    tenant: m.tenant,
+                    event_type: m.event_type.clone(),
+                    occurred_at_ms: m.occurred_at_ms,
+                    data: m.data.clone(),
+                    attempts: 0,
+                    first_at_ms: now_ms,
+                    claimed_at_ms: now_ms,
+                })
+            })
+            .collect();
+        Ok(FannedOut {
+            messages: pending.len(),
+            claimed,
+            stopped,
+        })
     }
 
     /// Deliveries due by `now_ms` to enabled endpoints, oldest due first, at most `limit`;
@@ -811,7 +1015,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         // The filter is applied here, not in SQL: it is a JSON list, read the same way on
         // both backends; messages are read in pages so a month of events is never one list.
-        const PAGE: &str = "SELECT seq, id, tenant_id, event_type FROM webhook_outbox \
+        const PAGE: &str = "SELECT seq, id, event_type FROM webhook_outbox \
              WHERE tenant_id = $1 AND occurred_at >= $2 AND seq > $3 ORDER BY seq LIMIT $4";
         let mut after = 0i64;
         let mut total = 0u64;
@@ -1058,12 +1262,23 @@ mod pg {
          WHERE e.tenant_id = v.tenant_id AND e.id = v.id \
          AND (e.failing_since IS NULL) <> v.delivered";
 
-    const FAN_OUT: &str = "INSERT INTO webhook_deliveries \
-             (message_id, endpoint_id, tenant_id, state, attempts, first_at, next_at, updated_at) \
-         SELECT v.message_id, v.endpoint_id, v.tenant_id, 'pending', 0, $4, $4, $4 \
-         FROM UNNEST($1::text[], $2::bigint[], $3::text[]) \
-             AS v(message_id, endpoint_id, tenant_id) \
-         ON CONFLICT (message_id, endpoint_id) DO NOTHING";
+    /// The fan-out's rows, each due at once or already claimed (`$5`: claimed at `$4`, due
+    /// again at `$6`); returns the claimed ones it filed. A row a replay filed first stays as
+    /// it is, unless it is owed and unclaimed: then the claim takes it (as SQLite's does).
+    const FAN_OUT: &str = "WITH filed AS (INSERT INTO webhook_deliveries \
+             (message_id, endpoint_id, tenant_id, state, attempts, first_at, next_at, \
+             claimed_at, updated_at) \
+         SELECT v.message_id, v.endpoint_id, v.tenant_id, 'pending', 0, $4, \
+             CASE WHEN v.claimed THEN $6 ELSE $4 END, \
+             CASE WHEN v.claimed THEN $4::bigint END, $4 \
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $5::bool[]) \
+             AS v(message_id, endpoint_id, tenant_id, claimed) \
+         ON CONFLICT (message_id, endpoint_id) DO UPDATE SET next_at = EXCLUDED.next_at, \
+             claimed_at = EXCLUDED.claimed_at, updated_at = EXCLUDED.updated_at \
+             WHERE EXCLUDED.claimed_at IS NOT NULL AND webhook_deliveries.state = 'pending' \
+             AND webhook_deliveries.claimed_at IS NULL \
+         RETURNING message_id, endpoint_id, claimed_at) \
+         SELECT message_id, endpoint_id FROM filed WHERE claimed_at IS NOT NULL";
 
     const MARK_FANNED: &str =
         "UPDATE webhook_outbox SET fanned = TRUE WHERE fanned = FALSE AND seq <= $1";
@@ -1241,31 +1456,39 @@ mod pg {
     }
 
     /// Files the delivery rows of messages up to `last_seq` and marks them fanned, in one
-    /// transaction.
+    /// transaction. Returns the keys of the claimed rows it filed.
     pub(super) async fn fan_out(
         pool: &PgPool,
-        owed: &[(&str, i64, crate::model::TenantId)],
+        owed: &[super::Owed<'_>],
         now_ms: i64,
+        lease_ms: i64,
         last_seq: i64,
-    ) -> Result<(), StoreError> {
-        let messages: Vec<&str> = owed.iter().map(|(m, _, _)| *m).collect();
-        let endpoints: Vec<i64> = owed.iter().map(|(_, e, _)| *e).collect();
-        let tenants: Vec<String> = owed.iter().map(|(_, _, t)| uuid_text(t.0)).collect();
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let messages: Vec<&str> = owed.iter().map(|o| o.message_id).collect();
+        let endpoints: Vec<i64> = owed.iter().map(|o| o.endpoint).collect();
+        let tenants: Vec<String> = owed.iter().map(|o| uuid_text(o.tenant.0)).collect();
+        let claimed: Vec<bool> = owed.iter().map(|o| o.claimed).collect();
         let mut tx = pool.begin().await?;
+        let mut filed = Vec::new();
         if !owed.is_empty() {
-            sqlx::query(FAN_OUT)
+            let rows = sqlx::query(FAN_OUT)
                 .bind(messages)
                 .bind(endpoints)
                 .bind(tenants)
                 .bind(now_ms)
-                .execute(&mut *tx)
+                .bind(claimed)
+                .bind(now_ms.saturating_add(lease_ms))
+                .fetch_all(&mut *tx)
                 .await?;
+            for row in &rows {
+                filed.push((row.try_get("message_id")?, row.try_get("endpoint_id")?));
+            }
         }
         sqlx::query(MARK_FANNED)
             .bind(last_seq)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(filed)
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! ```text
 //!  wake (a record batch was filed), an attempt's end, the next due time or 1 s
-//!    ─► fan out new messages ─► claim due deliveries when half of MAX_IN_HAND is free
-//!       (lease; at most PER_ENDPOINT_IN_HAND per endpoint) ─► start them as slots free up,
+//!    ─► when half of MAX_IN_HAND is free, a claim beside the attempts: due deliveries
+//!       first (lease; at most PER_ENDPOINT_IN_HAND per endpoint), then new messages fanned
+//!       out with the room left, their first attempts filed claimed (the rest wait in the
+//!       outbox) ─► start them as slots free up,
 //!       CONCURRENCY at once and PER_ENDPOINT per endpoint, each a task
 //!    ─► file the ended ones together every FILE_EVERY (log, next try; a disabling attempt
 //!       is filed at once and announced as endpoint.disabled)
@@ -22,7 +24,7 @@
 //! Time is [`Clock`]: the wall clock plus an offset that tests move forward to play a receiver
 //! down for an hour in a second.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,8 +40,10 @@ use super::signing::{MessageId, Secret};
 use super::target::{self, Target};
 use crate::http::live::{LiveHub, LiveMessage};
 use crate::ids::{IdCodec, IdKind};
-use crate::store::outbox::{DeliveryState, DueDelivery, FinishedAttempt, OUTBOX_RETENTION_MS};
-use crate::store::{Store, WebhookAttemptRow, WebhookRow};
+use crate::store::outbox::{
+    DeliveryState, DueDelivery, FanOutClaim, FinishedAttempt, OUTBOX_RETENTION_MS,
+};
+use crate::store::{Store, StoreError, WebhookAttemptRow, WebhookRow};
 
 /// How long a claimed delivery is left to its attempt before it is due again: longer than
 /// the request timeout (15 s) with room for the answer to be filed.
@@ -181,7 +185,7 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
     let mut d = Dispatcher::new(parts.clone());
     let mut last_prune: Option<SystemTime> = None;
     loop {
-        let idle = d.top_up().await;
+        let idle = d.top_up();
         d.start_waiting();
         d.file();
         let now = parts.clock.now();
@@ -205,8 +209,10 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
         let woke = {
             let in_flight = &mut d.in_flight;
             let filing = &mut d.filing;
+            let claiming = &mut d.claiming;
             tokio::select! {
                 Some(ended) = in_flight.join_next(), if !in_flight.is_empty() => Woke::Ended(ended),
+                Some(claimed) = claiming.join_next(), if !claiming.is_empty() => Woke::Claimed(claimed),
                 () = async {
                     if let Some((_, task)) = filing.as_mut() {
                         let _ = task.await;
@@ -218,6 +224,7 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
         };
         match woke {
             Woke::Ended(ended) => d.ended(ended),
+            Woke::Claimed(claimed) => d.claimed(claimed).await,
             Woke::Filed => d.filing = None,
             Woke::Records => d.more_due = true,
             Woke::Timer => {}
@@ -228,6 +235,7 @@ async fn run(parts: WorkerParts, wake: Arc<Notify>) {
 /// What ended the worker's wait.
 enum Woke {
     Ended(Result<(i64, Option<FinishedAttempt>), tokio::task::JoinError>),
+    Claimed(Result<Result<Claimed, StoreError>, tokio::task::JoinError>),
     Filed,
     Records,
     Timer,
@@ -259,6 +267,8 @@ struct Dispatcher {
     /// A claim that came back short is not repeated before this (unless woken or an endpoint
     /// that was full has room again).
     next_claim_at: Instant,
+    /// The claim under way, beside the attempts (at most one; dropped with the worker).
+    claiming: JoinSet<Result<Claimed, StoreError>>,
 }
 
 impl Dispatcher {
@@ -276,13 +286,19 @@ impl Dispatcher {
             filing: None,
             more_due: true,
             next_claim_at: Instant::now(),
+            claiming: JoinSet::new(),
         }
     }
 
-    /// Fans out new messages and claims due deliveries when half the hands are free (a
-    /// claim is a commit: few large ones, not one per attempt). Returns how long the worker
-    /// may sleep if nothing else happens.
-    async fn top_up(&mut self) -> Duration {
+    /// Starts a claim (fan-out of new messages, then due deliveries) when half the hands
+    /// are free and something may be due; it runs as a task of its own, so attempts start
+    /// and end while the store works (a claim is a few commits: few large ones, not one per
+    /// attempt). Returns how long the worker may sleep if nothing else happens.
+    fn top_up(&mut self) -> Duration {
+        if !self.claiming.is_empty() {
+            // Its end wakes the worker.
+            return IDLE_POLL;
+        }
         // Ended attempts not yet filed count: their filing holds them, and a slow disk must
         // slow the claims, not grow the list.
         let in_hand: usize = self.waiting.len()
@@ -295,48 +311,45 @@ impl Dispatcher {
         if !self.more_due && Instant::now() < self.next_claim_at {
             return self.next_claim_at.saturating_duration_since(Instant::now());
         }
-        match self.claim(MAX_IN_HAND - in_hand).await {
-            Ok(idle) => idle,
-            Err(e) => {
-                warn!(error = %e, "webhook delivery: the store did not answer; trying again");
-                self.more_due = false;
-                self.next_claim_at = Instant::now() + IDLE_POLL;
-                IDLE_POLL
-            }
-        }
+        // Records filed from here on (a wake) are for the next claim.
+        self.more_due = false;
+        let pass = ClaimPass {
+            held: self.held.clone(),
+            room: MAX_IN_HAND - in_hand,
+        };
+        self.claiming.spawn(claim(self.parts.clone(), pass));
+        IDLE_POLL
     }
 
-    async fn claim(&mut self, room: usize) -> Result<Duration, crate::store::StoreError> {
-        let parts = self.parts.clone();
-        let store = &parts.store;
-        let now = parts.clock.now_ms();
-        loop {
-            let fanned = store.fan_out_outbox(now).await?;
-            if (fanned as i64) < crate::store::outbox::FAN_OUT_BATCH {
-                break;
+    /// A claim ended: what it took joins the waiting list, and what it saw sets the next one.
+    async fn claimed(
+        &mut self,
+        claimed: Result<Result<Claimed, StoreError>, tokio::task::JoinError>,
+    ) {
+        let c = match claimed {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                warn!(error = %e, "webhook delivery: the store did not answer; trying again");
+                self.next_claim_at = Instant::now() + IDLE_POLL;
+                return;
             }
-        }
-        let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
-        let limit = i64::try_from(room).unwrap_or(i64::MAX);
-        let due = store
-            .claim_due_deliveries_within(now, lease, limit, &self.held, PER_ENDPOINT_IN_HAND)
-            .await?;
-        let full = due.len() as i64 >= limit;
-        let claimed = !due.is_empty();
-        for d in due {
-            *self.held.entry(d.endpoint_id).or_default() += 1;
-            self.waiting.push_back(d);
-        }
-        if claimed {
+            Err(e) => {
+                warn!(error = %e, "webhook delivery: the claim's task failed; trying again");
+                self.next_claim_at = Instant::now() + IDLE_POLL;
+                return;
+            }
+        };
+        let took = !c.due.is_empty();
+        self.take_in_hand(c.due);
+        if took {
             self.refresh_endpoints().await;
         }
-        if full {
+        if c.full {
             self.more_due = true;
-            return Ok(Duration::ZERO);
+            return;
         }
-        // Everything due now is in hand: the next look is when the next one falls due (a
+        // Everything due then is in hand: the next look is when the next one falls due (a
         // wake for new records comes sooner), or when an endpoint that was full has room.
-        self.more_due = false;
         // What is due now and was left is a full endpoint's: its room comes back with an
         // attempt's end (which sets `more_due`), so it is not polled for meanwhile.
         let floor = if self.held.values().any(|n| *n >= PER_ENDPOINT_IN_HAND) {
@@ -344,13 +357,20 @@ impl Dispatcher {
         } else {
             SHORT_CLAIM_PAUSE
         };
-        let wait = match store.next_delivery_due().await? {
-            Some(at) => Duration::from_millis(at.saturating_sub(now).max(0) as u64),
+        let wait = match c.next_due {
+            Some(at) => Duration::from_millis(at.saturating_sub(c.now_ms).max(0) as u64),
             None => IDLE_POLL,
         }
         .clamp(floor, IDLE_POLL);
         self.next_claim_at = Instant::now() + wait;
-        Ok(wait)
+    }
+
+    /// Claimed deliveries join the waiting list.
+    fn take_in_hand(&mut self, due: Vec<DueDelivery>) {
+        for d in due {
+            *self.held.entry(d.endpoint_id).or_default() += 1;
+            self.waiting.push_back(d);
+        }
     }
 
     /// Starts waiting deliveries while there are free slots, oldest first, passing over those
@@ -526,6 +546,80 @@ impl Dispatcher {
         });
         self.filing = Some((count, task));
     }
+}
+
+/// What a claim starts from: the worker's hands as they were.
+struct ClaimPass {
+    held: HashMap<i64, usize>,
+    /// Deliveries it may take in all.
+    room: usize,
+}
+
+/// What a claim took, and what it saw.
+struct Claimed {
+    due: Vec<DueDelivery>,
+    /// It took all it could: more may be due, or wait in the outbox.
+    full: bool,
+    /// When not full: the next pending delivery's due time.
+    next_due: Option<i64>,
+    now_ms: i64,
+}
+
+/// Claims what is due in the database first (retries, a full endpoint's backlog, what a
+/// restart released), oldest first; then fans out new messages with the room left, their
+/// first attempts filed claimed (one row write each, not two). An endpoint still full after
+/// the claim gets its new deliveries filed pending, behind its backlog; messages there is
+/// no room for stay in the outbox, in order, for the next pass.
+async fn claim(parts: Arc<WorkerParts>, pass: ClaimPass) -> Result<Claimed, StoreError> {
+    let store = &parts.store;
+    let now = parts.clock.now_ms();
+    let lease = i64::try_from(LEASE.as_millis()).unwrap_or(i64::MAX);
+    let mut held = pass.held;
+    let limit = i64::try_from(pass.room).unwrap_or(i64::MAX);
+    let mut due = store
+        .claim_due_deliveries_within(now, lease, limit, &held, PER_ENDPOINT_IN_HAND)
+        .await?;
+    let mut room = pass.room.saturating_sub(due.len());
+    let mut full = room == 0;
+    for d in &due {
+        *held.entry(d.endpoint_id).or_default() += 1;
+    }
+    // An endpoint the claim left full may have more due: its new deliveries queue behind.
+    let behind: HashSet<i64> = held
+        .iter()
+        .filter(|(_, n)| **n >= PER_ENDPOINT_IN_HAND)
+        .map(|(e, _)| *e)
+        .collect();
+    while !full {
+        let take = FanOutClaim {
+            lease_ms: lease,
+            held: &held,
+            per_endpoint: PER_ENDPOINT_IN_HAND,
+            behind: &behind,
+            limit: room,
+        };
+        let fanned = store.fan_out_claiming(now, Some(take)).await?;
+        room = room.saturating_sub(fanned.claimed.len());
+        for d in &fanned.claimed {
+            *held.entry(d.endpoint_id).or_default() += 1;
+        }
+        due.extend(fanned.claimed);
+        full = fanned.stopped || room == 0;
+        if (fanned.messages as i64) < crate::store::outbox::FAN_OUT_BATCH {
+            break;
+        }
+    }
+    let next_due = if full {
+        None
+    } else {
+        store.next_delivery_due().await?
+    };
+    Ok(Claimed {
+        due,
+        full,
+        next_due,
+        now_ms: now,
+    })
 }
 
 /// The body receivers get: Standard Webhooks' `{type, timestamp, data}`, ids as the API
