@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::json;
 use store_common::each_backend;
 use switchyard_api::model::TenantId;
-use switchyard_api::store::outbox::{AgentStateRow, AnswerRow, DeliveryState, FanOutClaim};
+use switchyard_api::store::outbox::{
+    AgentStateRow, AnswerRow, DeliveryState, DueDelivery, FanOutClaim,
+};
 use switchyard_api::store::{
     AuditEntry, CallRow, OPEN_CALL, Store, StoredSecret, WebhookAttemptRow,
 };
@@ -49,6 +51,37 @@ async fn endpoint(store: &Store, t: TenantId, events: &[&str]) -> i64 {
         .await
         .unwrap()
         .id
+}
+
+/// The log row of an attempt at `d`, answered `status` at `at_ms`.
+fn attempt_at(d: &DueDelivery, at_ms: i64, status: i32) -> WebhookAttemptRow {
+    WebhookAttemptRow {
+        id: Uuid::new_v4(),
+        tenant: d.tenant,
+        endpoint_id: d.endpoint_id,
+        message_id: d.message_id.clone(),
+        event_type: d.event_type.clone(),
+        attempt: d.attempts + 1,
+        at_ms,
+        status: Some(status),
+        latency_ms: 5,
+        response: None,
+        error: None,
+        delivered: (200..300).contains(&status),
+    }
+}
+
+/// Files `d` delivered at `at_ms`, against its claim; whether that disabled the endpoint.
+async fn file_delivered(store: &Store, d: &DueDelivery, at_ms: i64) -> bool {
+    store
+        .finish_delivery(
+            &attempt_at(d, at_ms, 200),
+            d.claimed_at_ms,
+            DeliveryState::Delivered,
+            None,
+        )
+        .await
+        .unwrap()
 }
 
 fn open_call(t: TenantId, id: Uuid) -> CallRow {
@@ -288,29 +321,7 @@ async fn a_fan_out_claims_first_attempts_within_each_endpoints_room_and_files_th
         }));
         // A claimed first attempt files against its claim like any other.
         let first = &claimed[0];
-        let attempt = WebhookAttemptRow {
-            id: Uuid::new_v4(),
-            tenant: t,
-            endpoint_id: first.endpoint_id,
-            message_id: first.message_id.clone(),
-            event_type: first.event_type.clone(),
-            attempt: 1,
-            at_ms: now + 10,
-            status: Some(204),
-            latency_ms: 3,
-            response: None,
-            error: None,
-            delivered: true,
-        };
-        store
-            .finish_delivery(
-                &attempt,
-                first.claimed_at_ms,
-                DeliveryState::Delivered,
-                None,
-            )
-            .await
-            .unwrap();
+        file_delivered(&store, first, now + 10).await;
         // The lease runs out for everything else in hand (a kill): all of it is owed again.
         let again = store
             .claim_due_deliveries(now + 60_000, 60_000, 100)
@@ -373,31 +384,7 @@ async fn an_attempt_cut_off_by_a_kill_is_owed_again_at_the_next_start_with_its_i
         assert_eq!(again[0].attempts, 0, "the cut-off attempt never finished");
 
         // Delivered, then replayed since before it: owed again, same id.
-        let attempt = WebhookAttemptRow {
-            id: Uuid::new_v4(),
-            tenant: t,
-            endpoint_id: e,
-            message_id: again[0].message_id.clone(),
-            event_type: again[0].event_type.clone(),
-            attempt: 1,
-            at_ms: now + 1_100,
-            status: Some(200),
-            latency_ms: 5,
-            response: Some("ok".into()),
-            error: None,
-            delivered: true,
-        };
-        assert!(
-            !store
-                .finish_delivery(
-                    &attempt,
-                    again[0].claimed_at_ms,
-                    DeliveryState::Delivered,
-                    None
-                )
-                .await
-                .unwrap()
-        );
+        assert!(!file_delivered(&store, &again[0], now + 1_100).await);
         assert_eq!(store.next_delivery_due().await.unwrap(), None);
         let n = store
             .replay_webhook_since(t, e, 0, &[], now + 2_000)
@@ -434,20 +421,7 @@ async fn a_410_disables_the_endpoint_once_and_leaves_its_messages_owed() {
         let now = 1_800_000_000_000;
         store.fan_out_outbox(now).await.unwrap();
         let due = store.claim_due_deliveries(now, 60_000, 10).await.unwrap();
-        let attempt = WebhookAttemptRow {
-            id: Uuid::new_v4(),
-            tenant: t,
-            endpoint_id: e,
-            message_id: due[0].message_id.clone(),
-            event_type: due[0].event_type.clone(),
-            attempt: 1,
-            at_ms: now,
-            status: Some(410),
-            latency_ms: 5,
-            response: None,
-            error: None,
-            delivered: false,
-        };
+        let attempt = attempt_at(&due[0], now, 410);
         let disabled = store
             .finish_delivery(
                 &attempt,
@@ -507,29 +481,7 @@ async fn a_replay_during_an_attempt_stands_when_the_attempt_ends() {
                 .unwrap(),
             1
         );
-        let attempt = WebhookAttemptRow {
-            id: Uuid::new_v4(),
-            tenant: t,
-            endpoint_id: e,
-            message_id: due[0].message_id.clone(),
-            event_type: due[0].event_type.clone(),
-            attempt: 1,
-            at_ms: now + 20,
-            status: Some(200),
-            latency_ms: 20,
-            response: None,
-            error: None,
-            delivered: true,
-        };
-        store
-            .finish_delivery(
-                &attempt,
-                due[0].claimed_at_ms,
-                DeliveryState::Delivered,
-                None,
-            )
-            .await
-            .unwrap();
+        file_delivered(&store, &due[0], now + 20).await;
         let again = store
             .claim_due_deliveries(now + 30, 60_000, 10)
             .await
