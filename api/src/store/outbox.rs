@@ -724,8 +724,10 @@ impl Store {
                 .map(|o| (o.message_id.to_owned(), o.endpoint))
                 .collect()
         };
+        // Only the claimed rows are looked up (most fan-outs under a backlog claim none).
         let by_key: HashMap<(&str, i64), usize> = owed
             .iter()
+            .filter(|o| o.claimed)
             .map(|o| ((o.message_id, o.endpoint), o.message))
             .collect();
         let claimed = filed_claimed
